@@ -1,0 +1,36 @@
+# A thin driver over the CMake presets; everything else is plain CMake.
+#   make demo   install what is missing, build release, run the demo
+#   make test   build and run every test: plain, ASan+UBSan, TSan
+#   make bench  build release and run every benchmark
+JOBS ?= $(shell nproc)
+
+.PHONY: deps demo test test-dev test-asan test-tsan bench format format-check clean
+
+deps:
+	@./scripts/install-deps.sh
+
+demo: deps
+	cmake --preset release
+	cmake --build --preset release -j $(JOBS)
+	./build/release/samples/sample_counter
+
+test: deps test-dev test-asan test-tsan
+
+test-dev test-asan test-tsan: test-%:
+	cmake --preset $*
+	cmake --build --preset $* -j $(JOBS)
+	ctest --preset $*
+
+bench: deps
+	cmake --preset release
+	cmake --build --preset release -j $(JOBS)
+	./bench/run.sh build/release
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build

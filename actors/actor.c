@@ -1,0 +1,669 @@
+/*
+ * Actor lifecycle and message dispatch.
+ *
+ * The run-right. At any moment at most one thread may run an actor: the one
+ * that holds its run-right. The right is represented by the user lane's
+ * idle bit being clear (mailbox/mpsc.c): whoever clears it (the push that
+ * finds the mailbox idle, or a control push that takes the idle bit) owns
+ * the right and hands it to the scheduler; the worker that runs the actor
+ * gives it back by marking the mailbox idle once both lanes are empty. A
+ * spawner holds the right of a new slot while `init` runs (free slots keep
+ * the bit clear), so a message sent during init waits rather than running
+ * the actor on another worker.
+ *
+ * Lanes. The runner drains control messages before each user message.
+ * Going idle is a two-step handshake with control pushers: the runner marks
+ * the user lane idle (seq_cst), then re-reads the control lane (seq_cst); a
+ * control pusher pushes (seq_cst), then reads the idle bit and, if set,
+ * clears it with a CAS and schedules. Whichever side comes second in the
+ * total order sees the other, so a control message is never stranded; when
+ * both see each other the CAS decides who keeps the right.
+ *
+ * Incarnations. `gen` is odd while an incarnation lives. Spawning publishes
+ * it (seq_cst, then reads the shutdown flag: see system.c); stopping adds
+ * one (release) before draining the lanes, so later sends fail with
+ * TR_ENOACTOR. A message pushed by a sender that read the old generation
+ * just before the stop stays in the slot: the next incarnation's runner, or
+ * shutdown, finds its generation stale and counts it as a dead letter.
+ */
+#include "actors/actor.h"
+
+#include "common/tr_alloc.h"
+#include "common/tr_assert.h"
+#include "common/tr_park.h"
+
+#include <troupe/error.h>
+
+#include <stdio.h>
+#include <string.h>
+
+static tr_wlocal *
+wlocal(const tr_ctx *ctx)
+{
+    return ctx->worker != NULL ? tr__worker_data(ctx->worker) : NULL;
+}
+
+/* Owner-only counter bump: relaxed load and store, no RMW. */
+static void
+bump(tr_atomic(uint64_t) * c, uint64_t n)
+{
+    tr_store_relaxed(c, tr_load_relaxed(c) + n);
+}
+
+void
+tr__actor_count_dead(tr_ctx *ctx, uint64_t to, uint32_t type,
+                     tr_dead_reason why)
+{
+    tr_system *sys = ctx->sys;
+    tr_wlocal *wl = wlocal(ctx);
+
+    if (wl != NULL) {
+        bump(&wl->dead, 1);
+    } else {
+        tr_faa_relaxed(&sys->ext_dead, 1);
+    }
+    if (sys->cfg.on_dead_letter != NULL) {
+        sys->cfg.on_dead_letter(sys->cfg.on_dead_letter_arg, (tr_addr){to},
+                                type, why);
+    }
+}
+
+static void
+schedule(tr_system *sys, tr_actor *a)
+{
+    tr__sched_submit(sys->sched, &a->task);
+}
+
+void
+tr__actor_push_ctl(tr_system *sys, tr_actor *a, tr_envelope *env)
+{
+    tr__lifo_push(&a->ctl, &env->node);
+    if (tr__mpsc_take_idle(&a->mbox)) {
+        schedule(sys, a);
+    }
+}
+
+/* ---- sending ---- */
+
+/* Look up `to` for a send; NULL (and a dead letter) if it has stopped. */
+static tr_actor *
+resolve(tr_ctx *ctx, tr_addr to, uint32_t type)
+{
+    tr_actor *a = tr__table_slot(ctx->sys->table, to.id);
+
+    /* Acquire: pairs with spawn's publication of gen, after which the
+     * slot's behaviour and cap are set. */
+    if (a == NULL || tr_load_acq(&a->gen) != (uint32_t)(to.id >> 32) ||
+        !tr__gen_live((uint32_t)(to.id >> 32))) {
+        tr__actor_count_dead(ctx, to.id, type, TR_DEAD_NOACTOR);
+        return NULL;
+    }
+    return a;
+}
+
+/* Wait (plain threads only) until `a` may have room, or shutdown. */
+static int
+wait_for_room(tr_ctx *ctx, tr_actor *a, uint32_t gen, uint32_t seen)
+{
+    tr_system *sys = ctx->sys;
+
+    if (tr_load_acq(&sys->shutting_down)) {
+        return TR_ESHUTDOWN;
+    }
+    if (tr_load_acq(&a->gen) != gen) {
+        return TR_ENOACTOR;
+    }
+    /* A bounded wait: the wake protocol is exact, the bound only caps the
+     * cost of a bug there. */
+    tr__ec_wait_ms(&sys->room, seen, 100);
+    return TR_OK;
+}
+
+static int
+deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env, bool may_wait)
+{
+    tr_system *sys = ctx->sys;
+    tr_actor *a;
+    uint32_t gen = (uint32_t)(to.id >> 32);
+
+    if (ctx->actor == NULL && tr_load_acq(&sys->shutting_down)) {
+        return TR_ESHUTDOWN;
+    }
+    a = resolve(ctx, to, env->type);
+    if (a == NULL) {
+        return TR_ENOACTOR;
+    }
+    if (!tr__lane_admit(&a->sent, &a->taken, tr_load_relaxed(&a->cap))) {
+        if (!may_wait || ctx->worker != NULL) {
+            return TR_EFULL;
+        }
+        /* Announce, then re-check: pairs with the runner's seq_cst store
+         * of `taken` and read of room_waiters (take_user). */
+        tr_faa_seqcst(&sys->room_waiters, 1);
+        for (;;) {
+            uint32_t seen = tr__ec_value(&sys->room);
+            int rc;
+            if (tr__lane_admit(&a->sent, &a->taken, tr_load_relaxed(&a->cap))) {
+                break;
+            }
+            rc = wait_for_room(ctx, a, gen, seen);
+            if (rc != TR_OK) {
+                tr_fas_seqcst(&sys->room_waiters, 1);
+                return rc;
+            }
+        }
+        tr_fas_seqcst(&sys->room_waiters, 1);
+    }
+    env->gen = gen;
+    env->from = ctx->self;
+    if (tr__mpsc_push(&a->mbox, &env->node)) {
+        schedule(sys, a);
+    }
+    return TR_OK;
+}
+
+static int
+send_copy(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
+          bool may_wait)
+{
+    tr_envelope *env;
+    int rc;
+
+    if (ctx == NULL || (data == NULL && size != 0) || size > UINT32_MAX) {
+        return TR_EINVAL;
+    }
+    env = tr__env_create((uint32_t)size);
+    if (env == NULL) {
+        return TR_ENOMEM;
+    }
+    env->type = type;
+    if (size != 0) {
+        memcpy(tr__env_data(env), data, size);
+    }
+    rc = deliver(ctx, to, env, may_wait);
+    if (rc != TR_OK) {
+        tr__env_destroy(env);
+    }
+    return rc;
+}
+
+int
+tr_send(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size)
+{
+    return send_copy(ctx, to, type, data, size, true);
+}
+
+int
+tr_try_send(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
+            size_t size)
+{
+    return send_copy(ctx, to, type, data, size, false);
+}
+
+void *
+tr_buf_alloc(size_t size)
+{
+    tr_envelope *env;
+
+    if (size > UINT32_MAX) {
+        return NULL;
+    }
+    env = tr__env_create((uint32_t)size);
+    return env == NULL ? NULL : tr__env_data(env);
+}
+
+void
+tr_buf_free(void *buf)
+{
+    if (buf != NULL) {
+        tr__env_destroy(tr__env_of_data(buf));
+    }
+}
+
+int
+tr_send_buf(tr_ctx *ctx, tr_addr to, uint32_t type, void *buf)
+{
+    tr_envelope *env;
+
+    if (ctx == NULL || buf == NULL) {
+        return TR_EINVAL;
+    }
+    env = tr__env_of_data(buf);
+    env->type = type;
+    env->kind = 0;
+    return deliver(ctx, to, env, false);
+}
+
+/* ---- running ---- */
+
+static tr_handle_fn
+pick_handler(const tr_actor *a, uint32_t type)
+{
+    const tr_dispatch *d = a->table != NULL ? a->table : a->behaviour->dispatch;
+
+    if (d == NULL) {
+        return a->behaviour->handle;
+    }
+    for (size_t i = 0; i < d->len; i++) {
+        if (d->handlers[i].type == type) {
+            return d->handlers[i].fn;
+        }
+    }
+    return d->otherwise;
+}
+
+static void
+log_failure(void *arg, tr_addr who, const char *behaviour, const tr_exit *exit)
+{
+    (void)arg;
+    fprintf(stderr, "troupe: actor %#llx (%s) failed: %s\n",
+            (unsigned long long)who.id, behaviour, exit->text);
+}
+
+static void
+destroy_ctl(tr_mnode *list)
+{
+    while (list != NULL) {
+        tr_mnode *next = tr_load_relaxed(&list->next);
+        tr__env_destroy(tr__env_of_node(list));
+        list = next;
+    }
+}
+
+/* Pop one user message, keeping `taken` current and waking blocked
+ * senders of a bounded mailbox. */
+static tr_envelope *
+take_user(tr_system *sys, tr_actor *a)
+{
+    tr_mnode *node = tr__mpsc_pop(&a->mbox);
+    uint64_t taken;
+
+    if (node == NULL) {
+        return NULL;
+    }
+    taken = tr_load_relaxed(&a->taken) + 1;
+    if (tr_load_relaxed(&a->cap) == 0) {
+        /* Release: only tr__lane_len readers look at it. */
+        tr_store_rel(&a->taken, taken);
+    } else {
+        /* seq_cst: pairs with blocked senders' announce-then-recheck. */
+        tr_store_seqcst(&a->taken, taken);
+        if (tr_load_seqcst(&sys->room_waiters) != 0) {
+            tr__ec_wake(&sys->room);
+        }
+    }
+    return tr__env_of_node(node);
+}
+
+void
+tr__actor_end(tr_ctx *ctx, const tr_exit *exit)
+{
+    tr_system *sys = ctx->sys;
+    tr_actor *a = ctx->actor;
+    const tr_behaviour *b = a->behaviour;
+    tr_wlocal *wl = wlocal(ctx);
+    tr_envelope *env;
+
+    if (b->stop != NULL) {
+        b->stop(ctx, a->state, exit);
+    }
+    /* Release: a sender that reads the new generation fails; anything it
+     * pushed before is drained below or waits for the next incarnation. */
+    tr_store_rel(&a->gen, ctx->gen + 1);
+
+    destroy_ctl(a->ctl_pending);
+    a->ctl_pending = NULL;
+    destroy_ctl(tr__lifo_take_fifo(&a->ctl));
+    while ((env = take_user(sys, a)) != NULL) {
+        tr__actor_count_dead(ctx, tr__addr_id(env->gen, a->index), env->type,
+                             TR_DEAD_STOPPED);
+        tr__env_destroy(env);
+    }
+
+    if (exit->kind == TR_EXIT_FAILED) {
+        tr_failure_fn hook =
+            sys->cfg.on_failure != NULL ? sys->cfg.on_failure : log_failure;
+        hook(sys->cfg.on_failure_arg, (tr_addr){ctx->self}, b->name, exit);
+    }
+    tr__free(a->state, b->state_size);
+    a->state = NULL;
+    a->behaviour = NULL;
+    a->table = NULL;
+    if (wl != NULL) {
+        bump(&wl->stopped, 1);
+        if (exit->kind == TR_EXIT_FAILED) {
+            bump(&wl->failed, 1);
+        }
+    } else {
+        tr_faa_relaxed(&sys->ext_stopped, 1);
+        if (exit->kind == TR_EXIT_FAILED) {
+            tr_faa_relaxed(&sys->ext_failed, 1);
+        }
+    }
+    tr__table_give(sys->table, wl, a);
+}
+
+/* After a callback: end the actor if it asked to stop or failed; true
+ * when it ended. */
+static bool
+ended(tr_ctx *ctx, int rc, uint32_t type)
+{
+    tr_exit exit;
+
+    if (rc == TR_OK && ctx->fail_code == 0 && !ctx->stop) {
+        return false;
+    }
+    if (ctx->fail_code != 0) {
+        exit = (tr_exit){TR_EXIT_FAILED, ctx->fail_code, ctx->fail_text};
+    } else if (rc != TR_OK) {
+        snprintf(ctx->fail_text, sizeof(ctx->fail_text),
+                 "handler for message type %u returned %d (%s)", type, rc,
+                 tr_errname(rc));
+        exit = (tr_exit){TR_EXIT_FAILED, rc, ctx->fail_text};
+    } else {
+        exit = (tr_exit){TR_EXIT_NORMAL, TR_OK, "normal"};
+    }
+    tr__actor_end(ctx, &exit);
+    return true;
+}
+
+/* Run one control message; true when the actor ended. */
+static bool
+run_ctl(tr_ctx *ctx, tr_envelope *env)
+{
+    bool stale = env->gen != ctx->gen;
+    uint32_t kind = env->kind;
+
+    tr__env_destroy(env);
+    if (stale) {
+        return false;
+    }
+    switch (kind) {
+    case TR_CTL_STOP: {
+        const tr_exit exit = {TR_EXIT_SHUTDOWN, TR_OK, "shutdown"};
+        tr__actor_end(ctx, &exit);
+        return true;
+    }
+    default:
+        TR_ASSERT(!"unknown control message");
+        return false;
+    }
+}
+
+/* Release the run-right; false when the actor must run again. */
+static bool
+go_idle(tr_actor *a)
+{
+    if (!tr__mpsc_mark_idle(&a->mbox)) {
+        return false;
+    }
+    if (tr__lifo_is_empty(&a->ctl)) {
+        return true;
+    }
+    /* A control message raced the mark: take the right back, unless its
+     * pusher already took it (then it scheduled the actor). */
+    return !tr__mpsc_take_idle(&a->mbox);
+}
+
+void
+tr__actor_run(void *arg, tr_worker *w, tr_task *task)
+{
+    tr_system *sys = arg;
+    tr_actor *a = tr_container_of(task, tr_actor, task);
+    tr_wlocal *wl = tr__worker_data(w);
+    uint32_t gen = tr_load_relaxed(&a->gen);
+    tr_ctx ctx = {
+        .sys = sys,
+        .actor = a,
+        .worker = w,
+        .self = tr__addr_id(gen, a->index),
+        .gen = gen,
+    };
+    uint64_t handled = 0;
+    unsigned n = 0;
+
+    for (;;) {
+        tr_envelope *env;
+
+        if (a->ctl_pending == NULL) {
+            a->ctl_pending = tr__lifo_take_fifo(&a->ctl);
+        }
+        if (a->ctl_pending != NULL) {
+            tr_mnode *node = a->ctl_pending;
+            a->ctl_pending = tr_load_relaxed(&node->next);
+            if (run_ctl(&ctx, tr__env_of_node(node))) {
+                goto out;
+            }
+            continue;
+        }
+        if (n == TR_BATCH) {
+            bump(&a->handled, handled);
+            bump(&wl->handled, handled);
+            tr__sched_requeue(w, &a->task);
+            return;
+        }
+        env = take_user(sys, a);
+        if (env == NULL) {
+            break;
+        }
+        n++;
+        if (tr_unlikely(env->gen != gen)) {
+            tr__actor_count_dead(&ctx, tr__addr_id(env->gen, a->index),
+                                 env->type, TR_DEAD_STOPPED);
+            tr__env_destroy(env);
+            continue;
+        }
+        tr_handle_fn fn = pick_handler(a, env->type);
+        if (tr_unlikely(fn == NULL)) {
+            tr__actor_count_dead(&ctx, ctx.self, env->type, TR_DEAD_UNHANDLED);
+            tr__env_destroy(env);
+            continue;
+        }
+        const tr_msg msg = {
+            .type = env->type,
+            .size = env->size,
+            .data = tr__env_data(env),
+            .from = {env->from},
+        };
+        int rc = fn(&ctx, a->state, &msg);
+        uint32_t type = env->type;
+        tr__env_destroy(env);
+        handled++;
+        if (tr_unlikely(rc != TR_OK || ctx.stop || ctx.fail_code != 0)) {
+            ended(&ctx, rc, type);
+            goto out;
+        }
+    }
+    bump(&a->handled, handled);
+    bump(&wl->handled, handled);
+    if (!go_idle(a)) {
+        tr__sched_requeue(w, &a->task);
+    }
+    return;
+out:
+    bump(&wl->handled, handled);
+}
+
+/* ---- spawning ---- */
+
+int
+tr_spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
+         const tr_spawn_opts *opts, tr_addr *out)
+{
+    tr_system *sys;
+    tr_wlocal *wl;
+    tr_actor *a;
+    uint32_t gen;
+    int rc;
+
+    if (ctx == NULL || behaviour == NULL ||
+        (behaviour->handle == NULL && behaviour->dispatch == NULL)) {
+        return TR_EINVAL;
+    }
+    sys = ctx->sys;
+    if (tr_load_acq(&sys->shutting_down)) {
+        return TR_ESHUTDOWN;
+    }
+    wl = wlocal(ctx);
+    a = tr__table_take(sys->table, wl);
+    if (a == NULL) {
+        return TR_ENOMEM;
+    }
+    a->state =
+        behaviour->state_size != 0 ? tr__calloc(behaviour->state_size) : NULL;
+    if (a->state == NULL && behaviour->state_size != 0) {
+        tr__table_give(sys->table, wl, a);
+        return TR_ENOMEM;
+    }
+    a->behaviour = behaviour;
+    a->table = NULL;
+    a->ctl_pending = NULL;
+    tr_store_relaxed(&a->cap, opts != NULL ? opts->mailbox_cap : 0);
+    gen = tr_load_relaxed(&a->gen) + 1;
+    /*
+     * seq_cst: publishes the incarnation (and the fields above) to senders,
+     * who acquire gen; and is ordered before our read of shutting_down
+     * below, against shutdown's seq_cst store of it and scan of gens.
+     */
+    tr_store_seqcst(&a->gen, gen);
+
+    tr_ctx child = {
+        .sys = sys,
+        .actor = a,
+        .worker = ctx->worker,
+        .self = tr__addr_id(gen, a->index),
+        .gen = gen,
+    };
+    if (wl != NULL) {
+        bump(&wl->spawned, 1);
+    } else {
+        tr_faa_relaxed(&sys->ext_spawned, 1);
+    }
+    /* When init does not run, or fails, stop does not run either (OTP). */
+    const tr_behaviour no_stop = {.name = behaviour->name,
+                                  .state_size = behaviour->state_size};
+    if (tr_load_seqcst(&sys->shutting_down)) {
+        const tr_exit exit = {TR_EXIT_SHUTDOWN, TR_OK, "shutdown"};
+        a->behaviour = &no_stop;
+        tr__actor_end(&child, &exit);
+        return TR_ESHUTDOWN;
+    }
+    if (behaviour->init != NULL) {
+        rc = behaviour->init(&child, a->state, arg);
+        if (rc != TR_OK) {
+            const tr_exit exit = {TR_EXIT_NORMAL, rc, "init failed"};
+            a->behaviour = &no_stop;
+            tr__actor_end(&child, &exit);
+            return rc;
+        }
+    }
+    if (out != NULL) {
+        *out = (tr_addr){child.self};
+    }
+    if (ended(&child, TR_OK, 0)) {
+        return TR_OK;
+    }
+    if (!go_idle(a)) {
+        schedule(sys, a);
+    }
+    return TR_OK;
+}
+
+/* ---- in-handler controls ---- */
+
+int
+tr_stop(tr_ctx *ctx)
+{
+    if (ctx == NULL) {
+        return TR_EINVAL;
+    }
+    if (ctx->actor == NULL) {
+        return TR_ESTATE;
+    }
+    ctx->stop = true;
+    return TR_OK;
+}
+
+int
+tr_actor_stop(tr_ctx *ctx, tr_addr to)
+{
+    tr_actor *a;
+    tr_envelope *env;
+
+    if (ctx == NULL) {
+        return TR_EINVAL;
+    }
+    a = resolve(ctx, to, 0);
+    if (a == NULL) {
+        return TR_ENOACTOR;
+    }
+    env = tr__env_create(0);
+    if (env == NULL) {
+        return TR_ENOMEM;
+    }
+    env->kind = TR_CTL_STOP;
+    env->gen = (uint32_t)(to.id >> 32);
+    env->from = ctx->self;
+    tr__actor_push_ctl(ctx->sys, a, env);
+    return TR_OK;
+}
+
+int
+tr_fail(tr_ctx *ctx, int code, const char *text)
+{
+    if (ctx == NULL || code == 0) {
+        return TR_EINVAL;
+    }
+    if (ctx->actor == NULL) {
+        return TR_ESTATE;
+    }
+    ctx->fail_code = code;
+    snprintf(ctx->fail_text, sizeof(ctx->fail_text), "%s",
+             text != NULL ? text : tr_strerror(code));
+    return TR_OK;
+}
+
+int
+tr_become(tr_ctx *ctx, const tr_dispatch *table)
+{
+    if (ctx == NULL) {
+        return TR_EINVAL;
+    }
+    if (ctx->actor == NULL) {
+        return TR_ESTATE;
+    }
+    ctx->actor->table = table;
+    return TR_OK;
+}
+
+tr_addr
+tr_self(const tr_ctx *ctx)
+{
+    return (tr_addr){ctx != NULL ? ctx->self : 0};
+}
+
+int
+tr_actor_stats_get(tr_system *sys, tr_addr who, tr_actor_stats *out)
+{
+    tr_actor *a;
+    uint32_t gen = (uint32_t)(who.id >> 32);
+    tr_actor_stats s;
+
+    if (sys == NULL || out == NULL) {
+        return TR_EINVAL;
+    }
+    a = tr__table_slot(sys->table, who.id);
+    if (a == NULL || !tr__gen_live(gen) || tr_load_acq(&a->gen) != gen) {
+        return TR_ENOACTOR;
+    }
+    s.messages_handled = tr_load_relaxed(&a->handled);
+    s.mailbox_len = tr__lane_len(&a->sent, &a->taken);
+    s.mailbox_cap = tr_load_relaxed(&a->cap);
+    /* Acquire: the counters read above belong to this incarnation only if
+     * it is still the one in the slot. */
+    if (tr_load_acq(&a->gen) != gen) {
+        return TR_ENOACTOR;
+    }
+    *out = s;
+    return TR_OK;
+}

@@ -1,0 +1,145 @@
+/*
+ * Private: the actor slot, the context, the system and the address table.
+ * See actor.c for the lifecycle and table.c for addresses.
+ */
+#ifndef TR_ACTORS_ACTOR_H
+#define TR_ACTORS_ACTOR_H
+
+#include <troupe/actor.h>
+#include <troupe/system.h>
+
+#include "common/tr_atomic.h"
+#include "common/tr_defs.h"
+#include "common/tr_park.h"
+#include "mailbox/envelope.h"
+#include "mailbox/mpsc.h"
+#include "scheduler/sched.h"
+
+#include <pthread.h>
+
+/* Messages one run of an actor handles before it yields its worker. */
+enum { TR_BATCH = 64 };
+
+/* Control-lane message kinds (tr_envelope.kind). */
+enum { TR_CTL_STOP = 1 };
+
+/*
+ * One actor slot: 128 bytes, two cache lines. Slots live in the table for
+ * the life of the system and are reused by later incarnations, so a stale
+ * address always reads valid memory; `gen` tells incarnations apart. Odd
+ * generations are live, even ones dead: spawning and stopping each add one.
+ */
+typedef struct tr_actor {
+    /* Line 0, written by senders (any thread). */
+    tr_mpsc mbox;              /* user lane; head's idle bit schedules */
+    tr_lifo ctl;               /* control lane, drained first */
+    tr_atomic(uint64_t) sent;  /* user messages admitted */
+    tr_atomic(uint32_t) gen;   /* current incarnation */
+    tr_atomic(uint32_t) cap;   /* user-lane bound; 0 is unbounded */
+    tr_atomic(uint64_t) taken; /* user messages popped (the runner) */
+    tr_task task;              /* run-queue or free-list link */
+
+    /* Line 1, written by whoever runs the actor. */
+    TR_CACHE_ALIGNED const tr_behaviour *behaviour;
+    const tr_dispatch *table; /* tr_become's table, or NULL */
+    void *state;
+    tr_mnode *ctl_pending; /* control messages taken, not yet run */
+    tr_atomic(uint64_t) handled;
+    uint32_t index; /* slot index in the table */
+} tr_actor;
+
+_Static_assert(sizeof(tr_actor) == 2 * TR_CACHE_LINE,
+               "an actor slot is two cache lines");
+_Static_assert(offsetof(tr_actor, behaviour) == TR_CACHE_LINE,
+               "runner fields start on their own line");
+
+/* Per-worker data of the actor layer (tr__worker_data). Counters are
+ * written by the owner only (relaxed) and summed by readers. */
+typedef struct tr_wlocal {
+    tr_actor *free; /* slots ready for reuse */
+    uint32_t nfree;
+    tr_atomic(uint64_t) spawned;
+    tr_atomic(uint64_t) stopped;
+    tr_atomic(uint64_t) failed;
+    tr_atomic(uint64_t) handled;
+    tr_atomic(uint64_t) dead;
+} tr_wlocal;
+
+enum { TR_CHUNK_BITS = 12, TR_CHUNK_LEN = 1 << TR_CHUNK_BITS };
+enum { TR_MAX_CHUNKS = 1 << 14 }; /* 64 M actors */
+
+typedef struct tr_table {
+    tr_atomic(tr_actor *) chunks[TR_MAX_CHUNKS];
+    /* Cold: refills of the per-worker free lists and table growth. */
+    pthread_mutex_t lock;
+    uint32_t next_index; /* slots ever handed out */
+    tr_actor *free;      /* shared free list */
+    uint32_t nfree;
+} tr_table;
+
+struct tr_ctx {
+    tr_system *sys;
+    tr_actor *actor;   /* NULL on a thread context */
+    tr_worker *worker; /* NULL off the workers */
+    uint64_t self;
+    uint32_t gen;
+    bool stop;     /* tr_stop was called */
+    int fail_code; /* tr_fail's code, or 0 */
+    char fail_text[128];
+};
+
+struct tr_system {
+    tr_sched *sched;
+    tr_table *table;
+    tr_ctx thread_ctx;
+    tr_system_config cfg;
+
+    /* Set once by shutdown; seq_cst pairs with spawn's publication. */
+    tr_atomic(bool) shutting_down;
+
+    /* Plain threads blocked in tr_send on a full bounded mailbox. */
+    TR_CACHE_ALIGNED tr_atomic(uint32_t) room_waiters;
+    struct ck_ec32 room;
+
+    /* Counters of work done off the workers (plain threads). */
+    TR_CACHE_ALIGNED tr_atomic(uint64_t) ext_spawned;
+    tr_atomic(uint64_t) ext_stopped;
+    tr_atomic(uint64_t) ext_failed;
+    tr_atomic(uint64_t) ext_dead;
+};
+
+static inline uint64_t
+tr__addr_id(uint32_t gen, uint32_t index)
+{
+    return ((uint64_t)gen << 32) | index;
+}
+
+static inline bool
+tr__gen_live(uint32_t gen)
+{
+    return (gen & 1u) != 0;
+}
+
+/* table.c */
+int tr__table_create(tr_table **out);
+void tr__table_destroy(tr_table *t);
+/* The slot `id` names, or NULL when it names no slot (any thread). */
+tr_actor *tr__table_slot(tr_table *t, uint64_t id);
+/* A free slot, from `wl`'s list when given, else the shared one. */
+tr_actor *tr__table_take(tr_table *t, tr_wlocal *wl);
+/* Give a dead slot back. */
+void tr__table_give(tr_table *t, tr_wlocal *wl, tr_actor *a);
+/* Slots ever handed out; every index below it has a slot. */
+uint32_t tr__table_len(tr_table *t);
+tr_actor *tr__table_at(tr_table *t, uint32_t index);
+
+/* actor.c */
+void tr__actor_run(void *sys, tr_worker *w, tr_task *task);
+void tr__actor_count_dead(tr_ctx *ctx, uint64_t to, uint32_t type,
+                          tr_dead_reason why);
+/* Stop a live actor whose run-right the caller holds. */
+void tr__actor_end(tr_ctx *ctx, const tr_exit *exit);
+/* Push a control message to `a` and schedule it if idle. */
+void tr__actor_push_ctl(tr_system *sys, tr_actor *a, tr_envelope *env);
+
+#endif /* TR_ACTORS_ACTOR_H */

@@ -1,0 +1,226 @@
+/*
+ * System start, shutdown and counters.
+ *
+ * Shutdown. From the moment the flag is set, plain threads can neither
+ * spawn nor send, and no actor can spawn. Spawn publishes its incarnation
+ * (seq_cst) and then reads the flag (seq_cst); shutdown sets the flag and
+ * then scans every slot's generation (seq_cst). Either the scan sees the new
+ * actor and asks it to stop, or the spawner sees the flag and undoes the
+ * spawn: no actor escapes. Actors stop on their workers (their `stop`
+ * callbacks may still message each other); the caller polls the table until
+ * no incarnation is live or the timeout passes. Then the workers are joined
+ * and whatever is left is stopped on the calling thread, every message still
+ * queued anywhere becomes a dead letter, and everything is freed.
+ */
+#include "actors/actor.h"
+
+#include "common/tr_alloc.h"
+#include "common/tr_park.h"
+
+#include <troupe/error.h>
+
+#include <time.h>
+
+int
+tr_system_start(const tr_system_config *cfg, tr_system **out)
+{
+    tr_system *sys;
+    int rc;
+
+    if (out == NULL) {
+        return TR_EINVAL;
+    }
+    sys = tr__calloc_aligned(sizeof(*sys));
+    if (sys == NULL) {
+        return TR_ENOMEM;
+    }
+    if (cfg != NULL) {
+        sys->cfg = *cfg;
+    }
+    tr_init_relaxed(&sys->shutting_down, false);
+    tr_init_relaxed(&sys->room_waiters, 0);
+    tr_init_relaxed(&sys->ext_spawned, 0);
+    tr_init_relaxed(&sys->ext_stopped, 0);
+    tr_init_relaxed(&sys->ext_failed, 0);
+    tr_init_relaxed(&sys->ext_dead, 0);
+    ck_ec32_init(&sys->room, 0);
+    sys->thread_ctx.sys = sys;
+
+    rc = tr__table_create(&sys->table);
+    if (rc != TR_OK) {
+        tr__free_aligned(sys, sizeof(*sys));
+        return rc;
+    }
+    rc = tr__sched_create(sys->cfg.workers, sizeof(tr_wlocal), tr__actor_run,
+                          sys, &sys->sched);
+    if (rc == TR_OK) {
+        rc = tr__sched_start(sys->sched);
+        if (rc != TR_OK) {
+            tr__sched_destroy(sys->sched);
+        }
+    }
+    if (rc != TR_OK) {
+        tr__table_destroy(sys->table);
+        tr__free_aligned(sys, sizeof(*sys));
+        return rc;
+    }
+    *out = sys;
+    return TR_OK;
+}
+
+tr_ctx *
+tr_system_ctx(tr_system *sys)
+{
+    return sys != NULL ? &sys->thread_ctx : NULL;
+}
+
+tr_system *
+tr_ctx_system(const tr_ctx *ctx)
+{
+    return ctx != NULL ? ctx->sys : NULL;
+}
+
+int
+tr_system_stats_get(tr_system *sys, tr_system_stats *out)
+{
+    tr_system_stats s = {0};
+    uint64_t stopped;
+    unsigned n;
+
+    if (sys == NULL || out == NULL) {
+        return TR_EINVAL;
+    }
+    n = tr__sched_workers(sys->sched);
+    s.workers = n;
+    s.spawned = tr_load_relaxed(&sys->ext_spawned);
+    stopped = tr_load_relaxed(&sys->ext_stopped);
+    s.failed = tr_load_relaxed(&sys->ext_failed);
+    s.dead_letters = tr_load_relaxed(&sys->ext_dead);
+    for (unsigned i = 0; i < n; i++) {
+        tr_wlocal *wl = tr__sched_worker_data(sys->sched, i);
+        s.spawned += tr_load_relaxed(&wl->spawned);
+        stopped += tr_load_relaxed(&wl->stopped);
+        s.failed += tr_load_relaxed(&wl->failed);
+        s.messages_handled += tr_load_relaxed(&wl->handled);
+        s.dead_letters += tr_load_relaxed(&wl->dead);
+    }
+    /* The sums are not one atomic snapshot: clamp a transient skew. */
+    s.live_actors = s.spawned > stopped ? s.spawned - stopped : 0;
+    *out = s;
+    return TR_OK;
+}
+
+/* Ask every live incarnation to stop; returns how many are live. */
+static uint32_t
+request_stops(tr_system *sys, bool send)
+{
+    uint32_t len = tr__table_len(sys->table);
+    uint32_t live = 0;
+
+    for (uint32_t i = 0; i < len; i++) {
+        tr_actor *a = tr__table_at(sys->table, i);
+        /* seq_cst: pairs with spawn's publication (see the top comment). */
+        uint32_t gen = tr_load_seqcst(&a->gen);
+        if (!tr__gen_live(gen)) {
+            continue;
+        }
+        live++;
+        if (send) {
+            int rc =
+                tr_actor_stop(&sys->thread_ctx, (tr_addr){tr__addr_id(gen, i)});
+            (void)rc; /* TR_ENOACTOR: it stopped meanwhile; TR_ENOMEM:
+                         the final pass below stops it */
+        }
+    }
+    return live;
+}
+
+static void
+sleep_ms(unsigned ms)
+{
+    struct timespec ts = {0, (long)ms * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* With the workers joined: stop what is left, drop what is queued. */
+static void
+final_pass(tr_system *sys)
+{
+    uint32_t len = tr__table_len(sys->table);
+
+    for (uint32_t i = 0; i < len; i++) {
+        tr_actor *a = tr__table_at(sys->table, i);
+        uint32_t gen = tr_load_relaxed(&a->gen);
+        tr_envelope *env;
+        tr_mnode *node;
+
+        /* Nobody runs anything now: take the run-right unconditionally. */
+        tr__mpsc_take_idle(&a->mbox);
+        if (tr__gen_live(gen)) {
+            tr_ctx ctx = {
+                .sys = sys,
+                .actor = a,
+                .self = tr__addr_id(gen, i),
+                .gen = gen,
+            };
+            const tr_exit exit = {TR_EXIT_SHUTDOWN, TR_OK, "shutdown"};
+            tr__actor_end(&ctx, &exit);
+        }
+        node = a->ctl_pending;
+        a->ctl_pending = NULL;
+        while (node != NULL) {
+            tr_mnode *next = tr_load_relaxed(&node->next);
+            tr__env_destroy(tr__env_of_node(node));
+            node = next;
+        }
+        node = tr__lifo_take_fifo(&a->ctl);
+        while (node != NULL) {
+            tr_mnode *next = tr_load_relaxed(&node->next);
+            tr__env_destroy(tr__env_of_node(node));
+            node = next;
+        }
+        while ((node = tr__mpsc_pop(&a->mbox)) != NULL) {
+            env = tr__env_of_node(node);
+            tr__actor_count_dead(&sys->thread_ctx, tr__addr_id(env->gen, i),
+                                 env->type, TR_DEAD_SHUTDOWN);
+            tr__env_destroy(env);
+        }
+    }
+}
+
+int
+tr_system_shutdown(tr_system *sys, unsigned timeout_ms)
+{
+    uint64_t deadline;
+    int rc = TR_OK;
+
+    if (sys == NULL) {
+        return TR_EINVAL;
+    }
+    if (tr__sched_current(sys->sched) != NULL) {
+        return TR_ESTATE;
+    }
+    /* seq_cst: see the top comment. */
+    tr_store_seqcst(&sys->shutting_down, true);
+    tr__ec_wake(&sys->room);
+
+    deadline = tr__now_ns() + (uint64_t)timeout_ms * 1000000u;
+    if (request_stops(sys, true) != 0) {
+        while (request_stops(sys, false) != 0) {
+            if (tr__now_ns() >= deadline) {
+                rc = TR_ETIMEDOUT;
+                break;
+            }
+            sleep_ms(1);
+        }
+    }
+    tr__sched_stop(sys->sched);
+    final_pass(sys);
+    if (sys->cfg.final_stats != NULL) {
+        tr_system_stats_get(sys, sys->cfg.final_stats);
+    }
+    tr__sched_destroy(sys->sched);
+    tr__table_destroy(sys->table);
+    tr__free_aligned(sys, sizeof(*sys));
+    return rc;
+}

@@ -1,0 +1,202 @@
+/*
+ * The address table: every actor slot the system ever made, in chunks of
+ * TR_CHUNK_LEN that are allocated on demand and freed only with the system.
+ *
+ * An address is (generation << 32 | index). Looking one up needs no lock
+ * and no reference count: the chunk pointer is published with release after
+ * its slots are initialised, and a slot's memory stays valid until the
+ * system is destroyed, so a stale address reads a live slot and fails the
+ * generation check (TR_ENOACTOR) instead of touching freed memory.
+ *
+ * Free slots sit on per-worker lists (no lock on the spawn/stop hot path),
+ * which refill from and spill to one shared list under a mutex in batches of
+ * TR_FREE_BATCH. A free slot keeps its mailbox busy (idle bit clear) so
+ * that a late push from a sender that raced the stop cannot schedule it;
+ * such a message waits in the slot until the next incarnation's runner
+ * drops it as a dead letter, or until shutdown.
+ */
+#include "actors/actor.h"
+
+#include "common/tr_alloc.h"
+#include "common/tr_assert.h"
+
+#include <troupe/error.h>
+
+enum { TR_FREE_BATCH = 64, TR_FREE_MAX = 4 * TR_FREE_BATCH };
+
+int
+tr__table_create(tr_table **out)
+{
+    tr_table *t = tr__calloc(sizeof(*t));
+
+    if (t == NULL) {
+        return TR_ENOMEM;
+    }
+    for (unsigned i = 0; i < TR_MAX_CHUNKS; i++) {
+        tr_init_relaxed(&t->chunks[i], NULL);
+    }
+    pthread_mutex_init(&t->lock, NULL);
+    *out = t;
+    return TR_OK;
+}
+
+void
+tr__table_destroy(tr_table *t)
+{
+    for (unsigned i = 0; i < TR_MAX_CHUNKS; i++) {
+        tr_actor *chunk = tr_load_relaxed(&t->chunks[i]);
+        if (chunk == NULL) {
+            break;
+        }
+        tr__free_aligned(chunk, sizeof(tr_actor) * TR_CHUNK_LEN);
+    }
+    pthread_mutex_destroy(&t->lock);
+    tr__free(t, sizeof(*t));
+}
+
+tr_actor *
+tr__table_slot(tr_table *t, uint64_t id)
+{
+    uint32_t index = (uint32_t)id;
+    uint32_t c = index >> TR_CHUNK_BITS;
+    tr_actor *chunk;
+
+    if (c >= TR_MAX_CHUNKS) {
+        return NULL;
+    }
+    /* Acquire: pairs with the release that published the chunk. */
+    chunk = tr_load_acq(&t->chunks[c]);
+    return chunk == NULL ? NULL : &chunk[index & (TR_CHUNK_LEN - 1)];
+}
+
+uint32_t
+tr__table_len(tr_table *t)
+{
+    pthread_mutex_lock(&t->lock);
+    uint32_t n = t->next_index;
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
+
+tr_actor *
+tr__table_at(tr_table *t, uint32_t index)
+{
+    return tr__table_slot(t, index);
+}
+
+static void
+init_slot(tr_actor *a, uint32_t index)
+{
+    tr__mpsc_init(&a->mbox, false);
+    tr_init_relaxed(&a->ctl.top, NULL);
+    tr_init_relaxed(&a->sent, 0);
+    tr_init_relaxed(&a->taken, 0);
+    tr_init_relaxed(&a->gen, 0);
+    tr_init_relaxed(&a->cap, 0);
+    tr_init_relaxed(&a->handled, 0);
+    a->index = index;
+}
+
+/* Under t->lock: a never-used slot, growing the table if needed. */
+static tr_actor *
+carve(tr_table *t)
+{
+    uint32_t index = t->next_index;
+    uint32_t c = index >> TR_CHUNK_BITS;
+    tr_actor *chunk;
+
+    if (c >= TR_MAX_CHUNKS) {
+        return NULL;
+    }
+    chunk = tr_load_relaxed(&t->chunks[c]);
+    if (chunk == NULL) {
+        chunk = tr__calloc_aligned(sizeof(tr_actor) * TR_CHUNK_LEN);
+        if (chunk == NULL) {
+            return NULL;
+        }
+        for (uint32_t i = 0; i < TR_CHUNK_LEN; i++) {
+            init_slot(&chunk[i], (c << TR_CHUNK_BITS) | i);
+        }
+        /* Release: lookups that acquire the chunk see initialised slots. */
+        tr_store_rel(&t->chunks[c], chunk);
+    }
+    t->next_index = index + 1;
+    return &chunk[index & (TR_CHUNK_LEN - 1)];
+}
+
+tr_actor *
+tr__table_take(tr_table *t, tr_wlocal *wl)
+{
+    tr_actor *a;
+
+    if (wl != NULL && wl->free != NULL) {
+        a = wl->free;
+        wl->free = (tr_actor *)(void *)a->task.next;
+        wl->nfree--;
+        return a;
+    }
+    pthread_mutex_lock(&t->lock);
+    if (wl == NULL) {
+        a = t->free;
+        if (a != NULL) {
+            t->free = (tr_actor *)(void *)a->task.next;
+            t->nfree--;
+        } else {
+            a = carve(t);
+        }
+        pthread_mutex_unlock(&t->lock);
+        return a;
+    }
+    /* Refill the worker's list with a batch, keeping one to return. */
+    for (unsigned i = 0; i < TR_FREE_BATCH; i++) {
+        tr_actor *s = t->free;
+        if (s != NULL) {
+            t->free = (tr_actor *)(void *)s->task.next;
+            t->nfree--;
+        } else {
+            s = carve(t);
+            if (s == NULL) {
+                break;
+            }
+        }
+        s->task.next = (tr_task *)(void *)wl->free;
+        wl->free = s;
+        wl->nfree++;
+    }
+    pthread_mutex_unlock(&t->lock);
+    a = wl->free;
+    if (a != NULL) {
+        wl->free = (tr_actor *)(void *)a->task.next;
+        wl->nfree--;
+    }
+    return a;
+}
+
+void
+tr__table_give(tr_table *t, tr_wlocal *wl, tr_actor *a)
+{
+    if (wl != NULL) {
+        a->task.next = (tr_task *)(void *)wl->free;
+        wl->free = a;
+        if (++wl->nfree < TR_FREE_MAX) {
+            return;
+        }
+        /* Spill a batch so one worker cannot hoard the free slots. */
+        pthread_mutex_lock(&t->lock);
+        for (unsigned i = 0; i < TR_FREE_BATCH; i++) {
+            tr_actor *s = wl->free;
+            wl->free = (tr_actor *)(void *)s->task.next;
+            wl->nfree--;
+            s->task.next = (tr_task *)(void *)t->free;
+            t->free = s;
+            t->nfree++;
+        }
+        pthread_mutex_unlock(&t->lock);
+        return;
+    }
+    pthread_mutex_lock(&t->lock);
+    a->task.next = (tr_task *)(void *)t->free;
+    t->free = a;
+    t->nfree++;
+    pthread_mutex_unlock(&t->lock);
+}

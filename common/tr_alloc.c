@@ -1,0 +1,110 @@
+/*
+ * The allocator switch (see tr_alloc.h). The failure hook is one relaxed
+ * counter checked on every allocation: a fault test sets it, production code
+ * never does, and a relaxed load of a line nobody writes costs nothing.
+ */
+#include "common/tr_alloc.h"
+
+#include "common/tr_atomic.h"
+#include "common/tr_defs.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef TROUPE_USE_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
+
+/* Allocations left before failing; negative means never fail. */
+static tr_atomic(long) fail_countdown = -1;
+
+static int
+should_fail(void)
+{
+    /* Relaxed: the hook is armed before the code under test starts. */
+    if (tr_likely(tr_load_relaxed(&fail_countdown) < 0)) {
+        return 0;
+    }
+    return tr_fas_relaxed(&fail_countdown, 1) <= 0;
+}
+
+void *
+tr__alloc(size_t size)
+{
+    if (should_fail()) {
+        return NULL;
+    }
+#ifdef TROUPE_USE_JEMALLOC
+    return mallocx(size == 0 ? 1 : size, 0);
+#else
+    return malloc(size == 0 ? 1 : size);
+#endif
+}
+
+void *
+tr__calloc(size_t size)
+{
+    if (should_fail()) {
+        return NULL;
+    }
+#ifdef TROUPE_USE_JEMALLOC
+    return mallocx(size == 0 ? 1 : size, MALLOCX_ZERO);
+#else
+    return calloc(1, size == 0 ? 1 : size);
+#endif
+}
+
+void
+tr__free(void *p, size_t size)
+{
+    if (p == NULL) {
+        return;
+    }
+#ifdef TROUPE_USE_JEMALLOC
+    sdallocx(p, size == 0 ? 1 : size, 0);
+#else
+    (void)size;
+    free(p);
+#endif
+}
+
+void *
+tr__calloc_aligned(size_t size)
+{
+    void *p;
+
+    if (should_fail()) {
+        return NULL;
+    }
+    size = (size + TR_CACHE_LINE - 1) & ~(size_t)(TR_CACHE_LINE - 1);
+#ifdef TROUPE_USE_JEMALLOC
+    p = mallocx(size, MALLOCX_ZERO | MALLOCX_ALIGN(TR_CACHE_LINE));
+#else
+    p = aligned_alloc(TR_CACHE_LINE, size);
+    if (p != NULL) {
+        memset(p, 0, size);
+    }
+#endif
+    return p;
+}
+
+void
+tr__free_aligned(void *p, size_t size)
+{
+    if (p == NULL) {
+        return;
+    }
+    size = (size + TR_CACHE_LINE - 1) & ~(size_t)(TR_CACHE_LINE - 1);
+#ifdef TROUPE_USE_JEMALLOC
+    sdallocx(p, size, MALLOCX_ALIGN(TR_CACHE_LINE));
+#else
+    (void)size;
+    free(p);
+#endif
+}
+
+void
+tr__alloc_fail_after(long n)
+{
+    tr_store_relaxed(&fail_countdown, n);
+}

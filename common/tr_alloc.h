@@ -1,0 +1,32 @@
+/*
+ * The allocator switch. With TROUPE_ALLOCATOR=jemalloc every runtime object
+ * comes from mallocx and returns through sdallocx with its size, so small
+ * fixed-size objects (messages, actor state) live in jemalloc's thread
+ * caches. With TROUPE_ALLOCATOR=system (sanitizer and valgrind builds) the
+ * same calls map to malloc/free. Pointers from here are never passed to
+ * free() and never mixed with the system allocator's.
+ */
+#ifndef TR_ALLOC_H
+#define TR_ALLOC_H
+
+#include <stddef.h>
+
+/* Returns NULL when out of memory. */
+void *tr__alloc(size_t size);
+/* Returns zeroed memory, or NULL when out of memory. */
+void *tr__calloc(size_t size);
+/* Frees `p`, which tr__alloc or tr__calloc returned for `size` bytes. */
+void tr__free(void *p, size_t size);
+
+/* Zeroed memory aligned to a cache line; NULL when out of memory. */
+void *tr__calloc_aligned(size_t size);
+/* Frees what tr__calloc_aligned returned for `size` bytes. */
+void tr__free_aligned(void *p, size_t size);
+
+/*
+ * Test hook: after `n` more successful allocations every allocation fails;
+ * a negative `n` turns the hook off. Process-wide, for fault tests only.
+ */
+void tr__alloc_fail_after(long n);
+
+#endif /* TR_ALLOC_H */

@@ -1,0 +1,44 @@
+/*
+ * Parking threads on ck_ec event counts. ck_ec needs the platform's wait,
+ * wake and clock; this file supplies them (Linux futexes, CLOCK_MONOTONIC)
+ * and one helper that waits with a relative timeout in milliseconds.
+ *
+ * Protocol, as everywhere in troupe: read the count, publish "I am about to
+ * sleep" where the waker will look, re-check the condition, then wait on the
+ * value read first. A waker changes the condition, then increments the
+ * count; the wait returns at once if the count moved since the read.
+ */
+#ifndef TR_PARK_H
+#define TR_PARK_H
+
+#include <stdint.h>
+#include <time.h> /* ck_ec.h uses struct timespec */
+
+#include <ck_ec.h>
+
+extern const struct ck_ec_mode tr__ec_mode;
+
+/* Current value of `ec` (acquire). */
+static inline uint32_t
+tr__ec_value(const struct ck_ec32 *ec)
+{
+    return ck_ec32_value(ec);
+}
+
+/* Wake every thread waiting on `ec` (release). */
+static inline void
+tr__ec_wake(struct ck_ec32 *ec)
+{
+    ck_ec32_inc(ec, &tr__ec_mode);
+}
+
+/*
+ * Wait until `ec` differs from `seen`, for at most `timeout_ms` (negative:
+ * forever). Returns 0 when the count changed, -1 on timeout.
+ */
+int tr__ec_wait_ms(struct ck_ec32 *ec, uint32_t seen, long timeout_ms);
+
+/* Monotonic time in nanoseconds. */
+uint64_t tr__now_ns(void);
+
+#endif /* TR_PARK_H */

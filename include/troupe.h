@@ -1,0 +1,12 @@
+/* troupe: an actor runtime for C. The one header users include. */
+#ifndef TROUPE_H
+#define TROUPE_H
+
+#include <troupe/actor.h>
+#include <troupe/common.h>
+#include <troupe/error.h>
+#include <troupe/mailbox.h>
+#include <troupe/system.h>
+#include <troupe/version.h>
+
+#endif /* TROUPE_H */

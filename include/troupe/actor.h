@@ -1,0 +1,228 @@
+/*
+ * Actors: behaviours, spawning, sending, stopping and failing.
+ *
+ * An actor owns its state, receives messages through its mailbox and runs
+ * one message at a time on some worker; the same actor's callbacks never
+ * run concurrently, though it may move between workers between messages.
+ */
+#ifndef TROUPE_ACTOR_H
+#define TROUPE_ACTOR_H
+
+#include <troupe/common.h>
+#include <troupe/system.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A message as a handler sees it; borrowed until the handler returns. */
+typedef struct tr_msg {
+    uint32_t type;    /* the sender's message type */
+    uint32_t size;    /* payload bytes */
+    const void *data; /* payload; suitably aligned for any scalar type */
+    tr_addr from;     /* the sending actor; TR_ADDR_NONE from a thread */
+} tr_msg;
+
+/**
+ * Runs when the actor starts, before any message. `arg` is the start
+ * argument given to tr_spawn, borrowed for the call. Return TR_OK to start;
+ * any other value makes tr_spawn fail with that value and the actor never
+ * runs.
+ */
+typedef int (*tr_init_fn)(tr_ctx *ctx, void *state, const void *arg);
+
+/**
+ * Handles one message. Return TR_OK to go on; any other value makes the
+ * actor fail with that code.
+ */
+typedef int (*tr_handle_fn)(tr_ctx *ctx, void *state, const tr_msg *msg);
+
+/** Runs once when the actor stops, for any reason; it cannot fail. */
+typedef void (*tr_stop_fn)(tr_ctx *ctx, void *state, const tr_exit *exit);
+
+/** One row of a dispatch table. */
+typedef struct tr_handler {
+    uint32_t type;
+    tr_handle_fn fn;
+} tr_handler;
+
+/**
+ * A table from message type to handler. A type with no row goes to
+ * `otherwise`; with no `otherwise` it is counted as a dead letter and the
+ * actor goes on.
+ */
+typedef struct tr_dispatch {
+    const tr_handler *handlers;
+    size_t len;
+    tr_handle_fn otherwise;
+} tr_dispatch;
+
+/**
+ * What an actor is. The runtime allocates `state_size` zeroed bytes with
+ * the actor and passes them to every callback. Give either `handle` (every
+ * message) or `dispatch` (by type); `init` and `stop` may be NULL. The
+ * behaviour is borrowed for the actor's whole life: keep it static.
+ */
+typedef struct tr_behaviour {
+    const char *name;
+    size_t state_size;
+    tr_init_fn init;
+    tr_handle_fn handle;
+    const tr_dispatch *dispatch;
+    tr_stop_fn stop;
+} tr_behaviour;
+
+/** Per-spawn options; zero for every field means its default. */
+typedef struct tr_spawn_opts {
+    /* Bound on queued user messages; 0 means unbounded. */
+    uint32_t mailbox_cap;
+} tr_spawn_opts;
+
+/** Counters of one actor, readable from any thread. */
+typedef struct tr_actor_stats {
+    uint64_t messages_handled; /* user messages given to a handler */
+    uint64_t mailbox_len;      /* user messages queued now */
+    uint32_t mailbox_cap;      /* 0 when unbounded */
+} tr_actor_stats;
+
+/**
+ * Create an actor, run its `init` on the calling thread, then let it
+ * receive. Messages sent to it while `init` runs wait in its mailbox.
+ *
+ * Ownership: borrows `behaviour` for the actor's life (keep it static),
+ *            `arg` for the `init` call, `opts` for the call (may be NULL).
+ * Context:   a handler or a plain thread.
+ * Returns:   TR_OK and `*out` (which may be NULL); TR_EINVAL for a NULL
+ *            context or behaviour, or a behaviour with neither `handle` nor
+ *            `dispatch`; TR_ENOMEM; TR_ESHUTDOWN once shutdown has begun;
+ *            or the non-zero value `init` returned.
+ */
+TR_API int tr_spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
+                    const tr_spawn_opts *opts, tr_addr *out);
+
+/**
+ * Send a copy of `size` bytes at `data` as a message of `type`.
+ *
+ * From a plain thread to a full bounded mailbox this waits until there is
+ * room; on a worker it never waits and returns TR_EFULL instead.
+ *
+ * Ownership: borrows `data` (copied into the message).
+ * Context:   a handler or a plain thread.
+ * Returns:   TR_OK; TR_EINVAL for a NULL context, NULL `data` with a
+ *            non-zero size, or a size over UINT32_MAX; TR_ENOACTOR if `to`
+ *            has stopped (a dead letter is counted); TR_EFULL (worker only);
+ *            TR_ENOMEM; TR_ESHUTDOWN (plain thread, once shutdown begun).
+ */
+TR_API TR_NODISCARD int tr_send(tr_ctx *ctx, tr_addr to, uint32_t type,
+                                const void *data, size_t size);
+
+/**
+ * Like tr_send, but never waits: a full bounded mailbox returns TR_EFULL
+ * from any context, and the caller still has its data.
+ *
+ * Ownership: borrows `data`.
+ * Context:   a handler or a plain thread.
+ * Returns:   as tr_send.
+ */
+TR_API TR_NODISCARD int tr_try_send(tr_ctx *ctx, tr_addr to, uint32_t type,
+                                    const void *data, size_t size);
+
+/**
+ * Allocate a payload buffer for tr_send_buf.
+ *
+ * Ownership: returns owned; hand it to tr_send_buf or free it with
+ *            tr_buf_free.
+ * Context:   any thread.
+ * Returns:   the buffer (aligned for any scalar type); NULL when out of
+ *            memory or when `size` exceeds UINT32_MAX.
+ */
+TR_API void *tr_buf_alloc(size_t size);
+
+/**
+ * Free a buffer from tr_buf_alloc that was not sent.
+ *
+ * Ownership: takes `buf` (NULL is ignored).
+ * Context:   any thread.
+ */
+TR_API void tr_buf_free(void *buf);
+
+/**
+ * Send `buf` without copying: the message is the buffer. Never waits.
+ *
+ * Ownership: takes `buf` on TR_OK only; on any error the caller still owns
+ *            it and may retry or tr_buf_free it.
+ * Context:   a handler or a plain thread.
+ * Returns:   TR_OK; TR_EINVAL for a NULL context or buffer; TR_ENOACTOR;
+ *            TR_EFULL; TR_ESHUTDOWN (plain thread, once shutdown begun).
+ */
+TR_API TR_NODISCARD int tr_send_buf(tr_ctx *ctx, tr_addr to, uint32_t type,
+                                    void *buf);
+
+/**
+ * Stop the calling actor normally once the current callback returns; its
+ * `stop` callback runs with TR_EXIT_NORMAL. Messages still queued are
+ * counted as dead letters.
+ *
+ * Context:   a handler or `init` (init then makes tr_spawn return TR_OK
+ *            with an actor that stops at once).
+ * Returns:   TR_OK; TR_EINVAL for NULL; TR_ESTATE on a thread context.
+ */
+TR_API int tr_stop(tr_ctx *ctx);
+
+/**
+ * Ask actor `to` to stop: a control message, delivered ahead of its queued
+ * user messages. Its `stop` callback runs with TR_EXIT_SHUTDOWN.
+ *
+ * Context:   a handler or a plain thread.
+ * Returns:   TR_OK; TR_EINVAL for NULL; TR_ENOACTOR if `to` has stopped;
+ *            TR_ENOMEM.
+ */
+TR_API int tr_actor_stop(tr_ctx *ctx, tr_addr to);
+
+/**
+ * Make the calling actor fail with `code` (negative, or any non-zero value
+ * of the user's) once the current callback returns. `text` is copied (up to
+ * 127 bytes) and reported with the failure.
+ *
+ * Ownership: borrows `text` (may be NULL).
+ * Context:   a handler.
+ * Returns:   TR_OK; TR_EINVAL for NULL or a zero code; TR_ESTATE on a
+ *            thread context.
+ */
+TR_API int tr_fail(tr_ctx *ctx, int code, const char *text);
+
+/**
+ * Replace the calling actor's dispatch table from its next message on;
+ * NULL goes back to the behaviour's own `handle` or `dispatch`.
+ *
+ * Ownership: borrows `table` for as long as it is installed (keep it
+ *            static).
+ * Context:   a handler or `init`.
+ * Returns:   TR_OK; TR_EINVAL for a NULL context; TR_ESTATE on a thread
+ *            context.
+ */
+TR_API int tr_become(tr_ctx *ctx, const tr_dispatch *table);
+
+/**
+ * The calling actor's own address.
+ *
+ * Context:   the thread that holds `ctx`.
+ * Returns:   the address; TR_ADDR_NONE on a thread context or NULL.
+ */
+TR_API tr_addr tr_self(const tr_ctx *ctx);
+
+/**
+ * Read one actor's counters.
+ *
+ * Ownership: writes `*out`.
+ * Context:   any thread.
+ * Returns:   TR_OK; TR_EINVAL for a NULL argument; TR_ENOACTOR if `who`
+ *            has stopped.
+ */
+TR_API int tr_actor_stats_get(tr_system *sys, tr_addr who, tr_actor_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TROUPE_ACTOR_H */

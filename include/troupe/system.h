@@ -1,0 +1,155 @@
+/*
+ * The actor system: a pool of worker threads that run actors, the table of
+ * actor addresses, and the hooks that report failures and dead letters.
+ * Everything troupe allocates hangs off one tr_system; a process may run
+ * several.
+ */
+#ifndef TROUPE_SYSTEM_H
+#define TROUPE_SYSTEM_H
+
+#include <troupe/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tr_system tr_system;
+
+/**
+ * A context: who is acting. A handler receives the context of its actor; a
+ * plain thread uses tr_system_ctx(). Calls that need an actor (tr_stop,
+ * tr_fail, tr_become) return TR_ESTATE on a thread context.
+ */
+typedef struct tr_ctx tr_ctx;
+
+/** Why an actor stopped. */
+typedef enum tr_exit_kind {
+    TR_EXIT_NORMAL = 0,   /* tr_stop, or init declined to start */
+    TR_EXIT_SHUTDOWN = 1, /* asked to stop: tr_actor_stop or system shutdown */
+    TR_EXIT_FAILED = 2    /* handler error return, tr_fail, or failed init */
+} tr_exit_kind;
+
+/** The exit reason given to `stop` callbacks and the failure hook. */
+typedef struct tr_exit {
+    tr_exit_kind kind;
+    int code;         /* the error code for TR_EXIT_FAILED, else TR_OK */
+    const char *text; /* human-readable reason; never NULL */
+} tr_exit;
+
+/**
+ * Called on the failing actor's worker when an actor that nobody supervises
+ * fails. It must not block. `behaviour` and `exit` are borrowed for the
+ * call.
+ */
+typedef void (*tr_failure_fn)(void *arg, tr_addr who, const char *behaviour,
+                              const tr_exit *exit);
+
+/** Why a message reached no handler. */
+typedef enum tr_dead_reason {
+    TR_DEAD_NOACTOR = 0,   /* sent to an address whose actor had stopped */
+    TR_DEAD_STOPPED = 1,   /* queued when its receiver stopped */
+    TR_DEAD_UNHANDLED = 2, /* no handler for its type */
+    TR_DEAD_SHUTDOWN = 3   /* still queued at system shutdown */
+} tr_dead_reason;
+
+/**
+ * Called for each dead letter, on whatever thread found it; it must not
+ * block and must not send. The message is borrowed for the call.
+ */
+typedef void (*tr_dead_letter_fn)(void *arg, tr_addr to, uint32_t type,
+                                  tr_dead_reason reason);
+
+typedef struct tr_system_stats tr_system_stats;
+
+/** System configuration; zero for every field means its default. */
+typedef struct tr_system_config {
+    /* Worker threads; 0 means one per online CPU. */
+    unsigned workers;
+    /* Unsupervised failures; NULL logs one line to stderr. */
+    tr_failure_fn on_failure;
+    void *on_failure_arg;
+    /* Dead letters; NULL only counts them. */
+    tr_dead_letter_fn on_dead_letter;
+    void *on_dead_letter_arg;
+    /* When non-NULL, tr_system_shutdown writes the final counters here. */
+    tr_system_stats *final_stats;
+} tr_system_config;
+
+#define TR_SYSTEM_CONFIG_INIT                                                  \
+    {                                                                          \
+        0                                                                      \
+    }
+
+/** Counters summed over the workers at the time of the call. */
+struct tr_system_stats {
+    unsigned workers;
+    uint64_t live_actors;      /* spawned and not yet stopped */
+    uint64_t spawned;          /* tr_spawn calls whose init succeeded */
+    uint64_t failed;           /* actors that ended with TR_EXIT_FAILED */
+    uint64_t messages_handled; /* user messages given to a handler */
+    uint64_t dead_letters;     /* messages that reached no handler */
+};
+
+/**
+ * Start a system: its workers begin parked and use no CPU until work
+ * arrives.
+ *
+ * Ownership: borrows `cfg` (may be NULL for defaults); returns owned `*out`,
+ *            released by tr_system_shutdown.
+ * Context:   any thread that is not one of another system's workers.
+ * Returns:   TR_OK; TR_EINVAL if `out` is NULL; TR_ENOMEM; TR_ESTATE if a
+ *            worker thread could not be created.
+ */
+TR_API int tr_system_start(const tr_system_config *cfg, tr_system **out);
+
+/**
+ * Stop every actor (each `stop` callback runs with TR_EXIT_SHUTDOWN), count
+ * what is still queued as dead letters, join the workers and free
+ * everything. New spawns and sends from plain threads fail with
+ * TR_ESHUTDOWN from the moment this is called.
+ *
+ * Actors get `timeout_ms` to stop on their workers; after that the workers
+ * finish the handler they are in, and the actors left are stopped on the
+ * calling thread. A handler that never returns cannot be stopped: C has no
+ * safe way to cancel it.
+ *
+ * Ownership: takes `sys` (it is freed, whatever the result).
+ * Context:   a plain thread, never a worker of `sys`.
+ * Returns:   TR_OK; TR_EINVAL if `sys` is NULL; TR_ESTATE if called from a
+ *            worker of `sys` (nothing is stopped); TR_ETIMEDOUT if actors
+ *            were still running at the deadline (they were stopped anyway).
+ */
+TR_API int tr_system_shutdown(tr_system *sys, unsigned timeout_ms);
+
+/**
+ * The context that plain (non-worker) threads use to spawn and send.
+ *
+ * Ownership: returns borrowed, valid until tr_system_shutdown.
+ * Context:   any thread.
+ * Returns:   the context; NULL if `sys` is NULL.
+ */
+TR_API tr_ctx *tr_system_ctx(tr_system *sys);
+
+/**
+ * The system a context belongs to.
+ *
+ * Ownership: returns borrowed, valid until tr_system_shutdown.
+ * Context:   the thread that holds `ctx`.
+ * Returns:   the system; NULL if `ctx` is NULL.
+ */
+TR_API tr_system *tr_ctx_system(const tr_ctx *ctx);
+
+/**
+ * Read the system's counters.
+ *
+ * Ownership: borrows `sys`; writes `*out`.
+ * Context:   any thread.
+ * Returns:   TR_OK; TR_EINVAL if an argument is NULL.
+ */
+TR_API int tr_system_stats_get(tr_system *sys, tr_system_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TROUPE_SYSTEM_H */

@@ -1,0 +1,208 @@
+/*
+ * The standalone mailbox: an mpsc channel between plain threads, on the same
+ * queue as actor mailboxes.
+ *
+ * The receiver holds the queue's consumer role while it runs. With nothing to
+ * take it reads the event count, then gives the role up (marks the queue
+ * idle) and sleeps on the value it read. The push that finds the queue idle
+ * takes the role back on the receiver's behalf and increments the count, so
+ * the sleep ends; a push that comes before the mark makes the mark fail and
+ * the receiver pops again. Close sets a flag and increments the count.
+ */
+#include <troupe/error.h>
+#include <troupe/mailbox.h>
+
+#include "common/tr_alloc.h"
+#include "common/tr_atomic.h"
+#include "common/tr_park.h"
+#include "mailbox/envelope.h"
+#include "mailbox/mpsc.h"
+
+#include <string.h>
+
+struct tr_mailbox {
+    /* Producers. */
+    tr_mpsc queue;
+    tr_atomic(uint64_t) sent;
+    tr_atomic(bool) closed;
+    struct ck_ec32 ready;
+    /* The receiver. */
+    tr_atomic(uint64_t) taken;
+    tr_atomic(bool) receiving;
+    tr_envelope *held; /* popped but too large for the caller's buffer */
+    uint32_t cap;
+};
+
+int
+tr_mailbox_create(uint32_t cap, tr_mailbox **out)
+{
+    tr_mailbox *mb;
+
+    if (out == NULL) {
+        return TR_EINVAL;
+    }
+    mb = tr__calloc(sizeof(*mb));
+    if (mb == NULL) {
+        return TR_ENOMEM;
+    }
+    tr__mpsc_init(&mb->queue, true);
+    tr_init_relaxed(&mb->sent, 0);
+    tr_init_relaxed(&mb->taken, 0);
+    tr_init_relaxed(&mb->closed, false);
+    tr_init_relaxed(&mb->receiving, false);
+    ck_ec32_init(&mb->ready, 0);
+    mb->cap = cap;
+    *out = mb;
+    return TR_OK;
+}
+
+int
+tr_mailbox_send(tr_mailbox *mb, const void *data, size_t size)
+{
+    tr_envelope *env;
+
+    if (mb == NULL || (data == NULL && size != 0) || size > UINT32_MAX) {
+        return TR_EINVAL;
+    }
+    /* Acquire: pairs with the release in close; a late send still lands
+     * before destroy, which the caller orders after its senders. */
+    if (tr_load_acq(&mb->closed)) {
+        return TR_ECLOSED;
+    }
+    env = tr__env_create((uint32_t)size);
+    if (env == NULL) {
+        return TR_ENOMEM;
+    }
+    if (!tr__lane_admit(&mb->sent, &mb->taken, mb->cap)) {
+        tr__env_destroy(env);
+        return TR_EFULL;
+    }
+    if (size != 0) {
+        memcpy(tr__env_data(env), data, size);
+    }
+    if (tr__mpsc_push(&mb->queue, &env->node)) {
+        tr__ec_wake(&mb->ready);
+    }
+    return TR_OK;
+}
+
+static int
+deliver(tr_mailbox *mb, tr_envelope *env, void *buf, size_t cap, size_t *len)
+{
+    *len = env->size;
+    if (env->size > cap) {
+        mb->held = env;
+        return TR_EINVAL;
+    }
+    if (env->size != 0) {
+        memcpy(buf, tr__env_data(env), env->size);
+    }
+    mb->held = NULL;
+    /* seq_cst pairs with the producers' seq_cst read in lane_admit. */
+    tr_store_seqcst(&mb->taken, tr_load_relaxed(&mb->taken) + 1);
+    tr__env_destroy(env);
+    return TR_OK;
+}
+
+static int
+receive(tr_mailbox *mb, void *buf, size_t cap, size_t *len, int timeout_ms)
+{
+    uint64_t deadline = 0;
+
+    if (mb->held != NULL) {
+        return deliver(mb, mb->held, buf, cap, len);
+    }
+    if (timeout_ms > 0) {
+        deadline = tr__now_ns() + (uint64_t)timeout_ms * 1000000u;
+    }
+    for (;;) {
+        uint32_t seen = tr__ec_value(&mb->ready);
+        tr_mnode *node = tr__mpsc_pop(&mb->queue);
+        long left;
+
+        if (node != NULL) {
+            return deliver(mb, tr__env_of_node(node), buf, cap, len);
+        }
+        if (!tr__mpsc_mark_idle(&mb->queue)) {
+            continue; /* a push is in flight: pop again */
+        }
+        if (tr_load_acq(&mb->closed)) {
+            /* A send that passed its closed check may still be pushing. */
+            if (tr__mpsc_take_idle(&mb->queue) &&
+                tr__lane_len(&mb->sent, &mb->taken) == 0) {
+                return TR_ECLOSED;
+            }
+            continue;
+        }
+        if (timeout_ms == 0) {
+            return TR_ETIMEDOUT;
+        }
+        left = -1;
+        if (timeout_ms > 0) {
+            uint64_t now = tr__now_ns();
+            if (now >= deadline) {
+                return TR_ETIMEDOUT;
+            }
+            left = (long)((deadline - now + 999999u) / 1000000u);
+        }
+        tr__ec_wait_ms(&mb->ready, seen, left);
+    }
+}
+
+int
+tr_mailbox_recv_wait(tr_mailbox *mb, void *buf, size_t cap, size_t *len,
+                     int timeout_ms)
+{
+    int rc;
+
+    if (mb == NULL || len == NULL || (buf == NULL && cap != 0)) {
+        return TR_EINVAL;
+    }
+    /* acq_rel: one receiver at a time; the exchange hands the consumer
+     * role's private fields (tail, held) from one receiver to the next. */
+    if (tr_xchg_acqrel(&mb->receiving, true)) {
+        return TR_ESTATE;
+    }
+    rc = receive(mb, buf, cap, len, timeout_ms);
+    tr_store_rel(&mb->receiving, false);
+    return rc;
+}
+
+void
+tr_mailbox_close(tr_mailbox *mb)
+{
+    if (mb == NULL) {
+        return;
+    }
+    /* Release: pairs with the acquire loads in send and receive. */
+    tr_store_rel(&mb->closed, true);
+    tr__ec_wake(&mb->ready);
+}
+
+size_t
+tr_mailbox_len(const tr_mailbox *mb)
+{
+    if (mb == NULL) {
+        return 0;
+    }
+    return (size_t)tr__lane_len((tr_atomic(uint64_t) *)&mb->sent,
+                                (tr_atomic(uint64_t) *)&mb->taken);
+}
+
+void
+tr_mailbox_destroy(tr_mailbox *mb)
+{
+    tr_mnode *node;
+
+    if (mb == NULL) {
+        return;
+    }
+    if (mb->held != NULL) {
+        tr__env_destroy(mb->held);
+    }
+    tr__mpsc_take_idle(&mb->queue);
+    while ((node = tr__mpsc_pop(&mb->queue)) != NULL) {
+        tr__env_destroy(tr__env_of_node(node));
+    }
+    tr__free(mb, sizeof(*mb));
+}

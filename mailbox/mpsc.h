@@ -1,0 +1,78 @@
+/*
+ * The intrusive MPSC queue under every mailbox, and the control-lane stack.
+ * See mpsc.c for the algorithm and its invariants.
+ */
+#ifndef TR_MAILBOX_MPSC_H
+#define TR_MAILBOX_MPSC_H
+
+#include "common/tr_atomic.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The link every queued object starts with. */
+typedef struct tr_mnode {
+    tr_atomic(struct tr_mnode *) next;
+} tr_mnode;
+
+/*
+ * head: written by producers (exchange) and by the consumer's idle marking;
+ * its low bit is the idle flag. tail and stub.next: the consumer, except
+ * that the producer whose exchange returned a node links that node's next.
+ */
+typedef struct tr_mpsc {
+    tr_atomic(uintptr_t) head;
+    tr_mnode *tail;
+    tr_mnode stub;
+} tr_mpsc;
+
+/* Initialise an empty queue, idle (a first push reports it) or busy. */
+void tr__mpsc_init(tr_mpsc *q, bool idle);
+
+/*
+ * Push `node`; any thread, wait-free. Returns true when the queue was idle:
+ * the caller then owns the consumer role (it schedules the owner).
+ */
+bool tr__mpsc_push(tr_mpsc *q, tr_mnode *node);
+
+/*
+ * Pop the oldest node; consumer only. NULL when empty, and also when a push
+ * is between its exchange and its link: the node is not lost, and
+ * tr__mpsc_mark_idle then refuses, so the consumer stays scheduled.
+ */
+tr_mnode *tr__mpsc_pop(tr_mpsc *q);
+
+/*
+ * After tr__mpsc_pop returned NULL: try to mark the queue idle. True when
+ * it is idle now (the next push reports it); false when a push has begun,
+ * and the consumer must keep the role and pop again.
+ */
+bool tr__mpsc_mark_idle(tr_mpsc *q);
+
+/*
+ * Clear the idle flag without pushing; any thread. True when this call
+ * cleared it, which hands the caller the consumer role.
+ */
+bool tr__mpsc_take_idle(tr_mpsc *q);
+
+/* True when the idle flag is set (a snapshot). */
+bool tr__mpsc_is_idle(tr_mpsc *q);
+
+/*
+ * The control lane: a stack of nodes pushed by any thread and taken whole
+ * by the consumer, which restores arrival order.
+ */
+typedef struct tr_lifo {
+    tr_atomic(tr_mnode *) top;
+} tr_lifo;
+
+/* Push `node`; any thread, lock-free. */
+void tr__lifo_push(tr_lifo *s, tr_mnode *node);
+
+/* Take every node, oldest first, linked by `next`; NULL when empty. */
+tr_mnode *tr__lifo_take_fifo(tr_lifo *s);
+
+/* True when nothing is pushed (a sequentially consistent snapshot). */
+bool tr__lifo_is_empty(tr_lifo *s);
+
+#endif /* TR_MAILBOX_MPSC_H */

@@ -1,0 +1,551 @@
+/*
+ * The worker pool.
+ *
+ * Each worker runs tasks from, in order: its LIFO slot (the task the running
+ * task just made runnable: ping-pong stays on one core with no queue
+ * traffic; capped at LIFO_CAP runs in a row so two tasks cannot starve the
+ * rest), its local run queue, the inject queue, and other workers' queues
+ * (stealing half). Every INJECT_EVERY tasks it looks at the inject queue
+ * first, so work from plain threads is never starved by local work.
+ *
+ * Parking. Wakeups cost more than messages, so a worker is woken only when
+ * work appears that nobody is looking for: when no worker is searching and
+ * some are parked (tokio's and Go's rule). A woken worker is "searching";
+ * at most half the pool searches at once; a searcher that finds work and was
+ * the last searcher wakes one more, so wakeups chain only while there is
+ * surplus work.
+ *
+ * Lost wakeups. A worker about to park publishes itself in the idle set
+ * (nidle, seq_cst), then re-checks every queue. A thread that makes work
+ * available publishes the work, then reads nidle and nsearching. For the
+ * inject queue both sides are sequentially consistent, so one of them sees
+ * the other: no task from a plain thread can be stranded while all workers
+ * sleep. For a worker's own queue the check is relaxed: a stale read can
+ * only cost parallelism, never liveness, because the owner itself is awake
+ * and will run the task.
+ *
+ * Each worker sleeps on its own ck_ec event count, so a wakeup wakes exactly
+ * one thread and an idle pool makes no system calls at all.
+ */
+#include "scheduler/sched.h"
+
+#include "common/tr_alloc.h"
+#include "common/tr_assert.h"
+#include "common/tr_atomic.h"
+#include "common/tr_defs.h"
+#include "common/tr_park.h"
+
+#include <troupe/error.h>
+
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+enum {
+    LIFO_CAP = 16,
+    INJECT_EVERY = 61,
+    INJECT_BATCH = 32,
+};
+
+struct tr_worker {
+    /* Owner only. */
+    tr_sched *sched;
+    tr_task *lifo;
+    unsigned lifo_runs;
+    unsigned tick;
+    unsigned index;
+    bool searching;
+    uint64_t rng;
+    void *data;
+    pthread_t thread;
+    /* Protected by sched->idle_lock. */
+    bool in_idle_set;
+    /* Stealers read it; the owner pushes and pops. */
+    tr_runq rq;
+    /* Wakers increment it; the owner sleeps on it. */
+    TR_CACHE_ALIGNED struct ck_ec32 wake;
+};
+
+struct tr_sched {
+    tr_run_fn run;
+    void *run_arg;
+    unsigned n;
+    size_t local_size;
+    tr_worker *workers;
+    bool started;
+
+    /* Wakeup state, written by parking workers and wakers. */
+    TR_CACHE_ALIGNED tr_atomic(unsigned) nsearching;
+    tr_atomic(unsigned) nidle;
+    tr_atomic(bool) stopping;
+
+    /* Cold: workers going to sleep and being woken. A mutex, because this
+     * runs only on the transitions to and from sleep. */
+    pthread_mutex_t idle_lock;
+    unsigned *idle_set;
+    unsigned idle_len;
+
+    /* The inject queue: tasks from plain threads and ring overflow. A
+     * mutex, because plain-thread sends are not the hot path. */
+    TR_CACHE_ALIGNED pthread_mutex_t inject_lock;
+    tr_task *inject_head;
+    tr_task *inject_tail;
+    tr_atomic(size_t) inject_len;
+};
+
+static _Thread_local tr_worker *current_worker;
+
+static unsigned
+online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+int
+tr__sched_create(unsigned n, size_t local_size, tr_run_fn run, void *arg,
+                 tr_sched **out)
+{
+    tr_sched *s;
+
+    if (n == 0) {
+        n = online_cpus();
+    }
+    s = tr__calloc_aligned(sizeof(*s));
+    if (s == NULL) {
+        return TR_ENOMEM;
+    }
+    s->workers = tr__calloc_aligned(sizeof(tr_worker) * n);
+    s->idle_set = tr__calloc(sizeof(unsigned) * n);
+    if (s->workers == NULL || s->idle_set == NULL) {
+        tr__free_aligned(s->workers, sizeof(tr_worker) * n);
+        tr__free(s->idle_set, sizeof(unsigned) * n);
+        tr__free_aligned(s, sizeof(*s));
+        return TR_ENOMEM;
+    }
+    s->run = run;
+    s->run_arg = arg;
+    s->n = n;
+    s->local_size = local_size;
+    tr_init_relaxed(&s->nsearching, 0);
+    tr_init_relaxed(&s->nidle, 0);
+    tr_init_relaxed(&s->stopping, false);
+    tr_init_relaxed(&s->inject_len, 0);
+    pthread_mutex_init(&s->idle_lock, NULL);
+    pthread_mutex_init(&s->inject_lock, NULL);
+    for (unsigned i = 0; i < n; i++) {
+        tr_worker *w = &s->workers[i];
+        w->sched = s;
+        w->index = i;
+        w->rng = 0x9e3779b97f4a7c15ull * (i + 1);
+        tr__runq_init(&w->rq);
+        ck_ec32_init(&w->wake, 0);
+        if (local_size != 0) {
+            w->data = tr__calloc(local_size);
+            if (w->data == NULL) {
+                tr__sched_destroy(s);
+                return TR_ENOMEM;
+            }
+        }
+    }
+    *out = s;
+    return TR_OK;
+}
+
+/* ---- inject queue ---- */
+
+static void
+inject_push(tr_sched *s, tr_task *first, tr_task *last, size_t count)
+{
+    pthread_mutex_lock(&s->inject_lock);
+    last->next = NULL;
+    if (s->inject_tail != NULL) {
+        s->inject_tail->next = first;
+    } else {
+        s->inject_head = first;
+    }
+    s->inject_tail = last;
+    /* seq_cst: pairs with the parking worker's seq_cst nidle increment and
+     * its re-check of this length (see the top comment). */
+    tr_store_seqcst(&s->inject_len, tr_load_relaxed(&s->inject_len) + count);
+    pthread_mutex_unlock(&s->inject_lock);
+}
+
+/* Take one task to run and move up to INJECT_BATCH more to `w`'s queue. */
+static tr_task *
+inject_pop(tr_sched *s, tr_worker *w)
+{
+    tr_task *t;
+    unsigned moved = 0;
+
+    uint32_t local;
+    uint32_t room;
+
+    if (tr_load_relaxed(&s->inject_len) == 0) {
+        return NULL;
+    }
+    /* A thief may hold up to half the ring, so filling below half can
+     * never overflow. */
+    local = tr__runq_len(&w->rq);
+    room = local < TR_RUNQ_CAP / 2 ? TR_RUNQ_CAP / 2 - local : 0;
+    pthread_mutex_lock(&s->inject_lock);
+    t = s->inject_head;
+    if (t != NULL) {
+        size_t len = tr_load_relaxed(&s->inject_len);
+        size_t share = len / s->n;
+        s->inject_head = t->next;
+        while (moved < share && moved < INJECT_BATCH && moved < room &&
+               s->inject_head != NULL) {
+            tr_task *extra = s->inject_head;
+            unsigned dummy;
+            s->inject_head = extra->next;
+            tr_task *overflow = tr__runq_push(&w->rq, extra, &dummy);
+            TR_ASSERT(overflow == NULL);
+            (void)overflow;
+            moved++;
+        }
+        if (s->inject_head == NULL) {
+            s->inject_tail = NULL;
+        }
+        tr_store_relaxed(&s->inject_len, len - 1 - moved);
+    }
+    pthread_mutex_unlock(&s->inject_lock);
+    return t;
+}
+
+/* ---- waking and parking ---- */
+
+static void
+wake_one(tr_sched *s)
+{
+    tr_worker *w = NULL;
+
+    pthread_mutex_lock(&s->idle_lock);
+    if (s->idle_len > 0) {
+        w = &s->workers[s->idle_set[--s->idle_len]];
+        w->in_idle_set = false;
+        tr_fas_seqcst(&s->nidle, 1);
+        /* The woken worker starts as a searcher; counting it here keeps
+         * others from waking a second one for the same work. */
+        tr_faa_seqcst(&s->nsearching, 1);
+    }
+    pthread_mutex_unlock(&s->idle_lock);
+    if (w != NULL) {
+        tr__ec_wake(&w->wake);
+    }
+}
+
+/* Work was published; wake a worker if nobody is looking for it. `strict`
+ * for work whose publisher is not a worker (see the top comment). */
+static void
+notify(tr_sched *s, bool strict)
+{
+    if (strict) {
+        if (tr_load_seqcst(&s->nsearching) == 0 &&
+            tr_load_seqcst(&s->nidle) != 0) {
+            wake_one(s);
+        }
+        return;
+    }
+    if (tr_load_relaxed(&s->nsearching) == 0 &&
+        tr_load_relaxed(&s->nidle) != 0) {
+        wake_one(s);
+    }
+}
+
+static bool
+try_become_searching(tr_worker *w)
+{
+    tr_sched *s = w->sched;
+
+    if (w->searching) {
+        return true;
+    }
+    /* At most half the pool searches: more only burns CPU on contention. */
+    if (2 * tr_load_relaxed(&s->nsearching) >= s->n) {
+        return false;
+    }
+    tr_faa_seqcst(&s->nsearching, 1);
+    w->searching = true;
+    return true;
+}
+
+/* A searcher found work: stop searching; the last one wakes another, since
+ * where there was one task there may be more. */
+static void
+found_work(tr_worker *w)
+{
+    if (!w->searching) {
+        return;
+    }
+    w->searching = false;
+    if (tr_fas_seqcst(&w->sched->nsearching, 1) == 1) {
+        notify(w->sched, true);
+    }
+}
+
+static bool
+any_work(tr_sched *s)
+{
+    if (tr_load_seqcst(&s->inject_len) != 0) {
+        return true;
+    }
+    for (unsigned i = 0; i < s->n; i++) {
+        if (tr__runq_len(&s->workers[i].rq) != 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Returns when the worker should look for work again. */
+static void
+park(tr_worker *w)
+{
+    tr_sched *s = w->sched;
+    uint32_t seen = tr__ec_value(&w->wake);
+
+    if (w->searching) {
+        w->searching = false;
+        tr_fas_seqcst(&s->nsearching, 1);
+    }
+    pthread_mutex_lock(&s->idle_lock);
+    s->idle_set[s->idle_len++] = w->index;
+    w->in_idle_set = true;
+    tr_faa_seqcst(&s->nidle, 1);
+    pthread_mutex_unlock(&s->idle_lock);
+
+    for (;;) {
+        if (tr_load_acq(&s->stopping) || any_work(s)) {
+            pthread_mutex_lock(&s->idle_lock);
+            if (w->in_idle_set) {
+                /* Leave the set ourselves. */
+                for (unsigned i = 0; i < s->idle_len; i++) {
+                    if (s->idle_set[i] == w->index) {
+                        s->idle_set[i] = s->idle_set[--s->idle_len];
+                        break;
+                    }
+                }
+                w->in_idle_set = false;
+                tr_fas_seqcst(&s->nidle, 1);
+                pthread_mutex_unlock(&s->idle_lock);
+                return;
+            }
+            pthread_mutex_unlock(&s->idle_lock);
+            /* A waker took us out and counted us as a searcher. */
+            w->searching = true;
+            return;
+        }
+        tr__ec_wait_ms(&w->wake, seen, -1);
+        seen = tr__ec_value(&w->wake);
+        pthread_mutex_lock(&s->idle_lock);
+        bool woken = !w->in_idle_set;
+        pthread_mutex_unlock(&s->idle_lock);
+        if (woken) {
+            w->searching = true;
+            return;
+        }
+    }
+}
+
+/* ---- finding work ---- */
+
+static uint32_t
+next_rand(tr_worker *w)
+{
+    /* xorshift64*: owner-only state. */
+    w->rng ^= w->rng >> 12;
+    w->rng ^= w->rng << 25;
+    w->rng ^= w->rng >> 27;
+    return (uint32_t)((w->rng * 0x2545f4914f6cdd1dull) >> 32);
+}
+
+static tr_task *
+next_local(tr_worker *w)
+{
+    tr_task *t;
+
+    if (++w->tick % INJECT_EVERY == 0) {
+        t = inject_pop(w->sched, w);
+        if (t != NULL) {
+            return t;
+        }
+    }
+    if (w->lifo != NULL) {
+        t = w->lifo;
+        w->lifo = NULL;
+        if (w->lifo_runs < LIFO_CAP) {
+            w->lifo_runs++;
+            return t;
+        }
+        tr__sched_requeue(w, t);
+    }
+    w->lifo_runs = 0;
+    return tr__runq_pop(&w->rq);
+}
+
+static tr_task *
+search(tr_worker *w)
+{
+    tr_sched *s = w->sched;
+    tr_task *t;
+
+    if (!try_become_searching(w)) {
+        return NULL;
+    }
+    t = inject_pop(s, w);
+    if (t != NULL) {
+        return t;
+    }
+    if (s->n > 1) {
+        unsigned start = next_rand(w) % s->n;
+        for (unsigned i = 0; i < s->n; i++) {
+            tr_worker *victim = &s->workers[(start + i) % s->n];
+            if (victim == w) {
+                continue;
+            }
+            t = tr__runq_steal(&victim->rq, &w->rq);
+            if (t != NULL) {
+                return t;
+            }
+        }
+    }
+    return inject_pop(s, w);
+}
+
+static void *
+worker_main(void *arg)
+{
+    tr_worker *w = arg;
+    tr_sched *s = w->sched;
+
+    current_worker = w;
+    while (!tr_load_acq(&s->stopping)) {
+        tr_task *t = next_local(w);
+        if (t == NULL) {
+            t = search(w);
+            if (t == NULL) {
+                park(w);
+                continue;
+            }
+        }
+        found_work(w);
+        s->run(s->run_arg, w, t);
+    }
+    current_worker = NULL;
+    return NULL;
+}
+
+/* ---- public (to troupe) API ---- */
+
+int
+tr__sched_start(tr_sched *s)
+{
+    for (unsigned i = 0; i < s->n; i++) {
+        if (pthread_create(&s->workers[i].thread, NULL, worker_main,
+                           &s->workers[i]) != 0) {
+            tr_store_rel(&s->stopping, true);
+            for (unsigned j = 0; j < i; j++) {
+                tr__ec_wake(&s->workers[j].wake);
+                pthread_join(s->workers[j].thread, NULL);
+            }
+            return TR_ESTATE;
+        }
+    }
+    s->started = true;
+    return TR_OK;
+}
+
+void
+tr__sched_requeue(tr_worker *w, tr_task *t)
+{
+    unsigned n = 0;
+    tr_task *overflow = tr__runq_push(&w->rq, t, &n);
+
+    if (overflow != NULL) {
+        tr_task *last = overflow;
+        while (last->next != NULL) {
+            last = last->next;
+        }
+        inject_push(w->sched, overflow, last, n);
+    }
+    notify(w->sched, overflow != NULL);
+}
+
+void
+tr__sched_submit(tr_sched *s, tr_task *t)
+{
+    tr_worker *w = current_worker;
+
+    if (w != NULL && w->sched == s) {
+        tr_task *prev = w->lifo;
+        w->lifo = t;
+        if (prev != NULL) {
+            tr__sched_requeue(w, prev);
+        }
+        return;
+    }
+    inject_push(s, t, t, 1);
+    notify(s, true);
+}
+
+void
+tr__sched_stop(tr_sched *s)
+{
+    if (!s->started) {
+        return;
+    }
+    /* Release: pairs with the workers' acquire loads of `stopping`. */
+    tr_store_rel(&s->stopping, true);
+    for (unsigned i = 0; i < s->n; i++) {
+        tr__ec_wake(&s->workers[i].wake);
+    }
+    for (unsigned i = 0; i < s->n; i++) {
+        pthread_join(s->workers[i].thread, NULL);
+    }
+    s->started = false;
+}
+
+void
+tr__sched_destroy(tr_sched *s)
+{
+    for (unsigned i = 0; i < s->n; i++) {
+        tr__free(s->workers[i].data, s->local_size);
+    }
+    pthread_mutex_destroy(&s->idle_lock);
+    pthread_mutex_destroy(&s->inject_lock);
+    tr__free(s->idle_set, sizeof(unsigned) * s->n);
+    tr__free_aligned(s->workers, sizeof(tr_worker) * s->n);
+    tr__free_aligned(s, sizeof(*s));
+}
+
+tr_worker *
+tr__sched_current(const tr_sched *s)
+{
+    tr_worker *w = current_worker;
+    return (w != NULL && w->sched == s) ? w : NULL;
+}
+
+unsigned
+tr__sched_workers(const tr_sched *s)
+{
+    return s->n;
+}
+
+void *
+tr__sched_worker_data(tr_sched *s, unsigned i)
+{
+    return s->workers[i].data;
+}
+
+void *
+tr__worker_data(tr_worker *w)
+{
+    return w->data;
+}
+
+unsigned
+tr__worker_index(const tr_worker *w)
+{
+    return w->index;
+}

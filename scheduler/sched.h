@@ -1,0 +1,57 @@
+/*
+ * The worker pool: N threads, a local run queue and a LIFO slot each, a
+ * shared inject queue, batch stealing, and parking on event counts. It runs
+ * tr_task objects and knows nothing of actors. See sched.c.
+ */
+#ifndef TR_SCHEDULER_SCHED_H
+#define TR_SCHEDULER_SCHED_H
+
+#include "scheduler/runq.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct tr_sched tr_sched;
+typedef struct tr_worker tr_worker;
+
+/* Runs task `t` on worker `w`; `arg` is the one given to create. */
+typedef void (*tr_run_fn)(void *arg, tr_worker *w, tr_task *t);
+
+/*
+ * Create a pool of `n` workers (0: one per online CPU), each with
+ * `local_size` zeroed bytes of caller data (tr__worker_data). Threads start
+ * with tr__sched_start.
+ */
+int tr__sched_create(unsigned n, size_t local_size, tr_run_fn run, void *arg,
+                     tr_sched **out);
+
+/* Start the threads; they park until work arrives. */
+int tr__sched_start(tr_sched *s);
+
+/*
+ * Make `t` runnable. On one of this pool's workers it goes to that worker
+ * (its LIFO slot: run next); from any other thread to the inject queue.
+ */
+void tr__sched_submit(tr_sched *s, tr_task *t);
+
+/* Worker `w` only: put `t` at the back of its own queue (fairness). */
+void tr__sched_requeue(tr_worker *w, tr_task *t);
+
+/* Stop and join the threads. Tasks still queued are not run. */
+void tr__sched_stop(tr_sched *s);
+
+/* Free the pool (after stop). */
+void tr__sched_destroy(tr_sched *s);
+
+/* The calling thread's worker if it belongs to `s`, else NULL. */
+tr_worker *tr__sched_current(const tr_sched *s);
+
+unsigned tr__sched_workers(const tr_sched *s);
+
+/* Worker `i`'s data, for reading from any thread (sums of counters). */
+void *tr__sched_worker_data(tr_sched *s, unsigned i);
+
+void *tr__worker_data(tr_worker *w);
+unsigned tr__worker_index(const tr_worker *w);
+
+#endif /* TR_SCHEDULER_SCHED_H */

@@ -1,0 +1,206 @@
+/*
+ * P producer threads x M messages into one consumer, on the raw queue (with
+ * the consumer going idle and being re-woken as an actor would be) and on
+ * the public mailbox. Every message arrives exactly once and each
+ * producer's messages arrive in order.
+ *
+ * Usage: mpsc_stress [producers] [messages per producer]
+ */
+#include "support/tr_test.h"
+
+#include "common/tr_park.h"
+#include "mailbox/mpsc.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+static long producers = 4;
+static long per_producer = 200000;
+
+typedef struct node {
+    tr_mnode link;
+    uint32_t producer;
+    uint32_t seq;
+} node;
+
+typedef struct raw_shared {
+    tr_mpsc q;
+    struct ck_ec32 wake; /* the consumer sleeps here while idle */
+    tr_atomic(long) wakeups;
+    node *nodes;
+} raw_shared;
+
+typedef struct producer_arg {
+    raw_shared *sh;
+    tr_mailbox *mb;
+    uint32_t id;
+} producer_arg;
+
+static void *
+raw_producer(void *p)
+{
+    producer_arg *a = p;
+    node *mine = &a->sh->nodes[(size_t)a->id * (size_t)per_producer];
+
+    for (long i = 0; i < per_producer; i++) {
+        mine[i].producer = a->id;
+        mine[i].seq = (uint32_t)i;
+        if (tr__mpsc_push(&a->sh->q, &mine[i].link)) {
+            /* We moved the queue from idle to busy: wake the consumer,
+             * as a send schedules an actor. */
+            tr_faa_relaxed(&a->sh->wakeups, 1);
+            tr__ec_wake(&a->sh->wake);
+        }
+    }
+    return NULL;
+}
+
+static void
+test_mpsc_stress_raw_queue_with_idle_handoff(void **state)
+{
+    raw_shared sh;
+    pthread_t *threads = calloc((size_t)producers, sizeof(pthread_t));
+    producer_arg *args = calloc((size_t)producers, sizeof(producer_arg));
+    uint32_t *next_seq = calloc((size_t)producers, sizeof(uint32_t));
+    long total = producers * per_producer;
+    long got = 0;
+    long out_of_order = 0;
+
+    (void)state;
+    sh.nodes = calloc((size_t)total, sizeof(node));
+    tr__mpsc_init(&sh.q, true);
+    ck_ec32_init(&sh.wake, 0);
+    tr_init_relaxed(&sh.wakeups, 0);
+    for (long i = 0; i < producers; i++) {
+        args[i] = (producer_arg){.sh = &sh, .id = (uint32_t)i};
+        assert_int_equal(
+            pthread_create(&threads[i], NULL, raw_producer, &args[i]), 0);
+    }
+    /* The consumer holds the role only after a push handed it over. */
+    bool have_role = false;
+    while (got < total) {
+        uint32_t seen = tr__ec_value(&sh.wake);
+        if (!have_role) {
+            if (tr__mpsc_is_idle(&sh.q)) {
+                /* Still idle: sleep until a push reports the transition
+                 * (bounded, so a lost wakeup fails instead of hanging). */
+                if (tr__ec_wait_ms(&sh.wake, seen, 5000) != 0 &&
+                    tr__mpsc_is_idle(&sh.q)) {
+                    fail_msg("lost wakeup: queue idle with %ld of %ld", got,
+                             total);
+                }
+                continue;
+            }
+            have_role = true;
+        }
+        tr_mnode *n = tr__mpsc_pop(&sh.q);
+        if (n == NULL) {
+            if (tr__mpsc_mark_idle(&sh.q)) {
+                have_role = false;
+            }
+            continue;
+        }
+        node *m = (node *)(void *)n;
+        if (m->seq != next_seq[m->producer]) {
+            out_of_order++;
+        }
+        next_seq[m->producer] = m->seq + 1;
+        got++;
+    }
+    for (long i = 0; i < producers; i++) {
+        pthread_join(threads[i], NULL);
+    }
+    assert_null(tr__mpsc_pop(&sh.q));
+    assert_int_equal(out_of_order, 0);
+    for (long i = 0; i < producers; i++) {
+        assert_int_equal(next_seq[i], per_producer);
+    }
+    print_message("raw: %ld messages, %ld idle->busy wakeups\n", got,
+                  tr_load_relaxed(&sh.wakeups));
+    free(sh.nodes);
+    free(next_seq);
+    free(args);
+    free(threads);
+}
+
+static void *
+mailbox_producer(void *p)
+{
+    producer_arg *a = p;
+
+    for (long i = 0; i < per_producer; i++) {
+        uint32_t msg[2] = {a->id, (uint32_t)i};
+        while (tr_mailbox_send(a->mb, msg, sizeof(msg)) == TR_EFULL) {
+        }
+    }
+    return NULL;
+}
+
+static void
+run_mailbox_case(uint32_t cap)
+{
+    tr_mailbox *mb;
+    pthread_t *threads = calloc((size_t)producers, sizeof(pthread_t));
+    producer_arg *args = calloc((size_t)producers, sizeof(producer_arg));
+    uint32_t *next_seq = calloc((size_t)producers, sizeof(uint32_t));
+    long total = producers * per_producer;
+    long out_of_order = 0;
+
+    assert_int_equal(tr_mailbox_create(cap, &mb), TR_OK);
+    for (long i = 0; i < producers; i++) {
+        args[i] = (producer_arg){.mb = mb, .id = (uint32_t)i};
+        assert_int_equal(
+            pthread_create(&threads[i], NULL, mailbox_producer, &args[i]), 0);
+    }
+    for (long got = 0; got < total; got++) {
+        uint32_t msg[2];
+        size_t len;
+        assert_int_equal(tr_mailbox_recv_wait(mb, msg, sizeof(msg), &len, 5000),
+                         TR_OK);
+        if (msg[1] != next_seq[msg[0]]) {
+            out_of_order++;
+        }
+        next_seq[msg[0]] = msg[1] + 1;
+    }
+    for (long i = 0; i < producers; i++) {
+        pthread_join(threads[i], NULL);
+    }
+    assert_int_equal(out_of_order, 0);
+    assert_int_equal(tr_mailbox_len(mb), 0);
+    tr_mailbox_close(mb);
+    uint32_t extra[2];
+    size_t len;
+    assert_int_equal(tr_mailbox_recv_wait(mb, extra, sizeof(extra), &len, 0),
+                     TR_ECLOSED);
+    tr_mailbox_destroy(mb);
+    free(next_seq);
+    free(args);
+    free(threads);
+}
+
+static void
+test_mpsc_stress_unbounded_mailbox(void **state)
+{
+    (void)state;
+    run_mailbox_case(0);
+}
+
+static void
+test_mpsc_stress_bounded_mailbox(void **state)
+{
+    (void)state;
+    run_mailbox_case(64);
+}
+
+int
+main(int argc, char **argv)
+{
+    producers = tr_test_arg(argc, argv, 1, producers);
+    per_producer = tr_test_arg(argc, argv, 2, per_producer);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mpsc_stress_raw_queue_with_idle_handoff),
+        cmocka_unit_test(test_mpsc_stress_unbounded_mailbox),
+        cmocka_unit_test(test_mpsc_stress_bounded_mailbox),
+    };
+    return cmocka_run_group_tests_name("mpsc_stress", tests, NULL, NULL);
+}

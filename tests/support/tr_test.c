@@ -1,0 +1,102 @@
+/* Test fixtures; see tr_test.h. */
+#include "support/tr_test.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+tr_system *
+tr_test_system_cfg(const tr_system_config *cfg)
+{
+    tr_system *sys = NULL;
+
+    assert_int_equal(tr_system_start(cfg, &sys), TR_OK);
+    assert_non_null(sys);
+    return sys;
+}
+
+tr_system *
+tr_test_system(unsigned workers)
+{
+    tr_system_config cfg = TR_SYSTEM_CONFIG_INIT;
+
+    cfg.workers = workers;
+    return tr_test_system_cfg(&cfg);
+}
+
+void
+tr_test_shutdown(tr_system *sys)
+{
+    assert_int_equal(tr_system_shutdown(sys, 10000), TR_OK);
+}
+
+static uint64_t
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+bool
+tr_test_wait_until(bool (*pred)(void *arg), void *arg, unsigned timeout_ms)
+{
+    uint64_t deadline = now_ms() + timeout_ms;
+
+    for (;;) {
+        if (pred(arg)) {
+            return true;
+        }
+        if (now_ms() >= deadline) {
+            return false;
+        }
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+typedef struct stopped_arg {
+    tr_system *sys;
+    tr_addr addr;
+} stopped_arg;
+
+static bool
+is_stopped(void *p)
+{
+    stopped_arg *a = p;
+    tr_actor_stats st;
+    return tr_actor_stats_get(a->sys, a->addr, &st) == TR_ENOACTOR;
+}
+
+bool
+tr_test_wait_stopped(tr_system *sys, tr_addr addr, unsigned timeout_ms)
+{
+    stopped_arg a = {sys, addr};
+    return tr_test_wait_until(is_stopped, &a, timeout_ms);
+}
+
+typedef struct handled_arg {
+    tr_system *sys;
+    uint64_t n;
+} handled_arg;
+
+static bool
+has_handled(void *p)
+{
+    handled_arg *a = p;
+    tr_system_stats st;
+    return tr_system_stats_get(a->sys, &st) == TR_OK &&
+           st.messages_handled >= a->n;
+}
+
+bool
+tr_test_wait_handled(tr_system *sys, uint64_t n, unsigned timeout_ms)
+{
+    handled_arg a = {sys, n};
+    return tr_test_wait_until(has_handled, &a, timeout_ms);
+}
+
+long
+tr_test_arg(int argc, char **argv, int i, long dflt)
+{
+    return argc > i ? strtol(argv[i], NULL, 10) : dflt;
+}

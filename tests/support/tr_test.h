@@ -1,0 +1,53 @@
+/*
+ * Test fixtures: systems with a given number of workers, waiting on a
+ * predicate with a deadline, and recording from worker threads.
+ *
+ * cmocka's assertions longjmp back to the test's own thread, so handlers and
+ * workers never assert: they record into atomics or arrays, and the test
+ * thread asserts after a wait or after shutdown.
+ */
+#ifndef TR_TEST_H
+#define TR_TEST_H
+
+#include <troupe.h>
+
+#include "common/tr_atomic.h"
+#include "common/tr_defs.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+/* A started system with `workers` workers, or a failed test. */
+tr_system *tr_test_system(unsigned workers);
+
+/* A started system with a configuration, or a failed test. */
+tr_system *tr_test_system_cfg(const tr_system_config *cfg);
+
+/* Shut `sys` down within 10 s, asserting TR_OK. */
+void tr_test_shutdown(tr_system *sys);
+
+/*
+ * Poll `pred(arg)` until it holds or `timeout_ms` passes; true when it
+ * held. Polling (not sleeping a fixed time) with a deadline that fails
+ * loudly is the only way tests wait.
+ */
+bool tr_test_wait_until(bool (*pred)(void *arg), void *arg,
+                        unsigned timeout_ms);
+
+/* Wait until the actor at `addr` has stopped. */
+bool tr_test_wait_stopped(tr_system *sys, tr_addr addr, unsigned timeout_ms);
+
+/* Wait until the system has handled at least `n` user messages. */
+bool tr_test_wait_handled(tr_system *sys, uint64_t n, unsigned timeout_ms);
+
+/* Command-line integer argument `i`, or `dflt`. */
+long tr_test_arg(int argc, char **argv, int i, long dflt);
+
+#endif /* TR_TEST_H */

@@ -1,0 +1,760 @@
+/*
+ * Actors: spawning, sending (copy and zero-copy), dispatch tables and
+ * become, stopping and failing, dead letters, bounded mailboxes, counters,
+ * misuse, and shutdown.
+ *
+ * Handlers never assert: they report to a probe mailbox that the test
+ * thread reads with a deadline.
+ */
+#include "support/tr_test.h"
+
+#include <pthread.h>
+#include <string.h>
+
+enum {
+    MSG_ECHO = 1,   /* report the payload (an int) to the probe */
+    MSG_FAIL = 2,   /* return TR_EINVAL from the handler */
+    MSG_STOP = 3,   /* tr_stop */
+    MSG_TRFAIL = 4, /* tr_fail with a text */
+    MSG_BECOME = 5, /* switch to the alternate table */
+    MSG_SLOW = 6,   /* spin until released, then report */
+};
+
+/* Probe values reported besides echoes. */
+enum {
+    PROBE_INIT = 1000,
+    PROBE_STOP_NORMAL = 2000,
+    PROBE_STOP_SHUTDOWN = 2001,
+    PROBE_STOP_FAILED = 2002,
+    PROBE_OTHERWISE = 3000,
+    PROBE_ALT = 4000,
+};
+
+typedef struct probe_state {
+    tr_mailbox *probe;
+    int echoes;
+} probe_state;
+
+typedef struct start_arg {
+    tr_mailbox *probe;
+    int init_rc;
+    bool stop_in_init;
+} start_arg;
+
+static tr_atomic(bool) slow_release;
+
+static void
+report(tr_mailbox *probe, int v)
+{
+    int rc = tr_mailbox_send(probe, &v, sizeof(v));
+    (void)rc; /* an unbounded mailbox only fails on OOM */
+}
+
+static int
+report_within(tr_mailbox *probe, int timeout_ms)
+{
+    int v = -1;
+    size_t len;
+    if (tr_mailbox_recv_wait(probe, &v, sizeof(v), &len, timeout_ms) != TR_OK) {
+        return -1;
+    }
+    return v;
+}
+
+static int
+next_report(tr_mailbox *probe)
+{
+    return report_within(probe, 10000);
+}
+
+static int
+probe_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    probe_state *s = state;
+    const start_arg *a = arg;
+
+    s->probe = a->probe;
+    report(s->probe, PROBE_INIT);
+    if (a->stop_in_init) {
+        return tr_stop(ctx);
+    }
+    return a->init_rc;
+}
+
+static int
+on_echo(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    probe_state *s = state;
+    int v;
+
+    (void)ctx;
+    memcpy(&v, msg->data, sizeof(v));
+    s->echoes++;
+    report(s->probe, v);
+    return TR_OK;
+}
+
+static int
+on_fail(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    (void)msg;
+    return TR_EINVAL;
+}
+
+static int
+on_stop(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)state;
+    (void)msg;
+    return tr_stop(ctx);
+}
+
+static int
+on_trfail(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)state;
+    (void)msg;
+    return tr_fail(ctx, -77, "disk on fire");
+}
+
+static int
+on_otherwise(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    probe_state *s = state;
+    (void)ctx;
+    report(s->probe, PROBE_OTHERWISE + (int)msg->type);
+    return TR_OK;
+}
+
+static int
+on_alt(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    probe_state *s = state;
+    (void)msg;
+    report(s->probe, PROBE_ALT);
+    return tr_become(ctx, NULL); /* back to the behaviour's table */
+}
+
+static const tr_handler alt_rows[] = {{MSG_ECHO, on_alt}};
+static const tr_dispatch alt_table = {alt_rows, 1, NULL};
+
+static int
+on_become(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)state;
+    (void)msg;
+    return tr_become(ctx, &alt_table);
+}
+
+static int
+on_slow(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    probe_state *s = state;
+    (void)ctx;
+    (void)msg;
+    report(s->probe, MSG_SLOW);
+    while (!tr_load_acq(&slow_release)) {
+    }
+    return TR_OK;
+}
+
+static void
+probe_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
+{
+    probe_state *s = state;
+    (void)ctx;
+    report(s->probe, exit->kind == TR_EXIT_NORMAL     ? PROBE_STOP_NORMAL
+                     : exit->kind == TR_EXIT_SHUTDOWN ? PROBE_STOP_SHUTDOWN
+                                                      : PROBE_STOP_FAILED);
+}
+
+static const tr_handler rows[] = {
+    {MSG_ECHO, on_echo},     {MSG_FAIL, on_fail},     {MSG_STOP, on_stop},
+    {MSG_TRFAIL, on_trfail}, {MSG_BECOME, on_become}, {MSG_SLOW, on_slow},
+};
+static const tr_dispatch table = {rows, sizeof(rows) / sizeof(rows[0]),
+                                  on_otherwise};
+
+static const tr_behaviour probe_behaviour = {
+    .name = "probe",
+    .state_size = sizeof(probe_state),
+    .init = probe_init,
+    .dispatch = &table,
+    .stop = probe_stop,
+};
+
+/* ---- fixture ---- */
+
+typedef struct failure_log {
+    tr_atomic(int) count;
+    int code;
+    char text[128];
+    char behaviour[32];
+    tr_addr who;
+} failure_log;
+
+typedef struct dead_log {
+    tr_atomic(int) count;
+    tr_atomic(int) by_reason[4];
+} dead_log;
+
+typedef struct fixture {
+    tr_system *sys;
+    tr_ctx *ctx;
+    tr_mailbox *probe;
+    failure_log failures;
+    dead_log dead;
+    tr_system_stats final;
+    bool shut; /* the test shut the system down itself */
+} fixture;
+
+static void
+on_failure(void *arg, tr_addr who, const char *behaviour, const tr_exit *exit)
+{
+    failure_log *f = arg;
+    f->code = exit->code;
+    f->who = who;
+    snprintf(f->text, sizeof(f->text), "%s", exit->text);
+    snprintf(f->behaviour, sizeof(f->behaviour), "%s", behaviour);
+    tr_faa_seqcst(&f->count, 1);
+}
+
+static void
+on_dead(void *arg, tr_addr to, uint32_t type, tr_dead_reason reason)
+{
+    dead_log *d = arg;
+    (void)to;
+    (void)type;
+    tr_faa_relaxed(&d->by_reason[reason], 1);
+    tr_faa_seqcst(&d->count, 1);
+}
+
+static int
+setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    tr_system_config cfg = TR_SYSTEM_CONFIG_INIT;
+
+    cfg.workers = 2;
+    cfg.on_failure = on_failure;
+    cfg.on_failure_arg = &f->failures;
+    cfg.on_dead_letter = on_dead;
+    cfg.on_dead_letter_arg = &f->dead;
+    cfg.final_stats = &f->final;
+    if (tr_system_start(&cfg, &f->sys) != TR_OK ||
+        tr_mailbox_create(0, &f->probe) != TR_OK) {
+        return -1;
+    }
+    f->ctx = tr_system_ctx(f->sys);
+    tr_store_relaxed(&slow_release, false);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fixture *f = *state;
+    tr_store_rel(&slow_release, true);
+    int rc = f->shut ? TR_OK : tr_system_shutdown(f->sys, 5000);
+    tr_mailbox_destroy(f->probe);
+    free(f);
+    return rc == TR_OK ? 0 : -1;
+}
+
+static tr_addr
+spawn_probe(fixture *f)
+{
+    start_arg a = {.probe = f->probe};
+    tr_addr addr;
+
+    assert_int_equal(tr_spawn(f->ctx, &probe_behaviour, &a, NULL, &addr),
+                     TR_OK);
+    assert_int_equal(next_report(f->probe), PROBE_INIT);
+    return addr;
+}
+
+static void
+send_int(fixture *f, tr_addr to, uint32_t type, int v)
+{
+    assert_int_equal(tr_send(f->ctx, to, type, &v, sizeof(v)), TR_OK);
+}
+
+typedef struct count_arg {
+    tr_atomic(int) * count;
+    int want;
+} count_arg;
+
+static bool
+count_reached(void *p)
+{
+    count_arg *c = p;
+    return tr_load_seqcst(c->count) >= c->want;
+}
+
+/* Wait (with a deadline) until a hook has been called `want` times. */
+static bool
+wait_count(tr_atomic(int) * count, int want)
+{
+    count_arg c = {count, want};
+    return tr_test_wait_until(count_reached, &c, 5000);
+}
+
+/* ---- tests ---- */
+
+static void
+test_actor_handles_messages_in_send_order(void **state)
+{
+    fixture *f = *state;
+    tr_addr a = spawn_probe(f);
+
+    for (int i = 0; i < 1000; i++) {
+        send_int(f, a, MSG_ECHO, i);
+    }
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(next_report(f->probe), i);
+    }
+    tr_actor_stats st;
+    assert_true(tr_test_wait_handled(f->sys, 1000, 5000));
+    assert_int_equal(tr_actor_stats_get(f->sys, a, &st), TR_OK);
+    assert_int_equal(st.messages_handled, 1000);
+    assert_int_equal(st.mailbox_len, 0);
+    assert_int_equal(st.mailbox_cap, 0);
+}
+
+static void
+test_actor_unknown_type_goes_to_otherwise(void **state)
+{
+    fixture *f = *state;
+    tr_addr a = spawn_probe(f);
+
+    send_int(f, a, 99, 0);
+    assert_int_equal(next_report(f->probe), PROBE_OTHERWISE + 99);
+}
+
+static int
+plain_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    (void)msg;
+    return TR_OK;
+}
+
+static const tr_handler only_echo[] = {{MSG_ECHO, plain_handle}};
+static const tr_dispatch strict_table = {only_echo, 1, NULL};
+static const tr_behaviour strict_behaviour = {
+    .name = "strict",
+    .dispatch = &strict_table,
+};
+
+static void
+test_actor_unhandled_type_without_otherwise_is_a_dead_letter(void **state)
+{
+    fixture *f = *state;
+    tr_addr a;
+
+    assert_int_equal(tr_spawn(f->ctx, &strict_behaviour, NULL, NULL, &a),
+                     TR_OK);
+    send_int(f, a, 42, 0);
+    send_int(f, a, MSG_ECHO, 0);
+    assert_true(tr_test_wait_handled(f->sys, 1, 5000));
+    assert_true(wait_count(&f->dead.count, 1));
+    assert_int_equal(tr_load_relaxed(&f->dead.by_reason[TR_DEAD_UNHANDLED]), 1);
+    /* The actor goes on. */
+    tr_actor_stats st;
+    assert_int_equal(tr_actor_stats_get(f->sys, a, &st), TR_OK);
+}
+
+static void
+test_actor_become_swaps_the_table_until_reverted(void **state)
+{
+    fixture *f = *state;
+    tr_addr a = spawn_probe(f);
+
+    send_int(f, a, MSG_ECHO, 1);
+    send_int(f, a, MSG_BECOME, 0);
+    send_int(f, a, MSG_ECHO, 2); /* handled by on_alt, which reverts */
+    send_int(f, a, MSG_ECHO, 3);
+    assert_int_equal(next_report(f->probe), 1);
+    assert_int_equal(next_report(f->probe), PROBE_ALT);
+    assert_int_equal(next_report(f->probe), 3);
+}
+
+static void
+test_actor_stop_runs_stop_callback_and_frees_address(void **state)
+{
+    fixture *f = *state;
+    tr_addr a = spawn_probe(f);
+    int v = 1;
+
+    /* Hold the actor so the echo is surely queued behind the stop. */
+    send_int(f, a, MSG_SLOW, 0);
+    assert_int_equal(next_report(f->probe), MSG_SLOW);
+    send_int(f, a, MSG_STOP, 0);
+    send_int(f, a, MSG_ECHO, 5); /* queued behind the stop: dead letter */
+    tr_store_rel(&slow_release, true);
+    assert_int_equal(next_report(f->probe), PROBE_STOP_NORMAL);
+    assert_true(tr_test_wait_stopped(f->sys, a, 5000));
+    assert_int_equal(tr_send(f->ctx, a, MSG_ECHO, &v, sizeof(v)), TR_ENOACTOR);
+    assert_int_equal(tr_actor_stop(f->ctx, a), TR_ENOACTOR);
+    tr_actor_stats st;
+    assert_int_equal(tr_actor_stats_get(f->sys, a, &st), TR_ENOACTOR);
+    assert_int_equal(tr_load_seqcst(&f->failures.count), 0);
+    /* One dead letter for the queued echo (stopped), one for the send
+     * after the stop and one for tr_actor_stop (no actor). */
+    assert_true(wait_count(&f->dead.count, 3));
+    assert_int_equal(tr_load_seqcst(&f->dead.count), 3);
+    assert_int_equal(tr_load_relaxed(&f->dead.by_reason[TR_DEAD_STOPPED]), 1);
+    assert_int_equal(tr_load_relaxed(&f->dead.by_reason[TR_DEAD_NOACTOR]), 2);
+}
+
+static void
+test_actor_error_return_fails_it_and_reports_reason(void **state)
+{
+    fixture *f = *state;
+    tr_addr a = spawn_probe(f);
+
+    send_int(f, a, MSG_FAIL, 0);
+    assert_int_equal(next_report(f->probe), PROBE_STOP_FAILED);
+    assert_true(tr_test_wait_stopped(f->sys, a, 5000));
+    assert_true(wait_count(&f->failures.count, 1));
+    assert_int_equal(f->failures.code, TR_EINVAL);
+    assert_true(tr_addr_eq(f->failures.who, a));
+    assert_string_equal(f->failures.behaviour, "probe");
+    assert_non_null(strstr(f->failures.text, "TR_EINVAL"));
+    tr_system_stats st;
+    assert_int_equal(tr_system_stats_get(f->sys, &st), TR_OK);
+    assert_int_equal(st.failed, 1);
+}
+
+static void
+test_actor_tr_fail_reports_code_and_text(void **state)
+{
+    fixture *f = *state;
+    tr_addr a = spawn_probe(f);
+
+    send_int(f, a, MSG_TRFAIL, 0);
+    assert_int_equal(next_report(f->probe), PROBE_STOP_FAILED);
+    assert_true(wait_count(&f->failures.count, 1));
+    assert_int_equal(f->failures.code, -77);
+    assert_string_equal(f->failures.text, "disk on fire");
+}
+
+static void
+test_actor_init_failure_returns_its_code_without_stop(void **state)
+{
+    fixture *f = *state;
+    start_arg a = {.probe = f->probe, .init_rc = -55};
+    tr_addr addr = TR_ADDR_NONE;
+    tr_system_stats st;
+
+    assert_int_equal(tr_spawn(f->ctx, &probe_behaviour, &a, NULL, &addr), -55);
+    assert_true(tr_addr_is_none(addr)); /* untouched on error */
+    assert_int_equal(next_report(f->probe), PROBE_INIT);
+    int v;
+    size_t len;
+    /* No stop callback ran. */
+    assert_int_equal(tr_mailbox_recv_wait(f->probe, &v, sizeof(v), &len, 50),
+                     TR_ETIMEDOUT);
+    assert_int_equal(tr_system_stats_get(f->sys, &st), TR_OK);
+    assert_int_equal(st.live_actors, 0);
+}
+
+static void
+test_actor_stop_in_init_spawns_then_stops(void **state)
+{
+    fixture *f = *state;
+    start_arg a = {.probe = f->probe, .stop_in_init = true};
+    tr_addr addr;
+
+    assert_int_equal(tr_spawn(f->ctx, &probe_behaviour, &a, NULL, &addr),
+                     TR_OK);
+    assert_int_equal(next_report(f->probe), PROBE_INIT);
+    assert_int_equal(next_report(f->probe), PROBE_STOP_NORMAL);
+    assert_true(tr_test_wait_stopped(f->sys, addr, 5000));
+}
+
+static void
+test_actor_stop_request_overtakes_queued_messages(void **state)
+{
+    fixture *f = *state;
+    tr_addr a = spawn_probe(f);
+
+    /* Hold the actor in a handler so the rest queues up. */
+    send_int(f, a, MSG_SLOW, 0);
+    assert_int_equal(next_report(f->probe), MSG_SLOW);
+    for (int i = 0; i < 10; i++) {
+        send_int(f, a, MSG_ECHO, i);
+    }
+    assert_int_equal(tr_actor_stop(f->ctx, a), TR_OK);
+    tr_store_rel(&slow_release, true);
+    /* The control lane runs first: the stop comes before any echo. */
+    assert_int_equal(next_report(f->probe), PROBE_STOP_SHUTDOWN);
+    assert_true(tr_test_wait_stopped(f->sys, a, 5000));
+    assert_true(wait_count(&f->dead.count, 10));
+    assert_int_equal(tr_load_relaxed(&f->dead.by_reason[TR_DEAD_STOPPED]), 10);
+}
+
+static void
+test_actor_zero_copy_send_takes_buffer_only_on_success(void **state)
+{
+    fixture *f = *state;
+    tr_addr a = spawn_probe(f);
+    int *buf = tr_buf_alloc(sizeof(int));
+
+    assert_non_null(buf);
+    *buf = 31;
+    assert_int_equal(tr_send_buf(f->ctx, a, MSG_ECHO, buf), TR_OK);
+    assert_int_equal(next_report(f->probe), 31);
+
+    /* To a dead address: refused, and the caller still owns the buffer. */
+    send_int(f, a, MSG_STOP, 0);
+    assert_int_equal(next_report(f->probe), PROBE_STOP_NORMAL);
+    assert_true(tr_test_wait_stopped(f->sys, a, 5000));
+    buf = tr_buf_alloc(sizeof(int));
+    *buf = 32;
+    assert_int_equal(tr_send_buf(f->ctx, a, MSG_ECHO, buf), TR_ENOACTOR);
+    assert_int_equal(*buf, 32);
+    tr_buf_free(buf); /* ASan would report a double free or a leak */
+    assert_int_equal(tr_send_buf(f->ctx, a, MSG_ECHO, NULL), TR_EINVAL);
+    tr_buf_free(NULL);
+    assert_null(tr_buf_alloc((size_t)UINT32_MAX + 1));
+}
+
+static void
+test_actor_bounded_mailbox_refuses_when_full(void **state)
+{
+    fixture *f = *state;
+    start_arg sa = {.probe = f->probe};
+    tr_spawn_opts opts = {.mailbox_cap = 4};
+    tr_addr a;
+    int v = 0;
+    tr_actor_stats st;
+
+    assert_int_equal(tr_spawn(f->ctx, &probe_behaviour, &sa, &opts, &a), TR_OK);
+    assert_int_equal(next_report(f->probe), PROBE_INIT);
+    send_int(f, a, MSG_SLOW, 0);
+    assert_int_equal(next_report(f->probe), MSG_SLOW);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(tr_try_send(f->ctx, a, MSG_ECHO, &i, sizeof(i)),
+                         TR_OK);
+    }
+    assert_int_equal(tr_try_send(f->ctx, a, MSG_ECHO, &v, sizeof(v)), TR_EFULL);
+    int *buf = tr_buf_alloc(sizeof(int));
+    assert_int_equal(tr_send_buf(f->ctx, a, MSG_ECHO, buf), TR_EFULL);
+    tr_buf_free(buf);
+    assert_int_equal(tr_actor_stats_get(f->sys, a, &st), TR_OK);
+    assert_int_equal(st.mailbox_len, 4);
+    assert_int_equal(st.mailbox_cap, 4);
+    /* The control lane is never bounded. */
+    tr_store_rel(&slow_release, true);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(next_report(f->probe), i);
+    }
+    assert_int_equal(tr_try_send(f->ctx, a, MSG_ECHO, &v, sizeof(v)), TR_OK);
+    assert_int_equal(next_report(f->probe), 0);
+}
+
+typedef struct blocked_sender {
+    fixture *f;
+    tr_addr to;
+    int n;
+    int rc;
+} blocked_sender;
+
+static void *
+send_many(void *p)
+{
+    blocked_sender *b = p;
+    b->rc = TR_OK;
+    for (int i = 0; i < b->n && b->rc == TR_OK; i++) {
+        b->rc = tr_send(b->f->ctx, b->to, MSG_ECHO, &i, sizeof(i));
+    }
+    return NULL;
+}
+
+static void
+test_actor_thread_send_waits_for_room_in_bounded_mailbox(void **state)
+{
+    fixture *f = *state;
+    start_arg sa = {.probe = f->probe};
+    tr_spawn_opts opts = {.mailbox_cap = 2};
+    blocked_sender b = {.f = f, .n = 2000};
+    pthread_t t;
+
+    assert_int_equal(tr_spawn(f->ctx, &probe_behaviour, &sa, &opts, &b.to),
+                     TR_OK);
+    assert_int_equal(next_report(f->probe), PROBE_INIT);
+    assert_int_equal(pthread_create(&t, NULL, send_many, &b), 0);
+    /* Every message arrives, in order, through a mailbox of two. */
+    for (int i = 0; i < b.n; i++) {
+        assert_int_equal(next_report(f->probe), i);
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(b.rc, TR_OK);
+}
+
+static void
+test_actor_misuse_returns_codes(void **state)
+{
+    fixture *f = *state;
+    tr_addr a = spawn_probe(f);
+    int v = 0;
+    tr_system_stats st;
+    tr_actor_stats ast;
+    const tr_behaviour empty = {.name = "empty"};
+
+    assert_int_equal(tr_spawn(NULL, &probe_behaviour, NULL, NULL, NULL),
+                     TR_EINVAL);
+    assert_int_equal(tr_spawn(f->ctx, NULL, NULL, NULL, NULL), TR_EINVAL);
+    assert_int_equal(tr_spawn(f->ctx, &empty, NULL, NULL, NULL), TR_EINVAL);
+    assert_int_equal(tr_send(NULL, a, MSG_ECHO, &v, sizeof(v)), TR_EINVAL);
+    assert_int_equal(tr_send(f->ctx, a, MSG_ECHO, NULL, 4), TR_EINVAL);
+    assert_int_equal(tr_send(f->ctx, TR_ADDR_NONE, MSG_ECHO, &v, sizeof(v)),
+                     TR_ENOACTOR);
+    /* An address that names no slot at all. */
+    assert_int_equal(tr_send(f->ctx, (tr_addr){0xffffffffffffffffull}, MSG_ECHO,
+                             &v, sizeof(v)),
+                     TR_ENOACTOR);
+    assert_int_equal(tr_stop(f->ctx), TR_ESTATE);
+    assert_int_equal(tr_stop(NULL), TR_EINVAL);
+    assert_int_equal(tr_fail(f->ctx, -1, "x"), TR_ESTATE);
+    assert_int_equal(tr_fail(NULL, -1, "x"), TR_EINVAL);
+    assert_int_equal(tr_become(f->ctx, NULL), TR_ESTATE);
+    assert_int_equal(tr_become(NULL, NULL), TR_EINVAL);
+    assert_int_equal(tr_actor_stop(NULL, a), TR_EINVAL);
+    assert_true(tr_addr_is_none(tr_self(f->ctx)));
+    assert_true(tr_addr_is_none(tr_self(NULL)));
+    assert_ptr_equal(tr_ctx_system(f->ctx), f->sys);
+    assert_null(tr_ctx_system(NULL));
+    assert_null(tr_system_ctx(NULL));
+    assert_int_equal(tr_system_stats_get(NULL, &st), TR_EINVAL);
+    assert_int_equal(tr_system_stats_get(f->sys, NULL), TR_EINVAL);
+    assert_int_equal(tr_actor_stats_get(NULL, a, &ast), TR_EINVAL);
+    assert_int_equal(tr_system_start(NULL, NULL), TR_EINVAL);
+    assert_int_equal(tr_system_shutdown(NULL, 0), TR_EINVAL);
+}
+
+/* An actor that tries to shut its own system down from a handler. */
+static int
+shutdown_from_worker(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    probe_state *s = state;
+    (void)msg;
+    report(s->probe, tr_system_shutdown(tr_ctx_system(ctx), 0));
+    return TR_OK;
+}
+
+static const tr_behaviour rogue_behaviour = {
+    .name = "rogue",
+    .state_size = sizeof(probe_state),
+    .init = probe_init,
+    .handle = shutdown_from_worker,
+};
+
+static void
+test_actor_shutdown_from_a_worker_is_refused(void **state)
+{
+    fixture *f = *state;
+    start_arg sa = {.probe = f->probe};
+    tr_addr a;
+
+    assert_int_equal(tr_spawn(f->ctx, &rogue_behaviour, &sa, NULL, &a), TR_OK);
+    assert_int_equal(next_report(f->probe), PROBE_INIT);
+    send_int(f, a, 0, 0);
+    assert_int_equal(next_report(f->probe), TR_ESTATE);
+}
+
+static void
+test_shutdown_stops_every_actor_and_counts_queued_messages(void **state)
+{
+    fixture *f = *state;
+    tr_addr a = spawn_probe(f);
+    tr_addr b = spawn_probe(f);
+
+    (void)b;
+    send_int(f, a, MSG_SLOW, 0);
+    assert_int_equal(next_report(f->probe), MSG_SLOW);
+    for (int i = 0; i < 5; i++) {
+        send_int(f, a, MSG_ECHO, i);
+    }
+    /* The slow handler may still be running when shutdown begins; shutdown
+     * waits for it, runs both stop callbacks, and accounts for the echoes
+     * as handled or dead. */
+    tr_store_rel(&slow_release, true);
+    assert_int_equal(tr_system_shutdown(f->sys, 5000), TR_OK);
+    f->shut = true;
+    int stops = 0;
+    int v;
+    while ((v = report_within(f->probe, 200)) != -1) {
+        if (v == PROBE_STOP_SHUTDOWN) {
+            stops++;
+        }
+    }
+    assert_int_equal(stops, 2);
+    assert_int_equal(f->final.live_actors, 0);
+    assert_int_equal(f->final.spawned, 2);
+    assert_true(f->final.dead_letters + f->final.messages_handled >= 6);
+}
+
+/* A stop callback that tries to spawn: during shutdown that is refused. */
+static void
+spawning_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
+{
+    probe_state *s = state;
+    (void)exit;
+    report(s->probe, tr_spawn(ctx, &strict_behaviour, NULL, NULL, NULL));
+}
+
+static const tr_behaviour spawner_behaviour = {
+    .name = "spawner",
+    .state_size = sizeof(probe_state),
+    .init = probe_init,
+    .handle = plain_handle,
+    .stop = spawning_stop,
+};
+
+static void
+test_shutdown_refuses_spawns(void **state)
+{
+    fixture *f = *state;
+    start_arg sa = {.probe = f->probe};
+
+    assert_int_equal(tr_spawn(f->ctx, &spawner_behaviour, &sa, NULL, NULL),
+                     TR_OK);
+    assert_int_equal(next_report(f->probe), PROBE_INIT);
+    assert_int_equal(tr_system_shutdown(f->sys, 5000), TR_OK);
+    f->shut = true;
+    assert_int_equal(next_report(f->probe), TR_ESHUTDOWN);
+    assert_int_equal(f->final.spawned, 1);
+}
+
+int
+main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_actor_handles_messages_in_send_order),
+        T(test_actor_unknown_type_goes_to_otherwise),
+        T(test_actor_unhandled_type_without_otherwise_is_a_dead_letter),
+        T(test_actor_become_swaps_the_table_until_reverted),
+        T(test_actor_stop_runs_stop_callback_and_frees_address),
+        T(test_actor_error_return_fails_it_and_reports_reason),
+        T(test_actor_tr_fail_reports_code_and_text),
+        T(test_actor_init_failure_returns_its_code_without_stop),
+        T(test_actor_stop_in_init_spawns_then_stops),
+        T(test_actor_stop_request_overtakes_queued_messages),
+        T(test_actor_zero_copy_send_takes_buffer_only_on_success),
+        T(test_actor_bounded_mailbox_refuses_when_full),
+        T(test_actor_thread_send_waits_for_room_in_bounded_mailbox),
+        T(test_actor_misuse_returns_codes),
+        T(test_actor_shutdown_from_a_worker_is_refused),
+        T(test_shutdown_stops_every_actor_and_counts_queued_messages),
+        T(test_shutdown_refuses_spawns),
+    };
+#undef T
+    return cmocka_run_group_tests_name("actor", tests, NULL, NULL);
+}

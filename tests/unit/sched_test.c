@@ -1,0 +1,201 @@
+/*
+ * The scheduler as actors see it: a flooding actor cannot starve others,
+ * work from plain threads runs, and an idle system uses no CPU.
+ */
+#include "support/tr_test.h"
+
+#include <sys/resource.h>
+#include <time.h>
+
+enum { MSG_GO = 1, MSG_PING = 2 };
+
+typedef struct flood_state {
+    tr_atomic(uint64_t) * count;
+} flood_state;
+
+static tr_atomic(uint64_t) flood_count;
+static tr_atomic(int) victim_ran;
+
+/* Sends itself a message for every message it handles: never idle. */
+static int
+flood_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)state;
+    (void)msg;
+    tr_faa_relaxed(&flood_count, 1);
+    return tr_send(ctx, tr_self(ctx), MSG_GO, NULL, 0);
+}
+
+static const tr_behaviour flood_behaviour = {
+    .name = "flood",
+    .handle = flood_handle,
+};
+
+static int
+victim_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    (void)msg;
+    tr_store_seqcst(&victim_ran, 1);
+    return TR_OK;
+}
+
+static const tr_behaviour victim_behaviour = {
+    .name = "victim",
+    .handle = victim_handle,
+};
+
+static bool
+victim_has_run(void *arg)
+{
+    (void)arg;
+    return tr_load_seqcst(&victim_ran) != 0;
+}
+
+static void
+run_starvation_case(unsigned workers, unsigned flooders)
+{
+    tr_system *sys = tr_test_system(workers);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_addr victim;
+
+    tr_store_relaxed(&flood_count, 0);
+    tr_store_relaxed(&victim_ran, 0);
+    for (unsigned i = 0; i < flooders; i++) {
+        tr_addr f;
+        assert_int_equal(tr_spawn(ctx, &flood_behaviour, NULL, NULL, &f),
+                         TR_OK);
+        assert_int_equal(tr_send(ctx, f, MSG_GO, NULL, 0), TR_OK);
+    }
+    /* Let the flood get going before the victim's message arrives. */
+    while (tr_load_relaxed(&flood_count) < 10000) {
+    }
+    assert_int_equal(tr_spawn(ctx, &victim_behaviour, NULL, NULL, &victim),
+                     TR_OK);
+    assert_int_equal(tr_send(ctx, victim, MSG_PING, NULL, 0), TR_OK);
+    assert_true(tr_test_wait_until(victim_has_run, NULL, 5000));
+    tr_test_shutdown(sys);
+}
+
+static void
+test_sched_flooding_actor_does_not_starve_others_one_worker(void **state)
+{
+    (void)state;
+    run_starvation_case(1, 1);
+}
+
+static void
+test_sched_flooding_actors_do_not_starve_others_two_workers(void **state)
+{
+    (void)state;
+    run_starvation_case(2, 4);
+}
+
+/* Two actors bouncing a message through the LIFO slot forever, and a third
+ * that one of them wakes: the LIFO cap must let the third run. */
+typedef struct bouncer {
+    tr_addr peer;
+    tr_addr victim;
+    uint64_t n;
+} bouncer;
+
+static int
+bounce_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    bouncer *b = state;
+    int rc;
+
+    if (msg->type == MSG_GO) {
+        /* Payload: the peer and the victim. */
+        const tr_addr *addrs = msg->data;
+        b->peer = addrs[0];
+        b->victim = addrs[1];
+        return TR_OK;
+    }
+    if (++b->n == 1000 && !tr_addr_is_none(b->victim)) {
+        rc = tr_send(ctx, b->victim, MSG_PING, NULL, 0);
+        if (rc != TR_OK) {
+            return rc;
+        }
+    }
+    return tr_send(ctx, b->peer, MSG_PING, NULL, 0);
+}
+
+static const tr_behaviour bounce_behaviour = {
+    .name = "bounce",
+    .state_size = sizeof(bouncer),
+    .handle = bounce_handle,
+};
+
+static void
+test_sched_lifo_ping_pong_does_not_starve_others(void **state)
+{
+    tr_system *sys = tr_test_system(1);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_addr a, b, victim;
+
+    (void)state;
+    tr_store_relaxed(&victim_ran, 0);
+    assert_int_equal(tr_spawn(ctx, &bounce_behaviour, NULL, NULL, &a), TR_OK);
+    assert_int_equal(tr_spawn(ctx, &bounce_behaviour, NULL, NULL, &b), TR_OK);
+    assert_int_equal(tr_spawn(ctx, &victim_behaviour, NULL, NULL, &victim),
+                     TR_OK);
+    tr_addr for_a[2] = {b, victim};
+    tr_addr for_b[2] = {a, TR_ADDR_NONE};
+    assert_int_equal(tr_send(ctx, a, MSG_GO, for_a, sizeof(for_a)), TR_OK);
+    assert_int_equal(tr_send(ctx, b, MSG_GO, for_b, sizeof(for_b)), TR_OK);
+    assert_int_equal(tr_send(ctx, a, MSG_PING, NULL, 0), TR_OK);
+    assert_true(tr_test_wait_until(victim_has_run, NULL, 5000));
+    tr_test_shutdown(sys);
+}
+
+static double
+cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static void
+test_sched_idle_system_uses_no_cpu(void **state)
+{
+    tr_system *sys = tr_test_system(4);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_addr f;
+
+    (void)state;
+    /* Some work first, so the workers have run and parked. */
+    tr_store_relaxed(&victim_ran, 0);
+    assert_int_equal(tr_spawn(ctx, &victim_behaviour, NULL, NULL, &f), TR_OK);
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(tr_send(ctx, f, MSG_PING, NULL, 0), TR_OK);
+    }
+    assert_true(tr_test_wait_handled(sys, 1000, 5000));
+    struct timespec settle = {0, 50000000};
+    nanosleep(&settle, NULL);
+
+    double before = cpu_seconds();
+    struct timespec idle = {1, 0};
+    nanosleep(&idle, NULL);
+    double used = cpu_seconds() - before;
+    print_message("idle second used %.4f s of CPU\n", used);
+    assert_true(used < 0.01); /* under 1% of one core */
+    tr_test_shutdown(sys);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(
+            test_sched_flooding_actor_does_not_starve_others_one_worker),
+        cmocka_unit_test(
+            test_sched_flooding_actors_do_not_starve_others_two_workers),
+        cmocka_unit_test(test_sched_lifo_ping_pong_does_not_starve_others),
+        cmocka_unit_test(test_sched_idle_system_uses_no_cpu),
+    };
+    return cmocka_run_group_tests_name("sched", tests, NULL, NULL);
+}

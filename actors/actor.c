@@ -270,14 +270,27 @@ destroy_ctl(tr_mnode *list)
     }
 }
 
-/* Pop one user message, keeping `taken` current and waking blocked
- * senders of a bounded mailbox. */
+static void
+release(tr_mnode *done)
+{
+    if (done != NULL) {
+        tr__env_destroy(tr__env_of_node(done));
+    }
+}
+
+/*
+ * Pop one user message, keeping `taken` current and waking blocked senders
+ * of a bounded mailbox. The message stays the queue's dummy until the next
+ * pop or the idle mark, which free it: the runner never frees one itself.
+ */
 static tr_envelope *
 take_user(tr_system *sys, tr_actor *a)
 {
-    tr_mnode *node = tr__mpsc_pop(&a->mbox);
+    tr_mnode *done;
+    tr_mnode *node = tr__mpsc_pop(&a->mbox_out, &done);
     uint64_t taken;
 
+    release(done);
     if (node == NULL) {
         return NULL;
     }
@@ -296,13 +309,32 @@ take_user(tr_system *sys, tr_actor *a)
 }
 
 void
+tr__actor_drain(tr_ctx *ctx, tr_actor *a, tr_dead_reason why)
+{
+    tr_envelope *env;
+    tr_mnode *done;
+
+    destroy_ctl(a->ctl_pending);
+    a->ctl_pending = NULL;
+    destroy_ctl(tr__lifo_take_fifo(&a->ctl));
+    while ((env = take_user(ctx->sys, a)) != NULL) {
+        tr__actor_count_dead(ctx, tr__addr_id(env->gen, a->index), env->type,
+                             why);
+    }
+    /* Leave the slot holding no message, unless a late push is landing:
+     * the next incarnation (or shutdown) frees that one. */
+    if (tr__mpsc_release(&a->mbox, &a->mbox_out, &done)) {
+        release(done);
+    }
+}
+
+void
 tr__actor_end(tr_ctx *ctx, const tr_exit *exit)
 {
     tr_system *sys = ctx->sys;
     tr_actor *a = ctx->actor;
     const tr_behaviour *b = a->behaviour;
     tr_wlocal *wl = wlocal(ctx);
-    tr_envelope *env;
 
     if (b->stop != NULL) {
         b->stop(ctx, a->state, exit);
@@ -311,14 +343,7 @@ tr__actor_end(tr_ctx *ctx, const tr_exit *exit)
      * pushed before is drained below or waits for the next incarnation. */
     tr_store_rel(&a->gen, ctx->gen + 1);
 
-    destroy_ctl(a->ctl_pending);
-    a->ctl_pending = NULL;
-    destroy_ctl(tr__lifo_take_fifo(&a->ctl));
-    while ((env = take_user(sys, a)) != NULL) {
-        tr__actor_count_dead(ctx, tr__addr_id(env->gen, a->index), env->type,
-                             TR_DEAD_STOPPED);
-        tr__env_destroy(env);
-    }
+    tr__actor_drain(ctx, a, TR_DEAD_STOPPED);
 
     if (exit->kind == TR_EXIT_FAILED) {
         tr_failure_fn hook =
@@ -329,7 +354,9 @@ tr__actor_end(tr_ctx *ctx, const tr_exit *exit)
     a->state = NULL;
     a->behaviour = NULL;
     a->table = NULL;
-    if (wl != NULL) {
+    if (ctx->uncounted) {
+        /* Never started: not in the counters. */
+    } else if (wl != NULL) {
         bump(&wl->stopped, 1);
         if (exit->kind == TR_EXIT_FAILED) {
             bump(&wl->failed, 1);
@@ -394,9 +421,12 @@ run_ctl(tr_ctx *ctx, tr_envelope *env)
 static bool
 go_idle(tr_actor *a)
 {
-    if (!tr__mpsc_mark_idle(&a->mbox)) {
+    tr_mnode *done;
+
+    if (!tr__mpsc_mark_idle(&a->mbox, &a->mbox_out, &done)) {
         return false;
     }
+    release(done);
     if (tr__lifo_is_empty(&a->ctl)) {
         return true;
     }
@@ -412,15 +442,20 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
     tr_actor *a = tr_container_of(task, tr_actor, task);
     tr_wlocal *wl = tr__worker_data(w);
     uint32_t gen = tr_load_relaxed(&a->gen);
-    tr_ctx ctx = {
-        .sys = sys,
-        .actor = a,
-        .worker = w,
-        .self = tr__addr_id(gen, a->index),
-        .gen = gen,
-    };
+    tr_ctx ctx;
     uint64_t handled = 0;
     unsigned n = 0;
+
+    /* Field by field: fail_text is written only by tr_fail, and zeroing
+     * it on every run would cost more than the rest of the setup. */
+    ctx.sys = sys;
+    ctx.actor = a;
+    ctx.worker = w;
+    ctx.self = tr__addr_id(gen, a->index);
+    ctx.gen = gen;
+    ctx.stop = false;
+    ctx.uncounted = false;
+    ctx.fail_code = 0;
 
     for (;;) {
         tr_envelope *env;
@@ -450,13 +485,11 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
         if (tr_unlikely(env->gen != gen)) {
             tr__actor_count_dead(&ctx, tr__addr_id(env->gen, a->index),
                                  env->type, TR_DEAD_STOPPED);
-            tr__env_destroy(env);
             continue;
         }
         tr_handle_fn fn = pick_handler(a, env->type);
         if (tr_unlikely(fn == NULL)) {
             tr__actor_count_dead(&ctx, ctx.self, env->type, TR_DEAD_UNHANDLED);
-            tr__env_destroy(env);
             continue;
         }
         const tr_msg msg = {
@@ -466,11 +499,9 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
             .from = {env->from},
         };
         int rc = fn(&ctx, a->state, &msg);
-        uint32_t type = env->type;
-        tr__env_destroy(env);
         handled++;
         if (tr_unlikely(rc != TR_OK || ctx.stop || ctx.fail_code != 0)) {
-            ended(&ctx, rc, type);
+            ended(&ctx, rc, msg.type);
             goto out;
         }
     }
@@ -533,12 +564,8 @@ tr_spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
         .worker = ctx->worker,
         .self = tr__addr_id(gen, a->index),
         .gen = gen,
+        .uncounted = true,
     };
-    if (wl != NULL) {
-        bump(&wl->spawned, 1);
-    } else {
-        tr_faa_relaxed(&sys->ext_spawned, 1);
-    }
     /* When init does not run, or fails, stop does not run either (OTP). */
     const tr_behaviour no_stop = {.name = behaviour->name,
                                   .state_size = behaviour->state_size};
@@ -550,12 +577,23 @@ tr_spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
     }
     if (behaviour->init != NULL) {
         rc = behaviour->init(&child, a->state, arg);
+        if (rc == TR_OK && child.fail_code != 0) {
+            rc = child.fail_code;
+        }
         if (rc != TR_OK) {
             const tr_exit exit = {TR_EXIT_NORMAL, rc, "init failed"};
             a->behaviour = &no_stop;
             tr__actor_end(&child, &exit);
             return rc;
         }
+    }
+    /* Counted from here on: tr_spawn returns TR_OK. The actor cannot run
+     * (and stop) elsewhere before we release the run-right below. */
+    child.uncounted = false;
+    if (wl != NULL) {
+        bump(&wl->spawned, 1);
+    } else {
+        tr_faa_relaxed(&sys->ext_spawned, 1);
     }
     if (out != NULL) {
         *out = (tr_addr){child.self};
@@ -585,10 +623,24 @@ tr_stop(tr_ctx *ctx)
 }
 
 int
+tr__actor_request_stop(tr_system *sys, tr_actor *a, uint32_t gen, uint64_t from)
+{
+    tr_envelope *env = tr__env_create(0);
+
+    if (env == NULL) {
+        return TR_ENOMEM;
+    }
+    env->kind = TR_CTL_STOP;
+    env->gen = gen;
+    env->from = from;
+    tr__actor_push_ctl(sys, a, env);
+    return TR_OK;
+}
+
+int
 tr_actor_stop(tr_ctx *ctx, tr_addr to)
 {
     tr_actor *a;
-    tr_envelope *env;
 
     if (ctx == NULL) {
         return TR_EINVAL;
@@ -597,15 +649,8 @@ tr_actor_stop(tr_ctx *ctx, tr_addr to)
     if (a == NULL) {
         return TR_ENOACTOR;
     }
-    env = tr__env_create(0);
-    if (env == NULL) {
-        return TR_ENOMEM;
-    }
-    env->kind = TR_CTL_STOP;
-    env->gen = (uint32_t)(to.id >> 32);
-    env->from = ctx->self;
-    tr__actor_push_ctl(ctx->sys, a, env);
-    return TR_OK;
+    return tr__actor_request_stop(ctx->sys, a, (uint32_t)(to.id >> 32),
+                                  ctx->self);
 }
 
 int

@@ -31,26 +31,27 @@ enum { TR_CTL_STOP = 1 };
  */
 typedef struct tr_actor {
     /* Line 0, written by senders (any thread). */
-    tr_mpsc mbox;              /* user lane; head's idle bit schedules */
-    tr_lifo ctl;               /* control lane, drained first */
-    tr_atomic(uint64_t) sent;  /* user messages admitted */
-    tr_atomic(uint32_t) gen;   /* current incarnation */
-    tr_atomic(uint32_t) cap;   /* user-lane bound; 0 is unbounded */
-    tr_atomic(uint64_t) taken; /* user messages popped (the runner) */
-    tr_task task;              /* run-queue or free-list link */
+    tr_mpsc_prod mbox;        /* user lane; head's idle bit schedules */
+    tr_lifo ctl;              /* control lane, drained first */
+    tr_atomic(uint64_t) sent; /* user messages admitted */
+    tr_atomic(uint32_t) gen;  /* current incarnation */
+    tr_atomic(uint32_t) cap;  /* user-lane bound; 0 is unbounded */
+    tr_task task;             /* run-queue or free-list link */
+    uint32_t index;           /* slot index in the table (immutable) */
 
     /* Line 1, written by whoever runs the actor. */
-    TR_CACHE_ALIGNED const tr_behaviour *behaviour;
+    TR_CACHE_ALIGNED tr_mpsc_cons mbox_out;
+    tr_atomic(uint64_t) taken; /* user messages popped */
+    tr_atomic(uint64_t) handled;
+    const tr_behaviour *behaviour;
     const tr_dispatch *table; /* tr_become's table, or NULL */
     void *state;
     tr_mnode *ctl_pending; /* control messages taken, not yet run */
-    tr_atomic(uint64_t) handled;
-    uint32_t index; /* slot index in the table */
 } tr_actor;
 
 _Static_assert(sizeof(tr_actor) == 2 * TR_CACHE_LINE,
                "an actor slot is two cache lines");
-_Static_assert(offsetof(tr_actor, behaviour) == TR_CACHE_LINE,
+_Static_assert(offsetof(tr_actor, mbox_out) == TR_CACHE_LINE,
                "runner fields start on their own line");
 
 /* Per-worker data of the actor layer (tr__worker_data). Counters are
@@ -83,8 +84,9 @@ struct tr_ctx {
     tr_worker *worker; /* NULL off the workers */
     uint64_t self;
     uint32_t gen;
-    bool stop;     /* tr_stop was called */
-    int fail_code; /* tr_fail's code, or 0 */
+    bool stop;      /* tr_stop was called */
+    bool uncounted; /* init has not succeeded: not in the counters */
+    int fail_code;  /* tr_fail's code, or 0 */
     char fail_text[128];
 };
 
@@ -137,8 +139,15 @@ tr_actor *tr__table_at(tr_table *t, uint32_t index);
 void tr__actor_run(void *sys, tr_worker *w, tr_task *task);
 void tr__actor_count_dead(tr_ctx *ctx, uint64_t to, uint32_t type,
                           tr_dead_reason why);
+/* Drop everything queued for `a` (whose run-right the caller holds),
+ * counting user messages as dead letters for `why`. */
+void tr__actor_drain(tr_ctx *ctx, tr_actor *a, tr_dead_reason why);
 /* Stop a live actor whose run-right the caller holds. */
 void tr__actor_end(tr_ctx *ctx, const tr_exit *exit);
+/* Ask incarnation `gen` of `a` to stop (a control message); a stale `gen`
+ * makes it a no-op when it arrives. */
+int tr__actor_request_stop(tr_system *sys, tr_actor *a, uint32_t gen,
+                           uint64_t from);
 /* Push a control message to `a` and schedule it if idle. */
 void tr__actor_push_ctl(tr_system *sys, tr_actor *a, tr_envelope *env);
 

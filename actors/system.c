@@ -126,10 +126,8 @@ request_stops(tr_system *sys, bool send)
         }
         live++;
         if (send) {
-            int rc =
-                tr_actor_stop(&sys->thread_ctx, (tr_addr){tr__addr_id(gen, i)});
-            (void)rc; /* TR_ENOACTOR: it stopped meanwhile; TR_ENOMEM:
-                         the final pass below stops it */
+            /* On TR_ENOMEM the final pass stops it instead. */
+            (void)tr__actor_request_stop(sys, a, gen, 0);
         }
     }
     return live;
@@ -151,8 +149,6 @@ final_pass(tr_system *sys)
     for (uint32_t i = 0; i < len; i++) {
         tr_actor *a = tr__table_at(sys->table, i);
         uint32_t gen = tr_load_relaxed(&a->gen);
-        tr_envelope *env;
-        tr_mnode *node;
 
         /* Nobody runs anything now: take the run-right unconditionally. */
         tr__mpsc_take_idle(&a->mbox);
@@ -166,25 +162,7 @@ final_pass(tr_system *sys)
             const tr_exit exit = {TR_EXIT_SHUTDOWN, TR_OK, "shutdown"};
             tr__actor_end(&ctx, &exit);
         }
-        node = a->ctl_pending;
-        a->ctl_pending = NULL;
-        while (node != NULL) {
-            tr_mnode *next = tr_load_relaxed(&node->next);
-            tr__env_destroy(tr__env_of_node(node));
-            node = next;
-        }
-        node = tr__lifo_take_fifo(&a->ctl);
-        while (node != NULL) {
-            tr_mnode *next = tr_load_relaxed(&node->next);
-            tr__env_destroy(tr__env_of_node(node));
-            node = next;
-        }
-        while ((node = tr__mpsc_pop(&a->mbox)) != NULL) {
-            env = tr__env_of_node(node);
-            tr__actor_count_dead(&sys->thread_ctx, tr__addr_id(env->gen, i),
-                                 env->type, TR_DEAD_SHUTDOWN);
-            tr__env_destroy(env);
-        }
+        tr__actor_drain(&sys->thread_ctx, a, TR_DEAD_SHUTDOWN);
     }
 }
 

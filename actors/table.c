@@ -87,7 +87,7 @@ tr__table_at(tr_table *t, uint32_t index)
 static void
 init_slot(tr_actor *a, uint32_t index)
 {
-    tr__mpsc_init(&a->mbox, false);
+    tr__mpsc_init(&a->mbox, &a->mbox_out, false);
     tr_init_relaxed(&a->ctl.top, NULL);
     tr_init_relaxed(&a->sent, 0);
     tr_init_relaxed(&a->taken, 0);

@@ -14,6 +14,7 @@
 
 #include "common/tr_alloc.h"
 #include "common/tr_atomic.h"
+#include "common/tr_defs.h"
 #include "common/tr_park.h"
 #include "mailbox/envelope.h"
 #include "mailbox/mpsc.h"
@@ -22,11 +23,12 @@
 
 struct tr_mailbox {
     /* Producers. */
-    tr_mpsc queue;
+    tr_mpsc_prod in;
     tr_atomic(uint64_t) sent;
     tr_atomic(bool) closed;
     struct ck_ec32 ready;
     /* The receiver. */
+    TR_CACHE_ALIGNED tr_mpsc_cons out;
     tr_atomic(uint64_t) taken;
     tr_atomic(bool) receiving;
     tr_envelope *held; /* popped but too large for the caller's buffer */
@@ -41,11 +43,11 @@ tr_mailbox_create(uint32_t cap, tr_mailbox **out)
     if (out == NULL) {
         return TR_EINVAL;
     }
-    mb = tr__calloc(sizeof(*mb));
+    mb = tr__calloc_aligned(sizeof(*mb));
     if (mb == NULL) {
         return TR_ENOMEM;
     }
-    tr__mpsc_init(&mb->queue, true);
+    tr__mpsc_init(&mb->in, &mb->out, true);
     tr_init_relaxed(&mb->sent, 0);
     tr_init_relaxed(&mb->taken, 0);
     tr_init_relaxed(&mb->closed, false);
@@ -80,10 +82,18 @@ tr_mailbox_send(tr_mailbox *mb, const void *data, size_t size)
     if (size != 0) {
         memcpy(tr__env_data(env), data, size);
     }
-    if (tr__mpsc_push(&mb->queue, &env->node)) {
+    if (tr__mpsc_push(&mb->in, &env->node)) {
         tr__ec_wake(&mb->ready);
     }
     return TR_OK;
+}
+
+static void
+release(tr_mnode *done)
+{
+    if (done != NULL) {
+        tr__env_destroy(tr__env_of_node(done));
+    }
 }
 
 static int
@@ -98,9 +108,9 @@ deliver(tr_mailbox *mb, tr_envelope *env, void *buf, size_t cap, size_t *len)
         memcpy(buf, tr__env_data(env), env->size);
     }
     mb->held = NULL;
-    /* seq_cst pairs with the producers' seq_cst read in lane_admit. */
+    /* seq_cst pairs with the producers' seq_cst read in lane_admit. The
+     * envelope stays as the queue's dummy; the next pop releases it. */
     tr_store_seqcst(&mb->taken, tr_load_relaxed(&mb->taken) + 1);
-    tr__env_destroy(env);
     return TR_OK;
 }
 
@@ -117,18 +127,21 @@ receive(tr_mailbox *mb, void *buf, size_t cap, size_t *len, int timeout_ms)
     }
     for (;;) {
         uint32_t seen = tr__ec_value(&mb->ready);
-        tr_mnode *node = tr__mpsc_pop(&mb->queue);
+        tr_mnode *done;
+        tr_mnode *node = tr__mpsc_pop(&mb->out, &done);
         long left;
 
+        release(done);
         if (node != NULL) {
             return deliver(mb, tr__env_of_node(node), buf, cap, len);
         }
-        if (!tr__mpsc_mark_idle(&mb->queue)) {
+        if (!tr__mpsc_mark_idle(&mb->in, &mb->out, &done)) {
             continue; /* a push is in flight: pop again */
         }
+        release(done);
         if (tr_load_acq(&mb->closed)) {
             /* A send that passed its closed check may still be pushing. */
-            if (tr__mpsc_take_idle(&mb->queue) &&
+            if (tr__mpsc_take_idle(&mb->in) &&
                 tr__lane_len(&mb->sent, &mb->taken) == 0) {
                 return TR_ECLOSED;
             }
@@ -197,12 +210,14 @@ tr_mailbox_destroy(tr_mailbox *mb)
     if (mb == NULL) {
         return;
     }
-    if (mb->held != NULL) {
-        tr__env_destroy(mb->held);
-    }
-    tr__mpsc_take_idle(&mb->queue);
-    while ((node = tr__mpsc_pop(&mb->queue)) != NULL) {
-        tr__env_destroy(tr__env_of_node(node));
-    }
-    tr__free(mb, sizeof(*mb));
+    /* Every node but the dummy is released by a pop; `held`, when set, is
+     * the dummy. */
+    tr__mpsc_take_idle(&mb->in);
+    do {
+        tr_mnode *done;
+        node = tr__mpsc_pop(&mb->out, &done);
+        release(done);
+    } while (node != NULL);
+    release(tr__mpsc_dummy(&mb->out));
+    tr__free_aligned(mb, sizeof(*mb));
 }

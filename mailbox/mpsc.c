@@ -1,6 +1,6 @@
 /*
- * Unbounded intrusive MPSC queue (Vyukov's, with a stub node) whose head
- * word also carries the owner's scheduling state.
+ * Unbounded intrusive MPSC queue (Vyukov's) whose head word also carries
+ * the owner's scheduling state.
  *
  * Producers: any thread, wait-free. A push is one exchange of `head`
  * followed by one store linking the previous head to the new node. Between
@@ -8,19 +8,24 @@
  * linked node with a NULL next while head already points past it.
  *
  * Consumer: exactly one thread at a time, the one that holds the consumer
- * role; `tail` is its private cursor. The stub node is re-pushed when the
- * consumer reaches the last real node, so a real node is never removed
- * while a producer might still link to it.
+ * role; `tail` is its private cursor and rests on a dummy node: first the
+ * stub, then each node it pops. A pop moves `tail` to the dummy's successor,
+ * which becomes the new dummy, and hands the old dummy back for freeing. So
+ * a node is freed only once a later node is linked after it, and no
+ * producer can still be about to link to it. Popping costs no atomic
+ * read-modify-write at all.
  *
  * Scheduling: bit 0 of `head` is the idle flag. While it is set nobody holds
  * the consumer role. The push whose exchange returns a tagged head has moved
  * the queue from idle to busy and takes the role (its caller schedules the
  * actor or wakes the receiver); every other push leaves scheduling alone.
- * The consumer gives the role up with a CAS of head from the untagged stub
- * (the only value head has when the consumer drained everything and no push
- * began) to the tagged stub. If a push began, even one still in its broken
- * window, head is not the stub, the CAS fails and the consumer keeps the
- * role: that is what stops a half-done push from stranding its message.
+ * The consumer gives the role up with one CAS of head from the dummy (the
+ * only value head has when the consumer drained everything and no push
+ * began) to the tagged stub, which also swaps the stub back in, so an idle
+ * queue holds no node of its own. If a push began, even one still in its
+ * broken window, head is not the dummy, the CAS fails and the consumer
+ * keeps the role: that is what stops a half-done push from stranding its
+ * message.
  *
  * The control lane beside it is a Treiber stack (pushes are rare: stop and
  * failure signals, later replies and timer ticks); the consumer takes it
@@ -42,15 +47,15 @@ untag(uintptr_t word)
 }
 
 void
-tr__mpsc_init(tr_mpsc *q, bool idle)
+tr__mpsc_init(tr_mpsc_prod *p, tr_mpsc_cons *c, bool idle)
 {
-    tr_init_relaxed(&q->stub.next, NULL);
-    q->tail = &q->stub;
-    tr_init_relaxed(&q->head, (uintptr_t)&q->stub | (idle ? IDLE_BIT : 0));
+    tr_init_relaxed(&c->stub.next, NULL);
+    c->tail = &c->stub;
+    tr_init_relaxed(&p->head, (uintptr_t)&c->stub | (idle ? IDLE_BIT : 0));
 }
 
 bool
-tr__mpsc_push(tr_mpsc *q, tr_mnode *node)
+tr__mpsc_push(tr_mpsc_prod *p, tr_mnode *node)
 {
     tr_store_relaxed(&node->next, NULL);
     /*
@@ -59,82 +64,87 @@ tr__mpsc_push(tr_mpsc *q, tr_mnode *node)
      * after the previous producer's initialisation of `prev`. Sequentially
      * consistent with the idle CAS through head's modification order.
      */
-    uintptr_t prev = tr_xchg_acqrel(&q->head, (uintptr_t)node);
+    uintptr_t prev = tr_xchg_acqrel(&p->head, (uintptr_t)node);
     /* Release: pairs with the consumer's acquire load of `next` in pop. */
     tr_store_rel(&untag(prev)->next, node);
     return (prev & IDLE_BIT) != 0;
 }
 
-static void
-push_stub(tr_mpsc *q)
+tr_mnode *
+tr__mpsc_pop(tr_mpsc_cons *c, tr_mnode **done)
 {
-    tr_store_relaxed(&q->stub.next, NULL);
-    /* Same orderings and pairing as tr__mpsc_push. */
-    uintptr_t prev = tr_xchg_acqrel(&q->head, (uintptr_t)&q->stub);
-    tr_store_rel(&untag(prev)->next, &q->stub);
+    tr_mnode *dummy = c->tail;
+    /* Acquire: pairs with the release link store in push, so the node's
+     * contents are visible. */
+    tr_mnode *next = tr_load_acq(&dummy->next);
+
+    if (next == NULL) {
+        *done = NULL;
+        return NULL;
+    }
+    c->tail = next;
+    *done = dummy == &c->stub ? NULL : dummy;
+    return next;
+}
+
+/* CAS head from the dummy to the stub (tagged idle or not); true when no
+ * push came after the dummy. */
+static bool
+swap_in_stub(tr_mpsc_prod *p, tr_mpsc_cons *c, uintptr_t tag, tr_mnode **done)
+{
+    tr_mnode *dummy = c->tail;
+    uintptr_t stub = (uintptr_t)&c->stub;
+    uintptr_t expected = (uintptr_t)dummy;
+
+    *done = NULL;
+    if (dummy == &c->stub) {
+        /* seq_cst: see the lane handshake in actors/actor.c. */
+        if (tr_cas_seqcst(&p->head, &expected, stub | tag)) {
+            return true;
+        }
+        return tag != 0 && expected == (stub | IDLE_BIT);
+    }
+    /*
+     * The next consumer (maybe on another thread, once a push takes the
+     * role) must find tail on the stub and the stub unlinked: both are
+     * written before the CAS, whose release publishes them.
+     */
+    tr_store_relaxed(&c->stub.next, NULL);
+    c->tail = &c->stub;
+    if (tr_cas_seqcst(&p->head, &expected, stub | tag)) {
+        *done = dummy;
+        return true;
+    }
+    c->tail = dummy;
+    return false;
+}
+
+bool
+tr__mpsc_mark_idle(tr_mpsc_prod *p, tr_mpsc_cons *c, tr_mnode **done)
+{
+    return swap_in_stub(p, c, IDLE_BIT, done);
+}
+
+bool
+tr__mpsc_release(tr_mpsc_prod *p, tr_mpsc_cons *c, tr_mnode **done)
+{
+    return swap_in_stub(p, c, 0, done);
 }
 
 tr_mnode *
-tr__mpsc_pop(tr_mpsc *q)
+tr__mpsc_dummy(tr_mpsc_cons *c)
 {
-    tr_mnode *tail = q->tail;
-    /* Acquire: pairs with the release link store in push. */
-    tr_mnode *next = tr_load_acq(&tail->next);
-
-    if (tail == &q->stub) {
-        if (next == NULL) {
-            return NULL;
-        }
-        q->tail = next;
-        tail = next;
-        next = tr_load_acq(&next->next);
-    }
-    if (next != NULL) {
-        q->tail = next;
-        return tail;
-    }
-    /* `tail` is the last linked node. If head moved past it, a push is in
-     * its broken window: report empty; mark_idle will refuse. */
-    if (tail != untag(tr_load_acq(&q->head))) {
-        return NULL;
-    }
-    push_stub(q);
-    next = tr_load_acq(&tail->next);
-    if (next != NULL) {
-        q->tail = next;
-        return tail;
-    }
-    return NULL;
+    return c->tail == &c->stub ? NULL : c->tail;
 }
 
 bool
-tr__mpsc_mark_idle(tr_mpsc *q)
+tr__mpsc_take_idle(tr_mpsc_prod *p)
 {
-    uintptr_t stub = (uintptr_t)&q->stub;
-    uintptr_t expected = stub;
-
-    if (q->tail != &q->stub) {
-        return false;
-    }
-    /*
-     * seq_cst: the control lane's producers push there, then read head; the
-     * consumer sets the flag here, then reads the control lane. With both
-     * pairs sequentially consistent one of them sees the other.
-     */
-    if (tr_cas_seqcst(&q->head, &expected, stub | IDLE_BIT)) {
-        return true;
-    }
-    return expected == (stub | IDLE_BIT);
-}
-
-bool
-tr__mpsc_take_idle(tr_mpsc *q)
-{
-    uintptr_t word = tr_load_seqcst(&q->head);
+    uintptr_t word = tr_load_seqcst(&p->head);
 
     while (word & IDLE_BIT) {
         /* seq_cst: see mark_idle. Failure reloads `word`. */
-        if (tr_cas_seqcst(&q->head, &word, word & ~(uintptr_t)IDLE_BIT)) {
+        if (tr_cas_seqcst(&p->head, &word, word & ~(uintptr_t)IDLE_BIT)) {
             return true;
         }
     }
@@ -142,9 +152,9 @@ tr__mpsc_take_idle(tr_mpsc *q)
 }
 
 bool
-tr__mpsc_is_idle(tr_mpsc *q)
+tr__mpsc_is_idle(tr_mpsc_prod *p)
 {
-    return (tr_load_acq(&q->head) & IDLE_BIT) != 0;
+    return (tr_load_acq(&p->head) & IDLE_BIT) != 0;
 }
 
 void

@@ -16,47 +16,72 @@ typedef struct tr_mnode {
 } tr_mnode;
 
 /*
- * head: written by producers (exchange) and by the consumer's idle marking;
- * its low bit is the idle flag. tail and stub.next: the consumer, except
- * that the producer whose exchange returned a node links that node's next.
+ * The producers' end: `head`, written by producers (exchange) and by the
+ * consumer's idle marking; its low bit is the idle flag.
  */
-typedef struct tr_mpsc {
+typedef struct tr_mpsc_prod {
     tr_atomic(uintptr_t) head;
+} tr_mpsc_prod;
+
+/*
+ * The consumer's end: `tail` and the stub, written by the consumer, except
+ * that the producer whose exchange returned the stub links the stub's next.
+ * The two ends are separate types so that their owner can place them on
+ * different cache lines.
+ */
+typedef struct tr_mpsc_cons {
     tr_mnode *tail;
     tr_mnode stub;
-} tr_mpsc;
+} tr_mpsc_cons;
 
 /* Initialise an empty queue, idle (a first push reports it) or busy. */
-void tr__mpsc_init(tr_mpsc *q, bool idle);
+void tr__mpsc_init(tr_mpsc_prod *p, tr_mpsc_cons *c, bool idle);
 
 /*
  * Push `node`; any thread, wait-free. Returns true when the queue was idle:
  * the caller then owns the consumer role (it schedules the owner).
  */
-bool tr__mpsc_push(tr_mpsc *q, tr_mnode *node);
+bool tr__mpsc_push(tr_mpsc_prod *p, tr_mnode *node);
 
 /*
  * Pop the oldest node; consumer only. NULL when empty, and also when a push
  * is between its exchange and its link: the node is not lost, and
  * tr__mpsc_mark_idle then refuses, so the consumer stays scheduled.
+ *
+ * The popped node stays in the queue as its dummy (the node `tail` rests
+ * on) until the next pop, so the caller may read it but not free it. The
+ * previous dummy, now unreachable, comes back in `*done` (NULL when it was
+ * the stub) for the caller to free.
  */
-tr_mnode *tr__mpsc_pop(tr_mpsc *q);
+tr_mnode *tr__mpsc_pop(tr_mpsc_cons *c, tr_mnode **done);
 
 /*
- * After tr__mpsc_pop returned NULL: try to mark the queue idle. True when
- * it is idle now (the next push reports it); false when a push has begun,
- * and the consumer must keep the role and pop again.
+ * After tr__mpsc_pop returned NULL: try to mark the queue idle, putting the
+ * stub back in place of the dummy in the same CAS. True when it is idle now
+ * (the next push reports it), with the released dummy in `*done` (or NULL);
+ * false when a push has begun, and the consumer must keep the role and pop
+ * again.
  */
-bool tr__mpsc_mark_idle(tr_mpsc *q);
+bool tr__mpsc_mark_idle(tr_mpsc_prod *p, tr_mpsc_cons *c, tr_mnode **done);
+
+/*
+ * Like tr__mpsc_mark_idle but the queue stays busy: used to empty a queue
+ * whose owner is gone, so that it holds no node. False (and `*done` NULL)
+ * when a push has begun; the dummy then stays.
+ */
+bool tr__mpsc_release(tr_mpsc_prod *p, tr_mpsc_cons *c, tr_mnode **done);
+
+/* The current dummy if it is not the stub (teardown only), else NULL. */
+tr_mnode *tr__mpsc_dummy(tr_mpsc_cons *c);
 
 /*
  * Clear the idle flag without pushing; any thread. True when this call
  * cleared it, which hands the caller the consumer role.
  */
-bool tr__mpsc_take_idle(tr_mpsc *q);
+bool tr__mpsc_take_idle(tr_mpsc_prod *p);
 
 /* True when the idle flag is set (a snapshot). */
-bool tr__mpsc_is_idle(tr_mpsc *q);
+bool tr__mpsc_is_idle(tr_mpsc_prod *p);
 
 /*
  * The control lane: a stack of nodes pushed by any thread and taken whole

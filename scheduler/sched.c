@@ -374,7 +374,10 @@ next_local(tr_worker *w)
     if (w->lifo != NULL) {
         t = w->lifo;
         w->lifo = NULL;
-        if (w->lifo_runs < LIFO_CAP) {
+        /* The cap is for fairness to the tasks queued here; with none
+         * queued, moving the task would only invite a thief to take a
+         * ping-pong pair across cores. */
+        if (w->lifo_runs < LIFO_CAP || tr__runq_len(&w->rq) == 0) {
             w->lifo_runs++;
             return t;
         }

@@ -26,8 +26,9 @@ typedef struct tr_msg {
 /**
  * Runs when the actor starts, before any message. `arg` is the start
  * argument given to tr_spawn, borrowed for the call. Return TR_OK to start;
- * any other value makes tr_spawn fail with that value and the actor never
- * runs.
+ * any other value (or a tr_fail call) makes tr_spawn fail with that code:
+ * the actor never runs, its `stop` is not called and it is not reported as
+ * a failure (the caller has the code).
  */
 typedef int (*tr_init_fn)(tr_ctx *ctx, void *state, const void *arg);
 
@@ -103,6 +104,10 @@ TR_API int tr_spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
 /**
  * Send a copy of `size` bytes at `data` as a message of `type`.
  *
+ * Order: messages from one sender (an actor, or one plain thread) to one
+ * receiver are handled in the order they were sent. TR_OK means queued, not
+ * handled: if the receiver stops first, the message becomes a dead letter.
+ *
  * From a plain thread to a full bounded mailbox this waits until there is
  * room; on a worker it never waits and returns TR_EFULL instead.
  *
@@ -118,7 +123,9 @@ TR_API TR_NODISCARD int tr_send(tr_ctx *ctx, tr_addr to, uint32_t type,
 
 /**
  * Like tr_send, but never waits: a full bounded mailbox returns TR_EFULL
- * from any context, and the caller still has its data.
+ * from any context, and the caller still has its data. While several
+ * senders race for the last places, one may be refused a moment before a
+ * place frees up; the bound itself is never exceeded.
  *
  * Ownership: borrows `data`.
  * Context:   a handler or a plain thread.
@@ -182,10 +189,11 @@ TR_API int tr_actor_stop(tr_ctx *ctx, tr_addr to);
 /**
  * Make the calling actor fail with `code` (negative, or any non-zero value
  * of the user's) once the current callback returns. `text` is copied (up to
- * 127 bytes) and reported with the failure.
+ * 127 bytes) and reported with the failure. From `init`, the spawn fails
+ * with `code` instead.
  *
  * Ownership: borrows `text` (may be NULL).
- * Context:   a handler.
+ * Context:   a handler or `init`.
  * Returns:   TR_OK; TR_EINVAL for NULL or a zero code; TR_ESTATE on a
  *            thread context.
  */

@@ -69,7 +69,9 @@ TR_API size_t tr_mailbox_len(const tr_mailbox *mb);
 /**
  * Free the mailbox and every message still queued.
  *
- * Ownership: takes `mb` (NULL is ignored). No other thread may use it.
+ * Ownership: takes `mb` (NULL is ignored). Every other thread's call on it
+ *            must have returned: a sender's tr_mailbox_send may still be
+ *            waking the receiver after the message is already received.
  * Context:   any thread.
  */
 TR_API void tr_mailbox_destroy(tr_mailbox *mb);

@@ -26,7 +26,7 @@ typedef struct tr_ctx tr_ctx;
 typedef enum tr_exit_kind {
     TR_EXIT_NORMAL = 0,   /* tr_stop, or init declined to start */
     TR_EXIT_SHUTDOWN = 1, /* asked to stop: tr_actor_stop or system shutdown */
-    TR_EXIT_FAILED = 2    /* handler error return, tr_fail, or failed init */
+    TR_EXIT_FAILED = 2    /* handler error return or tr_fail */
 } tr_exit_kind;
 
 /** The exit reason given to `stop` callbacks and the failure hook. */
@@ -53,8 +53,9 @@ typedef enum tr_dead_reason {
 } tr_dead_reason;
 
 /**
- * Called for each dead letter, on whatever thread found it; it must not
- * block and must not send. The message is borrowed for the call.
+ * Called for each dead letter, on whatever thread found it, with the
+ * address it was sent to and its type; it must not block and must not
+ * send.
  */
 typedef void (*tr_dead_letter_fn)(void *arg, tr_addr to, uint32_t type,
                                   tr_dead_reason reason);
@@ -84,7 +85,7 @@ typedef struct tr_system_config {
 struct tr_system_stats {
     unsigned workers;
     uint64_t live_actors;      /* spawned and not yet stopped */
-    uint64_t spawned;          /* tr_spawn calls whose init succeeded */
+    uint64_t spawned;          /* tr_spawn calls that returned TR_OK */
     uint64_t failed;           /* actors that ended with TR_EXIT_FAILED */
     uint64_t messages_handled; /* user messages given to a handler */
     uint64_t dead_letters;     /* messages that reached no handler */

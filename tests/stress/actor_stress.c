@@ -5,7 +5,10 @@
  *    to a pseudo-random actor until its hop budget is spent. A guard in each
  *    handler detects two workers running one actor at once; every hop is
  *    handled exactly once.
- * 2. Spawn/stop/send races: plain threads spawn actors, send to random
+ * 2. Per-sender order: several producer actors send numbered messages to
+ *    one consumer, in bursts from many handler runs on whatever worker;
+ *    the consumer sees each producer's numbers in order, none missing.
+ * 3. Spawn/stop/send races: plain threads spawn actors, send to random
  *    addresses from a shared table (many of them stopped or stopping), and
  *    stop them. Nothing touches freed memory (run under ASan), and every
  *    accepted message is either handled or counted as a dead letter.
@@ -116,6 +119,131 @@ test_actor_stress_cross_sending_never_runs_an_actor_twice(void **state)
     tr_test_shutdown(sys);
     assert_int_equal(tr_load_relaxed(&violations), 0);
     assert_int_equal(tr_load_relaxed(&hops_done), want.want);
+}
+
+/* ---- per-sender order between actors ---- */
+
+enum { PRODUCERS = 6, BURST = 100, MSG_SEQ = 3, MSG_MORE = 4 };
+
+typedef struct seq_msg {
+    uint32_t producer;
+    uint32_t seq;
+} seq_msg;
+
+typedef struct fifo_consumer {
+    uint32_t next[PRODUCERS];
+    long received;
+} fifo_consumer;
+
+static tr_atomic(long) fifo_errors;
+static tr_atomic(long) fifo_received;
+
+static int
+fifo_consume(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    fifo_consumer *c = state;
+    seq_msg m;
+
+    (void)ctx;
+    memcpy(&m, msg->data, sizeof(m));
+    if (m.producer >= PRODUCERS || m.seq != c->next[m.producer]) {
+        tr_faa_relaxed(&fifo_errors, 1);
+    } else {
+        c->next[m.producer]++;
+    }
+    tr_faa_seqcst(&fifo_received, 1);
+    return TR_OK;
+}
+
+static const tr_behaviour fifo_consumer_behaviour = {
+    .name = "fifo_consumer",
+    .state_size = sizeof(fifo_consumer),
+    .handle = fifo_consume,
+};
+
+typedef struct fifo_producer {
+    tr_addr consumer;
+    uint32_t id;
+    uint32_t sent;
+    uint32_t total;
+} fifo_producer;
+
+typedef struct producer_start {
+    tr_addr consumer;
+    uint32_t id;
+    uint32_t total;
+} producer_start;
+
+static int
+fifo_producer_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    fifo_producer *p = state;
+    const producer_start *a = arg;
+    (void)ctx;
+    p->consumer = a->consumer;
+    p->id = a->id;
+    p->total = a->total;
+    return TR_OK;
+}
+
+/* Sends a burst, then asks itself for more: each burst may run on a
+ * different worker. */
+static int
+fifo_produce(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    fifo_producer *p = state;
+    (void)msg;
+    for (int i = 0; i < BURST && p->sent < p->total; i++) {
+        seq_msg m = {p->id, p->sent++};
+        int rc = tr_send(ctx, p->consumer, MSG_SEQ, &m, sizeof(m));
+        if (rc != TR_OK) {
+            return rc;
+        }
+    }
+    if (p->sent < p->total) {
+        return tr_send(ctx, tr_self(ctx), MSG_MORE, NULL, 0);
+    }
+    return TR_OK;
+}
+
+static const tr_behaviour fifo_producer_behaviour = {
+    .name = "fifo_producer",
+    .state_size = sizeof(fifo_producer),
+    .init = fifo_producer_init,
+    .handle = fifo_produce,
+};
+
+static bool
+fifo_all_received(void *p)
+{
+    return tr_load_seqcst(&fifo_received) >= *(long *)p;
+}
+
+static void
+test_actor_stress_per_sender_order_between_actors(void **state)
+{
+    tr_system *sys = tr_test_system(0);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_addr consumer;
+    uint32_t per = (uint32_t)iterations;
+    long want = (long)per * PRODUCERS;
+
+    (void)state;
+    tr_store_relaxed(&fifo_errors, 0);
+    tr_store_relaxed(&fifo_received, 0);
+    assert_int_equal(
+        tr_spawn(ctx, &fifo_consumer_behaviour, NULL, NULL, &consumer), TR_OK);
+    for (uint32_t i = 0; i < PRODUCERS; i++) {
+        producer_start a = {consumer, i, per};
+        tr_addr p;
+        assert_int_equal(tr_spawn(ctx, &fifo_producer_behaviour, &a, NULL, &p),
+                         TR_OK);
+        assert_int_equal(tr_send(ctx, p, MSG_MORE, NULL, 0), TR_OK);
+    }
+    assert_true(tr_test_wait_until(fifo_all_received, &want, 120000));
+    tr_test_shutdown(sys);
+    assert_int_equal(tr_load_relaxed(&fifo_errors), 0);
+    assert_int_equal(tr_load_relaxed(&fifo_received), want);
 }
 
 /* ---- spawn / stop / send races ---- */
@@ -249,6 +377,7 @@ main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(
             test_actor_stress_cross_sending_never_runs_an_actor_twice),
+        cmocka_unit_test(test_actor_stress_per_sender_order_between_actors),
         cmocka_unit_test(test_actor_stress_spawn_stop_send_races_lose_nothing),
     };
     return cmocka_run_group_tests_name("actor_stress", tests, NULL, NULL);

@@ -24,7 +24,8 @@ typedef struct node {
 } node;
 
 typedef struct raw_shared {
-    tr_mpsc q;
+    tr_mpsc_prod in;
+    tr_mpsc_cons out;
     struct ck_ec32 wake; /* the consumer sleeps here while idle */
     tr_atomic(long) wakeups;
     node *nodes;
@@ -45,7 +46,7 @@ raw_producer(void *p)
     for (long i = 0; i < per_producer; i++) {
         mine[i].producer = a->id;
         mine[i].seq = (uint32_t)i;
-        if (tr__mpsc_push(&a->sh->q, &mine[i].link)) {
+        if (tr__mpsc_push(&a->sh->in, &mine[i].link)) {
             /* We moved the queue from idle to busy: wake the consumer,
              * as a send schedules an actor. */
             tr_faa_relaxed(&a->sh->wakeups, 1);
@@ -68,7 +69,7 @@ test_mpsc_stress_raw_queue_with_idle_handoff(void **state)
 
     (void)state;
     sh.nodes = calloc((size_t)total, sizeof(node));
-    tr__mpsc_init(&sh.q, true);
+    tr__mpsc_init(&sh.in, &sh.out, true);
     ck_ec32_init(&sh.wake, 0);
     tr_init_relaxed(&sh.wakeups, 0);
     for (long i = 0; i < producers; i++) {
@@ -81,11 +82,11 @@ test_mpsc_stress_raw_queue_with_idle_handoff(void **state)
     while (got < total) {
         uint32_t seen = tr__ec_value(&sh.wake);
         if (!have_role) {
-            if (tr__mpsc_is_idle(&sh.q)) {
+            if (tr__mpsc_is_idle(&sh.in)) {
                 /* Still idle: sleep until a push reports the transition
                  * (bounded, so a lost wakeup fails instead of hanging). */
                 if (tr__ec_wait_ms(&sh.wake, seen, 5000) != 0 &&
-                    tr__mpsc_is_idle(&sh.q)) {
+                    tr__mpsc_is_idle(&sh.in)) {
                     fail_msg("lost wakeup: queue idle with %ld of %ld", got,
                              total);
                 }
@@ -93,9 +94,10 @@ test_mpsc_stress_raw_queue_with_idle_handoff(void **state)
             }
             have_role = true;
         }
-        tr_mnode *n = tr__mpsc_pop(&sh.q);
+        tr_mnode *done;
+        tr_mnode *n = tr__mpsc_pop(&sh.out, &done);
         if (n == NULL) {
-            if (tr__mpsc_mark_idle(&sh.q)) {
+            if (tr__mpsc_mark_idle(&sh.in, &sh.out, &done)) {
                 have_role = false;
             }
             continue;
@@ -110,7 +112,8 @@ test_mpsc_stress_raw_queue_with_idle_handoff(void **state)
     for (long i = 0; i < producers; i++) {
         pthread_join(threads[i], NULL);
     }
-    assert_null(tr__mpsc_pop(&sh.q));
+    tr_mnode *done;
+    assert_null(tr__mpsc_pop(&sh.out, &done));
     assert_int_equal(out_of_order, 0);
     for (long i = 0; i < producers; i++) {
         assert_int_equal(next_seq[i], per_producer);

@@ -39,6 +39,7 @@ typedef struct start_arg {
     tr_mailbox *probe;
     int init_rc;
     bool stop_in_init;
+    bool fail_in_init;
 } start_arg;
 
 static tr_atomic(bool) slow_release;
@@ -77,6 +78,9 @@ probe_init(tr_ctx *ctx, void *state, const void *arg)
     report(s->probe, PROBE_INIT);
     if (a->stop_in_init) {
         return tr_stop(ctx);
+    }
+    if (a->fail_in_init) {
+        return tr_fail(ctx, -66, "no config");
     }
     return a->init_rc;
 }
@@ -461,6 +465,26 @@ test_actor_init_failure_returns_its_code_without_stop(void **state)
                      TR_ETIMEDOUT);
     assert_int_equal(tr_system_stats_get(f->sys, &st), TR_OK);
     assert_int_equal(st.live_actors, 0);
+    assert_int_equal(st.spawned, 0);
+    assert_int_equal(st.failed, 0);
+    assert_int_equal(tr_load_seqcst(&f->failures.count), 0);
+}
+
+static void
+test_actor_tr_fail_in_init_fails_the_spawn(void **state)
+{
+    fixture *f = *state;
+    start_arg a = {.probe = f->probe, .fail_in_init = true};
+    tr_addr addr = TR_ADDR_NONE;
+    tr_system_stats st;
+
+    assert_int_equal(tr_spawn(f->ctx, &probe_behaviour, &a, NULL, &addr), -66);
+    assert_true(tr_addr_is_none(addr));
+    assert_int_equal(next_report(f->probe), PROBE_INIT);
+    assert_int_equal(report_within(f->probe, 50), -1); /* no stop */
+    assert_int_equal(tr_system_stats_get(f->sys, &st), TR_OK);
+    assert_int_equal(st.spawned, 0);
+    assert_int_equal(st.live_actors, 0);
 }
 
 static void
@@ -745,6 +769,7 @@ main(void)
         T(test_actor_error_return_fails_it_and_reports_reason),
         T(test_actor_tr_fail_reports_code_and_text),
         T(test_actor_init_failure_returns_its_code_without_stop),
+        T(test_actor_tr_fail_in_init_fails_the_spawn),
         T(test_actor_stop_in_init_spawns_then_stops),
         T(test_actor_stop_request_overtakes_queued_messages),
         T(test_actor_zero_copy_send_takes_buffer_only_on_success),

@@ -7,140 +7,189 @@
 
 #include "mailbox/mpsc.h"
 
+/* Both ends of one queue, as an owner would hold them. */
+typedef struct queue {
+    tr_mpsc_prod in;
+    tr_mpsc_cons out;
+} queue;
+
+/* Pop, checking which node the pop released (the previous dummy). */
+static tr_mnode *
+pop_releasing(queue *q, tr_mnode *want_done)
+{
+    tr_mnode *done = (tr_mnode *)(uintptr_t)1;
+    tr_mnode *node = tr__mpsc_pop(&q->out, &done);
+    assert_ptr_equal(done, want_done);
+    return node;
+}
+
 static void
 test_mpsc_push_reports_idle_to_busy_once(void **state)
 {
-    tr_mpsc q;
+    queue q;
     tr_mnode a, b;
+    tr_mnode *done;
 
     (void)state;
-    tr__mpsc_init(&q, true);
-    assert_true(tr__mpsc_push(&q, &a));  /* idle -> busy: schedule */
-    assert_false(tr__mpsc_push(&q, &b)); /* already scheduled */
-    assert_ptr_equal(tr__mpsc_pop(&q), &a);
-    assert_ptr_equal(tr__mpsc_pop(&q), &b);
-    assert_null(tr__mpsc_pop(&q));
-    assert_true(tr__mpsc_mark_idle(&q));
-    assert_true(tr__mpsc_is_idle(&q));
-    assert_true(tr__mpsc_push(&q, &a)); /* idle again: reported again */
-    assert_ptr_equal(tr__mpsc_pop(&q), &a);
+    tr__mpsc_init(&q.in, &q.out, true);
+    assert_true(tr__mpsc_push(&q.in, &a));         /* idle -> busy: schedule */
+    assert_false(tr__mpsc_push(&q.in, &b));        /* already scheduled */
+    assert_ptr_equal(pop_releasing(&q, NULL), &a); /* the stub: nothing */
+    assert_ptr_equal(pop_releasing(&q, &a), &b);
+    assert_null(pop_releasing(&q, NULL));
+    /* The idle mark swaps the stub back and releases the last dummy. */
+    assert_true(tr__mpsc_mark_idle(&q.in, &q.out, &done));
+    assert_ptr_equal(done, &b);
+    assert_null(tr__mpsc_dummy(&q.out));
+    assert_true(tr__mpsc_is_idle(&q.in));
+    assert_true(tr__mpsc_push(&q.in, &a)); /* idle again: reported again */
+    assert_ptr_equal(pop_releasing(&q, NULL), &a);
 }
 
 static void
 test_mpsc_busy_queue_never_reports_idle(void **state)
 {
-    tr_mpsc q;
+    queue q;
     tr_mnode a;
 
     (void)state;
-    tr__mpsc_init(&q, false);
-    assert_false(tr__mpsc_push(&q, &a));
-    assert_ptr_equal(tr__mpsc_pop(&q), &a);
+    tr__mpsc_init(&q.in, &q.out, false);
+    assert_false(tr__mpsc_push(&q.in, &a));
+    assert_ptr_equal(pop_releasing(&q, NULL), &a);
 }
 
 static void
-test_mpsc_keeps_fifo_order_across_stub_reinsertion(void **state)
+test_mpsc_releases_each_node_exactly_once(void **state)
 {
-    tr_mpsc q;
+    queue q;
     tr_mnode nodes[100];
+    int released[100] = {0};
+    tr_mnode *done;
 
     (void)state;
-    tr__mpsc_init(&q, false);
+    tr__mpsc_init(&q.in, &q.out, false);
     for (int round = 0; round < 3; round++) {
+        memset(released, 0, sizeof(released));
+        int popped = 0;
         for (int i = 0; i < 100; i++) {
-            tr__mpsc_push(&q, &nodes[i]);
+            tr__mpsc_push(&q.in, &nodes[i]);
             if (i % 7 == 6) {
-                /* Interleave pops so the stub is re-pushed mid-stream. */
-                assert_non_null(tr__mpsc_pop(&q));
+                /* Interleave pops with pushes. */
+                assert_non_null(tr__mpsc_pop(&q.out, &done));
+                popped++;
+                if (done != NULL) {
+                    released[done - nodes]++;
+                }
             }
         }
-        int popped = 0;
-        while (tr__mpsc_pop(&q) != NULL) {
+        tr_mnode *n;
+        while ((n = tr__mpsc_pop(&q.out, &done)) != NULL) {
+            assert_ptr_equal(n, &nodes[popped]);
             popped++;
+            if (done != NULL) {
+                released[done - nodes]++;
+            }
         }
-        assert_int_equal(popped, 100 - 100 / 7);
+        assert_int_equal(popped, 100);
+        assert_true(tr__mpsc_release(&q.in, &q.out, &done));
+        released[done - nodes]++;
+        for (int i = 0; i < 100; i++) {
+            assert_int_equal(released[i], 1);
+        }
     }
 }
 
 static void
 test_mpsc_order_is_exact(void **state)
 {
-    tr_mpsc q;
+    queue q;
     tr_mnode nodes[10];
+    tr_mnode *done;
 
     (void)state;
-    tr__mpsc_init(&q, false);
+    tr__mpsc_init(&q.in, &q.out, false);
     for (int i = 0; i < 10; i++) {
-        tr__mpsc_push(&q, &nodes[i]);
+        tr__mpsc_push(&q.in, &nodes[i]);
     }
     for (int i = 0; i < 10; i++) {
-        assert_ptr_equal(tr__mpsc_pop(&q), &nodes[i]);
+        assert_ptr_equal(tr__mpsc_pop(&q.out, &done), &nodes[i]);
     }
-    assert_null(tr__mpsc_pop(&q));
+    assert_null(tr__mpsc_pop(&q.out, &done));
 }
 
 /* Do the first half of a push (the exchange) without the link. */
 static tr_mnode *
-half_push(tr_mpsc *q, tr_mnode *node)
+half_push(queue *q, tr_mnode *node)
 {
     tr_store_relaxed(&node->next, NULL);
-    uintptr_t prev = tr_xchg_acqrel(&q->head, (uintptr_t)node);
+    uintptr_t prev = tr_xchg_acqrel(&q->in.head, (uintptr_t)node);
     return (tr_mnode *)(prev & ~(uintptr_t)1);
 }
 
 static void
 test_mpsc_half_done_push_on_empty_queue_is_not_stranded(void **state)
 {
-    tr_mpsc q;
+    queue q;
     tr_mnode a;
+    tr_mnode *done;
 
     (void)state;
-    tr__mpsc_init(&q, false);
+    tr__mpsc_init(&q.in, &q.out, false);
     tr_mnode *prev = half_push(&q, &a);
     /* The consumer sees nothing yet... */
-    assert_null(tr__mpsc_pop(&q));
+    assert_null(tr__mpsc_pop(&q.out, &done));
     /* ...and must not give up the consumer role. */
-    assert_false(tr__mpsc_mark_idle(&q));
+    assert_false(tr__mpsc_mark_idle(&q.in, &q.out, &done));
+    assert_null(done);
     tr_store_rel(&prev->next, &a); /* the producer finishes */
-    assert_ptr_equal(tr__mpsc_pop(&q), &a);
-    assert_null(tr__mpsc_pop(&q));
-    assert_true(tr__mpsc_mark_idle(&q));
+    assert_ptr_equal(tr__mpsc_pop(&q.out, &done), &a);
+    assert_null(tr__mpsc_pop(&q.out, &done));
+    assert_true(tr__mpsc_mark_idle(&q.in, &q.out, &done));
+    assert_ptr_equal(done, &a);
 }
 
 static void
-test_mpsc_half_done_push_behind_last_node_is_not_stranded(void **state)
+test_mpsc_half_done_push_behind_the_dummy_is_not_stranded(void **state)
 {
-    tr_mpsc q;
+    queue q;
     tr_mnode a, b;
+    tr_mnode *done;
 
     (void)state;
-    tr__mpsc_init(&q, false);
-    tr__mpsc_push(&q, &a);
+    tr__mpsc_init(&q.in, &q.out, false);
+    tr__mpsc_push(&q.in, &a);
+    assert_ptr_equal(tr__mpsc_pop(&q.out, &done), &a); /* `a` is the dummy */
     tr_mnode *prev = half_push(&q, &b);
     assert_ptr_equal(prev, &a);
-    /* `a` has no next yet, and head has moved past it: pop must not
-     * re-insert the stub behind `a` (it would race the producer's link). */
-    assert_ptr_equal(tr__mpsc_pop(&q), NULL);
-    assert_false(tr__mpsc_mark_idle(&q));
+    /* `a` has no next yet and head has moved past it: the idle mark must
+     * fail, and must not release `a`, which the producer will write. */
+    assert_null(tr__mpsc_pop(&q.out, &done));
+    assert_false(tr__mpsc_mark_idle(&q.in, &q.out, &done));
+    assert_null(done);
+    assert_false(tr__mpsc_release(&q.in, &q.out, &done));
+    assert_ptr_equal(tr__mpsc_dummy(&q.out), &a);
     tr_store_rel(&prev->next, &b);
-    assert_ptr_equal(tr__mpsc_pop(&q), &a);
-    assert_ptr_equal(tr__mpsc_pop(&q), &b);
-    assert_null(tr__mpsc_pop(&q));
-    assert_true(tr__mpsc_mark_idle(&q));
+    assert_ptr_equal(pop_releasing(&q, &a), &b);
+    assert_null(tr__mpsc_pop(&q.out, &done));
+    assert_true(tr__mpsc_mark_idle(&q.in, &q.out, &done));
+    assert_ptr_equal(done, &b);
 }
 
 static void
 test_mpsc_take_idle_hands_over_the_role_once(void **state)
 {
-    tr_mpsc q;
+    queue q;
+    tr_mnode *done;
 
     (void)state;
-    tr__mpsc_init(&q, true);
-    assert_true(tr__mpsc_take_idle(&q));
-    assert_false(tr__mpsc_take_idle(&q));
-    assert_false(tr__mpsc_is_idle(&q));
-    assert_true(tr__mpsc_mark_idle(&q));
-    assert_true(tr__mpsc_mark_idle(&q)); /* already idle: still idle */
+    tr__mpsc_init(&q.in, &q.out, true);
+    assert_true(tr__mpsc_take_idle(&q.in));
+    assert_false(tr__mpsc_take_idle(&q.in));
+    assert_false(tr__mpsc_is_idle(&q.in));
+    assert_true(tr__mpsc_mark_idle(&q.in, &q.out, &done));
+    assert_true(
+        tr__mpsc_mark_idle(&q.in, &q.out, &done)); /* already idle: still */
+    assert_null(done);
 }
 
 static void
@@ -172,12 +221,12 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mpsc_push_reports_idle_to_busy_once),
         cmocka_unit_test(test_mpsc_busy_queue_never_reports_idle),
-        cmocka_unit_test(test_mpsc_keeps_fifo_order_across_stub_reinsertion),
+        cmocka_unit_test(test_mpsc_releases_each_node_exactly_once),
         cmocka_unit_test(test_mpsc_order_is_exact),
         cmocka_unit_test(
             test_mpsc_half_done_push_on_empty_queue_is_not_stranded),
         cmocka_unit_test(
-            test_mpsc_half_done_push_behind_last_node_is_not_stranded),
+            test_mpsc_half_done_push_behind_the_dummy_is_not_stranded),
         cmocka_unit_test(test_mpsc_take_idle_hands_over_the_role_once),
         cmocka_unit_test(test_lifo_take_returns_arrival_order),
     };

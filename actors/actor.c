@@ -314,8 +314,6 @@ tr__actor_drain(tr_ctx *ctx, tr_actor *a, tr_dead_reason why)
     tr_envelope *env;
     tr_mnode *done;
 
-    destroy_ctl(a->ctl_pending);
-    a->ctl_pending = NULL;
     destroy_ctl(tr__lifo_take_fifo(&a->ctl));
     while ((env = take_user(ctx->sys, a)) != NULL) {
         tr__actor_count_dead(ctx, tr__addr_id(env->gen, a->index), env->type,
@@ -337,7 +335,7 @@ tr__actor_end(tr_ctx *ctx, const tr_exit *exit)
     tr_wlocal *wl = wlocal(ctx);
 
     if (b->stop != NULL) {
-        b->stop(ctx, a->state, exit);
+        b->stop(ctx, tr__actor_state(a), exit);
     }
     /* Release: a sender that reads the new generation fails; anything it
      * pushed before is drained below or waits for the next incarnation. */
@@ -350,8 +348,9 @@ tr__actor_end(tr_ctx *ctx, const tr_exit *exit)
             sys->cfg.on_failure != NULL ? sys->cfg.on_failure : log_failure;
         hook(sys->cfg.on_failure_arg, (tr_addr){ctx->self}, b->name, exit);
     }
-    tr__free(a->state, b->state_size);
-    a->state = NULL;
+    if (b->state_size > TR_INLINE_STATE) {
+        tr__free(a->state.heap, b->state_size);
+    }
     a->behaviour = NULL;
     a->table = NULL;
     if (ctx->uncounted) {
@@ -417,6 +416,24 @@ run_ctl(tr_ctx *ctx, tr_envelope *env)
     }
 }
 
+/* Run every control message queued now; true when the actor ended (the
+ * rest of the list is dropped). */
+static bool
+run_ctl_lane(tr_ctx *ctx, tr_actor *a)
+{
+    tr_mnode *node = tr__lifo_take_fifo(&a->ctl);
+
+    while (node != NULL) {
+        tr_mnode *next = tr_load_relaxed(&node->next);
+        if (run_ctl(ctx, tr__env_of_node(node))) {
+            destroy_ctl(next);
+            return true;
+        }
+        node = next;
+    }
+    return false;
+}
+
 /* Release the run-right; false when the actor must run again. */
 static bool
 go_idle(tr_actor *a)
@@ -445,6 +462,15 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
     tr_ctx ctx;
     uint64_t handled = 0;
     unsigned n = 0;
+    void *state = tr__actor_state(a);
+    /*
+     * Fairness: this run handles at most what was queued when it began
+     * (and at most TR_BATCH of it). A message that arrives meanwhile, such
+     * as one the actor sends itself to continue a long job, waits for the
+     * next run, behind the other runnable actors.
+     */
+    tr_mnode *last = tr__mpsc_last(&a->mbox);
+    bool more = last != a->mbox_out.tail;
 
     /* Field by field: fail_text is written only by tr_fail, and zeroing
      * it on every run would cost more than the rest of the setup. */
@@ -460,16 +486,11 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
     for (;;) {
         tr_envelope *env;
 
-        if (a->ctl_pending == NULL) {
-            a->ctl_pending = tr__lifo_take_fifo(&a->ctl);
+        if (run_ctl_lane(&ctx, a)) {
+            goto out;
         }
-        if (a->ctl_pending != NULL) {
-            tr_mnode *node = a->ctl_pending;
-            a->ctl_pending = tr_load_relaxed(&node->next);
-            if (run_ctl(&ctx, tr__env_of_node(node))) {
-                goto out;
-            }
-            continue;
+        if (!more) {
+            break;
         }
         if (n == TR_BATCH) {
             bump(&a->handled, handled);
@@ -479,8 +500,9 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
         }
         env = take_user(sys, a);
         if (env == NULL) {
-            break;
+            break; /* the last push is still linking: go_idle refuses */
         }
+        more = &env->node != last;
         n++;
         if (tr_unlikely(env->gen != gen)) {
             tr__actor_count_dead(&ctx, tr__addr_id(env->gen, a->index),
@@ -498,7 +520,7 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
             .data = tr__env_data(env),
             .from = {env->from},
         };
-        int rc = fn(&ctx, a->state, &msg);
+        int rc = fn(&ctx, state, &msg);
         handled++;
         if (tr_unlikely(rc != TR_OK || ctx.stop || ctx.fail_code != 0)) {
             ended(&ctx, rc, msg.type);
@@ -540,15 +562,14 @@ tr_spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
     if (a == NULL) {
         return TR_ENOMEM;
     }
-    a->state =
-        behaviour->state_size != 0 ? tr__calloc(behaviour->state_size) : NULL;
-    if (a->state == NULL && behaviour->state_size != 0) {
+    if (behaviour->state_size <= TR_INLINE_STATE) {
+        memset(a->state.inline_state, 0, sizeof(a->state.inline_state));
+    } else if ((a->state.heap = tr__calloc(behaviour->state_size)) == NULL) {
         tr__table_give(sys->table, wl, a);
         return TR_ENOMEM;
     }
     a->behaviour = behaviour;
     a->table = NULL;
-    a->ctl_pending = NULL;
     tr_store_relaxed(&a->cap, opts != NULL ? opts->mailbox_cap : 0);
     gen = tr_load_relaxed(&a->gen) + 1;
     /*
@@ -576,7 +597,7 @@ tr_spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
         return TR_ESHUTDOWN;
     }
     if (behaviour->init != NULL) {
-        rc = behaviour->init(&child, a->state, arg);
+        rc = behaviour->init(&child, tr__actor_state(a), arg);
         if (rc == TR_OK && child.fail_code != 0) {
             rc = child.fail_code;
         }

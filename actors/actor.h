@@ -18,7 +18,10 @@
 #include <pthread.h>
 
 /* Messages one run of an actor handles before it yields its worker. */
-enum { TR_BATCH = 64 };
+enum { TR_BATCH = 1024 };
+
+/* States this small live in the slot itself: no allocation. */
+enum { TR_INLINE_STATE = 16 };
 
 /* Control-lane message kinds (tr_envelope.kind). */
 enum { TR_CTL_STOP = 1 };
@@ -41,12 +44,14 @@ typedef struct tr_actor {
 
     /* Line 1, written by whoever runs the actor. */
     TR_CACHE_ALIGNED tr_mpsc_cons mbox_out;
+    union {
+        void *heap; /* state_size > TR_INLINE_STATE */
+        _Alignas(16) unsigned char inline_state[TR_INLINE_STATE];
+    } state;
     tr_atomic(uint64_t) taken; /* user messages popped */
     tr_atomic(uint64_t) handled;
     const tr_behaviour *behaviour;
     const tr_dispatch *table; /* tr_become's table, or NULL */
-    void *state;
-    tr_mnode *ctl_pending; /* control messages taken, not yet run */
 } tr_actor;
 
 _Static_assert(sizeof(tr_actor) == 2 * TR_CACHE_LINE,
@@ -139,6 +144,15 @@ tr_actor *tr__table_at(tr_table *t, uint32_t index);
 void tr__actor_run(void *sys, tr_worker *w, tr_task *task);
 void tr__actor_count_dead(tr_ctx *ctx, uint64_t to, uint32_t type,
                           tr_dead_reason why);
+/* The actor's state (inline or on the heap). */
+static inline void *
+tr__actor_state(tr_actor *a)
+{
+    return a->behaviour->state_size <= TR_INLINE_STATE
+               ? (void *)a->state.inline_state
+               : a->state.heap;
+}
+
 /* Drop everything queued for `a` (whose run-right the caller holds),
  * counting user messages as dead letters for `why`. */
 void tr__actor_drain(tr_ctx *ctx, tr_actor *a, tr_dead_reason why);

@@ -151,6 +151,13 @@ tr__mpsc_take_idle(tr_mpsc_prod *p)
     return false;
 }
 
+tr_mnode *
+tr__mpsc_last(tr_mpsc_prod *p)
+{
+    /* Acquire: pairs with the pushes' exchange (release). */
+    return untag(tr_load_acq(&p->head));
+}
+
 bool
 tr__mpsc_is_idle(tr_mpsc_prod *p)
 {

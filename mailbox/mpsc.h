@@ -80,6 +80,13 @@ tr_mnode *tr__mpsc_dummy(tr_mpsc_cons *c);
  */
 bool tr__mpsc_take_idle(tr_mpsc_prod *p);
 
+/*
+ * The most recently pushed node, or the stub or the consumer's dummy when
+ * nothing is queued (a snapshot; the consumer uses it to stop at the tail
+ * it saw when it began).
+ */
+tr_mnode *tr__mpsc_last(tr_mpsc_prod *p);
+
 /* True when the idle flag is set (a snapshot). */
 bool tr__mpsc_is_idle(tr_mpsc_prod *p);
 

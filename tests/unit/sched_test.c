@@ -150,6 +150,79 @@ test_sched_lifo_ping_pong_does_not_starve_others(void **state)
     tr_test_shutdown(sys);
 }
 
+/* Two actors that each keep sending themselves a "continue": a run handles
+ * only what was queued when it began, so with one worker they alternate
+ * instead of one finishing its whole job first. */
+enum { TURNS = 2000 };
+
+static tr_atomic(int) turn_log[2 * TURNS];
+static tr_atomic(int) turn_count;
+
+static int
+turn_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    int id;
+    int left;
+
+    (void)state;
+    memcpy(&id, msg->data, sizeof(id));
+    int at = tr_faa_seqcst(&turn_count, 1);
+    if (at < 2 * TURNS) {
+        tr_store_relaxed(&turn_log[at], id);
+    }
+    left = (int)msg->type;
+    if (left == 0) {
+        return TR_OK;
+    }
+    return tr_send(ctx, tr_self(ctx), (uint32_t)(left - 1), &id, sizeof(id));
+}
+
+static const tr_behaviour turn_behaviour = {
+    .name = "turn",
+    .handle = turn_handle,
+};
+
+static bool
+all_turns_taken(void *arg)
+{
+    (void)arg;
+    return tr_load_seqcst(&turn_count) >= 2 * TURNS;
+}
+
+static void
+test_sched_self_continuing_actors_take_turns(void **state)
+{
+    tr_system *sys = tr_test_system(1);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_addr a, b;
+    int id_a = 1, id_b = 2;
+
+    (void)state;
+    tr_store_relaxed(&turn_count, 0);
+    assert_int_equal(tr_spawn(ctx, &turn_behaviour, NULL, NULL, &a), TR_OK);
+    assert_int_equal(tr_spawn(ctx, &turn_behaviour, NULL, NULL, &b), TR_OK);
+    assert_int_equal(tr_send(ctx, a, TURNS - 1, &id_a, sizeof(id_a)), TR_OK);
+    assert_int_equal(tr_send(ctx, b, TURNS - 1, &id_b, sizeof(id_b)), TR_OK);
+    assert_true(tr_test_wait_until(all_turns_taken, NULL, 10000));
+    tr_test_shutdown(sys);
+
+    /* Once both have started, neither runs twice in a row for long. */
+    int first_b = 0;
+    while (tr_load_relaxed(&turn_log[first_b]) != id_b) {
+        first_b++;
+    }
+    int longest = 0;
+    int run = 0;
+    for (int i = first_b + 1; i < TURNS; i++) {
+        bool same =
+            tr_load_relaxed(&turn_log[i]) == tr_load_relaxed(&turn_log[i - 1]);
+        run = same ? run + 1 : 0;
+        longest = run > longest ? run : longest;
+    }
+    print_message("started b at %d, longest streak %d\n", first_b, longest);
+    assert_true(longest <= 1);
+}
+
 static double
 cpu_seconds(void)
 {
@@ -195,6 +268,7 @@ main(void)
         cmocka_unit_test(
             test_sched_flooding_actors_do_not_starve_others_two_workers),
         cmocka_unit_test(test_sched_lifo_ping_pong_does_not_starve_others),
+        cmocka_unit_test(test_sched_self_continuing_actors_take_turns),
         cmocka_unit_test(test_sched_idle_system_uses_no_cpu),
     };
     return cmocka_run_group_tests_name("sched", tests, NULL, NULL);

@@ -134,7 +134,8 @@ deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env, bool may_wait)
         return TR_ENOACTOR;
     }
     if (!tr__lane_admit(&a->sent, &a->taken, tr_load_relaxed(&a->cap))) {
-        if (!may_wait || ctx->worker != NULL) {
+        /* Never block a worker, whichever context its caller passed. */
+        if (!may_wait || tr__sched_current(sys->sched) != NULL) {
             return TR_EFULL;
         }
         /* Announce, then re-check: pairs with the runner's seq_cst store

@@ -621,6 +621,66 @@ test_actor_thread_send_waits_for_room_in_bounded_mailbox(void **state)
     assert_int_equal(b.rc, TR_OK);
 }
 
+/* A handler that sends through the plain-thread context to a full bounded
+ * mailbox: a worker must never block, whatever context it passes. */
+typedef struct thread_ctx_sender {
+    tr_mailbox *probe;
+    tr_addr target;
+} thread_ctx_sender;
+
+static int
+send_via_thread_ctx(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    thread_ctx_sender *s = state;
+    tr_ctx *thread_ctx = tr_system_ctx(tr_ctx_system(ctx));
+    int v = 0;
+
+    memcpy(&s->target, msg->data, sizeof(s->target));
+    report(s->probe, tr_send(thread_ctx, s->target, MSG_ECHO, &v, sizeof(v)));
+    return TR_OK;
+}
+
+static int
+thread_ctx_sender_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    thread_ctx_sender *s = state;
+    (void)ctx;
+    s->probe = ((const start_arg *)arg)->probe;
+    return TR_OK;
+}
+
+static const tr_behaviour thread_ctx_sender_behaviour = {
+    .name = "thread_ctx_sender",
+    .state_size = sizeof(thread_ctx_sender),
+    .init = thread_ctx_sender_init,
+    .handle = send_via_thread_ctx,
+};
+
+static void
+test_actor_worker_never_blocks_on_a_full_mailbox(void **state)
+{
+    fixture *f = *state;
+    start_arg sa = {.probe = f->probe};
+    tr_spawn_opts opts = {.mailbox_cap = 1};
+    tr_addr target;
+    tr_addr sender;
+
+    assert_int_equal(tr_spawn(f->ctx, &probe_behaviour, &sa, &opts, &target),
+                     TR_OK);
+    assert_int_equal(next_report(f->probe), PROBE_INIT);
+    send_int(f, target, MSG_SLOW, 0);
+    assert_int_equal(next_report(f->probe), MSG_SLOW);
+    send_int(f, target, MSG_ECHO, 1); /* now full */
+    assert_int_equal(
+        tr_spawn(f->ctx, &thread_ctx_sender_behaviour, &sa, NULL, &sender),
+        TR_OK);
+    assert_int_equal(tr_send(f->ctx, sender, 0, &target, sizeof(target)),
+                     TR_OK);
+    assert_int_equal(next_report(f->probe), TR_EFULL);
+    tr_store_rel(&slow_release, true);
+    assert_int_equal(next_report(f->probe), 1);
+}
+
 static void
 test_actor_misuse_returns_codes(void **state)
 {
@@ -775,6 +835,7 @@ main(void)
         T(test_actor_zero_copy_send_takes_buffer_only_on_success),
         T(test_actor_bounded_mailbox_refuses_when_full),
         T(test_actor_thread_send_waits_for_room_in_bounded_mailbox),
+        T(test_actor_worker_never_blocks_on_a_full_mailbox),
         T(test_actor_misuse_returns_codes),
         T(test_actor_shutdown_from_a_worker_is_refused),
         T(test_shutdown_stops_every_actor_and_counts_queued_messages),

@@ -119,8 +119,8 @@ wait_for_room(tr_ctx *ctx, tr_actor *a, uint32_t gen, uint32_t seen)
     return TR_OK;
 }
 
-static int
-deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env, bool may_wait)
+int
+tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env, bool may_wait)
 {
     tr_system *sys = ctx->sys;
     tr_actor *a;
@@ -181,7 +181,7 @@ send_copy(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     if (size != 0) {
         memcpy(tr__env_data(env), data, size);
     }
-    rc = deliver(ctx, to, env, may_wait);
+    rc = tr__actor_deliver(ctx, to, env, may_wait);
     if (rc != TR_OK) {
         tr__env_destroy(env);
     }
@@ -231,8 +231,8 @@ tr_send_buf(tr_ctx *ctx, tr_addr to, uint32_t type, void *buf)
     }
     env = tr__env_of_data(buf);
     env->type = type;
-    env->kind = 0;
-    return deliver(ctx, to, env, false);
+    env->kind = TR_MSG_PLAIN;
+    return tr__actor_deliver(ctx, to, env, false);
 }
 
 /* ---- running ---- */
@@ -262,12 +262,33 @@ log_failure(void *arg, tr_addr who, const char *behaviour, const tr_exit *exit)
 }
 
 static void
+destroy_ctl_one(tr_envelope *env)
+{
+    if (env->kind == TR_CTL_REPLY) {
+        tr__call_drop_outcome(env);
+    } else {
+        tr__env_destroy(env);
+    }
+}
+
+static void
 destroy_ctl(tr_mnode *list)
 {
     while (list != NULL) {
         tr_mnode *next = tr_load_relaxed(&list->next);
-        tr__env_destroy(tr__env_of_node(list));
+        destroy_ctl_one(tr__env_of_node(list));
         list = next;
+    }
+}
+
+/* A user-lane message that reaches no handler: count it, and end its call
+ * if it is a request. */
+static void
+drop_user(tr_ctx *ctx, tr_envelope *env, uint32_t index, tr_dead_reason why)
+{
+    tr__actor_count_dead(ctx, tr__addr_id(env->gen, index), env->type, why);
+    if (env->kind == TR_MSG_CALL) {
+        tr__call_abandon(tr__call_of(env));
     }
 }
 
@@ -317,8 +338,7 @@ tr__actor_drain(tr_ctx *ctx, tr_actor *a, tr_dead_reason why)
 
     destroy_ctl(tr__lifo_take_fifo(&a->ctl));
     while ((env = take_user(ctx->sys, a)) != NULL) {
-        tr__actor_count_dead(ctx, tr__addr_id(env->gen, a->index), env->type,
-                             why);
+        drop_user(ctx, env, a->index, why);
     }
     /* Leave the slot holding no message, unless a late push is landing:
      * the next incarnation (or shutdown) frees that one. */
@@ -394,25 +414,76 @@ ended(tr_ctx *ctx, int rc, uint32_t type)
     return true;
 }
 
-/* Run one control message; true when the actor ended. */
+/*
+ * Hand one message to its handler; true when the actor ended. A request
+ * its handler neither answered nor took ends with TR_ECLOSED.
+ */
 static bool
-run_ctl(tr_ctx *ctx, tr_envelope *env)
+dispatch(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
 {
-    bool stale = env->gen != ctx->gen;
-    uint32_t kind = env->kind;
+    tr_actor *a = ctx->actor;
+    tr_msg msg = {
+        .type = env->type,
+        .size = env->size,
+        .data = tr__env_data(env),
+        .from = {env->from},
+        .call = NULL,
+    };
+    tr_handle_fn fn = pick_handler(a, env->type);
 
-    tr__env_destroy(env);
-    if (stale) {
+    if (tr_unlikely(fn == NULL)) {
+        drop_user(ctx, env, a->index, TR_DEAD_UNHANDLED);
         return false;
     }
-    switch (kind) {
+    if (env->kind == TR_MSG_CALL) {
+        msg.call = tr__call_of(env);
+        msg.data = (const char *)msg.data + TR_CALL_PREFIX;
+        msg.size -= TR_CALL_PREFIX;
+    }
+    int rc = fn(ctx, state, &msg);
+    (*handled)++;
+    if (msg.call != NULL) {
+        tr__call_abandon(msg.call);
+    }
+    if (tr_unlikely(rc != TR_OK || ctx->stop || ctx->fail_code != 0)) {
+        return ended(ctx, rc, msg.type);
+    }
+    return false;
+}
+
+/* Run one control message; true when the actor ended. */
+static bool
+run_ctl(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
+{
+    bool over = false;
+
+    if (env->gen != ctx->gen) {
+        destroy_ctl_one(env); /* for an earlier incarnation */
+        return false;
+    }
+    switch (env->kind) {
     case TR_CTL_STOP: {
         const tr_exit exit = {TR_EXIT_SHUTDOWN, TR_OK, "shutdown"};
+        tr__env_destroy(env);
         tr__actor_end(ctx, &exit);
         return true;
     }
+    case TR_CTL_USER:
+        over = dispatch(ctx, state, env, handled);
+        tr__env_destroy(env);
+        return over;
+    case TR_CTL_REPLY: {
+        uint32_t type = env->type; /* the call's request type */
+        int rc = tr__call_run_outcome(ctx, state, env);
+        (*handled)++;
+        if (rc != TR_OK || ctx->stop || ctx->fail_code != 0) {
+            return ended(ctx, rc, type);
+        }
+        return false;
+    }
     default:
         TR_ASSERT(!"unknown control message");
+        tr__env_destroy(env);
         return false;
     }
 }
@@ -420,13 +491,13 @@ run_ctl(tr_ctx *ctx, tr_envelope *env)
 /* Run every control message queued now; true when the actor ended (the
  * rest of the list is dropped). */
 static bool
-run_ctl_lane(tr_ctx *ctx, tr_actor *a)
+run_ctl_lane(tr_ctx *ctx, void *state, uint64_t *handled)
 {
-    tr_mnode *node = tr__lifo_take_fifo(&a->ctl);
+    tr_mnode *node = tr__lifo_take_fifo(&ctx->actor->ctl);
 
     while (node != NULL) {
         tr_mnode *next = tr_load_relaxed(&node->next);
-        if (run_ctl(ctx, tr__env_of_node(node))) {
+        if (run_ctl(ctx, state, tr__env_of_node(node), handled)) {
             destroy_ctl(next);
             return true;
         }
@@ -487,7 +558,7 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
     for (;;) {
         tr_envelope *env;
 
-        if (run_ctl_lane(&ctx, a)) {
+        if (run_ctl_lane(&ctx, state, &handled)) {
             goto out;
         }
         if (!more) {
@@ -506,25 +577,10 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
         more = &env->node != last;
         n++;
         if (tr_unlikely(env->gen != gen)) {
-            tr__actor_count_dead(&ctx, tr__addr_id(env->gen, a->index),
-                                 env->type, TR_DEAD_STOPPED);
+            drop_user(&ctx, env, a->index, TR_DEAD_STOPPED);
             continue;
         }
-        tr_handle_fn fn = pick_handler(a, env->type);
-        if (tr_unlikely(fn == NULL)) {
-            tr__actor_count_dead(&ctx, ctx.self, env->type, TR_DEAD_UNHANDLED);
-            continue;
-        }
-        const tr_msg msg = {
-            .type = env->type,
-            .size = env->size,
-            .data = tr__env_data(env),
-            .from = {env->from},
-        };
-        int rc = fn(&ctx, state, &msg);
-        handled++;
-        if (tr_unlikely(rc != TR_OK || ctx.stop || ctx.fail_code != 0)) {
-            ended(&ctx, rc, msg.type);
+        if (dispatch(&ctx, state, env, &handled)) {
             goto out;
         }
     }

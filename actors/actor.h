@@ -23,8 +23,16 @@ enum { TR_BATCH = 1024 };
 /* States this small live in the slot itself: no allocation. */
 enum { TR_INLINE_STATE = 16 };
 
-/* Control-lane message kinds (tr_envelope.kind). */
-enum { TR_CTL_STOP = 1 };
+/* Control-lane message kinds (tr_envelope.kind): a stop request, a user
+ * message from a timer, a call's outcome. */
+enum { TR_CTL_STOP = 1, TR_CTL_USER = 2, TR_CTL_REPLY = 3 };
+
+/* User-lane message kinds: plain, or a call request whose payload starts
+ * with TR_CALL_PREFIX bytes naming the call. */
+enum { TR_MSG_PLAIN = 0, TR_MSG_CALL = 1, TR_CALL_PREFIX = 16 };
+
+typedef struct tr_call_rec tr_call_rec;
+typedef struct tr_timers tr_timers;
 
 /*
  * One actor slot: 128 bytes, two cache lines. Slots live in the table for
@@ -98,11 +106,14 @@ struct tr_ctx {
 struct tr_system {
     tr_sched *sched;
     tr_table *table;
+    tr_timers *timers;
     tr_ctx thread_ctx;
     tr_system_config cfg;
 
     /* Set once by shutdown; seq_cst pairs with spawn's publication. */
     tr_atomic(bool) shutting_down;
+    /* Set once the workers are joined: outcomes are dropped, not sent. */
+    tr_atomic(bool) torn_down;
 
     /* Plain threads blocked in tr_send on a full bounded mailbox. */
     TR_CACHE_ALIGNED tr_atomic(uint32_t) room_waiters;
@@ -162,7 +173,30 @@ void tr__actor_end(tr_ctx *ctx, const tr_exit *exit);
  * makes it a no-op when it arrives. */
 int tr__actor_request_stop(tr_system *sys, tr_actor *a, uint32_t gen,
                            uint64_t from);
+/* Queue `env` (a user-lane message) for `to`; TR_OK or an error, in which
+ * case the caller still owns `env`. */
+int tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env, bool may_wait);
 /* Push a control message to `a` and schedule it if idle. */
 void tr__actor_push_ctl(tr_system *sys, tr_actor *a, tr_envelope *env);
+
+/* call.c */
+/* The call part of a request (what tr_msg.call points to). */
+void *tr__call_of(tr_envelope *request);
+/* The runner is done with a request: if nobody answered or took it, its
+ * call ends with TR_ECLOSED. */
+void tr__call_abandon(void *request);
+/* Run a call's continuation from its TR_CTL_REPLY message (frees it). */
+int tr__call_run_outcome(tr_ctx *ctx, void *state, tr_envelope *env);
+/* Free a TR_CTL_REPLY message that will not run. */
+void tr__call_drop_outcome(tr_envelope *env);
+void tr__call_timed_out(tr_call_rec *rec);
+void tr__call_timer_dropped(tr_call_rec *rec);
+
+/* timers.c */
+void tr__timer_fire(void *arg, bool last);
+void tr__timer_drop(void *arg);
+int tr__timer_arm_call(tr_system *sys, tr_call_rec *rec, uint32_t timeout_ms,
+                       uint64_t *id);
+void tr__timer_cancel_call(tr_system *sys, uint64_t id);
 
 #endif /* TR_ACTORS_ACTOR_H */

@@ -16,6 +16,7 @@
 
 #include "common/tr_alloc.h"
 #include "common/tr_park.h"
+#include "scheduler/timer.h"
 
 #include <troupe/error.h>
 
@@ -38,6 +39,7 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
         sys->cfg = *cfg;
     }
     tr_init_relaxed(&sys->shutting_down, false);
+    tr_init_relaxed(&sys->torn_down, false);
     tr_init_relaxed(&sys->room_waiters, 0);
     tr_init_relaxed(&sys->ext_spawned, 0);
     tr_init_relaxed(&sys->ext_stopped, 0);
@@ -51,6 +53,13 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
         tr__free_aligned(sys, sizeof(*sys));
         return rc;
     }
+    rc = tr__timers_create(sys->cfg.manual_clock, tr__timer_fire,
+                           tr__timer_drop, &sys->timers);
+    if (rc != TR_OK) {
+        tr__table_destroy(sys->table);
+        tr__free_aligned(sys, sizeof(*sys));
+        return rc;
+    }
     rc = tr__sched_create(sys->cfg.workers, sizeof(tr_wlocal), tr__actor_run,
                           sys, &sys->sched);
     if (rc == TR_OK) {
@@ -60,6 +69,7 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
         }
     }
     if (rc != TR_OK) {
+        tr__timers_destroy(sys->timers);
         tr__table_destroy(sys->table);
         tr__free_aligned(sys, sizeof(*sys));
         return rc;
@@ -193,6 +203,9 @@ tr_system_shutdown(tr_system *sys, unsigned timeout_ms)
         }
     }
     tr__sched_stop(sys->sched);
+    tr__timers_destroy(sys->timers);
+    /* Release: outcomes of calls ended from here on are dropped. */
+    tr_store_rel(&sys->torn_down, true);
     final_pass(sys);
     if (sys->cfg.final_stats != NULL) {
         tr_system_stats_get(sys, sys->cfg.final_stats);

@@ -62,6 +62,24 @@ const struct ck_ec_mode tr__ec_mode = {
     .single_producer = false,
 };
 
+/*
+ * ck_ec sleeps in growing steps (2 ms, 8 ms, 32 ms, ...) and checks the
+ * caller's deadline only between steps, so a 20 ms wait could last 128 ms.
+ * This predicate clamps every step to the caller's deadline.
+ */
+static int
+clamp_step(const struct ck_ec_wait_state *state, struct timespec *step)
+{
+    const struct timespec *deadline = state->data;
+
+    if (deadline != NULL && (step->tv_sec > deadline->tv_sec ||
+                             (step->tv_sec == deadline->tv_sec &&
+                              step->tv_nsec > deadline->tv_nsec))) {
+        *step = *deadline;
+    }
+    return 0;
+}
+
 int
 tr__ec_wait_ms(struct ck_ec32 *ec, uint32_t seen, long timeout_ms)
 {
@@ -77,7 +95,8 @@ tr__ec_wait_ms(struct ck_ec32 *ec, uint32_t seen, long timeout_ms)
         deadline.tv_sec += 1;
         deadline.tv_nsec -= 1000000000L;
     }
-    return ck_ec32_wait(ec, &tr__ec_mode, seen, &deadline);
+    return ck_ec32_wait_pred(ec, &tr__ec_mode, seen, clamp_step, &deadline,
+                             &deadline);
 }
 
 uint64_t

@@ -3,10 +3,12 @@
 #define TROUPE_H
 
 #include <troupe/actor.h>
+#include <troupe/call.h>
 #include <troupe/common.h>
 #include <troupe/error.h>
 #include <troupe/mailbox.h>
 #include <troupe/system.h>
+#include <troupe/timer.h>
 #include <troupe/version.h>
 
 #endif /* TROUPE_H */

@@ -72,6 +72,8 @@ typedef struct tr_system_config {
     /* Dead letters; NULL only counts them. */
     tr_dead_letter_fn on_dead_letter;
     void *on_dead_letter_arg;
+    /* Time moves only by tr_clock_advance (for tests). */
+    bool manual_clock;
     /* When non-NULL, tr_system_shutdown writes the final counters here. */
     tr_system_stats *final_stats;
 } tr_system_config;

@@ -1,0 +1,552 @@
+/*
+ * Calls: request/reply with exactly-once completion.
+ *
+ * A call is one record shared by its holders, each owning one reference:
+ * the request message (until the runner is done with it: handled or
+ * dropped as a dead letter), the completion (the caller's side: the
+ * continuation's control message, or the thread blocked in tr_ask), with a
+ * timeout the timer, and a reply handle once the callee takes it out of the
+ * request. The record is freed when the last reference goes.
+ *
+ * Completion. Whoever ends the call (the reply, the handle dropped or
+ * abandoned, the timer) first wins a CAS of `done` from 0 to 1; every later
+ * attempt loses and frees what it brought (a late reply). The winner cancels
+ * the timer and delivers the outcome: to an actor caller as a TR_CTL_REPLY
+ * control message (preallocated at call time, so a failure outcome never
+ * needs memory), or to an asking thread through `published` and an event
+ * count. So each call ends exactly once, whatever races.
+ *
+ * The handle's own state (in the request, taken, consumed) makes a second
+ * reply fail with TR_EALREADY, and lets the runner abandon a request its
+ * handler neither answered nor took: that ends the call with TR_ECLOSED, as
+ * do requests dropped as dead letters when their callee stops.
+ */
+#include "actors/actor.h"
+
+#include "common/tr_alloc.h"
+#include "common/tr_park.h"
+#include "scheduler/timer.h"
+
+#include <troupe/call.h>
+#include <troupe/error.h>
+
+#include <stdio.h>
+#include <string.h>
+
+/*
+ * The handle word: (hop << 2) | state. A request is the handle's holder
+ * only while the word says IN_MSG with the request's own hop number, so a
+ * request whose handle was taken and forwarded (to a request of the next
+ * hop) cannot abandon or answer the call any more.
+ */
+enum { HANDLE_IN_MSG = 0, HANDLE_TAKEN = 1, HANDLE_CONSUMED = 2 };
+
+static uint32_t
+in_msg(uint32_t hop)
+{
+    return hop << 2 | HANDLE_IN_MSG;
+}
+
+struct tr_call_rec {
+    tr_atomic(uint32_t) refs;
+    tr_atomic(uint32_t) done;
+    tr_atomic(uint32_t) handle;
+    tr_atomic(uint32_t) published; /* tr_ask: status and reply are set */
+    tr_atomic(uint64_t) timer_id;  /* 0 until armed */
+    tr_system *sys;
+    uint64_t caller; /* 0 for tr_ask */
+    uint64_t callee;
+    uint32_t type;
+    uint32_t timeout_ms;
+    tr_reply_fn fn;
+    void *arg;
+    tr_envelope *outcome; /* preallocated completion message */
+    /* tr_ask only. */
+    struct ck_ec32 ready;
+    int status;
+    tr_envelope *reply;
+};
+
+/* The prefix of call requests and completions: the record, the status. */
+typedef struct prefix {
+    tr_call_rec *rec;
+    int status;   /* in an outcome */
+    uint32_t hop; /* in a request */
+} prefix;
+
+_Static_assert(sizeof(prefix) == TR_CALL_PREFIX, "call prefix size");
+
+static prefix *
+prefix_of(tr_envelope *env)
+{
+    return tr__env_data(env);
+}
+
+static void
+release(tr_call_rec *rec)
+{
+    /* acq_rel: the last holder sees every other holder's writes. */
+    if (tr_fas_acqrel(&rec->refs, 1) != 1) {
+        return;
+    }
+    if (rec->outcome != NULL) {
+        tr__env_destroy(rec->outcome);
+    }
+    if (rec->reply != NULL) {
+        tr__env_destroy(rec->reply);
+    }
+    tr__free(rec, sizeof(*rec));
+}
+
+/* End the call with `status`; `reply` (owned, may be NULL) is the reply's
+ * envelope for TR_OK. False when the call had already ended. */
+static bool
+complete(tr_call_rec *rec, int status, tr_envelope *reply, bool by_timer)
+{
+    uint32_t expected = 0;
+    tr_system *sys = rec->sys;
+    tr_envelope *env;
+
+    /* acq_rel: one winner; it sees the record as the caller built it. */
+    if (!tr_cas_acqrel(&rec->done, &expected, 1)) {
+        if (reply != NULL) {
+            tr__env_destroy(reply);
+        }
+        return false;
+    }
+    uint64_t timer = tr_load_acq(&rec->timer_id);
+    if (!by_timer && timer != 0) {
+        tr__timer_cancel_call(sys, timer);
+    }
+    if (rec->caller == 0) {
+        rec->status = status;
+        rec->reply = reply;
+        /* Release: pairs with the asker's acquire of `published`. */
+        tr_store_rel(&rec->published, 1);
+        tr__ec_wake(&rec->ready);
+        return true;
+    }
+    if (reply != NULL) {
+        env = reply;
+    } else {
+        env = rec->outcome;
+        rec->outcome = NULL;
+    }
+    env->kind = TR_CTL_REPLY;
+    env->type = rec->type;
+    env->from = rec->callee;
+    prefix_of(env)->rec = rec;
+    prefix_of(env)->status = status;
+
+    tr_actor *a = tr__table_slot(sys->table, rec->caller);
+    uint32_t gen = (uint32_t)(rec->caller >> 32);
+    if (tr_load_acq(&sys->torn_down) || a == NULL ||
+        tr_load_acq(&a->gen) != gen) {
+        /* The caller is gone: nobody to tell. */
+        tr__env_destroy(env);
+        release(rec);
+        return true;
+    }
+    env->gen = gen;
+    tr__actor_push_ctl(sys, a, env);
+    return true;
+}
+
+/* ---- runtime hooks ---- */
+
+void *
+tr__call_of(tr_envelope *env)
+{
+    return prefix_of(env);
+}
+
+void
+tr__call_abandon(void *request)
+{
+    prefix *p = request;
+    tr_call_rec *rec = p->rec;
+    uint32_t expected = in_msg(p->hop);
+
+    /* acq_rel: the handle changes hands at most once. */
+    if (tr_cas_acqrel(&rec->handle, &expected, HANDLE_CONSUMED)) {
+        complete(rec, TR_ECLOSED, NULL, false);
+    }
+    release(rec); /* the request message's reference */
+}
+
+void
+tr__call_drop_outcome(tr_envelope *env)
+{
+    release(prefix_of(env)->rec);
+    tr__env_destroy(env);
+}
+
+void
+tr__call_timed_out(tr_call_rec *rec)
+{
+    complete(rec, TR_ETIMEDOUT, NULL, true);
+    release(rec);
+}
+
+void
+tr__call_timer_dropped(tr_call_rec *rec)
+{
+    /* A cancelled timer finds its call over already; one dropped at
+     * shutdown ends a call nobody can answer any more. */
+    complete(rec, TR_ECLOSED, NULL, true);
+    release(rec);
+}
+
+static void
+describe(char *buf, size_t cap, const tr_call_rec *rec, int status)
+{
+    const char *outcome = status == TR_OK          ? "replied"
+                          : status == TR_ETIMEDOUT ? "timed out"
+                                                   : "closed: the callee "
+                                                     "stopped, failed or "
+                                                     "dropped the request";
+    snprintf(buf, cap, "call to %#llx (type %u, timeout %u ms): %s",
+             (unsigned long long)rec->callee, rec->type, rec->timeout_ms,
+             outcome);
+}
+
+int
+tr__call_run_outcome(tr_ctx *ctx, void *state, tr_envelope *env)
+{
+    prefix *p = prefix_of(env);
+    tr_call_rec *rec = p->rec;
+    char text[160] = "replied";
+    tr_msg reply = {
+        .type = env->type,
+        .size = env->size - TR_CALL_PREFIX,
+        .data = (char *)tr__env_data(env) + TR_CALL_PREFIX,
+        .from = {rec->callee},
+    };
+    tr_call_result result = {
+        .status = p->status,
+        .reply = p->status == TR_OK ? &reply : NULL,
+        .to = {rec->callee},
+        .type = rec->type,
+        .timeout_ms = rec->timeout_ms,
+        .text = text,
+    };
+
+    /* The full text only where it is worth its snprintf: a failure. */
+    if (p->status != TR_OK) {
+        describe(text, sizeof(text), rec, p->status);
+    }
+    int rc = rec->fn(ctx, state, &result, rec->arg);
+    tr__call_drop_outcome(env);
+    return rc;
+}
+
+/* ---- making calls ---- */
+
+static void arm_timeout(tr_ctx *ctx, tr_call_rec *rec, uint32_t timeout_ms);
+
+static tr_call_rec *
+new_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
+         uint32_t timeout_ms, tr_envelope **request)
+{
+    tr_call_rec *rec = tr__calloc(sizeof(*rec));
+    tr_envelope *req = tr__env_create((uint32_t)(TR_CALL_PREFIX + size));
+
+    if (rec == NULL || req == NULL) {
+        tr__free(rec, sizeof(*rec));
+        if (req != NULL) {
+            tr__env_destroy(req);
+        }
+        return NULL;
+    }
+    tr_init_relaxed(&rec->refs, 2); /* the request and the completion */
+    tr_init_relaxed(&rec->done, 0);
+    tr_init_relaxed(&rec->handle, HANDLE_IN_MSG);
+    tr_init_relaxed(&rec->published, 0);
+    tr_init_relaxed(&rec->timer_id, 0);
+    rec->sys = ctx->sys;
+    rec->caller = ctx->self;
+    rec->callee = to.id;
+    rec->type = type;
+    rec->timeout_ms = timeout_ms;
+    ck_ec32_init(&rec->ready, 0);
+    req->type = type;
+    req->kind = TR_MSG_CALL;
+    prefix_of(req)->rec = rec;
+    prefix_of(req)->hop = 0;
+    if (size != 0) {
+        memcpy((char *)tr__env_data(req) + TR_CALL_PREFIX, data, size);
+    }
+    *request = req;
+    return rec;
+}
+
+static void
+free_call(tr_call_rec *rec, tr_envelope *req)
+{
+    if (rec->outcome != NULL) {
+        tr__env_destroy(rec->outcome);
+    }
+    tr__env_destroy(req);
+    tr__free(rec, sizeof(*rec));
+}
+
+int
+tr_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
+        uint32_t timeout_ms, tr_reply_fn on_reply, void *arg)
+{
+    tr_envelope *req;
+    tr_call_rec *rec;
+    int rc;
+
+    if (ctx == NULL || on_reply == NULL || (data == NULL && size != 0) ||
+        size > UINT32_MAX - TR_CALL_PREFIX) {
+        return TR_EINVAL;
+    }
+    if (ctx->actor == NULL || to.id == ctx->self) {
+        return TR_ESTATE;
+    }
+    rec = new_call(ctx, to, type, data, size, timeout_ms, &req);
+    if (rec == NULL) {
+        return TR_ENOMEM;
+    }
+    rec->fn = on_reply;
+    rec->arg = arg;
+    rec->outcome = tr__env_create(TR_CALL_PREFIX);
+    if (rec->outcome == NULL) {
+        free_call(rec, req);
+        return TR_ENOMEM;
+    }
+    if (timeout_ms != 0) {
+        tr_init_relaxed(&rec->refs, 3); /* and the timer */
+    }
+    rc = tr__actor_deliver(ctx, to, req, false);
+    if (rc != TR_OK) {
+        free_call(rec, req);
+        return rc;
+    }
+    /* Accepted: from here on the call ends exactly once. Arming after the
+     * request is queued means a refused call never needs its timer
+     * cancelled; a reply that beats the arming finds no timer to cancel,
+     * and the timer then fires into a finished call, harmlessly. */
+    if (timeout_ms != 0) {
+        arm_timeout(ctx, rec, timeout_ms);
+    }
+    return TR_OK;
+}
+
+/* Arm the timeout of an accepted call (see tr_call). */
+static void
+arm_timeout(tr_ctx *ctx, tr_call_rec *rec, uint32_t timeout_ms)
+{
+    uint64_t id;
+
+    if (tr__timer_arm_call(ctx->sys, rec, timeout_ms, &id) == TR_OK) {
+        tr_store_rel(&rec->timer_id, id);
+        if (tr_load_acq(&rec->done) != 0) {
+            tr__timer_cancel_call(ctx->sys, id); /* already over */
+        }
+    } else {
+        /* Out of memory for the timer: a call that cannot be timed ends
+         * now, as timed out, rather than wait forever. */
+        tr__call_timed_out(rec);
+    }
+}
+
+int
+tr_ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
+       void *buf, size_t cap, size_t *len, uint32_t timeout_ms)
+{
+    tr_envelope *req;
+    tr_call_rec *rec;
+    int rc;
+
+    if (ctx == NULL || len == NULL || (buf == NULL && cap != 0) ||
+        (data == NULL && size != 0) || size > UINT32_MAX - TR_CALL_PREFIX) {
+        return TR_EINVAL;
+    }
+    if (tr__sched_current(ctx->sys->sched) != NULL) {
+        return TR_ESTATE; /* a worker must never wait */
+    }
+    rec = new_call(ctx, to, type, data, size, timeout_ms, &req);
+    if (rec == NULL) {
+        return TR_ENOMEM;
+    }
+    rec->caller = 0;
+    if (timeout_ms != 0) {
+        tr_init_relaxed(&rec->refs, 3); /* and the timer */
+    }
+    rc = tr__actor_deliver(ctx, to, req, true);
+    if (rc != TR_OK) {
+        free_call(rec, req);
+        return rc;
+    }
+    /* The timeout runs on the system's clock (manual clocks included). */
+    if (timeout_ms != 0) {
+        arm_timeout(ctx, rec, timeout_ms);
+    }
+    for (;;) {
+        uint32_t seen = tr__ec_value(&rec->ready);
+        /* Acquire: pairs with complete()'s release. */
+        if (tr_load_acq(&rec->published)) {
+            break;
+        }
+        tr__ec_wait_ms(&rec->ready, seen, -1);
+    }
+    rc = rec->status;
+    if (rc == TR_OK) {
+        uint32_t n = rec->reply->size - TR_CALL_PREFIX;
+        *len = n;
+        if (n > cap) {
+            rc = TR_EINVAL;
+        } else if (n != 0) {
+            memcpy(buf, (char *)tr__env_data(rec->reply) + TR_CALL_PREFIX, n);
+        }
+    }
+    release(rec);
+    return rc;
+}
+
+/* ---- answering ---- */
+
+static int
+send_reply(tr_call_rec *rec, const void *data, size_t size)
+{
+    tr_envelope *env = tr__env_create((uint32_t)(TR_CALL_PREFIX + size));
+
+    if (env == NULL) {
+        return TR_ENOMEM;
+    }
+    if (size != 0) {
+        memcpy((char *)tr__env_data(env) + TR_CALL_PREFIX, data, size);
+    }
+    return complete(rec, TR_OK, env, false) ? TR_OK : TR_ECLOSED;
+}
+
+int
+tr_reply(tr_ctx *ctx, const tr_msg *request, const void *data, size_t size)
+{
+    tr_call_rec *rec;
+    uint32_t expected;
+    int rc;
+
+    if (ctx == NULL || request == NULL || request->call == NULL ||
+        (data == NULL && size != 0) || size > UINT32_MAX - TR_CALL_PREFIX) {
+        return TR_EINVAL;
+    }
+    rec = ((prefix *)request->call)->rec;
+    expected = in_msg(((prefix *)request->call)->hop);
+    if (tr_load_acq(&rec->handle) != expected) {
+        return TR_EALREADY;
+    }
+    /* Allocate before consuming the handle, so TR_ENOMEM leaves the
+     * request unanswered (its handler may retry or let it close). */
+    tr_envelope *env = tr__env_create((uint32_t)(TR_CALL_PREFIX + size));
+    if (env == NULL) {
+        return TR_ENOMEM;
+    }
+    if (!tr_cas_acqrel(&rec->handle, &expected, HANDLE_CONSUMED)) {
+        tr__env_destroy(env);
+        return TR_EALREADY;
+    }
+    if (size != 0) {
+        memcpy((char *)tr__env_data(env) + TR_CALL_PREFIX, data, size);
+    }
+    /* The request still holds its reference: the runner drops it after
+     * the handler returns. */
+    rc = complete(rec, TR_OK, env, false) ? TR_OK : TR_ECLOSED;
+    return rc;
+}
+
+tr_reply_to *
+tr_reply_take(const tr_msg *request)
+{
+    tr_call_rec *rec;
+    uint32_t hop;
+    uint32_t expected;
+
+    if (request == NULL || request->call == NULL) {
+        return NULL;
+    }
+    rec = ((prefix *)request->call)->rec;
+    hop = ((prefix *)request->call)->hop;
+    expected = in_msg(hop);
+    if (!tr_cas_acqrel(&rec->handle, &expected, hop << 2 | HANDLE_TAKEN)) {
+        return NULL;
+    }
+    /* The handle outlives the request: it holds its own reference. */
+    tr_faa_relaxed(&rec->refs, 1);
+    return (tr_reply_to *)rec;
+}
+
+int
+tr_reply_send(tr_reply_to *handle, const void *data, size_t size)
+{
+    tr_call_rec *rec = (tr_call_rec *)handle;
+    int rc;
+
+    if (rec == NULL) {
+        return TR_EINVAL;
+    }
+    if ((data == NULL && size != 0) || size > UINT32_MAX - TR_CALL_PREFIX) {
+        tr_reply_drop(handle);
+        return TR_EINVAL;
+    }
+    tr_store_rel(&rec->handle, HANDLE_CONSUMED);
+    rc = send_reply(rec, data, size);
+    if (rc == TR_ENOMEM) {
+        complete(rec, TR_ECLOSED, NULL, false);
+    }
+    release(rec);
+    return rc;
+}
+
+int
+tr_forward(tr_ctx *ctx, tr_reply_to *handle, tr_addr to, uint32_t type,
+           const void *data, size_t size)
+{
+    tr_call_rec *rec = (tr_call_rec *)handle;
+    tr_envelope *req;
+    int rc;
+
+    if (ctx == NULL || rec == NULL || (data == NULL && size != 0) ||
+        size > UINT32_MAX - TR_CALL_PREFIX) {
+        return TR_EINVAL;
+    }
+    req = tr__env_create((uint32_t)(TR_CALL_PREFIX + size));
+    if (req == NULL) {
+        return TR_ENOMEM;
+    }
+    /* Only the handle's holder changes the word while it is taken. */
+    uint32_t taken = tr_load_acq(&rec->handle);
+    uint32_t hop = (taken >> 2) + 1;
+    req->type = type;
+    req->kind = TR_MSG_CALL;
+    prefix_of(req)->rec = rec;
+    prefix_of(req)->hop = hop;
+    if (size != 0) {
+        memcpy((char *)tr__env_data(req) + TR_CALL_PREFIX, data, size);
+    }
+    /* The handle goes into the new request (next hop) before the request
+     * is visible; its reference becomes the request's. Release: pairs with
+     * the receiver's acquire in tr_reply and tr_reply_take. */
+    tr_store_rel(&rec->handle, in_msg(hop));
+    rc = tr__actor_deliver(ctx, to, req, false);
+    if (rc != TR_OK) {
+        tr_store_rel(&rec->handle, taken); /* the caller keeps it */
+        tr__env_destroy(req);
+    }
+    return rc;
+}
+
+void
+tr_reply_drop(tr_reply_to *handle)
+{
+    tr_call_rec *rec = (tr_call_rec *)handle;
+
+    if (rec == NULL) {
+        return;
+    }
+    tr_store_rel(&rec->handle, HANDLE_CONSUMED);
+    complete(rec, TR_ECLOSED, NULL, false);
+    release(rec);
+}

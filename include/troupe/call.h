@@ -1,0 +1,151 @@
+/*
+ * Request/reply between actors. A call sends a request that carries a
+ * reply handle; the reply comes back to the caller as a control message and
+ * runs a continuation in the caller's context. No worker ever waits.
+ *
+ * Every call that tr_call accepted ends exactly once: its continuation runs
+ * with the reply (TR_OK), TR_ETIMEDOUT, or TR_ECLOSED (the callee stopped,
+ * failed, or dropped the request unanswered). A call tr_call refused never
+ * runs its continuation.
+ */
+#ifndef TROUPE_CALL_H
+#define TROUPE_CALL_H
+
+#include <troupe/actor.h>
+#include <troupe/common.h>
+#include <troupe/system.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A reply handle taken out of a request (deferred or forwarded reply). */
+typedef struct tr_reply_to tr_reply_to;
+
+/** How a call ended, as its continuation sees it (borrowed for the call). */
+typedef struct tr_call_result {
+    int status;          /* TR_OK, TR_ETIMEDOUT or TR_ECLOSED */
+    const tr_msg *reply; /* the reply when TR_OK; NULL otherwise */
+    tr_addr to;          /* the callee */
+    uint32_t type;       /* the request's message type */
+    uint32_t timeout_ms; /* the call's timeout; 0 for none */
+    const char *text;    /* on failure, one line naming callee, type,
+                            timeout and outcome; "replied" on TR_OK */
+} tr_call_result;
+
+/**
+ * A call's continuation: runs once, in the caller's context, with the
+ * caller's state. Return TR_OK to go on; anything else fails the caller.
+ */
+typedef int (*tr_reply_fn)(tr_ctx *ctx, void *state,
+                           const tr_call_result *result, void *arg);
+
+/**
+ * Call `to` with a request of `type` carrying a copy of `data`; when it
+ * ends, `on_reply(ctx, state, result, arg)` runs in this actor. With a
+ * non-zero `timeout_ms` it ends with TR_ETIMEDOUT if no reply came in time
+ * (a reply after that is dropped and freed); the time counts on the
+ * system's clock from when tr_call returns. A call still pending when the
+ * system shuts down ends with TR_ECLOSED if it has a timeout.
+ *
+ * Ownership: borrows `data`; `arg` is passed back untouched.
+ * Context:   a handler (or `init`) of the calling actor.
+ * Returns:   TR_OK (the continuation will run once); TR_EINVAL for NULL
+ *            arguments or a size over UINT32_MAX; TR_ESTATE on a thread
+ *            context (use tr_ask), or when calling oneself (refused at
+ *            once: a self-call is a design error, not a request);
+ *            TR_ENOACTOR if
+ *            `to` has stopped; TR_EFULL if its mailbox is bounded and full;
+ *            TR_ENOMEM. On any error `on_reply` never runs.
+ */
+TR_API TR_NODISCARD int tr_call(tr_ctx *ctx, tr_addr to, uint32_t type,
+                                const void *data, size_t size,
+                                uint32_t timeout_ms, tr_reply_fn on_reply,
+                                void *arg);
+
+/**
+ * Call from a plain thread and wait for the reply, copying it into `buf`.
+ * A timeout of 0 waits without limit (the call still ends if the callee
+ * stops or drops it).
+ *
+ * Ownership: borrows `data` and `buf`; writes `*len` (the reply size).
+ * Context:   a plain thread, never a worker (a worker must not wait).
+ * Returns:   TR_OK; TR_ETIMEDOUT; TR_ECLOSED; TR_ENOACTOR; TR_EFULL;
+ *            TR_ENOMEM; TR_ESHUTDOWN; TR_ESTATE on a worker thread;
+ *            TR_EINVAL for NULL arguments, or when the reply is larger
+ *            than `cap` (`*len` says its size; the reply is dropped).
+ */
+TR_API int tr_ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
+                  size_t size, void *buf, size_t cap, size_t *len,
+                  uint32_t timeout_ms);
+
+/**
+ * Reply to the request being handled.
+ *
+ * Ownership: borrows `data` (copied).
+ * Context:   the handler that received `request`.
+ * Returns:   TR_OK; TR_EINVAL if `request` is not a call or an argument is
+ *            bad; TR_EALREADY if it was already answered or its handle
+ *            taken; TR_ECLOSED if the call had already ended (timed out):
+ *            the reply is dropped; TR_ENOMEM (the request stays unanswered,
+ *            so the handler may retry).
+ */
+TR_API TR_NODISCARD int tr_reply(tr_ctx *ctx, const tr_msg *request,
+                                 const void *data, size_t size);
+
+/**
+ * Take the reply handle out of a request, to answer later or from another
+ * actor. Without this, a request left unanswered when its handler returns
+ * ends the call with TR_ECLOSED.
+ *
+ * Ownership: returns owned; consume it with tr_reply_send or
+ *            tr_reply_drop (a handle never consumed leaves its caller
+ *            waiting until the call's timeout).
+ * Context:   the handler that received `request`.
+ * Returns:   the handle; NULL if `request` is not a call, or was already
+ *            answered or taken.
+ */
+TR_API tr_reply_to *tr_reply_take(const tr_msg *request);
+
+/**
+ * Answer through a taken handle.
+ *
+ * Ownership: takes `handle` (always); borrows `data` (copied).
+ * Context:   any thread.
+ * Returns:   TR_OK; TR_EINVAL for a NULL handle, or NULL `data` with a
+ *            non-zero size; TR_ECLOSED if the call had already ended;
+ *            TR_ENOMEM. On every error but TR_ECLOSED the call ends with
+ *            TR_ECLOSED.
+ */
+TR_API int tr_reply_send(tr_reply_to *handle, const void *data, size_t size);
+
+/**
+ * Hand a taken handle to actor `to` inside a new request of `type` carrying
+ * a copy of `data`: `to` receives it as a call and answers it with
+ * tr_reply (or forwards it again). Because the runtime knows the request
+ * carries the handle, the call ends with TR_ECLOSED if `to` drops it, stops
+ * or fails; a handle sent inside an ordinary message's payload would
+ * instead be lost if that message became a dead letter.
+ *
+ * Ownership: takes `handle` on TR_OK only; borrows `data`.
+ * Context:   a handler or a plain thread.
+ * Returns:   TR_OK; TR_EINVAL for NULL arguments or a size over
+ *            UINT32_MAX; TR_ENOACTOR; TR_EFULL; TR_ENOMEM; TR_ESHUTDOWN.
+ */
+TR_API TR_NODISCARD int tr_forward(tr_ctx *ctx, tr_reply_to *handle, tr_addr to,
+                                   uint32_t type, const void *data,
+                                   size_t size);
+
+/**
+ * Drop a taken handle unanswered: the call ends with TR_ECLOSED.
+ *
+ * Ownership: takes `handle` (NULL is ignored).
+ * Context:   any thread.
+ */
+TR_API void tr_reply_drop(tr_reply_to *handle);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TROUPE_CALL_H */

@@ -1,0 +1,615 @@
+/*
+ * Calls: reply, timeout (manual clock), closed by drop, stop, failure or
+ * dead letter; deferred and forwarded replies; replying twice; tr_ask; and
+ * every refused call never running its continuation.
+ */
+#include "support/tr_test.h"
+
+#include "actors/actor.h"
+#include "scheduler/timer.h"
+
+#include <pthread.h>
+
+/* Server requests: the payload is an int n; the mode is the type. */
+enum {
+    REQ_INC = 1,     /* reply n + 1 */
+    REQ_HOLD = 2,    /* take the handle and keep it */
+    REQ_RELEASE = 3, /* answer the held handle with n */
+    REQ_DROP = 4,    /* return without answering */
+    REQ_FAIL = 5,    /* fail the server */
+    REQ_STOP = 6,    /* stop the server */
+    REQ_TWICE = 7,   /* reply twice; report the second result */
+    REQ_FORWARD = 8, /* take the handle, pass it to the helper */
+    REQ_SLOW = 9,    /* spin until released, then reply */
+    REQ_DROP_HELD = 10,
+    REQ_STASH = 11, /* take the handle and put it where the test finds it */
+};
+
+static tr_reply_to *stashed;
+
+/* Client commands. */
+enum { CMD_CALL = 100 };
+
+typedef struct cmd {
+    tr_addr to;
+    uint32_t type;
+    int n;
+    uint32_t timeout_ms;
+} cmd;
+
+static tr_mailbox *probe;
+static tr_atomic(bool) slow_release;
+
+/* A report: what a continuation saw. */
+typedef struct report {
+    int status;
+    int value;
+    uint32_t type;
+    char text[160];
+} report;
+
+static void
+post(const report *r)
+{
+    int rc = tr_mailbox_send(probe, r, sizeof(*r));
+    (void)rc;
+}
+
+static report
+next_report(void)
+{
+    report r = {.status = 99, .value = -1};
+    size_t len;
+    if (tr_mailbox_recv_wait(probe, &r, sizeof(r), &len, 5000) != TR_OK) {
+        r.status = 98; /* nothing came */
+    }
+    return r;
+}
+
+/* ---- server ---- */
+
+typedef struct server {
+    tr_reply_to *held;
+    tr_addr helper;
+} server;
+
+static int
+server_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    server *s = state;
+    int n = 0;
+
+    if (msg->size == sizeof(int)) {
+        memcpy(&n, msg->data, sizeof(n));
+    }
+    switch (msg->type) {
+    case REQ_INC:
+        n++;
+        return tr_reply(ctx, msg, &n, sizeof(n));
+    case REQ_HOLD:
+        s->held = tr_reply_take(msg);
+        return s->held != NULL ? TR_OK : TR_EINVAL;
+    case REQ_RELEASE: {
+        report r = {.status = tr_reply_send(s->held, &n, sizeof(n)),
+                    .type = REQ_RELEASE};
+        s->held = NULL;
+        post(&r);
+        return TR_OK;
+    }
+    case REQ_DROP_HELD:
+        tr_reply_drop(s->held);
+        s->held = NULL;
+        return TR_OK;
+    case REQ_DROP:
+        return TR_OK;
+    case REQ_STASH:
+        stashed = tr_reply_take(msg);
+        return TR_OK;
+    case REQ_FAIL:
+        return TR_EINVAL;
+    case REQ_STOP:
+        return tr_stop(ctx);
+    case REQ_TWICE: {
+        int rc = tr_reply(ctx, msg, &n, sizeof(n));
+        report r = {.status = tr_reply(ctx, msg, &n, sizeof(n)),
+                    .value = rc,
+                    .type = REQ_TWICE};
+        post(&r);
+        /* Taking after replying finds nothing. */
+        return tr_reply_take(msg) == NULL ? TR_OK : TR_EINVAL;
+    }
+    case REQ_FORWARD: {
+        tr_reply_to *h = tr_reply_take(msg);
+        int rc = tr_forward(ctx, h, s->helper, REQ_FORWARD, NULL, 0);
+        if (rc != TR_OK) {
+            tr_reply_drop(h);
+        }
+        return rc;
+    }
+    case REQ_SLOW:
+        while (!tr_load_acq(&slow_release)) {
+        }
+        return tr_reply(ctx, msg, &n, sizeof(n));
+    default:
+        /* From the forwarding server: answer the handle we were given. */
+        return TR_EINVAL;
+    }
+}
+
+static int
+server_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    (void)ctx;
+    if (arg != NULL) {
+        ((server *)state)->helper = *(const tr_addr *)arg;
+    }
+    return TR_OK;
+}
+
+static void
+server_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
+{
+    server *s = state;
+    (void)ctx;
+    (void)exit;
+    tr_reply_drop(s->held); /* a handle must not outlive its holder */
+}
+
+static const tr_behaviour server_behaviour = {
+    .name = "server",
+    .state_size = sizeof(server),
+    .init = server_init,
+    .handle = server_handle,
+    .stop = server_stop,
+};
+
+/* The helper answers forwarded calls with 1000. */
+static int
+helper_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    int v = 1000;
+    (void)state;
+    return tr_reply(ctx, msg, &v, sizeof(v));
+}
+
+static const tr_behaviour helper_behaviour = {.name = "helper",
+                                              .handle = helper_handle};
+
+/* Handles REQ_INC only, with no `otherwise`. */
+static const tr_handler strict_rows[] = {{REQ_INC, server_handle}};
+static const tr_dispatch strict_table = {strict_rows, 1, NULL};
+static const tr_behaviour strict_behaviour = {
+    .name = "strict",
+    .state_size = sizeof(server),
+    .dispatch = &strict_table,
+};
+
+/* ---- client ---- */
+
+static int
+on_reply(tr_ctx *ctx, void *state, const tr_call_result *res, void *arg)
+{
+    report r = {.status = res->status, .type = res->type};
+    (void)ctx;
+    (void)state;
+    (void)arg;
+    if (res->status == TR_OK) {
+        memcpy(&r.value, res->reply->data, sizeof(r.value));
+    } else if (res->reply != NULL) {
+        r.status = 97; /* a failure must carry no reply */
+    }
+    snprintf(r.text, sizeof(r.text), "%s", res->text);
+    post(&r);
+    return TR_OK;
+}
+
+static int
+client_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    cmd c;
+    (void)state;
+    memcpy(&c, msg->data, sizeof(c));
+    int rc = tr_call(ctx, c.to, c.type, &c.n, sizeof(c.n), c.timeout_ms,
+                     on_reply, NULL);
+    if (rc != TR_OK) {
+        report r = {.status = 1000 + rc, .type = c.type};
+        post(&r);
+    }
+    return TR_OK;
+}
+
+static const tr_behaviour client_behaviour = {.name = "client",
+                                              .handle = client_handle};
+
+/* ---- fixture ---- */
+
+typedef struct fixture {
+    tr_system *sys;
+    tr_ctx *ctx;
+    tr_addr server;
+    tr_addr helper;
+    tr_addr client;
+} fixture;
+
+static int
+setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    tr_system_config cfg = TR_SYSTEM_CONFIG_INIT;
+
+    cfg.workers = 2;
+    cfg.manual_clock = true;
+    cfg.on_failure = NULL;
+    if (tr_system_start(&cfg, &f->sys) != TR_OK ||
+        tr_mailbox_create(0, &probe) != TR_OK) {
+        return -1;
+    }
+    f->ctx = tr_system_ctx(f->sys);
+    tr_store_relaxed(&slow_release, false);
+    if (tr_spawn(f->ctx, &helper_behaviour, NULL, NULL, &f->helper) != TR_OK ||
+        tr_spawn(f->ctx, &server_behaviour, &f->helper, NULL, &f->server) !=
+            TR_OK ||
+        tr_spawn(f->ctx, &client_behaviour, NULL, NULL, &f->client) != TR_OK) {
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fixture *f = *state;
+    tr_store_rel(&slow_release, true);
+    int rc = f->sys != NULL ? tr_system_shutdown(f->sys, 5000) : TR_OK;
+    tr_mailbox_destroy(probe);
+    free(f);
+    return rc == TR_OK ? 0 : -1;
+}
+
+static void
+call(fixture *f, tr_addr to, uint32_t type, int n, uint32_t timeout_ms)
+{
+    cmd c = {to, type, n, timeout_ms};
+    assert_int_equal(tr_send(f->ctx, f->client, CMD_CALL, &c, sizeof(c)),
+                     TR_OK);
+}
+
+static void
+expect(int status, int value)
+{
+    report r = next_report();
+    if (r.status != status || (status == TR_OK && r.value != value)) {
+        fail_msg("got status %d value %d (%s), want %d value %d", r.status,
+                 r.value, r.text, status, value);
+    }
+}
+
+/* Nothing more reported (the continuation ran exactly once). */
+static void
+expect_quiet(void)
+{
+    report r;
+    size_t len;
+    assert_int_equal(tr_mailbox_recv_wait(probe, &r, sizeof(r), &len, 50),
+                     TR_ETIMEDOUT);
+}
+
+static bool
+timer_armed(void *p)
+{
+    return tr__timers_len(((tr_system *)p)->timers) == 1;
+}
+
+/* ---- tests ---- */
+
+static void
+test_call_gets_the_reply(void **state)
+{
+    fixture *f = *state;
+    call(f, f->server, REQ_INC, 41, 0);
+    expect(TR_OK, 42);
+    call(f, f->server, REQ_INC, 1, 1000);
+    expect(TR_OK, 2);
+    expect_quiet();
+}
+
+static void
+test_call_times_out_and_a_late_reply_is_dropped(void **state)
+{
+    fixture *f = *state;
+    call(f, f->server, REQ_HOLD, 0, 100);
+    assert_true(tr_test_wait_handled(f->sys, 2, 5000)); /* cmd + request */
+    assert_true(tr_test_wait_until(timer_armed, f->sys, 5000));
+    assert_int_equal(tr_clock_advance(f->sys, 99), TR_OK);
+    expect_quiet();
+    assert_int_equal(tr_clock_advance(f->sys, 1), TR_OK);
+    report r = next_report();
+    assert_int_equal(r.status, TR_ETIMEDOUT);
+    /* The text names callee, type and timeout. */
+    char want[64];
+    snprintf(want, sizeof(want), "%#llx (type %u, timeout 100 ms)",
+             (unsigned long long)f->server.id, REQ_HOLD);
+    assert_non_null(strstr(r.text, want));
+    assert_non_null(strstr(r.text, "timed out"));
+    /* The late reply finds the call over. */
+    int n = 5;
+    assert_int_equal(tr_send(f->ctx, f->server, REQ_RELEASE, &n, sizeof(n)),
+                     TR_OK);
+    r = next_report();
+    assert_int_equal(r.type, REQ_RELEASE);
+    assert_int_equal(r.status, TR_ECLOSED);
+    expect_quiet();
+}
+
+static void
+test_call_deferred_reply_from_a_later_message(void **state)
+{
+    fixture *f = *state;
+    int n = 77;
+    call(f, f->server, REQ_HOLD, 0, 0);
+    assert_true(tr_test_wait_handled(f->sys, 2, 5000));
+    assert_int_equal(tr_send(f->ctx, f->server, REQ_RELEASE, &n, sizeof(n)),
+                     TR_OK);
+    /* Either report may come first: the continuation and the server's. */
+    report a = next_report();
+    report b = next_report();
+    report *cont = a.type == REQ_RELEASE ? &b : &a;
+    report *srv = a.type == REQ_RELEASE ? &a : &b;
+    assert_int_equal(srv->status, TR_OK);
+    assert_int_equal(cont->status, TR_OK);
+    assert_int_equal(cont->value, 77);
+}
+
+static void
+test_call_forwarded_handle_is_answered_by_another_actor(void **state)
+{
+    fixture *f = *state;
+    call(f, f->server, REQ_FORWARD, 0, 0);
+    expect(TR_OK, 1000);
+}
+
+static void
+test_call_unanswered_request_ends_closed(void **state)
+{
+    fixture *f = *state;
+    call(f, f->server, REQ_DROP, 0, 0);
+    expect(TR_ECLOSED, 0);
+    call(f, f->server, REQ_HOLD, 0, 0);
+    assert_true(tr_test_wait_handled(f->sys, 4, 5000));
+    assert_int_equal(tr_send(f->ctx, f->server, REQ_DROP_HELD, NULL, 0), TR_OK);
+    expect(TR_ECLOSED, 0);
+    /* A type the callee has no handler for is a dead letter; its call
+     * ends closed too. */
+    tr_addr strict;
+    assert_int_equal(tr_spawn(f->ctx, &strict_behaviour, NULL, NULL, &strict),
+                     TR_OK);
+    call(f, strict, 4242, 0, 0);
+    expect(TR_ECLOSED, 0);
+}
+
+static void
+test_call_replying_twice_is_refused(void **state)
+{
+    fixture *f = *state;
+    call(f, f->server, REQ_TWICE, 1, 0);
+    report a = next_report();
+    report b = next_report();
+    report *srv =
+        a.type == REQ_TWICE && a.value == TR_OK && a.status == TR_EALREADY ? &a
+                                                                           : &b;
+    report *cont = srv == &a ? &b : &a;
+    assert_int_equal(srv->value, TR_OK);        /* first reply */
+    assert_int_equal(srv->status, TR_EALREADY); /* second reply */
+    assert_int_equal(cont->status, TR_OK);
+    assert_int_equal(cont->value, 1);
+    expect_quiet();
+}
+
+static void
+test_call_callee_failing_or_stopping_closes_queued_calls(void **state)
+{
+    fixture *f = *state;
+
+    /* Hold the server busy so several requests queue behind REQ_FAIL. */
+    call(f, f->server, REQ_SLOW, 0, 0);
+    assert_true(tr_test_wait_handled(f->sys, 1, 5000));
+    call(f, f->server, REQ_FAIL, 0, 0);
+    call(f, f->server, REQ_INC, 0, 0);
+    call(f, f->server, REQ_INC, 0, 0);
+    assert_true(tr_test_wait_handled(f->sys, 4, 5000));
+    tr_store_rel(&slow_release, true);
+    int closed = 0;
+    int ok = 0;
+    for (int i = 0; i < 4; i++) {
+        report r = next_report();
+        closed += r.status == TR_ECLOSED;
+        ok += r.status == TR_OK;
+    }
+    assert_int_equal(ok, 1);     /* the slow one */
+    assert_int_equal(closed, 3); /* the failing one and the two queued */
+    expect_quiet();
+    /* The server is gone: a call now is refused, without continuation. */
+    assert_true(tr_test_wait_stopped(f->sys, f->server, 5000));
+    call(f, f->server, REQ_INC, 0, 0);
+    expect(1000 + TR_ENOACTOR, 0);
+    expect_quiet();
+}
+
+static void
+test_call_stopping_callee_drops_its_held_handle(void **state)
+{
+    fixture *f = *state;
+    call(f, f->server, REQ_HOLD, 0, 0);
+    assert_true(tr_test_wait_handled(f->sys, 2, 5000));
+    call(f, f->server, REQ_STOP, 0, 0);
+    int closed = 0;
+    for (int i = 0; i < 2; i++) {
+        closed += next_report().status == TR_ECLOSED;
+    }
+    assert_int_equal(closed, 2);
+}
+
+/* Calls from the wrong place are refused at once. */
+static int
+self_caller(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    report r = {.type = 0};
+    (void)state;
+    (void)msg;
+    r.status = tr_call(ctx, tr_self(ctx), REQ_INC, NULL, 0, 0, on_reply, NULL);
+    post(&r);
+    size_t len;
+    r.status = tr_ask(ctx, tr_self(ctx), REQ_INC, NULL, 0, NULL, 0, &len, 0);
+    post(&r);
+    return TR_OK;
+}
+
+static const tr_behaviour self_caller_behaviour = {.name = "self_caller",
+                                                   .handle = self_caller};
+
+static void
+test_call_misuse_is_refused_without_continuation(void **state)
+{
+    fixture *f = *state;
+    tr_addr a;
+    int n = 0;
+    size_t len;
+
+    assert_int_equal(
+        tr_call(f->ctx, f->server, REQ_INC, &n, sizeof(n), 0, on_reply, NULL),
+        TR_ESTATE); /* a thread context: use tr_ask */
+    assert_int_equal(
+        tr_call(NULL, f->server, REQ_INC, &n, sizeof(n), 0, on_reply, NULL),
+        TR_EINVAL);
+    assert_int_equal(
+        tr_ask(NULL, f->server, REQ_INC, &n, sizeof(n), &n, sizeof(n), &len, 0),
+        TR_EINVAL);
+    assert_int_equal(tr_reply(f->ctx, NULL, NULL, 0), TR_EINVAL);
+    tr_msg plain = {.type = 1};
+    assert_int_equal(tr_reply(f->ctx, &plain, NULL, 0), TR_EINVAL);
+    assert_null(tr_reply_take(&plain));
+    assert_int_equal(tr_reply_send(NULL, NULL, 0), TR_EINVAL);
+    tr_reply_drop(NULL);
+    assert_int_equal(tr_spawn(f->ctx, &self_caller_behaviour, NULL, NULL, &a),
+                     TR_OK);
+    assert_int_equal(tr_send(f->ctx, a, 1, NULL, 0), TR_OK);
+    assert_int_equal(next_report().status, TR_ESTATE); /* calling oneself */
+    assert_int_equal(next_report().status, TR_ESTATE); /* tr_ask on a worker */
+    expect_quiet();
+}
+
+static void
+test_ask_from_a_thread(void **state)
+{
+    fixture *f = *state;
+    int n = 9;
+    int out = 0;
+    size_t len = 0;
+    char small[2];
+
+    assert_int_equal(tr_ask(f->ctx, f->server, REQ_INC, &n, sizeof(n), &out,
+                            sizeof(out), &len, 1000),
+                     TR_OK);
+    assert_int_equal(out, 10);
+    assert_int_equal(len, sizeof(int));
+    assert_int_equal(tr_ask(f->ctx, f->server, REQ_DROP, &n, sizeof(n), &out,
+                            sizeof(out), &len, 0),
+                     TR_ECLOSED);
+    assert_int_equal(tr_ask(f->ctx, f->server, REQ_INC, &n, sizeof(n), small,
+                            sizeof(small), &len, 0),
+                     TR_EINVAL);
+    assert_int_equal(len, sizeof(int));
+    assert_int_equal(tr_ask(f->ctx, (tr_addr){12345}, REQ_INC, &n, sizeof(n),
+                            &out, sizeof(out), &len, 0),
+                     TR_ENOACTOR);
+}
+
+typedef struct asker {
+    fixture *f;
+    int rc;
+} asker;
+
+static void *
+ask_held(void *p)
+{
+    asker *a = p;
+    int n = 0;
+    int out;
+    size_t len;
+    a->rc = tr_ask(a->f->ctx, a->f->server, REQ_HOLD, &n, sizeof(n), &out,
+                   sizeof(out), &len, 200);
+    return NULL;
+}
+
+static void
+test_ask_times_out_on_the_system_clock(void **state)
+{
+    fixture *f = *state;
+    asker a = {.f = f, .rc = 1};
+    pthread_t t;
+
+    assert_int_equal(pthread_create(&t, NULL, ask_held, &a), 0);
+    assert_true(tr_test_wait_handled(f->sys, 1, 5000)); /* it holds it */
+    /* The timeout counts from when the call was accepted, which is when
+     * its timer is armed; advance only after that. */
+    assert_true(tr_test_wait_until(timer_armed, f->sys, 5000));
+    assert_int_equal(tr_clock_advance(f->sys, 199), TR_OK);
+    assert_int_equal(tr_clock_advance(f->sys, 1), TR_OK);
+    pthread_join(t, NULL);
+    assert_int_equal(a.rc, TR_ETIMEDOUT);
+}
+
+static void *
+ask_stashed(void *p)
+{
+    asker *a = p;
+    int n = 0;
+    int out;
+    size_t len;
+    a->rc = tr_ask(a->f->ctx, a->f->server, REQ_STASH, &n, sizeof(n), &out,
+                   sizeof(out), &len, 10000);
+    return NULL;
+}
+
+static void
+test_ask_pending_at_shutdown_ends_closed(void **state)
+{
+    fixture *f = *state;
+    asker a = {.f = f, .rc = 1};
+    pthread_t t;
+
+    stashed = NULL;
+    assert_int_equal(pthread_create(&t, NULL, ask_stashed, &a), 0);
+    assert_true(tr_test_wait_handled(f->sys, 1, 5000));
+    /* The handle is held outside any actor: only the call's timer can end
+     * the call, and shutdown drops the timer. */
+    assert_int_equal(tr_system_shutdown(f->sys, 5000), TR_OK);
+    f->sys = NULL;
+    pthread_join(t, NULL);
+    assert_int_equal(a.rc, TR_ECLOSED);
+    /* The late holder's reply finds the call over. */
+    assert_int_equal(tr_reply_send(stashed, NULL, 0), TR_ECLOSED);
+}
+
+int
+main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_call_gets_the_reply),
+        T(test_call_times_out_and_a_late_reply_is_dropped),
+        T(test_call_deferred_reply_from_a_later_message),
+        T(test_call_forwarded_handle_is_answered_by_another_actor),
+        T(test_call_unanswered_request_ends_closed),
+        T(test_call_replying_twice_is_refused),
+        T(test_call_callee_failing_or_stopping_closes_queued_calls),
+        T(test_call_stopping_callee_drops_its_held_handle),
+        T(test_call_misuse_is_refused_without_continuation),
+        T(test_ask_from_a_thread),
+        T(test_ask_times_out_on_the_system_clock),
+        T(test_ask_pending_at_shutdown_ends_closed),
+    };
+#undef T
+    return cmocka_run_group_tests_name("call", tests, NULL, NULL);
+}

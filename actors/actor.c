@@ -83,6 +83,21 @@ tr__actor_push_ctl(tr_system *sys, tr_actor *a, tr_envelope *env)
     }
 }
 
+int
+tr__actor_push_ctl_to(tr_system *sys, uint64_t to, tr_envelope *env)
+{
+    tr_actor *a = tr__table_slot(sys->table, to);
+    uint32_t gen = (uint32_t)(to >> 32);
+
+    /* Acquire: pairs with spawn's publication of gen. */
+    if (a == NULL || !tr__gen_live(gen) || tr_load_acq(&a->gen) != gen) {
+        return TR_ENOACTOR;
+    }
+    env->gen = gen;
+    tr__actor_push_ctl(sys, a, env);
+    return TR_OK;
+}
+
 /* ---- sending ---- */
 
 /* Look up `to` for a send; NULL (and a dead letter) if it has stopped. */

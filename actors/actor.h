@@ -176,6 +176,9 @@ int tr__actor_request_stop(tr_system *sys, tr_actor *a, uint32_t gen,
 /* Queue `env` (a user-lane message) for `to`; TR_OK or an error, in which
  * case the caller still owns `env`. */
 int tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env, bool may_wait);
+/* Push a control message to the incarnation `to` names; TR_ENOACTOR (the
+ * caller still owns `env`) if it has stopped. */
+int tr__actor_push_ctl_to(tr_system *sys, uint64_t to, tr_envelope *env);
 /* Push a control message to `a` and schedule it if idle. */
 void tr__actor_push_ctl(tr_system *sys, tr_actor *a, tr_envelope *env);
 

@@ -138,17 +138,12 @@ complete(tr_call_rec *rec, int status, tr_envelope *reply, bool by_timer)
     prefix_of(env)->rec = rec;
     prefix_of(env)->status = status;
 
-    tr_actor *a = tr__table_slot(sys->table, rec->caller);
-    uint32_t gen = (uint32_t)(rec->caller >> 32);
-    if (tr_load_acq(&sys->torn_down) || a == NULL ||
-        tr_load_acq(&a->gen) != gen) {
+    if (tr_load_acq(&sys->torn_down) ||
+        tr__actor_push_ctl_to(sys, rec->caller, env) != TR_OK) {
         /* The caller is gone: nobody to tell. */
         tr__env_destroy(env);
         release(rec);
-        return true;
     }
-    env->gen = gen;
-    tr__actor_push_ctl(sys, a, env);
     return true;
 }
 

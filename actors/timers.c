@@ -52,37 +52,26 @@ static void
 fire_send(tick *t, bool last)
 {
     tr_system *sys = t->sys;
-    tr_actor *a = tr__table_slot(sys->table, t->to);
-    uint32_t gen = (uint32_t)(t->to >> 32);
-    tr_envelope *env;
+    uint32_t type = t->msg->type;
+    tr_envelope *env = last ? t->msg : copy_env(t->msg);
 
-    if (a == NULL || tr_load_acq(&a->gen) != gen) {
-        tr__actor_count_dead(&sys->thread_ctx, t->to, t->msg->type,
-                             TR_DEAD_NOACTOR);
+    if (env == NULL) {
+        /* Out of memory: this tick is lost, the next may not be. */
+        tr__actor_count_dead(&sys->thread_ctx, t->to, type, TR_DEAD_NOACTOR);
+        return;
+    }
+    env->kind = TR_CTL_USER;
+    if (tr__actor_push_ctl_to(sys, t->to, env) != TR_OK) {
+        tr__actor_count_dead(&sys->thread_ctx, t->to, type, TR_DEAD_NOACTOR);
+        tr__env_destroy(env);
         uint64_t id = tr_load_acq(&t->id);
         if (!last && id != 0) {
             tr__timers_cancel(sys->timers, id); /* the firer drops it */
         }
-        if (last) {
-            tr__env_destroy(t->msg);
-            free_tick(t);
-        }
-        return;
     }
     if (last) {
-        env = t->msg;
         free_tick(t);
-    } else {
-        env = copy_env(t->msg);
-        if (env == NULL) {
-            tr__actor_count_dead(&sys->thread_ctx, t->to, t->msg->type,
-                                 TR_DEAD_NOACTOR);
-            return; /* out of memory: this tick is lost, the next may not */
-        }
     }
-    env->kind = TR_CTL_USER;
-    env->gen = gen;
-    tr__actor_push_ctl(sys, a, env);
 }
 
 void

@@ -54,6 +54,9 @@
                                           memory_order_seq_cst,                \
                                           memory_order_relaxed)
 
+#define tr_for_acqrel(p, v)                                                    \
+    atomic_fetch_or_explicit((p), (v), memory_order_acq_rel)
+
 #define tr_faa_relaxed(p, v)                                                   \
     atomic_fetch_add_explicit((p), (v), memory_order_relaxed)
 #define tr_faa_acqrel(p, v)                                                    \

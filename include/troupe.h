@@ -4,6 +4,7 @@
 
 #include <troupe/actor.h>
 #include <troupe/call.h>
+#include <troupe/channel.h>
 #include <troupe/common.h>
 #include <troupe/error.h>
 #include <troupe/mailbox.h>

@@ -529,6 +529,12 @@ tr__sched_current(const tr_sched *s)
     return (w != NULL && w->sched == s) ? w : NULL;
 }
 
+bool
+tr__on_a_worker(void)
+{
+    return current_worker != NULL;
+}
+
 unsigned
 tr__sched_workers(const tr_sched *s)
 {

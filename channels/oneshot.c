@@ -1,0 +1,287 @@
+/*
+ * Oneshot channels (tokio's sync::oneshot semantics).
+ *
+ * One allocation holds a state word and the value. Every transition is one
+ * atomic read-modify-write of the state word, so any two racing operations
+ * are ordered and each sees the other's effect:
+ *
+ *   SENDING    a send claimed the slot (a second send gets TR_EALREADY)
+ *   VALUE      the value is written and may be read (release)
+ *   CLOSED     the receiver refuses further sends
+ *   TX_DONE    the sender will not send (released, or releasing)
+ *   TX_GONE    the sender half was released: it touches nothing more
+ *   RX_GONE    the receiver half was released
+ *   TAKEN      the value was received
+ *   SUBSCRIBED an actor receives instead of a thread
+ *   DELIVERED  the actor was told (value or closed): at most once
+ *
+ * A send checks CLOSED in the same CAS that sets SENDING, so a send either
+ * fails with TR_ECLOSED or its value stays receivable, even if close races
+ * it. Whoever sets the second of TX_GONE and RX_GONE frees the channel.
+ * Subscription and send (or the sender's TX_DONE) each set their bit with
+ * one fetch-or and look at what the other had set: at least one of them
+ * sees both, and the DELIVERED bit makes sure only one delivers. The
+ * sender sets TX_DONE, delivers or wakes, and only then TX_GONE, so the
+ * channel outlives its own notification.
+ */
+#include <troupe/channel.h>
+#include <troupe/error.h>
+
+#include "actors/actor.h"
+#include "common/tr_alloc.h"
+#include "common/tr_atomic.h"
+#include "common/tr_park.h"
+#include "scheduler/sched.h"
+
+#include <string.h>
+
+enum {
+    SENDING = 1u << 0,
+    VALUE = 1u << 1,
+    CLOSED = 1u << 2,
+    TX_GONE = 1u << 3,
+    RX_GONE = 1u << 4,
+    TAKEN = 1u << 5,
+    SUBSCRIBED = 1u << 6,
+    DELIVERED = 1u << 7,
+    TX_DONE = 1u << 8,
+};
+
+typedef struct oneshot {
+    tr_atomic(uint32_t) state;
+    uint32_t size;
+    struct ck_ec32 ready;
+    /* Set before SUBSCRIBED is published (release), read after. */
+    tr_system *sys;
+    uint64_t subscriber;
+    uint32_t value_type;
+    uint32_t closed_type;
+    _Alignas(16) unsigned char value[];
+} oneshot;
+
+static oneshot *
+of_tx(tr_oneshot_tx *tx)
+{
+    return (oneshot *)(void *)tx;
+}
+
+static oneshot *
+of_rx(tr_oneshot_rx *rx)
+{
+    return (oneshot *)(void *)rx;
+}
+
+static void
+destroy(oneshot *o)
+{
+    tr__free(o, sizeof(*o) + o->size);
+}
+
+/* Set `bits`; frees the channel when this made both halves gone. Returns
+ * the state before. */
+static uint32_t
+set_bits(oneshot *o, uint32_t bits)
+{
+    /* acq_rel: the value written by a send is visible to the reader, and
+     * the last half to go sees every write before freeing. */
+    uint32_t before = tr_for_acqrel(&o->state, bits);
+    uint32_t after = before | bits;
+    if ((after & (TX_GONE | RX_GONE)) == (TX_GONE | RX_GONE) &&
+        (before & (TX_GONE | RX_GONE)) != (TX_GONE | RX_GONE)) {
+        destroy(o);
+    }
+    return before;
+}
+
+/* Tell the subscribed actor, once. `o` stays alive: the caller holds a
+ * half. */
+static void
+deliver(oneshot *o, bool has_value)
+{
+    uint32_t before = tr_for_acqrel(&o->state, DELIVERED);
+    tr_envelope *env;
+
+    if (before & DELIVERED) {
+        return;
+    }
+    env = tr__env_create(has_value ? o->size : 0);
+    if (env == NULL) {
+        return; /* out of memory: the actor is not told (documented) */
+    }
+    env->type = has_value ? o->value_type : o->closed_type;
+    env->kind = TR_CTL_USER;
+    if (has_value && o->size != 0) {
+        memcpy(tr__env_data(env), o->value, o->size);
+    }
+    if (tr__actor_push_ctl_to(o->sys, o->subscriber, env) != TR_OK) {
+        tr__env_destroy(env); /* the subscriber has stopped */
+    }
+}
+
+int
+tr_oneshot_create(size_t size, tr_oneshot_tx **tx, tr_oneshot_rx **rx)
+{
+    oneshot *o;
+
+    if (tx == NULL || rx == NULL || size > UINT32_MAX) {
+        return TR_EINVAL;
+    }
+    o = tr__alloc(sizeof(*o) + size);
+    if (o == NULL) {
+        return TR_ENOMEM;
+    }
+    tr_init_relaxed(&o->state, 0);
+    o->size = (uint32_t)size;
+    ck_ec32_init(&o->ready, 0);
+    o->sys = NULL;
+    o->subscriber = 0;
+    *tx = (tr_oneshot_tx *)(void *)o;
+    *rx = (tr_oneshot_rx *)(void *)o;
+    return TR_OK;
+}
+
+int
+tr_oneshot_send(tr_oneshot_tx *tx, const void *value)
+{
+    oneshot *o = of_tx(tx);
+    uint32_t s;
+
+    if (o == NULL || (value == NULL && o->size != 0)) {
+        return TR_EINVAL;
+    }
+    s = tr_load_acq(&o->state);
+    do {
+        if (s & (CLOSED | RX_GONE)) {
+            return TR_ECLOSED;
+        }
+        if (s & SENDING) {
+            return TR_EALREADY;
+        }
+    } while (!tr_cas_weak_acqrel(&o->state, &s, s | SENDING));
+    if (o->size != 0) {
+        memcpy(o->value, value, o->size);
+    }
+    s = set_bits(o, VALUE);
+    if (s & SUBSCRIBED) {
+        deliver(o, true);
+    } else {
+        tr__ec_wake(&o->ready);
+    }
+    return TR_OK;
+}
+
+void
+tr_oneshot_tx_destroy(tr_oneshot_tx *tx)
+{
+    oneshot *o = of_tx(tx);
+
+    if (o == NULL) {
+        return;
+    }
+    uint32_t s = set_bits(o, TX_DONE);
+    if (!(s & VALUE)) {
+        if (s & SUBSCRIBED) {
+            deliver(o, false);
+        } else {
+            tr__ec_wake(&o->ready);
+        }
+    }
+    set_bits(o, TX_GONE); /* may free it: touch nothing after */
+}
+
+int
+tr_oneshot_recv_wait(tr_oneshot_rx *rx, void *out, int timeout_ms)
+{
+    oneshot *o = of_rx(rx);
+    uint64_t deadline = 0;
+
+    if (o == NULL || (out == NULL && o->size != 0)) {
+        return TR_EINVAL;
+    }
+    if (timeout_ms != 0 && tr__on_a_worker()) {
+        return TR_ESTATE; /* a worker must never wait */
+    }
+    if (timeout_ms > 0) {
+        deadline = tr__now_ns() + (uint64_t)timeout_ms * 1000000u;
+    }
+    for (;;) {
+        uint32_t seen = tr__ec_value(&o->ready);
+        /* Acquire: pairs with the release in set_bits (the value). */
+        uint32_t s = tr_load_acq(&o->state);
+        long wait_ms = -1;
+
+        if (s & SUBSCRIBED) {
+            return TR_ESTATE;
+        }
+        if (s & TAKEN) {
+            return TR_EALREADY;
+        }
+        if (s & VALUE) {
+            if (o->size != 0) {
+                memcpy(out, o->value, o->size);
+            }
+            set_bits(o, TAKEN);
+            return TR_OK;
+        }
+        if (s & TX_DONE) {
+            return TR_ECLOSED;
+        }
+        if (timeout_ms == 0) {
+            return TR_ETIMEDOUT;
+        }
+        if (timeout_ms > 0) {
+            uint64_t now = tr__now_ns();
+            if (now >= deadline) {
+                return TR_ETIMEDOUT;
+            }
+            wait_ms = (long)((deadline - now + 999999u) / 1000000u);
+        }
+        tr__ec_wait_ms(&o->ready, seen, wait_ms);
+    }
+}
+
+int
+tr_oneshot_subscribe(tr_oneshot_rx *rx, tr_ctx *ctx, uint32_t value_type,
+                     uint32_t closed_type)
+{
+    oneshot *o = of_rx(rx);
+    uint32_t s;
+
+    if (o == NULL || ctx == NULL) {
+        return TR_EINVAL;
+    }
+    if (tr_self(ctx).id == 0) {
+        return TR_ESTATE;
+    }
+    s = tr_load_acq(&o->state);
+    if (s & (SUBSCRIBED | TAKEN)) {
+        return TR_EALREADY;
+    }
+    o->sys = tr_ctx_system(ctx);
+    o->subscriber = tr_self(ctx).id;
+    o->value_type = value_type;
+    o->closed_type = closed_type;
+    s = set_bits(o, SUBSCRIBED);
+    if (s & VALUE) {
+        deliver(o, true);
+    } else if (s & TX_DONE) {
+        deliver(o, false);
+    }
+    return TR_OK;
+}
+
+void
+tr_oneshot_rx_close(tr_oneshot_rx *rx)
+{
+    if (rx != NULL) {
+        set_bits(of_rx(rx), CLOSED);
+    }
+}
+
+void
+tr_oneshot_rx_destroy(tr_oneshot_rx *rx)
+{
+    if (rx != NULL) {
+        set_bits(of_rx(rx), CLOSED | RX_GONE);
+    }
+}

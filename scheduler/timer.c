@@ -246,9 +246,15 @@ timer_main(void *p)
     tr_timers *t = p;
 
     pthread_mutex_lock(&t->lock);
-    while (!t->stopping) {
-        fire_due(t);
+    for (;;) {
+        fire_due(t); /* unlocks while firing */
+        /* Read the count and test `stopping` in one hold of the lock:
+         * destroy sets `stopping` under it and wakes after, so either we
+         * see the flag here or the wait sees the count move. */
         uint32_t seen = tr__ec_value(&t->wake);
+        if (t->stopping) {
+            break;
+        }
         long wait_ms = -1;
         if (t->heap_len > 0) {
             uint64_t now = now_locked(t);

@@ -8,6 +8,7 @@
 #include "actors/actor.h"
 #include "scheduler/timer.h"
 
+#include <pthread.h>
 #include <time.h>
 
 enum { MSG_TICK = 1, MSG_MARK = 2, MSG_STOP = 3 };
@@ -306,6 +307,67 @@ test_timer_real_clock_fires_on_time(void **state)
     tr_test_shutdown(sys);
 }
 
+/*
+ * Teardown while the timer thread is firing: destroy sets its flag and
+ * wakes the thread while the thread is outside the lock, in a callback. The
+ * thread must still see the flag when it comes back, not sleep on a wakeup
+ * it has already missed (it once did, and the join hung).
+ */
+typedef struct teardown_race {
+    tr_timers *timers;
+    uint32_t firing;    /* the callback has started */
+    uint32_t destroyed; /* tr__timers_destroy returned */
+} teardown_race;
+
+static teardown_race race;
+
+static void
+slow_fire(void *arg, bool last)
+{
+    (void)arg;
+    (void)last;
+    tr_store_seqcst(&race.firing, 1);
+    /* Long enough for destroy to set the flag and wake us meanwhile. */
+    nanosleep(&(struct timespec){.tv_nsec = 100 * 1000000}, NULL);
+}
+
+static void
+no_drop(void *arg)
+{
+    (void)arg;
+}
+
+static void *
+destroyer(void *arg)
+{
+    (void)arg;
+    tr__timers_destroy(race.timers);
+    tr_store_seqcst(&race.destroyed, 1);
+    return NULL;
+}
+
+static bool
+flag_set(void *flag)
+{
+    return tr_load_seqcst((uint32_t *)flag) != 0;
+}
+
+static void
+test_timer_destroy_while_firing_joins_the_thread(void **state)
+{
+    pthread_t th;
+    uint64_t id;
+
+    (void)state;
+    assert_int_equal(tr__timers_create(false, slow_fire, no_drop, &race.timers),
+                     TR_OK);
+    assert_int_equal(tr__timers_add(race.timers, 0, 0, NULL, &id), TR_OK);
+    assert_true(tr_test_wait_until(flag_set, &race.firing, 5000));
+    assert_int_equal(pthread_create(&th, NULL, destroyer, NULL), 0);
+    assert_true(tr_test_wait_until(flag_set, &race.destroyed, 5000));
+    assert_int_equal(pthread_join(th, NULL), 0);
+}
+
 int
 main(void)
 {
@@ -318,6 +380,7 @@ main(void)
         T(test_timer_dead_target_is_refused_or_dead_lettered),
         T(test_timer_misuse_returns_codes),
         cmocka_unit_test(test_timer_real_clock_fires_on_time),
+        cmocka_unit_test(test_timer_destroy_while_firing_joins_the_thread),
     };
 #undef T
     return cmocka_run_group_tests_name("timer", tests, NULL, NULL);

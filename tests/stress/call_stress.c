@@ -5,7 +5,8 @@
  * hangs, and (under ASan) nothing leaks.
  *
  * Servers that fail or stop are replaced: a client whose call is refused
- * with TR_ENOACTOR spawns a new server into that server's place.
+ * with TR_ENOACTOR spawns a new server into that server's place. One call
+ * in 50 goes to a holder that never answers, so timeouts happen too.
  *
  * Usage: call_stress [calls]
  */
@@ -123,6 +124,50 @@ static const tr_behaviour server_behaviour = {
     .stop = server_stop,
 };
 
+/*
+ * The holder never answers: it keeps the last HOLD calls it was sent and
+ * drops the oldest to make room, so its calls end by their timeouts (the
+ * servers above die too often to outlive one).
+ */
+enum { HOLD = 1024 };
+
+typedef struct holder_state {
+    tr_reply_to *held[HOLD];
+    unsigned next;
+} holder_state;
+
+static tr_addr holder;
+
+static int
+holder_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    holder_state *s = state;
+    tr_reply_to **slot = &s->held[s->next++ % HOLD];
+
+    (void)ctx;
+    tr_reply_drop(*slot);
+    *slot = tr_reply_take(msg);
+    return TR_OK;
+}
+
+static void
+holder_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
+{
+    holder_state *s = state;
+    (void)ctx;
+    (void)exit;
+    for (unsigned i = 0; i < HOLD; i++) {
+        tr_reply_drop(s->held[i]);
+    }
+}
+
+static const tr_behaviour holder_behaviour = {
+    .name = "stress_holder",
+    .state_size = sizeof(holder_state),
+    .handle = holder_handle,
+    .stop = holder_stop,
+};
+
 /* ---- clients ---- */
 
 static int client_next(tr_ctx *ctx);
@@ -165,11 +210,20 @@ client_next(tr_ctx *ctx)
     uint64_t h = mix((uint64_t)id * 7 + 3);
     unsigned which = (unsigned)(h % SERVERS);
     uint32_t timeout = (uint32_t)((h >> 8) % 4 == 0 ? 0 : 1 + (h >> 16) % 30);
+    char req[sizeof(long) + sizeof(uint32_t)];
+    memcpy(req, &id, sizeof(id));
+    if (id % 50 == 0) { /* one call in 50 goes to the holder and times out */
+        timeout = (uint32_t)(1 + (h >> 16) % 30);
+        memcpy(req + sizeof(id), &timeout, sizeof(timeout));
+        if (tr_call(ctx, holder, MSG_CALL, req, sizeof(req), timeout, on_reply,
+                    (void *)(intptr_t)id) != TR_OK) {
+            record(id, 3);
+        }
+        return TR_OK;
+    }
+    memcpy(req + sizeof(id), &timeout, sizeof(timeout));
     for (;;) {
         tr_addr to = {tr_load_acq(&servers[which])};
-        char req[sizeof(long) + sizeof(uint32_t)];
-        memcpy(req, &id, sizeof(id));
-        memcpy(req + sizeof(id), &timeout, sizeof(timeout));
         int rc = tr_call(ctx, to, MSG_CALL, req, sizeof(req), timeout, on_reply,
                          (void *)(intptr_t)id);
         if (rc == TR_OK) {
@@ -247,6 +301,8 @@ test_call_stress_every_call_ends_exactly_once(void **state)
                          TR_OK);
         tr_store_rel(&servers[i], s.id);
     }
+    assert_int_equal(tr_spawn(ctx, &holder_behaviour, NULL, NULL, &holder),
+                     TR_OK);
     for (int i = 0; i < CLIENTS; i++) {
         tr_addr c;
         assert_int_equal(tr_spawn(ctx, &client_behaviour, NULL, NULL, &c),

@@ -27,6 +27,7 @@
  * shutdown, finds its generation stale and counts it as a dead letter.
  */
 #include "actors/actor.h"
+#include "actors/ext.h"
 
 #include "common/tr_alloc.h"
 #include "common/tr_assert.h"
@@ -185,7 +186,8 @@ send_copy(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     tr_envelope *env;
     int rc;
 
-    if (ctx == NULL || (data == NULL && size != 0) || size > UINT32_MAX) {
+    if (ctx == NULL || (data == NULL && size != 0) || size > UINT32_MAX ||
+        type >= TR_MSG_RESERVED) {
         return TR_EINVAL;
     }
     env = tr__env_create((uint32_t)size);
@@ -241,7 +243,7 @@ tr_send_buf(tr_ctx *ctx, tr_addr to, uint32_t type, void *buf)
 {
     tr_envelope *env;
 
-    if (ctx == NULL || buf == NULL) {
+    if (ctx == NULL || buf == NULL || type >= TR_MSG_RESERVED) {
         return TR_EINVAL;
     }
     env = tr__env_of_data(buf);
@@ -363,23 +365,34 @@ tr__actor_drain(tr_ctx *ctx, tr_actor *a, tr_dead_reason why)
 }
 
 void
-tr__actor_end(tr_ctx *ctx, const tr_exit *exit)
+tr__actor_finish(tr_ctx *ctx, const tr_exit *exit, bool run_stop)
 {
     tr_system *sys = ctx->sys;
     tr_actor *a = ctx->actor;
     const tr_behaviour *b = a->behaviour;
     tr_wlocal *wl = wlocal(ctx);
+    tr_ext *x = tr_load_acq(&a->ext);
+    bool supervised = x != NULL && tr_load_relaxed(&x->parent) != 0;
 
-    if (b->stop != NULL) {
+    if (run_stop && b->stop != NULL) {
         b->stop(ctx, tr__actor_state(a), exit);
     }
-    /* Release: a sender that reads the new generation fails; anything it
-     * pushed before is drained below or waits for the next incarnation. */
-    tr_store_rel(&a->gen, ctx->gen + 1);
+    /* A sender that reads the new generation fails; anything it pushed
+     * before is drained below or waits for the next incarnation. seq_cst:
+     * ordered before tr__ext_on_end's load of the record (see ext.c). */
+    tr_store_seqcst(&a->gen, ctx->gen + 1);
 
     tr__actor_drain(ctx, a, TR_DEAD_STOPPED);
+    tr__ext_on_end(ctx, a, ctx->gen, exit);
+    if (x != NULL) {
+        tr_store_relaxed(&x->parent, 0);
+        x->child = NULL;
+        tr_store_relaxed(&x->held, 0);
+        tr_store_relaxed(&x->kill, 0);
+        tr_store_relaxed(&x->hwm, 0);
+    }
 
-    if (exit->kind == TR_EXIT_FAILED) {
+    if (exit->kind == TR_EXIT_FAILED && !supervised) {
         tr_failure_fn hook =
             sys->cfg.on_failure != NULL ? sys->cfg.on_failure : log_failure;
         hook(sys->cfg.on_failure_arg, (tr_addr){ctx->self}, b->name, exit);
@@ -405,6 +418,69 @@ tr__actor_end(tr_ctx *ctx, const tr_exit *exit)
     tr__table_give(sys->table, wl, a);
 }
 
+/*
+ * A supervised actor ends into its supervisor's hands: `stop` runs here
+ * (unless the supervisor asked for a kill), the address stays live with
+ * its queued messages, and the run-right travels to the supervisor in the
+ * report, which decides between a restart in place and the end.
+ */
+static void
+hand_over(tr_ctx *ctx, tr_ext *x, const tr_exit *exit)
+{
+    tr_actor *a = ctx->actor;
+    tr_exit why = *exit;
+
+    if (tr_load_acq(&x->kill) != 0) {
+        why = (tr_exit){TR_EXIT_KILLED, TR_OK, "killed"};
+    } else if (a->behaviour->stop != NULL) {
+        a->behaviour->stop(ctx, tr__actor_state(a), exit);
+    }
+    tr_store_relaxed(&x->held, 1);
+    tr_envelope *env = tr__env_create(sizeof(tr_child_report));
+    if (env != NULL) {
+        tr_child_report *r = tr__env_data(env);
+        env->kind = TR_CTL_USER;
+        env->type = TR_MSG_CHILD;
+        env->from = ctx->self;
+        r->child = x->child;
+        tr__signal_fill(&r->why, ctx->self, 0, &why);
+        if (tr__actor_push_ctl_to(ctx->sys, tr_load_relaxed(&x->parent), env) ==
+            TR_OK) {
+            return;
+        }
+        tr__env_destroy(env);
+    }
+    /* No supervisor to take it (it has ended, or no memory to tell it). */
+    tr__actor_finish(ctx, &why, false);
+}
+
+void
+tr__actor_end(tr_ctx *ctx, const tr_exit *exit)
+{
+    tr_ext *x = tr_load_acq(&ctx->actor->ext);
+
+    if (x != NULL && !ctx->uncounted && tr_load_relaxed(&x->parent) != 0) {
+        hand_over(ctx, x, exit);
+        return;
+    }
+    tr__actor_finish(ctx, exit, true);
+}
+
+/* Under the record's lock: does the actor trap exits? */
+static bool
+traps_exits(tr_actor *a)
+{
+    tr_ext *x = tr_load_acq(&a->ext);
+    bool on = false;
+
+    if (x != NULL) {
+        pthread_mutex_lock(&x->lock);
+        on = x->trap_exit;
+        pthread_mutex_unlock(&x->lock);
+    }
+    return on;
+}
+
 /* After a callback: end the actor if it asked to stop or failed; true
  * when it ended. */
 static bool
@@ -424,6 +500,13 @@ ended(tr_ctx *ctx, int rc, uint32_t type)
         exit = (tr_exit){TR_EXIT_FAILED, rc, ctx->fail_text};
     } else {
         exit = (tr_exit){TR_EXIT_NORMAL, TR_OK, "normal"};
+    }
+    if (exit.kind == TR_EXIT_FAILED && !ctx->uncounted) {
+        tr_ext *x = tr_load_acq(&ctx->actor->ext);
+        if (x != NULL && tr_load_relaxed(&x->parent) != 0) {
+            /* The restarted actor will not see it again. */
+            tr__actor_count_dead(ctx, ctx->self, type, TR_DEAD_FAILED);
+        }
     }
     tr__actor_end(ctx, &exit);
     return true;
@@ -479,9 +562,40 @@ run_ctl(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
     switch (env->kind) {
     case TR_CTL_STOP: {
         const tr_exit exit = {TR_EXIT_SHUTDOWN, TR_OK, "shutdown"};
+        const tr_exit request = {TR_EXIT_SHUTDOWN, TR_ESHUTDOWN, "shutdown"};
+        tr_ext *x = tr_load_acq(&ctx->actor->ext);
+        uint64_t from = env->from;
+        tr_envelope *sig = NULL;
         tr__env_destroy(env);
+        /* A trapping actor hears the request as an EXIT message, unless
+         * its supervisor has asked for a kill. */
+        if (x != NULL && tr_load_acq(&x->kill) == 0 &&
+            traps_exits(ctx->actor) &&
+            (sig = tr__env_create(sizeof(tr_signal))) != NULL) {
+            sig->type = TR_MSG_EXIT;
+            sig->from = from;
+            sig->gen = ctx->gen;
+            tr__signal_fill(tr__env_data(sig), from, 0, &request);
+            over = dispatch(ctx, state, sig, handled);
+            tr__env_destroy(sig);
+            return over;
+        }
         tr__actor_end(ctx, &exit);
         return true;
+    }
+    case TR_CTL_LINK: {
+        const tr_signal *sig = tr__env_data(env);
+        if (traps_exits(ctx->actor)) {
+            over = dispatch(ctx, state, env, handled);
+        } else if (sig->kind != TR_EXIT_NORMAL) {
+            ctx->fail_code = sig->code != TR_OK ? sig->code : TR_ESHUTDOWN;
+            snprintf(ctx->fail_text, sizeof(ctx->fail_text),
+                     "linked actor %#llx ended: %.80s",
+                     (unsigned long long)sig->who.id, sig->text);
+            over = ended(ctx, TR_OK, TR_MSG_EXIT);
+        }
+        tr__env_destroy(env);
+        return over;
     }
     case TR_CTL_USER:
         over = dispatch(ctx, state, env, handled);
@@ -558,6 +672,15 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
      */
     tr_mnode *last = tr__mpsc_last(&a->mbox);
     bool more = last != a->mbox_out.tail;
+    tr_ext *x = tr_load_acq(&a->ext);
+
+    if (x != NULL) {
+        /* The high-water mark, sampled once a run: what inspection shows. */
+        uint64_t len = tr__lane_len(&a->sent, &a->taken);
+        if (len > tr_load_relaxed(&x->hwm)) {
+            tr_store_relaxed(&x->hwm, len);
+        }
+    }
 
     /* Field by field: fail_text is written only by tr_fail, and zeroing
      * it on every run would cost more than the rest of the setup. */
@@ -611,9 +734,10 @@ out:
 
 /* ---- spawning ---- */
 
-int
-tr_spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
-         const tr_spawn_opts *opts, tr_addr *out)
+static int
+spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
+      uint32_t mailbox_cap, void (*prepare)(tr_ext *, void *),
+      void *prepare_arg, tr_addr *out, tr_actor **held)
 {
     tr_system *sys;
     tr_wlocal *wl;
@@ -640,9 +764,20 @@ tr_spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
         tr__table_give(sys->table, wl, a);
         return TR_ENOMEM;
     }
+    if (prepare != NULL) {
+        tr_ext *x = tr__ext_get(a);
+        if (x == NULL) {
+            if (behaviour->state_size > TR_INLINE_STATE) {
+                tr__free(a->state.heap, behaviour->state_size);
+            }
+            tr__table_give(sys->table, wl, a);
+            return TR_ENOMEM;
+        }
+        prepare(x, prepare_arg);
+    }
     a->behaviour = behaviour;
     a->table = NULL;
-    tr_store_relaxed(&a->cap, opts != NULL ? opts->mailbox_cap : 0);
+    tr_store_relaxed(&a->cap, mailbox_cap);
     gen = tr_load_relaxed(&a->gen) + 1;
     /*
      * seq_cst: publishes the incarnation (and the fields above) to senders,
@@ -691,12 +826,81 @@ tr_spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
     if (out != NULL) {
         *out = (tr_addr){child.self};
     }
+    if (held != NULL) {
+        *held = a; /* the run-right stays with the caller (see actor.h) */
+        (void)ended(&child, TR_OK, 0);
+        return TR_OK;
+    }
     if (ended(&child, TR_OK, 0)) {
         return TR_OK;
     }
+    tr__actor_release(sys, a);
+    return TR_OK;
+}
+
+int
+tr_spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
+         const tr_spawn_opts *opts, tr_addr *out)
+{
+    return spawn(ctx, behaviour, arg, opts != NULL ? opts->mailbox_cap : 0,
+                 NULL, NULL, out, NULL);
+}
+
+int
+tr__spawn_held(tr_ctx *ctx, const tr_behaviour *b, const void *arg,
+               uint32_t mailbox_cap, void (*prepare)(tr_ext *, void *),
+               void *prepare_arg, tr_addr *out, tr_actor **slot)
+{
+    return spawn(ctx, b, arg, mailbox_cap, prepare, prepare_arg, out, slot);
+}
+
+void
+tr__actor_release(tr_system *sys, tr_actor *a)
+{
     if (!go_idle(a)) {
         schedule(sys, a);
     }
+}
+
+int
+tr__actor_reinit(tr_ctx *ctx, tr_actor *a, const void *arg, char *why,
+                 size_t cap)
+{
+    const tr_behaviour *b = a->behaviour;
+    tr_ext *x = tr_load_acq(&a->ext);
+    uint32_t gen = tr_load_relaxed(&a->gen);
+    void *state = tr__actor_state(a);
+    tr_ctx child = {
+        .sys = ctx->sys,
+        .actor = a,
+        .worker = ctx->worker,
+        .self = tr__addr_id(gen, a->index),
+        .gen = gen,
+    };
+    int rc = TR_OK;
+
+    memset(state, 0,
+           b->state_size <= TR_INLINE_STATE ? TR_INLINE_STATE : b->state_size);
+    a->table = NULL;
+    pthread_mutex_lock(&x->lock);
+    x->trap_exit = false;
+    pthread_mutex_unlock(&x->lock);
+    tr_store_relaxed(&x->kill, 0);
+    tr_store_relaxed(&x->held, 0);
+    if (b->init != NULL) {
+        rc = b->init(&child, state, arg);
+    }
+    if (rc == TR_OK && child.fail_code != 0) {
+        rc = child.fail_code;
+        snprintf(why, cap, "%s", child.fail_text);
+    } else if (rc != TR_OK) {
+        snprintf(why, cap, "init returned %d (%s)", rc, tr_errname(rc));
+    }
+    if (rc != TR_OK) {
+        tr_store_relaxed(&x->held, 1); /* `stop` must not run for it */
+        return rc;
+    }
+    (void)ended(&child, TR_OK, 0); /* init may have called tr_stop */
     return TR_OK;
 }
 

@@ -6,7 +6,9 @@
 #define TR_ACTORS_ACTOR_H
 
 #include <troupe/actor.h>
+#include <troupe/monitor.h>
 #include <troupe/system.h>
+#include <troupe/timer.h>
 
 #include "common/tr_atomic.h"
 #include "common/tr_defs.h"
@@ -24,8 +26,15 @@ enum { TR_BATCH = 1024 };
 enum { TR_INLINE_STATE = 16 };
 
 /* Control-lane message kinds (tr_envelope.kind): a stop request, a user
- * message from a timer, a call's outcome. */
-enum { TR_CTL_STOP = 1, TR_CTL_USER = 2, TR_CTL_REPLY = 3 };
+ * message (from a timer, or a DOWN), a call's outcome, a linked actor's
+ * exit (a tr_signal). */
+enum { TR_CTL_STOP = 1, TR_CTL_USER = 2, TR_CTL_REPLY = 3, TR_CTL_LINK = 4 };
+
+/* Runtime message types (see troupe/monitor.h for the public ones). */
+enum {
+    TR_MSG_CHILD = 0xFFFFFF10u,     /* a supervised child ended (ctl lane) */
+    TR_MSG_SUP_FIRST = 0xFFFFFF20u, /* supervisor requests: see supervisor/ */
+};
 
 /* User-lane message kinds: plain, or a call request whose payload starts
  * with TR_CALL_PREFIX bytes naming the call. */
@@ -33,6 +42,8 @@ enum { TR_MSG_PLAIN = 0, TR_MSG_CALL = 1, TR_CALL_PREFIX = 16 };
 
 typedef struct tr_call_rec tr_call_rec;
 typedef struct tr_timers tr_timers;
+typedef struct tr_ext tr_ext;
+typedef struct tr_names tr_names;
 
 /*
  * One actor slot: 128 bytes, two cache lines. Slots live in the table for
@@ -49,6 +60,7 @@ typedef struct tr_actor {
     tr_atomic(uint32_t) cap;  /* user-lane bound; 0 is unbounded */
     tr_task task;             /* run-queue or free-list link */
     uint32_t index;           /* slot index in the table (immutable) */
+    tr_atomic(tr_ext *) ext;  /* links, monitors, name, supervision */
 
     /* Line 1, written by whoever runs the actor. */
     TR_CACHE_ALIGNED tr_mpsc_cons mbox_out;
@@ -119,6 +131,17 @@ struct tr_system {
     TR_CACHE_ALIGNED tr_atomic(uint32_t) room_waiters;
     struct ck_ec32 room;
 
+    /* Names (ext.c), monitor references, top-level trees that gave up. */
+    tr_names *names;
+    tr_atomic(uint64_t) next_ref;
+    tr_atomic(uint32_t) gave_up;
+    struct ck_ec32 gave_up_ec;
+    /* Guards every supervisor's bookkeeping and the list of top-level
+     * ones, so that inspection reads a consistent tree (supervisor/). */
+    pthread_mutex_t tree_lock;
+    void **roots;
+    uint32_t nroots, caproots;
+
     /* Counters of work done off the workers (plain threads). */
     TR_CACHE_ALIGNED tr_atomic(uint64_t) ext_spawned;
     tr_atomic(uint64_t) ext_stopped;
@@ -167,8 +190,28 @@ tr__actor_state(tr_actor *a)
 /* Drop everything queued for `a` (whose run-right the caller holds),
  * counting user messages as dead letters for `why`. */
 void tr__actor_drain(tr_ctx *ctx, tr_actor *a, tr_dead_reason why);
-/* Stop a live actor whose run-right the caller holds. */
+/* End a live actor whose run-right the caller holds. A supervised one
+ * runs `stop` and hands the right to its supervisor instead. */
 void tr__actor_end(tr_ctx *ctx, const tr_exit *exit);
+/* End the incarnation for good: `stop` (when `run_stop`), the generation,
+ * the queues, monitors, links and name, the slot. */
+void tr__actor_finish(tr_ctx *ctx, const tr_exit *exit, bool run_stop);
+/* Give up the run-right of `a` (scheduling it if messages wait). */
+void tr__actor_release(tr_system *sys, tr_actor *a);
+/*
+ * tr_spawn for supervisors: `x` (the new slot's record) is filled by
+ * `prepare` before the incarnation is published, and on TR_OK the caller
+ * holds the run-right unless `x->held` says the child ended in `init`
+ * and handed it over.
+ */
+int tr__spawn_held(tr_ctx *ctx, const tr_behaviour *b, const void *arg,
+                   uint32_t mailbox_cap, void (*prepare)(tr_ext *, void *),
+                   void *prepare_arg, tr_addr *out, tr_actor **slot);
+/* Run `init` again in a slot whose run-right the caller holds (a restart
+ * in place), with fresh zeroed state. TR_OK, TR_IGNORE, or the failure
+ * code with its text in `why`. */
+int tr__actor_reinit(tr_ctx *ctx, tr_actor *a, const void *arg, char *why,
+                     size_t cap);
 /* Ask incarnation `gen` of `a` to stop (a control message); a stale `gen`
  * makes it a no-op when it arrives. */
 int tr__actor_request_stop(tr_system *sys, tr_actor *a, uint32_t gen,
@@ -181,6 +224,12 @@ int tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env, bool may_wait);
 int tr__actor_push_ctl_to(tr_system *sys, uint64_t to, tr_envelope *env);
 /* Push a control message to `a` and schedule it if idle. */
 void tr__actor_push_ctl(tr_system *sys, tr_actor *a, tr_envelope *env);
+
+/* A plain thread's tr_ask, without the reserved-type check (for the
+ * runtime's own requests). */
+int tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
+            size_t size, void *buf, size_t cap, size_t *len,
+            uint32_t timeout_ms);
 
 /* call.c */
 /* The call part of a request (what tr_msg.call points to). */
@@ -196,6 +245,9 @@ void tr__call_timed_out(tr_call_rec *rec);
 void tr__call_timer_dropped(tr_call_rec *rec);
 
 /* timers.c */
+/* tr_send_after for the runtime: reserved types, and during shutdown. */
+int tr__send_after(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
+                   size_t size, uint64_t delay_ms, tr_timer *out);
 void tr__timer_fire(void *arg, bool last);
 void tr__timer_drop(void *arg);
 int tr__timer_arm_call(tr_system *sys, tr_call_rec *rec, uint32_t timeout_ms,

@@ -29,6 +29,7 @@
 
 #include <troupe/call.h>
 #include <troupe/error.h>
+#include <troupe/monitor.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -294,7 +295,7 @@ tr_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     int rc;
 
     if (ctx == NULL || on_reply == NULL || (data == NULL && size != 0) ||
-        size > UINT32_MAX - TR_CALL_PREFIX) {
+        size > UINT32_MAX - TR_CALL_PREFIX || type >= TR_MSG_RESERVED) {
         return TR_EINVAL;
     }
     if (ctx->actor == NULL || to.id == ctx->self) {
@@ -350,6 +351,16 @@ arm_timeout(tr_ctx *ctx, tr_call_rec *rec, uint32_t timeout_ms)
 int
 tr_ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
        void *buf, size_t cap, size_t *len, uint32_t timeout_ms)
+{
+    if (type >= TR_MSG_RESERVED) {
+        return TR_EINVAL;
+    }
+    return tr__ask(ctx, to, type, data, size, buf, cap, len, timeout_ms);
+}
+
+int
+tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
+        void *buf, size_t cap, size_t *len, uint32_t timeout_ms)
 {
     tr_envelope *req;
     tr_call_rec *rec;
@@ -504,7 +515,7 @@ tr_forward(tr_ctx *ctx, tr_reply_to *handle, tr_addr to, uint32_t type,
     int rc;
 
     if (ctx == NULL || rec == NULL || (data == NULL && size != 0) ||
-        size > UINT32_MAX - TR_CALL_PREFIX) {
+        size > UINT32_MAX - TR_CALL_PREFIX || type >= TR_MSG_RESERVED) {
         return TR_EINVAL;
     }
     req = tr__env_create((uint32_t)(TR_CALL_PREFIX + size));

@@ -13,6 +13,7 @@
  * queued anywhere becomes a dead letter, and everything is freed.
  */
 #include "actors/actor.h"
+#include "actors/ext.h"
 
 #include "common/tr_alloc.h"
 #include "common/tr_park.h"
@@ -46,10 +47,20 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
     tr_init_relaxed(&sys->ext_failed, 0);
     tr_init_relaxed(&sys->ext_dead, 0);
     ck_ec32_init(&sys->room, 0);
+    tr_init_relaxed(&sys->next_ref, 0);
+    tr_init_relaxed(&sys->gave_up, 0);
+    ck_ec32_init(&sys->gave_up_ec, 0);
+    pthread_mutex_init(&sys->tree_lock, NULL);
     sys->thread_ctx.sys = sys;
 
+    rc = tr__names_create(&sys->names);
+    if (rc != TR_OK) {
+        tr__free_aligned(sys, sizeof(*sys));
+        return rc;
+    }
     rc = tr__table_create(&sys->table);
     if (rc != TR_OK) {
+        tr__names_destroy(sys->names);
         tr__free_aligned(sys, sizeof(*sys));
         return rc;
     }
@@ -57,6 +68,7 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
                            tr__timer_drop, &sys->timers);
     if (rc != TR_OK) {
         tr__table_destroy(sys->table);
+        tr__names_destroy(sys->names);
         tr__free_aligned(sys, sizeof(*sys));
         return rc;
     }
@@ -71,6 +83,7 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
     if (rc != TR_OK) {
         tr__timers_destroy(sys->timers);
         tr__table_destroy(sys->table);
+        tr__names_destroy(sys->names);
         tr__free_aligned(sys, sizeof(*sys));
         return rc;
     }
@@ -120,7 +133,8 @@ tr_system_stats_get(tr_system *sys, tr_system_stats *out)
     return TR_OK;
 }
 
-/* Ask every live incarnation to stop; returns how many are live. */
+/* Ask every live incarnation to stop, except supervised ones (their
+ * supervisors stop them, in order); returns how many are live. */
 static uint32_t
 request_stops(tr_system *sys, bool send)
 {
@@ -135,7 +149,8 @@ request_stops(tr_system *sys, bool send)
             continue;
         }
         live++;
-        if (send) {
+        tr_ext *x = tr_load_acq(&a->ext);
+        if (send && (x == NULL || tr_load_relaxed(&x->parent) == 0)) {
             /* On TR_ENOMEM the final pass stops it instead. */
             (void)tr__actor_request_stop(sys, a, gen, 0);
         }
@@ -170,7 +185,10 @@ final_pass(tr_system *sys)
                 .gen = gen,
             };
             const tr_exit exit = {TR_EXIT_SHUTDOWN, TR_OK, "shutdown"};
-            tr__actor_end(&ctx, &exit);
+            tr_ext *x = tr_load_relaxed(&a->ext);
+            /* A child its supervisor holds has run `stop` already. */
+            tr__actor_finish(&ctx, &exit,
+                             x == NULL || tr_load_relaxed(&x->held) == 0);
         }
         tr__actor_drain(&sys->thread_ctx, a, TR_DEAD_SHUTDOWN);
     }
@@ -212,6 +230,9 @@ tr_system_shutdown(tr_system *sys, unsigned timeout_ms)
     }
     tr__sched_destroy(sys->sched);
     tr__table_destroy(sys->table);
+    tr__names_destroy(sys->names);
+    tr__free(sys->roots, sizeof(void *) * sys->caproots);
+    pthread_mutex_destroy(&sys->tree_lock);
     tr__free_aligned(sys, sizeof(*sys));
     return rc;
 }

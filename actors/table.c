@@ -16,6 +16,7 @@
  * drops it as a dead letter, or until shutdown.
  */
 #include "actors/actor.h"
+#include "actors/ext.h"
 
 #include "common/tr_alloc.h"
 #include "common/tr_assert.h"
@@ -47,6 +48,14 @@ tr__table_destroy(tr_table *t)
         tr_actor *chunk = tr_load_relaxed(&t->chunks[i]);
         if (chunk == NULL) {
             break;
+        }
+        for (uint32_t j = 0;
+             j < TR_CHUNK_LEN && (i << TR_CHUNK_BITS) + j < t->next_index;
+             j++) {
+            tr_ext *x = tr_load_relaxed(&chunk[j].ext);
+            if (x != NULL) {
+                tr__ext_free(x);
+            }
         }
         tr__free_aligned(chunk, sizeof(tr_actor) * TR_CHUNK_LEN);
     }
@@ -94,6 +103,7 @@ init_slot(tr_actor *a, uint32_t index)
     tr_init_relaxed(&a->gen, 0);
     tr_init_relaxed(&a->cap, 0);
     tr_init_relaxed(&a->handled, 0);
+    tr_init_relaxed(&a->ext, NULL);
     a->index = index;
 }
 

@@ -142,7 +142,7 @@ tr__timer_cancel_call(tr_system *sys, uint64_t id)
 
 static int
 arm_send(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
-         uint64_t delay_ms, uint64_t period_ms, tr_timer *out)
+         uint64_t delay_ms, uint64_t period_ms, tr_timer *out, bool runtime)
 {
     tr_system *sys;
     tr_actor *a;
@@ -150,11 +150,14 @@ arm_send(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     uint64_t id;
     int rc;
 
-    if (ctx == NULL || (data == NULL && size != 0) || size > UINT32_MAX) {
+    if (ctx == NULL || (data == NULL && size != 0) || size > UINT32_MAX ||
+        (type >= TR_MSG_RESERVED && !runtime)) {
         return TR_EINVAL;
     }
     sys = ctx->sys;
-    if (tr_load_acq(&sys->shutting_down)) {
+    /* The runtime's own timers (a supervisor's shutdown deadlines) must
+     * work during shutdown. */
+    if (tr_load_acq(&sys->shutting_down) && !runtime) {
         return TR_ESHUTDOWN;
     }
     a = tr__table_slot(sys->table, to.id);
@@ -201,7 +204,14 @@ int
 tr_send_after(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
               size_t size, uint64_t delay_ms, tr_timer *out)
 {
-    return arm_send(ctx, to, type, data, size, delay_ms, 0, out);
+    return arm_send(ctx, to, type, data, size, delay_ms, 0, out, false);
+}
+
+int
+tr__send_after(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
+               size_t size, uint64_t delay_ms, tr_timer *out)
+{
+    return arm_send(ctx, to, type, data, size, delay_ms, 0, out, true);
 }
 
 int
@@ -211,7 +221,8 @@ tr_send_interval(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
     if (period_ms == 0) {
         return TR_EINVAL;
     }
-    return arm_send(ctx, to, type, data, size, period_ms, period_ms, out);
+    return arm_send(ctx, to, type, data, size, period_ms, period_ms, out,
+                    false);
 }
 
 int

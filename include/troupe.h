@@ -7,7 +7,10 @@
 #include <troupe/channel.h>
 #include <troupe/common.h>
 #include <troupe/error.h>
+#include <troupe/inspect.h>
 #include <troupe/mailbox.h>
+#include <troupe/monitor.h>
+#include <troupe/supervisor.h>
 #include <troupe/system.h>
 #include <troupe/timer.h>
 #include <troupe/version.h>

@@ -34,6 +34,13 @@ typedef struct tr_msg {
 typedef int (*tr_init_fn)(tr_ctx *ctx, void *state, const void *arg);
 
 /**
+ * What `init` returns to decline to start without failing: tr_spawn then
+ * returns TR_IGNORE, and a supervisor keeps the child's spec with no actor
+ * (OTP's `ignore`).
+ */
+#define TR_IGNORE 1
+
+/**
  * Handles one message. Return TR_OK to go on; any other value makes the
  * actor fail with that code.
  */

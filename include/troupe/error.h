@@ -21,7 +21,11 @@ extern "C" {
     X(ELAGGED, -7, "receiver fell behind")                                     \
     X(ESHUTDOWN, -8, "system is shutting down")                                \
     X(EALREADY, -9, "already replied or stopped")                              \
-    X(ESTATE, -10, "not allowed in this context")
+    X(ESTATE, -10, "not allowed in this context")                              \
+    X(ENOTFOUND, -11, "not found")                                             \
+    X(EEXIST, -12, "already present")                                          \
+    X(ERUNNING, -13, "still running")                                          \
+    X(ERESTARTING, -14, "restarting")
 
 enum tr_error {
     TR_OK = 0,

@@ -26,7 +26,9 @@ typedef struct tr_ctx tr_ctx;
 typedef enum tr_exit_kind {
     TR_EXIT_NORMAL = 0,   /* tr_stop, or init declined to start */
     TR_EXIT_SHUTDOWN = 1, /* asked to stop: tr_actor_stop or system shutdown */
-    TR_EXIT_FAILED = 2    /* handler error return or tr_fail */
+    TR_EXIT_FAILED = 2,   /* handler error return, tr_fail, a linked failure */
+    TR_EXIT_KILLED = 3,   /* ended by its supervisor without running `stop` */
+    TR_EXIT_NOACTOR = 4   /* (monitors and links) it had ended already */
 } tr_exit_kind;
 
 /** The exit reason given to `stop` callbacks and the failure hook. */
@@ -49,7 +51,8 @@ typedef enum tr_dead_reason {
     TR_DEAD_NOACTOR = 0,   /* sent to an address whose actor had stopped */
     TR_DEAD_STOPPED = 1,   /* queued when its receiver stopped */
     TR_DEAD_UNHANDLED = 2, /* no handler for its type */
-    TR_DEAD_SHUTDOWN = 3   /* still queued at system shutdown */
+    TR_DEAD_SHUTDOWN = 3,  /* still queued at system shutdown */
+    TR_DEAD_FAILED = 4     /* its handler failed on it (not redelivered) */
 } tr_dead_reason;
 
 /**

@@ -1,0 +1,634 @@
+/*
+ * Monitors, links, trapping and names: the parts of an actor that live in
+ * its slot's extension record.
+ *
+ * Ending against adding. An incarnation ends by moving its slot's
+ * generation on (seq_cst), then loading the record pointer (seq_cst) and,
+ * under the record's lock, taking its lists. Whoever adds to the lists
+ * installs the record (seq_cst CAS), then under the lock checks that the
+ * generation is still the one it means (seq_cst). Either the adder sees
+ * the target gone, and signals the caller itself, or the ender sees the
+ * entry: no DOWN or link exit is lost, and none is sent twice.
+ *
+ * Links are two entries, one per side, each added under its own side's
+ * lock (never both locks at once, so two actors linking to each other
+ * cannot deadlock); the second side's liveness check decides as above.
+ */
+#include "actors/ext.h"
+
+#include "common/tr_alloc.h"
+#include "common/tr_assert.h"
+
+#include <troupe/error.h>
+
+#include <stdio.h>
+#include <string.h>
+
+enum { NAME_MAX_LEN = 63 };
+
+tr_ext *
+tr__ext_get(tr_actor *a)
+{
+    tr_ext *x = tr_load_acq(&a->ext);
+
+    if (x != NULL) {
+        return x;
+    }
+    x = tr__calloc(sizeof(*x));
+    if (x == NULL) {
+        return NULL;
+    }
+    pthread_mutex_init(&x->lock, NULL);
+    tr_init_relaxed(&x->kill, 0);
+    tr_init_relaxed(&x->held, 0);
+    tr_init_relaxed(&x->hwm, 0);
+    tr_init_relaxed(&x->parent, 0);
+    tr_ext *expected = NULL;
+    /* seq_cst: see the top comment. */
+    if (!tr_cas_seqcst(&a->ext, &expected, x)) {
+        pthread_mutex_destroy(&x->lock);
+        tr__free(x, sizeof(*x));
+        return expected;
+    }
+    return x;
+}
+
+void
+tr__ext_free(tr_ext *x)
+{
+    tr__free(x->mons, sizeof(tr_watch) * x->capmon);
+    tr__free(x->links, sizeof(uint64_t) * x->caplink);
+    if (x->name != NULL) {
+        tr__free(x->name, strlen(x->name) + 1);
+    }
+    pthread_mutex_destroy(&x->lock);
+    tr__free(x, sizeof(*x));
+}
+
+/* Under x->lock: true when incarnation `gen` of `a` still lives, making
+ * the lists its own if they belonged to an earlier one. */
+static bool
+own_lists(tr_actor *a, tr_ext *x, uint32_t gen)
+{
+    /* seq_cst: see the top comment. */
+    if (!tr__gen_live(gen) || tr_load_seqcst(&a->gen) != gen) {
+        return false;
+    }
+    if (x->gen != gen) {
+        /* The previous incarnation's end emptied them. */
+        TR_ASSERT(x->nmon == 0 && x->nlink == 0 && x->name == NULL);
+        x->gen = gen;
+        x->trap_exit = false;
+    }
+    return true;
+}
+
+static int
+grow(void **p, uint32_t *cap, size_t elem)
+{
+    uint32_t ncap = *cap == 0 ? 4 : *cap * 2;
+    void *n = tr__alloc(elem * ncap);
+
+    if (n == NULL) {
+        return TR_ENOMEM;
+    }
+    if (*p != NULL) {
+        memcpy(n, *p, elem * *cap);
+        tr__free(*p, elem * *cap);
+    }
+    *p = n;
+    *cap = ncap;
+    return TR_OK;
+}
+
+void
+tr__signal_fill(tr_signal *s, uint64_t who, uint64_t ref, const tr_exit *exit)
+{
+    memset(s, 0, sizeof(*s));
+    s->who = (tr_addr){who};
+    s->ref = ref;
+    s->kind = exit->kind;
+    s->code = exit->code;
+    snprintf(s->text, sizeof(s->text), "%s", exit->text);
+}
+
+/* Send a signal (a DOWN, or a link exit) to `to`; dropped if it is gone. */
+static void
+send_signal(tr_system *sys, uint64_t to, int kind, uint32_t type, uint64_t who,
+            uint64_t ref, const tr_exit *exit)
+{
+    tr_envelope *env = tr__env_create(sizeof(tr_signal));
+
+    if (env == NULL) {
+        return; /* out of memory: the watcher misses it */
+    }
+    env->kind = (uint8_t)kind;
+    env->type = type;
+    env->from = who;
+    tr__signal_fill(tr__env_data(env), who, ref, exit);
+    if (tr__actor_push_ctl_to(sys, to, env) != TR_OK) {
+        tr__env_destroy(env);
+    }
+}
+
+static tr_actor *
+slot_of(tr_system *sys, uint64_t id)
+{
+    if (id == 0) {
+        return NULL;
+    }
+    return tr__table_slot(sys->table, id);
+}
+
+static int
+need_actor(const tr_ctx *ctx)
+{
+    if (ctx == NULL) {
+        return TR_EINVAL;
+    }
+    return ctx->actor == NULL ? TR_ESTATE : TR_OK;
+}
+
+/* ---- monitors ---- */
+
+int
+tr_monitor(tr_ctx *ctx, tr_addr target, uint64_t *ref)
+{
+    int rc = need_actor(ctx);
+
+    if (rc != TR_OK || ref == NULL) {
+        return rc != TR_OK ? rc : TR_EINVAL;
+    }
+    tr_system *sys = ctx->sys;
+    uint64_t seq = tr_faa_relaxed(&sys->next_ref, 1) + 1;
+    tr_actor *a = slot_of(sys, target.id);
+    /* The target's slot index rides in the reference, for tr_demonitor. */
+    *ref = (seq << 32) | (uint32_t)target.id;
+    if (a != NULL) {
+        tr_ext *x = tr__ext_get(a);
+        if (x == NULL) {
+            return TR_ENOMEM;
+        }
+        pthread_mutex_lock(&x->lock);
+        if (own_lists(a, x, (uint32_t)(target.id >> 32))) {
+            if (x->nmon == x->capmon && grow((void **)&x->mons, &x->capmon,
+                                             sizeof(tr_watch)) != TR_OK) {
+                pthread_mutex_unlock(&x->lock);
+                return TR_ENOMEM;
+            }
+            x->mons[x->nmon++] = (tr_watch){*ref, ctx->self};
+            pthread_mutex_unlock(&x->lock);
+            return TR_OK;
+        }
+        pthread_mutex_unlock(&x->lock);
+    }
+    const tr_exit gone = {TR_EXIT_NOACTOR, TR_ENOACTOR, "no such actor"};
+    send_signal(sys, ctx->self, TR_CTL_USER, TR_MSG_DOWN, target.id, *ref,
+                &gone);
+    return TR_OK;
+}
+
+int
+tr_demonitor(tr_ctx *ctx, uint64_t ref)
+{
+    int rc = need_actor(ctx);
+
+    if (rc != TR_OK) {
+        return rc;
+    }
+    uint32_t index = (uint32_t)ref;
+    if (index >= tr__table_len(ctx->sys->table)) {
+        return TR_ENOTFOUND;
+    }
+    tr_ext *x = tr_load_acq(&tr__table_at(ctx->sys->table, index)->ext);
+    if (x == NULL) {
+        return TR_ENOTFOUND;
+    }
+    rc = TR_ENOTFOUND;
+    pthread_mutex_lock(&x->lock);
+    for (uint32_t i = 0; i < x->nmon; i++) {
+        if (x->mons[i].ref == ref && x->mons[i].watcher == ctx->self) {
+            x->mons[i] = x->mons[--x->nmon];
+            rc = TR_OK;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&x->lock);
+    return rc;
+}
+
+/* ---- links ---- */
+
+/* Add `peer` to incarnation `gen`'s links; false when it is gone. */
+static int
+link_add(tr_actor *a, uint32_t gen, uint64_t peer)
+{
+    tr_ext *x = tr__ext_get(a);
+    int rc = TR_OK;
+
+    if (x == NULL) {
+        return TR_ENOMEM;
+    }
+    pthread_mutex_lock(&x->lock);
+    if (!own_lists(a, x, gen)) {
+        rc = TR_ENOACTOR;
+    } else {
+        bool have = false;
+        for (uint32_t i = 0; i < x->nlink && !have; i++) {
+            have = x->links[i] == peer;
+        }
+        if (!have) {
+            if (x->nlink == x->caplink && grow((void **)&x->links, &x->caplink,
+                                               sizeof(uint64_t)) != TR_OK) {
+                rc = TR_ENOMEM;
+            } else {
+                x->links[x->nlink++] = peer;
+            }
+        }
+    }
+    pthread_mutex_unlock(&x->lock);
+    return rc;
+}
+
+static void
+link_remove(tr_actor *a, uint32_t gen, uint64_t peer)
+{
+    tr_ext *x = tr_load_acq(&a->ext);
+
+    if (x == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&x->lock);
+    if (x->gen == gen) {
+        for (uint32_t i = 0; i < x->nlink; i++) {
+            if (x->links[i] == peer) {
+                x->links[i] = x->links[--x->nlink];
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&x->lock);
+}
+
+int
+tr_link(tr_ctx *ctx, tr_addr other)
+{
+    int rc = need_actor(ctx);
+
+    if (rc != TR_OK) {
+        return rc;
+    }
+    if (other.id == ctx->self || other.id == 0) {
+        return TR_EINVAL;
+    }
+    rc = link_add(ctx->actor, ctx->gen, other.id);
+    if (rc != TR_OK) {
+        return rc;
+    }
+    tr_actor *peer = slot_of(ctx->sys, other.id);
+    rc = peer != NULL ? link_add(peer, (uint32_t)(other.id >> 32), ctx->self)
+                      : TR_ENOACTOR;
+    if (rc == TR_OK) {
+        return TR_OK;
+    }
+    link_remove(ctx->actor, ctx->gen, other.id);
+    if (rc != TR_ENOACTOR) {
+        return rc;
+    }
+    const tr_exit gone = {TR_EXIT_NOACTOR, TR_ENOACTOR, "no such actor"};
+    send_signal(ctx->sys, ctx->self, TR_CTL_LINK, TR_MSG_EXIT, other.id, 0,
+                &gone);
+    return TR_OK;
+}
+
+int
+tr_unlink(tr_ctx *ctx, tr_addr other)
+{
+    int rc = need_actor(ctx);
+
+    if (rc != TR_OK) {
+        return rc;
+    }
+    link_remove(ctx->actor, ctx->gen, other.id);
+    tr_actor *peer = slot_of(ctx->sys, other.id);
+    if (peer != NULL) {
+        link_remove(peer, (uint32_t)(other.id >> 32), ctx->self);
+    }
+    return TR_OK;
+}
+
+int
+tr_trap_exits(tr_ctx *ctx, bool on)
+{
+    int rc = need_actor(ctx);
+
+    if (rc != TR_OK) {
+        return rc;
+    }
+    tr_ext *x = tr__ext_get(ctx->actor);
+    if (x == NULL) {
+        return TR_ENOMEM;
+    }
+    pthread_mutex_lock(&x->lock);
+    if (own_lists(ctx->actor, x, ctx->gen)) {
+        x->trap_exit = on;
+    }
+    pthread_mutex_unlock(&x->lock);
+    return TR_OK;
+}
+
+/* ---- names ---- */
+
+/*
+ * Names: an open-addressing hash table under a reader-writer lock. Lookups
+ * (tr_whereis) take the read side; registering and releasing, which are
+ * rare, the write side.
+ */
+typedef struct name_slot {
+    char *key; /* owned; NULL empty; TOMB deleted */
+    uint64_t id;
+} name_slot;
+
+struct tr_names {
+    pthread_rwlock_t lock;
+    name_slot *slots;
+    size_t cap;  /* a power of two */
+    size_t used; /* live keys and tombstones */
+};
+
+static char tomb;
+#define TOMB (&tomb)
+
+int
+tr__names_create(tr_names **out)
+{
+    tr_names *n = tr__calloc(sizeof(*n));
+
+    if (n == NULL) {
+        return TR_ENOMEM;
+    }
+    pthread_rwlock_init(&n->lock, NULL);
+    *out = n;
+    return TR_OK;
+}
+
+static void
+free_key(char *key)
+{
+    if (key != NULL && key != TOMB) {
+        tr__free(key, strlen(key) + 1);
+    }
+}
+
+void
+tr__names_destroy(tr_names *n)
+{
+    for (size_t i = 0; i < n->cap; i++) {
+        free_key(n->slots[i].key);
+    }
+    tr__free(n->slots, sizeof(name_slot) * n->cap);
+    pthread_rwlock_destroy(&n->lock);
+    tr__free(n, sizeof(*n));
+}
+
+static uint64_t
+hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (; *s != '\0'; s++) {
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+/* The slot holding `key`, or NULL. */
+static name_slot *
+find(tr_names *n, const char *key)
+{
+    if (n->cap == 0) {
+        return NULL;
+    }
+    for (size_t i = hash(key) & (n->cap - 1);; i = (i + 1) & (n->cap - 1)) {
+        name_slot *s = &n->slots[i];
+        if (s->key == NULL) {
+            return NULL;
+        }
+        if (s->key != TOMB && strcmp(s->key, key) == 0) {
+            return s;
+        }
+    }
+}
+
+/* Put a key known to be absent; the table has room. */
+static void
+put(name_slot *slots, size_t cap, char *key, uint64_t id)
+{
+    size_t i = hash(key) & (cap - 1);
+
+    while (slots[i].key != NULL && slots[i].key != TOMB) {
+        i = (i + 1) & (cap - 1);
+    }
+    slots[i] = (name_slot){key, id};
+}
+
+static int
+make_room(tr_names *n)
+{
+    if ((n->used + 1) * 2 <= n->cap) {
+        return TR_OK;
+    }
+    size_t ncap = n->cap == 0 ? 16 : n->cap * 2;
+    name_slot *ns = tr__calloc(sizeof(name_slot) * ncap);
+    if (ns == NULL) {
+        return TR_ENOMEM;
+    }
+    size_t used = 0;
+    for (size_t i = 0; i < n->cap; i++) {
+        char *k = n->slots[i].key;
+        if (k != NULL && k != TOMB) {
+            put(ns, ncap, k, n->slots[i].id);
+            used++;
+        }
+    }
+    tr__free(n->slots, sizeof(name_slot) * n->cap);
+    n->slots = ns;
+    n->cap = ncap;
+    n->used = used;
+    return TR_OK;
+}
+
+static char *
+copy_name(const char *name)
+{
+    size_t len = strlen(name) + 1;
+    char *c = tr__alloc(len);
+
+    if (c != NULL) {
+        memcpy(c, name, len);
+    }
+    return c;
+}
+
+static bool
+valid_name(const char *name)
+{
+    size_t len = name != NULL ? strnlen(name, NAME_MAX_LEN + 1) : 0;
+    return len > 0 && len <= NAME_MAX_LEN;
+}
+
+int
+tr_register(tr_ctx *ctx, const char *name, tr_addr who)
+{
+    if (ctx == NULL || !valid_name(name)) {
+        return TR_EINVAL;
+    }
+    tr_system *sys = ctx->sys;
+    tr_names *n = sys->names;
+    tr_actor *a = slot_of(sys, who.id);
+    tr_ext *x = a != NULL ? tr__ext_get(a) : NULL;
+    char *key = copy_name(name);
+    char *own = copy_name(name);
+    int rc = TR_OK;
+
+    if (a == NULL) {
+        rc = TR_ENOACTOR;
+    } else if (x == NULL || key == NULL || own == NULL) {
+        rc = TR_ENOMEM;
+    }
+    if (rc != TR_OK) {
+        free_key(key);
+        free_key(own);
+        return rc;
+    }
+    /* Lock order: names, then a record (the ender takes them apart). */
+    pthread_rwlock_wrlock(&n->lock);
+    pthread_mutex_lock(&x->lock);
+    if (find(n, name) != NULL) {
+        rc = TR_EEXIST;
+    } else if (!own_lists(a, x, (uint32_t)(who.id >> 32))) {
+        rc = TR_ENOACTOR;
+    } else if (x->name != NULL) {
+        rc = TR_EALREADY;
+    } else if ((rc = make_room(n)) == TR_OK) {
+        put(n->slots, n->cap, key, who.id);
+        n->used++;
+        x->name = own;
+        key = own = NULL;
+    }
+    pthread_mutex_unlock(&x->lock);
+    pthread_rwlock_unlock(&n->lock);
+    free_key(key);
+    free_key(own);
+    return rc;
+}
+
+/* Remove `name` if it names `id` (any id when 0); the id it named. */
+static uint64_t
+names_remove(tr_names *n, const char *name, uint64_t id)
+{
+    uint64_t was = 0;
+
+    pthread_rwlock_wrlock(&n->lock);
+    name_slot *s = find(n, name);
+    if (s != NULL && (id == 0 || s->id == id)) {
+        was = s->id;
+        free_key(s->key);
+        s->key = TOMB;
+    }
+    pthread_rwlock_unlock(&n->lock);
+    return was;
+}
+
+int
+tr_unregister(tr_ctx *ctx, const char *name)
+{
+    if (ctx == NULL || !valid_name(name)) {
+        return TR_EINVAL;
+    }
+    uint64_t id = names_remove(ctx->sys->names, name, 0);
+    if (id == 0) {
+        return TR_ENOTFOUND;
+    }
+    /* Forget it on the actor's side too, unless it is a new name there. */
+    tr_actor *a = slot_of(ctx->sys, id);
+    tr_ext *x = a != NULL ? tr_load_acq(&a->ext) : NULL;
+    if (x != NULL) {
+        pthread_mutex_lock(&x->lock);
+        if (x->gen == (uint32_t)(id >> 32) && x->name != NULL &&
+            strcmp(x->name, name) == 0) {
+            free_key(x->name);
+            x->name = NULL;
+        }
+        pthread_mutex_unlock(&x->lock);
+    }
+    return TR_OK;
+}
+
+int
+tr_whereis(tr_system *sys, const char *name, tr_addr *out)
+{
+    if (sys == NULL || out == NULL || !valid_name(name)) {
+        return TR_EINVAL;
+    }
+    tr_names *n = sys->names;
+    int rc = TR_ENOTFOUND;
+    pthread_rwlock_rdlock(&n->lock);
+    name_slot *s = find(n, name);
+    if (s != NULL) {
+        *out = (tr_addr){s->id};
+        rc = TR_OK;
+    }
+    pthread_rwlock_unlock(&n->lock);
+    return rc;
+}
+
+/* ---- the end of an incarnation ---- */
+
+void
+tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint32_t gen, const tr_exit *exit)
+{
+    /* seq_cst: see the top comment. */
+    tr_ext *x = tr_load_seqcst(&a->ext);
+
+    if (x == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&x->lock);
+    if (x->gen != gen) {
+        pthread_mutex_unlock(&x->lock);
+        return; /* nothing was ever added for this incarnation */
+    }
+    tr_watch *mons = x->mons;
+    uint32_t nmon = x->nmon, capmon = x->capmon;
+    uint64_t *links = x->links;
+    uint32_t nlink = x->nlink, caplink = x->caplink;
+    char *name = x->name;
+    x->mons = NULL;
+    x->nmon = x->capmon = 0;
+    x->links = NULL;
+    x->nlink = x->caplink = 0;
+    x->name = NULL;
+    x->gen = 0;
+    x->trap_exit = false;
+    pthread_mutex_unlock(&x->lock);
+
+    tr_system *sys = ctx->sys;
+    uint64_t self = tr__addr_id(gen, a->index);
+    if (name != NULL) {
+        (void)names_remove(sys->names, name, self);
+        free_key(name);
+    }
+    for (uint32_t i = 0; i < nmon; i++) {
+        send_signal(sys, mons[i].watcher, TR_CTL_USER, TR_MSG_DOWN, self,
+                    mons[i].ref, exit);
+    }
+    for (uint32_t i = 0; i < nlink; i++) {
+        tr_actor *peer = slot_of(sys, links[i]);
+        if (peer != NULL) {
+            link_remove(peer, (uint32_t)(links[i] >> 32), self);
+        }
+        send_signal(sys, links[i], TR_CTL_LINK, TR_MSG_EXIT, self, 0, exit);
+    }
+    tr__free(mons, sizeof(tr_watch) * capmon);
+    tr__free(links, sizeof(uint64_t) * caplink);
+}

@@ -1,0 +1,73 @@
+/*
+ * Private: the extension record of an actor slot. Most actors never need
+ * one; an actor that is monitored, linked, named, trapping exits or
+ * supervised gets one on first use. Like the slot it hangs off, it is
+ * never freed while the system runs (a stale address may still reach
+ * it), and it serves the slot's later incarnations. See ext.c.
+ */
+#ifndef TR_ACTORS_EXT_H
+#define TR_ACTORS_EXT_H
+
+#include <troupe/monitor.h>
+
+#include "actors/actor.h"
+
+typedef struct tr_watch {
+    uint64_t ref;
+    uint64_t watcher; /* address id */
+} tr_watch;
+
+struct tr_ext {
+    /* Guards the fields up to `name`. */
+    pthread_mutex_t lock;
+    uint32_t gen; /* the incarnation the lists below belong to */
+    bool trap_exit;
+    tr_watch *mons;
+    uint32_t nmon, capmon;
+    uint64_t *links; /* linked peers' address ids */
+    uint32_t nlink, caplink;
+    char *name; /* registered name (owned), or NULL */
+
+    /*
+     * Supervision. `parent` and `child` are written before the
+     * incarnation is published or while the writer holds the run-right;
+     * `kill` by the supervisor (any time); `held` by the runner when it
+     * hands the run-right to the supervisor, and by the supervisor.
+     */
+    tr_atomic(uint64_t) parent; /* supervisor's address id, or 0 */
+    void *child;                /* the supervisor's record of this child */
+    tr_atomic(uint32_t) kill;   /* end without `stop` at the next chance */
+    tr_atomic(uint32_t) held;   /* `stop` ran; the supervisor holds the right */
+    tr_atomic(uint64_t) hwm;    /* mailbox high-water mark */
+};
+
+/* The payload of TR_MSG_CHILD: which child ended, and why. Whoever gets it
+ * holds the child's run-right. */
+typedef struct tr_child_report {
+    void *child; /* tr_ext.child */
+    tr_signal why;
+} tr_child_report;
+
+/* The slot's record, created on first use; NULL when out of memory. */
+tr_ext *tr__ext_get(tr_actor *a);
+
+/* Free a slot's record (system teardown). */
+void tr__ext_free(tr_ext *x);
+
+/*
+ * Incarnation `gen` of the slot has ended (its generation has moved on):
+ * send the DOWNs and link exits, release its name. Called by whoever ends
+ * it, after the generation store.
+ */
+void tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint32_t gen,
+                    const tr_exit *exit);
+
+/* Copy an exit reason into a signal. */
+void tr__signal_fill(tr_signal *s, uint64_t who, uint64_t ref,
+                     const tr_exit *exit);
+
+/* The registry of names (one per system). */
+int tr__names_create(tr_names **out);
+void tr__names_destroy(tr_names *n);
+
+#endif /* TR_ACTORS_EXT_H */

@@ -1,0 +1,123 @@
+/*
+ * Monitors, links and names.
+ *
+ * A monitor watches an address: when its actor ends, the watcher gets one
+ * TR_MSG_DOWN message. A link ties two actors: when one ends abnormally
+ * (failed, killed or shut down), the other fails too, unless it traps
+ * exits, in which case it gets a TR_MSG_EXIT message instead (for normal
+ * ends too). A supervisor's restart keeps the address alive, so neither
+ * fires on a restart in place: they fire when the address ends.
+ *
+ * Both signals travel in the control lane, ahead of queued user messages,
+ * and reach the handler for their type like any message.
+ */
+#ifndef TROUPE_MONITOR_H
+#define TROUPE_MONITOR_H
+
+#include <troupe/actor.h>
+#include <troupe/common.h>
+#include <troupe/system.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Message types at or above this are the runtime's; tr_send, tr_call and
+ * tr_ask refuse them with TR_EINVAL. */
+#define TR_MSG_RESERVED 0xFFFFFF00u
+/** A monitored actor ended; the payload is a tr_signal. */
+#define TR_MSG_DOWN 0xFFFFFF01u
+/** A linked actor ended, or someone asked a trapping actor to stop (then
+ * the kind is TR_EXIT_SHUTDOWN and the code TR_ESHUTDOWN); the payload is
+ * a tr_signal. */
+#define TR_MSG_EXIT 0xFFFFFF02u
+
+/** The payload of TR_MSG_DOWN and TR_MSG_EXIT. */
+typedef struct tr_signal {
+    tr_addr who;       /* the actor that ended (or asked to stop) */
+    uint64_t ref;      /* the monitor's reference (DOWN); 0 for EXIT */
+    tr_exit_kind kind; /* TR_EXIT_NOACTOR when it was gone already */
+    int code;          /* the failure code, else TR_OK */
+    char text[128];    /* the reason, as tr_exit.text */
+} tr_signal;
+
+/**
+ * Watch `target`: when it ends, the caller gets one TR_MSG_DOWN carrying
+ * `*ref` and the reason. If it has already ended, the DOWN comes at once
+ * with TR_EXIT_NOACTOR. Monitoring twice gives two references and two
+ * DOWNs.
+ *
+ * Context:   a handler or `init` (the watcher is the calling actor).
+ * Returns:   TR_OK and `*ref`; TR_EINVAL for NULL; TR_ESTATE on a thread
+ *            context; TR_ENOMEM.
+ */
+TR_API int tr_monitor(tr_ctx *ctx, tr_addr target, uint64_t *ref);
+
+/**
+ * Stop watching. After TR_OK no DOWN for `ref` will be sent.
+ *
+ * Context:   the actor that made the monitor.
+ * Returns:   TR_OK; TR_EINVAL for NULL; TR_ENOTFOUND when `ref` names no
+ *            monitor of the caller's (its DOWN may be queued already).
+ */
+TR_API int tr_demonitor(tr_ctx *ctx, uint64_t ref);
+
+/**
+ * Link the calling actor and `other`, both ways. Linking twice is one link.
+ * If `other` has already ended, the caller gets its exit at once, as
+ * TR_EXIT_NOACTOR (a failure unless it traps exits).
+ *
+ * Context:   a handler or `init`.
+ * Returns:   TR_OK; TR_EINVAL for NULL or a link to itself; TR_ESTATE on a
+ *            thread context; TR_ENOMEM.
+ */
+TR_API int tr_link(tr_ctx *ctx, tr_addr other);
+
+/**
+ * Remove the link between the calling actor and `other`, both ways.
+ *
+ * Returns:   TR_OK (also when there was none); TR_EINVAL; TR_ESTATE.
+ */
+TR_API int tr_unlink(tr_ctx *ctx, tr_addr other);
+
+/**
+ * Trap exits: from now on a linked actor's end, and any request to stop
+ * this actor (tr_actor_stop, shutdown, its supervisor), arrive as
+ * TR_MSG_EXIT messages instead of ending it. A supervisor's kill still
+ * ends it. Until the next restart.
+ *
+ * Returns:   TR_OK; TR_EINVAL; TR_ESTATE on a thread context; TR_ENOMEM.
+ */
+TR_API int tr_trap_exits(tr_ctx *ctx, bool on);
+
+/**
+ * Register `who` under `name` (copied, 1 to 63 bytes). The name is released
+ * when the actor ends; a restart in place keeps it.
+ *
+ * Context:   a handler or a plain thread.
+ * Returns:   TR_OK; TR_EINVAL for NULL or a bad name; TR_EEXIST when the
+ *            name is taken; TR_EALREADY when `who` has a name already;
+ *            TR_ENOACTOR; TR_ENOMEM.
+ */
+TR_API int tr_register(tr_ctx *ctx, const char *name, tr_addr who);
+
+/**
+ * Release `name`.
+ *
+ * Returns:   TR_OK; TR_EINVAL; TR_ENOTFOUND when nobody has it.
+ */
+TR_API int tr_unregister(tr_ctx *ctx, const char *name);
+
+/**
+ * Look `name` up.
+ *
+ * Context:   any thread.
+ * Returns:   TR_OK and `*out`; TR_EINVAL; TR_ENOTFOUND.
+ */
+TR_API int tr_whereis(tr_system *sys, const char *name, tr_addr *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TROUPE_MONITOR_H */

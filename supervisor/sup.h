@@ -1,0 +1,74 @@
+/*
+ * Private: a supervisor's bookkeeping, shared with inspect/. Every write
+ * happens on the supervisor's own run, under the system's tree_lock;
+ * inspection reads under the same lock. See supervisor.c.
+ */
+#ifndef TR_SUPERVISOR_SUP_H
+#define TR_SUPERVISOR_SUP_H
+
+#include <troupe/supervisor.h>
+
+#include "actors/ext.h"
+
+/* Where a child is. */
+typedef enum child_state {
+    CHILD_DOWN = 0, /* no actor: not started, terminated or ignored */
+    CHILD_RUNNING,  /* its own worker runs it */
+    CHILD_STOPPING, /* asked to stop; its report will come */
+    CHILD_HELD      /* it ended and we hold its run-right */
+} child_state;
+
+typedef struct tr_sup tr_sup;
+
+typedef struct child {
+    tr_child_spec spec; /* spec.id points at `id` */
+    char id[64];
+    const void *arg;
+    tr_addr addr;
+    tr_actor *slot;
+    tr_ext *x;
+    child_state state;
+    bool want_stop;    /* part of a stop sequence */
+    bool want_restart; /* restart when the sequence is over, or retrying */
+    bool undecided;    /* ended during a sequence; decide after it */
+    bool killed;       /* did not stop within its shutdown time */
+    uint32_t serial;   /* names timer messages about this child */
+    uint32_t restarts;
+    uint32_t backoff_step;
+    uint64_t up_ms;   /* when it last started */
+    uint64_t fail_ms; /* when it last failed (0: never) */
+    tr_signal last;   /* why it last ended */
+    tr_sup *sub;      /* its bookkeeping, when it is a supervisor */
+} child;
+
+typedef enum sup_mode {
+    SUP_IDLE = 0,
+    SUP_ROUND,     /* stopping siblings before a restart round */
+    SUP_TERMINATE, /* asked to stop: children first */
+    SUP_GIVE_UP,   /* intensity exceeded: children first, then fail */
+    SUP_ADMIN      /* terminate_child in progress */
+} sup_mode;
+
+struct tr_sup {
+    char name[64];
+    tr_strategy strategy;
+    uint32_t max_restarts;
+    uint32_t period_ms;
+    child **kids; /* in start order */
+    uint32_t n, cap;
+    uint32_t next_serial;
+    uint32_t next_ordinal; /* simple_one_for_one ids */
+    uint64_t *window;      /* restart times, oldest first */
+    uint32_t nwindow;
+    uint64_t self;
+    bool top;
+    sup_mode mode;
+    int give_up_code;
+    char give_up_text[160];
+    void *admin_reply;  /* tr_reply_to of the terminate_child in progress */
+    child *admin_child; /* and its child */
+    bool retry_pending; /* a retry came during a sequence */
+    void *deferred;     /* requests that wait for the mode to end */
+};
+
+#endif /* TR_SUPERVISOR_SUP_H */

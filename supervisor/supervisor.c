@@ -1,0 +1,1453 @@
+/*
+ * Supervisors.
+ *
+ * A supervisor is an actor that traps exits. Its children are ordinary
+ * actors whose slot records name it as their parent: when a child ends
+ * for any reason, its runner calls the child's `stop`, keeps the address
+ * live with its queued messages, and hands the run-right to the supervisor
+ * in a TR_MSG_CHILD report (actor.c). Holding the right, the supervisor can
+ * run the child's `init` again on its own thread (a restart in place:
+ * same address, same name, same queue, and `stop` has returned before
+ * `init` begins), or end the incarnation for good.
+ *
+ * Sequences. Stopping children one by one in reverse start order (a
+ * one_for_all round, a give-up, a shutdown, a terminate_child) is a small
+ * state machine: ask the last running child to stop, wait for its report
+ * (or its shutdown deadline: then kill), go on with the next. Nothing
+ * blocks: reports, deadlines and requests are all messages, so a
+ * supervisor keeps answering while a child loops in failing restarts.
+ *
+ * Starting. Children are spawned holding their run-rights: when the
+ * supervisor starts, none of its children runs until all have started, so
+ * a failing `init` can stop the ones before it, in reverse order, on the
+ * spot.
+ *
+ * Every change to the bookkeeping is made under the system's tree_lock so
+ * that inspection (inspect/) sees a consistent tree; the lock is never
+ * held across a child's callback.
+ */
+#include "supervisor/sup.h"
+
+#include "common/tr_alloc.h"
+
+#include <troupe/call.h>
+#include <troupe/error.h>
+
+#include <stdio.h>
+#include <string.h>
+
+enum {
+    REQ_START_CHILD = TR_MSG_SUP_FIRST,
+    REQ_TERMINATE_CHILD,
+    REQ_RESTART_CHILD,
+    REQ_DELETE_CHILD,
+    REQ_WHICH_CHILDREN,
+    REQ_COUNT_CHILDREN,
+    MSG_DEADLINE, /* a child's shutdown time is up (payload: serial) */
+    MSG_RETRY,    /* restart what waits to be restarted */
+};
+
+enum { DEFAULT_SHUTDOWN_MS = 5000, DEFAULT_PERIOD_MS = 5000 };
+
+typedef struct admin_req {
+    char id[64];
+    bool has_spec;
+    tr_child_spec spec;
+    const void *arg;
+    uint32_t cap; /* which_children: room for this many */
+} admin_req;
+
+typedef struct admin_rep {
+    int rc;
+    tr_addr addr;
+    tr_child_counts counts;
+    uint32_t total;
+    tr_child_info infos[]; /* which_children */
+} admin_rep;
+
+/* A request that waits for the current sequence to end. */
+typedef struct deferred {
+    struct deferred *next;
+    tr_reply_to *reply;
+    uint32_t type;
+    admin_req req;
+} deferred;
+
+/* ---- specs ---- */
+
+static bool
+id_ok(const char *id)
+{
+    size_t len = id != NULL ? strnlen(id, 64) : 0;
+    return len > 0 && len < 64;
+}
+
+static int
+child_spec_check(const tr_child_spec *c, char *why, size_t cap)
+{
+    if (!id_ok(c->id)) {
+        snprintf(why, cap, "a child id is NULL, empty or over 63 bytes");
+    } else if (c->behaviour == NULL) {
+        snprintf(why, cap, "child '%s' has no behaviour", c->id);
+    } else if ((unsigned)c->restart > TR_TEMPORARY) {
+        snprintf(why, cap, "child '%s' has an unknown restart type %d", c->id,
+                 (int)c->restart);
+    } else if ((unsigned)c->kind > TR_SUPERVISOR) {
+        snprintf(why, cap, "child '%s' has an unknown kind %d", c->id,
+                 (int)c->kind);
+    } else if (c->shutdown_ms < TR_SHUTDOWN_INFINITY) {
+        snprintf(why, cap, "child '%s' has a negative shutdown %d", c->id,
+                 c->shutdown_ms);
+    } else if (c->backoff.min_ms > c->backoff.max_ms) {
+        snprintf(why, cap, "child '%s' has backoff min %u over max %u", c->id,
+                 c->backoff.min_ms, c->backoff.max_ms);
+    } else {
+        return TR_OK;
+    }
+    return TR_EINVAL;
+}
+
+int
+tr_sup_spec_check(const tr_sup_spec *spec, char *why, size_t cap)
+{
+    char ignored[8];
+    int rc = TR_EINVAL;
+
+    if (why == NULL) {
+        why = ignored;
+        cap = sizeof(ignored);
+    }
+    if (spec == NULL) {
+        snprintf(why, cap, "no spec");
+    } else if (spec->name != NULL && strnlen(spec->name, 64) >= 64) {
+        snprintf(why, cap, "the name is over 63 bytes");
+    } else if ((unsigned)spec->strategy > TR_SIMPLE_ONE_FOR_ONE) {
+        snprintf(why, cap, "unknown strategy %d", (int)spec->strategy);
+    } else if (spec->len != 0 && spec->children == NULL) {
+        snprintf(why, cap, "%zu children but no array", spec->len);
+    } else if (spec->strategy == TR_SIMPLE_ONE_FOR_ONE && spec->len != 1) {
+        snprintf(why, cap,
+                 "simple_one_for_one takes exactly one template, not %zu",
+                 spec->len);
+    } else {
+        rc = TR_OK;
+    }
+    for (size_t i = 0; rc == TR_OK && i < spec->len; i++) {
+        rc = child_spec_check(&spec->children[i], why, cap);
+        for (size_t j = 0; rc == TR_OK && j < i; j++) {
+            if (strcmp(spec->children[i].id, spec->children[j].id) == 0) {
+                snprintf(why, cap, "duplicate child id '%s'",
+                         spec->children[i].id);
+                rc = TR_EINVAL;
+            }
+        }
+    }
+    if (rc == TR_OK) {
+        why[0] = '\0';
+    }
+    return rc;
+}
+
+/* ---- bookkeeping ---- */
+
+static void
+tree_lock(tr_ctx *ctx)
+{
+    pthread_mutex_lock(&ctx->sys->tree_lock);
+}
+
+static void
+tree_unlock(tr_ctx *ctx)
+{
+    pthread_mutex_unlock(&ctx->sys->tree_lock);
+}
+
+static uint64_t
+now_ms(tr_ctx *ctx)
+{
+    return tr_now_ms(ctx->sys);
+}
+
+static child *
+new_child(tr_sup *s, const tr_child_spec *spec, const void *arg)
+{
+    child *c = tr__calloc(sizeof(*c));
+
+    if (c == NULL) {
+        return NULL;
+    }
+    c->spec = *spec;
+    snprintf(c->id, sizeof(c->id), "%s", spec->id);
+    c->spec.id = c->id;
+    c->arg = arg;
+    c->serial = ++s->next_serial;
+    return c;
+}
+
+/* Under the tree lock. */
+static int
+append(tr_sup *s, child *c)
+{
+    if (s->n == s->cap) {
+        uint32_t ncap = s->cap == 0 ? 8 : s->cap * 2;
+        child **n = tr__alloc(sizeof(child *) * ncap);
+        if (n == NULL) {
+            return TR_ENOMEM;
+        }
+        if (s->kids != NULL) {
+            memcpy(n, s->kids, sizeof(child *) * s->n);
+            tr__free(s->kids, sizeof(child *) * s->cap);
+        }
+        s->kids = n;
+        s->cap = ncap;
+    }
+    s->kids[s->n++] = c;
+    return TR_OK;
+}
+
+/* Forget a child that has no actor. */
+static void
+remove_child(tr_ctx *ctx, tr_sup *s, child *c)
+{
+    tree_lock(ctx);
+    for (uint32_t i = 0; i < s->n; i++) {
+        if (s->kids[i] == c) {
+            memmove(&s->kids[i], &s->kids[i + 1],
+                    sizeof(child *) * (s->n - i - 1));
+            s->n--;
+            break;
+        }
+    }
+    tree_unlock(ctx);
+    tr__free(c, sizeof(*c));
+}
+
+static child *
+find_id(tr_sup *s, const char *id)
+{
+    for (uint32_t i = 0; i < s->n; i++) {
+        if (strcmp(s->kids[i]->id, id) == 0) {
+            return s->kids[i];
+        }
+    }
+    return NULL;
+}
+
+static child *
+find_serial(tr_sup *s, uint32_t serial)
+{
+    for (uint32_t i = 0; i < s->n; i++) {
+        if (s->kids[i]->serial == serial) {
+            return s->kids[i];
+        }
+    }
+    return NULL;
+}
+
+static int
+shutdown_of(const child *c)
+{
+    if (c->spec.shutdown_ms != TR_SHUTDOWN_DEFAULT) {
+        return c->spec.shutdown_ms;
+    }
+    return c->spec.kind == TR_SUPERVISOR ? TR_SHUTDOWN_INFINITY
+                                         : DEFAULT_SHUTDOWN_MS;
+}
+
+static bool
+has_backoff(const child *c)
+{
+    return c->spec.backoff.max_ms != 0;
+}
+
+/* The context of a child whose run-right we hold. */
+static tr_ctx
+child_ctx(tr_ctx *ctx, child *c)
+{
+    return (tr_ctx){
+        .sys = ctx->sys,
+        .actor = c->slot,
+        .worker = ctx->worker,
+        .self = c->addr.id,
+        .gen = (uint32_t)(c->addr.id >> 32),
+    };
+}
+
+static void
+set_state(tr_ctx *ctx, child *c, child_state st)
+{
+    tree_lock(ctx);
+    c->state = st;
+    if (st == CHILD_DOWN) {
+        c->addr = TR_ADDR_NONE;
+        c->slot = NULL;
+        c->x = NULL;
+        c->sub = NULL;
+    }
+    tree_unlock(ctx);
+}
+
+/* End a held child for good (its `stop` has run). */
+static void
+finish_child(tr_ctx *ctx, child *c)
+{
+    tr_ctx cc = child_ctx(ctx, c);
+    const tr_exit why = {c->last.kind, c->last.code, c->last.text};
+
+    set_state(ctx, c, CHILD_DOWN);
+    tr__actor_finish(&cc, &why, false);
+}
+
+/* Run `stop` of a held child that had restarted (a failed round). */
+static void
+stop_held(tr_ctx *ctx, child *c)
+{
+    tr_ctx cc = child_ctx(ctx, c);
+    const tr_behaviour *b = c->slot->behaviour;
+    const tr_exit why = {TR_EXIT_SHUTDOWN, TR_OK, "shutdown"};
+
+    if (b->stop != NULL) {
+        b->stop(&cc, tr__actor_state(c->slot), &why);
+    }
+    tr_store_relaxed(&c->x->held, 1);
+}
+
+typedef struct prep {
+    uint64_t parent;
+    child *c;
+} prep;
+
+static void
+prepare(tr_ext *x, void *arg)
+{
+    prep *p = arg;
+
+    tr_store_relaxed(&x->parent, p->parent);
+    x->child = p->c;
+    tr_store_relaxed(&x->held, 0);
+    tr_store_relaxed(&x->kill, 0);
+    tr_store_relaxed(&x->hwm, 0);
+}
+
+/*
+ * Spawn `c`, keeping its run-right (released by the caller). TR_OK with the
+ * child running (or already ended in init: its report is on the way),
+ * TR_IGNORE, or its init's code.
+ */
+static int
+spawn_child(tr_ctx *ctx, tr_sup *s, child *c)
+{
+    prep p = {s->self, c};
+    tr_addr addr;
+    tr_actor *slot;
+    int rc = tr__spawn_held(ctx, c->spec.behaviour, c->arg, c->spec.mailbox_cap,
+                            prepare, &p, &addr, &slot);
+
+    if (rc != TR_OK) {
+        return rc;
+    }
+    tree_lock(ctx);
+    c->addr = addr;
+    c->slot = slot;
+    c->x = tr_load_acq(&slot->ext);
+    c->state = CHILD_RUNNING;
+    c->up_ms = now_ms(ctx);
+    tree_unlock(ctx);
+    return TR_OK;
+}
+
+/* Release a child we started or restarted, unless it ended in `init`
+ * (then its report carries the right). */
+static void
+release_child(tr_ctx *ctx, child *c)
+{
+    if (tr_load_relaxed(&c->x->held) == 0) {
+        tr__actor_release(ctx->sys, c->slot);
+    }
+}
+
+/* ---- intensity ---- */
+
+/* Count a restart; false when it is one too many. */
+static bool
+count_restart(tr_ctx *ctx, tr_sup *s)
+{
+    uint64_t now = now_ms(ctx);
+    uint32_t keep = 0;
+
+    for (uint32_t i = 0; i < s->nwindow; i++) {
+        if (now - s->window[i] < s->period_ms) {
+            s->window[keep++] = s->window[i];
+        }
+    }
+    s->nwindow = keep;
+    if (keep >= s->max_restarts) {
+        return false;
+    }
+    s->window[s->nwindow++] = now;
+    return true;
+}
+
+static uint64_t
+backoff_delay(child *c)
+{
+    const tr_backoff *b = &c->spec.backoff;
+    uint64_t d = b->min_ms;
+
+    for (uint32_t i = 0; i < c->backoff_step && d < b->max_ms; i++) {
+        d *= 2;
+    }
+    if (d > b->max_ms) {
+        d = b->max_ms;
+    }
+    if (b->jitter_pct != 0 && d != 0) {
+        /* A cheap per-child mix is jitter enough: restarts of siblings
+         * spread apart, and tests can bound it. */
+        uint64_t r = (c->serial * 0x9e3779b97f4a7c15ull) ^
+                     (c->backoff_step * 0xbf58476d1ce4e5b9ull);
+        r ^= r >> 31;
+        uint64_t span = d * b->jitter_pct / 100;
+        d = d - span + r % (2 * span + 1);
+    }
+    c->backoff_step++;
+    return d;
+}
+
+static void sequence_next(tr_ctx *ctx, tr_sup *s);
+static void decide(tr_ctx *ctx, tr_sup *s, child *c);
+static void run_deferred(tr_ctx *ctx, tr_sup *s);
+
+static void
+retry_later(tr_ctx *ctx, tr_sup *s, uint64_t delay_ms)
+{
+    tr_addr self = {s->self};
+
+    if (delay_ms == 0) {
+        /* Through the timer thread as well, so the retry waits behind
+         * whatever is queued: the supervisor answers meanwhile. */
+        delay_ms = 1;
+    }
+    if (tr__send_after(ctx, self, MSG_RETRY, NULL, 0, delay_ms, NULL) !=
+        TR_OK) {
+        (void)tr_fail(ctx, TR_ENOMEM, "supervisor could not arm a retry");
+    }
+}
+
+static void
+give_up(tr_ctx *ctx, tr_sup *s, child *c)
+{
+    s->give_up_code = c->last.code != TR_OK ? c->last.code : TR_ERESTARTING;
+    snprintf(s->give_up_text, sizeof(s->give_up_text),
+             "%.24s: more than %u restarts in %u ms; child '%.24s': %.40s",
+             s->name, s->max_restarts, s->period_ms, c->id, c->last.text);
+    s->mode = SUP_GIVE_UP;
+    for (uint32_t i = 0; i < s->n; i++) {
+        s->kids[i]->want_stop = s->kids[i]->state == CHILD_RUNNING;
+    }
+    sequence_next(ctx, s);
+}
+
+/*
+ * Restart, in start order, every held child that wants it. All of them
+ * start before any is released; if one fails, those restarted in this
+ * pass are stopped again and the whole pass is retried later (counted).
+ */
+static void
+restart_wanted(tr_ctx *ctx, tr_sup *s)
+{
+    child *failed = NULL;
+    int rc = TR_OK;
+    uint32_t i;
+
+    for (i = 0; i < s->n; i++) {
+        child *c = s->kids[i];
+        if (c->state != CHILD_HELD || !c->want_restart) {
+            continue;
+        }
+        rc = tr__actor_reinit(ctx, c->slot, c->arg, c->last.text,
+                              sizeof(c->last.text));
+        if (rc == TR_IGNORE) {
+            c->want_restart = false;
+            c->last.kind = TR_EXIT_NORMAL;
+            c->last.code = TR_OK;
+            snprintf(c->last.text, sizeof(c->last.text), "ignored");
+            finish_child(ctx, c);
+            continue;
+        }
+        if (rc != TR_OK) {
+            failed = c;
+            break;
+        }
+        tree_lock(ctx);
+        c->state = CHILD_RUNNING;
+        c->restarts++;
+        c->up_ms = now_ms(ctx);
+        tree_unlock(ctx);
+    }
+    if (failed != NULL) {
+        tree_lock(ctx);
+        failed->last.kind = TR_EXIT_FAILED;
+        failed->last.code = rc;
+        failed->fail_ms = now_ms(ctx);
+        failed->restarts++;
+        tree_unlock(ctx);
+        for (uint32_t j = i; j-- > 0;) {
+            child *c = s->kids[j];
+            if (c->state == CHILD_RUNNING && c->want_restart) {
+                stop_held(ctx, c);
+                set_state(ctx, c, CHILD_HELD);
+            }
+        }
+        if (!has_backoff(failed) && !count_restart(ctx, s)) {
+            give_up(ctx, s, failed);
+            return;
+        }
+        retry_later(ctx, s, has_backoff(failed) ? backoff_delay(failed) : 0);
+        return;
+    }
+    for (i = 0; i < s->n; i++) {
+        child *c = s->kids[i];
+        if (c->want_restart && c->state == CHILD_RUNNING) {
+            c->want_restart = false;
+            release_child(ctx, c);
+        }
+    }
+    /* simple_one_for_one children that are not restarted leave. */
+    for (i = s->n; i-- > 0;) {
+        child *c = s->kids[i];
+        if (c->state == CHILD_DOWN && (s->strategy == TR_SIMPLE_ONE_FOR_ONE ||
+                                       c->spec.restart == TR_TEMPORARY)) {
+            remove_child(ctx, s, c);
+        }
+    }
+}
+
+/* Ask a running child to stop, with its deadline. */
+static void
+ask_stop(tr_ctx *ctx, tr_sup *s, child *c)
+{
+    int sd = shutdown_of(c);
+    uint32_t gen = (uint32_t)(c->addr.id >> 32);
+
+    set_state(ctx, c, CHILD_STOPPING);
+    c->serial = ++s->next_serial;
+    if (sd == TR_SHUTDOWN_BRUTAL) {
+        tr_store_rel(&c->x->kill, 1);
+    }
+    if (tr__actor_request_stop(ctx->sys, c->slot, gen, ctx->self) != TR_OK) {
+        /* No memory for the request: kill it at the deadline instead. */
+        sd = sd > 0 ? sd : 1;
+    }
+    if (sd > 0) {
+        tr_addr self = {s->self};
+        (void)tr__send_after(ctx, self, MSG_DEADLINE, &c->serial,
+                             sizeof(c->serial), (uint64_t)sd, NULL);
+    }
+}
+
+/* Drive the current stop sequence one step. */
+static void
+sequence_next(tr_ctx *ctx, tr_sup *s)
+{
+    for (uint32_t i = s->n; i-- > 0;) {
+        if (s->kids[i]->state == CHILD_STOPPING) {
+            return; /* wait for its report */
+        }
+    }
+    for (uint32_t i = s->n; i-- > 0;) {
+        child *c = s->kids[i];
+        if (c->want_stop && c->state == CHILD_RUNNING) {
+            ask_stop(ctx, s, c);
+            return;
+        }
+    }
+    for (uint32_t i = 0; i < s->n; i++) {
+        s->kids[i]->want_stop = false;
+    }
+    sup_mode mode = s->mode;
+    s->mode = SUP_IDLE;
+    switch (mode) {
+    case SUP_ROUND:
+        /* Bystanders that are not restarted end here. */
+        for (uint32_t i = s->n; i-- > 0;) {
+            child *c = s->kids[i];
+            if (c->state == CHILD_HELD && !c->want_restart && !c->undecided) {
+                finish_child(ctx, c);
+            }
+        }
+        restart_wanted(ctx, s);
+        break;
+    case SUP_ADMIN: {
+        child *c = s->admin_child;
+        s->admin_child = NULL;
+        if (c != NULL && c->state == CHILD_HELD) {
+            finish_child(ctx, c);
+            if (s->strategy == TR_SIMPLE_ONE_FOR_ONE ||
+                c->spec.restart == TR_TEMPORARY) {
+                remove_child(ctx, s, c);
+            }
+        }
+        if (s->admin_reply != NULL) {
+            admin_rep rep = {.rc = TR_OK};
+            (void)tr_reply_send(s->admin_reply, &rep, sizeof(rep));
+            s->admin_reply = NULL;
+        }
+        break;
+    }
+    case SUP_TERMINATE:
+    case SUP_GIVE_UP:
+        for (uint32_t i = s->n; i-- > 0;) {
+            if (s->kids[i]->state == CHILD_HELD) {
+                finish_child(ctx, s->kids[i]);
+            }
+        }
+        if (mode == SUP_TERMINATE) {
+            (void)tr_stop(ctx);
+        } else {
+            if (s->top) {
+                tr_store_rel(&ctx->sys->gave_up, 1);
+                tr__ec_wake(&ctx->sys->gave_up_ec);
+            }
+            (void)tr_fail(ctx, s->give_up_code, s->give_up_text);
+        }
+        return;
+    case SUP_IDLE:
+        break;
+    }
+    if (s->mode != SUP_IDLE) {
+        return;
+    }
+    /* Children that ended while the sequence ran. */
+    for (uint32_t i = 0; i < s->n && s->mode == SUP_IDLE; i++) {
+        child *c = s->kids[i];
+        if (c->undecided) {
+            c->undecided = false;
+            decide(ctx, s, c);
+        }
+    }
+    if (s->mode == SUP_IDLE && s->retry_pending) {
+        s->retry_pending = false;
+        restart_wanted(ctx, s);
+    }
+    if (s->mode == SUP_IDLE) {
+        run_deferred(ctx, s);
+    }
+}
+
+/* A held child ended on its own: apply the restart type and strategy. */
+static void
+decide(tr_ctx *ctx, tr_sup *s, child *c)
+{
+    bool abnormal =
+        c->last.kind == TR_EXIT_FAILED || c->last.kind == TR_EXIT_KILLED;
+    bool restart = c->spec.restart == TR_PERMANENT ||
+                   (c->spec.restart == TR_TRANSIENT && abnormal);
+
+    if (!restart) {
+        finish_child(ctx, c);
+        if (c->spec.restart == TR_TEMPORARY ||
+            s->strategy == TR_SIMPLE_ONE_FOR_ONE) {
+            remove_child(ctx, s, c);
+        }
+        return;
+    }
+    if (has_backoff(c) && c->up_ms != 0 && c->spec.backoff.reset_ms != 0 &&
+        now_ms(ctx) - c->up_ms >= c->spec.backoff.reset_ms) {
+        c->backoff_step = 0; /* it ran long enough: start over */
+    }
+    if (!has_backoff(c) && !count_restart(ctx, s)) {
+        give_up(ctx, s, c);
+        return;
+    }
+    c->want_restart = true;
+    if (s->strategy == TR_ONE_FOR_ONE || s->strategy == TR_SIMPLE_ONE_FOR_ONE) {
+        if (has_backoff(c)) {
+            retry_later(ctx, s, backoff_delay(c));
+        } else {
+            restart_wanted(ctx, s);
+        }
+        return;
+    }
+    uint32_t from = 0;
+    if (s->strategy == TR_REST_FOR_ONE) {
+        while (s->kids[from] != c) {
+            from++;
+        }
+    }
+    for (uint32_t i = from; i < s->n; i++) {
+        child *k = s->kids[i];
+        if (k->state == CHILD_RUNNING) {
+            /* Temporary bystanders stop and are not restarted. */
+            k->want_stop = true;
+            k->want_restart = k->spec.restart != TR_TEMPORARY;
+        } else if (k->state == CHILD_HELD) {
+            k->want_restart = k->spec.restart != TR_TEMPORARY || k == c;
+        }
+    }
+    s->mode = SUP_ROUND;
+    sequence_next(ctx, s);
+}
+
+/* A report: the child ended and its run-right is ours. */
+static void
+on_report(tr_ctx *ctx, tr_sup *s, const tr_child_report *r)
+{
+    child *c = NULL;
+
+    for (uint32_t i = 0; i < s->n; i++) {
+        if (s->kids[i] == r->child && s->kids[i]->addr.id == r->why.who.id) {
+            c = s->kids[i];
+        }
+    }
+    if (c == NULL) {
+        /* A child of an earlier incarnation of this supervisor: nobody
+         * else will end it. */
+        tr_actor *slot = tr__table_slot(ctx->sys->table, r->why.who.id);
+        tr_ctx cc = {
+            .sys = ctx->sys,
+            .actor = slot,
+            .worker = ctx->worker,
+            .self = r->why.who.id,
+            .gen = (uint32_t)(r->why.who.id >> 32),
+        };
+        const tr_exit why = {r->why.kind, r->why.code, r->why.text};
+        tr__actor_finish(&cc, &why, false);
+        return;
+    }
+    bool asked = c->state == CHILD_STOPPING;
+    tree_lock(ctx);
+    c->state = CHILD_HELD;
+    c->last = r->why;
+    if (c->killed && c->last.kind != TR_EXIT_KILLED) {
+        c->last.kind = TR_EXIT_KILLED;
+        snprintf(c->last.text, sizeof(c->last.text),
+                 "killed: did not stop within %d ms", shutdown_of(c));
+    }
+    c->killed = false;
+    if (r->why.kind == TR_EXIT_FAILED || r->why.kind == TR_EXIT_KILLED) {
+        c->fail_ms = now_ms(ctx);
+    }
+    tree_unlock(ctx);
+    c->serial = ++s->next_serial; /* a pending deadline is void now */
+    if (s->mode != SUP_IDLE) {
+        if (!asked && s->mode != SUP_TERMINATE && s->mode != SUP_GIVE_UP &&
+            !c->want_stop && !c->want_restart) {
+            c->undecided = true; /* ended on its own, outside the round */
+        }
+        c->want_stop = false;
+        sequence_next(ctx, s);
+        return;
+    }
+    decide(ctx, s, c);
+}
+
+static void
+on_deadline(tr_ctx *ctx, tr_sup *s, uint32_t serial)
+{
+    child *c = find_serial(s, serial);
+
+    if (c == NULL || c->state != CHILD_STOPPING) {
+        return;
+    }
+    /* It had its time: end it without `stop` at its next chance (a
+     * handler that never returns cannot be ended in C). Another request
+     * reaches an actor that traps exits. */
+    c->killed = true;
+    tr_store_rel(&c->x->kill, 1);
+    (void)tr__actor_request_stop(ctx->sys, c->slot,
+                                 (uint32_t)(c->addr.id >> 32), ctx->self);
+}
+
+/* ---- the run-time API, supervisor side ---- */
+
+static void
+reply(tr_reply_to *h, const admin_rep *rep, size_t size)
+{
+    (void)tr_reply_send(h, rep, size);
+}
+
+static void
+do_start_child(tr_ctx *ctx, tr_sup *s, const admin_req *q, admin_rep *rep)
+{
+    tr_child_spec spec;
+    char why[160];
+    char ordinal[16];
+
+    if (s->strategy == TR_SIMPLE_ONE_FOR_ONE) {
+        if (q->has_spec) {
+            rep->rc = TR_EINVAL;
+            return;
+        }
+        spec = s->kids[0]->spec; /* kids[0] is the template */
+        snprintf(ordinal, sizeof(ordinal), "%u", ++s->next_ordinal);
+        spec.id = ordinal;
+    } else {
+        if (!q->has_spec || child_spec_check(&q->spec, why, sizeof(why))) {
+            rep->rc = TR_EINVAL;
+            return;
+        }
+        child *old = find_id(s, q->spec.id);
+        if (old != NULL) {
+            rep->rc = old->state == CHILD_DOWN ? TR_EEXIST : TR_EALREADY;
+            rep->addr = old->addr;
+            return;
+        }
+        spec = q->spec;
+    }
+    child *c = new_child(s, &spec, q->has_spec ? q->spec.arg : q->arg);
+    if (c == NULL) {
+        rep->rc = TR_ENOMEM;
+        return;
+    }
+    tree_lock(ctx);
+    rep->rc = append(s, c);
+    tree_unlock(ctx);
+    if (rep->rc != TR_OK) {
+        tr__free(c, sizeof(*c));
+        return;
+    }
+    int rc = spawn_child(ctx, s, c);
+    if (rc == TR_OK) {
+        release_child(ctx, c);
+        rep->addr = c->addr;
+        return;
+    }
+    /* Ignored: kept as a spec, unless dynamic or temporary (OTP). */
+    if (rc != TR_IGNORE || s->strategy == TR_SIMPLE_ONE_FOR_ONE ||
+        spec.restart == TR_TEMPORARY) {
+        remove_child(ctx, s, c);
+    }
+    rep->rc = rc == TR_IGNORE ? TR_OK : rc;
+}
+
+static child *
+admin_find(tr_sup *s, const admin_req *q, admin_rep *rep)
+{
+    child *c = find_id(s, q->id);
+
+    if (c == NULL) {
+        rep->rc = TR_ENOTFOUND;
+    }
+    return c;
+}
+
+static bool
+restarting(const child *c)
+{
+    return c->state == CHILD_HELD;
+}
+
+/* Returns false when the reply will come later. */
+static bool
+do_terminate_child(tr_ctx *ctx, tr_sup *s, const admin_req *q, tr_reply_to *h,
+                   admin_rep *rep)
+{
+    child *c = admin_find(s, q, rep);
+
+    if (c == NULL ||
+        (s->strategy == TR_SIMPLE_ONE_FOR_ONE && c == s->kids[0])) {
+        rep->rc = TR_ENOTFOUND;
+        return true;
+    }
+    if (c->state == CHILD_HELD) {
+        c->want_restart = false;
+        finish_child(ctx, c);
+    }
+    if (c->state == CHILD_DOWN) {
+        if (s->strategy == TR_SIMPLE_ONE_FOR_ONE ||
+            c->spec.restart == TR_TEMPORARY) {
+            remove_child(ctx, s, c);
+        }
+        rep->rc = TR_OK;
+        return true;
+    }
+    c->want_stop = true;
+    s->mode = SUP_ADMIN;
+    s->admin_reply = h;
+    s->admin_child = c;
+    sequence_next(ctx, s);
+    return false;
+}
+
+static void
+do_restart_child(tr_ctx *ctx, tr_sup *s, const admin_req *q, admin_rep *rep)
+{
+    child *c = admin_find(s, q, rep);
+
+    if (c == NULL) {
+        return;
+    }
+    if (s->strategy == TR_SIMPLE_ONE_FOR_ONE) {
+        rep->rc = TR_ESTATE;
+    } else if (restarting(c)) {
+        rep->rc = TR_ERESTARTING;
+    } else if (c->state != CHILD_DOWN) {
+        rep->rc = TR_ERUNNING;
+    } else {
+        int rc = spawn_child(ctx, s, c);
+        if (rc == TR_OK) {
+            release_child(ctx, c);
+            rep->addr = c->addr;
+        }
+        rep->rc = rc == TR_IGNORE ? TR_OK : rc;
+    }
+}
+
+static void
+do_delete_child(tr_ctx *ctx, tr_sup *s, const admin_req *q, admin_rep *rep)
+{
+    child *c = admin_find(s, q, rep);
+
+    if (c == NULL) {
+        return;
+    }
+    if (s->strategy == TR_SIMPLE_ONE_FOR_ONE) {
+        rep->rc = TR_ESTATE;
+    } else if (restarting(c)) {
+        rep->rc = TR_ERESTARTING;
+    } else if (c->state != CHILD_DOWN) {
+        rep->rc = TR_ERUNNING;
+    } else {
+        remove_child(ctx, s, c);
+        rep->rc = TR_OK;
+    }
+}
+
+/* The children the API reports: all but a simple supervisor's template. */
+static uint32_t
+first_listed(const tr_sup *s)
+{
+    return s->strategy == TR_SIMPLE_ONE_FOR_ONE ? 1 : 0;
+}
+
+static void
+do_count(tr_sup *s, admin_rep *rep)
+{
+    for (uint32_t i = first_listed(s); i < s->n; i++) {
+        child *c = s->kids[i];
+        rep->counts.specs++;
+        rep->counts.active += c->state == CHILD_RUNNING;
+        if (c->spec.kind == TR_SUPERVISOR) {
+            rep->counts.supervisors++;
+        } else {
+            rep->counts.workers++;
+        }
+    }
+}
+
+/* Handle one request; false when the reply will come later. */
+static bool
+handle_request(tr_ctx *ctx, tr_sup *s, uint32_t type, const admin_req *q,
+               tr_reply_to *h)
+{
+    size_t size = sizeof(admin_rep);
+    admin_rep small = {.rc = TR_OK};
+    admin_rep *rep = &small;
+
+    switch (type) {
+    case REQ_START_CHILD:
+        do_start_child(ctx, s, q, rep);
+        break;
+    case REQ_TERMINATE_CHILD:
+        if (!do_terminate_child(ctx, s, q, h, rep)) {
+            return false;
+        }
+        break;
+    case REQ_RESTART_CHILD:
+        do_restart_child(ctx, s, q, rep);
+        break;
+    case REQ_DELETE_CHILD:
+        do_delete_child(ctx, s, q, rep);
+        break;
+    case REQ_COUNT_CHILDREN:
+        do_count(s, rep);
+        break;
+    case REQ_WHICH_CHILDREN: {
+        uint32_t total = s->n - first_listed(s);
+        uint32_t n = total < q->cap ? total : q->cap;
+        size = sizeof(admin_rep) + sizeof(tr_child_info) * n;
+        rep = tr__calloc(size);
+        if (rep == NULL) {
+            small.rc = TR_ENOMEM;
+            rep = &small;
+            size = sizeof(small);
+            break;
+        }
+        rep->total = total;
+        for (uint32_t i = 0; i < n; i++) {
+            const child *c = s->kids[first_listed(s) + i];
+            tr_child_info *info = &rep->infos[i];
+            snprintf(info->id, sizeof(info->id), "%s", c->id);
+            info->addr = c->state == CHILD_DOWN ? TR_ADDR_NONE : c->addr;
+            info->kind = c->spec.kind;
+            info->restart = c->spec.restart;
+            info->running = c->state == CHILD_RUNNING;
+            info->restarts = c->restarts;
+        }
+        break;
+    }
+    default:
+        rep->rc = TR_EINVAL;
+        break;
+    }
+    reply(h, rep, size);
+    if (rep != &small) {
+        tr__free(rep, size);
+    }
+    return true;
+}
+
+static void
+run_deferred(tr_ctx *ctx, tr_sup *s)
+{
+    while (s->deferred != NULL && s->mode == SUP_IDLE) {
+        deferred *d = s->deferred;
+        s->deferred = d->next;
+        (void)handle_request(ctx, s, d->type, &d->req, d->reply);
+        tr__free(d, sizeof(*d));
+    }
+}
+
+/* ---- the behaviour ---- */
+
+static void free_sup(tr_ctx *ctx, void *state);
+
+static int
+sup_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    const tr_sup_spec *spec = arg;
+    tr_sup **slot = state;
+    char why[160];
+    int rc;
+
+    if (tr_sup_spec_check(spec, why, sizeof(why)) != TR_OK) {
+        (void)tr_fail(ctx, TR_EINVAL, why);
+        return TR_EINVAL;
+    }
+    tr_sup *s = tr__calloc(sizeof(*s));
+    if (s == NULL) {
+        return TR_ENOMEM;
+    }
+    *slot = s;
+    snprintf(s->name, sizeof(s->name), "%s",
+             spec->name != NULL ? spec->name : "supervisor");
+    s->strategy = spec->strategy;
+    s->max_restarts = spec->max_restarts;
+    s->period_ms = spec->period_ms;
+    if (spec->max_restarts == 0 && spec->period_ms == 0) {
+        s->max_restarts = 1;
+        s->period_ms = DEFAULT_PERIOD_MS;
+    }
+    s->self = tr_self(ctx).id;
+    s->window = tr__alloc(sizeof(uint64_t) * (s->max_restarts + 1));
+    tr_ext *x = tr__ext_get(ctx->actor);
+    if (s->window == NULL || x == NULL ||
+        (rc = tr_trap_exits(ctx, true)) != TR_OK) {
+        rc = TR_ENOMEM;
+        goto fail;
+    }
+    s->top = tr_load_relaxed(&x->parent) == 0;
+
+    tree_lock(ctx);
+    if (s->top) {
+        tr_system *sys = ctx->sys;
+        if (sys->nroots == sys->caproots) {
+            uint32_t ncap = sys->caproots == 0 ? 4 : sys->caproots * 2;
+            void **n = tr__alloc(sizeof(void *) * ncap);
+            if (n == NULL) {
+                tree_unlock(ctx);
+                rc = TR_ENOMEM;
+                goto fail;
+            }
+            if (sys->roots != NULL) {
+                memcpy(n, sys->roots, sizeof(void *) * sys->nroots);
+                tr__free(sys->roots, sizeof(void *) * sys->caproots);
+            }
+            sys->roots = n;
+            sys->caproots = ncap;
+        }
+        sys->roots[sys->nroots++] = s;
+    } else {
+        ((child *)x->child)->sub = s;
+    }
+    tree_unlock(ctx);
+
+    for (size_t i = 0; i < spec->len; i++) {
+        child *c = new_child(s, &spec->children[i], spec->children[i].arg);
+        if (c == NULL) {
+            rc = TR_ENOMEM;
+            goto fail;
+        }
+        tree_lock(ctx);
+        rc = append(s, c);
+        tree_unlock(ctx);
+        if (rc != TR_OK) {
+            tr__free(c, sizeof(*c));
+            goto fail;
+        }
+    }
+    if (s->strategy == TR_SIMPLE_ONE_FOR_ONE) {
+        return TR_OK; /* the template starts nothing */
+    }
+    for (uint32_t i = 0; i < s->n; i++) {
+        child *c = s->kids[i];
+        rc = spawn_child(ctx, s, c);
+        if (rc == TR_IGNORE) {
+            continue;
+        }
+        if (rc != TR_OK) {
+            /* Stop those already started, in reverse order: we hold
+             * their run-rights, so their `stop`s run here and now. */
+            snprintf(why, sizeof(why), "child '%s' failed to start: %s", c->id,
+                     tr_errname(rc));
+            for (uint32_t j = i; j-- > 0;) {
+                child *k = s->kids[j];
+                if (k->state != CHILD_RUNNING) {
+                    continue;
+                }
+                tr_ctx kc = child_ctx(ctx, k);
+                const tr_exit down = {TR_EXIT_SHUTDOWN, TR_OK, "shutdown"};
+                set_state(ctx, k, CHILD_DOWN);
+                tr__actor_finish(&kc, &down, tr_load_relaxed(&k->x->held) == 0);
+            }
+            (void)tr_fail(ctx, rc, why);
+            goto fail;
+        }
+    }
+    (void)why;
+    for (uint32_t i = s->n; i-- > 0;) {
+        child *c = s->kids[i];
+        if (c->state == CHILD_DOWN && c->spec.restart == TR_TEMPORARY) {
+            remove_child(ctx, s, c); /* ignored temporary children go */
+        }
+    }
+    for (uint32_t i = 0; i < s->n; i++) {
+        if (s->kids[i]->state == CHILD_RUNNING) {
+            release_child(ctx, s->kids[i]);
+        }
+    }
+    return TR_OK;
+fail:
+    free_sup(ctx, state);
+    return rc;
+}
+
+static void
+sup_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
+{
+    tr_sup *s = *(tr_sup **)state;
+
+    (void)exit;
+    if (s == NULL) {
+        return;
+    }
+    /* Normally every child has ended by now. If not (the supervisor was
+     * killed, or shutdown ran out of time), end the held ones and cut the
+     * running ones loose: they end on their own, unsupervised. */
+    for (uint32_t i = s->n; i-- > 0;) {
+        child *c = s->kids[i];
+        if (c->state == CHILD_HELD) {
+            finish_child(ctx, c);
+        } else if (c->state != CHILD_DOWN) {
+            tr_store_relaxed(&c->x->parent, 0);
+            tr_store_rel(&c->x->kill, 1);
+            (void)tr__actor_request_stop(ctx->sys, c->slot,
+                                         (uint32_t)(c->addr.id >> 32), 0);
+        }
+    }
+    while (s->deferred != NULL) {
+        deferred *d = s->deferred;
+        s->deferred = d->next;
+        tr_reply_drop(d->reply);
+        tr__free(d, sizeof(*d));
+    }
+    tr_reply_drop(s->admin_reply);
+    s->admin_reply = NULL;
+    free_sup(ctx, state);
+}
+
+/* Unhook and free the bookkeeping (every child has ended or been let go). */
+static void
+free_sup(tr_ctx *ctx, void *state)
+{
+    tr_sup *s = *(tr_sup **)state;
+
+    tree_lock(ctx);
+    tr_system *sys = ctx->sys;
+    for (uint32_t i = 0; i < sys->nroots; i++) {
+        if (sys->roots[i] == s) {
+            sys->roots[i] = sys->roots[--sys->nroots];
+            break;
+        }
+    }
+    tr_ext *x = tr_load_acq(&ctx->actor->ext);
+    if (x != NULL && x->child != NULL && ((child *)x->child)->sub == s) {
+        ((child *)x->child)->sub = NULL;
+    }
+    for (uint32_t i = 0; i < s->n; i++) {
+        tr__free(s->kids[i], sizeof(child));
+    }
+    tr__free(s->kids, sizeof(child *) * s->cap);
+    s->kids = NULL;
+    s->n = 0;
+    tree_unlock(ctx);
+    if (s->window != NULL) {
+        tr__free(s->window, sizeof(uint64_t) * (s->max_restarts + 1));
+    }
+    tr__free(s, sizeof(*s));
+    *(tr_sup **)state = NULL;
+}
+
+static int
+sup_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    tr_sup *s = *(tr_sup **)state;
+
+    switch (msg->type) {
+    case TR_MSG_CHILD:
+        on_report(ctx, s, msg->data);
+        return TR_OK;
+    case TR_MSG_EXIT: {
+        /* A request to stop (from our parent, shutdown, tr_actor_stop) or
+         * our parent's exit: children first. Other linked actors' exits
+         * are not ours to act on (OTP ignores them too). */
+        const tr_signal *sig = msg->data;
+        tr_ext *x = tr_load_acq(&ctx->actor->ext);
+        bool stop_request = sig->ref == 0 && sig->code == TR_ESHUTDOWN;
+        if ((!stop_request && sig->who.id != tr_load_relaxed(&x->parent)) ||
+            s->mode == SUP_TERMINATE || s->mode == SUP_GIVE_UP) {
+            return TR_OK;
+        }
+        if (s->mode == SUP_ADMIN && s->admin_reply != NULL) {
+            admin_rep rep = {.rc = TR_ESHUTDOWN};
+            reply(s->admin_reply, &rep, sizeof(rep));
+            s->admin_reply = NULL;
+        }
+        s->mode = SUP_TERMINATE;
+        for (uint32_t i = 0; i < s->n; i++) {
+            child *c = s->kids[i];
+            c->want_stop = c->state == CHILD_RUNNING;
+            c->want_restart = false;
+            c->undecided = false;
+        }
+        sequence_next(ctx, s);
+        return TR_OK;
+    }
+    case MSG_DEADLINE: {
+        uint32_t serial;
+        memcpy(&serial, msg->data, sizeof(serial));
+        on_deadline(ctx, s, serial);
+        return TR_OK;
+    }
+    case MSG_RETRY:
+        if (s->mode == SUP_IDLE) {
+            restart_wanted(ctx, s);
+        } else {
+            s->retry_pending = true; /* after the sequence */
+        }
+        return TR_OK;
+    default:
+        break;
+    }
+    if (msg->call == NULL || msg->type < REQ_START_CHILD ||
+        msg->type > REQ_COUNT_CHILDREN || msg->size != sizeof(admin_req)) {
+        return TR_OK; /* not for us: ignore, as OTP logs and goes on */
+    }
+    tr_reply_to *h = tr_reply_take(msg);
+    const admin_req *q = msg->data;
+    bool reads =
+        msg->type == REQ_WHICH_CHILDREN || msg->type == REQ_COUNT_CHILDREN;
+    if (s->mode != SUP_IDLE && !reads) {
+        deferred *d = tr__alloc(sizeof(*d));
+        if (d == NULL) {
+            tr_reply_drop(h);
+            return TR_OK;
+        }
+        d->reply = h;
+        d->type = msg->type;
+        d->req = *q;
+        deferred **tail = (deferred **)&s->deferred;
+        while (*tail != NULL) {
+            tail = &(*tail)->next;
+        }
+        d->next = NULL;
+        *tail = d;
+        return TR_OK;
+    }
+    (void)handle_request(ctx, s, msg->type, q, h);
+    return TR_OK;
+}
+
+const tr_behaviour tr_supervisor_behaviour = {
+    .name = "supervisor",
+    .state_size = sizeof(tr_sup *),
+    .init = sup_init,
+    .handle = sup_handle,
+    .stop = sup_stop,
+};
+
+/* ---- the run-time API, caller side ---- */
+
+int
+tr_sup_start(tr_ctx *ctx, const tr_sup_spec *spec, tr_addr *out)
+{
+    if (ctx == NULL || tr_sup_spec_check(spec, NULL, 0) != TR_OK) {
+        return TR_EINVAL;
+    }
+    return tr_spawn(ctx, &tr_supervisor_behaviour, spec, NULL, out);
+}
+
+static int
+ask(tr_ctx *ctx, tr_addr sup, uint32_t type, const admin_req *q, admin_rep *rep,
+    size_t cap, uint32_t timeout_ms)
+{
+    size_t len = 0;
+
+    if (ctx == NULL) {
+        return TR_EINVAL;
+    }
+    int rc = tr__ask(ctx, sup, type, q, sizeof(*q), rep, cap, &len, timeout_ms);
+    if (rc == TR_OK && len < sizeof(admin_rep)) {
+        rc = TR_ECLOSED;
+    }
+    return rc == TR_OK ? rep->rc : rc;
+}
+
+static int
+id_request(admin_req *q, const char *id)
+{
+    memset(q, 0, sizeof(*q));
+    if (!id_ok(id)) {
+        return TR_EINVAL;
+    }
+    snprintf(q->id, sizeof(q->id), "%s", id);
+    return TR_OK;
+}
+
+int
+tr_sup_start_child(tr_ctx *ctx, tr_addr sup, const tr_child_spec *spec,
+                   const void *arg, uint32_t timeout_ms, tr_addr *out)
+{
+    admin_req q = {.has_spec = spec != NULL, .arg = arg};
+    admin_rep rep = {0};
+
+    if (spec != NULL) {
+        q.spec = *spec;
+    }
+    int rc = ask(ctx, sup, REQ_START_CHILD, &q, &rep, sizeof(rep), timeout_ms);
+    if (out != NULL) {
+        *out = rep.addr;
+    }
+    return rc;
+}
+
+int
+tr_sup_terminate_child(tr_ctx *ctx, tr_addr sup, const char *id,
+                       uint32_t timeout_ms)
+{
+    admin_req q;
+    admin_rep rep = {0};
+
+    if (id_request(&q, id) != TR_OK) {
+        return TR_EINVAL;
+    }
+    return ask(ctx, sup, REQ_TERMINATE_CHILD, &q, &rep, sizeof(rep),
+               timeout_ms);
+}
+
+int
+tr_sup_restart_child(tr_ctx *ctx, tr_addr sup, const char *id,
+                     uint32_t timeout_ms, tr_addr *out)
+{
+    admin_req q;
+    admin_rep rep = {0};
+
+    if (id_request(&q, id) != TR_OK) {
+        return TR_EINVAL;
+    }
+    int rc =
+        ask(ctx, sup, REQ_RESTART_CHILD, &q, &rep, sizeof(rep), timeout_ms);
+    if (out != NULL) {
+        *out = rep.addr;
+    }
+    return rc;
+}
+
+int
+tr_sup_delete_child(tr_ctx *ctx, tr_addr sup, const char *id,
+                    uint32_t timeout_ms)
+{
+    admin_req q;
+    admin_rep rep = {0};
+
+    if (id_request(&q, id) != TR_OK) {
+        return TR_EINVAL;
+    }
+    return ask(ctx, sup, REQ_DELETE_CHILD, &q, &rep, sizeof(rep), timeout_ms);
+}
+
+int
+tr_sup_which_children(tr_ctx *ctx, tr_addr sup, tr_child_info *out, size_t cap,
+                      size_t *len, uint32_t timeout_ms)
+{
+    admin_req q = {0};
+
+    if (len == NULL || (out == NULL && cap != 0) || cap > UINT32_MAX) {
+        return TR_EINVAL;
+    }
+    q.cap = (uint32_t)cap;
+    size_t size = sizeof(admin_rep) + sizeof(tr_child_info) * cap;
+    admin_rep *rep = tr__calloc(size);
+    if (rep == NULL) {
+        return TR_ENOMEM;
+    }
+    int rc = ask(ctx, sup, REQ_WHICH_CHILDREN, &q, rep, size, timeout_ms);
+    if (rc == TR_OK) {
+        *len = rep->total;
+        size_t n = rep->total < cap ? rep->total : cap;
+        memcpy(out, rep->infos, sizeof(tr_child_info) * n);
+    }
+    tr__free(rep, size);
+    return rc;
+}
+
+int
+tr_sup_count_children(tr_ctx *ctx, tr_addr sup, tr_child_counts *out,
+                      uint32_t timeout_ms)
+{
+    admin_req q = {0};
+    admin_rep rep = {0};
+
+    if (out == NULL) {
+        return TR_EINVAL;
+    }
+    int rc =
+        ask(ctx, sup, REQ_COUNT_CHILDREN, &q, &rep, sizeof(rep), timeout_ms);
+    if (rc == TR_OK) {
+        *out = rep.counts;
+    }
+    return rc;
+}
+
+int
+tr_system_wait(tr_system *sys, uint32_t timeout_ms)
+{
+    if (sys == NULL) {
+        return TR_EINVAL;
+    }
+    uint64_t deadline = tr__now_ns() + (uint64_t)timeout_ms * 1000000u;
+    for (;;) {
+        uint32_t seen = tr__ec_value(&sys->gave_up_ec);
+        if (tr_load_acq(&sys->gave_up) != 0) {
+            return TR_OK;
+        }
+        uint64_t now = tr__now_ns();
+        if (timeout_ms != 0 && now >= deadline) {
+            return TR_ETIMEDOUT;
+        }
+        long wait = timeout_ms == 0
+                        ? -1
+                        : (long)((deadline - now + 999999u) / 1000000u);
+        tr__ec_wait_ms(&sys->gave_up_ec, seen, wait);
+    }
+}

@@ -366,6 +366,13 @@ release_child(tr_ctx *ctx, child *c)
     }
 }
 
+/* The children the API reports: all but a simple supervisor's template. */
+static uint32_t
+first_listed(const tr_sup *s)
+{
+    return s->strategy == TR_SIMPLE_ONE_FOR_ONE ? 1 : 0;
+}
+
 /* ---- intensity ---- */
 
 /* Count a restart; false when it is one too many. */
@@ -417,19 +424,33 @@ static void sequence_next(tr_ctx *ctx, tr_sup *s);
 static void decide(tr_ctx *ctx, tr_sup *s, child *c);
 static void run_deferred(tr_ctx *ctx, tr_sup *s);
 
+/*
+ * Try the restarts again after `delay_ms` (backoff), or at once: as a
+ * message to ourselves, so that requests queued meanwhile are answered
+ * between attempts (the control lane lets one user message through
+ * between drains).
+ */
 static void
 retry_later(tr_ctx *ctx, tr_sup *s, uint64_t delay_ms)
 {
-    tr_addr self = {s->self};
+    int rc = TR_ENOMEM;
 
-    if (delay_ms == 0) {
-        /* Through the timer thread as well, so the retry waits behind
-         * whatever is queued: the supervisor answers meanwhile. */
-        delay_ms = 1;
+    if (delay_ms != 0) {
+        rc = tr__send_after(ctx, (tr_addr){s->self}, MSG_RETRY, NULL, 0,
+                            delay_ms, NULL);
+    } else {
+        tr_envelope *env = tr__env_create(0);
+        if (env != NULL) {
+            env->kind = TR_CTL_USER;
+            env->type = MSG_RETRY;
+            env->from = s->self;
+            env->gen = ctx->gen;
+            tr__actor_push_ctl(ctx->sys, ctx->actor, env);
+            rc = TR_OK;
+        }
     }
-    if (tr__send_after(ctx, self, MSG_RETRY, NULL, 0, delay_ms, NULL) !=
-        TR_OK) {
-        (void)tr_fail(ctx, TR_ENOMEM, "supervisor could not arm a retry");
+    if (rc != TR_OK) {
+        (void)tr_fail(ctx, rc, "supervisor could not schedule a restart");
     }
 }
 
@@ -512,8 +533,9 @@ restart_wanted(tr_ctx *ctx, tr_sup *s)
             release_child(ctx, c);
         }
     }
-    /* simple_one_for_one children that are not restarted leave. */
-    for (i = s->n; i-- > 0;) {
+    /* simple_one_for_one children that are not restarted leave (the
+     * template, kids[0], stays). */
+    for (i = s->n; i-- > first_listed(s);) {
         child *c = s->kids[i];
         if (c->state == CHILD_DOWN && (s->strategy == TR_SIMPLE_ONE_FOR_ONE ||
                                        c->spec.restart == TR_TEMPORARY)) {
@@ -718,13 +740,13 @@ on_report(tr_ctx *ctx, tr_sup *s, const tr_child_report *r)
     tree_lock(ctx);
     c->state = CHILD_HELD;
     c->last = r->why;
-    if (c->killed && c->last.kind != TR_EXIT_KILLED) {
+    if (c->killed) {
         c->last.kind = TR_EXIT_KILLED;
         snprintf(c->last.text, sizeof(c->last.text),
                  "killed: did not stop within %d ms", shutdown_of(c));
     }
     c->killed = false;
-    if (r->why.kind == TR_EXIT_FAILED || r->why.kind == TR_EXIT_KILLED) {
+    if (c->last.kind == TR_EXIT_FAILED || c->last.kind == TR_EXIT_KILLED) {
         c->fail_ms = now_ms(ctx);
     }
     tree_unlock(ctx);
@@ -911,13 +933,6 @@ do_delete_child(tr_ctx *ctx, tr_sup *s, const admin_req *q, admin_rep *rep)
         remove_child(ctx, s, c);
         rep->rc = TR_OK;
     }
-}
-
-/* The children the API reports: all but a simple supervisor's template. */
-static uint32_t
-first_listed(const tr_sup *s)
-{
-    return s->strategy == TR_SIMPLE_ONE_FOR_ONE ? 1 : 0;
 }
 
 static void
@@ -1107,8 +1122,9 @@ sup_init(tr_ctx *ctx, void *state, const void *arg)
                 }
                 tr_ctx kc = child_ctx(ctx, k);
                 const tr_exit down = {TR_EXIT_SHUTDOWN, TR_OK, "shutdown"};
+                bool ended_in_init = tr_load_relaxed(&k->x->held) != 0;
                 set_state(ctx, k, CHILD_DOWN);
-                tr__actor_finish(&kc, &down, tr_load_relaxed(&k->x->held) == 0);
+                tr__actor_finish(&kc, &down, !ended_in_init);
             }
             (void)tr_fail(ctx, rc, why);
             goto fail;

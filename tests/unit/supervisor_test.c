@@ -1,0 +1,851 @@
+/*
+ * Supervisors: start and stop order, each strategy with each restart type
+ * and way of ending, intensity and its sliding window (on a manual clock),
+ * escalation, start failure and ignore, shutdown deadlines and kills,
+ * dynamic children and the run-time API's errors, backoff, the snapshot.
+ *
+ * Children journal what happens to them (init, stop with its reason, each
+ * message) into one mailbox; tests read the journal in order with
+ * deadlines. Orders the runtime promises (a supervisor's sequences) are
+ * asserted exactly; events of independent actors are not.
+ */
+#include "support/tr_test.h"
+
+#include <time.h>
+
+enum { EV_INIT = 1, EV_STOP = 2, EV_MSG = 3 };
+enum { MSG_CRASH = 1, MSG_QUIT = 2, MSG_PING = 3, MSG_SLEEP = 4 };
+
+typedef struct event {
+    int what;
+    char id[16];
+    int kind; /* EV_STOP: the exit kind; EV_MSG: messages handled */
+    uint64_t addr;
+} event;
+
+/* A child's start argument: its name and how its init behaves. */
+typedef struct wcfg {
+    const char *id;
+    tr_atomic(int) init_rc; /* what init returns (TR_OK, TR_IGNORE...) */
+} wcfg;
+
+typedef struct wstate {
+    const wcfg *cfg;
+    int handled;
+} wstate;
+
+static tr_mailbox *journal;
+
+static void
+note(int what, const char *id, int kind, uint64_t addr)
+{
+    event e = {.what = what, .kind = kind, .addr = addr};
+    snprintf(e.id, sizeof(e.id), "%s", id);
+    if (tr_mailbox_send(journal, &e, sizeof(e)) != TR_OK) {
+        abort(); /* the journal is unbounded: this cannot happen */
+    }
+}
+
+static int
+w_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    wstate *w = state;
+    w->cfg = arg;
+    int rc = tr_load_relaxed(&((wcfg *)arg)->init_rc);
+    note(EV_INIT, w->cfg->id, rc, tr_self(ctx).id);
+    return rc;
+}
+
+static int
+w_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    wstate *w = state;
+
+    switch (msg->type) {
+    case MSG_CRASH:
+        return TR_EINVAL;
+    case MSG_QUIT:
+        return tr_stop(ctx);
+    case MSG_SLEEP: {
+        int ms;
+        memcpy(&ms, msg->data, sizeof(ms));
+        nanosleep(&(struct timespec){.tv_nsec = ms * 1000000L}, NULL);
+        return TR_OK;
+    }
+    default:
+        note(EV_MSG, w->cfg->id, ++w->handled, tr_self(ctx).id);
+        return TR_OK;
+    }
+}
+
+static void
+w_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
+{
+    wstate *w = state;
+    note(EV_STOP, w->cfg->id, exit->kind, tr_self(ctx).id);
+}
+
+static const tr_behaviour worker = {
+    .name = "worker",
+    .state_size = sizeof(wstate),
+    .init = w_init,
+    .handle = w_handle,
+    .stop = w_stop,
+};
+
+static wcfg cfg_a = {.id = "a"}, cfg_b = {.id = "b"}, cfg_c = {.id = "c"},
+            cfg_d = {.id = "d"};
+
+static tr_atomic(uint64_t) failed_letters; /* TR_DEAD_FAILED */
+static tr_atomic(uint64_t) top_failures;   /* the failure hook */
+
+static void
+count_dead(void *arg, tr_addr to, uint32_t type, tr_dead_reason why)
+{
+    (void)arg;
+    (void)to;
+    (void)type;
+    if (why == TR_DEAD_FAILED) {
+        tr_faa_relaxed(&failed_letters, 1);
+    }
+}
+
+static void
+count_failure(void *arg, tr_addr who, const char *behaviour,
+              const tr_exit *exit)
+{
+    (void)arg;
+    (void)who;
+    (void)behaviour;
+    (void)exit;
+    tr_faa_relaxed(&top_failures, 1);
+}
+
+typedef struct fixture {
+    tr_system *sys;
+    tr_ctx *ctx;
+} fixture;
+
+static fixture fx;
+
+static void
+start(bool manual_clock)
+{
+    tr_system_config cfg = TR_SYSTEM_CONFIG_INIT;
+    cfg.workers = 2;
+    cfg.manual_clock = manual_clock;
+    cfg.on_dead_letter = count_dead;
+    cfg.on_failure = count_failure;
+    assert_int_equal(tr_mailbox_create(0, &journal), TR_OK);
+    fx.sys = tr_test_system_cfg(&cfg);
+    fx.ctx = tr_system_ctx(fx.sys);
+    tr_store_relaxed(&failed_letters, 0);
+    tr_store_relaxed(&top_failures, 0);
+    wcfg *all[] = {&cfg_a, &cfg_b, &cfg_c, &cfg_d};
+    for (size_t i = 0; i < 4; i++) {
+        tr_store_relaxed(&all[i]->init_rc, TR_OK);
+    }
+}
+
+static int
+setup(void **state)
+{
+    (void)state;
+    start(false);
+    return 0;
+}
+
+static int
+setup_manual(void **state)
+{
+    (void)state;
+    start(true);
+    return 0;
+}
+
+static void
+drain_journal(void)
+{
+    event e;
+    size_t len;
+    while (tr_mailbox_recv_wait(journal, &e, sizeof(e), &len, 1) == TR_OK) {
+    }
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    tr_test_shutdown(fx.sys);
+    drain_journal();
+    tr_mailbox_destroy(journal);
+    return 0;
+}
+
+static event
+next_event(void)
+{
+    event e = {0};
+    size_t len;
+    int rc = tr_mailbox_recv_wait(journal, &e, sizeof(e), &len, 5000);
+    if (rc != TR_OK) {
+        fail_msg("no event within 5 s (%s)", tr_errname(rc));
+    }
+    return e;
+}
+
+/* The next event is `what` for child `id` (and `kind`, unless -1). */
+static event
+expect(int what, const char *id, int kind)
+{
+    event e = next_event();
+    if (e.what != what || strcmp(e.id, id) != 0 ||
+        (kind != -1 && e.kind != kind)) {
+        fail_msg("expected event %d of '%s' (kind %d), got %d of '%s' "
+                 "(kind %d)",
+                 what, id, kind, e.what, e.id, e.kind);
+    }
+    return e;
+}
+
+/* No event comes within `ms`. */
+static void
+expect_quiet(int ms)
+{
+    event e;
+    size_t len;
+    int rc = tr_mailbox_recv_wait(journal, &e, sizeof(e), &len, (unsigned)ms);
+    if (rc == TR_OK) {
+        fail_msg("unexpected event %d of '%s' (kind %d)", e.what, e.id, e.kind);
+    }
+}
+
+static tr_child_spec
+kid(wcfg *c, tr_restart restart)
+{
+    return (tr_child_spec){
+        .id = c->id, .behaviour = &worker, .arg = c, .restart = restart};
+}
+
+static tr_addr
+start_sup(tr_strategy strategy, tr_child_spec *kids, size_t n, uint32_t max_r,
+          uint32_t period_ms)
+{
+    tr_sup_spec spec = {.name = "top",
+                        .strategy = strategy,
+                        .max_restarts = max_r,
+                        .period_ms = period_ms,
+                        .children = kids,
+                        .len = n};
+    tr_addr sup;
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, &sup), TR_OK);
+    return sup;
+}
+
+static tr_addr
+addr_of(tr_addr sup, const char *id)
+{
+    tr_child_info info[8];
+    size_t n = 0;
+    assert_int_equal(tr_sup_which_children(fx.ctx, sup, info, 8, &n, 5000),
+                     TR_OK);
+    for (size_t i = 0; i < n && i < 8; i++) {
+        if (strcmp(info[i].id, id) == 0) {
+            return info[i].addr;
+        }
+    }
+    return TR_ADDR_NONE;
+}
+
+static void
+send(tr_addr to, uint32_t type)
+{
+    assert_int_equal(tr_send(fx.ctx, to, type, NULL, 0), TR_OK);
+}
+
+/* ---- specs ---- */
+
+static void
+test_sup_invalid_specs_are_rejected_with_a_reason(void **state)
+{
+    (void)state;
+    char why[160];
+    tr_child_spec two[2] = {kid(&cfg_a, TR_PERMANENT),
+                            kid(&cfg_a, TR_PERMANENT)};
+    tr_sup_spec spec = {.children = two, .len = 2};
+
+    assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_EINVAL);
+    assert_non_null(strstr(why, "duplicate child id 'a'"));
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, NULL), TR_EINVAL);
+
+    two[1] = kid(&cfg_b, (tr_restart)7);
+    assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_EINVAL);
+    assert_non_null(strstr(why, "restart type"));
+
+    two[1] = kid(&cfg_b, TR_PERMANENT);
+    two[1].shutdown_ms = -5;
+    assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_EINVAL);
+    assert_non_null(strstr(why, "negative shutdown"));
+
+    two[1].shutdown_ms = TR_SHUTDOWN_BRUTAL;
+    assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_OK);
+
+    spec.strategy = TR_SIMPLE_ONE_FOR_ONE;
+    assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_EINVAL);
+    assert_non_null(strstr(why, "exactly one template"));
+
+    spec.strategy = TR_ONE_FOR_ONE;
+    two[1].behaviour = NULL;
+    assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_EINVAL);
+    two[1].behaviour = &worker;
+    two[1].id = "";
+    assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_EINVAL);
+    expect_quiet(10); /* nothing was started */
+}
+
+/* ---- order ---- */
+
+static void
+test_sup_children_start_in_order_and_stop_in_reverse(void **state)
+{
+    (void)state;
+    tr_child_spec kids[3] = {kid(&cfg_a, TR_PERMANENT),
+                             kid(&cfg_b, TR_PERMANENT),
+                             kid(&cfg_c, TR_PERMANENT)};
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 3, 0, 0);
+
+    expect(EV_INIT, "a", TR_OK);
+    expect(EV_INIT, "b", TR_OK);
+    expect(EV_INIT, "c", TR_OK);
+    assert_int_equal(tr_actor_stop(fx.ctx, sup), TR_OK);
+    expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
+    expect(EV_STOP, "b", TR_EXIT_SHUTDOWN);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+    assert_true(tr_test_wait_stopped(fx.sys, sup, 5000));
+}
+
+static void
+test_sup_system_shutdown_stops_the_tree_in_order(void **state)
+{
+    (void)state;
+    tr_child_spec kids[3] = {kid(&cfg_a, TR_PERMANENT),
+                             kid(&cfg_b, TR_PERMANENT),
+                             kid(&cfg_c, TR_PERMANENT)};
+    (void)start_sup(TR_ONE_FOR_ALL, kids, 3, 0, 0);
+    expect(EV_INIT, "a", TR_OK);
+    expect(EV_INIT, "b", TR_OK);
+    expect(EV_INIT, "c", TR_OK);
+    assert_int_equal(tr_system_shutdown(fx.sys, 5000), TR_OK);
+    expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
+    expect(EV_STOP, "b", TR_EXIT_SHUTDOWN);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+    /* teardown shuts down again: start a fresh system for it */
+    tr_mailbox_destroy(journal);
+    start(false);
+}
+
+/* ---- restarts ---- */
+
+static void
+test_sup_restart_keeps_address_name_and_queue(void **state)
+{
+    (void)state;
+    tr_child_spec kids[1] = {kid(&cfg_a, TR_PERMANENT)};
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 1, 5, 1000);
+    event first = expect(EV_INIT, "a", TR_OK);
+    tr_addr a = {first.addr};
+    tr_addr found;
+
+    assert_int_equal(tr_register(fx.ctx, "worker-a", a), TR_OK);
+    /* Queued together: the crash, then two pings that must survive it. */
+    send(a, MSG_CRASH);
+    send(a, MSG_PING);
+    send(a, MSG_PING);
+    expect(EV_STOP, "a", TR_EXIT_FAILED);
+    event again = expect(EV_INIT, "a", TR_OK);
+    assert_int_equal(again.addr, a.id); /* same address */
+    expect(EV_MSG, "a", 1);             /* fresh state, queue kept */
+    expect(EV_MSG, "a", 2);
+    assert_int_equal(tr_whereis(fx.sys, "worker-a", &found), TR_OK);
+    assert_int_equal(found.id, a.id);
+    /* The failing message is not redelivered: it is a dead letter. */
+    assert_int_equal(tr_load_relaxed(&failed_letters), 1);
+    assert_int_equal(addr_of(sup, "a").id, a.id);
+}
+
+static void
+test_sup_one_for_all_stops_others_in_reverse_then_restarts_all(void **state)
+{
+    (void)state;
+    tr_child_spec kids[3] = {kid(&cfg_a, TR_PERMANENT),
+                             kid(&cfg_b, TR_PERMANENT),
+                             kid(&cfg_c, TR_PERMANENT)};
+    (void)start_sup(TR_ONE_FOR_ALL, kids, 3, 5, 1000);
+    expect(EV_INIT, "a", TR_OK);
+    event b = expect(EV_INIT, "b", TR_OK);
+    expect(EV_INIT, "c", TR_OK);
+
+    send((tr_addr){b.addr}, MSG_CRASH);
+    expect(EV_STOP, "b", TR_EXIT_FAILED);
+    expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+    expect(EV_INIT, "a", TR_OK);
+    expect(EV_INIT, "b", TR_OK);
+    expect(EV_INIT, "c", TR_OK);
+    expect_quiet(20);
+}
+
+static void
+test_sup_rest_for_one_restarts_the_failed_and_later_children(void **state)
+{
+    (void)state;
+    tr_child_spec kids[3] = {kid(&cfg_a, TR_PERMANENT),
+                             kid(&cfg_b, TR_PERMANENT),
+                             kid(&cfg_c, TR_PERMANENT)};
+    (void)start_sup(TR_REST_FOR_ONE, kids, 3, 5, 1000);
+    expect(EV_INIT, "a", TR_OK);
+    event b = expect(EV_INIT, "b", TR_OK);
+    expect(EV_INIT, "c", TR_OK);
+
+    send((tr_addr){b.addr}, MSG_CRASH);
+    expect(EV_STOP, "b", TR_EXIT_FAILED);
+    expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
+    expect(EV_INIT, "b", TR_OK);
+    expect(EV_INIT, "c", TR_OK);
+    expect_quiet(20); /* a was left alone */
+}
+
+/* Which ends restart a child of each type. */
+static void
+test_sup_restart_types_by_exit_kind(void **state)
+{
+    (void)state;
+    tr_child_spec kids[3] = {kid(&cfg_a, TR_PERMANENT),
+                             kid(&cfg_b, TR_TRANSIENT),
+                             kid(&cfg_c, TR_TEMPORARY)};
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 3, 10, 1000);
+    tr_addr a = {expect(EV_INIT, "a", TR_OK).addr};
+    tr_addr b = {expect(EV_INIT, "b", TR_OK).addr};
+    tr_addr c = {expect(EV_INIT, "c", TR_OK).addr};
+    tr_child_counts counts;
+
+    /* permanent: restarted after a normal stop and after a failure */
+    send(a, MSG_QUIT);
+    expect(EV_STOP, "a", TR_EXIT_NORMAL);
+    expect(EV_INIT, "a", TR_OK);
+    send(a, MSG_CRASH);
+    expect(EV_STOP, "a", TR_EXIT_FAILED);
+    expect(EV_INIT, "a", TR_OK);
+
+    /* transient: restarted after a failure, not after a normal stop */
+    send(b, MSG_CRASH);
+    expect(EV_STOP, "b", TR_EXIT_FAILED);
+    expect(EV_INIT, "b", TR_OK);
+    send(b, MSG_QUIT);
+    expect(EV_STOP, "b", TR_EXIT_NORMAL);
+    assert_true(tr_test_wait_stopped(fx.sys, b, 5000));
+
+    /* temporary: never restarted, and forgotten */
+    send(c, MSG_CRASH);
+    expect(EV_STOP, "c", TR_EXIT_FAILED);
+    assert_true(tr_test_wait_stopped(fx.sys, c, 5000));
+    expect_quiet(20);
+
+    assert_int_equal(tr_sup_count_children(fx.ctx, sup, &counts, 5000), TR_OK);
+    assert_int_equal(counts.specs, 2); /* a and b; c is gone */
+    assert_int_equal(counts.active, 1);
+    assert_int_equal(counts.workers, 2);
+    assert_true(tr_addr_is_none(addr_of(sup, "b")));
+}
+
+static void
+test_sup_temporary_bystander_is_stopped_not_restarted(void **state)
+{
+    (void)state;
+    tr_child_spec kids[3] = {kid(&cfg_a, TR_PERMANENT),
+                             kid(&cfg_b, TR_TEMPORARY),
+                             kid(&cfg_c, TR_PERMANENT)};
+    tr_addr sup = start_sup(TR_ONE_FOR_ALL, kids, 3, 1, 1000);
+    tr_addr a = {expect(EV_INIT, "a", TR_OK).addr};
+    tr_addr b = {expect(EV_INIT, "b", TR_OK).addr};
+    expect(EV_INIT, "c", TR_OK);
+    tr_child_counts counts;
+
+    send(a, MSG_CRASH);
+    expect(EV_STOP, "a", TR_EXIT_FAILED);
+    expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
+    expect(EV_STOP, "b", TR_EXIT_SHUTDOWN);
+    expect(EV_INIT, "a", TR_OK);
+    expect(EV_INIT, "c", TR_OK);
+    assert_true(tr_test_wait_stopped(fx.sys, b, 5000));
+    assert_int_equal(tr_sup_count_children(fx.ctx, sup, &counts, 5000), TR_OK);
+    assert_int_equal(counts.specs, 2);
+    /* The round counted once, within an intensity of 1: still alive, and a
+     * second failure now would exceed it. */
+    send(a, MSG_CRASH);
+    expect(EV_STOP, "a", TR_EXIT_FAILED);
+    expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
+    assert_true(tr_test_wait_stopped(fx.sys, sup, 5000));
+}
+
+/* ---- intensity ---- */
+
+static void
+test_sup_intensity_window_slides(void **state)
+{
+    (void)state;
+    tr_child_spec kids[2] = {kid(&cfg_a, TR_PERMANENT),
+                             kid(&cfg_b, TR_PERMANENT)};
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 2, 2, 1000);
+    tr_addr a = {expect(EV_INIT, "a", TR_OK).addr};
+    expect(EV_INIT, "b", TR_OK);
+
+    /* Two restarts at t=0 and t=600. */
+    send(a, MSG_CRASH);
+    expect(EV_STOP, "a", TR_EXIT_FAILED);
+    expect(EV_INIT, "a", TR_OK);
+    assert_int_equal(tr_clock_advance(fx.sys, 600), TR_OK);
+    send(a, MSG_CRASH);
+    expect(EV_STOP, "a", TR_EXIT_FAILED);
+    expect(EV_INIT, "a", TR_OK);
+    /* t=1000: the first left the window, so a third is allowed. */
+    assert_int_equal(tr_clock_advance(fx.sys, 400), TR_OK);
+    send(a, MSG_CRASH);
+    expect(EV_STOP, "a", TR_EXIT_FAILED);
+    expect(EV_INIT, "a", TR_OK);
+    /* t=1000 still: 600 and 1000 are in the window, one more is too many. */
+    send(a, MSG_CRASH);
+    expect(EV_STOP, "a", TR_EXIT_FAILED);
+    expect(EV_STOP, "b", TR_EXIT_SHUTDOWN);
+    assert_true(tr_test_wait_stopped(fx.sys, sup, 5000));
+    /* A top-level supervisor that gives up ends its tree: reported, and
+     * tr_system_wait returns. */
+    assert_int_equal(tr_system_wait(fx.sys, 5000), TR_OK);
+    assert_true(tr_load_relaxed(&top_failures) >= 1);
+}
+
+static void
+test_sup_escalation_restarts_the_sub_supervisor(void **state)
+{
+    (void)state;
+    /* mid allows no restart: its child's failure makes it give up, and
+     * top restarts mid, which starts its child afresh. */
+    static tr_child_spec mid_kids[1];
+    mid_kids[0] = kid(&cfg_c, TR_PERMANENT);
+    static tr_sup_spec mid = {.name = "mid",
+                              .strategy = TR_ONE_FOR_ONE,
+                              .max_restarts = 0,
+                              .period_ms = 1000,
+                              .children = mid_kids,
+                              .len = 1};
+    tr_child_spec kids[2] = {kid(&cfg_a, TR_PERMANENT),
+                             {.id = "mid",
+                              .behaviour = &tr_supervisor_behaviour,
+                              .arg = &mid,
+                              .kind = TR_SUPERVISOR}};
+    tr_addr top = start_sup(TR_ONE_FOR_ONE, kids, 2, 3, 5000);
+    expect(EV_INIT, "a", TR_OK);
+    tr_addr c = {expect(EV_INIT, "c", TR_OK).addr};
+    tr_child_info info[4];
+    size_t n;
+
+    send(c, MSG_CRASH);
+    expect(EV_STOP, "c", TR_EXIT_FAILED);
+    /* mid ended c for good; restarted in place, it starts a fresh c. */
+    event again = expect(EV_INIT, "c", TR_OK);
+    assert_int_not_equal(again.addr, c.id);
+    assert_true(tr_test_wait_stopped(fx.sys, c, 5000));
+    assert_int_equal(tr_sup_which_children(fx.ctx, top, info, 4, &n, 5000),
+                     TR_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(info[1].id, "mid");
+    assert_int_equal(info[1].restarts, 1);
+    assert_int_equal(info[1].kind, TR_SUPERVISOR);
+    assert_int_equal(info[0].restarts, 0);
+    assert_int_equal(tr_system_wait(fx.sys, 1), TR_ETIMEDOUT);
+}
+
+/* ---- starting ---- */
+
+static void
+test_sup_start_failure_stops_started_children(void **state)
+{
+    (void)state;
+    tr_child_spec kids[3] = {kid(&cfg_a, TR_PERMANENT),
+                             kid(&cfg_b, TR_PERMANENT),
+                             kid(&cfg_c, TR_PERMANENT)};
+    tr_sup_spec spec = {.children = kids, .len = 3};
+    tr_system_stats st;
+
+    tr_store_relaxed(&cfg_b.init_rc, TR_ENOMEM);
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, NULL), TR_ENOMEM);
+    expect(EV_INIT, "a", TR_OK);
+    expect(EV_INIT, "b", TR_ENOMEM);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+    expect_quiet(20); /* c never started */
+    assert_int_equal(tr_system_stats_get(fx.sys, &st), TR_OK);
+    assert_int_equal(st.live_actors, 0);
+}
+
+static void
+test_sup_ignored_child_keeps_its_spec(void **state)
+{
+    (void)state;
+    tr_child_spec kids[3] = {kid(&cfg_a, TR_PERMANENT),
+                             kid(&cfg_b, TR_PERMANENT),
+                             kid(&cfg_c, TR_TEMPORARY)};
+    tr_store_relaxed(&cfg_b.init_rc, TR_IGNORE);
+    tr_store_relaxed(&cfg_c.init_rc, TR_IGNORE);
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 3, 0, 0);
+    tr_child_info info[4];
+    size_t n;
+    tr_addr b;
+
+    expect(EV_INIT, "a", TR_OK);
+    expect(EV_INIT, "b", TR_IGNORE);
+    expect(EV_INIT, "c", TR_IGNORE);
+    assert_int_equal(tr_sup_which_children(fx.ctx, sup, info, 4, &n, 5000),
+                     TR_OK);
+    assert_int_equal(n, 2); /* the temporary one was dropped */
+    assert_string_equal(info[1].id, "b");
+    assert_false(info[1].running);
+    /* It can be started later. */
+    tr_store_relaxed(&cfg_b.init_rc, TR_OK);
+    assert_int_equal(tr_sup_restart_child(fx.ctx, sup, "b", 5000, &b), TR_OK);
+    assert_int_equal(expect(EV_INIT, "b", TR_OK).addr, b.id);
+}
+
+/* ---- shutdown deadlines ---- */
+
+static void
+test_sup_shutdown_deadline_kills_a_slow_child(void **state)
+{
+    (void)state;
+    tr_child_spec kids[2] = {kid(&cfg_a, TR_PERMANENT),
+                             kid(&cfg_b, TR_PERMANENT)};
+    kids[0].shutdown_ms = 20;
+    kids[1].shutdown_ms = TR_SHUTDOWN_BRUTAL;
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 2, 0, 0);
+    tr_addr a = {expect(EV_INIT, "a", TR_OK).addr};
+    expect(EV_INIT, "b", TR_OK);
+    int ms = 300;
+    tr_child_info info[2];
+    size_t n;
+
+    /* a is busy for 300 ms: its 20 ms run out first, so it ends killed,
+     * without its stop callback. */
+    assert_int_equal(tr_send(fx.ctx, a, MSG_SLEEP, &ms, sizeof(ms)), TR_OK);
+    assert_int_equal(tr_sup_terminate_child(fx.ctx, sup, "a", 5000), TR_OK);
+    assert_true(tr_test_wait_stopped(fx.sys, a, 5000));
+    /* b is killed outright: no stop callback either. */
+    assert_int_equal(tr_sup_terminate_child(fx.ctx, sup, "b", 5000), TR_OK);
+    expect_quiet(20);
+    /* Terminating again is fine; both keep their specs. */
+    assert_int_equal(tr_sup_terminate_child(fx.ctx, sup, "a", 5000), TR_OK);
+    assert_int_equal(tr_sup_which_children(fx.ctx, sup, info, 2, &n, 5000),
+                     TR_OK);
+    assert_int_equal(n, 2);
+    assert_false(info[0].running);
+    assert_false(info[1].running);
+    char out[2048];
+    size_t len;
+    assert_int_equal(
+        tr_inspect_snapshot(fx.sys, TR_INSPECT_TEXT, out, sizeof(out), &len),
+        TR_OK);
+    assert_non_null(strstr(out, "killed: did not stop within 20 ms"));
+}
+
+/* ---- the run-time API ---- */
+
+static void
+test_sup_dynamic_children_and_api_errors(void **state)
+{
+    (void)state;
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, NULL, 0, 0, 0);
+    tr_child_spec d = kid(&cfg_d, TR_PERMANENT);
+    tr_addr got, again;
+    tr_child_counts counts;
+
+    assert_int_equal(tr_sup_start_child(fx.ctx, sup, &d, NULL, 5000, &got),
+                     TR_OK);
+    assert_int_equal(expect(EV_INIT, "d", TR_OK).addr, got.id);
+    assert_int_equal(tr_sup_start_child(fx.ctx, sup, &d, NULL, 5000, &again),
+                     TR_EALREADY);
+    assert_int_equal(again.id, got.id);
+    assert_int_equal(tr_sup_delete_child(fx.ctx, sup, "d", 5000), TR_ERUNNING);
+    assert_int_equal(tr_sup_restart_child(fx.ctx, sup, "d", 5000, NULL),
+                     TR_ERUNNING);
+    assert_int_equal(tr_sup_terminate_child(fx.ctx, sup, "d", 5000), TR_OK);
+    expect(EV_STOP, "d", TR_EXIT_SHUTDOWN);
+    assert_int_equal(tr_sup_start_child(fx.ctx, sup, &d, NULL, 5000, NULL),
+                     TR_EEXIST);
+    assert_int_equal(tr_sup_restart_child(fx.ctx, sup, "d", 5000, &again),
+                     TR_OK);
+    assert_int_not_equal(again.id, got.id); /* a new incarnation */
+    expect(EV_INIT, "d", TR_OK);
+    assert_int_equal(tr_sup_terminate_child(fx.ctx, sup, "d", 5000), TR_OK);
+    expect(EV_STOP, "d", TR_EXIT_SHUTDOWN);
+    assert_int_equal(tr_sup_delete_child(fx.ctx, sup, "d", 5000), TR_OK);
+    assert_int_equal(tr_sup_delete_child(fx.ctx, sup, "d", 5000), TR_ENOTFOUND);
+    assert_int_equal(tr_sup_terminate_child(fx.ctx, sup, "nope", 5000),
+                     TR_ENOTFOUND);
+    assert_int_equal(tr_sup_count_children(fx.ctx, sup, &counts, 5000), TR_OK);
+    assert_int_equal(counts.specs, 0);
+
+    /* A child whose init fails is not added. */
+    tr_store_relaxed(&cfg_d.init_rc, TR_ENOMEM);
+    assert_int_equal(tr_sup_start_child(fx.ctx, sup, &d, NULL, 5000, NULL),
+                     TR_ENOMEM);
+    expect(EV_INIT, "d", TR_ENOMEM);
+    assert_int_equal(tr_sup_count_children(fx.ctx, sup, &counts, 5000), TR_OK);
+    assert_int_equal(counts.specs, 0);
+
+    /* Misuse. */
+    d.restart = (tr_restart)9;
+    assert_int_equal(tr_sup_start_child(fx.ctx, sup, &d, NULL, 5000, NULL),
+                     TR_EINVAL);
+    assert_int_equal(tr_sup_terminate_child(fx.ctx, sup, NULL, 5000),
+                     TR_EINVAL);
+    assert_int_equal(tr_sup_count_children(fx.ctx, TR_ADDR_NONE, &counts, 100),
+                     TR_ENOACTOR);
+}
+
+static void
+test_sup_simple_one_for_one_starts_from_the_template(void **state)
+{
+    (void)state;
+    tr_child_spec tmpl = {
+        .id = "pool", .behaviour = &worker, .restart = TR_TRANSIENT};
+    tr_addr sup = start_sup(TR_SIMPLE_ONE_FOR_ONE, &tmpl, 1, 5, 1000);
+    tr_addr w[3];
+    wcfg *args[3] = {&cfg_a, &cfg_b, &cfg_c};
+    tr_child_info info[4];
+    size_t n;
+
+    expect_quiet(10); /* the template starts nothing */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(
+            tr_sup_start_child(fx.ctx, sup, NULL, args[i], 5000, &w[i]), TR_OK);
+        assert_int_equal(expect(EV_INIT, args[i]->id, TR_OK).addr, w[i].id);
+    }
+    assert_int_equal(tr_sup_which_children(fx.ctx, sup, info, 4, &n, 5000),
+                     TR_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(info[0].id, "1");
+    assert_string_equal(info[2].id, "3");
+
+    /* Failure: restarted in place (transient). Normal end: it leaves. */
+    send(w[1], MSG_CRASH);
+    expect(EV_STOP, "b", TR_EXIT_FAILED);
+    assert_int_equal(expect(EV_INIT, "b", TR_OK).addr, w[1].id);
+    send(w[1], MSG_QUIT);
+    expect(EV_STOP, "b", TR_EXIT_NORMAL);
+    assert_true(tr_test_wait_stopped(fx.sys, w[1], 5000));
+    assert_int_equal(tr_sup_terminate_child(fx.ctx, sup, "3", 5000), TR_OK);
+    expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
+    assert_int_equal(tr_sup_which_children(fx.ctx, sup, info, 4, &n, 5000),
+                     TR_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(info[0].id, "1");
+    assert_int_equal(tr_sup_delete_child(fx.ctx, sup, "1", 5000), TR_ESTATE);
+}
+
+/* ---- backoff ---- */
+
+typedef struct which_arg {
+    tr_addr sup;
+} which_arg;
+
+/* The supervisor has the report of its only child's end (the child's
+ * `stop` journals before the report reaches the supervisor). */
+static bool
+child_not_running(void *arg)
+{
+    tr_child_info info[1];
+    size_t n = 0;
+    return tr_sup_which_children(fx.ctx, ((which_arg *)arg)->sup, info, 1, &n,
+                                 5000) == TR_OK &&
+           n == 1 && !info[0].running;
+}
+
+static void
+test_sup_backoff_delays_restarts_and_answers_meanwhile(void **state)
+{
+    (void)state;
+    tr_child_spec kids[1] = {kid(&cfg_a, TR_PERMANENT)};
+    kids[0].backoff = (tr_backoff){.min_ms = 100, .max_ms = 250};
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 1, 1, 1000);
+    tr_addr a = {expect(EV_INIT, "a", TR_OK).addr};
+    tr_child_info info[1];
+    size_t n;
+
+    /* 100, 200, then 250 (the cap); backoff restarts do not count towards
+     * the intensity of 1. */
+    const unsigned delays[3] = {100, 200, 250};
+    for (int i = 0; i < 3; i++) {
+        send(a, MSG_CRASH);
+        expect(EV_STOP, "a", TR_EXIT_FAILED);
+        /* Between restarts the supervisor answers, and says so. */
+        which_arg w = {sup};
+        assert_true(tr_test_wait_until(child_not_running, &w, 5000));
+        assert_int_equal(tr_sup_which_children(fx.ctx, sup, info, 1, &n, 5000),
+                         TR_OK);
+        assert_false(info[0].running);
+        assert_int_equal(tr_sup_restart_child(fx.ctx, sup, "a", 5000, NULL),
+                         TR_ERESTARTING);
+        assert_int_equal(tr_clock_advance(fx.sys, delays[i] - 1), TR_OK);
+        expect_quiet(20);
+        assert_int_equal(tr_clock_advance(fx.sys, 1), TR_OK);
+        assert_int_equal(expect(EV_INIT, "a", TR_OK).addr, a.id);
+    }
+}
+
+static void
+test_sup_failing_restarts_are_retried_until_intensity(void **state)
+{
+    (void)state;
+    tr_child_spec kids[1] = {kid(&cfg_a, TR_PERMANENT)};
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 1, 3, 1000);
+    tr_addr a = {expect(EV_INIT, "a", TR_OK).addr};
+
+    /* Every restart's init fails: attempts continue, each counted, until
+     * the fourth is one too many and the supervisor gives up. */
+    tr_store_relaxed(&cfg_a.init_rc, TR_ENOMEM);
+    send(a, MSG_CRASH);
+    expect(EV_STOP, "a", TR_EXIT_FAILED);
+    for (int i = 0; i < 3; i++) {
+        expect(EV_INIT, "a", TR_ENOMEM);
+    }
+    assert_true(tr_test_wait_stopped(fx.sys, sup, 5000));
+    assert_true(tr_test_wait_stopped(fx.sys, a, 5000));
+    expect_quiet(20);
+}
+
+int
+main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define M(fn) cmocka_unit_test_setup_teardown(fn, setup_manual, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_sup_invalid_specs_are_rejected_with_a_reason),
+        T(test_sup_children_start_in_order_and_stop_in_reverse),
+        T(test_sup_system_shutdown_stops_the_tree_in_order),
+        T(test_sup_restart_keeps_address_name_and_queue),
+        T(test_sup_one_for_all_stops_others_in_reverse_then_restarts_all),
+        T(test_sup_rest_for_one_restarts_the_failed_and_later_children),
+        T(test_sup_restart_types_by_exit_kind),
+        T(test_sup_temporary_bystander_is_stopped_not_restarted),
+        M(test_sup_intensity_window_slides),
+        T(test_sup_escalation_restarts_the_sub_supervisor),
+        T(test_sup_start_failure_stops_started_children),
+        T(test_sup_ignored_child_keeps_its_spec),
+        T(test_sup_shutdown_deadline_kills_a_slow_child),
+        T(test_sup_dynamic_children_and_api_errors),
+        T(test_sup_simple_one_for_one_starts_from_the_template),
+        M(test_sup_backoff_delays_restarts_and_answers_meanwhile),
+        T(test_sup_failing_restarts_are_retried_until_intensity),
+    };
+#undef T
+#undef M
+    return cmocka_run_group_tests_name("supervisor", tests, NULL, NULL);
+}

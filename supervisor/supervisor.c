@@ -1445,6 +1445,59 @@ tr_sup_count_children(tr_ctx *ctx, tr_addr sup, tr_child_counts *out,
     return rc;
 }
 
+/* The next segment of a path, after its '/': its length, 0 at the end. */
+static size_t
+segment(const char **p)
+{
+    if (**p != '/') {
+        return 0;
+    }
+    (*p)++;
+    return strcspn(*p, "/");
+}
+
+static bool
+named(const char *name, const char *seg, size_t len)
+{
+    return strlen(name) == len && memcmp(name, seg, len) == 0;
+}
+
+int
+tr_whereis_path(tr_system *sys, const char *path, tr_addr *out)
+{
+    if (sys == NULL || path == NULL || out == NULL) {
+        return TR_EINVAL;
+    }
+    int rc = TR_ENOTFOUND;
+    const char *p = path;
+    size_t len = segment(&p);
+    pthread_mutex_lock(&sys->tree_lock);
+    const tr_sup *s = NULL;
+    for (uint32_t i = 0; i < sys->nroots && len != 0; i++) {
+        const tr_sup *r = sys->roots[i];
+        if (named(r->name, p, len)) {
+            s = r;
+        }
+    }
+    tr_addr found = s != NULL ? (tr_addr){s->self} : TR_ADDR_NONE;
+    for (p += len; s != NULL && (len = segment(&p)) != 0; p += len) {
+        const child *c = NULL;
+        for (uint32_t i = first_listed(s); i < s->n && c == NULL; i++) {
+            if (named(s->kids[i]->id, p, len)) {
+                c = s->kids[i];
+            }
+        }
+        found = c != NULL && c->state == CHILD_RUNNING ? c->addr : TR_ADDR_NONE;
+        s = c != NULL ? c->sub : NULL;
+    }
+    if (*p == '\0' && !tr_addr_is_none(found)) {
+        *out = found;
+        rc = TR_OK;
+    }
+    pthread_mutex_unlock(&sys->tree_lock);
+    return rc;
+}
+
 int
 tr_system_wait(tr_system *sys, uint32_t timeout_ms)
 {

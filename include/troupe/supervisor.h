@@ -189,6 +189,16 @@ TR_API int tr_sup_count_children(tr_ctx *ctx, tr_addr sup, tr_child_counts *out,
                                  uint32_t timeout_ms);
 
 /**
+ * The address of the supervised actor at `path`: a top-level supervisor's
+ * name, then child ids, each after a '/' ("/app/db/pool/3").
+ *
+ * Context:   any thread.
+ * Returns:   TR_OK and `*out`; TR_ENOTFOUND when no child has that path
+ *            or it is not running now; TR_EINVAL.
+ */
+TR_API int tr_whereis_path(tr_system *sys, const char *path, tr_addr *out);
+
+/**
  * Wait until a top-level supervision tree has given up (every top-level
  * supervisor that gives up ends its tree and wakes this).
  *

@@ -69,6 +69,7 @@ w_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
     case MSG_SLEEP: {
         int ms;
         memcpy(&ms, msg->data, sizeof(ms));
+        note(EV_MSG, w->cfg->id, ++w->handled, tr_self(ctx).id);
         nanosleep(&(struct timespec){.tv_nsec = ms * 1000000L}, NULL);
         return TR_OK;
     }
@@ -635,6 +636,7 @@ test_sup_shutdown_deadline_kills_a_slow_child(void **state)
     /* a is busy for 300 ms: its 20 ms run out first, so it ends killed,
      * without its stop callback. */
     assert_int_equal(tr_send(fx.ctx, a, MSG_SLEEP, &ms, sizeof(ms)), TR_OK);
+    expect(EV_MSG, "a", 1); /* it is asleep in the handler now */
     assert_int_equal(tr_sup_terminate_child(fx.ctx, sup, "a", 5000), TR_OK);
     assert_true(tr_test_wait_stopped(fx.sys, a, 5000));
     /* b is killed outright: no stop callback either. */

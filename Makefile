@@ -12,7 +12,7 @@ deps:
 demo: deps
 	cmake --preset release
 	cmake --build --preset release -j $(JOBS)
-	./build/release/samples/sample_counter
+	./build/release/samples/sample_supervision
 
 test: deps test-dev test-asan test-tsan
 

@@ -778,6 +778,7 @@ spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
     a->behaviour = behaviour;
     a->table = NULL;
     tr_store_relaxed(&a->cap, mailbox_cap);
+    tr_store_relaxed(&a->handled, 0); /* this incarnation's count */
     gen = tr_load_relaxed(&a->gen) + 1;
     /*
      * seq_cst: publishes the incarnation (and the fields above) to senders,

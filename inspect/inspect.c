@@ -116,7 +116,7 @@ walk(tr_system *sys, nodes *ns, const tr_sup *s, const char *path,
             return;
         }
         nd->depth = depth;
-        snprintf(nd->path, sizeof(nd->path), "%s/%s", path, c->id);
+        snprintf(nd->path, sizeof(nd->path), "%.190s/%.63s", path, c->id);
         nd->addr = c->state == CHILD_DOWN ? 0 : c->addr.id;
         nd->behaviour = c->spec.behaviour->name != NULL
                             ? c->spec.behaviour->name

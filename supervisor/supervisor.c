@@ -287,6 +287,15 @@ set_state(tr_ctx *ctx, child *c, child_state st)
     tree_unlock(ctx);
 }
 
+/* Modes are read by inspection too. */
+static void
+set_mode(tr_ctx *ctx, tr_sup *s, sup_mode mode)
+{
+    tree_lock(ctx);
+    s->mode = mode;
+    tree_unlock(ctx);
+}
+
 /* End a held child for good (its `stop` has run). */
 static void
 finish_child(tr_ctx *ctx, child *c)
@@ -461,7 +470,7 @@ give_up(tr_ctx *ctx, tr_sup *s, child *c)
     snprintf(s->give_up_text, sizeof(s->give_up_text),
              "%.24s: more than %u restarts in %u ms; child '%.24s': %.40s",
              s->name, s->max_restarts, s->period_ms, c->id, c->last.text);
-    s->mode = SUP_GIVE_UP;
+    set_mode(ctx, s, SUP_GIVE_UP);
     for (uint32_t i = 0; i < s->n; i++) {
         s->kids[i]->want_stop = s->kids[i]->state == CHILD_RUNNING;
     }
@@ -476,6 +485,7 @@ give_up(tr_ctx *ctx, tr_sup *s, child *c)
 static void
 restart_wanted(tr_ctx *ctx, tr_sup *s)
 {
+    char why[sizeof(((tr_signal *)0)->text)];
     child *failed = NULL;
     int rc = TR_OK;
     uint32_t i;
@@ -485,13 +495,14 @@ restart_wanted(tr_ctx *ctx, tr_sup *s)
         if (c->state != CHILD_HELD || !c->want_restart) {
             continue;
         }
-        rc = tr__actor_reinit(ctx, c->slot, c->arg, c->last.text,
-                              sizeof(c->last.text));
+        rc = tr__actor_reinit(ctx, c->slot, c->arg, why, sizeof(why));
         if (rc == TR_IGNORE) {
             c->want_restart = false;
+            tree_lock(ctx);
             c->last.kind = TR_EXIT_NORMAL;
             c->last.code = TR_OK;
             snprintf(c->last.text, sizeof(c->last.text), "ignored");
+            tree_unlock(ctx);
             finish_child(ctx, c);
             continue;
         }
@@ -504,11 +515,13 @@ restart_wanted(tr_ctx *ctx, tr_sup *s)
         c->restarts++;
         c->up_ms = now_ms(ctx);
         tree_unlock(ctx);
+        c->undecided = false; /* a round restarted it: nothing to decide */
     }
     if (failed != NULL) {
         tree_lock(ctx);
         failed->last.kind = TR_EXIT_FAILED;
         failed->last.code = rc;
+        snprintf(failed->last.text, sizeof(failed->last.text), "%s", why);
         failed->fail_ms = now_ms(ctx);
         failed->restarts++;
         tree_unlock(ctx);
@@ -587,7 +600,7 @@ sequence_next(tr_ctx *ctx, tr_sup *s)
         s->kids[i]->want_stop = false;
     }
     sup_mode mode = s->mode;
-    s->mode = SUP_IDLE;
+    set_mode(ctx, s, SUP_IDLE);
     switch (mode) {
     case SUP_ROUND:
         /* Bystanders that are not restarted end here. */
@@ -644,7 +657,9 @@ sequence_next(tr_ctx *ctx, tr_sup *s)
         child *c = s->kids[i];
         if (c->undecided) {
             c->undecided = false;
-            decide(ctx, s, c);
+            if (c->state == CHILD_HELD) {
+                decide(ctx, s, c);
+            }
         }
     }
     if (s->mode == SUP_IDLE && s->retry_pending) {
@@ -706,7 +721,7 @@ decide(tr_ctx *ctx, tr_sup *s, child *c)
             k->want_restart = k->spec.restart != TR_TEMPORARY || k == c;
         }
     }
-    s->mode = SUP_ROUND;
+    set_mode(ctx, s, SUP_ROUND);
     sequence_next(ctx, s);
 }
 
@@ -884,7 +899,7 @@ do_terminate_child(tr_ctx *ctx, tr_sup *s, const admin_req *q, tr_reply_to *h,
         return true;
     }
     c->want_stop = true;
-    s->mode = SUP_ADMIN;
+    set_mode(ctx, s, SUP_ADMIN);
     s->admin_reply = h;
     s->admin_child = c;
     sequence_next(ctx, s);
@@ -1239,7 +1254,7 @@ sup_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
             reply(s->admin_reply, &rep, sizeof(rep));
             s->admin_reply = NULL;
         }
-        s->mode = SUP_TERMINATE;
+        set_mode(ctx, s, SUP_TERMINATE);
         for (uint32_t i = 0; i < s->n; i++) {
             child *c = s->kids[i];
             c->want_stop = c->state == CHILD_RUNNING;

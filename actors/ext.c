@@ -503,8 +503,11 @@ tr_register(tr_ctx *ctx, const char *name, tr_addr who)
     /* Lock order: names, then a record (the ender takes them apart). */
     pthread_rwlock_wrlock(&n->lock);
     pthread_mutex_lock(&x->lock);
-    if (find(n, name) != NULL) {
-        rc = TR_EEXIST;
+    name_slot *have = find(n, name);
+    if (have != NULL) {
+        /* Its own name already (say, registered again by `init` after a
+         * restart in place): nothing to do. */
+        rc = have->id == who.id ? TR_OK : TR_EEXIST;
     } else if (!own_lists(a, x, (uint32_t)(who.id >> 32))) {
         rc = TR_ENOACTOR;
     } else if (x->name != NULL) {

@@ -92,11 +92,14 @@ TR_API int tr_trap_exits(tr_ctx *ctx, bool on);
 
 /**
  * Register `who` under `name` (copied, 1 to 63 bytes). The name is released
- * when the actor ends; a restart in place keeps it.
+ * when the actor ends; a restart in place keeps it, and registering an
+ * actor again under its own name is a no-op (so `init` may register its
+ * actor at every start).
  *
  * Context:   a handler or a plain thread.
  * Returns:   TR_OK; TR_EINVAL for NULL or a bad name; TR_EEXIST when the
- *            name is taken; TR_EALREADY when `who` has a name already;
+ *            name is another actor's; TR_EALREADY when `who` has another
+ *            name already;
  *            TR_ENOACTOR; TR_ENOMEM.
  */
 TR_API int tr_register(tr_ctx *ctx, const char *name, tr_addr who);

@@ -127,22 +127,6 @@ note(const service *svc, int what)
     }
 }
 
-/* Register under `name`. A restart in place keeps the name, so from the
- * second start on it is ours already (TR_EEXIST). */
-static int
-register_self(tr_ctx *ctx, const char *name)
-{
-    tr_addr owner;
-    int rc = tr_register(ctx, name, tr_self(ctx));
-
-    if ((rc == TR_EEXIST || rc == TR_EALREADY) &&
-        tr_whereis(tr_ctx_system(ctx), name, &owner) == TR_OK &&
-        tr_addr_eq(owner, tr_self(ctx))) {
-        rc = TR_OK;
-    }
-    return rc;
-}
-
 /* ---- the cache: answers GETs once the loader has filled it ---- */
 
 typedef struct cache {
@@ -158,7 +142,8 @@ cache_init(tr_ctx *ctx, void *state, const void *arg)
 {
     (void)state; /* zeroed at every start: empty, not loaded */
     note(arg, NOTE_CACHE);
-    return register_self(ctx, "cache");
+    /* A restart keeps the name; registering it again is a no-op. */
+    return tr_register(ctx, "cache", tr_self(ctx));
 }
 
 static int
@@ -300,7 +285,7 @@ worker_init(tr_ctx *ctx, void *state, const void *arg)
 
     (void)state;
     snprintf(name, sizeof(name), "pool.%u", *(const unsigned *)arg);
-    return register_self(ctx, name);
+    return tr_register(ctx, name, tr_self(ctx));
 }
 
 /* REQ_GET, called by the router. */
@@ -351,7 +336,7 @@ auditor_init(tr_ctx *ctx, void *state, const void *arg)
 {
     (void)state;
     note(arg, NOTE_AUDITOR);
-    return register_self(ctx, "auditor");
+    return tr_register(ctx, "auditor", tr_self(ctx));
 }
 
 static int
@@ -391,7 +376,7 @@ router_init(tr_ctx *ctx, void *state, const void *arg)
 {
     (void)state;
     (void)arg;
-    return register_self(ctx, "router");
+    return tr_register(ctx, "router", tr_self(ctx));
 }
 
 static int on_worker_reply(tr_ctx *ctx, void *state,

@@ -481,6 +481,53 @@ traps_exits(tr_actor *a)
     return on;
 }
 
+/* Append `s` at `*at` within `buf[cap]`. */
+static void
+put_str(char *buf, size_t cap, size_t *at, const char *s)
+{
+    while (*s != '\0' && *at + 1 < cap) {
+        buf[(*at)++] = *s++;
+    }
+    buf[*at] = '\0';
+}
+
+static void
+put_int(char *buf, size_t cap, size_t *at, long long v)
+{
+    char digits[24];
+    size_t n = sizeof(digits);
+    unsigned long long u =
+        v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+
+    digits[--n] = '\0';
+    do {
+        digits[--n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0) {
+        digits[--n] = '-';
+    }
+    put_str(buf, cap, at, &digits[n]);
+}
+
+/*
+ * "handler for message type T returned RC (NAME)": built by hand, as
+ * snprintf costs more than the rest of a restart.
+ */
+static void
+describe_failure(char *buf, size_t cap, uint32_t type, int rc)
+{
+    size_t at = 0;
+
+    put_str(buf, cap, &at, "handler for message type ");
+    put_int(buf, cap, &at, type);
+    put_str(buf, cap, &at, " returned ");
+    put_int(buf, cap, &at, rc);
+    put_str(buf, cap, &at, " (");
+    put_str(buf, cap, &at, tr_errname(rc));
+    put_str(buf, cap, &at, ")");
+}
+
 /* After a callback: end the actor if it asked to stop or failed; true
  * when it ended. */
 static bool
@@ -494,9 +541,7 @@ ended(tr_ctx *ctx, int rc, uint32_t type)
     if (ctx->fail_code != 0) {
         exit = (tr_exit){TR_EXIT_FAILED, ctx->fail_code, ctx->fail_text};
     } else if (rc != TR_OK) {
-        snprintf(ctx->fail_text, sizeof(ctx->fail_text),
-                 "handler for message type %u returned %d (%s)", type, rc,
-                 tr_errname(rc));
+        describe_failure(ctx->fail_text, sizeof(ctx->fail_text), type, rc);
         exit = (tr_exit){TR_EXIT_FAILED, rc, ctx->fail_text};
     } else {
         exit = (tr_exit){TR_EXIT_NORMAL, TR_OK, "normal"};

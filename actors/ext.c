@@ -109,7 +109,8 @@ tr__signal_fill(tr_signal *s, uint64_t who, uint64_t ref, const tr_exit *exit)
     s->ref = ref;
     s->kind = exit->kind;
     s->code = exit->code;
-    snprintf(s->text, sizeof(s->text), "%s", exit->text);
+    size_t n = strnlen(exit->text, sizeof(s->text) - 1);
+    memcpy(s->text, exit->text, n); /* the memset ended it */
 }
 
 /* Send a signal (a DOWN, or a link exit) to `to`; dropped if it is gone. */

@@ -58,7 +58,8 @@ struct tr_sup {
     uint32_t n, cap;
     uint32_t next_serial;
     uint32_t next_ordinal; /* simple_one_for_one ids */
-    uint64_t *window;      /* restart times, oldest first */
+    uint64_t *window;      /* restart times: a ring of max_restarts + 1 */
+    uint32_t wfirst;       /* its oldest */
     uint32_t nwindow;
     uint64_t self;
     bool top;

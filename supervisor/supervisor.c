@@ -389,18 +389,17 @@ static bool
 count_restart(tr_ctx *ctx, tr_sup *s)
 {
     uint64_t now = now_ms(ctx);
-    uint32_t keep = 0;
+    uint32_t size = s->max_restarts + 1;
 
-    for (uint32_t i = 0; i < s->nwindow; i++) {
-        if (now - s->window[i] < s->period_ms) {
-            s->window[keep++] = s->window[i];
-        }
+    /* Times only grow, so those out of the period are the oldest. */
+    while (s->nwindow != 0 && now - s->window[s->wfirst] >= s->period_ms) {
+        s->wfirst = (s->wfirst + 1) % size;
+        s->nwindow--;
     }
-    s->nwindow = keep;
-    if (keep >= s->max_restarts) {
+    if (s->nwindow >= s->max_restarts) {
         return false;
     }
-    s->window[s->nwindow++] = now;
+    s->window[(s->wfirst + s->nwindow++) % size] = now;
     return true;
 }
 

@@ -281,6 +281,9 @@ destroy_ctl_one(tr_envelope *env)
 {
     if (env->kind == TR_CTL_REPLY) {
         tr__call_drop_outcome(env);
+    } else if (env->kind == TR_CTL_HOOK) {
+        tr_ctl_hook *h = (tr_ctl_hook *)(void *)env;
+        h->drop(h);
     } else {
         tr__env_destroy(env);
     }
@@ -372,6 +375,12 @@ tr__actor_end(tr_ctx *ctx, const tr_exit *exit)
 
     if (b->stop != NULL) {
         b->stop(ctx, tr__actor_state(a), exit);
+    }
+    /* After `stop`, which may still use (or cancel) what they guard. */
+    while (a->exits != NULL) {
+        tr_exit_hook *h = a->exits;
+        a->exits = h->next;
+        h->fn(h, ctx);
     }
     /* Release: a sender that reads the new generation fails; anything it
      * pushed before is drained below or waits for the next incarnation. */
@@ -466,6 +475,51 @@ dispatch(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
     return false;
 }
 
+bool
+tr__actor_handle_borrowed(tr_ctx *ctx, void *state, uint32_t type,
+                          const void *data, uint32_t size, uint64_t *handled)
+{
+    tr_msg msg = {
+        .type = type,
+        .size = size,
+        .data = data,
+        .from = TR_ADDR_NONE,
+        .call = NULL,
+    };
+    tr_handle_fn fn = pick_handler(ctx->actor, type);
+    int rc;
+
+    if (tr_unlikely(fn == NULL)) {
+        tr__actor_count_dead(ctx, ctx->self, type, TR_DEAD_UNHANDLED);
+        return false;
+    }
+    rc = fn(ctx, state, &msg);
+    (*handled)++;
+    if (tr_unlikely(rc != TR_OK || ctx->stop || ctx->fail_code != 0)) {
+        return ended(ctx, rc, type);
+    }
+    return false;
+}
+
+void
+tr__actor_on_exit(tr_ctx *ctx, tr_exit_hook *h)
+{
+    h->next = ctx->actor->exits;
+    ctx->actor->exits = h;
+}
+
+bool
+tr__actor_cancel_exit(tr_ctx *ctx, tr_exit_hook *h)
+{
+    for (tr_exit_hook **p = &ctx->actor->exits; *p != NULL; p = &(*p)->next) {
+        if (*p == h) {
+            *p = h->next;
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Run one control message; true when the actor ended. */
 static bool
 run_ctl(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
@@ -495,6 +549,10 @@ run_ctl(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
             return ended(ctx, rc, type);
         }
         return false;
+    }
+    case TR_CTL_HOOK: {
+        tr_ctl_hook *h = (tr_ctl_hook *)(void *)env;
+        return h->run(h, ctx, state, handled);
     }
     default:
         TR_ASSERT(!"unknown control message");

@@ -3,6 +3,7 @@
 #define TROUPE_H
 
 #include <troupe/actor.h>
+#include <troupe/broadcast.h>
 #include <troupe/call.h>
 #include <troupe/channel.h>
 #include <troupe/common.h>

@@ -12,5 +12,6 @@
 #include <troupe/system.h>
 #include <troupe/timer.h>
 #include <troupe/version.h>
+#include <troupe/watch.h>
 
 #endif /* TROUPE_H */

@@ -93,7 +93,8 @@ typedef struct bchan bchan;
 typedef struct receiver {
     /* Written by the receiver, read by senders' scans. 0: none. */
     tr_atomic(uint64_t) pin;
-    uint64_t cursor; /* receiver only */
+    /* Written by the receiver only (relaxed); read by tr_broadcast_len. */
+    tr_atomic(uint64_t) cursor;
     bchan *ch;
     /* The channel's list, under its lock. */
     struct receiver *prev;
@@ -259,7 +260,7 @@ static void
 link_receiver(bchan *ch, receiver *r)
 {
     r->ch = ch;
-    r->cursor = tr_load_relaxed(&ch->tail);
+    tr_init_relaxed(&r->cursor, tr_load_relaxed(&ch->tail));
     tr_init_relaxed(&r->pin, 0);
     r->detached = false;
     r->prev = &ch->list;
@@ -328,17 +329,19 @@ position(receiver *r, uint64_t *avail, uint64_t *missed)
     /* Acquire: head is stored before the slot it frees is touched. */
     uint64_t head = tr_load_acq(&ch->head);
 
-    if (r->cursor < head) {
-        *missed = head - r->cursor;
-        r->cursor = head;
+    uint64_t cursor = tr_load_relaxed(&r->cursor);
+
+    if (cursor < head) {
+        *missed = head - cursor;
+        tr_store_relaxed(&r->cursor, head);
         return TR_ELAGGED;
     }
-    if (r->cursor != tail) {
-        *avail = tail - r->cursor;
+    if (cursor != tail) {
+        *avail = tail - cursor;
         return TR_OK;
     }
     /* Acquire, then tail again: closing follows the last send. */
-    if (tr_load_acq(&ch->closed) && r->cursor == tr_load_acq(&ch->tail)) {
+    if (tr_load_acq(&ch->closed) && cursor == tr_load_acq(&ch->tail)) {
         return TR_ECLOSED;
     }
     return TR_ETIMEDOUT;
@@ -351,9 +354,9 @@ lag_from(receiver *r)
     /* Acquire: the sender stored head before its BUSY store, which this
      * reader's failed validation saw (or a later store). */
     uint64_t head = tr_load_acq(&r->ch->head);
-    uint64_t missed = head - r->cursor;
+    uint64_t missed = head - tr_load_relaxed(&r->cursor);
 
-    r->cursor = head;
+    tr_store_relaxed(&r->cursor, head);
     return missed;
 }
 
@@ -498,6 +501,30 @@ tr_broadcast_send(tr_broadcast_tx *tx, const void *data, size_t size)
 }
 
 size_t
+tr_broadcast_len(tr_broadcast_tx *tx)
+{
+    bchan *ch = of_tx(tx);
+    uint64_t tail;
+    uint64_t oldest;
+
+    if (ch == NULL) {
+        return 0;
+    }
+    pthread_mutex_lock(&ch->lock);
+    tail = tr_load_relaxed(&ch->tail);
+    oldest = tail;
+    for (receiver *r = ch->list.next; r != &ch->list; r = r->next) {
+        /* Relaxed: a snapshot; a cursor only grows. */
+        uint64_t c = tr_load_relaxed(&r->cursor);
+        if (!r->detached && c < oldest) {
+            oldest = c;
+        }
+    }
+    pthread_mutex_unlock(&ch->lock);
+    return (size_t)(tail - oldest < ch->cap ? tail - oldest : ch->cap);
+}
+
+size_t
 tr_broadcast_receiver_count(tr_broadcast_tx *tx)
 {
     bchan *ch = of_tx(tx);
@@ -547,6 +574,7 @@ try_take(receiver *r, const tr_broadcast_value **out, uint64_t *lagged)
 {
     uint64_t avail;
     uint64_t missed;
+    uint64_t cursor;
     bvalue *v;
     int rc = position(r, &avail, &missed);
 
@@ -561,8 +589,9 @@ try_take(receiver *r, const tr_broadcast_value **out, uint64_t *lagged)
     }
     /* seq_cst: the pin is visible to any scan that could free the value
      * (top comment). */
-    tr_store_seqcst(&r->pin, pin_of(r->cursor, 1));
-    v = read_slot(r->ch, r->cursor);
+    cursor = tr_load_relaxed(&r->cursor);
+    tr_store_seqcst(&r->pin, pin_of(cursor, 1));
+    v = read_slot(r->ch, cursor);
     if (v != NULL) {
         /* Relaxed: the ring's reference cannot go while we are pinned. */
         tr_faa_relaxed(&v->refs, 1);
@@ -576,7 +605,7 @@ try_take(receiver *r, const tr_broadcast_value **out, uint64_t *lagged)
         }
         return TR_ELAGGED;
     }
-    r->cursor++;
+    tr_store_relaxed(&r->cursor, cursor + 1);
     *out = v;
     return TR_OK;
 }
@@ -698,6 +727,7 @@ sub_drain(tr_sub *s, tr_ctx *ctx, void *state, uint64_t *handled)
     for (;;) {
         uint64_t avail = 0;
         uint64_t missed = 0;
+        uint64_t cursor;
         uint64_t n;
         int rc = position(r, &avail, &missed);
 
@@ -729,9 +759,10 @@ sub_drain(tr_sub *s, tr_ctx *ctx, void *state, uint64_t *handled)
         n = avail < PIN_SPAN ? avail : PIN_SPAN;
         n = n < budget ? n : budget;
         /* seq_cst: see "Reclamation" above. */
-        tr_store_seqcst(&r->pin, pin_of(r->cursor, n));
-        for (uint64_t i = 0; i < n; i++) {
-            bvalue *v = read_slot(r->ch, r->cursor);
+        cursor = tr_load_relaxed(&r->cursor);
+        tr_store_seqcst(&r->pin, pin_of(cursor, n));
+        for (uint64_t i = 0; i < n; i++, cursor++) {
+            bvalue *v = read_slot(r->ch, cursor);
             if (v == NULL) {
                 missed = lag_from(r);
                 tr_store_rel(&r->pin, 0);
@@ -740,7 +771,7 @@ sub_drain(tr_sub *s, tr_ctx *ctx, void *state, uint64_t *handled)
                 }
                 break;
             }
-            r->cursor++;
+            tr_store_relaxed(&r->cursor, cursor + 1);
             budget--;
             if (tr__actor_handle_borrowed(ctx, state, b->types.value_type,
                                           v->data, v->size, handled)) {

@@ -83,6 +83,17 @@ TR_API TR_NODISCARD int tr_broadcast_send(tr_broadcast_tx *tx, const void *data,
                                           size_t size);
 
 /**
+ * How many values are queued: sent, still in the ring, and not yet seen by
+ * at least one receiver (tokio's Sender::len; a snapshot). A publisher
+ * that must not make receivers lag can hold back while this is close to
+ * the capacity.
+ *
+ * Context:   any thread.
+ * Returns:   the count (at most the capacity); 0 for NULL.
+ */
+TR_API size_t tr_broadcast_len(tr_broadcast_tx *tx);
+
+/**
  * How many receivers (threads and actor subscriptions) the channel has now
  * (a snapshot).
  *

@@ -533,12 +533,13 @@ sub_destroy(tr_sub *s)
 {
     wsub *w = sub_of(s);
     wchan *ch = w->ch;
+    size_t bytes = sub_bytes(ch->size); /* ch may go once unlocked */
     bool last;
 
     pthread_mutex_lock(&ch->lock);
     last = drop_handle(ch);
     pthread_mutex_unlock(&ch->lock);
-    tr__free(w, sub_bytes(ch->size));
+    tr__free(w, bytes);
     if (last) {
         destroy(ch);
     }

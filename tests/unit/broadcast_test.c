@@ -100,6 +100,39 @@ test_broadcast_lag_is_exact_and_resumes_at_the_oldest(void **state)
 }
 
 static void
+test_broadcast_len_counts_what_the_slowest_has_not_seen(void **state)
+{
+    tr_broadcast_tx *tx;
+    tr_broadcast_rx *a;
+    tr_broadcast_rx *b;
+
+    (void)state;
+    assert_int_equal(tr_broadcast_create(8, 8, &tx), TR_OK);
+    assert_int_equal(tr_broadcast_len(tx), 0);
+    assert_int_equal(tr_broadcast_subscribe(tx, &a), TR_OK);
+    assert_int_equal(tr_broadcast_subscribe(tx, &b), TR_OK);
+    for (uint64_t i = 0; i < 3; i++) {
+        send_u64(tx, i);
+    }
+    assert_int_equal(tr_broadcast_len(tx), 3);
+    for (uint64_t i = 0; i < 3; i++) {
+        assert_int_equal(take_u64(a, 0), i);
+    }
+    assert_int_equal(tr_broadcast_len(tx), 3); /* b has seen none */
+    assert_int_equal(take_u64(b, 0), 0);
+    assert_int_equal(tr_broadcast_len(tx), 2);
+    tr_broadcast_rx_destroy(b);
+    assert_int_equal(tr_broadcast_len(tx), 0);
+    for (uint64_t i = 0; i < 20; i++) {
+        send_u64(tx, i);
+    }
+    assert_int_equal(tr_broadcast_len(tx), 8); /* at most the capacity */
+    assert_int_equal(tr_broadcast_len(NULL), 0);
+    tr_broadcast_rx_destroy(a);
+    tr_broadcast_tx_destroy(tx);
+}
+
+static void
 test_broadcast_new_receiver_starts_at_the_next_value(void **state)
 {
     tr_broadcast_tx *tx;
@@ -610,6 +643,8 @@ main(void)
         cmocka_unit_test(
             test_broadcast_every_receiver_sees_every_value_in_order),
         cmocka_unit_test(test_broadcast_lag_is_exact_and_resumes_at_the_oldest),
+        cmocka_unit_test(
+            test_broadcast_len_counts_what_the_slowest_has_not_seen),
         cmocka_unit_test(test_broadcast_new_receiver_starts_at_the_next_value),
         cmocka_unit_test(test_broadcast_send_without_receivers_reports_it),
         cmocka_unit_test(test_broadcast_last_sender_gone_drains_then_closes),

@@ -85,7 +85,7 @@ hook_drop(tr_ctl_hook *h)
 }
 
 static void
-on_exit(tr_exit_hook *h, tr_ctx *ctx)
+end_with_actor(tr_exit_hook *h, tr_ctx *ctx)
 {
     tr_sub *s = tr_container_of(h, tr_sub, exit);
 
@@ -104,7 +104,7 @@ tr__sub_init(tr_sub *s, tr_ctx *ctx, const tr_sub_ops *ops)
     s->hook.env.from = 0;
     s->hook.run = hook_run;
     s->hook.drop = hook_drop;
-    s->exit.fn = on_exit;
+    s->exit.fn = end_with_actor;
     s->ops = ops;
     s->sys = ctx->sys;
     s->actor = ctx->self;

@@ -140,10 +140,21 @@ TR_API int tr_broadcast_recv_wait(tr_broadcast_rx *rx,
  */
 TR_API void tr_broadcast_rx_destroy(tr_broadcast_rx *rx);
 
-/** The bytes of a value (aligned for any scalar type); NULL for NULL. */
+/**
+ * The bytes of a value, aligned for any scalar type; never to be written.
+ *
+ * Ownership: returns borrowed, valid until the reference is released.
+ * Context:   any thread.
+ * Returns:   the bytes; NULL for NULL.
+ */
 TR_API const void *tr_broadcast_value_data(const tr_broadcast_value *value);
 
-/** The size of a value in bytes; 0 for NULL. */
+/**
+ * The size of a value in bytes.
+ *
+ * Context:   any thread.
+ * Returns:   the size; 0 for NULL.
+ */
 TR_API size_t tr_broadcast_value_size(const tr_broadcast_value *value);
 
 /**

@@ -537,21 +537,26 @@ test_broadcast_unsubscribe_stops_delivery(void **state)
     tr_mailbox *probe;
     tr_broadcast_tx *tx;
     sub_args args = {0};
+    tr_atomic(int) gate;
     tr_addr a;
 
     (void)state;
+    tr_init_relaxed(&gate, 0);
     assert_int_equal(tr_mailbox_create(0, &probe), TR_OK);
     assert_int_equal(tr_broadcast_create(64, 8, &tx), TR_OK);
     args.tx = tx;
     args.probe = probe;
     args.unsubscribe_at = 3;
+    args.gate = &gate; /* held on 1 until all six are sent */
     assert_int_equal(
         tr_spawn(tr_system_ctx(sys), &sub_behaviour, &args, NULL, &a), TR_OK);
     expect(probe, MSG_SUBSCRIBED, 0);
-    for (uint64_t i = 1; i <= 6; i++) {
+    send_u64(tx, 1);
+    expect(probe, MSG_VALUE, 1);
+    for (uint64_t i = 2; i <= 6; i++) {
         send_u64(tx, i);
     }
-    expect(probe, MSG_VALUE, 1);
+    tr_store_rel(&gate, 1);
     expect(probe, MSG_VALUE, 2);
     expect(probe, MSG_VALUE, 3);
     assert_int_equal(expect(probe, MSG_UNSUBSCRIBED, 0).rc, TR_OK);

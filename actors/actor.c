@@ -501,6 +501,21 @@ tr__actor_handle_borrowed(tr_ctx *ctx, void *state, uint32_t type,
     return false;
 }
 
+tr_handle_fn
+tr__actor_handler(const tr_ctx *ctx, uint32_t type)
+{
+    return pick_handler(ctx->actor, type);
+}
+
+bool
+tr__actor_check_end(tr_ctx *ctx, int rc, uint32_t type)
+{
+    if (tr_likely(rc == TR_OK && !ctx->stop && ctx->fail_code == 0)) {
+        return false;
+    }
+    return ended(ctx, rc, type);
+}
+
 void
 tr__actor_on_exit(tr_ctx *ctx, tr_exit_hook *h)
 {

@@ -221,6 +221,12 @@ void tr__actor_push_ctl(tr_system *sys, tr_actor *a, tr_envelope *env);
 bool tr__actor_handle_borrowed(tr_ctx *ctx, void *state, uint32_t type,
                                const void *data, uint32_t size,
                                uint64_t *handled);
+/* The handler the running actor has for `type` now; NULL when none. A
+ * caller that caches it re-reads it when `ctx->actor->table` changes. */
+tr_handle_fn tr__actor_handler(const tr_ctx *ctx, uint32_t type);
+/* After a handler for `type` returned `rc`: end the actor if that (or
+ * tr_stop, tr_fail) asked for it; true when it ended. */
+bool tr__actor_check_end(tr_ctx *ctx, int rc, uint32_t type);
 /* Register `h` to run when the calling incarnation ends; `ctx` must be an
  * actor's context (handler, init or hook). */
 void tr__actor_on_exit(tr_ctx *ctx, tr_exit_hook *h);

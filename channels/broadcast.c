@@ -298,9 +298,9 @@ notify_all(bchan *ch)
 /* The value numbered `seq` if its slot still holds it, else NULL (it was
  * overwritten: the reader lagged). The caller's pin covers `seq`. */
 static bvalue *
-read_slot(bchan *ch, uint64_t seq)
+read_slot(const slot *slots, uint64_t mask, uint64_t seq)
 {
-    slot *s = &ch->slots[seq & ch->mask];
+    const slot *s = &slots[seq & mask];
     bvalue *v;
 
     /* Acquire, acquire, seq_cst: see "Reading a slot" above. */
@@ -591,7 +591,7 @@ try_take(receiver *r, const tr_broadcast_value **out, uint64_t *lagged)
      * (top comment). */
     cursor = tr_load_relaxed(&r->cursor);
     tr_store_seqcst(&r->pin, pin_of(cursor, 1));
-    v = read_slot(r->ch, cursor);
+    v = read_slot(r->ch->slots, r->ch->mask, cursor);
     if (v != NULL) {
         /* Relaxed: the ring's reference cannot go while we are pinned. */
         tr_faa_relaxed(&v->refs, 1);
@@ -714,6 +714,36 @@ deliver_lag(tr_broadcast_sub *b, tr_ctx *ctx, void *state, uint64_t missed,
 }
 
 /*
+ * Give `v` to the actor through `fn` (the handler for the value type,
+ * looked up once per batch; NULL when there is none); true when the actor
+ * ended.
+ */
+static bool
+deliver_value(tr_broadcast_sub *b, tr_ctx *ctx, void *state, tr_handle_fn fn,
+              const bvalue *v, uint64_t *handled)
+{
+    const tr_msg msg = {
+        .type = b->types.value_type,
+        .size = v->size,
+        .data = v->data,
+        .from = TR_ADDR_NONE,
+        .call = NULL,
+    };
+    int rc;
+
+    if (tr_unlikely(fn == NULL)) {
+        return tr__actor_handle_borrowed(ctx, state, msg.type, msg.data,
+                                         msg.size, handled);
+    }
+    rc = fn(ctx, state, &msg);
+    (*handled)++;
+    if (tr_likely(rc == TR_OK && !ctx->stop && ctx->fail_code == 0)) {
+        return false;
+    }
+    return tr__actor_check_end(ctx, rc, msg.type);
+}
+
+/*
  * Read from the cursor to the tail, a pinned batch at a time, giving each
  * value to the actor; at most TR_BATCH values per run.
  */
@@ -723,12 +753,18 @@ sub_drain(tr_sub *s, tr_ctx *ctx, void *state, uint64_t *handled)
     tr_broadcast_sub *b = sub_of(s);
     receiver *r = &b->r;
     uint32_t budget = TR_BATCH;
+    /* Immutable: kept in locals, as the handler calls would force the
+     * compiler to load them again for every value. */
+    const slot *slots = r->ch->slots;
+    const uint64_t mask = r->ch->mask;
 
     for (;;) {
         uint64_t avail = 0;
         uint64_t missed = 0;
         uint64_t cursor;
         uint64_t n;
+        const tr_dispatch *table;
+        tr_handle_fn fn;
         int rc = position(r, &avail, &missed);
 
         if (rc == TR_ELAGGED) {
@@ -760,9 +796,11 @@ sub_drain(tr_sub *s, tr_ctx *ctx, void *state, uint64_t *handled)
         n = n < budget ? n : budget;
         /* seq_cst: see "Reclamation" above. */
         cursor = tr_load_relaxed(&r->cursor);
+        table = ctx->actor->table;
+        fn = tr__actor_handler(ctx, b->types.value_type);
         tr_store_seqcst(&r->pin, pin_of(cursor, n));
         for (uint64_t i = 0; i < n; i++, cursor++) {
-            bvalue *v = read_slot(r->ch, cursor);
+            bvalue *v = read_slot(slots, mask, cursor);
             if (v == NULL) {
                 missed = lag_from(r);
                 tr_store_rel(&r->pin, 0);
@@ -773,14 +811,18 @@ sub_drain(tr_sub *s, tr_ctx *ctx, void *state, uint64_t *handled)
             }
             tr_store_relaxed(&r->cursor, cursor + 1);
             budget--;
-            if (tr__actor_handle_borrowed(ctx, state, b->types.value_type,
-                                          v->data, v->size, handled)) {
+            if (deliver_value(b, ctx, state, fn, v, handled)) {
                 tr_store_rel(&r->pin, 0);
                 return TR_SUB_ENDED;
             }
-            if (s->detached) {
+            if (tr_unlikely(s->detached)) {
                 tr_store_rel(&r->pin, 0);
                 return TR_SUB_IDLE;
+            }
+            if (tr_unlikely(ctx->actor->table != table)) {
+                /* tr_become: the next value goes to the new table. */
+                table = ctx->actor->table;
+                fn = tr__actor_handler(ctx, b->types.value_type);
             }
         }
         /* Release: every use of the batch before a scan sees the unpin. */

@@ -610,6 +610,94 @@ test_broadcast_subscription_ends_with_the_actor(void **state)
     tr_mailbox_destroy(probe);
 }
 
+/* A subscriber that switches tables on its first value: the values after
+ * it (in the same batch) go to the new table. */
+static tr_mailbox *become_probe;
+
+static int first_table_value(tr_ctx *ctx, void *state, const tr_msg *msg);
+
+static int
+second_table_value(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    uint64_t x;
+
+    (void)state;
+    (void)ctx;
+    memcpy(&x, msg->data, sizeof(x));
+    report_to(become_probe, MSG_VALUE, 2, x);
+    return TR_OK;
+}
+
+static const tr_handler second_rows[] = {{MSG_VALUE, second_table_value}};
+static const tr_dispatch second_table = {second_rows, 1, NULL};
+
+static int
+first_table_value(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    uint64_t x;
+
+    (void)state;
+    memcpy(&x, msg->data, sizeof(x));
+    report_to(become_probe, MSG_VALUE, 1, x);
+    return tr_become(ctx, &second_table);
+}
+
+static int
+become_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    static const tr_broadcast_sub_types types = {MSG_VALUE, MSG_LAGGED,
+                                                 MSG_CLOSED};
+    tr_broadcast_tx *tx = *(tr_broadcast_tx *const *)arg;
+
+    int rc;
+
+    (void)state;
+    rc = tr_broadcast_subscribe_actor(tx, ctx, &types, NULL);
+    /* Sent before the actor can run: its first run reads all four in one
+     * batch, so the switch happens in the middle of a batch. */
+    for (uint64_t i = 5; rc == TR_OK && i <= 8; i++) {
+        rc = tr_broadcast_send(tx, &i, sizeof(i));
+    }
+    return rc;
+}
+
+static const tr_handler first_rows[] = {{MSG_VALUE, first_table_value}};
+static const tr_dispatch first_table = {first_rows, 1, NULL};
+static const tr_behaviour become_behaviour = {
+    .name = "broadcast_become",
+    .init = become_init,
+    .dispatch = &first_table,
+};
+
+static void
+test_broadcast_become_applies_from_the_next_value(void **state)
+{
+    tr_system *sys = tr_test_system(1);
+    tr_broadcast_tx *tx;
+    tr_broadcast_rx *rx;
+
+    (void)state;
+    assert_int_equal(tr_mailbox_create(0, &become_probe), TR_OK);
+    assert_int_equal(tr_broadcast_create(16, 8, &tx), TR_OK);
+    /* A thread receiver keeps the channel open while the actor starts. */
+    assert_int_equal(tr_broadcast_subscribe(tx, &rx), TR_OK);
+    for (uint64_t i = 1; i <= 4; i++) {
+        send_u64(tx, i); /* queued before the actor subscribes: not seen */
+    }
+    assert_int_equal(
+        tr_spawn(tr_system_ctx(sys), &become_behaviour, &tx, NULL, NULL),
+        TR_OK);
+    assert_int_equal(expect(become_probe, MSG_VALUE, 5).rc, 1);
+    for (uint64_t i = 6; i <= 8; i++) {
+        assert_int_equal(expect(become_probe, MSG_VALUE, i).rc, 2);
+    }
+    tr_broadcast_rx_destroy(rx);
+    tr_broadcast_tx_destroy(tx);
+    tr_test_shutdown(sys);
+    expect_nothing(become_probe);
+    tr_mailbox_destroy(become_probe);
+}
+
 static void
 test_broadcast_shutdown_with_live_subscriptions(void **state)
 {
@@ -661,6 +749,7 @@ main(void)
         cmocka_unit_test(test_broadcast_slow_actor_lags_by_the_same_rule),
         cmocka_unit_test(test_broadcast_unsubscribe_stops_delivery),
         cmocka_unit_test(test_broadcast_subscription_ends_with_the_actor),
+        cmocka_unit_test(test_broadcast_become_applies_from_the_next_value),
         cmocka_unit_test(test_broadcast_shutdown_with_live_subscriptions),
     };
     return cmocka_run_group_tests_name("broadcast", tests, NULL, NULL);

@@ -283,6 +283,9 @@ destroy_ctl_one(tr_envelope *env)
 {
     if (env->kind == TR_CTL_REPLY) {
         tr__call_drop_outcome(env);
+    } else if (env->kind == TR_CTL_HOOK) {
+        tr_ctl_hook *h = (tr_ctl_hook *)(void *)env;
+        h->drop(h);
     } else {
         tr__env_destroy(env);
     }
@@ -364,6 +367,19 @@ tr__actor_drain(tr_ctx *ctx, tr_actor *a, tr_dead_reason why)
     }
 }
 
+/* After `stop`, which may still use (or cancel) what the hooks guard. */
+static void
+run_exit_hooks(tr_ctx *ctx)
+{
+    tr_actor *a = ctx->actor;
+
+    while (a->exits != NULL) {
+        tr_exit_hook *h = a->exits;
+        a->exits = h->next;
+        h->fn(h, ctx);
+    }
+}
+
 void
 tr__actor_finish(tr_ctx *ctx, const tr_exit *exit, bool run_stop)
 {
@@ -377,6 +393,7 @@ tr__actor_finish(tr_ctx *ctx, const tr_exit *exit, bool run_stop)
     if (run_stop && b->stop != NULL) {
         b->stop(ctx, tr__actor_state(a), exit);
     }
+    run_exit_hooks(ctx);
     /* A sender that reads the new generation fails; anything it pushed
      * before is drained below or waits for the next incarnation. seq_cst:
      * ordered before tr__ext_on_end's load of the record (see ext.c). */
@@ -435,6 +452,9 @@ hand_over(tr_ctx *ctx, tr_ext *x, const tr_exit *exit)
     } else if (a->behaviour->stop != NULL) {
         a->behaviour->stop(ctx, tr__actor_state(a), exit);
     }
+    /* What the instance held through hooks (channel subscriptions) ends
+     * with it: the restarted one starts clean. */
+    run_exit_hooks(ctx);
     tr_store_relaxed(&x->held, 1);
     tr_envelope *env = tr__env_create(sizeof(tr_child_report));
     if (env != NULL) {
@@ -594,6 +614,66 @@ dispatch(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
     return false;
 }
 
+bool
+tr__actor_handle_borrowed(tr_ctx *ctx, void *state, uint32_t type,
+                          const void *data, uint32_t size, uint64_t *handled)
+{
+    tr_msg msg = {
+        .type = type,
+        .size = size,
+        .data = data,
+        .from = TR_ADDR_NONE,
+        .call = NULL,
+    };
+    tr_handle_fn fn = pick_handler(ctx->actor, type);
+    int rc;
+
+    if (tr_unlikely(fn == NULL)) {
+        tr__actor_count_dead(ctx, ctx->self, type, TR_DEAD_UNHANDLED);
+        return false;
+    }
+    rc = fn(ctx, state, &msg);
+    (*handled)++;
+    if (tr_unlikely(rc != TR_OK || ctx->stop || ctx->fail_code != 0)) {
+        return ended(ctx, rc, type);
+    }
+    return false;
+}
+
+tr_handle_fn
+tr__actor_handler(const tr_ctx *ctx, uint32_t type)
+{
+    return pick_handler(ctx->actor, type);
+}
+
+bool
+tr__actor_check_end(tr_ctx *ctx, int rc, uint32_t type)
+{
+    if (tr_likely(rc == TR_OK && !ctx->stop && ctx->fail_code == 0)) {
+        return false;
+    }
+    return ended(ctx, rc, type);
+}
+
+void
+tr__actor_on_exit(tr_ctx *ctx, tr_exit_hook *h)
+{
+    h->next = ctx->actor->exits;
+    ctx->actor->exits = h;
+}
+
+bool
+tr__actor_cancel_exit(tr_ctx *ctx, tr_exit_hook *h)
+{
+    for (tr_exit_hook **p = &ctx->actor->exits; *p != NULL; p = &(*p)->next) {
+        if (*p == h) {
+            *p = h->next;
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Run one control message; true when the actor ended. */
 static bool
 run_ctl(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
@@ -654,6 +734,10 @@ run_ctl(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
             return ended(ctx, rc, type);
         }
         return false;
+    }
+    case TR_CTL_HOOK: {
+        tr_ctl_hook *h = (tr_ctl_hook *)(void *)env;
+        return h->run(h, ctx, state, handled);
     }
     default:
         TR_ASSERT(!"unknown control message");

@@ -26,9 +26,15 @@ enum { TR_BATCH = 1024 };
 enum { TR_INLINE_STATE = 16 };
 
 /* Control-lane message kinds (tr_envelope.kind): a stop request, a user
- * message (from a timer, or a DOWN), a call's outcome, a linked actor's
- * exit (a tr_signal). */
-enum { TR_CTL_STOP = 1, TR_CTL_USER = 2, TR_CTL_REPLY = 3, TR_CTL_LINK = 4 };
+ * message (from a timer, or a DOWN), a call's outcome, a runtime hook
+ * (tr_ctl_hook), a linked actor's exit (a tr_signal). */
+enum {
+    TR_CTL_STOP = 1,
+    TR_CTL_USER = 2,
+    TR_CTL_REPLY = 3,
+    TR_CTL_HOOK = 4,
+    TR_CTL_LINK = 5
+};
 
 /* Runtime message types (see troupe/monitor.h for the public ones). */
 enum {
@@ -46,6 +52,34 @@ typedef struct tr_ext tr_ext;
 typedef struct tr_names tr_names;
 
 /*
+ * A control message that lives inside a runtime object (a channel
+ * subscription) instead of its own allocation, so that a notification costs
+ * no allocation and can be queued again and again. Its envelope has kind
+ * TR_CTL_HOOK. When the actor runs it, `run` is called in the actor's
+ * context and returns true when the actor ended; when it will never run
+ * (the actor stopped, or it reached a later incarnation), `drop` is called
+ * instead, on whatever thread found it. Neither touches `env` afterwards
+ * unless it queues the hook again.
+ */
+typedef struct tr_ctl_hook {
+    tr_envelope env; /* first: the queue node */
+    bool (*run)(struct tr_ctl_hook *h, tr_ctx *ctx, void *state,
+                uint64_t *handled);
+    void (*drop)(struct tr_ctl_hook *h);
+} tr_ctl_hook;
+
+/*
+ * Called once when the incarnation that registered it ends, after its
+ * `stop` callback and before its lanes are drained, in the ending actor's
+ * context. Registered and cancelled only by the actor itself (it holds the
+ * run-right), so the list needs no atomics.
+ */
+typedef struct tr_exit_hook {
+    struct tr_exit_hook *next;
+    void (*fn)(struct tr_exit_hook *h, tr_ctx *ctx);
+} tr_exit_hook;
+
+/*
  * One actor slot: 128 bytes, two cache lines. Slots live in the table for
  * the life of the system and are reused by later incarnations, so a stale
  * address always reads valid memory; `gen` tells incarnations apart. Odd
@@ -61,6 +95,9 @@ typedef struct tr_actor {
     tr_task task;             /* run-queue or free-list link */
     uint32_t index;           /* slot index in the table (immutable) */
     tr_atomic(tr_ext *) ext;  /* links, monitors, name, supervision */
+    /* Exit hooks of the live incarnation; only the run-right holder
+     * touches them. */
+    tr_exit_hook *exits;
 
     /* Line 1, written by whoever runs the actor. */
     TR_CACHE_ALIGNED tr_mpsc_cons mbox_out;
@@ -224,6 +261,26 @@ int tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env, bool may_wait);
 int tr__actor_push_ctl_to(tr_system *sys, uint64_t to, tr_envelope *env);
 /* Push a control message to `a` and schedule it if idle. */
 void tr__actor_push_ctl(tr_system *sys, tr_actor *a, tr_envelope *env);
+/*
+ * Give the running actor (`ctx`, a handler or hook) one message of `type`
+ * whose payload it borrows for the handler call, as if it had been queued;
+ * counts it as handled. Returns true when the actor ended (it stopped or
+ * failed): the caller then returns at once.
+ */
+bool tr__actor_handle_borrowed(tr_ctx *ctx, void *state, uint32_t type,
+                               const void *data, uint32_t size,
+                               uint64_t *handled);
+/* The handler the running actor has for `type` now; NULL when none. A
+ * caller that caches it re-reads it when `ctx->actor->table` changes. */
+tr_handle_fn tr__actor_handler(const tr_ctx *ctx, uint32_t type);
+/* After a handler for `type` returned `rc`: end the actor if that (or
+ * tr_stop, tr_fail) asked for it; true when it ended. */
+bool tr__actor_check_end(tr_ctx *ctx, int rc, uint32_t type);
+/* Register `h` to run when the calling incarnation ends; `ctx` must be an
+ * actor's context (handler, init or hook). */
+void tr__actor_on_exit(tr_ctx *ctx, tr_exit_hook *h);
+/* Unregister `h`; true when it was registered. */
+bool tr__actor_cancel_exit(tr_ctx *ctx, tr_exit_hook *h);
 
 /* A plain thread's tr_ask, without the reserved-type check (for the
  * runtime's own requests). */

@@ -105,6 +105,7 @@ init_slot(tr_actor *a, uint32_t index)
     tr_init_relaxed(&a->handled, 0);
     tr_init_relaxed(&a->ext, NULL);
     a->index = index;
+    a->exits = NULL;
 }
 
 /* Under t->lock: a never-used slot, growing the table if needed. */

@@ -3,6 +3,7 @@
 #define TROUPE_H
 
 #include <troupe/actor.h>
+#include <troupe/broadcast.h>
 #include <troupe/call.h>
 #include <troupe/channel.h>
 #include <troupe/common.h>
@@ -14,5 +15,6 @@
 #include <troupe/system.h>
 #include <troupe/timer.h>
 #include <troupe/version.h>
+#include <troupe/watch.h>
 
 #endif /* TROUPE_H */

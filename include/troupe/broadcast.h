@@ -183,7 +183,9 @@ typedef struct tr_broadcast_sub_types {
  * queued, and the actor reads the ring through its own cursor when it runs
  * it, in batches, so a slow actor lags (one `lagged_type` message with the
  * count) instead of growing memory. The subscription ends when the actor
- * stops, fails or calls tr_broadcast_unsubscribe.
+ * stops, fails (a supervisor's restart in place included: the restarted
+ * actor subscribes again in `init` if it wants to) or calls
+ * tr_broadcast_unsubscribe.
  *
  * Ownership: borrows `types`; returns borrowed `*sub` (may be NULL), valid
  *            until the subscription ends.

@@ -823,6 +823,51 @@ test_sup_failing_restarts_are_retried_until_intensity(void **state)
     expect_quiet(20);
 }
 
+/* ---- what a restart does not keep ---- */
+
+static tr_broadcast_tx *feed;
+
+static int
+sub_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    static const tr_broadcast_sub_types types = {
+        .value_type = MSG_PING, .lagged_type = 100, .closed_type = 101};
+    int rc = w_init(ctx, state, arg);
+    return rc == TR_OK ? tr_broadcast_subscribe_actor(feed, ctx, &types, NULL)
+                       : rc;
+}
+
+static const tr_behaviour subscriber = {
+    .name = "subscriber",
+    .state_size = sizeof(wstate),
+    .init = sub_init,
+    .handle = w_handle,
+    .stop = w_stop,
+};
+
+static void
+test_sup_restart_ends_the_old_channel_subscriptions(void **state)
+{
+    (void)state;
+    tr_child_spec kids[1] = {
+        {.id = "a", .behaviour = &subscriber, .arg = &cfg_a}};
+    const uint64_t v = 7;
+
+    assert_int_equal(tr_broadcast_create(16, sizeof(v), &feed), TR_OK);
+    (void)start_sup(TR_ONE_FOR_ONE, kids, 1, 5, 1000);
+    tr_addr a = {expect(EV_INIT, "a", TR_OK).addr};
+    assert_int_equal(tr_broadcast_receiver_count(feed), 1);
+    send(a, MSG_CRASH);
+    expect(EV_STOP, "a", TR_EXIT_FAILED);
+    expect(EV_INIT, "a", TR_OK); /* it subscribed again */
+    /* One subscription, not two: the failed instance's ended with it. */
+    assert_int_equal(tr_broadcast_receiver_count(feed), 1);
+    assert_int_equal(tr_broadcast_send(feed, &v, sizeof(v)), TR_OK);
+    expect(EV_MSG, "a", 1);
+    expect_quiet(20);
+    tr_broadcast_tx_destroy(feed);
+}
+
 int
 main(void)
 {
@@ -846,6 +891,7 @@ main(void)
         T(test_sup_simple_one_for_one_starts_from_the_template),
         M(test_sup_backoff_delays_restarts_and_answers_meanwhile),
         T(test_sup_failing_restarts_are_retried_until_intensity),
+        T(test_sup_restart_ends_the_old_channel_subscriptions),
     };
 #undef T
 #undef M

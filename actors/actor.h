@@ -164,6 +164,10 @@ struct tr_system {
     /* Set once the workers are joined: outcomes are dropped, not sent. */
     tr_atomic(bool) torn_down;
 
+    /* Plain threads inside tr_ask before its wait (they touch the
+     * system's timers); shutdown waits for them before freeing anything. */
+    tr_atomic(uint32_t) asking;
+
     /* Plain threads blocked in tr_send on a full bounded mailbox. */
     TR_CACHE_ALIGNED tr_atomic(uint32_t) room_waiters;
     struct ck_ec32 room;

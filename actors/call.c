@@ -373,8 +373,18 @@ tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     if (tr__sched_current(ctx->sys->sched) != NULL) {
         return TR_ESTATE; /* a worker must never wait */
     }
+    /* Announce, then check the flag (both seq_cst): shutdown sets the flag,
+     * then waits until nobody is announced, so either we see the flag or
+     * it waits for us to be done with the system. */
+    tr_system *sys = ctx->sys;
+    tr_faa_seqcst(&sys->asking, 1);
+    if (tr_load_seqcst(&sys->shutting_down)) {
+        tr_fas_seqcst(&sys->asking, 1);
+        return TR_ESHUTDOWN;
+    }
     rec = new_call(ctx, to, type, data, size, timeout_ms, &req);
     if (rec == NULL) {
+        tr_fas_seqcst(&sys->asking, 1);
         return TR_ENOMEM;
     }
     rec->caller = 0;
@@ -384,12 +394,14 @@ tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     rc = tr__actor_deliver(ctx, to, req, true);
     if (rc != TR_OK) {
         free_call(rec, req);
+        tr_fas_seqcst(&sys->asking, 1);
         return rc;
     }
     /* The timeout runs on the system's clock (manual clocks included). */
     if (timeout_ms != 0) {
         arm_timeout(ctx, rec, timeout_ms);
     }
+    tr_fas_seqcst(&sys->asking, 1);
     for (;;) {
         uint32_t seen = tr__ec_value(&rec->ready);
         /* Acquire: pairs with complete()'s release. */

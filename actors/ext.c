@@ -83,24 +83,6 @@ own_lists(tr_actor *a, tr_ext *x, uint32_t gen)
     return true;
 }
 
-static int
-grow(void **p, uint32_t *cap, size_t elem)
-{
-    uint32_t ncap = *cap == 0 ? 4 : *cap * 2;
-    void *n = tr__alloc(elem * ncap);
-
-    if (n == NULL) {
-        return TR_ENOMEM;
-    }
-    if (*p != NULL) {
-        memcpy(n, *p, elem * *cap);
-        tr__free(*p, elem * *cap);
-    }
-    *p = n;
-    *cap = ncap;
-    return TR_OK;
-}
-
 void
 tr__signal_fill(tr_signal *s, uint64_t who, uint64_t ref, const tr_exit *exit)
 {
@@ -172,8 +154,8 @@ tr_monitor(tr_ctx *ctx, tr_addr target, uint64_t *ref)
         }
         pthread_mutex_lock(&x->lock);
         if (own_lists(a, x, (uint32_t)(target.id >> 32))) {
-            if (x->nmon == x->capmon && grow((void **)&x->mons, &x->capmon,
-                                             sizeof(tr_watch)) != TR_OK) {
+            if (x->nmon == x->capmon &&
+                !tr__grow((void **)&x->mons, &x->capmon, sizeof(tr_watch), 4)) {
                 pthread_mutex_unlock(&x->lock);
                 return TR_ENOMEM;
             }
@@ -239,8 +221,9 @@ link_add(tr_actor *a, uint32_t gen, uint64_t peer)
             have = x->links[i] == peer;
         }
         if (!have) {
-            if (x->nlink == x->caplink && grow((void **)&x->links, &x->caplink,
-                                               sizeof(uint64_t)) != TR_OK) {
+            if (x->nlink == x->caplink &&
+                !tr__grow((void **)&x->links, &x->caplink, sizeof(uint64_t),
+                          4)) {
                 rc = TR_ENOMEM;
             } else {
                 x->links[x->nlink++] = peer;

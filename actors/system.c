@@ -42,6 +42,7 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
     tr_init_relaxed(&sys->shutting_down, false);
     tr_init_relaxed(&sys->torn_down, false);
     tr_init_relaxed(&sys->room_waiters, 0);
+    tr_init_relaxed(&sys->asking, 0);
     tr_init_relaxed(&sys->ext_spawned, 0);
     tr_init_relaxed(&sys->ext_stopped, 0);
     tr_init_relaxed(&sys->ext_failed, 0);
@@ -219,6 +220,12 @@ tr_system_shutdown(tr_system *sys, unsigned timeout_ms)
             }
             sleep_ms(1);
         }
+    }
+    /* A thread that entered tr_ask before the flag was set may still be
+     * queueing its request or arming its timeout: let it finish. Its wait
+     * then ends when the call is closed below. */
+    while (tr_load_seqcst(&sys->asking) != 0) {
+        sleep_ms(1);
     }
     tr__sched_stop(sys->sched);
     tr__timers_destroy(sys->timers);

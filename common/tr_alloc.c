@@ -54,6 +54,24 @@ tr__calloc(size_t size)
 #endif
 }
 
+bool
+tr__grow(void **array, uint32_t *cap, size_t elem, uint32_t first)
+{
+    uint32_t ncap = *cap == 0 ? first : *cap * 2;
+    void *n = tr__alloc(elem * ncap);
+
+    if (n == NULL) {
+        return false;
+    }
+    if (*array != NULL) {
+        memcpy(n, *array, elem * *cap);
+        tr__free(*array, elem * *cap);
+    }
+    *array = n;
+    *cap = ncap;
+    return true;
+}
+
 void
 tr__free(void *p, size_t size)
 {

@@ -9,7 +9,9 @@
 #ifndef TR_ALLOC_H
 #define TR_ALLOC_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Returns NULL when out of memory. */
 void *tr__alloc(size_t size);
@@ -17,6 +19,13 @@ void *tr__alloc(size_t size);
 void *tr__calloc(size_t size);
 /* Frees `p`, which tr__alloc or tr__calloc returned for `size` bytes. */
 void tr__free(void *p, size_t size);
+
+/*
+ * Double the array `*array` of `*cap` elements of `elem` bytes (to `first`
+ * when empty), keeping its contents. Returns false, changing nothing, when
+ * out of memory.
+ */
+bool tr__grow(void **array, uint32_t *cap, size_t elem, uint32_t first);
 
 /* Zeroed memory aligned to a cache line; NULL when out of memory. */
 void *tr__calloc_aligned(size_t size);

@@ -146,23 +146,6 @@ heap_remove(tr_timers *t, uint32_t at)
     sift_up(t, t->recs[last].heap_at);
 }
 
-static int
-grow(void **p, uint32_t *cap, size_t elem)
-{
-    uint32_t ncap = *cap == 0 ? 64 : *cap * 2;
-    void *n = tr__alloc(elem * ncap);
-    if (n == NULL) {
-        return TR_ENOMEM;
-    }
-    if (*p != NULL) {
-        memcpy(n, *p, elem * *cap);
-        tr__free(*p, elem * *cap);
-    }
-    *p = n;
-    *cap = ncap;
-    return TR_OK;
-}
-
 static void
 free_slot(tr_timers *t, uint32_t slot)
 {
@@ -332,12 +315,12 @@ tr__timers_add(tr_timers *t, uint64_t delay_ns, uint64_t period_ns, void *arg,
 
     pthread_mutex_lock(&t->lock);
     if (t->free_head == NONE && t->n_recs == t->cap_recs &&
-        grow((void **)&t->recs, &t->cap_recs, sizeof(rec)) != TR_OK) {
+        !tr__grow((void **)&t->recs, &t->cap_recs, sizeof(rec), 64)) {
         pthread_mutex_unlock(&t->lock);
         return TR_ENOMEM;
     }
     if (t->heap_len == t->heap_cap &&
-        grow((void **)&t->heap, &t->heap_cap, sizeof(uint32_t)) != TR_OK) {
+        !tr__grow((void **)&t->heap, &t->heap_cap, sizeof(uint32_t), 64)) {
         pthread_mutex_unlock(&t->lock);
         return TR_ENOMEM;
     }

@@ -188,18 +188,9 @@ new_child(tr_sup *s, const tr_child_spec *spec, const void *arg)
 static int
 append(tr_sup *s, child *c)
 {
-    if (s->n == s->cap) {
-        uint32_t ncap = s->cap == 0 ? 8 : s->cap * 2;
-        child **n = tr__alloc(sizeof(child *) * ncap);
-        if (n == NULL) {
-            return TR_ENOMEM;
-        }
-        if (s->kids != NULL) {
-            memcpy(n, s->kids, sizeof(child *) * s->n);
-            tr__free(s->kids, sizeof(child *) * s->cap);
-        }
-        s->kids = n;
-        s->cap = ncap;
+    if (s->n == s->cap &&
+        !tr__grow((void **)&s->kids, &s->cap, sizeof(child *), 8)) {
+        return TR_ENOMEM;
     }
     s->kids[s->n++] = c;
     return TR_OK;
@@ -905,13 +896,15 @@ do_terminate_child(tr_ctx *ctx, tr_sup *s, const admin_req *q, tr_reply_to *h,
     return false;
 }
 
-static void
-do_restart_child(tr_ctx *ctx, tr_sup *s, const admin_req *q, admin_rep *rep)
+/* The terminated child a restart_child or delete_child names; NULL with
+ * the reason in `rep` when there is none. */
+static child *
+terminated_child(tr_sup *s, const admin_req *q, admin_rep *rep)
 {
     child *c = admin_find(s, q, rep);
 
     if (c == NULL) {
-        return;
+        return NULL;
     }
     if (s->strategy == TR_SIMPLE_ONE_FOR_ONE) {
         rep->rc = TR_ESTATE;
@@ -920,6 +913,17 @@ do_restart_child(tr_ctx *ctx, tr_sup *s, const admin_req *q, admin_rep *rep)
     } else if (c->state != CHILD_DOWN) {
         rep->rc = TR_ERUNNING;
     } else {
+        return c;
+    }
+    return NULL;
+}
+
+static void
+do_restart_child(tr_ctx *ctx, tr_sup *s, const admin_req *q, admin_rep *rep)
+{
+    child *c = terminated_child(s, q, rep);
+
+    if (c != NULL) {
         int rc = spawn_child(ctx, s, c);
         if (rc == TR_OK) {
             release_child(ctx, c);
@@ -932,18 +936,9 @@ do_restart_child(tr_ctx *ctx, tr_sup *s, const admin_req *q, admin_rep *rep)
 static void
 do_delete_child(tr_ctx *ctx, tr_sup *s, const admin_req *q, admin_rep *rep)
 {
-    child *c = admin_find(s, q, rep);
+    child *c = terminated_child(s, q, rep);
 
-    if (c == NULL) {
-        return;
-    }
-    if (s->strategy == TR_SIMPLE_ONE_FOR_ONE) {
-        rep->rc = TR_ESTATE;
-    } else if (restarting(c)) {
-        rep->rc = TR_ERESTARTING;
-    } else if (c->state != CHILD_DOWN) {
-        rep->rc = TR_ERUNNING;
-    } else {
+    if (c != NULL) {
         remove_child(ctx, s, c);
         rep->rc = TR_OK;
     }
@@ -1080,20 +1075,12 @@ sup_init(tr_ctx *ctx, void *state, const void *arg)
     tree_lock(ctx);
     if (s->top) {
         tr_system *sys = ctx->sys;
-        if (sys->nroots == sys->caproots) {
-            uint32_t ncap = sys->caproots == 0 ? 4 : sys->caproots * 2;
-            void **n = tr__alloc(sizeof(void *) * ncap);
-            if (n == NULL) {
-                tree_unlock(ctx);
-                rc = TR_ENOMEM;
-                goto fail;
-            }
-            if (sys->roots != NULL) {
-                memcpy(n, sys->roots, sizeof(void *) * sys->nroots);
-                tr__free(sys->roots, sizeof(void *) * sys->caproots);
-            }
-            sys->roots = n;
-            sys->caproots = ncap;
+        if (sys->nroots == sys->caproots &&
+            !tr__grow((void **)&sys->roots, &sys->caproots, sizeof(void *),
+                      4)) {
+            tree_unlock(ctx);
+            rc = TR_ENOMEM;
+            goto fail;
         }
         sys->roots[sys->nroots++] = s;
     } else {

@@ -1330,17 +1330,6 @@ ask(tr_ctx *ctx, tr_addr sup, uint32_t type, const admin_req *q, admin_rep *rep,
     return rc == TR_OK ? rep->rc : rc;
 }
 
-static int
-id_request(admin_req *q, const char *id)
-{
-    memset(q, 0, sizeof(*q));
-    if (!id_ok(id)) {
-        return TR_EINVAL;
-    }
-    snprintf(q->id, sizeof(q->id), "%s", id);
-    return TR_OK;
-}
-
 int
 tr_sup_start_child(tr_ctx *ctx, tr_addr sup, const tr_child_spec *spec,
                    const void *arg, uint32_t timeout_ms, tr_addr *out)
@@ -1358,32 +1347,20 @@ tr_sup_start_child(tr_ctx *ctx, tr_addr sup, const tr_child_spec *spec,
     return rc;
 }
 
-int
-tr_sup_terminate_child(tr_ctx *ctx, tr_addr sup, const char *id,
-                       uint32_t timeout_ms)
+/* A request naming a child by id; the child's address (if any) in
+ * `*out`. */
+static int
+ask_by_id(tr_ctx *ctx, tr_addr sup, uint32_t type, const char *id,
+          uint32_t timeout_ms, tr_addr *out)
 {
-    admin_req q;
+    admin_req q = {0};
     admin_rep rep = {0};
 
-    if (id_request(&q, id) != TR_OK) {
+    if (!id_ok(id)) {
         return TR_EINVAL;
     }
-    return ask(ctx, sup, REQ_TERMINATE_CHILD, &q, &rep, sizeof(rep),
-               timeout_ms);
-}
-
-int
-tr_sup_restart_child(tr_ctx *ctx, tr_addr sup, const char *id,
-                     uint32_t timeout_ms, tr_addr *out)
-{
-    admin_req q;
-    admin_rep rep = {0};
-
-    if (id_request(&q, id) != TR_OK) {
-        return TR_EINVAL;
-    }
-    int rc =
-        ask(ctx, sup, REQ_RESTART_CHILD, &q, &rep, sizeof(rep), timeout_ms);
+    snprintf(q.id, sizeof(q.id), "%s", id);
+    int rc = ask(ctx, sup, type, &q, &rep, sizeof(rep), timeout_ms);
     if (out != NULL) {
         *out = rep.addr;
     }
@@ -1391,16 +1368,24 @@ tr_sup_restart_child(tr_ctx *ctx, tr_addr sup, const char *id,
 }
 
 int
+tr_sup_terminate_child(tr_ctx *ctx, tr_addr sup, const char *id,
+                       uint32_t timeout_ms)
+{
+    return ask_by_id(ctx, sup, REQ_TERMINATE_CHILD, id, timeout_ms, NULL);
+}
+
+int
+tr_sup_restart_child(tr_ctx *ctx, tr_addr sup, const char *id,
+                     uint32_t timeout_ms, tr_addr *out)
+{
+    return ask_by_id(ctx, sup, REQ_RESTART_CHILD, id, timeout_ms, out);
+}
+
+int
 tr_sup_delete_child(tr_ctx *ctx, tr_addr sup, const char *id,
                     uint32_t timeout_ms)
 {
-    admin_req q;
-    admin_rep rep = {0};
-
-    if (id_request(&q, id) != TR_OK) {
-        return TR_EINVAL;
-    }
-    return ask(ctx, sup, REQ_DELETE_CHILD, &q, &rep, sizeof(rep), timeout_ms);
+    return ask_by_id(ctx, sup, REQ_DELETE_CHILD, id, timeout_ms, NULL);
 }
 
 int

@@ -832,9 +832,9 @@ sub_init(tr_ctx *ctx, void *state, const void *arg)
 {
     static const tr_broadcast_sub_types types = {
         .value_type = MSG_PING, .lagged_type = 100, .closed_type = 101};
-    int rc = w_init(ctx, state, arg);
-    return rc == TR_OK ? tr_broadcast_subscribe_actor(feed, ctx, &types, NULL)
-                       : rc;
+    /* Subscribed before the init note, which the test waits for. */
+    int rc = tr_broadcast_subscribe_actor(feed, ctx, &types, NULL);
+    return rc == TR_OK ? w_init(ctx, state, arg) : rc;
 }
 
 static const tr_behaviour subscriber = {

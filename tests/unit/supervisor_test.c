@@ -802,6 +802,78 @@ test_sup_backoff_delays_restarts_and_answers_meanwhile(void **state)
     }
 }
 
+/* Crash `a`, then check its restart comes after `min_ms` and by
+ * `max_ms` (inclusive) on the manual clock. */
+static void
+crash_and_expect_restart_within(tr_addr sup, tr_addr a, unsigned min_ms,
+                                unsigned max_ms)
+{
+    which_arg w = {sup};
+
+    send(a, MSG_CRASH);
+    expect(EV_STOP, "a", TR_EXIT_FAILED);
+    /* The delay counts from the supervisor's handling of the report. */
+    assert_true(tr_test_wait_until(child_not_running, &w, 5000));
+    if (min_ms > 1) {
+        assert_int_equal(tr_clock_advance(fx.sys, min_ms - 1), TR_OK);
+        expect_quiet(20);
+    }
+    assert_int_equal(tr_clock_advance(fx.sys, max_ms - (min_ms - 1)), TR_OK);
+    assert_int_equal(expect(EV_INIT, "a", TR_OK).addr, a.id);
+}
+
+static void
+test_sup_backoff_resets_after_a_stable_run_and_jitters(void **state)
+{
+    (void)state;
+    tr_child_spec kids[1] = {kid(&cfg_a, TR_PERMANENT)};
+    kids[0].backoff =
+        (tr_backoff){.min_ms = 100, .max_ms = 800, .reset_ms = 1000};
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 1, 1, 1000);
+    tr_addr a = {expect(EV_INIT, "a", TR_OK).addr};
+
+    crash_and_expect_restart_within(sup, a, 100, 100);
+    crash_and_expect_restart_within(sup, a, 200, 200);
+    /* Up for a full second: the next delay starts over. */
+    assert_int_equal(tr_clock_advance(fx.sys, 1000), TR_OK);
+    crash_and_expect_restart_within(sup, a, 100, 100);
+}
+
+static void
+test_sup_backoff_jitter_stays_within_its_percentage(void **state)
+{
+    (void)state;
+    tr_child_spec kids[1] = {kid(&cfg_a, TR_PERMANENT)};
+    kids[0].backoff =
+        (tr_backoff){.min_ms = 100, .max_ms = 100, .jitter_pct = 50};
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 1, 1, 1000);
+    tr_addr a = {expect(EV_INIT, "a", TR_OK).addr};
+
+    /* Each delay in [50, 150] ms, found to 25 ms; and they differ. */
+    unsigned seen_lo = 1000, seen_hi = 0;
+    for (int i = 0; i < 5; i++) {
+        which_arg w = {sup};
+        event e;
+        size_t len;
+        unsigned at = 49;
+        send(a, MSG_CRASH);
+        expect(EV_STOP, "a", TR_EXIT_FAILED);
+        assert_true(tr_test_wait_until(child_not_running, &w, 5000));
+        assert_int_equal(tr_clock_advance(fx.sys, at), TR_OK);
+        expect_quiet(20);
+        while (tr_mailbox_recv_wait(journal, &e, sizeof(e), &len, 100) !=
+               TR_OK) {
+            assert_true(at < 150);
+            assert_int_equal(tr_clock_advance(fx.sys, 25), TR_OK);
+            at += 25;
+        }
+        assert_int_equal(e.what, EV_INIT);
+        seen_lo = at < seen_lo ? at : seen_lo;
+        seen_hi = at > seen_hi ? at : seen_hi;
+    }
+    assert_true(seen_lo < seen_hi);
+}
+
 static void
 test_sup_failing_restarts_are_retried_until_intensity(void **state)
 {
@@ -890,6 +962,8 @@ main(void)
         T(test_sup_dynamic_children_and_api_errors),
         T(test_sup_simple_one_for_one_starts_from_the_template),
         M(test_sup_backoff_delays_restarts_and_answers_meanwhile),
+        M(test_sup_backoff_resets_after_a_stable_run_and_jitters),
+        M(test_sup_backoff_jitter_stays_within_its_percentage),
         T(test_sup_failing_restarts_are_retried_until_intensity),
         T(test_sup_restart_ends_the_old_channel_subscriptions),
     };

@@ -414,6 +414,11 @@ tr__actor_finish(tr_ctx *ctx, const tr_exit *exit, bool run_stop)
             sys->cfg.on_failure != NULL ? sys->cfg.on_failure : log_failure;
         hook(sys->cfg.on_failure_arg, (tr_addr){ctx->self}, b->name, exit);
     }
+    if (x != NULL && x->escalate) {
+        x->escalate = false;
+        tr_store_rel(&sys->gave_up, 1);
+        tr__ec_wake(&sys->gave_up_ec);
+    }
     if (b->state_size > TR_INLINE_STATE) {
         tr__free(a->state.heap, b->state_size);
     }

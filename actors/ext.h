@@ -39,6 +39,9 @@ struct tr_ext {
     tr_atomic(uint32_t) kill;   /* end without `stop` at the next chance */
     tr_atomic(uint32_t) held;   /* `stop` ran; the supervisor holds the right */
     tr_atomic(uint64_t) hwm;    /* mailbox high-water mark */
+    /* Set by the actor itself: its end ends a supervision tree, which
+     * wakes tr_system_wait (after the failure hook's report). */
+    bool escalate;
 };
 
 /* The payload of TR_MSG_CHILD: which child ended, and why. Whoever gets it

@@ -340,6 +340,7 @@ spawn_child(tr_ctx *ctx, tr_sup *s, child *c)
     prep p = {s->self, c};
     tr_addr addr;
     tr_actor *slot;
+    uint64_t started = now_ms(ctx); /* when `init` began */
     int rc = tr__spawn_held(ctx, c->spec.behaviour, c->arg, c->spec.mailbox_cap,
                             prepare, &p, &addr, &slot);
 
@@ -351,7 +352,7 @@ spawn_child(tr_ctx *ctx, tr_sup *s, child *c)
     c->slot = slot;
     c->x = tr_load_acq(&slot->ext);
     c->state = CHILD_RUNNING;
-    c->up_ms = now_ms(ctx);
+    c->up_ms = started;
     tree_unlock(ctx);
     return TR_OK;
 }
@@ -485,6 +486,7 @@ restart_wanted(tr_ctx *ctx, tr_sup *s)
         if (c->state != CHILD_HELD || !c->want_restart) {
             continue;
         }
+        uint64_t started = now_ms(ctx); /* when `init` began */
         rc = tr__actor_reinit(ctx, c->slot, c->arg, why, sizeof(why));
         if (rc == TR_IGNORE) {
             c->want_restart = false;
@@ -503,7 +505,7 @@ restart_wanted(tr_ctx *ctx, tr_sup *s)
         tree_lock(ctx);
         c->state = CHILD_RUNNING;
         c->restarts++;
-        c->up_ms = now_ms(ctx);
+        c->up_ms = started;
         tree_unlock(ctx);
         c->undecided = false; /* a round restarted it: nothing to decide */
     }
@@ -629,10 +631,9 @@ sequence_next(tr_ctx *ctx, tr_sup *s)
         if (mode == SUP_TERMINATE) {
             (void)tr_stop(ctx);
         } else {
-            if (s->top) {
-                tr_store_rel(&ctx->sys->gave_up, 1);
-                tr__ec_wake(&ctx->sys->gave_up_ec);
-            }
+            /* A top-level tree is over: its end wakes tr_system_wait,
+             * once the failure hook has reported it. */
+            tr_load_acq(&ctx->actor->ext)->escalate = s->top;
             (void)tr_fail(ctx, s->give_up_code, s->give_up_text);
         }
         return;

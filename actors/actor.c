@@ -990,6 +990,18 @@ tr__spawn_held(tr_ctx *ctx, const tr_behaviour *b, const void *arg,
 }
 
 void
+tr__actor_stop_held(tr_ctx *ctx, const tr_exit *exit)
+{
+    tr_actor *a = ctx->actor;
+
+    if (a->behaviour->stop != NULL) {
+        a->behaviour->stop(ctx, tr__actor_state(a), exit);
+    }
+    run_exit_hooks(ctx);
+    tr_store_relaxed(&tr_load_acq(&a->ext)->held, 1);
+}
+
+void
 tr__actor_release(tr_system *sys, tr_actor *a)
 {
     if (!go_idle(a)) {
@@ -1032,6 +1044,8 @@ tr__actor_reinit(tr_ctx *ctx, tr_actor *a, const void *arg, char *why,
         snprintf(why, cap, "init returned %d (%s)", rc, tr_errname(rc));
     }
     if (rc != TR_OK) {
+        /* What the failed init registered (a subscription) ends with it. */
+        run_exit_hooks(&child);
         tr_store_relaxed(&x->held, 1); /* `stop` must not run for it */
         return rc;
     }

@@ -237,6 +237,9 @@ void tr__actor_end(tr_ctx *ctx, const tr_exit *exit);
 /* End the incarnation for good: `stop` (when `run_stop`), the generation,
  * the queues, monitors, links and name, the slot. */
 void tr__actor_finish(tr_ctx *ctx, const tr_exit *exit, bool run_stop);
+/* Run `stop` and the exit hooks of a supervised actor whose run-right the
+ * caller holds, and keep holding it (an instance stopped between restarts). */
+void tr__actor_stop_held(tr_ctx *ctx, const tr_exit *exit);
 /* Give up the run-right of `a` (scheduling it if messages wait). */
 void tr__actor_release(tr_system *sys, tr_actor *a);
 /*

@@ -110,6 +110,8 @@ struct bchan {
     pthread_mutex_t lock;
     receiver list; /* sentinel of the receivers' list */
     uint32_t receivers;
+    uint32_t listed; /* on the list: receivers, and detached subscribers
+                        whose handler may still hold a pin */
     uint32_t senders;
     uint32_t handles; /* senders, receivers, subscriptions: freed at 0 */
     bvalue *deferred; /* overwritten values a pin may still cover */
@@ -233,7 +235,9 @@ reclaim(bchan *ch)
 static int
 reserve_pin(bchan *ch)
 {
-    size_t want = ch->receivers + 1u;
+    /* Every listed receiver may hold a pin: a detached subscriber stays
+     * listed while its handler borrows a value. */
+    size_t want = ch->listed + 1u;
     size_t cap = ch->pins_cap != 0 ? ch->pins_cap : 8;
     uint64_t *pins;
 
@@ -267,16 +271,18 @@ link_receiver(bchan *ch, receiver *r)
     r->next = ch->list.next;
     ch->list.next->prev = r;
     ch->list.next = r;
+    ch->listed++;
     ch->receivers++;
     ch->handles++;
 }
 
-/* Under the lock: take `r` off the list (counts are the caller's). */
+/* Under the lock: take `r` off the list (`receivers` is the caller's). */
 static void
 unlink_receiver(receiver *r)
 {
     r->prev->next = r->next;
     r->next->prev = r->prev;
+    r->ch->listed--;
 }
 
 /* Under the lock: wake thread receivers and notify actor subscribers. */
@@ -340,8 +346,10 @@ position(receiver *r, uint64_t *avail, uint64_t *missed)
         *avail = tail - cursor;
         return TR_OK;
     }
-    /* Acquire, then tail again: closing follows the last send. */
-    if (tr_load_acq(&ch->closed) && cursor == tr_load_acq(&ch->tail)) {
+    /* seq_cst: pairs with the closer's store-then-read of `pending`
+     * against our clear-then-read (a store-buffer pattern); then tail
+     * again: closing follows the last send. */
+    if (tr_load_seqcst(&ch->closed) && cursor == tr_load_acq(&ch->tail)) {
         return TR_ECLOSED;
     }
     return TR_ETIMEDOUT;

@@ -391,7 +391,7 @@ check_changed(tr_watch_rx *rx)
         return TR_OK;
     }
     /* Acquire, then the version again: closing follows the last send. */
-    if (tr_load_acq(&ch->closed)) {
+    if (tr_load_seqcst(&ch->closed)) {
         version = tr_load_acq(&ch->seq) >> 1;
         if (version != rx->seen) {
             rx->seen = version;
@@ -500,7 +500,7 @@ sub_drain(tr_sub *s, tr_ctx *ctx, void *state, uint64_t *handled)
                 return TR_SUB_IDLE;
             }
         }
-        if (w->closed_sent || !tr_load_acq(&ch->closed)) {
+        if (w->closed_sent || !tr_load_seqcst(&ch->closed)) {
             return TR_SUB_IDLE;
         }
         /* Acquire, then the version again: closing follows the last send,

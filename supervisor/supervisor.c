@@ -303,13 +303,9 @@ static void
 stop_held(tr_ctx *ctx, child *c)
 {
     tr_ctx cc = child_ctx(ctx, c);
-    const tr_behaviour *b = c->slot->behaviour;
     const tr_exit why = {TR_EXIT_SHUTDOWN, TR_OK, "shutdown"};
 
-    if (b->stop != NULL) {
-        b->stop(&cc, tr__actor_state(c->slot), &why);
-    }
-    tr_store_relaxed(&c->x->held, 1);
+    tr__actor_stop_held(&cc, &why);
 }
 
 typedef struct prep {

@@ -729,6 +729,116 @@ test_broadcast_shutdown_with_live_subscriptions(void **state)
     tr_mailbox_destroy(probe);
 }
 
+/*
+ * Pins and the scan's scratch. A subscriber that unsubscribes inside its
+ * handler stays listed (its pin still guards the value it borrows) but no
+ * longer counts as a receiver; the scan's scratch must still have room for
+ * its pin. Eight handlers block holding pins, one of them unsubscribes, a
+ * ninth subscriber joins and blocks too, then enough sends to make the
+ * sender scan the nine pins (once overflowing an eight-slot scratch).
+ */
+enum { PIN_VALUE = 1, PIN_OTHER = 2 };
+
+static tr_broadcast_tx *pin_tx;
+static tr_atomic(int) pin_entered;
+static tr_atomic(bool) pin_release;
+static tr_atomic(int) pin_unsubscribed;
+
+typedef struct pinner {
+    tr_broadcast_sub *sub;
+    int first; /* 2: unsubscribe in the first handler; 1: just block */
+} pinner;
+
+static int
+pin_value(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    pinner *p = state;
+
+    (void)msg;
+    if (p->first == 0) {
+        return TR_OK;
+    }
+    if (p->first == 2 && tr_broadcast_unsubscribe(ctx, p->sub) == TR_OK) {
+        tr_faa_seqcst(&pin_unsubscribed, 1);
+    }
+    p->first = 0;
+    tr_faa_seqcst(&pin_entered, 1);
+    while (!tr_load_acq(&pin_release)) { /* hold the borrowed value */
+        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+    }
+    return TR_OK;
+}
+
+static int
+pin_other(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    (void)msg;
+    return TR_OK;
+}
+
+static int
+pin_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    static const tr_broadcast_sub_types types = {PIN_VALUE, PIN_OTHER,
+                                                 PIN_OTHER};
+    pinner *p = state;
+
+    p->first = *(const int *)arg;
+    return tr_broadcast_subscribe_actor(pin_tx, ctx, &types, &p->sub);
+}
+
+static const tr_handler pin_rows[] = {{PIN_VALUE, pin_value},
+                                      {PIN_OTHER, pin_other}};
+static const tr_dispatch pin_table = {.handlers = pin_rows, .len = 2};
+static const tr_behaviour pin_behaviour = {.name = "pinner",
+                                           .state_size = sizeof(pinner),
+                                           .init = pin_init,
+                                           .dispatch = &pin_table};
+
+static bool
+pins_entered(void *n)
+{
+    return tr_load_seqcst(&pin_entered) >= *(int *)n;
+}
+
+static void
+test_broadcast_scan_has_room_for_detached_pinned_subscribers(void **state)
+{
+    (void)state;
+    tr_system_config cfg = TR_SYSTEM_CONFIG_INIT;
+    cfg.workers = 12; /* one per blocked handler, and spare */
+    tr_system *sys = tr_test_system_cfg(&cfg);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    int n = 8;
+
+    tr_store_relaxed(&pin_entered, 0);
+    tr_store_relaxed(&pin_release, false);
+    tr_store_relaxed(&pin_unsubscribed, 0);
+    assert_int_equal(tr_broadcast_create(1, sizeof(uint64_t), &pin_tx), TR_OK);
+    for (int i = 0; i < 8; i++) {
+        int first = i == 0 ? 2 : 1;
+        assert_int_equal(tr_spawn(ctx, &pin_behaviour, &first, NULL, NULL),
+                         TR_OK);
+    }
+    send_u64(pin_tx, 0);
+    assert_true(tr_test_wait_until(pins_entered, &n, 5000));
+    assert_int_equal(tr_load_seqcst(&pin_unsubscribed), 1);
+    assert_int_equal(tr_broadcast_receiver_count(pin_tx), 7);
+    int first = 1;
+    assert_int_equal(tr_spawn(ctx, &pin_behaviour, &first, NULL, NULL), TR_OK);
+    send_u64(pin_tx, 1);
+    n = 9;
+    assert_true(tr_test_wait_until(pins_entered, &n, 5000));
+    for (uint64_t x = 2; x < 42; x++) {
+        send_u64(pin_tx, x); /* overwrites values: the sender scans pins */
+    }
+    tr_store_rel(&pin_release, true);
+    tr_broadcast_tx_destroy(pin_tx);
+    tr_test_shutdown(sys);
+}
+
 int
 main(void)
 {
@@ -745,6 +855,8 @@ main(void)
         cmocka_unit_test(
             test_broadcast_blocked_receivers_wake_on_send_and_on_close),
         cmocka_unit_test(test_broadcast_misuse_returns_codes),
+        cmocka_unit_test(
+            test_broadcast_scan_has_room_for_detached_pinned_subscribers),
         cmocka_unit_test(test_broadcast_actor_gets_values_then_closed),
         cmocka_unit_test(test_broadcast_slow_actor_lags_by_the_same_rule),
         cmocka_unit_test(test_broadcast_unsubscribe_stops_delivery),

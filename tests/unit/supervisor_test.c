@@ -898,6 +898,7 @@ test_sup_failing_restarts_are_retried_until_intensity(void **state)
 /* ---- what a restart does not keep ---- */
 
 static tr_broadcast_tx *feed;
+static tr_atomic(int) sub_init_failures; /* inits left to fail */
 
 static int
 sub_init(tr_ctx *ctx, void *state, const void *arg)
@@ -906,6 +907,10 @@ sub_init(tr_ctx *ctx, void *state, const void *arg)
         .value_type = MSG_PING, .lagged_type = 100, .closed_type = 101};
     /* Subscribed before the init note, which the test waits for. */
     int rc = tr_broadcast_subscribe_actor(feed, ctx, &types, NULL);
+    if (rc == TR_OK && tr_load_seqcst(&sub_init_failures) > 0) {
+        tr_fas_seqcst(&sub_init_failures, 1);
+        return TR_EINVAL; /* after subscribing: the restart must undo it */
+    }
     return rc == TR_OK ? w_init(ctx, state, arg) : rc;
 }
 
@@ -929,6 +934,9 @@ test_sup_restart_ends_the_old_channel_subscriptions(void **state)
     (void)start_sup(TR_ONE_FOR_ONE, kids, 1, 5, 1000);
     tr_addr a = {expect(EV_INIT, "a", TR_OK).addr};
     assert_int_equal(tr_broadcast_receiver_count(feed), 1);
+    /* The first restart's init subscribes and then fails; the retry
+     * succeeds. */
+    tr_store_seqcst(&sub_init_failures, 1);
     send(a, MSG_CRASH);
     expect(EV_STOP, "a", TR_EXIT_FAILED);
     expect(EV_INIT, "a", TR_OK); /* it subscribed again */

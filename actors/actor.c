@@ -836,7 +836,10 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
         if (!more) {
             break;
         }
-        if (n == TR_BATCH) {
+        /* `handled` also counts what control-lane hooks delivered (a
+         * channel subscription reads up to a batch each time it runs, and
+         * runs before every user message): it bounds the run too. */
+        if (n == TR_BATCH || handled >= TR_BATCH) {
             bump(&a->handled, handled);
             bump(&wl->handled, handled);
             tr__sched_requeue(w, &a->task);

@@ -286,6 +286,9 @@ destroy_ctl_one(tr_envelope *env)
     } else if (env->kind == TR_CTL_HOOK) {
         tr_ctl_hook *h = (tr_ctl_hook *)(void *)env;
         h->drop(h);
+    } else if (env->kind == TR_CTL_CHILD) {
+        /* Not ours to free (actors/ext.h): the child stays held until
+         * shutdown's final pass ends it. */
     } else {
         tr__env_destroy(env);
     }
@@ -461,22 +464,18 @@ hand_over(tr_ctx *ctx, tr_ext *x, const tr_exit *exit)
      * with it: the restarted one starts clean. */
     run_exit_hooks(ctx);
     tr_store_relaxed(&x->held, 1);
-    tr_envelope *env = tr__env_create(sizeof(tr_child_report));
-    if (env != NULL) {
-        tr_child_report *r = tr__env_data(env);
-        env->kind = TR_CTL_USER;
-        env->type = TR_MSG_CHILD;
-        env->from = ctx->self;
-        r->child = x->child;
-        tr__signal_fill(&r->why, ctx->self, 0, &why);
-        if (tr__actor_push_ctl_to(ctx->sys, tr_load_relaxed(&x->parent), env) ==
-            TR_OK) {
-            return;
-        }
-        tr__env_destroy(env);
+    tr_report_msg *m = &x->report;
+    m->env.kind = TR_CTL_CHILD;
+    m->env.type = TR_MSG_CHILD;
+    m->env.size = sizeof(m->r);
+    m->env.from = ctx->self;
+    m->r.child = x->child;
+    tr__signal_fill(&m->r.why, ctx->self, 0, &why);
+    if (tr__actor_push_ctl_to(ctx->sys, tr_load_relaxed(&x->parent), &m->env) !=
+        TR_OK) {
+        /* No supervisor to take it: it has ended. */
+        tr__actor_finish(ctx, &why, false);
     }
-    /* No supervisor to take it (it has ended, or no memory to tell it). */
-    tr__actor_finish(ctx, &why, false);
 }
 
 void
@@ -510,9 +509,13 @@ traps_exits(tr_actor *a)
 static void
 put_str(char *buf, size_t cap, size_t *at, const char *s)
 {
-    while (*s != '\0' && *at + 1 < cap) {
-        buf[(*at)++] = *s++;
+    size_t n = strlen(s);
+
+    if (n > cap - 1 - *at) {
+        n = cap - 1 - *at;
     }
+    memcpy(buf + *at, s, n);
+    *at += n;
     buf[*at] = '\0';
 }
 
@@ -731,6 +734,10 @@ run_ctl(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
         over = dispatch(ctx, state, env, handled);
         tr__env_destroy(env);
         return over;
+    case TR_CTL_CHILD:
+        /* Nothing touches `env` after the handler: by then the child may
+         * have been restarted and be reporting again with it. */
+        return dispatch(ctx, state, env, handled);
     case TR_CTL_REPLY: {
         uint32_t type = env->type; /* the call's request type */
         int rc = tr__call_run_outcome(ctx, state, env);

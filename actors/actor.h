@@ -27,13 +27,15 @@ enum { TR_INLINE_STATE = 16 };
 
 /* Control-lane message kinds (tr_envelope.kind): a stop request, a user
  * message (from a timer, or a DOWN), a call's outcome, a runtime hook
- * (tr_ctl_hook), a linked actor's exit (a tr_signal). */
+ * (tr_ctl_hook), a linked actor's exit (a tr_signal), a supervised
+ * child's report (TR_MSG_CHILD, not allocated: see actors/ext.h). */
 enum {
     TR_CTL_STOP = 1,
     TR_CTL_USER = 2,
     TR_CTL_REPLY = 3,
     TR_CTL_HOOK = 4,
-    TR_CTL_LINK = 5
+    TR_CTL_LINK = 5,
+    TR_CTL_CHILD = 6 /* a child's report, which lives in its record */
 };
 
 /* Runtime message types (see troupe/monitor.h for the public ones). */

@@ -17,6 +17,27 @@ typedef struct tr_watch {
     uint64_t watcher; /* address id */
 } tr_watch;
 
+/* The payload of TR_MSG_CHILD: which child ended, and why. Whoever gets it
+ * holds the child's run-right. */
+typedef struct tr_child_report {
+    void *child; /* tr_ext.child */
+    tr_signal why;
+} tr_child_report;
+
+/*
+ * A report lives in the child's record: a child has at most one in flight
+ * (it is held until its supervisor has read the report), so sending one
+ * never allocates, and cannot fail for want of memory. Its receiver does
+ * not free it.
+ */
+typedef struct tr_report_msg {
+    tr_envelope env;
+    tr_child_report r;
+} tr_report_msg;
+
+_Static_assert(offsetof(tr_report_msg, r) == sizeof(tr_envelope),
+               "a report's payload is where tr__env_data looks");
+
 struct tr_ext {
     /* Guards the fields up to `name`. */
     pthread_mutex_t lock;
@@ -39,17 +60,11 @@ struct tr_ext {
     tr_atomic(uint32_t) kill;   /* end without `stop` at the next chance */
     tr_atomic(uint32_t) held;   /* `stop` ran; the supervisor holds the right */
     tr_atomic(uint64_t) hwm;    /* mailbox high-water mark */
+    tr_report_msg report;
     /* Set by the actor itself: its end ends a supervision tree, which
      * wakes tr_system_wait (after the failure hook's report). */
     bool escalate;
 };
-
-/* The payload of TR_MSG_CHILD: which child ended, and why. Whoever gets it
- * holds the child's run-right. */
-typedef struct tr_child_report {
-    void *child; /* tr_ext.child */
-    tr_signal why;
-} tr_child_report;
 
 /* The slot's record, created on first use; NULL when out of memory. */
 tr_ext *tr__ext_get(tr_actor *a);

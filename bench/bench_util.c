@@ -211,3 +211,42 @@ bench_report(const char *name, uint64_t n, double secs, const char *extra)
            name, n, secs, secs > 0 ? (double)n / secs : 0.0,
            bench_rss_peak_kb(), extra != NULL ? extra : "");
 }
+
+/* ---- the call benchmarks' server ---- */
+
+static int
+server_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    (void)ctx;
+    memcpy(state, arg, sizeof(tr_mailbox *));
+    return TR_OK;
+}
+
+/* A request: reply with the request's value + 1. */
+static int
+server_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    tr_mailbox *const *done = state;
+    uint64_t v;
+    int rc;
+
+    if (msg->size != sizeof(v)) {
+        bench_post_fail(*done, TR_EINVAL, "a request of the wrong size");
+        return tr_stop(ctx);
+    }
+    memcpy(&v, msg->data, sizeof(v));
+    v++;
+    rc = tr_reply(ctx, msg, &v, sizeof(v));
+    if (rc != TR_OK) {
+        bench_post_fail(*done, rc, "reply");
+        return tr_stop(ctx);
+    }
+    return TR_OK;
+}
+
+const tr_behaviour bench_call_server = {
+    .name = "bench_call_server",
+    .state_size = sizeof(tr_mailbox *),
+    .init = server_init,
+    .handle = server_handle,
+};

@@ -68,4 +68,10 @@ void bench_finish(tr_system *sys, tr_mailbox *mb);
 /* Print the result line; `extra` (may be NULL) is appended as given. */
 void bench_report(const char *name, uint64_t n, double secs, const char *extra);
 
+/*
+ * W3's server: answers each call with its uint64_t request + 1. Its start
+ * argument is the address of the tr_mailbox * that failures are posted to.
+ */
+extern const tr_behaviour bench_call_server;
+
 #endif /* BENCH_UTIL_H */

@@ -15,45 +15,6 @@
 
 enum { MSG_GO = 1, MSG_REQUEST = 2 };
 
-/* ---- the server ---- */
-
-static int
-server_init(tr_ctx *ctx, void *state, const void *arg)
-{
-    (void)ctx;
-    memcpy(state, arg, sizeof(tr_mailbox *));
-    return TR_OK;
-}
-
-/* MSG_REQUEST: reply with the request's value + 1. */
-static int
-server_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
-{
-    tr_mailbox *const *done = state;
-    uint64_t v;
-    int rc;
-
-    if (msg->size != sizeof(v)) {
-        bench_post_fail(*done, TR_EINVAL, "a request of the wrong size");
-        return tr_stop(ctx);
-    }
-    memcpy(&v, msg->data, sizeof(v));
-    v++;
-    rc = tr_reply(ctx, msg, &v, sizeof(v));
-    if (rc != TR_OK) {
-        bench_post_fail(*done, rc, "reply");
-        return tr_stop(ctx);
-    }
-    return TR_OK;
-}
-
-static const tr_behaviour server_behaviour = {
-    .name = "call_server",
-    .state_size = sizeof(tr_mailbox *),
-    .init = server_init,
-    .handle = server_handle,
-};
-
 /* ---- the client ---- */
 
 typedef struct client {
@@ -155,7 +116,7 @@ main(void)
     bench_done d;
     double t0;
 
-    bench_check(tr_spawn(ctx, &server_behaviour, &done, NULL, &go.server),
+    bench_check(tr_spawn(ctx, &bench_call_server, &done, NULL, &go.server),
                 "spawn server");
     bench_check(tr_spawn(ctx, &client_behaviour, &done, NULL, &client_addr),
                 "spawn client");

@@ -17,45 +17,6 @@
 enum { CLIENTS = 4 };
 enum { MSG_GO = 1, MSG_REQUEST = 2 };
 
-/* ---- the server ---- */
-
-static int
-server_init(tr_ctx *ctx, void *state, const void *arg)
-{
-    (void)ctx;
-    memcpy(state, arg, sizeof(tr_mailbox *));
-    return TR_OK;
-}
-
-/* MSG_REQUEST: reply with the request's value + 1. */
-static int
-server_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
-{
-    tr_mailbox *const *done = state;
-    uint64_t v;
-    int rc;
-
-    if (msg->size != sizeof(v)) {
-        bench_post_fail(*done, TR_EINVAL, "a request of the wrong size");
-        return tr_stop(ctx);
-    }
-    memcpy(&v, msg->data, sizeof(v));
-    v++;
-    rc = tr_reply(ctx, msg, &v, sizeof(v));
-    if (rc != TR_OK) {
-        bench_post_fail(*done, rc, "reply");
-        return tr_stop(ctx);
-    }
-    return TR_OK;
-}
-
-static const tr_behaviour server_behaviour = {
-    .name = "call4_server",
-    .state_size = sizeof(tr_mailbox *),
-    .init = server_init,
-    .handle = server_handle,
-};
-
 /* ---- a client ---- */
 
 typedef struct client_args {
@@ -161,7 +122,7 @@ main(void)
     double t_end = 0;
     double t0;
 
-    bench_check(tr_spawn(ctx, &server_behaviour, &done, NULL, &server),
+    bench_check(tr_spawn(ctx, &bench_call_server, &done, NULL, &server),
                 "spawn server");
     for (int i = 0; i < CLIENTS; i++) {
         client_args args = {

@@ -88,7 +88,7 @@ int
 tr__actor_push_ctl_to(tr_system *sys, uint64_t to, tr_envelope *env)
 {
     tr_actor *a = tr__table_slot(sys->table, to);
-    uint32_t gen = (uint32_t)(to >> 32);
+    uint32_t gen = tr__id_gen(to);
 
     /* Acquire: pairs with spawn's publication of gen. */
     if (a == NULL || !tr__gen_live(gen) || tr_load_acq(&a->gen) != gen) {
@@ -109,8 +109,8 @@ resolve(tr_ctx *ctx, tr_addr to, uint32_t type)
 
     /* Acquire: pairs with spawn's publication of gen, after which the
      * slot's behaviour and cap are set. */
-    if (a == NULL || tr_load_acq(&a->gen) != (uint32_t)(to.id >> 32) ||
-        !tr__gen_live((uint32_t)(to.id >> 32))) {
+    if (a == NULL || tr_load_acq(&a->gen) != tr__id_gen(to.id) ||
+        !tr__gen_live(tr__id_gen(to.id))) {
         tr__actor_count_dead(ctx, to.id, type, TR_DEAD_NOACTOR);
         return NULL;
     }
@@ -140,7 +140,7 @@ tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env, bool may_wait)
 {
     tr_system *sys = ctx->sys;
     tr_actor *a;
-    uint32_t gen = (uint32_t)(to.id >> 32);
+    uint32_t gen = tr__id_gen(to.id);
 
     if (ctx->actor == NULL && tr_load_acq(&sys->shutting_down)) {
         return TR_ESHUTDOWN;
@@ -1105,7 +1105,7 @@ tr_actor_stop(tr_ctx *ctx, tr_addr to)
     if (a == NULL) {
         return TR_ENOACTOR;
     }
-    return tr__actor_request_stop(ctx->sys, a, (uint32_t)(to.id >> 32),
+    return tr__actor_request_stop(ctx->sys, a, tr__id_gen(to.id),
                                   ctx->self);
 }
 
@@ -1147,7 +1147,7 @@ int
 tr_actor_stats_get(tr_system *sys, tr_addr who, tr_actor_stats *out)
 {
     tr_actor *a;
-    uint32_t gen = (uint32_t)(who.id >> 32);
+    uint32_t gen = tr__id_gen(who.id);
     tr_actor_stats s;
 
     if (sys == NULL || out == NULL) {

@@ -198,6 +198,19 @@ tr__addr_id(uint32_t gen, uint32_t index)
     return ((uint64_t)gen << 32) | index;
 }
 
+/* The generation and the slot index a local id names. */
+static inline uint32_t
+tr__id_gen(uint64_t id)
+{
+    return (uint32_t)(id >> 32);
+}
+
+static inline uint32_t
+tr__id_index(uint64_t id)
+{
+    return (uint32_t)id;
+}
+
 static inline bool
 tr__gen_live(uint32_t gen)
 {

@@ -146,14 +146,14 @@ tr_monitor(tr_ctx *ctx, tr_addr target, uint64_t *ref)
     uint64_t seq = tr_faa_relaxed(&sys->next_ref, 1) + 1;
     tr_actor *a = slot_of(sys, target.id);
     /* The target's slot index rides in the reference, for tr_demonitor. */
-    *ref = (seq << 32) | (uint32_t)target.id;
+    *ref = (seq << 32) | tr__id_index(target.id);
     if (a != NULL) {
         tr_ext *x = tr__ext_get(a);
         if (x == NULL) {
             return TR_ENOMEM;
         }
         pthread_mutex_lock(&x->lock);
-        if (own_lists(a, x, (uint32_t)(target.id >> 32))) {
+        if (own_lists(a, x, tr__id_gen(target.id))) {
             if (x->nmon == x->capmon &&
                 !tr__grow((void **)&x->mons, &x->capmon, sizeof(tr_watch), 4)) {
                 pthread_mutex_unlock(&x->lock);
@@ -270,7 +270,7 @@ tr_link(tr_ctx *ctx, tr_addr other)
         return rc;
     }
     tr_actor *peer = slot_of(ctx->sys, other.id);
-    rc = peer != NULL ? link_add(peer, (uint32_t)(other.id >> 32), ctx->self)
+    rc = peer != NULL ? link_add(peer, tr__id_gen(other.id), ctx->self)
                       : TR_ENOACTOR;
     if (rc == TR_OK) {
         return TR_OK;
@@ -296,7 +296,7 @@ tr_unlink(tr_ctx *ctx, tr_addr other)
     link_remove(ctx->actor, ctx->gen, other.id);
     tr_actor *peer = slot_of(ctx->sys, other.id);
     if (peer != NULL) {
-        link_remove(peer, (uint32_t)(other.id >> 32), ctx->self);
+        link_remove(peer, tr__id_gen(other.id), ctx->self);
     }
     return TR_OK;
 }
@@ -492,7 +492,7 @@ tr_register(tr_ctx *ctx, const char *name, tr_addr who)
         /* Its own name already (say, registered again by `init` after a
          * restart in place): nothing to do. */
         rc = have->id == who.id ? TR_OK : TR_EEXIST;
-    } else if (!own_lists(a, x, (uint32_t)(who.id >> 32))) {
+    } else if (!own_lists(a, x, tr__id_gen(who.id))) {
         rc = TR_ENOACTOR;
     } else if (x->name != NULL) {
         rc = TR_EALREADY;
@@ -541,7 +541,7 @@ tr_unregister(tr_ctx *ctx, const char *name)
     tr_ext *x = a != NULL ? tr_load_acq(&a->ext) : NULL;
     if (x != NULL) {
         pthread_mutex_lock(&x->lock);
-        if (x->gen == (uint32_t)(id >> 32) && x->name != NULL &&
+        if (x->gen == tr__id_gen(id) && x->name != NULL &&
             strcmp(x->name, name) == 0) {
             free_key(x->name);
             x->name = NULL;
@@ -612,7 +612,7 @@ tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint32_t gen, const tr_exit *exit)
     for (uint32_t i = 0; i < nlink; i++) {
         tr_actor *peer = slot_of(sys, links[i]);
         if (peer != NULL) {
-            link_remove(peer, (uint32_t)(links[i] >> 32), self);
+            link_remove(peer, tr__id_gen(links[i]), self);
         }
         send_signal(sys, links[i], TR_CTL_LINK, TR_MSG_EXIT, self, 0, exit);
     }

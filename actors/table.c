@@ -66,7 +66,7 @@ tr__table_destroy(tr_table *t)
 tr_actor *
 tr__table_slot(tr_table *t, uint64_t id)
 {
-    uint32_t index = (uint32_t)id;
+    uint32_t index = tr__id_index(id);
     uint32_t c = index >> TR_CHUNK_BITS;
     tr_actor *chunk;
 

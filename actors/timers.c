@@ -161,8 +161,8 @@ arm_send(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
         return TR_ESHUTDOWN;
     }
     a = tr__table_slot(sys->table, to.id);
-    if (a == NULL || !tr__gen_live((uint32_t)(to.id >> 32)) ||
-        tr_load_acq(&a->gen) != (uint32_t)(to.id >> 32)) {
+    if (a == NULL || !tr__gen_live(tr__id_gen(to.id)) ||
+        tr_load_acq(&a->gen) != tr__id_gen(to.id)) {
         tr__actor_count_dead(ctx, to.id, type, TR_DEAD_NOACTOR);
         return TR_ENOACTOR;
     }

@@ -260,7 +260,7 @@ child_ctx(tr_ctx *ctx, child *c)
         .actor = c->slot,
         .worker = ctx->worker,
         .self = c->addr.id,
-        .gen = (uint32_t)(c->addr.id >> 32),
+        .gen = tr__id_gen(c->addr.id),
     };
 }
 
@@ -550,7 +550,7 @@ static void
 ask_stop(tr_ctx *ctx, tr_sup *s, child *c)
 {
     int sd = shutdown_of(c);
-    uint32_t gen = (uint32_t)(c->addr.id >> 32);
+    uint32_t gen = tr__id_gen(c->addr.id);
 
     set_state(ctx, c, CHILD_STOPPING);
     c->serial = ++s->next_serial;
@@ -732,7 +732,7 @@ on_report(tr_ctx *ctx, tr_sup *s, const tr_child_report *r)
             .actor = slot,
             .worker = ctx->worker,
             .self = r->why.who.id,
-            .gen = (uint32_t)(r->why.who.id >> 32),
+            .gen = tr__id_gen(r->why.who.id),
         };
         const tr_exit why = {r->why.kind, r->why.code, r->why.text};
         tr__actor_finish(&cc, &why, false);
@@ -779,7 +779,7 @@ on_deadline(tr_ctx *ctx, tr_sup *s, uint32_t serial)
     c->killed = true;
     tr_store_rel(&c->x->kill, 1);
     (void)tr__actor_request_stop(ctx->sys, c->slot,
-                                 (uint32_t)(c->addr.id >> 32), ctx->self);
+                                 tr__id_gen(c->addr.id), ctx->self);
 }
 
 /* ---- the run-time API, supervisor side ---- */
@@ -1166,7 +1166,7 @@ sup_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
             tr_store_relaxed(&c->x->parent, 0);
             tr_store_rel(&c->x->kill, 1);
             (void)tr__actor_request_stop(ctx->sys, c->slot,
-                                         (uint32_t)(c->addr.id >> 32), 0);
+                                         tr__id_gen(c->addr.id), 0);
         }
     }
     while (s->deferred != NULL) {

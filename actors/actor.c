@@ -64,7 +64,7 @@ tr__actor_count_dead(tr_ctx *ctx, uint64_t to, uint32_t type,
         tr_faa_relaxed(&sys->ext_dead, 1);
     }
     if (sys->cfg.on_dead_letter != NULL) {
-        sys->cfg.on_dead_letter(sys->cfg.on_dead_letter_arg, (tr_addr){to},
+        sys->cfg.on_dead_letter(sys->cfg.on_dead_letter_arg, tr__addr(sys, to),
                                 type, why);
     }
 }
@@ -88,38 +88,49 @@ int
 tr__actor_push_ctl_to(tr_system *sys, uint64_t to, tr_envelope *env)
 {
     tr_actor *a = tr__table_slot(sys->table, to);
-    uint32_t gen = tr__id_gen(to);
+    uint64_t gen = tr__id_gen(to);
 
     /* Acquire: pairs with spawn's publication of gen. */
     if (a == NULL || !tr__gen_live(gen) || tr_load_acq(&a->gen) != gen) {
         return TR_ENOACTOR;
     }
-    env->gen = gen;
+    env->gen = tr__env_gen(gen);
     tr__actor_push_ctl(sys, a, env);
     return TR_OK;
 }
 
 /* ---- sending ---- */
 
-/* Look up `to` for a send; NULL (and a dead letter) if it has stopped. */
-static tr_actor *
-resolve(tr_ctx *ctx, tr_addr to, uint32_t type)
+/*
+ * Look up `to` for a send into `*out`: TR_ENOACTOR (and a dead letter) if
+ * it has stopped, TR_EFOREIGN for another system's address, TR_EFORKED in
+ * a fork child.
+ */
+static int
+resolve(tr_ctx *ctx, tr_addr to, uint32_t type, tr_actor **out)
 {
-    tr_actor *a = tr__table_slot(ctx->sys->table, to.id);
+    tr_system *sys = ctx->sys;
+    tr_actor *a;
+    int rc = tr__sys_check(sys);
 
+    if (rc != TR_OK || (rc = tr__addr_check(sys, to)) != TR_OK) {
+        return rc;
+    }
+    a = tr__table_slot(sys->table, to.id);
     /* Acquire: pairs with spawn's publication of gen, after which the
      * slot's behaviour and cap are set. */
     if (a == NULL || tr_load_acq(&a->gen) != tr__id_gen(to.id) ||
         !tr__gen_live(tr__id_gen(to.id))) {
         tr__actor_count_dead(ctx, to.id, type, TR_DEAD_NOACTOR);
-        return NULL;
+        return TR_ENOACTOR;
     }
-    return a;
+    *out = a;
+    return TR_OK;
 }
 
 /* Wait (plain threads only) until `a` may have room, or shutdown. */
 static int
-wait_for_room(tr_ctx *ctx, tr_actor *a, uint32_t gen, uint32_t seen)
+wait_for_room(tr_ctx *ctx, tr_actor *a, uint64_t gen, uint32_t seen)
 {
     tr_system *sys = ctx->sys;
 
@@ -139,15 +150,15 @@ int
 tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env, bool may_wait)
 {
     tr_system *sys = ctx->sys;
-    tr_actor *a;
-    uint32_t gen = tr__id_gen(to.id);
+    tr_actor *a = NULL;
+    uint64_t gen = tr__id_gen(to.id);
+    int rc;
 
     if (ctx->actor == NULL && tr_load_acq(&sys->shutting_down)) {
         return TR_ESHUTDOWN;
     }
-    a = resolve(ctx, to, env->type);
-    if (a == NULL) {
-        return TR_ENOACTOR;
+    if ((rc = resolve(ctx, to, env->type, &a)) != TR_OK) {
+        return rc;
     }
     if (!tr__lane_admit(&a->sent, &a->taken, tr_load_relaxed(&a->cap))) {
         /* Never block a worker, whichever context its caller passed. */
@@ -159,19 +170,19 @@ tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env, bool may_wait)
         tr_faa_seqcst(&sys->room_waiters, 1);
         for (;;) {
             uint32_t seen = tr__ec_value(&sys->room);
-            int rc;
+            int wrc;
             if (tr__lane_admit(&a->sent, &a->taken, tr_load_relaxed(&a->cap))) {
                 break;
             }
-            rc = wait_for_room(ctx, a, gen, seen);
-            if (rc != TR_OK) {
+            wrc = wait_for_room(ctx, a, gen, seen);
+            if (wrc != TR_OK) {
                 tr_fas_seqcst(&sys->room_waiters, 1);
-                return rc;
+                return wrc;
             }
         }
         tr_fas_seqcst(&sys->room_waiters, 1);
     }
-    env->gen = gen;
+    env->gen = tr__env_gen(gen);
     env->from = ctx->self;
     if (tr__mpsc_push(&a->mbox, &env->node)) {
         schedule(sys, a);
@@ -274,8 +285,8 @@ static void
 log_failure(void *arg, tr_addr who, const char *behaviour, const tr_exit *exit)
 {
     (void)arg;
-    fprintf(stderr, "troupe: actor %#llx (%s) failed: %s\n",
-            (unsigned long long)who.id, behaviour, exit->text);
+    fprintf(stderr, "troupe: actor " TR_ADDR_FMT " (%s) failed: %s\n",
+            TR_ADDR_ARGS(who), behaviour, exit->text);
 }
 
 static void
@@ -307,9 +318,11 @@ destroy_ctl(tr_mnode *list)
 /* A user-lane message that reaches no handler: count it, and end its call
  * if it is a request. */
 static void
-drop_user(tr_ctx *ctx, tr_envelope *env, uint32_t index, tr_dead_reason why)
+drop_user(tr_ctx *ctx, tr_envelope *env, tr_actor *a, tr_dead_reason why)
 {
-    tr__actor_count_dead(ctx, tr__addr_id(env->gen, index), env->type, why);
+    uint64_t gen = tr__gen_widen(tr_load_relaxed(&a->gen), env->gen);
+
+    tr__actor_count_dead(ctx, tr__addr_id(gen, a->index), env->type, why);
     if (env->kind == TR_MSG_CALL) {
         tr__call_abandon(tr__call_of(env));
     }
@@ -361,7 +374,7 @@ tr__actor_drain(tr_ctx *ctx, tr_actor *a, tr_dead_reason why)
 
     destroy_ctl(tr__lifo_take_fifo(&a->ctl));
     while ((env = take_user(ctx->sys, a)) != NULL) {
-        drop_user(ctx, env, a->index, why);
+        drop_user(ctx, env, a, why);
     }
     /* Leave the slot holding no message, unless a late push is landing:
      * the next incarnation (or shutdown) frees that one. */
@@ -415,7 +428,7 @@ tr__actor_finish(tr_ctx *ctx, const tr_exit *exit, bool run_stop)
     if (exit->kind == TR_EXIT_FAILED && !supervised) {
         tr_failure_fn hook =
             sys->cfg.on_failure != NULL ? sys->cfg.on_failure : log_failure;
-        hook(sys->cfg.on_failure_arg, (tr_addr){ctx->self}, b->name, exit);
+        hook(sys->cfg.on_failure_arg, tr__addr(sys, ctx->self), b->name, exit);
     }
     if (x != NULL && x->escalate) {
         x->escalate = false;
@@ -470,7 +483,7 @@ hand_over(tr_ctx *ctx, tr_ext *x, const tr_exit *exit)
     m->env.size = sizeof(m->r);
     m->env.from = ctx->self;
     m->r.child = x->child;
-    tr__signal_fill(&m->r.why, ctx->self, 0, &why);
+    tr__signal_fill(&m->r.why, tr__addr(ctx->sys, ctx->self), 0, &why);
     if (tr__actor_push_ctl_to(ctx->sys, tr_load_relaxed(&x->parent), &m->env) !=
         TR_OK) {
         /* No supervisor to take it: it has ended. */
@@ -597,13 +610,13 @@ dispatch(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
         .type = env->type,
         .size = env->size,
         .data = tr__env_data(env),
-        .from = {env->from},
+        .from = tr__addr(ctx->sys, env->from),
         .call = NULL,
     };
     tr_handle_fn fn = pick_handler(a, env->type);
 
     if (tr_unlikely(fn == NULL)) {
-        drop_user(ctx, env, a->index, TR_DEAD_UNHANDLED);
+        drop_user(ctx, env, a, TR_DEAD_UNHANDLED);
         return false;
     }
     if (env->kind == TR_MSG_CALL) {
@@ -688,7 +701,7 @@ run_ctl(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
 {
     bool over = false;
 
-    if (env->gen != ctx->gen) {
+    if (env->gen != tr__env_gen(ctx->gen)) {
         destroy_ctl_one(env); /* for an earlier incarnation */
         return false;
     }
@@ -707,8 +720,9 @@ run_ctl(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
             (sig = tr__env_create(sizeof(tr_signal))) != NULL) {
             sig->type = TR_MSG_EXIT;
             sig->from = from;
-            sig->gen = ctx->gen;
-            tr__signal_fill(tr__env_data(sig), from, 0, &request);
+            sig->gen = tr__env_gen(ctx->gen);
+            tr__signal_fill(tr__env_data(sig), tr__addr(ctx->sys, from), 0,
+                            &request);
             over = dispatch(ctx, state, sig, handled);
             tr__env_destroy(sig);
             return over;
@@ -723,8 +737,8 @@ run_ctl(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
         } else if (sig->kind != TR_EXIT_NORMAL) {
             ctx->fail_code = sig->code != TR_OK ? sig->code : TR_ESHUTDOWN;
             snprintf(ctx->fail_text, sizeof(ctx->fail_text),
-                     "linked actor %#llx ended: %.80s",
-                     (unsigned long long)sig->who.id, sig->text);
+                     "linked actor " TR_ADDR_FMT " ended: %.60s",
+                     TR_ADDR_ARGS(sig->who), sig->text);
             over = ended(ctx, TR_OK, TR_MSG_EXIT);
         }
         tr__env_destroy(env);
@@ -800,7 +814,7 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
     tr_system *sys = arg;
     tr_actor *a = tr_container_of(task, tr_actor, task);
     tr_wlocal *wl = tr__worker_data(w);
-    uint32_t gen = tr_load_relaxed(&a->gen);
+    uint64_t gen = tr_load_relaxed(&a->gen);
     tr_ctx ctx;
     uint64_t handled = 0;
     unsigned n = 0;
@@ -858,8 +872,8 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
         }
         more = &env->node != last;
         n++;
-        if (tr_unlikely(env->gen != gen)) {
-            drop_user(&ctx, env, a->index, TR_DEAD_STOPPED);
+        if (tr_unlikely(env->gen != tr__env_gen(gen))) {
+            drop_user(&ctx, env, a, TR_DEAD_STOPPED);
             continue;
         }
         if (dispatch(&ctx, state, env, &handled)) {
@@ -886,7 +900,7 @@ spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
     tr_system *sys;
     tr_wlocal *wl;
     tr_actor *a;
-    uint32_t gen;
+    uint64_t gen;
     int rc;
 
     if (ctx == NULL || behaviour == NULL ||
@@ -894,6 +908,9 @@ spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
         return TR_EINVAL;
     }
     sys = ctx->sys;
+    if ((rc = tr__sys_check(sys)) != TR_OK) {
+        return rc;
+    }
     if (tr_load_acq(&sys->shutting_down)) {
         return TR_ESHUTDOWN;
     }
@@ -969,7 +986,7 @@ spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
         tr_faa_relaxed(&sys->ext_spawned, 1);
     }
     if (out != NULL) {
-        *out = (tr_addr){child.self};
+        *out = tr__addr(sys, child.self);
     }
     if (held != NULL) {
         *held = a; /* the run-right stays with the caller (see actor.h) */
@@ -1025,7 +1042,7 @@ tr__actor_reinit(tr_ctx *ctx, tr_actor *a, const void *arg, char *why,
 {
     const tr_behaviour *b = a->behaviour;
     tr_ext *x = tr_load_acq(&a->ext);
-    uint32_t gen = tr_load_relaxed(&a->gen);
+    uint64_t gen = tr_load_relaxed(&a->gen);
     void *state = tr__actor_state(a);
     tr_ctx child = {
         .sys = ctx->sys,
@@ -1079,7 +1096,7 @@ tr_stop(tr_ctx *ctx)
 }
 
 int
-tr__actor_request_stop(tr_system *sys, tr_actor *a, uint32_t gen, uint64_t from)
+tr__actor_request_stop(tr_system *sys, tr_actor *a, uint64_t gen, uint64_t from)
 {
     tr_envelope *env = tr__env_create(0);
 
@@ -1087,7 +1104,7 @@ tr__actor_request_stop(tr_system *sys, tr_actor *a, uint32_t gen, uint64_t from)
         return TR_ENOMEM;
     }
     env->kind = TR_CTL_STOP;
-    env->gen = gen;
+    env->gen = tr__env_gen(gen);
     env->from = from;
     tr__actor_push_ctl(sys, a, env);
     return TR_OK;
@@ -1096,17 +1113,16 @@ tr__actor_request_stop(tr_system *sys, tr_actor *a, uint32_t gen, uint64_t from)
 int
 tr_actor_stop(tr_ctx *ctx, tr_addr to)
 {
-    tr_actor *a;
+    tr_actor *a = NULL;
+    int rc;
 
     if (ctx == NULL) {
         return TR_EINVAL;
     }
-    a = resolve(ctx, to, 0);
-    if (a == NULL) {
-        return TR_ENOACTOR;
+    if ((rc = resolve(ctx, to, 0, &a)) != TR_OK) {
+        return rc;
     }
-    return tr__actor_request_stop(ctx->sys, a, tr__id_gen(to.id),
-                                  ctx->self);
+    return tr__actor_request_stop(ctx->sys, a, tr__id_gen(to.id), ctx->self);
 }
 
 int
@@ -1140,18 +1156,21 @@ tr_become(tr_ctx *ctx, const tr_dispatch *table)
 tr_addr
 tr_self(const tr_ctx *ctx)
 {
-    return (tr_addr){ctx != NULL ? ctx->self : 0};
+    return ctx != NULL ? tr__addr(ctx->sys, ctx->self) : TR_ADDR_NONE;
 }
 
 int
 tr_actor_stats_get(tr_system *sys, tr_addr who, tr_actor_stats *out)
 {
     tr_actor *a;
-    uint32_t gen = tr__id_gen(who.id);
+    uint64_t gen = tr__id_gen(who.id);
     tr_actor_stats s;
 
     if (sys == NULL || out == NULL) {
         return TR_EINVAL;
+    }
+    if (tr__addr_check(sys, who) != TR_OK) {
+        return TR_EFOREIGN;
     }
     a = tr__table_slot(sys->table, who.id);
     if (a == NULL || !tr__gen_live(gen) || tr_load_acq(&a->gen) != gen) {

@@ -6,6 +6,7 @@
 #define TR_ACTORS_ACTOR_H
 
 #include <troupe/actor.h>
+#include <troupe/error.h>
 #include <troupe/monitor.h>
 #include <troupe/system.h>
 #include <troupe/timer.h>
@@ -92,10 +93,10 @@ typedef struct tr_actor {
     tr_mpsc_prod mbox;        /* user lane; head's idle bit schedules */
     tr_lifo ctl;              /* control lane, drained first */
     tr_atomic(uint64_t) sent; /* user messages admitted */
-    tr_atomic(uint32_t) gen;  /* current incarnation */
+    tr_atomic(uint64_t) gen;  /* current incarnation (TR_GEN_BITS wide) */
     tr_atomic(uint32_t) cap;  /* user-lane bound; 0 is unbounded */
-    tr_task task;             /* run-queue or free-list link */
     uint32_t index;           /* slot index in the table (immutable) */
+    tr_task task;             /* run-queue or free-list link */
     tr_atomic(tr_ext *) ext;  /* links, monitors, name, supervision */
     /* Exit hooks of the live incarnation; only the run-right holder
      * touches them. */
@@ -147,7 +148,7 @@ struct tr_ctx {
     tr_actor *actor;   /* NULL on a thread context */
     tr_worker *worker; /* NULL off the workers */
     uint64_t self;
-    uint32_t gen;
+    uint64_t gen;
     bool stop;      /* tr_stop was called */
     bool uncounted; /* init has not succeeded: not in the counters */
     int fail_code;  /* tr_fail's code, or 0 */
@@ -155,6 +156,13 @@ struct tr_ctx {
 };
 
 struct tr_system {
+    /* This system's node word in the addresses it hands out: random and
+     * never 0, so an address of another system (or of an earlier run of
+     * this program) is told apart from ours. */
+    uint64_t node;
+    /* tr__forks when the system started: a forked child has a copy of the
+     * system but none of its threads, and must not use it. */
+    uint32_t fork_epoch;
     tr_sched *sched;
     tr_table *table;
     tr_timers *timers;
@@ -192,27 +200,88 @@ struct tr_system {
     tr_atomic(uint64_t) ext_dead;
 };
 
+/*
+ * A local id (tr_addr.id) is (generation << TR_INDEX_BITS | slot index).
+ * The index takes what the table can hold (TR_MAX_CHUNKS * TR_CHUNK_LEN
+ * slots) and the generation the rest: 2^38 generations a slot. A slot whose
+ * last live generation ends is retired, never reused (table.c), so an id
+ * can never name a later incarnation, however fast actors churn: at 20 M
+ * spawn+stop a second on one slot, a slot retires every 2 hours and the
+ * 2^26 slots last 15,000 years.
+ */
+enum { TR_INDEX_BITS = TR_ADDR_INDEX_BITS };
+_Static_assert((1u << TR_INDEX_BITS) == (uint32_t)TR_MAX_CHUNKS * TR_CHUNK_LEN,
+               "the index covers the table");
+#define TR_GEN_BITS (64 - TR_INDEX_BITS)
+#define TR_GEN_MAX ((UINT64_C(1) << TR_GEN_BITS) - 1) /* odd: a live one */
+
 static inline uint64_t
-tr__addr_id(uint32_t gen, uint32_t index)
+tr__addr_id(uint64_t gen, uint32_t index)
 {
-    return ((uint64_t)gen << 32) | index;
+    return (gen << TR_INDEX_BITS) | index;
 }
 
 /* The generation and the slot index a local id names. */
-static inline uint32_t
+static inline uint64_t
 tr__id_gen(uint64_t id)
 {
-    return (uint32_t)(id >> 32);
+    return id >> TR_INDEX_BITS;
 }
 
 static inline uint32_t
 tr__id_index(uint64_t id)
 {
-    return (uint32_t)id;
+    return (uint32_t)(id & ((UINT64_C(1) << TR_INDEX_BITS) - 1));
+}
+
+/* An envelope records the low 32 bits of the generation it was sent to:
+ * a message outlives at most the incarnation after it (each end drains
+ * the slot), so the low bits tell them apart. */
+static inline uint32_t
+tr__env_gen(uint64_t gen)
+{
+    return (uint32_t)gen;
+}
+
+/* The generation whose low 32 bits are `low`, at most `cur` (the slot's
+ * generation now) and the nearest to it. */
+static inline uint64_t
+tr__gen_widen(uint64_t cur, uint32_t low)
+{
+    uint64_t g = (cur & ~(uint64_t)UINT32_MAX) | low;
+    return g > cur && g > UINT32_MAX ? g - (UINT64_C(1) << 32) : g;
+}
+
+/* The address of local id `id` as `sys` hands it out. */
+static inline tr_addr
+tr__addr(const tr_system *sys, uint64_t id)
+{
+    return (tr_addr){.id = id, .node = id != 0 ? sys->node : 0};
+}
+
+/* Bumped in the child of every fork() (a pthread_atfork handler, set up
+ * by the first tr_system_start). Process-wide by nature: it is the one
+ * global the runtime keeps. */
+extern tr_atomic(uint32_t) tr__forks;
+
+/* TR_OK, or TR_EFORKED when the calling process is a fork child of the one
+ * that started `sys`. */
+static inline int
+tr__sys_check(const tr_system *sys)
+{
+    return tr_load_relaxed(&tr__forks) == sys->fork_epoch ? TR_OK : TR_EFORKED;
+}
+
+/* TR_OK when `a` may name an actor of `sys`; TR_EFOREIGN when it belongs
+ * to another system (or another process's copy of it). */
+static inline int
+tr__addr_check(const tr_system *sys, tr_addr a)
+{
+    return a.node == 0 || a.node == sys->node ? TR_OK : TR_EFOREIGN;
 }
 
 static inline bool
-tr__gen_live(uint32_t gen)
+tr__gen_live(uint64_t gen)
 {
     return (gen & 1u) != 0;
 }
@@ -273,7 +342,7 @@ int tr__actor_reinit(tr_ctx *ctx, tr_actor *a, const void *arg, char *why,
                      size_t cap);
 /* Ask incarnation `gen` of `a` to stop (a control message); a stale `gen`
  * makes it a no-op when it arrives. */
-int tr__actor_request_stop(tr_system *sys, tr_actor *a, uint32_t gen,
+int tr__actor_request_stop(tr_system *sys, tr_actor *a, uint64_t gen,
                            uint64_t from);
 /* Queue `env` (a user-lane message) for `to`; TR_OK or an error, in which
  * case the caller still owns `env`. */

@@ -68,7 +68,7 @@ tr__ext_free(tr_ext *x)
 /* Under x->lock: true when incarnation `gen` of `a` still lives, making
  * the lists its own if they belonged to an earlier one. */
 static bool
-own_lists(tr_actor *a, tr_ext *x, uint32_t gen)
+own_lists(tr_actor *a, tr_ext *x, uint64_t gen)
 {
     /* seq_cst: see the top comment. */
     if (!tr__gen_live(gen) || tr_load_seqcst(&a->gen) != gen) {
@@ -84,10 +84,10 @@ own_lists(tr_actor *a, tr_ext *x, uint32_t gen)
 }
 
 void
-tr__signal_fill(tr_signal *s, uint64_t who, uint64_t ref, const tr_exit *exit)
+tr__signal_fill(tr_signal *s, tr_addr who, uint64_t ref, const tr_exit *exit)
 {
     memset(s, 0, sizeof(*s));
-    s->who = (tr_addr){who};
+    s->who = who;
     s->ref = ref;
     s->kind = exit->kind;
     s->code = exit->code;
@@ -108,7 +108,7 @@ send_signal(tr_system *sys, uint64_t to, int kind, uint32_t type, uint64_t who,
     env->kind = (uint8_t)kind;
     env->type = type;
     env->from = who;
-    tr__signal_fill(tr__env_data(env), who, ref, exit);
+    tr__signal_fill(tr__env_data(env), tr__addr(sys, who), ref, exit);
     if (tr__actor_push_ctl_to(sys, to, env) != TR_OK) {
         tr__env_destroy(env);
     }
@@ -132,12 +132,21 @@ need_actor(const tr_ctx *ctx)
     return ctx->actor == NULL ? TR_ESTATE : TR_OK;
 }
 
+/* An actor's context, and an address `a` of its system. */
+static int
+need_actor_and(const tr_ctx *ctx, tr_addr a)
+{
+    int rc = need_actor(ctx);
+
+    return rc != TR_OK ? rc : tr__addr_check(ctx->sys, a);
+}
+
 /* ---- monitors ---- */
 
 int
 tr_monitor(tr_ctx *ctx, tr_addr target, uint64_t *ref)
 {
-    int rc = need_actor(ctx);
+    int rc = need_actor_and(ctx, target);
 
     if (rc != TR_OK || ref == NULL) {
         return rc != TR_OK ? rc : TR_EINVAL;
@@ -204,7 +213,7 @@ tr_demonitor(tr_ctx *ctx, uint64_t ref)
 
 /* Add `peer` to incarnation `gen`'s links; false when it is gone. */
 static int
-link_add(tr_actor *a, uint32_t gen, uint64_t peer)
+link_add(tr_actor *a, uint64_t gen, uint64_t peer)
 {
     tr_ext *x = tr__ext_get(a);
     int rc = TR_OK;
@@ -235,7 +244,7 @@ link_add(tr_actor *a, uint32_t gen, uint64_t peer)
 }
 
 static void
-link_remove(tr_actor *a, uint32_t gen, uint64_t peer)
+link_remove(tr_actor *a, uint64_t gen, uint64_t peer)
 {
     tr_ext *x = tr_load_acq(&a->ext);
 
@@ -257,7 +266,7 @@ link_remove(tr_actor *a, uint32_t gen, uint64_t peer)
 int
 tr_link(tr_ctx *ctx, tr_addr other)
 {
-    int rc = need_actor(ctx);
+    int rc = need_actor_and(ctx, other);
 
     if (rc != TR_OK) {
         return rc;
@@ -288,7 +297,7 @@ tr_link(tr_ctx *ctx, tr_addr other)
 int
 tr_unlink(tr_ctx *ctx, tr_addr other)
 {
-    int rc = need_actor(ctx);
+    int rc = need_actor_and(ctx, other);
 
     if (rc != TR_OK) {
         return rc;
@@ -467,6 +476,9 @@ tr_register(tr_ctx *ctx, const char *name, tr_addr who)
         return TR_EINVAL;
     }
     tr_system *sys = ctx->sys;
+    if (tr__addr_check(sys, who) != TR_OK) {
+        return TR_EFOREIGN;
+    }
     tr_names *n = sys->names;
     tr_actor *a = slot_of(sys, who.id);
     tr_ext *x = a != NULL ? tr__ext_get(a) : NULL;
@@ -562,7 +574,7 @@ tr_whereis(tr_system *sys, const char *name, tr_addr *out)
     pthread_rwlock_rdlock(&n->lock);
     name_slot *s = find(n, name);
     if (s != NULL) {
-        *out = (tr_addr){s->id};
+        *out = tr__addr(sys, s->id);
         rc = TR_OK;
     }
     pthread_rwlock_unlock(&n->lock);
@@ -572,7 +584,7 @@ tr_whereis(tr_system *sys, const char *name, tr_addr *out)
 /* ---- the end of an incarnation ---- */
 
 void
-tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint32_t gen, const tr_exit *exit)
+tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint64_t gen, const tr_exit *exit)
 {
     /* seq_cst: see the top comment. */
     tr_ext *x = tr_load_seqcst(&a->ext);

@@ -41,7 +41,7 @@ _Static_assert(offsetof(tr_report_msg, r) == sizeof(tr_envelope),
 struct tr_ext {
     /* Guards the fields up to `name`. */
     pthread_mutex_t lock;
-    uint32_t gen; /* the incarnation the lists below belong to */
+    uint64_t gen; /* the incarnation the lists below belong to */
     bool trap_exit;
     tr_watch *mons;
     uint32_t nmon, capmon;
@@ -77,11 +77,11 @@ void tr__ext_free(tr_ext *x);
  * send the DOWNs and link exits, release its name. Called by whoever ends
  * it, after the generation store.
  */
-void tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint32_t gen,
+void tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint64_t gen,
                     const tr_exit *exit);
 
 /* Copy an exit reason into a signal. */
-void tr__signal_fill(tr_signal *s, uint64_t who, uint64_t ref,
+void tr__signal_fill(tr_signal *s, tr_addr who, uint64_t ref,
                      const tr_exit *exit);
 
 /* The registry of names (one per system). */

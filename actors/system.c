@@ -21,7 +21,44 @@
 
 #include <troupe/error.h>
 
+#include <pthread.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
+
+tr_atomic(uint32_t) tr__forks;
+
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void
+forked_child(void)
+{
+    /* Only the forking thread exists in the child: plain arithmetic would
+     * do, but the word is read with atomics elsewhere. */
+    tr_store_relaxed(&tr__forks, tr_load_relaxed(&tr__forks) + 1);
+}
+
+static void
+watch_forks(void)
+{
+    (void)pthread_atfork(NULL, NULL, forked_child);
+}
+
+/* A random non-zero node word: the kernel's randomness, or failing that a
+ * mix of the clock, the process and the system's own address. */
+static uint64_t
+draw_node(const tr_system *sys)
+{
+    uint64_t v = 0;
+
+    if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v)) {
+        v = tr__now_ns() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)sys;
+        v ^= v >> 33;
+        v *= 0xff51afd7ed558ccdull;
+        v ^= v >> 33;
+    }
+    return v != 0 ? v : 1;
+}
 
 int
 tr_system_start(const tr_system_config *cfg, tr_system **out)
@@ -39,6 +76,9 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
     if (cfg != NULL) {
         sys->cfg = *cfg;
     }
+    pthread_once(&fork_once, watch_forks);
+    sys->fork_epoch = tr_load_relaxed(&tr__forks);
+    sys->node = draw_node(sys);
     tr_init_relaxed(&sys->shutting_down, false);
     tr_init_relaxed(&sys->torn_down, false);
     tr_init_relaxed(&sys->room_waiters, 0);
@@ -145,7 +185,7 @@ request_stops(tr_system *sys, bool send)
     for (uint32_t i = 0; i < len; i++) {
         tr_actor *a = tr__table_at(sys->table, i);
         /* seq_cst: pairs with spawn's publication (see the top comment). */
-        uint32_t gen = tr_load_seqcst(&a->gen);
+        uint64_t gen = tr_load_seqcst(&a->gen);
         if (!tr__gen_live(gen)) {
             continue;
         }
@@ -174,7 +214,7 @@ final_pass(tr_system *sys)
 
     for (uint32_t i = 0; i < len; i++) {
         tr_actor *a = tr__table_at(sys->table, i);
-        uint32_t gen = tr_load_relaxed(&a->gen);
+        uint64_t gen = tr_load_relaxed(&a->gen);
 
         /* Nobody runs anything now: take the run-right unconditionally. */
         tr__mpsc_take_idle(&a->mbox);
@@ -203,6 +243,9 @@ tr_system_shutdown(tr_system *sys, unsigned timeout_ms)
 
     if (sys == NULL) {
         return TR_EINVAL;
+    }
+    if (tr__sys_check(sys) != TR_OK) {
+        return TR_EFORKED; /* its threads live in the parent: leave it */
     }
     if (tr__sched_current(sys->sched) != NULL) {
         return TR_ESTATE;

@@ -2,9 +2,9 @@
  * The address table: every actor slot the system ever made, in chunks of
  * TR_CHUNK_LEN that are allocated on demand and freed only with the system.
  *
- * An address is (generation << 32 | index). Looking one up needs no lock
- * and no reference count: the chunk pointer is published with release after
- * its slots are initialised, and a slot's memory stays valid until the
+ * A local id is (generation << TR_INDEX_BITS | index). Looking one up needs
+ * no lock and no reference count: the chunk pointer is published with release
+ * after its slots are initialised, and a slot's memory stays valid until the
  * system is destroyed, so a stale address reads a live slot and fails the
  * generation check (TR_ENOACTOR) instead of touching freed memory.
  *
@@ -14,6 +14,9 @@
  * that a late push from a sender that raced the stop cannot schedule it;
  * such a message waits in the slot until the next incarnation's runner
  * drops it as a dead letter, or until shutdown.
+ *
+ * A slot whose last generation (TR_GEN_MAX) has ended is retired: it is
+ * never given out again (see actor.h for why that takes millennia).
  */
 #include "actors/actor.h"
 #include "actors/ext.h"
@@ -186,6 +189,11 @@ tr__table_take(tr_table *t, tr_wlocal *wl)
 void
 tr__table_give(tr_table *t, tr_wlocal *wl, tr_actor *a)
 {
+    if (tr_load_relaxed(&a->gen) > TR_GEN_MAX) {
+        /* Retired: its every generation has been used, and reusing it
+         * would let an old address name a new actor. */
+        return;
+    }
     if (wl != NULL) {
         a->task.next = (tr_task *)(void *)wl->free;
         wl->free = a;

@@ -160,6 +160,10 @@ arm_send(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     if (tr_load_acq(&sys->shutting_down) && !runtime) {
         return TR_ESHUTDOWN;
     }
+    if ((rc = tr__sys_check(sys)) != TR_OK ||
+        (rc = tr__addr_check(sys, to)) != TR_OK) {
+        return rc;
+    }
     a = tr__table_slot(sys->table, to.id);
     if (a == NULL || !tr__gen_live(tr__id_gen(to.id)) ||
         tr_load_acq(&a->gen) != tr__id_gen(to.id)) {

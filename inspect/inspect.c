@@ -79,7 +79,7 @@ read_counters(tr_system *sys, node *nd)
     tr_actor_stats st;
 
     if (nd->addr == 0 ||
-        tr_actor_stats_get(sys, (tr_addr){nd->addr}, &st) != TR_OK) {
+        tr_actor_stats_get(sys, tr__addr(sys, nd->addr), &st) != TR_OK) {
         return;
     }
     nd->live = true;

@@ -4,8 +4,12 @@
  * A binary min-heap of deadlines (O(log n) add and cancel) over a slab of
  * timer records, all under one mutex: timers are armed and fired far less
  * often than messages are sent, and a mutex keeps cancel-while-firing
- * simple to reason about. Ids are (generation << 32 | slot), so cancelling
- * an id whose timer has fired and whose slot was reused does nothing.
+ * simple to reason about. Ids are (generation << TIMER_SLOT_BITS | slot),
+ * so cancelling an id whose timer has fired and whose slot was reused does
+ * nothing. A slot's generation never wraps: a slot that has used its last
+ * generation is retired (never reused), which costs one record per 2^40
+ * timers armed in that slot, and makes a stale id that names a later timer
+ * impossible however fast timers churn.
  *
  * Firing. The timer thread sleeps on an event count until the earliest
  * deadline (with no timers it sleeps without a deadline: an idle system
@@ -39,7 +43,7 @@ typedef struct rec {
     uint64_t deadline;
     uint64_t period;
     void *arg;
-    uint32_t gen;
+    uint64_t gen;
     uint32_t heap_at; /* NONE when free or cancelled */
     uint32_t next_free;
     uint32_t firing; /* interval firings in progress outside the lock */
@@ -155,6 +159,9 @@ free_slot(tr_timers *t, uint32_t slot)
     r->arg = NULL;
     r->firing = 0;
     r->cancelled = false;
+    if (r->gen > TR_TIMER_GEN_MAX) {
+        return; /* retired: every id it could carry has been used */
+    }
     r->next_free = t->free_head;
     t->free_head = slot;
 }
@@ -314,6 +321,10 @@ tr__timers_add(tr_timers *t, uint64_t delay_ns, uint64_t period_ns, void *arg,
     uint32_t slot;
 
     pthread_mutex_lock(&t->lock);
+    if (t->free_head == NONE && t->n_recs == TR_TIMER_SLOTS) {
+        pthread_mutex_unlock(&t->lock);
+        return TR_ENOMEM; /* TR_TIMER_SLOTS timers pending at once */
+    }
     if (t->free_head == NONE && t->n_recs == t->cap_recs &&
         !tr__grow((void **)&t->recs, &t->cap_recs, sizeof(rec), 64)) {
         pthread_mutex_unlock(&t->lock);
@@ -340,7 +351,7 @@ tr__timers_add(tr_timers *t, uint64_t delay_ns, uint64_t period_ns, void *arg,
     place(t, t->heap_len++, slot);
     sift_up(t, r->heap_at);
     bool first = r->heap_at == 0;
-    *id = ((uint64_t)r->gen << 32) | slot;
+    *id = (r->gen << TR_TIMER_SLOT_BITS) | slot;
     pthread_mutex_unlock(&t->lock);
     if (first && t->has_thread) {
         tr__ec_wake(&t->wake); /* the thread may sleep past the new deadline */
@@ -351,13 +362,13 @@ tr__timers_add(tr_timers *t, uint64_t delay_ns, uint64_t period_ns, void *arg,
 bool
 tr__timers_cancel(tr_timers *t, uint64_t id)
 {
-    uint32_t slot = (uint32_t)id;
+    uint32_t slot = (uint32_t)(id & (TR_TIMER_SLOTS - 1));
     void *arg = NULL;
     bool removed = false;
     bool drop_now = false;
 
     pthread_mutex_lock(&t->lock);
-    if (slot < t->n_recs && t->recs[slot].gen == (uint32_t)(id >> 32) &&
+    if (slot < t->n_recs && t->recs[slot].gen == id >> TR_TIMER_SLOT_BITS &&
         t->recs[slot].heap_at != NONE) {
         rec *r = &t->recs[slot];
         heap_remove(t, r->heap_at);
@@ -394,4 +405,16 @@ tr__timers_len(tr_timers *t)
     uint64_t n = t->heap_len;
     pthread_mutex_unlock(&t->lock);
     return n;
+}
+
+void
+tr__timers_set_gen(tr_timers *t, uint64_t id, uint64_t gen)
+{
+    uint32_t slot = (uint32_t)(id & (TR_TIMER_SLOTS - 1));
+
+    pthread_mutex_lock(&t->lock);
+    if (slot < t->n_recs && t->recs[slot].heap_at == NONE) {
+        t->recs[slot].gen = gen;
+    }
+    pthread_mutex_unlock(&t->lock);
 }

@@ -35,6 +35,12 @@ void tr__timers_destroy(tr_timers *t);
 /* The clock, in nanoseconds since the timers were created. */
 uint64_t tr__timers_now(tr_timers *t);
 
+/* A timer id is (generation << TR_TIMER_SLOT_BITS | slot): at most
+ * TR_TIMER_SLOTS timers pending at once, 2^40 generations per slot. */
+#define TR_TIMER_SLOT_BITS 24
+#define TR_TIMER_SLOTS (UINT32_C(1) << TR_TIMER_SLOT_BITS)
+#define TR_TIMER_GEN_MAX ((UINT64_C(1) << (64 - TR_TIMER_SLOT_BITS)) - 1)
+
 /*
  * Arm a timer `delay_ns` from now, then every `period_ns` (0: once).
  * Returns its id (never 0) in `*id`, or TR_ENOMEM.
@@ -52,6 +58,10 @@ bool tr__timers_cancel(tr_timers *t, uint64_t id);
 /* Manual clock only: move time forward and fire what is due, on the
  * calling thread. */
 void tr__timers_advance(tr_timers *t, uint64_t ns);
+
+/* Tests only: set the generation of the free slot `id` names, to drive it
+ * to its last generation. */
+void tr__timers_set_gen(tr_timers *t, uint64_t id, uint64_t gen);
 
 /* Pending timers (a snapshot). */
 uint64_t tr__timers_len(tr_timers *t);

@@ -432,15 +432,15 @@ retry_later(tr_ctx *ctx, tr_sup *s, uint64_t delay_ms)
     int rc = TR_ENOMEM;
 
     if (delay_ms != 0) {
-        rc = tr__send_after(ctx, (tr_addr){s->self}, MSG_RETRY, NULL, 0,
-                            delay_ms, NULL);
+        rc = tr__send_after(ctx, tr__addr(ctx->sys, s->self), MSG_RETRY, NULL,
+                            0, delay_ms, NULL);
     } else {
         tr_envelope *env = tr__env_create(0);
         if (env != NULL) {
             env->kind = TR_CTL_USER;
             env->type = MSG_RETRY;
             env->from = s->self;
-            env->gen = ctx->gen;
+            env->gen = tr__env_gen(ctx->gen);
             tr__actor_push_ctl(ctx->sys, ctx->actor, env);
             rc = TR_OK;
         }
@@ -550,7 +550,7 @@ static void
 ask_stop(tr_ctx *ctx, tr_sup *s, child *c)
 {
     int sd = shutdown_of(c);
-    uint32_t gen = tr__id_gen(c->addr.id);
+    uint64_t gen = tr__id_gen(c->addr.id);
 
     set_state(ctx, c, CHILD_STOPPING);
     c->serial = ++s->next_serial;
@@ -562,7 +562,7 @@ ask_stop(tr_ctx *ctx, tr_sup *s, child *c)
         sd = sd > 0 ? sd : 1;
     }
     if (sd > 0) {
-        tr_addr self = {s->self};
+        tr_addr self = tr__addr(ctx->sys, s->self);
         (void)tr__send_after(ctx, self, MSG_DEADLINE, &c->serial,
                              sizeof(c->serial), (uint64_t)sd, NULL);
     }
@@ -778,8 +778,8 @@ on_deadline(tr_ctx *ctx, tr_sup *s, uint32_t serial)
      * reaches an actor that traps exits. */
     c->killed = true;
     tr_store_rel(&c->x->kill, 1);
-    (void)tr__actor_request_stop(ctx->sys, c->slot,
-                                 tr__id_gen(c->addr.id), ctx->self);
+    (void)tr__actor_request_stop(ctx->sys, c->slot, tr__id_gen(c->addr.id),
+                                 ctx->self);
 }
 
 /* ---- the run-time API, supervisor side ---- */
@@ -1462,7 +1462,7 @@ tr_whereis_path(tr_system *sys, const char *path, tr_addr *out)
             s = r;
         }
     }
-    tr_addr found = s != NULL ? (tr_addr){s->self} : TR_ADDR_NONE;
+    tr_addr found = s != NULL ? tr__addr(sys, s->self) : TR_ADDR_NONE;
     for (p += len; s != NULL && (len = segment(&p)) != 0; p += len) {
         const child *c = NULL;
         for (uint32_t i = first_listed(s); i < s->n && c == NULL; i++) {

@@ -24,22 +24,53 @@ extern "C" {
 #endif
 
 /**
- * The address of an actor: a small value (slot index and generation), never
- * a pointer. It stays valid across restarts by a supervisor; once its actor
- * has stopped, every call that takes it returns TR_ENOACTOR. The zero value
- * is TR_ADDR_NONE and never names an actor.
+ * The address of an actor: a small value, never a pointer, that can be
+ * copied into message payloads. Two 64-bit words:
+ *
+ * - `id`, the local id: the actor's slot and a generation wide enough that
+ *   an address never names a later actor, whatever the churn;
+ * - `node`, the incarnation of the system (node) the actor lives on: a
+ *   random non-zero word each system draws when it starts, so an address
+ *   of another system, or of an earlier run, is refused (TR_EFOREIGN)
+ *   instead of reaching an unrelated actor. 0 means "this system".
+ *
+ * It stays valid across restarts by a supervisor; once its actor has
+ * stopped, every call that takes it returns TR_ENOACTOR. The zero value is
+ * TR_ADDR_NONE and never names an actor. Print it with TR_ADDR_FMT.
  */
 typedef struct tr_addr {
     uint64_t id;
+    uint64_t node;
 } tr_addr;
 
-#define TR_ADDR_NONE ((tr_addr){0})
+#ifdef __cplusplus
+#define TR_ADDR_NONE (tr_addr{0, 0})
+#else
+#define TR_ADDR_NONE ((tr_addr){0, 0})
+#endif
 
-/** True when `a` and `b` name the same actor incarnation. */
+/** Bits of `tr_addr.id` that hold the slot index; the rest hold the
+ * generation. */
+#define TR_ADDR_INDEX_BITS 26
+
+/**
+ * printf format for an address, `<node:slot.generation>` in hex, a form two
+ * humans can compare: `printf("actor " TR_ADDR_FMT "\n", TR_ADDR_ARGS(a))`.
+ */
+#define TR_ADDR_FMT "<%llx:%llx.%llx>"
+#define TR_ADDR_ARGS(a)                                                        \
+    (unsigned long long)(a).node,                                              \
+        (unsigned long long)((a).id & ((1ull << TR_ADDR_INDEX_BITS) - 1)),     \
+        (unsigned long long)((a).id >> TR_ADDR_INDEX_BITS)
+
+/**
+ * True when `a` and `b` name the same actor incarnation. A node word of 0
+ * ("this system") matches any node word.
+ */
 static inline bool
 tr_addr_eq(tr_addr a, tr_addr b)
 {
-    return a.id == b.id;
+    return a.id == b.id && (a.node == b.node || a.node == 0 || b.node == 0);
 }
 
 /** True for TR_ADDR_NONE. */

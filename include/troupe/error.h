@@ -25,7 +25,9 @@ extern "C" {
     X(ENOTFOUND, -11, "not found")                                             \
     X(EEXIST, -12, "already present")                                          \
     X(ERUNNING, -13, "still running")                                          \
-    X(ERESTARTING, -14, "restarting")
+    X(ERESTARTING, -14, "restarting")                                          \
+    X(EFOREIGN, -15, "address belongs to another system")                      \
+    X(EFORKED, -16, "system belongs to the parent process")
 
 enum tr_error {
     TR_OK = 0,

@@ -302,13 +302,14 @@ racer(void *p)
         rng ^= rng >> 7;
         rng ^= rng << 17;
         unsigned slot = (unsigned)(rng % SLOTS);
-        tr_addr to = {tr_load_acq(&the_race.addrs[slot])};
+        tr_addr to = {.id = tr_load_acq(&the_race.addrs[slot])};
         int rc;
         switch ((rng >> 20) % 8) {
         case 0: { /* replace the slot's actor */
             tr_addr fresh;
             if (tr_spawn(ctx, &work_behaviour, NULL, NULL, &fresh) == TR_OK) {
-                tr_addr old = {tr_xchg_acqrel(&the_race.addrs[slot], fresh.id)};
+                tr_addr old = {
+                    .id = tr_xchg_acqrel(&the_race.addrs[slot], fresh.id)};
                 rc = tr_actor_stop(ctx, old);
                 (void)rc; /* TR_ENOACTOR when already gone */
             }

@@ -92,7 +92,7 @@ server_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
         break;
     case 7: /* forward to a server (maybe itself), which answers */
     case 8: {
-        tr_addr other = {tr_load_acq(&servers[(uint64_t)id % SERVERS])};
+        tr_addr other = {.id = tr_load_acq(&servers[(uint64_t)id % SERVERS])};
         tr_reply_to *h = tr_reply_take(msg);
         if (tr_forward(ctx, h, other, MSG_FWD, msg->data, msg->size) != TR_OK) {
             tr_reply_drop(h);
@@ -223,7 +223,7 @@ client_next(tr_ctx *ctx)
     }
     memcpy(req + sizeof(id), &timeout, sizeof(timeout));
     for (;;) {
-        tr_addr to = {tr_load_acq(&servers[which])};
+        tr_addr to = {.id = tr_load_acq(&servers[which])};
         int rc = tr_call(ctx, to, MSG_CALL, req, sizeof(req), timeout, on_reply,
                          (void *)(intptr_t)id);
         if (rc == TR_OK) {

@@ -700,8 +700,8 @@ test_actor_misuse_returns_codes(void **state)
     assert_int_equal(tr_send(f->ctx, TR_ADDR_NONE, MSG_ECHO, &v, sizeof(v)),
                      TR_ENOACTOR);
     /* An address that names no slot at all. */
-    assert_int_equal(tr_send(f->ctx, (tr_addr){0xffffffffffffffffull}, MSG_ECHO,
-                             &v, sizeof(v)),
+    assert_int_equal(tr_send(f->ctx, (tr_addr){.id = 0xffffffffffffffffull},
+                             MSG_ECHO, &v, sizeof(v)),
                      TR_ENOACTOR);
     assert_int_equal(tr_stop(f->ctx), TR_ESTATE);
     assert_int_equal(tr_stop(NULL), TR_EINVAL);

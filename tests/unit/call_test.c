@@ -520,8 +520,8 @@ test_ask_from_a_thread(void **state)
                             sizeof(small), &len, 0),
                      TR_EINVAL);
     assert_int_equal(len, sizeof(int));
-    assert_int_equal(tr_ask(f->ctx, (tr_addr){12345}, REQ_INC, &n, sizeof(n),
-                            &out, sizeof(out), &len, 0),
+    assert_int_equal(tr_ask(f->ctx, (tr_addr){.id = 12345}, REQ_INC, &n,
+                            sizeof(n), &out, sizeof(out), &len, 0),
                      TR_ENOACTOR);
 }
 

@@ -354,7 +354,7 @@ test_sup_restart_keeps_address_name_and_queue(void **state)
     tr_child_spec kids[1] = {kid(&cfg_a, TR_PERMANENT)};
     tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 1, 5, 1000);
     event first = expect(EV_INIT, "a", TR_OK);
-    tr_addr a = {first.addr};
+    tr_addr a = {.id = first.addr};
     tr_addr found;
 
     assert_int_equal(tr_register(fx.ctx, "worker-a", a), TR_OK);
@@ -386,7 +386,7 @@ test_sup_one_for_all_stops_others_in_reverse_then_restarts_all(void **state)
     event b = expect(EV_INIT, "b", TR_OK);
     expect(EV_INIT, "c", TR_OK);
 
-    send((tr_addr){b.addr}, MSG_CRASH);
+    send((tr_addr){.id = b.addr}, MSG_CRASH);
     expect(EV_STOP, "b", TR_EXIT_FAILED);
     expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
     expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
@@ -408,7 +408,7 @@ test_sup_rest_for_one_restarts_the_failed_and_later_children(void **state)
     event b = expect(EV_INIT, "b", TR_OK);
     expect(EV_INIT, "c", TR_OK);
 
-    send((tr_addr){b.addr}, MSG_CRASH);
+    send((tr_addr){.id = b.addr}, MSG_CRASH);
     expect(EV_STOP, "b", TR_EXIT_FAILED);
     expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
     expect(EV_INIT, "b", TR_OK);
@@ -425,9 +425,9 @@ test_sup_restart_types_by_exit_kind(void **state)
                              kid(&cfg_b, TR_TRANSIENT),
                              kid(&cfg_c, TR_TEMPORARY)};
     tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 3, 10, 1000);
-    tr_addr a = {expect(EV_INIT, "a", TR_OK).addr};
-    tr_addr b = {expect(EV_INIT, "b", TR_OK).addr};
-    tr_addr c = {expect(EV_INIT, "c", TR_OK).addr};
+    tr_addr a = {.id = expect(EV_INIT, "a", TR_OK).addr};
+    tr_addr b = {.id = expect(EV_INIT, "b", TR_OK).addr};
+    tr_addr c = {.id = expect(EV_INIT, "c", TR_OK).addr};
     tr_child_counts counts;
 
     /* permanent: restarted after a normal stop and after a failure */
@@ -467,8 +467,8 @@ test_sup_temporary_bystander_is_stopped_not_restarted(void **state)
                              kid(&cfg_b, TR_TEMPORARY),
                              kid(&cfg_c, TR_PERMANENT)};
     tr_addr sup = start_sup(TR_ONE_FOR_ALL, kids, 3, 1, 1000);
-    tr_addr a = {expect(EV_INIT, "a", TR_OK).addr};
-    tr_addr b = {expect(EV_INIT, "b", TR_OK).addr};
+    tr_addr a = {.id = expect(EV_INIT, "a", TR_OK).addr};
+    tr_addr b = {.id = expect(EV_INIT, "b", TR_OK).addr};
     expect(EV_INIT, "c", TR_OK);
     tr_child_counts counts;
 
@@ -498,7 +498,7 @@ test_sup_intensity_window_slides(void **state)
     tr_child_spec kids[2] = {kid(&cfg_a, TR_PERMANENT),
                              kid(&cfg_b, TR_PERMANENT)};
     tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 2, 2, 1000);
-    tr_addr a = {expect(EV_INIT, "a", TR_OK).addr};
+    tr_addr a = {.id = expect(EV_INIT, "a", TR_OK).addr};
     expect(EV_INIT, "b", TR_OK);
 
     /* Two restarts at t=0 and t=600. */
@@ -546,7 +546,7 @@ test_sup_escalation_restarts_the_sub_supervisor(void **state)
                               .kind = TR_SUPERVISOR}};
     tr_addr top = start_sup(TR_ONE_FOR_ONE, kids, 2, 3, 5000);
     expect(EV_INIT, "a", TR_OK);
-    tr_addr c = {expect(EV_INIT, "c", TR_OK).addr};
+    tr_addr c = {.id = expect(EV_INIT, "c", TR_OK).addr};
     tr_child_info info[4];
     size_t n;
 
@@ -627,7 +627,7 @@ test_sup_shutdown_deadline_kills_a_slow_child(void **state)
     kids[0].shutdown_ms = 20;
     kids[1].shutdown_ms = TR_SHUTDOWN_BRUTAL;
     tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 2, 0, 0);
-    tr_addr a = {expect(EV_INIT, "a", TR_OK).addr};
+    tr_addr a = {.id = expect(EV_INIT, "a", TR_OK).addr};
     expect(EV_INIT, "b", TR_OK);
     int ms = 300;
     tr_child_info info[2];
@@ -777,7 +777,7 @@ test_sup_backoff_delays_restarts_and_answers_meanwhile(void **state)
     tr_child_spec kids[1] = {kid(&cfg_a, TR_PERMANENT)};
     kids[0].backoff = (tr_backoff){.min_ms = 100, .max_ms = 250};
     tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 1, 1, 1000);
-    tr_addr a = {expect(EV_INIT, "a", TR_OK).addr};
+    tr_addr a = {.id = expect(EV_INIT, "a", TR_OK).addr};
     tr_child_info info[1];
     size_t n;
 
@@ -830,7 +830,7 @@ test_sup_backoff_resets_after_a_stable_run_and_jitters(void **state)
     kids[0].backoff =
         (tr_backoff){.min_ms = 100, .max_ms = 800, .reset_ms = 1000};
     tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 1, 1, 1000);
-    tr_addr a = {expect(EV_INIT, "a", TR_OK).addr};
+    tr_addr a = {.id = expect(EV_INIT, "a", TR_OK).addr};
 
     crash_and_expect_restart_within(sup, a, 100, 100);
     crash_and_expect_restart_within(sup, a, 200, 200);
@@ -847,7 +847,7 @@ test_sup_backoff_jitter_stays_within_its_percentage(void **state)
     kids[0].backoff =
         (tr_backoff){.min_ms = 100, .max_ms = 100, .jitter_pct = 50};
     tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 1, 1, 1000);
-    tr_addr a = {expect(EV_INIT, "a", TR_OK).addr};
+    tr_addr a = {.id = expect(EV_INIT, "a", TR_OK).addr};
 
     /* Each delay in [50, 150] ms, found to 25 ms; and they differ. */
     unsigned seen_lo = 1000, seen_hi = 0;
@@ -880,7 +880,7 @@ test_sup_failing_restarts_are_retried_until_intensity(void **state)
     (void)state;
     tr_child_spec kids[1] = {kid(&cfg_a, TR_PERMANENT)};
     tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 1, 3, 1000);
-    tr_addr a = {expect(EV_INIT, "a", TR_OK).addr};
+    tr_addr a = {.id = expect(EV_INIT, "a", TR_OK).addr};
 
     /* Every restart's init fails: attempts continue, each counted, until
      * the fourth is one too many and the supervisor gives up. */
@@ -932,7 +932,7 @@ test_sup_restart_ends_the_old_channel_subscriptions(void **state)
 
     assert_int_equal(tr_broadcast_create(16, sizeof(v), &feed), TR_OK);
     (void)start_sup(TR_ONE_FOR_ONE, kids, 1, 5, 1000);
-    tr_addr a = {expect(EV_INIT, "a", TR_OK).addr};
+    tr_addr a = {.id = expect(EV_INIT, "a", TR_OK).addr};
     assert_int_equal(tr_broadcast_receiver_count(feed), 1);
     /* The first restart's init subscribes and then fails; the retry
      * succeeds. */

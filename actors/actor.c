@@ -11,7 +11,11 @@
  * the bit clear), so a message sent during init waits rather than running
  * the actor on another worker.
  *
- * Lanes. The runner drains control messages before each user message.
+ * Lanes. The runner drains control messages before each user message,
+ * except runtime hooks (channel subscriptions): those run in the first
+ * drain of a run only, and one that is queued again meanwhile waits for
+ * the next run, so a channel that always has more shares each run with
+ * the user lane (one batch of values, then up to TR_BATCH messages).
  * Going idle is a two-step handshake with control pushers: the runner marks
  * the user lane idle (seq_cst), then re-reads the control lane (seq_cst); a
  * control pusher pushes (seq_cst), then reads the idle bit and, if set,
@@ -772,22 +776,51 @@ run_ctl(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
     }
 }
 
-/* Run every control message queued now; true when the actor ended (the
- * rest of the list is dropped). */
+/*
+ * Run every control message queued now; true when the actor ended (the
+ * rest of the list, and `*deferred`, are dropped). Runtime hooks (channel
+ * subscriptions) run only when `hooks` allows; otherwise they are set
+ * aside on `*deferred` (FIFO, last at `*dlast`) for the next run, so that a
+ * subscription that always has more to deliver shares each run with the
+ * user lane instead of running before every user message.
+ */
 static bool
-run_ctl_lane(tr_ctx *ctx, void *state, uint64_t *handled)
+run_ctl_lane(tr_ctx *ctx, void *state, uint64_t *handled, bool hooks,
+             tr_mnode **deferred, tr_mnode **dlast)
 {
     tr_mnode *node = tr__lifo_take_fifo(&ctx->actor->ctl);
 
     while (node != NULL) {
         tr_mnode *next = tr_load_relaxed(&node->next);
-        if (run_ctl(ctx, state, tr__env_of_node(node), handled)) {
+        tr_envelope *env = tr__env_of_node(node);
+        if (!hooks && env->kind == TR_CTL_HOOK) {
+            tr_store_relaxed(&node->next, NULL);
+            if (*deferred == NULL) {
+                *deferred = node;
+            } else {
+                tr_store_relaxed(&(*dlast)->next, node);
+            }
+            *dlast = node;
+        } else if (run_ctl(ctx, state, env, handled)) {
             destroy_ctl(next);
+            destroy_ctl(*deferred);
+            *deferred = NULL;
             return true;
         }
         node = next;
     }
     return false;
+}
+
+/* Queue the hooks a run set aside again, for the next run. */
+static void
+requeue_deferred(tr_actor *a, tr_mnode *deferred)
+{
+    while (deferred != NULL) {
+        tr_mnode *next = tr_load_relaxed(&deferred->next);
+        tr__lifo_push(&a->ctl, deferred);
+        deferred = next;
+    }
 }
 
 /* Release the run-right; false when the actor must run again. */
@@ -827,6 +860,8 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
      */
     tr_mnode *last = tr__mpsc_last(&a->mbox);
     bool more = last != a->mbox_out.tail;
+    tr_mnode *deferred = NULL;
+    tr_mnode *dlast = NULL;
     tr_ext *x = tr_load_acq(&a->ext);
 
     if (x != NULL) {
@@ -851,16 +886,16 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
     for (;;) {
         tr_envelope *env;
 
-        if (run_ctl_lane(&ctx, state, &handled)) {
+        /* Hooks run in the first drain of a run only: see run_ctl_lane. */
+        if (run_ctl_lane(&ctx, state, &handled, n == 0 && deferred == NULL,
+                         &deferred, &dlast)) {
             goto out;
         }
         if (!more) {
             break;
         }
-        /* `handled` also counts what control-lane hooks delivered (a
-         * channel subscription reads up to a batch each time it runs, and
-         * runs before every user message): it bounds the run too. */
-        if (n == TR_BATCH || handled >= TR_BATCH) {
+        if (n == TR_BATCH) {
+            requeue_deferred(a, deferred);
             bump(&a->handled, handled);
             bump(&wl->handled, handled);
             tr__sched_requeue(w, &a->task);
@@ -877,12 +912,17 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
             continue;
         }
         if (dispatch(&ctx, state, env, &handled)) {
+            destroy_ctl(deferred);
             goto out;
         }
     }
     bump(&a->handled, handled);
     bump(&wl->handled, handled);
-    if (!go_idle(a)) {
+    if (deferred != NULL) {
+        /* The hooks it set aside run first in the next run. */
+        requeue_deferred(a, deferred);
+        tr__sched_requeue(w, &a->task);
+    } else if (!go_idle(a)) {
         tr__sched_requeue(w, &a->task);
     }
     return;

@@ -69,8 +69,8 @@ hook_run(tr_ctl_hook *h, tr_ctx *ctx, void *state, uint64_t *handled)
     if (!s->detached) {
         d = s->ops->drain(s, ctx, state, handled);
         if (d == TR_SUB_MORE) {
-            /* Behind the other control messages and the next run's user
-             * messages: a fast channel cannot starve the mailbox. */
+            /* The run sets it aside until its next run, after this run's
+             * user messages: a fast channel cannot starve the mailbox. */
             arm(s);
         }
     }

@@ -530,6 +530,114 @@ test_broadcast_slow_actor_lags_by_the_same_rule(void **state)
     tr_mailbox_destroy(probe);
 }
 
+/* A subscriber that is always behind must still reach its user lane. */
+enum {
+    MSG_BUSY_VALUE = 40,
+    MSG_BUSY_LAG = 41,
+    MSG_BUSY_CLOSED = 42,
+    MSG_BUSY_PING = 43
+};
+
+static tr_atomic(uint64_t) busy_values;
+static tr_atomic(int) busy_pinged;
+static tr_atomic(int) busy_stop;
+
+static int
+busy_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    static const tr_broadcast_sub_types types = {MSG_BUSY_VALUE, MSG_BUSY_LAG,
+                                                 MSG_BUSY_CLOSED};
+    (void)state;
+    return tr_broadcast_subscribe_actor((tr_broadcast_tx *)(uintptr_t)arg, ctx,
+                                        &types, NULL);
+}
+
+static int
+busy_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    if (msg->type == MSG_BUSY_PING) {
+        tr_store_rel(&busy_pinged, 1);
+    } else if (msg->type == MSG_BUSY_VALUE) {
+        /* Slower than the publisher: the subscription always has more. */
+        uint64_t until = tr__now_ns() + 2000;
+        while (tr__now_ns() < until) {
+        }
+        tr_faa_relaxed(&busy_values, 1);
+    }
+    return TR_OK;
+}
+
+static const tr_behaviour busy_behaviour = {
+    .name = "busy_subscriber",
+    .init = busy_init,
+    .handle = busy_handle,
+};
+
+static void *
+busy_publisher(void *arg)
+{
+    tr_broadcast_tx *tx = arg;
+    uint64_t x = 0;
+    uint64_t deadline = tr__now_ns() + 20000000000u;
+
+    while (tr_load_acq(&busy_stop) == 0 && tr__now_ns() < deadline) {
+        x++;
+        if (tr_broadcast_send(tx, &x, sizeof(x)) != TR_OK) {
+            break;
+        }
+    }
+    return NULL;
+}
+
+static bool
+busy_started(void *arg)
+{
+    (void)arg;
+    return tr_load_relaxed(&busy_values) > 2000;
+}
+
+static bool
+busy_ping_seen(void *arg)
+{
+    (void)arg;
+    return tr_load_acq(&busy_pinged) != 0;
+}
+
+static void
+test_broadcast_lagging_subscriber_still_gets_user_messages(void **state)
+{
+    tr_system *sys = tr_test_system(1);
+    tr_broadcast_tx *tx;
+    tr_addr a;
+    pthread_t pub;
+
+    (void)state;
+    tr_store_relaxed(&busy_values, 0);
+    tr_store_relaxed(&busy_pinged, 0);
+    tr_store_relaxed(&busy_stop, 0);
+    assert_int_equal(tr_broadcast_create(65536, 8, &tx), TR_OK);
+    assert_int_equal(tr_spawn(tr_system_ctx(sys), &busy_behaviour,
+                              (const void *)(uintptr_t)tx, NULL, &a),
+                     TR_OK);
+    assert_int_equal(pthread_create(&pub, NULL, busy_publisher, tx), 0);
+    assert_true(tr_test_wait_until(busy_started, NULL, 10000));
+    assert_int_equal(tr_send(tr_system_ctx(sys), a, MSG_BUSY_PING, NULL, 0),
+                     TR_OK);
+    uint64_t v0 = tr_load_relaxed(&busy_values);
+    bool seen = tr_test_wait_until(busy_ping_seen, NULL, 10000);
+    uint64_t between = tr_load_relaxed(&busy_values) - v0;
+    tr_store_rel(&busy_stop, 1);
+    pthread_join(pub, NULL);
+    assert_true(seen);
+    /* The rest of the run under way, and at most one more batch (1024)
+     * before the user lane; before the fix, hundreds of thousands. */
+    assert_true(between <= 4 * 1024);
+    tr_broadcast_tx_destroy(tx);
+    tr_test_shutdown(sys);
+}
+
 static void
 test_broadcast_unsubscribe_stops_delivery(void **state)
 {
@@ -859,6 +967,8 @@ main(void)
             test_broadcast_scan_has_room_for_detached_pinned_subscribers),
         cmocka_unit_test(test_broadcast_actor_gets_values_then_closed),
         cmocka_unit_test(test_broadcast_slow_actor_lags_by_the_same_rule),
+        cmocka_unit_test(
+            test_broadcast_lagging_subscriber_still_gets_user_messages),
         cmocka_unit_test(test_broadcast_unsubscribe_stops_delivery),
         cmocka_unit_test(test_broadcast_subscription_ends_with_the_actor),
         cmocka_unit_test(test_broadcast_become_applies_from_the_next_value),

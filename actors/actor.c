@@ -164,6 +164,9 @@ tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env, bool may_wait)
     if ((rc = resolve(ctx, to, env->type, &a)) != TR_OK) {
         return rc;
     }
+    if (tr_unlikely(tr_load_relaxed(&a->cap) & TR_CAP_CLOSED)) {
+        return TR_ECLOSED; /* tr_actor_close */
+    }
     if (!tr__lane_admit(&a->sent, &a->taken, tr_load_relaxed(&a->cap))) {
         /* Never block a worker, whichever context its caller passed. */
         if (!may_wait || tr__sched_current(sys->sched) != NULL) {
@@ -175,6 +178,10 @@ tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env, bool may_wait)
         for (;;) {
             uint32_t seen = tr__ec_value(&sys->room);
             int wrc;
+            if (tr_load_relaxed(&a->cap) & TR_CAP_CLOSED) {
+                tr_fas_seqcst(&sys->room_waiters, 1);
+                return TR_ECLOSED;
+            }
             if (tr__lane_admit(&a->sent, &a->taken, tr_load_relaxed(&a->cap))) {
                 break;
             }
@@ -326,6 +333,9 @@ drop_user(tr_ctx *ctx, tr_envelope *env, tr_actor *a, tr_dead_reason why)
 {
     uint64_t gen = tr__gen_widen(tr_load_relaxed(&a->gen), env->gen);
 
+    if (env->kind == TR_MSG_CLOSE) {
+        return; /* the runtime's marker, not a letter */
+    }
     tr__actor_count_dead(ctx, tr__addr_id(gen, a->index), env->type, why);
     if (env->kind == TR_MSG_CALL) {
         tr__call_abandon(tr__call_of(env));
@@ -699,6 +709,36 @@ tr__actor_cancel_exit(tr_ctx *ctx, tr_exit_hook *h)
     return false;
 }
 
+/*
+ * A request to stop (tr_actor_stop, shutdown, a supervisor, or the marker
+ * of tr_actor_close) from `from`; true when the actor ended. A trapping
+ * actor hears it as an EXIT message, unless its supervisor asked for a
+ * kill.
+ */
+static bool
+stop_requested(tr_ctx *ctx, void *state, uint64_t from, uint64_t *handled)
+{
+    const tr_exit exit = {TR_EXIT_SHUTDOWN, TR_OK, "shutdown"};
+    const tr_exit request = {TR_EXIT_SHUTDOWN, TR_ESHUTDOWN, "shutdown"};
+    tr_ext *x = tr_load_acq(&ctx->actor->ext);
+    tr_envelope *sig = NULL;
+
+    if (x != NULL && tr_load_acq(&x->kill) == 0 && traps_exits(ctx->actor) &&
+        (sig = tr__env_create(sizeof(tr_signal))) != NULL) {
+        bool over;
+        sig->type = TR_MSG_EXIT;
+        sig->from = from;
+        sig->gen = tr__env_gen(ctx->gen);
+        tr__signal_fill(tr__env_data(sig), tr__addr(ctx->sys, from), 0,
+                        &request);
+        over = dispatch(ctx, state, sig, handled);
+        tr__env_destroy(sig);
+        return over;
+    }
+    tr__actor_end(ctx, &exit);
+    return true;
+}
+
 /* Run one control message; true when the actor ended. */
 static bool
 run_ctl(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
@@ -711,28 +751,9 @@ run_ctl(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
     }
     switch (env->kind) {
     case TR_CTL_STOP: {
-        const tr_exit exit = {TR_EXIT_SHUTDOWN, TR_OK, "shutdown"};
-        const tr_exit request = {TR_EXIT_SHUTDOWN, TR_ESHUTDOWN, "shutdown"};
-        tr_ext *x = tr_load_acq(&ctx->actor->ext);
         uint64_t from = env->from;
-        tr_envelope *sig = NULL;
         tr__env_destroy(env);
-        /* A trapping actor hears the request as an EXIT message, unless
-         * its supervisor has asked for a kill. */
-        if (x != NULL && tr_load_acq(&x->kill) == 0 &&
-            traps_exits(ctx->actor) &&
-            (sig = tr__env_create(sizeof(tr_signal))) != NULL) {
-            sig->type = TR_MSG_EXIT;
-            sig->from = from;
-            sig->gen = tr__env_gen(ctx->gen);
-            tr__signal_fill(tr__env_data(sig), tr__addr(ctx->sys, from), 0,
-                            &request);
-            over = dispatch(ctx, state, sig, handled);
-            tr__env_destroy(sig);
-            return over;
-        }
-        tr__actor_end(ctx, &exit);
-        return true;
+        return stop_requested(ctx, state, from, handled);
     }
     case TR_CTL_LINK: {
         const tr_signal *sig = tr__env_data(env);
@@ -907,8 +928,14 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
         }
         more = &env->node != last;
         n++;
-        if (tr_unlikely(env->gen != tr__env_gen(gen))) {
-            drop_user(&ctx, env, a, TR_DEAD_STOPPED);
+        if (tr_unlikely(env->gen != tr__env_gen(gen) ||
+                        env->kind == TR_MSG_CLOSE)) {
+            if (env->gen != tr__env_gen(gen)) {
+                drop_user(&ctx, env, a, TR_DEAD_STOPPED);
+            } else if (stop_requested(&ctx, state, env->from, &handled)) {
+                destroy_ctl(deferred);
+                goto out;
+            }
             continue;
         }
         if (dispatch(&ctx, state, env, &handled)) {
@@ -944,7 +971,8 @@ spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
     int rc;
 
     if (ctx == NULL || behaviour == NULL ||
-        (behaviour->handle == NULL && behaviour->dispatch == NULL)) {
+        (behaviour->handle == NULL && behaviour->dispatch == NULL) ||
+        mailbox_cap > TR_MAILBOX_CAP_MAX) {
         return TR_EINVAL;
     }
     sys = ctx->sys;
@@ -1166,6 +1194,50 @@ tr_actor_stop(tr_ctx *ctx, tr_addr to)
 }
 
 int
+tr_actor_close(tr_ctx *ctx, tr_addr to)
+{
+    tr_actor *a = NULL;
+    tr_envelope *env;
+    uint32_t cap;
+    int rc;
+
+    if (ctx == NULL) {
+        return TR_EINVAL;
+    }
+    if ((rc = resolve(ctx, to, 0, &a)) != TR_OK) {
+        return rc;
+    }
+    env = tr__env_create(0);
+    if (env == NULL) {
+        return TR_ENOMEM;
+    }
+    /* One closer wins the CAS (acq_rel, though nothing rides on it: the
+     * bit only refuses the senders that read it, and the marker's push
+     * below is what orders the close for the runner). */
+    cap = tr_load_relaxed(&a->cap);
+    do {
+        if (cap & TR_CAP_CLOSED) {
+            tr__env_destroy(env);
+            return TR_OK;
+        }
+    } while (!tr_cas_acqrel(&a->cap, &cap, cap | TR_CAP_CLOSED));
+    /* Past the bound: the marker is never refused. A stale generation
+     * (the actor ended meanwhile) makes it a dropped marker. */
+    tr_faa_relaxed(&a->sent, 1);
+    env->kind = TR_MSG_CLOSE;
+    env->gen = tr__env_gen(tr__id_gen(to.id));
+    env->from = ctx->self;
+    if (tr__mpsc_push(&a->mbox, &env->node)) {
+        schedule(ctx->sys, a);
+    }
+    /* Senders blocked for room re-read the bound and give up. */
+    if (tr_load_seqcst(&ctx->sys->room_waiters) != 0) {
+        tr__ec_wake(&ctx->sys->room);
+    }
+    return TR_OK;
+}
+
+int
 tr_fail(tr_ctx *ctx, int code, const char *text)
 {
     if (ctx == NULL || code == 0) {
@@ -1218,7 +1290,7 @@ tr_actor_stats_get(tr_system *sys, tr_addr who, tr_actor_stats *out)
     }
     s.messages_handled = tr_load_relaxed(&a->handled);
     s.mailbox_len = tr__lane_len(&a->sent, &a->taken);
-    s.mailbox_cap = tr_load_relaxed(&a->cap);
+    s.mailbox_cap = tr_load_relaxed(&a->cap) & ~TR_CAP_CLOSED;
     /* Acquire: the counters read above belong to this incarnation only if
      * it is still the one in the slot. */
     if (tr_load_acq(&a->gen) != gen) {

@@ -45,9 +45,19 @@ enum {
     TR_MSG_SUP_FIRST = 0xFFFFFF20u, /* supervisor requests: see supervisor/ */
 };
 
-/* User-lane message kinds: plain, or a call request whose payload starts
- * with TR_CALL_PREFIX bytes naming the call. */
-enum { TR_MSG_PLAIN = 0, TR_MSG_CALL = 1, TR_CALL_PREFIX = 16 };
+/* User-lane message kinds: plain, a call request whose payload starts
+ * with TR_CALL_PREFIX bytes naming the call, or the marker tr_actor_close
+ * queues behind what was sent before it. */
+enum {
+    TR_MSG_PLAIN = 0,
+    TR_MSG_CALL = 1,
+    TR_MSG_CLOSE = 2,
+    TR_CALL_PREFIX = 16
+};
+
+/* The mailbox bound's top bit: tr_actor_close refuses user messages from
+ * then on. A bound itself stays under it (TR_MAILBOX_CAP_MAX). */
+#define TR_CAP_CLOSED 0x80000000u
 
 typedef struct tr_call_rec tr_call_rec;
 typedef struct tr_timers tr_timers;
@@ -177,6 +187,11 @@ struct tr_system {
     /* Plain threads inside tr_ask before its wait (they touch the
      * system's timers); shutdown waits for them before freeing anything. */
     tr_atomic(uint32_t) asking;
+
+    /* Plain threads in tr_actor_wait, and the event count they sleep on
+     * (bumped when an actor with waiters ends). */
+    tr_atomic(uint32_t) waiting;
+    struct ck_ec32 ended;
 
     /* Plain threads blocked in tr_send on a full bounded mailbox. */
     TR_CACHE_ALIGNED tr_atomic(uint32_t) room_waiters;

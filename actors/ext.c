@@ -76,7 +76,8 @@ own_lists(tr_actor *a, tr_ext *x, uint64_t gen)
     }
     if (x->gen != gen) {
         /* The previous incarnation's end emptied them. */
-        TR_ASSERT(x->nmon == 0 && x->nlink == 0 && x->name == NULL);
+        TR_ASSERT(x->nmon == 0 && x->nlink == 0 && x->name == NULL &&
+                  x->waiters == NULL);
         x->gen = gen;
         x->trap_exit = false;
     }
@@ -602,6 +603,8 @@ tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint64_t gen, const tr_exit *exit)
     uint64_t *links = x->links;
     uint32_t nlink = x->nlink, caplink = x->caplink;
     char *name = x->name;
+    tr_waiter *waiters = x->waiters;
+    x->waiters = NULL;
     x->mons = NULL;
     x->nmon = x->capmon = 0;
     x->links = NULL;
@@ -630,4 +633,114 @@ tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint64_t gen, const tr_exit *exit)
     }
     tr__free(mons, sizeof(tr_watch) * capmon);
     tr__free(links, sizeof(uint64_t) * caplink);
+    if (waiters != NULL) {
+        while (waiters != NULL) {
+            tr_waiter *next = waiters->next; /* read before `done` */
+            tr__signal_fill(&waiters->sig, tr__addr(sys, self), 0, exit);
+            /* Release: the waiter reads `sig` after acquiring `done`, and
+             * may return (freeing `waiters`) at once. */
+            tr_store_rel(&waiters->done, 1);
+            waiters = next;
+        }
+        tr__ec_wake(&sys->ended);
+    }
+}
+
+/* ---- waiting for an actor from a thread ---- */
+
+/* Under x->lock: take `w` off the list; false when the ender has it. */
+static bool
+unlist_waiter(tr_ext *x, tr_waiter *w)
+{
+    for (tr_waiter **p = &x->waiters; *p != NULL; p = &(*p)->next) {
+        if (*p == w) {
+            *p = w->next;
+            return true;
+        }
+    }
+    return false;
+}
+
+static int
+wait_for_end(tr_system *sys, tr_addr who, uint32_t timeout_ms, tr_signal *out)
+{
+    tr_actor *a = tr__table_slot(sys->table, who.id);
+    tr_ext *x;
+    tr_waiter w;
+    uint64_t deadline = timeout_ms == 0
+                            ? UINT64_MAX
+                            : tr__now_ns() + (uint64_t)timeout_ms * 1000000u;
+
+    if (a == NULL) {
+        return TR_ENOACTOR;
+    }
+    if ((x = tr__ext_get(a)) == NULL) {
+        return TR_ENOMEM;
+    }
+    memset(&w, 0, sizeof(w));
+    tr_init_relaxed(&w.done, 0);
+    pthread_mutex_lock(&x->lock);
+    if (!own_lists(a, x, tr__id_gen(who.id))) {
+        pthread_mutex_unlock(&x->lock);
+        return TR_ENOACTOR;
+    }
+    w.next = x->waiters;
+    x->waiters = &w;
+    pthread_mutex_unlock(&x->lock);
+
+    for (;;) {
+        uint32_t seen = tr__ec_value(&sys->ended);
+        uint64_t now;
+        /* Acquire: pairs with the ender's release; `w.sig` is filled. */
+        if (tr_load_acq(&w.done) != 0) {
+            if (out != NULL) {
+                *out = w.sig;
+            }
+            return TR_OK;
+        }
+        now = tr__now_ns();
+        if (now >= deadline) {
+            pthread_mutex_lock(&x->lock);
+            bool mine = unlist_waiter(x, &w);
+            pthread_mutex_unlock(&x->lock);
+            if (mine) {
+                return TR_ETIMEDOUT;
+            }
+            continue; /* the ender has it: `done` comes next */
+        }
+        uint64_t left =
+            deadline == UINT64_MAX ? 0 : (deadline - now + 999999u) / 1000000u;
+        tr__ec_wait_ms(&sys->ended, seen,
+                       deadline == UINT64_MAX ? -1
+                       : left > INT32_MAX     ? INT32_MAX
+                                              : (int)left);
+    }
+}
+
+int
+tr_actor_wait(tr_ctx *ctx, tr_addr who, uint32_t timeout_ms, tr_signal *out)
+{
+    tr_system *sys;
+    int rc;
+
+    if (ctx == NULL) {
+        return TR_EINVAL;
+    }
+    if (ctx->actor != NULL || tr__on_a_worker()) {
+        return TR_ESTATE; /* a worker never waits */
+    }
+    sys = ctx->sys;
+    if ((rc = tr__sys_check(sys)) != TR_OK ||
+        (rc = tr__addr_check(sys, who)) != TR_OK) {
+        return rc;
+    }
+    /* Announce, then read the flag (both seq_cst): shutdown sets the flag,
+     * then waits for `waiting` to drop to zero before it frees anything a
+     * waiter touches. */
+    tr_faa_seqcst(&sys->waiting, 1);
+    rc = tr_load_seqcst(&sys->shutting_down)
+             ? TR_ESHUTDOWN
+             : wait_for_end(sys, who, timeout_ms, out);
+    tr_fas_seqcst(&sys->waiting, 1);
+    return rc;
 }

@@ -38,6 +38,18 @@ typedef struct tr_report_msg {
 _Static_assert(offsetof(tr_report_msg, r) == sizeof(tr_envelope),
                "a report's payload is where tr__env_data looks");
 
+/*
+ * A plain thread in tr_actor_wait, on its own stack. The ender fills `sig`,
+ * then sets `done` (release) and touches it no more; the thread sleeps on
+ * the system's `ended` event count, which outlives every waiter (shutdown
+ * waits for them to leave).
+ */
+typedef struct tr_waiter {
+    struct tr_waiter *next;
+    tr_signal sig;
+    tr_atomic(uint32_t) done;
+} tr_waiter;
+
 struct tr_ext {
     /* Guards the fields up to `name`. */
     pthread_mutex_t lock;
@@ -47,7 +59,8 @@ struct tr_ext {
     uint32_t nmon, capmon;
     uint64_t *links; /* linked peers' address ids */
     uint32_t nlink, caplink;
-    char *name; /* registered name (owned), or NULL */
+    char *name;         /* registered name (owned), or NULL */
+    tr_waiter *waiters; /* threads in tr_actor_wait */
 
     /*
      * Supervision. `parent` and `child` are written before the

@@ -83,6 +83,8 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
     tr_init_relaxed(&sys->torn_down, false);
     tr_init_relaxed(&sys->room_waiters, 0);
     tr_init_relaxed(&sys->asking, 0);
+    tr_init_relaxed(&sys->waiting, 0);
+    ck_ec32_init(&sys->ended, 0);
     tr_init_relaxed(&sys->ext_spawned, 0);
     tr_init_relaxed(&sys->ext_stopped, 0);
     tr_init_relaxed(&sys->ext_failed, 0);
@@ -275,6 +277,11 @@ tr_system_shutdown(tr_system *sys, unsigned timeout_ms)
     /* Release: outcomes of calls ended from here on are dropped. */
     tr_store_rel(&sys->torn_down, true);
     final_pass(sys);
+    /* Every actor has ended, so every thread in tr_actor_wait has its
+     * answer: let them leave before freeing what they read. */
+    while (tr_load_seqcst(&sys->waiting) != 0) {
+        sleep_ms(1);
+    }
     if (sys->cfg.final_stats != NULL) {
         tr_system_stats_get(sys, sys->cfg.final_stats);
     }

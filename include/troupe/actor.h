@@ -81,9 +81,13 @@ typedef struct tr_behaviour {
     tr_stop_fn stop;
 } tr_behaviour;
 
+/** The largest mailbox bound (2^31 - 1 messages). */
+#define TR_MAILBOX_CAP_MAX 0x7fffffffu
+
 /** Per-spawn options; zero for every field means its default. */
 typedef struct tr_spawn_opts {
-    /* Bound on queued user messages; 0 means unbounded. */
+    /* Bound on queued user messages; 0 means unbounded; at most
+     * TR_MAILBOX_CAP_MAX. */
     uint32_t mailbox_cap;
 } tr_spawn_opts;
 
@@ -103,8 +107,9 @@ typedef struct tr_actor_stats {
  * Context:   a handler or a plain thread.
  * Returns:   TR_OK and `*out` (which may be NULL); TR_EINVAL for a NULL
  *            context or behaviour, or a behaviour with neither `handle` nor
- *            `dispatch`; TR_ENOMEM; TR_ESHUTDOWN once shutdown has begun;
- *            or the non-zero value `init` returned.
+ *            `dispatch`, or a mailbox bound over TR_MAILBOX_CAP_MAX;
+ *            TR_ENOMEM; TR_ESHUTDOWN once shutdown has begun; TR_EFORKED
+ *            in a fork child; or the non-zero value `init` returned.
  */
 TR_API int tr_spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
                     const tr_spawn_opts *opts, tr_addr *out);
@@ -193,6 +198,24 @@ TR_API int tr_stop(tr_ctx *ctx);
  *            TR_ENOMEM.
  */
 TR_API int tr_actor_stop(tr_ctx *ctx, tr_addr to);
+
+/**
+ * Close actor `to`, drain it, then stop it: from now on its mailbox refuses
+ * user messages (TR_ECLOSED); it handles every message queued before the
+ * close, then stops as tr_actor_stop would have stopped it (`stop` runs
+ * with TR_EXIT_SHUTDOWN; an actor that traps exits gets the EXIT message
+ * instead, and its mailbox stays closed). Closing twice is TR_OK and does
+ * nothing more. A message whose sender read the mailbox open just before
+ * the close may still land behind the marker: it is then a dead letter.
+ * A restart in place by a supervisor opens the mailbox again.
+ *
+ * Typical use from a plain thread: tr_actor_close, then tr_actor_wait.
+ *
+ * Context:   a handler or a plain thread.
+ * Returns:   TR_OK; TR_EINVAL for NULL; TR_ENOACTOR if `to` has stopped;
+ *            TR_EFOREIGN for another system's address; TR_ENOMEM.
+ */
+TR_API int tr_actor_close(tr_ctx *ctx, tr_addr to);
 
 /**
  * Make the calling actor fail with `code` (negative, or any non-zero value

@@ -119,6 +119,24 @@ TR_API int tr_unregister(tr_ctx *ctx, const char *name);
  */
 TR_API int tr_whereis(tr_system *sys, const char *name, tr_addr *out);
 
+/**
+ * Wait, on a plain thread, until actor `who` ends (not a restart in place:
+ * the end of the address), and learn why: `*out` gets the reason as a
+ * DOWN would carry it (its `ref` is 0). Together with tr_actor_close this
+ * lets a program hand an actor its work and wait for it to finish before
+ * shutting down. Times out on the real (monotonic) clock.
+ *
+ * Ownership: writes `*out` (may be NULL) on TR_OK only.
+ * Context:   a plain thread, never a worker.
+ * Returns:   TR_OK once it has ended; TR_ENOACTOR if it had already ended
+ *            when the call began (its reason is gone); TR_ETIMEDOUT after
+ *            `timeout_ms` (0 waits without limit); TR_EINVAL for a NULL
+ *            context; TR_ESTATE on a worker or an actor's context;
+ *            TR_ESHUTDOWN if shutdown had begun; TR_EFOREIGN; TR_ENOMEM.
+ */
+TR_API int tr_actor_wait(tr_ctx *ctx, tr_addr who, uint32_t timeout_ms,
+                         tr_signal *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,282 @@
+/*
+ * Waiting for an actor from a plain thread (tr_actor_wait) and closing an
+ * actor after what is queued (tr_actor_close).
+ */
+#include "common/tr_park.h"
+#include "support/tr_test.h"
+
+#include <pthread.h>
+
+enum { MSG_WORK = 1, MSG_FAIL = 2, MSG_STOP = 3, MSG_HOLD = 4, MSG_TRY = 5 };
+
+typedef struct {
+    tr_atomic(uint64_t) handled;
+    tr_atomic(int) gate;
+    tr_atomic(int) holding;
+    tr_atomic(int) wait_rc; /* tr_actor_wait from a handler */
+} probe;
+
+static probe pr;
+
+static int
+worker_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)state;
+    switch (msg->type) {
+    case MSG_FAIL:
+        return tr_fail(ctx, -42, "asked to fail");
+    case MSG_STOP:
+        return tr_stop(ctx);
+    case MSG_HOLD: {
+        uint64_t deadline = tr__now_ns() + 10000000000u;
+        tr_store_rel(&pr.holding, 1);
+        while (tr_load_acq(&pr.gate) == 0 && tr__now_ns() < deadline) {
+        }
+        return TR_OK;
+    }
+    case MSG_TRY:
+        tr_store_rel(&pr.wait_rc,
+                     tr_actor_wait(ctx, tr_self(ctx), 10, NULL) + 1000);
+        return TR_OK;
+    default:
+        tr_faa_relaxed(&pr.handled, 1);
+        return TR_OK;
+    }
+}
+
+static const tr_behaviour worker = {.name = "worker", .handle = worker_handle};
+
+static int
+setup(void **state)
+{
+    memset(&pr, 0, sizeof(pr));
+    *state = tr_test_system(2);
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    tr_test_shutdown(*state);
+    return 0;
+}
+
+static tr_addr
+spawn(tr_system *sys, uint32_t cap)
+{
+    tr_addr a;
+    tr_spawn_opts o = {.mailbox_cap = cap};
+    assert_int_equal(tr_spawn(tr_system_ctx(sys), &worker, NULL, &o, &a),
+                     TR_OK);
+    return a;
+}
+
+static void
+test_wait_returns_the_failure_reason(void **state)
+{
+    tr_system *sys = *state;
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_addr a = spawn(sys, 0);
+    tr_signal sig;
+
+    assert_int_equal(tr_send(ctx, a, MSG_HOLD, NULL, 0), TR_OK);
+    assert_int_equal(tr_send(ctx, a, MSG_FAIL, NULL, 0), TR_OK);
+    tr_store_rel(&pr.gate, 1);
+    assert_int_equal(tr_actor_wait(ctx, a, 5000, &sig), TR_OK);
+    assert_int_equal(sig.kind, TR_EXIT_FAILED);
+    assert_int_equal(sig.code, -42);
+    assert_string_equal(sig.text, "asked to fail");
+    assert_true(tr_addr_eq(sig.who, a));
+    assert_int_equal(tr_actor_wait(ctx, a, 5000, &sig), TR_ENOACTOR);
+}
+
+static void
+test_wait_times_out_and_leaves_the_actor_alone(void **state)
+{
+    tr_system *sys = *state;
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_addr a = spawn(sys, 0);
+    tr_signal sig;
+    uint64_t t0 = tr__now_ns();
+
+    assert_int_equal(tr_actor_wait(ctx, a, 50, &sig), TR_ETIMEDOUT);
+    assert_true(tr__now_ns() - t0 >= 50000000u);
+    assert_int_equal(tr_send(ctx, a, MSG_WORK, NULL, 0), TR_OK);
+    assert_int_equal(tr_send(ctx, a, MSG_STOP, NULL, 0), TR_OK);
+    assert_int_equal(tr_actor_wait(ctx, a, 5000, &sig), TR_OK);
+    assert_int_equal(sig.kind, TR_EXIT_NORMAL);
+    assert_int_equal(tr_load_relaxed(&pr.handled), 1);
+}
+
+static void
+test_wait_is_refused_on_a_worker(void **state)
+{
+    tr_system *sys = *state;
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_addr a = spawn(sys, 0);
+
+    assert_int_equal(tr_send(ctx, a, MSG_TRY, NULL, 0), TR_OK);
+    assert_int_equal(tr_send(ctx, a, MSG_STOP, NULL, 0), TR_OK);
+    assert_int_equal(tr_actor_wait(ctx, a, 5000, NULL), TR_OK);
+    assert_int_equal(tr_load_acq(&pr.wait_rc), TR_ESTATE + 1000);
+    assert_int_equal(tr_actor_wait(NULL, a, 1, NULL), TR_EINVAL);
+}
+
+typedef struct {
+    tr_system *sys;
+    tr_addr who;
+    int rc;
+    tr_signal sig;
+} waiter_arg;
+
+static void *
+waiter(void *arg)
+{
+    waiter_arg *w = arg;
+    w->rc = tr_actor_wait(tr_system_ctx(w->sys), w->who, 0, &w->sig);
+    return NULL;
+}
+
+static void
+test_wait_many_threads_on_one_actor(void **state)
+{
+    tr_system *sys = *state;
+    tr_addr a = spawn(sys, 0);
+    enum { N = 8 };
+    pthread_t t[N];
+    waiter_arg w[N];
+    tr_actor_stats st;
+
+    for (int i = 0; i < N; i++) {
+        w[i] = (waiter_arg){.sys = sys, .who = a, .rc = 1};
+        assert_int_equal(pthread_create(&t[i], NULL, waiter, &w[i]), 0);
+    }
+    /* Let them register (a late one gets TR_ENOACTOR, also an answer). */
+    assert_int_equal(tr_actor_wait(tr_system_ctx(sys), a, 50, NULL),
+                     TR_ETIMEDOUT);
+    assert_int_equal(tr_actor_stop(tr_system_ctx(sys), a), TR_OK);
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        assert_true(w[i].rc == TR_OK || w[i].rc == TR_ENOACTOR);
+        if (w[i].rc == TR_OK) {
+            assert_int_equal(w[i].sig.kind, TR_EXIT_SHUTDOWN);
+        }
+    }
+    assert_int_equal(tr_actor_stats_get(sys, a, &st), TR_ENOACTOR);
+}
+
+static void
+test_close_drains_what_was_queued_then_stops(void **state)
+{
+    tr_system *sys = *state;
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_addr a = spawn(sys, 0);
+    tr_signal sig;
+
+    assert_int_equal(tr_send(ctx, a, MSG_HOLD, NULL, 0), TR_OK);
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(tr_send(ctx, a, MSG_WORK, NULL, 0), TR_OK);
+    }
+    assert_int_equal(tr_actor_close(ctx, a), TR_OK);
+    assert_int_equal(tr_actor_close(ctx, a), TR_OK); /* idempotent */
+    assert_int_equal(tr_send(ctx, a, MSG_WORK, NULL, 0), TR_ECLOSED);
+    assert_int_equal(tr_try_send(ctx, a, MSG_WORK, NULL, 0), TR_ECLOSED);
+    tr_store_rel(&pr.gate, 1);
+    assert_int_equal(tr_actor_wait(ctx, a, 5000, &sig), TR_OK);
+    assert_int_equal(sig.kind, TR_EXIT_SHUTDOWN);
+    assert_int_equal(tr_load_relaxed(&pr.handled), 1000);
+    assert_int_equal(tr_actor_close(ctx, a), TR_ENOACTOR);
+}
+
+static bool
+holding(void *arg)
+{
+    (void)arg;
+    return tr_load_acq(&pr.holding) != 0;
+}
+
+typedef struct {
+    tr_system *sys;
+    tr_addr to;
+    tr_atomic(int) rc;
+} sender_arg;
+
+static void *
+blocked_sender(void *arg)
+{
+    sender_arg *s = arg;
+    tr_store_rel(&s->rc,
+                 tr_send(tr_system_ctx(s->sys), s->to, MSG_WORK, NULL, 0));
+    return NULL;
+}
+
+static void
+test_close_wakes_a_sender_blocked_on_a_full_mailbox(void **state)
+{
+    tr_system *sys = *state;
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_addr a = spawn(sys, 2);
+    sender_arg s = {.sys = sys, .to = a};
+    pthread_t t;
+
+    tr_init_relaxed(&s.rc, 1);
+    assert_int_equal(tr_send(ctx, a, MSG_HOLD, NULL, 0), TR_OK);
+    assert_true(tr_test_wait_until(holding, NULL, 5000));
+    assert_int_equal(tr_send(ctx, a, MSG_WORK, NULL, 0), TR_OK);
+    assert_int_equal(tr_send(ctx, a, MSG_WORK, NULL, 0), TR_OK);
+    assert_int_equal(tr_try_send(ctx, a, MSG_WORK, NULL, 0), TR_EFULL);
+    assert_int_equal(pthread_create(&t, NULL, blocked_sender, &s), 0);
+    /* Blocked for room: the close refuses it, and the marker itself is
+     * never refused by the bound. */
+    assert_int_equal(tr_actor_wait(ctx, a, 50, NULL), TR_ETIMEDOUT);
+    assert_int_equal(tr_load_acq(&s.rc), 1);
+    assert_int_equal(tr_actor_close(ctx, a), TR_OK);
+    pthread_join(t, NULL);
+    assert_int_equal(tr_load_acq(&s.rc), TR_ECLOSED);
+    assert_int_equal(tr_send(ctx, a, MSG_WORK, NULL, 0), TR_ECLOSED);
+    tr_store_rel(&pr.gate, 1);
+    assert_int_equal(tr_actor_wait(ctx, a, 5000, NULL), TR_OK);
+    assert_int_equal(tr_load_relaxed(&pr.handled), 2);
+}
+
+static void
+test_wait_ends_when_the_system_shuts_down(void **state)
+{
+    (void)state;
+    tr_system *sys = tr_test_system(1);
+    tr_addr a = spawn(sys, 0);
+    waiter_arg w = {.sys = sys, .who = a, .rc = 1};
+    pthread_t t;
+
+    assert_int_equal(pthread_create(&t, NULL, waiter, &w), 0);
+    /* Shutdown ends every actor, so the waiter gets its answer, and the
+     * system is freed only after it has left. */
+    assert_int_equal(tr_actor_wait(tr_system_ctx(sys), a, 50, NULL),
+                     TR_ETIMEDOUT);
+    tr_test_shutdown(sys);
+    pthread_join(t, NULL);
+    assert_int_equal(w.rc, TR_OK);
+    assert_int_equal(w.sig.kind, TR_EXIT_SHUTDOWN);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_wait_returns_the_failure_reason,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_wait_times_out_and_leaves_the_actor_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wait_is_refused_on_a_worker, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_wait_many_threads_on_one_actor,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_close_drains_what_was_queued_then_stops, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_close_wakes_a_sender_blocked_on_a_full_mailbox, setup,
+            teardown),
+        cmocka_unit_test(test_wait_ends_when_the_system_shuts_down),
+    };
+    return cmocka_run_group_tests_name("wait", tests, NULL, NULL);
+}

@@ -103,6 +103,34 @@ tr__actor_push_ctl_to(tr_system *sys, uint64_t to, tr_envelope *env)
     return TR_OK;
 }
 
+/* Queue `env` in `a`'s user lane past its bound (the runtime's own
+ * messages); schedules `a` if that made it runnable. */
+static void
+push_user(tr_system *sys, tr_actor *a, tr_envelope *env)
+{
+    /* Relaxed: a counter; the push publishes the message. */
+    tr_faa_relaxed(&a->sent, 1);
+    env->kind = TR_MSG_PLAIN;
+    if (tr__mpsc_push(&a->mbox, &env->node)) {
+        schedule(sys, a);
+    }
+}
+
+int
+tr__actor_push_user_to(tr_system *sys, uint64_t to, tr_envelope *env)
+{
+    tr_actor *a = tr__table_slot(sys->table, to);
+    uint64_t gen = tr__id_gen(to);
+
+    /* Acquire: pairs with spawn's publication of gen. */
+    if (a == NULL || !tr__gen_live(gen) || tr_load_acq(&a->gen) != gen) {
+        return TR_ENOACTOR;
+    }
+    env->gen = tr__env_gen(gen);
+    push_user(sys, a, env);
+    return TR_OK;
+}
+
 /* ---- sending ---- */
 
 /*
@@ -758,8 +786,12 @@ run_ctl(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
     case TR_CTL_LINK: {
         const tr_signal *sig = tr__env_data(env);
         if (traps_exits(ctx->actor)) {
-            over = dispatch(ctx, state, env, handled);
-        } else if (sig->kind != TR_EXIT_NORMAL) {
+            /* As a message it queues behind what the peer sent before it
+             * ended, which is in the user lane already. */
+            push_user(ctx->sys, ctx->actor, env);
+            return false;
+        }
+        if (sig->kind != TR_EXIT_NORMAL) {
             ctx->fail_code = sig->code != TR_OK ? sig->code : TR_ESHUTDOWN;
             snprintf(ctx->fail_text, sizeof(ctx->fail_text),
                      "linked actor " TR_ADDR_FMT " ended: %.60s",

@@ -365,6 +365,10 @@ int tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env, bool may_wait);
 /* Push a control message to the incarnation `to` names; TR_ENOACTOR (the
  * caller still owns `env`) if it has stopped. */
 int tr__actor_push_ctl_to(tr_system *sys, uint64_t to, tr_envelope *env);
+/* Push a runtime message (a DOWN) to the user lane of the incarnation
+ * `to` names, behind what is queued there, past its bound; TR_ENOACTOR
+ * (the caller still owns `env`) if it has stopped. */
+int tr__actor_push_user_to(tr_system *sys, uint64_t to, tr_envelope *env);
 /* Push a control message to `a` and schedule it if idle. */
 void tr__actor_push_ctl(tr_system *sys, tr_actor *a, tr_envelope *env);
 /*

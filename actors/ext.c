@@ -106,11 +106,17 @@ send_signal(tr_system *sys, uint64_t to, int kind, uint32_t type, uint64_t who,
     if (env == NULL) {
         return; /* out of memory: the watcher misses it */
     }
-    env->kind = (uint8_t)kind;
     env->type = type;
     env->from = who;
     tr__signal_fill(tr__env_data(env), tr__addr(sys, who), ref, exit);
-    if (tr__actor_push_ctl_to(sys, to, env) != TR_OK) {
+    /* A DOWN queues behind the messages its subject sent before it ended
+     * (Erlang's order of signals between two processes): the user lane. A
+     * link exit acts on arrival (the control lane), and a trapping
+     * receiver queues it behind them in turn (see actor.c). */
+    env->kind = (uint32_t)kind;
+    int rc = kind == TR_CTL_USER ? tr__actor_push_user_to(sys, to, env)
+                                 : tr__actor_push_ctl_to(sys, to, env);
+    if (rc != TR_OK) {
         tr__env_destroy(env);
     }
 }

@@ -8,8 +8,13 @@
  * ends too). A supervisor's restart keeps the address alive, so neither
  * fires on a restart in place: they fire when the address ends.
  *
- * Both signals travel in the control lane, ahead of queued user messages,
- * and reach the handler for their type like any message.
+ * Order (Erlang's guarantee between two actors): a DOWN, and the EXIT a
+ * trapping actor receives, queue behind the messages their subject sent
+ * to the receiver before it ended, so the last messages arrive before the
+ * news of the end. They are never refused by a mailbox bound (but count
+ * in its length while queued). A link exit that fails a non-trapping
+ * actor acts on arrival, in the control lane, ahead of queued messages.
+ * Both reach the handler for their type like any message.
  */
 #ifndef TROUPE_MONITOR_H
 #define TROUPE_MONITOR_H

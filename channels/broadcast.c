@@ -65,9 +65,9 @@
 
 enum {
     PIN_SPAN_BITS = 8,
-    PIN_SPAN = 64,   /* values one pin covers at most */
-    SCAN_EVERY = 32, /* deferred values between two pin scans */
-    MAX_CAP_LOG2 = 30,
+    PIN_SPAN = 64,     /* values one pin covers at most */
+    SCAN_EVERY = 32,   /* deferred values between two pin scans */
+    MAX_CAP_LOG2 = 20, /* TR_BROADCAST_CAP_MAX */
 };
 
 static const uint64_t BUSY = UINT64_MAX;
@@ -887,7 +887,10 @@ tr_broadcast_subscribe_actor(tr_broadcast_tx *tx, tr_ctx *ctx,
     tr_broadcast_sub *b;
     int rc;
 
-    if (ch == NULL || ctx == NULL || types == NULL) {
+    if (ch == NULL || ctx == NULL || types == NULL ||
+        types->value_type >= TR_MSG_RESERVED ||
+        types->lagged_type >= TR_MSG_RESERVED ||
+        types->closed_type >= TR_MSG_RESERVED) {
         return TR_EINVAL;
     }
     if (ctx->actor == NULL) {

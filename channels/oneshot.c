@@ -223,7 +223,9 @@ tr_oneshot_recv_wait(tr_oneshot_rx *rx, void *out, int timeout_ms)
             set_bits(o, TAKEN);
             return TR_OK;
         }
-        if (s & TX_DONE) {
+        /* Closed by the receiver with no send under way: no value can
+         * come (a send that won the race is finishing its write). */
+        if ((s & TX_DONE) || ((s & CLOSED) && !(s & SENDING))) {
             return TR_ECLOSED;
         }
         if (timeout_ms == 0) {
@@ -247,7 +249,8 @@ tr_oneshot_subscribe(tr_oneshot_rx *rx, tr_ctx *ctx, uint32_t value_type,
     oneshot *o = of_rx(rx);
     uint32_t s;
 
-    if (o == NULL || ctx == NULL) {
+    if (o == NULL || ctx == NULL || value_type >= TR_MSG_RESERVED ||
+        closed_type >= TR_MSG_RESERVED) {
         return TR_EINVAL;
     }
     if (tr_self(ctx).id == 0) {
@@ -264,7 +267,7 @@ tr_oneshot_subscribe(tr_oneshot_rx *rx, tr_ctx *ctx, uint32_t value_type,
     s = set_bits(o, SUBSCRIBED);
     if (s & VALUE) {
         deliver(o, true);
-    } else if (s & TX_DONE) {
+    } else if ((s & TX_DONE) || ((s & CLOSED) && !(s & SENDING))) {
         deliver(o, false);
     }
     return TR_OK;
@@ -273,8 +276,17 @@ tr_oneshot_subscribe(tr_oneshot_rx *rx, tr_ctx *ctx, uint32_t value_type,
 void
 tr_oneshot_rx_close(tr_oneshot_rx *rx)
 {
-    if (rx != NULL) {
-        set_bits(of_rx(rx), CLOSED);
+    oneshot *o = of_rx(rx);
+    uint32_t s;
+
+    if (o == NULL) {
+        return;
+    }
+    s = set_bits(o, CLOSED);
+    if ((s & SUBSCRIBED) && !(s & (SENDING | VALUE))) {
+        deliver(o, false); /* no value can come now */
+    } else if (!(s & SENDING)) {
+        tr__ec_wake(&o->ready); /* a waiting receive returns closed */
     }
 }
 

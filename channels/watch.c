@@ -558,7 +558,8 @@ tr_watch_subscribe_actor(tr_watch_tx *tx, tr_ctx *ctx, uint32_t changed_type,
     wchan *ch = of_tx(tx);
     wsub *w;
 
-    if (ch == NULL || ctx == NULL) {
+    if (ch == NULL || ctx == NULL || changed_type >= TR_MSG_RESERVED ||
+        closed_type >= TR_MSG_RESERVED) {
         return TR_EINVAL;
     }
     if (ctx->actor == NULL) {

@@ -35,6 +35,10 @@ typedef struct tr_broadcast_sub tr_broadcast_sub;
 /** One sent value, shared by every receiver (immutable). */
 typedef struct tr_broadcast_value tr_broadcast_value;
 
+/** The largest broadcast capacity, in values (the ring is allocated at
+ * once: 16 MiB of slots at this size). */
+#define TR_BROADCAST_CAP_MAX ((size_t)1 << 20)
+
 /**
  * Create a channel holding up to `capacity` values (rounded up to a power
  * of two) of at most `max_size` bytes each, with one sender and no
@@ -43,7 +47,8 @@ typedef struct tr_broadcast_value tr_broadcast_value;
  * Ownership: returns owned `*tx`; release with tr_broadcast_tx_destroy.
  * Context:   any thread.
  * Returns:   TR_OK; TR_EINVAL for a NULL `tx`, a zero capacity or one over
- *            2^30, or a `max_size` over UINT32_MAX; TR_ENOMEM.
+ *            TR_BROADCAST_CAP_MAX, or a `max_size` over UINT32_MAX;
+ *            TR_ENOMEM.
  */
 TR_API int tr_broadcast_create(size_t capacity, size_t max_size,
                                tr_broadcast_tx **tx);
@@ -190,8 +195,9 @@ typedef struct tr_broadcast_sub_types {
  * Ownership: borrows `types`; returns borrowed `*sub` (may be NULL), valid
  *            until the subscription ends.
  * Context:   a handler or `init` of the subscribing actor.
- * Returns:   TR_OK; TR_EINVAL for NULL `tx`, `ctx` or `types`; TR_ESTATE
- *            on a thread context; TR_ENOMEM.
+ * Returns:   TR_OK; TR_EINVAL for NULL `tx`, `ctx` or `types`, or a type
+ *            the runtime reserves (>= TR_MSG_RESERVED); TR_ESTATE on a
+ *            thread context; TR_ENOMEM.
  */
 TR_API int tr_broadcast_subscribe_actor(tr_broadcast_tx *tx, tr_ctx *ctx,
                                         const tr_broadcast_sub_types *types,

@@ -70,19 +70,23 @@ TR_API int tr_oneshot_recv_wait(tr_oneshot_rx *rx, void *out, int timeout_ms);
 /**
  * Have the value delivered to the calling actor instead: a control-lane
  * message of `value_type` carrying it, or, if the sender goes away without
- * sending, an empty message of `closed_type`. Exactly one of the two
- * arrives (none if the actor has stopped by then).
+ * sending (or the receiver is closed first), an empty message of
+ * `closed_type`. Exactly one of the two arrives (none if the actor has
+ * stopped by then).
  *
  * Context:   a handler or `init`.
- * Returns:   TR_OK; TR_EINVAL for NULL arguments; TR_ESTATE on a thread
- *            context; TR_EALREADY if subscribed or received before.
+ * Returns:   TR_OK; TR_EINVAL for NULL arguments or a type the runtime
+ *            reserves (>= TR_MSG_RESERVED); TR_ESTATE on a thread context;
+ *            TR_EALREADY if subscribed or received before.
  */
 TR_API int tr_oneshot_subscribe(tr_oneshot_rx *rx, tr_ctx *ctx,
                                 uint32_t value_type, uint32_t closed_type);
 
 /**
  * Refuse the value from now on (a later send fails with TR_ECLOSED); a
- * value sent before can still be received. Idempotent.
+ * value sent before can still be received. With none sent, a receive
+ * (even one already waiting) returns TR_ECLOSED at once, as tokio's does,
+ * and a subscribed actor gets its `closed_type` message. Idempotent.
  *
  * Context:   any thread.
  */

@@ -170,7 +170,8 @@ TR_API void tr_watch_rx_destroy(tr_watch_rx *rx);
  * Ownership: returns borrowed `*sub` (may be NULL), valid until the
  *            subscription ends.
  * Context:   a handler or `init` of the subscribing actor.
- * Returns:   TR_OK; TR_EINVAL for NULL `tx` or `ctx`; TR_ESTATE on a thread
+ * Returns:   TR_OK; TR_EINVAL for NULL `tx` or `ctx`, or a type the runtime
+ *            reserves (>= TR_MSG_RESERVED); TR_ESTATE on a thread
  *            context; TR_ENOMEM.
  */
 TR_API int tr_watch_subscribe_actor(tr_watch_tx *tx, tr_ctx *ctx,

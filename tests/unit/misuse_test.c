@@ -1,0 +1,198 @@
+/*
+ * Bad input and misuse that must get a clear error code and lose nothing:
+ * numbers at the edge of their type, reserved message types, closed
+ * channels.
+ */
+#include "common/tr_park.h"
+#include "support/tr_test.h"
+
+#include <pthread.h>
+
+static void
+test_misuse_oneshot_closed_receiver_returns_at_once(void **state)
+{
+    (void)state;
+    tr_oneshot_tx *tx;
+    tr_oneshot_rx *rx;
+    uint64_t v = 0;
+
+    assert_int_equal(tr_oneshot_create(sizeof(v), &tx, &rx), TR_OK);
+    tr_oneshot_rx_close(rx);
+    uint64_t t0 = tr__now_ns();
+    assert_int_equal(tr_oneshot_recv_wait(rx, &v, -1), TR_ECLOSED);
+    assert_int_equal(tr_oneshot_recv_wait(rx, &v, 5000), TR_ECLOSED);
+    assert_true(tr__now_ns() - t0 < 1000000000u);
+    assert_int_equal(tr_oneshot_send(tx, &v), TR_ECLOSED);
+    tr_oneshot_tx_destroy(tx);
+    tr_oneshot_rx_destroy(rx);
+
+    /* A value sent before the close is still received. */
+    assert_int_equal(tr_oneshot_create(sizeof(v), &tx, &rx), TR_OK);
+    v = 7;
+    assert_int_equal(tr_oneshot_send(tx, &v), TR_OK);
+    tr_oneshot_rx_close(rx);
+    v = 0;
+    assert_int_equal(tr_oneshot_recv_wait(rx, &v, -1), TR_OK);
+    assert_int_equal(v, 7);
+    tr_oneshot_tx_destroy(tx);
+    tr_oneshot_rx_destroy(rx);
+}
+
+typedef struct {
+    tr_oneshot_rx *rx;
+    tr_atomic(int) rc;
+} recv_arg;
+
+static void *
+receiver(void *arg)
+{
+    recv_arg *r = arg;
+    uint64_t v;
+    tr_store_rel(&r->rc, tr_oneshot_recv_wait(r->rx, &v, -1));
+    return NULL;
+}
+
+static void
+test_misuse_oneshot_close_wakes_a_waiting_receive(void **state)
+{
+    (void)state;
+    tr_oneshot_tx *tx;
+    tr_oneshot_rx *rx;
+    pthread_t t;
+    recv_arg r;
+
+    assert_int_equal(tr_oneshot_create(sizeof(uint64_t), &tx, &rx), TR_OK);
+    r.rx = rx;
+    tr_init_relaxed(&r.rc, 1);
+    assert_int_equal(pthread_create(&t, NULL, receiver, &r), 0);
+    struct timespec ts = {0, 20000000};
+    nanosleep(&ts, NULL); /* let it block; a late start also passes */
+    tr_oneshot_rx_close(rx);
+    pthread_join(t, NULL);
+    assert_int_equal(tr_load_acq(&r.rc), TR_ECLOSED);
+    tr_oneshot_tx_destroy(tx);
+    tr_oneshot_rx_destroy(rx);
+}
+
+enum { MSG_SUB = 1, MSG_OS_VALUE = 2, MSG_OS_CLOSED = 3 };
+
+static tr_atomic(int) sub_rc[4];
+static tr_atomic(uint32_t) os_got;
+
+static int
+sub_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)state;
+    if (msg->type == MSG_OS_VALUE || msg->type == MSG_OS_CLOSED) {
+        tr_store_rel(&os_got, msg->type);
+        return TR_OK;
+    }
+    void *const *chans = msg->data;
+    const tr_broadcast_sub_types bad = {TR_MSG_DOWN, 10, 11};
+    tr_store_rel(&sub_rc[0],
+                 tr_broadcast_subscribe_actor(chans[0], ctx, &bad, NULL) +
+                     1000);
+    tr_store_rel(
+        &sub_rc[1],
+        tr_watch_subscribe_actor(chans[1], ctx, TR_MSG_EXIT, 12, NULL) + 1000);
+    tr_store_rel(&sub_rc[2],
+                 tr_oneshot_subscribe(chans[2], ctx, TR_MSG_DOWN, 13) + 1000);
+    /* A receiver closed before it subscribes is told "closed". */
+    tr_oneshot_rx_close(chans[2]);
+    tr_store_rel(&sub_rc[3], tr_oneshot_subscribe(chans[2], ctx, MSG_OS_VALUE,
+                                                  MSG_OS_CLOSED) +
+                                 1000);
+    return TR_OK;
+}
+
+static const tr_behaviour subscriber = {.name = "subscriber",
+                                        .handle = sub_handle};
+
+static bool
+all_answered(void *arg)
+{
+    (void)arg;
+    return tr_load_acq(&sub_rc[3]) != 0 && tr_load_acq(&os_got) != 0;
+}
+
+static void
+test_misuse_subscriptions_refuse_reserved_types(void **state)
+{
+    (void)state;
+    tr_system *sys = tr_test_system(1);
+    tr_broadcast_tx *btx;
+    tr_watch_tx *wtx;
+    tr_watch_rx *wrx;
+    tr_oneshot_tx *otx;
+    tr_oneshot_rx *orx;
+    uint64_t zero = 0;
+    tr_addr a;
+
+    assert_int_equal(tr_broadcast_create(8, 8, &btx), TR_OK);
+    assert_int_equal(tr_watch_create(sizeof(zero), &zero, &wtx, &wrx), TR_OK);
+    assert_int_equal(tr_oneshot_create(8, &otx, &orx), TR_OK);
+    void *chans[3] = {btx, wtx, orx};
+    assert_int_equal(tr_spawn(tr_system_ctx(sys), &subscriber, NULL, NULL, &a),
+                     TR_OK);
+    assert_int_equal(
+        tr_send(tr_system_ctx(sys), a, MSG_SUB, chans, sizeof(chans)), TR_OK);
+    assert_true(tr_test_wait_until(all_answered, NULL, 5000));
+    assert_int_equal(tr_load_acq(&sub_rc[0]), TR_EINVAL + 1000);
+    assert_int_equal(tr_load_acq(&sub_rc[1]), TR_EINVAL + 1000);
+    assert_int_equal(tr_load_acq(&sub_rc[2]), TR_EINVAL + 1000);
+    assert_int_equal(tr_load_acq(&sub_rc[3]), TR_OK + 1000);
+    assert_int_equal(tr_load_acq(&os_got), MSG_OS_CLOSED);
+    tr_test_shutdown(sys);
+    tr_broadcast_tx_destroy(btx);
+    tr_watch_tx_destroy(wtx);
+    tr_watch_rx_destroy(wrx);
+    tr_oneshot_tx_destroy(otx);
+    tr_oneshot_rx_destroy(orx);
+}
+
+static void
+test_misuse_broadcast_capacity_is_bounded(void **state)
+{
+    (void)state;
+    tr_broadcast_tx *tx = NULL;
+
+    assert_int_equal(tr_broadcast_create((size_t)1 << 30, 8, &tx), TR_EINVAL);
+    assert_null(tx);
+    assert_int_equal(tr_broadcast_create(TR_BROADCAST_CAP_MAX + 1, 8, &tx),
+                     TR_EINVAL);
+    assert_int_equal(tr_broadcast_create(SIZE_MAX, 8, &tx), TR_EINVAL);
+    assert_int_equal(tr_broadcast_create(TR_BROADCAST_CAP_MAX, 8, &tx), TR_OK);
+    tr_broadcast_tx_destroy(tx);
+}
+
+static void
+test_misuse_mailbox_bound_is_checked(void **state)
+{
+    (void)state;
+    tr_system *sys = tr_test_system(1);
+    tr_spawn_opts o = {.mailbox_cap = TR_MAILBOX_CAP_MAX + 1};
+    tr_addr a;
+
+    assert_int_equal(tr_spawn(tr_system_ctx(sys), &subscriber, NULL, &o, &a),
+                     TR_EINVAL);
+    o.mailbox_cap = UINT32_MAX;
+    assert_int_equal(tr_spawn(tr_system_ctx(sys), &subscriber, NULL, &o, &a),
+                     TR_EINVAL);
+    o.mailbox_cap = TR_MAILBOX_CAP_MAX;
+    assert_int_equal(tr_spawn(tr_system_ctx(sys), &subscriber, NULL, &o, &a),
+                     TR_OK);
+    tr_test_shutdown(sys);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_misuse_oneshot_closed_receiver_returns_at_once),
+        cmocka_unit_test(test_misuse_oneshot_close_wakes_a_waiting_receive),
+        cmocka_unit_test(test_misuse_subscriptions_refuse_reserved_types),
+        cmocka_unit_test(test_misuse_broadcast_capacity_is_bounded),
+        cmocka_unit_test(test_misuse_mailbox_bound_is_checked),
+    };
+    return cmocka_run_group_tests_name("misuse", tests, NULL, NULL);
+}

@@ -127,7 +127,7 @@ tr__timer_arm_call(tr_system *sys, tr_call_rec *rec, uint32_t timeout_ms,
         return TR_ENOMEM;
     }
     t->call = rec;
-    rc = tr__timers_add(sys->timers, (uint64_t)timeout_ms * 1000000u, 0, t, id);
+    rc = tr__timers_add(sys->timers, tr_ms_to_ns(timeout_ms), 0, t, id);
     if (rc != TR_OK) {
         free_tick(t);
     }
@@ -184,7 +184,7 @@ arm_send(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     if (size != 0) {
         memcpy(tr__env_data(t->msg), data, size);
     }
-    rc = tr__timers_add(sys->timers, delay_ms * 1000000u, period_ms * 1000000u,
+    rc = tr__timers_add(sys->timers, tr_ms_to_ns(delay_ms), tr_ms_to_ns(period_ms),
                         t, &id);
     if (rc != TR_OK) {
         tr__env_destroy(t->msg);
@@ -253,6 +253,6 @@ tr_clock_advance(tr_system *sys, uint64_t ms)
     if (!sys->cfg.manual_clock || tr__sched_current(sys->sched) != NULL) {
         return TR_ESTATE;
     }
-    tr__timers_advance(sys->timers, ms * 1000000u);
+    tr__timers_advance(sys->timers, tr_ms_to_ns(ms));
     return TR_OK;
 }

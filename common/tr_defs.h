@@ -5,6 +5,8 @@
 #ifndef TR_DEFS_H
 #define TR_DEFS_H
 
+#include <stdint.h>
+
 #include <stddef.h>
 
 #include <ck_md.h>
@@ -19,5 +21,25 @@
     ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 #define TR_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Time arithmetic saturates instead of wrapping: a delay near UINT64_MAX
+ * means "never", not "in a moment". */
+static inline uint64_t
+tr_sat_add(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+static inline uint64_t
+tr_sat_mul(uint64_t a, uint64_t b)
+{
+    return b != 0 && a > UINT64_MAX / b ? UINT64_MAX : a * b;
+}
+
+static inline uint64_t
+tr_ms_to_ns(uint64_t ms)
+{
+    return tr_sat_mul(ms, 1000000u);
+}
 
 #endif /* TR_DEFS_H */

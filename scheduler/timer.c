@@ -30,6 +30,7 @@
 
 #include "common/tr_alloc.h"
 #include "common/tr_atomic.h"
+#include "common/tr_defs.h"
 #include "common/tr_park.h"
 
 #include <troupe/error.h>
@@ -37,7 +38,7 @@
 #include <pthread.h>
 #include <string.h>
 
-enum { NONE = UINT32_MAX, FIRE_BATCH = 64 };
+enum { NONE = UINT32_MAX, FIRE_BATCH = 64, BURST_MAX = 1000 };
 
 typedef struct rec {
     uint64_t deadline;
@@ -174,6 +175,23 @@ typedef struct due {
     bool last;
 } due;
 
+/*
+ * An interval's deadline after the tick due now. A clock that jumped over
+ * more than BURST_MAX ticks gets this one and then resumes on the period's
+ * grid after `now`: a jump of 2^62 ms must not queue 2^62 ticks.
+ */
+static uint64_t
+next_deadline(const rec *r, uint64_t now)
+{
+    uint64_t next = tr_sat_add(r->deadline, r->period);
+
+    if (next <= now && (now - next) / r->period >= BURST_MAX) {
+        uint64_t k = (now - r->deadline) / r->period + 1;
+        next = tr_sat_add(r->deadline, tr_sat_mul(k, r->period));
+    }
+    return next;
+}
+
 /* Under the lock: take up to FIRE_BATCH due timers; true if more are due. */
 static bool
 take_due(tr_timers *t, due *out, unsigned *n)
@@ -189,12 +207,15 @@ take_due(tr_timers *t, due *out, unsigned *n)
         }
         out[*n].arg = r->arg;
         out[*n].slot = slot;
-        if (r->period != 0) {
-            r->deadline += r->period;
+        uint64_t next = r->period != 0 ? next_deadline(r, now) : UINT64_MAX;
+        if (next != UINT64_MAX) {
+            r->deadline = next;
             r->firing++;
             sift_down(t, 0);
             out[*n].last = false;
         } else {
+            /* A one-shot, or an interval whose next tick would be past the
+             * end of time. */
             heap_remove(t, 0);
             free_slot(t, slot);
             out[*n].last = true;
@@ -343,7 +364,7 @@ tr__timers_add(tr_timers *t, uint64_t delay_ns, uint64_t period_ns, void *arg,
         t->recs[slot].gen = 1;
     }
     rec *r = &t->recs[slot];
-    r->deadline = now_locked(t) + delay_ns;
+    r->deadline = tr_sat_add(now_locked(t), delay_ns);
     r->period = period_ns;
     r->arg = arg;
     r->firing = 0;
@@ -393,7 +414,8 @@ void
 tr__timers_advance(tr_timers *t, uint64_t ns)
 {
     pthread_mutex_lock(&t->lock);
-    tr_store_rel(&t->manual_now, tr_load_relaxed(&t->manual_now) + ns);
+    tr_store_rel(&t->manual_now,
+                 tr_sat_add(tr_load_relaxed(&t->manual_now), ns));
     fire_due(t);
     pthread_mutex_unlock(&t->lock);
 }

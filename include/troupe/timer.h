@@ -23,7 +23,9 @@ typedef struct tr_timer {
  * Send a copy of `data` to `to` as a message of `type` once `delay_ms` has
  * passed on the system's clock. It travels in the control lane: it is never
  * refused by a bounded mailbox and is handled ahead of queued user messages.
- * If `to` has stopped by then, it becomes a dead letter.
+ * If `to` has stopped by then, it becomes a dead letter. Time saturates:
+ * a delay whose deadline would pass the clock's end (2^64 ns) never
+ * fires.
  *
  * Ownership: borrows `data` (copied now); writes `*out` (may be NULL).
  * Context:   a handler or a plain thread.
@@ -38,7 +40,8 @@ TR_API int tr_send_after(tr_ctx *ctx, tr_addr to, uint32_t type,
 /**
  * Like tr_send_after, but again every `period_ms` (the first one after
  * `period_ms`), without drift, until cancelled or until `to` stops. Ticks
- * missed while the clock jumped are delivered in a burst.
+ * missed while the clock jumped are delivered in a burst of at most 1000;
+ * a jump over more delivers one tick and resumes on the period's grid.
  *
  * Returns:   as tr_send_after; TR_EINVAL for a zero period.
  */
@@ -66,7 +69,8 @@ TR_API uint64_t tr_now_ms(tr_system *sys);
 
 /**
  * Move a manual clock forward by `ms` and fire every timer now due, on the
- * calling thread, in deadline order.
+ * calling thread, in deadline order. The clock saturates at its end (2^64
+ * ns) instead of wrapping.
  *
  * Context:   a plain thread, one at a time.
  * Returns:   TR_OK; TR_EINVAL for a NULL system; TR_ESTATE if the system

@@ -184,6 +184,57 @@ test_misuse_mailbox_bound_is_checked(void **state)
     tr_test_shutdown(sys);
 }
 
+enum { MSG_TICK = 20 };
+
+static tr_atomic(uint64_t) ticks;
+
+static int
+tick_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    if (msg->type == MSG_TICK) {
+        tr_faa_relaxed(&ticks, 1);
+    }
+    return TR_OK;
+}
+
+static const tr_behaviour ticker = {.name = "ticker", .handle = tick_handle};
+
+static void
+test_misuse_time_saturates_instead_of_wrapping(void **state)
+{
+    (void)state;
+    tr_system_config cfg = {.workers = 1, .manual_clock = true};
+    tr_system *sys = tr_test_system_cfg(&cfg);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_addr a;
+    tr_timer far;
+    tr_timer every;
+
+    tr_store_relaxed(&ticks, 0);
+    assert_int_equal(tr_spawn(ctx, &ticker, NULL, NULL, &a), TR_OK);
+    /* ms -> ns used to wrap: UINT64_MAX ms became a 1 ms timer. */
+    assert_int_equal(
+        tr_send_after(ctx, a, MSG_TICK, NULL, 0, UINT64_MAX - 1, &far), TR_OK);
+    assert_int_equal(tr_clock_advance(sys, 10), TR_OK);
+    assert_int_equal(tr_now_ms(sys), 10);
+    /* A jump of 2^62 ms moves the clock (saturating), and an interval
+     * behind it does not queue 2^62 ticks. */
+    assert_int_equal(tr_send_interval(ctx, a, MSG_TICK, NULL, 0, 1, &every),
+                     TR_OK);
+    assert_int_equal(tr_clock_advance(sys, (uint64_t)1 << 62), TR_OK);
+    assert_true(tr_now_ms(sys) >= UINT64_MAX / 1000000u - 1);
+    assert_true(tr_test_wait_handled(sys, 1, 5000));
+    assert_int_equal(tr_clock_advance(sys, UINT64_MAX), TR_OK);
+    assert_int_equal(tr_timer_cancel(sys, every), TR_EALREADY);
+    tr_test_shutdown(sys);
+    /* One tick for the jump (its burst capped), one at the end of time for
+     * the far timer; never billions. */
+    assert_true(tr_load_relaxed(&ticks) >= 1);
+    assert_true(tr_load_relaxed(&ticks) <= 1002);
+}
+
 int
 main(void)
 {
@@ -193,6 +244,7 @@ main(void)
         cmocka_unit_test(test_misuse_subscriptions_refuse_reserved_types),
         cmocka_unit_test(test_misuse_broadcast_capacity_is_bounded),
         cmocka_unit_test(test_misuse_mailbox_bound_is_checked),
+        cmocka_unit_test(test_misuse_time_saturates_instead_of_wrapping),
     };
     return cmocka_run_group_tests_name("misuse", tests, NULL, NULL);
 }

@@ -488,6 +488,12 @@ tr_register(tr_ctx *ctx, const char *name, tr_addr who)
     }
     tr_names *n = sys->names;
     tr_actor *a = slot_of(sys, who.id);
+    /* No record for an address that names no live actor (the check under
+     * the lock below is the one that decides). */
+    if (a != NULL && (!tr__gen_live(tr__id_gen(who.id)) ||
+                      tr_load_acq(&a->gen) != tr__id_gen(who.id))) {
+        a = NULL;
+    }
     tr_ext *x = a != NULL ? tr__ext_get(a) : NULL;
     char *key = copy_name(name);
     char *own = copy_name(name);

@@ -1272,7 +1272,7 @@ tr_actor_close(tr_ctx *ctx, tr_addr to)
 int
 tr_fail(tr_ctx *ctx, int code, const char *text)
 {
-    if (ctx == NULL || code == 0) {
+    if (ctx == NULL || code == 0 || code == TR_IGNORE) {
         return TR_EINVAL;
     }
     if (ctx->actor == NULL) {

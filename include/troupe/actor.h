@@ -33,12 +33,12 @@ typedef struct tr_msg {
  */
 typedef int (*tr_init_fn)(tr_ctx *ctx, void *state, const void *arg);
 
-/**
- * What `init` returns to decline to start without failing: tr_spawn then
- * returns TR_IGNORE, and a supervisor keeps the child's spec with no actor
- * (OTP's `ignore`).
+/*
+ * TR_IGNORE (troupe/error.h) is what `init` returns to decline to start
+ * without failing: tr_spawn then returns TR_IGNORE, and a supervisor keeps
+ * the child's spec with no actor (OTP's `ignore`). No failure can carry
+ * its value: tr_fail refuses it.
  */
-#define TR_IGNORE 1
 
 /**
  * Handles one message. Return TR_OK to go on; any other value makes the
@@ -225,8 +225,8 @@ TR_API int tr_actor_close(tr_ctx *ctx, tr_addr to);
  *
  * Ownership: borrows `text` (may be NULL).
  * Context:   a handler or `init`.
- * Returns:   TR_OK; TR_EINVAL for NULL or a zero code; TR_ESTATE on a
- *            thread context.
+ * Returns:   TR_OK; TR_EINVAL for NULL, a zero code or TR_IGNORE (which
+ *            is not a failure); TR_ESTATE on a thread context.
  */
 TR_API int tr_fail(tr_ctx *ctx, int code, const char *text);
 

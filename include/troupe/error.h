@@ -27,7 +27,8 @@ extern "C" {
     X(ERUNNING, -13, "still running")                                          \
     X(ERESTARTING, -14, "restarting")                                          \
     X(EFOREIGN, -15, "address belongs to another system")                      \
-    X(EFORKED, -16, "system belongs to the parent process")
+    X(EFORKED, -16, "system belongs to the parent process")                   \
+    X(IGNORE, -17, "init declined to start")
 
 enum tr_error {
     TR_OK = 0,

@@ -255,6 +255,36 @@ test_misuse_register_forged_address_leaks_nothing(void **state)
     tr_test_shutdown(sys);
 }
 
+static tr_atomic(int) fail_ignore_rc;
+
+static int
+init_fails_with_one(tr_ctx *ctx, void *state, const void *arg)
+{
+    (void)state;
+    (void)arg;
+    tr_store_rel(&fail_ignore_rc, tr_fail(ctx, TR_IGNORE, "not a failure"));
+    return tr_fail(ctx, 1, "failed with code 1");
+}
+
+static const tr_behaviour fails_with_one = {.name = "fails_with_one",
+                                            .init = init_fails_with_one,
+                                            .handle = tick_handle};
+
+static void
+test_misuse_failure_codes_never_mean_ignore(void **state)
+{
+    (void)state;
+    tr_system *sys = tr_test_system(1);
+    tr_addr a;
+
+    assert_int_equal(
+        tr_spawn(tr_system_ctx(sys), &fails_with_one, NULL, NULL, &a), 1);
+    assert_int_equal(tr_load_acq(&fail_ignore_rc), TR_EINVAL);
+    assert_true(TR_IGNORE < 0 && TR_IGNORE != 1);
+    assert_string_equal(tr_errname(TR_IGNORE), "TR_IGNORE");
+    tr_test_shutdown(sys);
+}
+
 int
 main(void)
 {
@@ -266,6 +296,7 @@ main(void)
         cmocka_unit_test(test_misuse_mailbox_bound_is_checked),
         cmocka_unit_test(test_misuse_time_saturates_instead_of_wrapping),
         cmocka_unit_test(test_misuse_register_forged_address_leaks_nothing),
+        cmocka_unit_test(test_misuse_failure_codes_never_mean_ignore),
     };
     return cmocka_run_group_tests_name("misuse", tests, NULL, NULL);
 }

@@ -458,7 +458,7 @@ tr__actor_finish(tr_ctx *ctx, const tr_exit *exit, bool run_stop)
     tr_store_seqcst(&a->gen, ctx->gen + 1);
 
     tr__actor_drain(ctx, a, TR_DEAD_STOPPED);
-    tr__ext_on_end(ctx, a, ctx->gen, exit);
+    tr_waiter *waiters = tr__ext_on_end(ctx, a, ctx->gen, exit);
     if (x != NULL) {
         tr_store_relaxed(&x->parent, 0);
         x->child = NULL;
@@ -495,6 +495,9 @@ tr__actor_finish(tr_ctx *ctx, const tr_exit *exit, bool run_stop)
             tr_faa_relaxed(&sys->ext_failed, 1);
         }
     }
+    /* Last: a thread that waited for this end sees all of it (the failure
+     * hook has run, the counters count it). */
+    tr__ext_wake_waiters(sys, waiters, ctx->self, exit);
     tr__table_give(sys->table, wl, a);
 }
 
@@ -744,10 +747,11 @@ tr__actor_cancel_exit(tr_ctx *ctx, tr_exit_hook *h)
  * kill.
  */
 static bool
-stop_requested(tr_ctx *ctx, void *state, uint64_t from, uint64_t *handled)
+stop_requested(tr_ctx *ctx, void *state, uint64_t from, uint64_t *handled,
+               const char *why)
 {
-    const tr_exit exit = {TR_EXIT_SHUTDOWN, TR_OK, "shutdown"};
-    const tr_exit request = {TR_EXIT_SHUTDOWN, TR_ESHUTDOWN, "shutdown"};
+    const tr_exit exit = {TR_EXIT_SHUTDOWN, TR_OK, why};
+    const tr_exit request = {TR_EXIT_SHUTDOWN, TR_ESHUTDOWN, why};
     tr_ext *x = tr_load_acq(&ctx->actor->ext);
     tr_envelope *sig = NULL;
 
@@ -781,7 +785,7 @@ run_ctl(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
     case TR_CTL_STOP: {
         uint64_t from = env->from;
         tr__env_destroy(env);
-        return stop_requested(ctx, state, from, handled);
+        return stop_requested(ctx, state, from, handled, "shutdown");
     }
     case TR_CTL_LINK: {
         const tr_signal *sig = tr__env_data(env);
@@ -964,7 +968,8 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
                         env->kind == TR_MSG_CLOSE)) {
             if (env->gen != tr__env_gen(gen)) {
                 drop_user(&ctx, env, a, TR_DEAD_STOPPED);
-            } else if (stop_requested(&ctx, state, env->from, &handled)) {
+            } else if (stop_requested(&ctx, state, env->from, &handled,
+                                      "closed")) {
                 destroy_ctl(deferred);
                 goto out;
             }

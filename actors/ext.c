@@ -596,19 +596,19 @@ tr_whereis(tr_system *sys, const char *name, tr_addr *out)
 
 /* ---- the end of an incarnation ---- */
 
-void
+tr_waiter *
 tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint64_t gen, const tr_exit *exit)
 {
     /* seq_cst: see the top comment. */
     tr_ext *x = tr_load_seqcst(&a->ext);
 
     if (x == NULL) {
-        return;
+        return NULL;
     }
     pthread_mutex_lock(&x->lock);
     if (x->gen != gen) {
         pthread_mutex_unlock(&x->lock);
-        return; /* nothing was ever added for this incarnation */
+        return NULL; /* nothing was ever added for this incarnation */
     }
     tr_watch *mons = x->mons;
     uint32_t nmon = x->nmon, capmon = x->capmon;
@@ -645,17 +645,25 @@ tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint64_t gen, const tr_exit *exit)
     }
     tr__free(mons, sizeof(tr_watch) * capmon);
     tr__free(links, sizeof(uint64_t) * caplink);
-    if (waiters != NULL) {
-        while (waiters != NULL) {
-            tr_waiter *next = waiters->next; /* read before `done` */
-            tr__signal_fill(&waiters->sig, tr__addr(sys, self), 0, exit);
-            /* Release: the waiter reads `sig` after acquiring `done`, and
-             * may return (freeing `waiters`) at once. */
-            tr_store_rel(&waiters->done, 1);
-            waiters = next;
-        }
-        tr__ec_wake(&sys->ended);
+    return waiters;
+}
+
+void
+tr__ext_wake_waiters(tr_system *sys, tr_waiter *waiters, uint64_t self,
+                     const tr_exit *exit)
+{
+    if (waiters == NULL) {
+        return;
     }
+    while (waiters != NULL) {
+        tr_waiter *next = waiters->next; /* read before `done` */
+        tr__signal_fill(&waiters->sig, tr__addr(sys, self), 0, exit);
+        /* Release: the waiter reads `sig` after acquiring `done`, and may
+         * return (freeing `waiters`) at once. */
+        tr_store_rel(&waiters->done, 1);
+        waiters = next;
+    }
+    tr__ec_wake(&sys->ended);
 }
 
 /* ---- waiting for an actor from a thread ---- */

@@ -88,10 +88,15 @@ void tr__ext_free(tr_ext *x);
 /*
  * Incarnation `gen` of the slot has ended (its generation has moved on):
  * send the DOWNs and link exits, release its name. Called by whoever ends
- * it, after the generation store.
+ * it, after the generation store. Returns the threads waiting for the end
+ * (tr_actor_wait), for tr__ext_wake_waiters once the end is complete.
  */
-void tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint64_t gen,
-                    const tr_exit *exit);
+tr_waiter *tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint64_t gen,
+                          const tr_exit *exit);
+
+/* Answer the waiters tr__ext_on_end returned (`self`: the ended id). */
+void tr__ext_wake_waiters(tr_system *sys, tr_waiter *waiters, uint64_t self,
+                          const tr_exit *exit);
 
 /* Copy an exit reason into a signal. */
 void tr__signal_fill(tr_signal *s, tr_addr who, uint64_t ref,

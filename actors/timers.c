@@ -184,8 +184,8 @@ arm_send(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     if (size != 0) {
         memcpy(tr__env_data(t->msg), data, size);
     }
-    rc = tr__timers_add(sys->timers, tr_ms_to_ns(delay_ms), tr_ms_to_ns(period_ms),
-                        t, &id);
+    rc = tr__timers_add(sys->timers, tr_ms_to_ns(delay_ms),
+                        tr_ms_to_ns(period_ms), t, &id);
     if (rc != TR_OK) {
         tr__env_destroy(t->msg);
         free_tick(t);

@@ -129,6 +129,8 @@ TR_API int tr_spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
  * Returns:   TR_OK; TR_EINVAL for a NULL context, NULL `data` with a
  *            non-zero size, or a size over UINT32_MAX; TR_ENOACTOR if `to`
  *            has stopped (a dead letter is counted); TR_EFULL (worker only);
+ *            TR_ECLOSED if `to` was closed (tr_actor_close); TR_EFOREIGN
+ *            for another system's address; TR_EFORKED in a fork child;
  *            TR_ENOMEM; TR_ESHUTDOWN (plain thread, once shutdown begun).
  */
 TR_API TR_NODISCARD int tr_send(tr_ctx *ctx, tr_addr to, uint32_t type,
@@ -195,7 +197,8 @@ TR_API int tr_stop(tr_ctx *ctx);
  *
  * Context:   a handler or a plain thread.
  * Returns:   TR_OK; TR_EINVAL for NULL; TR_ENOACTOR if `to` has stopped;
- *            TR_ENOMEM.
+ *            TR_EFOREIGN for another system's address; TR_EFORKED in a
+ *            fork child; TR_ENOMEM.
  */
 TR_API int tr_actor_stop(tr_ctx *ctx, tr_addr to);
 
@@ -203,17 +206,20 @@ TR_API int tr_actor_stop(tr_ctx *ctx, tr_addr to);
  * Close actor `to`, drain it, then stop it: from now on its mailbox refuses
  * user messages (TR_ECLOSED); it handles every message queued before the
  * close, then stops as tr_actor_stop would have stopped it (`stop` runs
- * with TR_EXIT_SHUTDOWN; an actor that traps exits gets the EXIT message
+ * with TR_EXIT_SHUTDOWN and the reason "closed", which tells a waiter that
+ * the queue was drained; an actor that traps exits gets the EXIT message
  * instead, and its mailbox stays closed). Closing twice is TR_OK and does
  * nothing more. A message whose sender read the mailbox open just before
  * the close may still land behind the marker: it is then a dead letter.
- * A restart in place by a supervisor opens the mailbox again.
+ * The mailbox stays closed across a supervisor's restart in place, and the
+ * restarted instance stops at the marker.
  *
  * Typical use from a plain thread: tr_actor_close, then tr_actor_wait.
  *
  * Context:   a handler or a plain thread.
  * Returns:   TR_OK; TR_EINVAL for NULL; TR_ENOACTOR if `to` has stopped;
- *            TR_EFOREIGN for another system's address; TR_ENOMEM.
+ *            TR_EFOREIGN for another system's address; TR_EFORKED in a
+ *            fork child; TR_ENOMEM.
  */
 TR_API int tr_actor_close(tr_ctx *ctx, tr_addr to);
 
@@ -256,7 +262,7 @@ TR_API tr_addr tr_self(const tr_ctx *ctx);
  * Ownership: writes `*out`.
  * Context:   any thread.
  * Returns:   TR_OK; TR_EINVAL for a NULL argument; TR_ENOACTOR if `who`
- *            has stopped.
+ *            has stopped; TR_EFOREIGN for another system's address.
  */
 TR_API int tr_actor_stats_get(tr_system *sys, tr_addr who, tr_actor_stats *out);
 

@@ -16,7 +16,7 @@ extern "C" {
     X(ENOMEM, -2, "out of memory")                                             \
     X(ENOACTOR, -3, "no such actor")                                           \
     X(EFULL, -4, "mailbox is full")                                            \
-    X(ECLOSED, -5, "channel closed")                                           \
+    X(ECLOSED, -5, "channel or mailbox closed")                                \
     X(ETIMEDOUT, -6, "timed out")                                              \
     X(ELAGGED, -7, "receiver fell behind")                                     \
     X(ESHUTDOWN, -8, "system is shutting down")                                \
@@ -27,7 +27,7 @@ extern "C" {
     X(ERUNNING, -13, "still running")                                          \
     X(ERESTARTING, -14, "restarting")                                          \
     X(EFOREIGN, -15, "address belongs to another system")                      \
-    X(EFORKED, -16, "system belongs to the parent process")                   \
+    X(EFORKED, -16, "system belongs to the parent process")                    \
     X(IGNORE, -17, "init declined to start")
 
 enum tr_error {

@@ -137,7 +137,8 @@ TR_API int tr_whereis(tr_system *sys, const char *name, tr_addr *out);
  *            when the call began (its reason is gone); TR_ETIMEDOUT after
  *            `timeout_ms` (0 waits without limit); TR_EINVAL for a NULL
  *            context; TR_ESTATE on a worker or an actor's context;
- *            TR_ESHUTDOWN if shutdown had begun; TR_EFOREIGN; TR_ENOMEM.
+ *            TR_ESHUTDOWN if shutdown had begun; TR_EFOREIGN; TR_EFORKED;
+ *            TR_ENOMEM.
  */
 TR_API int tr_actor_wait(tr_ctx *ctx, tr_addr who, uint32_t timeout_ms,
                          tr_signal *out);

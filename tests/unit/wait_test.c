@@ -2,6 +2,7 @@
  * Waiting for an actor from a plain thread (tr_actor_wait) and closing an
  * actor after what is queued (tr_actor_close).
  */
+#include "actors/ext.h"
 #include "common/tr_park.h"
 #include "support/tr_test.h"
 
@@ -46,6 +47,13 @@ worker_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
 
 static const tr_behaviour worker = {.name = "worker", .handle = worker_handle};
 
+static bool
+holding(void *arg)
+{
+    (void)arg;
+    return tr_load_acq(&pr.holding) != 0;
+}
+
 static int
 setup(void **state)
 {
@@ -71,6 +79,52 @@ spawn(tr_system *sys, uint32_t cap)
     return a;
 }
 
+/* True once a thread waits for `a` (read through the runtime's record). */
+static bool
+has_waiter(tr_system *sys, tr_addr a)
+{
+    tr_actor *slot = tr__table_slot(sys->table, a.id);
+    tr_ext *x = slot != NULL ? tr_load_acq(&slot->ext) : NULL;
+    bool on = false;
+    if (x != NULL) {
+        pthread_mutex_lock(&x->lock);
+        on = x->waiters != NULL;
+        pthread_mutex_unlock(&x->lock);
+    }
+    return on;
+}
+
+typedef struct {
+    tr_system *sys;
+    tr_addr who;
+} opener_arg;
+
+/* Opens the gate once the test thread is waiting for the actor. */
+static void *
+opener(void *arg)
+{
+    opener_arg *o = arg;
+    uint64_t deadline = tr__now_ns() + 5000000000u;
+    while (!has_waiter(o->sys, o->who) && tr__now_ns() < deadline) {
+    }
+    tr_store_rel(&pr.gate, 1);
+    return NULL;
+}
+
+/* The actor `a` is held at the gate: wait for it while the gate opens only
+ * after this thread waits, so that its end cannot come first. */
+static int
+wait_opening_gate(tr_system *sys, tr_addr a, tr_signal *sig)
+{
+    opener_arg o = {sys, a};
+    pthread_t t;
+    assert_true(tr_test_wait_until(holding, NULL, 5000));
+    assert_int_equal(pthread_create(&t, NULL, opener, &o), 0);
+    int rc = tr_actor_wait(tr_system_ctx(sys), a, 10000, sig);
+    pthread_join(t, NULL);
+    return rc;
+}
+
 static void
 test_wait_returns_the_failure_reason(void **state)
 {
@@ -81,8 +135,7 @@ test_wait_returns_the_failure_reason(void **state)
 
     assert_int_equal(tr_send(ctx, a, MSG_HOLD, NULL, 0), TR_OK);
     assert_int_equal(tr_send(ctx, a, MSG_FAIL, NULL, 0), TR_OK);
-    tr_store_rel(&pr.gate, 1);
-    assert_int_equal(tr_actor_wait(ctx, a, 5000, &sig), TR_OK);
+    assert_int_equal(wait_opening_gate(sys, a, &sig), TR_OK);
     assert_int_equal(sig.kind, TR_EXIT_FAILED);
     assert_int_equal(sig.code, -42);
     assert_string_equal(sig.text, "asked to fail");
@@ -101,9 +154,10 @@ test_wait_times_out_and_leaves_the_actor_alone(void **state)
 
     assert_int_equal(tr_actor_wait(ctx, a, 50, &sig), TR_ETIMEDOUT);
     assert_true(tr__now_ns() - t0 >= 50000000u);
+    assert_int_equal(tr_send(ctx, a, MSG_HOLD, NULL, 0), TR_OK);
     assert_int_equal(tr_send(ctx, a, MSG_WORK, NULL, 0), TR_OK);
     assert_int_equal(tr_send(ctx, a, MSG_STOP, NULL, 0), TR_OK);
-    assert_int_equal(tr_actor_wait(ctx, a, 5000, &sig), TR_OK);
+    assert_int_equal(wait_opening_gate(sys, a, &sig), TR_OK);
     assert_int_equal(sig.kind, TR_EXIT_NORMAL);
     assert_int_equal(tr_load_relaxed(&pr.handled), 1);
 }
@@ -115,9 +169,10 @@ test_wait_is_refused_on_a_worker(void **state)
     tr_ctx *ctx = tr_system_ctx(sys);
     tr_addr a = spawn(sys, 0);
 
+    assert_int_equal(tr_send(ctx, a, MSG_HOLD, NULL, 0), TR_OK);
     assert_int_equal(tr_send(ctx, a, MSG_TRY, NULL, 0), TR_OK);
     assert_int_equal(tr_send(ctx, a, MSG_STOP, NULL, 0), TR_OK);
-    assert_int_equal(tr_actor_wait(ctx, a, 5000, NULL), TR_OK);
+    assert_int_equal(wait_opening_gate(sys, a, NULL), TR_OK);
     assert_int_equal(tr_load_acq(&pr.wait_rc), TR_ESTATE + 1000);
     assert_int_equal(tr_actor_wait(NULL, a, 1, NULL), TR_EINVAL);
 }
@@ -181,18 +236,10 @@ test_close_drains_what_was_queued_then_stops(void **state)
     assert_int_equal(tr_actor_close(ctx, a), TR_OK); /* idempotent */
     assert_int_equal(tr_send(ctx, a, MSG_WORK, NULL, 0), TR_ECLOSED);
     assert_int_equal(tr_try_send(ctx, a, MSG_WORK, NULL, 0), TR_ECLOSED);
-    tr_store_rel(&pr.gate, 1);
-    assert_int_equal(tr_actor_wait(ctx, a, 5000, &sig), TR_OK);
+    assert_int_equal(wait_opening_gate(sys, a, &sig), TR_OK);
     assert_int_equal(sig.kind, TR_EXIT_SHUTDOWN);
     assert_int_equal(tr_load_relaxed(&pr.handled), 1000);
     assert_int_equal(tr_actor_close(ctx, a), TR_ENOACTOR);
-}
-
-static bool
-holding(void *arg)
-{
-    (void)arg;
-    return tr_load_acq(&pr.holding) != 0;
 }
 
 typedef struct {
@@ -234,8 +281,7 @@ test_close_wakes_a_sender_blocked_on_a_full_mailbox(void **state)
     pthread_join(t, NULL);
     assert_int_equal(tr_load_acq(&s.rc), TR_ECLOSED);
     assert_int_equal(tr_send(ctx, a, MSG_WORK, NULL, 0), TR_ECLOSED);
-    tr_store_rel(&pr.gate, 1);
-    assert_int_equal(tr_actor_wait(ctx, a, 5000, NULL), TR_OK);
+    assert_int_equal(wait_opening_gate(sys, a, NULL), TR_OK);
     assert_int_equal(tr_load_relaxed(&pr.handled), 2);
 }
 

@@ -374,8 +374,62 @@ static void
 release(tr_mnode *done)
 {
     if (done != NULL) {
-        tr__env_destroy(tr__env_of_node(done));
+        tr_envelope *env = tr__env_of_node(done);
+        if (tr_unlikely(env->kind == TR_MSG_SHARED)) {
+            tr__shared_envelope_destroy(env);
+        } else {
+            tr__env_destroy(env);
+        }
     }
+}
+
+tr_shared *
+tr__shared_create(const void *data, uint32_t size)
+{
+    tr_shared *s = tr__alloc(sizeof(tr_shared) + size);
+
+    if (s != NULL) {
+        tr_init_relaxed(&s->refs, 1);
+        s->size = size;
+        if (size != 0) {
+            memcpy(s->data, data, size);
+        }
+    }
+    return s;
+}
+
+void
+tr__shared_unref(tr_shared *s)
+{
+    /* acq_rel: the last holder sees every other holder's reads done. */
+    if (tr_fas_acqrel(&s->refs, 1) == 1) {
+        tr__free(s, sizeof(tr_shared) + s->size);
+    }
+}
+
+tr_envelope *
+tr__shared_envelope(tr_shared *s, uint32_t type)
+{
+    tr_envelope *env = tr__env_create(sizeof(tr_shared *));
+
+    if (env != NULL) {
+        /* Relaxed: the caller holds a reference. */
+        tr_faa_relaxed(&s->refs, 1);
+        memcpy(tr__env_data(env), &s, sizeof(s));
+        env->type = type;
+        env->kind = TR_MSG_SHARED;
+    }
+    return env;
+}
+
+void
+tr__shared_envelope_destroy(tr_envelope *env)
+{
+    tr_shared *s;
+
+    memcpy(&s, tr__env_data(env), sizeof(s));
+    tr__shared_unref(s);
+    tr__env_destroy(env);
 }
 
 /*
@@ -668,6 +722,11 @@ dispatch(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
         msg.call = tr__call_of(env);
         msg.data = (const char *)msg.data + TR_CALL_PREFIX;
         msg.size -= TR_CALL_PREFIX;
+    } else if (env->kind == TR_MSG_SHARED) {
+        const tr_shared *sh;
+        memcpy(&sh, msg.data, sizeof(sh));
+        msg.data = sh->data;
+        msg.size = sh->size;
     }
     int rc = fn(ctx, state, &msg);
     (*handled)++;

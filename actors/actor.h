@@ -52,14 +52,34 @@ enum {
     TR_MSG_PLAIN = 0,
     TR_MSG_CALL = 1,
     TR_MSG_CLOSE = 2,
+    TR_MSG_SHARED = 3, /* the payload is a tr_shared pointer (groups) */
     TR_CALL_PREFIX = 16
 };
+
+/* A payload shared by many messages (tr_pg_send): copied once, freed by
+ * the last message's release. */
+typedef struct tr_shared {
+    tr_atomic(uint32_t) refs;
+    uint32_t size;
+    _Alignas(16) unsigned char data[];
+} tr_shared;
+
+/* A block holding a copy of `size` bytes at `data`, one reference held by
+ * the caller; NULL when out of memory. */
+tr_shared *tr__shared_create(const void *data, uint32_t size);
+void tr__shared_unref(tr_shared *s);
+/* A user-lane message of `type` sharing `s` (takes a reference); NULL when
+ * out of memory. */
+struct tr_envelope *tr__shared_envelope(tr_shared *s, uint32_t type);
+/* Free such a message that was never queued. */
+void tr__shared_envelope_destroy(struct tr_envelope *env);
 
 /* The mailbox bound's top bit: tr_actor_close refuses user messages from
  * then on. A bound itself stays under it (TR_MAILBOX_CAP_MAX). */
 #define TR_CAP_CLOSED 0x80000000u
 
 typedef struct tr_call_rec tr_call_rec;
+typedef struct tr_pgs tr_pgs;
 typedef struct tr_timers tr_timers;
 typedef struct tr_ext tr_ext;
 typedef struct tr_names tr_names;
@@ -197,8 +217,10 @@ struct tr_system {
     TR_CACHE_ALIGNED tr_atomic(uint32_t) room_waiters;
     struct ck_ec32 room;
 
-    /* Names (ext.c), monitor references, top-level trees that gave up. */
+    /* Names (ext.c), process groups (pg.c), monitor references, top-level
+     * trees that gave up. */
     tr_names *names;
+    tr_pgs *pgs;
     tr_atomic(uint64_t) next_ref;
     tr_atomic(uint32_t) gave_up;
     struct ck_ec32 gave_up_ec;
@@ -300,6 +322,10 @@ tr__gen_live(uint64_t gen)
 {
     return (gen & 1u) != 0;
 }
+
+/* pg.c */
+int tr__pgs_create(tr_pgs **out);
+void tr__pgs_destroy(tr_pgs *p);
 
 /* table.c */
 int tr__table_create(tr_table **out);

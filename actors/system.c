@@ -101,8 +101,15 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
         tr__free_aligned(sys, sizeof(*sys));
         return rc;
     }
+    rc = tr__pgs_create(&sys->pgs);
+    if (rc != TR_OK) {
+        tr__names_destroy(sys->names);
+        tr__free_aligned(sys, sizeof(*sys));
+        return rc;
+    }
     rc = tr__table_create(&sys->table);
     if (rc != TR_OK) {
+        tr__pgs_destroy(sys->pgs);
         tr__names_destroy(sys->names);
         tr__free_aligned(sys, sizeof(*sys));
         return rc;
@@ -111,6 +118,7 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
                            tr__timer_drop, &sys->timers);
     if (rc != TR_OK) {
         tr__table_destroy(sys->table);
+        tr__pgs_destroy(sys->pgs);
         tr__names_destroy(sys->names);
         tr__free_aligned(sys, sizeof(*sys));
         return rc;
@@ -126,6 +134,7 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
     if (rc != TR_OK) {
         tr__timers_destroy(sys->timers);
         tr__table_destroy(sys->table);
+        tr__pgs_destroy(sys->pgs);
         tr__names_destroy(sys->names);
         tr__free_aligned(sys, sizeof(*sys));
         return rc;
@@ -287,6 +296,7 @@ tr_system_shutdown(tr_system *sys, unsigned timeout_ms)
     }
     tr__sched_destroy(sys->sched);
     tr__table_destroy(sys->table);
+    tr__pgs_destroy(sys->pgs);
     tr__names_destroy(sys->names);
     tr__free(sys->roots, sizeof(void *) * sys->caproots);
     pthread_mutex_destroy(&sys->tree_lock);

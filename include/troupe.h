@@ -11,6 +11,7 @@
 #include <troupe/inspect.h>
 #include <troupe/mailbox.h>
 #include <troupe/monitor.h>
+#include <troupe/pg.h>
 #include <troupe/supervisor.h>
 #include <troupe/system.h>
 #include <troupe/timer.h>

@@ -52,7 +52,8 @@ typedef enum tr_dead_reason {
     TR_DEAD_STOPPED = 1,   /* queued when its receiver stopped */
     TR_DEAD_UNHANDLED = 2, /* no handler for its type */
     TR_DEAD_SHUTDOWN = 3,  /* still queued at system shutdown */
-    TR_DEAD_FAILED = 4     /* its handler failed on it (not redelivered) */
+    TR_DEAD_FAILED = 4,    /* its handler failed on it (not redelivered) */
+    TR_DEAD_FULL = 5       /* a group send found its mailbox full or closed */
 } tr_dead_reason;
 
 /**

@@ -1,0 +1,595 @@
+/*
+ * Process groups (OTP's pg).
+ *
+ * Groups live in one hash table per system, under one mutex: joins, leaves
+ * and watches are administration, far rarer than messages, and one lock
+ * keeps "a member that ends leaves every group" simple to get right. A
+ * group holds its memberships in join order (an actor that joined twice is
+ * listed twice) and its watchers; it is freed when it has neither.
+ *
+ * Each actor that joins or watches gets one record, an exit hook of its
+ * incarnation (actor.h): the record lists the groups it is in (with
+ * counts) and the watches it made, and when the incarnation ends (or is
+ * restarted in place) the hook undoes all of them, telling the watchers.
+ * Only the actor itself registers and runs the hook, so finding it needs
+ * no lock; the groups it points to stay alive while it is in them.
+ *
+ * Sending copies the payload once into a refcounted block; each member's
+ * message is a small envelope of kind TR_MSG_SHARED pointing to it
+ * (actor.c gives the handler the block's bytes and drops the reference
+ * when the envelope goes).
+ */
+#include <troupe/pg.h>
+
+#include "actors/actor.h"
+
+#include "common/tr_alloc.h"
+
+#include <troupe/error.h>
+
+#include <pthread.h>
+#include <string.h>
+
+enum { FIRST_BUCKETS = 64 };
+
+typedef struct pg_watch {
+    uint64_t ref;
+    uint64_t watcher; /* address id */
+} pg_watch;
+
+typedef struct pg_group {
+    struct pg_group *next; /* hash chain */
+    uint64_t hash;
+    char name[TR_PG_NAME_MAX + 1];
+    uint64_t *members; /* address ids, in join order */
+    uint32_t n, cap;
+    pg_watch *watches;
+    uint32_t nw, capw;
+} pg_group;
+
+struct tr_pgs {
+    pthread_mutex_t lock;
+    pg_group **buckets;
+    uint32_t nbuckets;
+    uint32_t ngroups;
+};
+
+typedef struct pg_join {
+    pg_group *g;
+    uint32_t count;
+} pg_join;
+
+typedef struct pg_mywatch {
+    uint64_t ref;
+    pg_group *g;
+} pg_mywatch;
+
+/* One actor incarnation's memberships and watches (its exit hook). */
+typedef struct pg_rec {
+    tr_exit_hook hook;
+    pg_join *joins;
+    uint32_t njoin, capjoin;
+    pg_mywatch *watches;
+    uint32_t nwatch, capwatch;
+} pg_rec;
+
+/* ---- the table ---- */
+
+static uint64_t
+hash_name(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (; *s != '\0'; s++) {
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+static bool
+valid_group(const char *name)
+{
+    size_t len = name != NULL ? strnlen(name, TR_PG_NAME_MAX + 1) : 0;
+    return len > 0 && len <= TR_PG_NAME_MAX;
+}
+
+int
+tr__pgs_create(tr_pgs **out)
+{
+    tr_pgs *p = tr__calloc(sizeof(*p));
+
+    if (p == NULL) {
+        return TR_ENOMEM;
+    }
+    p->buckets = tr__calloc(sizeof(pg_group *) * FIRST_BUCKETS);
+    if (p->buckets == NULL) {
+        tr__free(p, sizeof(*p));
+        return TR_ENOMEM;
+    }
+    p->nbuckets = FIRST_BUCKETS;
+    pthread_mutex_init(&p->lock, NULL);
+    *out = p;
+    return TR_OK;
+}
+
+static void
+free_group(pg_group *g)
+{
+    tr__free(g->members, sizeof(uint64_t) * g->cap);
+    tr__free(g->watches, sizeof(pg_watch) * g->capw);
+    tr__free(g, sizeof(*g));
+}
+
+void
+tr__pgs_destroy(tr_pgs *p)
+{
+    /* Every actor has ended by now, and its hook emptied its groups; this
+     * frees what an out-of-memory path may have left. */
+    for (uint32_t i = 0; i < p->nbuckets; i++) {
+        pg_group *g = p->buckets[i];
+        while (g != NULL) {
+            pg_group *next = g->next;
+            free_group(g);
+            g = next;
+        }
+    }
+    tr__free(p->buckets, sizeof(pg_group *) * p->nbuckets);
+    pthread_mutex_destroy(&p->lock);
+    tr__free(p, sizeof(*p));
+}
+
+/* Under the lock. */
+static pg_group *
+find_group(tr_pgs *p, const char *name, uint64_t h)
+{
+    for (pg_group *g = p->buckets[h & (p->nbuckets - 1)]; g != NULL;
+         g = g->next) {
+        if (g->hash == h && strcmp(g->name, name) == 0) {
+            return g;
+        }
+    }
+    return NULL;
+}
+
+/* Under the lock: double the buckets when chains grow long (a failed
+ * allocation keeps the old ones: slower, still correct). */
+static void
+maybe_grow(tr_pgs *p)
+{
+    uint32_t n = p->nbuckets * 2;
+    pg_group **b;
+
+    if (p->ngroups <= 2 * p->nbuckets || n == 0 ||
+        (b = tr__calloc(sizeof(pg_group *) * n)) == NULL) {
+        return;
+    }
+    for (uint32_t i = 0; i < p->nbuckets; i++) {
+        pg_group *g = p->buckets[i];
+        while (g != NULL) {
+            pg_group *next = g->next;
+            g->next = b[g->hash & (n - 1)];
+            b[g->hash & (n - 1)] = g;
+            g = next;
+        }
+    }
+    tr__free(p->buckets, sizeof(pg_group *) * p->nbuckets);
+    p->buckets = b;
+    p->nbuckets = n;
+}
+
+/* Under the lock: the group, created when `create`; NULL when absent or
+ * out of memory. */
+static pg_group *
+get_group(tr_pgs *p, const char *name, bool create)
+{
+    uint64_t h = hash_name(name);
+    pg_group *g = find_group(p, name, h);
+
+    if (g != NULL || !create) {
+        return g;
+    }
+    g = tr__calloc(sizeof(*g));
+    if (g == NULL) {
+        return NULL;
+    }
+    g->hash = h;
+    memcpy(g->name, name, strlen(name) + 1);
+    g->next = p->buckets[h & (p->nbuckets - 1)];
+    p->buckets[h & (p->nbuckets - 1)] = g;
+    p->ngroups++;
+    maybe_grow(p);
+    return g;
+}
+
+/* Under the lock: free `g` if nobody is in it or watches it. */
+static void
+maybe_drop_group(tr_pgs *p, pg_group *g)
+{
+    if (g->n != 0 || g->nw != 0) {
+        return;
+    }
+    for (pg_group **at = &p->buckets[g->hash & (p->nbuckets - 1)]; *at != NULL;
+         at = &(*at)->next) {
+        if (*at == g) {
+            *at = g->next;
+            p->ngroups--;
+            free_group(g);
+            return;
+        }
+    }
+}
+
+/* Under the lock: tell `g`'s watchers that `who` joined or left. A watcher
+ * that is out of memory misses the event (as a DOWN would be). */
+static void
+notify(tr_system *sys, pg_group *g, uint32_t type, uint64_t who)
+{
+    for (uint32_t i = 0; i < g->nw; i++) {
+        tr_envelope *env = tr__env_create(sizeof(tr_pg_event));
+        if (env == NULL) {
+            continue;
+        }
+        tr_pg_event *e = tr__env_data(env);
+        memset(e, 0, sizeof(*e));
+        e->ref = g->watches[i].ref;
+        e->who = tr__addr(sys, who);
+        memcpy(e->group, g->name, sizeof(e->group));
+        env->type = type;
+        env->from = who;
+        if (tr__actor_push_user_to(sys, g->watches[i].watcher, env) != TR_OK) {
+            tr__env_destroy(env);
+        }
+    }
+}
+
+/* ---- an actor's record ---- */
+
+static void rec_end(tr_exit_hook *h, tr_ctx *ctx);
+
+/* The calling incarnation's record, created when `create`. */
+static pg_rec *
+my_rec(tr_ctx *ctx, bool create)
+{
+    for (tr_exit_hook *h = ctx->actor->exits; h != NULL; h = h->next) {
+        if (h->fn == rec_end) {
+            return tr_container_of(h, pg_rec, hook);
+        }
+    }
+    if (!create) {
+        return NULL;
+    }
+    pg_rec *r = tr__calloc(sizeof(*r));
+    if (r != NULL) {
+        r->hook.fn = rec_end;
+        tr__actor_on_exit(ctx, &r->hook);
+    }
+    return r;
+}
+
+static void
+free_rec(pg_rec *r)
+{
+    tr__free(r->joins, sizeof(pg_join) * r->capjoin);
+    tr__free(r->watches, sizeof(pg_mywatch) * r->capwatch);
+    tr__free(r, sizeof(*r));
+}
+
+/* Under the lock: remove one membership of `who` from `g` (the latest). */
+static void
+unlist_member(pg_group *g, uint64_t who)
+{
+    for (uint32_t i = g->n; i-- > 0;) {
+        if (g->members[i] == who) {
+            memmove(&g->members[i], &g->members[i + 1],
+                    sizeof(uint64_t) * (g->n - i - 1));
+            g->n--;
+            return;
+        }
+    }
+}
+
+/* Under the lock. */
+static void
+unlist_watch(pg_group *g, uint64_t ref)
+{
+    for (uint32_t i = 0; i < g->nw; i++) {
+        if (g->watches[i].ref == ref) {
+            g->watches[i] = g->watches[--g->nw];
+            return;
+        }
+    }
+}
+
+/* Clear every pointer `r` holds to `g`. */
+static void
+forget_group(pg_rec *r, const pg_group *g)
+{
+    for (uint32_t i = 0; i < r->nwatch; i++) {
+        if (r->watches[i].g == g) {
+            r->watches[i].g = NULL;
+        }
+    }
+    for (uint32_t i = 0; i < r->njoin; i++) {
+        if (r->joins[i].g == g) {
+            r->joins[i].g = NULL;
+        }
+    }
+}
+
+/* The incarnation ended (or is restarted in place): leave every group,
+ * end every watch. */
+static void
+rec_end(tr_exit_hook *h, tr_ctx *ctx)
+{
+    pg_rec *r = tr_container_of(h, pg_rec, hook);
+    tr_system *sys = ctx->sys;
+    tr_pgs *p = sys->pgs;
+
+    pthread_mutex_lock(&p->lock);
+    for (uint32_t i = 0; i < r->nwatch; i++) {
+        unlist_watch(r->watches[i].g, r->watches[i].ref);
+    }
+    for (uint32_t i = 0; i < r->njoin; i++) {
+        for (uint32_t k = 0; k < r->joins[i].count; k++) {
+            unlist_member(r->joins[i].g, ctx->self);
+            notify(sys, r->joins[i].g, TR_MSG_PG_LEAVE, ctx->self);
+        }
+    }
+    /* Only now, and each group once (one may be both joined and watched):
+     * a group left with no member and no watcher goes. */
+    for (uint32_t i = 0; i < r->nwatch + r->njoin; i++) {
+        pg_group *g =
+            i < r->nwatch ? r->watches[i].g : r->joins[i - r->nwatch].g;
+        if (g != NULL) {
+            forget_group(r, g);
+            maybe_drop_group(p, g);
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    free_rec(r);
+}
+
+static int
+need_actor(const tr_ctx *ctx, const char *group)
+{
+    if (ctx == NULL || !valid_group(group)) {
+        return TR_EINVAL;
+    }
+    return ctx->actor == NULL ? TR_ESTATE : TR_OK;
+}
+
+/* ---- the API ---- */
+
+int
+tr_pg_join(tr_ctx *ctx, const char *group)
+{
+    int rc = need_actor(ctx, group);
+    pg_rec *r;
+    tr_pgs *p;
+
+    if (rc != TR_OK) {
+        return rc;
+    }
+    if ((r = my_rec(ctx, true)) == NULL) {
+        return TR_ENOMEM;
+    }
+    p = ctx->sys->pgs;
+    pthread_mutex_lock(&p->lock);
+    pg_group *g = get_group(p, group, true);
+    pg_join *j = NULL;
+    for (uint32_t i = 0; g != NULL && i < r->njoin; i++) {
+        if (r->joins[i].g == g) {
+            j = &r->joins[i];
+        }
+    }
+    if (g == NULL ||
+        (g->n == g->cap &&
+         !tr__grow((void **)&g->members, &g->cap, sizeof(uint64_t), 8)) ||
+        (j == NULL && r->njoin == r->capjoin &&
+         !tr__grow((void **)&r->joins, &r->capjoin, sizeof(pg_join), 4))) {
+        if (g != NULL) {
+            maybe_drop_group(p, g);
+        }
+        pthread_mutex_unlock(&p->lock);
+        return TR_ENOMEM;
+    }
+    if (j == NULL) {
+        j = &r->joins[r->njoin++];
+        *j = (pg_join){g, 0};
+    }
+    j->count++;
+    g->members[g->n++] = ctx->self;
+    notify(ctx->sys, g, TR_MSG_PG_JOIN, ctx->self);
+    pthread_mutex_unlock(&p->lock);
+    return TR_OK;
+}
+
+int
+tr_pg_leave(tr_ctx *ctx, const char *group)
+{
+    int rc = need_actor(ctx, group);
+    pg_rec *r;
+    tr_pgs *p;
+
+    if (rc != TR_OK) {
+        return rc;
+    }
+    if ((r = my_rec(ctx, false)) == NULL) {
+        return TR_ENOTFOUND;
+    }
+    p = ctx->sys->pgs;
+    rc = TR_ENOTFOUND;
+    pthread_mutex_lock(&p->lock);
+    for (uint32_t i = 0; i < r->njoin; i++) {
+        pg_group *g = r->joins[i].g;
+        if (strcmp(g->name, group) != 0) {
+            continue;
+        }
+        unlist_member(g, ctx->self);
+        notify(ctx->sys, g, TR_MSG_PG_LEAVE, ctx->self);
+        if (--r->joins[i].count == 0) {
+            r->joins[i] = r->joins[--r->njoin];
+            maybe_drop_group(p, g);
+        }
+        rc = TR_OK;
+        break;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+int
+tr_pg_members(tr_system *sys, const char *group, tr_addr *out, size_t cap,
+              size_t *n)
+{
+    if (sys == NULL || !valid_group(group) || n == NULL ||
+        (out == NULL && cap != 0)) {
+        return TR_EINVAL;
+    }
+    tr_pgs *p = sys->pgs;
+    pthread_mutex_lock(&p->lock);
+    pg_group *g = get_group(p, group, false);
+    size_t have = g != NULL ? g->n : 0;
+    for (size_t i = 0; i < have && i < cap; i++) {
+        out[i] = tr__addr(sys, g->members[i]);
+    }
+    pthread_mutex_unlock(&p->lock);
+    *n = have;
+    return TR_OK;
+}
+
+int
+tr_pg_send(tr_ctx *ctx, const char *group, uint32_t type, const void *data,
+           size_t size, size_t *sent)
+{
+    uint64_t *ids = NULL;
+    size_t n = 0;
+    size_t queued = 0;
+    tr_shared *sh;
+    int rc = TR_OK;
+
+    if (ctx == NULL || !valid_group(group) || (data == NULL && size != 0) ||
+        size > UINT32_MAX || type >= TR_MSG_RESERVED) {
+        return TR_EINVAL;
+    }
+    tr_system *sys = ctx->sys;
+    if ((rc = tr__sys_check(sys)) != TR_OK) {
+        return rc;
+    }
+    if (ctx->actor == NULL && tr_load_acq(&sys->shutting_down)) {
+        return TR_ESHUTDOWN;
+    }
+    /* A snapshot of the members, so that no lock is held while sending. */
+    tr_pgs *p = sys->pgs;
+    pthread_mutex_lock(&p->lock);
+    pg_group *g = get_group(p, group, false);
+    if (g != NULL && g->n != 0) {
+        n = g->n;
+        ids = tr__alloc(sizeof(uint64_t) * n);
+        if (ids != NULL) {
+            memcpy(ids, g->members, sizeof(uint64_t) * n);
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (n != 0 && ids == NULL) {
+        return TR_ENOMEM;
+    }
+    sh = n != 0 ? tr__shared_create(data, (uint32_t)size) : NULL;
+    if (n != 0 && sh == NULL) {
+        tr__free(ids, sizeof(uint64_t) * n);
+        return TR_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        tr_envelope *env = tr__shared_envelope(sh, type);
+        if (env == NULL) {
+            rc = TR_ENOMEM; /* what was queued stays queued: `*sent` */
+            break;
+        }
+        int drc = tr__actor_deliver(ctx, tr__addr(sys, ids[i]), env, false);
+        if (drc == TR_OK) {
+            queued++;
+            continue;
+        }
+        tr__shared_envelope_destroy(env);
+        if (drc == TR_EFULL || drc == TR_ECLOSED) {
+            tr__actor_count_dead(ctx, ids[i], type, TR_DEAD_FULL);
+        } else if (drc == TR_ESHUTDOWN) {
+            rc = drc;
+            break;
+        }
+    }
+    if (sh != NULL) {
+        tr__shared_unref(sh);
+    }
+    tr__free(ids, sizeof(uint64_t) * n);
+    if (sent != NULL) {
+        *sent = queued;
+    }
+    return rc;
+}
+
+int
+tr_pg_monitor(tr_ctx *ctx, const char *group, uint64_t *ref)
+{
+    int rc = need_actor(ctx, group);
+    pg_rec *r;
+    tr_pgs *p;
+
+    if (rc != TR_OK || ref == NULL) {
+        return rc != TR_OK ? rc : TR_EINVAL;
+    }
+    if ((r = my_rec(ctx, true)) == NULL) {
+        return TR_ENOMEM;
+    }
+    p = ctx->sys->pgs;
+    pthread_mutex_lock(&p->lock);
+    pg_group *g = get_group(p, group, true);
+    if (g == NULL ||
+        (g->nw == g->capw &&
+         !tr__grow((void **)&g->watches, &g->capw, sizeof(pg_watch), 4)) ||
+        (r->nwatch == r->capwatch &&
+         !tr__grow((void **)&r->watches, &r->capwatch, sizeof(pg_mywatch),
+                   4))) {
+        if (g != NULL) {
+            maybe_drop_group(p, g);
+        }
+        pthread_mutex_unlock(&p->lock);
+        return TR_ENOMEM;
+    }
+    uint64_t id = tr_faa_relaxed(&ctx->sys->next_ref, 1) + 1;
+    g->watches[g->nw++] = (pg_watch){id, ctx->self};
+    r->watches[r->nwatch++] = (pg_mywatch){id, g};
+    pthread_mutex_unlock(&p->lock);
+    *ref = id;
+    return TR_OK;
+}
+
+int
+tr_pg_demonitor(tr_ctx *ctx, uint64_t ref)
+{
+    pg_rec *r;
+    int rc = TR_ENOTFOUND;
+
+    if (ctx == NULL) {
+        return TR_EINVAL;
+    }
+    if (ctx->actor == NULL) {
+        return TR_ESTATE;
+    }
+    if ((r = my_rec(ctx, false)) == NULL) {
+        return TR_ENOTFOUND;
+    }
+    tr_pgs *p = ctx->sys->pgs;
+    pthread_mutex_lock(&p->lock);
+    for (uint32_t i = 0; i < r->nwatch; i++) {
+        if (r->watches[i].ref == ref) {
+            pg_group *g = r->watches[i].g;
+            unlist_watch(g, ref);
+            r->watches[i] = r->watches[--r->nwatch];
+            maybe_drop_group(p, g);
+            rc = TR_OK;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}

@@ -21,7 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
-enum { NODE_TEXT = 1024, TRAILER = 64 };
+enum { NODE_TEXT = 1024, TRAILER = 128 };
 
 typedef struct node {
     uint32_t depth;
@@ -306,14 +306,43 @@ parent_of(const nodes *ns, size_t i)
     return NULL;
 }
 
+/* The document's closing text for `omitted` nodes left out. */
+static void
+render_trailer(sink *k, tr_inspect_format format, size_t omitted)
+{
+    if (format == TR_INSPECT_JSON) {
+        put(k, "],\"omitted\":%zu}", omitted);
+    } else if (format == TR_INSPECT_TEXT) {
+        if (omitted != 0) {
+            put(k, "... %zu more nodes omitted\n", omitted);
+        }
+    } else {
+        if (omitted != 0) {
+            put(k, "  \"omitted\" [shape=note,label=\"%zu more\"];\n", omitted);
+        }
+        put(k, "}\n");
+    }
+}
+
+static size_t
+trailer_len(tr_inspect_format format, size_t omitted)
+{
+    char t[TRAILER];
+    sink k = {t, sizeof(t), 0};
+    t[0] = '\0';
+    render_trailer(&k, format, omitted);
+    return k.len;
+}
+
 int
 tr_inspect_snapshot(tr_system *sys, tr_inspect_format format, char *buf,
                     size_t cap, size_t *len)
 {
-    if (sys == NULL || buf == NULL || len == NULL || cap < TRAILER ||
+    if (sys == NULL || buf == NULL || len == NULL || cap == 0 ||
         (unsigned)format > TR_INSPECT_DOT) {
         return TR_EINVAL;
     }
+    buf[0] = '\0';
     nodes ns = {0};
     collect(sys, &ns);
     if (ns.oom) {
@@ -321,14 +350,20 @@ tr_inspect_snapshot(tr_system *sys, tr_inspect_format format, char *buf,
         return TR_ENOMEM;
     }
     char one[NODE_TEXT];
-    sink k = {buf, cap - TRAILER, 0};
+    sink k = {buf, cap, 0};
     size_t shown = 0;
 
-    buf[0] = '\0';
     if (format == TR_INSPECT_JSON) {
         put(&k, "{\"version\":%d,\"nodes\":[", TR_INSPECT_VERSION);
     } else if (format == TR_INSPECT_DOT) {
         put(&k, "digraph troupe {\n");
+    }
+    /* Whole documents only: the header and the trailer for every node left
+     * out must fit, or nothing is written. */
+    if (k.len + trailer_len(format, ns.n) + 1 > cap) {
+        buf[0] = '\0';
+        tr__free(ns.v, sizeof(node) * ns.cap);
+        return TR_EINVAL;
     }
     for (; shown < ns.n; shown++) {
         sink nk = {one, sizeof(one), 0};
@@ -340,28 +375,16 @@ tr_inspect_snapshot(tr_system *sys, tr_inspect_format format, char *buf,
         } else {
             render_dot(&nk, &ns.v[shown], parent_of(&ns, shown));
         }
-        if (k.len + nk.len + 1 > k.cap) {
+        /* This node, and the trailer for the ones after it. */
+        if (k.len + nk.len + trailer_len(format, ns.n - shown - 1) + 1 > cap) {
             break;
         }
         memcpy(buf + k.len, one, nk.len + 1);
         k.len += nk.len;
     }
     size_t omitted = ns.n - shown;
-    k.cap = cap; /* the trailer's room */
-    if (format == TR_INSPECT_JSON) {
-        put(&k, "],\"omitted\":%zu}", omitted);
-    } else if (format == TR_INSPECT_TEXT) {
-        if (omitted != 0) {
-            put(&k, "... %zu more nodes omitted\n", omitted);
-        }
-    } else {
-        if (omitted != 0) {
-            put(&k, "  \"omitted\" [shape=note,label=\"%zu more\"];\n",
-                omitted);
-        }
-        put(&k, "}\n");
-    }
+    render_trailer(&k, format, omitted);
     tr__free(ns.v, sizeof(node) * ns.cap);
     *len = k.len;
-    return omitted == 0 ? TR_OK : TR_EFULL;
+    return omitted == 0 ? TR_OK : TR_ETRUNCATED;
 }

@@ -28,7 +28,8 @@ extern "C" {
     X(ERESTARTING, -14, "restarting")                                          \
     X(EFOREIGN, -15, "address belongs to another system")                      \
     X(EFORKED, -16, "system belongs to the parent process")                    \
-    X(IGNORE, -17, "init declined to start")
+    X(IGNORE, -17, "init declined to start")                                   \
+    X(ETRUNCATED, -18, "output truncated")
 
 enum tr_error {
     TR_OK = 0,

@@ -37,15 +37,20 @@ typedef enum tr_inspect_format {
  * The size cap is reported, never silent: when the nodes do not all fit in
  * `cap` bytes, the output holds as many whole nodes as fit, stays a valid
  * document, says how many it left out ("omitted" in JSON, a last line in
- * text, a note in DOT), and the call returns TR_EFULL.
+ * text, a note in DOT), and the call returns TR_ETRUNCATED. A `cap` too
+ * small for even the empty document with its note gets TR_EINVAL and an
+ * empty string; TR_INSPECT_MIN_CAP bytes always suffice.
  *
  * Ownership: writes `buf` (NUL-terminated) and `*len` (bytes, without the
  *            NUL).
  * Context:   any thread, while the system runs.
- * Returns:   TR_OK; TR_EFULL (truncated, as above); TR_EINVAL for NULL
+ * Returns:   TR_OK; TR_ETRUNCATED (as above); TR_EINVAL for NULL
  *            arguments, an unknown format or a `cap` too small for an
- *            empty document (64 bytes always suffice); TR_ENOMEM.
+ *            empty document; TR_ENOMEM.
  */
+/** A buffer this large always holds a (possibly empty) valid document. */
+#define TR_INSPECT_MIN_CAP 128
+
 TR_API int tr_inspect_snapshot(tr_system *sys, tr_inspect_format format,
                                char *buf, size_t cap, size_t *len);
 

@@ -640,7 +640,7 @@ print_tree(tr_system *sys, const char *when)
     int rc = tr_inspect_snapshot(sys, TR_INSPECT_TEXT, buf, sizeof(buf), &len);
 
     printf("-- tree %s --\n", when);
-    if (rc == TR_OK || rc == TR_EFULL) {
+    if (rc == TR_OK || rc == TR_ETRUNCATED) {
         fputs(buf, stdout);
     } else {
         printf("(no snapshot: %s)\n", tr_strerror(rc));

@@ -207,7 +207,7 @@ test_inspect_cap_is_reported(void **state)
 
     assert_int_equal(tr_inspect_snapshot(fx.sys, TR_INSPECT_JSON, small,
                                          sizeof(small), &len),
-                     TR_EFULL);
+                     TR_ETRUNCATED);
     assert_int_equal(len, strlen(small));
     assert_true(len < sizeof(small));
     assert_true(json_balanced(small));
@@ -218,11 +218,11 @@ test_inspect_cap_is_reported(void **state)
 
     assert_int_equal(tr_inspect_snapshot(fx.sys, TR_INSPECT_TEXT, small,
                                          sizeof(small), &len),
-                     TR_EFULL);
+                     TR_ETRUNCATED);
     assert_non_null(strstr(small, "more nodes omitted"));
     assert_int_equal(
         tr_inspect_snapshot(fx.sys, TR_INSPECT_DOT, small, sizeof(small), &len),
-        TR_EFULL);
+        TR_ETRUNCATED);
     assert_non_null(strstr(small, "more\"];\n}\n"));
 
     assert_int_equal(
@@ -234,6 +234,44 @@ test_inspect_cap_is_reported(void **state)
     assert_int_equal(
         tr_inspect_snapshot(NULL, TR_INSPECT_JSON, small, sizeof(small), &len),
         TR_EINVAL);
+}
+
+/* Every cap, every format: a whole, valid document, or TR_EINVAL and an
+ * empty string (never a cut one). */
+static void
+test_inspect_any_cap_gives_a_valid_document(void **state)
+{
+    (void)state;
+    static char buf[2048];
+    const tr_inspect_format formats[] = {TR_INSPECT_JSON, TR_INSPECT_TEXT,
+                                         TR_INSPECT_DOT};
+
+    for (size_t f = 0; f < 3; f++) {
+        for (size_t cap = 1; cap < sizeof(buf); cap++) {
+            size_t len = 0;
+            memset(buf, 'Z', sizeof(buf));
+            int rc = tr_inspect_snapshot(fx.sys, formats[f], buf, cap, &len);
+            if (rc == TR_EINVAL) {
+                assert_true(cap < TR_INSPECT_MIN_CAP);
+                assert_int_equal(buf[0], '\0');
+                continue;
+            }
+            assert_true(rc == TR_OK || rc == TR_ETRUNCATED);
+            assert_int_equal(len, strlen(buf));
+            assert_true(len < cap);
+            if (formats[f] == TR_INSPECT_JSON) {
+                assert_true(json_balanced(buf));
+                assert_true(strncmp(buf, "{\"version\":", 11) == 0);
+                assert_non_null(strstr(buf, "],\"omitted\":"));
+                assert_int_equal(buf[len - 1], '}');
+            } else if (formats[f] == TR_INSPECT_DOT) {
+                assert_true(strncmp(buf, "digraph troupe {\n", 17) == 0);
+                assert_true(len >= 2 && strcmp(buf + len - 2, "}\n") == 0);
+            } else if (rc == TR_ETRUNCATED) {
+                assert_non_null(strstr(buf, "more nodes omitted\n"));
+            }
+        }
+    }
 }
 
 static void
@@ -277,7 +315,7 @@ snapshotter(void *arg)
     while (!tr_load_acq(&c->stop)) {
         int rc = tr_inspect_snapshot(c->sys, TR_INSPECT_JSON, buf, sizeof(buf),
                                      &len);
-        if ((rc != TR_OK && rc != TR_EFULL) || !json_balanced(buf)) {
+        if ((rc != TR_OK && rc != TR_ETRUNCATED) || !json_balanced(buf)) {
             tr_faa_relaxed(&c->bad, 1);
         }
         tr_faa_relaxed(&c->taken, 1);
@@ -340,6 +378,7 @@ main(void)
         T(test_inspect_json_lists_the_tree_in_order),
         T(test_inspect_shows_restarts_and_the_last_failure),
         T(test_inspect_cap_is_reported),
+        T(test_inspect_any_cap_gives_a_valid_document),
         T(test_inspect_paths_name_supervised_actors),
         T(test_inspect_snapshots_while_the_tree_changes),
     };

@@ -24,6 +24,16 @@
  * only cost parallelism, never liveness, because the owner itself is awake
  * and will run the task.
  *
+ * No task is dropped. Every path that may be refused room places the task
+ * elsewhere: a full local ring hands tasks back to requeue, which moves
+ * them to the inject queue (runq.c: tr__runq_push never drops); inject_pop
+ * moves tasks into the ring with tr__runq_try_push and leaves a refused
+ * one at the head of the inject queue (the ring's room is counted from
+ * `steal`, which a descheduled thief holds back while the owner pops on,
+ * not from the queue length); a steal claims only what its own ring has
+ * room for (runq.c); a displaced LIFO task is requeued. A task leaves a
+ * queue only to be run by the thread that took it.
+ *
  * Each worker sleeps on its own ck_ec event count, so a wakeup wakes exactly
  * one thread and an idle pool makes no system calls at all.
  */
@@ -171,21 +181,23 @@ inject_push(tr_sched *s, tr_task *first, tr_task *last, size_t count)
     pthread_mutex_unlock(&s->inject_lock);
 }
 
-/* Take one task to run and move up to INJECT_BATCH more to `w`'s queue. */
+/*
+ * Take one task to run and move up to INJECT_BATCH more to `w`'s queue
+ * (filling it at most to half, to leave thieves something to take). A task
+ * the ring refuses (a thief still copying holds its room) stays at the head
+ * of the inject queue.
+ */
 static tr_task *
 inject_pop(tr_sched *s, tr_worker *w)
 {
     tr_task *t;
     unsigned moved = 0;
-
     uint32_t local;
     uint32_t room;
 
     if (tr_load_relaxed(&s->inject_len) == 0) {
         return NULL;
     }
-    /* A thief may hold up to half the ring, so filling below half can
-     * never overflow. */
     local = tr__runq_len(&w->rq);
     room = local < TR_RUNQ_CAP / 2 ? TR_RUNQ_CAP / 2 - local : 0;
     pthread_mutex_lock(&s->inject_lock);
@@ -197,11 +209,11 @@ inject_pop(tr_sched *s, tr_worker *w)
         while (moved < share && moved < INJECT_BATCH && moved < room &&
                s->inject_head != NULL) {
             tr_task *extra = s->inject_head;
-            unsigned dummy;
-            s->inject_head = extra->next;
-            tr_task *overflow = tr__runq_push(&w->rq, extra, &dummy);
-            TR_ASSERT(overflow == NULL);
-            (void)overflow;
+            tr_task *after = extra->next;
+            if (!tr__runq_try_push(&w->rq, extra)) {
+                break;
+            }
+            s->inject_head = after;
             moved++;
         }
         if (s->inject_head == NULL) {
@@ -463,7 +475,10 @@ void
 tr__sched_requeue(tr_worker *w, tr_task *t)
 {
     unsigned n = 0;
-    tr_task *overflow = tr__runq_push(&w->rq, t, &n);
+    tr_task *overflow;
+
+    TR_ASSERT(w == current_worker); /* only the owner pushes its ring */
+    overflow = tr__runq_push(&w->rq, t, &n);
 
     if (overflow != NULL) {
         tr_task *last = overflow;
@@ -557,4 +572,36 @@ unsigned
 tr__worker_index(const tr_worker *w)
 {
     return w->index;
+}
+
+tr_worker *
+tr__sched_worker(tr_sched *s, unsigned i)
+{
+    return &s->workers[i];
+}
+
+tr_runq *
+tr__worker_runq(tr_worker *w)
+{
+    return &w->rq;
+}
+
+tr_task *
+tr__worker_inject_pop(tr_worker *w)
+{
+    return inject_pop(w->sched, w);
+}
+
+bool
+tr__sched_worker_asleep(tr_sched *s, unsigned i)
+{
+    tr_worker *w = &s->workers[i];
+    bool parked;
+
+    pthread_mutex_lock(&s->idle_lock);
+    parked = w->in_idle_set;
+    pthread_mutex_unlock(&s->idle_lock);
+    /* ck_ec sets its waiter flag after the worker re-checked for work and
+     * before it sleeps. */
+    return parked && ck_ec32_has_waiters(&w->wake);
 }

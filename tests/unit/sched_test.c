@@ -1,8 +1,12 @@
 /*
  * The scheduler as actors see it: a flooding actor cannot starve others,
- * work from plain threads runs, and an idle system uses no CPU.
+ * work from plain threads runs, and an idle system uses no CPU. And the
+ * scheduler's pieces driven directly: the inject queue's pop into a ring
+ * that a thief holds.
  */
 #include "support/tr_test.h"
+
+#include "scheduler/sched.h"
 
 #include <sys/resource.h>
 #include <time.h>
@@ -259,6 +263,90 @@ test_sched_idle_system_uses_no_cpu(void **state)
     tr_test_shutdown(sys);
 }
 
+/* ---- a thief held in the middle of a steal ---- */
+
+enum { HELD_RING = 256, HELD_INJECTED = 64 };
+
+static void
+no_run(void *arg, tr_worker *w, tr_task *t)
+{
+    (void)arg;
+    (void)w;
+    (void)t;
+}
+
+static void
+take_task(tr_task *t, tr_task *base, int *seen)
+{
+    seen[t - base]++;
+}
+
+/*
+ * A thief claims half of worker 0's ring and stops there; worker 0 pops on
+ * until its ring is empty by `real` and full by `steal`; then it pops the
+ * inject queue, which moves a batch into its ring. The ring has no room:
+ * the batch must stay in the inject queue (the old code pushed it anyway,
+ * and the refused tasks were lost). The test thread stands in for both
+ * workers of a pool that is never started.
+ */
+static void
+test_sched_inject_pop_into_a_ring_held_by_a_thief_loses_nothing(void **state)
+{
+    tr_sched *s;
+    tr_task tasks[HELD_RING + HELD_INJECTED];
+    int seen[HELD_RING + HELD_INJECTED] = {0};
+    tr_runq_claim c;
+    unsigned n;
+    int next = 0;
+    tr_task *t;
+
+    (void)state;
+    assert_int_equal(tr__sched_create(2, 0, no_run, NULL, &s), TR_OK);
+    tr_runq *q = tr__worker_runq(tr__sched_worker(s, 0));
+    tr_runq *thief = tr__worker_runq(tr__sched_worker(s, 1));
+
+    for (; next < 200; next++) {
+        assert_null(tr__runq_push(q, &tasks[next], &n));
+    }
+    assert_int_equal(tr__runq_steal_claim(q, thief, &c), 100);
+    while ((t = tr__runq_pop(q)) != NULL) {
+        take_task(t, tasks, seen);
+    }
+    for (; next < HELD_RING; next++) {
+        assert_null(tr__runq_push(q, &tasks[next], &n));
+    }
+    while ((t = tr__runq_pop(q)) != NULL) {
+        take_task(t, tasks, seen);
+    }
+    /* Empty by real, full by steal. Tasks from a plain thread arrive. */
+    for (; next < HELD_RING + HELD_INJECTED; next++) {
+        tr__sched_submit(s, &tasks[next]);
+    }
+    t = tr__worker_inject_pop(tr__sched_worker(s, 0));
+    assert_ptr_equal(t, &tasks[HELD_RING]);
+    take_task(t, tasks, seen);
+    assert_int_equal(tr__runq_len(q), 0);
+
+    /* The thief finishes; then everything left is found, once. */
+    t = tr__runq_steal_finish(q, thief, &c);
+    take_task(t, tasks, seen);
+    while ((t = tr__runq_pop(thief)) != NULL) {
+        take_task(t, tasks, seen);
+    }
+    while ((t = tr__worker_inject_pop(tr__sched_worker(s, 0))) != NULL) {
+        take_task(t, tasks, seen);
+        while ((t = tr__runq_pop(q)) != NULL) {
+            take_task(t, tasks, seen);
+        }
+    }
+    for (int i = 0; i < HELD_RING + HELD_INJECTED; i++) {
+        if (seen[i] != 1) {
+            fail_msg("task %d taken %d times", i, seen[i]);
+        }
+    }
+    tr__sched_destroy(s);
+}
+
 int
 main(void)
 {
@@ -270,6 +358,8 @@ main(void)
         cmocka_unit_test(test_sched_lifo_ping_pong_does_not_starve_others),
         cmocka_unit_test(test_sched_self_continuing_actors_take_turns),
         cmocka_unit_test(test_sched_idle_system_uses_no_cpu),
+        cmocka_unit_test(
+            test_sched_inject_pop_into_a_ring_held_by_a_thief_loses_nothing),
     };
     return cmocka_run_group_tests_name("sched", tests, NULL, NULL);
 }

@@ -30,9 +30,17 @@ typedef struct tr_runq {
 void tr__runq_init(tr_runq *q);
 
 /*
+ * Owner: push `t` at the back if the ring has room for it (counting the
+ * slots a thief may still be copying); false, with `t` untouched, if not.
+ */
+bool tr__runq_try_push(tr_runq *q, tr_task *t);
+
+/*
  * Owner: push `t` at the back. When the ring is full, returns a list (via
  * `next`) of `t` plus half the ring, taken out for the caller to move to the
- * shared queue, and its length in `*n`; otherwise returns NULL.
+ * shared queue, and its length in `*n`; while a thief holds a claim on a
+ * full ring, the list is `t` alone. Otherwise returns NULL. Either way `t`
+ * is in the ring or in the list: the caller must place every task listed.
  */
 tr_task *tr__runq_push(tr_runq *q, tr_task *t, unsigned *n);
 
@@ -40,11 +48,32 @@ tr_task *tr__runq_push(tr_runq *q, tr_task *t, unsigned *n);
 tr_task *tr__runq_pop(tr_runq *q);
 
 /*
- * Thief (owner of `dst`, which must be empty): move about half of `src`
- * into `dst` and return one of them to run now; NULL when nothing was
- * taken (empty, or another thief is at work).
+ * Thief (owner of `dst`): move about half of `src` into `dst` and return
+ * one of them to run now; NULL when nothing was taken (empty, another thief
+ * is at work, or `dst` has no room). tr__runq_steal_claim followed by
+ * tr__runq_steal_finish.
  */
 tr_task *tr__runq_steal(tr_runq *src, tr_runq *dst);
+
+/* A thief's claim on a victim's slots, between claim and finish. */
+typedef struct tr_runq_claim {
+    uint64_t head;  /* src's head as the claim left it */
+    uint32_t first; /* first claimed position */
+    uint32_t n;     /* tasks claimed, at least 1 */
+} tr_runq_claim;
+
+/*
+ * The two halves of a steal, apart so that tests can hold a thief between
+ * them. Claim: take about half of `src`, as many as `dst` has room for plus
+ * the one returned, and return how many (0: nothing claimed, no finish).
+ * Until finish the owner of `src` may pop past the claim but must not
+ * overwrite its slots, and no other thief may steal from `src`. Finish:
+ * copy the claimed tasks into `dst`, end the claim, and return the one to
+ * run now.
+ */
+uint32_t tr__runq_steal_claim(tr_runq *src, tr_runq *dst, tr_runq_claim *c);
+tr_task *tr__runq_steal_finish(tr_runq *src, tr_runq *dst,
+                               const tr_runq_claim *c);
 
 /* Tasks queued now (a snapshot; any thread). */
 uint32_t tr__runq_len(tr_runq *q);

@@ -20,9 +20,41 @@
  * available publishes the work, then reads nidle and nsearching. For the
  * inject queue both sides are sequentially consistent, so one of them sees
  * the other: no task from a plain thread can be stranded while all workers
- * sleep. For a worker's own queue the check is relaxed: a stale read can
- * only cost parallelism, never liveness, because the owner itself is awake
- * and will run the task.
+ * sleep. For a worker's own queue and LIFO slot the check is relaxed, and
+ * placing a task in the LIFO slot wakes nobody (a futex wake per message
+ * would cost more than the message): the owner itself is awake and will
+ * run the task, so a miss costs parallelism, not liveness, as long as the
+ * owner's current task ends soon.
+ *
+ * The watchdog bounds that cost when it does not (Go's sysmon). Every owner
+ * counts the tasks it starts (`runs`, a relaxed store). A watchdog thread
+ * looks every WATCHDOG_MS: a worker whose count has not moved since the last
+ * look, and that holds a LIFO task or queued tasks, is stuck in one long
+ * task. The watchdog marks it stalled (`stalled` = that count) and, if
+ * nobody is searching, wakes a parked worker, which steals its queue as
+ * usual and, because the owner is stalled, its LIFO task too. It repeats
+ * this every look while the stall lasts, so a wakeup or mark that a racing
+ * worker misses costs one more look, never the task. The watchdog runs only
+ * while some worker is awake; when all are parked it sleeps until one
+ * leaves the idle set, so an idle pool still makes no system calls.
+ *
+ * The LIFO slot is an atomic pointer. Its owner fills an empty slot with a
+ * release store (a thief only ever empties a full slot, so an empty slot
+ * stays the owner's), and swaps it (exchange) to displace or take a task;
+ * a thief takes it with a CAS from a worker it sees stalled. Either way
+ * exactly one of them gets the task. The mark is a hint: a stale read can
+ * make a thief take the LIFO task of a worker that just moved on (a loss of
+ * locality once), never a task twice.
+ *
+ * No task is dropped. Every path that may be refused room places the task
+ * elsewhere: a full local ring hands tasks back to requeue, which moves
+ * them to the inject queue (runq.c: tr__runq_push never drops); inject_pop
+ * moves tasks into the ring with tr__runq_try_push and leaves a refused
+ * one at the head of the inject queue (the ring's room is counted from
+ * `steal`, which a descheduled thief holds back while the owner pops on,
+ * not from the queue length); a steal claims only what its own ring has
+ * room for (runq.c); a displaced LIFO task is requeued. A task leaves a
+ * queue only to be run by the thread that took it.
  *
  * Each worker sleeps on its own ck_ec event count, so a wakeup wakes exactly
  * one thread and an idle pool makes no system calls at all.
@@ -45,12 +77,12 @@ enum {
     LIFO_CAP = 16,
     INJECT_EVERY = 61,
     INJECT_BATCH = 32,
+    WATCHDOG_MS = 1,
 };
 
 struct tr_worker {
     /* Owner only. */
     tr_sched *sched;
-    tr_task *lifo;
     unsigned lifo_runs;
     unsigned tick;
     unsigned index;
@@ -60,11 +92,23 @@ struct tr_worker {
     pthread_t thread;
     /* Protected by sched->idle_lock. */
     bool in_idle_set;
+    /* The owner writes both; a thief may CAS a full LIFO slot to NULL; the
+     * watchdog and parking workers read them. */
+    TR_CACHE_ALIGNED tr_atomic(tr_task *) lifo;
+    tr_atomic(uint32_t) runs; /* tasks started, owner's relaxed store */
+    /* The watchdog writes it; thieves read it: `runs` when it saw this
+     * worker stalled. */
+    TR_CACHE_ALIGNED tr_atomic(uint32_t) stalled;
     /* Stealers read it; the owner pushes and pops. */
     tr_runq rq;
     /* Wakers increment it; the owner sleeps on it. */
     TR_CACHE_ALIGNED struct ck_ec32 wake;
 };
+
+_Static_assert(offsetof(struct tr_worker, lifo) % TR_CACHE_LINE == 0,
+               "the LIFO slot starts its own line");
+_Static_assert(offsetof(struct tr_worker, stalled) % TR_CACHE_LINE == 0,
+               "the stall mark starts its own line");
 
 struct tr_sched {
     tr_run_fn run;
@@ -85,12 +129,25 @@ struct tr_sched {
     unsigned *idle_set;
     unsigned idle_len;
 
+    /* Protected by idle_lock: the watchdog sleeps until woken (all
+     * workers parked). */
+    bool wd_sleeping;
+
     /* The inject queue: tasks from plain threads and ring overflow. A
      * mutex, because plain-thread sends are not the hot path. */
     TR_CACHE_ALIGNED pthread_mutex_t inject_lock;
     tr_task *inject_head;
     tr_task *inject_tail;
     tr_atomic(size_t) inject_len;
+
+    /* The watchdog's own: each worker's `runs` at its last look. */
+    TR_CACHE_ALIGNED uint32_t *wd_runs;
+    /* Start and stop only. */
+    pthread_t wd_thread;
+    bool wd_started;
+    /* Wakers (stop, a worker leaving an all-parked pool) increment it;
+     * the watchdog sleeps on it. */
+    TR_CACHE_ALIGNED struct ck_ec32 wd_wake;
 };
 
 static _Thread_local tr_worker *current_worker;
@@ -117,9 +174,11 @@ tr__sched_create(unsigned n, size_t local_size, tr_run_fn run, void *arg,
     }
     s->workers = tr__calloc_aligned(sizeof(tr_worker) * n);
     s->idle_set = tr__calloc(sizeof(unsigned) * n);
-    if (s->workers == NULL || s->idle_set == NULL) {
+    s->wd_runs = tr__calloc(sizeof(uint32_t) * n);
+    if (s->workers == NULL || s->idle_set == NULL || s->wd_runs == NULL) {
         tr__free_aligned(s->workers, sizeof(tr_worker) * n);
         tr__free(s->idle_set, sizeof(unsigned) * n);
+        tr__free(s->wd_runs, sizeof(uint32_t) * n);
         tr__free_aligned(s, sizeof(*s));
         return TR_ENOMEM;
     }
@@ -133,11 +192,17 @@ tr__sched_create(unsigned n, size_t local_size, tr_run_fn run, void *arg,
     tr_init_relaxed(&s->inject_len, 0);
     pthread_mutex_init(&s->idle_lock, NULL);
     pthread_mutex_init(&s->inject_lock, NULL);
+    ck_ec32_init(&s->wd_wake, 0);
     for (unsigned i = 0; i < n; i++) {
         tr_worker *w = &s->workers[i];
         w->sched = s;
         w->index = i;
         w->rng = 0x9e3779b97f4a7c15ull * (i + 1);
+        tr_init_relaxed(&w->lifo, NULL);
+        tr_init_relaxed(&w->runs, 0);
+        /* Not equal to runs: a worker that has run nothing is not
+         * stalled. */
+        tr_init_relaxed(&w->stalled, UINT32_MAX);
         tr__runq_init(&w->rq);
         ck_ec32_init(&w->wake, 0);
         if (local_size != 0) {
@@ -171,21 +236,23 @@ inject_push(tr_sched *s, tr_task *first, tr_task *last, size_t count)
     pthread_mutex_unlock(&s->inject_lock);
 }
 
-/* Take one task to run and move up to INJECT_BATCH more to `w`'s queue. */
+/*
+ * Take one task to run and move up to INJECT_BATCH more to `w`'s queue
+ * (filling it at most to half, to leave thieves something to take). A task
+ * the ring refuses (a thief still copying holds its room) stays at the head
+ * of the inject queue.
+ */
 static tr_task *
 inject_pop(tr_sched *s, tr_worker *w)
 {
     tr_task *t;
     unsigned moved = 0;
-
     uint32_t local;
     uint32_t room;
 
     if (tr_load_relaxed(&s->inject_len) == 0) {
         return NULL;
     }
-    /* A thief may hold up to half the ring, so filling below half can
-     * never overflow. */
     local = tr__runq_len(&w->rq);
     room = local < TR_RUNQ_CAP / 2 ? TR_RUNQ_CAP / 2 - local : 0;
     pthread_mutex_lock(&s->inject_lock);
@@ -197,11 +264,11 @@ inject_pop(tr_sched *s, tr_worker *w)
         while (moved < share && moved < INJECT_BATCH && moved < room &&
                s->inject_head != NULL) {
             tr_task *extra = s->inject_head;
-            unsigned dummy;
-            s->inject_head = extra->next;
-            tr_task *overflow = tr__runq_push(&w->rq, extra, &dummy);
-            TR_ASSERT(overflow == NULL);
-            (void)overflow;
+            tr_task *after = extra->next;
+            if (!tr__runq_try_push(&w->rq, extra)) {
+                break;
+            }
+            s->inject_head = after;
             moved++;
         }
         if (s->inject_head == NULL) {
@@ -215,10 +282,26 @@ inject_pop(tr_sched *s, tr_worker *w)
 
 /* ---- waking and parking ---- */
 
+/*
+ * idle_lock held; a worker is leaving the idle set. True when the watchdog
+ * sleeps because every worker was parked: the caller wakes it after
+ * unlocking (one wake per pool that goes from all parked to busy).
+ */
+static bool
+watchdog_kick_locked(tr_sched *s)
+{
+    if (!s->wd_sleeping) {
+        return false;
+    }
+    s->wd_sleeping = false;
+    return true;
+}
+
 static void
 wake_one(tr_sched *s)
 {
     tr_worker *w = NULL;
+    bool kick = false;
 
     pthread_mutex_lock(&s->idle_lock);
     if (s->idle_len > 0) {
@@ -228,10 +311,14 @@ wake_one(tr_sched *s)
         /* The woken worker starts as a searcher; counting it here keeps
          * others from waking a second one for the same work. */
         tr_faa_seqcst(&s->nsearching, 1);
+        kick = watchdog_kick_locked(s);
     }
     pthread_mutex_unlock(&s->idle_lock);
     if (w != NULL) {
         tr__ec_wake(&w->wake);
+    }
+    if (kick) {
+        tr__ec_wake(&s->wd_wake);
     }
 }
 
@@ -284,6 +371,18 @@ found_work(tr_worker *w)
     }
 }
 
+/*
+ * Whether a thief may take `v`'s LIFO task: the watchdog saw `v` start no
+ * task for a whole look, and it has started none since. Relaxed: a hint
+ * (see the top comment); the CAS on the slot decides who gets the task.
+ */
+static bool
+lifo_stealable(tr_worker *v)
+{
+    return tr_load_relaxed(&v->stalled) == tr_load_relaxed(&v->runs) &&
+           tr_load_relaxed(&v->lifo) != NULL;
+}
+
 static bool
 any_work(tr_sched *s)
 {
@@ -291,7 +390,8 @@ any_work(tr_sched *s)
         return true;
     }
     for (unsigned i = 0; i < s->n; i++) {
-        if (tr__runq_len(&s->workers[i].rq) != 0) {
+        tr_worker *v = &s->workers[i];
+        if (tr__runq_len(&v->rq) != 0 || lifo_stealable(v)) {
             return true;
         }
     }
@@ -328,7 +428,11 @@ park(tr_worker *w)
                 }
                 w->in_idle_set = false;
                 tr_fas_seqcst(&s->nidle, 1);
+                bool kick = watchdog_kick_locked(s);
                 pthread_mutex_unlock(&s->idle_lock);
+                if (kick) {
+                    tr__ec_wake(&s->wd_wake);
+                }
                 return;
             }
             pthread_mutex_unlock(&s->idle_lock);
@@ -371,9 +475,11 @@ next_local(tr_worker *w)
             return t;
         }
     }
-    if (w->lifo != NULL) {
-        t = w->lifo;
-        w->lifo = NULL;
+    /* Relaxed: only we fill the slot, so NULL here stays NULL; the
+     * exchange takes the task unless a thief's CAS took it first. acq_rel:
+     * pairs with that CAS. */
+    if (tr_load_relaxed(&w->lifo) != NULL &&
+        (t = tr_xchg_acqrel(&w->lifo, NULL)) != NULL) {
         /* The cap is for fairness to the tasks queued here; with none
          * queued, moving the task would only invite a thief to take a
          * ping-pong pair across cores. */
@@ -412,8 +518,88 @@ search(tr_worker *w)
                 return t;
             }
         }
+        /* Last, the LIFO tasks of workers stuck in one long task. */
+        for (unsigned i = 0; i < s->n; i++) {
+            tr_worker *victim = &s->workers[(start + i) % s->n];
+            if (victim == w || !lifo_stealable(victim)) {
+                continue;
+            }
+            t = tr_load_acq(&victim->lifo);
+            /* acq_rel: pairs with the owner's release store or exchange
+             * that filled the slot (we see the task's state) and with its
+             * exchange that empties it (one of us gets the task). */
+            if (t != NULL && tr_cas_acqrel(&victim->lifo, &t, NULL)) {
+                return t;
+            }
+        }
     }
     return inject_pop(s, w);
+}
+
+/* ---- the watchdog ---- */
+
+/* One look: mark workers stuck in one task while holding work, and wake a
+ * parked worker to take it. */
+static void
+watchdog_look(tr_sched *s)
+{
+    bool stalled = false;
+
+    for (unsigned i = 0; i < s->n; i++) {
+        tr_worker *v = &s->workers[i];
+        /* Relaxed: a count, read once a look; a stale value delays a mark
+         * by one look. */
+        uint32_t runs = tr_load_relaxed(&v->runs);
+
+        if (runs != s->wd_runs[i]) {
+            s->wd_runs[i] = runs;
+            continue;
+        }
+        /* A parked or searching worker holds no work, so holding some
+         * with an unchanged count means one task ran all along. */
+        if (tr_load_relaxed(&v->lifo) == NULL && tr__runq_len(&v->rq) == 0) {
+            continue;
+        }
+        /* Relaxed: a hint read by lifo_stealable; the wake below (a mutex
+         * and the event count) carries it to the worker we wake. */
+        tr_store_relaxed(&v->stalled, runs);
+        stalled = true;
+    }
+    if (stalled) {
+        notify(s, true);
+    }
+}
+
+static void *
+watchdog_main(void *arg)
+{
+    tr_sched *s = arg;
+
+    for (;;) {
+        uint32_t seen = tr__ec_value(&s->wd_wake);
+        bool all_parked;
+
+        pthread_mutex_lock(&s->idle_lock);
+        all_parked = s->idle_len == s->n;
+        s->wd_sleeping = all_parked;
+        pthread_mutex_unlock(&s->idle_lock);
+        /* Acquire: pairs with tr__sched_stop's release, which it makes
+         * before waking us. */
+        if (tr_load_acq(&s->stopping)) {
+            break;
+        }
+        if (all_parked) {
+            /* Until a worker leaves the idle set (watchdog_kick_locked)
+             * or stop: no ticks while the pool is idle. */
+            tr__ec_wait_ms(&s->wd_wake, seen, -1);
+            continue;
+        }
+        if (tr__ec_wait_ms(&s->wd_wake, seen, WATCHDOG_MS) == 0) {
+            continue; /* woken: stop, or a kick that we no longer need */
+        }
+        watchdog_look(s);
+    }
+    return NULL;
 }
 
 static void *
@@ -433,6 +619,9 @@ worker_main(void *arg)
             }
         }
         found_work(w);
+        /* Relaxed, owner only: the watchdog reads it as a count of tasks
+         * started (no ordering needed; see watchdog_look). */
+        tr_store_relaxed(&w->runs, tr_load_relaxed(&w->runs) + 1);
         s->run(s->run_arg, w, t);
     }
     current_worker = NULL;
@@ -456,6 +645,12 @@ tr__sched_start(tr_sched *s)
         }
     }
     s->started = true;
+    /* With one worker there is nobody to hand a stalled worker's tasks to.
+     * Without the thread the pool still works, as before the watchdog. */
+    if (s->n > 1) {
+        s->wd_started =
+            pthread_create(&s->wd_thread, NULL, watchdog_main, s) == 0;
+    }
     return TR_OK;
 }
 
@@ -463,7 +658,10 @@ void
 tr__sched_requeue(tr_worker *w, tr_task *t)
 {
     unsigned n = 0;
-    tr_task *overflow = tr__runq_push(&w->rq, t, &n);
+    tr_task *overflow;
+
+    TR_ASSERT(w == current_worker); /* only the owner pushes its ring */
+    overflow = tr__runq_push(&w->rq, t, &n);
 
     if (overflow != NULL) {
         tr_task *last = overflow;
@@ -481,8 +679,16 @@ tr__sched_submit(tr_sched *s, tr_task *t)
     tr_worker *w = current_worker;
 
     if (w != NULL && w->sched == s) {
-        tr_task *prev = w->lifo;
-        w->lifo = t;
+        /* Relaxed: only we fill the slot, so an empty slot stays empty
+         * until we store. Release: pairs with a thief's acquire of the
+         * slot, which then sees the task's state. */
+        tr_task *prev = tr_load_relaxed(&w->lifo);
+        if (prev == NULL) {
+            tr_store_rel(&w->lifo, t);
+            return;
+        }
+        /* acq_rel: pairs with a thief's CAS; NULL if it took prev. */
+        prev = tr_xchg_acqrel(&w->lifo, t);
         if (prev != NULL) {
             tr__sched_requeue(w, prev);
         }
@@ -498,10 +704,16 @@ tr__sched_stop(tr_sched *s)
     if (!s->started) {
         return;
     }
-    /* Release: pairs with the workers' acquire loads of `stopping`. */
+    /* Release: pairs with the workers' and the watchdog's acquire loads of
+     * `stopping`. */
     tr_store_rel(&s->stopping, true);
     for (unsigned i = 0; i < s->n; i++) {
         tr__ec_wake(&s->workers[i].wake);
+    }
+    if (s->wd_started) {
+        tr__ec_wake(&s->wd_wake);
+        pthread_join(s->wd_thread, NULL);
+        s->wd_started = false;
     }
     for (unsigned i = 0; i < s->n; i++) {
         pthread_join(s->workers[i].thread, NULL);
@@ -518,6 +730,7 @@ tr__sched_destroy(tr_sched *s)
     pthread_mutex_destroy(&s->idle_lock);
     pthread_mutex_destroy(&s->inject_lock);
     tr__free(s->idle_set, sizeof(unsigned) * s->n);
+    tr__free(s->wd_runs, sizeof(uint32_t) * s->n);
     tr__free_aligned(s->workers, sizeof(tr_worker) * s->n);
     tr__free_aligned(s, sizeof(*s));
 }
@@ -557,4 +770,36 @@ unsigned
 tr__worker_index(const tr_worker *w)
 {
     return w->index;
+}
+
+tr_worker *
+tr__sched_worker(tr_sched *s, unsigned i)
+{
+    return &s->workers[i];
+}
+
+tr_runq *
+tr__worker_runq(tr_worker *w)
+{
+    return &w->rq;
+}
+
+tr_task *
+tr__worker_inject_pop(tr_worker *w)
+{
+    return inject_pop(w->sched, w);
+}
+
+bool
+tr__sched_worker_asleep(tr_sched *s, unsigned i)
+{
+    tr_worker *w = &s->workers[i];
+    bool parked;
+
+    pthread_mutex_lock(&s->idle_lock);
+    parked = w->in_idle_set;
+    pthread_mutex_unlock(&s->idle_lock);
+    /* ck_ec sets its waiter flag after the worker re-checked for work and
+     * before it sleeps. */
+    return parked && ck_ec32_has_waiters(&w->wake);
 }

@@ -57,4 +57,17 @@ void *tr__sched_worker_data(tr_sched *s, unsigned i);
 void *tr__worker_data(tr_worker *w);
 unsigned tr__worker_index(const tr_worker *w);
 
+/*
+ * For tests, which drive the pieces of the scheduler directly. Worker `i`
+ * of `s`; its local run queue (only its owner, or a test thread standing
+ * in for the owner of a pool not started, may push and pop it); the inject
+ * queue's pop for `w` (owner only: one task to run, and up to a batch more
+ * moved into `w`'s queue); and whether worker `i` is parked and about to
+ * sleep or asleep on its event count.
+ */
+tr_worker *tr__sched_worker(tr_sched *s, unsigned i);
+tr_runq *tr__worker_runq(tr_worker *w);
+tr_task *tr__worker_inject_pop(tr_worker *w);
+bool tr__sched_worker_asleep(tr_sched *s, unsigned i);
+
 #endif /* TR_SCHEDULER_SCHED_H */

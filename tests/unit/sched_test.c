@@ -1,8 +1,14 @@
 /*
  * The scheduler as actors see it: a flooding actor cannot starve others,
- * work from plain threads runs, and an idle system uses no CPU.
+ * work from plain threads runs, an idle system uses no CPU, and a worker
+ * stuck in a long handler does not hold up the actors it made runnable
+ * while another worker is idle. And the scheduler's pieces driven
+ * directly: the inject queue's pop into a ring that a thief holds.
  */
 #include "support/tr_test.h"
+
+#include "common/tr_park.h"
+#include "scheduler/sched.h"
 
 #include <sys/resource.h>
 #include <time.h>
@@ -259,6 +265,254 @@ test_sched_idle_system_uses_no_cpu(void **state)
     tr_test_shutdown(sys);
 }
 
+/* ---- a thief held in the middle of a steal ---- */
+
+enum { HELD_RING = 256, HELD_INJECTED = 64 };
+
+static void
+no_run(void *arg, tr_worker *w, tr_task *t)
+{
+    (void)arg;
+    (void)w;
+    (void)t;
+}
+
+static void
+take_task(tr_task *t, tr_task *base, int *seen)
+{
+    seen[t - base]++;
+}
+
+/*
+ * A thief claims half of worker 0's ring and stops there; worker 0 pops on
+ * until its ring is empty by `real` and full by `steal`; then it pops the
+ * inject queue, which moves a batch into its ring. The ring has no room:
+ * the batch must stay in the inject queue (the old code pushed it anyway,
+ * and the refused tasks were lost). The test thread stands in for both
+ * workers of a pool that is never started.
+ */
+static void
+test_sched_inject_pop_into_a_ring_held_by_a_thief_loses_nothing(void **state)
+{
+    tr_sched *s;
+    tr_task tasks[HELD_RING + HELD_INJECTED];
+    int seen[HELD_RING + HELD_INJECTED] = {0};
+    tr_runq_claim c;
+    unsigned n;
+    int next = 0;
+    tr_task *t;
+
+    (void)state;
+    assert_int_equal(tr__sched_create(2, 0, no_run, NULL, &s), TR_OK);
+    tr_runq *q = tr__worker_runq(tr__sched_worker(s, 0));
+    tr_runq *thief = tr__worker_runq(tr__sched_worker(s, 1));
+
+    for (; next < 200; next++) {
+        assert_null(tr__runq_push(q, &tasks[next], &n));
+    }
+    assert_int_equal(tr__runq_steal_claim(q, thief, &c), 100);
+    while ((t = tr__runq_pop(q)) != NULL) {
+        take_task(t, tasks, seen);
+    }
+    for (; next < HELD_RING; next++) {
+        assert_null(tr__runq_push(q, &tasks[next], &n));
+    }
+    while ((t = tr__runq_pop(q)) != NULL) {
+        take_task(t, tasks, seen);
+    }
+    /* Empty by real, full by steal. Tasks from a plain thread arrive. */
+    for (; next < HELD_RING + HELD_INJECTED; next++) {
+        tr__sched_submit(s, &tasks[next]);
+    }
+    t = tr__worker_inject_pop(tr__sched_worker(s, 0));
+    assert_ptr_equal(t, &tasks[HELD_RING]);
+    take_task(t, tasks, seen);
+    assert_int_equal(tr__runq_len(q), 0);
+
+    /* The thief finishes; then everything left is found, once. */
+    t = tr__runq_steal_finish(q, thief, &c);
+    take_task(t, tasks, seen);
+    while ((t = tr__runq_pop(thief)) != NULL) {
+        take_task(t, tasks, seen);
+    }
+    while ((t = tr__worker_inject_pop(tr__sched_worker(s, 0))) != NULL) {
+        take_task(t, tasks, seen);
+        while ((t = tr__runq_pop(q)) != NULL) {
+            take_task(t, tasks, seen);
+        }
+    }
+    for (int i = 0; i < HELD_RING + HELD_INJECTED; i++) {
+        if (seen[i] != 1) {
+            fail_msg("task %d taken %d times", i, seen[i]);
+        }
+    }
+    tr__sched_destroy(s);
+}
+
+/* ---- a worker stuck in a long handler ---- */
+
+enum { STUCK_MS = 200, TAKEN_WITHIN_MS = 50, MSG_SEND_AND_COMPUTE = 3 };
+
+/* Written on workers, read by the test thread after the waits. */
+static tr_atomic(uint64_t) stuck_sent_ns;
+static tr_atomic(uint64_t) stuck_done_ns;
+static tr_atomic(uint64_t) taken_ns;
+
+static void
+spin_ms(uint64_t from_ns, unsigned ms)
+{
+    while (tr__now_ns() - from_ns < (uint64_t)ms * 1000000u) {
+    }
+}
+
+static int
+stuck_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    tr_addr to;
+    int rc;
+
+    (void)state;
+    memcpy(&to, msg->data, sizeof(to));
+    /* Relaxed: read after the waits below, which acquire the later
+     * seq_cst stores. */
+    tr_store_relaxed(&stuck_sent_ns, tr__now_ns());
+    rc = tr_send(ctx, to, MSG_PING, NULL, 0);
+    spin_ms(tr_load_relaxed(&stuck_sent_ns), STUCK_MS);
+    tr_store_seqcst(&stuck_done_ns, tr__now_ns());
+    return rc;
+}
+
+static const tr_behaviour stuck_behaviour = {
+    .name = "stuck",
+    .handle = stuck_handle,
+};
+
+static int
+taker_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    (void)msg;
+    tr_store_seqcst(&taken_ns, tr__now_ns());
+    return TR_OK;
+}
+
+static const tr_behaviour taker_behaviour = {
+    .name = "taker",
+    .handle = taker_handle,
+};
+
+static bool
+stuck_case_done(void *arg)
+{
+    (void)arg;
+    return tr_load_seqcst(&stuck_done_ns) != 0 &&
+           tr_load_seqcst(&taken_ns) != 0;
+}
+
+static void
+assert_taken_while_stuck(void)
+{
+    uint64_t sent = tr_load_seqcst(&stuck_sent_ns);
+    uint64_t done = tr_load_seqcst(&stuck_done_ns);
+    uint64_t taken = tr_load_seqcst(&taken_ns);
+
+    print_message("taken %.1f ms after the send; the stuck task took %.1f ms\n",
+                  (double)(taken - sent) / 1e6, (double)(done - sent) / 1e6);
+    assert_true(taken < done);
+    assert_true(taken - sent < (uint64_t)TAKEN_WITHIN_MS * 1000000u);
+}
+
+/*
+ * A sends to B, which goes to A's worker's LIFO slot, then computes for
+ * 200 ms. The other worker is idle: it must run B long before A returns.
+ */
+static void
+test_sched_idle_worker_takes_the_lifo_task_of_a_stuck_worker(void **state)
+{
+    tr_system *sys = tr_test_system(2);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_addr a, b;
+
+    (void)state;
+    tr_store_seqcst(&stuck_done_ns, 0);
+    tr_store_seqcst(&taken_ns, 0);
+    assert_int_equal(tr_spawn(ctx, &stuck_behaviour, NULL, NULL, &a), TR_OK);
+    assert_int_equal(tr_spawn(ctx, &taker_behaviour, NULL, NULL, &b), TR_OK);
+    assert_int_equal(tr_send(ctx, a, MSG_SEND_AND_COMPUTE, &b, sizeof(b)),
+                     TR_OK);
+    assert_true(tr_test_wait_until(stuck_case_done, NULL, 10000));
+    tr_test_shutdown(sys);
+    assert_taken_while_stuck();
+}
+
+/*
+ * The same with a queued task whose wakeup was missed (the relaxed notify
+ * of a worker's own queue may miss a worker that is just parking): the
+ * stuck task pushes it straight into its worker's ring, waking nobody,
+ * once the other worker is asleep. Driven on the scheduler directly.
+ */
+typedef struct stuck_task {
+    tr_task task;
+    bool stuck;
+} stuck_task;
+
+typedef struct stuck_pool {
+    tr_sched *s;
+    stuck_task *queued;
+    tr_atomic(int) errors;
+} stuck_pool;
+
+static void
+stuck_pool_run(void *arg, tr_worker *w, tr_task *t)
+{
+    stuck_pool *p = arg;
+    stuck_task *st = tr_container_of(t, stuck_task, task);
+    unsigned other = 1 - tr__worker_index(w);
+    unsigned n;
+
+    if (!st->stuck) {
+        tr_store_seqcst(&taken_ns, tr__now_ns());
+        return;
+    }
+    uint64_t start = tr__now_ns();
+    while (!tr__sched_worker_asleep(p->s, other)) {
+        if (tr__now_ns() - start > 5000000000u) {
+            tr_faa_relaxed(&p->errors, 1);
+            break;
+        }
+    }
+    tr_store_relaxed(&stuck_sent_ns, tr__now_ns());
+    if (tr__runq_push(tr__worker_runq(w), &p->queued->task, &n) != NULL) {
+        tr_faa_relaxed(&p->errors, 1);
+    }
+    spin_ms(tr_load_relaxed(&stuck_sent_ns), STUCK_MS);
+    tr_store_seqcst(&stuck_done_ns, tr__now_ns());
+}
+
+static void
+test_sched_idle_worker_takes_the_queued_tasks_of_a_stuck_worker(void **state)
+{
+    stuck_pool p;
+    stuck_task stuck = {.stuck = true};
+    stuck_task queued = {.stuck = false};
+
+    (void)state;
+    tr_store_seqcst(&stuck_done_ns, 0);
+    tr_store_seqcst(&taken_ns, 0);
+    tr_init_relaxed(&p.errors, 0);
+    p.queued = &queued;
+    assert_int_equal(tr__sched_create(2, 0, stuck_pool_run, &p, &p.s), TR_OK);
+    assert_int_equal(tr__sched_start(p.s), TR_OK);
+    tr__sched_submit(p.s, &stuck.task);
+    bool done = tr_test_wait_until(stuck_case_done, NULL, 10000);
+    tr__sched_stop(p.s);
+    tr__sched_destroy(p.s);
+    assert_true(done);
+    assert_int_equal(tr_load_relaxed(&p.errors), 0);
+    assert_taken_while_stuck();
+}
+
 int
 main(void)
 {
@@ -270,6 +524,12 @@ main(void)
         cmocka_unit_test(test_sched_lifo_ping_pong_does_not_starve_others),
         cmocka_unit_test(test_sched_self_continuing_actors_take_turns),
         cmocka_unit_test(test_sched_idle_system_uses_no_cpu),
+        cmocka_unit_test(
+            test_sched_inject_pop_into_a_ring_held_by_a_thief_loses_nothing),
+        cmocka_unit_test(
+            test_sched_idle_worker_takes_the_lifo_task_of_a_stuck_worker),
+        cmocka_unit_test(
+            test_sched_idle_worker_takes_the_queued_tasks_of_a_stuck_worker),
     };
     return cmocka_run_group_tests_name("sched", tests, NULL, NULL);
 }

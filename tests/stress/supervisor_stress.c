@@ -189,7 +189,7 @@ watcher(void *arg)
     while (!tr_load_acq(&sh->stop)) {
         int rc = tr_inspect_snapshot(sh->sys, TR_INSPECT_JSON, buf, sizeof(buf),
                                      &len);
-        if (rc != TR_OK && rc != TR_EFULL) {
+        if (rc != TR_OK && rc != TR_ETRUNCATED) {
             tr_faa_relaxed(&errors, 1);
         }
     }

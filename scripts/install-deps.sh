@@ -18,5 +18,19 @@ sudo=""
 if [ "$(id -u)" -ne 0 ]; then
     sudo="sudo"
 fi
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+# Wait for another apt or dpkg (a machine still installing at boot)
+# instead of failing at once: apt's lock timeout, and a few retries of the
+# index update, whose lists lock the timeout does not cover everywhere.
+lock=(-o DPkg::Lock::Timeout=600)
+for try in 1 2 3 4 5 6; do
+    if $sudo apt-get "${lock[@]}" update -qq; then
+        break
+    fi
+    if [ "$try" -eq 6 ]; then
+        echo "apt-get update failed" >&2
+        exit 1
+    fi
+    sleep 20
+done
+DEBIAN_FRONTEND=noninteractive $sudo apt-get "${lock[@]}" install -y -qq \
+    "${missing[@]}"

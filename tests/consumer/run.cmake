@@ -18,3 +18,17 @@ run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/consumer -B ${build}
 run(${CMAKE_COMMAND} --build ${build})
 run(${build}/consumer_cmake)
 run(${build}/consumer_pkgconfig)
+
+# Packaging: no leaked compiler flags, no unexpanded configure choices.
+execute_process(COMMAND pkg-config --cflags troupe OUTPUT_VARIABLE cflags
+                RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0 OR cflags MATCHES "-D")
+  message(FATAL_ERROR "pkg-config --cflags troupe: '${cflags}' (${rc})")
+endif()
+file(GLOB_RECURSE configs ${prefix}/*/troupeConfig.cmake)
+foreach(c ${configs})
+  file(READ ${c} text)
+  if(text MATCHES "STREQUAL")
+    message(FATAL_ERROR "${c} still holds a configure-time test")
+  endif()
+endforeach()

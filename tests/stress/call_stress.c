@@ -84,7 +84,9 @@ server_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
         break;
     case 5: /* answer later, when the next request comes */
     case 6:
-        if (s->deferred == NULL) {
+        /* Only a call with a timeout: the last request a server gets has
+         * no later one to answer it, and would wait for ever. */
+        if (s->deferred == NULL && timeout != 0) {
             s->deferred = tr_reply_take(msg);
             s->deferred_id = id;
             return TR_OK;

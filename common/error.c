@@ -1,6 +1,5 @@
 /* Error texts and names, generated from TR_ERROR_MAP; plus tr__panic. */
 #include <troupe/error.h>
-#include <troupe/version.h>
 
 #include "common/tr_assert.h"
 
@@ -37,15 +36,6 @@ tr_errname(int code)
     default:
         return "TR_UNKNOWN";
     }
-}
-
-const char *
-tr_version(void)
-{
-#define TR_STR2(x) #x
-#define TR_STR(x) TR_STR2(x)
-    return TR_STR(TR_VERSION_MAJOR) "." TR_STR(TR_VERSION_MINOR) "." TR_STR(
-        TR_VERSION_PATCH);
 }
 
 _Noreturn void

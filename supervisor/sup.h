@@ -32,11 +32,12 @@ typedef struct child {
     bool want_restart; /* restart when the sequence is over, or retrying */
     bool undecided;    /* ended during a sequence; decide after it */
     bool killed;       /* did not stop within its shutdown time */
+    bool failed;       /* it has failed or been killed: `last` says how */
     uint32_t serial;   /* names timer messages about this child */
     uint32_t restarts;
     uint32_t backoff_step;
     uint64_t up_ms;   /* when it last started */
-    uint64_t fail_ms; /* when it last failed (0: never) */
+    uint64_t fail_ms; /* when it last failed, if `failed` (may be 0) */
     tr_signal last;   /* why it last ended */
     tr_sup *sub;      /* its bookkeeping, when it is a supervisor */
 } child;

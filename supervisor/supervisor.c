@@ -511,6 +511,7 @@ restart_wanted(tr_ctx *ctx, tr_sup *s)
         failed->last.code = rc;
         snprintf(failed->last.text, sizeof(failed->last.text), "%s", why);
         failed->fail_ms = now_ms(ctx);
+        failed->failed = true;
         failed->restarts++;
         tree_unlock(ctx);
         for (uint32_t j = i; j-- > 0;) {
@@ -750,6 +751,7 @@ on_report(tr_ctx *ctx, tr_sup *s, const tr_child_report *r)
     c->killed = false;
     if (c->last.kind == TR_EXIT_FAILED || c->last.kind == TR_EXIT_KILLED) {
         c->fail_ms = now_ms(ctx);
+        c->failed = true;
     }
     tree_unlock(ctx);
     c->serial = ++s->next_serial; /* a pending deadline is void now */
@@ -778,8 +780,8 @@ on_deadline(tr_ctx *ctx, tr_sup *s, uint32_t serial)
      * reaches an actor that traps exits. */
     c->killed = true;
     tr_store_rel(&c->x->kill, 1);
-    (void)tr__actor_request_stop(ctx->sys, c->slot,
-                                 tr__id_gen(c->addr.id), ctx->self);
+    (void)tr__actor_request_stop(ctx->sys, c->slot, tr__id_gen(c->addr.id),
+                                 ctx->self);
 }
 
 /* ---- the run-time API, supervisor side ---- */

@@ -2,7 +2,8 @@
  * Supervisors: start and stop order, each strategy with each restart type
  * and way of ending, intensity and its sliding window (on a manual clock),
  * escalation, start failure and ignore, shutdown deadlines and kills,
- * dynamic children and the run-time API's errors, backoff, the snapshot.
+ * reports left unread, dynamic children and the run-time API's errors,
+ * backoff, the snapshot.
  *
  * Children journal what happens to them (init, stop with its reason, each
  * message) into one mailbox; tests read the journal in order with
@@ -11,9 +12,12 @@
  */
 #include "support/tr_test.h"
 
+#include "actors/actor.h"
+#include "actors/ext.h"
+
 #include <time.h>
 
-enum { EV_INIT = 1, EV_STOP = 2, EV_MSG = 3 };
+enum { EV_INIT = 1, EV_STOP = 2, EV_MSG = 3, EV_DOWN = 4 };
 enum { MSG_CRASH = 1, MSG_QUIT = 2, MSG_PING = 3, MSG_SLEEP = 4 };
 
 typedef struct event {
@@ -56,6 +60,14 @@ w_init(tr_ctx *ctx, void *state, const void *arg)
     return rc;
 }
 
+static void
+sleep_ms(int ms)
+{
+    nanosleep(&(struct timespec){.tv_sec = ms / 1000,
+                                 .tv_nsec = (ms % 1000) * 1000000L},
+              NULL);
+}
+
 static int
 w_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
 {
@@ -70,7 +82,7 @@ w_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
         int ms;
         memcpy(&ms, msg->data, sizeof(ms));
         note(EV_MSG, w->cfg->id, ++w->handled, tr_self(ctx).id);
-        nanosleep(&(struct timespec){.tv_nsec = ms * 1000000L}, NULL);
+        sleep_ms(ms);
         return TR_OK;
     }
     default:
@@ -948,6 +960,171 @@ test_sup_restart_ends_the_old_channel_subscriptions(void **state)
     tr_broadcast_tx_destroy(feed);
 }
 
+/* ---- reports left unread ---- */
+
+/* A watcher: monitors the addresses it is given and journals each DOWN. */
+typedef struct watch_list {
+    const tr_addr *who;
+    size_t n;
+} watch_list;
+
+static int
+watcher_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    const watch_list *l = arg;
+    (void)state;
+    for (size_t i = 0; i < l->n; i++) {
+        uint64_t ref;
+        int rc = tr_monitor(ctx, l->who[i], &ref);
+        if (rc != TR_OK) {
+            return rc;
+        }
+    }
+    return TR_OK;
+}
+
+static int
+watcher_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    if (msg->type == TR_MSG_DOWN) {
+        const tr_signal *sig = msg->data;
+        note(EV_DOWN, "down", sig->kind, sig->who.id);
+    }
+    return TR_OK;
+}
+
+static const tr_behaviour watcher = {
+    .name = "watcher", .init = watcher_init, .handle = watcher_handle};
+
+static void
+watch(const tr_addr *who, size_t n)
+{
+    watch_list l = {who, n};
+    assert_int_equal(tr_spawn(fx.ctx, &watcher, &l, NULL, NULL), TR_OK);
+}
+
+/*
+ * Read events until one DOWN has come for each of `who[n]`, and put each
+ * one's exit kind in `kinds`. Stops are allowed only of the children named
+ * in `may_stop` (a string of ids); anything else fails the test.
+ */
+static void
+expect_downs(const tr_addr *who, size_t n, int *kinds, const char *may_stop)
+{
+    size_t got = 0;
+    for (size_t i = 0; i < n; i++) {
+        kinds[i] = -1;
+    }
+    while (got < n) {
+        event e = next_event();
+        if (e.what == EV_STOP && strchr(may_stop, e.id[0]) != NULL) {
+            continue;
+        }
+        if (e.what != EV_DOWN) {
+            fail_msg("unexpected event %d of '%s' (kind %d)", e.what, e.id,
+                     e.kind);
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (who[i].id == e.addr && kinds[i] == -1) {
+                kinds[i] = e.kind;
+                got++;
+                break;
+            }
+        }
+    }
+}
+
+static void
+assert_live(uint64_t n)
+{
+    tr_system_stats st;
+    assert_int_equal(tr_system_stats_get(fx.sys, &st), TR_OK);
+    if (st.live_actors != n) {
+        fail_msg("%llu actors live, want %llu",
+                 (unsigned long long)st.live_actors, (unsigned long long)n);
+    }
+}
+
+/*
+ * A report its parent never reads: the parent ends with the report of a
+ * child that failed still queued. The report holds the child's run-right,
+ * so the parent's end must end the child (DOWN, name, slot), not leave it
+ * to shutdown. A plain actor stands in for the supervisor, so that the
+ * test can hold it busy while the report arrives.
+ */
+static tr_atomic(int) gate; /* 1: the parent may end */
+
+static int
+gate_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)state;
+    (void)msg;
+    note(EV_MSG, "gate", 1, tr_self(ctx).id);
+    for (int i = 0; i < 5000 && tr_load_acq(&gate) == 0; i++) {
+        sleep_ms(1);
+    }
+    return tr_stop(ctx);
+}
+
+static const tr_behaviour gate_behaviour = {.name = "gate",
+                                            .handle = gate_handle};
+
+static void
+adopt(tr_ext *x, void *arg)
+{
+    tr_store_relaxed(&x->parent, *(const uint64_t *)arg);
+    x->child = arg; /* any record: only its identity is used */
+    tr_store_relaxed(&x->held, 0);
+    tr_store_relaxed(&x->kill, 0);
+}
+
+typedef struct lane_arg {
+    tr_actor *slot;
+} lane_arg;
+
+static bool
+lane_busy(void *arg)
+{
+    return !tr__lifo_is_empty(&((lane_arg *)arg)->slot->ctl);
+}
+
+static void
+test_sup_report_queued_at_an_ending_parent_ends_the_child(void **state)
+{
+    (void)state;
+    tr_addr parent, child, found;
+    tr_actor *slot;
+    int kinds[1];
+
+    tr_store_relaxed(&gate, 0);
+    assert_int_equal(tr_spawn(fx.ctx, &gate_behaviour, NULL, NULL, &parent),
+                     TR_OK);
+    assert_int_equal(tr__spawn_held(fx.ctx, &worker, &cfg_a, 0, adopt,
+                                    &parent.id, &child, &slot),
+                     TR_OK);
+    tr__actor_release(fx.sys, slot);
+    expect(EV_INIT, "a", TR_OK);
+    assert_int_equal(tr_register(fx.ctx, "adopted", child), TR_OK);
+    watch(&child, 1);
+
+    send(parent, MSG_PING); /* the parent is busy until the gate opens */
+    expect(EV_MSG, "gate", 1);
+    send(child, MSG_CRASH); /* its report waits in the parent's lane */
+    expect(EV_STOP, "a", TR_EXIT_FAILED);
+    lane_arg l = {tr__table_slot(fx.sys->table, parent.id)};
+    assert_true(tr_test_wait_until(lane_busy, &l, 5000));
+    tr_store_rel(&gate, 1);
+
+    assert_true(tr_test_wait_stopped(fx.sys, parent, 5000));
+    assert_true(tr_test_wait_stopped(fx.sys, child, 5000));
+    expect_downs(&child, 1, kinds, "");
+    assert_int_equal(kinds[0], TR_EXIT_FAILED);
+    assert_int_equal(tr_whereis(fx.sys, "adopted", &found), TR_ENOTFOUND);
+    assert_live(1); /* the watcher */
+}
+
 int
 main(void)
 {
@@ -974,6 +1151,7 @@ main(void)
         M(test_sup_backoff_jitter_stays_within_its_percentage),
         T(test_sup_failing_restarts_are_retried_until_intensity),
         T(test_sup_restart_ends_the_old_channel_subscriptions),
+        T(test_sup_report_queued_at_an_ending_parent_ends_the_child),
     };
 #undef T
 #undef M

@@ -98,7 +98,8 @@ sup_fields(node *nd, const tr_sup *s)
     nd->strategy = strategy_names[s->strategy];
     nd->max_restarts = s->max_restarts;
     nd->period_ms = s->period_ms;
-    if (s->mode == SUP_TERMINATE || s->mode == SUP_GIVE_UP) {
+    if (s->mode == SUP_TERMINATE || s->mode == SUP_GIVE_UP ||
+        s->mode == SUP_KILL) {
         nd->status = "terminating";
     }
 }

@@ -328,8 +328,39 @@ log_failure(void *arg, tr_addr who, const char *behaviour, const tr_exit *exit)
             TR_ADDR_ARGS(who), behaviour, exit->text);
 }
 
+/*
+ * A child's report that its supervisor will never read (the supervisor
+ * ended with it queued). The report carries the child's run-right, so its
+ * finder ends the child as the supervisor would have: its `stop` ran at
+ * the hand-over. Only shutdown's final pass, which ends every live slot,
+ * can have ended it first; then its generation has moved on.
+ */
 static void
-destroy_ctl_one(tr_envelope *env)
+end_reported(tr_ctx *ctx, tr_envelope *env)
+{
+    const tr_child_report *r = tr__env_data(env);
+    uint64_t who = r->why.who.id;
+    tr_actor *a = tr__table_slot(ctx->sys->table, who);
+    const tr_exit why = {r->why.kind, r->why.code, r->why.text};
+
+    if (a == NULL || tr_load_acq(&a->gen) != tr__id_gen(who)) {
+        return;
+    }
+    tr_ctx cc = {
+        .sys = ctx->sys,
+        .actor = a,
+        .worker = ctx->worker,
+        .self = who,
+        .gen = tr__id_gen(who),
+    };
+    /* The report lives in the child's record, which outlives the slot's
+     * incarnations: `why.text` stays valid through the finish. */
+    tr__actor_finish(&cc, &why, false);
+}
+
+/* Drop a control message that will not run; `ctx` is whoever found it. */
+static void
+destroy_ctl_one(tr_ctx *ctx, tr_envelope *env)
 {
     if (env->kind == TR_CTL_REPLY) {
         tr__call_drop_outcome(env);
@@ -337,19 +368,18 @@ destroy_ctl_one(tr_envelope *env)
         tr_ctl_hook *h = (tr_ctl_hook *)(void *)env;
         h->drop(h);
     } else if (env->kind == TR_CTL_CHILD) {
-        /* Not ours to free (actors/ext.h): the child stays held until
-         * shutdown's final pass ends it. */
+        end_reported(ctx, env); /* not ours to free (actors/ext.h) */
     } else {
         tr__env_destroy(env);
     }
 }
 
 static void
-destroy_ctl(tr_mnode *list)
+destroy_ctl(tr_ctx *ctx, tr_mnode *list)
 {
     while (list != NULL) {
         tr_mnode *next = tr_load_relaxed(&list->next);
-        destroy_ctl_one(tr__env_of_node(list));
+        destroy_ctl_one(ctx, tr__env_of_node(list));
         list = next;
     }
 }
@@ -468,7 +498,7 @@ tr__actor_drain(tr_ctx *ctx, tr_actor *a, tr_dead_reason why)
     tr_envelope *env;
     tr_mnode *done;
 
-    destroy_ctl(tr__lifo_take_fifo(&a->ctl));
+    destroy_ctl(ctx, tr__lifo_take_fifo(&a->ctl));
     while ((env = take_user(ctx->sys, a)) != NULL) {
         drop_user(ctx, env, a, why);
     }
@@ -510,6 +540,15 @@ tr__actor_finish(tr_ctx *ctx, const tr_exit *exit, bool run_stop)
      * before is drained below or waits for the next incarnation. seq_cst:
      * ordered before tr__ext_on_end's load of the record (see ext.c). */
     tr_store_seqcst(&a->gen, ctx->gen + 1);
+    /* Children report to us under our record's lock, after checking our
+     * generation (report_to): past the lock, each report is in the lane,
+     * where the drain finds it, or its child saw us gone. seq_cst: the
+     * record may have just been installed (see ext.c). */
+    tr_ext *rx = tr_load_seqcst(&a->ext);
+    if (rx != NULL) {
+        pthread_mutex_lock(&rx->lock);
+        pthread_mutex_unlock(&rx->lock);
+    }
 
     tr__actor_drain(ctx, a, TR_DEAD_STOPPED);
     tr_waiter *waiters = tr__ext_on_end(ctx, a, ctx->gen, exit);
@@ -556,6 +595,42 @@ tr__actor_finish(tr_ctx *ctx, const tr_exit *exit, bool run_stop)
 }
 
 /*
+ * Queue a report for the supervisor `parent`; false when it has ended.
+ * The check and the push happen under the supervisor's record lock, which
+ * its end passes between its generation store and its drain (finish): so
+ * a report is never left in the lane of a supervisor that has ended, where
+ * nobody would end its child.
+ */
+static bool
+report_to(tr_system *sys, uint64_t parent, tr_envelope *env)
+{
+    tr_actor *p = tr__table_slot(sys->table, parent);
+    uint64_t gen = tr__id_gen(parent);
+    tr_ext *px = p != NULL ? tr__ext_get(p) : NULL;
+    bool sent = false;
+
+    if (px == NULL) {
+        /* No record and no memory for one: not a supervisor's slot. */
+        return tr__actor_push_ctl_to(sys, parent, env) == TR_OK;
+    }
+    pthread_mutex_lock(&px->lock);
+    /* seq_cst: pairs with the ender's generation store (see finish). */
+    if (tr__gen_live(gen) && tr_load_seqcst(&p->gen) == gen) {
+        env->gen = tr__env_gen(gen);
+        tr__lifo_push(&p->ctl, &env->node);
+        sent = true;
+    }
+    pthread_mutex_unlock(&px->lock);
+    /* Scheduling may wake a worker: not under the lock. Should the
+     * supervisor end meanwhile, its slot keeps the idle bit clear (or a
+     * later incarnation gets one spurious run). */
+    if (sent && tr__mpsc_take_idle(&p->mbox)) {
+        schedule(sys, p);
+    }
+    return sent;
+}
+
+/*
  * A supervised actor ends into its supervisor's hands: `stop` runs here
  * (unless the supervisor asked for a kill), the address stays live with
  * its queued messages, and the run-right travels to the supervisor in the
@@ -583,8 +658,7 @@ hand_over(tr_ctx *ctx, tr_ext *x, const tr_exit *exit)
     m->env.from = ctx->self;
     m->r.child = x->child;
     tr__signal_fill(&m->r.why, tr__addr(ctx->sys, ctx->self), 0, &why);
-    if (tr__actor_push_ctl_to(ctx->sys, tr_load_relaxed(&x->parent), &m->env) !=
-        TR_OK) {
+    if (!report_to(ctx->sys, tr_load_relaxed(&x->parent), &m->env)) {
         /* No supervisor to take it: it has ended. */
         tr__actor_finish(ctx, &why, false);
     }
@@ -837,7 +911,7 @@ run_ctl(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
     bool over = false;
 
     if (env->gen != tr__env_gen(ctx->gen)) {
-        destroy_ctl_one(env); /* for an earlier incarnation */
+        destroy_ctl_one(ctx, env); /* for an earlier incarnation */
         return false;
     }
     switch (env->kind) {
@@ -918,8 +992,8 @@ run_ctl_lane(tr_ctx *ctx, void *state, uint64_t *handled, bool hooks,
             }
             *dlast = node;
         } else if (run_ctl(ctx, state, env, handled)) {
-            destroy_ctl(next);
-            destroy_ctl(*deferred);
+            destroy_ctl(ctx, next);
+            destroy_ctl(ctx, *deferred);
             *deferred = NULL;
             return true;
         }
@@ -1029,13 +1103,13 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
                 drop_user(&ctx, env, a, TR_DEAD_STOPPED);
             } else if (stop_requested(&ctx, state, env->from, &handled,
                                       "closed")) {
-                destroy_ctl(deferred);
+                destroy_ctl(&ctx, deferred);
                 goto out;
             }
             continue;
         }
         if (dispatch(&ctx, state, env, &handled)) {
-            destroy_ctl(deferred);
+            destroy_ctl(&ctx, deferred);
             goto out;
         }
     }

@@ -18,7 +18,8 @@ typedef struct tr_watch {
 } tr_watch;
 
 /* The payload of TR_MSG_CHILD: which child ended, and why. Whoever gets it
- * holds the child's run-right. */
+ * holds the child's run-right; whoever drops it unread (its supervisor
+ * ended with it queued) ends the child (actor.c). */
 typedef struct tr_child_report {
     void *child; /* tr_ext.child */
     tr_signal why;
@@ -65,8 +66,11 @@ struct tr_ext {
     /*
      * Supervision. `parent` and `child` are written before the
      * incarnation is published or while the writer holds the run-right;
-     * `kill` by the supervisor (any time); `held` by the runner when it
-     * hands the run-right to the supervisor, and by the supervisor.
+     * `kill` by the supervisor (any time; supervisors themselves are
+     * killed by a request instead, so that they end their children
+     * first); `held` by the runner when it hands the run-right to the
+     * supervisor, and by the supervisor. The supervisor's record lock
+     * orders reports against its end (actor.c: report_to).
      */
     tr_atomic(uint64_t) parent; /* supervisor's address id, or 0 */
     void *child;                /* the supervisor's record of this child */

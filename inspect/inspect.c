@@ -32,8 +32,9 @@ typedef struct node {
     const char *status;
     const char *restart; /* NULL for a top-level supervisor */
     uint32_t restarts;
-    tr_signal last; /* meaningful when fail_ms != 0 */
+    tr_signal last; /* meaningful when `failed` */
     uint64_t fail_ms;
+    bool failed; /* a time of 0 is a time (the clock starts at 0) */
     bool live;
     uint64_t mailbox_len, mailbox_hwm, handled;
     const char *strategy; /* supervisors with bookkeeping */
@@ -97,7 +98,8 @@ sup_fields(node *nd, const tr_sup *s)
     nd->strategy = strategy_names[s->strategy];
     nd->max_restarts = s->max_restarts;
     nd->period_ms = s->period_ms;
-    if (s->mode == SUP_TERMINATE || s->mode == SUP_GIVE_UP) {
+    if (s->mode == SUP_TERMINATE || s->mode == SUP_GIVE_UP ||
+        s->mode == SUP_KILL) {
         nd->status = "terminating";
     }
 }
@@ -140,6 +142,7 @@ walk(tr_system *sys, nodes *ns, const tr_sup *s, const char *path,
         nd->restarts = c->restarts;
         nd->last = c->last;
         nd->fail_ms = c->fail_ms;
+        nd->failed = c->failed;
         read_counters(sys, nd);
         if (c->sub != NULL) {
             sup_fields(nd, c->sub);
@@ -230,7 +233,7 @@ render_json(sink *k, const node *nd, bool first)
         put(k, ",\"restart\":\"%s\"", nd->restart);
     }
     put(k, ",\"restarts\":%u", nd->restarts);
-    if (nd->fail_ms != 0) {
+    if (nd->failed) {
         put(k, ",\"last_failure\":{\"kind\":\"%s\",\"code\":%d,\"reason\":\"",
             exit_names[nd->last.kind], nd->last.code);
         put_escaped(k, nd->last.text);
@@ -269,7 +272,7 @@ render_text(sink *k, const node *nd)
     }
     put(k, " restarts=%u handled=%" PRIu64 " mailbox=%" PRIu64 "/%" PRIu64,
         nd->restarts, nd->handled, nd->mailbox_len, nd->mailbox_hwm);
-    if (nd->fail_ms != 0) {
+    if (nd->failed) {
         put(k, " last: %s at %" PRIu64 " ms", nd->last.text, nd->fail_ms);
     }
     put(k, "\n");

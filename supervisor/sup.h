@@ -20,6 +20,13 @@ typedef enum child_state {
 
 typedef struct tr_sup tr_sup;
 
+/* Why a child's end is reported as killed. */
+typedef enum child_kill {
+    KILL_NONE = 0,
+    KILL_NOW, /* brutal, or its supervisor is being killed */
+    KILL_LATE /* it did not stop within its shutdown time */
+} child_kill;
+
 typedef struct child {
     tr_child_spec spec; /* spec.id points at `id` */
     char id[64];
@@ -31,12 +38,13 @@ typedef struct child {
     bool want_stop;    /* part of a stop sequence */
     bool want_restart; /* restart when the sequence is over, or retrying */
     bool undecided;    /* ended during a sequence; decide after it */
-    bool killed;       /* did not stop within its shutdown time */
+    child_kill killed; /* how we killed it, for its report */
+    bool failed;       /* it has failed or been killed: `last` says how */
     uint32_t serial;   /* names timer messages about this child */
     uint32_t restarts;
     uint32_t backoff_step;
     uint64_t up_ms;   /* when it last started */
-    uint64_t fail_ms; /* when it last failed (0: never) */
+    uint64_t fail_ms; /* when it last failed, if `failed` (may be 0) */
     tr_signal last;   /* why it last ended */
     tr_sup *sub;      /* its bookkeeping, when it is a supervisor */
 } child;
@@ -46,10 +54,13 @@ typedef enum sup_mode {
     SUP_ROUND,     /* stopping siblings before a restart round */
     SUP_TERMINATE, /* asked to stop: children first */
     SUP_GIVE_UP,   /* intensity exceeded: children first, then fail */
-    SUP_ADMIN      /* terminate_child in progress */
+    SUP_ADMIN,     /* terminate_child in progress */
+    SUP_KILL       /* killed: kill the children, then end */
 } sup_mode;
 
 struct tr_sup {
+    tr_exit_hook ended; /* frees all this when the incarnation ends */
+    child *up;          /* our record in our supervisor, while it has one */
     char name[64];
     tr_strategy strategy;
     uint32_t max_restarts;

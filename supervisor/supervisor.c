@@ -22,6 +22,20 @@
  * a failing `init` can stop the ones before it, in reverse order, on the
  * spot.
  *
+ * Kills. A worker is killed by its kill flag and a stop request: it ends
+ * at its next chance without `stop`. A supervisor is killed by a MSG_KILL
+ * request instead: it kills its own children the same way, all at once,
+ * waits for their reports, ends them, and only then ends (kill mode). So
+ * when a killed supervisor's report arrives, its whole subtree has ended:
+ * nothing is orphaned, and a restart of it never meets the old subtree.
+ *
+ * However a supervisor's incarnation ends, its exit hook (`sup_ended`)
+ * frees the bookkeeping. If children are left (it failed, it was stopped
+ * between restarts, or its own run ended abnormally), the hook ends the
+ * held ones and kills the others without waiting: their reports come back
+ * to this address, and whoever ends or restarts the incarnation ends those
+ * children on reading (or dropping) the reports (actor.c).
+ *
  * Every change to the bookkeeping is made under the system's tree_lock so
  * that inspection (inspect/) sees a consistent tree; the lock is never
  * held across a child's callback.
@@ -45,6 +59,7 @@ enum {
     REQ_COUNT_CHILDREN,
     MSG_DEADLINE, /* a child's shutdown time is up (payload: serial) */
     MSG_RETRY,    /* restart what waits to be restarted */
+    MSG_KILL,     /* from our supervisor: end the subtree, then ourselves */
 };
 
 enum { DEFAULT_SHUTDOWN_MS = 5000, DEFAULT_PERIOD_MS = 5000 };
@@ -511,6 +526,7 @@ restart_wanted(tr_ctx *ctx, tr_sup *s)
         failed->last.code = rc;
         snprintf(failed->last.text, sizeof(failed->last.text), "%s", why);
         failed->fail_ms = now_ms(ctx);
+        failed->failed = true;
         failed->restarts++;
         tree_unlock(ctx);
         for (uint32_t j = i; j-- > 0;) {
@@ -545,6 +561,53 @@ restart_wanted(tr_ctx *ctx, tr_sup *s)
     }
 }
 
+static bool
+is_supervisor(const child *c)
+{
+    return c->spec.behaviour == &tr_supervisor_behaviour;
+}
+
+/*
+ * Send the kill to a child that has not reported its end: a worker gets
+ * its kill flag and a stop request (another one reaches an actor that
+ * traps exits), a supervisor a MSG_KILL. TR_ENOMEM when the request could
+ * not be made.
+ */
+static int
+send_kill(tr_ctx *ctx, child *c)
+{
+    if (!is_supervisor(c)) {
+        tr_store_rel(&c->x->kill, 1);
+        return tr__actor_request_stop(ctx->sys, c->slot, tr__id_gen(c->addr.id),
+                                      ctx->self);
+    }
+    tr_envelope *env = tr__env_create(0);
+    if (env == NULL) {
+        return TR_ENOMEM;
+    }
+    env->kind = TR_CTL_USER;
+    env->type = MSG_KILL;
+    env->from = ctx->self;
+    /* Its address lives until we end it, after its report. */
+    if (tr__actor_push_ctl_to(ctx->sys, c->addr.id, env) != TR_OK) {
+        tr__env_destroy(env);
+    }
+    return TR_OK;
+}
+
+/* Kill a stopping child (a handler that never returns cannot be ended in
+ * C: the kill takes effect when it returns). */
+static void
+kill_now(tr_ctx *ctx, tr_sup *s, child *c, child_kill how)
+{
+    c->killed = how;
+    if (send_kill(ctx, c) != TR_OK) {
+        /* Out of memory: try again at a deadline one ms away. */
+        (void)tr__send_after(ctx, tr__addr(ctx->sys, s->self), MSG_DEADLINE,
+                             &c->serial, sizeof(c->serial), 1, NULL);
+    }
+}
+
 /* Ask a running child to stop, with its deadline. */
 static void
 ask_stop(tr_ctx *ctx, tr_sup *s, child *c)
@@ -555,7 +618,8 @@ ask_stop(tr_ctx *ctx, tr_sup *s, child *c)
     set_state(ctx, c, CHILD_STOPPING);
     c->serial = ++s->next_serial;
     if (sd == TR_SHUTDOWN_BRUTAL) {
-        tr_store_rel(&c->x->kill, 1);
+        kill_now(ctx, s, c, KILL_NOW);
+        return;
     }
     if (tr__actor_request_stop(ctx->sys, c->slot, gen, ctx->self) != TR_OK) {
         /* No memory for the request: kill it at the deadline instead. */
@@ -619,12 +683,13 @@ sequence_next(tr_ctx *ctx, tr_sup *s)
     }
     case SUP_TERMINATE:
     case SUP_GIVE_UP:
+    case SUP_KILL:
         for (uint32_t i = s->n; i-- > 0;) {
             if (s->kids[i]->state == CHILD_HELD) {
                 finish_child(ctx, s->kids[i]);
             }
         }
-        if (mode == SUP_TERMINATE) {
+        if (mode != SUP_GIVE_UP) {
             (void)tr_stop(ctx);
         } else {
             /* A top-level tree is over: its end wakes tr_system_wait,
@@ -742,20 +807,26 @@ on_report(tr_ctx *ctx, tr_sup *s, const tr_child_report *r)
     tree_lock(ctx);
     c->state = CHILD_HELD;
     c->last = r->why;
-    if (c->killed) {
+    if (c->killed == KILL_LATE) {
         c->last.kind = TR_EXIT_KILLED;
         snprintf(c->last.text, sizeof(c->last.text),
                  "killed: did not stop within %d ms", shutdown_of(c));
+    } else if (c->killed == KILL_NOW) {
+        /* A killed supervisor reports its end as a stop. */
+        c->last.kind = TR_EXIT_KILLED;
+        c->last.code = TR_OK;
+        snprintf(c->last.text, sizeof(c->last.text), "killed");
     }
-    c->killed = false;
+    c->killed = KILL_NONE;
     if (c->last.kind == TR_EXIT_FAILED || c->last.kind == TR_EXIT_KILLED) {
         c->fail_ms = now_ms(ctx);
+        c->failed = true;
     }
     tree_unlock(ctx);
     c->serial = ++s->next_serial; /* a pending deadline is void now */
     if (s->mode != SUP_IDLE) {
         if (!asked && s->mode != SUP_TERMINATE && s->mode != SUP_GIVE_UP &&
-            !c->want_stop && !c->want_restart) {
+            s->mode != SUP_KILL && !c->want_stop && !c->want_restart) {
             c->undecided = true; /* ended on its own, outside the round */
         }
         c->want_stop = false;
@@ -773,13 +844,40 @@ on_deadline(tr_ctx *ctx, tr_sup *s, uint32_t serial)
     if (c == NULL || c->state != CHILD_STOPPING) {
         return;
     }
-    /* It had its time: end it without `stop` at its next chance (a
-     * handler that never returns cannot be ended in C). Another request
-     * reaches an actor that traps exits. */
-    c->killed = true;
-    tr_store_rel(&c->x->kill, 1);
-    (void)tr__actor_request_stop(ctx->sys, c->slot, tr__id_gen(c->addr.id),
-                                 ctx->self);
+    /* It had its time (or a kill found no memory: then again). */
+    kill_now(ctx, s, c, c->killed == KILL_NOW ? KILL_NOW : KILL_LATE);
+}
+
+/*
+ * Our supervisor kills us: kill every child that has not reported its end
+ * (all at once: a kill has no order), end them as their reports come, then
+ * end (sequence_next). A pending terminate_child is answered TR_ESHUTDOWN;
+ * other requests wait, and are dropped at the end.
+ */
+static void
+start_kill(tr_ctx *ctx, tr_sup *s)
+{
+    if (s->mode == SUP_KILL) {
+        return;
+    }
+    if (s->mode == SUP_ADMIN && s->admin_reply != NULL) {
+        admin_rep rep = {.rc = TR_ESHUTDOWN};
+        (void)tr_reply_send(s->admin_reply, &rep, sizeof(rep));
+        s->admin_reply = NULL;
+    }
+    set_mode(ctx, s, SUP_KILL);
+    for (uint32_t i = s->n; i-- > 0;) {
+        child *c = s->kids[i];
+        c->want_stop = false;
+        c->want_restart = false;
+        c->undecided = false;
+        if (c->state == CHILD_RUNNING || c->state == CHILD_STOPPING) {
+            set_state(ctx, c, CHILD_STOPPING);
+            c->serial = ++s->next_serial; /* a pending deadline is void */
+            kill_now(ctx, s, c, KILL_NOW);
+        }
+    }
+    sequence_next(ctx, s);
 }
 
 /* ---- the run-time API, supervisor side ---- */
@@ -1031,7 +1129,8 @@ run_deferred(tr_ctx *ctx, tr_sup *s)
 
 /* ---- the behaviour ---- */
 
-static void free_sup(tr_ctx *ctx, void *state);
+static void free_sup(tr_ctx *ctx, tr_sup *s);
+static void sup_ended(tr_exit_hook *h, tr_ctx *ctx);
 
 static int
 sup_init(tr_ctx *ctx, void *state, const void *arg)
@@ -1081,7 +1180,9 @@ sup_init(tr_ctx *ctx, void *state, const void *arg)
         }
         sys->roots[sys->nroots++] = s;
     } else {
-        ((child *)x->child)->sub = s;
+        /* Our supervisor runs our init: its record of us is ours to link. */
+        s->up = x->child;
+        s->up->sub = s;
     }
     tree_unlock(ctx);
 
@@ -1100,6 +1201,8 @@ sup_init(tr_ctx *ctx, void *state, const void *arg)
         }
     }
     if (s->strategy == TR_SIMPLE_ONE_FOR_ONE) {
+        s->ended.fn = sup_ended;
+        tr__actor_on_exit(ctx, &s->ended);
         return TR_OK; /* the template starts nothing */
     }
     for (uint32_t i = 0; i < s->n; i++) {
@@ -1135,6 +1238,9 @@ sup_init(tr_ctx *ctx, void *state, const void *arg)
             remove_child(ctx, s, c); /* ignored temporary children go */
         }
     }
+    /* From here on, however this incarnation ends, the hook cleans up. */
+    s->ended.fn = sup_ended;
+    tr__actor_on_exit(ctx, &s->ended);
     for (uint32_t i = 0; i < s->n; i++) {
         if (s->kids[i]->state == CHILD_RUNNING) {
             release_child(ctx, s->kids[i]);
@@ -1142,33 +1248,41 @@ sup_init(tr_ctx *ctx, void *state, const void *arg)
     }
     return TR_OK;
 fail:
-    free_sup(ctx, state);
+    free_sup(ctx, s);
+    *slot = NULL;
     return rc;
 }
 
+/*
+ * The incarnation ends without having ended its children (see the top
+ * comment): end the held ones, and kill the others without waiting; they
+ * keep this address as their parent, so their reports come here. After
+ * the workers are joined, shutdown's final pass ends them all instead.
+ */
 static void
-sup_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
+end_children_now(tr_ctx *ctx, tr_sup *s)
 {
-    tr_sup *s = *(tr_sup **)state;
-
-    (void)exit;
-    if (s == NULL) {
+    if (tr_load_acq(&ctx->sys->torn_down)) {
         return;
     }
-    /* Normally every child has ended by now. If not (the supervisor was
-     * killed, or shutdown ran out of time), end the held ones and cut the
-     * running ones loose: they end on their own, unsupervised. */
     for (uint32_t i = s->n; i-- > 0;) {
         child *c = s->kids[i];
         if (c->state == CHILD_HELD) {
             finish_child(ctx, c);
         } else if (c->state != CHILD_DOWN) {
-            tr_store_relaxed(&c->x->parent, 0);
-            tr_store_rel(&c->x->kill, 1);
-            (void)tr__actor_request_stop(ctx->sys, c->slot,
-                                         tr__id_gen(c->addr.id), 0);
+            (void)send_kill(ctx, c); /* out of memory: shutdown ends it */
         }
     }
+}
+
+/* The exit hook: runs once, when the incarnation ends, whichever way
+ * (after `stop` would have, before the report to our supervisor). */
+static void
+sup_ended(tr_exit_hook *h, tr_ctx *ctx)
+{
+    tr_sup *s = tr_container_of(h, tr_sup, ended);
+
+    end_children_now(ctx, s);
     while (s->deferred != NULL) {
         deferred *d = s->deferred;
         s->deferred = d->next;
@@ -1177,15 +1291,14 @@ sup_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
     }
     tr_reply_drop(s->admin_reply);
     s->admin_reply = NULL;
-    free_sup(ctx, state);
+    free_sup(ctx, s);
+    *(tr_sup **)tr__actor_state(ctx->actor) = NULL;
 }
 
 /* Unhook and free the bookkeeping (every child has ended or been let go). */
 static void
-free_sup(tr_ctx *ctx, void *state)
+free_sup(tr_ctx *ctx, tr_sup *s)
 {
-    tr_sup *s = *(tr_sup **)state;
-
     tree_lock(ctx);
     tr_system *sys = ctx->sys;
     for (uint32_t i = 0; i < sys->nroots; i++) {
@@ -1194,11 +1307,16 @@ free_sup(tr_ctx *ctx, void *state)
             break;
         }
     }
-    tr_ext *x = tr_load_acq(&ctx->actor->ext);
-    if (x != NULL && x->child != NULL && ((child *)x->child)->sub == s) {
-        ((child *)x->child)->sub = NULL;
+    /* Both links between a supervisor and its child supervisor's
+     * bookkeeping are cut here, under the tree lock, by whichever of the
+     * two is freed first. */
+    if (s->up != NULL && s->up->sub == s) {
+        s->up->sub = NULL;
     }
     for (uint32_t i = 0; i < s->n; i++) {
+        if (s->kids[i]->sub != NULL) {
+            s->kids[i]->sub->up = NULL;
+        }
         tr__free(s->kids[i], sizeof(child));
     }
     tr__free(s->kids, sizeof(child *) * s->cap);
@@ -1209,7 +1327,6 @@ free_sup(tr_ctx *ctx, void *state)
         tr__free(s->window, sizeof(uint64_t) * (s->max_restarts + 1));
     }
     tr__free(s, sizeof(*s));
-    *(tr_sup **)state = NULL;
 }
 
 static int
@@ -1229,7 +1346,8 @@ sup_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
         tr_ext *x = tr_load_acq(&ctx->actor->ext);
         bool stop_request = sig->ref == 0 && sig->code == TR_ESHUTDOWN;
         if ((!stop_request && sig->who.id != tr_load_relaxed(&x->parent)) ||
-            s->mode == SUP_TERMINATE || s->mode == SUP_GIVE_UP) {
+            s->mode == SUP_TERMINATE || s->mode == SUP_GIVE_UP ||
+            s->mode == SUP_KILL) {
             return TR_OK;
         }
         if (s->mode == SUP_ADMIN && s->admin_reply != NULL) {
@@ -1253,6 +1371,9 @@ sup_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
         on_deadline(ctx, s, serial);
         return TR_OK;
     }
+    case MSG_KILL:
+        start_kill(ctx, s);
+        return TR_OK;
     case MSG_RETRY:
         if (s->mode == SUP_IDLE) {
             restart_wanted(ctx, s);
@@ -1297,7 +1418,7 @@ const tr_behaviour tr_supervisor_behaviour = {
     .state_size = sizeof(tr_sup *),
     .init = sup_init,
     .handle = sup_handle,
-    .stop = sup_stop,
+    /* No `stop`: the exit hook does its work, and runs on a kill too. */
 };
 
 /* ---- the run-time API, caller side ---- */

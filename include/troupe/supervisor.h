@@ -8,6 +8,20 @@
  * the messages queued for it. The message whose handler failed is not
  * redelivered (it is counted as a dead letter). The old `stop` has returned
  * before the new `init` runs.
+ *
+ * Kills. A child is killed when its shutdown is TR_SHUTDOWN_BRUTAL, or
+ * when it has not stopped by its deadline. A killed worker ends at its
+ * next chance (when its current handler returns) without its `stop`. A
+ * killed supervisor takes its subtree with it: it kills each of its
+ * children the same way, all at once (a child supervisor in turn kills
+ * its own), ends them as they report, and then ends, reported as
+ * TR_EXIT_KILLED. So by the time its supervisor hears of its end (and a
+ * tr_sup_terminate_child answers, or a restart begins), every actor under
+ * it has ended: monitors have had their DOWNs, names are free, nothing is
+ * left without a parent. In OTP a killed supervisor's children die
+ * asynchronously; here a restarted supervisor never meets its old
+ * children. Only a handler that never returns holds a kill up: C cannot
+ * cancel it.
  */
 #ifndef TROUPE_SUPERVISOR_H
 #define TROUPE_SUPERVISOR_H
@@ -41,7 +55,7 @@ typedef enum tr_child_kind { TR_WORKER = 0, TR_SUPERVISOR } tr_child_kind;
 /** shutdown_ms values beside a plain number of milliseconds. */
 enum {
     TR_SHUTDOWN_DEFAULT = 0,   /* 5000 ms for workers, infinity otherwise */
-    TR_SHUTDOWN_BRUTAL = -1,   /* end without running `stop` */
+    TR_SHUTDOWN_BRUTAL = -1,   /* kill: end without `stop` (with its subtree) */
     TR_SHUTDOWN_INFINITY = -2, /* wait for `stop` however long it takes */
 };
 
@@ -148,7 +162,9 @@ TR_API int tr_sup_start_child(tr_ctx *ctx, tr_addr sup,
                               uint32_t timeout_ms, tr_addr *out);
 
 /** Stop a child (its shutdown rule applies) and keep its spec; TR_OK if it
- * was not running. For simple_one_for_one, `id` is the ordinal as text. */
+ * was not running. A child supervisor has stopped its whole subtree, or
+ * been killed with it, by the answer. For simple_one_for_one, `id` is the
+ * ordinal as text. */
 TR_API int tr_sup_terminate_child(tr_ctx *ctx, tr_addr sup, const char *id,
                                   uint32_t timeout_ms);
 

@@ -1,13 +1,16 @@
 /*
  * Supervision under fire. A tree with a sub-supervisor of each strategy
  * and a dynamic pool; threads crash, stop and ping random children by path,
- * another starts and terminates pool children, another takes snapshots.
- * Then shutdown comes while an actor keeps crashing children.
+ * another starts and terminates pool children, another takes snapshots,
+ * another kills a brutal sub-tree (a supervisor over workers and a nested
+ * supervisor) and starts it again. Then shutdown comes while an actor
+ * keeps crashing children.
  *
  * Checked: an actor's incarnations never overlap (each `init` finds the
  * previous `stop` returned: restarts are serialised), every started
  * incarnation is stopped exactly once by the end, nothing gives up (the
- * intensities are high), the tree is whole again once the traffic stops,
+ * intensities are high), a killed sub-tree has wholly ended by the time
+ * its kill is answered, the tree is whole again once the traffic stops,
  * and shutdown during restarts finishes in time with nothing left.
  *
  * Usage: supervisor_stress [operations per thread]
@@ -67,6 +70,11 @@ static const tr_behaviour worker = {.name = "stress_worker",
                                     .handle = w_handle,
                                     .stop = w_stop};
 
+/* In the sub-tree that is killed: a kill skips `stop`, so these keep no
+ * incarnation count. */
+static const tr_behaviour doomed_worker = {.name = "doomed_worker",
+                                           .handle = w_handle};
+
 #define W(label, how)                                                          \
     {                                                                          \
         .id = label, .behaviour = &worker, .restart = how, .shutdown_ms = 1000 \
@@ -99,19 +107,49 @@ static const tr_sup_spec pool = {.name = "pool",
         .kind = TR_SUPERVISOR                                                  \
     }
 
-static const tr_child_spec top_kids[4] = {SUB("all", all), SUB("rest", rest),
-                                          SUB("one", one), SUB("pool", pool)};
+#define D(label)                                                               \
+    {                                                                          \
+        .id = label, .behaviour = &doomed_worker, .restart = TR_PERMANENT      \
+    }
+
+static const tr_child_spec deep_kids[2] = {D("w0"), D("w1")};
+static const tr_sup_spec deep = {.name = "deep",
+                                 .strategy = TR_ONE_FOR_ALL,
+                                 .max_restarts = 1000000,
+                                 .period_ms = 1000,
+                                 .children = deep_kids,
+                                 .len = 2};
+static const tr_child_spec doomed_kids[WORKERS] = {D("w0"), D("w1"), D("w2"),
+                                                   SUB("w3", deep)};
+static const tr_sup_spec doomed = {.name = "doomed",
+                                   .strategy = TR_ONE_FOR_ONE,
+                                   .max_restarts = 1000000,
+                                   .period_ms = 1000,
+                                   .children = doomed_kids,
+                                   .len = WORKERS};
+
+static const tr_child_spec top_kids[5] = {
+    SUB("all", all),
+    SUB("rest", rest),
+    SUB("one", one),
+    SUB("pool", pool),
+    {.id = "doomed",
+     .behaviour = &tr_supervisor_behaviour,
+     .arg = &doomed,
+     .kind = TR_SUPERVISOR,
+     .shutdown_ms = TR_SHUTDOWN_BRUTAL}};
 static const tr_sup_spec top = {.name = "app",
                                 .strategy = TR_ONE_FOR_ONE,
                                 .max_restarts = 1000000,
                                 .period_ms = 1000,
                                 .children = top_kids,
-                                .len = 4};
+                                .len = 5};
 
 typedef struct shared {
     tr_system *sys;
     tr_atomic(bool) stop;
     tr_atomic(long) sent;
+    tr_atomic(long) kills;
 } shared;
 
 static uint64_t
@@ -127,14 +165,15 @@ static void *
 traffic(void *arg)
 {
     shared *sh = arg;
-    static const char *groups[3] = {"all", "rest", "one"};
+    static const char *groups[4] = {"all", "rest", "one", "doomed"};
     tr_ctx *ctx = tr_system_ctx(sh->sys);
     char path[64];
 
     for (long i = 0; i < ops && !tr_load_acq(&sh->stop); i++) {
         uint64_t h = mix((uint64_t)i * 131 + (uint64_t)(uintptr_t)&i);
-        snprintf(path, sizeof(path), "/app/%s/w%u", groups[h % 3],
-                 (unsigned)(h >> 8) % WORKERS);
+        snprintf(path, sizeof(path), "/app/%s/w%u%s", groups[h % 4],
+                 (unsigned)(h >> 8) % WORKERS,
+                 h % 4 == 3 && (h >> 8) % WORKERS == 3 ? "/w0" : "");
         tr_addr to;
         if (tr_whereis_path(sh->sys, path, &to) != TR_OK) {
             continue; /* restarting, or a temporary one gone */
@@ -179,6 +218,56 @@ pool_admin(void *arg)
     return NULL;
 }
 
+/* The doomed sub-tree's actors now (those running). */
+static size_t
+doomed_addrs(tr_system *sys, tr_addr *out)
+{
+    static const char *const paths[] = {
+        "/app/doomed",       "/app/doomed/w0", "/app/doomed/w1",
+        "/app/doomed/w2",    "/app/doomed/w3", "/app/doomed/w3/w0",
+        "/app/doomed/w3/w1",
+    };
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        if (tr_whereis_path(sys, paths[i], &out[n]) == TR_OK) {
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Kill the doomed sub-tree and start it again, over and over: by each
+ * kill's answer, every actor it had has ended. */
+static void *
+killer(void *arg)
+{
+    shared *sh = arg;
+    tr_ctx *ctx = tr_system_ctx(sh->sys);
+
+    for (long i = 0; i < ops / 100 && !tr_load_acq(&sh->stop); i++) {
+        tr_addr app, had[8];
+        tr_actor_stats st;
+        if (tr_whereis_path(sh->sys, "/app", &app) != TR_OK) {
+            tr_faa_relaxed(&errors, 1);
+            break;
+        }
+        size_t n = doomed_addrs(sh->sys, had);
+        if (tr_sup_terminate_child(ctx, app, "doomed", 10000) != TR_OK) {
+            tr_faa_relaxed(&errors, 1);
+        }
+        for (size_t j = 0; j < n; j++) {
+            if (tr_actor_stats_get(sh->sys, had[j], &st) != TR_ENOACTOR) {
+                tr_faa_relaxed(&errors, 1);
+            }
+        }
+        tr_faa_relaxed(&sh->kills, 1);
+        if (tr_sup_restart_child(ctx, app, "doomed", 10000, NULL) != TR_OK) {
+            tr_faa_relaxed(&errors, 1);
+        }
+    }
+    return NULL;
+}
+
 static void *
 watcher(void *arg)
 {
@@ -203,12 +292,13 @@ run_threads(shared *sh, pthread_t *th)
         assert_int_equal(pthread_create(&th[i], NULL, traffic, sh), 0);
     }
     assert_int_equal(pthread_create(&th[THREADS], NULL, pool_admin, sh), 0);
-    assert_int_equal(pthread_create(&th[THREADS + 1], NULL, watcher, sh), 0);
-    for (int i = 0; i <= THREADS; i++) {
+    assert_int_equal(pthread_create(&th[THREADS + 1], NULL, killer, sh), 0);
+    assert_int_equal(pthread_create(&th[THREADS + 2], NULL, watcher, sh), 0);
+    for (int i = 0; i <= THREADS + 1; i++) {
         assert_int_equal(pthread_join(th[i], NULL), 0);
     }
     tr_store_rel(&sh->stop, true);
-    assert_int_equal(pthread_join(th[THREADS + 1], NULL), 0);
+    assert_int_equal(pthread_join(th[THREADS + 2], NULL), 0);
 }
 
 typedef struct whole_arg {
@@ -220,9 +310,10 @@ typedef struct whole_arg {
 static bool
 tree_whole(void *arg)
 {
-    static const char *const paths[] = {"/app/all/w0",  "/app/all/w2",
-                                        "/app/rest/w0", "/app/rest/w2",
-                                        "/app/one/w0",  "/app/one/w2"};
+    static const char *const paths[] = {
+        "/app/all/w0", "/app/all/w2", "/app/rest/w0",   "/app/rest/w2",
+        "/app/one/w0", "/app/one/w2", "/app/doomed/w0", "/app/doomed/w3/w1",
+    };
     tr_addr a;
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         if (tr_whereis_path(((whole_arg *)arg)->sys, paths[i], &a) != TR_OK) {
@@ -276,7 +367,7 @@ test_supervisor_stress(void **state)
     cfg.on_failure = NULL;
     tr_system *sys = tr_test_system_cfg(&cfg);
     shared sh = {.sys = sys};
-    pthread_t th[THREADS + 2];
+    pthread_t th[THREADS + 3];
 
     assert_int_equal(tr_sup_start(tr_system_ctx(sys), &top, NULL), TR_OK);
     /* Phase 1: traffic, then quiet: the tree heals. */
@@ -292,13 +383,14 @@ test_supervisor_stress(void **state)
     assert_int_equal(tr_send(tr_system_ctx(sys), ch, 0, NULL, 0), TR_OK);
     assert_true(tr_test_wait_until(chaos_flows, NULL, 10000));
     assert_int_equal(tr_system_shutdown(sys, 10000), TR_OK);
-    print_message("sent %ld, chaos crashes %ld, incarnations %ld\n",
+    print_message("sent %ld, chaos crashes %ld, incarnations %ld, kills %ld\n",
                   tr_load_relaxed(&sh.sent), tr_load_relaxed(&chaos_crashes),
-                  tr_load_relaxed(&started));
+                  tr_load_relaxed(&started), tr_load_relaxed(&sh.kills));
     assert_int_equal(tr_load_relaxed(&overlaps), 0);
     assert_int_equal(tr_load_relaxed(&errors), 0);
     assert_int_equal(tr_load_relaxed(&started), tr_load_relaxed(&stopped));
     assert_true(tr_load_relaxed(&started) > 16);
+    assert_true(tr_load_relaxed(&sh.kills) > 0);
     assert_int_equal(final.live_actors, 0);
 }
 

@@ -2,7 +2,8 @@
  * Supervisors: start and stop order, each strategy with each restart type
  * and way of ending, intensity and its sliding window (on a manual clock),
  * escalation, start failure and ignore, shutdown deadlines and kills,
- * dynamic children and the run-time API's errors, backoff, the snapshot.
+ * killing a supervisor with its subtree, reports left unread, dynamic
+ * children and the run-time API's errors, backoff, the snapshot.
  *
  * Children journal what happens to them (init, stop with its reason, each
  * message) into one mailbox; tests read the journal in order with
@@ -11,9 +12,12 @@
  */
 #include "support/tr_test.h"
 
+#include "actors/actor.h"
+#include "actors/ext.h"
+
 #include <time.h>
 
-enum { EV_INIT = 1, EV_STOP = 2, EV_MSG = 3 };
+enum { EV_INIT = 1, EV_STOP = 2, EV_MSG = 3, EV_DOWN = 4 };
 enum { MSG_CRASH = 1, MSG_QUIT = 2, MSG_PING = 3, MSG_SLEEP = 4 };
 
 typedef struct event {
@@ -27,6 +31,7 @@ typedef struct event {
 typedef struct wcfg {
     const char *id;
     tr_atomic(int) init_rc; /* what init returns (TR_OK, TR_IGNORE...) */
+    tr_atomic(int) stop_ms; /* how long its `stop` takes */
 } wcfg;
 
 typedef struct wstate {
@@ -56,6 +61,14 @@ w_init(tr_ctx *ctx, void *state, const void *arg)
     return rc;
 }
 
+static void
+sleep_ms(int ms)
+{
+    nanosleep(&(struct timespec){.tv_sec = ms / 1000,
+                                 .tv_nsec = (ms % 1000) * 1000000L},
+              NULL);
+}
+
 static int
 w_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
 {
@@ -70,7 +83,7 @@ w_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
         int ms;
         memcpy(&ms, msg->data, sizeof(ms));
         note(EV_MSG, w->cfg->id, ++w->handled, tr_self(ctx).id);
-        nanosleep(&(struct timespec){.tv_nsec = ms * 1000000L}, NULL);
+        sleep_ms(ms);
         return TR_OK;
     }
     default:
@@ -83,6 +96,10 @@ static void
 w_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
 {
     wstate *w = state;
+    int ms = tr_load_relaxed(&((wcfg *)w->cfg)->stop_ms);
+    if (ms > 0) {
+        sleep_ms(ms); /* a slow stop: the work it stands for takes time */
+    }
     note(EV_STOP, w->cfg->id, exit->kind, tr_self(ctx).id);
 }
 
@@ -145,6 +162,7 @@ start(bool manual_clock)
     wcfg *all[] = {&cfg_a, &cfg_b, &cfg_c, &cfg_d};
     for (size_t i = 0; i < 4; i++) {
         tr_store_relaxed(&all[i]->init_rc, TR_OK);
+        tr_store_relaxed(&all[i]->stop_ms, 0);
     }
 }
 
@@ -948,6 +966,525 @@ test_sup_restart_ends_the_old_channel_subscriptions(void **state)
     tr_broadcast_tx_destroy(feed);
 }
 
+/* ---- killing a supervisor ---- */
+
+/*
+ * The subtree the next tests kill: `mid`, a supervisor over the workers a
+ * and b and the supervisor `inner`, itself over the workers c and d.
+ */
+static tr_child_spec inner_kids[2];
+static tr_sup_spec inner_spec;
+static tr_child_spec mid_kids[3];
+static tr_sup_spec mid_spec;
+
+static tr_child_spec
+sup_kid(const char *id, const tr_sup_spec *spec)
+{
+    return (tr_child_spec){.id = id,
+                           .behaviour = &tr_supervisor_behaviour,
+                           .arg = spec,
+                           .kind = TR_SUPERVISOR};
+}
+
+/* `mid` as a child spec, with its shutdown rule. */
+static tr_child_spec
+mid_subtree(int shutdown_ms)
+{
+    inner_kids[0] = kid(&cfg_c, TR_PERMANENT);
+    inner_kids[1] = kid(&cfg_d, TR_PERMANENT);
+    inner_spec = (tr_sup_spec){.name = "inner",
+                               .strategy = TR_ONE_FOR_ONE,
+                               .max_restarts = 100,
+                               .period_ms = 1000,
+                               .children = inner_kids,
+                               .len = 2};
+    mid_kids[0] = kid(&cfg_a, TR_PERMANENT);
+    mid_kids[1] = kid(&cfg_b, TR_PERMANENT);
+    mid_kids[2] = sup_kid("inner", &inner_spec);
+    mid_spec = (tr_sup_spec){.name = "mid",
+                             .strategy = TR_ONE_FOR_ONE,
+                             .max_restarts = 100,
+                             .period_ms = 1000,
+                             .children = mid_kids,
+                             .len = 3};
+    tr_child_spec m = sup_kid("mid", &mid_spec);
+    m.shutdown_ms = shutdown_ms;
+    return m;
+}
+
+enum { SUBTREE = 6 }; /* mid, a, b, inner, c, d */
+
+/* Every actor of `mid`'s subtree, in start order (mid first); the four
+ * workers' inits are the next events. */
+static void
+subtree_addrs(tr_addr top, tr_addr out[SUBTREE])
+{
+    out[0] = addr_of(top, "mid");
+    out[1] = (tr_addr){.id = expect(EV_INIT, "a", TR_OK).addr};
+    out[2] = (tr_addr){.id = expect(EV_INIT, "b", TR_OK).addr};
+    assert_int_equal(tr_whereis_path(fx.sys, "/top/mid/inner", &out[3]), TR_OK);
+    out[4] = (tr_addr){.id = expect(EV_INIT, "c", TR_OK).addr};
+    out[5] = (tr_addr){.id = expect(EV_INIT, "d", TR_OK).addr};
+}
+
+/* A watcher: monitors the addresses it is given and journals each DOWN. */
+typedef struct watch_list {
+    const tr_addr *who;
+    size_t n;
+} watch_list;
+
+static int
+watcher_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    const watch_list *l = arg;
+    (void)state;
+    for (size_t i = 0; i < l->n; i++) {
+        uint64_t ref;
+        int rc = tr_monitor(ctx, l->who[i], &ref);
+        if (rc != TR_OK) {
+            return rc;
+        }
+    }
+    return TR_OK;
+}
+
+static int
+watcher_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    if (msg->type == TR_MSG_DOWN) {
+        const tr_signal *sig = msg->data;
+        note(EV_DOWN, "down", sig->kind, sig->who.id);
+    }
+    return TR_OK;
+}
+
+static const tr_behaviour watcher = {
+    .name = "watcher", .init = watcher_init, .handle = watcher_handle};
+
+static void
+watch(const tr_addr *who, size_t n)
+{
+    watch_list l = {who, n};
+    assert_int_equal(tr_spawn(fx.ctx, &watcher, &l, NULL, NULL), TR_OK);
+}
+
+/*
+ * Read events until one DOWN has come for each of `who[n]`, and put each
+ * one's exit kind in `kinds`. Stops are allowed only of the children named
+ * in `may_stop` (a string of ids); anything else fails the test.
+ */
+static void
+expect_downs(const tr_addr *who, size_t n, int *kinds, const char *may_stop)
+{
+    size_t got = 0;
+    for (size_t i = 0; i < n; i++) {
+        kinds[i] = -1;
+    }
+    while (got < n) {
+        event e = next_event();
+        if (e.what == EV_STOP && strchr(may_stop, e.id[0]) != NULL) {
+            continue;
+        }
+        if (e.what != EV_DOWN) {
+            fail_msg("unexpected event %d of '%s' (kind %d)", e.what, e.id,
+                     e.kind);
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (who[i].id == e.addr && kinds[i] == -1) {
+                kinds[i] = e.kind;
+                got++;
+                break;
+            }
+        }
+    }
+}
+
+static void
+assert_all_ended(const tr_addr *who, size_t n)
+{
+    tr_actor_stats st;
+    for (size_t i = 0; i < n; i++) {
+        int rc = tr_actor_stats_get(fx.sys, who[i], &st);
+        if (rc != TR_ENOACTOR) {
+            fail_msg("actor %zu of the subtree is still there (%s)", i,
+                     tr_errname(rc));
+        }
+    }
+}
+
+static void
+assert_live(uint64_t n)
+{
+    tr_system_stats st;
+    assert_int_equal(tr_system_stats_get(fx.sys, &st), TR_OK);
+    if (st.live_actors != n) {
+        fail_msg("%llu actors live, want %llu",
+                 (unsigned long long)st.live_actors, (unsigned long long)n);
+    }
+}
+
+/* Shut the system down within `ms` (asserting it), and start a fresh one
+ * for the teardown. */
+static void
+shutdown_within(unsigned ms)
+{
+    assert_int_equal(tr_system_shutdown(fx.sys, ms), TR_OK);
+    drain_journal();
+    tr_mailbox_destroy(journal);
+    start(false);
+}
+
+static void
+test_sup_brutal_kill_of_a_supervisor_ends_its_subtree(void **state)
+{
+    (void)state;
+    tr_child_spec kids[1] = {mid_subtree(TR_SHUTDOWN_BRUTAL)};
+    tr_addr top = start_sup(TR_ONE_FOR_ONE, kids, 1, 5, 1000);
+    tr_addr sub[SUBTREE];
+    int kinds[SUBTREE];
+
+    subtree_addrs(top, sub);
+    watch(sub, SUBTREE);
+    assert_int_equal(tr_sup_terminate_child(fx.ctx, top, "mid", 5000), TR_OK);
+    /* By the answer, the whole subtree has ended, none of it by `stop`. */
+    assert_all_ended(sub, SUBTREE);
+    assert_live(2); /* top and the watcher */
+    expect_downs(sub, SUBTREE, kinds, "");
+    for (int i = 0; i < SUBTREE; i++) {
+        assert_int_equal(kinds[i], TR_EXIT_KILLED);
+    }
+    expect_quiet(20);
+    /* Started again, it is a whole new subtree. */
+    assert_int_equal(tr_sup_restart_child(fx.ctx, top, "mid", 5000, NULL),
+                     TR_OK);
+    tr_addr again[SUBTREE];
+    subtree_addrs(top, again);
+    assert_live(2 + SUBTREE);
+    shutdown_within(1000);
+}
+
+static void
+test_sup_supervisor_past_its_deadline_is_killed_with_its_subtree(void **state)
+{
+    (void)state;
+    tr_child_spec kids[1] = {mid_subtree(100)};
+    tr_addr top = start_sup(TR_ONE_FOR_ONE, kids, 1, 5, 1000);
+    tr_addr sub[SUBTREE];
+    int kinds[SUBTREE];
+    int ms = 400;
+
+    subtree_addrs(top, sub);
+    watch(sub, SUBTREE);
+    /* c is busy past mid's 100 ms: inner waits for it, mid for inner. */
+    assert_int_equal(tr_send(fx.ctx, sub[4], MSG_SLEEP, &ms, sizeof(ms)),
+                     TR_OK);
+    expect(EV_MSG, "c", 1);
+    assert_int_equal(tr_sup_terminate_child(fx.ctx, top, "mid", 5000), TR_OK);
+    assert_all_ended(sub, SUBTREE);
+    assert_live(2);
+    /* d stopped when asked (unless the kill overtook it); the rest were
+     * killed: mid at its deadline, and with it everything under it. */
+    expect_downs(sub, SUBTREE, kinds, "d");
+    for (int i = 0; i < SUBTREE; i++) {
+        if (i != 5) {
+            assert_int_equal(kinds[i], TR_EXIT_KILLED);
+        }
+    }
+    expect_quiet(20);
+    char out[2048];
+    size_t len;
+    assert_int_equal(
+        tr_inspect_snapshot(fx.sys, TR_INSPECT_TEXT, out, sizeof(out), &len),
+        TR_OK);
+    assert_non_null(strstr(out, "killed: did not stop within 100 ms"));
+    shutdown_within(1000);
+}
+
+/*
+ * OTP's orphaned-grandchild race (2021): the tree is shut down, and a
+ * child supervisor still stopping its own slow children is killed at its
+ * deadline, at any point of its sequence. Nothing may be left running for
+ * shutdown to wait on.
+ */
+static void
+test_sup_shutdown_kills_a_late_supervisor_leaving_no_orphans(void **state)
+{
+    (void)state;
+    wcfg *all[] = {&cfg_a, &cfg_b, &cfg_c, &cfg_d};
+    int kills = 0; /* rounds where the deadline came first */
+
+    for (int round = 0; round < 60; round++) {
+        tr_child_spec kids[2] = {kid(&cfg_a, TR_PERMANENT),
+                                 mid_subtree(1 + round % 4)};
+        kids[0].id = "first"; /* a's cfg, its own id */
+        for (int i = 0; i < 4; i++) {
+            tr_store_relaxed(&all[i]->stop_ms, (round * (i + 3)) % 4);
+        }
+        (void)start_sup(TR_ONE_FOR_ONE, kids, 2, 5, 1000);
+        for (int i = 0; i < 5; i++) {
+            (void)next_event(); /* the inits */
+        }
+        int rc = tr_system_shutdown(fx.sys, 3000);
+        if (rc != TR_OK) {
+            fail_msg("round %d: shutdown returned %s", round, tr_errname(rc));
+        }
+        /* A killed worker's `stop` does not run: fewer than five stops. */
+        int stops = 0;
+        event e;
+        size_t len;
+        while (tr_mailbox_recv_wait(journal, &e, sizeof(e), &len, 0) == TR_OK) {
+            stops += e.what == EV_STOP;
+        }
+        kills += stops < 5;
+        tr_mailbox_destroy(journal);
+        start(false);
+    }
+    print_message("mid was killed in %d of 60 rounds\n", kills);
+    assert_true(kills > 0);
+}
+
+/*
+ * A report its parent never reads: the parent ends with the report of a
+ * child that failed still queued. The report holds the child's run-right,
+ * so the parent's end must end the child (DOWN, name, slot), not leave it
+ * to shutdown. A plain actor stands in for the supervisor, so that the
+ * test can hold it busy while the report arrives.
+ */
+static tr_atomic(int) gate; /* 1: the parent may end */
+
+static int
+gate_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)state;
+    (void)msg;
+    note(EV_MSG, "gate", 1, tr_self(ctx).id);
+    for (int i = 0; i < 5000 && tr_load_acq(&gate) == 0; i++) {
+        sleep_ms(1);
+    }
+    return tr_stop(ctx);
+}
+
+static const tr_behaviour gate_behaviour = {.name = "gate",
+                                            .handle = gate_handle};
+
+static void
+adopt(tr_ext *x, void *arg)
+{
+    tr_store_relaxed(&x->parent, *(const uint64_t *)arg);
+    x->child = arg; /* any record: only its identity is used */
+    tr_store_relaxed(&x->held, 0);
+    tr_store_relaxed(&x->kill, 0);
+}
+
+typedef struct lane_arg {
+    tr_actor *slot;
+} lane_arg;
+
+static bool
+lane_busy(void *arg)
+{
+    return !tr__lifo_is_empty(&((lane_arg *)arg)->slot->ctl);
+}
+
+static void
+test_sup_report_queued_at_an_ending_parent_ends_the_child(void **state)
+{
+    (void)state;
+    tr_addr parent, child, found;
+    tr_actor *slot;
+    int kinds[1];
+
+    tr_store_relaxed(&gate, 0);
+    assert_int_equal(tr_spawn(fx.ctx, &gate_behaviour, NULL, NULL, &parent),
+                     TR_OK);
+    assert_int_equal(tr__spawn_held(fx.ctx, &worker, &cfg_a, 0, adopt,
+                                    &parent.id, &child, &slot),
+                     TR_OK);
+    tr__actor_release(fx.sys, slot);
+    expect(EV_INIT, "a", TR_OK);
+    assert_int_equal(tr_register(fx.ctx, "adopted", child), TR_OK);
+    watch(&child, 1);
+
+    send(parent, MSG_PING); /* the parent is busy until the gate opens */
+    expect(EV_MSG, "gate", 1);
+    send(child, MSG_CRASH); /* its report waits in the parent's lane */
+    expect(EV_STOP, "a", TR_EXIT_FAILED);
+    lane_arg l = {tr__table_slot(fx.sys->table, parent.id)};
+    assert_true(tr_test_wait_until(lane_busy, &l, 5000));
+    tr_store_rel(&gate, 1);
+
+    assert_true(tr_test_wait_stopped(fx.sys, parent, 5000));
+    assert_true(tr_test_wait_stopped(fx.sys, child, 5000));
+    expect_downs(&child, 1, kinds, "");
+    assert_int_equal(kinds[0], TR_EXIT_FAILED);
+    assert_int_equal(tr_whereis(fx.sys, "adopted", &found), TR_ENOTFOUND);
+    assert_live(1); /* the watcher */
+}
+
+/* Children that crash without pause (no journal: they are many). */
+static int
+crasher_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    return msg->type == MSG_CRASH ? TR_EINVAL : TR_OK;
+}
+
+static const tr_behaviour crasher = {.name = "crasher",
+                                     .handle = crasher_handle};
+
+/* A child crashes at the moment its supervisor is killed: its report is
+ * in flight, or queued behind the kill. Either way it ends with the
+ * rest. */
+static void
+test_sup_children_crashing_as_their_supervisor_is_killed_all_end(void **state)
+{
+    (void)state;
+    enum { KIDS = 4, CRASHES = 40, ROUNDS = 20 };
+    static const tr_child_spec tmpl = {
+        .id = "crasher", .behaviour = &crasher, .restart = TR_PERMANENT};
+    static const tr_sup_spec pool = {.name = "pool",
+                                     .strategy = TR_SIMPLE_ONE_FOR_ONE,
+                                     .max_restarts = 1000000,
+                                     .period_ms = 1000,
+                                     .children = &tmpl,
+                                     .len = 1};
+    tr_child_spec kids[1] = {sup_kid("pool", &pool)};
+    kids[0].shutdown_ms = TR_SHUTDOWN_BRUTAL;
+    tr_addr top = start_sup(TR_ONE_FOR_ONE, kids, 1, 1000, 1000);
+
+    for (int round = 0; round < ROUNDS; round++) {
+        tr_addr p = addr_of(top, "pool");
+        tr_addr w[KIDS];
+        for (int i = 0; i < KIDS; i++) {
+            assert_int_equal(
+                tr_sup_start_child(fx.ctx, p, NULL, NULL, 5000, &w[i]), TR_OK);
+        }
+        for (int n = 0; n < CRASHES; n++) {
+            for (int i = 0; i < KIDS; i++) {
+                send(w[i], MSG_CRASH);
+            }
+        }
+        assert_int_equal(tr_sup_terminate_child(fx.ctx, top, "pool", 5000),
+                         TR_OK);
+        assert_all_ended(w, KIDS);
+        assert_live(1);
+        assert_int_equal(tr_sup_restart_child(fx.ctx, top, "pool", 5000, NULL),
+                         TR_OK);
+    }
+    shutdown_within(1000);
+}
+
+/*
+ * A one_for_all round whose restart fails stops the children it had
+ * restarted, a supervisor among them, on the spot: that supervisor's new
+ * child is killed without waiting, and its report waits in the held
+ * supervisor's lane. When the tree then stops, the report ends it.
+ */
+static void
+test_sup_failed_round_kills_a_restarted_supervisors_children(void **state)
+{
+    (void)state;
+    static tr_child_spec s_kids[1];
+    s_kids[0] = kid(&cfg_a, TR_PERMANENT);
+    static tr_sup_spec s_spec = {.name = "s",
+                                 .strategy = TR_ONE_FOR_ONE,
+                                 .max_restarts = 5,
+                                 .period_ms = 1000,
+                                 .children = s_kids,
+                                 .len = 1};
+    tr_child_spec kids[2] = {sup_kid("s", &s_spec), kid(&cfg_b, TR_PERMANENT)};
+    /* b's restarts wait (the manual clock never gets there). */
+    kids[1].backoff = (tr_backoff){.min_ms = 1000, .max_ms = 1000};
+    tr_addr top = start_sup(TR_ONE_FOR_ALL, kids, 2, 5, 1000);
+    int kinds[1];
+
+    expect(EV_INIT, "a", TR_OK);
+    tr_addr b = {.id = expect(EV_INIT, "b", TR_OK).addr};
+    tr_store_relaxed(&cfg_b.init_rc, TR_ENOMEM);
+    send(b, MSG_CRASH);
+    expect(EV_STOP, "b", TR_EXIT_FAILED);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+    tr_addr a = {.id = expect(EV_INIT, "a", TR_OK).addr}; /* s restarted */
+    expect(EV_INIT, "b", TR_ENOMEM); /* so s is stopped again, at once */
+    watch(&a, 1);
+    lane_arg l = {tr__table_slot(fx.sys->table, addr_of(top, "s").id)};
+    assert_true(tr_test_wait_until(lane_busy, &l, 5000));
+
+    assert_int_equal(tr_actor_stop(fx.ctx, top), TR_OK);
+    assert_true(tr_test_wait_stopped(fx.sys, top, 5000));
+    assert_all_ended(&a, 1);
+    expect_downs(&a, 1, kinds, "");
+    assert_int_equal(kinds[0], TR_EXIT_KILLED);
+    expect_quiet(20);
+    assert_live(1); /* the watcher */
+}
+
+/*
+ * A one_for_all round kills a brutal child supervisor and restarts it:
+ * the new subtree starts only once the old one has ended, so a name the
+ * old one held is free again (in OTP, a killed supervisor's children die
+ * asynchronously, and such a restart can meet them).
+ */
+static int
+named_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    const wcfg *c = arg;
+    int rc = tr_register(ctx, c->id, tr_self(ctx));
+    if (rc != TR_OK) {
+        note(EV_INIT, c->id, rc, tr_self(ctx).id);
+        return rc;
+    }
+    return w_init(ctx, state, arg);
+}
+
+static const tr_behaviour named_worker = {
+    .name = "named_worker",
+    .state_size = sizeof(wstate),
+    .init = named_init,
+    .handle = w_handle,
+    .stop = w_stop,
+};
+
+static void
+test_sup_killed_supervisor_restarts_after_its_subtree_ended(void **state)
+{
+    (void)state;
+    tr_child_spec kids[2] = {mid_subtree(TR_SHUTDOWN_BRUTAL),
+                             kid(&cfg_b, TR_PERMANENT)};
+    kids[1].id = "x";
+    inner_kids[0].behaviour = &named_worker;
+    inner_kids[1].behaviour = &named_worker;
+    /* mid's own b would share cfg_b with x: give mid only a and inner. */
+    mid_kids[1] = mid_kids[2];
+    mid_spec.len = 2;
+    tr_addr top = start_sup(TR_ONE_FOR_ALL, kids, 2, 5, 1000);
+
+    expect(EV_INIT, "a", TR_OK);
+    expect(EV_INIT, "c", TR_OK);
+    expect(EV_INIT, "d", TR_OK);
+    tr_addr x = {.id = expect(EV_INIT, "b", TR_OK).addr};
+    send(x, MSG_CRASH);
+    expect(EV_STOP, "b", TR_EXIT_FAILED);
+    /* mid is killed with its subtree (no stops), then all start again:
+     * c and d register their names again, and can. */
+    expect(EV_INIT, "a", TR_OK);
+    expect(EV_INIT, "c", TR_OK);
+    expect(EV_INIT, "d", TR_OK);
+    expect(EV_INIT, "b", TR_OK);
+    expect_quiet(20);
+    tr_child_info info[2];
+    size_t n;
+    assert_int_equal(tr_sup_which_children(fx.ctx, top, info, 2, &n, 5000),
+                     TR_OK);
+    assert_int_equal(info[0].restarts, 1);
+    assert_true(info[0].running);
+    assert_live(7); /* top, mid, a, inner, c, d and x */
+    shutdown_within(1000);
+}
+
 int
 main(void)
 {
@@ -974,6 +1511,13 @@ main(void)
         M(test_sup_backoff_jitter_stays_within_its_percentage),
         T(test_sup_failing_restarts_are_retried_until_intensity),
         T(test_sup_restart_ends_the_old_channel_subscriptions),
+        T(test_sup_brutal_kill_of_a_supervisor_ends_its_subtree),
+        T(test_sup_supervisor_past_its_deadline_is_killed_with_its_subtree),
+        T(test_sup_shutdown_kills_a_late_supervisor_leaving_no_orphans),
+        T(test_sup_report_queued_at_an_ending_parent_ends_the_child),
+        T(test_sup_children_crashing_as_their_supervisor_is_killed_all_end),
+        T(test_sup_killed_supervisor_restarts_after_its_subtree_ended),
+        M(test_sup_failed_round_kills_a_restarted_supervisors_children),
     };
 #undef T
 #undef M

@@ -24,6 +24,19 @@ extern "C" {
 #endif
 
 /**
+ * A timeout, in milliseconds, as every call that can wait or that arms a
+ * deadline takes it: TR_NOWAIT (0) does not wait, TR_FOREVER (any negative
+ * value) waits without limit, and a positive value waits at most that
+ * long (saturating: a value near INT64_MAX is as good as forever).
+ */
+typedef int64_t tr_timeout;
+
+/** Do not wait: try once. */
+#define TR_NOWAIT ((tr_timeout)0)
+/** Wait without limit. */
+#define TR_FOREVER ((tr_timeout)-1)
+
+/**
  * The address of an actor: a small value, never a pointer, that can be
  * copied into message payloads. Two 64-bit words:
  *

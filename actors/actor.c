@@ -39,6 +39,7 @@
 
 #include <troupe/error.h>
 
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -73,9 +74,26 @@ tr__actor_count_dead(tr_ctx *ctx, uint64_t to, uint32_t type,
     }
 }
 
+static void drain_dead(tr_ctx *ctx, tr_actor *a, tr_dead_reason why);
+
+/*
+ * The caller took `a`'s run-right (its push found the mailbox idle): run
+ * it. A slot whose incarnation has ended is never run: a late message (its
+ * sender read the generation just before the end, and pushed after the
+ * end's drain) is dropped here, on the sender's thread, as a dead letter,
+ * and a call it carried ends with TR_ECLOSED, instead of waiting in the
+ * free slot for an incarnation that may never come.
+ */
 static void
 schedule(tr_system *sys, tr_actor *a)
 {
+    /* seq_cst: the ender's generation store precedes its idle mark, which
+     * our take of the right read; a later incarnation is scheduled (its
+     * runner drops what is stale). */
+    if (tr_unlikely(!tr__gen_live(tr_load_seqcst(&a->gen)))) {
+        drain_dead(&sys->thread_ctx, a, TR_DEAD_STOPPED);
+        return;
+    }
     tr__sched_submit(sys->sched, &a->task);
 }
 
@@ -492,21 +510,40 @@ take_user(tr_system *sys, tr_actor *a)
     return tr__env_of_node(node);
 }
 
+/*
+ * Empty a slot whose run-right the caller holds and give the right up: the
+ * slot ends idle and holding no message. A push still landing (its
+ * exchange done, its link not yet) is waited for and dropped too; a push
+ * after the idle mark takes the right itself and comes back here through
+ * schedule().
+ */
+static void
+drain_dead(tr_ctx *ctx, tr_actor *a, tr_dead_reason why)
+{
+    for (;;) {
+        tr_envelope *env;
+        tr_mnode *done;
+
+        destroy_ctl(ctx, tr__lifo_take_fifo(&a->ctl));
+        while ((env = take_user(ctx->sys, a)) != NULL) {
+            drop_user(ctx, env, a, why);
+        }
+        if (!tr__mpsc_mark_idle(&a->mbox, &a->mbox_out, &done)) {
+            continue; /* a push began: pop it once it has landed */
+        }
+        release(done);
+        /* A control push that raced the mark: take the right back unless
+         * its pusher did (it then drains, through schedule). */
+        if (tr__lifo_is_empty(&a->ctl) || !tr__mpsc_take_idle(&a->mbox)) {
+            return;
+        }
+    }
+}
+
 void
 tr__actor_drain(tr_ctx *ctx, tr_actor *a, tr_dead_reason why)
 {
-    tr_envelope *env;
-    tr_mnode *done;
-
-    destroy_ctl(ctx, tr__lifo_take_fifo(&a->ctl));
-    while ((env = take_user(ctx->sys, a)) != NULL) {
-        drop_user(ctx, env, a, why);
-    }
-    /* Leave the slot holding no message, unless a late push is landing:
-     * the next incarnation (or shutdown) frees that one. */
-    if (tr__mpsc_release(&a->mbox, &a->mbox_out, &done)) {
-        release(done);
-    }
+    drain_dead(ctx, a, why);
 }
 
 /* After `stop`, which may still use (or cancel) what the hooks guard. */
@@ -1173,6 +1210,12 @@ spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
             return TR_ENOMEM;
         }
         prepare(x, prepare_arg);
+    }
+    /* The run-right of the free (idle) slot. A late push to its previous
+     * incarnation may hold it for the moment it takes to drop that
+     * message (schedule): wait that out. */
+    while (!tr__mpsc_take_idle(&a->mbox)) {
+        sched_yield();
     }
     a->behaviour = behaviour;
     a->table = NULL;

@@ -697,22 +697,19 @@ run_ctl(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
         const tr_exit exit = {TR_EXIT_SHUTDOWN, TR_OK, "shutdown"};
         const tr_exit request = {TR_EXIT_SHUTDOWN, TR_ESHUTDOWN, "shutdown"};
         tr_ext *x = tr_load_acq(&ctx->actor->ext);
-        uint64_t from = env->from;
-        tr_envelope *sig = NULL;
-        tr__env_destroy(env);
         /* A trapping actor hears the request as an EXIT message, unless
-         * its supervisor has asked for a kill. */
+         * its supervisor has asked for a kill. The request has room for
+         * the signal (tr__actor_request_stop): hearing it needs no memory. */
         if (x != NULL && tr_load_acq(&x->kill) == 0 &&
-            traps_exits(ctx->actor) &&
-            (sig = tr__env_create(sizeof(tr_signal))) != NULL) {
-            sig->type = TR_MSG_EXIT;
-            sig->from = from;
-            sig->gen = ctx->gen;
-            tr__signal_fill(tr__env_data(sig), from, 0, &request);
-            over = dispatch(ctx, state, sig, handled);
-            tr__env_destroy(sig);
+            traps_exits(ctx->actor)) {
+            env->kind = TR_MSG_PLAIN;
+            env->type = TR_MSG_EXIT;
+            tr__signal_fill(tr__env_data(env), env->from, 0, &request);
+            over = dispatch(ctx, state, env, handled);
+            tr__env_destroy(env);
             return over;
         }
+        tr__env_destroy(env);
         tr__actor_end(ctx, &exit);
         return true;
     }
@@ -1081,7 +1078,8 @@ tr_stop(tr_ctx *ctx)
 int
 tr__actor_request_stop(tr_system *sys, tr_actor *a, uint32_t gen, uint64_t from)
 {
-    tr_envelope *env = tr__env_create(0);
+    /* With room for the EXIT a trapping actor hears instead (run_ctl). */
+    tr_envelope *env = tr__signal_create();
 
     if (env == NULL) {
         return TR_ENOMEM;

@@ -32,6 +32,7 @@
 #include "common/tr_alloc.h"
 #include "common/tr_assert.h"
 #include "common/tr_park.h"
+#include "scheduler/timer.h"
 
 #include <troupe/error.h>
 
@@ -117,26 +118,58 @@ resolve(tr_ctx *ctx, tr_addr to, uint32_t type)
     return a;
 }
 
-/* Wait (plain threads only) until `a` may have room, or shutdown. */
+/*
+ * A plain thread waits until `a` has room (TR_OK: admitted), shutdown
+ * begins (TR_ESHUTDOWN), `a` stops (TR_ENOACTOR), or `wait_until` passes on
+ * the system's clock (TR_ETIMEDOUT).
+ */
 static int
-wait_for_room(tr_ctx *ctx, tr_actor *a, uint32_t gen, uint32_t seen)
+wait_for_room(tr_ctx *ctx, tr_actor *a, uint32_t gen, uint64_t wait_until)
 {
     tr_system *sys = ctx->sys;
+    int rc = TR_OK;
 
-    if (tr_load_acq(&sys->shutting_down)) {
-        return TR_ESHUTDOWN;
+    /* Announce, then re-check: pairs with the runner's seq_cst store of
+     * `taken` and read of room_waiters (take_user). */
+    tr_faa_seqcst(&sys->room_waiters, 1);
+    for (;;) {
+        uint32_t seen = tr__ec_value(&sys->room);
+        long wait_ms = 100;
+
+        if (tr__lane_admit(&a->sent, &a->taken, tr_load_relaxed(&a->cap))) {
+            break;
+        }
+        if (tr_load_acq(&sys->shutting_down)) {
+            rc = TR_ESHUTDOWN;
+            break;
+        }
+        if (tr_load_acq(&a->gen) != gen) {
+            rc = TR_ENOACTOR;
+            break;
+        }
+        if (wait_until != TR_WAIT_FOREVER) {
+            uint64_t now = tr__timers_now(sys->timers);
+            if (now >= wait_until) {
+                rc = TR_ETIMEDOUT;
+                break;
+            }
+            /* A manual clock moves by tr_clock_advance, which wakes us. */
+            uint64_t left_ms = (wait_until - now + 999999u) / 1000000u;
+            if (!sys->cfg.manual_clock && left_ms < (uint64_t)wait_ms) {
+                wait_ms = (long)left_ms;
+            }
+        }
+        /* A bounded wait: the wake protocol is exact, the bound only caps
+         * the cost of a bug there. */
+        tr__ec_wait_ms(&sys->room, seen, wait_ms);
     }
-    if (tr_load_acq(&a->gen) != gen) {
-        return TR_ENOACTOR;
-    }
-    /* A bounded wait: the wake protocol is exact, the bound only caps the
-     * cost of a bug there. */
-    tr__ec_wait_ms(&sys->room, seen, 100);
-    return TR_OK;
+    tr_fas_seqcst(&sys->room_waiters, 1);
+    return rc;
 }
 
 int
-tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env, bool may_wait)
+tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env,
+                  uint64_t wait_until)
 {
     tr_system *sys = ctx->sys;
     tr_actor *a;
@@ -150,26 +183,21 @@ tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env, bool may_wait)
         return TR_ENOACTOR;
     }
     if (!tr__lane_admit(&a->sent, &a->taken, tr_load_relaxed(&a->cap))) {
-        /* Never block a worker, whichever context its caller passed. */
-        if (!may_wait || tr__sched_current(sys->sched) != NULL) {
+        /*
+         * Only a plain thread outside any actor's callbacks waits. Never a
+         * worker, whichever context its caller passed; and never an actor's
+         * own callbacks, which may hold run-rights on a plain thread (a
+         * spawner holds the new actor's while its `init` runs, so a send to
+         * itself would wait for ever; shutdown's last pass holds them all).
+         */
+        if (wait_until == TR_WAIT_NONE || ctx->actor != NULL ||
+            tr__sched_current(sys->sched) != NULL) {
             return TR_EFULL;
         }
-        /* Announce, then re-check: pairs with the runner's seq_cst store
-         * of `taken` and read of room_waiters (take_user). */
-        tr_faa_seqcst(&sys->room_waiters, 1);
-        for (;;) {
-            uint32_t seen = tr__ec_value(&sys->room);
-            int rc;
-            if (tr__lane_admit(&a->sent, &a->taken, tr_load_relaxed(&a->cap))) {
-                break;
-            }
-            rc = wait_for_room(ctx, a, gen, seen);
-            if (rc != TR_OK) {
-                tr_fas_seqcst(&sys->room_waiters, 1);
-                return rc;
-            }
+        int rc = wait_for_room(ctx, a, gen, wait_until);
+        if (rc != TR_OK) {
+            return rc;
         }
-        tr_fas_seqcst(&sys->room_waiters, 1);
     }
     env->gen = gen;
     env->from = ctx->self;
@@ -181,7 +209,7 @@ tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env, bool may_wait)
 
 static int
 send_copy(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
-          bool may_wait)
+          uint64_t wait_until)
 {
     tr_envelope *env;
     int rc;
@@ -198,7 +226,7 @@ send_copy(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     if (size != 0) {
         memcpy(tr__env_data(env), data, size);
     }
-    rc = tr__actor_deliver(ctx, to, env, may_wait);
+    rc = tr__actor_deliver(ctx, to, env, wait_until);
     if (rc != TR_OK) {
         tr__env_destroy(env);
     }
@@ -208,14 +236,14 @@ send_copy(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
 int
 tr_send(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size)
 {
-    return send_copy(ctx, to, type, data, size, true);
+    return send_copy(ctx, to, type, data, size, TR_WAIT_FOREVER);
 }
 
 int
 tr_try_send(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
             size_t size)
 {
-    return send_copy(ctx, to, type, data, size, false);
+    return send_copy(ctx, to, type, data, size, TR_WAIT_NONE);
 }
 
 void *
@@ -249,7 +277,7 @@ tr_send_buf(tr_ctx *ctx, tr_addr to, uint32_t type, void *buf)
     env = tr__env_of_data(buf);
     env->type = type;
     env->kind = TR_MSG_PLAIN;
-    return tr__actor_deliver(ctx, to, env, false);
+    return tr__actor_deliver(ctx, to, env, TR_WAIT_NONE);
 }
 
 /* ---- running ---- */
@@ -1103,8 +1131,7 @@ tr_actor_stop(tr_ctx *ctx, tr_addr to)
     if (a == NULL) {
         return TR_ENOACTOR;
     }
-    return tr__actor_request_stop(ctx->sys, a, tr__id_gen(to.id),
-                                  ctx->self);
+    return tr__actor_request_stop(ctx->sys, a, tr__id_gen(to.id), ctx->self);
 }
 
 int

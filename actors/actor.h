@@ -275,9 +275,17 @@ int tr__actor_reinit(tr_ctx *ctx, tr_actor *a, const void *arg, char *why,
  * makes it a no-op when it arrives. */
 int tr__actor_request_stop(tr_system *sys, tr_actor *a, uint32_t gen,
                            uint64_t from);
+/* How long tr__actor_deliver may wait for room in a full bounded mailbox:
+ * not at all, without limit, or else until a time on the system's clock
+ * (tr__timers_now). Only plain threads outside any actor's callbacks wait. */
+enum { TR_WAIT_NONE = 0 };
+#define TR_WAIT_FOREVER UINT64_MAX
+
 /* Queue `env` (a user-lane message) for `to`; TR_OK or an error, in which
- * case the caller still owns `env`. */
-int tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env, bool may_wait);
+ * case the caller still owns `env`. A plain thread's wait for room ends
+ * with TR_ESHUTDOWN when shutdown begins, TR_ETIMEDOUT at `wait_until`. */
+int tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env,
+                      uint64_t wait_until);
 /* Push a control message to the incarnation `to` names; TR_ENOACTOR (the
  * caller still owns `env`) if it has stopped. */
 int tr__actor_push_ctl_to(tr_system *sys, uint64_t to, tr_envelope *env);
@@ -329,7 +337,7 @@ int tr__send_after(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
                    size_t size, uint64_t delay_ms, tr_timer *out);
 void tr__timer_fire(void *arg, bool last);
 void tr__timer_drop(void *arg);
-int tr__timer_arm_call(tr_system *sys, tr_call_rec *rec, uint32_t timeout_ms,
+int tr__timer_arm_call(tr_system *sys, tr_call_rec *rec, uint64_t delay_ns,
                        uint64_t *id);
 void tr__timer_cancel_call(tr_system *sys, uint64_t id);
 

@@ -238,7 +238,7 @@ tr__call_run_outcome(tr_ctx *ctx, void *state, tr_envelope *env)
 
 /* ---- making calls ---- */
 
-static void arm_timeout(tr_ctx *ctx, tr_call_rec *rec, uint32_t timeout_ms);
+static void arm_timeout(tr_ctx *ctx, tr_call_rec *rec, uint64_t delay_ns);
 
 static tr_call_rec *
 new_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
@@ -315,7 +315,7 @@ tr_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     if (timeout_ms != 0) {
         tr_init_relaxed(&rec->refs, 3); /* and the timer */
     }
-    rc = tr__actor_deliver(ctx, to, req, false);
+    rc = tr__actor_deliver(ctx, to, req, TR_WAIT_NONE);
     if (rc != TR_OK) {
         free_call(rec, req);
         return rc;
@@ -325,18 +325,18 @@ tr_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
      * cancelled; a reply that beats the arming finds no timer to cancel,
      * and the timer then fires into a finished call, harmlessly. */
     if (timeout_ms != 0) {
-        arm_timeout(ctx, rec, timeout_ms);
+        arm_timeout(ctx, rec, (uint64_t)timeout_ms * 1000000u);
     }
     return TR_OK;
 }
 
 /* Arm the timeout of an accepted call (see tr_call). */
 static void
-arm_timeout(tr_ctx *ctx, tr_call_rec *rec, uint32_t timeout_ms)
+arm_timeout(tr_ctx *ctx, tr_call_rec *rec, uint64_t delay_ns)
 {
     uint64_t id;
 
-    if (tr__timer_arm_call(ctx->sys, rec, timeout_ms, &id) == TR_OK) {
+    if (tr__timer_arm_call(ctx->sys, rec, delay_ns, &id) == TR_OK) {
         tr_store_rel(&rec->timer_id, id);
         if (tr_load_acq(&rec->done) != 0) {
             tr__timer_cancel_call(ctx->sys, id); /* already over */
@@ -364,6 +364,7 @@ tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
 {
     tr_envelope *req;
     tr_call_rec *rec;
+    uint64_t deadline = TR_WAIT_FOREVER;
     int rc;
 
     if (ctx == NULL || len == NULL || (buf == NULL && cap != 0) ||
@@ -382,6 +383,12 @@ tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
         tr_fas_seqcst(&sys->asking, 1);
         return TR_ESHUTDOWN;
     }
+    /* The timeout bounds the whole call, a wait for room included; it runs
+     * on the system's clock (manual clocks included). */
+    if (timeout_ms != 0) {
+        deadline =
+            tr__timers_now(sys->timers) + (uint64_t)timeout_ms * 1000000u;
+    }
     rec = new_call(ctx, to, type, data, size, timeout_ms, &req);
     if (rec == NULL) {
         tr_fas_seqcst(&sys->asking, 1);
@@ -391,15 +398,17 @@ tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     if (timeout_ms != 0) {
         tr_init_relaxed(&rec->refs, 3); /* and the timer */
     }
-    rc = tr__actor_deliver(ctx, to, req, true);
+    rc = tr__actor_deliver(ctx, to, req, deadline);
     if (rc != TR_OK) {
         free_call(rec, req);
         tr_fas_seqcst(&sys->asking, 1);
         return rc;
     }
-    /* The timeout runs on the system's clock (manual clocks included). */
     if (timeout_ms != 0) {
-        arm_timeout(ctx, rec, timeout_ms);
+        uint64_t now = tr__timers_now(sys->timers);
+        /* What is left after the wait for room; at least a moment, as the
+         * request is queued already. */
+        arm_timeout(ctx, rec, deadline > now ? deadline - now : 1);
     }
     tr_fas_seqcst(&sys->asking, 1);
     for (;;) {
@@ -548,7 +557,7 @@ tr_forward(tr_ctx *ctx, tr_reply_to *handle, tr_addr to, uint32_t type,
      * is visible; its reference becomes the request's. Release: pairs with
      * the receiver's acquire in tr_reply and tr_reply_take. */
     tr_store_rel(&rec->handle, in_msg(hop));
-    rc = tr__actor_deliver(ctx, to, req, false);
+    rc = tr__actor_deliver(ctx, to, req, TR_WAIT_NONE);
     if (rc != TR_OK) {
         tr_store_rel(&rec->handle, taken); /* the caller keeps it */
         tr__env_destroy(req);

@@ -117,7 +117,7 @@ new_tick(tr_system *sys, uint32_t kind, uint64_t to)
 }
 
 int
-tr__timer_arm_call(tr_system *sys, tr_call_rec *rec, uint32_t timeout_ms,
+tr__timer_arm_call(tr_system *sys, tr_call_rec *rec, uint64_t delay_ns,
                    uint64_t *id)
 {
     tick *t = new_tick(sys, TICK_CALL, 0);
@@ -127,7 +127,7 @@ tr__timer_arm_call(tr_system *sys, tr_call_rec *rec, uint32_t timeout_ms,
         return TR_ENOMEM;
     }
     t->call = rec;
-    rc = tr__timers_add(sys->timers, (uint64_t)timeout_ms * 1000000u, 0, t, id);
+    rc = tr__timers_add(sys->timers, delay_ns, 0, t, id);
     if (rc != TR_OK) {
         free_tick(t);
     }
@@ -250,5 +250,9 @@ tr_clock_advance(tr_system *sys, uint64_t ms)
         return TR_ESTATE;
     }
     tr__timers_advance(sys->timers, ms * 1000000u);
+    /* Threads waiting for room until a time on this clock look again. */
+    if (tr_load_seqcst(&sys->room_waiters) != 0) {
+        tr__ec_wake(&sys->room);
+    }
     return TR_OK;
 }

@@ -116,15 +116,19 @@ TR_API int tr_spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
  * receiver are handled in the order they were sent. TR_OK means queued, not
  * handled: if the receiver stops first, the message becomes a dead letter.
  *
- * From a plain thread to a full bounded mailbox this waits until there is
- * room; on a worker it never waits and returns TR_EFULL instead.
+ * From a plain thread's context to a full bounded mailbox this waits until
+ * there is room. From an actor's context (handlers, `init`, `stop`:
+ * whichever thread runs them, as `init` may run on a plain thread that
+ * holds the new actor, and a send to itself could never get room) or on a
+ * worker, it never waits and returns TR_EFULL instead.
  *
  * Ownership: borrows `data` (copied into the message).
  * Context:   a handler or a plain thread.
  * Returns:   TR_OK; TR_EINVAL for a NULL context, NULL `data` with a
  *            non-zero size, or a size over UINT32_MAX; TR_ENOACTOR if `to`
- *            has stopped (a dead letter is counted); TR_EFULL (worker only);
- *            TR_ENOMEM; TR_ESHUTDOWN (plain thread, once shutdown begun).
+ *            has stopped (a dead letter is counted); TR_EFULL (never from
+ *            a plain thread's context off the workers); TR_ENOMEM;
+ *            TR_ESHUTDOWN (plain thread, once shutdown begun).
  */
 TR_API TR_NODISCARD int tr_send(tr_ctx *ctx, tr_addr to, uint32_t type,
                                 const void *data, size_t size);

@@ -65,15 +65,19 @@ TR_API TR_NODISCARD int tr_call(tr_ctx *ctx, tr_addr to, uint32_t type,
 
 /**
  * Call from a plain thread and wait for the reply, copying it into `buf`.
- * A timeout of 0 waits without limit (the call still ends if the callee
- * stops or drops it).
+ * A non-zero `timeout_ms` bounds the whole call on the system's clock: a
+ * wait for room in the callee's full bounded mailbox, then the wait for
+ * the reply. A timeout of 0 waits without limit (the call still ends if
+ * the callee stops or drops it).
  *
  * Ownership: borrows `data` and `buf`; writes `*len` (the reply size).
  * Context:   a plain thread, never a worker (a worker must not wait).
- * Returns:   TR_OK; TR_ETIMEDOUT; TR_ECLOSED; TR_ENOACTOR; TR_EFULL;
- *            TR_ENOMEM; TR_ESHUTDOWN; TR_ESTATE on a worker thread;
- *            TR_EINVAL for NULL arguments, or when the reply is larger
- *            than `cap` (`*len` says its size; the reply is dropped).
+ * Returns:   TR_OK; TR_ETIMEDOUT (the request may not have been sent);
+ *            TR_ECLOSED; TR_ENOACTOR; TR_EFULL (from an actor's `init`
+ *            running on this thread: it never waits for room); TR_ENOMEM;
+ *            TR_ESHUTDOWN; TR_ESTATE on a worker thread; TR_EINVAL for
+ *            NULL arguments, or when the reply is larger than `cap`
+ *            (`*len` says its size; the reply is dropped).
  */
 TR_API int tr_ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
                   size_t size, void *buf, size_t cap, size_t *len,

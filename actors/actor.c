@@ -137,6 +137,13 @@ wait_for_room(tr_ctx *ctx, tr_actor *a, uint32_t gen, uint64_t wait_until)
         long wait_ms = 100;
 
         if (tr__lane_admit(&a->sent, &a->taken, tr_load_relaxed(&a->cap))) {
+            /* A send still waiting when shutdown began is refused, even if
+             * room came after: it was not admitted then. Acquire: pairs
+             * with shutdown's store, which it makes before its wake. */
+            if (tr_load_acq(&sys->shutting_down)) {
+                tr_fas_relaxed(&a->sent, 1);
+                rc = TR_ESHUTDOWN;
+            }
             break;
         }
         if (tr_load_acq(&sys->shutting_down)) {
@@ -167,17 +174,13 @@ wait_for_room(tr_ctx *ctx, tr_actor *a, uint32_t gen, uint64_t wait_until)
     return rc;
 }
 
-int
-tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env,
-                  uint64_t wait_until)
+static int
+deliver_entered(tr_ctx *ctx, tr_addr to, tr_envelope *env, uint64_t wait_until)
 {
     tr_system *sys = ctx->sys;
     tr_actor *a;
     uint32_t gen = tr__id_gen(to.id);
 
-    if (ctx->actor == NULL && tr_load_acq(&sys->shutting_down)) {
-        return TR_ESHUTDOWN;
-    }
     a = resolve(ctx, to, env->type);
     if (a == NULL) {
         return TR_ENOACTOR;
@@ -205,6 +208,20 @@ tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env,
         schedule(sys, a);
     }
     return TR_OK;
+}
+
+int
+tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env,
+                  uint64_t wait_until)
+{
+    int rc;
+
+    if (!tr__ctx_enter(ctx)) {
+        return TR_ESHUTDOWN;
+    }
+    rc = deliver_entered(ctx, to, env, wait_until);
+    tr__ctx_leave(ctx);
+    return rc;
 }
 
 static int
@@ -904,21 +921,16 @@ out:
 /* ---- spawning ---- */
 
 static int
-spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
-      uint32_t mailbox_cap, void (*prepare)(tr_ext *, void *),
-      void *prepare_arg, tr_addr *out, tr_actor **held)
+spawn_entered(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
+              uint32_t mailbox_cap, void (*prepare)(tr_ext *, void *),
+              void *prepare_arg, tr_addr *out, tr_actor **held)
 {
-    tr_system *sys;
+    tr_system *sys = ctx->sys;
     tr_wlocal *wl;
     tr_actor *a;
     uint32_t gen;
     int rc;
 
-    if (ctx == NULL || behaviour == NULL ||
-        (behaviour->handle == NULL && behaviour->dispatch == NULL)) {
-        return TR_EINVAL;
-    }
-    sys = ctx->sys;
     if (tr_load_acq(&sys->shutting_down)) {
         return TR_ESHUTDOWN;
     }
@@ -1006,6 +1018,28 @@ spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
     }
     tr__actor_release(sys, a);
     return TR_OK;
+}
+
+/* A plain thread's spawn is one call on the system (tr__sys_enter) for
+ * its whole length, `init` included. */
+static int
+spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
+      uint32_t mailbox_cap, void (*prepare)(tr_ext *, void *),
+      void *prepare_arg, tr_addr *out, tr_actor **held)
+{
+    int rc;
+
+    if (ctx == NULL || behaviour == NULL ||
+        (behaviour->handle == NULL && behaviour->dispatch == NULL)) {
+        return TR_EINVAL;
+    }
+    if (!tr__ctx_enter(ctx)) {
+        return TR_ESHUTDOWN;
+    }
+    rc = spawn_entered(ctx, behaviour, arg, mailbox_cap, prepare, prepare_arg,
+                       out, held);
+    tr__ctx_leave(ctx);
+    return rc;
 }
 
 int
@@ -1123,15 +1157,20 @@ int
 tr_actor_stop(tr_ctx *ctx, tr_addr to)
 {
     tr_actor *a;
+    int rc = TR_ENOACTOR;
 
     if (ctx == NULL) {
         return TR_EINVAL;
     }
-    a = resolve(ctx, to, 0);
-    if (a == NULL) {
-        return TR_ENOACTOR;
+    if (!tr__ctx_enter(ctx)) {
+        return TR_ESHUTDOWN;
     }
-    return tr__actor_request_stop(ctx->sys, a, tr__id_gen(to.id), ctx->self);
+    a = resolve(ctx, to, 0);
+    if (a != NULL) {
+        rc = tr__actor_request_stop(ctx->sys, a, tr__id_gen(to.id), ctx->self);
+    }
+    tr__ctx_leave(ctx);
+    return rc;
 }
 
 int
@@ -1168,16 +1207,13 @@ tr_self(const tr_ctx *ctx)
     return (tr_addr){ctx != NULL ? ctx->self : 0};
 }
 
-int
-tr_actor_stats_get(tr_system *sys, tr_addr who, tr_actor_stats *out)
+static int
+actor_stats(tr_system *sys, tr_addr who, tr_actor_stats *out)
 {
     tr_actor *a;
     uint32_t gen = tr__id_gen(who.id);
     tr_actor_stats s;
 
-    if (sys == NULL || out == NULL) {
-        return TR_EINVAL;
-    }
     a = tr__table_slot(sys->table, who.id);
     if (a == NULL || !tr__gen_live(gen) || tr_load_acq(&a->gen) != gen) {
         return TR_ENOACTOR;
@@ -1192,4 +1228,23 @@ tr_actor_stats_get(tr_system *sys, tr_addr who, tr_actor_stats *out)
     }
     *out = s;
     return TR_OK;
+}
+
+int
+tr_actor_stats_get(tr_system *sys, tr_addr who, tr_actor_stats *out)
+{
+    bool entered;
+    int rc;
+
+    if (sys == NULL || out == NULL) {
+        return TR_EINVAL;
+    }
+    if (!tr__sys_enter_any(sys, &entered)) {
+        return TR_ESHUTDOWN;
+    }
+    rc = actor_stats(sys, who, out);
+    if (entered) {
+        tr__sys_leave(sys);
+    }
+    return rc;
 }

@@ -49,6 +49,7 @@ enum {
 enum { TR_MSG_PLAIN = 0, TR_MSG_CALL = 1, TR_CALL_PREFIX = 16 };
 
 typedef struct tr_call_rec tr_call_rec;
+
 typedef struct tr_timers tr_timers;
 typedef struct tr_ext tr_ext;
 typedef struct tr_names tr_names;
@@ -161,14 +162,16 @@ struct tr_system {
     tr_ctx thread_ctx;
     tr_system_config cfg;
 
-    /* Set once by shutdown; seq_cst pairs with spawn's publication. */
+    /* Set once by shutdown; seq_cst pairs with spawn's publication and
+     * with tr__sys_enter. */
     tr_atomic(bool) shutting_down;
     /* Set once the workers are joined: outcomes are dropped, not sent. */
     tr_atomic(bool) torn_down;
 
-    /* Plain threads inside tr_ask before its wait (they touch the
-     * system's timers); shutdown waits for them before freeing anything. */
-    tr_atomic(uint32_t) asking;
+    /* Calls from plain threads in progress (tr__sys_enter); shutdown
+     * waits for them before it stops anything for good. Written by every
+     * such call: a line of its own, away from the flags actors read. */
+    TR_CACHE_ALIGNED tr_atomic(uint32_t) inside;
 
     /* Plain threads blocked in tr_send on a full bounded mailbox. */
     TR_CACHE_ALIGNED tr_atomic(uint32_t) room_waiters;
@@ -216,6 +219,37 @@ tr__gen_live(uint32_t gen)
 {
     return (gen & 1u) != 0;
 }
+
+/* system.c */
+/*
+ * A plain thread's call on the system begins: false (and nothing to undo)
+ * once shutdown has begun, and the call returns TR_ESHUTDOWN. Otherwise
+ * shutdown waits for the matching tr__sys_leave before it ends anything
+ * for good, so the call may touch the whole system meanwhile.
+ */
+bool tr__sys_enter(tr_system *sys);
+void tr__sys_leave(tr_system *sys);
+
+/* The same for a call made with `ctx`. An actor's context needs nothing:
+ * its callbacks run on a worker (joined before anything is freed), inside
+ * a plain thread's spawn (which entered), or in shutdown's own last pass. */
+static inline bool
+tr__ctx_enter(tr_ctx *ctx)
+{
+    return ctx->actor != NULL || tr__sys_enter(ctx->sys);
+}
+
+static inline void
+tr__ctx_leave(tr_ctx *ctx)
+{
+    if (ctx->actor == NULL) {
+        tr__sys_leave(ctx->sys);
+    }
+}
+
+/* For calls that take only the system: on one of its workers there is
+ * nothing to do (`*entered` false); elsewhere as tr__sys_enter. */
+bool tr__sys_enter_any(tr_system *sys, bool *entered);
 
 /* table.c */
 int tr__table_create(tr_table **out);

@@ -301,6 +301,12 @@ tr_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     if (ctx->actor == NULL || to.id == ctx->self) {
         return TR_ESTATE;
     }
+    /* A `stop` callback of shutdown's last pass: its actor ends now, and
+     * the continuation could never run. Acquire: set by this same thread,
+     * or before the workers that run actors were joined. */
+    if (tr_load_acq(&ctx->sys->torn_down)) {
+        return TR_ESHUTDOWN;
+    }
     rec = new_call(ctx, to, type, data, size, timeout_ms, &req);
     if (rec == NULL) {
         return TR_ENOMEM;
@@ -342,8 +348,10 @@ arm_timeout(tr_ctx *ctx, tr_call_rec *rec, uint64_t delay_ns)
             tr__timer_cancel_call(ctx->sys, id); /* already over */
         }
     } else {
-        /* Out of memory for the timer: a call that cannot be timed ends
-         * now, as timed out, rather than wait forever. */
+        /* Out of memory for the timer (the timers cannot be closed yet:
+         * shutdown closes them after every caller has left): a call that
+         * cannot be timed ends now, as timed out, rather than wait
+         * forever. */
         tr__call_timed_out(rec);
     }
 }
@@ -362,6 +370,7 @@ int
 tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
         void *buf, size_t cap, size_t *len, uint32_t timeout_ms)
 {
+    tr_system *sys;
     tr_envelope *req;
     tr_call_rec *rec;
     uint64_t deadline = TR_WAIT_FOREVER;
@@ -371,16 +380,14 @@ tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
         (data == NULL && size != 0) || size > UINT32_MAX - TR_CALL_PREFIX) {
         return TR_EINVAL;
     }
-    if (tr__sched_current(ctx->sys->sched) != NULL) {
+    sys = ctx->sys;
+    if (tr__sched_current(sys->sched) != NULL) {
         return TR_ESTATE; /* a worker must never wait */
     }
-    /* Announce, then check the flag (both seq_cst): shutdown sets the flag,
-     * then waits until nobody is announced, so either we see the flag or
-     * it waits for us to be done with the system. */
-    tr_system *sys = ctx->sys;
-    tr_faa_seqcst(&sys->asking, 1);
-    if (tr_load_seqcst(&sys->shutting_down)) {
-        tr_fas_seqcst(&sys->asking, 1);
+    /* Until the request and its timeout are armed this is a call on the
+     * system (the timers are the system's); the wait after is on the
+     * record only. */
+    if (!tr__ctx_enter(ctx)) {
         return TR_ESHUTDOWN;
     }
     /* The timeout bounds the whole call, a wait for room included; it runs
@@ -391,7 +398,7 @@ tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     }
     rec = new_call(ctx, to, type, data, size, timeout_ms, &req);
     if (rec == NULL) {
-        tr_fas_seqcst(&sys->asking, 1);
+        tr__ctx_leave(ctx);
         return TR_ENOMEM;
     }
     rec->caller = 0;
@@ -401,7 +408,7 @@ tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     rc = tr__actor_deliver(ctx, to, req, deadline);
     if (rc != TR_OK) {
         free_call(rec, req);
-        tr_fas_seqcst(&sys->asking, 1);
+        tr__ctx_leave(ctx);
         return rc;
     }
     if (timeout_ms != 0) {
@@ -410,7 +417,7 @@ tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
          * request is queued already. */
         arm_timeout(ctx, rec, deadline > now ? deadline - now : 1);
     }
-    tr_fas_seqcst(&sys->asking, 1);
+    tr__ctx_leave(ctx);
     for (;;) {
         uint32_t seen = tr__ec_value(&rec->ready);
         /* Acquire: pairs with complete()'s release. */
@@ -539,8 +546,14 @@ tr_forward(tr_ctx *ctx, tr_reply_to *handle, tr_addr to, uint32_t type,
         size > UINT32_MAX - TR_CALL_PREFIX || type >= TR_MSG_RESERVED) {
         return TR_EINVAL;
     }
+    /* A plain thread's forward during shutdown is refused (the caller
+     * keeps the handle); otherwise the system runs until we are done. */
+    if (!tr__ctx_enter(ctx)) {
+        return TR_ESHUTDOWN;
+    }
     req = tr__env_create((uint32_t)(TR_CALL_PREFIX + size));
     if (req == NULL) {
+        tr__ctx_leave(ctx);
         return TR_ENOMEM;
     }
     /* Only the handle's holder changes the word while it is taken. */
@@ -562,6 +575,7 @@ tr_forward(tr_ctx *ctx, tr_reply_to *handle, tr_addr to, uint32_t type,
         tr_store_rel(&rec->handle, taken); /* the caller keeps it */
         tr__env_destroy(req);
     }
+    tr__ctx_leave(ctx);
     return rc;
 }
 

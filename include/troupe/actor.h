@@ -103,8 +103,10 @@ typedef struct tr_actor_stats {
  * Context:   a handler or a plain thread.
  * Returns:   TR_OK and `*out` (which may be NULL); TR_EINVAL for a NULL
  *            context or behaviour, or a behaviour with neither `handle` nor
- *            `dispatch`; TR_ENOMEM; TR_ESHUTDOWN once shutdown has begun;
- *            or the non-zero value `init` returned.
+ *            `dispatch`; TR_ENOMEM; TR_ESHUTDOWN once shutdown has begun (a
+ *            spawn already in `init` then still returns TR_OK, and its
+ *            actor is stopped by the shutdown); or the non-zero value
+ *            `init` returned.
  */
 TR_API int tr_spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
                     const tr_spawn_opts *opts, tr_addr *out);
@@ -128,7 +130,9 @@ TR_API int tr_spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
  *            non-zero size, or a size over UINT32_MAX; TR_ENOACTOR if `to`
  *            has stopped (a dead letter is counted); TR_EFULL (never from
  *            a plain thread's context off the workers); TR_ENOMEM;
- *            TR_ESHUTDOWN (plain thread, once shutdown begun).
+ *            TR_ESHUTDOWN (plain thread, once shutdown has begun, also when
+ *            it was waiting for room then: such a message was never
+ *            queued).
  */
 TR_API TR_NODISCARD int tr_send(tr_ctx *ctx, tr_addr to, uint32_t type,
                                 const void *data, size_t size);
@@ -172,7 +176,8 @@ TR_API void tr_buf_free(void *buf);
  *            it and may retry or tr_buf_free it.
  * Context:   a handler or a plain thread.
  * Returns:   TR_OK; TR_EINVAL for a NULL context or buffer; TR_ENOACTOR;
- *            TR_EFULL; TR_ESHUTDOWN (plain thread, once shutdown begun).
+ *            TR_EFULL; TR_ESHUTDOWN (plain thread, once shutdown has
+ *            begun).
  */
 TR_API TR_NODISCARD int tr_send_buf(tr_ctx *ctx, tr_addr to, uint32_t type,
                                     void *buf);
@@ -194,7 +199,8 @@ TR_API int tr_stop(tr_ctx *ctx);
  *
  * Context:   a handler or a plain thread.
  * Returns:   TR_OK; TR_EINVAL for NULL; TR_ENOACTOR if `to` has stopped;
- *            TR_ENOMEM.
+ *            TR_ENOMEM; TR_ESHUTDOWN (plain thread, once shutdown has
+ *            begun: shutdown stops it).
  */
 TR_API int tr_actor_stop(tr_ctx *ctx, tr_addr to);
 
@@ -237,7 +243,8 @@ TR_API tr_addr tr_self(const tr_ctx *ctx);
  * Ownership: writes `*out`.
  * Context:   any thread.
  * Returns:   TR_OK; TR_EINVAL for a NULL argument; TR_ENOACTOR if `who`
- *            has stopped.
+ *            has stopped; TR_ESHUTDOWN off the workers once shutdown has
+ *            begun.
  */
 TR_API int tr_actor_stats_get(tr_system *sys, tr_addr who, tr_actor_stats *out);
 

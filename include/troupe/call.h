@@ -56,7 +56,9 @@ typedef int (*tr_reply_fn)(tr_ctx *ctx, void *state,
  *            once: a self-call is a design error, not a request);
  *            TR_ENOACTOR if
  *            `to` has stopped; TR_EFULL if its mailbox is bounded and full;
- *            TR_ENOMEM. On any error `on_reply` never runs.
+ *            TR_ENOMEM; TR_ESHUTDOWN from a `stop` callback that shutdown
+ *            runs after the workers have ended (the continuation could
+ *            never run). On any error `on_reply` never runs.
  */
 TR_API TR_NODISCARD int tr_call(tr_ctx *ctx, tr_addr to, uint32_t type,
                                 const void *data, size_t size,
@@ -73,11 +75,14 @@ TR_API TR_NODISCARD int tr_call(tr_ctx *ctx, tr_addr to, uint32_t type,
  * Ownership: borrows `data` and `buf`; writes `*len` (the reply size).
  * Context:   a plain thread, never a worker (a worker must not wait).
  * Returns:   TR_OK; TR_ETIMEDOUT (the request may not have been sent);
- *            TR_ECLOSED; TR_ENOACTOR; TR_EFULL (from an actor's `init`
- *            running on this thread: it never waits for room); TR_ENOMEM;
- *            TR_ESHUTDOWN; TR_ESTATE on a worker thread; TR_EINVAL for
- *            NULL arguments, or when the reply is larger than `cap`
- *            (`*len` says its size; the reply is dropped).
+ *            TR_ECLOSED (the callee stopped, failed or dropped the request);
+ *            TR_ENOACTOR; TR_EFULL
+ *            (from an actor's `init` running on this thread: it never
+ *            waits for room); TR_ENOMEM; TR_ESHUTDOWN (shutdown had begun,
+ *            or began while it waited for room: nothing was sent);
+ *            TR_ESTATE on a worker thread; TR_EINVAL for NULL arguments,
+ *            or when the reply is larger than `cap` (`*len` says its size;
+ *            the reply is dropped).
  */
 TR_API int tr_ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
                   size_t size, void *buf, size_t cap, size_t *len,
@@ -134,7 +139,8 @@ TR_API int tr_reply_send(tr_reply_to *handle, const void *data, size_t size);
  * Ownership: takes `handle` on TR_OK only; borrows `data`.
  * Context:   a handler or a plain thread.
  * Returns:   TR_OK; TR_EINVAL for NULL arguments or a size over
- *            UINT32_MAX; TR_ENOACTOR; TR_EFULL; TR_ENOMEM; TR_ESHUTDOWN.
+ *            UINT32_MAX; TR_ENOACTOR; TR_EFULL; TR_ENOMEM; TR_ESHUTDOWN
+ *            (plain thread, once shutdown has begun).
  */
 TR_API TR_NODISCARD int tr_forward(tr_ctx *ctx, tr_reply_to *handle, tr_addr to,
                                    uint32_t type, const void *data,

@@ -8,8 +8,11 @@
  */
 #include "support/tr_test.h"
 
+#include "actors/actor.h"
+
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 enum {
     MSG_ECHO = 1,   /* report the payload (an int) to the probe */
@@ -890,6 +893,86 @@ test_shutdown_refuses_spawns(void **state)
     assert_int_equal(f->final.spawned, 1);
 }
 
+/*
+ * A plain thread's spawn whose `init` is still running when shutdown
+ * begins, and still running when shutdown's timeout passes: shutdown must
+ * wait for the spawn to return before it stops the actor and frees the
+ * system. `init` keeps running until `stop` runs (which must not happen
+ * before init returns) or half a second has passed.
+ */
+static struct {
+    tr_atomic(int) in_init;
+    tr_atomic(int) init_returned;
+    tr_atomic(int) stops;
+    tr_atomic(int) stop_during_init;
+} slow;
+
+static int
+slow_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    tr_system *sys = tr_ctx_system(ctx);
+    struct timespec pause = {0, 1000000};
+    (void)state;
+    (void)arg;
+    tr_store_seqcst(&slow.in_init, 1);
+    while (!tr_load_seqcst(&sys->shutting_down)) {
+        nanosleep(&pause, NULL);
+    }
+    for (int i = 0; i < 500 && tr_load_seqcst(&slow.stops) == 0; i++) {
+        nanosleep(&pause, NULL);
+    }
+    tr_store_seqcst(&slow.init_returned, 1);
+    return TR_OK;
+}
+
+static void
+slow_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
+{
+    (void)ctx;
+    (void)state;
+    (void)exit;
+    if (!tr_load_seqcst(&slow.init_returned)) {
+        tr_store_seqcst(&slow.stop_during_init, 1);
+    }
+    tr_faa_seqcst(&slow.stops, 1);
+}
+
+static const tr_behaviour slow_init_behaviour = {
+    .name = "slow_init",
+    .init = slow_init,
+    .handle = plain_handle,
+    .stop = slow_stop,
+};
+
+static bool
+in_slow_init(void *p)
+{
+    (void)p;
+    return tr_load_seqcst(&slow.in_init) != 0;
+}
+
+static void
+test_shutdown_waits_for_a_thread_spawn_in_init(void **state)
+{
+    fixture *f = *state;
+    spawn_job j = {.f = f, .b = &slow_init_behaviour};
+    pthread_t t;
+
+    memset(&slow, 0, sizeof(slow));
+    tr_init_relaxed(&j.done, 0);
+    assert_int_equal(pthread_create(&t, NULL, spawn_in_thread, &j), 0);
+    assert_true(tr_test_wait_until(in_slow_init, NULL, 5000));
+    int rc = tr_system_shutdown(f->sys, 20);
+    f->shut = true;
+    pthread_join(t, NULL);
+    assert_true(rc == TR_OK || rc == TR_ETIMEDOUT);
+    assert_int_equal(tr_load_seqcst(&slow.stop_during_init), 0);
+    /* Admitted before shutdown began: spawned, then stopped once. */
+    assert_int_equal(j.rc, TR_OK);
+    assert_int_equal(tr_load_seqcst(&slow.stops), 1);
+    assert_int_equal(f->final.live_actors, 0);
+}
+
 int
 main(void)
 {
@@ -915,6 +998,7 @@ main(void)
         T(test_actor_shutdown_from_a_worker_is_refused),
         T(test_shutdown_stops_every_actor_and_counts_queued_messages),
         T(test_shutdown_refuses_spawns),
+        T(test_shutdown_waits_for_a_thread_spawn_in_init),
     };
 #undef T
     return cmocka_run_group_tests_name("actor", tests, NULL, NULL);

@@ -745,6 +745,85 @@ test_ask_timeout_bounds_the_wait_for_room_real_clock(void **state)
     f->sys = manual;
 }
 
+/* ---- calls from `stop` in shutdown's last pass ---- */
+
+/* Traps exits, so shutdown's stop request does not stop it: it is still
+ * live when the workers are joined, and its `stop` runs in the last pass
+ * on the shutting-down thread. That `stop` calls the next lingerer. */
+typedef struct lingerer {
+    tr_addr next;
+} lingerer;
+
+static int
+lingerer_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    if (arg != NULL) {
+        ((lingerer *)state)->next = *(const tr_addr *)arg;
+    }
+    return tr_trap_exits(ctx, true);
+}
+
+static int
+lingerer_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    if (msg->type == 0 && msg->size == sizeof(tr_addr)) {
+        memcpy(&((lingerer *)state)->next, msg->data, sizeof(tr_addr));
+    }
+    if (msg->call != NULL) {
+        int n = 0;
+        return tr_reply(ctx, msg, &n, sizeof(n));
+    }
+    return TR_OK; /* TR_MSG_EXIT included: it keeps running */
+}
+
+static void
+lingerer_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
+{
+    lingerer *l = state;
+    report r = {.type = REQ_INC};
+    int n = 0;
+    (void)exit;
+    if (tr_addr_is_none(l->next)) {
+        return;
+    }
+    r.status =
+        tr_call(ctx, l->next, REQ_INC, &n, sizeof(n), 1000, on_reply, NULL);
+    post(&r);
+}
+
+static const tr_behaviour lingerer_behaviour = {
+    .name = "lingerer",
+    .state_size = sizeof(lingerer),
+    .init = lingerer_init,
+    .handle = lingerer_handle,
+    .stop = lingerer_stop,
+};
+
+static void
+test_call_from_stop_in_the_last_pass_is_refused(void **state)
+{
+    fixture *f = *state;
+    tr_addr last;
+    tr_addr first;
+
+    /* `first` takes a lower slot than `last` (a fresh system hands slots
+     * out in order): the last pass stops it while `last` still lives. */
+    assert_int_equal(tr_spawn(f->ctx, &lingerer_behaviour, NULL, NULL, &first),
+                     TR_OK);
+    assert_int_equal(tr_spawn(f->ctx, &lingerer_behaviour, NULL, NULL, &last),
+                     TR_OK);
+    assert_int_equal(tr_send(f->ctx, first, 0, &last, sizeof(last)), TR_OK);
+    assert_true(tr_test_wait_handled(f->sys, 1, 5000));
+    assert_int_equal(tr_system_shutdown(f->sys, 100), TR_ETIMEDOUT);
+    f->sys = NULL;
+    /* The continuation could never run: the call is refused, and nothing
+     * touched the freed timers. */
+    report r = next_report();
+    assert_int_equal(r.type, REQ_INC);
+    assert_int_equal(r.status, TR_ESHUTDOWN);
+    expect_quiet();
+}
+
 int
 main(void)
 {
@@ -764,6 +843,7 @@ main(void)
         T(test_ask_pending_at_shutdown_ends_closed),
         T(test_ask_timeout_bounds_the_wait_for_room),
         T(test_ask_timeout_bounds_the_wait_for_room_real_clock),
+        T(test_call_from_stop_in_the_last_pass_is_refused),
     };
 #undef T
     return cmocka_run_group_tests_name("call", tests, NULL, NULL);

@@ -50,6 +50,20 @@ enum { TR_MSG_PLAIN = 0, TR_MSG_CALL = 1, TR_CALL_PREFIX = 16 };
 
 typedef struct tr_call_rec tr_call_rec;
 
+/*
+ * An object outside the system that keeps the system's address to deliver
+ * into it later: a taken reply handle, a oneshot an actor subscribed to.
+ * While it is registered, shutdown calls `close` on it (once, after every
+ * actor has ended and before anything is freed); `close` makes the object
+ * forget the system, waiting for a user of it that got there first. See
+ * system.c.
+ */
+typedef struct tr_outside {
+    struct tr_outside *prev;
+    struct tr_outside *next;
+    bool listed; /* under the system's outside_lock */
+    void (*close)(struct tr_outside *l);
+} tr_outside;
 typedef struct tr_timers tr_timers;
 typedef struct tr_ext tr_ext;
 typedef struct tr_names tr_names;
@@ -173,6 +187,10 @@ struct tr_system {
      * such call: a line of its own, away from the flags actors read. */
     TR_CACHE_ALIGNED tr_atomic(uint32_t) inside;
 
+    /* Registered outside objects (tr_outside); cold: a lock. */
+    pthread_mutex_t outside_lock;
+    tr_outside *outside;
+
     /* Plain threads blocked in tr_send on a full bounded mailbox. */
     TR_CACHE_ALIGNED tr_atomic(uint32_t) room_waiters;
     struct ck_ec32 room;
@@ -250,6 +268,13 @@ tr__ctx_leave(tr_ctx *ctx)
 /* For calls that take only the system: on one of its workers there is
  * nothing to do (`*entered` false); elsewhere as tr__sys_enter. */
 bool tr__sys_enter_any(tr_system *sys, bool *entered);
+
+/* Register `l` (the caller knows the system is running). */
+void tr__outside_add(tr_system *sys, tr_outside *l);
+/* Unregister `l`; false when shutdown has taken it already (it then calls,
+ * or has called, `l->close`). The caller knows the system is not freed
+ * (its object's protocol with `close` tells it). */
+bool tr__outside_remove(tr_system *sys, tr_outside *l);
 
 /* table.c */
 int tr__table_create(tr_table **out);

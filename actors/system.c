@@ -23,7 +23,11 @@
  * dropped: a timed call ends with TR_ECLOSED; new ones refused), the actors
  * left are stopped on the calling thread (their `stop` callbacks see a
  * system that refuses calls and timers but is not freed), every message
- * still queued anywhere becomes a dead letter. Then everything is freed.
+ * still queued anywhere becomes a dead letter, and the objects outside the
+ * system that still hold its address (taken reply handles, oneshot
+ * subscriptions: see tr_outside) are closed: their calls end with
+ * TR_ECLOSED, and later uses touch nothing of the system. Then everything
+ * is freed.
  */
 #include "actors/actor.h"
 #include "actors/ext.h"
@@ -65,6 +69,7 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
     tr_init_relaxed(&sys->gave_up, 0);
     ck_ec32_init(&sys->gave_up_ec, 0);
     pthread_mutex_init(&sys->tree_lock, NULL);
+    pthread_mutex_init(&sys->outside_lock, NULL);
     sys->thread_ctx.sys = sys;
 
     rc = tr__names_create(&sys->names);
@@ -130,6 +135,62 @@ tr__sys_enter_any(tr_system *sys, bool *entered)
 {
     *entered = tr__sched_current(sys->sched) == NULL;
     return !*entered || tr__sys_enter(sys);
+}
+
+void
+tr__outside_add(tr_system *sys, tr_outside *l)
+{
+    pthread_mutex_lock(&sys->outside_lock);
+    l->prev = NULL;
+    l->next = sys->outside;
+    if (sys->outside != NULL) {
+        sys->outside->prev = l;
+    }
+    sys->outside = l;
+    l->listed = true;
+    pthread_mutex_unlock(&sys->outside_lock);
+}
+
+bool
+tr__outside_remove(tr_system *sys, tr_outside *l)
+{
+    bool was;
+
+    pthread_mutex_lock(&sys->outside_lock);
+    was = l->listed;
+    if (was) {
+        if (l->prev != NULL) {
+            l->prev->next = l->next;
+        } else {
+            sys->outside = l->next;
+        }
+        if (l->next != NULL) {
+            l->next->prev = l->prev;
+        }
+        l->listed = false;
+    }
+    pthread_mutex_unlock(&sys->outside_lock);
+    return was;
+}
+
+/* Every registered object forgets the system (see tr_outside). */
+static void
+close_outside(tr_system *sys)
+{
+    tr_outside *l;
+
+    pthread_mutex_lock(&sys->outside_lock);
+    l = sys->outside;
+    sys->outside = NULL;
+    for (tr_outside *m = l; m != NULL; m = m->next) {
+        m->listed = false;
+    }
+    pthread_mutex_unlock(&sys->outside_lock);
+    while (l != NULL) {
+        tr_outside *next = l->next; /* `close` may free `l` */
+        l->close(l);
+        l = next;
+    }
 }
 
 tr_ctx *
@@ -301,6 +362,7 @@ tr_system_shutdown(tr_system *sys, unsigned timeout_ms)
     /* Release: outcomes of calls ended from here on are dropped. */
     tr_store_rel(&sys->torn_down, true);
     final_pass(sys);
+    close_outside(sys);
     if (sys->cfg.final_stats != NULL) {
         stats_sum(sys, sys->cfg.final_stats);
     }
@@ -311,6 +373,7 @@ tr_system_shutdown(tr_system *sys, unsigned timeout_ms)
     tr__table_destroy(sys->table);
     tr__names_destroy(sys->names);
     tr__free(sys->roots, sizeof(void *) * sys->caproots);
+    pthread_mutex_destroy(&sys->outside_lock);
     pthread_mutex_destroy(&sys->tree_lock);
     tr__free_aligned(sys, sizeof(*sys));
     return rc;

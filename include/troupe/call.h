@@ -46,7 +46,9 @@ typedef int (*tr_reply_fn)(tr_ctx *ctx, void *state,
  * non-zero `timeout_ms` it ends with TR_ETIMEDOUT if no reply came in time
  * (a reply after that is dropped and freed); the time counts on the
  * system's clock from when tr_call returns. A call still pending when the
- * system shuts down ends with TR_ECLOSED if it has a timeout.
+ * system shuts down ends with TR_ECLOSED, wherever its reply handle is
+ * (its continuation runs only if the caller is still running on a worker
+ * then).
  *
  * Ownership: borrows `data`; `arg` is passed back untouched.
  * Context:   a handler (or `init`) of the calling actor.
@@ -70,13 +72,13 @@ TR_API TR_NODISCARD int tr_call(tr_ctx *ctx, tr_addr to, uint32_t type,
  * A non-zero `timeout_ms` bounds the whole call on the system's clock: a
  * wait for room in the callee's full bounded mailbox, then the wait for
  * the reply. A timeout of 0 waits without limit (the call still ends if
- * the callee stops or drops it).
+ * the callee stops or drops it, and at shutdown).
  *
  * Ownership: borrows `data` and `buf`; writes `*len` (the reply size).
  * Context:   a plain thread, never a worker (a worker must not wait).
  * Returns:   TR_OK; TR_ETIMEDOUT (the request may not have been sent);
- *            TR_ECLOSED (the callee stopped, failed or dropped the request);
- *            TR_ENOACTOR; TR_EFULL
+ *            TR_ECLOSED (the callee stopped, failed or dropped the request,
+ *            or the system shut down meanwhile); TR_ENOACTOR; TR_EFULL
  *            (from an actor's `init` running on this thread: it never
  *            waits for room); TR_ENOMEM; TR_ESHUTDOWN (shutdown had begun,
  *            or began while it waited for room: nothing was sent);
@@ -109,7 +111,9 @@ TR_API TR_NODISCARD int tr_reply(tr_ctx *ctx, const tr_msg *request,
  *
  * Ownership: returns owned; consume it with tr_reply_send or
  *            tr_reply_drop (a handle never consumed leaves its caller
- *            waiting until the call's timeout).
+ *            waiting until the call's timeout or the system's shutdown,
+ *            and is never freed). It may outlive the system: consumed
+ *            after shutdown it touches nothing of it.
  * Context:   the handler that received `request`.
  * Returns:   the handle; NULL if `request` is not a call, or was already
  *            answered or taken.
@@ -122,9 +126,9 @@ TR_API tr_reply_to *tr_reply_take(const tr_msg *request);
  * Ownership: takes `handle` (always); borrows `data` (copied).
  * Context:   any thread.
  * Returns:   TR_OK; TR_EINVAL for a NULL handle, or NULL `data` with a
- *            non-zero size; TR_ECLOSED if the call had already ended;
- *            TR_ENOMEM. On every error but TR_ECLOSED the call ends with
- *            TR_ECLOSED.
+ *            non-zero size; TR_ECLOSED if the call had already ended (timed
+ *            out, or ended by the system's shutdown); TR_ENOMEM. On every
+ *            error but TR_ECLOSED the call ends with TR_ECLOSED.
  */
 TR_API int tr_reply_send(tr_reply_to *handle, const void *data, size_t size);
 

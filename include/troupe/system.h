@@ -117,9 +117,12 @@ TR_API int tr_system_start(const tr_system_config *cfg, tr_system **out);
  * the system (spawn, send, ask, timers, stats...) returns TR_ESHUTDOWN; a
  * thread waiting for room in a bounded mailbox, or in tr_system_wait,
  * returns TR_ESHUTDOWN at once. A call that began earlier completes first
- * (a spawn's `init` included): shutdown waits for it. Nothing is freed
- * before all of that. Once this has returned, `sys` and its contexts must
- * not be used again.
+ * (a spawn's `init` included): shutdown waits for it. Every call still
+ * pending ends with TR_ECLOSED, wherever its reply handle is: a thread in
+ * tr_ask returns; a continuation runs only if its actor is still running
+ * on a worker then. Nothing is freed before all of that. Once this has
+ * returned, `sys` and its contexts must not be used again; reply handles and
+ * oneshots that outlive it still may be (they report TR_ECLOSED).
  *
  * Actors get `timeout_ms` to stop on their workers; after that the workers
  * finish the handler they are in, and the actors left are stopped on the

@@ -745,6 +745,49 @@ test_ask_timeout_bounds_the_wait_for_room_real_clock(void **state)
     f->sys = manual;
 }
 
+/* ---- calls whose handle is lost, at shutdown ---- */
+
+static void
+test_ask_with_a_lost_handle_ends_at_shutdown(void **state)
+{
+    fixture *f = *state;
+    timed_asker a = {.f = f, .to = f->server, .type = REQ_STASH};
+    pthread_t t;
+
+    stashed = NULL;
+    tr_init_relaxed(&a.done, 0);
+    assert_int_equal(pthread_create(&t, NULL, ask_timed, &a), 0);
+    assert_true(tr_test_wait_handled(f->sys, 1, 5000));
+    /* No timeout, and the handle is out of every actor's reach. */
+    assert_int_equal(tr_system_shutdown(f->sys, 5000), TR_OK);
+    f->sys = NULL;
+    if (!tr_test_wait_until(asker_done, &a, 5000)) {
+        fail_msg("tr_ask still waits after shutdown returned");
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(a.rc, TR_ECLOSED);
+    /* The late holder touches nothing of the freed system. */
+    tr_reply_drop(stashed);
+}
+
+static void
+test_call_with_a_lost_handle_ends_at_shutdown(void **state)
+{
+    fixture *f = *state;
+    int n = 1;
+
+    stashed = NULL;
+    call(f, f->server, REQ_STASH, 0, 0);
+    assert_true(tr_test_wait_handled(f->sys, 2, 5000));
+    assert_int_equal(tr_system_shutdown(f->sys, 5000), TR_OK);
+    f->sys = NULL;
+    assert_non_null(stashed);
+    /* The call ended with its caller; a late reply finds it over and
+     * touches nothing of the freed system. */
+    assert_int_equal(tr_reply_send(stashed, &n, sizeof(n)), TR_ECLOSED);
+    expect_quiet();
+}
+
 /* ---- calls from `stop` in shutdown's last pass ---- */
 
 /* Traps exits, so shutdown's stop request does not stop it: it is still
@@ -843,6 +886,8 @@ main(void)
         T(test_ask_pending_at_shutdown_ends_closed),
         T(test_ask_timeout_bounds_the_wait_for_room),
         T(test_ask_timeout_bounds_the_wait_for_room_real_clock),
+        T(test_ask_with_a_lost_handle_ends_at_shutdown),
+        T(test_call_with_a_lost_handle_ends_at_shutdown),
         T(test_call_from_stop_in_the_last_pass_is_refused),
     };
 #undef T

@@ -405,6 +405,154 @@ test_fault_calls_during_shutdown_return_eshutdown(void **state)
     }
 }
 
+/*
+ * Reply handles and oneshot subscriptions racing the shutdown that ends
+ * them: a thread answers taken handles and sends on oneshots that actors
+ * subscribed to while another shuts the system down (and goes on after it
+ * has returned, which is allowed for handles and oneshots). Each call ends
+ * exactly once, either way: the reply reaches the asker (TR_OK on both
+ * sides) or shutdown ended the call first (TR_ECLOSED on both sides); a
+ * send on a oneshot is TR_OK or TR_ECLOSED; nothing touches freed memory.
+ */
+enum { MSG_STASH = 3, MSG_SUBSCRIBE = 4, RACERS = 6 };
+
+typedef struct stash {
+    tr_atomic(tr_reply_to *) handle[RACERS];
+    tr_oneshot_tx *tx[RACERS];
+    tr_oneshot_rx *rx[RACERS];
+    tr_atomic(int) ready;
+    tr_atomic(int) asked;
+    tr_atomic(int) go;
+    long delay_us;
+    int reply_rc[RACERS];
+    int send_rc[RACERS];
+} stash;
+
+static stash *the_stash;
+
+static int
+stash_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    int i;
+    (void)state;
+    memcpy(&i, msg->data, sizeof(i));
+    if (msg->type == MSG_STASH) {
+        tr_store_rel(&the_stash->handle[i], tr_reply_take(msg));
+    } else if (tr_oneshot_subscribe(the_stash->rx[i], ctx, 1, 2) != TR_OK) {
+        return TR_EINVAL;
+    }
+    tr_faa_seqcst(&the_stash->ready, 1);
+    return TR_OK;
+}
+
+static const tr_behaviour stasher_behaviour = {
+    .name = "stasher",
+    .handle = stash_handle,
+};
+
+typedef struct racer_ask {
+    tr_ctx *ctx;
+    tr_addr to;
+    int i;
+    int rc;
+    int got;
+} racer_ask;
+
+static void *
+ask_stash(void *p)
+{
+    racer_ask *a = p;
+    size_t len;
+    a->rc = tr_ask(a->ctx, a->to, MSG_STASH, &a->i, sizeof(a->i), &a->got,
+                   sizeof(a->got), &len, 0);
+    tr_faa_seqcst(&the_stash->asked, 1);
+    return NULL;
+}
+
+static void *
+answer_all(void *p)
+{
+    stash *st = p;
+    while (tr_load_acq(&st->go) == 0) {
+    }
+    /* Start somewhere in shutdown's few milliseconds. */
+    struct timespec delay = {0, st->delay_us * 1000L};
+    nanosleep(&delay, NULL);
+    for (int i = 0; i < RACERS; i++) {
+        st->reply_rc[i] =
+            tr_reply_send(tr_load_acq(&st->handle[i]), &i, sizeof(i));
+        st->send_rc[i] = tr_oneshot_send(st->tx[i], &i);
+        tr_oneshot_tx_destroy(st->tx[i]);
+    }
+    return NULL;
+}
+
+static bool
+all_ready(void *p)
+{
+    return tr_load_seqcst(&((stash *)p)->ready) == 2 * RACERS;
+}
+
+static bool
+all_asked(void *p)
+{
+    return tr_load_seqcst(&((stash *)p)->asked) == RACERS;
+}
+
+static void
+test_fault_handles_and_oneshots_race_shutdown(void **state)
+{
+    long rounds = (long)(intptr_t)*state;
+    int replied = 0;
+
+    for (long round = 0; round < rounds; round++) {
+        tr_system *sys = tr_test_system(2);
+        tr_ctx *ctx = tr_system_ctx(sys);
+        stash st = {0};
+        racer_ask asks[RACERS];
+        pthread_t askers[RACERS];
+        pthread_t answerer;
+        tr_addr a;
+
+        the_stash = &st;
+        assert_int_equal(tr_spawn(ctx, &stasher_behaviour, NULL, NULL, &a),
+                         TR_OK);
+        for (int i = 0; i < RACERS; i++) {
+            assert_int_equal(
+                tr_oneshot_create(sizeof(int), &st.tx[i], &st.rx[i]), TR_OK);
+            assert_int_equal(tr_send(ctx, a, MSG_SUBSCRIBE, &i, sizeof(i)),
+                             TR_OK);
+            asks[i] = (racer_ask){.ctx = ctx, .to = a, .i = i, .got = -1};
+            assert_int_equal(
+                pthread_create(&askers[i], NULL, ask_stash, &asks[i]), 0);
+        }
+        assert_true(tr_test_wait_until(all_ready, &st, 5000));
+        st.delay_us = (round % 20) * 200;
+        assert_int_equal(pthread_create(&answerer, NULL, answer_all, &st), 0);
+        tr_store_rel(&st.go, 1);
+        tr_test_shutdown(sys);
+        pthread_join(answerer, NULL);
+        if (!tr_test_wait_until(all_asked, &st, 5000)) {
+            fail_msg("an ask still waits after shutdown returned");
+        }
+        for (int i = 0; i < RACERS; i++) {
+            pthread_join(askers[i], NULL);
+            if (st.reply_rc[i] == TR_OK) {
+                replied++;
+                assert_int_equal(asks[i].rc, TR_OK);
+                assert_int_equal(asks[i].got, i);
+            } else {
+                assert_int_equal(st.reply_rc[i], TR_ECLOSED);
+                assert_int_equal(asks[i].rc, TR_ECLOSED);
+            }
+            assert_true(st.send_rc[i] == TR_OK || st.send_rc[i] == TR_ECLOSED);
+            tr_oneshot_rx_destroy(st.rx[i]);
+        }
+    }
+    print_message("%d of %ld replies beat the shutdown\n", replied,
+                  rounds * RACERS);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -419,6 +567,8 @@ main(int argc, char **argv)
         cmocka_unit_test_prestate(
             test_fault_calls_during_shutdown_return_eshutdown,
             (void *)(intptr_t)rounds),
+        cmocka_unit_test_prestate(test_fault_handles_and_oneshots_race_shutdown,
+                                  (void *)(intptr_t)rounds),
     };
     return cmocka_run_group_tests_name("fault", tests, NULL, NULL);
 }

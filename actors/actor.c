@@ -36,6 +36,7 @@
 #include "common/tr_alloc.h"
 #include "common/tr_assert.h"
 #include "common/tr_park.h"
+#include "scheduler/timer.h"
 
 #include <troupe/error.h>
 
@@ -178,35 +179,74 @@ resolve(tr_ctx *ctx, tr_addr to, uint32_t type, tr_actor **out)
     return TR_OK;
 }
 
-/* Wait (plain threads only) until `a` may have room, or shutdown. */
+/*
+ * A plain thread waits until `a` has room (TR_OK: admitted), shutdown
+ * begins (TR_ESHUTDOWN), `a` stops (TR_ENOACTOR), or `wait_until` passes on
+ * the system's clock (TR_ETIMEDOUT).
+ */
 static int
-wait_for_room(tr_ctx *ctx, tr_actor *a, uint64_t gen, uint32_t seen)
+wait_for_room(tr_ctx *ctx, tr_actor *a, uint64_t gen, uint64_t wait_until)
 {
     tr_system *sys = ctx->sys;
+    int rc = TR_OK;
 
-    if (tr_load_acq(&sys->shutting_down)) {
-        return TR_ESHUTDOWN;
+    /* Announce, then re-check: pairs with the runner's seq_cst store of
+     * `taken` and read of room_waiters (take_user). */
+    tr_faa_seqcst(&sys->room_waiters, 1);
+    for (;;) {
+        uint32_t seen = tr__ec_value(&sys->room);
+        long wait_ms = 100;
+
+        if (tr_load_relaxed(&a->cap) & TR_CAP_CLOSED) {
+            rc = TR_ECLOSED; /* tr_actor_close */
+            break;
+        }
+        if (tr__lane_admit(&a->sent, &a->taken, tr_load_relaxed(&a->cap))) {
+            /* A send still waiting when shutdown began is refused, even if
+             * room came after: it was not admitted then. Acquire: pairs
+             * with shutdown's store, which it makes before its wake. */
+            if (tr_load_acq(&sys->shutting_down)) {
+                tr_fas_relaxed(&a->sent, 1);
+                rc = TR_ESHUTDOWN;
+            }
+            break;
+        }
+        if (tr_load_acq(&sys->shutting_down)) {
+            rc = TR_ESHUTDOWN;
+            break;
+        }
+        if (tr_load_acq(&a->gen) != gen) {
+            rc = TR_ENOACTOR;
+            break;
+        }
+        if (wait_until != TR_WAIT_FOREVER) {
+            uint64_t now = tr__timers_now(sys->timers);
+            if (now >= wait_until) {
+                rc = TR_ETIMEDOUT;
+                break;
+            }
+            /* A manual clock moves by tr_clock_advance, which wakes us. */
+            uint64_t left_ms = (wait_until - now + 999999u) / 1000000u;
+            if (!sys->cfg.manual_clock && left_ms < (uint64_t)wait_ms) {
+                wait_ms = (long)left_ms;
+            }
+        }
+        /* A bounded wait: the wake protocol is exact, the bound only caps
+         * the cost of a bug there. */
+        tr__ec_wait_ms(&sys->room, seen, wait_ms);
     }
-    if (tr_load_acq(&a->gen) != gen) {
-        return TR_ENOACTOR;
-    }
-    /* A bounded wait: the wake protocol is exact, the bound only caps the
-     * cost of a bug there. */
-    tr__ec_wait_ms(&sys->room, seen, 100);
-    return TR_OK;
+    tr_fas_seqcst(&sys->room_waiters, 1);
+    return rc;
 }
 
-int
-tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env, bool may_wait)
+static int
+deliver_entered(tr_ctx *ctx, tr_addr to, tr_envelope *env, uint64_t wait_until)
 {
     tr_system *sys = ctx->sys;
     tr_actor *a = NULL;
     uint64_t gen = tr__id_gen(to.id);
     int rc;
 
-    if (ctx->actor == NULL && tr_load_acq(&sys->shutting_down)) {
-        return TR_ESHUTDOWN;
-    }
     if ((rc = resolve(ctx, to, env->type, &a)) != TR_OK) {
         return rc;
     }
@@ -214,30 +254,21 @@ tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env, bool may_wait)
         return TR_ECLOSED; /* tr_actor_close */
     }
     if (!tr__lane_admit(&a->sent, &a->taken, tr_load_relaxed(&a->cap))) {
-        /* Never block a worker, whichever context its caller passed. */
-        if (!may_wait || tr__sched_current(sys->sched) != NULL) {
+        /*
+         * Only a plain thread outside any actor's callbacks waits. Never a
+         * worker, whichever context its caller passed; and never an actor's
+         * own callbacks, which may hold run-rights on a plain thread (a
+         * spawner holds the new actor's while its `init` runs, so a send to
+         * itself would wait for ever; shutdown's last pass holds them all).
+         */
+        if (wait_until == TR_WAIT_NONE || ctx->actor != NULL ||
+            tr__sched_current(sys->sched) != NULL) {
             return TR_EFULL;
         }
-        /* Announce, then re-check: pairs with the runner's seq_cst store
-         * of `taken` and read of room_waiters (take_user). */
-        tr_faa_seqcst(&sys->room_waiters, 1);
-        for (;;) {
-            uint32_t seen = tr__ec_value(&sys->room);
-            int wrc;
-            if (tr_load_relaxed(&a->cap) & TR_CAP_CLOSED) {
-                tr_fas_seqcst(&sys->room_waiters, 1);
-                return TR_ECLOSED;
-            }
-            if (tr__lane_admit(&a->sent, &a->taken, tr_load_relaxed(&a->cap))) {
-                break;
-            }
-            wrc = wait_for_room(ctx, a, gen, seen);
-            if (wrc != TR_OK) {
-                tr_fas_seqcst(&sys->room_waiters, 1);
-                return wrc;
-            }
+        rc = wait_for_room(ctx, a, gen, wait_until);
+        if (rc != TR_OK) {
+            return rc;
         }
-        tr_fas_seqcst(&sys->room_waiters, 1);
     }
     env->gen = tr__env_gen(gen);
     env->from = ctx->self;
@@ -247,9 +278,23 @@ tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env, bool may_wait)
     return TR_OK;
 }
 
+int
+tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env,
+                  uint64_t wait_until)
+{
+    int rc;
+
+    if (!tr__ctx_enter(ctx)) {
+        return TR_ESHUTDOWN;
+    }
+    rc = deliver_entered(ctx, to, env, wait_until);
+    tr__ctx_leave(ctx);
+    return rc;
+}
+
 static int
 send_copy(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
-          bool may_wait)
+          uint64_t wait_until)
 {
     tr_envelope *env;
     int rc;
@@ -266,7 +311,7 @@ send_copy(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     if (size != 0) {
         memcpy(tr__env_data(env), data, size);
     }
-    rc = tr__actor_deliver(ctx, to, env, may_wait);
+    rc = tr__actor_deliver(ctx, to, env, wait_until);
     if (rc != TR_OK) {
         tr__env_destroy(env);
     }
@@ -276,14 +321,14 @@ send_copy(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
 int
 tr_send(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size)
 {
-    return send_copy(ctx, to, type, data, size, true);
+    return send_copy(ctx, to, type, data, size, TR_WAIT_FOREVER);
 }
 
 int
 tr_try_send(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
             size_t size)
 {
-    return send_copy(ctx, to, type, data, size, false);
+    return send_copy(ctx, to, type, data, size, TR_WAIT_NONE);
 }
 
 void *
@@ -317,7 +362,7 @@ tr_send_buf(tr_ctx *ctx, tr_addr to, uint32_t type, void *buf)
     env = tr__env_of_data(buf);
     env->type = type;
     env->kind = TR_MSG_PLAIN;
-    return tr__actor_deliver(ctx, to, env, false);
+    return tr__actor_deliver(ctx, to, env, TR_WAIT_NONE);
 }
 
 /* ---- running ---- */
@@ -910,6 +955,9 @@ tr__actor_cancel_exit(tr_ctx *ctx, tr_exit_hook *h)
     return false;
 }
 
+_Static_assert(sizeof(tr_envelope) % _Alignof(tr_signal) == 0,
+               "a signal right after an envelope is where tr__env_data looks");
+
 /*
  * A request to stop (tr_actor_stop, shutdown, a supervisor, or the marker
  * of tr_actor_close) from `from`; true when the actor ended. A trapping
@@ -923,19 +971,22 @@ stop_requested(tr_ctx *ctx, void *state, uint64_t from, uint64_t *handled,
     const tr_exit exit = {TR_EXIT_SHUTDOWN, TR_OK, why};
     const tr_exit request = {TR_EXIT_SHUTDOWN, TR_ESHUTDOWN, why};
     tr_ext *x = tr_load_acq(&ctx->actor->ext);
-    tr_envelope *sig = NULL;
 
-    if (x != NULL && tr_load_acq(&x->kill) == 0 && traps_exits(ctx->actor) &&
-        (sig = tr__env_create(sizeof(tr_signal))) != NULL) {
-        bool over;
-        sig->type = TR_MSG_EXIT;
-        sig->from = from;
-        sig->gen = tr__env_gen(ctx->gen);
-        tr__signal_fill(tr__env_data(sig), tr__addr(ctx->sys, from), 0,
-                        &request);
-        over = dispatch(ctx, state, sig, handled);
-        tr__env_destroy(sig);
-        return over;
+    if (x != NULL && tr_load_acq(&x->kill) == 0 && traps_exits(ctx->actor)) {
+        /* The EXIT lives on this stack for the handler call: hearing a
+         * request to stop needs no memory. */
+        struct {
+            tr_envelope env;
+            tr_signal sig;
+        } m;
+        memset(&m.env, 0, sizeof(m.env));
+        m.env.type = TR_MSG_EXIT;
+        m.env.size = sizeof(tr_signal);
+        m.env.kind = TR_MSG_PLAIN;
+        m.env.from = from;
+        m.env.gen = tr__env_gen(ctx->gen);
+        tr__signal_fill(&m.sig, tr__addr(ctx->sys, from), 0, &request);
+        return dispatch(ctx, state, &m.env, handled);
     }
     tr__actor_end(ctx, &exit);
     return true;
@@ -1167,25 +1218,16 @@ out:
 /* ---- spawning ---- */
 
 static int
-spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
-      uint32_t mailbox_cap, void (*prepare)(tr_ext *, void *),
-      void *prepare_arg, tr_addr *out, tr_actor **held)
+spawn_entered(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
+              uint32_t mailbox_cap, void (*prepare)(tr_ext *, void *),
+              void *prepare_arg, tr_addr *out, tr_actor **held)
 {
-    tr_system *sys;
+    tr_system *sys = ctx->sys;
     tr_wlocal *wl;
     tr_actor *a;
     uint64_t gen;
     int rc;
 
-    if (ctx == NULL || behaviour == NULL ||
-        (behaviour->handle == NULL && behaviour->dispatch == NULL) ||
-        mailbox_cap > TR_MAILBOX_CAP_MAX) {
-        return TR_EINVAL;
-    }
-    sys = ctx->sys;
-    if ((rc = tr__sys_check(sys)) != TR_OK) {
-        return rc;
-    }
     if (tr_load_acq(&sys->shutting_down)) {
         return TR_ESHUTDOWN;
     }
@@ -1279,6 +1321,32 @@ spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
     }
     tr__actor_release(sys, a);
     return TR_OK;
+}
+
+/* A plain thread's spawn is one call on the system (tr__sys_enter) for
+ * its whole length, `init` included. */
+static int
+spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
+      uint32_t mailbox_cap, void (*prepare)(tr_ext *, void *),
+      void *prepare_arg, tr_addr *out, tr_actor **held)
+{
+    int rc;
+
+    if (ctx == NULL || behaviour == NULL ||
+        (behaviour->handle == NULL && behaviour->dispatch == NULL) ||
+        mailbox_cap > TR_MAILBOX_CAP_MAX) {
+        return TR_EINVAL;
+    }
+    if ((rc = tr__sys_check(ctx->sys)) != TR_OK) {
+        return rc;
+    }
+    if (!tr__ctx_enter(ctx)) {
+        return TR_ESHUTDOWN;
+    }
+    rc = spawn_entered(ctx, behaviour, arg, mailbox_cap, prepare, prepare_arg,
+                       out, held);
+    tr__ctx_leave(ctx);
+    return rc;
 }
 
 int
@@ -1379,6 +1447,8 @@ tr_stop(tr_ctx *ctx)
 int
 tr__actor_request_stop(tr_system *sys, tr_actor *a, uint64_t gen, uint64_t from)
 {
+    /* Empty: a trapping actor hears it as an EXIT built on the runner's
+     * stack (stop_requested). */
     tr_envelope *env = tr__env_create(0);
 
     if (env == NULL) {
@@ -1400,23 +1470,24 @@ tr_actor_stop(tr_ctx *ctx, tr_addr to)
     if (ctx == NULL) {
         return TR_EINVAL;
     }
-    if ((rc = resolve(ctx, to, 0, &a)) != TR_OK) {
-        return rc;
+    if (!tr__ctx_enter(ctx)) {
+        return TR_ESHUTDOWN;
     }
-    return tr__actor_request_stop(ctx->sys, a, tr__id_gen(to.id), ctx->self);
+    if ((rc = resolve(ctx, to, 0, &a)) == TR_OK) {
+        rc = tr__actor_request_stop(ctx->sys, a, tr__id_gen(to.id), ctx->self);
+    }
+    tr__ctx_leave(ctx);
+    return rc;
 }
 
-int
-tr_actor_close(tr_ctx *ctx, tr_addr to)
+static int
+close_entered(tr_ctx *ctx, tr_addr to)
 {
     tr_actor *a = NULL;
     tr_envelope *env;
     uint32_t cap;
     int rc;
 
-    if (ctx == NULL) {
-        return TR_EINVAL;
-    }
     if ((rc = resolve(ctx, to, 0, &a)) != TR_OK) {
         return rc;
     }
@@ -1448,6 +1519,22 @@ tr_actor_close(tr_ctx *ctx, tr_addr to)
         tr__ec_wake(&ctx->sys->room);
     }
     return TR_OK;
+}
+
+int
+tr_actor_close(tr_ctx *ctx, tr_addr to)
+{
+    int rc;
+
+    if (ctx == NULL) {
+        return TR_EINVAL;
+    }
+    if (!tr__ctx_enter(ctx)) {
+        return TR_ESHUTDOWN;
+    }
+    rc = close_entered(ctx, to);
+    tr__ctx_leave(ctx);
+    return rc;
 }
 
 int
@@ -1484,16 +1571,13 @@ tr_self(const tr_ctx *ctx)
     return ctx != NULL ? tr__addr(ctx->sys, ctx->self) : TR_ADDR_NONE;
 }
 
-int
-tr_actor_stats_get(tr_system *sys, tr_addr who, tr_actor_stats *out)
+static int
+actor_stats(tr_system *sys, tr_addr who, tr_actor_stats *out)
 {
     tr_actor *a;
     uint64_t gen = tr__id_gen(who.id);
     tr_actor_stats s;
 
-    if (sys == NULL || out == NULL) {
-        return TR_EINVAL;
-    }
     if (tr__addr_check(sys, who) != TR_OK) {
         return TR_EFOREIGN;
     }
@@ -1511,4 +1595,23 @@ tr_actor_stats_get(tr_system *sys, tr_addr who, tr_actor_stats *out)
     }
     *out = s;
     return TR_OK;
+}
+
+int
+tr_actor_stats_get(tr_system *sys, tr_addr who, tr_actor_stats *out)
+{
+    bool entered;
+    int rc;
+
+    if (sys == NULL || out == NULL) {
+        return TR_EINVAL;
+    }
+    if (!tr__sys_enter_any(sys, &entered)) {
+        return TR_ESHUTDOWN;
+    }
+    rc = actor_stats(sys, who, out);
+    if (entered) {
+        tr__sys_leave(sys);
+    }
+    return rc;
 }

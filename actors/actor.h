@@ -80,6 +80,21 @@ void tr__shared_envelope_destroy(struct tr_envelope *env);
 
 typedef struct tr_call_rec tr_call_rec;
 typedef struct tr_pgs tr_pgs;
+
+/*
+ * An object outside the system that keeps the system's address to deliver
+ * into it later: a taken reply handle, a oneshot an actor subscribed to.
+ * While it is registered, shutdown calls `close` on it (once, after every
+ * actor has ended and before anything is freed); `close` makes the object
+ * forget the system, waiting for a user of it that got there first. See
+ * system.c.
+ */
+typedef struct tr_outside {
+    struct tr_outside *prev;
+    struct tr_outside *next;
+    bool listed; /* under the system's outside_lock */
+    void (*close)(struct tr_outside *l);
+} tr_outside;
 typedef struct tr_timers tr_timers;
 typedef struct tr_ext tr_ext;
 typedef struct tr_names tr_names;
@@ -199,14 +214,20 @@ struct tr_system {
     tr_ctx thread_ctx;
     tr_system_config cfg;
 
-    /* Set once by shutdown; seq_cst pairs with spawn's publication. */
+    /* Set once by shutdown; seq_cst pairs with spawn's publication and
+     * with tr__sys_enter. */
     tr_atomic(bool) shutting_down;
     /* Set once the workers are joined: outcomes are dropped, not sent. */
     tr_atomic(bool) torn_down;
 
-    /* Plain threads inside tr_ask before its wait (they touch the
-     * system's timers); shutdown waits for them before freeing anything. */
-    tr_atomic(uint32_t) asking;
+    /* Calls from plain threads in progress (tr__sys_enter); shutdown
+     * waits for them before it stops anything for good. Written by every
+     * such call: a line of its own, away from the flags actors read. */
+    TR_CACHE_ALIGNED tr_atomic(uint32_t) inside;
+
+    /* Registered outside objects (tr_outside); cold: a lock. */
+    pthread_mutex_t outside_lock;
+    tr_outside *outside;
 
     /* Plain threads in tr_actor_wait, and the event count they sleep on
      * (bumped when an actor with waiters ends). */
@@ -326,6 +347,43 @@ tr__gen_live(uint64_t gen)
 /* pg.c */
 int tr__pgs_create(tr_pgs **out);
 void tr__pgs_destroy(tr_pgs *p);
+/* system.c */
+/*
+ * A plain thread's call on the system begins: false (and nothing to undo)
+ * once shutdown has begun, and the call returns TR_ESHUTDOWN. Otherwise
+ * shutdown waits for the matching tr__sys_leave before it ends anything
+ * for good, so the call may touch the whole system meanwhile.
+ */
+bool tr__sys_enter(tr_system *sys);
+void tr__sys_leave(tr_system *sys);
+
+/* The same for a call made with `ctx`. An actor's context needs nothing:
+ * its callbacks run on a worker (joined before anything is freed), inside
+ * a plain thread's spawn (which entered), or in shutdown's own last pass. */
+static inline bool
+tr__ctx_enter(tr_ctx *ctx)
+{
+    return ctx->actor != NULL || tr__sys_enter(ctx->sys);
+}
+
+static inline void
+tr__ctx_leave(tr_ctx *ctx)
+{
+    if (ctx->actor == NULL) {
+        tr__sys_leave(ctx->sys);
+    }
+}
+
+/* For calls that take only the system: on one of its workers there is
+ * nothing to do (`*entered` false); elsewhere as tr__sys_enter. */
+bool tr__sys_enter_any(tr_system *sys, bool *entered);
+
+/* Register `l` (the caller knows the system is running). */
+void tr__outside_add(tr_system *sys, tr_outside *l);
+/* Unregister `l`; false when shutdown has taken it already (it then calls,
+ * or has called, `l->close`). The caller knows the system is not freed
+ * (its object's protocol with `close` tells it). */
+bool tr__outside_remove(tr_system *sys, tr_outside *l);
 
 /* table.c */
 int tr__table_create(tr_table **out);
@@ -385,9 +443,17 @@ int tr__actor_reinit(tr_ctx *ctx, tr_actor *a, const void *arg, char *why,
  * makes it a no-op when it arrives. */
 int tr__actor_request_stop(tr_system *sys, tr_actor *a, uint64_t gen,
                            uint64_t from);
+/* How long tr__actor_deliver may wait for room in a full bounded mailbox:
+ * not at all, without limit, or else until a time on the system's clock
+ * (tr__timers_now). Only plain threads outside any actor's callbacks wait. */
+enum { TR_WAIT_NONE = 0 };
+#define TR_WAIT_FOREVER UINT64_MAX
+
 /* Queue `env` (a user-lane message) for `to`; TR_OK or an error, in which
- * case the caller still owns `env`. */
-int tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env, bool may_wait);
+ * case the caller still owns `env`. A plain thread's wait for room ends
+ * with TR_ESHUTDOWN when shutdown begins, TR_ETIMEDOUT at `wait_until`. */
+int tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env,
+                      uint64_t wait_until);
 /* Push a control message to the incarnation `to` names; TR_ENOACTOR (the
  * caller still owns `env`) if it has stopped. */
 int tr__actor_push_ctl_to(tr_system *sys, uint64_t to, tr_envelope *env);
@@ -443,7 +509,7 @@ int tr__send_after(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
                    size_t size, uint64_t delay_ms, tr_timer *out);
 void tr__timer_fire(void *arg, bool last);
 void tr__timer_drop(void *arg);
-int tr__timer_arm_call(tr_system *sys, tr_call_rec *rec, uint32_t timeout_ms,
+int tr__timer_arm_call(tr_system *sys, tr_call_rec *rec, uint64_t delay_ns,
                        uint64_t *id);
 void tr__timer_cancel_call(tr_system *sys, uint64_t id);
 

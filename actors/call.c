@@ -20,6 +20,19 @@
  * reply fail with TR_EALREADY, and lets the runner abandon a request its
  * handler neither answered nor took: that ends the call with TR_ECLOSED, as
  * do requests dropped as dead letters when their callee stops.
+ *
+ * Shutdown. Every call ends by the time the system is freed. A request
+ * still queued is abandoned when shutdown drains it, and a pending timeout
+ * is dropped (both TR_ECLOSED); neither needs anything here. A taken
+ * handle, though, may be held anywhere, or lost: while taken, the call is
+ * registered with the system (tr_outside, holding a reference), and
+ * shutdown ends it with TR_ECLOSED. Its holder may still use the handle
+ * later, from any thread, after the system is freed; the `holder` word
+ * decides who goes first with one read-modify-write each: the holder sets
+ * HOLDER_BUSY before it touches the system (to unregister, to end the call),
+ * shutdown sets SYS_GONE. A holder that finds SYS_GONE touches nothing of
+ * the system (its call is ended, or being ended, by shutdown); shutdown
+ * that finds HOLDER_BUSY waits until the holder is done.
  */
 #include "actors/actor.h"
 
@@ -31,6 +44,7 @@
 #include <troupe/error.h>
 #include <troupe/monitor.h>
 
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -41,6 +55,9 @@
  * hop) cannot abandon or answer the call any more.
  */
 enum { HANDLE_IN_MSG = 0, HANDLE_TAKEN = 1, HANDLE_CONSUMED = 2 };
+
+/* The `holder` word (see the top comment). */
+enum { HOLDER_BUSY = 1, SYS_GONE = 2 };
 
 static uint32_t
 in_msg(uint32_t hop)
@@ -54,6 +71,8 @@ struct tr_call_rec {
     tr_atomic(uint32_t) handle;
     tr_atomic(uint32_t) published; /* tr_ask: status and reply are set */
     tr_atomic(uint64_t) timer_id;  /* 0 until armed */
+    tr_atomic(uint32_t) holder;    /* HOLDER_BUSY, SYS_GONE */
+    tr_outside link;               /* registered while the handle is taken */
     tr_system *sys;
     uint64_t caller; /* 0 for tr_ask */
     uint64_t callee;
@@ -193,6 +212,53 @@ tr__call_timer_dropped(tr_call_rec *rec)
     release(rec);
 }
 
+/* Shutdown's end of a call whose handle is still taken (tr_outside). */
+static void
+close_taken(tr_outside *l)
+{
+    tr_call_rec *rec = tr_container_of(l, tr_call_rec, link);
+
+    /* acq_rel: one of the two read-modify-writes of `holder` comes first
+     * and the other sees it (see the top comment). */
+    if (tr_for_acqrel(&rec->holder, SYS_GONE) & HOLDER_BUSY) {
+        /* Acquire: pairs with holder_leave; the holder is done with the
+         * system. It does not wait on anything. */
+        while (tr_load_acq(&rec->holder) & HOLDER_BUSY) {
+            sched_yield();
+        }
+    }
+    complete(rec, TR_ECLOSED, NULL, false);
+    release(rec); /* the registration's reference */
+}
+
+/* The holder of a taken handle begins to use it: false when shutdown has
+ * ended the call, and the system may be gone. */
+static bool
+holder_enter(tr_call_rec *rec)
+{
+    if (tr_for_acqrel(&rec->holder, HOLDER_BUSY) & SYS_GONE) {
+        return false;
+    }
+    return true;
+}
+
+static void
+holder_leave(tr_call_rec *rec)
+{
+    /* Release: pairs with close_taken's acquire. */
+    tr_fas_acqrel(&rec->holder, HOLDER_BUSY);
+}
+
+/* The handle stops being taken (consumed, or forwarded into a request):
+ * unregister it, unless shutdown has taken the registration. */
+static void
+unregister(tr_call_rec *rec)
+{
+    if (tr__outside_remove(rec->sys, &rec->link)) {
+        release(rec); /* the registration's reference */
+    }
+}
+
 static void
 describe(char *buf, size_t cap, const tr_call_rec *rec, int status)
 {
@@ -238,7 +304,8 @@ tr__call_run_outcome(tr_ctx *ctx, void *state, tr_envelope *env)
 
 /* ---- making calls ---- */
 
-static void arm_timeout(tr_ctx *ctx, tr_call_rec *rec, uint32_t timeout_ms);
+static void arm_timeout(tr_ctx *ctx, tr_call_rec *rec, uint64_t delay_ns);
+static void close_taken(tr_outside *l);
 
 static tr_call_rec *
 new_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
@@ -259,6 +326,8 @@ new_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     tr_init_relaxed(&rec->handle, HANDLE_IN_MSG);
     tr_init_relaxed(&rec->published, 0);
     tr_init_relaxed(&rec->timer_id, 0);
+    tr_init_relaxed(&rec->holder, 0);
+    rec->link.close = close_taken;
     rec->sys = ctx->sys;
     rec->caller = ctx->self;
     rec->callee = to.id;
@@ -301,6 +370,12 @@ tr_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     if (ctx->actor == NULL || to.id == ctx->self) {
         return TR_ESTATE;
     }
+    /* A `stop` callback of shutdown's last pass: its actor ends now, and
+     * the continuation could never run. Acquire: set by this same thread,
+     * or before the workers that run actors were joined. */
+    if (tr_load_acq(&ctx->sys->torn_down)) {
+        return TR_ESHUTDOWN;
+    }
     rec = new_call(ctx, to, type, data, size, timeout_ms, &req);
     if (rec == NULL) {
         return TR_ENOMEM;
@@ -315,7 +390,7 @@ tr_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     if (timeout_ms != 0) {
         tr_init_relaxed(&rec->refs, 3); /* and the timer */
     }
-    rc = tr__actor_deliver(ctx, to, req, false);
+    rc = tr__actor_deliver(ctx, to, req, TR_WAIT_NONE);
     if (rc != TR_OK) {
         free_call(rec, req);
         return rc;
@@ -325,25 +400,27 @@ tr_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
      * cancelled; a reply that beats the arming finds no timer to cancel,
      * and the timer then fires into a finished call, harmlessly. */
     if (timeout_ms != 0) {
-        arm_timeout(ctx, rec, timeout_ms);
+        arm_timeout(ctx, rec, (uint64_t)timeout_ms * 1000000u);
     }
     return TR_OK;
 }
 
 /* Arm the timeout of an accepted call (see tr_call). */
 static void
-arm_timeout(tr_ctx *ctx, tr_call_rec *rec, uint32_t timeout_ms)
+arm_timeout(tr_ctx *ctx, tr_call_rec *rec, uint64_t delay_ns)
 {
     uint64_t id;
 
-    if (tr__timer_arm_call(ctx->sys, rec, timeout_ms, &id) == TR_OK) {
+    if (tr__timer_arm_call(ctx->sys, rec, delay_ns, &id) == TR_OK) {
         tr_store_rel(&rec->timer_id, id);
         if (tr_load_acq(&rec->done) != 0) {
             tr__timer_cancel_call(ctx->sys, id); /* already over */
         }
     } else {
-        /* Out of memory for the timer: a call that cannot be timed ends
-         * now, as timed out, rather than wait forever. */
+        /* Out of memory for the timer (the timers cannot be closed yet:
+         * shutdown closes them after every caller has left): a call that
+         * cannot be timed ends now, as timed out, rather than wait
+         * forever. */
         tr__call_timed_out(rec);
     }
 }
@@ -362,46 +439,54 @@ int
 tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
         void *buf, size_t cap, size_t *len, uint32_t timeout_ms)
 {
+    tr_system *sys;
     tr_envelope *req;
     tr_call_rec *rec;
+    uint64_t deadline = TR_WAIT_FOREVER;
     int rc;
 
     if (ctx == NULL || len == NULL || (buf == NULL && cap != 0) ||
         (data == NULL && size != 0) || size > UINT32_MAX - TR_CALL_PREFIX) {
         return TR_EINVAL;
     }
-    if (tr__sched_current(ctx->sys->sched) != NULL) {
+    sys = ctx->sys;
+    if (tr__sched_current(sys->sched) != NULL) {
         return TR_ESTATE; /* a worker must never wait */
     }
-    /* Announce, then check the flag (both seq_cst): shutdown sets the flag,
-     * then waits until nobody is announced, so either we see the flag or
-     * it waits for us to be done with the system. */
-    tr_system *sys = ctx->sys;
-    tr_faa_seqcst(&sys->asking, 1);
-    if (tr_load_seqcst(&sys->shutting_down)) {
-        tr_fas_seqcst(&sys->asking, 1);
+    /* Until the request and its timeout are armed this is a call on the
+     * system (the timers are the system's); the wait after is on the
+     * record only, which shutdown ends if nothing else does. */
+    if (!tr__ctx_enter(ctx)) {
         return TR_ESHUTDOWN;
+    }
+    /* The timeout bounds the whole call, a wait for room included; it runs
+     * on the system's clock (manual clocks included). */
+    if (timeout_ms != 0) {
+        deadline =
+            tr__timers_now(sys->timers) + (uint64_t)timeout_ms * 1000000u;
     }
     rec = new_call(ctx, to, type, data, size, timeout_ms, &req);
     if (rec == NULL) {
-        tr_fas_seqcst(&sys->asking, 1);
+        tr__ctx_leave(ctx);
         return TR_ENOMEM;
     }
     rec->caller = 0;
     if (timeout_ms != 0) {
         tr_init_relaxed(&rec->refs, 3); /* and the timer */
     }
-    rc = tr__actor_deliver(ctx, to, req, true);
+    rc = tr__actor_deliver(ctx, to, req, deadline);
     if (rc != TR_OK) {
         free_call(rec, req);
-        tr_fas_seqcst(&sys->asking, 1);
+        tr__ctx_leave(ctx);
         return rc;
     }
-    /* The timeout runs on the system's clock (manual clocks included). */
     if (timeout_ms != 0) {
-        arm_timeout(ctx, rec, timeout_ms);
+        uint64_t now = tr__timers_now(sys->timers);
+        /* What is left after the wait for room; at least a moment, as the
+         * request is queued already. */
+        arm_timeout(ctx, rec, deadline > now ? deadline - now : 1);
     }
-    tr_fas_seqcst(&sys->asking, 1);
+    tr__ctx_leave(ctx);
     for (;;) {
         uint32_t seen = tr__ec_value(&rec->ready);
         /* Acquire: pairs with complete()'s release. */
@@ -491,8 +576,10 @@ tr_reply_take(const tr_msg *request)
     if (!tr_cas_acqrel(&rec->handle, &expected, hop << 2 | HANDLE_TAKEN)) {
         return NULL;
     }
-    /* The handle outlives the request: it holds its own reference. */
-    tr_faa_relaxed(&rec->refs, 1);
+    /* The handle outlives the request: it holds its own reference, and so
+     * does its registration (a handler runs on a running system). */
+    tr_faa_relaxed(&rec->refs, 2);
+    tr__outside_add(rec->sys, &rec->link);
     return (tr_reply_to *)rec;
 }
 
@@ -509,11 +596,19 @@ tr_reply_send(tr_reply_to *handle, const void *data, size_t size)
         tr_reply_drop(handle);
         return TR_EINVAL;
     }
+    if (!holder_enter(rec)) {
+        /* Shutdown has ended the call; nothing of the system is touched. */
+        holder_leave(rec);
+        release(rec);
+        return TR_ECLOSED;
+    }
+    unregister(rec);
     tr_store_rel(&rec->handle, HANDLE_CONSUMED);
     rc = send_reply(rec, data, size);
     if (rc == TR_ENOMEM) {
         complete(rec, TR_ECLOSED, NULL, false);
     }
+    holder_leave(rec);
     release(rec);
     return rc;
 }
@@ -530,8 +625,14 @@ tr_forward(tr_ctx *ctx, tr_reply_to *handle, tr_addr to, uint32_t type,
         size > UINT32_MAX - TR_CALL_PREFIX || type >= TR_MSG_RESERVED) {
         return TR_EINVAL;
     }
+    /* A plain thread's forward during shutdown is refused (the caller
+     * keeps the handle); otherwise the system runs until we are done. */
+    if (!tr__ctx_enter(ctx)) {
+        return TR_ESHUTDOWN;
+    }
     req = tr__env_create((uint32_t)(TR_CALL_PREFIX + size));
     if (req == NULL) {
+        tr__ctx_leave(ctx);
         return TR_ENOMEM;
     }
     /* Only the handle's holder changes the word while it is taken. */
@@ -544,15 +645,21 @@ tr_forward(tr_ctx *ctx, tr_reply_to *handle, tr_addr to, uint32_t type,
     if (size != 0) {
         memcpy((char *)tr__env_data(req) + TR_CALL_PREFIX, data, size);
     }
+    /* In a request the handle is the runtime's to end again: unregister
+     * it (and register it again if the request is refused). */
+    unregister(rec);
     /* The handle goes into the new request (next hop) before the request
      * is visible; its reference becomes the request's. Release: pairs with
      * the receiver's acquire in tr_reply and tr_reply_take. */
     tr_store_rel(&rec->handle, in_msg(hop));
-    rc = tr__actor_deliver(ctx, to, req, false);
+    rc = tr__actor_deliver(ctx, to, req, TR_WAIT_NONE);
     if (rc != TR_OK) {
         tr_store_rel(&rec->handle, taken); /* the caller keeps it */
+        tr_faa_relaxed(&rec->refs, 1);
+        tr__outside_add(rec->sys, &rec->link);
         tr__env_destroy(req);
     }
+    tr__ctx_leave(ctx);
     return rc;
 }
 
@@ -564,7 +671,11 @@ tr_reply_drop(tr_reply_to *handle)
     if (rec == NULL) {
         return;
     }
-    tr_store_rel(&rec->handle, HANDLE_CONSUMED);
-    complete(rec, TR_ECLOSED, NULL, false);
+    if (holder_enter(rec)) {
+        unregister(rec);
+        tr_store_rel(&rec->handle, HANDLE_CONSUMED);
+        complete(rec, TR_ECLOSED, NULL, false);
+    }
+    holder_leave(rec);
     release(rec);
 }

@@ -13,6 +13,12 @@
  * Links are two entries, one per side, each added under its own side's
  * lock (never both locks at once, so two actors linking to each other
  * cannot deadlock); the second side's liveness check decides as above.
+ *
+ * Signals never need memory when they are sent: each monitor and each side
+ * of a link carries the envelope of the signal it will send, allocated
+ * when it was made (a monitor or link that cannot get one is refused with
+ * TR_ENOMEM), and the signal for an address that has already ended travels
+ * in that same envelope.
  */
 #include "actors/ext.h"
 
@@ -56,8 +62,16 @@ tr__ext_get(tr_actor *a)
 void
 tr__ext_free(tr_ext *x)
 {
+    /* Every incarnation has ended, so the lists are empty; but never leak
+     * what they would hold. */
+    for (uint32_t i = 0; i < x->nmon; i++) {
+        tr__env_destroy(x->mons[i].down);
+    }
+    for (uint32_t i = 0; i < x->nlink; i++) {
+        tr__env_destroy(x->links[i].exit);
+    }
     tr__free(x->mons, sizeof(tr_watch) * x->capmon);
-    tr__free(x->links, sizeof(uint64_t) * x->caplink);
+    tr__free(x->links, sizeof(tr_link_end) * x->caplink);
     if (x->name != NULL) {
         tr__free(x->name, strlen(x->name) + 1);
     }
@@ -96,16 +110,18 @@ tr__signal_fill(tr_signal *s, tr_addr who, uint64_t ref, const tr_exit *exit)
     memcpy(s->text, exit->text, n); /* the memset ended it */
 }
 
-/* Send a signal (a DOWN, or a link exit) to `to`; dropped if it is gone. */
-static void
-send_signal(tr_system *sys, uint64_t to, int kind, uint32_t type, uint64_t who,
-            uint64_t ref, const tr_exit *exit)
+tr_envelope *
+tr__signal_create(void)
 {
-    tr_envelope *env = tr__env_create(sizeof(tr_signal));
+    return tr__env_create(sizeof(tr_signal));
+}
 
-    if (env == NULL) {
-        return; /* out of memory: the watcher misses it */
-    }
+/* Send a signal (a DOWN, or a link exit) to `to` in `env`, which
+ * tr__signal_create made; it is freed if `to` is gone. */
+static void
+send_signal(tr_system *sys, tr_envelope *env, uint64_t to, int kind,
+            uint32_t type, uint64_t who, uint64_t ref, const tr_exit *exit)
+{
     env->type = type;
     env->from = who;
     tr__signal_fill(tr__env_data(env), tr__addr(sys, who), ref, exit);
@@ -159,13 +175,18 @@ tr_monitor(tr_ctx *ctx, tr_addr target, uint64_t *ref)
         return rc != TR_OK ? rc : TR_EINVAL;
     }
     tr_system *sys = ctx->sys;
+    tr_envelope *down = tr__signal_create();
+    if (down == NULL) {
+        return TR_ENOMEM;
+    }
     uint64_t seq = tr_faa_relaxed(&sys->next_ref, 1) + 1;
     tr_actor *a = slot_of(sys, target.id);
     /* The target's slot index rides in the reference, for tr_demonitor. */
-    *ref = (seq << 32) | tr__id_index(target.id);
+    uint64_t r = (seq << 32) | tr__id_index(target.id);
     if (a != NULL) {
         tr_ext *x = tr__ext_get(a);
         if (x == NULL) {
+            tr__env_destroy(down);
             return TR_ENOMEM;
         }
         pthread_mutex_lock(&x->lock);
@@ -173,17 +194,20 @@ tr_monitor(tr_ctx *ctx, tr_addr target, uint64_t *ref)
             if (x->nmon == x->capmon &&
                 !tr__grow((void **)&x->mons, &x->capmon, sizeof(tr_watch), 4)) {
                 pthread_mutex_unlock(&x->lock);
+                tr__env_destroy(down);
                 return TR_ENOMEM;
             }
-            x->mons[x->nmon++] = (tr_watch){*ref, ctx->self};
+            x->mons[x->nmon++] = (tr_watch){r, ctx->self, down};
             pthread_mutex_unlock(&x->lock);
+            *ref = r;
             return TR_OK;
         }
         pthread_mutex_unlock(&x->lock);
     }
     const tr_exit gone = {TR_EXIT_NOACTOR, TR_ENOACTOR, "no such actor"};
-    send_signal(sys, ctx->self, TR_CTL_USER, TR_MSG_DOWN, target.id, *ref,
+    send_signal(sys, down, ctx->self, TR_CTL_USER, TR_MSG_DOWN, target.id, r,
                 &gone);
+    *ref = r;
     return TR_OK;
 }
 
@@ -191,6 +215,7 @@ int
 tr_demonitor(tr_ctx *ctx, uint64_t ref)
 {
     int rc = need_actor(ctx);
+    tr_envelope *down = NULL;
 
     if (rc != TR_OK) {
         return rc;
@@ -207,20 +232,28 @@ tr_demonitor(tr_ctx *ctx, uint64_t ref)
     pthread_mutex_lock(&x->lock);
     for (uint32_t i = 0; i < x->nmon; i++) {
         if (x->mons[i].ref == ref && x->mons[i].watcher == ctx->self) {
+            down = x->mons[i].down;
             x->mons[i] = x->mons[--x->nmon];
             rc = TR_OK;
             break;
         }
     }
     pthread_mutex_unlock(&x->lock);
+    if (down != NULL) {
+        tr__env_destroy(down);
+    }
     return rc;
 }
 
 /* ---- links ---- */
 
-/* Add `peer` to incarnation `gen`'s links; false when it is gone. */
+/*
+ * Add `peer` to incarnation `gen`'s links with the EXIT `*exit` (taken:
+ * `*exit` becomes NULL; when the link exists already, it stays the
+ * caller's). TR_ENOACTOR when the incarnation is gone.
+ */
 static int
-link_add(tr_actor *a, uint64_t gen, uint64_t peer)
+link_add(tr_actor *a, uint64_t gen, uint64_t peer, tr_envelope **exit)
 {
     tr_ext *x = tr__ext_get(a);
     int rc = TR_OK;
@@ -234,15 +267,16 @@ link_add(tr_actor *a, uint64_t gen, uint64_t peer)
     } else {
         bool have = false;
         for (uint32_t i = 0; i < x->nlink && !have; i++) {
-            have = x->links[i] == peer;
+            have = x->links[i].peer == peer;
         }
         if (!have) {
             if (x->nlink == x->caplink &&
-                !tr__grow((void **)&x->links, &x->caplink, sizeof(uint64_t),
+                !tr__grow((void **)&x->links, &x->caplink, sizeof(tr_link_end),
                           4)) {
                 rc = TR_ENOMEM;
             } else {
-                x->links[x->nlink++] = peer;
+                x->links[x->nlink++] = (tr_link_end){peer, *exit};
+                *exit = NULL;
             }
         }
     }
@@ -250,24 +284,37 @@ link_add(tr_actor *a, uint64_t gen, uint64_t peer)
     return rc;
 }
 
-static void
+/* Remove `peer` from incarnation `gen`'s links; the EXIT it held, for the
+ * caller to free (NULL when there was no such link). */
+static tr_envelope *
 link_remove(tr_actor *a, uint64_t gen, uint64_t peer)
 {
     tr_ext *x = tr_load_acq(&a->ext);
+    tr_envelope *exit = NULL;
 
     if (x == NULL) {
-        return;
+        return NULL;
     }
     pthread_mutex_lock(&x->lock);
     if (x->gen == gen) {
         for (uint32_t i = 0; i < x->nlink; i++) {
-            if (x->links[i] == peer) {
+            if (x->links[i].peer == peer) {
+                exit = x->links[i].exit;
                 x->links[i] = x->links[--x->nlink];
                 break;
             }
         }
     }
     pthread_mutex_unlock(&x->lock);
+    return exit;
+}
+
+static void
+destroy_signal(tr_envelope *env)
+{
+    if (env != NULL) {
+        tr__env_destroy(env);
+    }
 }
 
 int
@@ -281,24 +328,34 @@ tr_link(tr_ctx *ctx, tr_addr other)
     if (other.id == ctx->self || other.id == 0) {
         return TR_EINVAL;
     }
-    rc = link_add(ctx->actor, ctx->gen, other.id);
-    if (rc != TR_OK) {
-        return rc;
+    /* Our side's EXIT for `other`, and its side's for us (which also
+     * carries the news if it has ended already). */
+    tr_envelope *ours = tr__signal_create();
+    tr_envelope *theirs = tr__signal_create();
+    if (ours == NULL || theirs == NULL) {
+        destroy_signal(ours);
+        destroy_signal(theirs);
+        return TR_ENOMEM;
     }
-    tr_actor *peer = slot_of(ctx->sys, other.id);
-    rc = peer != NULL ? link_add(peer, tr__id_gen(other.id), ctx->self)
-                      : TR_ENOACTOR;
+    rc = link_add(ctx->actor, ctx->gen, other.id, &ours);
     if (rc == TR_OK) {
+        tr_actor *peer = slot_of(ctx->sys, other.id);
+        rc = peer != NULL
+                 ? link_add(peer, tr__id_gen(other.id), ctx->self, &theirs)
+                 : TR_ENOACTOR;
+        if (rc != TR_OK) {
+            destroy_signal(link_remove(ctx->actor, ctx->gen, other.id));
+        }
+    }
+    destroy_signal(ours); /* NULL unless unused */
+    if (rc == TR_ENOACTOR && theirs != NULL) {
+        const tr_exit gone = {TR_EXIT_NOACTOR, TR_ENOACTOR, "no such actor"};
+        send_signal(ctx->sys, theirs, ctx->self, TR_CTL_LINK, TR_MSG_EXIT,
+                    other.id, 0, &gone);
         return TR_OK;
     }
-    link_remove(ctx->actor, ctx->gen, other.id);
-    if (rc != TR_ENOACTOR) {
-        return rc;
-    }
-    const tr_exit gone = {TR_EXIT_NOACTOR, TR_ENOACTOR, "no such actor"};
-    send_signal(ctx->sys, ctx->self, TR_CTL_LINK, TR_MSG_EXIT, other.id, 0,
-                &gone);
-    return TR_OK;
+    destroy_signal(theirs);
+    return rc;
 }
 
 int
@@ -309,10 +366,10 @@ tr_unlink(tr_ctx *ctx, tr_addr other)
     if (rc != TR_OK) {
         return rc;
     }
-    link_remove(ctx->actor, ctx->gen, other.id);
+    destroy_signal(link_remove(ctx->actor, ctx->gen, other.id));
     tr_actor *peer = slot_of(ctx->sys, other.id);
     if (peer != NULL) {
-        link_remove(peer, tr__id_gen(other.id), ctx->self);
+        destroy_signal(link_remove(peer, tr__id_gen(other.id), ctx->self));
     }
     return TR_OK;
 }
@@ -612,7 +669,7 @@ tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint64_t gen, const tr_exit *exit)
     }
     tr_watch *mons = x->mons;
     uint32_t nmon = x->nmon, capmon = x->capmon;
-    uint64_t *links = x->links;
+    tr_link_end *links = x->links;
     uint32_t nlink = x->nlink, caplink = x->caplink;
     char *name = x->name;
     tr_waiter *waiters = x->waiters;
@@ -633,18 +690,21 @@ tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint64_t gen, const tr_exit *exit)
         free_key(name);
     }
     for (uint32_t i = 0; i < nmon; i++) {
-        send_signal(sys, mons[i].watcher, TR_CTL_USER, TR_MSG_DOWN, self,
-                    mons[i].ref, exit);
+        send_signal(sys, mons[i].down, mons[i].watcher, TR_CTL_USER,
+                    TR_MSG_DOWN, self, mons[i].ref, exit);
     }
     for (uint32_t i = 0; i < nlink; i++) {
-        tr_actor *peer = slot_of(sys, links[i]);
+        uint64_t to = links[i].peer;
+        tr_actor *peer = slot_of(sys, to);
         if (peer != NULL) {
-            link_remove(peer, tr__id_gen(links[i]), self);
+            /* Its side's EXIT for us will never be sent. */
+            destroy_signal(link_remove(peer, tr__id_gen(to), self));
         }
-        send_signal(sys, links[i], TR_CTL_LINK, TR_MSG_EXIT, self, 0, exit);
+        send_signal(sys, links[i].exit, to, TR_CTL_LINK, TR_MSG_EXIT, self, 0,
+                    exit);
     }
     tr__free(mons, sizeof(tr_watch) * capmon);
-    tr__free(links, sizeof(uint64_t) * caplink);
+    tr__free(links, sizeof(tr_link_end) * caplink);
     return waiters;
 }
 

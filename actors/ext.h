@@ -12,10 +12,20 @@
 
 #include "actors/actor.h"
 
+/* A monitor: the watcher, and its DOWN, allocated when the monitor was
+ * made so that sending it never needs memory. */
 typedef struct tr_watch {
     uint64_t ref;
     uint64_t watcher; /* address id */
+    tr_envelope *down;
 } tr_watch;
+
+/* One side of a link: the peer, and the EXIT this side's end sends it,
+ * allocated when the link was made. */
+typedef struct tr_link_end {
+    uint64_t peer; /* address id */
+    tr_envelope *exit;
+} tr_link_end;
 
 /* The payload of TR_MSG_CHILD: which child ended, and why. Whoever gets it
  * holds the child's run-right; whoever drops it unread (its supervisor
@@ -58,7 +68,7 @@ struct tr_ext {
     bool trap_exit;
     tr_watch *mons;
     uint32_t nmon, capmon;
-    uint64_t *links; /* linked peers' address ids */
+    tr_link_end *links;
     uint32_t nlink, caplink;
     char *name;         /* registered name (owned), or NULL */
     tr_waiter *waiters; /* threads in tr_actor_wait */
@@ -105,6 +115,9 @@ void tr__ext_wake_waiters(tr_system *sys, tr_waiter *waiters, uint64_t self,
 /* Copy an exit reason into a signal. */
 void tr__signal_fill(tr_signal *s, tr_addr who, uint64_t ref,
                      const tr_exit *exit);
+
+/* An envelope for a DOWN or EXIT, to fill later; NULL when out of memory. */
+tr_envelope *tr__signal_create(void);
 
 /* The registry of names (one per system). */
 int tr__names_create(tr_names **out);

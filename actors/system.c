@@ -8,9 +8,26 @@
  * actor and asks it to stop, or the spawner sees the flag and undoes the
  * spawn: no actor escapes. Actors stop on their workers (their `stop`
  * callbacks may still message each other); the caller polls the table until
- * no incarnation is live or the timeout passes. Then the workers are joined
- * and whatever is left is stopped on the calling thread, every message still
- * queued anywhere becomes a dead letter, and everything is freed.
+ * no incarnation is live or the timeout passes.
+ *
+ * Plain threads. Every call a plain thread makes on the system announces
+ * itself (tr__sys_enter: `inside` up, seq_cst, then the flag, seq_cst), so
+ * either it sees the flag and returns TR_ESHUTDOWN having touched nothing
+ * else, or shutdown, which sets the flag and then reads `inside` (both
+ * seq_cst), waits for it to leave. Shutdown wakes the threads waiting for
+ * room in a bounded mailbox with the flag set, and they leave with
+ * TR_ESHUTDOWN. Only then are the workers joined: a call that began before
+ * shutdown ends against a running system.
+ *
+ * The end. With the workers joined, the timers are closed (pending ones
+ * dropped: a timed call ends with TR_ECLOSED; new ones refused), the actors
+ * left are stopped on the calling thread (their `stop` callbacks see a
+ * system that refuses calls and timers but is not freed), every message
+ * still queued anywhere becomes a dead letter, and the objects outside the
+ * system that still hold its address (taken reply handles, oneshot
+ * subscriptions: see tr_outside) are closed: their calls end with
+ * TR_ECLOSED, and later uses touch nothing of the system. Then everything
+ * is freed.
  */
 #include "actors/actor.h"
 #include "actors/ext.h"
@@ -82,9 +99,9 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
     tr_init_relaxed(&sys->shutting_down, false);
     tr_init_relaxed(&sys->torn_down, false);
     tr_init_relaxed(&sys->room_waiters, 0);
-    tr_init_relaxed(&sys->asking, 0);
     tr_init_relaxed(&sys->waiting, 0);
     ck_ec32_init(&sys->ended, 0);
+    tr_init_relaxed(&sys->inside, 0);
     tr_init_relaxed(&sys->ext_spawned, 0);
     tr_init_relaxed(&sys->ext_stopped, 0);
     tr_init_relaxed(&sys->ext_failed, 0);
@@ -94,6 +111,7 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
     tr_init_relaxed(&sys->gave_up, 0);
     ck_ec32_init(&sys->gave_up_ec, 0);
     pthread_mutex_init(&sys->tree_lock, NULL);
+    pthread_mutex_init(&sys->outside_lock, NULL);
     sys->thread_ctx.sys = sys;
 
     rc = tr__names_create(&sys->names);
@@ -143,6 +161,89 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
     return TR_OK;
 }
 
+bool
+tr__sys_enter(tr_system *sys)
+{
+    /* seq_cst, both: against shutdown's store of the flag and its read of
+     * `inside` (see the top comment). */
+    tr_faa_seqcst(&sys->inside, 1);
+    if (tr_load_seqcst(&sys->shutting_down)) {
+        tr_fas_acqrel(&sys->inside, 1);
+        return false;
+    }
+    return true;
+}
+
+void
+tr__sys_leave(tr_system *sys)
+{
+    /* Release: shutdown's acquire read of 0 sees everything the call did. */
+    tr_fas_acqrel(&sys->inside, 1);
+}
+
+bool
+tr__sys_enter_any(tr_system *sys, bool *entered)
+{
+    *entered = tr__sched_current(sys->sched) == NULL;
+    return !*entered || tr__sys_enter(sys);
+}
+
+void
+tr__outside_add(tr_system *sys, tr_outside *l)
+{
+    pthread_mutex_lock(&sys->outside_lock);
+    l->prev = NULL;
+    l->next = sys->outside;
+    if (sys->outside != NULL) {
+        sys->outside->prev = l;
+    }
+    sys->outside = l;
+    l->listed = true;
+    pthread_mutex_unlock(&sys->outside_lock);
+}
+
+bool
+tr__outside_remove(tr_system *sys, tr_outside *l)
+{
+    bool was;
+
+    pthread_mutex_lock(&sys->outside_lock);
+    was = l->listed;
+    if (was) {
+        if (l->prev != NULL) {
+            l->prev->next = l->next;
+        } else {
+            sys->outside = l->next;
+        }
+        if (l->next != NULL) {
+            l->next->prev = l->prev;
+        }
+        l->listed = false;
+    }
+    pthread_mutex_unlock(&sys->outside_lock);
+    return was;
+}
+
+/* Every registered object forgets the system (see tr_outside). */
+static void
+close_outside(tr_system *sys)
+{
+    tr_outside *l;
+
+    pthread_mutex_lock(&sys->outside_lock);
+    l = sys->outside;
+    sys->outside = NULL;
+    for (tr_outside *m = l; m != NULL; m = m->next) {
+        m->listed = false;
+    }
+    pthread_mutex_unlock(&sys->outside_lock);
+    while (l != NULL) {
+        tr_outside *next = l->next; /* `close` may free `l` */
+        l->close(l);
+        l = next;
+    }
+}
+
 tr_ctx *
 tr_system_ctx(tr_system *sys)
 {
@@ -155,16 +256,13 @@ tr_ctx_system(const tr_ctx *ctx)
     return ctx != NULL ? ctx->sys : NULL;
 }
 
-int
-tr_system_stats_get(tr_system *sys, tr_system_stats *out)
+static void
+stats_sum(tr_system *sys, tr_system_stats *out)
 {
     tr_system_stats s = {0};
     uint64_t stopped;
     unsigned n;
 
-    if (sys == NULL || out == NULL) {
-        return TR_EINVAL;
-    }
     n = tr__sched_workers(sys->sched);
     s.workers = n;
     s.spawned = tr_load_relaxed(&sys->ext_spawned);
@@ -182,6 +280,23 @@ tr_system_stats_get(tr_system *sys, tr_system_stats *out)
     /* The sums are not one atomic snapshot: clamp a transient skew. */
     s.live_actors = s.spawned > stopped ? s.spawned - stopped : 0;
     *out = s;
+}
+
+int
+tr_system_stats_get(tr_system *sys, tr_system_stats *out)
+{
+    bool entered;
+
+    if (sys == NULL || out == NULL) {
+        return TR_EINVAL;
+    }
+    if (!tr__sys_enter_any(sys, &entered)) {
+        return TR_ESHUTDOWN;
+    }
+    stats_sum(sys, out);
+    if (entered) {
+        tr__sys_leave(sys);
+    }
     return TR_OK;
 }
 
@@ -217,6 +332,17 @@ sleep_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
+/* Until every plain thread's call has left (see the top comment). */
+static void
+wait_outside_calls(tr_system *sys)
+{
+    /* seq_cst: ordered after the store of the flag (see tr__sys_enter);
+     * it acquires too, pairing with tr__sys_leave. */
+    while (tr_load_seqcst(&sys->inside) != 0) {
+        sleep_ms(1);
+    }
+}
+
 /* With the workers joined: stop what is left, drop what is queued. */
 static void
 final_pass(tr_system *sys)
@@ -242,6 +368,9 @@ final_pass(tr_system *sys)
             tr__actor_finish(&ctx, &exit,
                              x == NULL || tr_load_relaxed(&x->held) == 0);
         }
+        /* The end above left the slot idle: hold it again to drop what is
+         * left. */
+        (void)tr__mpsc_take_idle(&a->mbox);
         tr__actor_drain(&sys->thread_ctx, a, TR_DEAD_SHUTDOWN);
     }
 }
@@ -261,9 +390,15 @@ tr_system_shutdown(tr_system *sys, unsigned timeout_ms)
     if (tr__sched_current(sys->sched) != NULL) {
         return TR_ESTATE;
     }
-    /* seq_cst: see the top comment. */
-    tr_store_seqcst(&sys->shutting_down, true);
+    /* seq_cst: see the top comment. A second call (a `stop` callback of
+     * the last pass, say) finds the flag set and changes nothing. */
+    if (tr_xchg_seqcst(&sys->shutting_down, true)) {
+        return TR_ESHUTDOWN;
+    }
+    /* Threads waiting for room, or in tr_system_wait, see the flag now
+     * and leave. */
     tr__ec_wake(&sys->room);
+    tr__ec_wake(&sys->gave_up_ec);
 
     deadline = tr__now_ns() + (uint64_t)timeout_ms * 1000000u;
     if (request_stops(sys, true) != 0) {
@@ -275,14 +410,12 @@ tr_system_shutdown(tr_system *sys, unsigned timeout_ms)
             sleep_ms(1);
         }
     }
-    /* A thread that entered tr_ask before the flag was set may still be
-     * queueing its request or arming its timeout: let it finish. Its wait
-     * then ends when the call is closed below. */
-    while (tr_load_seqcst(&sys->asking) != 0) {
-        sleep_ms(1);
-    }
+    /* A plain thread's call that began before the flag (a spawn whose
+     * `init` still runs, a send landing its message) ends against the
+     * running system; its actors stop on the workers or in the last pass. */
+    wait_outside_calls(sys);
     tr__sched_stop(sys->sched);
-    tr__timers_destroy(sys->timers);
+    tr__timers_close(sys->timers);
     /* Release: outcomes of calls ended from here on are dropped. */
     tr_store_rel(&sys->torn_down, true);
     final_pass(sys);
@@ -291,14 +424,19 @@ tr_system_shutdown(tr_system *sys, unsigned timeout_ms)
     while (tr_load_seqcst(&sys->waiting) != 0) {
         sleep_ms(1);
     }
+    close_outside(sys);
     if (sys->cfg.final_stats != NULL) {
-        tr_system_stats_get(sys, sys->cfg.final_stats);
+        stats_sum(sys, sys->cfg.final_stats);
     }
+    /* Calls that came after the flag have found it and are leaving. */
+    wait_outside_calls(sys);
+    tr__timers_destroy(sys->timers);
     tr__sched_destroy(sys->sched);
     tr__table_destroy(sys->table);
     tr__pgs_destroy(sys->pgs);
     tr__names_destroy(sys->names);
     tr__free(sys->roots, sizeof(void *) * sys->caproots);
+    pthread_mutex_destroy(&sys->outside_lock);
     pthread_mutex_destroy(&sys->tree_lock);
     tr__free_aligned(sys, sizeof(*sys));
     return rc;

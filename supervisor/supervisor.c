@@ -1605,22 +1605,37 @@ tr_whereis_path(tr_system *sys, const char *path, tr_addr *out)
 int
 tr_system_wait(tr_system *sys, uint32_t timeout_ms)
 {
+    int rc;
+
     if (sys == NULL) {
         return TR_EINVAL;
+    }
+    /* A call on the system while it waits: shutdown wakes it (after
+     * setting its flag) and waits for it to leave before freeing. */
+    if (!tr__sys_enter(sys)) {
+        return TR_ESHUTDOWN;
     }
     uint64_t deadline = tr__now_ns() + (uint64_t)timeout_ms * 1000000u;
     for (;;) {
         uint32_t seen = tr__ec_value(&sys->gave_up_ec);
         if (tr_load_acq(&sys->gave_up) != 0) {
-            return TR_OK;
+            rc = TR_OK;
+            break;
+        }
+        if (tr_load_acq(&sys->shutting_down)) {
+            rc = TR_ESHUTDOWN;
+            break;
         }
         uint64_t now = tr__now_ns();
         if (timeout_ms != 0 && now >= deadline) {
-            return TR_ETIMEDOUT;
+            rc = TR_ETIMEDOUT;
+            break;
         }
         long wait = timeout_ms == 0
                         ? -1
                         : (long)((deadline - now + 999999u) / 1000000u);
         tr__ec_wait_ms(&sys->gave_up_ec, seen, wait);
     }
+    tr__sys_leave(sys);
+    return rc;
 }

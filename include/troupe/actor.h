@@ -108,8 +108,10 @@ typedef struct tr_actor_stats {
  * Returns:   TR_OK and `*out` (which may be NULL); TR_EINVAL for a NULL
  *            context or behaviour, or a behaviour with neither `handle` nor
  *            `dispatch`, or a mailbox bound over TR_MAILBOX_CAP_MAX;
- *            TR_ENOMEM; TR_ESHUTDOWN once shutdown has begun; TR_EFORKED
- *            in a fork child; or the non-zero value `init` returned.
+ *            TR_ENOMEM; TR_ESHUTDOWN once shutdown has begun (a spawn
+ *            already in `init` then still returns TR_OK, and its actor is
+ *            stopped by the shutdown); TR_EFORKED in a fork child; or the
+ *            non-zero value `init` returned.
  */
 TR_API int tr_spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
                     const tr_spawn_opts *opts, tr_addr *out);
@@ -121,17 +123,22 @@ TR_API int tr_spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
  * receiver are handled in the order they were sent. TR_OK means queued, not
  * handled: if the receiver stops first, the message becomes a dead letter.
  *
- * From a plain thread to a full bounded mailbox this waits until there is
- * room; on a worker it never waits and returns TR_EFULL instead.
+ * From a plain thread's context to a full bounded mailbox this waits until
+ * there is room. From an actor's context (handlers, `init`, `stop`:
+ * whichever thread runs them, as `init` may run on a plain thread that
+ * holds the new actor, and a send to itself could never get room) or on a
+ * worker, it never waits and returns TR_EFULL instead.
  *
  * Ownership: borrows `data` (copied into the message).
  * Context:   a handler or a plain thread.
  * Returns:   TR_OK; TR_EINVAL for a NULL context, NULL `data` with a
  *            non-zero size, or a size over UINT32_MAX; TR_ENOACTOR if `to`
- *            has stopped (a dead letter is counted); TR_EFULL (worker only);
- *            TR_ECLOSED if `to` was closed (tr_actor_close); TR_EFOREIGN
- *            for another system's address; TR_EFORKED in a fork child;
- *            TR_ENOMEM; TR_ESHUTDOWN (plain thread, once shutdown begun).
+ *            has stopped (a dead letter is counted); TR_EFULL (never from
+ *            a plain thread's context off the workers); TR_ECLOSED if `to`
+ *            was closed (tr_actor_close); TR_EFOREIGN for another system's
+ *            address; TR_EFORKED in a fork child; TR_ENOMEM; TR_ESHUTDOWN
+ *            (plain thread, once shutdown has begun, also when it was
+ *            waiting for room then: such a message was never queued).
  */
 TR_API TR_NODISCARD int tr_send(tr_ctx *ctx, tr_addr to, uint32_t type,
                                 const void *data, size_t size);
@@ -175,7 +182,8 @@ TR_API void tr_buf_free(void *buf);
  *            it and may retry or tr_buf_free it.
  * Context:   a handler or a plain thread.
  * Returns:   TR_OK; TR_EINVAL for a NULL context or buffer; TR_ENOACTOR;
- *            TR_EFULL; TR_ESHUTDOWN (plain thread, once shutdown begun).
+ *            TR_EFULL; TR_ESHUTDOWN (plain thread, once shutdown has
+ *            begun).
  */
 TR_API TR_NODISCARD int tr_send_buf(tr_ctx *ctx, tr_addr to, uint32_t type,
                                     void *buf);
@@ -198,7 +206,8 @@ TR_API int tr_stop(tr_ctx *ctx);
  * Context:   a handler or a plain thread.
  * Returns:   TR_OK; TR_EINVAL for NULL; TR_ENOACTOR if `to` has stopped;
  *            TR_EFOREIGN for another system's address; TR_EFORKED in a
- *            fork child; TR_ENOMEM.
+ *            fork child; TR_ENOMEM; TR_ESHUTDOWN (plain thread, once
+ *            shutdown has begun: shutdown stops it).
  */
 TR_API int tr_actor_stop(tr_ctx *ctx, tr_addr to);
 
@@ -262,7 +271,8 @@ TR_API tr_addr tr_self(const tr_ctx *ctx);
  * Ownership: writes `*out`.
  * Context:   any thread.
  * Returns:   TR_OK; TR_EINVAL for a NULL argument; TR_ENOACTOR if `who`
- *            has stopped; TR_EFOREIGN for another system's address.
+ *            has stopped; TR_EFOREIGN for another system's address;
+ *            TR_ESHUTDOWN off the workers once shutdown has begun.
  */
 TR_API int tr_actor_stats_get(tr_system *sys, tr_addr who, tr_actor_stats *out);
 

@@ -46,7 +46,9 @@ typedef int (*tr_reply_fn)(tr_ctx *ctx, void *state,
  * non-zero `timeout_ms` it ends with TR_ETIMEDOUT if no reply came in time
  * (a reply after that is dropped and freed); the time counts on the
  * system's clock from when tr_call returns. A call still pending when the
- * system shuts down ends with TR_ECLOSED if it has a timeout.
+ * system shuts down ends with TR_ECLOSED, wherever its reply handle is
+ * (its continuation runs only if the caller is still running on a worker
+ * then).
  *
  * Ownership: borrows `data`; `arg` is passed back untouched.
  * Context:   a handler (or `init`) of the calling actor.
@@ -56,7 +58,9 @@ typedef int (*tr_reply_fn)(tr_ctx *ctx, void *state,
  *            once: a self-call is a design error, not a request);
  *            TR_ENOACTOR if
  *            `to` has stopped; TR_EFULL if its mailbox is bounded and full;
- *            TR_ENOMEM. On any error `on_reply` never runs.
+ *            TR_ENOMEM; TR_ESHUTDOWN from a `stop` callback that shutdown
+ *            runs after the workers have ended (the continuation could
+ *            never run). On any error `on_reply` never runs.
  */
 TR_API TR_NODISCARD int tr_call(tr_ctx *ctx, tr_addr to, uint32_t type,
                                 const void *data, size_t size,
@@ -65,15 +69,22 @@ TR_API TR_NODISCARD int tr_call(tr_ctx *ctx, tr_addr to, uint32_t type,
 
 /**
  * Call from a plain thread and wait for the reply, copying it into `buf`.
- * A timeout of 0 waits without limit (the call still ends if the callee
- * stops or drops it).
+ * A non-zero `timeout_ms` bounds the whole call on the system's clock: a
+ * wait for room in the callee's full bounded mailbox, then the wait for
+ * the reply. A timeout of 0 waits without limit (the call still ends if
+ * the callee stops or drops it, and at shutdown).
  *
  * Ownership: borrows `data` and `buf`; writes `*len` (the reply size).
  * Context:   a plain thread, never a worker (a worker must not wait).
- * Returns:   TR_OK; TR_ETIMEDOUT; TR_ECLOSED; TR_ENOACTOR; TR_EFULL;
- *            TR_ENOMEM; TR_ESHUTDOWN; TR_ESTATE on a worker thread;
- *            TR_EINVAL for NULL arguments, or when the reply is larger
- *            than `cap` (`*len` says its size; the reply is dropped).
+ * Returns:   TR_OK; TR_ETIMEDOUT (the request may not have been sent);
+ *            TR_ECLOSED (the callee stopped, failed or dropped the request,
+ *            or the system shut down meanwhile); TR_ENOACTOR; TR_EFULL
+ *            (from an actor's `init` running on this thread: it never
+ *            waits for room); TR_ENOMEM; TR_ESHUTDOWN (shutdown had begun,
+ *            or began while it waited for room: nothing was sent);
+ *            TR_ESTATE on a worker thread; TR_EINVAL for NULL arguments,
+ *            or when the reply is larger than `cap` (`*len` says its size;
+ *            the reply is dropped).
  */
 TR_API int tr_ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
                   size_t size, void *buf, size_t cap, size_t *len,
@@ -100,7 +111,9 @@ TR_API TR_NODISCARD int tr_reply(tr_ctx *ctx, const tr_msg *request,
  *
  * Ownership: returns owned; consume it with tr_reply_send or
  *            tr_reply_drop (a handle never consumed leaves its caller
- *            waiting until the call's timeout).
+ *            waiting until the call's timeout or the system's shutdown,
+ *            and is never freed). It may outlive the system: consumed
+ *            after shutdown it touches nothing of it.
  * Context:   the handler that received `request`.
  * Returns:   the handle; NULL if `request` is not a call, or was already
  *            answered or taken.
@@ -113,9 +126,9 @@ TR_API tr_reply_to *tr_reply_take(const tr_msg *request);
  * Ownership: takes `handle` (always); borrows `data` (copied).
  * Context:   any thread.
  * Returns:   TR_OK; TR_EINVAL for a NULL handle, or NULL `data` with a
- *            non-zero size; TR_ECLOSED if the call had already ended;
- *            TR_ENOMEM. On every error but TR_ECLOSED the call ends with
- *            TR_ECLOSED.
+ *            non-zero size; TR_ECLOSED if the call had already ended (timed
+ *            out, or ended by the system's shutdown); TR_ENOMEM. On every
+ *            error but TR_ECLOSED the call ends with TR_ECLOSED.
  */
 TR_API int tr_reply_send(tr_reply_to *handle, const void *data, size_t size);
 
@@ -130,7 +143,8 @@ TR_API int tr_reply_send(tr_reply_to *handle, const void *data, size_t size);
  * Ownership: takes `handle` on TR_OK only; borrows `data`.
  * Context:   a handler or a plain thread.
  * Returns:   TR_OK; TR_EINVAL for NULL arguments or a size over
- *            UINT32_MAX; TR_ENOACTOR; TR_EFULL; TR_ENOMEM; TR_ESHUTDOWN.
+ *            UINT32_MAX; TR_ENOACTOR; TR_EFULL; TR_ENOMEM; TR_ESHUTDOWN
+ *            (plain thread, once shutdown has begun).
  */
 TR_API TR_NODISCARD int tr_forward(tr_ctx *ctx, tr_reply_to *handle, tr_addr to,
                                    uint32_t type, const void *data,

@@ -40,7 +40,8 @@ TR_API int tr_oneshot_create(size_t size, tr_oneshot_tx **tx,
  * Ownership: borrows `value` (copied).
  * Context:   any thread.
  * Returns:   TR_OK; TR_EINVAL for NULL arguments; TR_ECLOSED if the
- *            receiver closed or went away (nothing was sent: the caller
+ *            receiver closed or went away, or the system of the actor that
+ *            subscribed to it has shut down (nothing was sent: the caller
  *            still has its value); TR_EALREADY if a value was sent before.
  */
 TR_API TR_NODISCARD int tr_oneshot_send(tr_oneshot_tx *tx, const void *value);
@@ -72,7 +73,9 @@ TR_API int tr_oneshot_recv_wait(tr_oneshot_rx *rx, void *out, int timeout_ms);
  * message of `value_type` carrying it, or, if the sender goes away without
  * sending (or the receiver is closed first), an empty message of
  * `closed_type`. Exactly one of the two arrives (none if the actor has
- * stopped by then).
+ * stopped by then). The channel may outlive the actor's system: shutdown
+ * closes it (a later send fails with TR_ECLOSED and touches nothing of the
+ * system).
  *
  * Context:   a handler or `init`.
  * Returns:   TR_OK; TR_EINVAL for NULL arguments or a type the runtime

@@ -24,7 +24,9 @@ typedef struct tr_mailbox tr_mailbox;
 TR_API int tr_mailbox_create(uint32_t cap, tr_mailbox **out);
 
 /**
- * Queue a copy of `size` bytes at `data`. Never blocks.
+ * Queue a copy of `size` bytes at `data`. Never blocks. A message sent
+ * with TR_OK is received before the receiver gets TR_ECLOSED, whatever
+ * races the close.
  *
  * Ownership: borrows `data`.
  * Context:   any thread.

@@ -52,9 +52,12 @@ typedef struct tr_signal {
  * with TR_EXIT_NOACTOR. Monitoring twice gives two references and two
  * DOWNs.
  *
+ * The DOWN's memory is set aside now, so it is never lost for want of
+ * memory when the target ends.
+ *
  * Context:   a handler or `init` (the watcher is the calling actor).
  * Returns:   TR_OK and `*ref`; TR_EINVAL for NULL; TR_ESTATE on a thread
- *            context; TR_ENOMEM.
+ *            context; TR_ENOMEM (no monitor was made, no DOWN will come).
  */
 TR_API int tr_monitor(tr_ctx *ctx, tr_addr target, uint64_t *ref);
 
@@ -72,9 +75,12 @@ TR_API int tr_demonitor(tr_ctx *ctx, uint64_t ref);
  * If `other` has already ended, the caller gets its exit at once, as
  * TR_EXIT_NOACTOR (a failure unless it traps exits).
  *
+ * Both exits' memory is set aside now, so neither is lost for want of
+ * memory when an end comes.
+ *
  * Context:   a handler or `init`.
  * Returns:   TR_OK; TR_EINVAL for NULL or a link to itself; TR_ESTATE on a
- *            thread context; TR_ENOMEM.
+ *            thread context; TR_ENOMEM (no link was made).
  */
 TR_API int tr_link(tr_ctx *ctx, tr_addr other);
 

@@ -219,7 +219,9 @@ TR_API int tr_whereis_path(tr_system *sys, const char *path, tr_addr *out);
  * supervisor that gives up ends its tree and wakes this).
  *
  * Context:   a plain thread.
- * Returns:   TR_OK when one has; TR_ETIMEDOUT; TR_EINVAL.
+ * Returns:   TR_OK when one has; TR_ETIMEDOUT; TR_EINVAL; TR_ESHUTDOWN once
+ *            shutdown has begun (it returns at once, before the system is
+ *            freed).
  */
 TR_API int tr_system_wait(tr_system *sys, uint32_t timeout_ms);
 

@@ -4,6 +4,18 @@
 #include <stdlib.h>
 #include <time.h>
 
+/* TR_TEST_FILTER=<pattern> runs only the matching tests of a program (cmocka's
+ * wildcards), e.g. to repeat one test by hand. */
+__attribute__((constructor)) static void
+filter_from_env(void)
+{
+    const char *pattern = getenv("TR_TEST_FILTER");
+
+    if (pattern != NULL && *pattern != '\0') {
+        cmocka_set_test_filter(pattern);
+    }
+}
+
 tr_system *
 tr_test_system_cfg(const tr_system_config *cfg)
 {

@@ -592,6 +592,281 @@ test_ask_pending_at_shutdown_ends_closed(void **state)
     assert_int_equal(tr_reply_send(stashed, NULL, 0), TR_ECLOSED);
 }
 
+/* ---- asks into a full bounded mailbox ---- */
+
+typedef struct timed_asker {
+    fixture *f;
+    tr_addr to;
+    uint32_t type;
+    uint32_t timeout_ms;
+    tr_atomic(int) done;
+    int rc;
+    uint64_t took_ms; /* on the system's clock */
+} timed_asker;
+
+static void *
+ask_timed(void *p)
+{
+    timed_asker *a = p;
+    tr_system *sys = tr_ctx_system(a->f->ctx);
+    uint64_t t0 = tr_now_ms(sys);
+    int n = 0;
+    int out;
+    size_t len;
+    a->rc = tr_ask(a->f->ctx, a->to, a->type, &n, sizeof(n), &out, sizeof(out),
+                   &len, a->timeout_ms);
+    if (a->rc != TR_ESHUTDOWN && a->rc != TR_ECLOSED) {
+        a->took_ms = tr_now_ms(sys) - t0;
+    }
+    tr_store_seqcst(&a->done, 1);
+    return NULL;
+}
+
+static bool
+asker_done(void *p)
+{
+    return tr_load_seqcst(&((timed_asker *)p)->done) != 0;
+}
+
+static bool
+one_room_waiter(void *p)
+{
+    return tr_load_seqcst(&((tr_system *)p)->room_waiters) == 1;
+}
+
+typedef struct stats_arg {
+    tr_system *sys;
+    tr_addr who;
+} stats_arg;
+
+static bool
+mailbox_empty(void *p)
+{
+    stats_arg *a = p;
+    tr_actor_stats st;
+    return tr_actor_stats_get(a->sys, a->who, &st) == TR_OK &&
+           st.mailbox_len == 0;
+}
+
+/* A server with a mailbox of one, busy in REQ_SLOW, with one request
+ * queued behind it: full until slow_release. */
+static tr_addr
+full_server(fixture *f)
+{
+    tr_spawn_opts opts = {.mailbox_cap = 1};
+    tr_addr busy;
+    int n = 0;
+
+    assert_int_equal(tr_spawn(f->ctx, &server_behaviour, NULL, &opts, &busy),
+                     TR_OK);
+    call(f, busy, REQ_SLOW, 0, 0);
+    stats_arg sa = {f->sys, busy};
+    assert_true(tr_test_wait_handled(f->sys, 1, 5000)); /* the command */
+    assert_true(tr_test_wait_until(mailbox_empty, &sa, 5000));
+    assert_int_equal(tr_try_send(f->ctx, busy, REQ_DROP, &n, sizeof(n)), TR_OK);
+    assert_int_equal(tr_try_send(f->ctx, busy, REQ_DROP, &n, sizeof(n)),
+                     TR_EFULL);
+    return busy;
+}
+
+static void
+test_ask_timeout_bounds_the_wait_for_room(void **state)
+{
+    fixture *f = *state;
+    timed_asker a = {.f = f, .type = REQ_HOLD, .timeout_ms = 200};
+    pthread_t t;
+
+    a.to = full_server(f);
+    tr_init_relaxed(&a.done, 0);
+    assert_int_equal(pthread_create(&t, NULL, ask_timed, &a), 0);
+    assert_true(tr_test_wait_until(one_room_waiter, f->sys, 5000));
+    assert_int_equal(tr_clock_advance(f->sys, 199), TR_OK);
+    assert_false(tr_test_wait_until(asker_done, &a, 50));
+    assert_int_equal(tr_clock_advance(f->sys, 1), TR_OK);
+    if (!tr_test_wait_until(asker_done, &a, 5000)) {
+        fail_msg("tr_ask waits for room past its timeout");
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(a.rc, TR_ETIMEDOUT);
+
+    /* Room comes after 150 of 200 ms: the reply has 50 ms left. */
+    tr_init_relaxed(&a.done, 0);
+    assert_int_equal(pthread_create(&t, NULL, ask_timed, &a), 0);
+    assert_true(tr_test_wait_until(one_room_waiter, f->sys, 5000));
+    assert_int_equal(tr_clock_advance(f->sys, 150), TR_OK);
+    tr_store_rel(&slow_release, true);
+    expect(TR_OK, 0); /* the slow call's continuation */
+    assert_true(tr_test_wait_until(timer_armed, f->sys, 5000));
+    assert_int_equal(tr_clock_advance(f->sys, 49), TR_OK);
+    assert_false(tr_test_wait_until(asker_done, &a, 50));
+    assert_int_equal(tr_clock_advance(f->sys, 1), TR_OK);
+    assert_true(tr_test_wait_until(asker_done, &a, 5000));
+    pthread_join(t, NULL);
+    assert_int_equal(a.rc, TR_ETIMEDOUT);
+}
+
+/* The same on the real clock, without the test's help. */
+static void
+test_ask_timeout_bounds_the_wait_for_room_real_clock(void **state)
+{
+    fixture *f = *state;
+    tr_system *manual = f->sys;
+    timed_asker a = {.type = REQ_INC, .timeout_ms = 100};
+    fixture real = {0};
+    tr_spawn_opts opts = {.mailbox_cap = 1};
+    int n = 0;
+
+    real.sys = tr_test_system(2);
+    real.ctx = tr_system_ctx(real.sys);
+    assert_int_equal(
+        tr_spawn(real.ctx, &client_behaviour, NULL, NULL, &real.client), TR_OK);
+    a.f = &real;
+    assert_int_equal(tr_spawn(real.ctx, &server_behaviour, NULL, &opts, &a.to),
+                     TR_OK);
+    call(&real, a.to, REQ_SLOW, 0, 0);
+    stats_arg sa = {real.sys, a.to};
+    assert_true(tr_test_wait_handled(real.sys, 1, 5000));
+    assert_true(tr_test_wait_until(mailbox_empty, &sa, 5000));
+    assert_int_equal(tr_try_send(real.ctx, a.to, REQ_DROP, &n, sizeof(n)),
+                     TR_OK);
+    pthread_t t;
+    tr_init_relaxed(&a.done, 0);
+    assert_int_equal(pthread_create(&t, NULL, ask_timed, &a), 0);
+    if (!tr_test_wait_until(asker_done, &a, 5000)) {
+        fail_msg("tr_ask waits for room past its timeout");
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(a.rc, TR_ETIMEDOUT);
+    assert_true(a.took_ms >= 100);
+    assert_true(a.took_ms < 2000);
+    tr_store_rel(&slow_release, true);
+    expect(TR_OK, 0);
+    tr_test_shutdown(real.sys);
+    f->sys = manual;
+}
+
+/* ---- calls whose handle is lost, at shutdown ---- */
+
+static void
+test_ask_with_a_lost_handle_ends_at_shutdown(void **state)
+{
+    fixture *f = *state;
+    timed_asker a = {.f = f, .to = f->server, .type = REQ_STASH};
+    pthread_t t;
+
+    stashed = NULL;
+    tr_init_relaxed(&a.done, 0);
+    assert_int_equal(pthread_create(&t, NULL, ask_timed, &a), 0);
+    assert_true(tr_test_wait_handled(f->sys, 1, 5000));
+    /* No timeout, and the handle is out of every actor's reach. */
+    assert_int_equal(tr_system_shutdown(f->sys, 5000), TR_OK);
+    f->sys = NULL;
+    if (!tr_test_wait_until(asker_done, &a, 5000)) {
+        fail_msg("tr_ask still waits after shutdown returned");
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(a.rc, TR_ECLOSED);
+    /* The late holder touches nothing of the freed system. */
+    tr_reply_drop(stashed);
+}
+
+static void
+test_call_with_a_lost_handle_ends_at_shutdown(void **state)
+{
+    fixture *f = *state;
+    int n = 1;
+
+    stashed = NULL;
+    call(f, f->server, REQ_STASH, 0, 0);
+    assert_true(tr_test_wait_handled(f->sys, 2, 5000));
+    assert_int_equal(tr_system_shutdown(f->sys, 5000), TR_OK);
+    f->sys = NULL;
+    assert_non_null(stashed);
+    /* The call ended with its caller; a late reply finds it over and
+     * touches nothing of the freed system. */
+    assert_int_equal(tr_reply_send(stashed, &n, sizeof(n)), TR_ECLOSED);
+    expect_quiet();
+}
+
+/* ---- calls from `stop` in shutdown's last pass ---- */
+
+/* Traps exits, so shutdown's stop request does not stop it: it is still
+ * live when the workers are joined, and its `stop` runs in the last pass
+ * on the shutting-down thread. That `stop` calls the next lingerer. */
+typedef struct lingerer {
+    tr_addr next;
+} lingerer;
+
+static int
+lingerer_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    if (arg != NULL) {
+        ((lingerer *)state)->next = *(const tr_addr *)arg;
+    }
+    return tr_trap_exits(ctx, true);
+}
+
+static int
+lingerer_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    if (msg->type == 0 && msg->size == sizeof(tr_addr)) {
+        memcpy(&((lingerer *)state)->next, msg->data, sizeof(tr_addr));
+    }
+    if (msg->call != NULL) {
+        int n = 0;
+        return tr_reply(ctx, msg, &n, sizeof(n));
+    }
+    return TR_OK; /* TR_MSG_EXIT included: it keeps running */
+}
+
+static void
+lingerer_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
+{
+    lingerer *l = state;
+    report r = {.type = REQ_INC};
+    int n = 0;
+    (void)exit;
+    if (tr_addr_is_none(l->next)) {
+        return;
+    }
+    r.status =
+        tr_call(ctx, l->next, REQ_INC, &n, sizeof(n), 1000, on_reply, NULL);
+    post(&r);
+}
+
+static const tr_behaviour lingerer_behaviour = {
+    .name = "lingerer",
+    .state_size = sizeof(lingerer),
+    .init = lingerer_init,
+    .handle = lingerer_handle,
+    .stop = lingerer_stop,
+};
+
+static void
+test_call_from_stop_in_the_last_pass_is_refused(void **state)
+{
+    fixture *f = *state;
+    tr_addr last;
+    tr_addr first;
+
+    /* `first` takes a lower slot than `last` (a fresh system hands slots
+     * out in order): the last pass stops it while `last` still lives. */
+    assert_int_equal(tr_spawn(f->ctx, &lingerer_behaviour, NULL, NULL, &first),
+                     TR_OK);
+    assert_int_equal(tr_spawn(f->ctx, &lingerer_behaviour, NULL, NULL, &last),
+                     TR_OK);
+    assert_int_equal(tr_send(f->ctx, first, 0, &last, sizeof(last)), TR_OK);
+    assert_true(tr_test_wait_handled(f->sys, 1, 5000));
+    assert_int_equal(tr_system_shutdown(f->sys, 100), TR_ETIMEDOUT);
+    f->sys = NULL;
+    /* The continuation could never run: the call is refused, and nothing
+     * touched the freed timers. */
+    report r = next_report();
+    assert_int_equal(r.type, REQ_INC);
+    assert_int_equal(r.status, TR_ESHUTDOWN);
+    expect_quiet();
+}
+
 int
 main(void)
 {
@@ -609,6 +884,11 @@ main(void)
         T(test_ask_from_a_thread),
         T(test_ask_times_out_on_the_system_clock),
         T(test_ask_pending_at_shutdown_ends_closed),
+        T(test_ask_timeout_bounds_the_wait_for_room),
+        T(test_ask_timeout_bounds_the_wait_for_room_real_clock),
+        T(test_ask_with_a_lost_handle_ends_at_shutdown),
+        T(test_call_with_a_lost_handle_ends_at_shutdown),
+        T(test_call_from_stop_in_the_last_pass_is_refused),
     };
 #undef T
     return cmocka_run_group_tests_name("call", tests, NULL, NULL);

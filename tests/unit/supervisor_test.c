@@ -15,6 +15,7 @@
 #include "actors/actor.h"
 #include "actors/ext.h"
 
+#include <pthread.h>
 #include <time.h>
 
 enum { EV_INIT = 1, EV_STOP = 2, EV_MSG = 3, EV_DOWN = 4 };
@@ -1485,6 +1486,53 @@ test_sup_killed_supervisor_restarts_after_its_subtree_ended(void **state)
     shutdown_within(1000);
 }
 
+/* A thread waiting in tr_system_wait while another shuts the system down
+ * comes back with TR_ESHUTDOWN before the system is freed. */
+typedef struct waiter {
+    tr_system *sys;
+    tr_atomic(int) started;
+    tr_atomic(int) done;
+    int rc;
+} waiter;
+
+static void *
+wait_system(void *p)
+{
+    waiter *w = p;
+    tr_store_seqcst(&w->started, 1);
+    w->rc = tr_system_wait(w->sys, 0);
+    tr_store_seqcst(&w->done, 1);
+    return NULL;
+}
+
+static bool
+waiter_flag(void *p)
+{
+    return tr_load_seqcst((tr_atomic(int) *)p) != 0;
+}
+
+static void
+test_sup_system_wait_ends_at_shutdown(void **state)
+{
+    waiter w = {.sys = tr_test_system(2)};
+    pthread_t t;
+
+    (void)state;
+    tr_init_relaxed(&w.started, 0);
+    tr_init_relaxed(&w.done, 0);
+    assert_int_equal(pthread_create(&t, NULL, wait_system, &w), 0);
+    assert_true(tr_test_wait_until(waiter_flag, (void *)&w.started, 5000));
+    /* Let it get into its wait (a wait that has not begun is covered by
+     * the same flag). */
+    nanosleep(&(struct timespec){.tv_nsec = 20 * 1000000L}, NULL);
+    tr_test_shutdown(w.sys);
+    if (!tr_test_wait_until(waiter_flag, (void *)&w.done, 5000)) {
+        fail_msg("tr_system_wait still waits on a freed system");
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(w.rc, TR_ESHUTDOWN);
+}
+
 int
 main(void)
 {
@@ -1518,6 +1566,7 @@ main(void)
         T(test_sup_children_crashing_as_their_supervisor_is_killed_all_end),
         T(test_sup_killed_supervisor_restarts_after_its_subtree_ended),
         M(test_sup_failed_round_kills_a_restarted_supervisors_children),
+        cmocka_unit_test(test_sup_system_wait_ends_at_shutdown),
     };
 #undef T
 #undef M

@@ -264,12 +264,13 @@ describe(char *buf, size_t cap, const tr_call_rec *rec, int status)
 {
     const char *outcome = status == TR_OK          ? "replied"
                           : status == TR_ETIMEDOUT ? "timed out"
-                                                   : "closed: the callee "
-                                                     "stopped, failed or "
-                                                     "dropped the request";
-    snprintf(buf, cap, "call to %#llx (type %u, timeout %u ms): %s",
-             (unsigned long long)rec->callee, rec->type, rec->timeout_ms,
-             outcome);
+                          : status == TR_ENOMEM
+                              ? "sent, but no memory to time it: ended"
+                              : "closed: the callee stopped, failed or "
+                                "dropped the request";
+    tr_addr to = tr__addr(rec->sys, rec->callee);
+    snprintf(buf, cap, "call to " TR_ADDR_FMT " (type %u, timeout %u ms): %s",
+             TR_ADDR_ARGS(to), rec->type, rec->timeout_ms, outcome);
 }
 
 int
@@ -419,9 +420,11 @@ arm_timeout(tr_ctx *ctx, tr_call_rec *rec, uint64_t delay_ns)
     } else {
         /* Out of memory for the timer (the timers cannot be closed yet:
          * shutdown closes them after every caller has left): a call that
-         * cannot be timed ends now, as timed out, rather than wait
-         * forever. */
-        tr__call_timed_out(rec);
+         * cannot be timed ends now, with TR_ENOMEM (its request was sent:
+         * a reply is dropped), rather than wait forever or claim a
+         * timeout that never ran. */
+        complete(rec, TR_ENOMEM, NULL, true);
+        release(rec);
     }
 }
 

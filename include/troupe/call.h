@@ -24,7 +24,8 @@ typedef struct tr_reply_to tr_reply_to;
 
 /** How a call ended, as its continuation sees it (borrowed for the call). */
 typedef struct tr_call_result {
-    int status;          /* TR_OK, TR_ETIMEDOUT or TR_ECLOSED */
+    int status;          /* TR_OK, TR_ETIMEDOUT, TR_ECLOSED, or TR_ENOMEM
+                            (sent, but no memory to arm its timeout) */
     const tr_msg *reply; /* the reply when TR_OK; NULL otherwise */
     tr_addr to;          /* the callee */
     uint32_t type;       /* the request's message type */
@@ -77,6 +78,9 @@ TR_API TR_NODISCARD int tr_call(tr_ctx *ctx, tr_addr to, uint32_t type,
  * Ownership: borrows `data` and `buf`; writes `*len` (the reply size).
  * Context:   a plain thread, never a worker (a worker must not wait).
  * Returns:   TR_OK; TR_ETIMEDOUT (the request may not have been sent);
+ *            TR_ENOMEM: before anything was sent, or, when the request was
+ *            sent, for want of memory to arm its timeout (then the call is
+ *            over at once: a reply is dropped);
  *            TR_ECLOSED (the callee stopped, failed or dropped the request,
  *            or the system shut down meanwhile); TR_ENOACTOR; TR_EFULL
  *            (from an actor's `init` running on this thread: it never

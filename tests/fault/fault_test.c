@@ -62,6 +62,54 @@ test_fault_oom_in_spawn_and_send_reports_enomem(void **state)
     tr_test_shutdown(sys);
 }
 
+static int
+echo_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)state;
+    if (tr_reply(ctx, msg, msg->data, msg->size) != TR_OK) {
+        return TR_OK; /* out of memory: the call ends closed */
+    }
+    return TR_OK;
+}
+
+static const tr_behaviour echo_behaviour = {.name = "echo",
+                                            .handle = echo_handle};
+
+/* A timed ask whose timer finds no memory ends at once with TR_ENOMEM (or
+ * its reply won the race): never a "timeout" that never ran. */
+static void
+test_fault_oom_arming_an_ask_timeout_is_enomem(void **state)
+{
+    tr_system *sys = tr_test_system(2);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_addr echo;
+    int seen_enomem = 0;
+
+    (void)state;
+    assert_int_equal(tr_spawn(ctx, &echo_behaviour, NULL, NULL, &echo), TR_OK);
+    for (long n = 0; n < 8; n++) {
+        int v = (int)n;
+        int got = -1;
+        size_t len = 0;
+        tr__alloc_fail_after(n);
+        int rc = tr_ask(ctx, echo, MSG_WORK, &v, sizeof(v), &got, sizeof(got),
+                        &len, 60000);
+        tr__alloc_fail_after(-1);
+        if (rc == TR_ETIMEDOUT) {
+            fail_msg("failing allocation %ld: TR_ETIMEDOUT long before the "
+                     "60 s timeout",
+                     n);
+        }
+        assert_true(rc == TR_OK || rc == TR_ENOMEM || rc == TR_ECLOSED);
+        if (rc == TR_OK) {
+            assert_int_equal(got, v);
+        }
+        seen_enomem += rc == TR_ENOMEM;
+    }
+    assert_true(seen_enomem > 0);
+    tr_test_shutdown(sys);
+}
+
 static void
 test_fault_oom_creating_a_mailbox_or_system(void **state)
 {
@@ -560,6 +608,7 @@ main(int argc, char **argv)
 
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fault_oom_in_spawn_and_send_reports_enomem),
+        cmocka_unit_test(test_fault_oom_arming_an_ask_timeout_is_enomem),
         cmocka_unit_test(test_fault_oom_creating_a_mailbox_or_system),
         cmocka_unit_test(test_fault_shutdown_during_work_stops_everything),
         cmocka_unit_test_prestate(test_fault_shutdown_kicks_out_blocked_senders,

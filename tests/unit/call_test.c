@@ -327,9 +327,9 @@ test_call_times_out_and_a_late_reply_is_dropped(void **state)
     report r = next_report();
     assert_int_equal(r.status, TR_ETIMEDOUT);
     /* The text names callee, type and timeout. */
-    char want[64];
-    snprintf(want, sizeof(want), "%#llx (type %u, timeout 100 ms)",
-             (unsigned long long)f->server.id, REQ_HOLD);
+    char want[128];
+    snprintf(want, sizeof(want), TR_ADDR_FMT " (type %u, timeout 100 ms)",
+             TR_ADDR_ARGS(f->server), REQ_HOLD);
     assert_non_null(strstr(r.text, want));
     assert_non_null(strstr(r.text, "timed out"));
     /* The late reply finds the call over. */

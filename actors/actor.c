@@ -321,14 +321,30 @@ send_copy(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
 int
 tr_send(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size)
 {
-    return send_copy(ctx, to, type, data, size, TR_WAIT_FOREVER);
+    return send_copy(ctx, to, type, data, size, TR_WAIT_NONE);
 }
 
 int
-tr_try_send(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
-            size_t size)
+tr_send_wait(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
+             size_t size, tr_timeout timeout)
 {
-    return send_copy(ctx, to, type, data, size, TR_WAIT_NONE);
+    uint64_t until = TR_WAIT_NONE;
+
+    if (ctx == NULL) {
+        return TR_EINVAL;
+    }
+    if (timeout != TR_NOWAIT) {
+        /* One check for every call that waits: never on a worker of any
+         * system, nor in an actor's callbacks (which may hold run-rights
+         * on a plain thread: a spawner's `init`). */
+        if (ctx->actor != NULL || tr__on_a_worker()) {
+            return TR_ESTATE;
+        }
+        until = timeout < 0 ? TR_WAIT_FOREVER
+                            : tr_timeout_deadline_ns(
+                                  tr__timers_now(ctx->sys->timers), timeout);
+    }
+    return send_copy(ctx, to, type, data, size, until);
 }
 
 void *

@@ -484,11 +484,11 @@ void tr__actor_on_exit(tr_ctx *ctx, tr_exit_hook *h);
 /* Unregister `h`; true when it was registered. */
 bool tr__actor_cancel_exit(tr_ctx *ctx, tr_exit_hook *h);
 
-/* A plain thread's tr_ask, without the reserved-type check (for the
+/* A plain thread's tr_ask_wait, without the reserved-type check (for the
  * runtime's own requests). */
 int tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
             size_t size, void *buf, size_t cap, size_t *len,
-            uint32_t timeout_ms);
+            tr_timeout timeout);
 
 /* call.c */
 /* The call part of a request (what tr_msg.call points to). */

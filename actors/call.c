@@ -4,7 +4,7 @@
  * A call is one record shared by its holders, each owning one reference:
  * the request message (until the runner is done with it: handled or
  * dropped as a dead letter), the completion (the caller's side: the
- * continuation's control message, or the thread blocked in tr_ask), with a
+ * continuation's control message, or the thread blocked in tr_ask_wait), with a
  * timeout the timer, and a reply handle once the callee takes it out of the
  * request. The record is freed when the last reference goes.
  *
@@ -69,19 +69,19 @@ struct tr_call_rec {
     tr_atomic(uint32_t) refs;
     tr_atomic(uint32_t) done;
     tr_atomic(uint32_t) handle;
-    tr_atomic(uint32_t) published; /* tr_ask: status and reply are set */
+    tr_atomic(uint32_t) published; /* tr_ask_wait: status and reply are set */
     tr_atomic(uint64_t) timer_id;  /* 0 until armed */
     tr_atomic(uint32_t) holder;    /* HOLDER_BUSY, SYS_GONE */
     tr_outside link;               /* registered while the handle is taken */
     tr_system *sys;
-    uint64_t caller; /* 0 for tr_ask */
+    uint64_t caller; /* 0 for tr_ask_wait */
     uint64_t callee;
     uint32_t type;
-    uint32_t timeout_ms;
+    tr_timeout timeout; /* TR_FOREVER: none */
     tr_reply_fn fn;
     void *arg;
     tr_envelope *outcome; /* preallocated completion message */
-    /* tr_ask only. */
+    /* tr_ask_wait only. */
     struct ck_ec32 ready;
     int status;
     tr_envelope *reply;
@@ -269,8 +269,14 @@ describe(char *buf, size_t cap, const tr_call_rec *rec, int status)
                               : "closed: the callee stopped, failed or "
                                 "dropped the request";
     tr_addr to = tr__addr(rec->sys, rec->callee);
-    snprintf(buf, cap, "call to " TR_ADDR_FMT " (type %u, timeout %u ms): %s",
-             TR_ADDR_ARGS(to), rec->type, rec->timeout_ms, outcome);
+    if (rec->timeout < 0) {
+        snprintf(buf, cap, "call to " TR_ADDR_FMT " (type %u, no timeout): %s",
+                 TR_ADDR_ARGS(to), rec->type, outcome);
+    } else {
+        snprintf(buf, cap,
+                 "call to " TR_ADDR_FMT " (type %u, timeout %lld ms): %s",
+                 TR_ADDR_ARGS(to), rec->type, (long long)rec->timeout, outcome);
+    }
 }
 
 int
@@ -290,7 +296,7 @@ tr__call_run_outcome(tr_ctx *ctx, void *state, tr_envelope *env)
         .reply = p->status == TR_OK ? &reply : NULL,
         .to = {rec->callee},
         .type = rec->type,
-        .timeout_ms = rec->timeout_ms,
+        .timeout = rec->timeout,
         .text = text,
     };
 
@@ -310,7 +316,7 @@ static void close_taken(tr_outside *l);
 
 static tr_call_rec *
 new_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
-         uint32_t timeout_ms, tr_envelope **request)
+         tr_timeout timeout, tr_envelope **request)
 {
     tr_call_rec *rec = tr__calloc(sizeof(*rec));
     tr_envelope *req = tr__env_create((uint32_t)(TR_CALL_PREFIX + size));
@@ -333,7 +339,7 @@ new_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     rec->caller = ctx->self;
     rec->callee = to.id;
     rec->type = type;
-    rec->timeout_ms = timeout_ms;
+    rec->timeout = timeout < 0 ? TR_FOREVER : timeout;
     ck_ec32_init(&rec->ready, 0);
     req->type = type;
     req->kind = TR_MSG_CALL;
@@ -358,14 +364,15 @@ free_call(tr_call_rec *rec, tr_envelope *req)
 
 int
 tr_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
-        uint32_t timeout_ms, tr_reply_fn on_reply, void *arg)
+        tr_timeout timeout, tr_reply_fn on_reply, void *arg)
 {
     tr_envelope *req;
     tr_call_rec *rec;
     int rc;
 
     if (ctx == NULL || on_reply == NULL || (data == NULL && size != 0) ||
-        size > UINT32_MAX - TR_CALL_PREFIX || type >= TR_MSG_RESERVED) {
+        size > UINT32_MAX - TR_CALL_PREFIX || type >= TR_MSG_RESERVED ||
+        timeout == TR_NOWAIT) {
         return TR_EINVAL;
     }
     if (ctx->actor == NULL || to.id == ctx->self) {
@@ -377,7 +384,7 @@ tr_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     if (tr_load_acq(&ctx->sys->torn_down)) {
         return TR_ESHUTDOWN;
     }
-    rec = new_call(ctx, to, type, data, size, timeout_ms, &req);
+    rec = new_call(ctx, to, type, data, size, timeout, &req);
     if (rec == NULL) {
         return TR_ENOMEM;
     }
@@ -388,7 +395,7 @@ tr_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
         free_call(rec, req);
         return TR_ENOMEM;
     }
-    if (timeout_ms != 0) {
+    if (timeout > 0) {
         tr_init_relaxed(&rec->refs, 3); /* and the timer */
     }
     rc = tr__actor_deliver(ctx, to, req, TR_WAIT_NONE);
@@ -400,8 +407,8 @@ tr_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
      * request is queued means a refused call never needs its timer
      * cancelled; a reply that beats the arming finds no timer to cancel,
      * and the timer then fires into a finished call, harmlessly. */
-    if (timeout_ms != 0) {
-        arm_timeout(ctx, rec, (uint64_t)timeout_ms * 1000000u);
+    if (timeout > 0) {
+        arm_timeout(ctx, rec, tr_ms_to_ns((uint64_t)timeout));
     }
     return TR_OK;
 }
@@ -429,18 +436,19 @@ arm_timeout(tr_ctx *ctx, tr_call_rec *rec, uint64_t delay_ns)
 }
 
 int
-tr_ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
-       void *buf, size_t cap, size_t *len, uint32_t timeout_ms)
+tr_ask_wait(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
+            size_t size, tr_reply_buf *reply, tr_timeout timeout)
 {
-    if (type >= TR_MSG_RESERVED) {
+    if (type >= TR_MSG_RESERVED || reply == NULL || timeout == TR_NOWAIT) {
         return TR_EINVAL;
     }
-    return tr__ask(ctx, to, type, data, size, buf, cap, len, timeout_ms);
+    return tr__ask(ctx, to, type, data, size, reply->data, reply->cap,
+                   &reply->len, timeout);
 }
 
 int
 tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
-        void *buf, size_t cap, size_t *len, uint32_t timeout_ms)
+        void *buf, size_t cap, size_t *len, tr_timeout timeout)
 {
     tr_system *sys;
     tr_envelope *req;
@@ -453,8 +461,8 @@ tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
         return TR_EINVAL;
     }
     sys = ctx->sys;
-    if (tr__sched_current(sys->sched) != NULL) {
-        return TR_ESTATE; /* a worker must never wait */
+    if (tr__on_a_worker()) {
+        return TR_ESTATE; /* a worker (of any system) must never wait */
     }
     /* Until the request and its timeout are armed this is a call on the
      * system (the timers are the system's); the wait after is on the
@@ -464,17 +472,16 @@ tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     }
     /* The timeout bounds the whole call, a wait for room included; it runs
      * on the system's clock (manual clocks included). */
-    if (timeout_ms != 0) {
-        deadline =
-            tr__timers_now(sys->timers) + (uint64_t)timeout_ms * 1000000u;
+    if (timeout > 0) {
+        deadline = tr_timeout_deadline_ns(tr__timers_now(sys->timers), timeout);
     }
-    rec = new_call(ctx, to, type, data, size, timeout_ms, &req);
+    rec = new_call(ctx, to, type, data, size, timeout, &req);
     if (rec == NULL) {
         tr__ctx_leave(ctx);
         return TR_ENOMEM;
     }
     rec->caller = 0;
-    if (timeout_ms != 0) {
+    if (timeout > 0) {
         tr_init_relaxed(&rec->refs, 3); /* and the timer */
     }
     rc = tr__actor_deliver(ctx, to, req, deadline);
@@ -483,7 +490,7 @@ tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
         tr__ctx_leave(ctx);
         return rc;
     }
-    if (timeout_ms != 0) {
+    if (timeout > 0) {
         uint64_t now = tr__timers_now(sys->timers);
         /* What is left after the wait for room; at least a moment, as the
          * request is queued already. */

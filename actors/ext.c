@@ -742,14 +742,12 @@ unlist_waiter(tr_ext *x, tr_waiter *w)
 }
 
 static int
-wait_for_end(tr_system *sys, tr_addr who, uint32_t timeout_ms, tr_signal *out)
+wait_for_end(tr_system *sys, tr_addr who, tr_timeout timeout, tr_signal *out)
 {
     tr_actor *a = tr__table_slot(sys->table, who.id);
     tr_ext *x;
     tr_waiter w;
-    uint64_t deadline = timeout_ms == 0
-                            ? UINT64_MAX
-                            : tr__now_ns() + (uint64_t)timeout_ms * 1000000u;
+    uint64_t deadline = tr_timeout_deadline_ns(tr__now_ns(), timeout);
 
     if (a == NULL) {
         return TR_ENOACTOR;
@@ -798,7 +796,7 @@ wait_for_end(tr_system *sys, tr_addr who, uint32_t timeout_ms, tr_signal *out)
 }
 
 int
-tr_actor_wait(tr_ctx *ctx, tr_addr who, uint32_t timeout_ms, tr_signal *out)
+tr_actor_wait(tr_ctx *ctx, tr_addr who, tr_timeout timeout, tr_signal *out)
 {
     tr_system *sys;
     int rc;
@@ -820,7 +818,7 @@ tr_actor_wait(tr_ctx *ctx, tr_addr who, uint32_t timeout_ms, tr_signal *out)
     tr_faa_seqcst(&sys->waiting, 1);
     rc = tr_load_seqcst(&sys->shutting_down)
              ? TR_ESHUTDOWN
-             : wait_for_end(sys, who, timeout_ms, out);
+             : wait_for_end(sys, who, timeout, out);
     tr_fas_seqcst(&sys->waiting, 1);
     return rc;
 }

@@ -376,7 +376,7 @@ final_pass(tr_system *sys)
 }
 
 int
-tr_system_shutdown(tr_system *sys, unsigned timeout_ms)
+tr_system_shutdown(tr_system *sys, tr_timeout timeout)
 {
     uint64_t deadline;
     int rc = TR_OK;
@@ -400,7 +400,7 @@ tr_system_shutdown(tr_system *sys, unsigned timeout_ms)
     tr__ec_wake(&sys->room);
     tr__ec_wake(&sys->gave_up_ec);
 
-    deadline = tr__now_ns() + (uint64_t)timeout_ms * 1000000u;
+    deadline = tr_timeout_deadline_ns(tr__now_ns(), timeout);
     if (request_stops(sys, true) != 0) {
         while (request_stops(sys, false) != 0) {
             if (tr__now_ns() >= deadline) {

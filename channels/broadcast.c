@@ -620,7 +620,7 @@ try_take(receiver *r, const tr_broadcast_value **out, uint64_t *lagged)
 
 int
 tr_broadcast_recv_wait(tr_broadcast_rx *rx, const tr_broadcast_value **value,
-                       uint64_t *lagged, int timeout_ms)
+                       uint64_t *lagged, tr_timeout timeout_ms)
 {
     bchan *ch;
     uint64_t deadline = 0;
@@ -633,7 +633,7 @@ tr_broadcast_recv_wait(tr_broadcast_rx *rx, const tr_broadcast_value **value,
     }
     ch = rx->r.ch;
     if (timeout_ms > 0) {
-        deadline = tr__now_ns() + (uint64_t)timeout_ms * 1000000u;
+        deadline = tr_timeout_deadline_ns(tr__now_ns(), timeout_ms);
     }
     for (;;) {
         uint32_t seen = tr__ec_value(&ch->ready);

@@ -235,7 +235,7 @@ tr_oneshot_tx_destroy(tr_oneshot_tx *tx)
 }
 
 int
-tr_oneshot_recv_wait(tr_oneshot_rx *rx, void *out, int timeout_ms)
+tr_oneshot_recv_wait(tr_oneshot_rx *rx, void *out, tr_timeout timeout_ms)
 {
     oneshot *o = of_rx(rx);
     uint64_t deadline = 0;
@@ -247,7 +247,7 @@ tr_oneshot_recv_wait(tr_oneshot_rx *rx, void *out, int timeout_ms)
         return TR_ESTATE; /* a worker must never wait */
     }
     if (timeout_ms > 0) {
-        deadline = tr__now_ns() + (uint64_t)timeout_ms * 1000000u;
+        deadline = tr_timeout_deadline_ns(tr__now_ns(), timeout_ms);
     }
     for (;;) {
         uint32_t seen = tr__ec_value(&o->ready);

@@ -131,7 +131,7 @@ deliver(tr_mailbox *mb, tr_envelope *env, void *buf, size_t cap, size_t *len)
 }
 
 static int
-receive(tr_mailbox *mb, void *buf, size_t cap, size_t *len, int timeout_ms)
+receive(tr_mailbox *mb, void *buf, size_t cap, size_t *len, tr_timeout timeout_ms)
 {
     uint64_t deadline = 0;
 
@@ -139,7 +139,7 @@ receive(tr_mailbox *mb, void *buf, size_t cap, size_t *len, int timeout_ms)
         return deliver(mb, mb->held, buf, cap, len);
     }
     if (timeout_ms > 0) {
-        deadline = tr__now_ns() + (uint64_t)timeout_ms * 1000000u;
+        deadline = tr_timeout_deadline_ns(tr__now_ns(), timeout_ms);
     }
     for (;;) {
         uint32_t seen = tr__ec_value(&mb->ready);
@@ -182,12 +182,15 @@ receive(tr_mailbox *mb, void *buf, size_t cap, size_t *len, int timeout_ms)
 
 int
 tr_mailbox_recv_wait(tr_mailbox *mb, void *buf, size_t cap, size_t *len,
-                     int timeout_ms)
+                     tr_timeout timeout_ms)
 {
     int rc;
 
     if (mb == NULL || len == NULL || (buf == NULL && cap != 0)) {
         return TR_EINVAL;
+    }
+    if (timeout_ms != TR_NOWAIT && tr__on_a_worker()) {
+        return TR_ESTATE; /* a worker never waits, for any system */
     }
     /* acq_rel: one receiver at a time; the exchange hands the consumer
      * role's private fields (tail, held) from one receiver to the next. */

@@ -150,7 +150,8 @@ struct tr_sched {
     TR_CACHE_ALIGNED struct ck_ec32 wd_wake;
 };
 
-static _Thread_local tr_worker *current_worker;
+/* The calling thread's worker: tr__tls_worker (common/tr_park.h). */
+#define current_worker ((tr_worker *)tr__tls_worker)
 
 static unsigned
 online_cpus(void)
@@ -608,7 +609,7 @@ worker_main(void *arg)
     tr_worker *w = arg;
     tr_sched *s = w->sched;
 
-    current_worker = w;
+    tr__tls_worker = w;
     while (!tr_load_acq(&s->stopping)) {
         tr_task *t = next_local(w);
         if (t == NULL) {
@@ -624,7 +625,7 @@ worker_main(void *arg)
         tr_store_relaxed(&w->runs, tr_load_relaxed(&w->runs) + 1);
         s->run(s->run_arg, w, t);
     }
-    current_worker = NULL;
+    tr__tls_worker = NULL;
     return NULL;
 }
 
@@ -740,12 +741,6 @@ tr__sched_current(const tr_sched *s)
 {
     tr_worker *w = current_worker;
     return (w != NULL && w->sched == s) ? w : NULL;
-}
-
-bool
-tr__on_a_worker(void)
-{
-    return current_worker != NULL;
 }
 
 unsigned

@@ -48,8 +48,6 @@ tr_worker *tr__sched_current(const tr_sched *s);
 
 unsigned tr__sched_workers(const tr_sched *s);
 
-/* True on a worker thread of any pool (such a thread must never wait). */
-bool tr__on_a_worker(void);
 
 /* Worker `i`'s data, for reading from any thread (sums of counters). */
 void *tr__sched_worker_data(tr_sched *s, unsigned i);

@@ -1441,7 +1441,9 @@ ask(tr_ctx *ctx, tr_addr sup, uint32_t type, const admin_req *q, admin_rep *rep,
     if (ctx == NULL) {
         return TR_EINVAL;
     }
-    int rc = tr__ask(ctx, sup, type, q, sizeof(*q), rep, cap, &len, timeout_ms);
+    /* The run-time API's 0 means no limit (see supervisor.h). */
+    int rc = tr__ask(ctx, sup, type, q, sizeof(*q), rep, cap, &len,
+                     timeout_ms == 0 ? TR_FOREVER : (tr_timeout)timeout_ms);
     if (rc == TR_OK && len < sizeof(admin_rep)) {
         rc = TR_ECLOSED;
     }

@@ -29,7 +29,7 @@ typedef struct tr_call_result {
     const tr_msg *reply; /* the reply when TR_OK; NULL otherwise */
     tr_addr to;          /* the callee */
     uint32_t type;       /* the request's message type */
-    uint32_t timeout_ms; /* the call's timeout; 0 for none */
+    tr_timeout timeout;  /* the call's timeout; TR_FOREVER for none */
     const char *text;    /* on failure, one line naming callee, type,
                             timeout and outcome; "replied" on TR_OK */
 } tr_call_result;
@@ -44,7 +44,7 @@ typedef int (*tr_reply_fn)(tr_ctx *ctx, void *state,
 /**
  * Call `to` with a request of `type` carrying a copy of `data`; when it
  * ends, `on_reply(ctx, state, result, arg)` runs in this actor. With a
- * non-zero `timeout_ms` it ends with TR_ETIMEDOUT if no reply came in time
+ * positive `timeout` (ms) it ends with TR_ETIMEDOUT if no reply came in time
  * (a reply after that is dropped and freed); the time counts on the
  * system's clock from when tr_call returns. A call still pending when the
  * system shuts down ends with TR_ECLOSED, wherever its reply handle is
@@ -54,8 +54,9 @@ typedef int (*tr_reply_fn)(tr_ctx *ctx, void *state,
  * Ownership: borrows `data`; `arg` is passed back untouched.
  * Context:   a handler (or `init`) of the calling actor.
  * Returns:   TR_OK (the continuation will run once); TR_EINVAL for NULL
- *            arguments or a size over UINT32_MAX; TR_ESTATE on a thread
- *            context (use tr_ask), or when calling oneself (refused at
+ *            arguments, a size over UINT32_MAX, or TR_NOWAIT (a call waits
+ *            for its reply: TR_FOREVER for no timeout); TR_ESTATE on a thread
+ *            context (use tr_ask_wait), or when calling oneself (refused at
  *            once: a self-call is a design error, not a request);
  *            TR_ENOACTOR if
  *            `to` has stopped; TR_EFULL if its mailbox is bounded and full;
@@ -65,17 +66,26 @@ typedef int (*tr_reply_fn)(tr_ctx *ctx, void *state,
  */
 TR_API TR_NODISCARD int tr_call(tr_ctx *ctx, tr_addr to, uint32_t type,
                                 const void *data, size_t size,
-                                uint32_t timeout_ms, tr_reply_fn on_reply,
+                                tr_timeout timeout, tr_reply_fn on_reply,
                                 void *arg);
 
+/** Where tr_ask_wait copies the reply: `cap` bytes at `data`; `len` gets
+ * the reply's size. */
+typedef struct tr_reply_buf {
+    void *data;
+    size_t cap;
+    size_t len;
+} tr_reply_buf;
+
 /**
- * Call from a plain thread and wait for the reply, copying it into `buf`.
- * A non-zero `timeout_ms` bounds the whole call on the system's clock: a
- * wait for room in the callee's full bounded mailbox, then the wait for
- * the reply. A timeout of 0 waits without limit (the call still ends if
- * the callee stops or drops it, and at shutdown).
+ * Call from a plain thread and wait for the reply, copying it into
+ * `reply`. A positive `timeout` (ms) bounds the whole call on the system's
+ * clock: a wait for room in the callee's full bounded mailbox, then the
+ * wait for the reply. TR_FOREVER waits without limit (the call still ends
+ * if the callee stops or drops it, and at shutdown).
  *
- * Ownership: borrows `data` and `buf`; writes `*len` (the reply size).
+ * Ownership: borrows `data` and `reply->data`; writes `reply->len` (the
+ *            reply's size).
  * Context:   a plain thread, never a worker (a worker must not wait).
  * Returns:   TR_OK; TR_ETIMEDOUT (the request may not have been sent);
  *            TR_ENOMEM: before anything was sent, or, when the request was
@@ -86,13 +96,13 @@ TR_API TR_NODISCARD int tr_call(tr_ctx *ctx, tr_addr to, uint32_t type,
  *            (from an actor's `init` running on this thread: it never
  *            waits for room); TR_ENOMEM; TR_ESHUTDOWN (shutdown had begun,
  *            or began while it waited for room: nothing was sent);
- *            TR_ESTATE on a worker thread; TR_EINVAL for NULL arguments,
- *            or when the reply is larger than `cap` (`*len` says its size;
- *            the reply is dropped).
+ *            TR_ESTATE on a worker thread of any system; TR_EINVAL for NULL
+ *            arguments, TR_NOWAIT, or when the reply is larger than
+ *            `reply->cap` (`reply->len` says its size; the reply is
+ *            dropped).
  */
-TR_API int tr_ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
-                  size_t size, void *buf, size_t cap, size_t *len,
-                  uint32_t timeout_ms);
+TR_API int tr_ask_wait(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
+                       size_t size, tr_reply_buf *reply, tr_timeout timeout);
 
 /**
  * Reply to the request being handled.

@@ -56,8 +56,8 @@ TR_API TR_NODISCARD int tr_oneshot_send(tr_oneshot_tx *tx, const void *value);
 TR_API void tr_oneshot_tx_destroy(tr_oneshot_tx *tx);
 
 /**
- * Take the value, waiting up to `timeout_ms` (0: do not wait; negative:
- * forever).
+ * Take the value, waiting up to `timeout` (TR_NOWAIT: do not wait;
+ * TR_FOREVER: no limit).
  *
  * Ownership: writes `size` bytes to `out`.
  * Context:   one plain thread at a time (never a worker when it waits).
@@ -66,7 +66,8 @@ TR_API void tr_oneshot_tx_destroy(tr_oneshot_tx *tx);
  *            TR_ESTATE if an actor subscribed to it, or if a worker asks
  *            to wait; TR_EINVAL for NULL arguments.
  */
-TR_API int tr_oneshot_recv_wait(tr_oneshot_rx *rx, void *out, int timeout_ms);
+TR_API int tr_oneshot_recv_wait(tr_oneshot_rx *rx, void *out,
+                                tr_timeout timeout);
 
 /**
  * Have the value delivered to the calling actor instead: a control-lane

@@ -39,7 +39,7 @@ TR_API TR_NODISCARD int tr_mailbox_send(tr_mailbox *mb, const void *data,
 
 /**
  * Take the oldest message, copying its payload into `buf`; wait up to
- * `timeout_ms` for one (0: do not wait; negative: wait forever).
+ * `timeout` for one (TR_NOWAIT: do not wait; TR_FOREVER: no limit).
  *
  * Ownership: borrows `buf`; writes `*len` (the payload size).
  * Context:   one receiving thread at a time.
@@ -50,7 +50,7 @@ TR_API TR_NODISCARD int tr_mailbox_send(tr_mailbox *mb, const void *data,
  *            receiving.
  */
 TR_API int tr_mailbox_recv_wait(tr_mailbox *mb, void *buf, size_t cap,
-                                size_t *len, int timeout_ms);
+                                size_t *len, tr_timeout timeout);
 
 /**
  * Refuse further sends and wake the receiver; queued messages can still be

@@ -28,7 +28,7 @@ extern "C" {
 #endif
 
 /** Message types at or above this are the runtime's; tr_send, tr_call and
- * tr_ask refuse them with TR_EINVAL. */
+ * tr_ask_wait refuse them with TR_EINVAL. */
 #define TR_MSG_RESERVED 0xFFFFFF00u
 /** A monitored actor ended; the payload is a tr_signal. */
 #define TR_MSG_DOWN 0xFFFFFF01u
@@ -141,12 +141,13 @@ TR_API int tr_whereis(tr_system *sys, const char *name, tr_addr *out);
  * Context:   a plain thread, never a worker.
  * Returns:   TR_OK once it has ended; TR_ENOACTOR if it had already ended
  *            when the call began (its reason is gone); TR_ETIMEDOUT after
- *            `timeout_ms` (0 waits without limit); TR_EINVAL for a NULL
+ *            `timeout` (TR_NOWAIT: it is still running now; TR_FOREVER
+ *            waits without limit); TR_EINVAL for a NULL
  *            context; TR_ESTATE on a worker or an actor's context;
  *            TR_ESHUTDOWN if shutdown had begun; TR_EFOREIGN; TR_EFORKED;
  *            TR_ENOMEM.
  */
-TR_API int tr_actor_wait(tr_ctx *ctx, tr_addr who, uint32_t timeout_ms,
+TR_API int tr_actor_wait(tr_ctx *ctx, tr_addr who, tr_timeout timeout,
                          tr_signal *out);
 
 #ifdef __cplusplus

@@ -120,12 +120,13 @@ TR_API int tr_system_start(const tr_system_config *cfg, tr_system **out);
  * returns TR_ESHUTDOWN at once. A call that began earlier completes first
  * (a spawn's `init` included): shutdown waits for it. Every call still
  * pending ends with TR_ECLOSED, wherever its reply handle is: a thread in
- * tr_ask returns; a continuation runs only if its actor is still running
+ * tr_ask_wait returns; a continuation runs only if its actor is still running
  * on a worker then. Nothing is freed before all of that. Once this has
  * returned, `sys` and its contexts must not be used again; reply handles and
  * oneshots that outlive it still may be (they report TR_ECLOSED).
  *
- * Actors get `timeout_ms` to stop on their workers; after that the workers
+ * Actors get `timeout` to stop on their workers (TR_NOWAIT: none at all;
+ * TR_FOREVER: as long as they take); after that the workers
  * finish the handler they are in, and the actors left are stopped on the
  * calling thread (their `stop` callbacks may still send, but calls and
  * timers are refused with TR_ESHUTDOWN). A handler that never returns
@@ -140,7 +141,7 @@ TR_API int tr_system_start(const tr_system_config *cfg, tr_system **out);
  *            TR_ETIMEDOUT if actors were still running at the deadline
  *            (they were stopped anyway).
  */
-TR_API int tr_system_shutdown(tr_system *sys, unsigned timeout_ms);
+TR_API int tr_system_shutdown(tr_system *sys, tr_timeout timeout);
 
 /**
  * The context that plain (non-worker) threads use to spawn and send.

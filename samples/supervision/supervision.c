@@ -571,7 +571,6 @@ client_run(void *arg)
     tr_ctx *ctx = tr_system_ctx(c->sys);
     tr_addr router_addr;
     answer a;
-    size_t len;
 
     int rc = tr_whereis(c->sys, "router", &router_addr);
     for (uint32_t i = 0; i < c->count; i++) {
@@ -579,11 +578,12 @@ client_run(void *arg)
             .id = c->first_id + i,
             .key = (c->first_id + i) * 7919u % N_KEYS,
         };
+        tr_reply_buf reply = {&a, sizeof(a), 0};
         if (rc == TR_OK) {
-            rc = tr_ask(ctx, router_addr, REQ_GET, &rq, sizeof(rq), &a,
-                        sizeof(a), &len, WAIT_MS);
+            rc = tr_ask_wait(ctx, router_addr, REQ_GET, &rq, sizeof(rq), &reply,
+                             WAIT_MS);
         }
-        if (rc == TR_OK && len == sizeof(a) && a.key == rq.key &&
+        if (rc == TR_OK && reply.len == sizeof(a) && a.key == rq.key &&
             a.value == value_of(rq.key)) {
             c->ok++;
             continue;
@@ -731,7 +731,6 @@ run(tr_system *sys, tr_mailbox *notes, outcome *o)
     client cs[N_CLIENTS];
     tr_child_info pool, store, audit, kid;
     tr_addr app, router_addr, auditor_before, auditor_after;
-    size_t len;
 
     the_service.notes = notes;
     int rc = tr_sup_start(ctx, &app_spec, &app);
@@ -789,8 +788,8 @@ run(tr_system *sys, tr_mailbox *notes, outcome *o)
 
     rc = tr_whereis(sys, "router", &router_addr);
     if (rc == TR_OK) {
-        rc = tr_ask(ctx, router_addr, REQ_STATS, NULL, 0, &o->stats,
-                    sizeof(o->stats), &len, WAIT_MS);
+        tr_reply_buf reply = {&o->stats, sizeof(o->stats), 0};
+        rc = tr_ask_wait(ctx, router_addr, REQ_STATS, NULL, 0, &reply, WAIT_MS);
     }
     if (rc == TR_OK) {
         rc = tr_whereis(sys, "auditor", &auditor_after);

@@ -92,8 +92,8 @@ test_fault_oom_arming_an_ask_timeout_is_enomem(void **state)
         int got = -1;
         size_t len = 0;
         tr__alloc_fail_after(n);
-        int rc = tr_ask(ctx, echo, MSG_WORK, &v, sizeof(v), &got, sizeof(got),
-                        &len, 60000);
+        int rc = tr_test_ask(ctx, echo, MSG_WORK, &v, sizeof(v), &got,
+                             sizeof(got), &len, 60000);
         tr__alloc_fail_after(-1);
         if (rc == TR_ETIMEDOUT) {
             fail_msg("failing allocation %ld: TR_ETIMEDOUT long before the "
@@ -246,7 +246,7 @@ send_blocked(void *p)
 {
     blocked *b = p;
     int v = 7;
-    b->rc = tr_send(b->ctx, b->to, MSG_WORK, &v, sizeof(v));
+    b->rc = tr_send_wait(b->ctx, b->to, MSG_WORK, &v, sizeof(v), TR_FOREVER);
     return NULL;
 }
 
@@ -369,7 +369,7 @@ call_each(caller *c, int *rc)
 
     rc[0] = tr_send(ctx, c->to, MSG_WORK, &v, sizeof(v));
     c->ok_sends += rc[0] == TR_OK;
-    rc[1] = tr_try_send(ctx, c->to, MSG_WORK, &v, sizeof(v));
+    rc[1] = tr_send(ctx, c->to, MSG_WORK, &v, sizeof(v));
     c->ok_sends += rc[1] == TR_OK;
     void *buf = tr_buf_alloc(sizeof(v));
     rc[2] = tr_send_buf(ctx, c->to, MSG_WORK, buf);
@@ -380,7 +380,7 @@ call_each(caller *c, int *rc)
     rc[3] = tr_spawn(ctx, &noop_behaviour, NULL, NULL, NULL);
     rc[4] = tr_send_after(ctx, c->to, MSG_WORK, NULL, 0, 1000, &t);
     rc[5] = tr_timer_cancel(c->sys, t);
-    rc[6] = tr_ask(ctx, c->to, MSG_WORK, NULL, 0, NULL, 0, &len, 1);
+    rc[6] = tr_test_ask(ctx, c->to, MSG_WORK, NULL, 0, NULL, 0, &len, 1);
     rc[7] = tr_actor_stop(ctx, (tr_addr){0});
     rc[8] = tr_system_stats_get(c->sys, &st);
     rc[9] = tr_actor_stats_get(c->sys, c->to, &ast);
@@ -511,8 +511,8 @@ ask_stash(void *p)
 {
     racer_ask *a = p;
     size_t len;
-    a->rc = tr_ask(a->ctx, a->to, MSG_STASH, &a->i, sizeof(a->i), &a->got,
-                   sizeof(a->got), &len, 0);
+    a->rc = tr_test_ask(a->ctx, a->to, MSG_STASH, &a->i, sizeof(a->i), &a->got,
+                        sizeof(a->got), &len, 0);
     tr_faa_seqcst(&the_stash->asked, 1);
     return NULL;
 }

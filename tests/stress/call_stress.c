@@ -226,8 +226,9 @@ client_next(tr_ctx *ctx)
     memcpy(req + sizeof(id), &timeout, sizeof(timeout));
     for (;;) {
         tr_addr to = {.id = tr_load_acq(&servers[which])};
-        int rc = tr_call(ctx, to, MSG_CALL, req, sizeof(req), timeout, on_reply,
-                         (void *)(intptr_t)id);
+        int rc = tr_call(ctx, to, MSG_CALL, req, sizeof(req),
+                         timeout == 0 ? TR_FOREVER : (tr_timeout)timeout,
+                         on_reply, (void *)(intptr_t)id);
         if (rc == TR_OK) {
             return TR_OK;
         }

@@ -66,7 +66,8 @@ next_call(tr_ctx *ctx)
     unsigned which = (unsigned)(mix((uint64_t)id + 11) % VICTIMS);
     for (;;) {
         tr_addr to = {.id = tr_load_acq(&victims[which])};
-        int rc = tr_call(ctx, to, MSG_CALL, &id, sizeof(id), 0, on_reply, NULL);
+        int rc = tr_call(ctx, to, MSG_CALL, &id, sizeof(id), TR_FOREVER,
+                         on_reply, NULL);
         if (rc == TR_OK) {
             return TR_OK;
         }

@@ -566,10 +566,9 @@ test_actor_bounded_mailbox_refuses_when_full(void **state)
     send_int(f, a, MSG_SLOW, 0);
     assert_int_equal(next_report(f->probe), MSG_SLOW);
     for (int i = 0; i < 4; i++) {
-        assert_int_equal(tr_try_send(f->ctx, a, MSG_ECHO, &i, sizeof(i)),
-                         TR_OK);
+        assert_int_equal(tr_send(f->ctx, a, MSG_ECHO, &i, sizeof(i)), TR_OK);
     }
-    assert_int_equal(tr_try_send(f->ctx, a, MSG_ECHO, &v, sizeof(v)), TR_EFULL);
+    assert_int_equal(tr_send(f->ctx, a, MSG_ECHO, &v, sizeof(v)), TR_EFULL);
     int *buf = tr_buf_alloc(sizeof(int));
     assert_int_equal(tr_send_buf(f->ctx, a, MSG_ECHO, buf), TR_EFULL);
     tr_buf_free(buf);
@@ -581,7 +580,7 @@ test_actor_bounded_mailbox_refuses_when_full(void **state)
     for (int i = 0; i < 4; i++) {
         assert_int_equal(next_report(f->probe), i);
     }
-    assert_int_equal(tr_try_send(f->ctx, a, MSG_ECHO, &v, sizeof(v)), TR_OK);
+    assert_int_equal(tr_send(f->ctx, a, MSG_ECHO, &v, sizeof(v)), TR_OK);
     assert_int_equal(next_report(f->probe), 0);
 }
 
@@ -598,7 +597,8 @@ send_many(void *p)
     blocked_sender *b = p;
     b->rc = TR_OK;
     for (int i = 0; i < b->n && b->rc == TR_OK; i++) {
-        b->rc = tr_send(b->f->ctx, b->to, MSG_ECHO, &i, sizeof(i));
+        b->rc =
+            tr_send_wait(b->f->ctx, b->to, MSG_ECHO, &i, sizeof(i), TR_FOREVER);
     }
     return NULL;
 }

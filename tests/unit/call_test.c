@@ -209,7 +209,8 @@ client_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
     cmd c;
     (void)state;
     memcpy(&c, msg->data, sizeof(c));
-    int rc = tr_call(ctx, c.to, c.type, &c.n, sizeof(c.n), c.timeout_ms,
+    int rc = tr_call(ctx, c.to, c.type, &c.n, sizeof(c.n),
+                     c.timeout_ms == 0 ? TR_FOREVER : (tr_timeout)c.timeout_ms,
                      on_reply, NULL);
     if (rc != TR_OK) {
         report r = {.status = 1000 + rc, .type = c.type};
@@ -457,10 +458,12 @@ self_caller(tr_ctx *ctx, void *state, const tr_msg *msg)
     report r = {.type = 0};
     (void)state;
     (void)msg;
-    r.status = tr_call(ctx, tr_self(ctx), REQ_INC, NULL, 0, 0, on_reply, NULL);
+    r.status = tr_call(ctx, tr_self(ctx), REQ_INC, NULL, 0, TR_FOREVER,
+                       on_reply, NULL);
     post(&r);
     size_t len;
-    r.status = tr_ask(ctx, tr_self(ctx), REQ_INC, NULL, 0, NULL, 0, &len, 0);
+    r.status =
+        tr_test_ask(ctx, tr_self(ctx), REQ_INC, NULL, 0, NULL, 0, &len, 0);
     post(&r);
     return TR_OK;
 }
@@ -476,15 +479,15 @@ test_call_misuse_is_refused_without_continuation(void **state)
     int n = 0;
     size_t len;
 
-    assert_int_equal(
-        tr_call(f->ctx, f->server, REQ_INC, &n, sizeof(n), 0, on_reply, NULL),
-        TR_ESTATE); /* a thread context: use tr_ask */
-    assert_int_equal(
-        tr_call(NULL, f->server, REQ_INC, &n, sizeof(n), 0, on_reply, NULL),
-        TR_EINVAL);
-    assert_int_equal(
-        tr_ask(NULL, f->server, REQ_INC, &n, sizeof(n), &n, sizeof(n), &len, 0),
-        TR_EINVAL);
+    assert_int_equal(tr_call(f->ctx, f->server, REQ_INC, &n, sizeof(n),
+                             TR_FOREVER, on_reply, NULL),
+                     TR_ESTATE); /* a thread context: use tr_ask */
+    assert_int_equal(tr_call(NULL, f->server, REQ_INC, &n, sizeof(n),
+                             TR_FOREVER, on_reply, NULL),
+                     TR_EINVAL);
+    assert_int_equal(tr_test_ask(NULL, f->server, REQ_INC, &n, sizeof(n), &n,
+                                 sizeof(n), &len, 0),
+                     TR_EINVAL);
     assert_int_equal(tr_reply(f->ctx, NULL, NULL, 0), TR_EINVAL);
     tr_msg plain = {.type = 1};
     assert_int_equal(tr_reply(f->ctx, &plain, NULL, 0), TR_EINVAL);
@@ -508,20 +511,20 @@ test_ask_from_a_thread(void **state)
     size_t len = 0;
     char small[2];
 
-    assert_int_equal(tr_ask(f->ctx, f->server, REQ_INC, &n, sizeof(n), &out,
-                            sizeof(out), &len, 1000),
+    assert_int_equal(tr_test_ask(f->ctx, f->server, REQ_INC, &n, sizeof(n),
+                                 &out, sizeof(out), &len, 1000),
                      TR_OK);
     assert_int_equal(out, 10);
     assert_int_equal(len, sizeof(int));
-    assert_int_equal(tr_ask(f->ctx, f->server, REQ_DROP, &n, sizeof(n), &out,
-                            sizeof(out), &len, 0),
+    assert_int_equal(tr_test_ask(f->ctx, f->server, REQ_DROP, &n, sizeof(n),
+                                 &out, sizeof(out), &len, 0),
                      TR_ECLOSED);
-    assert_int_equal(tr_ask(f->ctx, f->server, REQ_INC, &n, sizeof(n), small,
-                            sizeof(small), &len, 0),
+    assert_int_equal(tr_test_ask(f->ctx, f->server, REQ_INC, &n, sizeof(n),
+                                 small, sizeof(small), &len, 0),
                      TR_EINVAL);
     assert_int_equal(len, sizeof(int));
-    assert_int_equal(tr_ask(f->ctx, (tr_addr){.id = 12345}, REQ_INC, &n,
-                            sizeof(n), &out, sizeof(out), &len, 0),
+    assert_int_equal(tr_test_ask(f->ctx, (tr_addr){.id = 12345}, REQ_INC, &n,
+                                 sizeof(n), &out, sizeof(out), &len, 0),
                      TR_ENOACTOR);
 }
 
@@ -537,8 +540,8 @@ ask_held(void *p)
     int n = 0;
     int out;
     size_t len;
-    a->rc = tr_ask(a->f->ctx, a->f->server, REQ_HOLD, &n, sizeof(n), &out,
-                   sizeof(out), &len, 200);
+    a->rc = tr_test_ask(a->f->ctx, a->f->server, REQ_HOLD, &n, sizeof(n), &out,
+                        sizeof(out), &len, 200);
     return NULL;
 }
 
@@ -567,8 +570,8 @@ ask_stashed(void *p)
     int n = 0;
     int out;
     size_t len;
-    a->rc = tr_ask(a->f->ctx, a->f->server, REQ_STASH, &n, sizeof(n), &out,
-                   sizeof(out), &len, 10000);
+    a->rc = tr_test_ask(a->f->ctx, a->f->server, REQ_STASH, &n, sizeof(n), &out,
+                        sizeof(out), &len, 10000);
     return NULL;
 }
 
@@ -613,8 +616,8 @@ ask_timed(void *p)
     int n = 0;
     int out;
     size_t len;
-    a->rc = tr_ask(a->f->ctx, a->to, a->type, &n, sizeof(n), &out, sizeof(out),
-                   &len, a->timeout_ms);
+    a->rc = tr_test_ask(a->f->ctx, a->to, a->type, &n, sizeof(n), &out,
+                        sizeof(out), &len, a->timeout_ms);
     if (a->rc != TR_ESHUTDOWN && a->rc != TR_ECLOSED) {
         a->took_ms = tr_now_ms(sys) - t0;
     }
@@ -663,9 +666,8 @@ full_server(fixture *f)
     stats_arg sa = {f->sys, busy};
     assert_true(tr_test_wait_handled(f->sys, 1, 5000)); /* the command */
     assert_true(tr_test_wait_until(mailbox_empty, &sa, 5000));
-    assert_int_equal(tr_try_send(f->ctx, busy, REQ_DROP, &n, sizeof(n)), TR_OK);
-    assert_int_equal(tr_try_send(f->ctx, busy, REQ_DROP, &n, sizeof(n)),
-                     TR_EFULL);
+    assert_int_equal(tr_send(f->ctx, busy, REQ_DROP, &n, sizeof(n)), TR_OK);
+    assert_int_equal(tr_send(f->ctx, busy, REQ_DROP, &n, sizeof(n)), TR_EFULL);
     return busy;
 }
 
@@ -727,8 +729,7 @@ test_ask_timeout_bounds_the_wait_for_room_real_clock(void **state)
     stats_arg sa = {real.sys, a.to};
     assert_true(tr_test_wait_handled(real.sys, 1, 5000));
     assert_true(tr_test_wait_until(mailbox_empty, &sa, 5000));
-    assert_int_equal(tr_try_send(real.ctx, a.to, REQ_DROP, &n, sizeof(n)),
-                     TR_OK);
+    assert_int_equal(tr_send(real.ctx, a.to, REQ_DROP, &n, sizeof(n)), TR_OK);
     pthread_t t;
     tr_init_relaxed(&a.done, 0);
     assert_int_equal(pthread_create(&t, NULL, ask_timed, &a), 0);

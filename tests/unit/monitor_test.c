@@ -1318,10 +1318,10 @@ test_reserved_types_are_refused(void **state)
         uint32_t type = types[i];
         assert_int_equal(tr_send(f->ctx, w, type, &sig, sizeof(sig)),
                          TR_EINVAL);
-        assert_int_equal(tr_try_send(f->ctx, w, type, &sig, sizeof(sig)),
+        assert_int_equal(tr_send(f->ctx, w, type, &sig, sizeof(sig)),
                          TR_EINVAL);
-        assert_int_equal(tr_ask(f->ctx, w, type, &sig, sizeof(sig), buf,
-                                sizeof(buf), &len, 1000),
+        assert_int_equal(tr_test_ask(f->ctx, w, type, &sig, sizeof(sig), buf,
+                                     sizeof(buf), &len, 1000),
                          TR_EINVAL);
         void *b = tr_buf_alloc(sizeof(sig));
         assert_non_null(b);

@@ -8,9 +8,10 @@
  *   (tr_strerror, tr_errname). Results come back through the last
  *   out-parameters, untouched on error. A call that returns an error never
  *   runs the callback it was given.
- * - Arguments. The context (or the system) comes first, then the address
- *   or object acted on, then the message type and payload, then options,
- *   then out-parameters.
+ * - Arguments. A call made by an actor or a thread takes its context
+ *   first; a read-only lookup any thread may make (tr_whereis, stats,
+ *   members, snapshots) takes the system first. Then the address or object
+ *   acted on, the message type and payload, options, and out-parameters.
  * - Time. Every timeout is a tr_timeout in milliseconds: TR_NOWAIT (0)
  *   does not wait, TR_FOREVER (negative) has no limit; a deadline runs on
  *   the system's clock (manual in tests) except where a call says it uses

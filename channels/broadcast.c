@@ -879,7 +879,7 @@ static const tr_sub_ops sub_ops = {
 };
 
 int
-tr_broadcast_subscribe_actor(tr_broadcast_tx *tx, tr_ctx *ctx,
+tr_broadcast_subscribe_actor(tr_ctx *ctx, tr_broadcast_tx *tx,
                              const tr_broadcast_sub_types *types,
                              tr_broadcast_sub **out)
 {

@@ -33,7 +33,7 @@
  * a delivery that finds SYS_GONE gives up; shutdown that finds DELIVERED
  * waits for DELIVERY_DONE, when the delivery is done with the system.
  */
-#include <troupe/channel.h>
+#include <troupe/oneshot.h>
 #include <troupe/error.h>
 
 #include "actors/actor.h"
@@ -288,8 +288,8 @@ tr_oneshot_recv_wait(tr_oneshot_rx *rx, void *out, tr_timeout timeout_ms)
 }
 
 int
-tr_oneshot_subscribe(tr_oneshot_rx *rx, tr_ctx *ctx, uint32_t value_type,
-                     uint32_t closed_type)
+tr_oneshot_subscribe_actor(tr_ctx *ctx, tr_oneshot_rx *rx, uint32_t value_type,
+                           uint32_t closed_type)
 {
     oneshot *o = of_rx(rx);
     uint32_t s;

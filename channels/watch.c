@@ -552,7 +552,7 @@ static const tr_sub_ops sub_ops = {
 };
 
 int
-tr_watch_subscribe_actor(tr_watch_tx *tx, tr_ctx *ctx, uint32_t changed_type,
+tr_watch_subscribe_actor(tr_ctx *ctx, tr_watch_tx *tx, uint32_t changed_type,
                          uint32_t closed_type, tr_watch_sub **out)
 {
     wchan *ch = of_tx(tx);

@@ -33,12 +33,12 @@
 #include <troupe/actor.h>
 #include <troupe/broadcast.h>
 #include <troupe/call.h>
-#include <troupe/channel.h>
 #include <troupe/common.h>
 #include <troupe/error.h>
 #include <troupe/inspect.h>
 #include <troupe/mailbox.h>
 #include <troupe/monitor.h>
+#include <troupe/oneshot.h>
 #include <troupe/pg.h>
 #include <troupe/supervisor.h>
 #include <troupe/system.h>

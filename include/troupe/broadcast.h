@@ -199,7 +199,7 @@ typedef struct tr_broadcast_sub_types {
  *            the runtime reserves (>= TR_MSG_RESERVED); TR_ESTATE on a
  *            thread context; TR_ENOMEM.
  */
-TR_API int tr_broadcast_subscribe_actor(tr_broadcast_tx *tx, tr_ctx *ctx,
+TR_API int tr_broadcast_subscribe_actor(tr_ctx *ctx, tr_broadcast_tx *tx,
                                         const tr_broadcast_sub_types *types,
                                         tr_broadcast_sub **sub);
 

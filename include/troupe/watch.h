@@ -174,7 +174,7 @@ TR_API void tr_watch_rx_destroy(tr_watch_rx *rx);
  *            reserves (>= TR_MSG_RESERVED); TR_ESTATE on a thread
  *            context; TR_ENOMEM.
  */
-TR_API int tr_watch_subscribe_actor(tr_watch_tx *tx, tr_ctx *ctx,
+TR_API int tr_watch_subscribe_actor(tr_ctx *ctx, tr_watch_tx *tx,
                                     uint32_t changed_type, uint32_t closed_type,
                                     tr_watch_sub **sub);
 

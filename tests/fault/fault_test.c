@@ -486,7 +486,8 @@ stash_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
     memcpy(&i, msg->data, sizeof(i));
     if (msg->type == MSG_STASH) {
         tr_store_rel(&the_stash->handle[i], tr_reply_take(msg));
-    } else if (tr_oneshot_subscribe(the_stash->rx[i], ctx, 1, 2) != TR_OK) {
+    } else if (tr_oneshot_subscribe_actor(ctx, the_stash->rx[i], 1, 2) !=
+               TR_OK) {
         return TR_EINVAL;
     }
     tr_faa_seqcst(&the_stash->ready, 1);

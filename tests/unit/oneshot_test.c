@@ -146,7 +146,7 @@ test_oneshot_misuse_returns_codes(void **state)
     assert_int_equal(tr_oneshot_send(tx, NULL), TR_EINVAL);
     assert_int_equal(tr_oneshot_recv_wait(NULL, &v, 0), TR_EINVAL);
     assert_int_equal(tr_oneshot_recv_wait(rx, NULL, 0), TR_EINVAL);
-    assert_int_equal(tr_oneshot_subscribe(rx, NULL, 1, 2), TR_EINVAL);
+    assert_int_equal(tr_oneshot_subscribe_actor(NULL, rx, 1, 2), TR_EINVAL);
     tr_oneshot_tx_destroy(NULL);
     tr_oneshot_rx_destroy(NULL);
     tr_oneshot_rx_close(NULL);
@@ -169,9 +169,9 @@ sub_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
     if (msg->type == MSG_SUBSCRIBE) {
         tr_oneshot_rx *rx;
         memcpy(&rx, msg->data, sizeof(rx));
-        report[1] = tr_oneshot_subscribe(rx, ctx, MSG_VALUE, MSG_CLOSED);
+        report[1] = tr_oneshot_subscribe_actor(ctx, rx, MSG_VALUE, MSG_CLOSED);
         /* The receiving half may go now: delivery does not need it. */
-        int again = tr_oneshot_subscribe(rx, ctx, MSG_VALUE, MSG_CLOSED);
+        int again = tr_oneshot_subscribe_actor(ctx, rx, MSG_VALUE, MSG_CLOSED);
         if (again != TR_EALREADY) {
             report[1] = 1000;
         }

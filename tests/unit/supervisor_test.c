@@ -925,7 +925,7 @@ sub_init(tr_ctx *ctx, void *state, const void *arg)
     static const tr_broadcast_sub_types types = {
         .value_type = MSG_PING, .lagged_type = 100, .closed_type = 101};
     /* Subscribed before the init note, which the test waits for. */
-    int rc = tr_broadcast_subscribe_actor(feed, ctx, &types, NULL);
+    int rc = tr_broadcast_subscribe_actor(ctx, feed, &types, NULL);
     if (rc == TR_OK && tr_load_seqcst(&sub_init_failures) > 0) {
         tr_fas_seqcst(&sub_init_failures, 1);
         return TR_EINVAL; /* after subscribing: the restart must undo it */

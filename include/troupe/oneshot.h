@@ -1,13 +1,13 @@
 /*
- * Channels. A oneshot carries one value from one sender to one receiver,
+ * Oneshot channels. A oneshot carries one value from one sender to one receiver,
  * following tokio's sync::oneshot: the receiver learns TR_ECLOSED if the
  * sender goes away without sending, and a send fails with TR_ECLOSED once
  * the receiver has closed or gone. The receiver is a plain thread (blocking
  * receive with a timeout) or an actor (the value arrives as a control-lane
  * message).
  */
-#ifndef TROUPE_CHANNEL_H
-#define TROUPE_CHANNEL_H
+#ifndef TROUPE_ONESHOT_H
+#define TROUPE_ONESHOT_H
 
 #include <troupe/common.h>
 #include <troupe/system.h>
@@ -83,8 +83,9 @@ TR_API int tr_oneshot_recv_wait(tr_oneshot_rx *rx, void *out,
  *            reserves (>= TR_MSG_RESERVED); TR_ESTATE on a thread context;
  *            TR_EALREADY if subscribed or received before.
  */
-TR_API int tr_oneshot_subscribe(tr_oneshot_rx *rx, tr_ctx *ctx,
-                                uint32_t value_type, uint32_t closed_type);
+TR_API int tr_oneshot_subscribe_actor(tr_ctx *ctx, tr_oneshot_rx *rx,
+                                      uint32_t value_type,
+                                      uint32_t closed_type);
 
 /**
  * Refuse the value from now on (a later send fails with TR_ECLOSED); a
@@ -108,4 +109,4 @@ TR_API void tr_oneshot_rx_destroy(tr_oneshot_rx *rx);
 }
 #endif
 
-#endif /* TROUPE_CHANNEL_H */
+#endif /* TROUPE_ONESHOT_H */

@@ -26,6 +26,9 @@ typedef enum tr_inspect_format {
 /** The JSON document's "version"; it changes only when a field does. */
 #define TR_INSPECT_VERSION 1
 
+/** A buffer this large always holds a (possibly empty) valid document. */
+#define TR_INSPECT_MIN_CAP 128
+
 /**
  * Render every top-level supervisor's tree into `buf`. Per node: path,
  * address, behaviour, kind, status (running, stopping, restarting,
@@ -48,9 +51,6 @@ typedef enum tr_inspect_format {
  *            arguments, an unknown format or a `cap` too small for an
  *            empty document; TR_ENOMEM.
  */
-/** A buffer this large always holds a (possibly empty) valid document. */
-#define TR_INSPECT_MIN_CAP 128
-
 TR_API int tr_inspect_snapshot(tr_system *sys, tr_inspect_format format,
                                char *buf, size_t cap, size_t *len);
 

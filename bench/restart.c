@@ -15,7 +15,7 @@
  * supervisor (control lane), MSG_UP (the new `init` to the driver).
  *
  * The driver checks that every MSG_UP comes from the same address (the
- * restart is in place); main checks, through tr_sup_which_children, that
+ * restart is in place); main checks, through tr_sup_which_children_wait, that
  * the supervisor counted exactly n restarts. The supervisor's intensity
  * allows n restarts in 1 ms, so it never gives up however fast the
  * restarts come; a longer period would only make the supervisor keep more
@@ -175,8 +175,8 @@ main(void)
                    (unsigned long long)d.value, (unsigned long long)n);
     }
     memset(&info, 0, sizeof(info));
-    bench_check(tr_sup_which_children(ctx, sup, &info, 1, &len, 10000),
-                "tr_sup_which_children");
+    bench_check(tr_sup_which_children_wait(ctx, sup, &info, 1, &len, 10000),
+                "tr_sup_which_children_wait");
     if (len != 1 || info.restarts != n || !info.running) {
         bench_fail("the supervisor counted %u restarts (%zu children), "
                    "expected %llu",

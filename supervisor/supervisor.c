@@ -1434,16 +1434,16 @@ tr_sup_start(tr_ctx *ctx, const tr_sup_spec *spec, tr_addr *out)
 
 static int
 ask(tr_ctx *ctx, tr_addr sup, uint32_t type, const admin_req *q, admin_rep *rep,
-    size_t cap, uint32_t timeout_ms)
+    size_t cap, tr_timeout timeout)
 {
     size_t len = 0;
 
     if (ctx == NULL) {
         return TR_EINVAL;
     }
-    /* The run-time API's 0 means no limit (see supervisor.h). */
-    int rc = tr__ask(ctx, sup, type, q, sizeof(*q), rep, cap, &len,
-                     timeout_ms == 0 ? TR_FOREVER : (tr_timeout)timeout_ms);
+    int rc = timeout == TR_NOWAIT ? TR_EINVAL
+                                  : tr__ask(ctx, sup, type, q, sizeof(*q), rep,
+                                            cap, &len, timeout);
     if (rc == TR_OK && len < sizeof(admin_rep)) {
         rc = TR_ECLOSED;
     }
@@ -1451,8 +1451,8 @@ ask(tr_ctx *ctx, tr_addr sup, uint32_t type, const admin_req *q, admin_rep *rep,
 }
 
 int
-tr_sup_start_child(tr_ctx *ctx, tr_addr sup, const tr_child_spec *spec,
-                   const void *arg, uint32_t timeout_ms, tr_addr *out)
+tr_sup_start_child_wait(tr_ctx *ctx, tr_addr sup, const tr_child_spec *spec,
+                        const void *arg, tr_timeout timeout, tr_addr *out)
 {
     admin_req q = {.has_spec = spec != NULL, .arg = arg};
     admin_rep rep = {0};
@@ -1460,7 +1460,7 @@ tr_sup_start_child(tr_ctx *ctx, tr_addr sup, const tr_child_spec *spec,
     if (spec != NULL) {
         q.spec = *spec;
     }
-    int rc = ask(ctx, sup, REQ_START_CHILD, &q, &rep, sizeof(rep), timeout_ms);
+    int rc = ask(ctx, sup, REQ_START_CHILD, &q, &rep, sizeof(rep), timeout);
     if (out != NULL) {
         *out = rep.addr;
     }
@@ -1471,7 +1471,7 @@ tr_sup_start_child(tr_ctx *ctx, tr_addr sup, const tr_child_spec *spec,
  * `*out`. */
 static int
 ask_by_id(tr_ctx *ctx, tr_addr sup, uint32_t type, const char *id,
-          uint32_t timeout_ms, tr_addr *out)
+          tr_timeout timeout, tr_addr *out)
 {
     admin_req q = {0};
     admin_rep rep = {0};
@@ -1480,7 +1480,7 @@ ask_by_id(tr_ctx *ctx, tr_addr sup, uint32_t type, const char *id,
         return TR_EINVAL;
     }
     snprintf(q.id, sizeof(q.id), "%s", id);
-    int rc = ask(ctx, sup, type, &q, &rep, sizeof(rep), timeout_ms);
+    int rc = ask(ctx, sup, type, &q, &rep, sizeof(rep), timeout);
     if (out != NULL) {
         *out = rep.addr;
     }
@@ -1488,29 +1488,29 @@ ask_by_id(tr_ctx *ctx, tr_addr sup, uint32_t type, const char *id,
 }
 
 int
-tr_sup_terminate_child(tr_ctx *ctx, tr_addr sup, const char *id,
-                       uint32_t timeout_ms)
+tr_sup_terminate_child_wait(tr_ctx *ctx, tr_addr sup, const char *id,
+                            tr_timeout timeout)
 {
-    return ask_by_id(ctx, sup, REQ_TERMINATE_CHILD, id, timeout_ms, NULL);
+    return ask_by_id(ctx, sup, REQ_TERMINATE_CHILD, id, timeout, NULL);
 }
 
 int
-tr_sup_restart_child(tr_ctx *ctx, tr_addr sup, const char *id,
-                     uint32_t timeout_ms, tr_addr *out)
+tr_sup_restart_child_wait(tr_ctx *ctx, tr_addr sup, const char *id,
+                          tr_timeout timeout, tr_addr *out)
 {
-    return ask_by_id(ctx, sup, REQ_RESTART_CHILD, id, timeout_ms, out);
+    return ask_by_id(ctx, sup, REQ_RESTART_CHILD, id, timeout, out);
 }
 
 int
-tr_sup_delete_child(tr_ctx *ctx, tr_addr sup, const char *id,
-                    uint32_t timeout_ms)
+tr_sup_delete_child_wait(tr_ctx *ctx, tr_addr sup, const char *id,
+                         tr_timeout timeout)
 {
-    return ask_by_id(ctx, sup, REQ_DELETE_CHILD, id, timeout_ms, NULL);
+    return ask_by_id(ctx, sup, REQ_DELETE_CHILD, id, timeout, NULL);
 }
 
 int
-tr_sup_which_children(tr_ctx *ctx, tr_addr sup, tr_child_info *out, size_t cap,
-                      size_t *len, uint32_t timeout_ms)
+tr_sup_which_children_wait(tr_ctx *ctx, tr_addr sup, tr_child_info *out,
+                           size_t cap, size_t *len, tr_timeout timeout)
 {
     admin_req q = {0};
 
@@ -1523,7 +1523,7 @@ tr_sup_which_children(tr_ctx *ctx, tr_addr sup, tr_child_info *out, size_t cap,
     if (rep == NULL) {
         return TR_ENOMEM;
     }
-    int rc = ask(ctx, sup, REQ_WHICH_CHILDREN, &q, rep, size, timeout_ms);
+    int rc = ask(ctx, sup, REQ_WHICH_CHILDREN, &q, rep, size, timeout);
     if (rc == TR_OK) {
         *len = rep->total;
         size_t n = rep->total < cap ? rep->total : cap;
@@ -1534,8 +1534,8 @@ tr_sup_which_children(tr_ctx *ctx, tr_addr sup, tr_child_info *out, size_t cap,
 }
 
 int
-tr_sup_count_children(tr_ctx *ctx, tr_addr sup, tr_child_counts *out,
-                      uint32_t timeout_ms)
+tr_sup_count_children_wait(tr_ctx *ctx, tr_addr sup, tr_child_counts *out,
+                           tr_timeout timeout)
 {
     admin_req q = {0};
     admin_rep rep = {0};
@@ -1543,8 +1543,7 @@ tr_sup_count_children(tr_ctx *ctx, tr_addr sup, tr_child_counts *out,
     if (out == NULL) {
         return TR_EINVAL;
     }
-    int rc =
-        ask(ctx, sup, REQ_COUNT_CHILDREN, &q, &rep, sizeof(rep), timeout_ms);
+    int rc = ask(ctx, sup, REQ_COUNT_CHILDREN, &q, &rep, sizeof(rep), timeout);
     if (rc == TR_OK) {
         *out = rep.counts;
     }
@@ -1605,7 +1604,7 @@ tr_whereis_path(tr_system *sys, const char *path, tr_addr *out)
 }
 
 int
-tr_system_wait(tr_system *sys, uint32_t timeout_ms)
+tr_system_wait(tr_system *sys, tr_timeout timeout)
 {
     int rc;
 
@@ -1617,7 +1616,7 @@ tr_system_wait(tr_system *sys, uint32_t timeout_ms)
     if (!tr__sys_enter(sys)) {
         return TR_ESHUTDOWN;
     }
-    uint64_t deadline = tr__now_ns() + (uint64_t)timeout_ms * 1000000u;
+    uint64_t deadline = tr_timeout_deadline_ns(tr__now_ns(), timeout);
     for (;;) {
         uint32_t seen = tr__ec_value(&sys->gave_up_ec);
         if (tr_load_acq(&sys->gave_up) != 0) {
@@ -1629,11 +1628,11 @@ tr_system_wait(tr_system *sys, uint32_t timeout_ms)
             break;
         }
         uint64_t now = tr__now_ns();
-        if (timeout_ms != 0 && now >= deadline) {
+        if (now >= deadline) {
             rc = TR_ETIMEDOUT;
             break;
         }
-        long wait = timeout_ms == 0
+        long wait = deadline == UINT64_MAX
                         ? -1
                         : (long)((deadline - now + 999999u) / 1000000u);
         tr__ec_wait_ms(&sys->gave_up_ec, seen, wait);

@@ -1,7 +1,7 @@
 /*
- * Oneshot channels. A oneshot carries one value from one sender to one receiver,
- * following tokio's sync::oneshot: the receiver learns TR_ECLOSED if the
- * sender goes away without sending, and a send fails with TR_ECLOSED once
+ * Oneshot channels. A oneshot carries one value from one sender to one
+ * receiver, following tokio's sync::oneshot: the receiver learns TR_ECLOSED if
+ * the sender goes away without sending, and a send fails with TR_ECLOSED once
  * the receiver has closed or gone. The receiver is a plain thread (blocking
  * receive with a timeout) or an actor (the value arrives as a control-lane
  * message).

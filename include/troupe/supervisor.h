@@ -16,7 +16,7 @@
  * children the same way, all at once (a child supervisor in turn kills
  * its own), ends them as they report, and then ends, reported as
  * TR_EXIT_KILLED. So by the time its supervisor hears of its end (and a
- * tr_sup_terminate_child answers, or a restart begins), every actor under
+ * tr_sup_terminate_child_wait answers, or a restart begins), every actor under
  * it has ended: monitors have had their DOWNs, names are free, nothing is
  * left without a parent. In OTP a killed supervisor's children die
  * asynchronously; here a restarted supervisor never meets its old
@@ -149,7 +149,7 @@ TR_API int tr_sup_start(tr_ctx *ctx, const tr_sup_spec *spec, tr_addr *out);
  * TR_EEXIST (the id is taken by a child that is not running), TR_ERUNNING
  * (it must be terminated first), TR_ERESTARTING (it is between restarts),
  * TR_ENOACTOR (no such supervisor), TR_ETIMEDOUT (no answer in
- * `timeout_ms`; 0 waits forever).
+ * `timeout`; TR_FOREVER waits without limit; TR_NOWAIT is TR_EINVAL).
  */
 
 /**
@@ -157,26 +157,26 @@ TR_API int tr_sup_start(tr_ctx *ctx, const tr_sup_spec *spec, tr_addr *out);
  * is the new child's start argument (borrowed for its life); its id is
  * its ordinal, from 1.
  */
-TR_API int tr_sup_start_child(tr_ctx *ctx, tr_addr sup,
-                              const tr_child_spec *spec, const void *arg,
-                              uint32_t timeout_ms, tr_addr *out);
+TR_API int tr_sup_start_child_wait(tr_ctx *ctx, tr_addr sup,
+                                   const tr_child_spec *spec, const void *arg,
+                                   tr_timeout timeout, tr_addr *out);
 
 /** Stop a child (its shutdown rule applies) and keep its spec; TR_OK if it
  * was not running. A child supervisor has stopped its whole subtree, or
  * been killed with it, by the answer. For simple_one_for_one, `id` is the
  * ordinal as text. */
-TR_API int tr_sup_terminate_child(tr_ctx *ctx, tr_addr sup, const char *id,
-                                  uint32_t timeout_ms);
+TR_API int tr_sup_terminate_child_wait(tr_ctx *ctx, tr_addr sup, const char *id,
+                                       tr_timeout timeout);
 
 /** Start a terminated child again, at a new address. */
-TR_API int tr_sup_restart_child(tr_ctx *ctx, tr_addr sup, const char *id,
-                                uint32_t timeout_ms, tr_addr *out);
+TR_API int tr_sup_restart_child_wait(tr_ctx *ctx, tr_addr sup, const char *id,
+                                     tr_timeout timeout, tr_addr *out);
 
 /** Forget a terminated child's spec. */
-TR_API int tr_sup_delete_child(tr_ctx *ctx, tr_addr sup, const char *id,
-                               uint32_t timeout_ms);
+TR_API int tr_sup_delete_child_wait(tr_ctx *ctx, tr_addr sup, const char *id,
+                                    tr_timeout timeout);
 
-/** What tr_sup_which_children reports of one child. */
+/** What tr_sup_which_children_wait reports of one child. */
 typedef struct tr_child_info {
     char id[64];
     tr_addr addr; /* TR_ADDR_NONE when not running */
@@ -190,8 +190,9 @@ typedef struct tr_child_info {
  * The children, in start order: up to `cap` of them into `out`, and how
  * many there are into `*len` (which may exceed `cap`).
  */
-TR_API int tr_sup_which_children(tr_ctx *ctx, tr_addr sup, tr_child_info *out,
-                                 size_t cap, size_t *len, uint32_t timeout_ms);
+TR_API int tr_sup_which_children_wait(tr_ctx *ctx, tr_addr sup,
+                                      tr_child_info *out, size_t cap,
+                                      size_t *len, tr_timeout timeout);
 
 /** OTP's count_children. */
 typedef struct tr_child_counts {
@@ -201,8 +202,14 @@ typedef struct tr_child_counts {
     uint32_t workers;
 } tr_child_counts;
 
-TR_API int tr_sup_count_children(tr_ctx *ctx, tr_addr sup, tr_child_counts *out,
-                                 uint32_t timeout_ms);
+/**
+ * Count the children as OTP's count_children does: specs, running ones,
+ * supervisors and workers.
+ *
+ * Ownership: writes `*out` on TR_OK.
+ */
+TR_API int tr_sup_count_children_wait(tr_ctx *ctx, tr_addr sup,
+                                      tr_child_counts *out, tr_timeout timeout);
 
 /**
  * The address of the supervised actor at `path`: a top-level supervisor's
@@ -223,7 +230,7 @@ TR_API int tr_whereis_path(tr_system *sys, const char *path, tr_addr *out);
  *            shutdown has begun (it returns at once, before the system is
  *            freed).
  */
-TR_API int tr_system_wait(tr_system *sys, uint32_t timeout_ms);
+TR_API int tr_system_wait(tr_system *sys, tr_timeout timeout);
 
 #ifdef __cplusplus
 }

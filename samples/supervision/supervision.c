@@ -497,7 +497,7 @@ static const tr_sup_spec store_spec = {
     .len = 2,
 };
 
-/* The pool's template; tr_sup_start_child gives each worker its number. */
+/* The pool's template; tr_sup_start_child_wait gives each worker its number. */
 static const tr_child_spec pool_template[] = {
     {.id = "worker", .behaviour = &worker_behaviour},
 };
@@ -675,7 +675,7 @@ find_child(tr_ctx *ctx, tr_addr sup, const char *id, tr_child_info *out)
 {
     tr_child_info kids[8];
     size_t n;
-    int rc = tr_sup_which_children(ctx, sup, kids, 8, &n, WAIT_MS);
+    int rc = tr_sup_which_children_wait(ctx, sup, kids, 8, &n, WAIT_MS);
 
     for (size_t i = 0; rc == TR_OK && i < n && i < 8; i++) {
         if (strcmp(kids[i].id, id) == 0) {
@@ -692,7 +692,7 @@ count_restarts(tr_ctx *ctx, tr_addr sup, uint64_t *total)
 {
     tr_child_info kids[8];
     size_t n;
-    int rc = tr_sup_which_children(ctx, sup, kids, 8, &n, WAIT_MS);
+    int rc = tr_sup_which_children_wait(ctx, sup, kids, 8, &n, WAIT_MS);
 
     for (size_t i = 0; rc == TR_OK && i < n && i < 8; i++) {
         *total += kids[i].restarts;
@@ -741,8 +741,8 @@ run(tr_system *sys, tr_mailbox *notes, outcome *o)
         rc = find_child(ctx, app, "pool", &pool);
     }
     for (int i = 0; rc == TR_OK && i < N_WORKERS; i++) {
-        rc = tr_sup_start_child(ctx, pool.addr, NULL, &worker_numbers[i],
-                                WAIT_MS, NULL);
+        rc = tr_sup_start_child_wait(ctx, pool.addr, NULL, &worker_numbers[i],
+                                     WAIT_MS, NULL);
     }
     if (rc != TR_OK) {
         return rc;

@@ -1181,7 +1181,7 @@ test_supervised_child_keeps_its_name_across_a_restart(void **state)
     ping(f, kid);
     ping(f, w);
     assert_int_equal(count_pending(EV_DOWN, w), 0);
-    assert_int_equal(tr_sup_terminate_child(f->ctx, sup, "kid", WAIT_MS),
+    assert_int_equal(tr_sup_terminate_child_wait(f->ctx, sup, "kid", WAIT_MS),
                      TR_OK);
     event d = take(EV_DOWN, w);
     assert_int_equal(d.sig.ref, ref);
@@ -1217,7 +1217,7 @@ killed_child(fixture *f, int shutdown_ms)
     tr_addr kid = take(EV_INIT, TR_ADDR_NONE).self;
     uint64_t ref = monitor(f, w, kid);
     trap(f, kid);
-    assert_int_equal(tr_sup_terminate_child(f->ctx, sup, "kid", WAIT_MS),
+    assert_int_equal(tr_sup_terminate_child_wait(f->ctx, sup, "kid", WAIT_MS),
                      TR_OK);
     event d = take(EV_DOWN, w);
     assert_int_equal(d.sig.ref, ref);

@@ -267,7 +267,7 @@ addr_of(tr_addr sup, const char *id)
 {
     tr_child_info info[8];
     size_t n = 0;
-    assert_int_equal(tr_sup_which_children(fx.ctx, sup, info, 8, &n, 5000),
+    assert_int_equal(tr_sup_which_children_wait(fx.ctx, sup, info, 8, &n, 5000),
                      TR_OK);
     for (size_t i = 0; i < n && i < 8; i++) {
         if (strcmp(info[i].id, id) == 0) {
@@ -471,7 +471,8 @@ test_sup_restart_types_by_exit_kind(void **state)
     assert_true(tr_test_wait_stopped(fx.sys, c, 5000));
     expect_quiet(20);
 
-    assert_int_equal(tr_sup_count_children(fx.ctx, sup, &counts, 5000), TR_OK);
+    assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
+                     TR_OK);
     assert_int_equal(counts.specs, 2); /* a and b; c is gone */
     assert_int_equal(counts.active, 1);
     assert_int_equal(counts.workers, 2);
@@ -498,7 +499,8 @@ test_sup_temporary_bystander_is_stopped_not_restarted(void **state)
     expect(EV_INIT, "a", TR_OK);
     expect(EV_INIT, "c", TR_OK);
     assert_true(tr_test_wait_stopped(fx.sys, b, 5000));
-    assert_int_equal(tr_sup_count_children(fx.ctx, sup, &counts, 5000), TR_OK);
+    assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
+                     TR_OK);
     assert_int_equal(counts.specs, 2);
     /* The round counted once, within an intensity of 1: still alive, and a
      * second failure now would exceed it. */
@@ -575,7 +577,7 @@ test_sup_escalation_restarts_the_sub_supervisor(void **state)
     event again = expect(EV_INIT, "c", TR_OK);
     assert_int_not_equal(again.addr, c.id);
     assert_true(tr_test_wait_stopped(fx.sys, c, 5000));
-    assert_int_equal(tr_sup_which_children(fx.ctx, top, info, 4, &n, 5000),
+    assert_int_equal(tr_sup_which_children_wait(fx.ctx, top, info, 4, &n, 5000),
                      TR_OK);
     assert_int_equal(n, 2);
     assert_string_equal(info[1].id, "mid");
@@ -624,14 +626,15 @@ test_sup_ignored_child_keeps_its_spec(void **state)
     expect(EV_INIT, "a", TR_OK);
     expect(EV_INIT, "b", TR_IGNORE);
     expect(EV_INIT, "c", TR_IGNORE);
-    assert_int_equal(tr_sup_which_children(fx.ctx, sup, info, 4, &n, 5000),
+    assert_int_equal(tr_sup_which_children_wait(fx.ctx, sup, info, 4, &n, 5000),
                      TR_OK);
     assert_int_equal(n, 2); /* the temporary one was dropped */
     assert_string_equal(info[1].id, "b");
     assert_false(info[1].running);
     /* It can be started later. */
     tr_store_relaxed(&cfg_b.init_rc, TR_OK);
-    assert_int_equal(tr_sup_restart_child(fx.ctx, sup, "b", 5000, &b), TR_OK);
+    assert_int_equal(tr_sup_restart_child_wait(fx.ctx, sup, "b", 5000, &b),
+                     TR_OK);
     assert_int_equal(expect(EV_INIT, "b", TR_OK).addr, b.id);
 }
 
@@ -656,14 +659,17 @@ test_sup_shutdown_deadline_kills_a_slow_child(void **state)
      * without its stop callback. */
     assert_int_equal(tr_send(fx.ctx, a, MSG_SLEEP, &ms, sizeof(ms)), TR_OK);
     expect(EV_MSG, "a", 1); /* it is asleep in the handler now */
-    assert_int_equal(tr_sup_terminate_child(fx.ctx, sup, "a", 5000), TR_OK);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "a", 5000),
+                     TR_OK);
     assert_true(tr_test_wait_stopped(fx.sys, a, 5000));
     /* b is killed outright: no stop callback either. */
-    assert_int_equal(tr_sup_terminate_child(fx.ctx, sup, "b", 5000), TR_OK);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "b", 5000),
+                     TR_OK);
     expect_quiet(20);
     /* Terminating again is fine; both keep their specs. */
-    assert_int_equal(tr_sup_terminate_child(fx.ctx, sup, "a", 5000), TR_OK);
-    assert_int_equal(tr_sup_which_children(fx.ctx, sup, info, 2, &n, 5000),
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "a", 5000),
+                     TR_OK);
+    assert_int_equal(tr_sup_which_children_wait(fx.ctx, sup, info, 2, &n, 5000),
                      TR_OK);
     assert_int_equal(n, 2);
     assert_false(info[0].running);
@@ -687,48 +693,56 @@ test_sup_dynamic_children_and_api_errors(void **state)
     tr_addr got, again;
     tr_child_counts counts;
 
-    assert_int_equal(tr_sup_start_child(fx.ctx, sup, &d, NULL, 5000, &got),
+    assert_int_equal(tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, 5000, &got),
                      TR_OK);
     assert_int_equal(expect(EV_INIT, "d", TR_OK).addr, got.id);
-    assert_int_equal(tr_sup_start_child(fx.ctx, sup, &d, NULL, 5000, &again),
-                     TR_EALREADY);
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, 5000, &again),
+        TR_EALREADY);
     assert_int_equal(again.id, got.id);
-    assert_int_equal(tr_sup_delete_child(fx.ctx, sup, "d", 5000), TR_ERUNNING);
-    assert_int_equal(tr_sup_restart_child(fx.ctx, sup, "d", 5000, NULL),
+    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, "d", 5000),
                      TR_ERUNNING);
-    assert_int_equal(tr_sup_terminate_child(fx.ctx, sup, "d", 5000), TR_OK);
+    assert_int_equal(tr_sup_restart_child_wait(fx.ctx, sup, "d", 5000, NULL),
+                     TR_ERUNNING);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "d", 5000),
+                     TR_OK);
     expect(EV_STOP, "d", TR_EXIT_SHUTDOWN);
-    assert_int_equal(tr_sup_start_child(fx.ctx, sup, &d, NULL, 5000, NULL),
+    assert_int_equal(tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, 5000, NULL),
                      TR_EEXIST);
-    assert_int_equal(tr_sup_restart_child(fx.ctx, sup, "d", 5000, &again),
+    assert_int_equal(tr_sup_restart_child_wait(fx.ctx, sup, "d", 5000, &again),
                      TR_OK);
     assert_int_not_equal(again.id, got.id); /* a new incarnation */
     expect(EV_INIT, "d", TR_OK);
-    assert_int_equal(tr_sup_terminate_child(fx.ctx, sup, "d", 5000), TR_OK);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "d", 5000),
+                     TR_OK);
     expect(EV_STOP, "d", TR_EXIT_SHUTDOWN);
-    assert_int_equal(tr_sup_delete_child(fx.ctx, sup, "d", 5000), TR_OK);
-    assert_int_equal(tr_sup_delete_child(fx.ctx, sup, "d", 5000), TR_ENOTFOUND);
-    assert_int_equal(tr_sup_terminate_child(fx.ctx, sup, "nope", 5000),
+    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, "d", 5000), TR_OK);
+    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, "d", 5000),
                      TR_ENOTFOUND);
-    assert_int_equal(tr_sup_count_children(fx.ctx, sup, &counts, 5000), TR_OK);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "nope", 5000),
+                     TR_ENOTFOUND);
+    assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
+                     TR_OK);
     assert_int_equal(counts.specs, 0);
 
     /* A child whose init fails is not added. */
     tr_store_relaxed(&cfg_d.init_rc, TR_ENOMEM);
-    assert_int_equal(tr_sup_start_child(fx.ctx, sup, &d, NULL, 5000, NULL),
+    assert_int_equal(tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, 5000, NULL),
                      TR_ENOMEM);
     expect(EV_INIT, "d", TR_ENOMEM);
-    assert_int_equal(tr_sup_count_children(fx.ctx, sup, &counts, 5000), TR_OK);
+    assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
+                     TR_OK);
     assert_int_equal(counts.specs, 0);
 
     /* Misuse. */
     d.restart = (tr_restart)9;
-    assert_int_equal(tr_sup_start_child(fx.ctx, sup, &d, NULL, 5000, NULL),
+    assert_int_equal(tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, 5000, NULL),
                      TR_EINVAL);
-    assert_int_equal(tr_sup_terminate_child(fx.ctx, sup, NULL, 5000),
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, NULL, 5000),
                      TR_EINVAL);
-    assert_int_equal(tr_sup_count_children(fx.ctx, TR_ADDR_NONE, &counts, 100),
-                     TR_ENOACTOR);
+    assert_int_equal(
+        tr_sup_count_children_wait(fx.ctx, TR_ADDR_NONE, &counts, 100),
+        TR_ENOACTOR);
 }
 
 static void
@@ -746,10 +760,11 @@ test_sup_simple_one_for_one_starts_from_the_template(void **state)
     expect_quiet(10); /* the template starts nothing */
     for (int i = 0; i < 3; i++) {
         assert_int_equal(
-            tr_sup_start_child(fx.ctx, sup, NULL, args[i], 5000, &w[i]), TR_OK);
+            tr_sup_start_child_wait(fx.ctx, sup, NULL, args[i], 5000, &w[i]),
+            TR_OK);
         assert_int_equal(expect(EV_INIT, args[i]->id, TR_OK).addr, w[i].id);
     }
-    assert_int_equal(tr_sup_which_children(fx.ctx, sup, info, 4, &n, 5000),
+    assert_int_equal(tr_sup_which_children_wait(fx.ctx, sup, info, 4, &n, 5000),
                      TR_OK);
     assert_int_equal(n, 3);
     assert_string_equal(info[0].id, "1");
@@ -762,13 +777,15 @@ test_sup_simple_one_for_one_starts_from_the_template(void **state)
     send(w[1], MSG_QUIT);
     expect(EV_STOP, "b", TR_EXIT_NORMAL);
     assert_true(tr_test_wait_stopped(fx.sys, w[1], 5000));
-    assert_int_equal(tr_sup_terminate_child(fx.ctx, sup, "3", 5000), TR_OK);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "3", 5000),
+                     TR_OK);
     expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
-    assert_int_equal(tr_sup_which_children(fx.ctx, sup, info, 4, &n, 5000),
+    assert_int_equal(tr_sup_which_children_wait(fx.ctx, sup, info, 4, &n, 5000),
                      TR_OK);
     assert_int_equal(n, 1);
     assert_string_equal(info[0].id, "1");
-    assert_int_equal(tr_sup_delete_child(fx.ctx, sup, "1", 5000), TR_ESTATE);
+    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, "1", 5000),
+                     TR_ESTATE);
 }
 
 /* ---- backoff ---- */
@@ -784,8 +801,8 @@ child_not_running(void *arg)
 {
     tr_child_info info[1];
     size_t n = 0;
-    return tr_sup_which_children(fx.ctx, ((which_arg *)arg)->sup, info, 1, &n,
-                                 5000) == TR_OK &&
+    return tr_sup_which_children_wait(fx.ctx, ((which_arg *)arg)->sup, info, 1,
+                                      &n, 5000) == TR_OK &&
            n == 1 && !info[0].running;
 }
 
@@ -809,11 +826,12 @@ test_sup_backoff_delays_restarts_and_answers_meanwhile(void **state)
         /* Between restarts the supervisor answers, and says so. */
         which_arg w = {sup};
         assert_true(tr_test_wait_until(child_not_running, &w, 5000));
-        assert_int_equal(tr_sup_which_children(fx.ctx, sup, info, 1, &n, 5000),
-                         TR_OK);
+        assert_int_equal(
+            tr_sup_which_children_wait(fx.ctx, sup, info, 1, &n, 5000), TR_OK);
         assert_false(info[0].running);
-        assert_int_equal(tr_sup_restart_child(fx.ctx, sup, "a", 5000, NULL),
-                         TR_ERESTARTING);
+        assert_int_equal(
+            tr_sup_restart_child_wait(fx.ctx, sup, "a", 5000, NULL),
+            TR_ERESTARTING);
         assert_int_equal(tr_clock_advance(fx.sys, delays[i] - 1), TR_OK);
         expect_quiet(20);
         assert_int_equal(tr_clock_advance(fx.sys, 1), TR_OK);
@@ -1148,7 +1166,8 @@ test_sup_brutal_kill_of_a_supervisor_ends_its_subtree(void **state)
 
     subtree_addrs(top, sub);
     watch(sub, SUBTREE);
-    assert_int_equal(tr_sup_terminate_child(fx.ctx, top, "mid", 5000), TR_OK);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, top, "mid", 5000),
+                     TR_OK);
     /* By the answer, the whole subtree has ended, none of it by `stop`. */
     assert_all_ended(sub, SUBTREE);
     assert_live(2); /* top and the watcher */
@@ -1158,7 +1177,7 @@ test_sup_brutal_kill_of_a_supervisor_ends_its_subtree(void **state)
     }
     expect_quiet(20);
     /* Started again, it is a whole new subtree. */
-    assert_int_equal(tr_sup_restart_child(fx.ctx, top, "mid", 5000, NULL),
+    assert_int_equal(tr_sup_restart_child_wait(fx.ctx, top, "mid", 5000, NULL),
                      TR_OK);
     tr_addr again[SUBTREE];
     subtree_addrs(top, again);
@@ -1182,7 +1201,8 @@ test_sup_supervisor_past_its_deadline_is_killed_with_its_subtree(void **state)
     assert_int_equal(tr_send(fx.ctx, sub[4], MSG_SLEEP, &ms, sizeof(ms)),
                      TR_OK);
     expect(EV_MSG, "c", 1);
-    assert_int_equal(tr_sup_terminate_child(fx.ctx, top, "mid", 5000), TR_OK);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, top, "mid", 5000),
+                     TR_OK);
     assert_all_ended(sub, SUBTREE);
     assert_live(2);
     /* d stopped when asked (unless the kill overtook it); the rest were
@@ -1361,19 +1381,20 @@ test_sup_children_crashing_as_their_supervisor_is_killed_all_end(void **state)
         tr_addr w[KIDS];
         for (int i = 0; i < KIDS; i++) {
             assert_int_equal(
-                tr_sup_start_child(fx.ctx, p, NULL, NULL, 5000, &w[i]), TR_OK);
+                tr_sup_start_child_wait(fx.ctx, p, NULL, NULL, 5000, &w[i]),
+                TR_OK);
         }
         for (int n = 0; n < CRASHES; n++) {
             for (int i = 0; i < KIDS; i++) {
                 send(w[i], MSG_CRASH);
             }
         }
-        assert_int_equal(tr_sup_terminate_child(fx.ctx, top, "pool", 5000),
+        assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, top, "pool", 5000),
                          TR_OK);
         assert_all_ended(w, KIDS);
         assert_live(1);
-        assert_int_equal(tr_sup_restart_child(fx.ctx, top, "pool", 5000, NULL),
-                         TR_OK);
+        assert_int_equal(
+            tr_sup_restart_child_wait(fx.ctx, top, "pool", 5000, NULL), TR_OK);
     }
     shutdown_within(1000);
 }
@@ -1478,7 +1499,7 @@ test_sup_killed_supervisor_restarts_after_its_subtree_ended(void **state)
     expect_quiet(20);
     tr_child_info info[2];
     size_t n;
-    assert_int_equal(tr_sup_which_children(fx.ctx, top, info, 2, &n, 5000),
+    assert_int_equal(tr_sup_which_children_wait(fx.ctx, top, info, 2, &n, 5000),
                      TR_OK);
     assert_int_equal(info[0].restarts, 1);
     assert_true(info[0].running);
@@ -1500,7 +1521,7 @@ wait_system(void *p)
 {
     waiter *w = p;
     tr_store_seqcst(&w->started, 1);
-    w->rc = tr_system_wait(w->sys, 0);
+    w->rc = tr_system_wait(w->sys, TR_FOREVER);
     tr_store_seqcst(&w->done, 1);
     return NULL;
 }

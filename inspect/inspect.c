@@ -27,6 +27,7 @@ typedef struct node {
     uint32_t depth;
     char path[256];
     uint64_t addr;
+    uint64_t node; /* the system's node word, to print the address */
     const char *behaviour;
     bool supervisor;
     const char *status;
@@ -120,6 +121,7 @@ walk(tr_system *sys, nodes *ns, const tr_sup *s, const char *path,
         nd->depth = depth;
         snprintf(nd->path, sizeof(nd->path), "%.190s/%.63s", path, c->id);
         nd->addr = c->state == CHILD_DOWN ? 0 : c->addr.id;
+        nd->node = sys->node;
         nd->behaviour = c->spec.behaviour->name != NULL
                             ? c->spec.behaviour->name
                             : "(unnamed)";
@@ -165,6 +167,7 @@ collect(tr_system *sys, nodes *ns)
         }
         snprintf(nd->path, sizeof(nd->path), "/%s", s->name);
         nd->addr = s->self;
+        nd->node = sys->node;
         nd->behaviour = tr_supervisor_behaviour.name;
         nd->supervisor = true;
         nd->status = "running";
@@ -225,7 +228,9 @@ render_json(sink *k, const node *nd, bool first)
 {
     put(k, "%s{\"path\":\"", first ? "" : ",");
     put_escaped(k, nd->path);
-    put(k, "\",\"address\":\"%#" PRIx64 "\",\"behaviour\":\"", nd->addr);
+    tr_addr a = {.id = nd->addr, .node = nd->node};
+    put(k, "\",\"address\":\"" TR_ADDR_FMT "\",\"behaviour\":\"",
+        TR_ADDR_ARGS(a));
     put_escaped(k, nd->behaviour);
     put(k, "\",\"kind\":\"%s\",\"status\":\"%s\",\"depth\":%u",
         nd->supervisor ? "supervisor" : "worker", nd->status, nd->depth);
@@ -265,12 +270,15 @@ render_text(sink *k, const node *nd)
     }
     put(k, " %s", nd->status);
     if (nd->addr != 0) {
-        put(k, " %#" PRIx64, nd->addr);
+        tr_addr a = {.id = nd->addr, .node = nd->node};
+        put(k, " " TR_ADDR_FMT, TR_ADDR_ARGS(a));
     }
     if (nd->restart != NULL) {
         put(k, " %s", nd->restart);
     }
-    put(k, " restarts=%u handled=%" PRIu64 " mailbox=%" PRIu64 "/%" PRIu64,
+    put(k,
+        " restarts=%u handled=%" PRIu64 " queued=%" PRIu64
+        " queued_peak=%" PRIu64,
         nd->restarts, nd->handled, nd->mailbox_len, nd->mailbox_hwm);
     if (nd->failed) {
         put(k, " last: %s at %" PRIu64 " ms", nd->last.text, nd->fail_ms);

@@ -856,7 +856,12 @@ ended(tr_ctx *ctx, int rc, uint32_t type)
         describe_failure(ctx->fail_text, sizeof(ctx->fail_text), type, rc);
         exit = (tr_exit){TR_EXIT_FAILED, rc, ctx->fail_text};
     } else {
+        tr_ext *x = tr_load_acq(&ctx->actor->ext);
         exit = (tr_exit){TR_EXIT_NORMAL, TR_OK, "normal"};
+        if (x != NULL && x->end_shutdown) {
+            x->end_shutdown = false;
+            exit = (tr_exit){TR_EXIT_SHUTDOWN, TR_OK, "shutdown"};
+        }
     }
     if (exit.kind == TR_EXIT_FAILED && !ctx->uncounted) {
         tr_ext *x = tr_load_acq(&ctx->actor->ext);

@@ -94,6 +94,7 @@ own_lists(tr_actor *a, tr_ext *x, uint64_t gen)
                   x->waiters == NULL);
         x->gen = gen;
         x->trap_exit = false;
+        x->supervisor = false;
     }
     return true;
 }
@@ -394,6 +395,44 @@ tr_trap_exits(tr_ctx *ctx, bool on)
     return TR_OK;
 }
 
+int
+tr__ext_mark_supervisor(tr_ctx *ctx)
+{
+    tr_ext *x = tr__ext_get(ctx->actor);
+
+    if (x == NULL) {
+        return TR_ENOMEM;
+    }
+    pthread_mutex_lock(&x->lock);
+    if (own_lists(ctx->actor, x, ctx->gen)) {
+        x->supervisor = true;
+    }
+    pthread_mutex_unlock(&x->lock);
+    return TR_OK;
+}
+
+bool
+tr__ext_is_other_than_supervisor(tr_actor *a, uint64_t gen)
+{
+    /* Acquire: pairs with the record's installation (tr__ext_get). */
+    tr_ext *x = tr_load_acq(&a->ext);
+    bool other;
+
+    /* seq_cst: as own_lists, against the end's generation store. */
+    if (!tr__gen_live(gen) || tr_load_seqcst(&a->gen) != gen) {
+        return false; /* gone: the caller's send says so */
+    }
+    if (x == NULL) {
+        return true; /* a supervisor has a record from its init on */
+    }
+    pthread_mutex_lock(&x->lock);
+    other = !(x->gen == gen && x->supervisor);
+    pthread_mutex_unlock(&x->lock);
+    /* It may have ended meanwhile (the end clears the flag): then it is
+     * gone rather than something else. */
+    return other && tr_load_seqcst(&a->gen) == gen;
+}
+
 /* ---- names ---- */
 
 /*
@@ -681,6 +720,7 @@ tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint64_t gen, const tr_exit *exit)
     x->name = NULL;
     x->gen = 0;
     x->trap_exit = false;
+    x->supervisor = false;
     pthread_mutex_unlock(&x->lock);
 
     tr_system *sys = ctx->sys;

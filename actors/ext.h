@@ -72,6 +72,9 @@ struct tr_ext {
     uint32_t nlink, caplink;
     char *name;         /* registered name (owned), or NULL */
     tr_waiter *waiters; /* threads in tr_actor_wait */
+    /* The incarnation is a supervisor: it takes the supervisor's requests
+     * (supervisor/). Kept across its restarts in place, like the address. */
+    bool supervisor;
 
     /*
      * Supervision. `parent` and `child` are written before the
@@ -91,6 +94,9 @@ struct tr_ext {
     /* Set by the actor itself: its end ends a supervision tree, which
      * wakes tr_system_wait (after the failure hook's report). */
     bool escalate;
+    /* Set by the actor itself before tr_stop: it ends as shut down, not
+     * normally (a supervisor that was asked to stop, as OTP's). */
+    bool end_shutdown;
 };
 
 /* The slot's record, created on first use; NULL when out of memory. */
@@ -111,6 +117,14 @@ tr_waiter *tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint64_t gen,
 /* Answer the waiters tr__ext_on_end returned (`self`: the ended id). */
 void tr__ext_wake_waiters(tr_system *sys, tr_waiter *waiters, uint64_t self,
                           const tr_exit *exit);
+
+/* Mark the calling incarnation as a supervisor (see `supervisor`);
+ * TR_ENOMEM when it has no record and none can be made. */
+int tr__ext_mark_supervisor(tr_ctx *ctx);
+
+/* True when incarnation `gen` of `a` lives and is not a supervisor (any
+ * thread). */
+bool tr__ext_is_other_than_supervisor(tr_actor *a, uint64_t gen);
 
 /* Copy an exit reason into a signal. */
 void tr__signal_fill(tr_signal *s, tr_addr who, uint64_t ref,

@@ -110,10 +110,7 @@ static void
 walk(tr_system *sys, nodes *ns, const tr_sup *s, const char *path,
      uint32_t depth)
 {
-    uint32_t first = s->strategy == TR_SIMPLE_ONE_FOR_ONE ? 1 : 0;
-
-    for (uint32_t i = first; i < s->n && !ns->oom; i++) {
-        const child *c = s->kids[i];
+    for (const child *c = s->head; c != NULL && !ns->oom; c = c->next) {
         node *nd = push(ns);
         if (nd == NULL) {
             return;

@@ -1,7 +1,9 @@
 /*
  * Private: a supervisor's bookkeeping, shared with inspect/. Every write
- * happens on the supervisor's own run, under the system's tree_lock;
- * inspection reads under the same lock. See supervisor.c.
+ * that inspection or tr_whereis_path can see (the list of children, their
+ * states and addresses, the indexes, the mode) happens on the
+ * supervisor's own run, under the system's tree_lock; they read under the
+ * same lock. See supervisor.c.
  */
 #ifndef TR_SUPERVISOR_SUP_H
 #define TR_SUPERVISOR_SUP_H
@@ -9,6 +11,7 @@
 #include <troupe/supervisor.h>
 
 #include "actors/ext.h"
+#include "supervisor/index.h"
 
 /* Where a child is. */
 typedef enum child_state {
@@ -34,10 +37,12 @@ typedef struct child {
     tr_addr addr;
     tr_actor *slot;
     tr_ext *x;
+    struct child *prev, *next; /* start order */
     child_state state;
     bool want_stop;    /* part of a stop sequence */
-    bool want_restart; /* restart when the sequence is over, or retrying */
+    bool want_restart; /* it waits to be restarted (held) */
     bool undecided;    /* ended during a sequence; decide after it */
+    bool in_pass;      /* restarted by the round being restarted now */
     child_kill killed; /* how we killed it, for its report */
     bool failed;       /* it has failed or been killed: `last` says how */
     uint32_t serial;   /* names timer messages about this child */
@@ -45,6 +50,7 @@ typedef struct child {
     uint32_t backoff_step;
     uint64_t up_ms;   /* when it last started */
     uint64_t fail_ms; /* when it last failed, if `failed` (may be 0) */
+    uint64_t due_ms;  /* a failed restart: not to be tried before this */
     tr_signal last;   /* why it last ended */
     tr_sup *sub;      /* its bookkeeping, when it is a supervisor */
 } child;
@@ -58,6 +64,8 @@ typedef enum sup_mode {
     SUP_KILL       /* killed: kill the children, then end */
 } sup_mode;
 
+struct deferred;
+
 struct tr_sup {
     tr_exit_hook ended; /* frees all this when the incarnation ends */
     child *up;          /* our record in our supervisor, while it has one */
@@ -65,8 +73,11 @@ struct tr_sup {
     tr_strategy strategy;
     uint32_t max_restarts;
     uint32_t period_ms;
-    child **kids; /* in start order */
-    uint32_t n, cap;
+    child *head, *tail; /* the children, in start order */
+    uint32_t n;
+    child *tmpl;       /* simple_one_for_one's template (not a child) */
+    sup_index by_id;   /* every child */
+    sup_index by_addr; /* the children that have an address */
     uint32_t next_serial;
     uint32_t next_ordinal; /* simple_one_for_one ids */
     uint64_t *window;      /* restart times: a ring of max_restarts + 1 */
@@ -75,12 +86,21 @@ struct tr_sup {
     uint64_t self;
     bool top;
     sup_mode mode;
+    child *cursor;       /* a stop sequence's next child, going back */
+    uint32_t nstopping;  /* children in CHILD_STOPPING */
+    uint32_t nundecided; /* children with `undecided` */
+    child *round_owner;  /* the child whose failed restart a round awaits */
+    bool round_retry;    /* a round's retry came during a sequence */
     int give_up_code;
     char give_up_text[160];
     void *admin_reply;  /* tr_reply_to of the terminate_child in progress */
     child *admin_child; /* and its child */
-    bool retry_pending; /* a retry came during a sequence */
-    void *deferred;     /* requests that wait for the mode to end */
+    bool admin_forget;  /* forget the child's spec too (a cancelled start) */
+    struct deferred *deferred; /* requests that wait for the mode to end */
+    struct deferred **deferred_tail;
+    /* Children looked at (index probes and walks), for tests of how the
+     * work grows; written by the supervisor's thread only. */
+    tr_atomic(uint64_t) visits;
 };
 
 #endif /* TR_SUPERVISOR_SUP_H */

@@ -10,17 +10,46 @@
  * same address, same name, same queue, and `stop` has returned before
  * `init` begins), or end the incarnation for good.
  *
+ * Children. A list in start order, and two indexes (index.c): by id, for
+ * requests, and by address, for reports and timers. So the work on one
+ * child (find it, start, restart, terminate or delete it, act on its
+ * report or its timer) looks at a few children however many there are;
+ * only what concerns them all (a round, a shutdown, which_children) walks
+ * the list. `visits` counts the children looked at, for the tests.
+ *
+ * Restarts. With one_for_one and simple_one_for_one every child restarts
+ * on its own: a child whose `init` fails is retried later by a timer
+ * message of its own (at once, or after its backoff delay), named by its
+ * address and `serial`, and nothing another child does runs it sooner.
+ * With one_for_all and rest_for_one a child's end starts a round: the
+ * siblings it takes with it are stopped (a sequence, below), then all are
+ * restarted in start order, none released until all have started. If one
+ * fails, one_for_all stops those restarted before it again and retries the
+ * whole round; rest_for_one releases them (they keep running) and retries
+ * from the child that failed. A round's retry waits on that child (its
+ * `round_owner`) and not before its backoff delay; when the owner is
+ * terminated by hand, the round is abandoned and the children waiting in
+ * it end. Every restart counts towards the intensity unless the child has
+ * backoff, and a child terminated by hand is never restarted by a round or
+ * a retry.
+ *
  * Sequences. Stopping children one by one in reverse start order (a
- * one_for_all round, a give-up, a shutdown, a terminate_child) is a small
- * state machine: ask the last running child to stop, wait for its report
- * (or its shutdown deadline: then kill), go on with the next. Nothing
- * blocks: reports, deadlines and requests are all messages, so a
- * supervisor keeps answering while a child loops in failing restarts.
+ * round, a give-up, a shutdown) is a small state machine: a cursor walks
+ * back from the last child, asking each one to stop and waiting for its
+ * report (or its shutdown deadline: then kill) before going on. A
+ * terminate_child is a sequence of one child. Nothing blocks: reports,
+ * deadlines and requests are all messages, so a supervisor keeps
+ * answering while a child loops in failing restarts. A child that has
+ * stopped and will not be restarted ends at its report: its DOWN does not
+ * wait for the end of the sequence. Requests that change the children
+ * wait until the sequence is over; reads are answered at once.
  *
  * Starting. Children are spawned holding their run-rights: when the
  * supervisor starts, none of its children runs until all have started, so
  * a failing `init` can stop the ones before it, in reverse order, on the
- * spot.
+ * spot. A child added by a request is released only once its address is
+ * in the caller's hands: when the answer cannot be delivered (the caller
+ * timed out, or no memory was left for the answer), the start is undone.
  *
  * Kills. A worker is killed by its kill flag and a stop request: it ends
  * at its next chance without `stop`. A supervisor is killed by a MSG_KILL
@@ -36,9 +65,9 @@
  * to this address, and whoever ends or restarts the incarnation ends those
  * children on reading (or dropping) the reports (actor.c).
  *
- * Every change to the bookkeeping is made under the system's tree_lock so
- * that inspection (inspect/) sees a consistent tree; the lock is never
- * held across a child's callback.
+ * Every change that inspection or tr_whereis_path can see is made under
+ * the system's tree_lock so that they read a consistent tree; the lock is
+ * never held across a child's callback.
  */
 #include "supervisor/sup.h"
 
@@ -57,12 +86,22 @@ enum {
     REQ_DELETE_CHILD,
     REQ_WHICH_CHILDREN,
     REQ_COUNT_CHILDREN,
-    MSG_DEADLINE, /* a child's shutdown time is up (payload: serial) */
-    MSG_RETRY,    /* restart what waits to be restarted */
+    MSG_DEADLINE, /* a child's shutdown time is up (payload: a timer_ref) */
+    MSG_RETRY,    /* try a failed restart again (payload: a timer_ref) */
     MSG_KILL,     /* from our supervisor: end the subtree, then ourselves */
 };
 
 enum { DEFAULT_SHUTDOWN_MS = 5000, DEFAULT_PERIOD_MS = 5000 };
+
+/* Spec checks find duplicate ids with a table above this many children. */
+enum { DUP_SCAN_MAX = 16 };
+
+/* Which child a timer message is about: its address, and its serial when
+ * the timer was set (a later serial voids the timer). */
+typedef struct timer_ref {
+    uint64_t addr;
+    uint32_t serial;
+} timer_ref;
 
 typedef struct admin_req {
     char id[64];
@@ -100,6 +139,8 @@ id_ok(const char *id)
 static int
 child_spec_check(const tr_child_spec *c, char *why, size_t cap)
 {
+    const tr_backoff *b = &c->backoff;
+
     if (!id_ok(c->id)) {
         snprintf(why, cap, "a child id is NULL, empty or over 63 bytes");
     } else if (c->behaviour == NULL) {
@@ -111,15 +152,87 @@ child_spec_check(const tr_child_spec *c, char *why, size_t cap)
         snprintf(why, cap, "child '%s' has an unknown kind %d", c->id,
                  (int)c->kind);
     } else if (c->shutdown_ms < TR_SHUTDOWN_INFINITY) {
-        snprintf(why, cap, "child '%s' has a negative shutdown %d", c->id,
+        snprintf(why, cap, "child '%s' has a negative shutdown_ms %d", c->id,
                  c->shutdown_ms);
-    } else if (c->backoff.min_ms > c->backoff.max_ms) {
-        snprintf(why, cap, "child '%s' has backoff min %u over max %u", c->id,
-                 c->backoff.min_ms, c->backoff.max_ms);
+    } else if (c->shutdown_ms > (int)TR_SUP_TIME_MAX_MS) {
+        snprintf(why, cap, "child '%s': shutdown_ms %d is over %u", c->id,
+                 c->shutdown_ms, TR_SUP_TIME_MAX_MS);
+    } else if (c->mailbox_cap > TR_MAILBOX_CAP_MAX) {
+        snprintf(why, cap, "child '%s': mailbox_cap %u is over %u", c->id,
+                 c->mailbox_cap, TR_MAILBOX_CAP_MAX);
+    } else if (b->max_ms > TR_SUP_TIME_MAX_MS) {
+        snprintf(why, cap, "child '%s': backoff.max_ms %u is over %u", c->id,
+                 b->max_ms, TR_SUP_TIME_MAX_MS);
+    } else if (b->min_ms > b->max_ms) {
+        snprintf(why, cap,
+                 "child '%s' has backoff.min_ms %u over backoff.max_ms %u",
+                 c->id, b->min_ms, b->max_ms);
+    } else if (b->jitter_pct > TR_SUP_JITTER_MAX) {
+        snprintf(why, cap, "child '%s': backoff.jitter_pct %u is over %u",
+                 c->id, b->jitter_pct, TR_SUP_JITTER_MAX);
+    } else if (b->reset_ms > TR_SUP_TIME_MAX_MS) {
+        snprintf(why, cap, "child '%s': backoff.reset_ms %u is over %u", c->id,
+                 b->reset_ms, TR_SUP_TIME_MAX_MS);
+    } else if (b->max_ms == 0 && (b->jitter_pct != 0 || b->reset_ms != 0)) {
+        snprintf(why, cap,
+                 "child '%s' has backoff.jitter_pct or backoff.reset_ms "
+                 "but no backoff (backoff.max_ms is 0)",
+                 c->id);
     } else {
         return TR_OK;
     }
     return TR_EINVAL;
+}
+
+static uint64_t
+hash_text(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (; *s != '\0'; s++) {
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+/* The first id of `c[len]` (all valid) that repeats an earlier one, or
+ * NULL; TR_ENOMEM in `*rc` when a long list found no memory for its
+ * table. */
+static const char *
+duplicate_id(const tr_child_spec *c, size_t len, int *rc)
+{
+    *rc = TR_OK;
+    if (len <= DUP_SCAN_MAX) {
+        for (size_t i = 1; i < len; i++) {
+            for (size_t j = 0; j < i; j++) {
+                if (strcmp(c[i].id, c[j].id) == 0) {
+                    return c[i].id;
+                }
+            }
+        }
+        return NULL;
+    }
+    size_t cap = 64;
+    while (cap < 2 * len) {
+        cap *= 2;
+    }
+    const char **seen = tr__calloc(sizeof(*seen) * cap);
+    const char *dup = NULL;
+    if (seen == NULL) {
+        *rc = TR_ENOMEM;
+        return NULL;
+    }
+    for (size_t i = 0; i < len && dup == NULL; i++) {
+        size_t at = hash_text(c[i].id) & (cap - 1);
+        while (seen[at] != NULL && strcmp(seen[at], c[i].id) != 0) {
+            at = (at + 1) & (cap - 1);
+        }
+        if (seen[at] != NULL) {
+            dup = c[i].id;
+        }
+        seen[at] = c[i].id;
+    }
+    tr__free(seen, sizeof(*seen) * cap);
+    return dup;
 }
 
 int
@@ -128,7 +241,7 @@ tr_sup_spec_check(const tr_sup_spec *spec, char *why, size_t cap)
     char ignored[8];
     int rc = TR_EINVAL;
 
-    if (why == NULL) {
+    if (why == NULL || cap == 0) {
         why = ignored;
         cap = sizeof(ignored);
     }
@@ -138,8 +251,17 @@ tr_sup_spec_check(const tr_sup_spec *spec, char *why, size_t cap)
         snprintf(why, cap, "the name is over 63 bytes");
     } else if ((unsigned)spec->strategy > TR_SIMPLE_ONE_FOR_ONE) {
         snprintf(why, cap, "unknown strategy %d", (int)spec->strategy);
+    } else if (spec->max_restarts > TR_SUP_RESTARTS_MAX) {
+        snprintf(why, cap, "max_restarts %u is over %u", spec->max_restarts,
+                 TR_SUP_RESTARTS_MAX);
+    } else if (spec->period_ms > TR_SUP_TIME_MAX_MS) {
+        snprintf(why, cap, "period_ms %u is over %u", spec->period_ms,
+                 TR_SUP_TIME_MAX_MS);
+    } else if (spec->len > TR_SUP_CHILDREN_MAX) {
+        snprintf(why, cap, "len %zu is over %u children", spec->len,
+                 TR_SUP_CHILDREN_MAX);
     } else if (spec->len != 0 && spec->children == NULL) {
-        snprintf(why, cap, "%zu children but no array", spec->len);
+        snprintf(why, cap, "len %zu but no children array", spec->len);
     } else if (spec->strategy == TR_SIMPLE_ONE_FOR_ONE && spec->len != 1) {
         snprintf(why, cap,
                  "simple_one_for_one takes exactly one template, not %zu",
@@ -149,12 +271,14 @@ tr_sup_spec_check(const tr_sup_spec *spec, char *why, size_t cap)
     }
     for (size_t i = 0; rc == TR_OK && i < spec->len; i++) {
         rc = child_spec_check(&spec->children[i], why, cap);
-        for (size_t j = 0; rc == TR_OK && j < i; j++) {
-            if (strcmp(spec->children[i].id, spec->children[j].id) == 0) {
-                snprintf(why, cap, "duplicate child id '%s'",
-                         spec->children[i].id);
-                rc = TR_EINVAL;
-            }
+    }
+    if (rc == TR_OK && spec->len > 1) {
+        const char *dup = duplicate_id(spec->children, spec->len, &rc);
+        if (rc == TR_ENOMEM) {
+            snprintf(why, cap, "no memory to check %zu ids", spec->len);
+        } else if (dup != NULL) {
+            snprintf(why, cap, "duplicate child id '%s'", dup);
+            rc = TR_EINVAL;
         }
     }
     if (rc == TR_OK) {
@@ -183,6 +307,63 @@ now_ms(tr_ctx *ctx)
     return tr_now_ms(ctx->sys);
 }
 
+/* Count `c` as looked at (tr_sup.visits), and return it: every walk over
+ * the children goes through here. */
+static child *
+seen(tr_sup *s, child *c)
+{
+    if (c != NULL) {
+        /* One writer: the supervisor's thread. */
+        tr_store_relaxed(&s->visits, tr_load_relaxed(&s->visits) + 1);
+    }
+    return c;
+}
+
+/* Walks over the children: each step is counted as a child looked at. */
+static child *
+first(tr_sup *s)
+{
+    return seen(s, s->head);
+}
+
+static child *
+after(tr_sup *s, const child *c)
+{
+    return seen(s, c->next);
+}
+
+static child *
+before(tr_sup *s, const child *c)
+{
+    return seen(s, c->prev);
+}
+
+static bool
+independent(const tr_sup *s)
+{
+    return s->strategy == TR_ONE_FOR_ONE ||
+           s->strategy == TR_SIMPLE_ONE_FOR_ONE;
+}
+
+/* Modes in which the supervisor is ending. */
+static bool
+ending(sup_mode m)
+{
+    return m == SUP_TERMINATE || m == SUP_GIVE_UP || m == SUP_KILL;
+}
+
+static child *
+find_id(tr_sup *s, const char *id)
+{
+    return tr__sup_index_find(&s->by_id, id, &s->visits);
+}
+
+static child *
+find_addr(tr_sup *s, uint64_t addr)
+{
+    return tr__sup_index_find(&s->by_addr, &addr, &s->visits);
+}
+
 static child *
 new_child(tr_sup *s, const tr_child_spec *spec, const void *arg)
 {
@@ -199,55 +380,74 @@ new_child(tr_sup *s, const tr_child_spec *spec, const void *arg)
     return c;
 }
 
-/* Under the tree lock. */
+/* Add `c` after the last child; TR_ENOMEM changes nothing. The address
+ * index gets room for it too, so that spawning it cannot fail there. */
 static int
-append(tr_sup *s, child *c)
+add_child(tr_ctx *ctx, tr_sup *s, child *c)
 {
-    if (s->n == s->cap &&
-        !tr__grow((void **)&s->kids, &s->cap, sizeof(child *), 8)) {
-        return TR_ENOMEM;
+    int rc = TR_ENOMEM;
+
+    tree_lock(ctx);
+    if (tr__sup_index_reserve(&s->by_id, s->n + 1) &&
+        tr__sup_index_reserve(&s->by_addr, s->n + 1)) {
+        c->prev = s->tail;
+        c->next = NULL;
+        if (s->tail != NULL) {
+            s->tail->next = c;
+        } else {
+            s->head = c;
+        }
+        s->tail = c;
+        s->n++;
+        tr__sup_index_put(&s->by_id, c);
+        rc = TR_OK;
     }
-    s->kids[s->n++] = c;
-    return TR_OK;
+    tree_unlock(ctx);
+    return rc;
+}
+
+static void
+set_undecided(tr_sup *s, child *c, bool on)
+{
+    if (c->undecided != on) {
+        c->undecided = on;
+        if (on) {
+            s->nundecided++;
+        } else {
+            s->nundecided--;
+        }
+    }
 }
 
 /* Forget a child that has no actor. */
 static void
 remove_child(tr_ctx *ctx, tr_sup *s, child *c)
 {
+    set_undecided(s, c, false);
     tree_lock(ctx);
-    for (uint32_t i = 0; i < s->n; i++) {
-        if (s->kids[i] == c) {
-            memmove(&s->kids[i], &s->kids[i + 1],
-                    sizeof(child *) * (s->n - i - 1));
-            s->n--;
-            break;
-        }
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        s->head = c->next;
     }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    } else {
+        s->tail = c->prev;
+    }
+    s->n--;
+    tr__sup_index_del(&s->by_id, c);
     tree_unlock(ctx);
+    if (s->cursor == c) {
+        s->cursor = c->prev;
+    }
+    if (s->round_owner == c) {
+        s->round_owner = NULL;
+    }
+    if (s->admin_child == c) {
+        s->admin_child = NULL;
+    }
     tr__free(c, sizeof(*c));
-}
-
-static child *
-find_id(tr_sup *s, const char *id)
-{
-    for (uint32_t i = 0; i < s->n; i++) {
-        if (strcmp(s->kids[i]->id, id) == 0) {
-            return s->kids[i];
-        }
-    }
-    return NULL;
-}
-
-static child *
-find_serial(tr_sup *s, uint32_t serial)
-{
-    for (uint32_t i = 0; i < s->n; i++) {
-        if (s->kids[i]->serial == serial) {
-            return s->kids[i];
-        }
-    }
-    return NULL;
 }
 
 static int
@@ -266,6 +466,14 @@ has_backoff(const child *c)
     return c->spec.backoff.max_ms != 0;
 }
 
+/* A dynamic or temporary child's spec goes when its actor does. */
+static bool
+leaves_when_down(const tr_sup *s, const child *c)
+{
+    return s->strategy == TR_SIMPLE_ONE_FOR_ONE ||
+           c->spec.restart == TR_TEMPORARY;
+}
+
 /* The context of a child whose run-right we hold. */
 static tr_ctx
 child_ctx(tr_ctx *ctx, child *c)
@@ -280,9 +488,18 @@ child_ctx(tr_ctx *ctx, child *c)
 }
 
 static void
-set_state(tr_ctx *ctx, child *c, child_state st)
+set_state(tr_ctx *ctx, tr_sup *s, child *c, child_state st)
 {
+    if (c->state == CHILD_STOPPING) {
+        s->nstopping--;
+    }
+    if (st == CHILD_STOPPING) {
+        s->nstopping++;
+    }
     tree_lock(ctx);
+    if (st == CHILD_DOWN && c->state != CHILD_DOWN) {
+        tr__sup_index_del(&s->by_addr, c);
+    }
     c->state = st;
     if (st == CHILD_DOWN) {
         c->addr = TR_ADDR_NONE;
@@ -304,12 +521,15 @@ set_mode(tr_ctx *ctx, tr_sup *s, sup_mode mode)
 
 /* End a held child for good (its `stop` has run). */
 static void
-finish_child(tr_ctx *ctx, child *c)
+finish_child(tr_ctx *ctx, tr_sup *s, child *c)
 {
     tr_ctx cc = child_ctx(ctx, c);
     const tr_exit why = {c->last.kind, c->last.code, c->last.text};
 
-    set_state(ctx, c, CHILD_DOWN);
+    c->want_restart = false;
+    c->in_pass = false;
+    set_undecided(s, c, false);
+    set_state(ctx, s, c, CHILD_DOWN);
     tr__actor_finish(&cc, &why, false);
 }
 
@@ -364,6 +584,7 @@ spawn_child(tr_ctx *ctx, tr_sup *s, child *c)
     c->x = tr_load_acq(&slot->ext);
     c->state = CHILD_RUNNING;
     c->up_ms = started;
+    tr__sup_index_put(&s->by_addr, c); /* room was made by add_child */
     tree_unlock(ctx);
     return TR_OK;
 }
@@ -378,21 +599,14 @@ release_child(tr_ctx *ctx, child *c)
     }
 }
 
-/* The children the API reports: all but a simple supervisor's template. */
-static uint32_t
-first_listed(const tr_sup *s)
-{
-    return s->strategy == TR_SIMPLE_ONE_FOR_ONE ? 1 : 0;
-}
-
-/* ---- intensity ---- */
+/* ---- intensity and backoff ---- */
 
 /* Count a restart; false when it is one too many. */
 static bool
 count_restart(tr_ctx *ctx, tr_sup *s)
 {
     uint64_t now = now_ms(ctx);
-    uint32_t size = s->max_restarts + 1;
+    uint32_t size = s->max_restarts + 1; /* at most TR_SUP_RESTARTS_MAX + 1 */
 
     /* Times only grow, so those out of the period are the oldest. */
     while (s->nwindow != 0 && now - s->window[s->wfirst] >= s->period_ms) {
@@ -420,7 +634,8 @@ backoff_delay(child *c)
     }
     if (b->jitter_pct != 0 && d != 0) {
         /* A cheap per-child mix is jitter enough: restarts of siblings
-         * spread apart, and tests can bound it. */
+         * spread apart, and tests can bound it. jitter_pct <= 100, so
+         * the delay stays in [0, 2d]. */
         uint64_t r = (c->serial * 0x9e3779b97f4a7c15ull) ^
                      (c->backoff_step * 0xbf58476d1ce4e5b9ull);
         r ^= r >> 31;
@@ -432,37 +647,58 @@ backoff_delay(child *c)
 }
 
 static void sequence_next(tr_ctx *ctx, tr_sup *s);
+static void after_sequence(tr_ctx *ctx, tr_sup *s);
 static void decide(tr_ctx *ctx, tr_sup *s, child *c);
 static void run_deferred(tr_ctx *ctx, tr_sup *s);
 
-/*
- * Try the restarts again after `delay_ms` (backoff), or at once: as a
- * message to ourselves, so that requests queued meanwhile are answered
- * between attempts (the control lane lets one user message through
- * between drains).
- */
-static void
-retry_later(tr_ctx *ctx, tr_sup *s, uint64_t delay_ms)
+/* Send a timer message about `c` to ourselves, after `delay_ms` or at
+ * once (a message, so that what is queued meanwhile is handled between
+ * attempts: the control lane lets one user message through between
+ * drains); TR_ENOMEM when it could not be made. */
+static int
+send_self(tr_ctx *ctx, tr_sup *s, uint32_t type, const child *c,
+          uint64_t delay_ms)
 {
-    int rc = TR_ENOMEM;
+    timer_ref ref = {c->addr.id, c->serial};
 
     if (delay_ms != 0) {
-        rc = tr__send_after(ctx, tr__addr(ctx->sys, s->self), MSG_RETRY, NULL,
-                            0, delay_ms, NULL);
-    } else {
-        tr_envelope *env = tr__env_create(0);
-        if (env != NULL) {
-            env->kind = TR_CTL_USER;
-            env->type = MSG_RETRY;
-            env->from = s->self;
-            env->gen = tr__env_gen(ctx->gen);
-            tr__actor_push_ctl(ctx->sys, ctx->actor, env);
-            rc = TR_OK;
-        }
+        return tr__send_after(ctx, tr__addr(ctx->sys, s->self), type, &ref,
+                              sizeof(ref), delay_ms, NULL);
     }
-    if (rc != TR_OK) {
-        (void)tr_fail(ctx, rc, "supervisor could not schedule a restart");
+    tr_envelope *env = tr__env_create(sizeof(ref));
+    if (env == NULL) {
+        return TR_ENOMEM;
     }
+    memcpy(tr__env_data(env), &ref, sizeof(ref));
+    env->kind = TR_CTL_USER;
+    env->type = type;
+    env->from = s->self;
+    env->gen = tr__env_gen(ctx->gen);
+    tr__actor_push_ctl(ctx->sys, ctx->actor, env);
+    return TR_OK;
+}
+
+/* Have `c`'s restart (or its round's) tried again after `delay_ms`. */
+static void
+schedule_retry(tr_ctx *ctx, tr_sup *s, child *c, uint64_t delay_ms)
+{
+    c->serial = ++s->next_serial; /* voids an earlier retry */
+    c->due_ms = now_ms(ctx) + delay_ms;
+    if (send_self(ctx, s, MSG_RETRY, c, delay_ms) != TR_OK) {
+        (void)tr_fail(ctx, TR_ENOMEM,
+                      "supervisor could not schedule a restart");
+    }
+}
+
+/* ---- stopping ---- */
+
+/* Start a stop sequence: the cursor walks back from the last child. */
+static void
+start_sequence(tr_ctx *ctx, tr_sup *s, sup_mode mode)
+{
+    set_mode(ctx, s, mode);
+    s->cursor = s->tail;
+    sequence_next(ctx, s);
 }
 
 static void
@@ -472,91 +708,170 @@ give_up(tr_ctx *ctx, tr_sup *s, child *c)
     snprintf(s->give_up_text, sizeof(s->give_up_text),
              "%.24s: more than %u restarts in %u ms; child '%.24s': %.40s",
              s->name, s->max_restarts, s->period_ms, c->id, c->last.text);
-    set_mode(ctx, s, SUP_GIVE_UP);
-    for (uint32_t i = 0; i < s->n; i++) {
-        s->kids[i]->want_stop = s->kids[i]->state == CHILD_RUNNING;
+    if (s->mode == SUP_ADMIN) {
+        /* The child being terminated goes down with the rest. */
+        if (s->admin_reply != NULL) {
+            admin_rep rep = {.rc = TR_ESHUTDOWN};
+            (void)tr_reply_send(s->admin_reply, &rep, sizeof(rep));
+            s->admin_reply = NULL;
+        }
+        s->admin_child = NULL;
+        s->admin_forget = false;
     }
-    sequence_next(ctx, s);
+    for (child *k = first(s); k != NULL; k = after(s, k)) {
+        k->want_stop = k->state == CHILD_RUNNING;
+        k->want_restart = false;
+        set_undecided(s, k, false);
+    }
+    s->round_owner = NULL;
+    start_sequence(ctx, s, SUP_GIVE_UP);
+}
+
+/* A restart of `c` failed (recorded in it): count it unless it has
+ * backoff, then retry it (its round, with `round`) or give up. */
+static void
+retry_or_give_up(tr_ctx *ctx, tr_sup *s, child *c, bool round)
+{
+    if (!has_backoff(c) && !count_restart(ctx, s)) {
+        give_up(ctx, s, c);
+        return;
+    }
+    if (round) {
+        s->round_owner = c;
+    }
+    schedule_retry(ctx, s, c, has_backoff(c) ? backoff_delay(c) : 0);
+}
+
+/* Run `init` again in held child `c`. TR_OK: it runs, not yet released;
+ * TR_IGNORE: it has ended; else its failure is recorded in `c`, which is
+ * still held. */
+static int
+reinit_child(tr_ctx *ctx, tr_sup *s, child *c)
+{
+    char why[sizeof(((tr_signal *)0)->text)];
+    uint64_t started = now_ms(ctx); /* when `init` began */
+    int rc = tr__actor_reinit(ctx, c->slot, c->arg, why, sizeof(why));
+
+    if (rc == TR_IGNORE) {
+        tree_lock(ctx);
+        c->last.kind = TR_EXIT_NORMAL;
+        c->last.code = TR_OK;
+        snprintf(c->last.text, sizeof(c->last.text), "ignored");
+        tree_unlock(ctx);
+        finish_child(ctx, s, c);
+        return TR_IGNORE;
+    }
+    tree_lock(ctx);
+    c->restarts++;
+    if (rc != TR_OK) {
+        c->last.kind = TR_EXIT_FAILED;
+        c->last.code = rc;
+        snprintf(c->last.text, sizeof(c->last.text), "%s", why);
+        c->fail_ms = now_ms(ctx);
+        c->failed = true;
+    } else {
+        c->state = CHILD_RUNNING;
+        c->up_ms = started;
+    }
+    tree_unlock(ctx);
+    if (rc == TR_OK) {
+        set_undecided(s, c, false);
+    }
+    return rc;
+}
+
+/* one_for_one, simple_one_for_one: restart held child `c` on its own. */
+static void
+restart_one(tr_ctx *ctx, tr_sup *s, child *c)
+{
+    int rc = reinit_child(ctx, s, c);
+
+    if (rc == TR_OK) {
+        c->want_restart = false;
+        release_child(ctx, c);
+    } else if (rc == TR_IGNORE) {
+        if (leaves_when_down(s, c)) {
+            remove_child(ctx, s, c);
+        }
+    } else {
+        retry_or_give_up(ctx, s, c, false);
+    }
 }
 
 /*
- * Restart, in start order, every held child that wants it. All of them
- * start before any is released; if one fails, those restarted in this
- * pass are stopped again and the whole pass is retried later (counted).
+ * one_for_all, rest_for_one: restart, in start order, every held child
+ * that waits for the round. Not before the backoff delay of any of them
+ * is up. See the top comment for a failure.
  */
 static void
-restart_wanted(tr_ctx *ctx, tr_sup *s)
+restart_round(tr_ctx *ctx, tr_sup *s)
 {
-    char why[sizeof(((tr_signal *)0)->text)];
+    uint64_t now = now_ms(ctx);
+    child *last_due = NULL;
     child *failed = NULL;
-    int rc = TR_OK;
-    uint32_t i;
 
-    for (i = 0; i < s->n; i++) {
-        child *c = s->kids[i];
+    for (child *c = first(s); c != NULL; c = after(s, c)) {
+        if (c->state == CHILD_HELD && c->want_restart && c->due_ms > now &&
+            (last_due == NULL || c->due_ms > last_due->due_ms)) {
+            last_due = c;
+        }
+    }
+    if (last_due != NULL) {
+        s->round_owner = last_due;
+        schedule_retry(ctx, s, last_due, last_due->due_ms - now);
+        return;
+    }
+    s->round_owner = NULL;
+    for (child *c = first(s), *nx; c != NULL; c = nx) {
+        nx = after(s, c);
         if (c->state != CHILD_HELD || !c->want_restart) {
             continue;
         }
-        uint64_t started = now_ms(ctx); /* when `init` began */
-        rc = tr__actor_reinit(ctx, c->slot, c->arg, why, sizeof(why));
+        int rc = reinit_child(ctx, s, c);
         if (rc == TR_IGNORE) {
-            c->want_restart = false;
-            tree_lock(ctx);
-            c->last.kind = TR_EXIT_NORMAL;
-            c->last.code = TR_OK;
-            snprintf(c->last.text, sizeof(c->last.text), "ignored");
-            tree_unlock(ctx);
-            finish_child(ctx, c);
-            continue;
-        }
-        if (rc != TR_OK) {
+            if (leaves_when_down(s, c)) {
+                remove_child(ctx, s, c);
+            }
+        } else if (rc != TR_OK) {
             failed = c;
             break;
+        } else if (s->strategy == TR_REST_FOR_ONE) {
+            c->want_restart = false;
+            release_child(ctx, c); /* it runs, whatever follows */
+        } else {
+            c->in_pass = true;
         }
-        tree_lock(ctx);
-        c->state = CHILD_RUNNING;
-        c->restarts++;
-        c->up_ms = started;
-        tree_unlock(ctx);
-        c->undecided = false; /* a round restarted it: nothing to decide */
     }
-    if (failed != NULL) {
-        tree_lock(ctx);
-        failed->last.kind = TR_EXIT_FAILED;
-        failed->last.code = rc;
-        snprintf(failed->last.text, sizeof(failed->last.text), "%s", why);
-        failed->fail_ms = now_ms(ctx);
-        failed->failed = true;
-        failed->restarts++;
-        tree_unlock(ctx);
-        for (uint32_t j = i; j-- > 0;) {
-            child *c = s->kids[j];
-            if (c->state == CHILD_RUNNING && c->want_restart) {
-                stop_held(ctx, c);
-                set_state(ctx, c, CHILD_HELD);
-            }
+    for (child *c = first(s); c != NULL; c = after(s, c)) {
+        if (!c->in_pass) {
+            continue;
         }
-        if (!has_backoff(failed) && !count_restart(ctx, s)) {
-            give_up(ctx, s, failed);
-            return;
-        }
-        retry_later(ctx, s, has_backoff(failed) ? backoff_delay(failed) : 0);
-        return;
-    }
-    for (i = 0; i < s->n; i++) {
-        child *c = s->kids[i];
-        if (c->want_restart && c->state == CHILD_RUNNING) {
+        c->in_pass = false;
+        if (failed == NULL) {
             c->want_restart = false;
             release_child(ctx, c);
+        } else {
+            stop_held(ctx, c); /* one_for_all: the whole round again */
+            set_state(ctx, s, c, CHILD_HELD);
         }
     }
-    /* simple_one_for_one children that are not restarted leave (the
-     * template, kids[0], stays). */
-    for (i = s->n; i-- > first_listed(s);) {
-        child *c = s->kids[i];
-        if (c->state == CHILD_DOWN && (s->strategy == TR_SIMPLE_ONE_FOR_ONE ||
-                                       c->spec.restart == TR_TEMPORARY)) {
-            remove_child(ctx, s, c);
+    if (failed != NULL) {
+        retry_or_give_up(ctx, s, failed, true);
+    }
+}
+
+/* The child a round waited on was terminated by hand: the children that
+ * waited with it end too, and stay down until restarted by hand. */
+static void
+abandon_round(tr_ctx *ctx, tr_sup *s, child *owner)
+{
+    bool in_round = s->strategy == TR_ONE_FOR_ALL;
+
+    s->round_owner = NULL;
+    for (child *c = first(s); c != NULL; c = after(s, c)) {
+        in_round = in_round || c == owner;
+        if (in_round && c->state == CHILD_HELD && c->want_restart) {
+            finish_child(ctx, s, c);
         }
     }
 }
@@ -603,8 +918,7 @@ kill_now(tr_ctx *ctx, tr_sup *s, child *c, child_kill how)
     c->killed = how;
     if (send_kill(ctx, c) != TR_OK) {
         /* Out of memory: try again at a deadline one ms away. */
-        (void)tr__send_after(ctx, tr__addr(ctx->sys, s->self), MSG_DEADLINE,
-                             &c->serial, sizeof(c->serial), 1, NULL);
+        (void)send_self(ctx, s, MSG_DEADLINE, c, 1);
     }
 }
 
@@ -615,7 +929,7 @@ ask_stop(tr_ctx *ctx, tr_sup *s, child *c)
     int sd = shutdown_of(c);
     uint64_t gen = tr__id_gen(c->addr.id);
 
-    set_state(ctx, c, CHILD_STOPPING);
+    set_state(ctx, s, c, CHILD_STOPPING);
     c->serial = ++s->next_serial;
     if (sd == TR_SHUTDOWN_BRUTAL) {
         kill_now(ctx, s, c, KILL_NOW);
@@ -626,70 +940,24 @@ ask_stop(tr_ctx *ctx, tr_sup *s, child *c)
         sd = sd > 0 ? sd : 1;
     }
     if (sd > 0) {
-        tr_addr self = tr__addr(ctx->sys, s->self);
-        (void)tr__send_after(ctx, self, MSG_DEADLINE, &c->serial,
-                             sizeof(c->serial), (uint64_t)sd, NULL);
+        (void)send_self(ctx, s, MSG_DEADLINE, c, (uint64_t)sd);
     }
 }
 
-/* Drive the current stop sequence one step. */
+/* The end of a sequence. */
 static void
-sequence_next(tr_ctx *ctx, tr_sup *s)
+sequence_ended(tr_ctx *ctx, tr_sup *s)
 {
-    for (uint32_t i = s->n; i-- > 0;) {
-        if (s->kids[i]->state == CHILD_STOPPING) {
-            return; /* wait for its report */
-        }
-    }
-    for (uint32_t i = s->n; i-- > 0;) {
-        child *c = s->kids[i];
-        if (c->want_stop && c->state == CHILD_RUNNING) {
-            ask_stop(ctx, s, c);
-            return;
-        }
-    }
-    for (uint32_t i = 0; i < s->n; i++) {
-        s->kids[i]->want_stop = false;
-    }
     sup_mode mode = s->mode;
-    set_mode(ctx, s, SUP_IDLE);
-    switch (mode) {
-    case SUP_ROUND:
-        /* Bystanders that are not restarted end here. */
-        for (uint32_t i = s->n; i-- > 0;) {
-            child *c = s->kids[i];
-            if (c->state == CHILD_HELD && !c->want_restart && !c->undecided) {
-                finish_child(ctx, c);
-            }
-        }
-        restart_wanted(ctx, s);
-        break;
-    case SUP_ADMIN: {
-        child *c = s->admin_child;
-        s->admin_child = NULL;
-        if (c != NULL && c->state == CHILD_HELD) {
-            finish_child(ctx, c);
-            if (s->strategy == TR_SIMPLE_ONE_FOR_ONE ||
-                c->spec.restart == TR_TEMPORARY) {
-                remove_child(ctx, s, c);
-            }
-        }
-        if (s->admin_reply != NULL) {
-            admin_rep rep = {.rc = TR_OK};
-            (void)tr_reply_send(s->admin_reply, &rep, sizeof(rep));
-            s->admin_reply = NULL;
-        }
-        break;
-    }
-    case SUP_TERMINATE:
-    case SUP_GIVE_UP:
-    case SUP_KILL:
-        for (uint32_t i = s->n; i-- > 0;) {
-            if (s->kids[i]->state == CHILD_HELD) {
-                finish_child(ctx, s->kids[i]);
-            }
-        }
+
+    s->cursor = NULL;
+    if (ending(mode)) {
+        /* Every child has ended (each at its report, or in its turn). The
+         * mode stays: whatever called us must not go on. */
         if (mode != SUP_GIVE_UP) {
+            /* Stopped (or killed): OTP's `shutdown`, which a link
+             * propagates. */
+            tr_load_acq(&ctx->actor->ext)->end_shutdown = true;
             (void)tr_stop(ctx);
         } else {
             /* A top-level tree is over: its end wakes tr_system_wait,
@@ -698,25 +966,93 @@ sequence_next(tr_ctx *ctx, tr_sup *s)
             (void)tr_fail(ctx, s->give_up_code, s->give_up_text);
         }
         return;
-    case SUP_IDLE:
-        break;
     }
-    if (s->mode != SUP_IDLE) {
+    set_mode(ctx, s, SUP_IDLE);
+    if (mode == SUP_ROUND) {
+        restart_round(ctx, s);
+    }
+    after_sequence(ctx, s);
+}
+
+/* terminate_child (or a cancelled start): a sequence of one. */
+static void
+admin_next(tr_ctx *ctx, tr_sup *s)
+{
+    child *c = s->admin_child;
+
+    if (c != NULL && c->state == CHILD_STOPPING) {
+        return; /* wait for its report */
+    }
+    if (c != NULL && c->state == CHILD_RUNNING) {
+        ask_stop(ctx, s, c);
         return;
     }
-    /* Children that ended while the sequence ran. */
-    for (uint32_t i = 0; i < s->n && s->mode == SUP_IDLE; i++) {
-        child *c = s->kids[i];
-        if (c->undecided) {
-            c->undecided = false;
-            if (c->state == CHILD_HELD) {
-                decide(ctx, s, c);
+    if (c != NULL && c->state == CHILD_HELD) {
+        finish_child(ctx, s, c);
+    }
+    s->admin_child = NULL;
+    set_mode(ctx, s, SUP_IDLE);
+    if (c != NULL && (s->admin_forget || leaves_when_down(s, c))) {
+        remove_child(ctx, s, c);
+    }
+    s->admin_forget = false;
+    if (s->admin_reply != NULL) {
+        admin_rep rep = {.rc = TR_OK};
+        (void)tr_reply_send(s->admin_reply, &rep, sizeof(rep));
+        s->admin_reply = NULL;
+    }
+    after_sequence(ctx, s);
+}
+
+/* Drive the current stop sequence one step. */
+static void
+sequence_next(tr_ctx *ctx, tr_sup *s)
+{
+    if (s->mode == SUP_ADMIN) {
+        admin_next(ctx, s);
+        return;
+    }
+    if (s->nstopping != 0) {
+        return; /* wait for its report */
+    }
+    while (s->cursor != NULL) {
+        child *c = seen(s, s->cursor);
+        s->cursor = c->prev;
+        bool stop = c->want_stop && c->state == CHILD_RUNNING;
+        c->want_stop = false;
+        if (stop) {
+            ask_stop(ctx, s, c);
+            return;
+        }
+        if (ending(s->mode) && c->state == CHILD_HELD) {
+            finish_child(ctx, s, c); /* it waited to be restarted */
+        }
+    }
+    sequence_ended(ctx, s);
+}
+
+/* After a sequence: the children that ended during it, a round's retry
+ * that came meanwhile, the requests that waited. */
+static void
+after_sequence(tr_ctx *ctx, tr_sup *s)
+{
+    if (s->mode == SUP_IDLE && s->nundecided != 0) {
+        for (child *c = first(s), *nx; c != NULL; c = nx) {
+            nx = after(s, c);
+            if (s->mode != SUP_IDLE) {
+                break;
+            }
+            if (c->undecided) {
+                set_undecided(s, c, false);
+                if (c->state == CHILD_HELD) {
+                    decide(ctx, s, c);
+                }
             }
         }
     }
-    if (s->mode == SUP_IDLE && s->retry_pending) {
-        s->retry_pending = false;
-        restart_wanted(ctx, s);
+    if (s->mode == SUP_IDLE && s->round_retry) {
+        s->round_retry = false;
+        restart_round(ctx, s);
     }
     if (s->mode == SUP_IDLE) {
         run_deferred(ctx, s);
@@ -733,9 +1069,8 @@ decide(tr_ctx *ctx, tr_sup *s, child *c)
                    (c->spec.restart == TR_TRANSIENT && abnormal);
 
     if (!restart) {
-        finish_child(ctx, c);
-        if (c->spec.restart == TR_TEMPORARY ||
-            s->strategy == TR_SIMPLE_ONE_FOR_ONE) {
+        finish_child(ctx, s, c);
+        if (leaves_when_down(s, c)) {
             remove_child(ctx, s, c);
         }
         return;
@@ -749,22 +1084,21 @@ decide(tr_ctx *ctx, tr_sup *s, child *c)
         return;
     }
     c->want_restart = true;
-    if (s->strategy == TR_ONE_FOR_ONE || s->strategy == TR_SIMPLE_ONE_FOR_ONE) {
+    if (independent(s)) {
         if (has_backoff(c)) {
-            retry_later(ctx, s, backoff_delay(c));
+            schedule_retry(ctx, s, c, backoff_delay(c));
         } else {
-            restart_wanted(ctx, s);
+            restart_one(ctx, s, c);
         }
         return;
     }
-    uint32_t from = 0;
-    if (s->strategy == TR_REST_FOR_ONE) {
-        while (s->kids[from] != c) {
-            from++;
+    /* A round: from the first child (one_for_all) or from this one. */
+    bool in_round = s->strategy == TR_ONE_FOR_ALL;
+    for (child *k = first(s); k != NULL; k = after(s, k)) {
+        in_round = in_round || k == c;
+        if (!in_round) {
+            continue;
         }
-    }
-    for (uint32_t i = from; i < s->n; i++) {
-        child *k = s->kids[i];
         if (k->state == CHILD_RUNNING) {
             /* Temporary bystanders stop and are not restarted. */
             k->want_stop = true;
@@ -773,21 +1107,15 @@ decide(tr_ctx *ctx, tr_sup *s, child *c)
             k->want_restart = k->spec.restart != TR_TEMPORARY || k == c;
         }
     }
-    set_mode(ctx, s, SUP_ROUND);
-    sequence_next(ctx, s);
+    start_sequence(ctx, s, SUP_ROUND);
 }
 
 /* A report: the child ended and its run-right is ours. */
 static void
 on_report(tr_ctx *ctx, tr_sup *s, const tr_child_report *r)
 {
-    child *c = NULL;
+    child *c = find_addr(s, r->why.who.id);
 
-    for (uint32_t i = 0; i < s->n; i++) {
-        if (s->kids[i] == r->child && s->kids[i]->addr.id == r->why.who.id) {
-            c = s->kids[i];
-        }
-    }
     if (c == NULL) {
         /* A child of an earlier incarnation of this supervisor: nobody
          * else will end it. */
@@ -804,8 +1132,8 @@ on_report(tr_ctx *ctx, tr_sup *s, const tr_child_report *r)
         return;
     }
     bool asked = c->state == CHILD_STOPPING;
+    set_state(ctx, s, c, CHILD_HELD);
     tree_lock(ctx);
-    c->state = CHILD_HELD;
     c->last = r->why;
     if (c->killed == KILL_LATE) {
         c->last.kind = TR_EXIT_KILLED;
@@ -824,28 +1152,69 @@ on_report(tr_ctx *ctx, tr_sup *s, const tr_child_report *r)
     }
     tree_unlock(ctx);
     c->serial = ++s->next_serial; /* a pending deadline is void now */
-    if (s->mode != SUP_IDLE) {
-        if (!asked && s->mode != SUP_TERMINATE && s->mode != SUP_GIVE_UP &&
-            s->mode != SUP_KILL && !c->want_stop && !c->want_restart) {
-            c->undecided = true; /* ended on its own, outside the round */
+    switch (s->mode) {
+    case SUP_IDLE:
+        decide(ctx, s, c);
+        return;
+    case SUP_ADMIN:
+        if (c == s->admin_child) {
+            finish_child(ctx, s, c);
+            sequence_next(ctx, s);
+        } else if (independent(s)) {
+            decide(ctx, s, c); /* its siblings do not wait for it */
+        } else {
+            set_undecided(s, c, true);
         }
-        c->want_stop = false;
+        return;
+    case SUP_ROUND:
+        if (asked && !c->want_restart) {
+            /* A bystander that is not restarted ends now. */
+            finish_child(ctx, s, c);
+            if (leaves_when_down(s, c)) {
+                remove_child(ctx, s, c);
+            }
+        } else if (!asked && !c->want_stop && !c->want_restart) {
+            set_undecided(s, c, true); /* ended on its own, outside it */
+        }
+        sequence_next(ctx, s);
+        return;
+    case SUP_TERMINATE:
+    case SUP_GIVE_UP:
+    case SUP_KILL:
+        finish_child(ctx, s, c);
         sequence_next(ctx, s);
         return;
     }
-    decide(ctx, s, c);
 }
 
 static void
-on_deadline(tr_ctx *ctx, tr_sup *s, uint32_t serial)
+on_deadline(tr_ctx *ctx, tr_sup *s, const timer_ref *ref)
 {
-    child *c = find_serial(s, serial);
+    child *c = find_addr(s, ref->addr);
 
-    if (c == NULL || c->state != CHILD_STOPPING) {
+    if (c == NULL || c->serial != ref->serial || c->state != CHILD_STOPPING) {
         return;
     }
     /* It had its time (or a kill found no memory: then again). */
     kill_now(ctx, s, c, c->killed == KILL_NOW ? KILL_NOW : KILL_LATE);
+}
+
+static void
+on_retry(tr_ctx *ctx, tr_sup *s, const timer_ref *ref)
+{
+    child *c = find_addr(s, ref->addr);
+
+    if (c == NULL || c->serial != ref->serial || c->state != CHILD_HELD ||
+        !c->want_restart || ending(s->mode)) {
+        return; /* void: terminated, restarted, or we are ending */
+    }
+    if (independent(s)) {
+        restart_one(ctx, s, c); /* whatever else is going on */
+    } else if (s->mode == SUP_IDLE) {
+        restart_round(ctx, s);
+    } else {
+        s->round_retry = true; /* after the sequence */
+    }
 }
 
 /*
@@ -865,98 +1234,143 @@ start_kill(tr_ctx *ctx, tr_sup *s)
         (void)tr_reply_send(s->admin_reply, &rep, sizeof(rep));
         s->admin_reply = NULL;
     }
+    s->admin_child = NULL;
+    s->admin_forget = false;
+    s->round_owner = NULL;
     set_mode(ctx, s, SUP_KILL);
-    for (uint32_t i = s->n; i-- > 0;) {
-        child *c = s->kids[i];
+    for (child *c = seen(s, s->tail), *pv; c != NULL; c = pv) {
+        pv = before(s, c);
         c->want_stop = false;
         c->want_restart = false;
-        c->undecided = false;
-        if (c->state == CHILD_RUNNING || c->state == CHILD_STOPPING) {
-            set_state(ctx, c, CHILD_STOPPING);
+        set_undecided(s, c, false);
+        if (c->state == CHILD_HELD) {
+            finish_child(ctx, s, c);
+        } else if (c->state == CHILD_RUNNING || c->state == CHILD_STOPPING) {
+            set_state(ctx, s, c, CHILD_STOPPING);
             c->serial = ++s->next_serial; /* a pending deadline is void */
             kill_now(ctx, s, c, KILL_NOW);
         }
     }
+    s->cursor = NULL;
     sequence_next(ctx, s);
+}
+
+/* Asked to stop (by our parent, shutdown, tr_actor_stop): children
+ * first, in reverse order. */
+static void
+start_terminate(tr_ctx *ctx, tr_sup *s)
+{
+    if (s->mode == SUP_ADMIN && s->admin_reply != NULL) {
+        admin_rep rep = {.rc = TR_ESHUTDOWN};
+        (void)tr_reply_send(s->admin_reply, &rep, sizeof(rep));
+        s->admin_reply = NULL;
+    }
+    s->admin_child = NULL;
+    s->admin_forget = false;
+    s->round_owner = NULL;
+    for (child *c = first(s); c != NULL; c = after(s, c)) {
+        c->want_stop = c->state == CHILD_RUNNING;
+        c->want_restart = false;
+        set_undecided(s, c, false);
+    }
+    start_sequence(ctx, s, SUP_TERMINATE);
 }
 
 /* ---- the run-time API, supervisor side ---- */
 
+/* Stop child `c` alone (terminate_child, or a start undone): the reply,
+ * if any, goes when it has ended. */
 static void
-reply(tr_reply_to *h, const admin_rep *rep, size_t size)
+stop_one(tr_ctx *ctx, tr_sup *s, child *c, tr_reply_to *h, bool forget)
 {
-    (void)tr_reply_send(h, rep, size);
+    set_mode(ctx, s, SUP_ADMIN);
+    s->admin_reply = h;
+    s->admin_child = c;
+    s->admin_forget = forget;
+    sequence_next(ctx, s);
 }
 
-static void
+/* Returns the child it started (held), or NULL. */
+static child *
 do_start_child(tr_ctx *ctx, tr_sup *s, const admin_req *q, admin_rep *rep)
 {
     tr_child_spec spec;
     char why[160];
     char ordinal[16];
 
+    if (s->n >= TR_SUP_CHILDREN_MAX) {
+        rep->rc = TR_EFULL;
+        return NULL;
+    }
     if (s->strategy == TR_SIMPLE_ONE_FOR_ONE) {
         if (q->has_spec) {
             rep->rc = TR_EINVAL;
-            return;
+            return NULL;
         }
-        spec = s->kids[0]->spec; /* kids[0] is the template */
-        snprintf(ordinal, sizeof(ordinal), "%u", ++s->next_ordinal);
+        spec = s->tmpl->spec;
+        snprintf(ordinal, sizeof(ordinal), "%u", s->next_ordinal + 1);
         spec.id = ordinal;
     } else {
         if (!q->has_spec || child_spec_check(&q->spec, why, sizeof(why))) {
             rep->rc = TR_EINVAL;
-            return;
+            return NULL;
         }
         child *old = find_id(s, q->spec.id);
         if (old != NULL) {
-            rep->rc = old->state == CHILD_DOWN ? TR_EEXIST : TR_EALREADY;
+            /* OTP: {already_started, Pid} while it runs, already_present
+             * otherwise; one waiting to be restarted keeps its address. */
+            bool runs =
+                old->state == CHILD_RUNNING || old->state == CHILD_STOPPING;
+            rep->rc = runs ? TR_EALREADY : TR_EEXIST;
             rep->addr = old->addr;
-            return;
+            return NULL;
         }
         spec = q->spec;
     }
     child *c = new_child(s, &spec, q->has_spec ? q->spec.arg : q->arg);
     if (c == NULL) {
         rep->rc = TR_ENOMEM;
-        return;
+        return NULL;
     }
-    tree_lock(ctx);
-    rep->rc = append(s, c);
-    tree_unlock(ctx);
+    rep->rc = add_child(ctx, s, c);
     if (rep->rc != TR_OK) {
         tr__free(c, sizeof(*c));
-        return;
+        return NULL;
     }
     int rc = spawn_child(ctx, s, c);
     if (rc == TR_OK) {
-        release_child(ctx, c);
+        if (s->strategy == TR_SIMPLE_ONE_FOR_ONE) {
+            s->next_ordinal++; /* the id is taken for good */
+        }
         rep->addr = c->addr;
-        return;
-    }
-    /* Ignored: kept as a spec, unless dynamic or temporary (OTP). */
-    if (rc != TR_IGNORE || s->strategy == TR_SIMPLE_ONE_FOR_ONE ||
-        spec.restart == TR_TEMPORARY) {
-        remove_child(ctx, s, c);
+        return c;
     }
     rep->rc = rc == TR_IGNORE ? TR_OK : rc;
-}
-
-static child *
-admin_find(tr_sup *s, const admin_req *q, admin_rep *rep)
-{
-    child *c = find_id(s, q->id);
-
-    if (c == NULL) {
-        rep->rc = TR_ENOTFOUND;
+    /* Ignored: kept as a spec, unless dynamic or temporary (OTP). */
+    if (rc != TR_IGNORE || leaves_when_down(s, c)) {
+        remove_child(ctx, s, c);
+        return NULL;
     }
     return c;
 }
 
+/* A simple_one_for_one id this supervisor has handed out: the decimal
+ * ordinal of a child that has been started (perhaps gone since). */
 static bool
-restarting(const child *c)
+issued(const tr_sup *s, const char *id)
 {
-    return c->state == CHILD_HELD;
+    uint64_t v = 0;
+
+    if (s->strategy != TR_SIMPLE_ONE_FOR_ONE || id[0] < '1' || id[0] > '9') {
+        return false;
+    }
+    for (const char *p = id; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9' || v > UINT32_MAX) {
+            return false;
+        }
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    return v <= s->next_ordinal;
 }
 
 /* Returns false when the reply will come later. */
@@ -964,30 +1378,29 @@ static bool
 do_terminate_child(tr_ctx *ctx, tr_sup *s, const admin_req *q, tr_reply_to *h,
                    admin_rep *rep)
 {
-    child *c = admin_find(s, q, rep);
+    child *c = find_id(s, q->id);
 
-    if (c == NULL ||
-        (s->strategy == TR_SIMPLE_ONE_FOR_ONE && c == s->kids[0])) {
-        rep->rc = TR_ENOTFOUND;
+    if (c == NULL) {
+        /* OTP: a dynamic child that has gone is terminated already. */
+        rep->rc = issued(s, q->id) ? TR_OK : TR_ENOTFOUND;
         return true;
     }
     if (c->state == CHILD_HELD) {
-        c->want_restart = false;
-        finish_child(ctx, c);
+        /* It waits to be restarted: it ends here, and its retry is void. */
+        bool owner = c == s->round_owner;
+        finish_child(ctx, s, c);
+        if (owner) {
+            abandon_round(ctx, s, c);
+        }
     }
     if (c->state == CHILD_DOWN) {
-        if (s->strategy == TR_SIMPLE_ONE_FOR_ONE ||
-            c->spec.restart == TR_TEMPORARY) {
+        if (leaves_when_down(s, c)) {
             remove_child(ctx, s, c);
         }
         rep->rc = TR_OK;
         return true;
     }
-    c->want_stop = true;
-    set_mode(ctx, s, SUP_ADMIN);
-    s->admin_reply = h;
-    s->admin_child = c;
-    sequence_next(ctx, s);
+    stop_one(ctx, s, c, h, false);
     return false;
 }
 
@@ -996,14 +1409,13 @@ do_terminate_child(tr_ctx *ctx, tr_sup *s, const admin_req *q, tr_reply_to *h,
 static child *
 terminated_child(tr_sup *s, const admin_req *q, admin_rep *rep)
 {
-    child *c = admin_find(s, q, rep);
+    child *c = find_id(s, q->id);
 
     if (c == NULL) {
-        return NULL;
-    }
-    if (s->strategy == TR_SIMPLE_ONE_FOR_ONE) {
+        rep->rc = TR_ENOTFOUND;
+    } else if (s->strategy == TR_SIMPLE_ONE_FOR_ONE) {
         rep->rc = TR_ESTATE;
-    } else if (restarting(c)) {
+    } else if (c->state == CHILD_HELD) {
         rep->rc = TR_ERESTARTING;
     } else if (c->state != CHILD_DOWN) {
         rep->rc = TR_ERUNNING;
@@ -1013,19 +1425,22 @@ terminated_child(tr_sup *s, const admin_req *q, admin_rep *rep)
     return NULL;
 }
 
-static void
+/* Returns the child it started (held), or NULL. */
+static child *
 do_restart_child(tr_ctx *ctx, tr_sup *s, const admin_req *q, admin_rep *rep)
 {
     child *c = terminated_child(s, q, rep);
 
-    if (c != NULL) {
-        int rc = spawn_child(ctx, s, c);
-        if (rc == TR_OK) {
-            release_child(ctx, c);
-            rep->addr = c->addr;
-        }
-        rep->rc = rc == TR_IGNORE ? TR_OK : rc;
+    if (c == NULL) {
+        return NULL;
     }
+    int rc = spawn_child(ctx, s, c);
+    rep->rc = rc == TR_IGNORE ? TR_OK : rc;
+    if (rc != TR_OK) {
+        return NULL;
+    }
+    rep->addr = c->addr;
+    return c;
 }
 
 static void
@@ -1042,8 +1457,7 @@ do_delete_child(tr_ctx *ctx, tr_sup *s, const admin_req *q, admin_rep *rep)
 static void
 do_count(tr_sup *s, admin_rep *rep)
 {
-    for (uint32_t i = first_listed(s); i < s->n; i++) {
-        child *c = s->kids[i];
+    for (child *c = first(s); c != NULL; c = after(s, c)) {
         rep->counts.specs++;
         rep->counts.active += c->state == CHILD_RUNNING;
         if (c->spec.kind == TR_SUPERVISOR) {
@@ -1054,6 +1468,32 @@ do_count(tr_sup *s, admin_rep *rep)
     }
 }
 
+/* which_children's answer, allocated (`*size`); NULL when out of memory. */
+static admin_rep *
+which(tr_sup *s, const admin_req *q, size_t *size)
+{
+    uint32_t n = s->n < q->cap ? s->n : q->cap;
+    admin_rep *rep;
+
+    *size = sizeof(admin_rep) + sizeof(tr_child_info) * n;
+    if ((rep = tr__calloc(*size)) == NULL) {
+        return NULL;
+    }
+    rep->total = s->n;
+    uint32_t i = 0;
+    for (child *c = seen(s, s->head); c != NULL && i < n;
+         c = seen(s, c->next), i++) {
+        tr_child_info *info = &rep->infos[i];
+        snprintf(info->id, sizeof(info->id), "%s", c->id);
+        info->addr = c->addr; /* kept while it waits to be restarted */
+        info->kind = c->spec.kind;
+        info->restart = c->spec.restart;
+        info->running = c->state == CHILD_RUNNING;
+        info->restarts = c->restarts;
+    }
+    return rep;
+}
+
 /* Handle one request; false when the reply will come later. */
 static bool
 handle_request(tr_ctx *ctx, tr_sup *s, uint32_t type, const admin_req *q,
@@ -1062,10 +1502,11 @@ handle_request(tr_ctx *ctx, tr_sup *s, uint32_t type, const admin_req *q,
     size_t size = sizeof(admin_rep);
     admin_rep small = {.rc = TR_OK};
     admin_rep *rep = &small;
+    child *started = NULL;
 
     switch (type) {
     case REQ_START_CHILD:
-        do_start_child(ctx, s, q, rep);
+        started = do_start_child(ctx, s, q, rep);
         break;
     case REQ_TERMINATE_CHILD:
         if (!do_terminate_child(ctx, s, q, h, rep)) {
@@ -1073,7 +1514,7 @@ handle_request(tr_ctx *ctx, tr_sup *s, uint32_t type, const admin_req *q,
         }
         break;
     case REQ_RESTART_CHILD:
-        do_restart_child(ctx, s, q, rep);
+        started = do_restart_child(ctx, s, q, rep);
         break;
     case REQ_DELETE_CHILD:
         do_delete_child(ctx, s, q, rep);
@@ -1081,37 +1522,37 @@ handle_request(tr_ctx *ctx, tr_sup *s, uint32_t type, const admin_req *q,
     case REQ_COUNT_CHILDREN:
         do_count(s, rep);
         break;
-    case REQ_WHICH_CHILDREN: {
-        uint32_t total = s->n - first_listed(s);
-        uint32_t n = total < q->cap ? total : q->cap;
-        size = sizeof(admin_rep) + sizeof(tr_child_info) * n;
-        rep = tr__calloc(size);
+    case REQ_WHICH_CHILDREN:
+        rep = which(s, q, &size);
         if (rep == NULL) {
             small.rc = TR_ENOMEM;
             rep = &small;
             size = sizeof(small);
-            break;
-        }
-        rep->total = total;
-        for (uint32_t i = 0; i < n; i++) {
-            const child *c = s->kids[first_listed(s) + i];
-            tr_child_info *info = &rep->infos[i];
-            snprintf(info->id, sizeof(info->id), "%s", c->id);
-            info->addr = c->state == CHILD_DOWN ? TR_ADDR_NONE : c->addr;
-            info->kind = c->spec.kind;
-            info->restart = c->spec.restart;
-            info->running = c->state == CHILD_RUNNING;
-            info->restarts = c->restarts;
         }
         break;
-    }
     default:
         rep->rc = TR_EINVAL;
         break;
     }
-    reply(h, rep, size);
+    int sent = tr_reply_send(h, rep, size);
     if (rep != &small) {
         tr__free(rep, size);
+    }
+    if (started == NULL) {
+        return true;
+    }
+    if (started->state == CHILD_DOWN) {
+        /* Ignored, kept as a spec: a start nobody heard of leaves none. */
+        if (sent != TR_OK && type == REQ_START_CHILD) {
+            remove_child(ctx, s, started);
+        }
+        return true;
+    }
+    release_child(ctx, started);
+    if (sent != TR_OK) {
+        /* The caller has given up (timed out) or could not be told: undo
+         * the start, so that no child runs that nobody knows of. */
+        stop_one(ctx, s, started, NULL, type == REQ_START_CHILD);
     }
     return true;
 }
@@ -1122,6 +1563,9 @@ run_deferred(tr_ctx *ctx, tr_sup *s)
     while (s->deferred != NULL && s->mode == SUP_IDLE) {
         deferred *d = s->deferred;
         s->deferred = d->next;
+        if (s->deferred == NULL) {
+            s->deferred_tail = &s->deferred;
+        }
         (void)handle_request(ctx, s, d->type, &d->req, d->reply);
         tr__free(d, sizeof(*d));
     }
@@ -1132,6 +1576,23 @@ run_deferred(tr_ctx *ctx, tr_sup *s)
 static void free_sup(tr_ctx *ctx, tr_sup *s);
 static void sup_ended(tr_exit_hook *h, tr_ctx *ctx);
 
+/* Stop the children started so far by a start that failed, in reverse
+ * order: we hold their run-rights, so their `stop`s run here and now. */
+static void
+unwind_start(tr_ctx *ctx, tr_sup *s, child *failed)
+{
+    for (child *k = failed->prev; k != NULL; k = k->prev) {
+        if (k->state != CHILD_RUNNING) {
+            continue;
+        }
+        tr_ctx kc = child_ctx(ctx, k);
+        const tr_exit down = {TR_EXIT_SHUTDOWN, TR_OK, "shutdown"};
+        bool ended_in_init = tr_load_relaxed(&k->x->held) != 0;
+        set_state(ctx, s, k, CHILD_DOWN);
+        tr__actor_finish(&kc, &down, !ended_in_init);
+    }
+}
+
 static int
 sup_init(tr_ctx *ctx, void *state, const void *arg)
 {
@@ -1140,29 +1601,35 @@ sup_init(tr_ctx *ctx, void *state, const void *arg)
     char why[160];
     int rc;
 
-    if (tr_sup_spec_check(spec, why, sizeof(why)) != TR_OK) {
-        (void)tr_fail(ctx, TR_EINVAL, why);
-        return TR_EINVAL;
+    if ((rc = tr_sup_spec_check(spec, why, sizeof(why))) != TR_OK) {
+        (void)tr_fail(ctx, rc, why);
+        return rc;
     }
     tr_sup *s = tr__calloc(sizeof(*s));
     if (s == NULL) {
         return TR_ENOMEM;
     }
     *slot = s;
+    s->by_id.key = KEY_ID;
+    s->by_addr.key = KEY_ADDR;
+    s->deferred_tail = &s->deferred;
+    tr_init_relaxed(&s->visits, 0);
     snprintf(s->name, sizeof(s->name), "%s",
              spec->name != NULL ? spec->name : "supervisor");
     s->strategy = spec->strategy;
     s->max_restarts = spec->max_restarts;
     s->period_ms = spec->period_ms;
     if (spec->max_restarts == 0 && spec->period_ms == 0) {
-        s->max_restarts = 1;
+        s->max_restarts = 1; /* OTP's default intensity */
+    }
+    if (s->period_ms == 0) {
         s->period_ms = DEFAULT_PERIOD_MS;
     }
     s->self = tr_self(ctx).id;
     s->window = tr__alloc(sizeof(uint64_t) * (s->max_restarts + 1));
     tr_ext *x = tr__ext_get(ctx->actor);
-    if (s->window == NULL || x == NULL ||
-        (rc = tr_trap_exits(ctx, true)) != TR_OK) {
+    if (s->window == NULL || x == NULL || tr_trap_exits(ctx, true) != TR_OK ||
+        tr__ext_mark_supervisor(ctx) != TR_OK) {
         rc = TR_ENOMEM;
         goto fail;
     }
@@ -1186,54 +1653,39 @@ sup_init(tr_ctx *ctx, void *state, const void *arg)
     }
     tree_unlock(ctx);
 
-    for (size_t i = 0; i < spec->len; i++) {
-        child *c = new_child(s, &spec->children[i], spec->children[i].arg);
-        if (c == NULL) {
+    if (s->strategy == TR_SIMPLE_ONE_FOR_ONE) {
+        s->tmpl = new_child(s, &spec->children[0], spec->children[0].arg);
+        if (s->tmpl == NULL) {
             rc = TR_ENOMEM;
             goto fail;
         }
-        tree_lock(ctx);
-        rc = append(s, c);
-        tree_unlock(ctx);
-        if (rc != TR_OK) {
-            tr__free(c, sizeof(*c));
-            goto fail;
-        }
-    }
-    if (s->strategy == TR_SIMPLE_ONE_FOR_ONE) {
         s->ended.fn = sup_ended;
         tr__actor_on_exit(ctx, &s->ended);
         return TR_OK; /* the template starts nothing */
     }
-    for (uint32_t i = 0; i < s->n; i++) {
-        child *c = s->kids[i];
+    for (size_t i = 0; i < spec->len; i++) {
+        child *c = new_child(s, &spec->children[i], spec->children[i].arg);
+        if (c == NULL || add_child(ctx, s, c) != TR_OK) {
+            tr__free(c, sizeof(*c));
+            rc = TR_ENOMEM;
+            goto fail;
+        }
+    }
+    for (child *c = s->head; c != NULL; c = c->next) {
         rc = spawn_child(ctx, s, c);
         if (rc == TR_IGNORE) {
             continue;
         }
         if (rc != TR_OK) {
-            /* Stop those already started, in reverse order: we hold
-             * their run-rights, so their `stop`s run here and now. */
             snprintf(why, sizeof(why), "child '%s' failed to start: %s", c->id,
                      tr_errname(rc));
-            for (uint32_t j = i; j-- > 0;) {
-                child *k = s->kids[j];
-                if (k->state != CHILD_RUNNING) {
-                    continue;
-                }
-                tr_ctx kc = child_ctx(ctx, k);
-                const tr_exit down = {TR_EXIT_SHUTDOWN, TR_OK, "shutdown"};
-                bool ended_in_init = tr_load_relaxed(&k->x->held) != 0;
-                set_state(ctx, k, CHILD_DOWN);
-                tr__actor_finish(&kc, &down, !ended_in_init);
-            }
+            unwind_start(ctx, s, c);
             (void)tr_fail(ctx, rc, why);
             goto fail;
         }
     }
-    (void)why;
-    for (uint32_t i = s->n; i-- > 0;) {
-        child *c = s->kids[i];
+    for (child *c = first(s), *nx; c != NULL; c = nx) {
+        nx = after(s, c);
         if (c->state == CHILD_DOWN && c->spec.restart == TR_TEMPORARY) {
             remove_child(ctx, s, c); /* ignored temporary children go */
         }
@@ -1241,9 +1693,9 @@ sup_init(tr_ctx *ctx, void *state, const void *arg)
     /* From here on, however this incarnation ends, the hook cleans up. */
     s->ended.fn = sup_ended;
     tr__actor_on_exit(ctx, &s->ended);
-    for (uint32_t i = 0; i < s->n; i++) {
-        if (s->kids[i]->state == CHILD_RUNNING) {
-            release_child(ctx, s->kids[i]);
+    for (child *c = s->head; c != NULL; c = c->next) {
+        if (c->state == CHILD_RUNNING) {
+            release_child(ctx, c);
         }
     }
     return TR_OK;
@@ -1265,10 +1717,9 @@ end_children_now(tr_ctx *ctx, tr_sup *s)
     if (tr_load_acq(&ctx->sys->torn_down)) {
         return;
     }
-    for (uint32_t i = s->n; i-- > 0;) {
-        child *c = s->kids[i];
+    for (child *c = s->tail; c != NULL; c = c->prev) {
         if (c->state == CHILD_HELD) {
-            finish_child(ctx, c);
+            finish_child(ctx, s, c);
         } else if (c->state != CHILD_DOWN) {
             (void)send_kill(ctx, c); /* out of memory: shutdown ends it */
         }
@@ -1313,20 +1764,43 @@ free_sup(tr_ctx *ctx, tr_sup *s)
     if (s->up != NULL && s->up->sub == s) {
         s->up->sub = NULL;
     }
-    for (uint32_t i = 0; i < s->n; i++) {
-        if (s->kids[i]->sub != NULL) {
-            s->kids[i]->sub->up = NULL;
+    child *c = s->head;
+    while (c != NULL) {
+        child *next = c->next;
+        if (c->sub != NULL) {
+            c->sub->up = NULL;
         }
-        tr__free(s->kids[i], sizeof(child));
+        tr__free(c, sizeof(child));
+        c = next;
     }
-    tr__free(s->kids, sizeof(child *) * s->cap);
-    s->kids = NULL;
+    s->head = s->tail = NULL;
     s->n = 0;
+    tr__sup_index_fini(&s->by_id);
+    tr__sup_index_fini(&s->by_addr);
     tree_unlock(ctx);
+    tr__free(s->tmpl, sizeof(child));
     if (s->window != NULL) {
         tr__free(s->window, sizeof(uint64_t) * (s->max_restarts + 1));
     }
     tr__free(s, sizeof(*s));
+}
+
+/* Queue a request until the sequence is over; false when out of memory. */
+static bool
+defer(tr_sup *s, uint32_t type, const admin_req *q, tr_reply_to *h)
+{
+    deferred *d = tr__alloc(sizeof(*d));
+
+    if (d == NULL) {
+        return false;
+    }
+    d->reply = h;
+    d->type = type;
+    d->req = *q;
+    d->next = NULL;
+    *s->deferred_tail = d;
+    s->deferred_tail = &d->next;
+    return true;
 }
 
 static int
@@ -1345,41 +1819,28 @@ sup_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
         const tr_signal *sig = msg->data;
         tr_ext *x = tr_load_acq(&ctx->actor->ext);
         bool stop_request = sig->ref == 0 && sig->code == TR_ESHUTDOWN;
-        if ((!stop_request && sig->who.id != tr_load_relaxed(&x->parent)) ||
-            s->mode == SUP_TERMINATE || s->mode == SUP_GIVE_UP ||
-            s->mode == SUP_KILL) {
-            return TR_OK;
+        if ((stop_request || sig->who.id == tr_load_relaxed(&x->parent)) &&
+            !ending(s->mode)) {
+            start_terminate(ctx, s);
         }
-        if (s->mode == SUP_ADMIN && s->admin_reply != NULL) {
-            admin_rep rep = {.rc = TR_ESHUTDOWN};
-            reply(s->admin_reply, &rep, sizeof(rep));
-            s->admin_reply = NULL;
-        }
-        set_mode(ctx, s, SUP_TERMINATE);
-        for (uint32_t i = 0; i < s->n; i++) {
-            child *c = s->kids[i];
-            c->want_stop = c->state == CHILD_RUNNING;
-            c->want_restart = false;
-            c->undecided = false;
-        }
-        sequence_next(ctx, s);
         return TR_OK;
     }
-    case MSG_DEADLINE: {
-        uint32_t serial;
-        memcpy(&serial, msg->data, sizeof(serial));
-        on_deadline(ctx, s, serial);
+    case MSG_DEADLINE:
+    case MSG_RETRY: {
+        timer_ref ref;
+        if (msg->size != sizeof(ref)) {
+            return TR_OK;
+        }
+        memcpy(&ref, msg->data, sizeof(ref));
+        if (msg->type == MSG_DEADLINE) {
+            on_deadline(ctx, s, &ref);
+        } else {
+            on_retry(ctx, s, &ref);
+        }
         return TR_OK;
     }
     case MSG_KILL:
         start_kill(ctx, s);
-        return TR_OK;
-    case MSG_RETRY:
-        if (s->mode == SUP_IDLE) {
-            restart_wanted(ctx, s);
-        } else {
-            s->retry_pending = true; /* after the sequence */
-        }
         return TR_OK;
     default:
         break;
@@ -1393,20 +1854,9 @@ sup_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
     bool reads =
         msg->type == REQ_WHICH_CHILDREN || msg->type == REQ_COUNT_CHILDREN;
     if (s->mode != SUP_IDLE && !reads) {
-        deferred *d = tr__alloc(sizeof(*d));
-        if (d == NULL) {
-            tr_reply_drop(h);
-            return TR_OK;
+        if (!defer(s, msg->type, q, h)) {
+            tr_reply_drop(h); /* the caller hears TR_ECLOSED */
         }
-        d->reply = h;
-        d->type = msg->type;
-        d->req = *q;
-        deferred **tail = (deferred **)&s->deferred;
-        while (*tail != NULL) {
-            tail = &(*tail)->next;
-        }
-        d->next = NULL;
-        *tail = d;
         return TR_OK;
     }
     (void)handle_request(ctx, s, msg->type, q, h);
@@ -1424,14 +1874,32 @@ const tr_behaviour tr_supervisor_behaviour = {
 /* ---- the run-time API, caller side ---- */
 
 int
-tr_sup_start(tr_ctx *ctx, const tr_sup_spec *spec, tr_addr *out)
+tr_sup_start(tr_ctx *ctx, const tr_sup_spec *spec, const tr_sup_opts *opts,
+             tr_addr *out)
 {
-    if (ctx == NULL || tr_sup_spec_check(spec, NULL, 0) != TR_OK) {
+    char *why = opts != NULL ? opts->why : NULL;
+    size_t cap = opts != NULL ? opts->why_cap : 0;
+
+    if (ctx == NULL) {
         return TR_EINVAL;
+    }
+    int rc = tr_sup_spec_check(spec, why, cap);
+    if (rc != TR_OK) {
+        return rc;
     }
     return tr_spawn(ctx, &tr_supervisor_behaviour, spec, NULL, out);
 }
 
+/*
+ * Send request `type` to supervisor `sup` and wait for its answer.
+ *
+ * Two answers need translating. A live actor that is not a supervisor
+ * gets nothing (TR_ENOTSUP): the requests are the runtime's, and no user
+ * handler may see them. And tr__ask reports an out-of-memory that struck
+ * after the request was sent (its timer could not be armed) as a timeout
+ * at once; a timeout before its time is that: TR_ENOMEM. The supervisor's
+ * answer then finds nobody, and a start is undone as after a timeout.
+ */
 static int
 ask(tr_ctx *ctx, tr_addr sup, uint32_t type, const admin_req *q, admin_rep *rep,
     size_t cap, tr_timeout timeout)
@@ -1441,9 +1909,18 @@ ask(tr_ctx *ctx, tr_addr sup, uint32_t type, const admin_req *q, admin_rep *rep,
     if (ctx == NULL) {
         return TR_EINVAL;
     }
-    int rc = timeout == TR_NOWAIT ? TR_EINVAL
-                                  : tr__ask(ctx, sup, type, q, sizeof(*q), rep,
-                                            cap, &len, timeout);
+    tr_system *sys = ctx->sys;
+    if (timeout == TR_NOWAIT) {
+        return TR_EINVAL;
+    }
+    if (sup.id != 0 && tr__addr_check(sys, sup) == TR_OK) {
+        tr_actor *a = tr__table_slot(sys->table, sup.id);
+        if (a != NULL &&
+            tr__ext_is_other_than_supervisor(a, tr__id_gen(sup.id))) {
+            return TR_ENOTSUP;
+        }
+    }
+    int rc = tr__ask(ctx, sup, type, q, sizeof(*q), rep, cap, &len, timeout);
     if (rc == TR_OK && len < sizeof(admin_rep)) {
         rc = TR_ECLOSED;
     }
@@ -1527,7 +2004,9 @@ tr_sup_which_children_wait(tr_ctx *ctx, tr_addr sup, tr_child_info *out,
     if (rc == TR_OK) {
         *len = rep->total;
         size_t n = rep->total < cap ? rep->total : cap;
-        memcpy(out, rep->infos, sizeof(tr_child_info) * n);
+        if (n != 0) {
+            memcpy(out, rep->infos, sizeof(tr_child_info) * n);
+        }
     }
     tr__free(rep, size);
     return rc;
@@ -1586,11 +2065,12 @@ tr_whereis_path(tr_system *sys, const char *path, tr_addr *out)
     }
     tr_addr found = s != NULL ? tr__addr(sys, s->self) : TR_ADDR_NONE;
     for (p += len; s != NULL && (len = segment(&p)) != 0; p += len) {
+        char id[64];
         const child *c = NULL;
-        for (uint32_t i = first_listed(s); i < s->n && c == NULL; i++) {
-            if (named(s->kids[i]->id, p, len)) {
-                c = s->kids[i];
-            }
+        if (len < sizeof(id)) {
+            memcpy(id, p, len);
+            id[len] = '\0';
+            c = tr__sup_index_find(&s->by_id, id, NULL);
         }
         found = c != NULL && c->state == CHILD_RUNNING ? c->addr : TR_ADDR_NONE;
         s = c != NULL ? c->sub : NULL;
@@ -1618,7 +2098,7 @@ tr_system_wait(tr_system *sys, tr_timeout timeout)
     }
     uint64_t deadline = tr_timeout_deadline_ns(tr__now_ns(), timeout);
     for (;;) {
-        uint32_t seen = tr__ec_value(&sys->gave_up_ec);
+        uint32_t seen_ec = tr__ec_value(&sys->gave_up_ec);
         if (tr_load_acq(&sys->gave_up) != 0) {
             rc = TR_OK;
             break;
@@ -1635,7 +2115,7 @@ tr_system_wait(tr_system *sys, tr_timeout timeout)
         long wait = deadline == UINT64_MAX
                         ? -1
                         : (long)((deadline - now + 999999u) / 1000000u);
-        tr__ec_wait_ms(&sys->gave_up_ec, seen, wait);
+        tr__ec_wait_ms(&sys->gave_up_ec, seen_ec, wait);
     }
     tr__sys_leave(sys);
     return rc;

@@ -29,7 +29,8 @@ extern "C" {
     X(EFOREIGN, -15, "address belongs to another system")                      \
     X(EFORKED, -16, "system belongs to the parent process")                    \
     X(IGNORE, -17, "init declined to start")                                   \
-    X(ETRUNCATED, -18, "output truncated")
+    X(ETRUNCATED, -18, "output truncated")                                     \
+    X(ENOTSUP, -19, "not supported by the target actor")
 
 enum tr_error {
     TR_OK = 0,

@@ -733,7 +733,7 @@ run(tr_system *sys, tr_mailbox *notes, outcome *o)
     tr_addr app, router_addr, auditor_before, auditor_after;
 
     the_service.notes = notes;
-    int rc = tr_sup_start(ctx, &app_spec, &app);
+    int rc = tr_sup_start(ctx, &app_spec, NULL, &app);
     if (rc == TR_OK) {
         rc = await_notes(notes, 1, 1, 1);
     }

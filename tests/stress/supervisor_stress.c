@@ -370,7 +370,7 @@ test_supervisor_stress(void **state)
     shared sh = {.sys = sys};
     pthread_t th[THREADS + 3];
 
-    assert_int_equal(tr_sup_start(tr_system_ctx(sys), &top, NULL), TR_OK);
+    assert_int_equal(tr_sup_start(tr_system_ctx(sys), &top, NULL, NULL), TR_OK);
     /* Phase 1: traffic, then quiet: the tree heals. */
     run_threads(&sh, th);
     whole_arg w = {sys};

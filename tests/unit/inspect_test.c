@@ -70,7 +70,8 @@ setup(void **state)
     (void)state;
     tr_store_relaxed(&inits, 0);
     fx.sys = tr_test_system(2);
-    assert_int_equal(tr_sup_start(tr_system_ctx(fx.sys), &app, &fx.app), TR_OK);
+    assert_int_equal(tr_sup_start(tr_system_ctx(fx.sys), &app, NULL, &fx.app),
+                     TR_OK);
     return 0;
 }
 
@@ -346,7 +347,7 @@ test_inspect_snapshots_while_the_tree_changes(void **state)
     crasher c = {.sys = fx.sys};
     pthread_t th;
 
-    assert_int_equal(tr_sup_start(ctx, &pool, &sup), TR_OK);
+    assert_int_equal(tr_sup_start(ctx, &pool, NULL, &sup), TR_OK);
     for (int i = 0; i < POOL; i++) {
         assert_int_equal(
             tr_sup_start_child_wait(ctx, sup, NULL, NULL, 5000, &kids[i]),

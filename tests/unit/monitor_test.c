@@ -1159,7 +1159,7 @@ test_supervised_child_keeps_its_name_across_a_restart(void **state)
     tr_addr sup = TR_ADDR_NONE;
     tr_addr out = TR_ADDR_NONE;
 
-    assert_int_equal(tr_sup_start(f->ctx, &spec, &sup), TR_OK);
+    assert_int_equal(tr_sup_start(f->ctx, &spec, NULL, &sup), TR_OK);
     tr_addr kid = take(EV_INIT, TR_ADDR_NONE).self;
     assert_false(tr_addr_is_none(kid));
     assert_int_equal(tr_register(f->ctx, "kid", kid), TR_OK);
@@ -1213,7 +1213,7 @@ killed_child(fixture *f, int shutdown_ms)
     tr_addr sup = TR_ADDR_NONE;
     tr_addr w = spawn_watcher(f);
 
-    assert_int_equal(tr_sup_start(f->ctx, &spec, &sup), TR_OK);
+    assert_int_equal(tr_sup_start(f->ctx, &spec, NULL, &sup), TR_OK);
     tr_addr kid = take(EV_INIT, TR_ADDR_NONE).self;
     uint64_t ref = monitor(f, w, kid);
     trap(f, kid);

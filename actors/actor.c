@@ -908,7 +908,17 @@ dispatch(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
     int rc = fn(ctx, state, &msg);
     (*handled)++;
     if (msg.call != NULL) {
-        tr__call_abandon(msg.call);
+        if (tr_unlikely(rc != TR_OK || ctx->fail_code != 0)) {
+            /* The callee failed on this very request: the caller learns
+             * that, and why (not just that the callee is gone). */
+            if (ctx->fail_code == 0) {
+                describe_failure(ctx->fail_text, sizeof(ctx->fail_text),
+                                 msg.type, rc);
+            }
+            tr__call_fail(msg.call, ctx->fail_text);
+        } else {
+            tr__call_abandon(msg.call);
+        }
     }
     if (tr_unlikely(rc != TR_OK || ctx->stop || ctx->fail_code != 0)) {
         return ended(ctx, rc, msg.type);

@@ -488,7 +488,7 @@ bool tr__actor_cancel_exit(tr_ctx *ctx, tr_exit_hook *h);
  * runtime's own requests). */
 int tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
             size_t size, void *buf, size_t cap, size_t *len,
-            tr_timeout timeout);
+            tr_timeout timeout, char *why, size_t why_cap);
 
 /* call.c */
 /* The call part of a request (what tr_msg.call points to). */
@@ -496,6 +496,9 @@ void *tr__call_of(tr_envelope *request);
 /* The runner is done with a request: if nobody answered or took it, its
  * call ends with TR_ECLOSED. */
 void tr__call_abandon(void *request);
+/* The runner's handler failed on a request nobody answered or took: its
+ * call ends with TR_EFAILED and `why` (copied). */
+void tr__call_fail(void *request, const char *why);
 /* Run a call's continuation from its TR_CTL_REPLY message (frees it). */
 int tr__call_run_outcome(tr_ctx *ctx, void *state, tr_envelope *env);
 /* Free a TR_CTL_REPLY message that will not run. */

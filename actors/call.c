@@ -81,6 +81,7 @@ struct tr_call_rec {
     tr_reply_fn fn;
     void *arg;
     tr_envelope *outcome; /* preallocated completion message */
+    char *why;            /* TR_EFAILED: the callee's failure (owned) */
     /* tr_ask_wait only. */
     struct ck_ec32 ready;
     int status;
@@ -114,6 +115,9 @@ release(tr_call_rec *rec)
     }
     if (rec->reply != NULL) {
         tr__env_destroy(rec->reply);
+    }
+    if (rec->why != NULL) {
+        tr__free(rec->why, strlen(rec->why) + 1);
     }
     tr__free(rec, sizeof(*rec));
 }
@@ -185,6 +189,27 @@ tr__call_abandon(void *request)
     /* acq_rel: the handle changes hands at most once. */
     if (tr_cas_acqrel(&rec->handle, &expected, HANDLE_CONSUMED)) {
         complete(rec, TR_ECLOSED, NULL, false);
+    }
+    release(rec); /* the request message's reference */
+}
+
+void
+tr__call_fail(void *request, const char *why)
+{
+    prefix *p = request;
+    tr_call_rec *rec = p->rec;
+    uint32_t expected = in_msg(p->hop);
+
+    /* acq_rel: the handle changes hands at most once. The reason is set
+     * before complete() publishes the outcome. Out of memory, the call
+     * still ends failed, without its reason. */
+    if (tr_cas_acqrel(&rec->handle, &expected, HANDLE_CONSUMED)) {
+        size_t n = strlen(why) + 1;
+        rec->why = tr__alloc(n);
+        if (rec->why != NULL) {
+            memcpy(rec->why, why, n);
+        }
+        complete(rec, TR_EFAILED, NULL, false);
     }
     release(rec); /* the request message's reference */
 }
@@ -262,20 +287,25 @@ unregister(tr_call_rec *rec)
 static void
 describe(char *buf, size_t cap, const tr_call_rec *rec, int status)
 {
-    const char *outcome = status == TR_OK          ? "replied"
-                          : status == TR_ETIMEDOUT ? "timed out"
-                          : status == TR_ENOMEM
-                              ? "sent, but no memory to time it: ended"
-                              : "closed: the callee stopped, failed or "
-                                "dropped the request";
+    const char *outcome =
+        status == TR_OK          ? "replied"
+        : status == TR_ETIMEDOUT ? "timed out"
+        : status == TR_ENOMEM    ? "sent, but no memory to time it: ended"
+        : status == TR_EFAILED   ? "the callee failed"
+                                 : "closed: the callee stopped, or dropped "
+                                   "the request unanswered";
+    const char *why = status == TR_EFAILED && rec->why != NULL ? rec->why : "";
+    const char *colon = *why != '\0' ? ": " : "";
     tr_addr to = tr__addr(rec->sys, rec->callee);
     if (rec->timeout < 0) {
-        snprintf(buf, cap, "call to " TR_ADDR_FMT " (type %u, no timeout): %s",
-                 TR_ADDR_ARGS(to), rec->type, outcome);
+        snprintf(buf, cap,
+                 "call to " TR_ADDR_FMT " (type %u, no timeout): %s%s%s",
+                 TR_ADDR_ARGS(to), rec->type, outcome, colon, why);
     } else {
         snprintf(buf, cap,
-                 "call to " TR_ADDR_FMT " (type %u, timeout %lld ms): %s",
-                 TR_ADDR_ARGS(to), rec->type, (long long)rec->timeout, outcome);
+                 "call to " TR_ADDR_FMT " (type %u, timeout %lld ms): %s%s%s",
+                 TR_ADDR_ARGS(to), rec->type, (long long)rec->timeout, outcome,
+                 colon, why);
     }
 }
 
@@ -284,17 +314,17 @@ tr__call_run_outcome(tr_ctx *ctx, void *state, tr_envelope *env)
 {
     prefix *p = prefix_of(env);
     tr_call_rec *rec = p->rec;
-    char text[160] = "replied";
+    char text[256] = "replied";
     tr_msg reply = {
         .type = env->type,
         .size = env->size - TR_CALL_PREFIX,
         .data = (char *)tr__env_data(env) + TR_CALL_PREFIX,
-        .from = {rec->callee},
+        .from = tr__addr(rec->sys, rec->callee),
     };
     tr_call_result result = {
         .status = p->status,
         .reply = p->status == TR_OK ? &reply : NULL,
-        .to = {rec->callee},
+        .to = tr__addr(rec->sys, rec->callee),
         .type = rec->type,
         .timeout = rec->timeout,
         .text = text,
@@ -442,13 +472,15 @@ tr_ask_wait(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
     if (type >= TR_MSG_RESERVED || reply == NULL || timeout == TR_NOWAIT) {
         return TR_EINVAL;
     }
+    reply->why[0] = '\0';
     return tr__ask(ctx, to, type, data, size, reply->data, reply->cap,
-                   &reply->len, timeout);
+                   &reply->len, timeout, reply->why, sizeof(reply->why));
 }
 
 int
 tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
-        void *buf, size_t cap, size_t *len, tr_timeout timeout)
+        void *buf, size_t cap, size_t *len, tr_timeout timeout, char *why,
+        size_t why_cap)
 {
     tr_system *sys;
     tr_envelope *req;
@@ -514,6 +546,8 @@ tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
         } else if (n != 0) {
             memcpy(buf, (char *)tr__env_data(rec->reply) + TR_CALL_PREFIX, n);
         }
+    } else if (why != NULL && why_cap != 0) {
+        describe(why, why_cap, rec, rc);
     }
     release(rec);
     return rc;

@@ -1920,7 +1920,8 @@ ask(tr_ctx *ctx, tr_addr sup, uint32_t type, const admin_req *q, admin_rep *rep,
             return TR_ENOTSUP;
         }
     }
-    int rc = tr__ask(ctx, sup, type, q, sizeof(*q), rep, cap, &len, timeout);
+    int rc = tr__ask(ctx, sup, type, q, sizeof(*q), rep, cap, &len, timeout,
+                     NULL, 0);
     if (rc == TR_OK && len < sizeof(admin_rep)) {
         rc = TR_ECLOSED;
     }

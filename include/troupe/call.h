@@ -4,8 +4,10 @@
  * runs a continuation in the caller's context. No worker ever waits.
  *
  * Every call that tr_call accepted ends exactly once: its continuation runs
- * with the reply (TR_OK), TR_ETIMEDOUT, or TR_ECLOSED (the callee stopped,
- * failed, or dropped the request unanswered). A call tr_call refused never
+ * with the reply (TR_OK), TR_EFAILED (the callee failed on this request:
+ * the result's text says why), TR_ECLOSED (the callee stopped, or dropped
+ * the request unanswered, or failed on an earlier message while this one
+ * was queued), or TR_ETIMEDOUT. A call tr_call refused never
  * runs its continuation.
  */
 #ifndef TROUPE_CALL_H
@@ -24,8 +26,11 @@ typedef struct tr_reply_to tr_reply_to;
 
 /** How a call ended, as its continuation sees it (borrowed for the call). */
 typedef struct tr_call_result {
-    int status;          /* TR_OK, TR_ETIMEDOUT, TR_ECLOSED, or TR_ENOMEM
-                            (sent, but no memory to arm its timeout) */
+    int status;          /* TR_OK; TR_EFAILED: the callee failed on the
+                            request (`text` says why); TR_ECLOSED: it
+                            stopped or dropped the request unanswered;
+                            TR_ETIMEDOUT; TR_ENOMEM (sent, but no memory to
+                            arm its timeout) */
     const tr_msg *reply; /* the reply when TR_OK; NULL otherwise */
     tr_addr to;          /* the callee */
     uint32_t type;       /* the request's message type */
@@ -70,11 +75,14 @@ TR_API TR_NODISCARD int tr_call(tr_ctx *ctx, tr_addr to, uint32_t type,
                                 void *arg);
 
 /** Where tr_ask_wait copies the reply: `cap` bytes at `data`; `len` gets
- * the reply's size. */
+ * the reply's size; `why`, when the call did not end with a reply, the
+ * one-line account tr_call_result.text gives (for TR_EFAILED, the callee's
+ * failure). */
 typedef struct tr_reply_buf {
     void *data;
     size_t cap;
     size_t len;
+    char why[256];
 } tr_reply_buf;
 
 /**

@@ -20,7 +20,7 @@ extern "C" {
     X(ETIMEDOUT, -6, "timed out")                                              \
     X(ELAGGED, -7, "receiver fell behind")                                     \
     X(ESHUTDOWN, -8, "system is shutting down")                                \
-    X(EALREADY, -9, "already replied or stopped")                              \
+    X(EALREADY, -9, "already done (replied, sent, taken, started, cancelled)") \
     X(ESTATE, -10, "not allowed in this context")                              \
     X(ENOTFOUND, -11, "not found")                                             \
     X(EEXIST, -12, "already present")                                          \
@@ -30,7 +30,8 @@ extern "C" {
     X(EFORKED, -16, "system belongs to the parent process")                    \
     X(IGNORE, -17, "init declined to start")                                   \
     X(ETRUNCATED, -18, "output truncated")                                     \
-    X(ENOTSUP, -19, "not supported by the target actor")
+    X(ENOTSUP, -19, "not supported by the target actor")                       \
+    X(EFAILED, -20, "the callee failed")
 
 enum tr_error {
     TR_OK = 0,

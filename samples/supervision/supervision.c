@@ -578,7 +578,7 @@ client_run(void *arg)
             .id = c->first_id + i,
             .key = (c->first_id + i) * 7919u % N_KEYS,
         };
-        tr_reply_buf reply = {&a, sizeof(a), 0};
+        tr_reply_buf reply = {.data = &a, .cap = sizeof(a)};
         if (rc == TR_OK) {
             rc = tr_ask_wait(ctx, router_addr, REQ_GET, &rq, sizeof(rq), &reply,
                              WAIT_MS);
@@ -788,7 +788,7 @@ run(tr_system *sys, tr_mailbox *notes, outcome *o)
 
     rc = tr_whereis(sys, "router", &router_addr);
     if (rc == TR_OK) {
-        tr_reply_buf reply = {&o->stats, sizeof(o->stats), 0};
+        tr_reply_buf reply = {.data = &o->stats, .cap = sizeof(o->stats)};
         rc = tr_ask_wait(ctx, router_addr, REQ_STATS, NULL, 0, &reply, WAIT_MS);
     }
     if (rc == TR_OK) {

@@ -117,7 +117,7 @@ int
 tr_test_ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
             size_t size, void *buf, size_t cap, size_t *len, int64_t timeout_ms)
 {
-    tr_reply_buf reply = {buf, cap, 0};
+    tr_reply_buf reply = {.data = buf, .cap = cap};
     int rc = tr_ask_wait(ctx, to, type, data, size, &reply,
                          timeout_ms == 0 ? TR_FOREVER : timeout_ms);
     if (len != NULL) {

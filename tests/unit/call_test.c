@@ -45,7 +45,7 @@ typedef struct report {
     int status;
     int value;
     uint32_t type;
-    char text[160];
+    char text[256];
 } report;
 
 static void
@@ -421,14 +421,22 @@ test_call_callee_failing_or_stopping_closes_queued_calls(void **state)
     assert_true(tr_test_wait_handled(f->sys, 4, 5000));
     tr_store_rel(&slow_release, true);
     int closed = 0;
+    int failed = 0;
     int ok = 0;
     for (int i = 0; i < 4; i++) {
         report r = next_report();
         closed += r.status == TR_ECLOSED;
+        failed += r.status == TR_EFAILED;
         ok += r.status == TR_OK;
+        if (r.status == TR_EFAILED) {
+            /* The caller learns why: the handler's error, in the text. */
+            assert_non_null(strstr(r.text, "the callee failed"));
+            assert_non_null(strstr(r.text, "returned"));
+        }
     }
     assert_int_equal(ok, 1);     /* the slow one */
-    assert_int_equal(closed, 3); /* the failing one and the two queued */
+    assert_int_equal(failed, 1); /* the one it failed on, and why */
+    assert_int_equal(closed, 2); /* the two queued: the callee is gone */
     expect_quiet();
     /* The server is gone: a call now is refused, without continuation. */
     assert_true(tr_test_wait_stopped(f->sys, f->server, 5000));
@@ -868,6 +876,38 @@ test_call_from_stop_in_the_last_pass_is_refused(void **state)
     expect_quiet();
 }
 
+/* A plain thread can tell "the callee failed on my request, and why" from
+ * "the callee is gone" (stopped, or dropped the request). */
+static void
+test_ask_tells_failed_from_gone(void **state)
+{
+    fixture *f = *state;
+    int n = 1;
+    int out = 0;
+    tr_reply_buf reply = {.data = &out, .cap = sizeof(out)};
+
+    assert_int_equal(
+        tr_ask_wait(f->ctx, f->server, REQ_FAIL, &n, sizeof(n), &reply, 5000),
+        TR_EFAILED);
+    assert_non_null(strstr(reply.why, "the callee failed"));
+    assert_non_null(strstr(reply.why, "TR_EINVAL"));
+    /* The server was restarted by nobody: it is gone now. */
+    assert_true(tr_test_wait_stopped(f->sys, f->server, 5000));
+    assert_int_equal(
+        tr_ask_wait(f->ctx, f->server, REQ_INC, &n, sizeof(n), &reply, 5000),
+        TR_ENOACTOR);
+    tr_addr other;
+    assert_int_equal(tr_spawn(f->ctx, &server_behaviour, &f->helper, NULL, &other),
+                     TR_OK);
+    assert_int_equal(
+        tr_ask_wait(f->ctx, other, REQ_DROP, &n, sizeof(n), &reply, 5000),
+        TR_ECLOSED);
+    assert_non_null(strstr(reply.why, "closed"));
+    assert_int_equal(
+        tr_ask_wait(f->ctx, other, REQ_STOP, &n, sizeof(n), &reply, 5000),
+        TR_ECLOSED);
+}
+
 int
 main(void)
 {
@@ -880,6 +920,7 @@ main(void)
         T(test_call_unanswered_request_ends_closed),
         T(test_call_replying_twice_is_refused),
         T(test_call_callee_failing_or_stopping_closes_queued_calls),
+        T(test_ask_tells_failed_from_gone),
         T(test_call_stopping_callee_drops_its_held_handle),
         T(test_call_misuse_is_refused_without_continuation),
         T(test_ask_from_a_thread),

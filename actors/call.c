@@ -78,6 +78,7 @@ struct tr_call_rec {
     uint64_t callee;
     uint32_t type;
     uint32_t timeout_ms;
+    uint64_t started_ns; /* while inspection watches, else 0 */
     tr_reply_fn fn;
     void *arg;
     tr_envelope *outcome; /* preallocated completion message */
@@ -137,6 +138,12 @@ complete(tr_call_rec *rec, int status, tr_envelope *reply, bool by_timer)
     uint64_t timer = tr_load_acq(&rec->timer_id);
     if (!by_timer && timer != 0) {
         tr__timer_cancel_call(sys, timer);
+    }
+    /* Relaxed: a threshold inspection sets, a count it reads; timed only
+     * while it watches (new_call). */
+    if (tr_unlikely(rec->started_ns != 0) &&
+        tr__now_ns() - rec->started_ns >= tr_load_relaxed(&sys->overdue_ns)) {
+        tr_faa_relaxed(&sys->calls_overdue, 1);
     }
     if (rec->caller == 0) {
         rec->status = status;
@@ -333,6 +340,10 @@ new_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     rec->callee = to.id;
     rec->type = type;
     rec->timeout_ms = timeout_ms;
+    /* Relaxed: see tr__actor_run. */
+    rec->started_ns = tr_unlikely(tr_load_relaxed(&ctx->sys->watched) != 0)
+                          ? tr__now_ns()
+                          : 0;
     ck_ec32_init(&rec->ready, 0);
     req->type = type;
     req->kind = TR_MSG_CALL;

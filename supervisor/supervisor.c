@@ -279,6 +279,17 @@ child_ctx(tr_ctx *ctx, child *c)
     };
 }
 
+/* Tell inspection, while it watches (outside the tree lock: it reads the
+ * tree). Acquire: pairs with the release that turned watching on, after
+ * `tree_event` was set. */
+static void
+note(tr_ctx *ctx, unsigned what, const child *c)
+{
+    if (tr_unlikely(tr_load_acq(&ctx->sys->watched) != 0)) {
+        ctx->sys->tree_event(ctx, what, c);
+    }
+}
+
 static void
 set_state(tr_ctx *ctx, child *c, child_state st)
 {
@@ -309,6 +320,7 @@ finish_child(tr_ctx *ctx, child *c)
     tr_ctx cc = child_ctx(ctx, c);
     const tr_exit why = {c->last.kind, c->last.code, c->last.text};
 
+    note(ctx, TR_TREE_STOP, c);
     set_state(ctx, c, CHILD_DOWN);
     tr__actor_finish(&cc, &why, false);
 }
@@ -338,6 +350,8 @@ prepare(tr_ext *x, void *arg)
     tr_store_relaxed(&x->held, 0);
     tr_store_relaxed(&x->kill, 0);
     tr_store_relaxed(&x->hwm, 0);
+    tr_store_relaxed(&x->busy_ns, 0);
+    tr_store_relaxed(&x->dead, 0);
 }
 
 /*
@@ -365,6 +379,7 @@ spawn_child(tr_ctx *ctx, tr_sup *s, child *c)
     c->state = CHILD_RUNNING;
     c->up_ms = started;
     tree_unlock(ctx);
+    note(ctx, TR_TREE_START, c);
     return TR_OK;
 }
 
@@ -472,6 +487,7 @@ give_up(tr_ctx *ctx, tr_sup *s, child *c)
     snprintf(s->give_up_text, sizeof(s->give_up_text),
              "%.24s: more than %u restarts in %u ms; child '%.24s': %.40s",
              s->name, s->max_restarts, s->period_ms, c->id, c->last.text);
+    note(ctx, TR_TREE_GIVE_UP, NULL);
     set_mode(ctx, s, SUP_GIVE_UP);
     for (uint32_t i = 0; i < s->n; i++) {
         s->kids[i]->want_stop = s->kids[i]->state == CHILD_RUNNING;
@@ -518,6 +534,7 @@ restart_wanted(tr_ctx *ctx, tr_sup *s)
         c->restarts++;
         c->up_ms = started;
         tree_unlock(ctx);
+        note(ctx, TR_TREE_RESTART, c);
         c->undecided = false; /* a round restarted it: nothing to decide */
     }
     if (failed != NULL) {
@@ -529,6 +546,7 @@ restart_wanted(tr_ctx *ctx, tr_sup *s)
         failed->failed = true;
         failed->restarts++;
         tree_unlock(ctx);
+        note(ctx, TR_TREE_EXIT, failed);
         for (uint32_t j = i; j-- > 0;) {
             child *c = s->kids[j];
             if (c->state == CHILD_RUNNING && c->want_restart) {
@@ -823,6 +841,7 @@ on_report(tr_ctx *ctx, tr_sup *s, const tr_child_report *r)
         c->failed = true;
     }
     tree_unlock(ctx);
+    note(ctx, TR_TREE_EXIT, c);
     c->serial = ++s->next_serial; /* a pending deadline is void now */
     if (s->mode != SUP_IDLE) {
         if (!asked && s->mode != SUP_TERMINATE && s->mode != SUP_GIVE_UP &&

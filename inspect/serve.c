@@ -367,6 +367,13 @@ on_watcher_close(struct evhttp_connection *conn, void *arg)
     tr_live *lv = w->lv;
 
     (void)conn;
+    /* A client that went away: evhttp has let go of the reply in
+     * progress (no connection any more) and leaves it to us to end, which
+     * frees it. When evhttp_free closes the connection, the reply is
+     * still its own and goes with it. */
+    if (evhttp_request_get_connection(w->req) == NULL) {
+        evhttp_send_reply_end(w->req);
+    }
     unlink_watcher(lv, w);
     if (!lv->closing) {
         tr__live_judge_watch(lv);

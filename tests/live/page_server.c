@@ -1,7 +1,8 @@
 /*
  * A running tree for the page and troupe-top tests: app (one_for_one) with
  * a worker "w", a store (one_for_all: cache, loader) and a pool
- * (simple_one_for_one) of argv[1] workers (default 10). Serves the
+ * (simple_one_for_one) of argv[1] workers (default 10; the first ten
+ * registered as pool.1 ...). Serves the
  * endpoint on 127.0.0.1 and prints "port N" once ready; then reads
  * commands from standard input, one a line: "crash NAME" makes the actor
  * registered as NAME fail, "send NAME K" sends it K messages; end of input
@@ -87,8 +88,15 @@ main(int argc, char **argv)
     if (rc == TR_OK) {
         rc = tr_sup_which_children(ctx, top, kids, 3, &len, 10000);
     }
+    /* The first ten pool children are registered as pool.1 .. pool.10. */
+    static char names[10][16];
     for (long i = 0; rc == TR_OK && i < n; i++) {
-        rc = tr_sup_start_child(ctx, kids[2].addr, NULL, NULL, 10000, NULL);
+        const char *name = NULL;
+        if (i < 10) {
+            snprintf(names[i], sizeof(names[i]), "pool.%ld", i + 1);
+            name = names[i];
+        }
+        rc = tr_sup_start_child(ctx, kids[2].addr, NULL, name, 10000, NULL);
     }
     if (rc == TR_OK) {
         rc = tr_inspect_serve(sys, "127.0.0.1:0", NULL, &port);

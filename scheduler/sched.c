@@ -58,6 +58,13 @@
  *
  * Each worker sleeps on its own ck_ec event count, so a wakeup wakes exactly
  * one thread and an idle pool makes no system calls at all.
+ *
+ * Counters for inspection (tr__sched_worker_stats), owner-written relaxed
+ * and read by anyone: steals, sleeps and the time asleep are counted on
+ * those slow paths only (a clock read costs nothing next to a futex
+ * wait); the task a worker starts is stored beside `runs`, on a line the
+ * owner writes then anyway, so that a worker stuck in one task can be
+ * named.
  */
 #include "scheduler/sched.h"
 

@@ -89,7 +89,7 @@ main(int argc, char **argv)
         rc = tr_sup_which_children(ctx, top, kids, 3, &len, 10000);
     }
     /* The first ten pool children are registered as pool.1 .. pool.10. */
-    static char names[10][16];
+    static char names[10][32];
     for (long i = 0; rc == TR_OK && i < n; i++) {
         const char *name = NULL;
         if (i < 10) {

@@ -924,6 +924,16 @@ test_live_serve_and_stop(void **state)
         usleep(2000);
     }
     assert_int_equal(tr_load_acq(&fx.sys->watched), 0);
+    /* No address: nothing served, warnings only, for the callback (which
+     * counts as watching). */
+    assert_int_equal(tr_inspect_stop(fx.sys), TR_OK);
+    o = (tr_inspect_opts)TR_INSPECT_OPTS_INIT;
+    o.on_warning = on_warning;
+    assert_int_equal(tr_inspect_serve(fx.sys, NULL, &o, NULL), TR_OK);
+    for (int i = 0; i < 500 && tr_load_acq(&fx.sys->watched) == 0; i++) {
+        usleep(2000);
+    }
+    assert_int_equal(tr_load_acq(&fx.sys->watched), 1);
     /* Served again on another port; shutdown stops it (teardown). */
     assert_int_equal(tr_inspect_stop(fx.sys), TR_OK);
     assert_int_equal(tr_inspect_serve(fx.sys, "[::1]:0", NULL, &port), TR_OK);

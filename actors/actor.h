@@ -97,6 +97,7 @@ typedef struct tr_outside {
 } tr_outside;
 typedef struct tr_timers tr_timers;
 typedef struct tr_ext tr_ext;
+typedef struct tr_live tr_live;
 typedef struct tr_names tr_names;
 
 /*
@@ -164,6 +165,10 @@ _Static_assert(sizeof(tr_actor) == 2 * TR_CACHE_LINE,
 _Static_assert(offsetof(tr_actor, mbox_out) == TR_CACHE_LINE,
                "runner fields start on their own line");
 
+/* Buckets of the handler-time histogram: handlers that took at most 1 us,
+ * 10 us, ... 10 s, and the rest (TR_HIST_BUCKETS - 1). */
+enum { TR_HIST_BUCKETS = 9 };
+
 /* Per-worker data of the actor layer (tr__worker_data). Counters are
  * written by the owner only (relaxed) and summed by readers. */
 typedef struct tr_wlocal {
@@ -174,6 +179,10 @@ typedef struct tr_wlocal {
     tr_atomic(uint64_t) failed;
     tr_atomic(uint64_t) handled;
     tr_atomic(uint64_t) dead;
+    /* Handler times, kept only while inspection watches (sys->watched):
+     * user messages per bucket and their total time. */
+    tr_atomic(uint64_t) hist[TR_HIST_BUCKETS];
+    tr_atomic(uint64_t) hist_ns;
 } tr_wlocal;
 
 enum { TR_CHUNK_BITS = 12, TR_CHUNK_LEN = 1 << TR_CHUNK_BITS };
@@ -219,6 +228,21 @@ struct tr_system {
     tr_atomic(bool) shutting_down;
     /* Set once the workers are joined: outcomes are dropped, not sent. */
     tr_atomic(bool) torn_down;
+    /*
+     * Inspection (inspect/live.c). Non-zero while someone watches the live
+     * endpoint: then every actor run times its handlers, calls note when
+     * they began, and supervisors call `tree_event` on every change of a
+     * child. Read once per actor run, written only when watching starts
+     * or ends: it stays in every core's cache. `tree_event` is set before
+     * the first release store of `watched` and never changes after.
+     */
+    tr_atomic(uint32_t) watched;
+    void (*tree_event)(tr_ctx *ctx, unsigned what, const void *child);
+    tr_live *live; /* the endpoint's state, or NULL */
+    /* Set with `live`: shutdown calls it with `end` false as it begins
+     * (the endpoint stops, nobody watches from then on) and with `end`
+     * true once the workers are joined (everything is freed). */
+    void (*live_close)(tr_system *sys, bool end);
 
     /* Calls from plain threads in progress (tr__sys_enter); shutdown
      * waits for them before it stops anything for good. Written by every
@@ -256,6 +280,10 @@ struct tr_system {
     tr_atomic(uint64_t) ext_stopped;
     tr_atomic(uint64_t) ext_failed;
     tr_atomic(uint64_t) ext_dead;
+    /* Calls that took longer than `overdue_ns` (timed only while
+     * watched); rare, so one shared counter. */
+    tr_atomic(uint64_t) overdue_ns;
+    tr_atomic(uint64_t) calls_overdue;
 };
 
 /*

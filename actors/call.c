@@ -77,7 +77,8 @@ struct tr_call_rec {
     uint64_t caller; /* 0 for tr_ask_wait */
     uint64_t callee;
     uint32_t type;
-    tr_timeout timeout; /* TR_FOREVER: none */
+    tr_timeout timeout;  /* TR_FOREVER: none */
+    uint64_t started_ns; /* while inspection watches, else 0 */
     tr_reply_fn fn;
     void *arg;
     tr_envelope *outcome; /* preallocated completion message */
@@ -141,6 +142,12 @@ complete(tr_call_rec *rec, int status, tr_envelope *reply, bool by_timer)
     uint64_t timer = tr_load_acq(&rec->timer_id);
     if (!by_timer && timer != 0) {
         tr__timer_cancel_call(sys, timer);
+    }
+    /* Relaxed: a threshold inspection sets, a count it reads; timed only
+     * while it watches (new_call). */
+    if (tr_unlikely(rec->started_ns != 0) &&
+        tr__now_ns() - rec->started_ns >= tr_load_relaxed(&sys->overdue_ns)) {
+        tr_faa_relaxed(&sys->calls_overdue, 1);
     }
     if (rec->caller == 0) {
         rec->status = status;
@@ -370,6 +377,10 @@ new_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     rec->callee = to.id;
     rec->type = type;
     rec->timeout = timeout < 0 ? TR_FOREVER : timeout;
+    /* Relaxed: see tr__actor_run. */
+    rec->started_ns = tr_unlikely(tr_load_relaxed(&ctx->sys->watched) != 0)
+                          ? tr__now_ns()
+                          : 0;
     ck_ec32_init(&rec->ready, 0);
     req->type = type;
     req->kind = TR_MSG_CALL;

@@ -48,6 +48,8 @@ tr__ext_get(tr_actor *a)
     tr_init_relaxed(&x->kill, 0);
     tr_init_relaxed(&x->held, 0);
     tr_init_relaxed(&x->hwm, 0);
+    tr_init_relaxed(&x->busy_ns, 0);
+    tr_init_relaxed(&x->dead, 0);
     tr_init_relaxed(&x->parent, 0);
     tr_ext *expected = NULL;
     /* seq_cst: see the top comment. */

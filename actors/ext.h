@@ -90,6 +90,11 @@ struct tr_ext {
     tr_atomic(uint32_t) kill;   /* end without `stop` at the next chance */
     tr_atomic(uint32_t) held;   /* `stop` ran; the supervisor holds the right */
     tr_atomic(uint64_t) hwm;    /* mailbox high-water mark */
+    /* For inspection: time in handlers (only while watched; written by
+     * the runner, relaxed) and dead letters addressed to this slot (any
+     * thread, an add: dead letters are not a hot path). */
+    tr_atomic(uint64_t) busy_ns;
+    tr_atomic(uint64_t) dead;
     tr_report_msg report;
     /* Set by the actor itself: its end ends a supervision tree, which
      * wakes tr_system_wait (after the failure hook's report). */

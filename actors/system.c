@@ -106,6 +106,9 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
     tr_init_relaxed(&sys->ext_stopped, 0);
     tr_init_relaxed(&sys->ext_failed, 0);
     tr_init_relaxed(&sys->ext_dead, 0);
+    tr_init_relaxed(&sys->watched, 0);
+    tr_init_relaxed(&sys->overdue_ns, UINT64_MAX);
+    tr_init_relaxed(&sys->calls_overdue, 0);
     ck_ec32_init(&sys->room, 0);
     tr_init_relaxed(&sys->next_ref, 0);
     tr_init_relaxed(&sys->gave_up, 0);
@@ -399,6 +402,13 @@ tr_system_shutdown(tr_system *sys, tr_timeout timeout)
      * and leave. */
     tr__ec_wake(&sys->room);
     tr__ec_wake(&sys->gave_up_ec);
+    /* The live endpoint stops first: nothing reads the system for it
+     * while it comes down. Its `live` pointer is set by the plain thread
+     * that started it, which has returned (the caller orders shutdown
+     * after it). */
+    if (sys->live_close != NULL) {
+        sys->live_close(sys, false);
+    }
 
     deadline = tr_timeout_deadline_ns(tr__now_ns(), timeout);
     if (request_stops(sys, true) != 0) {
@@ -430,6 +440,9 @@ tr_system_shutdown(tr_system *sys, tr_timeout timeout)
     }
     /* Calls that came after the flag have found it and are leaving. */
     wait_outside_calls(sys);
+    if (sys->live_close != NULL) {
+        sys->live_close(sys, true);
+    }
     tr__timers_destroy(sys->timers);
     tr__sched_destroy(sys->sched);
     tr__table_destroy(sys->table);

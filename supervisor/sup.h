@@ -103,4 +103,17 @@ struct tr_sup {
     tr_atomic(uint64_t) visits;
 };
 
+/*
+ * What a supervisor tells inspection (tr_system.tree_event) while it
+ * watches, from the supervisor's own run (`ctx` is the supervisor's), with
+ * the child record (NULL for TR_TREE_GIVE_UP: the supervisor itself).
+ */
+enum {
+    TR_TREE_START = 1, /* a child started */
+    TR_TREE_EXIT,      /* a child ended: `last` says how */
+    TR_TREE_RESTART,   /* a child was restarted */
+    TR_TREE_STOP,      /* a child is gone for good */
+    TR_TREE_GIVE_UP    /* too many restarts: the supervisor gives up */
+};
+
 #endif /* TR_SUPERVISOR_SUP_H */

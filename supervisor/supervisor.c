@@ -487,6 +487,17 @@ child_ctx(tr_ctx *ctx, child *c)
     };
 }
 
+/* Tell inspection, while it watches (outside the tree lock: it reads the
+ * tree). Acquire: pairs with the release that turned watching on, after
+ * `tree_event` was set. */
+static void
+note(tr_ctx *ctx, unsigned what, const child *c)
+{
+    if (tr_unlikely(tr_load_acq(&ctx->sys->watched) != 0)) {
+        ctx->sys->tree_event(ctx, what, c);
+    }
+}
+
 static void
 set_state(tr_ctx *ctx, tr_sup *s, child *c, child_state st)
 {
@@ -529,6 +540,7 @@ finish_child(tr_ctx *ctx, tr_sup *s, child *c)
     c->want_restart = false;
     c->in_pass = false;
     set_undecided(s, c, false);
+    note(ctx, TR_TREE_STOP, c);
     set_state(ctx, s, c, CHILD_DOWN);
     tr__actor_finish(&cc, &why, false);
 }
@@ -558,6 +570,8 @@ prepare(tr_ext *x, void *arg)
     tr_store_relaxed(&x->held, 0);
     tr_store_relaxed(&x->kill, 0);
     tr_store_relaxed(&x->hwm, 0);
+    tr_store_relaxed(&x->busy_ns, 0);
+    tr_store_relaxed(&x->dead, 0);
 }
 
 /*
@@ -586,6 +600,7 @@ spawn_child(tr_ctx *ctx, tr_sup *s, child *c)
     c->up_ms = started;
     tr__sup_index_put(&s->by_addr, c); /* room was made by add_child */
     tree_unlock(ctx);
+    note(ctx, TR_TREE_START, c);
     return TR_OK;
 }
 
@@ -708,6 +723,7 @@ give_up(tr_ctx *ctx, tr_sup *s, child *c)
     snprintf(s->give_up_text, sizeof(s->give_up_text),
              "%.24s: more than %u restarts in %u ms; child '%.24s': %.40s",
              s->name, s->max_restarts, s->period_ms, c->id, c->last.text);
+    note(ctx, TR_TREE_GIVE_UP, NULL);
     if (s->mode == SUP_ADMIN) {
         /* The child being terminated goes down with the rest. */
         if (s->admin_reply != NULL) {
@@ -774,6 +790,7 @@ reinit_child(tr_ctx *ctx, tr_sup *s, child *c)
         c->up_ms = started;
     }
     tree_unlock(ctx);
+    note(ctx, rc == TR_OK ? TR_TREE_RESTART : TR_TREE_EXIT, c);
     if (rc == TR_OK) {
         set_undecided(s, c, false);
     }
@@ -1151,6 +1168,7 @@ on_report(tr_ctx *ctx, tr_sup *s, const tr_child_report *r)
         c->failed = true;
     }
     tree_unlock(ctx);
+    note(ctx, TR_TREE_EXIT, c);
     c->serial = ++s->next_serial; /* a pending deadline is void now */
     switch (s->mode) {
     case SUP_IDLE:

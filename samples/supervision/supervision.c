@@ -35,6 +35,12 @@
  * The cache's state is not kept: it starts empty and parks GETs until the
  * loader has filled it.
  *
+ * The tree can be watched while it runs: main opens the live inspection
+ * endpoint (tr_inspect_serve) on 127.0.0.1:9091, or on a free port when
+ * that one is taken, and prints its address; open it in a browser, or run
+ * troupe-top -a 127.0.0.1:9091. TROUPE_DEMO_WAIT=<seconds> keeps the
+ * demo running that long at the end, to look around.
+ *
  * Main prints the tree (tr_inspect_snapshot) at the start, midway and at
  * the end, and checks every answer, the restart counts it expects, and
  * that the router retried exactly once per crash: no request queued at
@@ -48,6 +54,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum {
     REQ_GET = 1,        /* request -> answer; clients, router, workers */
@@ -831,9 +838,24 @@ main(void)
         fprintf(stderr, "supervision: could not start\n");
         return 1;
     }
+    /* Live inspection: read-only, loopback only. */
+    uint16_t port;
+    if (tr_inspect_serve(sys, "127.0.0.1:9091", NULL, &port) == TR_OK ||
+        tr_inspect_serve(sys, "127.0.0.1:0", NULL, &port) == TR_OK) {
+        printf("inspect: http://127.0.0.1:%u/ (or troupe-top -a "
+               "127.0.0.1:%u)\n",
+               port, port);
+        fflush(stdout);
+    }
     int rc = run(sys, notes, &o);
     if (rc != TR_OK) {
         fprintf(stderr, "supervision: %s\n", tr_strerror(rc));
+    }
+    const char *hold = getenv("TROUPE_DEMO_WAIT");
+    if (hold != NULL && atoi(hold) > 0) {
+        printf("holding for %d s: the tree is still served\n", atoi(hold));
+        fflush(stdout);
+        sleep((unsigned)atoi(hold));
     }
     if (tr_system_shutdown(sys, 5000) != TR_OK && rc == TR_OK) {
         fprintf(stderr, "supervision: shutdown timed out\n");

@@ -894,16 +894,16 @@ dispatch(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
         .size = env->size,
         .data = tr__env_data(env),
         .from = tr__addr(ctx->sys, env->from),
-        .call = NULL,
     };
     tr_handle_fn fn = pick_handler(a, env->type);
+    void *call = NULL;
 
     if (tr_unlikely(fn == NULL)) {
         drop_user(ctx, env, a, TR_DEAD_UNHANDLED);
         return false;
     }
     if (env->kind == TR_MSG_CALL) {
-        msg.call = tr__call_of(env);
+        call = tr__call_of(env);
         msg.data = (const char *)msg.data + TR_CALL_PREFIX;
         msg.size -= TR_CALL_PREFIX;
     } else if (env->kind == TR_MSG_SHARED) {
@@ -912,9 +912,15 @@ dispatch(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
         msg.data = sh->data;
         msg.size = sh->size;
     }
+    const tr_msg *outer_msg = ctx->req_msg;
+    void *outer_call = ctx->req_call;
+    ctx->req_msg = &msg;
+    ctx->req_call = call;
     int rc = fn(ctx, state, &msg);
+    ctx->req_msg = outer_msg;
+    ctx->req_call = outer_call;
     (*handled)++;
-    if (msg.call != NULL) {
+    if (call != NULL) {
         if (tr_unlikely(rc != TR_OK || ctx->fail_code != 0)) {
             /* The callee failed on this very request: the caller learns
              * that, and why (not just that the callee is gone). */
@@ -922,9 +928,9 @@ dispatch(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
                 describe_failure(ctx->fail_text, sizeof(ctx->fail_text),
                                  msg.type, rc);
             }
-            tr__call_fail(msg.call, ctx->fail_text);
+            tr__call_fail(call, ctx->fail_text);
         } else {
-            tr__call_abandon(msg.call);
+            tr__call_abandon(call);
         }
     }
     if (tr_unlikely(rc != TR_OK || ctx->stop || ctx->fail_code != 0)) {
@@ -942,7 +948,6 @@ tr__actor_handle_borrowed(tr_ctx *ctx, void *state, uint32_t type,
         .size = size,
         .data = data,
         .from = TR_ADDR_NONE,
-        .call = NULL,
     };
     tr_handle_fn fn = pick_handler(ctx->actor, type);
     int rc;

@@ -205,7 +205,11 @@ struct tr_ctx {
     uint64_t gen;
     bool stop;      /* tr_stop was called */
     bool uncounted; /* init has not succeeded: not in the counters */
-    int fail_code;  /* tr_fail's code, or 0 */
+    /* The request being handled (tr_reply, tr_reply_take): a message is a
+     * call only while its handler runs, and only through its context. */
+    const tr_msg *req_msg;
+    void *req_call;
+    int fail_code; /* tr_fail's code, or 0 */
     char fail_text[128];
 };
 
@@ -515,8 +519,8 @@ bool tr__actor_cancel_exit(tr_ctx *ctx, tr_exit_hook *h);
 /* A plain thread's tr_ask_wait, without the reserved-type check (for the
  * runtime's own requests). */
 int tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
-            size_t size, void *buf, size_t cap, size_t *len,
-            tr_timeout timeout, char *why, size_t why_cap);
+            size_t size, void *buf, size_t cap, size_t *len, tr_timeout timeout,
+            char *why, size_t why_cap);
 
 /* call.c */
 /* The call part of a request (what tr_msg.call points to). */

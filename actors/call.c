@@ -587,12 +587,15 @@ tr_reply(tr_ctx *ctx, const tr_msg *request, const void *data, size_t size)
     uint32_t expected;
     int rc;
 
-    if (ctx == NULL || request == NULL || request->call == NULL ||
-        (data == NULL && size != 0) || size > UINT32_MAX - TR_CALL_PREFIX) {
+    void *call = ctx != NULL && request != NULL && ctx->req_msg == request
+                     ? ctx->req_call
+                     : NULL;
+    if (call == NULL || (data == NULL && size != 0) ||
+        size > UINT32_MAX - TR_CALL_PREFIX) {
         return TR_EINVAL;
     }
-    rec = ((prefix *)request->call)->rec;
-    expected = in_msg(((prefix *)request->call)->hop);
+    rec = ((prefix *)call)->rec;
+    expected = in_msg(((prefix *)call)->hop);
     if (tr_load_acq(&rec->handle) != expected) {
         return TR_EALREADY;
     }
@@ -616,17 +619,20 @@ tr_reply(tr_ctx *ctx, const tr_msg *request, const void *data, size_t size)
 }
 
 tr_reply_to *
-tr_reply_take(const tr_msg *request)
+tr_reply_take(tr_ctx *ctx, const tr_msg *request)
 {
     tr_call_rec *rec;
     uint32_t hop;
     uint32_t expected;
+    void *call = ctx != NULL && request != NULL && ctx->req_msg == request
+                     ? ctx->req_call
+                     : NULL;
 
-    if (request == NULL || request->call == NULL) {
+    if (call == NULL) {
         return NULL;
     }
-    rec = ((prefix *)request->call)->rec;
-    hop = ((prefix *)request->call)->hop;
+    rec = ((prefix *)call)->rec;
+    hop = ((prefix *)call)->hop;
     expected = in_msg(hop);
     if (!tr_cas_acqrel(&rec->handle, &expected, hop << 2 | HANDLE_TAKEN)) {
         return NULL;
@@ -733,4 +739,11 @@ tr_reply_drop(tr_reply_to *handle)
     }
     holder_leave(rec);
     release(rec);
+}
+
+bool
+tr_msg_is_call(const tr_ctx *ctx, const tr_msg *msg)
+{
+    return ctx != NULL && msg != NULL && ctx->req_msg == msg &&
+           ctx->req_call != NULL;
 }

@@ -735,7 +735,6 @@ deliver_value(tr_broadcast_sub *b, tr_ctx *ctx, void *state, tr_handle_fn fn,
         .size = v->size,
         .data = v->data,
         .from = TR_ADDR_NONE,
-        .call = NULL,
     };
     int rc;
 

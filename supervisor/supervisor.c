@@ -1863,11 +1863,11 @@ sup_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
     default:
         break;
     }
-    if (msg->call == NULL || msg->type < REQ_START_CHILD ||
+    if (!tr_msg_is_call(ctx, msg) || msg->type < REQ_START_CHILD ||
         msg->type > REQ_COUNT_CHILDREN || msg->size != sizeof(admin_req)) {
         return TR_OK; /* not for us: ignore, as OTP logs and goes on */
     }
-    tr_reply_to *h = tr_reply_take(msg);
+    tr_reply_to *h = tr_reply_take(ctx, msg);
     const admin_req *q = msg->data;
     bool reads =
         msg->type == REQ_WHICH_CHILDREN || msg->type == REQ_COUNT_CHILDREN;

@@ -21,7 +21,6 @@ typedef struct tr_msg {
     uint32_t size;    /* payload bytes */
     const void *data; /* payload; suitably aligned for any scalar type */
     tr_addr from;     /* the sending actor; TR_ADDR_NONE from a thread */
-    void *call;       /* private: set for requests from tr_call/tr_ask_wait */
 } tr_msg;
 
 /**

@@ -129,7 +129,8 @@ TR_API TR_NODISCARD int tr_reply(tr_ctx *ctx, const tr_msg *request,
 /**
  * Take the reply handle out of a request, to answer later or from another
  * actor. Without this, a request left unanswered when its handler returns
- * ends the call with TR_ECLOSED.
+ * ends the call with TR_ECLOSED. The message stays `const`: what changes
+ * is the call, which the handler's context holds.
  *
  * Ownership: returns owned; consume it with tr_reply_send or
  *            tr_reply_drop (a handle never consumed leaves its caller
@@ -140,7 +141,19 @@ TR_API TR_NODISCARD int tr_reply(tr_ctx *ctx, const tr_msg *request,
  * Returns:   the handle; NULL if `request` is not a call, or was already
  *            answered or taken.
  */
-TR_API tr_reply_to *tr_reply_take(const tr_msg *request);
+TR_API tr_reply_to *tr_reply_take(tr_ctx *ctx, const tr_msg *request);
+
+/**
+ * Whether `msg`, the message the calling handler is handling, is a request
+ * (made with tr_call or tr_ask_wait, or forwarded) that it may answer.
+ * The message itself says nothing: it is `const`, and answering or taking
+ * a request changes the call, kept by the handler's context.
+ *
+ * Context:   the handler that received `msg`.
+ * Returns:   true for a request (answered or taken already or not); false
+ *            for any other message, outside its handler, and for NULL.
+ */
+TR_API bool tr_msg_is_call(const tr_ctx *ctx, const tr_msg *msg);
 
 /**
  * Answer through a taken handle.

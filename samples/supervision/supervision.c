@@ -181,7 +181,7 @@ cache_get(tr_ctx *ctx, void *state, const tr_msg *msg)
     if (c->n_parked == MAX_PARKED) {
         return TR_OK; /* the router retries it */
     }
-    c->parked[c->n_parked] = tr_reply_take(msg);
+    c->parked[c->n_parked] = tr_reply_take(ctx, msg);
     c->parked_keys[c->n_parked++] = key;
     return TR_OK;
 }
@@ -314,7 +314,7 @@ worker_get(tr_ctx *ctx, void *state, const tr_msg *msg)
         snprintf(why, sizeof(why), "unlucky request %u", rq.id);
         return tr_fail(ctx, ERR_UNLUCKY, why);
     }
-    tr_reply_to *h = tr_reply_take(msg);
+    tr_reply_to *h = tr_reply_take(ctx, msg);
     if (h == NULL) {
         return tr_fail(ctx, TR_EINVAL, "a GET that is not a call");
     }
@@ -451,7 +451,7 @@ router_get(tr_ctx *ctx, void *state, const tr_msg *msg)
     }
     memcpy(&j->rq, msg->data, sizeof(j->rq));
     j->rq.attempt = 0;
-    j->client = tr_reply_take(msg);
+    j->client = tr_reply_take(ctx, msg);
     if (j->client == NULL) {
         free(j);
         return tr_fail(ctx, TR_EINVAL, "a GET that is not a call");

@@ -485,7 +485,7 @@ stash_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
     (void)state;
     memcpy(&i, msg->data, sizeof(i));
     if (msg->type == MSG_STASH) {
-        tr_store_rel(&the_stash->handle[i], tr_reply_take(msg));
+        tr_store_rel(&the_stash->handle[i], tr_reply_take(ctx, msg));
     } else if (tr_oneshot_subscribe_actor(ctx, the_stash->rx[i], 1, 2) !=
                TR_OK) {
         return TR_EINVAL;

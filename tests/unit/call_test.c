@@ -87,7 +87,7 @@ server_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
         n++;
         return tr_reply(ctx, msg, &n, sizeof(n));
     case REQ_HOLD:
-        s->held = tr_reply_take(msg);
+        s->held = tr_reply_take(ctx, msg);
         return s->held != NULL ? TR_OK : TR_EINVAL;
     case REQ_RELEASE: {
         report r = {.status = tr_reply_send(s->held, &n, sizeof(n)),
@@ -103,7 +103,7 @@ server_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
     case REQ_DROP:
         return TR_OK;
     case REQ_STASH:
-        stashed = tr_reply_take(msg);
+        stashed = tr_reply_take(ctx, msg);
         return TR_OK;
     case REQ_FAIL:
         return TR_EINVAL;
@@ -116,10 +116,10 @@ server_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
                     .type = REQ_TWICE};
         post(&r);
         /* Taking after replying finds nothing. */
-        return tr_reply_take(msg) == NULL ? TR_OK : TR_EINVAL;
+        return tr_reply_take(ctx, msg) == NULL ? TR_OK : TR_EINVAL;
     }
     case REQ_FORWARD: {
-        tr_reply_to *h = tr_reply_take(msg);
+        tr_reply_to *h = tr_reply_take(ctx, msg);
         int rc = tr_forward(ctx, h, s->helper, REQ_FORWARD, NULL, 0);
         if (rc != TR_OK) {
             tr_reply_drop(h);
@@ -499,7 +499,7 @@ test_call_misuse_is_refused_without_continuation(void **state)
     assert_int_equal(tr_reply(f->ctx, NULL, NULL, 0), TR_EINVAL);
     tr_msg plain = {.type = 1};
     assert_int_equal(tr_reply(f->ctx, &plain, NULL, 0), TR_EINVAL);
-    assert_null(tr_reply_take(&plain));
+    assert_null(tr_reply_take(f->ctx, &plain));
     assert_int_equal(tr_reply_send(NULL, NULL, 0), TR_EINVAL);
     tr_reply_drop(NULL);
     assert_int_equal(tr_spawn(f->ctx, &self_caller_behaviour, NULL, NULL, &a),
@@ -821,7 +821,7 @@ lingerer_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
     if (msg->type == 0 && msg->size == sizeof(tr_addr)) {
         memcpy(&((lingerer *)state)->next, msg->data, sizeof(tr_addr));
     }
-    if (msg->call != NULL) {
+    if (tr_msg_is_call(ctx, msg)) {
         int n = 0;
         return tr_reply(ctx, msg, &n, sizeof(n));
     }
@@ -897,8 +897,8 @@ test_ask_tells_failed_from_gone(void **state)
         tr_ask_wait(f->ctx, f->server, REQ_INC, &n, sizeof(n), &reply, 5000),
         TR_ENOACTOR);
     tr_addr other;
-    assert_int_equal(tr_spawn(f->ctx, &server_behaviour, &f->helper, NULL, &other),
-                     TR_OK);
+    assert_int_equal(
+        tr_spawn(f->ctx, &server_behaviour, &f->helper, NULL, &other), TR_OK);
     assert_int_equal(
         tr_ask_wait(f->ctx, other, REQ_DROP, &n, sizeof(n), &reply, 5000),
         TR_ECLOSED);

@@ -12,7 +12,7 @@
 #include <troupe/error.h>
 #include <troupe/inspect.h>
 
-#include "actors/ext.h"
+#include "actors/internal.h"
 #include "common/tr_alloc.h"
 #include "supervisor/sup.h"
 

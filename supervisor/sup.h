@@ -10,7 +10,7 @@
 
 #include <troupe/supervisor.h>
 
-#include "actors/ext.h"
+#include "actors/internal.h"
 #include "supervisor/index.h"
 
 /* Where a child is. */

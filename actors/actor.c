@@ -454,7 +454,7 @@ destroy_ctl_one(tr_ctx *ctx, tr_envelope *env)
         tr_ctl_hook *h = (tr_ctl_hook *)(void *)env;
         h->drop(h);
     } else if (env->kind == TR_CTL_CHILD) {
-        end_reported(ctx, env); /* not ours to free (actors/ext.h) */
+        end_reported(ctx, env); /* not ours to free (actors/internal.h) */
     } else {
         tr__env_destroy(env);
     }

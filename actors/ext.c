@@ -1,6 +1,8 @@
 /*
- * Monitors, links, trapping and names: the parts of an actor that live in
- * its slot's extension record.
+ * Monitors, links, trapping, the supervisor mark and tr_actor_wait: the
+ * parts of an actor that live in its slot's extension record (the names
+ * registered in it are names.c's), and the end of an incarnation, which
+ * sends its signals and releases its name.
  *
  * Ending against adding. An incarnation ends by moving its slot's
  * generation on (seq_cst), then loading the record pointer (seq_cst) and,
@@ -22,6 +24,7 @@
  */
 #include "actors/ext.h"
 
+#include "actors/names.h"
 #include "common/tr_alloc.h"
 #include "common/tr_assert.h"
 
@@ -29,8 +32,6 @@
 
 #include <stdio.h>
 #include <string.h>
-
-enum { NAME_MAX_LEN = 63 };
 
 tr_ext *
 tr__ext_get(tr_actor *a)
@@ -81,10 +82,8 @@ tr__ext_free(tr_ext *x)
     tr__free(x, sizeof(*x));
 }
 
-/* Under x->lock: true when incarnation `gen` of `a` still lives, making
- * the lists its own if they belonged to an earlier one. */
-static bool
-own_lists(tr_actor *a, tr_ext *x, uint64_t gen)
+bool
+tr__ext_own_lists(tr_actor *a, tr_ext *x, uint64_t gen)
 {
     /* seq_cst: see the top comment. */
     if (!tr__gen_live(gen) || tr_load_seqcst(&a->gen) != gen) {
@@ -193,7 +192,7 @@ tr_monitor(tr_ctx *ctx, tr_addr target, uint64_t *ref)
             return TR_ENOMEM;
         }
         pthread_mutex_lock(&x->lock);
-        if (own_lists(a, x, tr__id_gen(target.id))) {
+        if (tr__ext_own_lists(a, x, tr__id_gen(target.id))) {
             if (x->nmon == x->capmon &&
                 !tr__grow((void **)&x->mons, &x->capmon, sizeof(tr_watch), 4)) {
                 pthread_mutex_unlock(&x->lock);
@@ -265,7 +264,7 @@ link_add(tr_actor *a, uint64_t gen, uint64_t peer, tr_envelope **exit)
         return TR_ENOMEM;
     }
     pthread_mutex_lock(&x->lock);
-    if (!own_lists(a, x, gen)) {
+    if (!tr__ext_own_lists(a, x, gen)) {
         rc = TR_ENOACTOR;
     } else {
         bool have = false;
@@ -390,7 +389,7 @@ tr_trap_exits(tr_ctx *ctx, bool on)
         return TR_ENOMEM;
     }
     pthread_mutex_lock(&x->lock);
-    if (own_lists(ctx->actor, x, ctx->gen)) {
+    if (tr__ext_own_lists(ctx->actor, x, ctx->gen)) {
         x->trap_exit = on;
     }
     pthread_mutex_unlock(&x->lock);
@@ -406,7 +405,7 @@ tr__ext_mark_supervisor(tr_ctx *ctx)
         return TR_ENOMEM;
     }
     pthread_mutex_lock(&x->lock);
-    if (own_lists(ctx->actor, x, ctx->gen)) {
+    if (tr__ext_own_lists(ctx->actor, x, ctx->gen)) {
         x->supervisor = true;
     }
     pthread_mutex_unlock(&x->lock);
@@ -433,263 +432,6 @@ tr__ext_is_other_than_supervisor(tr_actor *a, uint64_t gen)
     /* It may have ended meanwhile (the end clears the flag): then it is
      * gone rather than something else. */
     return other && tr_load_seqcst(&a->gen) == gen;
-}
-
-/* ---- names ---- */
-
-/*
- * Names: an open-addressing hash table under a reader-writer lock. Lookups
- * (tr_whereis) take the read side; registering and releasing, which are
- * rare, the write side.
- */
-typedef struct name_slot {
-    char *key; /* owned; NULL empty; TOMB deleted */
-    uint64_t id;
-} name_slot;
-
-struct tr_names {
-    pthread_rwlock_t lock;
-    name_slot *slots;
-    size_t cap;  /* a power of two */
-    size_t used; /* live keys and tombstones */
-};
-
-static char tomb;
-#define TOMB (&tomb)
-
-int
-tr__names_create(tr_names **out)
-{
-    tr_names *n = tr__calloc(sizeof(*n));
-
-    if (n == NULL) {
-        return TR_ENOMEM;
-    }
-    pthread_rwlock_init(&n->lock, NULL);
-    *out = n;
-    return TR_OK;
-}
-
-static void
-free_key(char *key)
-{
-    if (key != NULL && key != TOMB) {
-        tr__free(key, strlen(key) + 1);
-    }
-}
-
-void
-tr__names_destroy(tr_names *n)
-{
-    for (size_t i = 0; i < n->cap; i++) {
-        free_key(n->slots[i].key);
-    }
-    tr__free(n->slots, sizeof(name_slot) * n->cap);
-    pthread_rwlock_destroy(&n->lock);
-    tr__free(n, sizeof(*n));
-}
-
-static uint64_t
-hash(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-    for (; *s != '\0'; s++) {
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    }
-    return h;
-}
-
-/* The slot holding `key`, or NULL. */
-static name_slot *
-find(tr_names *n, const char *key)
-{
-    if (n->cap == 0) {
-        return NULL;
-    }
-    for (size_t i = hash(key) & (n->cap - 1);; i = (i + 1) & (n->cap - 1)) {
-        name_slot *s = &n->slots[i];
-        if (s->key == NULL) {
-            return NULL;
-        }
-        if (s->key != TOMB && strcmp(s->key, key) == 0) {
-            return s;
-        }
-    }
-}
-
-/* Put a key known to be absent; the table has room. */
-static void
-put(name_slot *slots, size_t cap, char *key, uint64_t id)
-{
-    size_t i = hash(key) & (cap - 1);
-
-    while (slots[i].key != NULL && slots[i].key != TOMB) {
-        i = (i + 1) & (cap - 1);
-    }
-    slots[i] = (name_slot){key, id};
-}
-
-static int
-make_room(tr_names *n)
-{
-    if ((n->used + 1) * 2 <= n->cap) {
-        return TR_OK;
-    }
-    size_t ncap = n->cap == 0 ? 16 : n->cap * 2;
-    name_slot *ns = tr__calloc(sizeof(name_slot) * ncap);
-    if (ns == NULL) {
-        return TR_ENOMEM;
-    }
-    size_t used = 0;
-    for (size_t i = 0; i < n->cap; i++) {
-        char *k = n->slots[i].key;
-        if (k != NULL && k != TOMB) {
-            put(ns, ncap, k, n->slots[i].id);
-            used++;
-        }
-    }
-    tr__free(n->slots, sizeof(name_slot) * n->cap);
-    n->slots = ns;
-    n->cap = ncap;
-    n->used = used;
-    return TR_OK;
-}
-
-static char *
-copy_name(const char *name)
-{
-    size_t len = strlen(name) + 1;
-    char *c = tr__alloc(len);
-
-    if (c != NULL) {
-        memcpy(c, name, len);
-    }
-    return c;
-}
-
-static bool
-valid_name(const char *name)
-{
-    size_t len = name != NULL ? strnlen(name, NAME_MAX_LEN + 1) : 0;
-    return len > 0 && len <= NAME_MAX_LEN;
-}
-
-int
-tr_register(tr_ctx *ctx, const char *name, tr_addr who)
-{
-    if (ctx == NULL || !valid_name(name)) {
-        return TR_EINVAL;
-    }
-    tr_system *sys = ctx->sys;
-    if (tr__addr_check(sys, who) != TR_OK) {
-        return TR_EFOREIGN;
-    }
-    tr_names *n = sys->names;
-    tr_actor *a = slot_of(sys, who.id);
-    /* No record for an address that names no live actor (the check under
-     * the lock below is the one that decides). */
-    if (a != NULL && (!tr__gen_live(tr__id_gen(who.id)) ||
-                      tr_load_acq(&a->gen) != tr__id_gen(who.id))) {
-        a = NULL;
-    }
-    tr_ext *x = a != NULL ? tr__ext_get(a) : NULL;
-    char *key = copy_name(name);
-    char *own = copy_name(name);
-    int rc = TR_OK;
-
-    if (a == NULL) {
-        rc = TR_ENOACTOR;
-    } else if (x == NULL || key == NULL || own == NULL) {
-        rc = TR_ENOMEM;
-    }
-    if (rc != TR_OK) {
-        free_key(key);
-        free_key(own);
-        return rc;
-    }
-    /* Lock order: names, then a record (the ender takes them apart). */
-    pthread_rwlock_wrlock(&n->lock);
-    pthread_mutex_lock(&x->lock);
-    name_slot *have = find(n, name);
-    if (have != NULL) {
-        /* Its own name already (say, registered again by `init` after a
-         * restart in place): nothing to do. */
-        rc = have->id == who.id ? TR_OK : TR_EEXIST;
-    } else if (!own_lists(a, x, tr__id_gen(who.id))) {
-        rc = TR_ENOACTOR;
-    } else if (x->name != NULL) {
-        rc = TR_EALREADY;
-    } else if ((rc = make_room(n)) == TR_OK) {
-        put(n->slots, n->cap, key, who.id);
-        n->used++;
-        x->name = own;
-        key = own = NULL;
-    }
-    pthread_mutex_unlock(&x->lock);
-    pthread_rwlock_unlock(&n->lock);
-    free_key(key);
-    free_key(own);
-    return rc;
-}
-
-/* Remove `name` if it names `id` (any id when 0); the id it named. */
-static uint64_t
-names_remove(tr_names *n, const char *name, uint64_t id)
-{
-    uint64_t was = 0;
-
-    pthread_rwlock_wrlock(&n->lock);
-    name_slot *s = find(n, name);
-    if (s != NULL && (id == 0 || s->id == id)) {
-        was = s->id;
-        free_key(s->key);
-        s->key = TOMB;
-    }
-    pthread_rwlock_unlock(&n->lock);
-    return was;
-}
-
-int
-tr_unregister(tr_ctx *ctx, const char *name)
-{
-    if (ctx == NULL || !valid_name(name)) {
-        return TR_EINVAL;
-    }
-    uint64_t id = names_remove(ctx->sys->names, name, 0);
-    if (id == 0) {
-        return TR_ENOTFOUND;
-    }
-    /* Forget it on the actor's side too, unless it is a new name there. */
-    tr_actor *a = slot_of(ctx->sys, id);
-    tr_ext *x = a != NULL ? tr_load_acq(&a->ext) : NULL;
-    if (x != NULL) {
-        pthread_mutex_lock(&x->lock);
-        if (x->gen == tr__id_gen(id) && x->name != NULL &&
-            strcmp(x->name, name) == 0) {
-            free_key(x->name);
-            x->name = NULL;
-        }
-        pthread_mutex_unlock(&x->lock);
-    }
-    return TR_OK;
-}
-
-int
-tr_whereis(tr_system *sys, const char *name, tr_addr *out)
-{
-    if (sys == NULL || out == NULL || !valid_name(name)) {
-        return TR_EINVAL;
-    }
-    tr_names *n = sys->names;
-    int rc = TR_ENOTFOUND;
-    pthread_rwlock_rdlock(&n->lock);
-    name_slot *s = find(n, name);
-    if (s != NULL) {
-        *out = tr__addr(sys, s->id);
-        rc = TR_OK;
-    }
-    pthread_rwlock_unlock(&n->lock);
-    return rc;
 }
 
 /* ---- the end of an incarnation ---- */
@@ -728,8 +470,7 @@ tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint64_t gen, const tr_exit *exit)
     tr_system *sys = ctx->sys;
     uint64_t self = tr__addr_id(gen, a->index);
     if (name != NULL) {
-        (void)names_remove(sys->names, name, self);
-        free_key(name);
+        tr__names_release(sys->names, name, self);
     }
     for (uint32_t i = 0; i < nmon; i++) {
         send_signal(sys, mons[i].down, mons[i].watcher, TR_CTL_USER,
@@ -800,7 +541,7 @@ wait_for_end(tr_system *sys, tr_addr who, tr_timeout timeout, tr_signal *out)
     memset(&w, 0, sizeof(w));
     tr_init_relaxed(&w.done, 0);
     pthread_mutex_lock(&x->lock);
-    if (!own_lists(a, x, tr__id_gen(who.id))) {
+    if (!tr__ext_own_lists(a, x, tr__id_gen(who.id))) {
         pthread_mutex_unlock(&x->lock);
         return TR_ENOACTOR;
     }

@@ -28,15 +28,23 @@
  * subscriptions: see tr_outside) are closed: their calls end with
  * TR_ECLOSED, and later uses touch nothing of the system. Then everything
  * is freed.
+ *
+ * Waiting for a tree. tr_system_wait sleeps on `gave_up_ec` until a
+ * top-level supervision tree has given up or shutdown has begun. The end
+ * of such a tree sets `gave_up` (release) and then bumps the count
+ * (actor.c); shutdown sets its flag and then bumps it. The waiter reads
+ * the count before it checks either flag, so a bump that comes after its
+ * check wakes it.
  */
 #include "actors/actor.h"
-#include "actors/ext.h"
+#include "actors/names.h"
 
 #include "common/tr_alloc.h"
 #include "common/tr_park.h"
 #include "scheduler/timer.h"
 
 #include <troupe/error.h>
+#include <troupe/supervisor.h>
 
 #include <pthread.h>
 #include <sys/random.h>
@@ -452,5 +460,43 @@ tr_system_shutdown(tr_system *sys, tr_timeout timeout)
     pthread_mutex_destroy(&sys->outside_lock);
     pthread_mutex_destroy(&sys->tree_lock);
     tr__free_aligned(sys, sizeof(*sys));
+    return rc;
+}
+
+int
+tr_system_wait(tr_system *sys, tr_timeout timeout)
+{
+    int rc;
+
+    if (sys == NULL) {
+        return TR_EINVAL;
+    }
+    /* A call on the system while it waits: shutdown wakes it (after
+     * setting its flag) and waits for it to leave before freeing. */
+    if (!tr__sys_enter(sys)) {
+        return TR_ESHUTDOWN;
+    }
+    uint64_t deadline = tr_timeout_deadline_ns(tr__now_ns(), timeout);
+    for (;;) {
+        uint32_t seen_ec = tr__ec_value(&sys->gave_up_ec);
+        if (tr_load_acq(&sys->gave_up) != 0) {
+            rc = TR_OK;
+            break;
+        }
+        if (tr_load_acq(&sys->shutting_down)) {
+            rc = TR_ESHUTDOWN;
+            break;
+        }
+        uint64_t now = tr__now_ns();
+        if (now >= deadline) {
+            rc = TR_ETIMEDOUT;
+            break;
+        }
+        long wait = deadline == UINT64_MAX
+                        ? -1
+                        : (long)((deadline - now + 999999u) / 1000000u);
+        tr__ec_wait_ms(&sys->gave_up_ec, seen_ec, wait);
+    }
+    tr__sys_leave(sys);
     return rc;
 }

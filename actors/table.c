@@ -17,7 +17,7 @@
  * waiting out such a drain.
  *
  * A slot whose last generation (TR_GEN_MAX) has ended is retired: it is
- * never given out again (see actor.h for why that takes millennia).
+ * never given out again (see internal.h for why that takes millennia).
  */
 #include "actors/actor.h"
 #include "actors/ext.h"

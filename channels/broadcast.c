@@ -52,7 +52,7 @@
 #include <troupe/broadcast.h>
 #include <troupe/error.h>
 
-#include "actors/actor.h"
+#include "actors/internal.h"
 #include "channels/subscription.h"
 #include "common/tr_alloc.h"
 #include "common/tr_atomic.h"

@@ -36,7 +36,7 @@
 #include <troupe/oneshot.h>
 #include <troupe/error.h>
 
-#include "actors/actor.h"
+#include "actors/internal.h"
 #include "common/tr_alloc.h"
 #include "common/tr_atomic.h"
 #include "common/tr_park.h"

@@ -30,7 +30,7 @@
 #include <troupe/error.h>
 #include <troupe/watch.h>
 
-#include "actors/actor.h"
+#include "actors/internal.h"
 #include "channels/subscription.h"
 #include "common/tr_alloc.h"
 #include "common/tr_atomic.h"

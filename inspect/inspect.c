@@ -13,7 +13,7 @@
 
 #include <troupe/error.h>
 
-#include "actors/ext.h"
+#include "actors/internal.h"
 #include "common/tr_alloc.h"
 #include "supervisor/sup.h"
 

@@ -131,7 +131,8 @@ deliver(tr_mailbox *mb, tr_envelope *env, void *buf, size_t cap, size_t *len)
 }
 
 static int
-receive(tr_mailbox *mb, void *buf, size_t cap, size_t *len, tr_timeout timeout_ms)
+receive(tr_mailbox *mb, void *buf, size_t cap, size_t *len,
+        tr_timeout timeout_ms)
 {
     uint64_t deadline = 0;
 

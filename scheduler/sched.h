@@ -49,7 +49,6 @@ tr_worker *tr__sched_current(const tr_sched *s);
 
 unsigned tr__sched_workers(const tr_sched *s);
 
-
 /* Worker `i`'s data, for reading from any thread (sums of counters). */
 void *tr__sched_worker_data(tr_sched *s, unsigned i);
 

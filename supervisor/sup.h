@@ -1,17 +1,33 @@
 /*
- * Private: a supervisor's bookkeeping, shared with inspect/. Every write
- * that inspection or tr_whereis_path can see (the list of children, their
- * states and addresses, the indexes, the mode) happens on the
- * supervisor's own run, under the system's tree_lock; they read under the
- * same lock. See supervisor.c.
+ * Private: a supervisor's bookkeeping, shared with inspect/, its message
+ * types, and the hook by which its engine calls up into its run-time API.
+ * Every write that inspection or tr_whereis_path can see (the list of
+ * children, their states and addresses, the indexes, the mode) happens on
+ * the supervisor's own run, under the system's tree_lock; they read under
+ * the same lock. See children.c for the bookkeeping, engine.c for the
+ * modes and states, supervisor.c for the whole.
  */
 #ifndef TR_SUPERVISOR_SUP_H
 #define TR_SUPERVISOR_SUP_H
 
 #include <troupe/supervisor.h>
 
-#include "actors/ext.h"
+#include "actors/internal.h"
 #include "supervisor/index.h"
+
+/* The supervisor's message types: the run-time API's requests (admin.c),
+ * then the timers it sets itself (engine.c), then its kill. */
+enum {
+    REQ_START_CHILD = TR_MSG_SUP_FIRST,
+    REQ_TERMINATE_CHILD,
+    REQ_RESTART_CHILD,
+    REQ_DELETE_CHILD,
+    REQ_WHICH_CHILDREN,
+    REQ_COUNT_CHILDREN,
+    MSG_DEADLINE, /* a child's shutdown time is up (payload: a timer_ref) */
+    MSG_RETRY,    /* try a failed restart again (payload: a timer_ref) */
+    MSG_KILL,     /* from our supervisor: end the subtree, then ourselves */
+};
 
 /* Where a child is. */
 typedef enum child_state {
@@ -66,6 +82,28 @@ typedef enum sup_mode {
 
 struct deferred;
 
+/*
+ * The hook: the engine's calls up into the run-time API. The engine
+ * (engine.c) drives the stop sequences, and some of them serve requests:
+ * a terminate_child, or an undone start, is a sequence of one
+ * (SUP_ADMIN), and a request that changes the children waits for the
+ * sequence in progress to end (tr_sup.deferred). The engine knows neither
+ * the requests nor their answers, and includes nothing of admin.c: it
+ * calls these, which supervisor.c points at admin.c's functions when it
+ * makes the bookkeeping. Both run on the supervisor's own thread.
+ */
+typedef struct sup_hooks {
+    /* The sequence of one has ended (the mode is no longer SUP_ADMIN,
+     * or is about to leave it): answer its request, if one waits, with
+     * `rc`: TR_OK when the child has ended, TR_ESHUTDOWN when the
+     * supervisor is ending instead. */
+    void (*one_ended)(tr_sup *s, int rc);
+    /* A stop sequence has ended, the children it held back have been
+     * decided, and the supervisor is idle: handle the requests that
+     * waited, for as long as it stays idle. */
+    void (*sequence_ended)(tr_ctx *ctx, tr_sup *s);
+} sup_hooks;
+
 struct tr_sup {
     tr_exit_hook ended; /* frees all this when the incarnation ends */
     child *up;          /* our record in our supervisor, while it has one */
@@ -98,6 +136,7 @@ struct tr_sup {
     bool admin_forget;  /* forget the child's spec too (a cancelled start) */
     struct deferred *deferred; /* requests that wait for the mode to end */
     struct deferred **deferred_tail;
+    const sup_hooks *hooks; /* set once, before any child starts */
     /* Children looked at (index probes and walks), for tests of how the
      * work grows; written by the supervisor's thread only. */
     tr_atomic(uint64_t) visits;

@@ -76,6 +76,8 @@ struct tr_call_rec {
     tr_system *sys;
     uint64_t caller; /* 0 for tr_ask_wait */
     uint64_t callee;
+    uint64_t node; /* the callee's node word: describe() may run after the
+                    * system is freed (an ask that shutdown ended) */
     uint32_t type;
     tr_timeout timeout;  /* TR_FOREVER: none */
     uint64_t started_ns; /* while inspection watches, else 0 */
@@ -303,7 +305,7 @@ describe(char *buf, size_t cap, const tr_call_rec *rec, int status)
                                    "the request unanswered";
     const char *why = status == TR_EFAILED && rec->why != NULL ? rec->why : "";
     const char *colon = *why != '\0' ? ": " : "";
-    tr_addr to = tr__addr(rec->sys, rec->callee);
+    tr_addr to = {.id = rec->callee, .node = rec->node};
     if (rec->timeout < 0) {
         snprintf(buf, cap,
                  "call to " TR_ADDR_FMT " (type %u, no timeout): %s%s%s",
@@ -375,6 +377,7 @@ new_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     rec->sys = ctx->sys;
     rec->caller = ctx->self;
     rec->callee = to.id;
+    rec->node = ctx->sys->node;
     rec->type = type;
     rec->timeout = timeout < 0 ? TR_FOREVER : timeout;
     /* Relaxed: see tr__actor_run. */

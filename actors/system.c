@@ -89,6 +89,7 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
     tr_init_relaxed(&sys->ext_stopped, 0);
     tr_init_relaxed(&sys->ext_failed, 0);
     tr_init_relaxed(&sys->ext_dead, 0);
+    tr_init_relaxed(&sys->io, NULL);
     ck_ec32_init(&sys->room, 0);
     tr_init_relaxed(&sys->next_ref, 0);
     tr_init_relaxed(&sys->gave_up, 0);
@@ -281,11 +282,21 @@ tr_system_shutdown(tr_system *sys, unsigned timeout_ms)
     while (tr_load_seqcst(&sys->asking) != 0) {
         sleep_ms(1);
     }
+    /* The I/O module, if one started (under this lock: io/loop.c). */
+    pthread_mutex_lock(&sys->tree_lock);
+    void (*io_end)(tr_system *, int) = sys->io_end;
+    pthread_mutex_unlock(&sys->tree_lock);
+    if (io_end != NULL) {
+        io_end(sys, 0); /* its loop threads end */
+    }
     tr__sched_stop(sys->sched);
     tr__timers_destroy(sys->timers);
     /* Release: outcomes of calls ended from here on are dropped. */
     tr_store_rel(&sys->torn_down, true);
     final_pass(sys);
+    if (io_end != NULL) {
+        io_end(sys, 1); /* every socket's owner has ended: free it all */
+    }
     /* Every actor has ended, so every thread in tr_actor_wait has its
      * answer: let them leave before freeing what they read. */
     while (tr_load_seqcst(&sys->waiting) != 0) {

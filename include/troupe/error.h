@@ -29,7 +29,11 @@ extern "C" {
     X(EFOREIGN, -15, "address belongs to another system")                      \
     X(EFORKED, -16, "system belongs to the parent process")                    \
     X(IGNORE, -17, "init declined to start")                                   \
-    X(ETRUNCATED, -18, "output truncated")
+    X(ETRUNCATED, -18, "output truncated")                                     \
+    X(EBADADDR, -19, "bad network address")                                    \
+    X(EADDRINUSE, -20, "address already in use")                               \
+    X(EMFILE, -21, "too many open files")                                      \
+    X(EIO, -22, "socket error")
 
 enum tr_error {
     TR_OK = 0,

@@ -365,8 +365,8 @@ conn_input(run *r)
             /* Cannot happen: a partial piece is always under the cap. */
             return end_conn(r, TR_IO_END_ERROR, EMSGSIZE);
         }
-        ssize_t n = recv(s->fd, s->in + s->in_end, s->in_cap - s->in_end,
-                         MSG_DONTWAIT);
+        ssize_t n =
+            recv(s->fd, s->in + s->in_end, s->in_cap - s->in_end, MSG_DONTWAIT);
         if (n > 0) {
             s->in_end += (uint32_t)n;
             got += (size_t)n;
@@ -379,9 +379,8 @@ conn_input(run *r)
         }
         if (n == 0) {
             /* EOF: an unterminated last line is still a line. */
-            if (s->opts.framing == TR_IO_LINES &&
-                !(s->flags & F_DISCARD) && s->in != NULL &&
-                s->in_start < s->in_end) {
+            if (s->opts.framing == TR_IO_LINES && !(s->flags & F_DISCARD) &&
+                s->in != NULL && s->in_start < s->in_end) {
                 unsigned char *base = s->in + s->in_start;
                 size_t len = s->in_end - s->in_start;
                 s->in_start = s->in_end;
@@ -411,9 +410,8 @@ conn_input(run *r)
             break;
         }
         int err = errno;
-        return end_conn(r, err == ECONNRESET ? TR_IO_END_RESET
-                                             : TR_IO_END_ERROR,
-                        err);
+        return end_conn(
+            r, err == ECONNRESET ? TR_IO_END_RESET : TR_IO_END_ERROR, err);
     }
     if (s->in != NULL && s->in_start == s->in_end) {
         in_free(s);

@@ -412,8 +412,8 @@ tr__io_unref(io_slot *s)
 int
 tr__io_register(io_slot *s, short events)
 {
-    s->ev = event_new(s->loop->base, s->fd, (short)(events | EV_PERSIST | EV_ET),
-                      on_ready, s);
+    s->ev = event_new(s->loop->base, s->fd,
+                      (short)(events | EV_PERSIST | EV_ET), on_ready, s);
     if (s->ev == NULL) {
         return TR_ENOMEM;
     }

@@ -107,9 +107,9 @@ close_conn_fd(io_slot *s)
 
     if (!(s->flags & F_CONNECTING)) {
         while (s->out_start < s->out_end) {
-            ssize_t n = send(s->fd, s->out + s->out_start,
-                             s->out_end - s->out_start,
-                             MSG_NOSIGNAL | MSG_DONTWAIT);
+            ssize_t n =
+                send(s->fd, s->out + s->out_start, s->out_end - s->out_start,
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
             if (n <= 0) {
                 break;
             }
@@ -231,8 +231,8 @@ tr__io_normal_opts(const tr_io_opts *o)
         n = *o;
     }
     if (n.max_frame == 0) {
-        n.max_frame = n.framing == TR_IO_RAW ? DEFAULT_MAX_RAW
-                                             : DEFAULT_MAX_LINE;
+        n.max_frame =
+            n.framing == TR_IO_RAW ? DEFAULT_MAX_RAW : DEFAULT_MAX_LINE;
     }
     if (n.write_hwm == 0) {
         n.write_hwm = DEFAULT_HWM;
@@ -394,8 +394,8 @@ listen_on(tr_ctx *ctx, const struct sockaddr_storage *ss, socklen_t len,
     if ((rc = opener(ctx, &io)) != TR_OK) {
         return rc;
     }
-    if (opts != NULL && (check_opts(&opts->conn) != TR_OK ||
-                         opts->backlog < 0)) {
+    if (opts != NULL &&
+        (check_opts(&opts->conn) != TR_OK || opts->backlog < 0)) {
         return TR_EINVAL;
     }
     lx = tr__calloc(sizeof(*lx));
@@ -568,8 +568,7 @@ connect_to(tr_ctx *ctx, const struct sockaddr_storage *ss, socklen_t len,
     if (connect(fd, (const struct sockaddr *)ss, len) != 0 &&
         errno != EINPROGRESS) {
         err = errno;
-        if (err == EMFILE || err == ENFILE || err == ENOMEM ||
-            err == ENOBUFS) {
+        if (err == EMFILE || err == ENFILE || err == ENOMEM || err == ENOBUFS) {
             close(fd);
             return tr__io_errno_code(err);
         }
@@ -689,8 +688,7 @@ append(io_slot *s, const void *data, size_t len)
 {
     size_t used = s->out_end - s->out_start;
 
-    if (s->out != NULL && s->out_end + len > s->out_cap &&
-        s->out_start > 0) {
+    if (s->out != NULL && s->out_end + len > s->out_cap && s->out_start > 0) {
         memmove(s->out, s->out + s->out_start, used);
         s->out_start = 0;
         s->out_end = used;
@@ -722,9 +720,9 @@ bool
 tr__io_flush(io_slot *s)
 {
     while (s->out_start < s->out_end) {
-        ssize_t n = send(s->fd, s->out + s->out_start,
-                         s->out_end - s->out_start,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n =
+            send(s->fd, s->out + s->out_start, s->out_end - s->out_start,
+                 MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             s->out_start += (size_t)n;
             tr_store_relaxed(&s->bytes_out,

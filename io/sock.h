@@ -18,12 +18,7 @@ struct event;
 struct event_base;
 
 /* What a slot holds. */
-typedef enum io_kind {
-    IO_FREE = 0,
-    IO_LISTENER,
-    IO_CONN,
-    IO_WATCH
-} io_kind;
+typedef enum io_kind { IO_FREE = 0, IO_LISTENER, IO_CONN, IO_WATCH } io_kind;
 
 /*
  * Work posted to a slot's owner (`ready`): set by the loop threads, by
@@ -41,18 +36,18 @@ enum {
 
 /* Slot flags, touched only by whoever holds the slot (its owner). */
 enum {
-    F_PAUSED = 1u << 0,     /* tr_io_pause */
-    F_RD_MORE = 1u << 1,    /* no EAGAIN seen since the last edge */
-    F_DISCARD = 1u << 2,    /* dropping an over-long line to its end */
-    F_CONNECTING = 1u << 3, /* an asynchronous connect is in progress */
-    F_SHUT_WANTED = 1u << 4,/* tr_io_shutdown: FIN once the buffer drains */
-    F_SHUT_DONE = 1u << 5,  /* the write side is shut down */
-    F_WANT_DRAIN = 1u << 6, /* a write was refused: TR_IO_DRAINED is due */
-    F_EOF = 1u << 7,        /* half_close: the peer's FIN was delivered */
-    F_ACCEPT_WAIT = 1u << 8,/* accept failed: wait for the retry timer */
-    F_UNIX = 1u << 9,       /* a Unix-domain socket */
-    F_UNLINK = 1u << 10,    /* remove `path` when the listener closes */
-    F_IN_USE = 1u << 11     /* a handler borrows bytes of `in` */
+    F_PAUSED = 1u << 0,      /* tr_io_pause */
+    F_RD_MORE = 1u << 1,     /* no EAGAIN seen since the last edge */
+    F_DISCARD = 1u << 2,     /* dropping an over-long line to its end */
+    F_CONNECTING = 1u << 3,  /* an asynchronous connect is in progress */
+    F_SHUT_WANTED = 1u << 4, /* tr_io_shutdown: FIN once the buffer drains */
+    F_SHUT_DONE = 1u << 5,   /* the write side is shut down */
+    F_WANT_DRAIN = 1u << 6,  /* a write was refused: TR_IO_DRAINED is due */
+    F_EOF = 1u << 7,         /* half_close: the peer's FIN was delivered */
+    F_ACCEPT_WAIT = 1u << 8, /* accept failed: wait for the retry timer */
+    F_UNIX = 1u << 9,        /* a Unix-domain socket */
+    F_UNLINK = 1u << 10,     /* remove `path` when the listener closes */
+    F_IN_USE = 1u << 11      /* a handler borrows bytes of `in` */
 };
 
 /* What a listener keeps beside its slot (cold, allocated once). */
@@ -115,13 +110,13 @@ typedef struct io_slot {
     io_listen *lx;
     unsigned char *in; /* input: [in_start, in_end) of in_cap bytes */
     uint32_t in_cap, in_start, in_end;
-    uint32_t in_scan;      /* lines: searched up to here for LF */
-    uint64_t skip;         /* frames: bytes of a refused frame to drop */
-    unsigned char *out;    /* output: [out_start, out_end) of out_cap */
+    uint32_t in_scan;   /* lines: searched up to here for LF */
+    uint64_t skip;      /* frames: bytes of a refused frame to drop */
+    unsigned char *out; /* output: [out_start, out_end) of out_cap */
     size_t out_cap, out_start, out_end;
-    tr_io_end end_reason;  /* RD_END: the end a write decided */
+    tr_io_end end_reason; /* RD_END: the end a write decided */
     int end_err;
-    uint64_t give_to;      /* a give made while input was borrowed */
+    uint64_t give_to; /* a give made while input was borrowed */
 
     struct io_slot *next_free;
 } io_slot;
@@ -199,9 +194,8 @@ bool tr__io_close_slot(io_slot *s, tr_ctx *ctx, bool exiting);
 int tr__io_errno_code(int err);
 /* A connection slot for `fd`, held by the calling actor (`opts`
  * normalised); on error `fd` is left to the caller. */
-int tr__io_open_conn(tr_ctx *ctx, tr_io_sys *io, int fd,
-                     const tr_io_opts *opts, bool unix_domain, bool connecting,
-                     io_slot **out);
+int tr__io_open_conn(tr_ctx *ctx, tr_io_sys *io, int fd, const tr_io_opts *opts,
+                     bool unix_domain, bool connecting, io_slot **out);
 /* tr_io_opts with every default filled in. */
 tr_io_opts tr__io_normal_opts(const tr_io_opts *o);
 

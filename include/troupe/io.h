@@ -141,37 +141,37 @@ typedef struct tr_io_listen_opts {
 
 /** What a tr_io_event reports. */
 typedef enum tr_io_event_kind {
-    TR_IO_DATA = 1,    /* a chunk, line or frame: `data`, `len` */
-    TR_IO_TOO_LONG,    /* a line or frame over `max_frame`, discarded to its
-                          end: `len` is its length when known (frames), or
-                          the bytes seen when it was refused (lines) */
-    TR_IO_ACCEPTED,    /* listener: `peer` is a new connection, owned by
-                          this actor from now on */
-    TR_IO_ACCEPT_ERROR,/* listener: accept failed with `err` (EMFILE,
-                          ENFILE, ENOBUFS, ENOMEM) or spawning its actor
-                          failed with `code`; accepting pauses for 100 ms,
-                          then tries again: one event per failed try */
-    TR_IO_CONNECTED,   /* tr_io_connect's connection is up */
-    TR_IO_DRAINED,     /* everything buffered has gone to the kernel, after
-                          a write was refused with TR_EFULL */
-    TR_IO_EOF,         /* half_close: the peer will send no more */
-    TR_IO_READY,       /* watch: `ready` holds TR_IO_READABLE and/or
-                          TR_IO_WRITABLE */
-    TR_IO_ADOPTED,     /* tr_io_give (or a spawning listener) gave this
-                          actor the socket `io` */
-    TR_IO_CLOSED       /* the end: `reason`, `err`; the socket is closed
-                          and `io` no longer valid */
+    TR_IO_DATA = 1,     /* a chunk, line or frame: `data`, `len` */
+    TR_IO_TOO_LONG,     /* a line or frame over `max_frame`, discarded to its
+                           end: `len` is its length when known (frames), or
+                           the bytes seen when it was refused (lines) */
+    TR_IO_ACCEPTED,     /* listener: `peer` is a new connection, owned by
+                           this actor from now on */
+    TR_IO_ACCEPT_ERROR, /* listener: accept failed with `err` (EMFILE,
+                           ENFILE, ENOBUFS, ENOMEM) or spawning its actor
+                           failed with `code`; accepting pauses for 100 ms,
+                           then tries again: one event per failed try */
+    TR_IO_CONNECTED,    /* tr_io_connect's connection is up */
+    TR_IO_DRAINED,      /* everything buffered has gone to the kernel, after
+                           a write was refused with TR_EFULL */
+    TR_IO_EOF,          /* half_close: the peer will send no more */
+    TR_IO_READY,        /* watch: `ready` holds TR_IO_READABLE and/or
+                           TR_IO_WRITABLE */
+    TR_IO_ADOPTED,      /* tr_io_give (or a spawning listener) gave this
+                           actor the socket `io` */
+    TR_IO_CLOSED        /* the end: `reason`, `err`; the socket is closed
+                           and `io` no longer valid */
 } tr_io_event_kind;
 
 /** Why a connection ended (TR_IO_CLOSED). */
 typedef enum tr_io_end {
     TR_IO_END_NONE = 0,
-    TR_IO_END_PEER,     /* the peer closed its side (EOF) */
-    TR_IO_END_RESET,    /* the peer reset it (ECONNRESET, EPIPE) */
-    TR_IO_END_ERROR,    /* a socket error, or a failed connect: `err` */
-    TR_IO_END_TIMEOUT,  /* idle timeout, or connect timeout */
-    TR_IO_END_OVERFLOW  /* a write past the high-water mark, under
-                           TR_IO_FULL_CLOSE */
+    TR_IO_END_PEER,    /* the peer closed its side (EOF) */
+    TR_IO_END_RESET,   /* the peer reset it (ECONNRESET, EPIPE) */
+    TR_IO_END_ERROR,   /* a socket error, or a failed connect: `err` */
+    TR_IO_END_TIMEOUT, /* idle timeout, or connect timeout */
+    TR_IO_END_OVERFLOW /* a write past the high-water mark, under
+                          TR_IO_FULL_CLOSE */
 } tr_io_end;
 
 /** Readiness bits of tr_io_watch and TR_IO_READY. */
@@ -180,29 +180,29 @@ typedef enum tr_io_end {
 
 /** The payload of TR_MSG_IO, borrowed for the handler call. */
 typedef struct tr_io_event {
-    tr_io io;              /* the socket or watch it is about */
+    tr_io io; /* the socket or watch it is about */
     tr_io_event_kind kind;
-    tr_io_end reason;      /* TR_IO_CLOSED */
-    int err;               /* an errno value, or 0 */
-    int code;              /* a TR_ error code, or TR_OK */
-    uint32_t ready;        /* TR_IO_READY */
-    tr_io peer;            /* TR_IO_ACCEPTED */
-    const void *data;      /* TR_IO_DATA; NULL otherwise */
-    size_t len;            /* TR_IO_DATA, TR_IO_TOO_LONG */
-    void *user;            /* the socket's user pointer (tr_io_set_user) */
+    tr_io_end reason; /* TR_IO_CLOSED */
+    int err;          /* an errno value, or 0 */
+    int code;         /* a TR_ error code, or TR_OK */
+    uint32_t ready;   /* TR_IO_READY */
+    tr_io peer;       /* TR_IO_ACCEPTED */
+    const void *data; /* TR_IO_DATA; NULL otherwise */
+    size_t len;       /* TR_IO_DATA, TR_IO_TOO_LONG */
+    void *user;       /* the socket's user pointer (tr_io_set_user) */
 } tr_io_event;
 
 /** System-wide I/O counters (tr_io_stats_get). */
 typedef struct tr_io_stats {
-    unsigned loops;      /* I/O loop threads running */
-    uint64_t open;       /* sockets and watches open now */
-    uint64_t accepted;   /* connections accepted */
-    uint64_t connected;  /* connects that succeeded */
-    uint64_t closed;     /* sockets and watches closed */
-    uint64_t bytes_in;   /* bytes read */
-    uint64_t bytes_out;  /* bytes handed to the kernel */
-    uint64_t too_long;   /* lines and frames discarded as too long */
-    uint64_t refused;    /* writes refused with TR_EFULL */
+    unsigned loops;     /* I/O loop threads running */
+    uint64_t open;      /* sockets and watches open now */
+    uint64_t accepted;  /* connections accepted */
+    uint64_t connected; /* connects that succeeded */
+    uint64_t closed;    /* sockets and watches closed */
+    uint64_t bytes_in;  /* bytes read */
+    uint64_t bytes_out; /* bytes handed to the kernel */
+    uint64_t too_long;  /* lines and frames discarded as too long */
+    uint64_t refused;   /* writes refused with TR_EFULL */
 } tr_io_stats;
 
 /**

@@ -215,8 +215,8 @@ tr_net_read_line(tr_net_lines *r, char *out, size_t cap, unsigned timeout_ms)
         if (!wait_readable(r->fd, deadline)) {
             return -1;
         }
-        ssize_t n = recv(r->fd, r->buf + r->end, sizeof(r->buf) - r->end,
-                         MSG_DONTWAIT);
+        ssize_t n =
+            recv(r->fd, r->buf + r->end, sizeof(r->buf) - r->end, MSG_DONTWAIT);
         if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
             continue;
         }

@@ -88,10 +88,9 @@ echo(tr_ctx *ctx, probe_state *p, const tr_io_event *ev)
         struct iovec v[2] = {{(void *)ev->data, ev->len}, {"\n", 1}};
         rc = tr_io_writev(ctx, ev->io, v, 2);
     } else if (framing == 2) {
-        unsigned char h[4] = {(unsigned char)(ev->len >> 24),
-                              (unsigned char)(ev->len >> 16),
-                              (unsigned char)(ev->len >> 8),
-                              (unsigned char)ev->len};
+        unsigned char h[4] = {
+            (unsigned char)(ev->len >> 24), (unsigned char)(ev->len >> 16),
+            (unsigned char)(ev->len >> 8), (unsigned char)ev->len};
         struct iovec v[2] = {{h, 4}, {(void *)ev->data, ev->len}};
         rc = tr_io_writev(ctx, ev->io, v, 2);
     } else {
@@ -123,8 +122,7 @@ on_io(tr_ctx *ctx, probe_state *p, const tr_io_event *ev)
         char buf[512];
         ssize_t n;
         while ((n = read(fd, buf, sizeof(buf))) > 0) {
-            tr_io_event d = {.kind = TR_IO_DATA, .data = buf,
-                             .len = (size_t)n};
+            tr_io_event d = {.kind = TR_IO_DATA, .data = buf, .len = (size_t)n};
             record(p->rec, &d);
         }
     }
@@ -162,12 +160,12 @@ probe_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
         break;
     }
     case OP_CONNECT:
-        res.rc = tr_io_connect(ctx, c->host, c->port, &c->opts, c->timeout,
-                               &res.io);
+        res.rc =
+            tr_io_connect(ctx, c->host, c->port, &c->opts, c->timeout, &res.io);
         break;
     case OP_CONNECT_UNIX:
-        res.rc = tr_io_connect_unix(ctx, c->host, &c->opts, c->timeout,
-                                    &res.io);
+        res.rc =
+            tr_io_connect_unix(ctx, c->host, &c->opts, c->timeout, &res.io);
         break;
     case OP_WRITE:
         res.rc = tr_io_write(ctx, c->io, c->data, c->len);
@@ -263,9 +261,8 @@ probe_spawn(tr_system *sys, probe_rec *rec, probe_mode mode,
     probe_arg a = {rec, mode};
     tr_addr addr = TR_ADDR_NONE;
 
-    assert_int_equal(tr_spawn(tr_system_ctx(sys), &probe_behaviour, &a, opts,
-                              &addr),
-                     TR_OK);
+    assert_int_equal(
+        tr_spawn(tr_system_ctx(sys), &probe_behaviour, &a, opts, &addr), TR_OK);
     return addr;
 }
 

@@ -55,7 +55,7 @@ enum {
     OP_CONNECT,
     OP_CONNECT_UNIX,
     OP_WRITE,
-    OP_WRITE_UNTIL,  /* write `data` until a write is not TR_OK */
+    OP_WRITE_UNTIL, /* write `data` until a write is not TR_OK */
     OP_CLOSE,
     OP_PAUSE,
     OP_RESUME,
@@ -63,8 +63,8 @@ enum {
     OP_SHUTDOWN,
     OP_WATCH,
     OP_BUFFERED,
-    OP_FAIL,         /* answer, then fail */
-    OP_STOP,         /* answer, then stop */
+    OP_FAIL, /* answer, then fail */
+    OP_STOP, /* answer, then stop */
     OP_SET_USER,
     OP_MODE
 };
@@ -78,7 +78,7 @@ typedef struct probe_cmd {
     tr_timeout timeout;
     tr_io_opts opts;
     int backlog;
-    bool spawn;       /* listen: accept into new echo probes */
+    bool spawn; /* listen: accept into new echo probes */
     int fd;
     uint32_t events;
     probe_mode mode;

@@ -216,11 +216,10 @@ test_io_listen_errors_are_clear(void **state)
     snprintf(c.host, sizeof(c.host), "127.0.0.1");
     assert_int_equal(probe_do(f->sys, f->probe, &c).rc, TR_EINVAL);
     /* Sockets need an owner: not from a plain thread. */
-    assert_int_equal(tr_io_listen(tr_system_ctx(f->sys), "127.0.0.1", 0,
-                                  NULL, &io),
-                     TR_ESTATE);
-    assert_int_equal(tr_io_listen(NULL, "127.0.0.1", 0, NULL, &io),
-                     TR_EINVAL);
+    assert_int_equal(
+        tr_io_listen(tr_system_ctx(f->sys), "127.0.0.1", 0, NULL, &io),
+        TR_ESTATE);
+    assert_int_equal(tr_io_listen(NULL, "127.0.0.1", 0, NULL, &io), TR_EINVAL);
     /* Only the owner uses a socket. */
     assert_int_equal(tr_io_close(tr_system_ctx(f->sys), l.io), TR_ESTATE);
 }
@@ -340,8 +339,9 @@ test_io_long_line_is_refused_once_and_discarded(void **state)
 static void
 put_frame(int c, const char *s, uint32_t len)
 {
-    unsigned char h[4] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
-                          (unsigned char)(len >> 8), (unsigned char)len};
+    unsigned char h[4] = {(unsigned char)(len >> 24),
+                          (unsigned char)(len >> 16), (unsigned char)(len >> 8),
+                          (unsigned char)len};
     assert_true(tr_net_send(c, h, 4));
     if (len > 0 && s != NULL) {
         assert_true(tr_net_send(c, s, len));
@@ -451,8 +451,8 @@ static void
 test_io_write_past_hwm_closes_under_close_policy(void **state)
 {
     fx *f = *state;
-    tr_io_opts o = {.write_hwm = 32 * 1024, .sndbuf = 8192,
-                    .on_full = TR_IO_FULL_CLOSE};
+    tr_io_opts o = {
+        .write_hwm = 32 * 1024, .sndbuf = 8192, .on_full = TR_IO_FULL_CLOSE};
     int c;
     int rcv = 4096;
     tr_io peer = accept_one(f, &o, &c);
@@ -586,8 +586,8 @@ test_io_connect_succeeds_is_refused_and_times_out(void **state)
 {
     fx *f = *state;
     probe_res l = listen_on(f, "127.0.0.1", NULL);
-    probe_cmd c = {.op = OP_CONNECT, .host = "127.0.0.1", .port = l.port,
-                   .timeout = 5000};
+    probe_cmd c = {
+        .op = OP_CONNECT, .host = "127.0.0.1", .port = l.port, .timeout = 5000};
     ev_rec e;
 
     probe_res r = probe_do(f->sys, f->probe, &c);
@@ -751,8 +751,8 @@ test_io_pause_stops_reading_and_tcp_pushes_back(void **state)
     if (!probe_wait_stream(f->rec, end, 30000)) {
         tr_io_stats ist;
         tr_io_stats_get(f->sys, &ist);
-        io_slot *sl = tr__io_slot_of((tr_io_sys *)tr_load_acq(&f->sys->io),
-                                     peer);
+        io_slot *sl =
+            tr__io_slot_of((tr_io_sys *)tr_load_acq(&f->sys->io), peer);
         fail_msg("stream %zu of %zu bytes; read %llu; slot %p flags %x "
                  "pending %u ready %x refs %u in %u..%u",
                  f->rec->nstream, end, (unsigned long long)ist.bytes_in,
@@ -895,7 +895,8 @@ test_io_owner_end_closes_its_sockets(void **state)
 
 static const tr_child_spec probe_children[] = {
     {.id = "probe", .behaviour = &probe_behaviour},
-    {.id = "brutal", .behaviour = &probe_behaviour,
+    {.id = "brutal",
+     .behaviour = &probe_behaviour,
      .shutdown_ms = TR_SHUTDOWN_BRUTAL},
 };
 
@@ -916,17 +917,19 @@ static void
 test_io_restart_in_place_and_kill_close_sockets(void **state)
 {
     fx *f = *state;
-    tr_sup_spec spec = {.name = "iosup", .strategy = TR_ONE_FOR_ONE,
-                        .max_restarts = 10, .period_ms = 1000,
-                        .children = probe_children, .len = 2};
+    tr_sup_spec spec = {.name = "iosup",
+                        .strategy = TR_ONE_FOR_ONE,
+                        .max_restarts = 10,
+                        .period_ms = 1000,
+                        .children = probe_children,
+                        .len = 2};
     tr_addr sup, child, brutal, again;
     probe_cmd l = {.op = OP_LISTEN, .host = "127.0.0.1"};
     int before;
 
     assert_int_equal(tr_sup_start(tr_system_ctx(f->sys), &spec, &sup), TR_OK);
     assert_int_equal(tr_whereis_path(f->sys, "/iosup/probe", &child), TR_OK);
-    assert_int_equal(tr_whereis_path(f->sys, "/iosup/brutal", &brutal),
-                     TR_OK);
+    assert_int_equal(tr_whereis_path(f->sys, "/iosup/brutal", &brutal), TR_OK);
     io_warm(f, f->probe);
     before = tr_net_count_fds();
     probe_res lr = probe_do(f->sys, child, &l);
@@ -950,9 +953,9 @@ test_io_restart_in_place_and_kill_close_sockets(void **state)
     assert_int_equal(lr.rc, TR_OK);
     c = tr_net_connect("127.0.0.1", lr.port);
     assert_true(c >= 0);
-    assert_int_equal(tr_sup_terminate_child(tr_system_ctx(f->sys), sup,
-                                            "brutal", 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_terminate_child(tr_system_ctx(f->sys), sup, "brutal", 5000),
+        TR_OK);
     assert_true(tr_net_wait_closed(c, 5000));
     close(c);
     assert_int_equal(tr_net_count_fds(), before);
@@ -1070,8 +1073,7 @@ main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
-            test_io_listen_port_zero_is_read_back_and_accepts, setup,
-            teardown),
+            test_io_listen_port_zero_is_read_back_and_accepts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_listen_ipv6_and_any, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_io_listen_errors_are_clear, setup,
@@ -1089,43 +1091,35 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_io_write_refused_past_hwm_then_drained, setup, teardown),
         cmocka_unit_test_setup_teardown(
-            test_io_write_past_hwm_closes_under_close_policy, setup,
-            teardown),
+            test_io_write_past_hwm_closes_under_close_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_closed_handle_fails_cleanly,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_io_shutdown_sends_fin_after_the_buffer, setup, teardown),
         cmocka_unit_test_setup_teardown(
-            test_io_half_close_delivers_eof_and_keeps_writing, setup,
-            teardown),
+            test_io_half_close_delivers_eof_and_keeps_writing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_peer_reset_is_reported, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_io_idle_timeout_ends_a_silent_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(
-            test_io_connect_succeeds_is_refused_and_times_out, setup,
-            teardown),
+            test_io_connect_succeeds_is_refused_and_times_out, setup, teardown),
         cmocka_unit_test_setup_teardown(
-            test_io_unix_sockets_listen_connect_and_clean_up, setup,
-            teardown),
+            test_io_unix_sockets_listen_connect_and_clean_up, setup, teardown),
         cmocka_unit_test_setup_teardown(
-            test_io_pause_stops_reading_and_tcp_pushes_back, setup,
-            teardown),
+            test_io_pause_stops_reading_and_tcp_pushes_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_give_hands_a_connection_over,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
-            test_io_watch_reports_readiness_of_any_descriptor, setup,
-            teardown),
+            test_io_watch_reports_readiness_of_any_descriptor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_owner_end_closes_its_sockets,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
-            test_io_restart_in_place_and_kill_close_sockets, setup,
-            teardown),
+            test_io_restart_in_place_and_kill_close_sockets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_shutdown_closes_everything,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
-            test_io_emfile_pauses_accepting_without_spinning, setup,
-            teardown),
+            test_io_emfile_pauses_accepting_without_spinning, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_connections_spread_over_loops,
                                         setup3, teardown),
     };

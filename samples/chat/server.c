@@ -78,6 +78,10 @@ lst_init(tr_ctx *ctx, void *state, const void *arg)
                 .write_hwm = CHAT_WRITE_HWM,
                 .on_full = TR_IO_FULL_CLOSE,
                 .read_batch = 32,
+                /* The kernel's part of a reader's backlog: enough for
+                 * chat traffic, and a reader that stops is found out
+                 * after about half a megabyte, not several. */
+                .sndbuf = 65536,
             },
     };
     uint16_t port = 0;

@@ -215,8 +215,8 @@ tr_net_read_line(tr_net_lines *r, char *out, size_t cap, unsigned timeout_ms)
         if (!wait_readable(r->fd, deadline)) {
             return -1;
         }
-        ssize_t n =
-            recv(r->fd, r->buf + r->end, sizeof(r->buf) - r->end, MSG_DONTWAIT);
+        /* read(2), not recv(2): the reader also serves pipes. */
+        ssize_t n = read(r->fd, r->buf + r->end, sizeof(r->buf) - r->end);
         if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
             continue;
         }

@@ -208,6 +208,12 @@ struct tr_system {
     void **roots;
     uint32_t nroots, caproots;
 
+    /* The I/O module (io/), started by the first tr_io call under
+     * tree_lock; NULL until then. Shutdown calls io_end with phase 0
+     * before the workers stop and phase 1 once every actor has ended. */
+    tr_atomic(void *) io;
+    void (*io_end)(tr_system *sys, int phase);
+
     /* Counters of work done off the workers (plain threads). */
     TR_CACHE_ALIGNED tr_atomic(uint64_t) ext_spawned;
     tr_atomic(uint64_t) ext_stopped;

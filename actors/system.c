@@ -117,6 +117,7 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
     tr_init_relaxed(&sys->watched, 0);
     tr_init_relaxed(&sys->overdue_ns, UINT64_MAX);
     tr_init_relaxed(&sys->calls_overdue, 0);
+    tr_init_relaxed(&sys->io, NULL);
     ck_ec32_init(&sys->room, 0);
     tr_init_relaxed(&sys->next_ref, 0);
     tr_init_relaxed(&sys->gave_up, 0);
@@ -432,11 +433,21 @@ tr_system_shutdown(tr_system *sys, tr_timeout timeout)
      * `init` still runs, a send landing its message) ends against the
      * running system; its actors stop on the workers or in the last pass. */
     wait_outside_calls(sys);
+    /* The I/O module, if one started (under this lock: io/loop.c). */
+    pthread_mutex_lock(&sys->tree_lock);
+    void (*io_end)(tr_system *, int) = sys->io_end;
+    pthread_mutex_unlock(&sys->tree_lock);
+    if (io_end != NULL) {
+        io_end(sys, 0); /* its loop threads end */
+    }
     tr__sched_stop(sys->sched);
     tr__timers_close(sys->timers);
     /* Release: outcomes of calls ended from here on are dropped. */
     tr_store_rel(&sys->torn_down, true);
     final_pass(sys);
+    if (io_end != NULL) {
+        io_end(sys, 1); /* every socket's owner has ended: free it all */
+    }
     /* Every actor has ended, so every thread in tr_actor_wait has its
      * answer: let them leave before freeing what they read. */
     while (tr_load_seqcst(&sys->waiting) != 0) {

@@ -36,6 +36,7 @@
 #include <troupe/common.h>
 #include <troupe/error.h>
 #include <troupe/inspect.h>
+#include <troupe/io.h>
 #include <troupe/mailbox.h>
 #include <troupe/monitor.h>
 #include <troupe/oneshot.h>

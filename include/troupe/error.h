@@ -31,7 +31,11 @@ extern "C" {
     X(IGNORE, -17, "init declined to start")                                   \
     X(ETRUNCATED, -18, "output truncated")                                     \
     X(ENOTSUP, -19, "not supported by the target actor")                       \
-    X(EFAILED, -20, "the callee failed")
+    X(EFAILED, -20, "the callee failed")                                       \
+    X(EBADADDR, -21, "bad network address")                                    \
+    X(EADDRINUSE, -22, "address already in use")                               \
+    X(EMFILE, -23, "too many open files")                                      \
+    X(EIO, -24, "socket error")
 
 enum tr_error {
     TR_OK = 0,

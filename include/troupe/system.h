@@ -80,6 +80,9 @@ typedef struct tr_system_config {
     bool manual_clock;
     /* When non-NULL, tr_system_shutdown writes the final counters here. */
     tr_system_stats *final_stats;
+    /* I/O loop threads (troupe/io.h), started by the first tr_io call;
+     * sockets are spread over them. 0 means 1. */
+    unsigned io_threads;
 } tr_system_config;
 
 #define TR_SYSTEM_CONFIG_INIT                                                  \

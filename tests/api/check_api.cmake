@@ -16,8 +16,10 @@ if(NOT SOURCE_DIR)
 endif()
 
 # tr_call arms a deadline but never waits (its reply comes as a message);
-# tr_system_shutdown ends the system, giving its actors up to `timeout`.
-set(deadline_not_wait tr_call tr_system_shutdown)
+# tr_system_shutdown ends the system, giving its actors up to `timeout`;
+# tr_io_connect(_unix) returns at once and arms a deadline for the connect.
+set(deadline_not_wait tr_call tr_system_shutdown tr_io_connect
+    tr_io_connect_unix)
 
 file(GLOB headers ${SOURCE_DIR}/include/troupe/*.h)
 file(READ ${SOURCE_DIR}/docs/guide.md guide)

@@ -133,7 +133,11 @@ main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    /* Every thread inherits this mask: the signals wait for sigwait. */
+    /* Every thread inherits this mask: the signals wait for sigwait. A
+     * shell starts background jobs with SIGINT ignored, and an ignored
+     * signal is discarded even while blocked: take them back first. */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);

@@ -409,7 +409,7 @@ test_io_stress_churn_with_failures(void **state)
     int threads = (int)tr_test_arg(g_argc, g_argv, 1, 2);
     int lifetimes = (int)tr_test_arg(g_argc, g_argv, 2, 200);
     tr_child_spec kids[HANDLERS + 1];
-    char ids[HANDLERS][8];
+    char ids[HANDLERS][16];
     int fds0 = tr_net_count_fds();
     tr_system_config cfg = TR_SYSTEM_CONFIG_INIT;
     tr_addr sup;

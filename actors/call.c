@@ -4,7 +4,7 @@
  * A call is one record shared by its holders, each owning one reference:
  * the request message (until the runner is done with it: handled or
  * dropped as a dead letter), the completion (the caller's side: the
- * continuation's control message, or the thread blocked in tr_ask), with a
+ * continuation's control message, or the thread blocked in tr_ask_wait), with a
  * timeout the timer, and a reply handle once the callee takes it out of the
  * request. The record is freed when the last reference goes.
  *
@@ -20,6 +20,19 @@
  * reply fail with TR_EALREADY, and lets the runner abandon a request its
  * handler neither answered nor took: that ends the call with TR_ECLOSED, as
  * do requests dropped as dead letters when their callee stops.
+ *
+ * Shutdown. Every call ends by the time the system is freed. A request
+ * still queued is abandoned when shutdown drains it, and a pending timeout
+ * is dropped (both TR_ECLOSED); neither needs anything here. A taken
+ * handle, though, may be held anywhere, or lost: while taken, the call is
+ * registered with the system (tr_outside, holding a reference), and
+ * shutdown ends it with TR_ECLOSED. Its holder may still use the handle
+ * later, from any thread, after the system is freed; the `holder` word
+ * decides who goes first with one read-modify-write each: the holder sets
+ * HOLDER_BUSY before it touches the system (to unregister, to end the call),
+ * shutdown sets SYS_GONE. A holder that finds SYS_GONE touches nothing of
+ * the system (its call is ended, or being ended, by shutdown); shutdown
+ * that finds HOLDER_BUSY waits until the holder is done.
  */
 #include "actors/actor.h"
 
@@ -31,6 +44,7 @@
 #include <troupe/error.h>
 #include <troupe/monitor.h>
 
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -42,6 +56,9 @@
  */
 enum { HANDLE_IN_MSG = 0, HANDLE_TAKEN = 1, HANDLE_CONSUMED = 2 };
 
+/* The `holder` word (see the top comment). */
+enum { HOLDER_BUSY = 1, SYS_GONE = 2 };
+
 static uint32_t
 in_msg(uint32_t hop)
 {
@@ -52,17 +69,23 @@ struct tr_call_rec {
     tr_atomic(uint32_t) refs;
     tr_atomic(uint32_t) done;
     tr_atomic(uint32_t) handle;
-    tr_atomic(uint32_t) published; /* tr_ask: status and reply are set */
+    tr_atomic(uint32_t) published; /* tr_ask_wait: status and reply are set */
     tr_atomic(uint64_t) timer_id;  /* 0 until armed */
+    tr_atomic(uint32_t) holder;    /* HOLDER_BUSY, SYS_GONE */
+    tr_outside link;               /* registered while the handle is taken */
     tr_system *sys;
-    uint64_t caller; /* 0 for tr_ask */
+    uint64_t caller; /* 0 for tr_ask_wait */
     uint64_t callee;
+    uint64_t node; /* the callee's node word: describe() may run after the
+                    * system is freed (an ask that shutdown ended) */
     uint32_t type;
-    uint32_t timeout_ms;
+    tr_timeout timeout;  /* TR_FOREVER: none */
+    uint64_t started_ns; /* while inspection watches, else 0 */
     tr_reply_fn fn;
     void *arg;
     tr_envelope *outcome; /* preallocated completion message */
-    /* tr_ask only. */
+    char *why;            /* TR_EFAILED: the callee's failure (owned) */
+    /* tr_ask_wait only. */
     struct ck_ec32 ready;
     int status;
     tr_envelope *reply;
@@ -96,6 +119,9 @@ release(tr_call_rec *rec)
     if (rec->reply != NULL) {
         tr__env_destroy(rec->reply);
     }
+    if (rec->why != NULL) {
+        tr__free(rec->why, strlen(rec->why) + 1);
+    }
     tr__free(rec, sizeof(*rec));
 }
 
@@ -118,6 +144,12 @@ complete(tr_call_rec *rec, int status, tr_envelope *reply, bool by_timer)
     uint64_t timer = tr_load_acq(&rec->timer_id);
     if (!by_timer && timer != 0) {
         tr__timer_cancel_call(sys, timer);
+    }
+    /* Relaxed: a threshold inspection sets, a count it reads; timed only
+     * while it watches (new_call). */
+    if (tr_unlikely(rec->started_ns != 0) &&
+        tr__now_ns() - rec->started_ns >= tr_load_relaxed(&sys->overdue_ns)) {
+        tr_faa_relaxed(&sys->calls_overdue, 1);
     }
     if (rec->caller == 0) {
         rec->status = status;
@@ -171,6 +203,27 @@ tr__call_abandon(void *request)
 }
 
 void
+tr__call_fail(void *request, const char *why)
+{
+    prefix *p = request;
+    tr_call_rec *rec = p->rec;
+    uint32_t expected = in_msg(p->hop);
+
+    /* acq_rel: the handle changes hands at most once. The reason is set
+     * before complete() publishes the outcome. Out of memory, the call
+     * still ends failed, without its reason. */
+    if (tr_cas_acqrel(&rec->handle, &expected, HANDLE_CONSUMED)) {
+        size_t n = strlen(why) + 1;
+        rec->why = tr__alloc(n);
+        if (rec->why != NULL) {
+            memcpy(rec->why, why, n);
+        }
+        complete(rec, TR_EFAILED, NULL, false);
+    }
+    release(rec); /* the request message's reference */
+}
+
+void
 tr__call_drop_outcome(tr_envelope *env)
 {
     release(prefix_of(env)->rec);
@@ -193,17 +246,76 @@ tr__call_timer_dropped(tr_call_rec *rec)
     release(rec);
 }
 
+/* Shutdown's end of a call whose handle is still taken (tr_outside). */
+static void
+close_taken(tr_outside *l)
+{
+    tr_call_rec *rec = tr_container_of(l, tr_call_rec, link);
+
+    /* acq_rel: one of the two read-modify-writes of `holder` comes first
+     * and the other sees it (see the top comment). */
+    if (tr_for_acqrel(&rec->holder, SYS_GONE) & HOLDER_BUSY) {
+        /* Acquire: pairs with holder_leave; the holder is done with the
+         * system. It does not wait on anything. */
+        while (tr_load_acq(&rec->holder) & HOLDER_BUSY) {
+            sched_yield();
+        }
+    }
+    complete(rec, TR_ECLOSED, NULL, false);
+    release(rec); /* the registration's reference */
+}
+
+/* The holder of a taken handle begins to use it: false when shutdown has
+ * ended the call, and the system may be gone. */
+static bool
+holder_enter(tr_call_rec *rec)
+{
+    if (tr_for_acqrel(&rec->holder, HOLDER_BUSY) & SYS_GONE) {
+        return false;
+    }
+    return true;
+}
+
+static void
+holder_leave(tr_call_rec *rec)
+{
+    /* Release: pairs with close_taken's acquire. */
+    tr_fas_acqrel(&rec->holder, HOLDER_BUSY);
+}
+
+/* The handle stops being taken (consumed, or forwarded into a request):
+ * unregister it, unless shutdown has taken the registration. */
+static void
+unregister(tr_call_rec *rec)
+{
+    if (tr__outside_remove(rec->sys, &rec->link)) {
+        release(rec); /* the registration's reference */
+    }
+}
+
 static void
 describe(char *buf, size_t cap, const tr_call_rec *rec, int status)
 {
-    const char *outcome = status == TR_OK          ? "replied"
-                          : status == TR_ETIMEDOUT ? "timed out"
-                                                   : "closed: the callee "
-                                                     "stopped, failed or "
-                                                     "dropped the request";
-    snprintf(buf, cap, "call to %#llx (type %u, timeout %u ms): %s",
-             (unsigned long long)rec->callee, rec->type, rec->timeout_ms,
-             outcome);
+    const char *outcome =
+        status == TR_OK          ? "replied"
+        : status == TR_ETIMEDOUT ? "timed out"
+        : status == TR_ENOMEM    ? "sent, but no memory to time it: ended"
+        : status == TR_EFAILED   ? "the callee failed"
+                                 : "closed: the callee stopped, or dropped "
+                                   "the request unanswered";
+    const char *why = status == TR_EFAILED && rec->why != NULL ? rec->why : "";
+    const char *colon = *why != '\0' ? ": " : "";
+    tr_addr to = {.id = rec->callee, .node = rec->node};
+    if (rec->timeout < 0) {
+        snprintf(buf, cap,
+                 "call to " TR_ADDR_FMT " (type %u, no timeout): %s%s%s",
+                 TR_ADDR_ARGS(to), rec->type, outcome, colon, why);
+    } else {
+        snprintf(buf, cap,
+                 "call to " TR_ADDR_FMT " (type %u, timeout %lld ms): %s%s%s",
+                 TR_ADDR_ARGS(to), rec->type, (long long)rec->timeout, outcome,
+                 colon, why);
+    }
 }
 
 int
@@ -211,19 +323,19 @@ tr__call_run_outcome(tr_ctx *ctx, void *state, tr_envelope *env)
 {
     prefix *p = prefix_of(env);
     tr_call_rec *rec = p->rec;
-    char text[160] = "replied";
+    char text[256] = "replied";
     tr_msg reply = {
         .type = env->type,
         .size = env->size - TR_CALL_PREFIX,
         .data = (char *)tr__env_data(env) + TR_CALL_PREFIX,
-        .from = {rec->callee},
+        .from = tr__addr(rec->sys, rec->callee),
     };
     tr_call_result result = {
         .status = p->status,
         .reply = p->status == TR_OK ? &reply : NULL,
-        .to = {rec->callee},
+        .to = tr__addr(rec->sys, rec->callee),
         .type = rec->type,
-        .timeout_ms = rec->timeout_ms,
+        .timeout = rec->timeout,
         .text = text,
     };
 
@@ -238,11 +350,12 @@ tr__call_run_outcome(tr_ctx *ctx, void *state, tr_envelope *env)
 
 /* ---- making calls ---- */
 
-static void arm_timeout(tr_ctx *ctx, tr_call_rec *rec, uint32_t timeout_ms);
+static void arm_timeout(tr_ctx *ctx, tr_call_rec *rec, uint64_t delay_ns);
+static void close_taken(tr_outside *l);
 
 static tr_call_rec *
 new_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
-         uint32_t timeout_ms, tr_envelope **request)
+         tr_timeout timeout, tr_envelope **request)
 {
     tr_call_rec *rec = tr__calloc(sizeof(*rec));
     tr_envelope *req = tr__env_create((uint32_t)(TR_CALL_PREFIX + size));
@@ -259,11 +372,18 @@ new_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     tr_init_relaxed(&rec->handle, HANDLE_IN_MSG);
     tr_init_relaxed(&rec->published, 0);
     tr_init_relaxed(&rec->timer_id, 0);
+    tr_init_relaxed(&rec->holder, 0);
+    rec->link.close = close_taken;
     rec->sys = ctx->sys;
     rec->caller = ctx->self;
     rec->callee = to.id;
+    rec->node = ctx->sys->node;
     rec->type = type;
-    rec->timeout_ms = timeout_ms;
+    rec->timeout = timeout < 0 ? TR_FOREVER : timeout;
+    /* Relaxed: see tr__actor_run. */
+    rec->started_ns = tr_unlikely(tr_load_relaxed(&ctx->sys->watched) != 0)
+                          ? tr__now_ns()
+                          : 0;
     ck_ec32_init(&rec->ready, 0);
     req->type = type;
     req->kind = TR_MSG_CALL;
@@ -288,20 +408,27 @@ free_call(tr_call_rec *rec, tr_envelope *req)
 
 int
 tr_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
-        uint32_t timeout_ms, tr_reply_fn on_reply, void *arg)
+        tr_timeout timeout, tr_reply_fn on_reply, void *arg)
 {
     tr_envelope *req;
     tr_call_rec *rec;
     int rc;
 
     if (ctx == NULL || on_reply == NULL || (data == NULL && size != 0) ||
-        size > UINT32_MAX - TR_CALL_PREFIX || type >= TR_MSG_RESERVED) {
+        size > UINT32_MAX - TR_CALL_PREFIX || type >= TR_MSG_RESERVED ||
+        timeout == TR_NOWAIT) {
         return TR_EINVAL;
     }
     if (ctx->actor == NULL || to.id == ctx->self) {
         return TR_ESTATE;
     }
-    rec = new_call(ctx, to, type, data, size, timeout_ms, &req);
+    /* A `stop` callback of shutdown's last pass: its actor ends now, and
+     * the continuation could never run. Acquire: set by this same thread,
+     * or before the workers that run actors were joined. */
+    if (tr_load_acq(&ctx->sys->torn_down)) {
+        return TR_ESHUTDOWN;
+    }
+    rec = new_call(ctx, to, type, data, size, timeout, &req);
     if (rec == NULL) {
         return TR_ENOMEM;
     }
@@ -312,10 +439,10 @@ tr_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
         free_call(rec, req);
         return TR_ENOMEM;
     }
-    if (timeout_ms != 0) {
+    if (timeout > 0) {
         tr_init_relaxed(&rec->refs, 3); /* and the timer */
     }
-    rc = tr__actor_deliver(ctx, to, req, false);
+    rc = tr__actor_deliver(ctx, to, req, TR_WAIT_NONE);
     if (rc != TR_OK) {
         free_call(rec, req);
         return rc;
@@ -324,84 +451,98 @@ tr_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
      * request is queued means a refused call never needs its timer
      * cancelled; a reply that beats the arming finds no timer to cancel,
      * and the timer then fires into a finished call, harmlessly. */
-    if (timeout_ms != 0) {
-        arm_timeout(ctx, rec, timeout_ms);
+    if (timeout > 0) {
+        arm_timeout(ctx, rec, tr_ms_to_ns((uint64_t)timeout));
     }
     return TR_OK;
 }
 
 /* Arm the timeout of an accepted call (see tr_call). */
 static void
-arm_timeout(tr_ctx *ctx, tr_call_rec *rec, uint32_t timeout_ms)
+arm_timeout(tr_ctx *ctx, tr_call_rec *rec, uint64_t delay_ns)
 {
     uint64_t id;
 
-    if (tr__timer_arm_call(ctx->sys, rec, timeout_ms, &id) == TR_OK) {
+    if (tr__timer_arm_call(ctx->sys, rec, delay_ns, &id) == TR_OK) {
         tr_store_rel(&rec->timer_id, id);
         if (tr_load_acq(&rec->done) != 0) {
             tr__timer_cancel_call(ctx->sys, id); /* already over */
         }
     } else {
-        /* Out of memory for the timer: a call that cannot be timed ends
-         * now, as timed out, rather than wait forever. */
-        tr__call_timed_out(rec);
+        /* Out of memory for the timer (the timers cannot be closed yet:
+         * shutdown closes them after every caller has left): a call that
+         * cannot be timed ends now, with TR_ENOMEM (its request was sent:
+         * a reply is dropped), rather than wait forever or claim a
+         * timeout that never ran. */
+        complete(rec, TR_ENOMEM, NULL, true);
+        release(rec);
     }
 }
 
 int
-tr_ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
-       void *buf, size_t cap, size_t *len, uint32_t timeout_ms)
+tr_ask_wait(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
+            size_t size, tr_reply_buf *reply, tr_timeout timeout)
 {
-    if (type >= TR_MSG_RESERVED) {
+    if (type >= TR_MSG_RESERVED || reply == NULL || timeout == TR_NOWAIT) {
         return TR_EINVAL;
     }
-    return tr__ask(ctx, to, type, data, size, buf, cap, len, timeout_ms);
+    reply->why[0] = '\0';
+    return tr__ask(ctx, to, type, data, size, reply->data, reply->cap,
+                   &reply->len, timeout, reply->why, sizeof(reply->why));
 }
 
 int
 tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
-        void *buf, size_t cap, size_t *len, uint32_t timeout_ms)
+        void *buf, size_t cap, size_t *len, tr_timeout timeout, char *why,
+        size_t why_cap)
 {
+    tr_system *sys;
     tr_envelope *req;
     tr_call_rec *rec;
+    uint64_t deadline = TR_WAIT_FOREVER;
     int rc;
 
     if (ctx == NULL || len == NULL || (buf == NULL && cap != 0) ||
         (data == NULL && size != 0) || size > UINT32_MAX - TR_CALL_PREFIX) {
         return TR_EINVAL;
     }
-    if (tr__sched_current(ctx->sys->sched) != NULL) {
-        return TR_ESTATE; /* a worker must never wait */
+    sys = ctx->sys;
+    if (tr__on_a_worker()) {
+        return TR_ESTATE; /* a worker (of any system) must never wait */
     }
-    /* Announce, then check the flag (both seq_cst): shutdown sets the flag,
-     * then waits until nobody is announced, so either we see the flag or
-     * it waits for us to be done with the system. */
-    tr_system *sys = ctx->sys;
-    tr_faa_seqcst(&sys->asking, 1);
-    if (tr_load_seqcst(&sys->shutting_down)) {
-        tr_fas_seqcst(&sys->asking, 1);
+    /* Until the request and its timeout are armed this is a call on the
+     * system (the timers are the system's); the wait after is on the
+     * record only, which shutdown ends if nothing else does. */
+    if (!tr__ctx_enter(ctx)) {
         return TR_ESHUTDOWN;
     }
-    rec = new_call(ctx, to, type, data, size, timeout_ms, &req);
+    /* The timeout bounds the whole call, a wait for room included; it runs
+     * on the system's clock (manual clocks included). */
+    if (timeout > 0) {
+        deadline = tr_timeout_deadline_ns(tr__timers_now(sys->timers), timeout);
+    }
+    rec = new_call(ctx, to, type, data, size, timeout, &req);
     if (rec == NULL) {
-        tr_fas_seqcst(&sys->asking, 1);
+        tr__ctx_leave(ctx);
         return TR_ENOMEM;
     }
     rec->caller = 0;
-    if (timeout_ms != 0) {
+    if (timeout > 0) {
         tr_init_relaxed(&rec->refs, 3); /* and the timer */
     }
-    rc = tr__actor_deliver(ctx, to, req, true);
+    rc = tr__actor_deliver(ctx, to, req, deadline);
     if (rc != TR_OK) {
         free_call(rec, req);
-        tr_fas_seqcst(&sys->asking, 1);
+        tr__ctx_leave(ctx);
         return rc;
     }
-    /* The timeout runs on the system's clock (manual clocks included). */
-    if (timeout_ms != 0) {
-        arm_timeout(ctx, rec, timeout_ms);
+    if (timeout > 0) {
+        uint64_t now = tr__timers_now(sys->timers);
+        /* What is left after the wait for room; at least a moment, as the
+         * request is queued already. */
+        arm_timeout(ctx, rec, deadline > now ? deadline - now : 1);
     }
-    tr_fas_seqcst(&sys->asking, 1);
+    tr__ctx_leave(ctx);
     for (;;) {
         uint32_t seen = tr__ec_value(&rec->ready);
         /* Acquire: pairs with complete()'s release. */
@@ -419,6 +560,8 @@ tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
         } else if (n != 0) {
             memcpy(buf, (char *)tr__env_data(rec->reply) + TR_CALL_PREFIX, n);
         }
+    } else if (why != NULL && why_cap != 0) {
+        describe(why, why_cap, rec, rc);
     }
     release(rec);
     return rc;
@@ -447,12 +590,15 @@ tr_reply(tr_ctx *ctx, const tr_msg *request, const void *data, size_t size)
     uint32_t expected;
     int rc;
 
-    if (ctx == NULL || request == NULL || request->call == NULL ||
-        (data == NULL && size != 0) || size > UINT32_MAX - TR_CALL_PREFIX) {
+    void *call = ctx != NULL && request != NULL && ctx->req_msg == request
+                     ? ctx->req_call
+                     : NULL;
+    if (call == NULL || (data == NULL && size != 0) ||
+        size > UINT32_MAX - TR_CALL_PREFIX) {
         return TR_EINVAL;
     }
-    rec = ((prefix *)request->call)->rec;
-    expected = in_msg(((prefix *)request->call)->hop);
+    rec = ((prefix *)call)->rec;
+    expected = in_msg(((prefix *)call)->hop);
     if (tr_load_acq(&rec->handle) != expected) {
         return TR_EALREADY;
     }
@@ -476,23 +622,28 @@ tr_reply(tr_ctx *ctx, const tr_msg *request, const void *data, size_t size)
 }
 
 tr_reply_to *
-tr_reply_take(const tr_msg *request)
+tr_reply_take(tr_ctx *ctx, const tr_msg *request)
 {
     tr_call_rec *rec;
     uint32_t hop;
     uint32_t expected;
+    void *call = ctx != NULL && request != NULL && ctx->req_msg == request
+                     ? ctx->req_call
+                     : NULL;
 
-    if (request == NULL || request->call == NULL) {
+    if (call == NULL) {
         return NULL;
     }
-    rec = ((prefix *)request->call)->rec;
-    hop = ((prefix *)request->call)->hop;
+    rec = ((prefix *)call)->rec;
+    hop = ((prefix *)call)->hop;
     expected = in_msg(hop);
     if (!tr_cas_acqrel(&rec->handle, &expected, hop << 2 | HANDLE_TAKEN)) {
         return NULL;
     }
-    /* The handle outlives the request: it holds its own reference. */
-    tr_faa_relaxed(&rec->refs, 1);
+    /* The handle outlives the request: it holds its own reference, and so
+     * does its registration (a handler runs on a running system). */
+    tr_faa_relaxed(&rec->refs, 2);
+    tr__outside_add(rec->sys, &rec->link);
     return (tr_reply_to *)rec;
 }
 
@@ -509,11 +660,19 @@ tr_reply_send(tr_reply_to *handle, const void *data, size_t size)
         tr_reply_drop(handle);
         return TR_EINVAL;
     }
+    if (!holder_enter(rec)) {
+        /* Shutdown has ended the call; nothing of the system is touched. */
+        holder_leave(rec);
+        release(rec);
+        return TR_ECLOSED;
+    }
+    unregister(rec);
     tr_store_rel(&rec->handle, HANDLE_CONSUMED);
     rc = send_reply(rec, data, size);
     if (rc == TR_ENOMEM) {
         complete(rec, TR_ECLOSED, NULL, false);
     }
+    holder_leave(rec);
     release(rec);
     return rc;
 }
@@ -530,8 +689,14 @@ tr_forward(tr_ctx *ctx, tr_reply_to *handle, tr_addr to, uint32_t type,
         size > UINT32_MAX - TR_CALL_PREFIX || type >= TR_MSG_RESERVED) {
         return TR_EINVAL;
     }
+    /* A plain thread's forward during shutdown is refused (the caller
+     * keeps the handle); otherwise the system runs until we are done. */
+    if (!tr__ctx_enter(ctx)) {
+        return TR_ESHUTDOWN;
+    }
     req = tr__env_create((uint32_t)(TR_CALL_PREFIX + size));
     if (req == NULL) {
+        tr__ctx_leave(ctx);
         return TR_ENOMEM;
     }
     /* Only the handle's holder changes the word while it is taken. */
@@ -544,15 +709,21 @@ tr_forward(tr_ctx *ctx, tr_reply_to *handle, tr_addr to, uint32_t type,
     if (size != 0) {
         memcpy((char *)tr__env_data(req) + TR_CALL_PREFIX, data, size);
     }
+    /* In a request the handle is the runtime's to end again: unregister
+     * it (and register it again if the request is refused). */
+    unregister(rec);
     /* The handle goes into the new request (next hop) before the request
      * is visible; its reference becomes the request's. Release: pairs with
      * the receiver's acquire in tr_reply and tr_reply_take. */
     tr_store_rel(&rec->handle, in_msg(hop));
-    rc = tr__actor_deliver(ctx, to, req, false);
+    rc = tr__actor_deliver(ctx, to, req, TR_WAIT_NONE);
     if (rc != TR_OK) {
         tr_store_rel(&rec->handle, taken); /* the caller keeps it */
+        tr_faa_relaxed(&rec->refs, 1);
+        tr__outside_add(rec->sys, &rec->link);
         tr__env_destroy(req);
     }
+    tr__ctx_leave(ctx);
     return rc;
 }
 
@@ -564,7 +735,18 @@ tr_reply_drop(tr_reply_to *handle)
     if (rec == NULL) {
         return;
     }
-    tr_store_rel(&rec->handle, HANDLE_CONSUMED);
-    complete(rec, TR_ECLOSED, NULL, false);
+    if (holder_enter(rec)) {
+        unregister(rec);
+        tr_store_rel(&rec->handle, HANDLE_CONSUMED);
+        complete(rec, TR_ECLOSED, NULL, false);
+    }
+    holder_leave(rec);
     release(rec);
+}
+
+bool
+tr_msg_is_call(const tr_ctx *ctx, const tr_msg *msg)
+{
+    return ctx != NULL && msg != NULL && ctx->req_msg == msg &&
+           ctx->req_call != NULL;
 }

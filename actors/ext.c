@@ -1,6 +1,8 @@
 /*
- * Monitors, links, trapping and names: the parts of an actor that live in
- * its slot's extension record.
+ * Monitors, links, trapping, the supervisor mark and tr_actor_wait: the
+ * parts of an actor that live in its slot's extension record (the names
+ * registered in it are names.c's), and the end of an incarnation, which
+ * sends its signals and releases its name.
  *
  * Ending against adding. An incarnation ends by moving its slot's
  * generation on (seq_cst), then loading the record pointer (seq_cst) and,
@@ -13,9 +15,16 @@
  * Links are two entries, one per side, each added under its own side's
  * lock (never both locks at once, so two actors linking to each other
  * cannot deadlock); the second side's liveness check decides as above.
+ *
+ * Signals never need memory when they are sent: each monitor and each side
+ * of a link carries the envelope of the signal it will send, allocated
+ * when it was made (a monitor or link that cannot get one is refused with
+ * TR_ENOMEM), and the signal for an address that has already ended travels
+ * in that same envelope.
  */
 #include "actors/ext.h"
 
+#include "actors/names.h"
 #include "common/tr_alloc.h"
 #include "common/tr_assert.h"
 
@@ -23,8 +32,6 @@
 
 #include <stdio.h>
 #include <string.h>
-
-enum { NAME_MAX_LEN = 63 };
 
 tr_ext *
 tr__ext_get(tr_actor *a)
@@ -42,6 +49,8 @@ tr__ext_get(tr_actor *a)
     tr_init_relaxed(&x->kill, 0);
     tr_init_relaxed(&x->held, 0);
     tr_init_relaxed(&x->hwm, 0);
+    tr_init_relaxed(&x->busy_ns, 0);
+    tr_init_relaxed(&x->dead, 0);
     tr_init_relaxed(&x->parent, 0);
     tr_ext *expected = NULL;
     /* seq_cst: see the top comment. */
@@ -56,8 +65,16 @@ tr__ext_get(tr_actor *a)
 void
 tr__ext_free(tr_ext *x)
 {
+    /* Every incarnation has ended, so the lists are empty; but never leak
+     * what they would hold. */
+    for (uint32_t i = 0; i < x->nmon; i++) {
+        tr__env_destroy(x->mons[i].down);
+    }
+    for (uint32_t i = 0; i < x->nlink; i++) {
+        tr__env_destroy(x->links[i].exit);
+    }
     tr__free(x->mons, sizeof(tr_watch) * x->capmon);
-    tr__free(x->links, sizeof(uint64_t) * x->caplink);
+    tr__free(x->links, sizeof(tr_link_end) * x->caplink);
     if (x->name != NULL) {
         tr__free(x->name, strlen(x->name) + 1);
     }
@@ -65,10 +82,8 @@ tr__ext_free(tr_ext *x)
     tr__free(x, sizeof(*x));
 }
 
-/* Under x->lock: true when incarnation `gen` of `a` still lives, making
- * the lists its own if they belonged to an earlier one. */
-static bool
-own_lists(tr_actor *a, tr_ext *x, uint64_t gen)
+bool
+tr__ext_own_lists(tr_actor *a, tr_ext *x, uint64_t gen)
 {
     /* seq_cst: see the top comment. */
     if (!tr__gen_live(gen) || tr_load_seqcst(&a->gen) != gen) {
@@ -80,6 +95,7 @@ own_lists(tr_actor *a, tr_ext *x, uint64_t gen)
                   x->waiters == NULL);
         x->gen = gen;
         x->trap_exit = false;
+        x->supervisor = false;
     }
     return true;
 }
@@ -96,16 +112,18 @@ tr__signal_fill(tr_signal *s, tr_addr who, uint64_t ref, const tr_exit *exit)
     memcpy(s->text, exit->text, n); /* the memset ended it */
 }
 
-/* Send a signal (a DOWN, or a link exit) to `to`; dropped if it is gone. */
-static void
-send_signal(tr_system *sys, uint64_t to, int kind, uint32_t type, uint64_t who,
-            uint64_t ref, const tr_exit *exit)
+tr_envelope *
+tr__signal_create(void)
 {
-    tr_envelope *env = tr__env_create(sizeof(tr_signal));
+    return tr__env_create(sizeof(tr_signal));
+}
 
-    if (env == NULL) {
-        return; /* out of memory: the watcher misses it */
-    }
+/* Send a signal (a DOWN, or a link exit) to `to` in `env`, which
+ * tr__signal_create made; it is freed if `to` is gone. */
+static void
+send_signal(tr_system *sys, tr_envelope *env, uint64_t to, int kind,
+            uint32_t type, uint64_t who, uint64_t ref, const tr_exit *exit)
+{
     env->type = type;
     env->from = who;
     tr__signal_fill(tr__env_data(env), tr__addr(sys, who), ref, exit);
@@ -159,31 +177,39 @@ tr_monitor(tr_ctx *ctx, tr_addr target, uint64_t *ref)
         return rc != TR_OK ? rc : TR_EINVAL;
     }
     tr_system *sys = ctx->sys;
+    tr_envelope *down = tr__signal_create();
+    if (down == NULL) {
+        return TR_ENOMEM;
+    }
     uint64_t seq = tr_faa_relaxed(&sys->next_ref, 1) + 1;
     tr_actor *a = slot_of(sys, target.id);
     /* The target's slot index rides in the reference, for tr_demonitor. */
-    *ref = (seq << 32) | tr__id_index(target.id);
+    uint64_t r = (seq << 32) | tr__id_index(target.id);
     if (a != NULL) {
         tr_ext *x = tr__ext_get(a);
         if (x == NULL) {
+            tr__env_destroy(down);
             return TR_ENOMEM;
         }
         pthread_mutex_lock(&x->lock);
-        if (own_lists(a, x, tr__id_gen(target.id))) {
+        if (tr__ext_own_lists(a, x, tr__id_gen(target.id))) {
             if (x->nmon == x->capmon &&
                 !tr__grow((void **)&x->mons, &x->capmon, sizeof(tr_watch), 4)) {
                 pthread_mutex_unlock(&x->lock);
+                tr__env_destroy(down);
                 return TR_ENOMEM;
             }
-            x->mons[x->nmon++] = (tr_watch){*ref, ctx->self};
+            x->mons[x->nmon++] = (tr_watch){r, ctx->self, down};
             pthread_mutex_unlock(&x->lock);
+            *ref = r;
             return TR_OK;
         }
         pthread_mutex_unlock(&x->lock);
     }
     const tr_exit gone = {TR_EXIT_NOACTOR, TR_ENOACTOR, "no such actor"};
-    send_signal(sys, ctx->self, TR_CTL_USER, TR_MSG_DOWN, target.id, *ref,
+    send_signal(sys, down, ctx->self, TR_CTL_USER, TR_MSG_DOWN, target.id, r,
                 &gone);
+    *ref = r;
     return TR_OK;
 }
 
@@ -191,6 +217,7 @@ int
 tr_demonitor(tr_ctx *ctx, uint64_t ref)
 {
     int rc = need_actor(ctx);
+    tr_envelope *down = NULL;
 
     if (rc != TR_OK) {
         return rc;
@@ -207,20 +234,28 @@ tr_demonitor(tr_ctx *ctx, uint64_t ref)
     pthread_mutex_lock(&x->lock);
     for (uint32_t i = 0; i < x->nmon; i++) {
         if (x->mons[i].ref == ref && x->mons[i].watcher == ctx->self) {
+            down = x->mons[i].down;
             x->mons[i] = x->mons[--x->nmon];
             rc = TR_OK;
             break;
         }
     }
     pthread_mutex_unlock(&x->lock);
+    if (down != NULL) {
+        tr__env_destroy(down);
+    }
     return rc;
 }
 
 /* ---- links ---- */
 
-/* Add `peer` to incarnation `gen`'s links; false when it is gone. */
+/*
+ * Add `peer` to incarnation `gen`'s links with the EXIT `*exit` (taken:
+ * `*exit` becomes NULL; when the link exists already, it stays the
+ * caller's). TR_ENOACTOR when the incarnation is gone.
+ */
 static int
-link_add(tr_actor *a, uint64_t gen, uint64_t peer)
+link_add(tr_actor *a, uint64_t gen, uint64_t peer, tr_envelope **exit)
 {
     tr_ext *x = tr__ext_get(a);
     int rc = TR_OK;
@@ -229,20 +264,21 @@ link_add(tr_actor *a, uint64_t gen, uint64_t peer)
         return TR_ENOMEM;
     }
     pthread_mutex_lock(&x->lock);
-    if (!own_lists(a, x, gen)) {
+    if (!tr__ext_own_lists(a, x, gen)) {
         rc = TR_ENOACTOR;
     } else {
         bool have = false;
         for (uint32_t i = 0; i < x->nlink && !have; i++) {
-            have = x->links[i] == peer;
+            have = x->links[i].peer == peer;
         }
         if (!have) {
             if (x->nlink == x->caplink &&
-                !tr__grow((void **)&x->links, &x->caplink, sizeof(uint64_t),
+                !tr__grow((void **)&x->links, &x->caplink, sizeof(tr_link_end),
                           4)) {
                 rc = TR_ENOMEM;
             } else {
-                x->links[x->nlink++] = peer;
+                x->links[x->nlink++] = (tr_link_end){peer, *exit};
+                *exit = NULL;
             }
         }
     }
@@ -250,24 +286,37 @@ link_add(tr_actor *a, uint64_t gen, uint64_t peer)
     return rc;
 }
 
-static void
+/* Remove `peer` from incarnation `gen`'s links; the EXIT it held, for the
+ * caller to free (NULL when there was no such link). */
+static tr_envelope *
 link_remove(tr_actor *a, uint64_t gen, uint64_t peer)
 {
     tr_ext *x = tr_load_acq(&a->ext);
+    tr_envelope *exit = NULL;
 
     if (x == NULL) {
-        return;
+        return NULL;
     }
     pthread_mutex_lock(&x->lock);
     if (x->gen == gen) {
         for (uint32_t i = 0; i < x->nlink; i++) {
-            if (x->links[i] == peer) {
+            if (x->links[i].peer == peer) {
+                exit = x->links[i].exit;
                 x->links[i] = x->links[--x->nlink];
                 break;
             }
         }
     }
     pthread_mutex_unlock(&x->lock);
+    return exit;
+}
+
+static void
+destroy_signal(tr_envelope *env)
+{
+    if (env != NULL) {
+        tr__env_destroy(env);
+    }
 }
 
 int
@@ -281,24 +330,34 @@ tr_link(tr_ctx *ctx, tr_addr other)
     if (other.id == ctx->self || other.id == 0) {
         return TR_EINVAL;
     }
-    rc = link_add(ctx->actor, ctx->gen, other.id);
-    if (rc != TR_OK) {
-        return rc;
+    /* Our side's EXIT for `other`, and its side's for us (which also
+     * carries the news if it has ended already). */
+    tr_envelope *ours = tr__signal_create();
+    tr_envelope *theirs = tr__signal_create();
+    if (ours == NULL || theirs == NULL) {
+        destroy_signal(ours);
+        destroy_signal(theirs);
+        return TR_ENOMEM;
     }
-    tr_actor *peer = slot_of(ctx->sys, other.id);
-    rc = peer != NULL ? link_add(peer, tr__id_gen(other.id), ctx->self)
-                      : TR_ENOACTOR;
+    rc = link_add(ctx->actor, ctx->gen, other.id, &ours);
     if (rc == TR_OK) {
+        tr_actor *peer = slot_of(ctx->sys, other.id);
+        rc = peer != NULL
+                 ? link_add(peer, tr__id_gen(other.id), ctx->self, &theirs)
+                 : TR_ENOACTOR;
+        if (rc != TR_OK) {
+            destroy_signal(link_remove(ctx->actor, ctx->gen, other.id));
+        }
+    }
+    destroy_signal(ours); /* NULL unless unused */
+    if (rc == TR_ENOACTOR && theirs != NULL) {
+        const tr_exit gone = {TR_EXIT_NOACTOR, TR_ENOACTOR, "no such actor"};
+        send_signal(ctx->sys, theirs, ctx->self, TR_CTL_LINK, TR_MSG_EXIT,
+                    other.id, 0, &gone);
         return TR_OK;
     }
-    link_remove(ctx->actor, ctx->gen, other.id);
-    if (rc != TR_ENOACTOR) {
-        return rc;
-    }
-    const tr_exit gone = {TR_EXIT_NOACTOR, TR_ENOACTOR, "no such actor"};
-    send_signal(ctx->sys, ctx->self, TR_CTL_LINK, TR_MSG_EXIT, other.id, 0,
-                &gone);
-    return TR_OK;
+    destroy_signal(theirs);
+    return rc;
 }
 
 int
@@ -309,10 +368,10 @@ tr_unlink(tr_ctx *ctx, tr_addr other)
     if (rc != TR_OK) {
         return rc;
     }
-    link_remove(ctx->actor, ctx->gen, other.id);
+    destroy_signal(link_remove(ctx->actor, ctx->gen, other.id));
     tr_actor *peer = slot_of(ctx->sys, other.id);
     if (peer != NULL) {
-        link_remove(peer, tr__id_gen(other.id), ctx->self);
+        destroy_signal(link_remove(peer, tr__id_gen(other.id), ctx->self));
     }
     return TR_OK;
 }
@@ -330,268 +389,49 @@ tr_trap_exits(tr_ctx *ctx, bool on)
         return TR_ENOMEM;
     }
     pthread_mutex_lock(&x->lock);
-    if (own_lists(ctx->actor, x, ctx->gen)) {
+    if (tr__ext_own_lists(ctx->actor, x, ctx->gen)) {
         x->trap_exit = on;
     }
     pthread_mutex_unlock(&x->lock);
     return TR_OK;
 }
 
-/* ---- names ---- */
-
-/*
- * Names: an open-addressing hash table under a reader-writer lock. Lookups
- * (tr_whereis) take the read side; registering and releasing, which are
- * rare, the write side.
- */
-typedef struct name_slot {
-    char *key; /* owned; NULL empty; TOMB deleted */
-    uint64_t id;
-} name_slot;
-
-struct tr_names {
-    pthread_rwlock_t lock;
-    name_slot *slots;
-    size_t cap;  /* a power of two */
-    size_t used; /* live keys and tombstones */
-};
-
-static char tomb;
-#define TOMB (&tomb)
-
 int
-tr__names_create(tr_names **out)
+tr__ext_mark_supervisor(tr_ctx *ctx)
 {
-    tr_names *n = tr__calloc(sizeof(*n));
+    tr_ext *x = tr__ext_get(ctx->actor);
 
-    if (n == NULL) {
+    if (x == NULL) {
         return TR_ENOMEM;
     }
-    pthread_rwlock_init(&n->lock, NULL);
-    *out = n;
-    return TR_OK;
-}
-
-static void
-free_key(char *key)
-{
-    if (key != NULL && key != TOMB) {
-        tr__free(key, strlen(key) + 1);
-    }
-}
-
-void
-tr__names_destroy(tr_names *n)
-{
-    for (size_t i = 0; i < n->cap; i++) {
-        free_key(n->slots[i].key);
-    }
-    tr__free(n->slots, sizeof(name_slot) * n->cap);
-    pthread_rwlock_destroy(&n->lock);
-    tr__free(n, sizeof(*n));
-}
-
-static uint64_t
-hash(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-    for (; *s != '\0'; s++) {
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    }
-    return h;
-}
-
-/* The slot holding `key`, or NULL. */
-static name_slot *
-find(tr_names *n, const char *key)
-{
-    if (n->cap == 0) {
-        return NULL;
-    }
-    for (size_t i = hash(key) & (n->cap - 1);; i = (i + 1) & (n->cap - 1)) {
-        name_slot *s = &n->slots[i];
-        if (s->key == NULL) {
-            return NULL;
-        }
-        if (s->key != TOMB && strcmp(s->key, key) == 0) {
-            return s;
-        }
-    }
-}
-
-/* Put a key known to be absent; the table has room. */
-static void
-put(name_slot *slots, size_t cap, char *key, uint64_t id)
-{
-    size_t i = hash(key) & (cap - 1);
-
-    while (slots[i].key != NULL && slots[i].key != TOMB) {
-        i = (i + 1) & (cap - 1);
-    }
-    slots[i] = (name_slot){key, id};
-}
-
-static int
-make_room(tr_names *n)
-{
-    if ((n->used + 1) * 2 <= n->cap) {
-        return TR_OK;
-    }
-    size_t ncap = n->cap == 0 ? 16 : n->cap * 2;
-    name_slot *ns = tr__calloc(sizeof(name_slot) * ncap);
-    if (ns == NULL) {
-        return TR_ENOMEM;
-    }
-    size_t used = 0;
-    for (size_t i = 0; i < n->cap; i++) {
-        char *k = n->slots[i].key;
-        if (k != NULL && k != TOMB) {
-            put(ns, ncap, k, n->slots[i].id);
-            used++;
-        }
-    }
-    tr__free(n->slots, sizeof(name_slot) * n->cap);
-    n->slots = ns;
-    n->cap = ncap;
-    n->used = used;
-    return TR_OK;
-}
-
-static char *
-copy_name(const char *name)
-{
-    size_t len = strlen(name) + 1;
-    char *c = tr__alloc(len);
-
-    if (c != NULL) {
-        memcpy(c, name, len);
-    }
-    return c;
-}
-
-static bool
-valid_name(const char *name)
-{
-    size_t len = name != NULL ? strnlen(name, NAME_MAX_LEN + 1) : 0;
-    return len > 0 && len <= NAME_MAX_LEN;
-}
-
-int
-tr_register(tr_ctx *ctx, const char *name, tr_addr who)
-{
-    if (ctx == NULL || !valid_name(name)) {
-        return TR_EINVAL;
-    }
-    tr_system *sys = ctx->sys;
-    if (tr__addr_check(sys, who) != TR_OK) {
-        return TR_EFOREIGN;
-    }
-    tr_names *n = sys->names;
-    tr_actor *a = slot_of(sys, who.id);
-    /* No record for an address that names no live actor (the check under
-     * the lock below is the one that decides). */
-    if (a != NULL && (!tr__gen_live(tr__id_gen(who.id)) ||
-                      tr_load_acq(&a->gen) != tr__id_gen(who.id))) {
-        a = NULL;
-    }
-    tr_ext *x = a != NULL ? tr__ext_get(a) : NULL;
-    char *key = copy_name(name);
-    char *own = copy_name(name);
-    int rc = TR_OK;
-
-    if (a == NULL) {
-        rc = TR_ENOACTOR;
-    } else if (x == NULL || key == NULL || own == NULL) {
-        rc = TR_ENOMEM;
-    }
-    if (rc != TR_OK) {
-        free_key(key);
-        free_key(own);
-        return rc;
-    }
-    /* Lock order: names, then a record (the ender takes them apart). */
-    pthread_rwlock_wrlock(&n->lock);
     pthread_mutex_lock(&x->lock);
-    name_slot *have = find(n, name);
-    if (have != NULL) {
-        /* Its own name already (say, registered again by `init` after a
-         * restart in place): nothing to do. */
-        rc = have->id == who.id ? TR_OK : TR_EEXIST;
-    } else if (!own_lists(a, x, tr__id_gen(who.id))) {
-        rc = TR_ENOACTOR;
-    } else if (x->name != NULL) {
-        rc = TR_EALREADY;
-    } else if ((rc = make_room(n)) == TR_OK) {
-        put(n->slots, n->cap, key, who.id);
-        n->used++;
-        x->name = own;
-        key = own = NULL;
+    if (tr__ext_own_lists(ctx->actor, x, ctx->gen)) {
+        x->supervisor = true;
     }
     pthread_mutex_unlock(&x->lock);
-    pthread_rwlock_unlock(&n->lock);
-    free_key(key);
-    free_key(own);
-    return rc;
-}
-
-/* Remove `name` if it names `id` (any id when 0); the id it named. */
-static uint64_t
-names_remove(tr_names *n, const char *name, uint64_t id)
-{
-    uint64_t was = 0;
-
-    pthread_rwlock_wrlock(&n->lock);
-    name_slot *s = find(n, name);
-    if (s != NULL && (id == 0 || s->id == id)) {
-        was = s->id;
-        free_key(s->key);
-        s->key = TOMB;
-    }
-    pthread_rwlock_unlock(&n->lock);
-    return was;
-}
-
-int
-tr_unregister(tr_ctx *ctx, const char *name)
-{
-    if (ctx == NULL || !valid_name(name)) {
-        return TR_EINVAL;
-    }
-    uint64_t id = names_remove(ctx->sys->names, name, 0);
-    if (id == 0) {
-        return TR_ENOTFOUND;
-    }
-    /* Forget it on the actor's side too, unless it is a new name there. */
-    tr_actor *a = slot_of(ctx->sys, id);
-    tr_ext *x = a != NULL ? tr_load_acq(&a->ext) : NULL;
-    if (x != NULL) {
-        pthread_mutex_lock(&x->lock);
-        if (x->gen == tr__id_gen(id) && x->name != NULL &&
-            strcmp(x->name, name) == 0) {
-            free_key(x->name);
-            x->name = NULL;
-        }
-        pthread_mutex_unlock(&x->lock);
-    }
     return TR_OK;
 }
 
-int
-tr_whereis(tr_system *sys, const char *name, tr_addr *out)
+bool
+tr__ext_is_other_than_supervisor(tr_actor *a, uint64_t gen)
 {
-    if (sys == NULL || out == NULL || !valid_name(name)) {
-        return TR_EINVAL;
+    /* Acquire: pairs with the record's installation (tr__ext_get). */
+    tr_ext *x = tr_load_acq(&a->ext);
+    bool other;
+
+    /* seq_cst: as own_lists, against the end's generation store. */
+    if (!tr__gen_live(gen) || tr_load_seqcst(&a->gen) != gen) {
+        return false; /* gone: the caller's send says so */
     }
-    tr_names *n = sys->names;
-    int rc = TR_ENOTFOUND;
-    pthread_rwlock_rdlock(&n->lock);
-    name_slot *s = find(n, name);
-    if (s != NULL) {
-        *out = tr__addr(sys, s->id);
-        rc = TR_OK;
+    if (x == NULL) {
+        return true; /* a supervisor has a record from its init on */
     }
-    pthread_rwlock_unlock(&n->lock);
-    return rc;
+    pthread_mutex_lock(&x->lock);
+    other = !(x->gen == gen && x->supervisor);
+    pthread_mutex_unlock(&x->lock);
+    /* It may have ended meanwhile (the end clears the flag): then it is
+     * gone rather than something else. */
+    return other && tr_load_seqcst(&a->gen) == gen;
 }
 
 /* ---- the end of an incarnation ---- */
@@ -612,7 +452,7 @@ tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint64_t gen, const tr_exit *exit)
     }
     tr_watch *mons = x->mons;
     uint32_t nmon = x->nmon, capmon = x->capmon;
-    uint64_t *links = x->links;
+    tr_link_end *links = x->links;
     uint32_t nlink = x->nlink, caplink = x->caplink;
     char *name = x->name;
     tr_waiter *waiters = x->waiters;
@@ -624,27 +464,30 @@ tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint64_t gen, const tr_exit *exit)
     x->name = NULL;
     x->gen = 0;
     x->trap_exit = false;
+    x->supervisor = false;
     pthread_mutex_unlock(&x->lock);
 
     tr_system *sys = ctx->sys;
     uint64_t self = tr__addr_id(gen, a->index);
     if (name != NULL) {
-        (void)names_remove(sys->names, name, self);
-        free_key(name);
+        tr__names_release(sys->names, name, self);
     }
     for (uint32_t i = 0; i < nmon; i++) {
-        send_signal(sys, mons[i].watcher, TR_CTL_USER, TR_MSG_DOWN, self,
-                    mons[i].ref, exit);
+        send_signal(sys, mons[i].down, mons[i].watcher, TR_CTL_USER,
+                    TR_MSG_DOWN, self, mons[i].ref, exit);
     }
     for (uint32_t i = 0; i < nlink; i++) {
-        tr_actor *peer = slot_of(sys, links[i]);
+        uint64_t to = links[i].peer;
+        tr_actor *peer = slot_of(sys, to);
         if (peer != NULL) {
-            link_remove(peer, tr__id_gen(links[i]), self);
+            /* Its side's EXIT for us will never be sent. */
+            destroy_signal(link_remove(peer, tr__id_gen(to), self));
         }
-        send_signal(sys, links[i], TR_CTL_LINK, TR_MSG_EXIT, self, 0, exit);
+        send_signal(sys, links[i].exit, to, TR_CTL_LINK, TR_MSG_EXIT, self, 0,
+                    exit);
     }
     tr__free(mons, sizeof(tr_watch) * capmon);
-    tr__free(links, sizeof(uint64_t) * caplink);
+    tr__free(links, sizeof(tr_link_end) * caplink);
     return waiters;
 }
 
@@ -682,14 +525,12 @@ unlist_waiter(tr_ext *x, tr_waiter *w)
 }
 
 static int
-wait_for_end(tr_system *sys, tr_addr who, uint32_t timeout_ms, tr_signal *out)
+wait_for_end(tr_system *sys, tr_addr who, tr_timeout timeout, tr_signal *out)
 {
     tr_actor *a = tr__table_slot(sys->table, who.id);
     tr_ext *x;
     tr_waiter w;
-    uint64_t deadline = timeout_ms == 0
-                            ? UINT64_MAX
-                            : tr__now_ns() + (uint64_t)timeout_ms * 1000000u;
+    uint64_t deadline = tr_timeout_deadline_ns(tr__now_ns(), timeout);
 
     if (a == NULL) {
         return TR_ENOACTOR;
@@ -700,7 +541,7 @@ wait_for_end(tr_system *sys, tr_addr who, uint32_t timeout_ms, tr_signal *out)
     memset(&w, 0, sizeof(w));
     tr_init_relaxed(&w.done, 0);
     pthread_mutex_lock(&x->lock);
-    if (!own_lists(a, x, tr__id_gen(who.id))) {
+    if (!tr__ext_own_lists(a, x, tr__id_gen(who.id))) {
         pthread_mutex_unlock(&x->lock);
         return TR_ENOACTOR;
     }
@@ -738,7 +579,7 @@ wait_for_end(tr_system *sys, tr_addr who, uint32_t timeout_ms, tr_signal *out)
 }
 
 int
-tr_actor_wait(tr_ctx *ctx, tr_addr who, uint32_t timeout_ms, tr_signal *out)
+tr_actor_wait(tr_ctx *ctx, tr_addr who, tr_timeout timeout, tr_signal *out)
 {
     tr_system *sys;
     int rc;
@@ -760,7 +601,7 @@ tr_actor_wait(tr_ctx *ctx, tr_addr who, uint32_t timeout_ms, tr_signal *out)
     tr_faa_seqcst(&sys->waiting, 1);
     rc = tr_load_seqcst(&sys->shutting_down)
              ? TR_ESHUTDOWN
-             : wait_for_end(sys, who, timeout_ms, out);
+             : wait_for_end(sys, who, timeout, out);
     tr_fas_seqcst(&sys->waiting, 1);
     return rc;
 }

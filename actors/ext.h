@@ -1,9 +1,8 @@
 /*
- * Private: the extension record of an actor slot. Most actors never need
- * one; an actor that is monitored, linked, named, trapping exits or
- * supervised gets one on first use. Like the slot it hangs off, it is
- * never freed while the system runs (a stale address may still reach
- * it), and it serves the slot's later incarnations. See ext.c.
+ * Private: the rest of the extension record (its definition, and what
+ * other modules may do with it, are in actors/internal.h): the entries of
+ * its lists, and the calls by which actors/ itself ends an incarnation's
+ * monitors, links and waiters. See ext.c.
  */
 #ifndef TR_ACTORS_EXT_H
 #define TR_ACTORS_EXT_H
@@ -12,32 +11,20 @@
 
 #include "actors/actor.h"
 
-typedef struct tr_watch {
+/* A monitor: the watcher, and its DOWN, allocated when the monitor was
+ * made so that sending it never needs memory. */
+struct tr_watch {
     uint64_t ref;
     uint64_t watcher; /* address id */
-} tr_watch;
+    tr_envelope *down;
+};
 
-/* The payload of TR_MSG_CHILD: which child ended, and why. Whoever gets it
- * holds the child's run-right; whoever drops it unread (its supervisor
- * ended with it queued) ends the child (actor.c). */
-typedef struct tr_child_report {
-    void *child; /* tr_ext.child */
-    tr_signal why;
-} tr_child_report;
-
-/*
- * A report lives in the child's record: a child has at most one in flight
- * (it is held until its supervisor has read the report), so sending one
- * never allocates, and cannot fail for want of memory. Its receiver does
- * not free it.
- */
-typedef struct tr_report_msg {
-    tr_envelope env;
-    tr_child_report r;
-} tr_report_msg;
-
-_Static_assert(offsetof(tr_report_msg, r) == sizeof(tr_envelope),
-               "a report's payload is where tr__env_data looks");
+/* One side of a link: the peer, and the EXIT this side's end sends it,
+ * allocated when the link was made. */
+struct tr_link_end {
+    uint64_t peer; /* address id */
+    tr_envelope *exit;
+};
 
 /*
  * A plain thread in tr_actor_wait, on its own stack. The ender fills `sig`,
@@ -45,49 +32,22 @@ _Static_assert(offsetof(tr_report_msg, r) == sizeof(tr_envelope),
  * the system's `ended` event count, which outlives every waiter (shutdown
  * waits for them to leave).
  */
-typedef struct tr_waiter {
+struct tr_waiter {
     struct tr_waiter *next;
     tr_signal sig;
     tr_atomic(uint32_t) done;
-} tr_waiter;
-
-struct tr_ext {
-    /* Guards the fields up to `name`. */
-    pthread_mutex_t lock;
-    uint64_t gen; /* the incarnation the lists below belong to */
-    bool trap_exit;
-    tr_watch *mons;
-    uint32_t nmon, capmon;
-    uint64_t *links; /* linked peers' address ids */
-    uint32_t nlink, caplink;
-    char *name;         /* registered name (owned), or NULL */
-    tr_waiter *waiters; /* threads in tr_actor_wait */
-
-    /*
-     * Supervision. `parent` and `child` are written before the
-     * incarnation is published or while the writer holds the run-right;
-     * `kill` by the supervisor (any time; supervisors themselves are
-     * killed by a request instead, so that they end their children
-     * first); `held` by the runner when it hands the run-right to the
-     * supervisor, and by the supervisor. The supervisor's record lock
-     * orders reports against its end (actor.c: report_to).
-     */
-    tr_atomic(uint64_t) parent; /* supervisor's address id, or 0 */
-    void *child;                /* the supervisor's record of this child */
-    tr_atomic(uint32_t) kill;   /* end without `stop` at the next chance */
-    tr_atomic(uint32_t) held;   /* `stop` ran; the supervisor holds the right */
-    tr_atomic(uint64_t) hwm;    /* mailbox high-water mark */
-    tr_report_msg report;
-    /* Set by the actor itself: its end ends a supervision tree, which
-     * wakes tr_system_wait (after the failure hook's report). */
-    bool escalate;
 };
-
-/* The slot's record, created on first use; NULL when out of memory. */
-tr_ext *tr__ext_get(tr_actor *a);
 
 /* Free a slot's record (system teardown). */
 void tr__ext_free(tr_ext *x);
+
+/*
+ * Under x->lock: true when incarnation `gen` of `a` still lives, making
+ * the record's lists its own if they belonged to an earlier one. Whoever
+ * adds to the lists (a monitor, a link, a name, a waiter) checks with this
+ * first; see the top comment of ext.c for why that loses no signal.
+ */
+bool tr__ext_own_lists(tr_actor *a, tr_ext *x, uint64_t gen);
 
 /*
  * Incarnation `gen` of the slot has ended (its generation has moved on):
@@ -106,8 +66,7 @@ void tr__ext_wake_waiters(tr_system *sys, tr_waiter *waiters, uint64_t self,
 void tr__signal_fill(tr_signal *s, tr_addr who, uint64_t ref,
                      const tr_exit *exit);
 
-/* The registry of names (one per system). */
-int tr__names_create(tr_names **out);
-void tr__names_destroy(tr_names *n);
+/* An envelope for a DOWN or EXIT, to fill later; NULL when out of memory. */
+tr_envelope *tr__signal_create(void);
 
 #endif /* TR_ACTORS_EXT_H */

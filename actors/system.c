@@ -8,18 +8,43 @@
  * actor and asks it to stop, or the spawner sees the flag and undoes the
  * spawn: no actor escapes. Actors stop on their workers (their `stop`
  * callbacks may still message each other); the caller polls the table until
- * no incarnation is live or the timeout passes. Then the workers are joined
- * and whatever is left is stopped on the calling thread, every message still
- * queued anywhere becomes a dead letter, and everything is freed.
+ * no incarnation is live or the timeout passes.
+ *
+ * Plain threads. Every call a plain thread makes on the system announces
+ * itself (tr__sys_enter: `inside` up, seq_cst, then the flag, seq_cst), so
+ * either it sees the flag and returns TR_ESHUTDOWN having touched nothing
+ * else, or shutdown, which sets the flag and then reads `inside` (both
+ * seq_cst), waits for it to leave. Shutdown wakes the threads waiting for
+ * room in a bounded mailbox with the flag set, and they leave with
+ * TR_ESHUTDOWN. Only then are the workers joined: a call that began before
+ * shutdown ends against a running system.
+ *
+ * The end. With the workers joined, the timers are closed (pending ones
+ * dropped: a timed call ends with TR_ECLOSED; new ones refused), the actors
+ * left are stopped on the calling thread (their `stop` callbacks see a
+ * system that refuses calls and timers but is not freed), every message
+ * still queued anywhere becomes a dead letter, and the objects outside the
+ * system that still hold its address (taken reply handles, oneshot
+ * subscriptions: see tr_outside) are closed: their calls end with
+ * TR_ECLOSED, and later uses touch nothing of the system. Then everything
+ * is freed.
+ *
+ * Waiting for a tree. tr_system_wait sleeps on `gave_up_ec` until a
+ * top-level supervision tree has given up or shutdown has begun. The end
+ * of such a tree sets `gave_up` (release) and then bumps the count
+ * (actor.c); shutdown sets its flag and then bumps it. The waiter reads
+ * the count before it checks either flag, so a bump that comes after its
+ * check wakes it.
  */
 #include "actors/actor.h"
-#include "actors/ext.h"
+#include "actors/names.h"
 
 #include "common/tr_alloc.h"
 #include "common/tr_park.h"
 #include "scheduler/timer.h"
 
 #include <troupe/error.h>
+#include <troupe/supervisor.h>
 
 #include <pthread.h>
 #include <sys/random.h>
@@ -82,19 +107,23 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
     tr_init_relaxed(&sys->shutting_down, false);
     tr_init_relaxed(&sys->torn_down, false);
     tr_init_relaxed(&sys->room_waiters, 0);
-    tr_init_relaxed(&sys->asking, 0);
     tr_init_relaxed(&sys->waiting, 0);
     ck_ec32_init(&sys->ended, 0);
+    tr_init_relaxed(&sys->inside, 0);
     tr_init_relaxed(&sys->ext_spawned, 0);
     tr_init_relaxed(&sys->ext_stopped, 0);
     tr_init_relaxed(&sys->ext_failed, 0);
     tr_init_relaxed(&sys->ext_dead, 0);
+    tr_init_relaxed(&sys->watched, 0);
+    tr_init_relaxed(&sys->overdue_ns, UINT64_MAX);
+    tr_init_relaxed(&sys->calls_overdue, 0);
     tr_init_relaxed(&sys->io, NULL);
     ck_ec32_init(&sys->room, 0);
     tr_init_relaxed(&sys->next_ref, 0);
     tr_init_relaxed(&sys->gave_up, 0);
     ck_ec32_init(&sys->gave_up_ec, 0);
     pthread_mutex_init(&sys->tree_lock, NULL);
+    pthread_mutex_init(&sys->outside_lock, NULL);
     sys->thread_ctx.sys = sys;
 
     rc = tr__names_create(&sys->names);
@@ -144,6 +173,89 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
     return TR_OK;
 }
 
+bool
+tr__sys_enter(tr_system *sys)
+{
+    /* seq_cst, both: against shutdown's store of the flag and its read of
+     * `inside` (see the top comment). */
+    tr_faa_seqcst(&sys->inside, 1);
+    if (tr_load_seqcst(&sys->shutting_down)) {
+        tr_fas_acqrel(&sys->inside, 1);
+        return false;
+    }
+    return true;
+}
+
+void
+tr__sys_leave(tr_system *sys)
+{
+    /* Release: shutdown's acquire read of 0 sees everything the call did. */
+    tr_fas_acqrel(&sys->inside, 1);
+}
+
+bool
+tr__sys_enter_any(tr_system *sys, bool *entered)
+{
+    *entered = tr__sched_current(sys->sched) == NULL;
+    return !*entered || tr__sys_enter(sys);
+}
+
+void
+tr__outside_add(tr_system *sys, tr_outside *l)
+{
+    pthread_mutex_lock(&sys->outside_lock);
+    l->prev = NULL;
+    l->next = sys->outside;
+    if (sys->outside != NULL) {
+        sys->outside->prev = l;
+    }
+    sys->outside = l;
+    l->listed = true;
+    pthread_mutex_unlock(&sys->outside_lock);
+}
+
+bool
+tr__outside_remove(tr_system *sys, tr_outside *l)
+{
+    bool was;
+
+    pthread_mutex_lock(&sys->outside_lock);
+    was = l->listed;
+    if (was) {
+        if (l->prev != NULL) {
+            l->prev->next = l->next;
+        } else {
+            sys->outside = l->next;
+        }
+        if (l->next != NULL) {
+            l->next->prev = l->prev;
+        }
+        l->listed = false;
+    }
+    pthread_mutex_unlock(&sys->outside_lock);
+    return was;
+}
+
+/* Every registered object forgets the system (see tr_outside). */
+static void
+close_outside(tr_system *sys)
+{
+    tr_outside *l;
+
+    pthread_mutex_lock(&sys->outside_lock);
+    l = sys->outside;
+    sys->outside = NULL;
+    for (tr_outside *m = l; m != NULL; m = m->next) {
+        m->listed = false;
+    }
+    pthread_mutex_unlock(&sys->outside_lock);
+    while (l != NULL) {
+        tr_outside *next = l->next; /* `close` may free `l` */
+        l->close(l);
+        l = next;
+    }
+}
+
 tr_ctx *
 tr_system_ctx(tr_system *sys)
 {
@@ -156,16 +268,13 @@ tr_ctx_system(const tr_ctx *ctx)
     return ctx != NULL ? ctx->sys : NULL;
 }
 
-int
-tr_system_stats_get(tr_system *sys, tr_system_stats *out)
+static void
+stats_sum(tr_system *sys, tr_system_stats *out)
 {
     tr_system_stats s = {0};
     uint64_t stopped;
     unsigned n;
 
-    if (sys == NULL || out == NULL) {
-        return TR_EINVAL;
-    }
     n = tr__sched_workers(sys->sched);
     s.workers = n;
     s.spawned = tr_load_relaxed(&sys->ext_spawned);
@@ -183,6 +292,23 @@ tr_system_stats_get(tr_system *sys, tr_system_stats *out)
     /* The sums are not one atomic snapshot: clamp a transient skew. */
     s.live_actors = s.spawned > stopped ? s.spawned - stopped : 0;
     *out = s;
+}
+
+int
+tr_system_stats_get(tr_system *sys, tr_system_stats *out)
+{
+    bool entered;
+
+    if (sys == NULL || out == NULL) {
+        return TR_EINVAL;
+    }
+    if (!tr__sys_enter_any(sys, &entered)) {
+        return TR_ESHUTDOWN;
+    }
+    stats_sum(sys, out);
+    if (entered) {
+        tr__sys_leave(sys);
+    }
     return TR_OK;
 }
 
@@ -218,6 +344,17 @@ sleep_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
+/* Until every plain thread's call has left (see the top comment). */
+static void
+wait_outside_calls(tr_system *sys)
+{
+    /* seq_cst: ordered after the store of the flag (see tr__sys_enter);
+     * it acquires too, pairing with tr__sys_leave. */
+    while (tr_load_seqcst(&sys->inside) != 0) {
+        sleep_ms(1);
+    }
+}
+
 /* With the workers joined: stop what is left, drop what is queued. */
 static void
 final_pass(tr_system *sys)
@@ -243,12 +380,15 @@ final_pass(tr_system *sys)
             tr__actor_finish(&ctx, &exit,
                              x == NULL || tr_load_relaxed(&x->held) == 0);
         }
+        /* The end above left the slot idle: hold it again to drop what is
+         * left. */
+        (void)tr__mpsc_take_idle(&a->mbox);
         tr__actor_drain(&sys->thread_ctx, a, TR_DEAD_SHUTDOWN);
     }
 }
 
 int
-tr_system_shutdown(tr_system *sys, unsigned timeout_ms)
+tr_system_shutdown(tr_system *sys, tr_timeout timeout)
 {
     uint64_t deadline;
     int rc = TR_OK;
@@ -262,11 +402,24 @@ tr_system_shutdown(tr_system *sys, unsigned timeout_ms)
     if (tr__sched_current(sys->sched) != NULL) {
         return TR_ESTATE;
     }
-    /* seq_cst: see the top comment. */
-    tr_store_seqcst(&sys->shutting_down, true);
+    /* seq_cst: see the top comment. A second call (a `stop` callback of
+     * the last pass, say) finds the flag set and changes nothing. */
+    if (tr_xchg_seqcst(&sys->shutting_down, true)) {
+        return TR_ESHUTDOWN;
+    }
+    /* Threads waiting for room, or in tr_system_wait, see the flag now
+     * and leave. */
     tr__ec_wake(&sys->room);
+    tr__ec_wake(&sys->gave_up_ec);
+    /* The live endpoint stops first: nothing reads the system for it
+     * while it comes down. Its `live` pointer is set by the plain thread
+     * that started it, which has returned (the caller orders shutdown
+     * after it). */
+    if (sys->live_close != NULL) {
+        sys->live_close(sys, false);
+    }
 
-    deadline = tr__now_ns() + (uint64_t)timeout_ms * 1000000u;
+    deadline = tr_timeout_deadline_ns(tr__now_ns(), timeout);
     if (request_stops(sys, true) != 0) {
         while (request_stops(sys, false) != 0) {
             if (tr__now_ns() >= deadline) {
@@ -276,12 +429,10 @@ tr_system_shutdown(tr_system *sys, unsigned timeout_ms)
             sleep_ms(1);
         }
     }
-    /* A thread that entered tr_ask before the flag was set may still be
-     * queueing its request or arming its timeout: let it finish. Its wait
-     * then ends when the call is closed below. */
-    while (tr_load_seqcst(&sys->asking) != 0) {
-        sleep_ms(1);
-    }
+    /* A plain thread's call that began before the flag (a spawn whose
+     * `init` still runs, a send landing its message) ends against the
+     * running system; its actors stop on the workers or in the last pass. */
+    wait_outside_calls(sys);
     /* The I/O module, if one started (under this lock: io/loop.c). */
     pthread_mutex_lock(&sys->tree_lock);
     void (*io_end)(tr_system *, int) = sys->io_end;
@@ -290,7 +441,7 @@ tr_system_shutdown(tr_system *sys, unsigned timeout_ms)
         io_end(sys, 0); /* its loop threads end */
     }
     tr__sched_stop(sys->sched);
-    tr__timers_destroy(sys->timers);
+    tr__timers_close(sys->timers);
     /* Release: outcomes of calls ended from here on are dropped. */
     tr_store_rel(&sys->torn_down, true);
     final_pass(sys);
@@ -302,15 +453,61 @@ tr_system_shutdown(tr_system *sys, unsigned timeout_ms)
     while (tr_load_seqcst(&sys->waiting) != 0) {
         sleep_ms(1);
     }
+    close_outside(sys);
     if (sys->cfg.final_stats != NULL) {
-        tr_system_stats_get(sys, sys->cfg.final_stats);
+        stats_sum(sys, sys->cfg.final_stats);
     }
+    /* Calls that came after the flag have found it and are leaving. */
+    wait_outside_calls(sys);
+    if (sys->live_close != NULL) {
+        sys->live_close(sys, true);
+    }
+    tr__timers_destroy(sys->timers);
     tr__sched_destroy(sys->sched);
     tr__table_destroy(sys->table);
     tr__pgs_destroy(sys->pgs);
     tr__names_destroy(sys->names);
     tr__free(sys->roots, sizeof(void *) * sys->caproots);
+    pthread_mutex_destroy(&sys->outside_lock);
     pthread_mutex_destroy(&sys->tree_lock);
     tr__free_aligned(sys, sizeof(*sys));
+    return rc;
+}
+
+int
+tr_system_wait(tr_system *sys, tr_timeout timeout)
+{
+    int rc;
+
+    if (sys == NULL) {
+        return TR_EINVAL;
+    }
+    /* A call on the system while it waits: shutdown wakes it (after
+     * setting its flag) and waits for it to leave before freeing. */
+    if (!tr__sys_enter(sys)) {
+        return TR_ESHUTDOWN;
+    }
+    uint64_t deadline = tr_timeout_deadline_ns(tr__now_ns(), timeout);
+    for (;;) {
+        uint32_t seen_ec = tr__ec_value(&sys->gave_up_ec);
+        if (tr_load_acq(&sys->gave_up) != 0) {
+            rc = TR_OK;
+            break;
+        }
+        if (tr_load_acq(&sys->shutting_down)) {
+            rc = TR_ESHUTDOWN;
+            break;
+        }
+        uint64_t now = tr__now_ns();
+        if (now >= deadline) {
+            rc = TR_ETIMEDOUT;
+            break;
+        }
+        long wait = deadline == UINT64_MAX
+                        ? -1
+                        : (long)((deadline - now + 999999u) / 1000000u);
+        tr__ec_wait_ms(&sys->gave_up_ec, seen_ec, wait);
+    }
+    tr__sys_leave(sys);
     return rc;
 }

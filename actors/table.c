@@ -10,13 +10,14 @@
  *
  * Free slots sit on per-worker lists (no lock on the spawn/stop hot path),
  * which refill from and spill to one shared list under a mutex in batches of
- * TR_FREE_BATCH. A free slot keeps its mailbox busy (idle bit clear) so
- * that a late push from a sender that raced the stop cannot schedule it;
- * such a message waits in the slot until the next incarnation's runner
- * drops it as a dead letter, or until shutdown.
+ * TR_FREE_BATCH. A free slot's mailbox is idle: a late push from a sender
+ * that raced the stop takes its run-right, finds the generation dead and
+ * drops the message itself (actor.c, schedule), so a late call ends at
+ * once. A spawner takes the right before it publishes the incarnation,
+ * waiting out such a drain.
  *
  * A slot whose last generation (TR_GEN_MAX) has ended is retired: it is
- * never given out again (see actor.h for why that takes millennia).
+ * never given out again (see internal.h for why that takes millennia).
  */
 #include "actors/actor.h"
 #include "actors/ext.h"
@@ -99,7 +100,7 @@ tr__table_at(tr_table *t, uint32_t index)
 static void
 init_slot(tr_actor *a, uint32_t index)
 {
-    tr__mpsc_init(&a->mbox, &a->mbox_out, false);
+    tr__mpsc_init(&a->mbox, &a->mbox_out, true);
     tr_init_relaxed(&a->ctl.top, NULL);
     tr_init_relaxed(&a->sent, 0);
     tr_init_relaxed(&a->taken, 0);

@@ -117,7 +117,7 @@ new_tick(tr_system *sys, uint32_t kind, uint64_t to)
 }
 
 int
-tr__timer_arm_call(tr_system *sys, tr_call_rec *rec, uint32_t timeout_ms,
+tr__timer_arm_call(tr_system *sys, tr_call_rec *rec, uint64_t delay_ns,
                    uint64_t *id)
 {
     tick *t = new_tick(sys, TICK_CALL, 0);
@@ -127,7 +127,7 @@ tr__timer_arm_call(tr_system *sys, tr_call_rec *rec, uint32_t timeout_ms,
         return TR_ENOMEM;
     }
     t->call = rec;
-    rc = tr__timers_add(sys->timers, tr_ms_to_ns(timeout_ms), 0, t, id);
+    rc = tr__timers_add(sys->timers, delay_ns, 0, t, id);
     if (rc != TR_OK) {
         free_tick(t);
     }
@@ -141,25 +141,15 @@ tr__timer_cancel_call(tr_system *sys, uint64_t id)
 }
 
 static int
-arm_send(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
-         uint64_t delay_ms, uint64_t period_ms, tr_timer *out, bool runtime)
+arm_entered(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
+            size_t size, uint64_t delay_ms, uint64_t period_ms, tr_timer *out)
 {
-    tr_system *sys;
+    tr_system *sys = ctx->sys;
     tr_actor *a;
     tick *t;
     uint64_t id;
     int rc;
 
-    if (ctx == NULL || (data == NULL && size != 0) || size > UINT32_MAX ||
-        (type >= TR_MSG_RESERVED && !runtime)) {
-        return TR_EINVAL;
-    }
-    sys = ctx->sys;
-    /* The runtime's own timers (a supervisor's shutdown deadlines) must
-     * work during shutdown. */
-    if (tr_load_acq(&sys->shutting_down) && !runtime) {
-        return TR_ESHUTDOWN;
-    }
     if ((rc = tr__sys_check(sys)) != TR_OK ||
         (rc = tr__addr_check(sys, to)) != TR_OK) {
         return rc;
@@ -204,6 +194,31 @@ arm_send(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     return TR_OK;
 }
 
+static int
+arm_send(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
+         uint64_t delay_ms, uint64_t period_ms, tr_timer *out, bool runtime)
+{
+    tr_system *sys;
+    int rc;
+
+    if (ctx == NULL || (data == NULL && size != 0) || size > UINT32_MAX ||
+        (type >= TR_MSG_RESERVED && !runtime)) {
+        return TR_EINVAL;
+    }
+    sys = ctx->sys;
+    /* The runtime's own timers (a supervisor's shutdown deadlines) must
+     * work during shutdown, until the timers close. */
+    if (tr_load_acq(&sys->shutting_down) && !runtime) {
+        return TR_ESHUTDOWN;
+    }
+    if (!tr__ctx_enter(ctx)) {
+        return TR_ESHUTDOWN;
+    }
+    rc = arm_entered(ctx, to, type, data, size, delay_ms, period_ms, out);
+    tr__ctx_leave(ctx);
+    return rc;
+}
+
 int
 tr_send_after(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
               size_t size, uint64_t delay_ms, tr_timer *out)
@@ -232,10 +247,20 @@ tr_send_interval(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
 int
 tr_timer_cancel(tr_system *sys, tr_timer timer)
 {
+    bool entered;
+    int rc;
+
     if (sys == NULL) {
         return TR_EINVAL;
     }
-    return tr__timers_cancel(sys->timers, timer.id) ? TR_OK : TR_EALREADY;
+    if (!tr__sys_enter_any(sys, &entered)) {
+        return TR_ESHUTDOWN;
+    }
+    rc = tr__timers_cancel(sys->timers, timer.id) ? TR_OK : TR_EALREADY;
+    if (entered) {
+        tr__sys_leave(sys);
+    }
+    return rc;
 }
 
 uint64_t
@@ -253,6 +278,14 @@ tr_clock_advance(tr_system *sys, uint64_t ms)
     if (!sys->cfg.manual_clock || tr__sched_current(sys->sched) != NULL) {
         return TR_ESTATE;
     }
+    if (!tr__sys_enter(sys)) {
+        return TR_ESHUTDOWN;
+    }
     tr__timers_advance(sys->timers, tr_ms_to_ns(ms));
+    /* Threads waiting for room until a time on this clock look again. */
+    if (tr_load_seqcst(&sys->room_waiters) != 0) {
+        tr__ec_wake(&sys->room);
+    }
+    tr__sys_leave(sys);
     return TR_OK;
 }

@@ -40,8 +40,8 @@ static int on_reply(tr_ctx *ctx, void *state, const tr_call_result *result,
 static int
 call_next(tr_ctx *ctx, client *c)
 {
-    int rc = tr_call(ctx, c->server, MSG_REQUEST, &c->next, sizeof(c->next), 0,
-                     on_reply, NULL);
+    int rc = tr_call(ctx, c->server, MSG_REQUEST, &c->next, sizeof(c->next),
+                     TR_FOREVER, on_reply, NULL);
 
     if (rc != TR_OK) {
         bench_post_fail(c->done, rc, "call");

@@ -59,7 +59,7 @@ sub_init(tr_ctx *ctx, void *state, const void *arg)
 
     s->done = a->done;
     s->expect = a->expect;
-    return tr_broadcast_subscribe_actor(a->tx, ctx, &types, NULL);
+    return tr_broadcast_subscribe_actor(ctx, a->tx, &types, NULL);
 }
 
 static int

@@ -15,7 +15,7 @@
  * supervisor (control lane), MSG_UP (the new `init` to the driver).
  *
  * The driver checks that every MSG_UP comes from the same address (the
- * restart is in place); main checks, through tr_sup_which_children, that
+ * restart is in place); main checks, through tr_sup_which_children_wait, that
  * the supervisor counted exactly n restarts. The supervisor's intensity
  * allows n restarts in 1 ms, so it never gives up however fast the
  * restarts come; a longer period would only make the supervisor keep more
@@ -160,12 +160,13 @@ main(void)
     const tr_sup_spec spec = {
         .name = "restart",
         .strategy = TR_ONE_FOR_ONE,
-        .max_restarts = (uint32_t)n,
+        /* Never give up: no more than this many restarts fit in 1 ms. */
+        .max_restarts = TR_SUP_RESTARTS_MAX,
         .period_ms = 1,
         .children = &child,
         .len = 1,
     };
-    bench_check(tr_sup_start(ctx, &spec, &sup), "tr_sup_start");
+    bench_check(tr_sup_start(ctx, &spec, NULL, &sup), "tr_sup_start");
 
     t0 = bench_now();
     bench_check(tr_send(ctx, driver_addr, MSG_GO, &n, sizeof(n)), "send go");
@@ -175,8 +176,8 @@ main(void)
                    (unsigned long long)d.value, (unsigned long long)n);
     }
     memset(&info, 0, sizeof(info));
-    bench_check(tr_sup_which_children(ctx, sup, &info, 1, &len, 10000),
-                "tr_sup_which_children");
+    bench_check(tr_sup_which_children_wait(ctx, sup, &info, 1, &len, 10000),
+                "tr_sup_which_children_wait");
     if (len != 1 || info.restarts != n || !info.running) {
         bench_fail("the supervisor counted %u restarts (%zu children), "
                    "expected %llu",

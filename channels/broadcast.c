@@ -52,7 +52,7 @@
 #include <troupe/broadcast.h>
 #include <troupe/error.h>
 
-#include "actors/actor.h"
+#include "actors/internal.h"
 #include "channels/subscription.h"
 #include "common/tr_alloc.h"
 #include "common/tr_atomic.h"
@@ -620,7 +620,7 @@ try_take(receiver *r, const tr_broadcast_value **out, uint64_t *lagged)
 
 int
 tr_broadcast_recv_wait(tr_broadcast_rx *rx, const tr_broadcast_value **value,
-                       uint64_t *lagged, int timeout_ms)
+                       uint64_t *lagged, tr_timeout timeout_ms)
 {
     bchan *ch;
     uint64_t deadline = 0;
@@ -633,7 +633,7 @@ tr_broadcast_recv_wait(tr_broadcast_rx *rx, const tr_broadcast_value **value,
     }
     ch = rx->r.ch;
     if (timeout_ms > 0) {
-        deadline = tr__now_ns() + (uint64_t)timeout_ms * 1000000u;
+        deadline = tr_timeout_deadline_ns(tr__now_ns(), timeout_ms);
     }
     for (;;) {
         uint32_t seen = tr__ec_value(&ch->ready);
@@ -735,7 +735,6 @@ deliver_value(tr_broadcast_sub *b, tr_ctx *ctx, void *state, tr_handle_fn fn,
         .size = v->size,
         .data = v->data,
         .from = TR_ADDR_NONE,
-        .call = NULL,
     };
     int rc;
 
@@ -879,7 +878,7 @@ static const tr_sub_ops sub_ops = {
 };
 
 int
-tr_broadcast_subscribe_actor(tr_broadcast_tx *tx, tr_ctx *ctx,
+tr_broadcast_subscribe_actor(tr_ctx *ctx, tr_broadcast_tx *tx,
                              const tr_broadcast_sub_types *types,
                              tr_broadcast_sub **out)
 {

@@ -23,16 +23,26 @@
  * sees both, and the DELIVERED bit makes sure only one delivers. The
  * sender sets TX_DONE, delivers or wakes, and only then TX_GONE, so the
  * channel outlives its own notification.
+ *
+ * An actor's subscription keeps its system's address, so it is registered
+ * with the system (tr_outside, REGISTERED) until it has delivered; the
+ * channel then also waits for REG_GONE before it is freed. If the system
+ * shuts down first, shutdown sets SYS_GONE and CLOSED: a later send fails
+ * with TR_ECLOSED and touches nothing of the system. Delivery and shutdown
+ * each set their bit with one read-modify-write and look at the other's:
+ * a delivery that finds SYS_GONE gives up; shutdown that finds DELIVERED
+ * waits for DELIVERY_DONE, when the delivery is done with the system.
  */
-#include <troupe/channel.h>
+#include <troupe/oneshot.h>
 #include <troupe/error.h>
 
-#include "actors/actor.h"
+#include "actors/internal.h"
 #include "common/tr_alloc.h"
 #include "common/tr_atomic.h"
 #include "common/tr_park.h"
 #include "scheduler/sched.h"
 
+#include <sched.h>
 #include <string.h>
 
 enum {
@@ -45,6 +55,10 @@ enum {
     SUBSCRIBED = 1u << 6,
     DELIVERED = 1u << 7,
     TX_DONE = 1u << 8,
+    REGISTERED = 1u << 9,     /* an actor subscribed: see the top comment */
+    REG_GONE = 1u << 10,      /* ... and the registration is over */
+    SYS_GONE = 1u << 11,      /* the subscriber's system shut down */
+    DELIVERY_DONE = 1u << 12, /* the delivery is done with the system */
 };
 
 typedef struct oneshot {
@@ -56,6 +70,7 @@ typedef struct oneshot {
     uint64_t subscriber;
     uint32_t value_type;
     uint32_t closed_type;
+    tr_outside link; /* registered with `sys` (REGISTERED) */
     _Alignas(16) unsigned char value[];
 } oneshot;
 
@@ -77,17 +92,24 @@ destroy(oneshot *o)
     tr__free(o, sizeof(*o) + o->size);
 }
 
-/* Set `bits`; frees the channel when this made both halves gone. Returns
- * the state before. */
+/* Nobody holds the channel: both halves gone, and the registration over
+ * if there was one. */
+static bool
+unheld(uint32_t s)
+{
+    return (s & (TX_GONE | RX_GONE)) == (TX_GONE | RX_GONE) &&
+           (!(s & REGISTERED) || (s & REG_GONE));
+}
+
+/* Set `bits`; frees the channel when this let go of its last holder.
+ * Returns the state before. */
 static uint32_t
 set_bits(oneshot *o, uint32_t bits)
 {
     /* acq_rel: the value written by a send is visible to the reader, and
-     * the last half to go sees every write before freeing. */
+     * the last holder to go sees every write before freeing. */
     uint32_t before = tr_for_acqrel(&o->state, bits);
-    uint32_t after = before | bits;
-    if ((after & (TX_GONE | RX_GONE)) == (TX_GONE | RX_GONE) &&
-        (before & (TX_GONE | RX_GONE)) != (TX_GONE | RX_GONE)) {
+    if (unheld(before | bits) && !unheld(before)) {
         destroy(o);
     }
     return before;
@@ -101,21 +123,44 @@ deliver(oneshot *o, bool has_value)
     uint32_t before = tr_for_acqrel(&o->state, DELIVERED);
     tr_envelope *env;
 
-    if (before & DELIVERED) {
-        return;
+    if (before & (DELIVERED | SYS_GONE)) {
+        return; /* told already, or nobody to tell: see the top comment */
     }
     env = tr__env_create(has_value ? o->size : 0);
-    if (env == NULL) {
-        return; /* out of memory: the actor is not told (documented) */
+    if (env != NULL) {
+        env->type = has_value ? o->value_type : o->closed_type;
+        env->kind = TR_CTL_USER;
+        if (has_value && o->size != 0) {
+            memcpy(tr__env_data(env), o->value, o->size);
+        }
+        if (tr__actor_push_ctl_to(o->sys, o->subscriber, env) != TR_OK) {
+            tr__env_destroy(env); /* the subscriber has stopped */
+        }
     }
-    env->type = has_value ? o->value_type : o->closed_type;
-    env->kind = TR_CTL_USER;
-    if (has_value && o->size != 0) {
-        memcpy(tr__env_data(env), o->value, o->size);
+    /* Out of memory, the actor is not told (documented). Either way we
+     * are done with the system: unregister, unless shutdown has taken the
+     * registration (it ends it when it sees DELIVERY_DONE). */
+    if (tr__outside_remove(o->sys, &o->link)) {
+        set_bits(o, REG_GONE);
     }
-    if (tr__actor_push_ctl_to(o->sys, o->subscriber, env) != TR_OK) {
-        tr__env_destroy(env); /* the subscriber has stopped */
+    set_bits(o, DELIVERY_DONE);
+}
+
+/* Shutdown forgets the subscription (tr_outside). */
+static void
+close_subscription(tr_outside *l)
+{
+    oneshot *o = tr_container_of(l, oneshot, link);
+
+    /* acq_rel: one of this and the delivery's DELIVERED comes first, and
+     * the other sees it (see the top comment). */
+    if (tr_for_acqrel(&o->state, SYS_GONE | CLOSED) & DELIVERED) {
+        /* Acquire: pairs with the delivery's last set_bits. */
+        while (!(tr_load_acq(&o->state) & DELIVERY_DONE)) {
+            sched_yield();
+        }
     }
+    set_bits(o, REG_GONE); /* may free it */
 }
 
 int
@@ -190,7 +235,7 @@ tr_oneshot_tx_destroy(tr_oneshot_tx *tx)
 }
 
 int
-tr_oneshot_recv_wait(tr_oneshot_rx *rx, void *out, int timeout_ms)
+tr_oneshot_recv_wait(tr_oneshot_rx *rx, void *out, tr_timeout timeout_ms)
 {
     oneshot *o = of_rx(rx);
     uint64_t deadline = 0;
@@ -202,7 +247,7 @@ tr_oneshot_recv_wait(tr_oneshot_rx *rx, void *out, int timeout_ms)
         return TR_ESTATE; /* a worker must never wait */
     }
     if (timeout_ms > 0) {
-        deadline = tr__now_ns() + (uint64_t)timeout_ms * 1000000u;
+        deadline = tr_timeout_deadline_ns(tr__now_ns(), timeout_ms);
     }
     for (;;) {
         uint32_t seen = tr__ec_value(&o->ready);
@@ -243,8 +288,8 @@ tr_oneshot_recv_wait(tr_oneshot_rx *rx, void *out, int timeout_ms)
 }
 
 int
-tr_oneshot_subscribe(tr_oneshot_rx *rx, tr_ctx *ctx, uint32_t value_type,
-                     uint32_t closed_type)
+tr_oneshot_subscribe_actor(tr_ctx *ctx, tr_oneshot_rx *rx, uint32_t value_type,
+                           uint32_t closed_type)
 {
     oneshot *o = of_rx(rx);
     uint32_t s;
@@ -264,6 +309,11 @@ tr_oneshot_subscribe(tr_oneshot_rx *rx, tr_ctx *ctx, uint32_t value_type,
     o->subscriber = tr_self(ctx).id;
     o->value_type = value_type;
     o->closed_type = closed_type;
+    /* Registered before anyone may deliver: an actor's context, so the
+     * system runs. */
+    o->link.close = close_subscription;
+    tr__outside_add(o->sys, &o->link);
+    set_bits(o, REGISTERED);
     s = set_bits(o, SUBSCRIBED);
     if (s & VALUE) {
         deliver(o, true);

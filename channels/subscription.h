@@ -5,7 +5,7 @@
 #ifndef TR_CHANNELS_SUBSCRIPTION_H
 #define TR_CHANNELS_SUBSCRIPTION_H
 
-#include "actors/actor.h"
+#include "actors/internal.h"
 #include "common/tr_atomic.h"
 
 #include <stdbool.h>

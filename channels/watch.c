@@ -30,7 +30,7 @@
 #include <troupe/error.h>
 #include <troupe/watch.h>
 
-#include "actors/actor.h"
+#include "actors/internal.h"
 #include "channels/subscription.h"
 #include "common/tr_alloc.h"
 #include "common/tr_atomic.h"
@@ -403,7 +403,7 @@ check_changed(tr_watch_rx *rx)
 }
 
 int
-tr_watch_changed_wait(tr_watch_rx *rx, int timeout_ms)
+tr_watch_changed_wait(tr_watch_rx *rx, tr_timeout timeout_ms)
 {
     wchan *ch;
     uint64_t deadline = 0;
@@ -416,7 +416,7 @@ tr_watch_changed_wait(tr_watch_rx *rx, int timeout_ms)
     }
     ch = rx->ch;
     if (timeout_ms > 0) {
-        deadline = tr__now_ns() + (uint64_t)timeout_ms * 1000000u;
+        deadline = tr_timeout_deadline_ns(tr__now_ns(), timeout_ms);
     }
     for (;;) {
         uint32_t seen = tr__ec_value(&ch->ready);
@@ -552,7 +552,7 @@ static const tr_sub_ops sub_ops = {
 };
 
 int
-tr_watch_subscribe_actor(tr_watch_tx *tx, tr_ctx *ctx, uint32_t changed_type,
+tr_watch_subscribe_actor(tr_ctx *ctx, tr_watch_tx *tx, uint32_t changed_type,
                          uint32_t closed_type, tr_watch_sub **out)
 {
     wchan *ch = of_tx(tx);

@@ -22,10 +22,19 @@ static int
 should_fail(void)
 {
     /* Relaxed: the hook is armed before the code under test starts. */
-    if (tr_likely(tr_load_relaxed(&fail_countdown) < 0)) {
+    long left = tr_load_relaxed(&fail_countdown);
+
+    if (tr_likely(left < 0)) {
         return 0;
     }
-    return tr_fas_relaxed(&fail_countdown, 1) <= 0;
+    /* Count down to 0 and stay there: from then on every allocation fails
+     * (a plain decrement would go past 0 to "off"). */
+    while (left > 0) {
+        if (tr_cas_weak_acqrel(&fail_countdown, &left, left - 1)) {
+            return 0;
+        }
+    }
+    return left == 0;
 }
 
 void *

@@ -42,4 +42,19 @@ tr_ms_to_ns(uint64_t ms)
     return tr_sat_mul(ms, 1000000u);
 }
 
+/* A tr_timeout (ms; negative: forever) as a wait for tr__ec_wait_ms
+ * (-1: forever), and as a deadline in ns from `now` (UINT64_MAX: none). */
+static inline long
+tr_timeout_wait_ms(int64_t timeout)
+{
+    return timeout < 0 ? -1 : timeout > INT32_MAX ? INT32_MAX : (long)timeout;
+}
+
+static inline uint64_t
+tr_timeout_deadline_ns(uint64_t now, int64_t timeout)
+{
+    return timeout < 0 ? UINT64_MAX
+                       : tr_sat_add(now, tr_ms_to_ns((uint64_t)timeout));
+}
+
 #endif /* TR_DEFS_H */

@@ -106,3 +106,5 @@ tr__now_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+
+_Thread_local void *tr__tls_worker;

@@ -11,6 +11,7 @@
 #ifndef TR_PARK_H
 #define TR_PARK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h> /* ck_ec.h uses struct timespec */
 
@@ -40,5 +41,19 @@ int tr__ec_wait_ms(struct ck_ec32 *ec, uint32_t seen, long timeout_ms);
 
 /* Monotonic time in nanoseconds. */
 uint64_t tr__now_ns(void);
+
+/*
+ * The calling thread's worker (opaque here), or NULL off the workers: the
+ * one thread-local the runtime keeps, set by the scheduler. Here, below
+ * every module, so that each blocking call refuses to wait on a worker of
+ * any system through the same check (tr__on_a_worker).
+ */
+extern _Thread_local void *tr__tls_worker;
+
+static inline bool
+tr__on_a_worker(void)
+{
+    return tr__tls_worker != NULL;
+}
 
 #endif /* TR_PARK_H */

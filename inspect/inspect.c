@@ -9,10 +9,11 @@
  * the document's end, so a full buffer yields a shorter valid document that
  * says how many nodes it left out.
  */
-#include <troupe/error.h>
-#include <troupe/inspect.h>
+#include "inspect/snap.h"
 
-#include "actors/ext.h"
+#include <troupe/error.h>
+
+#include "actors/internal.h"
 #include "common/tr_alloc.h"
 #include "supervisor/sup.h"
 
@@ -23,29 +24,8 @@
 
 enum { NODE_TEXT = 1024, TRAILER = 128 };
 
-typedef struct node {
-    uint32_t depth;
-    char path[256];
-    uint64_t addr;
-    const char *behaviour;
-    bool supervisor;
-    const char *status;
-    const char *restart; /* NULL for a top-level supervisor */
-    uint32_t restarts;
-    tr_signal last; /* meaningful when `failed` */
-    uint64_t fail_ms;
-    bool failed; /* a time of 0 is a time (the clock starts at 0) */
-    bool live;
-    uint64_t mailbox_len, mailbox_hwm, handled;
-    const char *strategy; /* supervisors with bookkeeping */
-    uint32_t max_restarts, period_ms;
-} node;
-
-typedef struct nodes {
-    node *v;
-    size_t n, cap;
-    bool oom;
-} nodes;
+typedef tr_snode node;
+typedef tr_snap nodes;
 
 static const char *const strategy_names[] = {
     "one_for_one", "one_for_all", "rest_for_one", "simple_one_for_one"};
@@ -89,6 +69,8 @@ read_counters(tr_system *sys, node *nd)
     tr_ext *x = tr_load_acq(&tr__table_slot(sys->table, nd->addr)->ext);
     if (x != NULL) {
         nd->mailbox_hwm = tr_load_relaxed(&x->hwm);
+        nd->busy_ns = tr_load_relaxed(&x->busy_ns);
+        nd->dead = tr_load_relaxed(&x->dead);
     }
 }
 
@@ -109,10 +91,7 @@ static void
 walk(tr_system *sys, nodes *ns, const tr_sup *s, const char *path,
      uint32_t depth)
 {
-    uint32_t first = s->strategy == TR_SIMPLE_ONE_FOR_ONE ? 1 : 0;
-
-    for (uint32_t i = first; i < s->n && !ns->oom; i++) {
-        const child *c = s->kids[i];
+    for (const child *c = s->head; c != NULL && !ns->oom; c = c->next) {
         node *nd = push(ns);
         if (nd == NULL) {
             return;
@@ -120,6 +99,7 @@ walk(tr_system *sys, nodes *ns, const tr_sup *s, const char *path,
         nd->depth = depth;
         snprintf(nd->path, sizeof(nd->path), "%.190s/%.63s", path, c->id);
         nd->addr = c->state == CHILD_DOWN ? 0 : c->addr.id;
+        nd->node = sys->node;
         nd->behaviour = c->spec.behaviour->name != NULL
                             ? c->spec.behaviour->name
                             : "(unnamed)";
@@ -153,8 +133,29 @@ walk(tr_system *sys, nodes *ns, const tr_sup *s, const char *path,
     }
 }
 
+/* Outside the tree lock (a record's lock is never taken under it): the
+ * registered names. Records are never freed while the system runs. */
 static void
-collect(tr_system *sys, nodes *ns)
+read_names(tr_system *sys, nodes *ns)
+{
+    for (size_t i = 0; i < ns->n; i++) {
+        node *nd = &ns->v[i];
+        tr_actor *a =
+            nd->addr != 0 ? tr__table_slot(sys->table, nd->addr) : NULL;
+        tr_ext *x = a != NULL ? tr_load_acq(&a->ext) : NULL;
+        if (x == NULL) {
+            continue;
+        }
+        pthread_mutex_lock(&x->lock);
+        if (x->name != NULL) {
+            snprintf(nd->name, sizeof(nd->name), "%s", x->name);
+        }
+        pthread_mutex_unlock(&x->lock);
+    }
+}
+
+void
+tr__snap_collect(tr_system *sys, nodes *ns, bool names)
 {
     pthread_mutex_lock(&sys->tree_lock);
     for (uint32_t r = 0; r < sys->nroots && !ns->oom; r++) {
@@ -165,6 +166,7 @@ collect(tr_system *sys, nodes *ns)
         }
         snprintf(nd->path, sizeof(nd->path), "/%s", s->name);
         nd->addr = s->self;
+        nd->node = sys->node;
         nd->behaviour = tr_supervisor_behaviour.name;
         nd->supervisor = true;
         nd->status = "running";
@@ -175,58 +177,148 @@ collect(tr_system *sys, nodes *ns)
         walk(sys, ns, s, path, 1);
     }
     pthread_mutex_unlock(&sys->tree_lock);
+    if (names && !ns->oom) {
+        read_names(sys, ns);
+    }
+}
+
+void
+tr__snap_free(nodes *ns)
+{
+    tr__free(ns->v, sizeof(node) * ns->cap);
+    ns->v = NULL;
+    ns->n = ns->cap = 0;
 }
 
 /* ---- rendering ---- */
 
-typedef struct sink {
-    char *p;
-    size_t cap, len;
-} sink;
+typedef tr_sink sink;
 
-static void
-put(sink *k, const char *fmt, ...)
+/* Room for `more` bytes and the NUL; false when there is none. */
+static bool
+reserve(sink *k, size_t more)
 {
-    va_list ap;
+    if (k->len + more + 1 <= k->cap) {
+        return true;
+    }
+    if (!k->grow || k->oom) {
+        return false;
+    }
+    size_t ncap = k->cap < 4096 ? 4096 : k->cap;
+    while (ncap < k->len + more + 1) {
+        ncap *= 2;
+    }
+    char *p = tr__alloc(ncap);
+    if (p == NULL) {
+        k->oom = true;
+        return false;
+    }
+    if (k->p != NULL) {
+        memcpy(p, k->p, k->len + 1);
+        tr__free(k->p, k->cap);
+    }
+    k->p = p;
+    k->cap = ncap;
+    return true;
+}
 
+void
+tr__sink_vput(sink *k, const char *fmt, va_list ap)
+{
+    va_list again;
+
+    va_copy(again, ap);
+    if (k->grow) {
+        int want = vsnprintf(NULL, 0, fmt, again);
+        va_end(again);
+        if (want < 0 || !reserve(k, (size_t)want)) {
+            return;
+        }
+        va_copy(again, ap);
+    }
     if (k->len + 1 >= k->cap) {
+        va_end(again);
         return;
     }
-    va_start(ap, fmt);
-    int n = vsnprintf(k->p + k->len, k->cap - k->len, fmt, ap);
-    va_end(ap);
+    int n = vsnprintf(k->p + k->len, k->cap - k->len, fmt, again);
+    va_end(again);
     if (n > 0) {
         k->len += (size_t)n < k->cap - k->len ? (size_t)n : k->cap - k->len - 1;
     }
 }
 
-/* `s` as the inside of a JSON (or DOT) string. */
-static void
-put_escaped(sink *k, const char *s)
+void
+tr__sink_put(sink *k, const char *fmt, ...)
 {
-    for (; *s != '\0' && k->len + 7 < k->cap; s++) {
+    va_list ap;
+
+    va_start(ap, fmt);
+    tr__sink_vput(k, fmt, ap);
+    va_end(ap);
+}
+
+#define put tr__sink_put
+
+static void
+put_char(sink *k, char ch)
+{
+    if (reserve(k, 1)) {
+        k->p[k->len++] = ch;
+        k->p[k->len] = '\0';
+    }
+}
+
+void
+tr__sink_escaped(sink *k, const char *s)
+{
+    for (; *s != '\0' && (k->grow || k->len + 7 < k->cap); s++) {
         unsigned char ch = (unsigned char)*s;
         if (ch == '"' || ch == '\\') {
             put(k, "\\%c", ch);
         } else if (ch < 0x20) {
             put(k, "\\u%04x", ch);
         } else {
-            k->p[k->len++] = (char)ch;
-            k->p[k->len] = '\0';
+            put_char(k, (char)ch);
         }
     }
 }
 
-static const char *const exit_names[] = {"normal", "shutdown", "failed",
-                                         "killed", "noactor"};
+void
+tr__sink_label(sink *k, const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if (*s == '"' || *s == '\\') {
+            put(k, "\\%c", *s);
+        } else if (*s == '\n') {
+            put(k, "\\n");
+        } else {
+            put_char(k, *s);
+        }
+    }
+}
 
-static void
-render_json(sink *k, const node *nd, bool first)
+void
+tr__sink_free(sink *k)
+{
+    if (k->grow && k->p != NULL) {
+        tr__free(k->p, k->cap);
+    }
+    k->p = NULL;
+    k->cap = k->len = 0;
+}
+
+const char *const tr__exit_names[] = {"normal", "shutdown", "failed", "killed",
+                                      "noactor"};
+
+void
+tr__render_json(sink *k, const node *nd, bool first, bool live)
 {
     put(k, "%s{\"path\":\"", first ? "" : ",");
-    put_escaped(k, nd->path);
-    put(k, "\",\"address\":\"%#" PRIx64 "\",\"behaviour\":\"", nd->addr);
-    put_escaped(k, nd->behaviour);
+    tr__sink_escaped(k, nd->path);
+    tr_addr a = {.id = nd->addr, .node = nd->node};
+    put(k, "\",\"address\":\"" TR_ADDR_FMT "\",\"behaviour\":\"",
+        TR_ADDR_ARGS(a));
+    tr__sink_escaped(k, nd->behaviour);
     put(k, "\",\"kind\":\"%s\",\"status\":\"%s\",\"depth\":%u",
         nd->supervisor ? "supervisor" : "worker", nd->status, nd->depth);
     if (nd->restart != NULL) {
@@ -235,8 +327,8 @@ render_json(sink *k, const node *nd, bool first)
     put(k, ",\"restarts\":%u", nd->restarts);
     if (nd->failed) {
         put(k, ",\"last_failure\":{\"kind\":\"%s\",\"code\":%d,\"reason\":\"",
-            exit_names[nd->last.kind], nd->last.code);
-        put_escaped(k, nd->last.text);
+            tr__exit_names[nd->last.kind], nd->last.code);
+        tr__sink_escaped(k, nd->last.text);
         put(k, "\",\"at_ms\":%" PRIu64 "}", nd->fail_ms);
     } else {
         put(k, ",\"last_failure\":null");
@@ -251,11 +343,24 @@ render_json(sink *k, const node *nd, bool first)
             "\"period_ms\":%u}",
             nd->strategy, nd->max_restarts, nd->period_ms);
     }
+    if (live) {
+        put(k,
+            ",\"handler_ns\":%" PRIu64 ",\"dead_letters\":%" PRIu64
+            ",\"name\":",
+            nd->busy_ns, nd->dead);
+        if (nd->name[0] != '\0') {
+            put(k, "\"");
+            tr__sink_escaped(k, nd->name);
+            put(k, "\"");
+        } else {
+            put(k, "null");
+        }
+    }
     put(k, "}");
 }
 
-static void
-render_text(sink *k, const node *nd)
+void
+tr__render_text(sink *k, const node *nd)
 {
     put(k, "%*s%s", (int)nd->depth * 2, "", nd->path);
     if (nd->strategy != NULL) {
@@ -265,12 +370,15 @@ render_text(sink *k, const node *nd)
     }
     put(k, " %s", nd->status);
     if (nd->addr != 0) {
-        put(k, " %#" PRIx64, nd->addr);
+        tr_addr a = {.id = nd->addr, .node = nd->node};
+        put(k, " " TR_ADDR_FMT, TR_ADDR_ARGS(a));
     }
     if (nd->restart != NULL) {
         put(k, " %s", nd->restart);
     }
-    put(k, " restarts=%u handled=%" PRIu64 " mailbox=%" PRIu64 "/%" PRIu64,
+    put(k,
+        " restarts=%u handled=%" PRIu64 " queued=%" PRIu64
+        " queued_peak=%" PRIu64,
         nd->restarts, nd->handled, nd->mailbox_len, nd->mailbox_hwm);
     if (nd->failed) {
         put(k, " last: %s at %" PRIu64 " ms", nd->last.text, nd->fail_ms);
@@ -278,28 +386,29 @@ render_text(sink *k, const node *nd)
     put(k, "\n");
 }
 
-static void
-render_dot(sink *k, const node *nd, const node *parent)
+void
+tr__render_dot(sink *k, const node *nd, const node *parent)
 {
+    const char *leaf = strrchr(nd->path, '/');
+
     put(k, "  \"");
-    put_escaped(k, nd->path);
-    put(k, "\" [shape=%s,label=\"%s\\n%s %s\\nrestarts %u\"];\n",
-        nd->supervisor ? "box" : "ellipse",
-        strrchr(nd->path, '/') != NULL ? strrchr(nd->path, '/') + 1 : nd->path,
-        nd->strategy != NULL ? nd->strategy : nd->behaviour, nd->status,
-        nd->restarts);
+    tr__sink_escaped(k, nd->path);
+    put(k, "\" [shape=%s,label=\"", nd->supervisor ? "box" : "ellipse");
+    tr__sink_escaped(k, leaf != NULL ? leaf + 1 : nd->path);
+    put(k, "\\n");
+    tr__sink_escaped(k, nd->strategy != NULL ? nd->strategy : nd->behaviour);
+    put(k, " %s\\nrestarts %u\"];\n", nd->status, nd->restarts);
     if (parent != NULL) {
         put(k, "  \"");
-        put_escaped(k, parent->path);
+        tr__sink_escaped(k, parent->path);
         put(k, "\" -> \"");
-        put_escaped(k, nd->path);
+        tr__sink_escaped(k, nd->path);
         put(k, "\";\n");
     }
 }
 
-/* The nearest node before `i` one level up. */
-static const node *
-parent_of(const nodes *ns, size_t i)
+const node *
+tr__snap_parent(const nodes *ns, size_t i)
 {
     for (size_t j = i; j-- > 0;) {
         if (ns->v[j].depth + 1 == ns->v[i].depth) {
@@ -331,7 +440,7 @@ static size_t
 trailer_len(tr_inspect_format format, size_t omitted)
 {
     char t[TRAILER];
-    sink k = {t, sizeof(t), 0};
+    sink k = {t, sizeof(t), 0, false, false};
     t[0] = '\0';
     render_trailer(&k, format, omitted);
     return k.len;
@@ -347,13 +456,13 @@ tr_inspect_snapshot(tr_system *sys, tr_inspect_format format, char *buf,
     }
     buf[0] = '\0';
     nodes ns = {0};
-    collect(sys, &ns);
+    tr__snap_collect(sys, &ns, false);
     if (ns.oom) {
-        tr__free(ns.v, sizeof(node) * ns.cap);
+        tr__snap_free(&ns);
         return TR_ENOMEM;
     }
     char one[NODE_TEXT];
-    sink k = {buf, cap, 0};
+    sink k = {buf, cap, 0, false, false};
     size_t shown = 0;
 
     if (format == TR_INSPECT_JSON) {
@@ -365,18 +474,18 @@ tr_inspect_snapshot(tr_system *sys, tr_inspect_format format, char *buf,
      * out must fit, or nothing is written. */
     if (k.len + trailer_len(format, ns.n) + 1 > cap) {
         buf[0] = '\0';
-        tr__free(ns.v, sizeof(node) * ns.cap);
+        tr__snap_free(&ns);
         return TR_EINVAL;
     }
     for (; shown < ns.n; shown++) {
-        sink nk = {one, sizeof(one), 0};
+        sink nk = {one, sizeof(one), 0, false, false};
         one[0] = '\0';
         if (format == TR_INSPECT_JSON) {
-            render_json(&nk, &ns.v[shown], shown == 0);
+            tr__render_json(&nk, &ns.v[shown], shown == 0, false);
         } else if (format == TR_INSPECT_TEXT) {
-            render_text(&nk, &ns.v[shown]);
+            tr__render_text(&nk, &ns.v[shown]);
         } else {
-            render_dot(&nk, &ns.v[shown], parent_of(&ns, shown));
+            tr__render_dot(&nk, &ns.v[shown], tr__snap_parent(&ns, shown));
         }
         /* This node, and the trailer for the ones after it. */
         if (k.len + nk.len + trailer_len(format, ns.n - shown - 1) + 1 > cap) {
@@ -387,7 +496,7 @@ tr_inspect_snapshot(tr_system *sys, tr_inspect_format format, char *buf,
     }
     size_t omitted = ns.n - shown;
     render_trailer(&k, format, omitted);
-    tr__free(ns.v, sizeof(node) * ns.cap);
+    tr__snap_free(&ns);
     *len = k.len;
     return omitted == 0 ? TR_OK : TR_ETRUNCATED;
 }

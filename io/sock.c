@@ -584,7 +584,8 @@ connect_to(tr_ctx *ctx, const struct sockaddr_storage *ss, socklen_t len,
         s->end_reason = TR_IO_END_ERROR;
         s->end_err = err;
         tr__io_post(s, RD_END);
-    } else if (timeout > 0) {
+    } else if (timeout > 0 && timeout < INT64_MAX - tr__io_now_ms()) {
+        /* A deadline past the clock's range is no deadline. */
         s->deadline = tr__io_now_ms() + timeout;
         if (tr__io_timer_arm(s, timeout) != TR_OK) {
             (void)tr__io_close_slot(s, ctx, false);

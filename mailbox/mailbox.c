@@ -8,6 +8,13 @@
  * takes the role back on the receiver's behalf and increments the count, so
  * the sleep ends; a push that comes before the mark makes the mark fail and
  * the receiver pops again. Close sets a flag and increments the count.
+ *
+ * Close against send. A send either is received or fails: it counts
+ * itself in `sent` and then reads `closed` (both seq_cst), and withdraws
+ * with TR_ECLOSED if it is set; close sets `closed` (seq_cst) before the
+ * receiver, having seen it, reads `sent` (seq_cst). So a send the receiver
+ * did not count sees the flag, and the receiver reports TR_ECLOSED only
+ * once every counted send has been received or withdrawn.
  */
 #include <troupe/error.h>
 #include <troupe/mailbox.h>
@@ -66,8 +73,7 @@ tr_mailbox_send(tr_mailbox *mb, const void *data, size_t size)
     if (mb == NULL || (data == NULL && size != 0) || size > UINT32_MAX) {
         return TR_EINVAL;
     }
-    /* Acquire: pairs with the release in close; a late send still lands
-     * before destroy, which the caller orders after its senders. */
+    /* Spares the allocation once closed; the check that counts is below. */
     if (tr_load_acq(&mb->closed)) {
         return TR_ECLOSED;
     }
@@ -75,9 +81,19 @@ tr_mailbox_send(tr_mailbox *mb, const void *data, size_t size)
     if (env == NULL) {
         return TR_ENOMEM;
     }
-    if (!tr__lane_admit(&mb->sent, &mb->taken, mb->cap)) {
+    /* seq_cst, both: count ourselves, then look at the flag (see the top
+     * comment); the count is withdrawn on either refusal. */
+    uint64_t before = tr_faa_seqcst(&mb->sent, 1);
+    int rc = TR_OK;
+    if (tr_load_seqcst(&mb->closed)) {
+        rc = TR_ECLOSED;
+    } else if (mb->cap != 0 && before - tr_load_seqcst(&mb->taken) >= mb->cap) {
+        rc = TR_EFULL; /* a stale `taken` only refuses early */
+    }
+    if (rc != TR_OK) {
+        tr_fas_relaxed(&mb->sent, 1);
         tr__env_destroy(env);
-        return TR_EFULL;
+        return rc;
     }
     if (size != 0) {
         memcpy(tr__env_data(env), data, size);
@@ -115,7 +131,8 @@ deliver(tr_mailbox *mb, tr_envelope *env, void *buf, size_t cap, size_t *len)
 }
 
 static int
-receive(tr_mailbox *mb, void *buf, size_t cap, size_t *len, int timeout_ms)
+receive(tr_mailbox *mb, void *buf, size_t cap, size_t *len,
+        tr_timeout timeout_ms)
 {
     uint64_t deadline = 0;
 
@@ -123,7 +140,7 @@ receive(tr_mailbox *mb, void *buf, size_t cap, size_t *len, int timeout_ms)
         return deliver(mb, mb->held, buf, cap, len);
     }
     if (timeout_ms > 0) {
-        deadline = tr__now_ns() + (uint64_t)timeout_ms * 1000000u;
+        deadline = tr_timeout_deadline_ns(tr__now_ns(), timeout_ms);
     }
     for (;;) {
         uint32_t seen = tr__ec_value(&mb->ready);
@@ -139,10 +156,12 @@ receive(tr_mailbox *mb, void *buf, size_t cap, size_t *len, int timeout_ms)
             continue; /* a push is in flight: pop again */
         }
         release(done);
-        if (tr_load_acq(&mb->closed)) {
-            /* A send that passed its closed check may still be pushing. */
+        /* seq_cst: see the top comment. */
+        if (tr_load_seqcst(&mb->closed)) {
+            /* A send counted in `sent` is still pushing (or withdrawing):
+             * wait for it. Every message received was taken. */
             if (tr__mpsc_take_idle(&mb->in) &&
-                tr__lane_len(&mb->sent, &mb->taken) == 0) {
+                tr_load_seqcst(&mb->sent) == tr_load_relaxed(&mb->taken)) {
                 return TR_ECLOSED;
             }
             continue;
@@ -164,12 +183,15 @@ receive(tr_mailbox *mb, void *buf, size_t cap, size_t *len, int timeout_ms)
 
 int
 tr_mailbox_recv_wait(tr_mailbox *mb, void *buf, size_t cap, size_t *len,
-                     int timeout_ms)
+                     tr_timeout timeout_ms)
 {
     int rc;
 
     if (mb == NULL || len == NULL || (buf == NULL && cap != 0)) {
         return TR_EINVAL;
+    }
+    if (timeout_ms != TR_NOWAIT && tr__on_a_worker()) {
+        return TR_ESTATE; /* a worker never waits, for any system */
     }
     /* acq_rel: one receiver at a time; the exchange hands the consumer
      * role's private fields (tail, held) from one receiver to the next. */
@@ -187,8 +209,8 @@ tr_mailbox_close(tr_mailbox *mb)
     if (mb == NULL) {
         return;
     }
-    /* Release: pairs with the acquire loads in send and receive. */
-    tr_store_rel(&mb->closed, true);
+    /* seq_cst: see the top comment. */
+    tr_store_seqcst(&mb->closed, true);
     tr__ec_wake(&mb->ready);
 }
 

@@ -58,6 +58,13 @@
  *
  * Each worker sleeps on its own ck_ec event count, so a wakeup wakes exactly
  * one thread and an idle pool makes no system calls at all.
+ *
+ * Counters for inspection (tr__sched_worker_stats), owner-written relaxed
+ * and read by anyone: steals, sleeps and the time asleep are counted on
+ * those slow paths only (a clock read costs nothing next to a futex
+ * wait); the task a worker starts is stored beside `runs`, on a line the
+ * owner writes then anyway, so that a worker stuck in one task can be
+ * named.
  */
 #include "scheduler/sched.h"
 
@@ -96,6 +103,16 @@ struct tr_worker {
      * watchdog and parking workers read them. */
     TR_CACHE_ALIGNED tr_atomic(tr_task *) lifo;
     tr_atomic(uint32_t) runs; /* tasks started, owner's relaxed store */
+    /* The task started last, stored beside `runs` (a line the owner
+     * writes anyway): inspection names the actor a stuck worker runs. */
+    tr_atomic(tr_task *) current;
+    /* Owner-written on slow paths only (a steal, a park), relaxed; read by
+     * inspection (tr__sched_worker_stats). */
+    TR_CACHE_ALIGNED tr_atomic(uint64_t) steals;
+    tr_atomic(uint64_t) parks;
+    tr_atomic(uint64_t) parked_ns;  /* time asleep, parks that ended */
+    tr_atomic(uint64_t) park_since; /* when the sleep now began, or 0 */
+    tr_atomic(uint64_t) started_ns; /* when the thread began */
     /* The watchdog writes it; thieves read it: `runs` when it saw this
      * worker stalled. */
     TR_CACHE_ALIGNED tr_atomic(uint32_t) stalled;
@@ -109,6 +126,8 @@ _Static_assert(offsetof(struct tr_worker, lifo) % TR_CACHE_LINE == 0,
                "the LIFO slot starts its own line");
 _Static_assert(offsetof(struct tr_worker, stalled) % TR_CACHE_LINE == 0,
                "the stall mark starts its own line");
+_Static_assert(offsetof(struct tr_worker, steals) % TR_CACHE_LINE == 0,
+               "the slow-path counters start their own line");
 
 struct tr_sched {
     tr_run_fn run;
@@ -150,7 +169,8 @@ struct tr_sched {
     TR_CACHE_ALIGNED struct ck_ec32 wd_wake;
 };
 
-static _Thread_local tr_worker *current_worker;
+/* The calling thread's worker: tr__tls_worker (common/tr_park.h). */
+#define current_worker ((tr_worker *)tr__tls_worker)
 
 static unsigned
 online_cpus(void)
@@ -200,6 +220,12 @@ tr__sched_create(unsigned n, size_t local_size, tr_run_fn run, void *arg,
         w->rng = 0x9e3779b97f4a7c15ull * (i + 1);
         tr_init_relaxed(&w->lifo, NULL);
         tr_init_relaxed(&w->runs, 0);
+        tr_init_relaxed(&w->current, NULL);
+        tr_init_relaxed(&w->steals, 0);
+        tr_init_relaxed(&w->parks, 0);
+        tr_init_relaxed(&w->parked_ns, 0);
+        tr_init_relaxed(&w->park_since, 0);
+        tr_init_relaxed(&w->started_ns, 0);
         /* Not equal to runs: a worker that has run nothing is not
          * stalled. */
         tr_init_relaxed(&w->stalled, UINT32_MAX);
@@ -440,7 +466,16 @@ park(tr_worker *w)
             w->searching = true;
             return;
         }
+        /* Counted here, on the way to sleep (a futex wait costs far more
+         * than the clock reads). Relaxed, owner only: inspection sums
+         * them, a stale read is a moment old. */
+        uint64_t t0 = tr__now_ns();
+        tr_store_relaxed(&w->park_since, t0);
+        tr_store_relaxed(&w->parks, tr_load_relaxed(&w->parks) + 1);
         tr__ec_wait_ms(&w->wake, seen, -1);
+        tr_store_relaxed(&w->parked_ns,
+                         tr_load_relaxed(&w->parked_ns) + tr__now_ns() - t0);
+        tr_store_relaxed(&w->park_since, 0);
         seen = tr__ec_value(&w->wake);
         pthread_mutex_lock(&s->idle_lock);
         bool woken = !w->in_idle_set;
@@ -515,6 +550,7 @@ search(tr_worker *w)
             }
             t = tr__runq_steal(&victim->rq, &w->rq);
             if (t != NULL) {
+                tr_store_relaxed(&w->steals, tr_load_relaxed(&w->steals) + 1);
                 return t;
             }
         }
@@ -529,6 +565,7 @@ search(tr_worker *w)
              * that filled the slot (we see the task's state) and with its
              * exchange that empties it (one of us gets the task). */
             if (t != NULL && tr_cas_acqrel(&victim->lifo, &t, NULL)) {
+                tr_store_relaxed(&w->steals, tr_load_relaxed(&w->steals) + 1);
                 return t;
             }
         }
@@ -608,7 +645,8 @@ worker_main(void *arg)
     tr_worker *w = arg;
     tr_sched *s = w->sched;
 
-    current_worker = w;
+    tr__tls_worker = w;
+    tr_store_relaxed(&w->started_ns, tr__now_ns());
     while (!tr_load_acq(&s->stopping)) {
         tr_task *t = next_local(w);
         if (t == NULL) {
@@ -622,9 +660,10 @@ worker_main(void *arg)
         /* Relaxed, owner only: the watchdog reads it as a count of tasks
          * started (no ordering needed; see watchdog_look). */
         tr_store_relaxed(&w->runs, tr_load_relaxed(&w->runs) + 1);
+        tr_store_relaxed(&w->current, t);
         s->run(s->run_arg, w, t);
     }
-    current_worker = NULL;
+    tr__tls_worker = NULL;
     return NULL;
 }
 
@@ -742,12 +781,6 @@ tr__sched_current(const tr_sched *s)
     return (w != NULL && w->sched == s) ? w : NULL;
 }
 
-bool
-tr__on_a_worker(void)
-{
-    return current_worker != NULL;
-}
-
 unsigned
 tr__sched_workers(const tr_sched *s)
 {
@@ -788,6 +821,38 @@ tr_task *
 tr__worker_inject_pop(tr_worker *w)
 {
     return inject_pop(w->sched, w);
+}
+
+void
+tr__sched_worker_stats(tr_sched *s, unsigned i, uint64_t now_ns,
+                       tr_worker_stats *out)
+{
+    tr_worker *w = &s->workers[i];
+    /* Relaxed: counters written by the owner, read a moment late. */
+    uint64_t started = tr_load_relaxed(&w->started_ns);
+    uint64_t since = tr_load_relaxed(&w->park_since);
+    uint64_t parked = tr_load_relaxed(&w->parked_ns);
+
+    if (since != 0 && now_ns > since) {
+        parked += now_ns - since; /* the sleep in progress */
+    }
+    out->runs = tr_load_relaxed(&w->runs);
+    out->current = tr_load_relaxed(&w->current);
+    out->parked = since != 0;
+    out->parks = tr_load_relaxed(&w->parks);
+    out->steals = tr_load_relaxed(&w->steals);
+    out->parked_ns = parked;
+    out->busy_ns = started != 0 && now_ns > started + parked
+                       ? now_ns - started - parked
+                       : 0;
+    out->runq_len =
+        tr__runq_len(&w->rq) + (tr_load_relaxed(&w->lifo) != NULL ? 1u : 0u);
+}
+
+size_t
+tr__sched_inject_len(tr_sched *s)
+{
+    return tr_load_relaxed(&s->inject_len);
 }
 
 bool

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct tr_sched tr_sched;
 typedef struct tr_worker tr_worker;
@@ -48,14 +49,31 @@ tr_worker *tr__sched_current(const tr_sched *s);
 
 unsigned tr__sched_workers(const tr_sched *s);
 
-/* True on a worker thread of any pool (such a thread must never wait). */
-bool tr__on_a_worker(void);
-
 /* Worker `i`'s data, for reading from any thread (sums of counters). */
 void *tr__sched_worker_data(tr_sched *s, unsigned i);
 
 void *tr__worker_data(tr_worker *w);
 unsigned tr__worker_index(const tr_worker *w);
+
+/*
+ * What inspection reads of worker `i` (any thread; owner-written relaxed
+ * counters, each a moment old). Busy time is the time since the thread
+ * began that it did not spend asleep in a park.
+ */
+typedef struct tr_worker_stats {
+    uint32_t runs;    /* tasks started (wraps) */
+    tr_task *current; /* the task started last (may have ended) */
+    bool parked;      /* asleep now */
+    uint64_t parks;   /* sleeps */
+    uint64_t steals;  /* successful steals from other workers */
+    uint64_t parked_ns;
+    uint64_t busy_ns;
+    uint32_t runq_len; /* its run queue and LIFO slot */
+} tr_worker_stats;
+void tr__sched_worker_stats(tr_sched *s, unsigned i, uint64_t now_ns,
+                            tr_worker_stats *out);
+/* Tasks in the inject queue (a moment old). */
+size_t tr__sched_inject_len(tr_sched *s);
 
 /*
  * For tests, which drive the pieces of the scheduler directly. Worker `i`

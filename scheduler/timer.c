@@ -25,6 +25,10 @@
  *
  * Manual clock: no thread; tr__timers_advance moves `manual_now` and fires
  * what is due on the caller's thread, so tests control time exactly.
+ *
+ * Closing (before destroy, for an owner that still runs code that may arm
+ * or cancel): the thread is joined, pending timers are dropped, and from
+ * then on adding fails; the clock still reads.
  */
 #include "scheduler/timer.h"
 
@@ -64,6 +68,7 @@ struct tr_timers {
     tr_atomic(uint64_t) manual_now; /* written under the lock */
     bool manual;
     bool stopping;
+    bool closed; /* tr__timers_close: no timer is added any more */
     tr_timer_fire_fn fire;
     tr_timer_drop_fn drop;
     struct ck_ec32 wake;
@@ -317,18 +322,40 @@ tr__timers_create(bool manual, tr_timer_fire_fn fire, tr_timer_drop_fn drop,
 }
 
 void
-tr__timers_destroy(tr_timers *t)
+tr__timers_close(tr_timers *t)
 {
     pthread_mutex_lock(&t->lock);
+    if (t->closed) {
+        pthread_mutex_unlock(&t->lock);
+        return;
+    }
     t->stopping = true;
+    t->closed = true;
     pthread_mutex_unlock(&t->lock);
     if (t->has_thread) {
         tr__ec_wake(&t->wake);
         pthread_join(t->thread, NULL);
+        t->has_thread = false;
     }
-    for (uint32_t i = 0; i < t->heap_len; i++) {
-        t->drop(t->recs[t->heap[i]].arg);
+    /* Nothing fires now (the thread is joined; the owner advances a
+     * manual clock no more), and nothing is added: drop what is pending,
+     * outside the lock like every callback. */
+    pthread_mutex_lock(&t->lock);
+    while (t->heap_len > 0) {
+        uint32_t slot = t->heap[--t->heap_len];
+        void *arg = t->recs[slot].arg;
+        free_slot(t, slot);
+        pthread_mutex_unlock(&t->lock);
+        t->drop(arg);
+        pthread_mutex_lock(&t->lock);
     }
+    pthread_mutex_unlock(&t->lock);
+}
+
+void
+tr__timers_destroy(tr_timers *t)
+{
+    tr__timers_close(t);
     tr__free(t->heap, sizeof(uint32_t) * t->heap_cap);
     tr__free(t->recs, sizeof(rec) * t->cap_recs);
     pthread_mutex_destroy(&t->lock);
@@ -345,6 +372,10 @@ tr__timers_add(tr_timers *t, uint64_t delay_ns, uint64_t period_ns, void *arg,
     if (t->free_head == NONE && t->n_recs == TR_TIMER_SLOTS) {
         pthread_mutex_unlock(&t->lock);
         return TR_ENOMEM; /* TR_TIMER_SLOTS timers pending at once */
+    }
+    if (t->closed) {
+        pthread_mutex_unlock(&t->lock);
+        return TR_ESHUTDOWN;
     }
     if (t->free_head == NONE && t->n_recs == t->cap_recs &&
         !tr__grow((void **)&t->recs, &t->cap_recs, sizeof(rec), 64)) {

@@ -29,7 +29,14 @@ typedef void (*tr_timer_drop_fn)(void *arg);
 int tr__timers_create(bool manual, tr_timer_fire_fn fire, tr_timer_drop_fn drop,
                       tr_timers **out);
 
-/* Stop the thread and drop every pending timer. */
+/*
+ * Stop the thread and drop every pending timer; from then on
+ * tr__timers_add fails with TR_ESHUTDOWN and there is nothing to cancel.
+ * The clock still reads. Idempotent.
+ */
+void tr__timers_close(tr_timers *t);
+
+/* Close (if not yet) and free the timers. */
 void tr__timers_destroy(tr_timers *t);
 
 /* The clock, in nanoseconds since the timers were created. */
@@ -43,7 +50,7 @@ uint64_t tr__timers_now(tr_timers *t);
 
 /*
  * Arm a timer `delay_ns` from now, then every `period_ns` (0: once).
- * Returns its id (never 0) in `*id`, or TR_ENOMEM.
+ * Returns its id (never 0) in `*id`; TR_ENOMEM; TR_ESHUTDOWN once closed.
  */
 int tr__timers_add(tr_timers *t, uint64_t delay_ns, uint64_t period_ns,
                    void *arg, uint64_t *id);

@@ -21,7 +21,6 @@ typedef struct tr_msg {
     uint32_t size;    /* payload bytes */
     const void *data; /* payload; suitably aligned for any scalar type */
     tr_addr from;     /* the sending actor; TR_ADDR_NONE from a thread */
-    void *call;       /* private: set for requests from tr_call/tr_ask */
 } tr_msg;
 
 /**
@@ -108,8 +107,10 @@ typedef struct tr_actor_stats {
  * Returns:   TR_OK and `*out` (which may be NULL); TR_EINVAL for a NULL
  *            context or behaviour, or a behaviour with neither `handle` nor
  *            `dispatch`, or a mailbox bound over TR_MAILBOX_CAP_MAX;
- *            TR_ENOMEM; TR_ESHUTDOWN once shutdown has begun; TR_EFORKED
- *            in a fork child; or the non-zero value `init` returned.
+ *            TR_ENOMEM; TR_ESHUTDOWN once shutdown has begun (a spawn
+ *            already in `init` then still returns TR_OK, and its actor is
+ *            stopped by the shutdown); TR_EFORKED in a fork child; or the
+ *            non-zero value `init` returned.
  */
 TR_API int tr_spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
                     const tr_spawn_opts *opts, tr_addr *out);
@@ -121,33 +122,41 @@ TR_API int tr_spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
  * receiver are handled in the order they were sent. TR_OK means queued, not
  * handled: if the receiver stops first, the message becomes a dead letter.
  *
- * From a plain thread to a full bounded mailbox this waits until there is
- * room; on a worker it never waits and returns TR_EFULL instead.
+ * It never waits: a full bounded mailbox returns TR_EFULL, from any
+ * context, and the caller still has its data (tr_send_wait waits for room
+ * instead). While several senders race for the last places, one may be
+ * refused a moment before a place frees up; the bound itself is never
+ * exceeded.
  *
  * Ownership: borrows `data` (copied into the message).
  * Context:   a handler or a plain thread.
  * Returns:   TR_OK; TR_EINVAL for a NULL context, NULL `data` with a
  *            non-zero size, or a size over UINT32_MAX; TR_ENOACTOR if `to`
- *            has stopped (a dead letter is counted); TR_EFULL (worker only);
- *            TR_ECLOSED if `to` was closed (tr_actor_close); TR_EFOREIGN
- *            for another system's address; TR_EFORKED in a fork child;
- *            TR_ENOMEM; TR_ESHUTDOWN (plain thread, once shutdown begun).
+ *            has stopped (a dead letter is counted); TR_EFULL if its
+ *            bounded mailbox is full; TR_ECLOSED if `to` was closed
+ *            (tr_actor_close); TR_EFOREIGN for another system's address;
+ *            TR_EFORKED in a fork child; TR_ENOMEM; TR_ESHUTDOWN (plain
+ *            thread, once shutdown has begun).
  */
 TR_API TR_NODISCARD int tr_send(tr_ctx *ctx, tr_addr to, uint32_t type,
                                 const void *data, size_t size);
 
 /**
- * Like tr_send, but never waits: a full bounded mailbox returns TR_EFULL
- * from any context, and the caller still has its data. While several
- * senders race for the last places, one may be refused a moment before a
- * place frees up; the bound itself is never exceeded.
+ * Like tr_send, but from a plain thread a full bounded mailbox is waited
+ * on for room, up to `timeout` (on the system's clock; TR_FOREVER: no
+ * limit; TR_NOWAIT: as tr_send).
  *
  * Ownership: borrows `data`.
- * Context:   a handler or a plain thread.
- * Returns:   as tr_send.
+ * Context:   a plain thread, never a worker of any system nor an actor's
+ *            callbacks (they must not wait: TR_ESTATE, whatever the
+ *            mailbox's state).
+ * Returns:   as tr_send; TR_ETIMEDOUT if no room came in time (nothing
+ *            was sent); TR_ESTATE as above; TR_ESHUTDOWN if shutdown began
+ *            while it waited (nothing was sent).
  */
-TR_API TR_NODISCARD int tr_try_send(tr_ctx *ctx, tr_addr to, uint32_t type,
-                                    const void *data, size_t size);
+TR_API TR_NODISCARD int tr_send_wait(tr_ctx *ctx, tr_addr to, uint32_t type,
+                                     const void *data, size_t size,
+                                     tr_timeout timeout);
 
 /**
  * Allocate a payload buffer for tr_send_buf.
@@ -175,7 +184,8 @@ TR_API void tr_buf_free(void *buf);
  *            it and may retry or tr_buf_free it.
  * Context:   a handler or a plain thread.
  * Returns:   TR_OK; TR_EINVAL for a NULL context or buffer; TR_ENOACTOR;
- *            TR_EFULL; TR_ESHUTDOWN (plain thread, once shutdown begun).
+ *            TR_EFULL; TR_ESHUTDOWN (plain thread, once shutdown has
+ *            begun).
  */
 TR_API TR_NODISCARD int tr_send_buf(tr_ctx *ctx, tr_addr to, uint32_t type,
                                     void *buf);
@@ -198,7 +208,8 @@ TR_API int tr_stop(tr_ctx *ctx);
  * Context:   a handler or a plain thread.
  * Returns:   TR_OK; TR_EINVAL for NULL; TR_ENOACTOR if `to` has stopped;
  *            TR_EFOREIGN for another system's address; TR_EFORKED in a
- *            fork child; TR_ENOMEM.
+ *            fork child; TR_ENOMEM; TR_ESHUTDOWN (plain thread, once
+ *            shutdown has begun: shutdown stops it).
  */
 TR_API int tr_actor_stop(tr_ctx *ctx, tr_addr to);
 
@@ -262,7 +273,8 @@ TR_API tr_addr tr_self(const tr_ctx *ctx);
  * Ownership: writes `*out`.
  * Context:   any thread.
  * Returns:   TR_OK; TR_EINVAL for a NULL argument; TR_ENOACTOR if `who`
- *            has stopped; TR_EFOREIGN for another system's address.
+ *            has stopped; TR_EFOREIGN for another system's address;
+ *            TR_ESHUTDOWN off the workers once shutdown has begun.
  */
 TR_API int tr_actor_stats_get(tr_system *sys, tr_addr who, tr_actor_stats *out);
 

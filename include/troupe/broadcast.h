@@ -117,8 +117,8 @@ TR_API size_t tr_broadcast_receiver_count(tr_broadcast_tx *tx);
 TR_API int tr_broadcast_subscribe(tr_broadcast_tx *tx, tr_broadcast_rx **rx);
 
 /**
- * Take the next value, waiting up to `timeout_ms` for one (0: do not
- * wait; negative: forever).
+ * Take the next value, waiting up to `timeout` for one (TR_NOWAIT: do
+ * not wait; TR_FOREVER: no limit).
  *
  * Ownership: on TR_OK returns owned `*value` (one reference; release it
  *            with tr_broadcast_value_release); on TR_ELAGGED writes the
@@ -133,7 +133,7 @@ TR_API int tr_broadcast_subscribe(tr_broadcast_tx *tx, tr_broadcast_rx **rx);
  */
 TR_API int tr_broadcast_recv_wait(tr_broadcast_rx *rx,
                                   const tr_broadcast_value **value,
-                                  uint64_t *lagged, int timeout_ms);
+                                  uint64_t *lagged, tr_timeout timeout);
 
 /**
  * Release a thread receiver; the values it had not received no longer wait
@@ -199,7 +199,7 @@ typedef struct tr_broadcast_sub_types {
  *            the runtime reserves (>= TR_MSG_RESERVED); TR_ESTATE on a
  *            thread context; TR_ENOMEM.
  */
-TR_API int tr_broadcast_subscribe_actor(tr_broadcast_tx *tx, tr_ctx *ctx,
+TR_API int tr_broadcast_subscribe_actor(tr_ctx *ctx, tr_broadcast_tx *tx,
                                         const tr_broadcast_sub_types *types,
                                         tr_broadcast_sub **sub);
 

@@ -4,8 +4,10 @@
  * runs a continuation in the caller's context. No worker ever waits.
  *
  * Every call that tr_call accepted ends exactly once: its continuation runs
- * with the reply (TR_OK), TR_ETIMEDOUT, or TR_ECLOSED (the callee stopped,
- * failed, or dropped the request unanswered). A call tr_call refused never
+ * with the reply (TR_OK), TR_EFAILED (the callee failed on this request:
+ * the result's text says why), TR_ECLOSED (the callee stopped, or dropped
+ * the request unanswered, or failed on an earlier message while this one
+ * was queued), or TR_ETIMEDOUT. A call tr_call refused never
  * runs its continuation.
  */
 #ifndef TROUPE_CALL_H
@@ -24,11 +26,15 @@ typedef struct tr_reply_to tr_reply_to;
 
 /** How a call ended, as its continuation sees it (borrowed for the call). */
 typedef struct tr_call_result {
-    int status;          /* TR_OK, TR_ETIMEDOUT or TR_ECLOSED */
+    int status;          /* TR_OK; TR_EFAILED: the callee failed on the
+                            request (`text` says why); TR_ECLOSED: it
+                            stopped or dropped the request unanswered;
+                            TR_ETIMEDOUT; TR_ENOMEM (sent, but no memory to
+                            arm its timeout) */
     const tr_msg *reply; /* the reply when TR_OK; NULL otherwise */
     tr_addr to;          /* the callee */
     uint32_t type;       /* the request's message type */
-    uint32_t timeout_ms; /* the call's timeout; 0 for none */
+    tr_timeout timeout;  /* the call's timeout; TR_FOREVER for none */
     const char *text;    /* on failure, one line naming callee, type,
                             timeout and outcome; "replied" on TR_OK */
 } tr_call_result;
@@ -43,41 +49,68 @@ typedef int (*tr_reply_fn)(tr_ctx *ctx, void *state,
 /**
  * Call `to` with a request of `type` carrying a copy of `data`; when it
  * ends, `on_reply(ctx, state, result, arg)` runs in this actor. With a
- * non-zero `timeout_ms` it ends with TR_ETIMEDOUT if no reply came in time
+ * positive `timeout` (ms) it ends with TR_ETIMEDOUT if no reply came in time
  * (a reply after that is dropped and freed); the time counts on the
  * system's clock from when tr_call returns. A call still pending when the
- * system shuts down ends with TR_ECLOSED if it has a timeout.
+ * system shuts down ends with TR_ECLOSED, wherever its reply handle is
+ * (its continuation runs only if the caller is still running on a worker
+ * then).
  *
  * Ownership: borrows `data`; `arg` is passed back untouched.
  * Context:   a handler (or `init`) of the calling actor.
  * Returns:   TR_OK (the continuation will run once); TR_EINVAL for NULL
- *            arguments or a size over UINT32_MAX; TR_ESTATE on a thread
- *            context (use tr_ask), or when calling oneself (refused at
+ *            arguments, a size over UINT32_MAX, or TR_NOWAIT (a call waits
+ *            for its reply: TR_FOREVER for no timeout); TR_ESTATE on a thread
+ *            context (use tr_ask_wait), or when calling oneself (refused at
  *            once: a self-call is a design error, not a request);
  *            TR_ENOACTOR if
  *            `to` has stopped; TR_EFULL if its mailbox is bounded and full;
- *            TR_ENOMEM. On any error `on_reply` never runs.
+ *            TR_ENOMEM; TR_ESHUTDOWN from a `stop` callback that shutdown
+ *            runs after the workers have ended (the continuation could
+ *            never run). On any error `on_reply` never runs.
  */
 TR_API TR_NODISCARD int tr_call(tr_ctx *ctx, tr_addr to, uint32_t type,
                                 const void *data, size_t size,
-                                uint32_t timeout_ms, tr_reply_fn on_reply,
+                                tr_timeout timeout, tr_reply_fn on_reply,
                                 void *arg);
 
+/** Where tr_ask_wait copies the reply: `cap` bytes at `data`; `len` gets
+ * the reply's size; `why`, when the call did not end with a reply, the
+ * one-line account tr_call_result.text gives (for TR_EFAILED, the callee's
+ * failure). */
+typedef struct tr_reply_buf {
+    void *data;
+    size_t cap;
+    size_t len;
+    char why[256];
+} tr_reply_buf;
+
 /**
- * Call from a plain thread and wait for the reply, copying it into `buf`.
- * A timeout of 0 waits without limit (the call still ends if the callee
- * stops or drops it).
+ * Call from a plain thread and wait for the reply, copying it into
+ * `reply`. A positive `timeout` (ms) bounds the whole call on the system's
+ * clock: a wait for room in the callee's full bounded mailbox, then the
+ * wait for the reply. TR_FOREVER waits without limit (the call still ends
+ * if the callee stops or drops it, and at shutdown).
  *
- * Ownership: borrows `data` and `buf`; writes `*len` (the reply size).
+ * Ownership: borrows `data` and `reply->data`; writes `reply->len` (the
+ *            reply's size).
  * Context:   a plain thread, never a worker (a worker must not wait).
- * Returns:   TR_OK; TR_ETIMEDOUT; TR_ECLOSED; TR_ENOACTOR; TR_EFULL;
- *            TR_ENOMEM; TR_ESHUTDOWN; TR_ESTATE on a worker thread;
- *            TR_EINVAL for NULL arguments, or when the reply is larger
- *            than `cap` (`*len` says its size; the reply is dropped).
+ * Returns:   TR_OK; TR_ETIMEDOUT (the request may not have been sent);
+ *            TR_ENOMEM: before anything was sent, or, when the request was
+ *            sent, for want of memory to arm its timeout (then the call is
+ *            over at once: a reply is dropped);
+ *            TR_ECLOSED (the callee stopped, failed or dropped the request,
+ *            or the system shut down meanwhile); TR_ENOACTOR; TR_EFULL
+ *            (from an actor's `init` running on this thread: it never
+ *            waits for room); TR_ENOMEM; TR_ESHUTDOWN (shutdown had begun,
+ *            or began while it waited for room: nothing was sent);
+ *            TR_ESTATE on a worker thread of any system; TR_EINVAL for NULL
+ *            arguments, TR_NOWAIT, or when the reply is larger than
+ *            `reply->cap` (`reply->len` says its size; the reply is
+ *            dropped).
  */
-TR_API int tr_ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
-                  size_t size, void *buf, size_t cap, size_t *len,
-                  uint32_t timeout_ms);
+TR_API int tr_ask_wait(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
+                       size_t size, tr_reply_buf *reply, tr_timeout timeout);
 
 /**
  * Reply to the request being handled.
@@ -96,16 +129,31 @@ TR_API TR_NODISCARD int tr_reply(tr_ctx *ctx, const tr_msg *request,
 /**
  * Take the reply handle out of a request, to answer later or from another
  * actor. Without this, a request left unanswered when its handler returns
- * ends the call with TR_ECLOSED.
+ * ends the call with TR_ECLOSED. The message stays `const`: what changes
+ * is the call, which the handler's context holds.
  *
  * Ownership: returns owned; consume it with tr_reply_send or
  *            tr_reply_drop (a handle never consumed leaves its caller
- *            waiting until the call's timeout).
+ *            waiting until the call's timeout or the system's shutdown,
+ *            and is never freed). It may outlive the system: consumed
+ *            after shutdown it touches nothing of it.
  * Context:   the handler that received `request`.
  * Returns:   the handle; NULL if `request` is not a call, or was already
  *            answered or taken.
  */
-TR_API tr_reply_to *tr_reply_take(const tr_msg *request);
+TR_API tr_reply_to *tr_reply_take(tr_ctx *ctx, const tr_msg *request);
+
+/**
+ * Whether `msg`, the message the calling handler is handling, is a request
+ * (made with tr_call or tr_ask_wait, or forwarded) that it may answer.
+ * The message itself says nothing: it is `const`, and answering or taking
+ * a request changes the call, kept by the handler's context.
+ *
+ * Context:   the handler that received `msg`.
+ * Returns:   true for a request (answered or taken already or not); false
+ *            for any other message, outside its handler, and for NULL.
+ */
+TR_API bool tr_msg_is_call(const tr_ctx *ctx, const tr_msg *msg);
 
 /**
  * Answer through a taken handle.
@@ -113,9 +161,9 @@ TR_API tr_reply_to *tr_reply_take(const tr_msg *request);
  * Ownership: takes `handle` (always); borrows `data` (copied).
  * Context:   any thread.
  * Returns:   TR_OK; TR_EINVAL for a NULL handle, or NULL `data` with a
- *            non-zero size; TR_ECLOSED if the call had already ended;
- *            TR_ENOMEM. On every error but TR_ECLOSED the call ends with
- *            TR_ECLOSED.
+ *            non-zero size; TR_ECLOSED if the call had already ended (timed
+ *            out, or ended by the system's shutdown); TR_ENOMEM. On every
+ *            error but TR_ECLOSED the call ends with TR_ECLOSED.
  */
 TR_API int tr_reply_send(tr_reply_to *handle, const void *data, size_t size);
 
@@ -130,7 +178,8 @@ TR_API int tr_reply_send(tr_reply_to *handle, const void *data, size_t size);
  * Ownership: takes `handle` on TR_OK only; borrows `data`.
  * Context:   a handler or a plain thread.
  * Returns:   TR_OK; TR_EINVAL for NULL arguments or a size over
- *            UINT32_MAX; TR_ENOACTOR; TR_EFULL; TR_ENOMEM; TR_ESHUTDOWN.
+ *            UINT32_MAX; TR_ENOACTOR; TR_EFULL; TR_ENOMEM; TR_ESHUTDOWN
+ *            (plain thread, once shutdown has begun).
  */
 TR_API TR_NODISCARD int tr_forward(tr_ctx *ctx, tr_reply_to *handle, tr_addr to,
                                    uint32_t type, const void *data,

@@ -67,10 +67,11 @@ typedef struct tr_addr {
 #define TR_ADDR_INDEX_BITS 26
 
 /**
- * printf format for an address, `<node:slot.generation>` in hex, a form two
- * humans can compare: `printf("actor " TR_ADDR_FMT "\n", TR_ADDR_ARGS(a))`.
+ * printf format for an address, `<node:slot.generation>` (the node in hex,
+ * slot and generation in decimal), a form two humans can compare:
+ * `printf("actor " TR_ADDR_FMT "\n", TR_ADDR_ARGS(a))`.
  */
-#define TR_ADDR_FMT "<%llx:%llx.%llx>"
+#define TR_ADDR_FMT "<%llx:%llu.%llu>"
 #define TR_ADDR_ARGS(a)                                                        \
     (unsigned long long)(a).node,                                              \
         (unsigned long long)((a).id & ((1ull << TR_ADDR_INDEX_BITS) - 1)),     \

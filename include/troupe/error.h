@@ -20,7 +20,7 @@ extern "C" {
     X(ETIMEDOUT, -6, "timed out")                                              \
     X(ELAGGED, -7, "receiver fell behind")                                     \
     X(ESHUTDOWN, -8, "system is shutting down")                                \
-    X(EALREADY, -9, "already replied or stopped")                              \
+    X(EALREADY, -9, "already done (replied, sent, taken, started, cancelled)") \
     X(ESTATE, -10, "not allowed in this context")                              \
     X(ENOTFOUND, -11, "not found")                                             \
     X(EEXIST, -12, "already present")                                          \
@@ -30,10 +30,12 @@ extern "C" {
     X(EFORKED, -16, "system belongs to the parent process")                    \
     X(IGNORE, -17, "init declined to start")                                   \
     X(ETRUNCATED, -18, "output truncated")                                     \
-    X(EBADADDR, -19, "bad network address")                                    \
-    X(EADDRINUSE, -20, "address already in use")                               \
-    X(EMFILE, -21, "too many open files")                                      \
-    X(EIO, -22, "socket error")
+    X(ENOTSUP, -19, "not supported by the target actor")                       \
+    X(EFAILED, -20, "the callee failed")                                       \
+    X(EBADADDR, -21, "bad network address")                                    \
+    X(EADDRINUSE, -22, "address already in use")                               \
+    X(EMFILE, -23, "too many open files")                                      \
+    X(EIO, -24, "socket error")
 
 enum tr_error {
     TR_OK = 0,

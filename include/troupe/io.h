@@ -239,9 +239,9 @@ TR_API int tr_io_listen_unix(tr_ctx *ctx, const char *path,
 /**
  * Connect to `host` (numeric IPv4 or IPv6) and `port`, asynchronously:
  * TR_IO_CONNECTED follows, or TR_IO_CLOSED with TR_IO_END_ERROR and the
- * errno (ECONNREFUSED, ...) or TR_IO_END_TIMEOUT after `timeout` (0 or
- * TR_FOREVER: the kernel's own limit). Writes made before it is up are
- * buffered and sent once it is.
+ * errno (ECONNREFUSED, ...) or TR_IO_END_TIMEOUT after `timeout`
+ * (TR_NOWAIT or TR_FOREVER: the kernel's own limit). It never blocks. Writes
+ * made before it is up are buffered and sent once it is.
  *
  * Ownership: borrows `host` and `opts` (may be NULL).
  * Context:   a handler or `init`.

@@ -24,7 +24,9 @@ typedef struct tr_mailbox tr_mailbox;
 TR_API int tr_mailbox_create(uint32_t cap, tr_mailbox **out);
 
 /**
- * Queue a copy of `size` bytes at `data`. Never blocks.
+ * Queue a copy of `size` bytes at `data`. Never blocks. A message sent
+ * with TR_OK is received before the receiver gets TR_ECLOSED, whatever
+ * races the close.
  *
  * Ownership: borrows `data`.
  * Context:   any thread.
@@ -37,7 +39,7 @@ TR_API TR_NODISCARD int tr_mailbox_send(tr_mailbox *mb, const void *data,
 
 /**
  * Take the oldest message, copying its payload into `buf`; wait up to
- * `timeout_ms` for one (0: do not wait; negative: wait forever).
+ * `timeout` for one (TR_NOWAIT: do not wait; TR_FOREVER: no limit).
  *
  * Ownership: borrows `buf`; writes `*len` (the payload size).
  * Context:   one receiving thread at a time.
@@ -48,7 +50,7 @@ TR_API TR_NODISCARD int tr_mailbox_send(tr_mailbox *mb, const void *data,
  *            receiving.
  */
 TR_API int tr_mailbox_recv_wait(tr_mailbox *mb, void *buf, size_t cap,
-                                size_t *len, int timeout_ms);
+                                size_t *len, tr_timeout timeout);
 
 /**
  * Refuse further sends and wake the receiver; queued messages can still be

@@ -28,7 +28,7 @@ extern "C" {
 #endif
 
 /** Message types at or above this are the runtime's; tr_send, tr_call and
- * tr_ask refuse them with TR_EINVAL. */
+ * tr_ask_wait refuse them with TR_EINVAL. */
 #define TR_MSG_RESERVED 0xFFFFFF00u
 /** A monitored actor ended; the payload is a tr_signal. */
 #define TR_MSG_DOWN 0xFFFFFF01u
@@ -52,9 +52,12 @@ typedef struct tr_signal {
  * with TR_EXIT_NOACTOR. Monitoring twice gives two references and two
  * DOWNs.
  *
+ * The DOWN's memory is set aside now, so it is never lost for want of
+ * memory when the target ends.
+ *
  * Context:   a handler or `init` (the watcher is the calling actor).
  * Returns:   TR_OK and `*ref`; TR_EINVAL for NULL; TR_ESTATE on a thread
- *            context; TR_ENOMEM.
+ *            context; TR_ENOMEM (no monitor was made, no DOWN will come).
  */
 TR_API int tr_monitor(tr_ctx *ctx, tr_addr target, uint64_t *ref);
 
@@ -72,9 +75,12 @@ TR_API int tr_demonitor(tr_ctx *ctx, uint64_t ref);
  * If `other` has already ended, the caller gets its exit at once, as
  * TR_EXIT_NOACTOR (a failure unless it traps exits).
  *
+ * Both exits' memory is set aside now, so neither is lost for want of
+ * memory when an end comes.
+ *
  * Context:   a handler or `init`.
  * Returns:   TR_OK; TR_EINVAL for NULL or a link to itself; TR_ESTATE on a
- *            thread context; TR_ENOMEM.
+ *            thread context; TR_ENOMEM (no link was made).
  */
 TR_API int tr_link(tr_ctx *ctx, tr_addr other);
 
@@ -135,12 +141,13 @@ TR_API int tr_whereis(tr_system *sys, const char *name, tr_addr *out);
  * Context:   a plain thread, never a worker.
  * Returns:   TR_OK once it has ended; TR_ENOACTOR if it had already ended
  *            when the call began (its reason is gone); TR_ETIMEDOUT after
- *            `timeout_ms` (0 waits without limit); TR_EINVAL for a NULL
+ *            `timeout` (TR_NOWAIT: it is still running now; TR_FOREVER
+ *            waits without limit); TR_EINVAL for a NULL
  *            context; TR_ESTATE on a worker or an actor's context;
  *            TR_ESHUTDOWN if shutdown had begun; TR_EFOREIGN; TR_EFORKED;
  *            TR_ENOMEM.
  */
-TR_API int tr_actor_wait(tr_ctx *ctx, tr_addr who, uint32_t timeout_ms,
+TR_API int tr_actor_wait(tr_ctx *ctx, tr_addr who, tr_timeout timeout,
                          tr_signal *out);
 
 #ifdef __cplusplus

@@ -2,12 +2,38 @@
  * Supervisors: actors that start children from specs, restart them when
  * they end, and give up (failing themselves) when restarts come too fast.
  * OTP's supervisor is the model; where this header is silent, troupe does
- * what OTP does.
+ * what OTP does. The guide's chapter 5 lists every place where it does
+ * not, and why.
  *
  * A restart happens in place: the child keeps its address, its name and
  * the messages queued for it. The message whose handler failed is not
  * redelivered (it is counted as a dead letter). The old `stop` has returned
  * before the new `init` runs.
+ *
+ * Restarts that fail. When a restarted child's `init` fails, the restart
+ * is tried again (after the child's backoff delay, or at once: as a
+ * message, so that the supervisor answers requests between tries), each
+ * try counted towards the intensity unless the child has backoff. With
+ * one_for_one and simple_one_for_one every child restarts on its own: a
+ * child that keeps failing holds up no sibling, and a sibling's end never
+ * tries it before its delay is up. With one_for_all a failed round is
+ * retried whole; with rest_for_one the children restarted before the one
+ * that failed keep running, and the retry resumes at the one that failed.
+ * A round waits for the backoff delay of every child in it.
+ *
+ * Terminated by hand. A child stopped with tr_sup_terminate_child_wait stays
+ * down until tr_sup_restart_child_wait: no round and no retry starts it again
+ * (in OTP, a one_for_all or rest_for_one round restarts it). Terminating a
+ * child that waits to be restarted ends its wait; if a one_for_all or
+ * rest_for_one round was waiting on it, the children waiting in that round
+ * end too and stay down (as in OTP, where the round's retry belongs to
+ * the child that failed).
+ *
+ * Ends. A supervisor that is asked to stop (tr_actor_stop, its parent,
+ * shutdown) stops its children in reverse start order, then ends as
+ * TR_EXIT_SHUTDOWN (OTP's `shutdown`): a linked actor that does not trap
+ * exits goes down with it. A child that ends during such a sequence is
+ * ended at once: its DOWN and its name do not wait for its older siblings.
  *
  * Kills. A child is killed when its shutdown is TR_SHUTDOWN_BRUTAL, or
  * when it has not stopped by its deadline. A killed worker ends at its
@@ -16,7 +42,7 @@
  * children the same way, all at once (a child supervisor in turn kills
  * its own), ends them as they report, and then ends, reported as
  * TR_EXIT_KILLED. So by the time its supervisor hears of its end (and a
- * tr_sup_terminate_child answers, or a restart begins), every actor under
+ * tr_sup_terminate_child_wait answers, or a restart begins), every actor under
  * it has ended: monitors have had their DOWNs, names are free, nothing is
  * left without a parent. In OTP a killed supervisor's children die
  * asynchronously; here a restarted supervisor never meets its old
@@ -52,6 +78,16 @@ typedef enum tr_restart {
 /** What a child is. */
 typedef enum tr_child_kind { TR_WORKER = 0, TR_SUPERVISOR } tr_child_kind;
 
+/** The largest max_restarts. */
+#define TR_SUP_RESTARTS_MAX 1000000u
+/** The largest period_ms, shutdown_ms and backoff time: one day. */
+#define TR_SUP_TIME_MAX_MS 86400000u
+/** The largest backoff jitter_pct. */
+#define TR_SUP_JITTER_MAX 100u
+/** The most children one supervisor has: a spec's len, and with those
+ * added at run time. */
+#define TR_SUP_CHILDREN_MAX 1048576u
+
 /** shutdown_ms values beside a plain number of milliseconds. */
 enum {
     TR_SHUTDOWN_DEFAULT = 0,   /* 5000 ms for workers, infinity otherwise */
@@ -66,6 +102,15 @@ enum {
  * without failing the delay starts again at `min_ms`. A child restarted
  * with backoff does not count towards the supervisor's intensity: the
  * delay is what bounds its restarts. All zero: no backoff.
+ *
+ * With one_for_all and rest_for_one, a child's end starts its round at
+ * once; the delays space the retries of a round whose restart failed (the
+ * failed child's delay), and a round never restarts a child before its
+ * delay is up.
+ *
+ * Bounds: every time at most TR_SUP_TIME_MAX_MS, `min_ms` <= `max_ms`,
+ * `jitter_pct` <= TR_SUP_JITTER_MAX; `jitter_pct` and `reset_ms` need
+ * `max_ms` (backoff) set.
  */
 typedef struct tr_backoff {
     uint32_t min_ms;
@@ -85,9 +130,10 @@ typedef struct tr_child_spec {
     const tr_behaviour *behaviour;
     const void *arg;
     tr_restart restart;
-    int shutdown_ms; /* > 0, or a TR_SHUTDOWN_* value */
+    int shutdown_ms; /* 1..TR_SUP_TIME_MAX_MS, or a TR_SHUTDOWN_* value */
     tr_child_kind kind;
-    uint32_t mailbox_cap; /* as tr_spawn_opts.mailbox_cap */
+    uint32_t mailbox_cap; /* as tr_spawn_opts.mailbox_cap: at most
+                             TR_MAILBOX_CAP_MAX */
     tr_backoff backoff;
 } tr_child_spec;
 
@@ -95,10 +141,15 @@ typedef struct tr_child_spec {
  * A supervisor. Intensity: more than `max_restarts` restarts within any
  * `period_ms` make the supervisor give up: it stops its children in
  * reverse start order and fails, and its own supervisor decides. Zero for
- * both means OTP's default, 1 restart in 5000 ms. `name` (copied, up to 63
- * bytes) is the supervisor's part of its children's paths when it is not
- * itself a child. With TR_SIMPLE_ONE_FOR_ONE, `children` holds exactly one
- * template and no child starts with the supervisor.
+ * both means OTP's default, 1 restart in 5000 ms; a zero `period_ms`
+ * alone means the default period, 5000 ms (OTP requires a period; zero is
+ * troupe's "default" everywhere). `max_restarts` 0 with a period: no
+ * restart at all. Bounds: `max_restarts` <= TR_SUP_RESTARTS_MAX,
+ * `period_ms` <= TR_SUP_TIME_MAX_MS, `len` <= TR_SUP_CHILDREN_MAX.
+ * `name` (copied, up to 63 bytes) is the supervisor's part of its
+ * children's paths when it is not itself a child. With
+ * TR_SIMPLE_ONE_FOR_ONE, `children` holds exactly one template and no
+ * child starts with the supervisor.
  */
 typedef struct tr_sup_spec {
     const char *name;
@@ -116,14 +167,26 @@ TR_API extern const tr_behaviour tr_supervisor_behaviour;
 /**
  * Check a spec. Rejected: a NULL or over-long id, a duplicate id, a NULL
  * behaviour, an unknown strategy, restart type or kind, a negative shutdown
- * other than the TR_SHUTDOWN_* values, backoff with min over max, and a
- * simple_one_for_one spec with other than one child.
+ * other than the TR_SHUTDOWN_* values, any number over its bound (see the
+ * TR_SUP_* bounds and the fields' comments), backoff with min over max or
+ * jitter and reset without backoff, and a simple_one_for_one spec with
+ * other than one child. The reason names the field and the child.
  *
  * Ownership: borrows `spec`; writes a reason into `why` (may be NULL).
  * Context:   any thread.
- * Returns:   TR_OK; TR_EINVAL with the reason.
+ * Returns:   TR_OK; TR_EINVAL with the reason; TR_ENOMEM when a long list
+ *            of children found no memory to check its ids.
  */
 TR_API int tr_sup_spec_check(const tr_sup_spec *spec, char *why, size_t cap);
+
+/** Options of tr_sup_start; NULL, or zero for every field, is the
+ * default. */
+typedef struct tr_sup_opts {
+    /* Where tr_sup_start writes why it refused the spec (as
+     * tr_sup_spec_check's reason); "" when it did not. May be NULL. */
+    char *why;
+    size_t why_cap;
+} tr_sup_opts;
 
 /**
  * Start a top-level supervisor and its children, in order. If a child's
@@ -135,51 +198,78 @@ TR_API int tr_sup_spec_check(const tr_sup_spec *spec, char *why, size_t cap);
  * reports it and tr_system_wait returns.
  *
  * Ownership: borrows `spec` for the call only, except the behaviours and
- *            args it names (for the supervisor's life).
+ *            args it names (for the supervisor's life); borrows `opts`.
  * Context:   a handler or a plain thread.
- * Returns:   TR_OK and `*out`; TR_EINVAL for a bad spec; TR_ENOMEM;
- *            TR_ESHUTDOWN; or a child's init code.
+ * Returns:   TR_OK and `*out`; TR_EINVAL for a NULL context or a bad spec
+ *            (the reason in `opts->why`); TR_ENOMEM; TR_ESHUTDOWN; or a
+ *            child's init code.
  */
-TR_API int tr_sup_start(tr_ctx *ctx, const tr_sup_spec *spec, tr_addr *out);
+TR_API int tr_sup_start(tr_ctx *ctx, const tr_sup_spec *spec,
+                        const tr_sup_opts *opts, tr_addr *out);
 
 /*
  * The run-time API. Each call waits for the supervisor's answer, so it
  * is for plain threads (TR_ESTATE on a worker). Errors, as OTP's:
- * TR_ENOTFOUND (no child with that id), TR_EALREADY (already running),
- * TR_EEXIST (the id is taken by a child that is not running), TR_ERUNNING
- * (it must be terminated first), TR_ERESTARTING (it is between restarts),
- * TR_ENOACTOR (no such supervisor), TR_ETIMEDOUT (no answer in
- * `timeout_ms`; 0 waits forever).
+ * TR_ENOTFOUND (no child with that id), TR_EALREADY (it runs already:
+ * OTP's already_started), TR_EEXIST (the id is taken by a child that does
+ * not run: OTP's already_present), TR_ERUNNING (it must be terminated
+ * first), TR_ERESTARTING (it waits to be restarted), TR_ENOTSUP (`sup` is
+ * an actor but not a supervisor: nothing is sent to it), TR_ENOACTOR (no
+ * such actor), TR_ETIMEDOUT (no answer in `timeout`; TR_FOREVER waits
+ * without limit; TR_NOWAIT is TR_EINVAL), TR_ENOMEM (out of memory, in the
+ * caller or in the supervisor), TR_ECLOSED (the supervisor ended before
+ * answering, or had no memory left to queue the request or send the
+ * answer).
+ *
+ * A request that times out may still be carried out, as in OTP, with one
+ * exception: a start (tr_sup_start_child_wait, tr_sup_restart_child_wait)
+ * whose answer does not reach its caller (TR_ETIMEDOUT, TR_ENOMEM,
+ * TR_ECLOSED) is undone: the new child is stopped (its shutdown rule
+ * applies) and a new spec forgotten, so that no child runs whose address
+ * nobody was given. The new child runs no message before its caller has
+ * the answer. What was sent on TR_ENOMEM: nothing when the caller could
+ * not make the request; the request when it was sent and only its timer
+ * could not be armed; then the supervisor may still act on it, as after a
+ * timeout.
  */
 
 /**
  * Add and start a child. For simple_one_for_one, `spec` is NULL and `arg`
  * is the new child's start argument (borrowed for its life); its id is
- * its ordinal, from 1.
+ * its ordinal, from 1, never reused.
+ *
+ * Returns:   TR_OK and `*out`; TR_EALREADY and the running child's address
+ *            in `*out`; TR_EEXIST, with `*out` the address a child that
+ *            waits to be restarted keeps, or TR_ADDR_NONE for a terminated
+ *            one; TR_EINVAL for a bad spec; TR_EFULL when the supervisor
+ *            has TR_SUP_CHILDREN_MAX children; the child's init code; or
+ *            an error above (the start undone).
  */
-TR_API int tr_sup_start_child(tr_ctx *ctx, tr_addr sup,
-                              const tr_child_spec *spec, const void *arg,
-                              uint32_t timeout_ms, tr_addr *out);
+TR_API int tr_sup_start_child_wait(tr_ctx *ctx, tr_addr sup,
+                                   const tr_child_spec *spec, const void *arg,
+                                   tr_timeout timeout, tr_addr *out);
 
 /** Stop a child (its shutdown rule applies) and keep its spec; TR_OK if it
- * was not running. A child supervisor has stopped its whole subtree, or
- * been killed with it, by the answer. For simple_one_for_one, `id` is the
- * ordinal as text. */
-TR_API int tr_sup_terminate_child(tr_ctx *ctx, tr_addr sup, const char *id,
-                                  uint32_t timeout_ms);
+ * was not running (one waiting to be restarted ends its wait: see the top
+ * comment). A child supervisor has stopped its whole subtree, or been
+ * killed with it, by the answer. For simple_one_for_one, `id` is the
+ * ordinal as text, and a child that has gone is terminated already: TR_OK
+ * (OTP); TR_ENOTFOUND only for an ordinal never handed out. */
+TR_API int tr_sup_terminate_child_wait(tr_ctx *ctx, tr_addr sup, const char *id,
+                                       tr_timeout timeout);
 
 /** Start a terminated child again, at a new address. */
-TR_API int tr_sup_restart_child(tr_ctx *ctx, tr_addr sup, const char *id,
-                                uint32_t timeout_ms, tr_addr *out);
+TR_API int tr_sup_restart_child_wait(tr_ctx *ctx, tr_addr sup, const char *id,
+                                     tr_timeout timeout, tr_addr *out);
 
 /** Forget a terminated child's spec. */
-TR_API int tr_sup_delete_child(tr_ctx *ctx, tr_addr sup, const char *id,
-                               uint32_t timeout_ms);
+TR_API int tr_sup_delete_child_wait(tr_ctx *ctx, tr_addr sup, const char *id,
+                                    tr_timeout timeout);
 
-/** What tr_sup_which_children reports of one child. */
+/** What tr_sup_which_children_wait reports of one child. */
 typedef struct tr_child_info {
     char id[64];
-    tr_addr addr; /* TR_ADDR_NONE when not running */
+    tr_addr addr; /* TR_ADDR_NONE when terminated or not started */
     tr_child_kind kind;
     tr_restart restart;
     bool running;
@@ -188,10 +278,13 @@ typedef struct tr_child_info {
 
 /**
  * The children, in start order: up to `cap` of them into `out`, and how
- * many there are into `*len` (which may exceed `cap`).
+ * many there are into `*len` (which may exceed `cap`). `out` may be NULL
+ * when `cap` is 0, to count them. A child waiting to be restarted is not
+ * running but keeps its address.
  */
-TR_API int tr_sup_which_children(tr_ctx *ctx, tr_addr sup, tr_child_info *out,
-                                 size_t cap, size_t *len, uint32_t timeout_ms);
+TR_API int tr_sup_which_children_wait(tr_ctx *ctx, tr_addr sup,
+                                      tr_child_info *out, size_t cap,
+                                      size_t *len, tr_timeout timeout);
 
 /** OTP's count_children. */
 typedef struct tr_child_counts {
@@ -201,8 +294,14 @@ typedef struct tr_child_counts {
     uint32_t workers;
 } tr_child_counts;
 
-TR_API int tr_sup_count_children(tr_ctx *ctx, tr_addr sup, tr_child_counts *out,
-                                 uint32_t timeout_ms);
+/**
+ * Count the children as OTP's count_children does: specs, running ones,
+ * supervisors and workers.
+ *
+ * Ownership: writes `*out` on TR_OK.
+ */
+TR_API int tr_sup_count_children_wait(tr_ctx *ctx, tr_addr sup,
+                                      tr_child_counts *out, tr_timeout timeout);
 
 /**
  * The address of the supervised actor at `path`: a top-level supervisor's
@@ -219,9 +318,11 @@ TR_API int tr_whereis_path(tr_system *sys, const char *path, tr_addr *out);
  * supervisor that gives up ends its tree and wakes this).
  *
  * Context:   a plain thread.
- * Returns:   TR_OK when one has; TR_ETIMEDOUT; TR_EINVAL.
+ * Returns:   TR_OK when one has; TR_ETIMEDOUT; TR_EINVAL; TR_ESHUTDOWN once
+ *            shutdown has begun (it returns at once, before the system is
+ *            freed).
  */
-TR_API int tr_system_wait(tr_system *sys, uint32_t timeout_ms);
+TR_API int tr_system_wait(tr_system *sys, tr_timeout timeout);
 
 #ifdef __cplusplus
 }

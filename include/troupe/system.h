@@ -115,21 +115,36 @@ TR_API int tr_system_start(const tr_system_config *cfg, tr_system **out);
 /**
  * Stop every actor (each `stop` callback runs with TR_EXIT_SHUTDOWN), count
  * what is still queued as dead letters, join the workers and free
- * everything. New spawns and sends from plain threads fail with
- * TR_ESHUTDOWN from the moment this is called.
+ * everything.
  *
- * Actors get `timeout_ms` to stop on their workers; after that the workers
+ * From the moment this is called, every call other plain threads make on
+ * the system (spawn, send, ask, timers, stats...) returns TR_ESHUTDOWN; a
+ * thread waiting for room in a bounded mailbox, or in tr_system_wait,
+ * returns TR_ESHUTDOWN at once. A call that began earlier completes first
+ * (a spawn's `init` included): shutdown waits for it. Every call still
+ * pending ends with TR_ECLOSED, wherever its reply handle is: a thread in
+ * tr_ask_wait returns; a continuation runs only if its actor is still running
+ * on a worker then. Nothing is freed before all of that. Once this has
+ * returned, `sys` and its contexts must not be used again; reply handles and
+ * oneshots that outlive it still may be (they report TR_ECLOSED).
+ *
+ * Actors get `timeout` to stop on their workers (TR_NOWAIT: none at all;
+ * TR_FOREVER: as long as they take); after that the workers
  * finish the handler they are in, and the actors left are stopped on the
- * calling thread. A handler that never returns cannot be stopped: C has no
- * safe way to cancel it.
+ * calling thread (their `stop` callbacks may still send, but calls and
+ * timers are refused with TR_ESHUTDOWN). A handler that never returns
+ * cannot be stopped: C has no safe way to cancel it.
  *
- * Ownership: takes `sys` (it is freed, whatever the result).
+ * Ownership: takes `sys` (it is freed, whatever the result, except on
+ *            TR_ESTATE and TR_ESHUTDOWN).
  * Context:   a plain thread, never a worker of `sys`.
  * Returns:   TR_OK; TR_EINVAL if `sys` is NULL; TR_ESTATE if called from a
- *            worker of `sys` (nothing is stopped); TR_ETIMEDOUT if actors
- *            were still running at the deadline (they were stopped anyway).
+ *            worker of `sys` (nothing is stopped); TR_ESHUTDOWN if shutdown
+ *            had begun already (a second call: it changes nothing);
+ *            TR_ETIMEDOUT if actors were still running at the deadline
+ *            (they were stopped anyway).
  */
-TR_API int tr_system_shutdown(tr_system *sys, unsigned timeout_ms);
+TR_API int tr_system_shutdown(tr_system *sys, tr_timeout timeout);
 
 /**
  * The context that plain (non-worker) threads use to spawn and send.
@@ -154,7 +169,8 @@ TR_API tr_system *tr_ctx_system(const tr_ctx *ctx);
  *
  * Ownership: borrows `sys`; writes `*out`.
  * Context:   any thread.
- * Returns:   TR_OK; TR_EINVAL if an argument is NULL.
+ * Returns:   TR_OK; TR_EINVAL if an argument is NULL; TR_ESHUTDOWN off the
+ *            workers once shutdown has begun (use `final_stats`).
  */
 TR_API int tr_system_stats_get(tr_system *sys, tr_system_stats *out);
 

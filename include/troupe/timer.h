@@ -31,7 +31,8 @@ typedef struct tr_timer {
  * Context:   a handler or a plain thread.
  * Returns:   TR_OK; TR_EINVAL for a NULL context, NULL `data` with a
  *            non-zero size, or a size over UINT32_MAX; TR_ENOACTOR if `to`
- *            has stopped already; TR_ENOMEM; TR_ESHUTDOWN.
+ *            has stopped already; TR_ENOMEM; TR_ESHUTDOWN once shutdown has
+ *            begun (from any context: pending timers are dropped then).
  */
 TR_API int tr_send_after(tr_ctx *ctx, tr_addr to, uint32_t type,
                          const void *data, size_t size, uint64_t delay_ms,
@@ -55,7 +56,9 @@ TR_API int tr_send_interval(tr_ctx *ctx, tr_addr to, uint32_t type,
  *
  * Context:   any thread.
  * Returns:   TR_OK; TR_EINVAL for a NULL system; TR_EALREADY if the timer
- *            already fired its last message or was cancelled.
+ *            already fired its last message or was cancelled; TR_ESHUTDOWN
+ *            off the workers once shutdown has begun (which drops every
+ *            timer).
  */
 TR_API int tr_timer_cancel(tr_system *sys, tr_timer timer);
 
@@ -74,7 +77,8 @@ TR_API uint64_t tr_now_ms(tr_system *sys);
  *
  * Context:   a plain thread, one at a time.
  * Returns:   TR_OK; TR_EINVAL for a NULL system; TR_ESTATE if the system
- *            does not have a manual clock, or on a worker.
+ *            does not have a manual clock, or on a worker; TR_ESHUTDOWN
+ *            once shutdown has begun.
  */
 TR_API int tr_clock_advance(tr_system *sys, uint64_t ms);
 

@@ -138,7 +138,7 @@ TR_API int tr_watch_borrow_and_update(tr_watch_rx *rx, void *out,
                                       uint64_t *version);
 
 /**
- * Wait up to `timeout_ms` (0: do not wait; negative: forever) for a
+ * Wait up to `timeout` (TR_NOWAIT: do not wait; TR_FOREVER: no limit) for a
  * version this receiver has not seen, and mark it seen (read it with
  * tr_watch_borrow).
  *
@@ -148,7 +148,7 @@ TR_API int tr_watch_borrow_and_update(tr_watch_rx *rx, void *out,
  *            and the newest version was seen; TR_ESTATE if a worker asks
  *            to wait; TR_EINVAL for NULL.
  */
-TR_API int tr_watch_changed_wait(tr_watch_rx *rx, int timeout_ms);
+TR_API int tr_watch_changed_wait(tr_watch_rx *rx, tr_timeout timeout);
 
 /**
  * Release a thread receiver.
@@ -174,7 +174,7 @@ TR_API void tr_watch_rx_destroy(tr_watch_rx *rx);
  *            reserves (>= TR_MSG_RESERVED); TR_ESTATE on a thread
  *            context; TR_ENOMEM.
  */
-TR_API int tr_watch_subscribe_actor(tr_watch_tx *tx, tr_ctx *ctx,
+TR_API int tr_watch_subscribe_actor(tr_ctx *ctx, tr_watch_tx *tx,
                                     uint32_t changed_type, uint32_t closed_type,
                                     tr_watch_sub **sub);
 

@@ -31,7 +31,7 @@
  * the room actor: a room that crashes is restarted in place and goes on
  * with the same channel, so its members notice nothing.
  *
- * tr_sup_start_child waits for the supervisor's answer, so actors cannot
+ * tr_sup_start_child_wait waits for the supervisor's answer, so actors cannot
  * call it; a small plain thread (the spawner, server.c) starts children
  * for them and reports back by message.
  */

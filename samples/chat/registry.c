@@ -504,14 +504,16 @@ forget_rec(room_rec *rec)
 }
 
 static void
-leave_room(tr_ctx *ctx, registry *r, member *m)
+leave_room(tr_ctx *ctx, registry *r, member *m, bool tell)
 {
     room_rec *rec = m->room;
 
     if (rec == NULL) {
         return;
     }
-    notice(ctx, rec, m, VAL_LEFT, "%s left", m->name, "");
+    if (tell) {
+        notice(ctx, rec, m, VAL_LEFT, "%s left", m->name, "");
+    }
     rec->members[m->at] = rec->members[--rec->n];
     rec->members[m->at]->at = m->at;
     m->room = NULL;
@@ -565,7 +567,7 @@ join(tr_ctx *ctx, registry *r, member *m, const char *room, tr_reply_to *h)
     room_rec *rec = find_room(r, room);
 
     if (rec == NULL || rec != m->room) {
-        leave_room(ctx, r, m);
+        leave_room(ctx, r, m, true);
     }
     if (rec == NULL) {
         rec = create_room(ctx, r, room);
@@ -653,11 +655,14 @@ drop_pending_of(registry *r, member *m)
     }
 }
 
+/* A member stopped by a shutdown leaves without a notice: the others are
+ * stopping too, and the first thing each hears is "Server is shutting
+ * down", not a run of departures. */
 static void
-member_gone(tr_ctx *ctx, registry *r, member *m)
+member_gone(tr_ctx *ctx, registry *r, member *m, tr_exit_kind kind)
 {
     drop_pending_of(r, m);
-    leave_room(ctx, r, m);
+    leave_room(ctx, r, m, kind != TR_EXIT_SHUTDOWN);
     /* Rooms the member was waiting for may now be empty. */
     for (uint32_t i = 0; i < r->nrooms;) {
         room_rec *rec = r->rooms[i];
@@ -821,7 +826,7 @@ reg_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
 
     switch (msg->type) {
     case REG_HELLO: {
-        tr_reply_to *h = tr_reply_take(msg);
+        tr_reply_to *h = tr_reply_take(ctx, msg);
         if (h == NULL || m != NULL) {
             tr_reply_drop(h);
             return TR_OK;
@@ -847,7 +852,7 @@ reg_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
         return TR_OK;
     }
     case REG_JOIN: {
-        tr_reply_to *h = tr_reply_take(msg);
+        tr_reply_to *h = tr_reply_take(ctx, msg);
         const chat_name *room = msg->data;
         if (h == NULL) {
             return TR_OK;
@@ -901,7 +906,7 @@ reg_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
         const tr_signal *sig = msg->data;
         member *gone = find_id(r, sig->who.id);
         if (gone != NULL && gone->mon == sig->ref) {
-            member_gone(ctx, r, gone);
+            member_gone(ctx, r, gone, sig->kind);
         } else {
             room_down(ctx, r, sig);
         }

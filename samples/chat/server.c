@@ -8,7 +8,7 @@
  * fails (its socket is closed and opened again: connections already
  * handed over are not its own and go on).
  *
- * The spawner is a plain thread: tr_sup_start_child waits for the
+ * The spawner is a plain thread: tr_sup_start_child_wait waits for the
  * supervisor's answer, which an actor must never do, so actors send it
  * requests and it reports each child back by message.
  */
@@ -34,7 +34,8 @@ spawner_main(void *arg)
     while (tr_mailbox_recv_wait(srv->spawns, &q, sizeof(q), &len, -1) ==
            TR_OK) {
         chat_started a = {.cookie = q.cookie, .child = TR_ADDR_NONE};
-        a.rc = tr_sup_start_child(ctx, q.sup, NULL, q.arg, 10000, &a.child);
+        a.rc =
+            tr_sup_start_child_wait(ctx, q.sup, NULL, q.arg, 10000, &a.child);
         if (tr_send(ctx, q.reply_to, q.reply_type, &a, sizeof(a)) != TR_OK &&
             a.rc == TR_OK) {
             /* Nobody to hand it to: it stops itself when no socket comes
@@ -220,7 +221,7 @@ chat_start(chat_server *srv)
         .children = top_children,
         .len = 4,
     };
-    rc = tr_sup_start(tr_system_ctx(srv->sys), &top_spec, &top);
+    rc = tr_sup_start(tr_system_ctx(srv->sys), &top_spec, NULL, &top);
     if (rc != TR_OK) {
         (void)chat_stop(srv);
         return rc;

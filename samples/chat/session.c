@@ -147,7 +147,7 @@ enter(tr_ctx *ctx, session *s, const chat_joined *j)
         (void)tr_broadcast_unsubscribe(ctx, s->sub);
         s->sub = NULL;
     }
-    rc = tr_broadcast_subscribe_actor(j->tx, ctx, &sub_types, &s->sub);
+    rc = tr_broadcast_subscribe_actor(ctx, j->tx, &sub_types, &s->sub);
     tr_broadcast_tx_destroy(j->tx);
     /* Our handle is gone: the registry need not destroy it for us. */
     chat_ignore(tr_send(ctx, s->registry, REG_SUBSCRIBED, NULL, 0));

@@ -7,8 +7,8 @@
  *  - tr_become: "lock" switches the counter to a second table in which
  *    increments are refused, and "unlock" switches back;
  *  - backpressure: the counter's mailbox holds at most COUNTER_CAP messages.
- *    Main (a plain thread) first tries tr_try_send and, when it gets
- *    TR_EFULL, falls back to tr_send, which waits for room. A producer
+ *    Main (a plain thread) first tries tr_send and, when it gets
+ *    TR_EFULL, falls back to tr_send_wait, which waits for room. A producer
  *    actor may not wait on its worker: on TR_EFULL it keeps the increment
  *    it could not send and tries again later.
  *
@@ -235,7 +235,7 @@ producer_kick(tr_ctx *ctx, void *state, const tr_msg *msg)
     p->kicks++;
     while (p->sent < PRODUCER_INCS) {
         const int64_t amount = p->sent + 1;
-        int rc = tr_try_send(ctx, p->counter, MSG_INC, &amount, sizeof(amount));
+        int rc = tr_send(ctx, p->counter, MSG_INC, &amount, sizeof(amount));
         if (rc == TR_EFULL) {
             p->full++;
             return tr_send(ctx, tr_self(ctx), MSG_KICK, NULL, 0);
@@ -269,7 +269,7 @@ static const tr_behaviour producer_behaviour = {
 static int
 send_empty(tr_ctx *ctx, tr_addr to, uint32_t type)
 {
-    return tr_send(ctx, to, type, NULL, 0);
+    return tr_send_wait(ctx, to, type, NULL, 0, TR_FOREVER);
 }
 
 /* Wait for the next report; it must be of `kind`. */
@@ -292,10 +292,10 @@ feed_from_main(tr_ctx *ctx, tr_addr to, uint64_t *full)
     const int64_t one = 1;
 
     for (int i = 0; i < MAIN_INCS; i++) {
-        int rc = tr_try_send(ctx, to, MSG_INC, &one, sizeof(one));
+        int rc = tr_send(ctx, to, MSG_INC, &one, sizeof(one));
         if (rc == TR_EFULL) {
             ++*full;
-            rc = tr_send(ctx, to, MSG_INC, &one, sizeof(one));
+            rc = tr_send_wait(ctx, to, MSG_INC, &one, sizeof(one), TR_FOREVER);
         }
         if (rc != TR_OK) {
             return rc;
@@ -314,7 +314,7 @@ exercise_lock(tr_ctx *ctx, tr_addr to)
     int rc = send_empty(ctx, to, MSG_LOCK);
 
     for (int i = 0; rc == TR_OK && i < LOCKED_INCS; i++) {
-        rc = tr_send(ctx, to, MSG_INC, &one, sizeof(one));
+        rc = tr_send_wait(ctx, to, MSG_INC, &one, sizeof(one), TR_FOREVER);
     }
     if (rc == TR_OK) {
         rc = send_empty(ctx, to, MSG_RESET);
@@ -344,7 +344,7 @@ run(tr_ctx *ctx, tr_mailbox *reports, report *final)
         return rc;
     }
     printf("main: sent %d increments; the mailbox was full %" PRIu64
-           " times and tr_send waited for room\n",
+           " times and tr_send_wait waited for room\n",
            MAIN_INCS, main_full);
 
     rc = exercise_lock(ctx, counter_addr);

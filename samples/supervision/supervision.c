@@ -35,6 +35,12 @@
  * The cache's state is not kept: it starts empty and parks GETs until the
  * loader has filled it.
  *
+ * The tree can be watched while it runs: main opens the live inspection
+ * endpoint (tr_inspect_serve) on 127.0.0.1:9091, or on a free port when
+ * that one is taken, and prints its address; open it in a browser, or run
+ * troupe-top -a 127.0.0.1:9091. TROUPE_DEMO_WAIT=<seconds> keeps the
+ * demo running that long at the end, to look around.
+ *
  * Main prints the tree (tr_inspect_snapshot) at the start, midway and at
  * the end, and checks every answer, the restart counts it expects, and
  * that the router retried exactly once per crash: no request queued at
@@ -48,6 +54,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum {
     REQ_GET = 1,        /* request -> answer; clients, router, workers */
@@ -174,7 +181,7 @@ cache_get(tr_ctx *ctx, void *state, const tr_msg *msg)
     if (c->n_parked == MAX_PARKED) {
         return TR_OK; /* the router retries it */
     }
-    c->parked[c->n_parked] = tr_reply_take(msg);
+    c->parked[c->n_parked] = tr_reply_take(ctx, msg);
     c->parked_keys[c->n_parked++] = key;
     return TR_OK;
 }
@@ -307,7 +314,7 @@ worker_get(tr_ctx *ctx, void *state, const tr_msg *msg)
         snprintf(why, sizeof(why), "unlucky request %u", rq.id);
         return tr_fail(ctx, ERR_UNLUCKY, why);
     }
-    tr_reply_to *h = tr_reply_take(msg);
+    tr_reply_to *h = tr_reply_take(ctx, msg);
     if (h == NULL) {
         return tr_fail(ctx, TR_EINVAL, "a GET that is not a call");
     }
@@ -444,7 +451,7 @@ router_get(tr_ctx *ctx, void *state, const tr_msg *msg)
     }
     memcpy(&j->rq, msg->data, sizeof(j->rq));
     j->rq.attempt = 0;
-    j->client = tr_reply_take(msg);
+    j->client = tr_reply_take(ctx, msg);
     if (j->client == NULL) {
         free(j);
         return tr_fail(ctx, TR_EINVAL, "a GET that is not a call");
@@ -497,7 +504,7 @@ static const tr_sup_spec store_spec = {
     .len = 2,
 };
 
-/* The pool's template; tr_sup_start_child gives each worker its number. */
+/* The pool's template; tr_sup_start_child_wait gives each worker its number. */
 static const tr_child_spec pool_template[] = {
     {.id = "worker", .behaviour = &worker_behaviour},
 };
@@ -571,7 +578,6 @@ client_run(void *arg)
     tr_ctx *ctx = tr_system_ctx(c->sys);
     tr_addr router_addr;
     answer a;
-    size_t len;
 
     int rc = tr_whereis(c->sys, "router", &router_addr);
     for (uint32_t i = 0; i < c->count; i++) {
@@ -579,11 +585,12 @@ client_run(void *arg)
             .id = c->first_id + i,
             .key = (c->first_id + i) * 7919u % N_KEYS,
         };
+        tr_reply_buf reply = {.data = &a, .cap = sizeof(a)};
         if (rc == TR_OK) {
-            rc = tr_ask(ctx, router_addr, REQ_GET, &rq, sizeof(rq), &a,
-                        sizeof(a), &len, WAIT_MS);
+            rc = tr_ask_wait(ctx, router_addr, REQ_GET, &rq, sizeof(rq), &reply,
+                             WAIT_MS);
         }
-        if (rc == TR_OK && len == sizeof(a) && a.key == rq.key &&
+        if (rc == TR_OK && reply.len == sizeof(a) && a.key == rq.key &&
             a.value == value_of(rq.key)) {
             c->ok++;
             continue;
@@ -675,7 +682,7 @@ find_child(tr_ctx *ctx, tr_addr sup, const char *id, tr_child_info *out)
 {
     tr_child_info kids[8];
     size_t n;
-    int rc = tr_sup_which_children(ctx, sup, kids, 8, &n, WAIT_MS);
+    int rc = tr_sup_which_children_wait(ctx, sup, kids, 8, &n, WAIT_MS);
 
     for (size_t i = 0; rc == TR_OK && i < n && i < 8; i++) {
         if (strcmp(kids[i].id, id) == 0) {
@@ -692,7 +699,7 @@ count_restarts(tr_ctx *ctx, tr_addr sup, uint64_t *total)
 {
     tr_child_info kids[8];
     size_t n;
-    int rc = tr_sup_which_children(ctx, sup, kids, 8, &n, WAIT_MS);
+    int rc = tr_sup_which_children_wait(ctx, sup, kids, 8, &n, WAIT_MS);
 
     for (size_t i = 0; rc == TR_OK && i < n && i < 8; i++) {
         *total += kids[i].restarts;
@@ -731,10 +738,9 @@ run(tr_system *sys, tr_mailbox *notes, outcome *o)
     client cs[N_CLIENTS];
     tr_child_info pool, store, audit, kid;
     tr_addr app, router_addr, auditor_before, auditor_after;
-    size_t len;
 
     the_service.notes = notes;
-    int rc = tr_sup_start(ctx, &app_spec, &app);
+    int rc = tr_sup_start(ctx, &app_spec, NULL, &app);
     if (rc == TR_OK) {
         rc = await_notes(notes, 1, 1, 1);
     }
@@ -742,8 +748,8 @@ run(tr_system *sys, tr_mailbox *notes, outcome *o)
         rc = find_child(ctx, app, "pool", &pool);
     }
     for (int i = 0; rc == TR_OK && i < N_WORKERS; i++) {
-        rc = tr_sup_start_child(ctx, pool.addr, NULL, &worker_numbers[i],
-                                WAIT_MS, NULL);
+        rc = tr_sup_start_child_wait(ctx, pool.addr, NULL, &worker_numbers[i],
+                                     WAIT_MS, NULL);
     }
     if (rc != TR_OK) {
         return rc;
@@ -789,8 +795,8 @@ run(tr_system *sys, tr_mailbox *notes, outcome *o)
 
     rc = tr_whereis(sys, "router", &router_addr);
     if (rc == TR_OK) {
-        rc = tr_ask(ctx, router_addr, REQ_STATS, NULL, 0, &o->stats,
-                    sizeof(o->stats), &len, WAIT_MS);
+        tr_reply_buf reply = {.data = &o->stats, .cap = sizeof(o->stats)};
+        rc = tr_ask_wait(ctx, router_addr, REQ_STATS, NULL, 0, &reply, WAIT_MS);
     }
     if (rc == TR_OK) {
         rc = tr_whereis(sys, "auditor", &auditor_after);
@@ -832,9 +838,24 @@ main(void)
         fprintf(stderr, "supervision: could not start\n");
         return 1;
     }
+    /* Live inspection: read-only, loopback only. */
+    uint16_t port;
+    if (tr_inspect_serve(sys, "127.0.0.1:9091", NULL, &port) == TR_OK ||
+        tr_inspect_serve(sys, "127.0.0.1:0", NULL, &port) == TR_OK) {
+        printf("inspect: http://127.0.0.1:%u/ (or troupe-top -a "
+               "127.0.0.1:%u)\n",
+               port, port);
+        fflush(stdout);
+    }
     int rc = run(sys, notes, &o);
     if (rc != TR_OK) {
         fprintf(stderr, "supervision: %s\n", tr_strerror(rc));
+    }
+    const char *hold = getenv("TROUPE_DEMO_WAIT");
+    if (hold != NULL && atoi(hold) > 0) {
+        printf("holding for %d s: the tree is still served\n", atoi(hold));
+        fflush(stdout);
+        sleep((unsigned)atoi(hold));
     }
     if (tr_system_shutdown(sys, 5000) != TR_OK && rc == TR_OK) {
         fprintf(stderr, "supervision: shutdown timed out\n");

@@ -211,7 +211,7 @@ sub_init(tr_ctx *ctx, void *state, const void *arg)
     checker_start(&s->c);
     s->leave_after = a->leave_after;
     s->result = a->result;
-    return tr_broadcast_subscribe_actor(chan, ctx, &types, &s->sub);
+    return tr_broadcast_subscribe_actor(ctx, chan, &types, &s->sub);
 }
 
 static int

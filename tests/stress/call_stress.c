@@ -78,7 +78,7 @@ server_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
         return TR_OK;
     case 4: /* hold: only the timeout (or our stop) ends it */
         if (timeout != 0 && s->n_held < 16) {
-            s->held[s->n_held++] = tr_reply_take(msg);
+            s->held[s->n_held++] = tr_reply_take(ctx, msg);
             return TR_OK;
         }
         break;
@@ -87,7 +87,7 @@ server_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
         /* Only a call with a timeout: the last request a server gets has
          * no later one to answer it, and would wait for ever. */
         if (s->deferred == NULL && timeout != 0) {
-            s->deferred = tr_reply_take(msg);
+            s->deferred = tr_reply_take(ctx, msg);
             s->deferred_id = id;
             return TR_OK;
         }
@@ -95,7 +95,7 @@ server_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
     case 7: /* forward to a server (maybe itself), which answers */
     case 8: {
         tr_addr other = {.id = tr_load_acq(&servers[(uint64_t)id % SERVERS])};
-        tr_reply_to *h = tr_reply_take(msg);
+        tr_reply_to *h = tr_reply_take(ctx, msg);
         if (tr_forward(ctx, h, other, MSG_FWD, msg->data, msg->size) != TR_OK) {
             tr_reply_drop(h);
         }
@@ -148,7 +148,7 @@ holder_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
 
     (void)ctx;
     tr_reply_drop(*slot);
-    *slot = tr_reply_take(msg);
+    *slot = tr_reply_take(ctx, msg);
     return TR_OK;
 }
 
@@ -226,8 +226,9 @@ client_next(tr_ctx *ctx)
     memcpy(req + sizeof(id), &timeout, sizeof(timeout));
     for (;;) {
         tr_addr to = {.id = tr_load_acq(&servers[which])};
-        int rc = tr_call(ctx, to, MSG_CALL, req, sizeof(req), timeout, on_reply,
-                         (void *)(intptr_t)id);
+        int rc = tr_call(ctx, to, MSG_CALL, req, sizeof(req),
+                         timeout == 0 ? TR_FOREVER : (tr_timeout)timeout,
+                         on_reply, (void *)(intptr_t)id);
         if (rc == TR_OK) {
             return TR_OK;
         }

@@ -203,12 +203,12 @@ pool_admin(void *arg)
         if (i % 3 == 2) {
             char id[16];
             snprintf(id, sizeof(id), "%u", next++);
-            int rc = tr_sup_terminate_child(ctx, sup, id, 10000);
+            int rc = tr_sup_terminate_child_wait(ctx, sup, id, 10000);
             if (rc != TR_OK && rc != TR_ENOTFOUND && rc != TR_ESHUTDOWN &&
                 rc != TR_ENOACTOR && rc != TR_ECLOSED) {
                 tr_faa_relaxed(&errors, 1);
             }
-        } else if (tr_sup_start_child(ctx, sup, NULL, NULL, 10000, &w) ==
+        } else if (tr_sup_start_child_wait(ctx, sup, NULL, NULL, 10000, &w) ==
                        TR_OK &&
                    tr_send(ctx, w, i % 7 == 0 ? MSG_CRASH : MSG_PING, NULL,
                            0) == TR_OK) {
@@ -252,7 +252,7 @@ killer(void *arg)
             break;
         }
         size_t n = doomed_addrs(sh->sys, had);
-        if (tr_sup_terminate_child(ctx, app, "doomed", 10000) != TR_OK) {
+        if (tr_sup_terminate_child_wait(ctx, app, "doomed", 10000) != TR_OK) {
             tr_faa_relaxed(&errors, 1);
         }
         for (size_t j = 0; j < n; j++) {
@@ -261,7 +261,8 @@ killer(void *arg)
             }
         }
         tr_faa_relaxed(&sh->kills, 1);
-        if (tr_sup_restart_child(ctx, app, "doomed", 10000, NULL) != TR_OK) {
+        if (tr_sup_restart_child_wait(ctx, app, "doomed", 10000, NULL) !=
+            TR_OK) {
             tr_faa_relaxed(&errors, 1);
         }
     }
@@ -369,7 +370,7 @@ test_supervisor_stress(void **state)
     shared sh = {.sys = sys};
     pthread_t th[THREADS + 3];
 
-    assert_int_equal(tr_sup_start(tr_system_ctx(sys), &top, NULL), TR_OK);
+    assert_int_equal(tr_sup_start(tr_system_ctx(sys), &top, NULL, NULL), TR_OK);
     /* Phase 1: traffic, then quiet: the tree heals. */
     run_threads(&sh, th);
     whole_arg w = {sys};

@@ -157,7 +157,7 @@ sub_init(tr_ctx *ctx, void *state, const void *arg)
     s->leave_after = a->leave_after;
     s->result = a->result;
     tr_faa_relaxed(&joins, 1);
-    return tr_watch_subscribe_actor(chan, ctx, MSG_CHANGED, MSG_CLOSED,
+    return tr_watch_subscribe_actor(ctx, chan, MSG_CHANGED, MSG_CLOSED,
                                     &s->sub);
 }
 

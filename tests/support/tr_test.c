@@ -4,6 +4,18 @@
 #include <stdlib.h>
 #include <time.h>
 
+/* TR_TEST_FILTER=<pattern> runs only the matching tests of a program (cmocka's
+ * wildcards), e.g. to repeat one test by hand. */
+__attribute__((constructor)) static void
+filter_from_env(void)
+{
+    const char *pattern = getenv("TR_TEST_FILTER");
+
+    if (pattern != NULL && *pattern != '\0') {
+        cmocka_set_test_filter(pattern);
+    }
+}
+
 tr_system *
 tr_test_system_cfg(const tr_system_config *cfg)
 {
@@ -99,4 +111,17 @@ long
 tr_test_arg(int argc, char **argv, int i, long dflt)
 {
     return argc > i ? strtol(argv[i], NULL, 10) : dflt;
+}
+
+int
+tr_test_ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
+            size_t size, void *buf, size_t cap, size_t *len, int64_t timeout_ms)
+{
+    tr_reply_buf reply = {.data = buf, .cap = cap};
+    int rc = tr_ask_wait(ctx, to, type, data, size, &reply,
+                         timeout_ms == 0 ? TR_FOREVER : timeout_ms);
+    if (len != NULL) {
+        *len = reply.len;
+    }
+    return rc;
 }

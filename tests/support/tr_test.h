@@ -47,6 +47,15 @@ bool tr_test_wait_stopped(tr_system *sys, tr_addr addr, unsigned timeout_ms);
 /* Wait until the system has handled at least `n` user messages. */
 bool tr_test_wait_handled(tr_system *sys, uint64_t n, unsigned timeout_ms);
 
+/*
+ * tr_ask_wait with the reply buffer's parts as arguments, `*len` written
+ * like the reply's length: the shape most tests want. `timeout_ms` 0 means
+ * no limit (TR_FOREVER).
+ */
+int tr_test_ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
+                size_t size, void *buf, size_t cap, size_t *len,
+                int64_t timeout_ms);
+
 /* Command-line integer argument `i`, or `dflt`. */
 long tr_test_arg(int argc, char **argv, int i, long dflt);
 

@@ -8,8 +8,11 @@
  */
 #include "support/tr_test.h"
 
+#include "actors/actor.h"
+
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 enum {
     MSG_ECHO = 1,   /* report the payload (an int) to the probe */
@@ -563,10 +566,9 @@ test_actor_bounded_mailbox_refuses_when_full(void **state)
     send_int(f, a, MSG_SLOW, 0);
     assert_int_equal(next_report(f->probe), MSG_SLOW);
     for (int i = 0; i < 4; i++) {
-        assert_int_equal(tr_try_send(f->ctx, a, MSG_ECHO, &i, sizeof(i)),
-                         TR_OK);
+        assert_int_equal(tr_send(f->ctx, a, MSG_ECHO, &i, sizeof(i)), TR_OK);
     }
-    assert_int_equal(tr_try_send(f->ctx, a, MSG_ECHO, &v, sizeof(v)), TR_EFULL);
+    assert_int_equal(tr_send(f->ctx, a, MSG_ECHO, &v, sizeof(v)), TR_EFULL);
     int *buf = tr_buf_alloc(sizeof(int));
     assert_int_equal(tr_send_buf(f->ctx, a, MSG_ECHO, buf), TR_EFULL);
     tr_buf_free(buf);
@@ -578,7 +580,7 @@ test_actor_bounded_mailbox_refuses_when_full(void **state)
     for (int i = 0; i < 4; i++) {
         assert_int_equal(next_report(f->probe), i);
     }
-    assert_int_equal(tr_try_send(f->ctx, a, MSG_ECHO, &v, sizeof(v)), TR_OK);
+    assert_int_equal(tr_send(f->ctx, a, MSG_ECHO, &v, sizeof(v)), TR_OK);
     assert_int_equal(next_report(f->probe), 0);
 }
 
@@ -595,7 +597,8 @@ send_many(void *p)
     blocked_sender *b = p;
     b->rc = TR_OK;
     for (int i = 0; i < b->n && b->rc == TR_OK; i++) {
-        b->rc = tr_send(b->f->ctx, b->to, MSG_ECHO, &i, sizeof(i));
+        b->rc =
+            tr_send_wait(b->f->ctx, b->to, MSG_ECHO, &i, sizeof(i), TR_FOREVER);
     }
     return NULL;
 }
@@ -679,6 +682,80 @@ test_actor_worker_never_blocks_on_a_full_mailbox(void **state)
     assert_int_equal(next_report(f->probe), TR_EFULL);
     tr_store_rel(&slow_release, true);
     assert_int_equal(next_report(f->probe), 1);
+}
+
+/* An init that sends to its own bounded mailbox until it is refused: the
+ * spawner holds the actor's run-right, so nothing can make room. */
+typedef struct self_filler {
+    tr_mailbox *probe;
+} self_filler;
+
+static int
+self_filler_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    self_filler *s = state;
+    int rc = TR_OK;
+    int n = 0;
+
+    s->probe = ((const start_arg *)arg)->probe;
+    while (n < 10 && (rc = tr_send(ctx, tr_self(ctx), MSG_ECHO, &n,
+                                   sizeof(n))) == TR_OK) {
+        n++;
+    }
+    report(s->probe, n);  /* messages queued */
+    report(s->probe, rc); /* the refusal */
+    return TR_OK;
+}
+
+static const tr_behaviour self_filler_behaviour = {
+    .name = "self_filler",
+    .state_size = sizeof(self_filler),
+    .init = self_filler_init,
+    .handle = plain_handle,
+};
+
+typedef struct spawn_job {
+    fixture *f;
+    const tr_behaviour *b;
+    tr_spawn_opts opts;
+    tr_atomic(int) done;
+    int rc;
+} spawn_job;
+
+static void *
+spawn_in_thread(void *p)
+{
+    spawn_job *j = p;
+    start_arg sa = {.probe = j->f->probe};
+    j->rc = tr_spawn(j->f->ctx, j->b, &sa, &j->opts, NULL);
+    tr_store_seqcst(&j->done, 1);
+    return NULL;
+}
+
+static bool
+job_done(void *p)
+{
+    return tr_load_seqcst(&((spawn_job *)p)->done) != 0;
+}
+
+static void
+test_actor_init_send_to_its_own_full_mailbox_is_refused(void **state)
+{
+    fixture *f = *state;
+    spawn_job j = {.f = f, .b = &self_filler_behaviour};
+    pthread_t t;
+
+    j.opts.mailbox_cap = 3;
+    tr_init_relaxed(&j.done, 0);
+    /* On a plain thread (init runs there) as on a worker: never a wait. */
+    assert_int_equal(pthread_create(&t, NULL, spawn_in_thread, &j), 0);
+    if (!tr_test_wait_until(job_done, &j, 5000)) {
+        fail_msg("tr_spawn hangs: init blocked sending to itself");
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(j.rc, TR_OK);
+    assert_int_equal(next_report(f->probe), 3);
+    assert_int_equal(next_report(f->probe), TR_EFULL);
 }
 
 static void
@@ -816,6 +893,86 @@ test_shutdown_refuses_spawns(void **state)
     assert_int_equal(f->final.spawned, 1);
 }
 
+/*
+ * A plain thread's spawn whose `init` is still running when shutdown
+ * begins, and still running when shutdown's timeout passes: shutdown must
+ * wait for the spawn to return before it stops the actor and frees the
+ * system. `init` keeps running until `stop` runs (which must not happen
+ * before init returns) or half a second has passed.
+ */
+static struct {
+    tr_atomic(int) in_init;
+    tr_atomic(int) init_returned;
+    tr_atomic(int) stops;
+    tr_atomic(int) stop_during_init;
+} slow;
+
+static int
+slow_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    tr_system *sys = tr_ctx_system(ctx);
+    struct timespec pause = {0, 1000000};
+    (void)state;
+    (void)arg;
+    tr_store_seqcst(&slow.in_init, 1);
+    while (!tr_load_seqcst(&sys->shutting_down)) {
+        nanosleep(&pause, NULL);
+    }
+    for (int i = 0; i < 500 && tr_load_seqcst(&slow.stops) == 0; i++) {
+        nanosleep(&pause, NULL);
+    }
+    tr_store_seqcst(&slow.init_returned, 1);
+    return TR_OK;
+}
+
+static void
+slow_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
+{
+    (void)ctx;
+    (void)state;
+    (void)exit;
+    if (!tr_load_seqcst(&slow.init_returned)) {
+        tr_store_seqcst(&slow.stop_during_init, 1);
+    }
+    tr_faa_seqcst(&slow.stops, 1);
+}
+
+static const tr_behaviour slow_init_behaviour = {
+    .name = "slow_init",
+    .init = slow_init,
+    .handle = plain_handle,
+    .stop = slow_stop,
+};
+
+static bool
+in_slow_init(void *p)
+{
+    (void)p;
+    return tr_load_seqcst(&slow.in_init) != 0;
+}
+
+static void
+test_shutdown_waits_for_a_thread_spawn_in_init(void **state)
+{
+    fixture *f = *state;
+    spawn_job j = {.f = f, .b = &slow_init_behaviour};
+    pthread_t t;
+
+    memset(&slow, 0, sizeof(slow));
+    tr_init_relaxed(&j.done, 0);
+    assert_int_equal(pthread_create(&t, NULL, spawn_in_thread, &j), 0);
+    assert_true(tr_test_wait_until(in_slow_init, NULL, 5000));
+    int rc = tr_system_shutdown(f->sys, 20);
+    f->shut = true;
+    pthread_join(t, NULL);
+    assert_true(rc == TR_OK || rc == TR_ETIMEDOUT);
+    assert_int_equal(tr_load_seqcst(&slow.stop_during_init), 0);
+    /* Admitted before shutdown began: spawned, then stopped once. */
+    assert_int_equal(j.rc, TR_OK);
+    assert_int_equal(tr_load_seqcst(&slow.stops), 1);
+    assert_int_equal(f->final.live_actors, 0);
+}
+
 int
 main(void)
 {
@@ -836,10 +993,12 @@ main(void)
         T(test_actor_bounded_mailbox_refuses_when_full),
         T(test_actor_thread_send_waits_for_room_in_bounded_mailbox),
         T(test_actor_worker_never_blocks_on_a_full_mailbox),
+        T(test_actor_init_send_to_its_own_full_mailbox_is_refused),
         T(test_actor_misuse_returns_codes),
         T(test_actor_shutdown_from_a_worker_is_refused),
         T(test_shutdown_stops_every_actor_and_counts_queued_messages),
         T(test_shutdown_refuses_spawns),
+        T(test_shutdown_waits_for_a_thread_spawn_in_init),
     };
 #undef T
     return cmocka_run_group_tests_name("actor", tests, NULL, NULL);

@@ -311,12 +311,12 @@ test_broadcast_misuse_returns_codes(void **state)
     assert_int_equal(tr_broadcast_tx_clone(tx, NULL), TR_EINVAL);
     assert_int_equal(tr_broadcast_subscribe(NULL, &rx), TR_EINVAL);
     assert_int_equal(
-        tr_broadcast_subscribe_actor(tx, tr_system_ctx(sys), &types, NULL),
+        tr_broadcast_subscribe_actor(tr_system_ctx(sys), tx, &types, NULL),
         TR_ESTATE);
-    assert_int_equal(tr_broadcast_subscribe_actor(tx, NULL, &types, NULL),
+    assert_int_equal(tr_broadcast_subscribe_actor(NULL, tx, &types, NULL),
                      TR_EINVAL);
     assert_int_equal(
-        tr_broadcast_subscribe_actor(tx, tr_system_ctx(sys), NULL, NULL),
+        tr_broadcast_subscribe_actor(tr_system_ctx(sys), tx, NULL, NULL),
         TR_EINVAL);
     assert_int_equal(tr_broadcast_unsubscribe(tr_system_ctx(sys), NULL),
                      TR_EINVAL);
@@ -382,7 +382,7 @@ sub_init(tr_ctx *ctx, void *state, const void *arg)
     int rc;
 
     s->args = *(const sub_args *)arg;
-    rc = tr_broadcast_subscribe_actor(s->args.tx, ctx, &types, &s->sub);
+    rc = tr_broadcast_subscribe_actor(ctx, s->args.tx, &types, &s->sub);
     report_to(s->args.probe, MSG_SUBSCRIBED, rc, 0);
     return rc;
 }
@@ -548,7 +548,7 @@ busy_init(tr_ctx *ctx, void *state, const void *arg)
     static const tr_broadcast_sub_types types = {MSG_BUSY_VALUE, MSG_BUSY_LAG,
                                                  MSG_BUSY_CLOSED};
     (void)state;
-    return tr_broadcast_subscribe_actor((tr_broadcast_tx *)(uintptr_t)arg, ctx,
+    return tr_broadcast_subscribe_actor(ctx, (tr_broadcast_tx *)(uintptr_t)arg,
                                         &types, NULL);
 }
 
@@ -760,7 +760,7 @@ become_init(tr_ctx *ctx, void *state, const void *arg)
     int rc;
 
     (void)state;
-    rc = tr_broadcast_subscribe_actor(tx, ctx, &types, NULL);
+    rc = tr_broadcast_subscribe_actor(ctx, tx, &types, NULL);
     /* Sent before the actor can run: its first run reads all four in one
      * batch, so the switch happens in the middle of a batch. */
     for (uint64_t i = 5; rc == TR_OK && i <= 8; i++) {
@@ -894,7 +894,7 @@ pin_init(tr_ctx *ctx, void *state, const void *arg)
     pinner *p = state;
 
     p->first = *(const int *)arg;
-    return tr_broadcast_subscribe_actor(pin_tx, ctx, &types, &p->sub);
+    return tr_broadcast_subscribe_actor(ctx, pin_tx, &types, &p->sub);
 }
 
 static const tr_handler pin_rows[] = {{PIN_VALUE, pin_value},

@@ -45,7 +45,7 @@ typedef struct report {
     int status;
     int value;
     uint32_t type;
-    char text[160];
+    char text[256];
 } report;
 
 static void
@@ -87,7 +87,7 @@ server_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
         n++;
         return tr_reply(ctx, msg, &n, sizeof(n));
     case REQ_HOLD:
-        s->held = tr_reply_take(msg);
+        s->held = tr_reply_take(ctx, msg);
         return s->held != NULL ? TR_OK : TR_EINVAL;
     case REQ_RELEASE: {
         report r = {.status = tr_reply_send(s->held, &n, sizeof(n)),
@@ -103,7 +103,7 @@ server_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
     case REQ_DROP:
         return TR_OK;
     case REQ_STASH:
-        stashed = tr_reply_take(msg);
+        stashed = tr_reply_take(ctx, msg);
         return TR_OK;
     case REQ_FAIL:
         return TR_EINVAL;
@@ -116,10 +116,10 @@ server_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
                     .type = REQ_TWICE};
         post(&r);
         /* Taking after replying finds nothing. */
-        return tr_reply_take(msg) == NULL ? TR_OK : TR_EINVAL;
+        return tr_reply_take(ctx, msg) == NULL ? TR_OK : TR_EINVAL;
     }
     case REQ_FORWARD: {
-        tr_reply_to *h = tr_reply_take(msg);
+        tr_reply_to *h = tr_reply_take(ctx, msg);
         int rc = tr_forward(ctx, h, s->helper, REQ_FORWARD, NULL, 0);
         if (rc != TR_OK) {
             tr_reply_drop(h);
@@ -209,7 +209,8 @@ client_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
     cmd c;
     (void)state;
     memcpy(&c, msg->data, sizeof(c));
-    int rc = tr_call(ctx, c.to, c.type, &c.n, sizeof(c.n), c.timeout_ms,
+    int rc = tr_call(ctx, c.to, c.type, &c.n, sizeof(c.n),
+                     c.timeout_ms == 0 ? TR_FOREVER : (tr_timeout)c.timeout_ms,
                      on_reply, NULL);
     if (rc != TR_OK) {
         report r = {.status = 1000 + rc, .type = c.type};
@@ -327,9 +328,9 @@ test_call_times_out_and_a_late_reply_is_dropped(void **state)
     report r = next_report();
     assert_int_equal(r.status, TR_ETIMEDOUT);
     /* The text names callee, type and timeout. */
-    char want[64];
-    snprintf(want, sizeof(want), "%#llx (type %u, timeout 100 ms)",
-             (unsigned long long)f->server.id, REQ_HOLD);
+    char want[128];
+    snprintf(want, sizeof(want), TR_ADDR_FMT " (type %u, timeout 100 ms)",
+             TR_ADDR_ARGS(f->server), REQ_HOLD);
     assert_non_null(strstr(r.text, want));
     assert_non_null(strstr(r.text, "timed out"));
     /* The late reply finds the call over. */
@@ -420,14 +421,22 @@ test_call_callee_failing_or_stopping_closes_queued_calls(void **state)
     assert_true(tr_test_wait_handled(f->sys, 4, 5000));
     tr_store_rel(&slow_release, true);
     int closed = 0;
+    int failed = 0;
     int ok = 0;
     for (int i = 0; i < 4; i++) {
         report r = next_report();
         closed += r.status == TR_ECLOSED;
+        failed += r.status == TR_EFAILED;
         ok += r.status == TR_OK;
+        if (r.status == TR_EFAILED) {
+            /* The caller learns why: the handler's error, in the text. */
+            assert_non_null(strstr(r.text, "the callee failed"));
+            assert_non_null(strstr(r.text, "returned"));
+        }
     }
     assert_int_equal(ok, 1);     /* the slow one */
-    assert_int_equal(closed, 3); /* the failing one and the two queued */
+    assert_int_equal(failed, 1); /* the one it failed on, and why */
+    assert_int_equal(closed, 2); /* the two queued: the callee is gone */
     expect_quiet();
     /* The server is gone: a call now is refused, without continuation. */
     assert_true(tr_test_wait_stopped(f->sys, f->server, 5000));
@@ -457,10 +466,12 @@ self_caller(tr_ctx *ctx, void *state, const tr_msg *msg)
     report r = {.type = 0};
     (void)state;
     (void)msg;
-    r.status = tr_call(ctx, tr_self(ctx), REQ_INC, NULL, 0, 0, on_reply, NULL);
+    r.status = tr_call(ctx, tr_self(ctx), REQ_INC, NULL, 0, TR_FOREVER,
+                       on_reply, NULL);
     post(&r);
     size_t len;
-    r.status = tr_ask(ctx, tr_self(ctx), REQ_INC, NULL, 0, NULL, 0, &len, 0);
+    r.status =
+        tr_test_ask(ctx, tr_self(ctx), REQ_INC, NULL, 0, NULL, 0, &len, 0);
     post(&r);
     return TR_OK;
 }
@@ -476,19 +487,19 @@ test_call_misuse_is_refused_without_continuation(void **state)
     int n = 0;
     size_t len;
 
-    assert_int_equal(
-        tr_call(f->ctx, f->server, REQ_INC, &n, sizeof(n), 0, on_reply, NULL),
-        TR_ESTATE); /* a thread context: use tr_ask */
-    assert_int_equal(
-        tr_call(NULL, f->server, REQ_INC, &n, sizeof(n), 0, on_reply, NULL),
-        TR_EINVAL);
-    assert_int_equal(
-        tr_ask(NULL, f->server, REQ_INC, &n, sizeof(n), &n, sizeof(n), &len, 0),
-        TR_EINVAL);
+    assert_int_equal(tr_call(f->ctx, f->server, REQ_INC, &n, sizeof(n),
+                             TR_FOREVER, on_reply, NULL),
+                     TR_ESTATE); /* a thread context: use tr_ask */
+    assert_int_equal(tr_call(NULL, f->server, REQ_INC, &n, sizeof(n),
+                             TR_FOREVER, on_reply, NULL),
+                     TR_EINVAL);
+    assert_int_equal(tr_test_ask(NULL, f->server, REQ_INC, &n, sizeof(n), &n,
+                                 sizeof(n), &len, 0),
+                     TR_EINVAL);
     assert_int_equal(tr_reply(f->ctx, NULL, NULL, 0), TR_EINVAL);
     tr_msg plain = {.type = 1};
     assert_int_equal(tr_reply(f->ctx, &plain, NULL, 0), TR_EINVAL);
-    assert_null(tr_reply_take(&plain));
+    assert_null(tr_reply_take(f->ctx, &plain));
     assert_int_equal(tr_reply_send(NULL, NULL, 0), TR_EINVAL);
     tr_reply_drop(NULL);
     assert_int_equal(tr_spawn(f->ctx, &self_caller_behaviour, NULL, NULL, &a),
@@ -508,20 +519,20 @@ test_ask_from_a_thread(void **state)
     size_t len = 0;
     char small[2];
 
-    assert_int_equal(tr_ask(f->ctx, f->server, REQ_INC, &n, sizeof(n), &out,
-                            sizeof(out), &len, 1000),
+    assert_int_equal(tr_test_ask(f->ctx, f->server, REQ_INC, &n, sizeof(n),
+                                 &out, sizeof(out), &len, 1000),
                      TR_OK);
     assert_int_equal(out, 10);
     assert_int_equal(len, sizeof(int));
-    assert_int_equal(tr_ask(f->ctx, f->server, REQ_DROP, &n, sizeof(n), &out,
-                            sizeof(out), &len, 0),
+    assert_int_equal(tr_test_ask(f->ctx, f->server, REQ_DROP, &n, sizeof(n),
+                                 &out, sizeof(out), &len, 0),
                      TR_ECLOSED);
-    assert_int_equal(tr_ask(f->ctx, f->server, REQ_INC, &n, sizeof(n), small,
-                            sizeof(small), &len, 0),
+    assert_int_equal(tr_test_ask(f->ctx, f->server, REQ_INC, &n, sizeof(n),
+                                 small, sizeof(small), &len, 0),
                      TR_EINVAL);
     assert_int_equal(len, sizeof(int));
-    assert_int_equal(tr_ask(f->ctx, (tr_addr){.id = 12345}, REQ_INC, &n,
-                            sizeof(n), &out, sizeof(out), &len, 0),
+    assert_int_equal(tr_test_ask(f->ctx, (tr_addr){.id = 12345}, REQ_INC, &n,
+                                 sizeof(n), &out, sizeof(out), &len, 0),
                      TR_ENOACTOR);
 }
 
@@ -537,8 +548,8 @@ ask_held(void *p)
     int n = 0;
     int out;
     size_t len;
-    a->rc = tr_ask(a->f->ctx, a->f->server, REQ_HOLD, &n, sizeof(n), &out,
-                   sizeof(out), &len, 200);
+    a->rc = tr_test_ask(a->f->ctx, a->f->server, REQ_HOLD, &n, sizeof(n), &out,
+                        sizeof(out), &len, 200);
     return NULL;
 }
 
@@ -567,8 +578,8 @@ ask_stashed(void *p)
     int n = 0;
     int out;
     size_t len;
-    a->rc = tr_ask(a->f->ctx, a->f->server, REQ_STASH, &n, sizeof(n), &out,
-                   sizeof(out), &len, 10000);
+    a->rc = tr_test_ask(a->f->ctx, a->f->server, REQ_STASH, &n, sizeof(n), &out,
+                        sizeof(out), &len, 10000);
     return NULL;
 }
 
@@ -592,6 +603,311 @@ test_ask_pending_at_shutdown_ends_closed(void **state)
     assert_int_equal(tr_reply_send(stashed, NULL, 0), TR_ECLOSED);
 }
 
+/* ---- asks into a full bounded mailbox ---- */
+
+typedef struct timed_asker {
+    fixture *f;
+    tr_addr to;
+    uint32_t type;
+    uint32_t timeout_ms;
+    tr_atomic(int) done;
+    int rc;
+    uint64_t took_ms; /* on the system's clock */
+} timed_asker;
+
+static void *
+ask_timed(void *p)
+{
+    timed_asker *a = p;
+    tr_system *sys = tr_ctx_system(a->f->ctx);
+    uint64_t t0 = tr_now_ms(sys);
+    int n = 0;
+    int out;
+    size_t len;
+    a->rc = tr_test_ask(a->f->ctx, a->to, a->type, &n, sizeof(n), &out,
+                        sizeof(out), &len, a->timeout_ms);
+    if (a->rc != TR_ESHUTDOWN && a->rc != TR_ECLOSED) {
+        a->took_ms = tr_now_ms(sys) - t0;
+    }
+    tr_store_seqcst(&a->done, 1);
+    return NULL;
+}
+
+static bool
+asker_done(void *p)
+{
+    return tr_load_seqcst(&((timed_asker *)p)->done) != 0;
+}
+
+static bool
+one_room_waiter(void *p)
+{
+    return tr_load_seqcst(&((tr_system *)p)->room_waiters) == 1;
+}
+
+typedef struct stats_arg {
+    tr_system *sys;
+    tr_addr who;
+} stats_arg;
+
+static bool
+mailbox_empty(void *p)
+{
+    stats_arg *a = p;
+    tr_actor_stats st;
+    return tr_actor_stats_get(a->sys, a->who, &st) == TR_OK &&
+           st.mailbox_len == 0;
+}
+
+/* A server with a mailbox of one, busy in REQ_SLOW, with one request
+ * queued behind it: full until slow_release. */
+static tr_addr
+full_server(fixture *f)
+{
+    tr_spawn_opts opts = {.mailbox_cap = 1};
+    tr_addr busy;
+    int n = 0;
+
+    assert_int_equal(tr_spawn(f->ctx, &server_behaviour, NULL, &opts, &busy),
+                     TR_OK);
+    call(f, busy, REQ_SLOW, 0, 0);
+    stats_arg sa = {f->sys, busy};
+    assert_true(tr_test_wait_handled(f->sys, 1, 5000)); /* the command */
+    assert_true(tr_test_wait_until(mailbox_empty, &sa, 5000));
+    assert_int_equal(tr_send(f->ctx, busy, REQ_DROP, &n, sizeof(n)), TR_OK);
+    assert_int_equal(tr_send(f->ctx, busy, REQ_DROP, &n, sizeof(n)), TR_EFULL);
+    return busy;
+}
+
+static void
+test_ask_timeout_bounds_the_wait_for_room(void **state)
+{
+    fixture *f = *state;
+    timed_asker a = {.f = f, .type = REQ_HOLD, .timeout_ms = 200};
+    pthread_t t;
+
+    a.to = full_server(f);
+    tr_init_relaxed(&a.done, 0);
+    assert_int_equal(pthread_create(&t, NULL, ask_timed, &a), 0);
+    assert_true(tr_test_wait_until(one_room_waiter, f->sys, 5000));
+    assert_int_equal(tr_clock_advance(f->sys, 199), TR_OK);
+    assert_false(tr_test_wait_until(asker_done, &a, 50));
+    assert_int_equal(tr_clock_advance(f->sys, 1), TR_OK);
+    if (!tr_test_wait_until(asker_done, &a, 5000)) {
+        fail_msg("tr_ask waits for room past its timeout");
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(a.rc, TR_ETIMEDOUT);
+
+    /* Room comes after 150 of 200 ms: the reply has 50 ms left. */
+    tr_init_relaxed(&a.done, 0);
+    assert_int_equal(pthread_create(&t, NULL, ask_timed, &a), 0);
+    assert_true(tr_test_wait_until(one_room_waiter, f->sys, 5000));
+    assert_int_equal(tr_clock_advance(f->sys, 150), TR_OK);
+    tr_store_rel(&slow_release, true);
+    expect(TR_OK, 0); /* the slow call's continuation */
+    assert_true(tr_test_wait_until(timer_armed, f->sys, 5000));
+    assert_int_equal(tr_clock_advance(f->sys, 49), TR_OK);
+    assert_false(tr_test_wait_until(asker_done, &a, 50));
+    assert_int_equal(tr_clock_advance(f->sys, 1), TR_OK);
+    assert_true(tr_test_wait_until(asker_done, &a, 5000));
+    pthread_join(t, NULL);
+    assert_int_equal(a.rc, TR_ETIMEDOUT);
+}
+
+/* The same on the real clock, without the test's help. */
+static void
+test_ask_timeout_bounds_the_wait_for_room_real_clock(void **state)
+{
+    fixture *f = *state;
+    tr_system *manual = f->sys;
+    timed_asker a = {.type = REQ_INC, .timeout_ms = 100};
+    fixture real = {0};
+    tr_spawn_opts opts = {.mailbox_cap = 1};
+    int n = 0;
+
+    real.sys = tr_test_system(2);
+    real.ctx = tr_system_ctx(real.sys);
+    assert_int_equal(
+        tr_spawn(real.ctx, &client_behaviour, NULL, NULL, &real.client), TR_OK);
+    a.f = &real;
+    assert_int_equal(tr_spawn(real.ctx, &server_behaviour, NULL, &opts, &a.to),
+                     TR_OK);
+    call(&real, a.to, REQ_SLOW, 0, 0);
+    stats_arg sa = {real.sys, a.to};
+    assert_true(tr_test_wait_handled(real.sys, 1, 5000));
+    assert_true(tr_test_wait_until(mailbox_empty, &sa, 5000));
+    assert_int_equal(tr_send(real.ctx, a.to, REQ_DROP, &n, sizeof(n)), TR_OK);
+    pthread_t t;
+    tr_init_relaxed(&a.done, 0);
+    assert_int_equal(pthread_create(&t, NULL, ask_timed, &a), 0);
+    if (!tr_test_wait_until(asker_done, &a, 5000)) {
+        fail_msg("tr_ask waits for room past its timeout");
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(a.rc, TR_ETIMEDOUT);
+    assert_true(a.took_ms >= 100);
+    assert_true(a.took_ms < 2000);
+    tr_store_rel(&slow_release, true);
+    expect(TR_OK, 0);
+    tr_test_shutdown(real.sys);
+    f->sys = manual;
+}
+
+/* ---- calls whose handle is lost, at shutdown ---- */
+
+static void
+test_ask_with_a_lost_handle_ends_at_shutdown(void **state)
+{
+    fixture *f = *state;
+    timed_asker a = {.f = f, .to = f->server, .type = REQ_STASH};
+    pthread_t t;
+
+    stashed = NULL;
+    tr_init_relaxed(&a.done, 0);
+    assert_int_equal(pthread_create(&t, NULL, ask_timed, &a), 0);
+    assert_true(tr_test_wait_handled(f->sys, 1, 5000));
+    /* No timeout, and the handle is out of every actor's reach. */
+    assert_int_equal(tr_system_shutdown(f->sys, 5000), TR_OK);
+    f->sys = NULL;
+    if (!tr_test_wait_until(asker_done, &a, 5000)) {
+        fail_msg("tr_ask still waits after shutdown returned");
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(a.rc, TR_ECLOSED);
+    /* The late holder touches nothing of the freed system. */
+    tr_reply_drop(stashed);
+}
+
+static void
+test_call_with_a_lost_handle_ends_at_shutdown(void **state)
+{
+    fixture *f = *state;
+    int n = 1;
+
+    stashed = NULL;
+    call(f, f->server, REQ_STASH, 0, 0);
+    assert_true(tr_test_wait_handled(f->sys, 2, 5000));
+    assert_int_equal(tr_system_shutdown(f->sys, 5000), TR_OK);
+    f->sys = NULL;
+    assert_non_null(stashed);
+    /* The call ended with its caller; a late reply finds it over and
+     * touches nothing of the freed system. */
+    assert_int_equal(tr_reply_send(stashed, &n, sizeof(n)), TR_ECLOSED);
+    expect_quiet();
+}
+
+/* ---- calls from `stop` in shutdown's last pass ---- */
+
+/* Traps exits, so shutdown's stop request does not stop it: it is still
+ * live when the workers are joined, and its `stop` runs in the last pass
+ * on the shutting-down thread. That `stop` calls the next lingerer. */
+typedef struct lingerer {
+    tr_addr next;
+} lingerer;
+
+static int
+lingerer_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    if (arg != NULL) {
+        ((lingerer *)state)->next = *(const tr_addr *)arg;
+    }
+    return tr_trap_exits(ctx, true);
+}
+
+static int
+lingerer_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    if (msg->type == 0 && msg->size == sizeof(tr_addr)) {
+        memcpy(&((lingerer *)state)->next, msg->data, sizeof(tr_addr));
+    }
+    if (tr_msg_is_call(ctx, msg)) {
+        int n = 0;
+        return tr_reply(ctx, msg, &n, sizeof(n));
+    }
+    return TR_OK; /* TR_MSG_EXIT included: it keeps running */
+}
+
+static void
+lingerer_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
+{
+    lingerer *l = state;
+    report r = {.type = REQ_INC};
+    int n = 0;
+    (void)exit;
+    if (tr_addr_is_none(l->next)) {
+        return;
+    }
+    r.status =
+        tr_call(ctx, l->next, REQ_INC, &n, sizeof(n), 1000, on_reply, NULL);
+    post(&r);
+}
+
+static const tr_behaviour lingerer_behaviour = {
+    .name = "lingerer",
+    .state_size = sizeof(lingerer),
+    .init = lingerer_init,
+    .handle = lingerer_handle,
+    .stop = lingerer_stop,
+};
+
+static void
+test_call_from_stop_in_the_last_pass_is_refused(void **state)
+{
+    fixture *f = *state;
+    tr_addr last;
+    tr_addr first;
+
+    /* `first` takes a lower slot than `last` (a fresh system hands slots
+     * out in order): the last pass stops it while `last` still lives. */
+    assert_int_equal(tr_spawn(f->ctx, &lingerer_behaviour, NULL, NULL, &first),
+                     TR_OK);
+    assert_int_equal(tr_spawn(f->ctx, &lingerer_behaviour, NULL, NULL, &last),
+                     TR_OK);
+    assert_int_equal(tr_send(f->ctx, first, 0, &last, sizeof(last)), TR_OK);
+    assert_true(tr_test_wait_handled(f->sys, 1, 5000));
+    assert_int_equal(tr_system_shutdown(f->sys, 100), TR_ETIMEDOUT);
+    f->sys = NULL;
+    /* The continuation could never run: the call is refused, and nothing
+     * touched the freed timers. */
+    report r = next_report();
+    assert_int_equal(r.type, REQ_INC);
+    assert_int_equal(r.status, TR_ESHUTDOWN);
+    expect_quiet();
+}
+
+/* A plain thread can tell "the callee failed on my request, and why" from
+ * "the callee is gone" (stopped, or dropped the request). */
+static void
+test_ask_tells_failed_from_gone(void **state)
+{
+    fixture *f = *state;
+    int n = 1;
+    int out = 0;
+    tr_reply_buf reply = {.data = &out, .cap = sizeof(out)};
+
+    assert_int_equal(
+        tr_ask_wait(f->ctx, f->server, REQ_FAIL, &n, sizeof(n), &reply, 5000),
+        TR_EFAILED);
+    assert_non_null(strstr(reply.why, "the callee failed"));
+    assert_non_null(strstr(reply.why, "TR_EINVAL"));
+    /* The server was restarted by nobody: it is gone now. */
+    assert_true(tr_test_wait_stopped(f->sys, f->server, 5000));
+    assert_int_equal(
+        tr_ask_wait(f->ctx, f->server, REQ_INC, &n, sizeof(n), &reply, 5000),
+        TR_ENOACTOR);
+    tr_addr other;
+    assert_int_equal(
+        tr_spawn(f->ctx, &server_behaviour, &f->helper, NULL, &other), TR_OK);
+    assert_int_equal(
+        tr_ask_wait(f->ctx, other, REQ_DROP, &n, sizeof(n), &reply, 5000),
+        TR_ECLOSED);
+    assert_non_null(strstr(reply.why, "closed"));
+    assert_int_equal(
+        tr_ask_wait(f->ctx, other, REQ_STOP, &n, sizeof(n), &reply, 5000),
+        TR_ECLOSED);
+}
+
 int
 main(void)
 {
@@ -604,11 +920,17 @@ main(void)
         T(test_call_unanswered_request_ends_closed),
         T(test_call_replying_twice_is_refused),
         T(test_call_callee_failing_or_stopping_closes_queued_calls),
+        T(test_ask_tells_failed_from_gone),
         T(test_call_stopping_callee_drops_its_held_handle),
         T(test_call_misuse_is_refused_without_continuation),
         T(test_ask_from_a_thread),
         T(test_ask_times_out_on_the_system_clock),
         T(test_ask_pending_at_shutdown_ends_closed),
+        T(test_ask_timeout_bounds_the_wait_for_room),
+        T(test_ask_timeout_bounds_the_wait_for_room_real_clock),
+        T(test_ask_with_a_lost_handle_ends_at_shutdown),
+        T(test_call_with_a_lost_handle_ends_at_shutdown),
+        T(test_call_from_stop_in_the_last_pass_is_refused),
     };
 #undef T
     return cmocka_run_group_tests_name("call", tests, NULL, NULL);

@@ -70,7 +70,8 @@ setup(void **state)
     (void)state;
     tr_store_relaxed(&inits, 0);
     fx.sys = tr_test_system(2);
-    assert_int_equal(tr_sup_start(tr_system_ctx(fx.sys), &app, &fx.app), TR_OK);
+    assert_int_equal(tr_sup_start(tr_system_ctx(fx.sys), &app, NULL, &fx.app),
+                     TR_OK);
     return 0;
 }
 
@@ -285,9 +286,9 @@ test_inspect_paths_name_supervised_actors(void **state)
     assert_int_equal(tr_whereis_path(fx.sys, "/app", &a), TR_OK);
     assert_int_equal(a.id, fx.app.id);
     assert_int_equal(tr_whereis_path(fx.sys, "/app/w", &w), TR_OK);
-    assert_int_equal(
-        tr_sup_which_children(tr_system_ctx(fx.sys), fx.app, info, 2, &n, 5000),
-        TR_OK);
+    assert_int_equal(tr_sup_which_children_wait(tr_system_ctx(fx.sys), fx.app,
+                                                info, 2, &n, 5000),
+                     TR_OK);
     assert_int_equal(w.id, info[0].addr.id);
     assert_int_equal(tr_whereis_path(fx.sys, "/app/nope", &a), TR_ENOTFOUND);
     assert_int_equal(tr_whereis_path(fx.sys, "/app/w/deeper", &a),
@@ -346,10 +347,11 @@ test_inspect_snapshots_while_the_tree_changes(void **state)
     crasher c = {.sys = fx.sys};
     pthread_t th;
 
-    assert_int_equal(tr_sup_start(ctx, &pool, &sup), TR_OK);
+    assert_int_equal(tr_sup_start(ctx, &pool, NULL, &sup), TR_OK);
     for (int i = 0; i < POOL; i++) {
         assert_int_equal(
-            tr_sup_start_child(ctx, sup, NULL, NULL, 5000, &kids[i]), TR_OK);
+            tr_sup_start_child_wait(ctx, sup, NULL, NULL, 5000, &kids[i]),
+            TR_OK);
     }
     assert_int_equal(pthread_create(&th, NULL, snapshotter, &c), 0);
     for (int r = 0; r < ROUNDS; r++) {
@@ -366,7 +368,8 @@ test_inspect_snapshots_while_the_tree_changes(void **state)
     assert_true(tr_load_relaxed(&c.taken) > 0);
     assert_int_equal(tr_load_relaxed(&c.bad), 0);
     tr_child_counts counts;
-    assert_int_equal(tr_sup_count_children(ctx, sup, &counts, 5000), TR_OK);
+    assert_int_equal(tr_sup_count_children_wait(ctx, sup, &counts, 5000),
+                     TR_OK);
     assert_int_equal(counts.active, POOL);
 }
 

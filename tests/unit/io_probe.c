@@ -163,7 +163,7 @@ probe_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
     if (msg->type == TR_MSG_IO) {
         return on_io(ctx, p, msg->data);
     }
-    if (msg->call == NULL || msg->size != sizeof(probe_cmd)) {
+    if (!tr_msg_is_call(ctx, msg) || msg->size != sizeof(probe_cmd)) {
         return TR_OK;
     }
     const probe_cmd *c = msg->data;
@@ -297,8 +297,8 @@ probe_do(tr_system *sys, tr_addr probe, const probe_cmd *c)
     probe_res res = {.rc = -999};
     size_t len = 0;
 
-    assert_int_equal(tr_ask(tr_system_ctx(sys), probe, 1, c, sizeof(*c), &res,
-                            sizeof(res), &len, 10000),
+    assert_int_equal(tr_test_ask(tr_system_ctx(sys), probe, 1, c, sizeof(*c),
+                                 &res, sizeof(res), &len, 10000),
                      TR_OK);
     return res;
 }

@@ -974,7 +974,8 @@ test_io_restart_in_place_and_kill_close_sockets(void **state)
     probe_cmd l = {.op = OP_LISTEN, .host = "127.0.0.1"};
     int before;
 
-    assert_int_equal(tr_sup_start(tr_system_ctx(f->sys), &spec, &sup), TR_OK);
+    assert_int_equal(tr_sup_start(tr_system_ctx(f->sys), &spec, NULL, &sup),
+                     TR_OK);
     assert_int_equal(tr_whereis_path(f->sys, "/iosup/probe", &child), TR_OK);
     assert_int_equal(tr_whereis_path(f->sys, "/iosup/brutal", &brutal), TR_OK);
     io_warm(f, f->probe);
@@ -1001,7 +1002,7 @@ test_io_restart_in_place_and_kill_close_sockets(void **state)
     c = tr_net_connect("127.0.0.1", lr.port);
     assert_true(c >= 0);
     assert_int_equal(
-        tr_sup_terminate_child(tr_system_ctx(f->sys), sup, "brutal", 5000),
+        tr_sup_terminate_child_wait(tr_system_ctx(f->sys), sup, "brutal", 5000),
         TR_OK);
     assert_true(tr_net_wait_closed(c, 5000));
     close(c);

@@ -90,17 +90,18 @@ sub_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
     void *const *chans = msg->data;
     const tr_broadcast_sub_types bad = {TR_MSG_DOWN, 10, 11};
     tr_store_rel(&sub_rc[0],
-                 tr_broadcast_subscribe_actor(chans[0], ctx, &bad, NULL) +
+                 tr_broadcast_subscribe_actor(ctx, chans[0], &bad, NULL) +
                      1000);
     tr_store_rel(
         &sub_rc[1],
-        tr_watch_subscribe_actor(chans[1], ctx, TR_MSG_EXIT, 12, NULL) + 1000);
+        tr_watch_subscribe_actor(ctx, chans[1], TR_MSG_EXIT, 12, NULL) + 1000);
     tr_store_rel(&sub_rc[2],
-                 tr_oneshot_subscribe(chans[2], ctx, TR_MSG_DOWN, 13) + 1000);
+                 tr_oneshot_subscribe_actor(ctx, chans[2], TR_MSG_DOWN, 13) +
+                     1000);
     /* A receiver closed before it subscribes is told "closed". */
     tr_oneshot_rx_close(chans[2]);
-    tr_store_rel(&sub_rc[3], tr_oneshot_subscribe(chans[2], ctx, MSG_OS_VALUE,
-                                                  MSG_OS_CLOSED) +
+    tr_store_rel(&sub_rc[3], tr_oneshot_subscribe_actor(
+                                 ctx, chans[2], MSG_OS_VALUE, MSG_OS_CLOSED) +
                                  1000);
     return TR_OK;
 }

@@ -10,24 +10,37 @@
  */
 #include "support/tr_test.h"
 
+#include "common/tr_alloc.h"
+
 #include <pthread.h>
 #include <string.h>
 
 /* Commands a watcher obeys; each that reports posts one EV_RC. */
 enum {
-    CMD_MONITOR = 1, /* payload tr_addr: tr_monitor; EV_RC with the ref */
-    CMD_DEMONITOR,   /* payload uint64_t ref: tr_demonitor */
-    CMD_LINK,        /* payload tr_addr: tr_link */
-    CMD_UNLINK,      /* payload tr_addr: tr_unlink */
-    CMD_LINK_SELF,   /* tr_link to itself */
-    CMD_TRAP,        /* payload bool: tr_trap_exits */
-    CMD_KEEP,        /* from now on, a stop request does not stop it */
-    CMD_PING,        /* reports EV_PONG */
-    CMD_STOP,        /* tr_stop; no report */
-    CMD_RETURN,      /* payload int: return it from the handler */
-    CMD_FAIL,        /* payload fail_req: tr_fail; no report */
-    CMD_GO,          /* crowd: monitor and link every target */
+    CMD_MONITOR = 1,   /* payload tr_addr: tr_monitor; EV_RC with the ref */
+    CMD_DEMONITOR,     /* payload uint64_t ref: tr_demonitor */
+    CMD_LINK,          /* payload tr_addr: tr_link */
+    CMD_UNLINK,        /* payload tr_addr: tr_unlink */
+    CMD_LINK_SELF,     /* tr_link to itself */
+    CMD_TRAP,          /* payload bool: tr_trap_exits */
+    CMD_KEEP,          /* from now on, a stop request does not stop it */
+    CMD_PING,          /* reports EV_PONG */
+    CMD_STOP,          /* tr_stop; no report */
+    CMD_RETURN,        /* payload int: return it from the handler */
+    CMD_FAIL,          /* payload fail_req: tr_fail; no report */
+    CMD_GO,            /* crowd: monitor and link every target */
+    CMD_HOLD,          /* EV_RC, then spin until hold_release */
+    CMD_QUIET_MONITOR, /* payload tr_addr: tr_monitor into quiet_rc */
+    CMD_QUIET_LINK,    /* payload tr_addr: tr_link into quiet_rc */
 };
+
+/* For the out-of-memory tests: a handler that holds its worker, signals
+ * that wait at a gate (posting an event allocates), and results kept
+ * without allocating. */
+static tr_atomic(bool) hold_release;
+static tr_atomic(bool) signal_gate = true;
+static tr_atomic(int) quiet_rc;
+static tr_atomic(bool) quiet_done;
 
 enum { EV_RC = 1, EV_DOWN, EV_EXIT, EV_PONG, EV_STOP, EV_INIT, EV_BAD };
 
@@ -162,6 +175,19 @@ watcher_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
         break;
     case CMD_STOP:
         return tr_stop(ctx);
+    case CMD_HOLD:
+        post(&ev);
+        while (!tr_load_acq(&hold_release)) {
+        }
+        return TR_OK;
+    case CMD_QUIET_MONITOR:
+    case CMD_QUIET_LINK:
+        memcpy(&t, msg->data, sizeof(t));
+        tr_store_relaxed(&quiet_rc, msg->type == CMD_QUIET_LINK
+                                        ? tr_link(ctx, t)
+                                        : tr_monitor(ctx, t, &ref));
+        tr_store_rel(&quiet_done, true);
+        return TR_OK;
     case CMD_RETURN:
         memcpy(&rc, msg->data, sizeof(rc));
         return rc;
@@ -173,6 +199,8 @@ watcher_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
     }
     case TR_MSG_DOWN:
     case TR_MSG_EXIT:
+        while (!tr_load_acq(&signal_gate)) {
+        }
         if (msg->size != sizeof(tr_signal)) {
             ev.tag = EV_BAD;
             break;
@@ -278,7 +306,7 @@ static int
 teardown(void **state)
 {
     fixture *f = *state;
-    int rc = tr_system_shutdown(f->sys, 5000);
+    int rc = f->sys != NULL ? tr_system_shutdown(f->sys, 5000) : TR_OK;
     uint64_t live = f->final.live_actors;
 
     tr_mailbox_destroy(probe);
@@ -809,6 +837,203 @@ test_trapping_actor_hears_stop_request_as_exit(void **state)
     assert_true(tr_test_wait_stopped(f->sys, a, WAIT_MS));
 }
 
+/* ---- signals when memory runs out ---- */
+
+static bool
+quiet_is_done(void *p)
+{
+    (void)p;
+    return tr_load_acq(&quiet_done);
+}
+
+/* `t` ends with every allocation failing: its DOWN and its link's EXIT
+ * were set aside when the monitor and the link were made. */
+static void
+test_monitor_and_link_signals_survive_out_of_memory(void **state)
+{
+    fixture *f = *state;
+    tr_addr w = spawn_watcher(f);
+    tr_addr peer = spawn_watcher(f);
+    tr_addr t = spawn_watcher(f);
+    uint64_t ref = monitor(f, w, t);
+
+    trap(f, peer);
+    link_to(f, peer, t);
+    tr_store_rel(&hold_release, false);
+    tr_store_rel(&signal_gate, false);
+    send_cmd(f, t, CMD_HOLD, NULL, 0);
+    (void)take(EV_RC, t);
+    send_cmd(f, t, CMD_STOP, NULL, 0); /* queued behind the hold */
+    tr__alloc_fail_after(0);
+    tr_store_rel(&hold_release, true);
+    bool stopped = tr_test_wait_stopped(f->sys, t, WAIT_MS);
+    tr__alloc_fail_after(-1);
+    tr_store_rel(&signal_gate, true);
+    assert_true(stopped);
+    event d = take(EV_DOWN, w);
+    assert_int_equal(d.sig.ref, ref);
+    assert_int_equal(d.sig.kind, TR_EXIT_NORMAL);
+    event e = take(EV_EXIT, peer);
+    assert_true(tr_addr_eq(e.sig.who, t));
+    assert_int_equal(e.sig.kind, TR_EXIT_NORMAL);
+}
+
+/* A monitor or link of a dead address with no memory for its signal is
+ * refused, not made with the signal lost. */
+static void
+test_monitor_and_link_of_dead_address_out_of_memory(void **state)
+{
+    fixture *f = *state;
+    tr_addr w = spawn_watcher(f);
+    tr_addr t = spawn_watcher(f);
+    const uint32_t cmds[] = {CMD_QUIET_MONITOR, CMD_QUIET_LINK};
+
+    /* Records and lists with room already, so that the only allocation
+     * left is the signal's. */
+    tr_addr w2 = spawn_watcher(f);
+    trap(f, w);
+    (void)monitor(f, w2, t);
+    link_to(f, w, w2);
+    assert_int_equal(cmd(f, w, CMD_UNLINK, &w2, sizeof(w2)).rc, TR_OK);
+    stop_and_wait(f, t);
+    (void)take(EV_DOWN, w2);
+    tr_store_rel(&signal_gate, false);
+    for (size_t i = 0; i < 2; i++) {
+        tr_store_rel(&quiet_done, false);
+        send_cmd(f, w, cmds[i], &t, sizeof(t));
+        tr__alloc_fail_after(0);
+        tr_store_rel(&hold_release, true);
+        bool done = tr_test_wait_until(quiet_is_done, NULL, WAIT_MS);
+        tr__alloc_fail_after(-1);
+        assert_true(done);
+        int rc = tr_load_relaxed(&quiet_rc);
+        if (rc != TR_ENOMEM) {
+            assert_int_equal(rc, TR_OK);
+            tr_store_rel(&signal_gate, true);
+            event s = take(cmds[i] == CMD_QUIET_LINK ? EV_EXIT : EV_DOWN, w);
+            assert_int_equal(s.sig.kind, TR_EXIT_NOACTOR);
+            tr_store_rel(&signal_gate, false);
+        }
+    }
+    tr_store_rel(&signal_gate, true);
+    ping(f, w);
+    assert_int_equal(count_pending(EV_DOWN, w), 0);
+    assert_int_equal(count_pending(EV_EXIT, w), 0);
+}
+
+/* A trapping actor asked to stop while memory runs out still hears the
+ * request as an EXIT, and lives on. */
+static void
+test_trapping_actor_hears_stop_request_out_of_memory(void **state)
+{
+    fixture *f = *state;
+    tr_addr a = spawn_watcher(f);
+
+    trap(f, a);
+    send_cmd(f, a, CMD_KEEP, NULL, 0);
+    (void)take(EV_RC, a);
+    tr_store_rel(&hold_release, false);
+    tr_store_rel(&signal_gate, false);
+    send_cmd(f, a, CMD_HOLD, NULL, 0);
+    (void)take(EV_RC, a);
+    assert_int_equal(tr_actor_stop(f->ctx, a), TR_OK);
+    tr__alloc_fail_after(0);
+    tr_store_rel(&hold_release, true);
+    /* Nothing to wait on without allocating: give the stop request time
+     * to be run (the gate holds the EXIT's handler), then let go. */
+    struct timespec ts = {0, 50 * 1000000};
+    nanosleep(&ts, NULL);
+    tr__alloc_fail_after(-1);
+    tr_store_rel(&signal_gate, true);
+    event e = take(EV_EXIT, a);
+    assert_int_equal(e.sig.kind, TR_EXIT_SHUTDOWN);
+    ping(f, a);
+    assert_int_equal(count_pending(EV_STOP, a), 0);
+    stop_and_wait(f, a);
+}
+
+/* ---- monitors and links made by `stop` in shutdown's last pass ---- */
+
+/* Traps exits and keeps running when asked to stop, so its `stop` runs in
+ * shutdown's last pass; there it monitors and links `peer` (still live)
+ * and `gone` (ended), and reports each result. */
+typedef struct last_pass {
+    tr_addr peer;
+    tr_addr gone;
+} last_pass;
+
+static int
+last_pass_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    (void)state;
+    (void)arg;
+    return tr_trap_exits(ctx, true);
+}
+
+static int
+last_pass_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)ctx;
+    if (msg->type == CMD_GO) {
+        memcpy(state, msg->data, sizeof(last_pass));
+        event ev = {.tag = EV_RC, .self = tr_self(ctx)};
+        post(&ev);
+    }
+    return TR_OK;
+}
+
+static void
+last_pass_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
+{
+    last_pass *l = state;
+    event ev = {.tag = EV_RC, .self = tr_self(ctx)};
+    uint64_t ref;
+    (void)exit;
+    if (tr_addr_is_none(l->peer)) {
+        return;
+    }
+    const tr_addr to[4] = {l->peer, l->peer, l->gone, l->gone};
+    for (int i = 0; i < 4; i++) {
+        ev.rc = i % 2 == 0 ? tr_monitor(ctx, to[i], &ref) : tr_link(ctx, to[i]);
+        post(&ev);
+    }
+}
+
+static const tr_behaviour last_pass_behaviour = {
+    .name = "last_pass",
+    .state_size = sizeof(last_pass),
+    .init = last_pass_init,
+    .handle = last_pass_handle,
+    .stop = last_pass_stop,
+};
+
+static void
+test_monitor_and_link_from_stop_in_the_last_pass(void **state)
+{
+    fixture *f = *state;
+    tr_addr first;
+    tr_addr peer;
+    tr_addr gone = spawn_watcher(f);
+
+    stop_and_wait(f, gone);
+    /* A fresh system hands slots out in order: `first` ends in the last
+     * pass while `peer` is still live. */
+    assert_int_equal(tr_spawn(f->ctx, &last_pass_behaviour, NULL, NULL, &first),
+                     TR_OK);
+    assert_int_equal(tr_spawn(f->ctx, &last_pass_behaviour, NULL, NULL, &peer),
+                     TR_OK);
+    last_pass l = {peer, gone};
+    send_cmd(f, first, CMD_GO, &l, sizeof(l));
+    (void)take(EV_RC, first);
+    assert_int_equal(tr_system_shutdown(f->sys, 50), TR_ETIMEDOUT);
+    f->sys = NULL;
+    /* Each call worked (their signals are dropped with the actors: no
+     * leak, no freed memory touched). */
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(take(EV_RC, first).rc, TR_OK);
+    }
+}
+
 /* ---- names ---- */
 
 static void
@@ -934,7 +1159,7 @@ test_supervised_child_keeps_its_name_across_a_restart(void **state)
     tr_addr sup = TR_ADDR_NONE;
     tr_addr out = TR_ADDR_NONE;
 
-    assert_int_equal(tr_sup_start(f->ctx, &spec, &sup), TR_OK);
+    assert_int_equal(tr_sup_start(f->ctx, &spec, NULL, &sup), TR_OK);
     tr_addr kid = take(EV_INIT, TR_ADDR_NONE).self;
     assert_false(tr_addr_is_none(kid));
     assert_int_equal(tr_register(f->ctx, "kid", kid), TR_OK);
@@ -956,7 +1181,7 @@ test_supervised_child_keeps_its_name_across_a_restart(void **state)
     ping(f, kid);
     ping(f, w);
     assert_int_equal(count_pending(EV_DOWN, w), 0);
-    assert_int_equal(tr_sup_terminate_child(f->ctx, sup, "kid", WAIT_MS),
+    assert_int_equal(tr_sup_terminate_child_wait(f->ctx, sup, "kid", WAIT_MS),
                      TR_OK);
     event d = take(EV_DOWN, w);
     assert_int_equal(d.sig.ref, ref);
@@ -988,11 +1213,11 @@ killed_child(fixture *f, int shutdown_ms)
     tr_addr sup = TR_ADDR_NONE;
     tr_addr w = spawn_watcher(f);
 
-    assert_int_equal(tr_sup_start(f->ctx, &spec, &sup), TR_OK);
+    assert_int_equal(tr_sup_start(f->ctx, &spec, NULL, &sup), TR_OK);
     tr_addr kid = take(EV_INIT, TR_ADDR_NONE).self;
     uint64_t ref = monitor(f, w, kid);
     trap(f, kid);
-    assert_int_equal(tr_sup_terminate_child(f->ctx, sup, "kid", WAIT_MS),
+    assert_int_equal(tr_sup_terminate_child_wait(f->ctx, sup, "kid", WAIT_MS),
                      TR_OK);
     event d = take(EV_DOWN, w);
     assert_int_equal(d.sig.ref, ref);
@@ -1093,10 +1318,10 @@ test_reserved_types_are_refused(void **state)
         uint32_t type = types[i];
         assert_int_equal(tr_send(f->ctx, w, type, &sig, sizeof(sig)),
                          TR_EINVAL);
-        assert_int_equal(tr_try_send(f->ctx, w, type, &sig, sizeof(sig)),
+        assert_int_equal(tr_send(f->ctx, w, type, &sig, sizeof(sig)),
                          TR_EINVAL);
-        assert_int_equal(tr_ask(f->ctx, w, type, &sig, sizeof(sig), buf,
-                                sizeof(buf), &len, 1000),
+        assert_int_equal(tr_test_ask(f->ctx, w, type, &sig, sizeof(sig), buf,
+                                     sizeof(buf), &len, 1000),
                          TR_EINVAL);
         void *b = tr_buf_alloc(sizeof(sig));
         assert_non_null(b);
@@ -1378,6 +1603,10 @@ main(void)
         T(test_link_twice_is_one_link),
         T(test_link_chain_failure_ends_all),
         T(test_trapping_actor_hears_stop_request_as_exit),
+        T(test_monitor_and_link_signals_survive_out_of_memory),
+        T(test_monitor_and_link_of_dead_address_out_of_memory),
+        T(test_trapping_actor_hears_stop_request_out_of_memory),
+        T(test_monitor_and_link_from_stop_in_the_last_pass),
         T(test_register_and_whereis),
         T(test_register_refusals),
         T(test_unregister_releases_the_name),

@@ -146,7 +146,7 @@ test_oneshot_misuse_returns_codes(void **state)
     assert_int_equal(tr_oneshot_send(tx, NULL), TR_EINVAL);
     assert_int_equal(tr_oneshot_recv_wait(NULL, &v, 0), TR_EINVAL);
     assert_int_equal(tr_oneshot_recv_wait(rx, NULL, 0), TR_EINVAL);
-    assert_int_equal(tr_oneshot_subscribe(rx, NULL, 1, 2), TR_EINVAL);
+    assert_int_equal(tr_oneshot_subscribe_actor(NULL, rx, 1, 2), TR_EINVAL);
     tr_oneshot_tx_destroy(NULL);
     tr_oneshot_rx_destroy(NULL);
     tr_oneshot_rx_close(NULL);
@@ -169,9 +169,9 @@ sub_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
     if (msg->type == MSG_SUBSCRIBE) {
         tr_oneshot_rx *rx;
         memcpy(&rx, msg->data, sizeof(rx));
-        report[1] = tr_oneshot_subscribe(rx, ctx, MSG_VALUE, MSG_CLOSED);
+        report[1] = tr_oneshot_subscribe_actor(ctx, rx, MSG_VALUE, MSG_CLOSED);
         /* The receiving half may go now: delivery does not need it. */
-        int again = tr_oneshot_subscribe(rx, ctx, MSG_VALUE, MSG_CLOSED);
+        int again = tr_oneshot_subscribe_actor(ctx, rx, MSG_VALUE, MSG_CLOSED);
         if (again != TR_EALREADY) {
             report[1] = 1000;
         }
@@ -258,6 +258,39 @@ test_oneshot_actor_learns_the_sender_went_away(void **state)
     run_subscription(false, false);
 }
 
+/* The subscriber's system shuts down before the value is sent: the send
+ * (or the sender's drop) touches nothing of the freed system, and the
+ * value is refused as no one can receive it any more. */
+static void
+test_oneshot_send_after_the_subscribers_system_shut_down(void **state)
+{
+    (void)state;
+    for (int drop = 0; drop < 2; drop++) {
+        tr_system *sys = tr_test_system(2);
+        tr_ctx *ctx = tr_system_ctx(sys);
+        tr_oneshot_tx *tx;
+        tr_oneshot_rx *rx;
+        tr_addr a;
+        int v = 5;
+
+        assert_int_equal(tr_mailbox_create(0, &probe), TR_OK);
+        assert_int_equal(tr_spawn(ctx, &sub_behaviour, NULL, NULL, &a), TR_OK);
+        assert_int_equal(tr_oneshot_create(sizeof(int), &tx, &rx), TR_OK);
+        assert_int_equal(tr_send(ctx, a, MSG_SUBSCRIBE, &rx, sizeof(rx)),
+                         TR_OK);
+        expect(MSG_SUBSCRIBE, TR_OK);
+        tr_test_shutdown(sys);
+        if (drop) {
+            tr_oneshot_tx_destroy(tx);
+        } else {
+            assert_int_equal(tr_oneshot_send(tx, &v), TR_ECLOSED);
+            tr_oneshot_tx_destroy(tx);
+        }
+        tr_oneshot_rx_destroy(rx);
+        tr_mailbox_destroy(probe);
+    }
+}
+
 /* ---- races ---- */
 
 typedef struct race {
@@ -329,6 +362,8 @@ main(void)
             test_oneshot_actor_gets_the_value_whichever_comes_first),
         cmocka_unit_test(test_oneshot_actor_learns_the_sender_went_away),
         cmocka_unit_test(test_oneshot_close_racing_send_has_one_outcome),
+        cmocka_unit_test(
+            test_oneshot_send_after_the_subscribers_system_shut_down),
     };
     return cmocka_run_group_tests_name("oneshot", tests, NULL, NULL);
 }

@@ -241,7 +241,8 @@ test_pg_restart_in_place_keeps_only_what_init_joins(void **state)
     tr_addr forgets;
 
     reset();
-    assert_int_equal(tr_sup_start(tr_system_ctx(sys), &spec, &sup), TR_OK);
+    assert_int_equal(tr_sup_start(tr_system_ctx(sys), &spec, NULL, &sup),
+                     TR_OK);
     assert_int_equal(tr_whereis_path(sys, "/pgsup/rejoins", &rejoins), TR_OK);
     assert_int_equal(tr_whereis_path(sys, "/pgsup/forgets", &forgets), TR_OK);
     assert_int_equal(ask_to(sys, forgets, MSG_JOIN, "g"), TR_OK);

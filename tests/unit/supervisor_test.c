@@ -14,7 +14,10 @@
 
 #include "actors/actor.h"
 #include "actors/ext.h"
+#include "common/tr_alloc.h"
+#include "supervisor/sup.h"
 
+#include <pthread.h>
 #include <time.h>
 
 enum { EV_INIT = 1, EV_STOP = 2, EV_MSG = 3, EV_DOWN = 4 };
@@ -257,7 +260,7 @@ start_sup(tr_strategy strategy, tr_child_spec *kids, size_t n, uint32_t max_r,
                         .children = kids,
                         .len = n};
     tr_addr sup;
-    assert_int_equal(tr_sup_start(fx.ctx, &spec, &sup), TR_OK);
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, NULL, &sup), TR_OK);
     return sup;
 }
 
@@ -266,7 +269,7 @@ addr_of(tr_addr sup, const char *id)
 {
     tr_child_info info[8];
     size_t n = 0;
-    assert_int_equal(tr_sup_which_children(fx.ctx, sup, info, 8, &n, 5000),
+    assert_int_equal(tr_sup_which_children_wait(fx.ctx, sup, info, 8, &n, 5000),
                      TR_OK);
     for (size_t i = 0; i < n && i < 8; i++) {
         if (strcmp(info[i].id, id) == 0) {
@@ -295,7 +298,7 @@ test_sup_invalid_specs_are_rejected_with_a_reason(void **state)
 
     assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_EINVAL);
     assert_non_null(strstr(why, "duplicate child id 'a'"));
-    assert_int_equal(tr_sup_start(fx.ctx, &spec, NULL), TR_EINVAL);
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, NULL, NULL), TR_EINVAL);
 
     two[1] = kid(&cfg_b, (tr_restart)7);
     assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_EINVAL);
@@ -470,7 +473,8 @@ test_sup_restart_types_by_exit_kind(void **state)
     assert_true(tr_test_wait_stopped(fx.sys, c, 5000));
     expect_quiet(20);
 
-    assert_int_equal(tr_sup_count_children(fx.ctx, sup, &counts, 5000), TR_OK);
+    assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
+                     TR_OK);
     assert_int_equal(counts.specs, 2); /* a and b; c is gone */
     assert_int_equal(counts.active, 1);
     assert_int_equal(counts.workers, 2);
@@ -497,7 +501,8 @@ test_sup_temporary_bystander_is_stopped_not_restarted(void **state)
     expect(EV_INIT, "a", TR_OK);
     expect(EV_INIT, "c", TR_OK);
     assert_true(tr_test_wait_stopped(fx.sys, b, 5000));
-    assert_int_equal(tr_sup_count_children(fx.ctx, sup, &counts, 5000), TR_OK);
+    assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
+                     TR_OK);
     assert_int_equal(counts.specs, 2);
     /* The round counted once, within an intensity of 1: still alive, and a
      * second failure now would exceed it. */
@@ -574,7 +579,7 @@ test_sup_escalation_restarts_the_sub_supervisor(void **state)
     event again = expect(EV_INIT, "c", TR_OK);
     assert_int_not_equal(again.addr, c.id);
     assert_true(tr_test_wait_stopped(fx.sys, c, 5000));
-    assert_int_equal(tr_sup_which_children(fx.ctx, top, info, 4, &n, 5000),
+    assert_int_equal(tr_sup_which_children_wait(fx.ctx, top, info, 4, &n, 5000),
                      TR_OK);
     assert_int_equal(n, 2);
     assert_string_equal(info[1].id, "mid");
@@ -597,7 +602,7 @@ test_sup_start_failure_stops_started_children(void **state)
     tr_system_stats st;
 
     tr_store_relaxed(&cfg_b.init_rc, TR_ENOMEM);
-    assert_int_equal(tr_sup_start(fx.ctx, &spec, NULL), TR_ENOMEM);
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, NULL, NULL), TR_ENOMEM);
     expect(EV_INIT, "a", TR_OK);
     expect(EV_INIT, "b", TR_ENOMEM);
     expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
@@ -623,14 +628,15 @@ test_sup_ignored_child_keeps_its_spec(void **state)
     expect(EV_INIT, "a", TR_OK);
     expect(EV_INIT, "b", TR_IGNORE);
     expect(EV_INIT, "c", TR_IGNORE);
-    assert_int_equal(tr_sup_which_children(fx.ctx, sup, info, 4, &n, 5000),
+    assert_int_equal(tr_sup_which_children_wait(fx.ctx, sup, info, 4, &n, 5000),
                      TR_OK);
     assert_int_equal(n, 2); /* the temporary one was dropped */
     assert_string_equal(info[1].id, "b");
     assert_false(info[1].running);
     /* It can be started later. */
     tr_store_relaxed(&cfg_b.init_rc, TR_OK);
-    assert_int_equal(tr_sup_restart_child(fx.ctx, sup, "b", 5000, &b), TR_OK);
+    assert_int_equal(tr_sup_restart_child_wait(fx.ctx, sup, "b", 5000, &b),
+                     TR_OK);
     assert_int_equal(expect(EV_INIT, "b", TR_OK).addr, b.id);
 }
 
@@ -655,14 +661,17 @@ test_sup_shutdown_deadline_kills_a_slow_child(void **state)
      * without its stop callback. */
     assert_int_equal(tr_send(fx.ctx, a, MSG_SLEEP, &ms, sizeof(ms)), TR_OK);
     expect(EV_MSG, "a", 1); /* it is asleep in the handler now */
-    assert_int_equal(tr_sup_terminate_child(fx.ctx, sup, "a", 5000), TR_OK);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "a", 5000),
+                     TR_OK);
     assert_true(tr_test_wait_stopped(fx.sys, a, 5000));
     /* b is killed outright: no stop callback either. */
-    assert_int_equal(tr_sup_terminate_child(fx.ctx, sup, "b", 5000), TR_OK);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "b", 5000),
+                     TR_OK);
     expect_quiet(20);
     /* Terminating again is fine; both keep their specs. */
-    assert_int_equal(tr_sup_terminate_child(fx.ctx, sup, "a", 5000), TR_OK);
-    assert_int_equal(tr_sup_which_children(fx.ctx, sup, info, 2, &n, 5000),
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "a", 5000),
+                     TR_OK);
+    assert_int_equal(tr_sup_which_children_wait(fx.ctx, sup, info, 2, &n, 5000),
                      TR_OK);
     assert_int_equal(n, 2);
     assert_false(info[0].running);
@@ -686,48 +695,56 @@ test_sup_dynamic_children_and_api_errors(void **state)
     tr_addr got, again;
     tr_child_counts counts;
 
-    assert_int_equal(tr_sup_start_child(fx.ctx, sup, &d, NULL, 5000, &got),
+    assert_int_equal(tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, 5000, &got),
                      TR_OK);
     assert_int_equal(expect(EV_INIT, "d", TR_OK).addr, got.id);
-    assert_int_equal(tr_sup_start_child(fx.ctx, sup, &d, NULL, 5000, &again),
-                     TR_EALREADY);
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, 5000, &again),
+        TR_EALREADY);
     assert_int_equal(again.id, got.id);
-    assert_int_equal(tr_sup_delete_child(fx.ctx, sup, "d", 5000), TR_ERUNNING);
-    assert_int_equal(tr_sup_restart_child(fx.ctx, sup, "d", 5000, NULL),
+    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, "d", 5000),
                      TR_ERUNNING);
-    assert_int_equal(tr_sup_terminate_child(fx.ctx, sup, "d", 5000), TR_OK);
+    assert_int_equal(tr_sup_restart_child_wait(fx.ctx, sup, "d", 5000, NULL),
+                     TR_ERUNNING);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "d", 5000),
+                     TR_OK);
     expect(EV_STOP, "d", TR_EXIT_SHUTDOWN);
-    assert_int_equal(tr_sup_start_child(fx.ctx, sup, &d, NULL, 5000, NULL),
+    assert_int_equal(tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, 5000, NULL),
                      TR_EEXIST);
-    assert_int_equal(tr_sup_restart_child(fx.ctx, sup, "d", 5000, &again),
+    assert_int_equal(tr_sup_restart_child_wait(fx.ctx, sup, "d", 5000, &again),
                      TR_OK);
     assert_int_not_equal(again.id, got.id); /* a new incarnation */
     expect(EV_INIT, "d", TR_OK);
-    assert_int_equal(tr_sup_terminate_child(fx.ctx, sup, "d", 5000), TR_OK);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "d", 5000),
+                     TR_OK);
     expect(EV_STOP, "d", TR_EXIT_SHUTDOWN);
-    assert_int_equal(tr_sup_delete_child(fx.ctx, sup, "d", 5000), TR_OK);
-    assert_int_equal(tr_sup_delete_child(fx.ctx, sup, "d", 5000), TR_ENOTFOUND);
-    assert_int_equal(tr_sup_terminate_child(fx.ctx, sup, "nope", 5000),
+    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, "d", 5000), TR_OK);
+    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, "d", 5000),
                      TR_ENOTFOUND);
-    assert_int_equal(tr_sup_count_children(fx.ctx, sup, &counts, 5000), TR_OK);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "nope", 5000),
+                     TR_ENOTFOUND);
+    assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
+                     TR_OK);
     assert_int_equal(counts.specs, 0);
 
     /* A child whose init fails is not added. */
     tr_store_relaxed(&cfg_d.init_rc, TR_ENOMEM);
-    assert_int_equal(tr_sup_start_child(fx.ctx, sup, &d, NULL, 5000, NULL),
+    assert_int_equal(tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, 5000, NULL),
                      TR_ENOMEM);
     expect(EV_INIT, "d", TR_ENOMEM);
-    assert_int_equal(tr_sup_count_children(fx.ctx, sup, &counts, 5000), TR_OK);
+    assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
+                     TR_OK);
     assert_int_equal(counts.specs, 0);
 
     /* Misuse. */
     d.restart = (tr_restart)9;
-    assert_int_equal(tr_sup_start_child(fx.ctx, sup, &d, NULL, 5000, NULL),
+    assert_int_equal(tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, 5000, NULL),
                      TR_EINVAL);
-    assert_int_equal(tr_sup_terminate_child(fx.ctx, sup, NULL, 5000),
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, NULL, 5000),
                      TR_EINVAL);
-    assert_int_equal(tr_sup_count_children(fx.ctx, TR_ADDR_NONE, &counts, 100),
-                     TR_ENOACTOR);
+    assert_int_equal(
+        tr_sup_count_children_wait(fx.ctx, TR_ADDR_NONE, &counts, 100),
+        TR_ENOACTOR);
 }
 
 static void
@@ -745,10 +762,11 @@ test_sup_simple_one_for_one_starts_from_the_template(void **state)
     expect_quiet(10); /* the template starts nothing */
     for (int i = 0; i < 3; i++) {
         assert_int_equal(
-            tr_sup_start_child(fx.ctx, sup, NULL, args[i], 5000, &w[i]), TR_OK);
+            tr_sup_start_child_wait(fx.ctx, sup, NULL, args[i], 5000, &w[i]),
+            TR_OK);
         assert_int_equal(expect(EV_INIT, args[i]->id, TR_OK).addr, w[i].id);
     }
-    assert_int_equal(tr_sup_which_children(fx.ctx, sup, info, 4, &n, 5000),
+    assert_int_equal(tr_sup_which_children_wait(fx.ctx, sup, info, 4, &n, 5000),
                      TR_OK);
     assert_int_equal(n, 3);
     assert_string_equal(info[0].id, "1");
@@ -761,13 +779,15 @@ test_sup_simple_one_for_one_starts_from_the_template(void **state)
     send(w[1], MSG_QUIT);
     expect(EV_STOP, "b", TR_EXIT_NORMAL);
     assert_true(tr_test_wait_stopped(fx.sys, w[1], 5000));
-    assert_int_equal(tr_sup_terminate_child(fx.ctx, sup, "3", 5000), TR_OK);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "3", 5000),
+                     TR_OK);
     expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
-    assert_int_equal(tr_sup_which_children(fx.ctx, sup, info, 4, &n, 5000),
+    assert_int_equal(tr_sup_which_children_wait(fx.ctx, sup, info, 4, &n, 5000),
                      TR_OK);
     assert_int_equal(n, 1);
     assert_string_equal(info[0].id, "1");
-    assert_int_equal(tr_sup_delete_child(fx.ctx, sup, "1", 5000), TR_ESTATE);
+    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, "1", 5000),
+                     TR_ESTATE);
 }
 
 /* ---- backoff ---- */
@@ -783,8 +803,8 @@ child_not_running(void *arg)
 {
     tr_child_info info[1];
     size_t n = 0;
-    return tr_sup_which_children(fx.ctx, ((which_arg *)arg)->sup, info, 1, &n,
-                                 5000) == TR_OK &&
+    return tr_sup_which_children_wait(fx.ctx, ((which_arg *)arg)->sup, info, 1,
+                                      &n, 5000) == TR_OK &&
            n == 1 && !info[0].running;
 }
 
@@ -808,11 +828,12 @@ test_sup_backoff_delays_restarts_and_answers_meanwhile(void **state)
         /* Between restarts the supervisor answers, and says so. */
         which_arg w = {sup};
         assert_true(tr_test_wait_until(child_not_running, &w, 5000));
-        assert_int_equal(tr_sup_which_children(fx.ctx, sup, info, 1, &n, 5000),
-                         TR_OK);
+        assert_int_equal(
+            tr_sup_which_children_wait(fx.ctx, sup, info, 1, &n, 5000), TR_OK);
         assert_false(info[0].running);
-        assert_int_equal(tr_sup_restart_child(fx.ctx, sup, "a", 5000, NULL),
-                         TR_ERESTARTING);
+        assert_int_equal(
+            tr_sup_restart_child_wait(fx.ctx, sup, "a", 5000, NULL),
+            TR_ERESTARTING);
         assert_int_equal(tr_clock_advance(fx.sys, delays[i] - 1), TR_OK);
         expect_quiet(20);
         assert_int_equal(tr_clock_advance(fx.sys, 1), TR_OK);
@@ -924,7 +945,7 @@ sub_init(tr_ctx *ctx, void *state, const void *arg)
     static const tr_broadcast_sub_types types = {
         .value_type = MSG_PING, .lagged_type = 100, .closed_type = 101};
     /* Subscribed before the init note, which the test waits for. */
-    int rc = tr_broadcast_subscribe_actor(feed, ctx, &types, NULL);
+    int rc = tr_broadcast_subscribe_actor(ctx, feed, &types, NULL);
     if (rc == TR_OK && tr_load_seqcst(&sub_init_failures) > 0) {
         tr_fas_seqcst(&sub_init_failures, 1);
         return TR_EINVAL; /* after subscribing: the restart must undo it */
@@ -1147,7 +1168,8 @@ test_sup_brutal_kill_of_a_supervisor_ends_its_subtree(void **state)
 
     subtree_addrs(top, sub);
     watch(sub, SUBTREE);
-    assert_int_equal(tr_sup_terminate_child(fx.ctx, top, "mid", 5000), TR_OK);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, top, "mid", 5000),
+                     TR_OK);
     /* By the answer, the whole subtree has ended, none of it by `stop`. */
     assert_all_ended(sub, SUBTREE);
     assert_live(2); /* top and the watcher */
@@ -1157,7 +1179,7 @@ test_sup_brutal_kill_of_a_supervisor_ends_its_subtree(void **state)
     }
     expect_quiet(20);
     /* Started again, it is a whole new subtree. */
-    assert_int_equal(tr_sup_restart_child(fx.ctx, top, "mid", 5000, NULL),
+    assert_int_equal(tr_sup_restart_child_wait(fx.ctx, top, "mid", 5000, NULL),
                      TR_OK);
     tr_addr again[SUBTREE];
     subtree_addrs(top, again);
@@ -1181,7 +1203,8 @@ test_sup_supervisor_past_its_deadline_is_killed_with_its_subtree(void **state)
     assert_int_equal(tr_send(fx.ctx, sub[4], MSG_SLEEP, &ms, sizeof(ms)),
                      TR_OK);
     expect(EV_MSG, "c", 1);
-    assert_int_equal(tr_sup_terminate_child(fx.ctx, top, "mid", 5000), TR_OK);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, top, "mid", 5000),
+                     TR_OK);
     assert_all_ended(sub, SUBTREE);
     assert_live(2);
     /* d stopped when asked (unless the kill overtook it); the rest were
@@ -1292,7 +1315,7 @@ static void
 test_sup_report_queued_at_an_ending_parent_ends_the_child(void **state)
 {
     (void)state;
-    tr_addr parent, child, found;
+    tr_addr parent, adopted, found;
     tr_actor *slot;
     int kinds[1];
 
@@ -1300,24 +1323,24 @@ test_sup_report_queued_at_an_ending_parent_ends_the_child(void **state)
     assert_int_equal(tr_spawn(fx.ctx, &gate_behaviour, NULL, NULL, &parent),
                      TR_OK);
     assert_int_equal(tr__spawn_held(fx.ctx, &worker, &cfg_a, 0, adopt,
-                                    &parent.id, &child, &slot),
+                                    &parent.id, &adopted, &slot),
                      TR_OK);
     tr__actor_release(fx.sys, slot);
     expect(EV_INIT, "a", TR_OK);
-    assert_int_equal(tr_register(fx.ctx, "adopted", child), TR_OK);
-    watch(&child, 1);
+    assert_int_equal(tr_register(fx.ctx, "adopted", adopted), TR_OK);
+    watch(&adopted, 1);
 
     send(parent, MSG_PING); /* the parent is busy until the gate opens */
     expect(EV_MSG, "gate", 1);
-    send(child, MSG_CRASH); /* its report waits in the parent's lane */
+    send(adopted, MSG_CRASH); /* its report waits in the parent's lane */
     expect(EV_STOP, "a", TR_EXIT_FAILED);
     lane_arg l = {tr__table_slot(fx.sys->table, parent.id)};
     assert_true(tr_test_wait_until(lane_busy, &l, 5000));
     tr_store_rel(&gate, 1);
 
     assert_true(tr_test_wait_stopped(fx.sys, parent, 5000));
-    assert_true(tr_test_wait_stopped(fx.sys, child, 5000));
-    expect_downs(&child, 1, kinds, "");
+    assert_true(tr_test_wait_stopped(fx.sys, adopted, 5000));
+    expect_downs(&adopted, 1, kinds, "");
     assert_int_equal(kinds[0], TR_EXIT_FAILED);
     assert_int_equal(tr_whereis(fx.sys, "adopted", &found), TR_ENOTFOUND);
     assert_live(1); /* the watcher */
@@ -1360,19 +1383,20 @@ test_sup_children_crashing_as_their_supervisor_is_killed_all_end(void **state)
         tr_addr w[KIDS];
         for (int i = 0; i < KIDS; i++) {
             assert_int_equal(
-                tr_sup_start_child(fx.ctx, p, NULL, NULL, 5000, &w[i]), TR_OK);
+                tr_sup_start_child_wait(fx.ctx, p, NULL, NULL, 5000, &w[i]),
+                TR_OK);
         }
         for (int n = 0; n < CRASHES; n++) {
             for (int i = 0; i < KIDS; i++) {
                 send(w[i], MSG_CRASH);
             }
         }
-        assert_int_equal(tr_sup_terminate_child(fx.ctx, top, "pool", 5000),
+        assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, top, "pool", 5000),
                          TR_OK);
         assert_all_ended(w, KIDS);
         assert_live(1);
-        assert_int_equal(tr_sup_restart_child(fx.ctx, top, "pool", 5000, NULL),
-                         TR_OK);
+        assert_int_equal(
+            tr_sup_restart_child_wait(fx.ctx, top, "pool", 5000, NULL), TR_OK);
     }
     shutdown_within(1000);
 }
@@ -1477,12 +1501,1052 @@ test_sup_killed_supervisor_restarts_after_its_subtree_ended(void **state)
     expect_quiet(20);
     tr_child_info info[2];
     size_t n;
-    assert_int_equal(tr_sup_which_children(fx.ctx, top, info, 2, &n, 5000),
+    assert_int_equal(tr_sup_which_children_wait(fx.ctx, top, info, 2, &n, 5000),
                      TR_OK);
     assert_int_equal(info[0].restarts, 1);
     assert_true(info[0].running);
     assert_live(7); /* top, mid, a, inner, c, d and x */
     shutdown_within(1000);
+}
+
+/* A thread waiting in tr_system_wait while another shuts the system down
+ * comes back with TR_ESHUTDOWN before the system is freed. */
+typedef struct waiter {
+    tr_system *sys;
+    tr_atomic(int) started;
+    tr_atomic(int) done;
+    int rc;
+} waiter;
+
+static void *
+wait_system(void *p)
+{
+    waiter *w = p;
+    tr_store_seqcst(&w->started, 1);
+    w->rc = tr_system_wait(w->sys, TR_FOREVER);
+    tr_store_seqcst(&w->done, 1);
+    return NULL;
+}
+
+static bool
+waiter_flag(void *p)
+{
+    return tr_load_seqcst((tr_atomic(int) *)p) != 0;
+}
+
+static void
+test_sup_system_wait_ends_at_shutdown(void **state)
+{
+    waiter w = {.sys = tr_test_system(2)};
+    pthread_t t;
+
+    (void)state;
+    tr_init_relaxed(&w.started, 0);
+    tr_init_relaxed(&w.done, 0);
+    assert_int_equal(pthread_create(&t, NULL, wait_system, &w), 0);
+    assert_true(tr_test_wait_until(waiter_flag, (void *)&w.started, 5000));
+    /* Let it get into its wait (a wait that has not begun is covered by
+     * the same flag). */
+    nanosleep(&(struct timespec){.tv_nsec = 20 * 1000000L}, NULL);
+    tr_test_shutdown(w.sys);
+    if (!tr_test_wait_until(waiter_flag, (void *)&w.done, 5000)) {
+        fail_msg("tr_system_wait still waits on a freed system");
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(w.rc, TR_ESHUTDOWN);
+}
+
+/* ---- restarts proceed child by child ---- */
+
+/* A child that loops in failing restarts without journaling each one. */
+typedef struct loop_cfg {
+    tr_atomic(int) init_rc;
+    tr_atomic(int) attempts;
+} loop_cfg;
+
+static loop_cfg looper_cfg;
+
+static int
+looper_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    (void)ctx;
+    (void)state;
+    loop_cfg *l = (loop_cfg *)arg;
+    tr_faa_relaxed(&l->attempts, 1);
+    return tr_load_relaxed(&l->init_rc);
+}
+
+static int
+looper_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    return msg->type == MSG_CRASH ? TR_EINVAL : TR_OK;
+}
+
+static const tr_behaviour looper = {
+    .name = "looper", .init = looper_init, .handle = looper_handle};
+
+typedef struct id_arg {
+    tr_addr sup;
+    const char *id;
+    bool down; /* and it has no address: ended, not waiting */
+} id_arg;
+
+/* The child `id` is known to its supervisor and not running. */
+static bool
+is_not_running(void *arg)
+{
+    id_arg *a = arg;
+    tr_child_info info[8];
+    size_t n = 0;
+    if (tr_sup_which_children_wait(fx.ctx, a->sup, info, 8, &n, 5000) !=
+        TR_OK) {
+        return false;
+    }
+    for (size_t i = 0; i < n && i < 8; i++) {
+        if (strcmp(info[i].id, a->id) == 0) {
+            return !info[i].running &&
+                   (!a->down || tr_addr_is_none(info[i].addr));
+        }
+    }
+    return false;
+}
+
+static void
+wait_not_running(tr_addr sup, const char *id)
+{
+    id_arg a = {sup, id, false};
+    assert_true(tr_test_wait_until(is_not_running, &a, 5000));
+}
+
+static void
+wait_down(tr_addr sup, const char *id)
+{
+    id_arg a = {sup, id, true};
+    assert_true(tr_test_wait_until(is_not_running, &a, 5000));
+}
+
+static tr_child_info
+info_of(tr_addr sup, const char *id)
+{
+    tr_child_info info[8];
+    size_t n = 0;
+    assert_int_equal(tr_sup_which_children_wait(fx.ctx, sup, info, 8, &n, 5000),
+                     TR_OK);
+    for (size_t i = 0; i < n && i < 8; i++) {
+        if (strcmp(info[i].id, id) == 0) {
+            return info[i];
+        }
+    }
+    fail_msg("no child '%s'", id);
+    return info[0];
+}
+
+/*
+ * One child waits out its backoff between failing restarts; a sibling's
+ * crash meanwhile restarts the sibling at once, and does not run the
+ * waiting child's init before its delay is up.
+ */
+static void
+test_sup_a_child_in_backoff_does_not_hold_up_its_siblings(void **state)
+{
+    (void)state;
+    tr_child_spec kids[2] = {kid(&cfg_a, TR_PERMANENT),
+                             kid(&cfg_b, TR_PERMANENT)};
+    kids[0].backoff = (tr_backoff){.min_ms = 1000, .max_ms = 1000};
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 2, 5, 1000);
+    tr_addr a = {.id = expect(EV_INIT, "a", TR_OK).addr};
+    tr_addr b = {.id = expect(EV_INIT, "b", TR_OK).addr};
+
+    tr_store_relaxed(&cfg_a.init_rc, TR_ENOMEM);
+    send(a, MSG_CRASH);
+    expect(EV_STOP, "a", TR_EXIT_FAILED);
+    wait_not_running(sup, "a");
+    assert_int_equal(tr_clock_advance(fx.sys, 1000), TR_OK);
+    expect(EV_INIT, "a", TR_ENOMEM); /* its next try is 1000 ms away */
+    send(b, MSG_CRASH);
+    expect(EV_STOP, "b", TR_EXIT_FAILED);
+    assert_int_equal(expect(EV_INIT, "b", TR_OK).addr, b.id);
+    expect_quiet(20); /* a still waits */
+    assert_int_equal(tr_clock_advance(fx.sys, 999), TR_OK);
+    expect_quiet(20);
+    tr_store_relaxed(&cfg_a.init_rc, TR_OK);
+    assert_int_equal(tr_clock_advance(fx.sys, 1), TR_OK);
+    assert_int_equal(expect(EV_INIT, "a", TR_OK).addr, a.id);
+    expect_quiet(20);
+}
+
+/* Without backoff a failing child retries at once, again and again (each
+ * try counted); a sibling's restart does not wait for it to succeed. */
+static void
+test_sup_a_looping_child_does_not_hold_up_its_siblings(void **state)
+{
+    (void)state;
+    tr_child_spec kids[2] = {
+        {.id = "loop", .behaviour = &looper, .arg = &looper_cfg},
+        kid(&cfg_b, TR_PERMANENT)};
+    tr_store_relaxed(&looper_cfg.init_rc, TR_OK);
+    tr_store_relaxed(&looper_cfg.attempts, 0);
+    /* Never more than a million restarts in 1 ms: it never gives up. */
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 2, 1000000, 1);
+    tr_addr b = {.id = expect(EV_INIT, "b", TR_OK).addr};
+    tr_addr loop = addr_of(sup, "loop");
+
+    tr_store_relaxed(&looper_cfg.init_rc, TR_ENOMEM);
+    send(loop, MSG_CRASH);
+    wait_not_running(sup, "loop");
+    send(b, MSG_CRASH);
+    expect(EV_STOP, "b", TR_EXIT_FAILED);
+    assert_int_equal(expect(EV_INIT, "b", TR_OK).addr, b.id);
+    assert_true(tr_load_relaxed(&looper_cfg.attempts) > 2);
+    tr_store_relaxed(&looper_cfg.init_rc, TR_OK);
+    expect_quiet(20);
+}
+
+/*
+ * rest_for_one: a round restarts the child that ended and those after it.
+ * When a restart in the round fails, those restarted before it keep
+ * running, and the retry resumes at the child that failed.
+ */
+static void
+test_sup_rest_for_one_retry_resumes_at_the_failed_child(void **state)
+{
+    (void)state;
+    tr_child_spec kids[3] = {kid(&cfg_a, TR_PERMANENT),
+                             kid(&cfg_b, TR_PERMANENT),
+                             kid(&cfg_c, TR_PERMANENT)};
+    kids[1].backoff = (tr_backoff){.min_ms = 1000, .max_ms = 1000};
+    tr_addr sup = start_sup(TR_REST_FOR_ONE, kids, 3, 5, 1000);
+    tr_addr a = {.id = expect(EV_INIT, "a", TR_OK).addr};
+    expect(EV_INIT, "b", TR_OK);
+    expect(EV_INIT, "c", TR_OK);
+
+    tr_store_relaxed(&cfg_b.init_rc, TR_ENOMEM);
+    send(a, MSG_CRASH);
+    expect(EV_STOP, "a", TR_EXIT_FAILED);
+    expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
+    expect(EV_STOP, "b", TR_EXIT_SHUTDOWN);
+    assert_int_equal(expect(EV_INIT, "a", TR_OK).addr, a.id);
+    expect(EV_INIT, "b", TR_ENOMEM);
+    expect_quiet(20); /* a is not stopped again: it runs */
+    send(a, MSG_PING);
+    expect(EV_MSG, "a", 1);
+    assert_true(info_of(sup, "a").running);
+
+    tr_store_relaxed(&cfg_b.init_rc, TR_OK);
+    assert_int_equal(tr_clock_advance(fx.sys, 1000), TR_OK);
+    expect(EV_INIT, "b", TR_OK);
+    expect(EV_INIT, "c", TR_OK);
+    expect_quiet(20); /* and a was not restarted again */
+    assert_int_equal(info_of(sup, "a").restarts, 1);
+}
+
+/*
+ * OTP's hanging_restart_loop_rest_for_one: b fails to restart and waits
+ * for its retry, c waits with it. While b waits it is "already present";
+ * terminated by hand, it stays terminated, and so does c, which waited
+ * on it; both start again only when asked.
+ */
+static void
+test_sup_child_terminated_in_a_restart_loop_stays_terminated(void **state)
+{
+    (void)state;
+    tr_child_spec kids[3] = {kid(&cfg_a, TR_PERMANENT),
+                             kid(&cfg_b, TR_PERMANENT),
+                             kid(&cfg_c, TR_PERMANENT)};
+    kids[1].backoff = (tr_backoff){.min_ms = 1000, .max_ms = 1000};
+    tr_addr sup = start_sup(TR_REST_FOR_ONE, kids, 3, 5, 1000);
+    tr_child_counts counts;
+    tr_addr got;
+    int kinds[1];
+
+    expect(EV_INIT, "a", TR_OK);
+    tr_addr b = {.id = expect(EV_INIT, "b", TR_OK).addr};
+    tr_addr c = {.id = expect(EV_INIT, "c", TR_OK).addr};
+    watch(&c, 1);
+    tr_store_relaxed(&cfg_b.init_rc, TR_ENOMEM);
+    send(b, MSG_CRASH);
+    expect(EV_STOP, "b", TR_EXIT_FAILED);
+    expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
+    expect(EV_INIT, "b", TR_ENOMEM);
+
+    /* Waiting to be restarted: present, not running, not restartable. */
+    got = TR_ADDR_NONE;
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, sup, &kids[1], NULL, 5000, &got),
+        TR_EEXIST);
+    assert_int_equal(tr_sup_restart_child_wait(fx.ctx, sup, "b", 5000, NULL),
+                     TR_ERESTARTING);
+    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, "b", 5000),
+                     TR_ERESTARTING);
+    assert_false(info_of(sup, "b").running);
+    assert_false(info_of(sup, "c").running);
+    assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
+                     TR_OK);
+    assert_int_equal(counts.specs, 3);
+    assert_int_equal(counts.active, 1);
+
+    /* Terminated by hand: b ends, and c, which waited on it, with it. */
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "b", 5000),
+                     TR_OK);
+    expect_downs(&c, 1, kinds, "");
+    assert_true(tr_addr_is_none(info_of(sup, "b").addr));
+    assert_true(tr_addr_is_none(info_of(sup, "c").addr));
+    tr_store_relaxed(&cfg_b.init_rc, TR_OK);
+    assert_int_equal(tr_clock_advance(fx.sys, 5000), TR_OK);
+    expect_quiet(20); /* no retry brings either back */
+    assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
+                     TR_OK);
+    assert_int_equal(counts.specs, 3);
+    assert_int_equal(counts.active, 1);
+
+    /* Restarting b by hand starts b alone. */
+    assert_int_equal(tr_sup_restart_child_wait(fx.ctx, sup, "b", 5000, &got),
+                     TR_OK);
+    assert_int_equal(expect(EV_INIT, "b", TR_OK).addr, got.id);
+    expect_quiet(20);
+    assert_false(info_of(sup, "c").running);
+    assert_int_equal(tr_sup_restart_child_wait(fx.ctx, sup, "c", 5000, &got),
+                     TR_OK);
+    expect(EV_INIT, "c", TR_OK);
+}
+
+/* The same for one_for_one and for a dynamic child (OTP's
+ * hanging_restart_loop and hanging_restart_loop_simple). */
+static void
+test_sup_terminating_a_looping_child_ends_its_loop(void **state)
+{
+    (void)state;
+    tr_child_spec kids[1] = {kid(&cfg_a, TR_PERMANENT)};
+    kids[0].backoff = (tr_backoff){.min_ms = 1000, .max_ms = 1000};
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 1, 5, 1000);
+    tr_addr a = {.id = expect(EV_INIT, "a", TR_OK).addr};
+    tr_addr got;
+    size_t n;
+    tr_child_info info[2];
+
+    tr_store_relaxed(&cfg_a.init_rc, TR_ENOMEM);
+    send(a, MSG_CRASH);
+    expect(EV_STOP, "a", TR_EXIT_FAILED);
+    wait_not_running(sup, "a");
+    assert_int_equal(tr_clock_advance(fx.sys, 1000), TR_OK);
+    expect(EV_INIT, "a", TR_ENOMEM);
+    got = TR_ADDR_NONE;
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, sup, &kids[0], NULL, 5000, &got),
+        TR_EEXIST);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "a", 5000),
+                     TR_OK);
+    assert_true(tr_test_wait_stopped(fx.sys, a, 5000));
+    assert_int_equal(tr_clock_advance(fx.sys, 5000), TR_OK);
+    expect_quiet(20);
+    assert_true(tr_addr_is_none(info_of(sup, "a").addr));
+
+    /* A dynamic child in the same loop leaves when terminated. */
+    tr_child_spec tmpl = kid(&cfg_b, TR_PERMANENT);
+    tmpl.id = "pool";
+    tmpl.backoff = (tr_backoff){.min_ms = 1000, .max_ms = 1000};
+    tr_addr pool = start_sup(TR_SIMPLE_ONE_FOR_ONE, &tmpl, 1, 5, 1000);
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, pool, NULL, &cfg_b, 5000, &got), TR_OK);
+    expect(EV_INIT, "b", TR_OK);
+    tr_store_relaxed(&cfg_b.init_rc, TR_ENOMEM);
+    send(got, MSG_CRASH);
+    expect(EV_STOP, "b", TR_EXIT_FAILED);
+    wait_not_running(pool, "1");
+    assert_int_equal(tr_clock_advance(fx.sys, 1000), TR_OK);
+    expect(EV_INIT, "b", TR_ENOMEM);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, pool, "1", 5000),
+                     TR_OK);
+    assert_true(tr_test_wait_stopped(fx.sys, got, 5000));
+    assert_int_equal(
+        tr_sup_which_children_wait(fx.ctx, pool, info, 2, &n, 5000), TR_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(tr_clock_advance(fx.sys, 5000), TR_OK);
+    expect_quiet(20);
+}
+
+/* OTP: already_started with the pid for a running child, already_present
+ * for one that exists but is not running. */
+static void
+test_sup_start_child_says_started_or_present(void **state)
+{
+    (void)state;
+    tr_child_spec kids[1] = {kid(&cfg_a, TR_PERMANENT)};
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 1, 5, 1000);
+    tr_addr a = {.id = expect(EV_INIT, "a", TR_OK).addr};
+    tr_addr got = TR_ADDR_NONE;
+
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, sup, &kids[0], NULL, 5000, &got),
+        TR_EALREADY);
+    assert_int_equal(got.id, a.id);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "a", 5000),
+                     TR_OK);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+    got = a;
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, sup, &kids[0], NULL, 5000, &got),
+        TR_EEXIST);
+    assert_true(tr_addr_is_none(got));
+}
+
+/* ---- how a supervisor ends ---- */
+
+/* Links to the address it is given; journals its end. */
+static int
+linker_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    (void)state;
+    return tr_link(ctx, *(const tr_addr *)arg);
+}
+
+static void
+linker_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
+{
+    (void)state;
+    note(EV_STOP, "linker", exit->kind, tr_self(ctx).id);
+}
+
+static const tr_behaviour linker = {.name = "linker",
+                                    .init = linker_init,
+                                    .handle = watcher_handle,
+                                    .stop = linker_stop};
+
+/* OTP: a supervisor that is stopped exits with `shutdown`, which takes
+ * down the linked processes that do not trap exits. */
+static void
+test_sup_stopped_supervisor_ends_as_shutdown(void **state)
+{
+    (void)state;
+    tr_child_spec kids[1] = {kid(&cfg_a, TR_PERMANENT)};
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 1, 5, 1000);
+    tr_addr l;
+    int kinds[1];
+
+    expect(EV_INIT, "a", TR_OK);
+    watch(&sup, 1);
+    assert_int_equal(tr_spawn(fx.ctx, &linker, &sup, NULL, &l), TR_OK);
+    assert_int_equal(tr_actor_stop(fx.ctx, sup), TR_OK);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+    /* The linker (it does not trap exits) fails with it: its stop, and the
+     * supervisor's DOWN, come in either order. */
+    expect_downs(&sup, 1, kinds, "l");
+    assert_int_equal(kinds[0], TR_EXIT_SHUTDOWN);
+    assert_true(tr_test_wait_stopped(fx.sys, l, 5000));
+    drain_journal();
+}
+
+/* Stops only when the test opens the gate (or after 3 s). */
+static tr_atomic(int) stop_gate;
+
+static void
+gated_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
+{
+    for (int i = 0; i < 3000 && tr_load_acq(&stop_gate) == 0; i++) {
+        sleep_ms(1);
+    }
+    w_stop(ctx, state, exit);
+}
+
+static const tr_behaviour gated_worker = {
+    .name = "gated",
+    .state_size = sizeof(wstate),
+    .init = w_init,
+    .handle = w_handle,
+    .stop = gated_stop,
+};
+
+/* A child stopped in its supervisor's stop sequence ends then: its DOWN
+ * and the snapshot do not wait for its older siblings. */
+static void
+test_sup_child_stopped_in_a_sequence_ends_at_once(void **state)
+{
+    (void)state;
+    tr_child_spec kids[2] = {kid(&cfg_a, TR_PERMANENT),
+                             kid(&cfg_b, TR_PERMANENT)};
+    kids[0].behaviour = &gated_worker;
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 2, 5, 1000);
+    int kinds[1];
+    char out[2048];
+    size_t len;
+
+    tr_store_relaxed(&stop_gate, 0);
+    expect(EV_INIT, "a", TR_OK);
+    tr_addr b = {.id = expect(EV_INIT, "b", TR_OK).addr};
+    watch(&b, 1);
+    assert_int_equal(tr_actor_stop(fx.ctx, sup), TR_OK);
+    expect(EV_STOP, "b", TR_EXIT_SHUTDOWN);
+    /* a is in its `stop` until the gate opens. */
+    expect_downs(&b, 1, kinds, "");
+    assert_int_equal(kinds[0], TR_EXIT_SHUTDOWN);
+    assert_int_equal(
+        tr_inspect_snapshot(fx.sys, TR_INSPECT_TEXT, out, sizeof(out), &len),
+        TR_OK);
+    assert_non_null(strstr(out, "/top/b (worker) stopped"));
+    assert_non_null(strstr(out, "/top/a (gated) stopping"));
+    tr_store_rel(&stop_gate, 1);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+    assert_true(tr_test_wait_stopped(fx.sys, sup, 5000));
+}
+
+/* ---- intensity ---- */
+
+/* A period of 0 is the default period, 5000 ms. */
+static void
+test_sup_zero_period_is_the_default_period(void **state)
+{
+    (void)state;
+    tr_child_spec kids[1] = {kid(&cfg_a, TR_PERMANENT)};
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 1, 2, 0);
+    tr_addr a = {.id = expect(EV_INIT, "a", TR_OK).addr};
+
+    for (int i = 0; i < 2; i++) {
+        send(a, MSG_CRASH);
+        expect(EV_STOP, "a", TR_EXIT_FAILED);
+        expect(EV_INIT, "a", TR_OK);
+        assert_int_equal(tr_clock_advance(fx.sys, 2000), TR_OK);
+    }
+    /* t=4000: both restarts are within 5000 ms: a third is too many. */
+    send(a, MSG_CRASH);
+    expect(EV_STOP, "a", TR_EXIT_FAILED);
+    assert_true(tr_test_wait_stopped(fx.sys, sup, 5000));
+}
+
+/* ---- the run-time API ---- */
+
+static void
+test_sup_which_children_counts_without_room(void **state)
+{
+    (void)state;
+    tr_child_spec kids[3] = {kid(&cfg_a, TR_PERMANENT),
+                             kid(&cfg_b, TR_PERMANENT),
+                             kid(&cfg_c, TR_PERMANENT)};
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 3, 5, 1000);
+    size_t n = 0;
+
+    assert_int_equal(tr_sup_which_children_wait(fx.ctx, sup, NULL, 0, &n, 5000),
+                     TR_OK);
+    assert_int_equal(n, 3);
+}
+
+/* OTP: terminating a dynamic child that has gone is ok. */
+static void
+test_sup_terminating_a_gone_dynamic_child_is_ok(void **state)
+{
+    (void)state;
+    tr_child_spec tmpl = kid(&cfg_a, TR_TRANSIENT);
+    tmpl.id = "pool";
+    tr_addr pool = start_sup(TR_SIMPLE_ONE_FOR_ONE, &tmpl, 1, 5, 1000);
+    tr_addr w;
+
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, pool, NULL, &cfg_a, 5000, &w), TR_OK);
+    expect(EV_INIT, "a", TR_OK);
+    send(w, MSG_QUIT);
+    expect(EV_STOP, "a", TR_EXIT_NORMAL);
+    assert_true(tr_test_wait_stopped(fx.sys, w, 5000));
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, pool, "1", 5000),
+                     TR_OK);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, pool, "1", 5000),
+                     TR_OK);
+    /* Never started: not found. */
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, pool, "2", 5000),
+                     TR_ENOTFOUND);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, pool, "01", 5000),
+                     TR_ENOTFOUND);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, pool, "pool", 5000),
+                     TR_ENOTFOUND);
+}
+
+/* A child terminated by hand stays down through a one_for_all round. */
+static void
+test_sup_round_leaves_a_terminated_child_down(void **state)
+{
+    (void)state;
+    tr_child_spec kids[3] = {kid(&cfg_a, TR_PERMANENT),
+                             kid(&cfg_b, TR_PERMANENT),
+                             kid(&cfg_c, TR_PERMANENT)};
+    tr_addr sup = start_sup(TR_ONE_FOR_ALL, kids, 3, 5, 1000);
+    tr_addr a = {.id = expect(EV_INIT, "a", TR_OK).addr};
+    expect(EV_INIT, "b", TR_OK);
+    expect(EV_INIT, "c", TR_OK);
+
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "b", 5000),
+                     TR_OK);
+    expect(EV_STOP, "b", TR_EXIT_SHUTDOWN);
+    send(a, MSG_CRASH);
+    expect(EV_STOP, "a", TR_EXIT_FAILED);
+    expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
+    expect(EV_INIT, "a", TR_OK);
+    expect(EV_INIT, "c", TR_OK);
+    expect_quiet(20);
+    assert_false(info_of(sup, "b").running);
+}
+
+/* ---- limits ---- */
+
+static void
+expect_refused(const tr_sup_spec *spec, const char *field)
+{
+    char why[160];
+    assert_int_equal(tr_sup_spec_check(spec, why, sizeof(why)), TR_EINVAL);
+    if (strstr(why, field) == NULL) {
+        fail_msg("the reason '%s' does not name %s", why, field);
+    }
+}
+
+static void
+test_sup_numeric_fields_have_bounds(void **state)
+{
+    (void)state;
+    tr_child_spec kids[1] = {kid(&cfg_a, TR_PERMANENT)};
+    tr_sup_spec spec = {.children = kids, .len = 1};
+    char why[160];
+    const int time_max = (int)TR_SUP_TIME_MAX_MS;
+
+    spec.max_restarts = UINT32_MAX; /* its ring would wrap to 0 */
+    expect_refused(&spec, "max_restarts");
+    spec.max_restarts = TR_SUP_RESTARTS_MAX + 1;
+    expect_refused(&spec, "max_restarts");
+    spec.max_restarts = TR_SUP_RESTARTS_MAX;
+    assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_OK);
+    spec.period_ms = TR_SUP_TIME_MAX_MS + 1;
+    expect_refused(&spec, "period_ms");
+    spec.period_ms = TR_SUP_TIME_MAX_MS;
+    assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_OK);
+    spec.len = (size_t)TR_SUP_CHILDREN_MAX + 1; /* the array is not read */
+    expect_refused(&spec, "len");
+    spec.len = 1;
+
+    kids[0].shutdown_ms = time_max + 1;
+    expect_refused(&spec, "shutdown_ms");
+    kids[0].shutdown_ms = time_max;
+    assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_OK);
+    kids[0].mailbox_cap = TR_MAILBOX_CAP_MAX + 1;
+    expect_refused(&spec, "mailbox_cap");
+    kids[0].mailbox_cap = TR_MAILBOX_CAP_MAX;
+    assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_OK);
+    kids[0].backoff =
+        (tr_backoff){.min_ms = 1, .max_ms = TR_SUP_TIME_MAX_MS + 1};
+    expect_refused(&spec, "backoff.max_ms");
+    kids[0].backoff = (tr_backoff){.min_ms = 3, .max_ms = 2};
+    expect_refused(&spec, "backoff.min_ms");
+    kids[0].backoff = (tr_backoff){
+        .min_ms = 1, .max_ms = 2, .jitter_pct = TR_SUP_JITTER_MAX + 1};
+    expect_refused(&spec, "backoff.jitter_pct");
+    kids[0].backoff = (tr_backoff){
+        .min_ms = 1, .max_ms = 2, .reset_ms = TR_SUP_TIME_MAX_MS + 1};
+    expect_refused(&spec, "backoff.reset_ms");
+    kids[0].backoff = (tr_backoff){.jitter_pct = 50}; /* and no backoff */
+    expect_refused(&spec, "backoff.jitter_pct");
+    kids[0].backoff = (tr_backoff){.min_ms = TR_SUP_TIME_MAX_MS,
+                                   .max_ms = TR_SUP_TIME_MAX_MS,
+                                   .jitter_pct = TR_SUP_JITTER_MAX,
+                                   .reset_ms = TR_SUP_TIME_MAX_MS};
+    assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_OK);
+
+    /* tr_sup_start refuses a bad spec with the same reason. */
+    char start_why[160] = "unchanged";
+    tr_sup_opts opts = {.why = start_why, .why_cap = sizeof(start_why)};
+    kids[0].backoff.jitter_pct = 200; /* the delay would wrap */
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, &opts, NULL), TR_EINVAL);
+    assert_non_null(strstr(start_why, "child 'a': backoff.jitter_pct 200"));
+    kids[0].backoff.jitter_pct = 0;
+    spec.max_restarts = UINT32_MAX;
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, &opts, NULL), TR_EINVAL);
+    assert_non_null(strstr(start_why, "max_restarts 4294967295 is over"));
+    expect_quiet(10); /* nothing was started */
+    spec.max_restarts = 0;
+    tr_addr sup;
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, &opts, &sup), TR_OK);
+    assert_string_equal(start_why, "");
+    expect(EV_INIT, "a", TR_OK);
+    /* A bad child added at run time is refused as well. */
+    tr_child_spec more = kid(&cfg_b, TR_PERMANENT);
+    more.shutdown_ms = time_max + 1;
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, sup, &more, NULL, 5000, NULL),
+        TR_EINVAL);
+}
+
+/* The largest intensity works: a restart is counted in its window. */
+static void
+test_sup_largest_intensity_restarts(void **state)
+{
+    (void)state;
+    tr_child_spec kids[1] = {kid(&cfg_a, TR_PERMANENT)};
+    tr_sup_spec spec = {.name = "top",
+                        .max_restarts = 1000000,
+                        .period_ms = 86400000,
+                        .children = kids,
+                        .len = 1};
+    tr_addr sup;
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, NULL, &sup), TR_OK);
+    tr_addr a = {.id = expect(EV_INIT, "a", TR_OK).addr};
+    for (int i = 0; i < 3; i++) {
+        send(a, MSG_CRASH);
+        expect(EV_STOP, "a", TR_EXIT_FAILED);
+        expect(EV_INIT, "a", TR_OK);
+    }
+}
+
+/* ---- requests to an actor that is not a supervisor ---- */
+
+static void
+test_sup_api_refuses_an_actor_that_is_not_a_supervisor(void **state)
+{
+    (void)state;
+    tr_addr w;
+    tr_addr got = TR_ADDR_NONE;
+    tr_child_spec d = kid(&cfg_d, TR_PERMANENT);
+    tr_child_info info[2];
+    tr_child_counts counts;
+    size_t n = 7;
+
+    assert_int_equal(tr_spawn(fx.ctx, &worker, &cfg_a, NULL, &w), TR_OK);
+    expect(EV_INIT, "a", TR_OK);
+    assert_int_equal(tr_sup_start_child_wait(fx.ctx, w, &d, NULL, 1000, &got),
+                     TR_ENOTSUP);
+    assert_true(tr_addr_is_none(got));
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, w, NULL, &cfg_d, 1000, NULL),
+        TR_ENOTSUP);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, w, "d", 1000),
+                     TR_ENOTSUP);
+    assert_int_equal(tr_sup_restart_child_wait(fx.ctx, w, "d", 1000, NULL),
+                     TR_ENOTSUP);
+    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, w, "d", 1000),
+                     TR_ENOTSUP);
+    assert_int_equal(tr_sup_which_children_wait(fx.ctx, w, info, 2, &n, 1000),
+                     TR_ENOTSUP);
+    assert_int_equal(n, 7);
+    assert_int_equal(tr_sup_count_children_wait(fx.ctx, w, &counts, 1000),
+                     TR_ENOTSUP);
+    expect_quiet(50); /* none of it reached the worker's handler */
+    send(w, MSG_PING);
+    expect(EV_MSG, "a", 1);
+
+    /* An address that has ended is no actor at all. */
+    assert_int_equal(tr_actor_stop(fx.ctx, w), TR_OK);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+    assert_true(tr_test_wait_stopped(fx.sys, w, 5000));
+    assert_int_equal(tr_sup_count_children_wait(fx.ctx, w, &counts, 1000),
+                     TR_ENOACTOR);
+}
+
+/* ---- a start whose caller gave up ---- */
+
+static tr_atomic(int) init_gate;
+
+static int
+slow_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    for (int i = 0; i < 5000 && tr_load_acq(&init_gate) == 0; i++) {
+        sleep_ms(1);
+    }
+    return w_init(ctx, state, arg);
+}
+
+static const tr_behaviour slow_worker = {
+    .name = "slow",
+    .state_size = sizeof(wstate),
+    .init = slow_init,
+    .handle = w_handle,
+    .stop = w_stop,
+};
+
+typedef struct specs_arg {
+    tr_addr sup;
+    uint32_t specs;
+} specs_arg;
+
+static bool
+has_specs(void *arg)
+{
+    specs_arg *a = arg;
+    tr_child_counts counts;
+    return tr_sup_count_children_wait(fx.ctx, a->sup, &counts, 5000) == TR_OK &&
+           counts.specs == a->specs;
+}
+
+/* The start timed out: it is undone, whichever way it went. */
+static void
+test_sup_start_child_that_timed_out_is_undone(void **state)
+{
+    (void)state;
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, NULL, 0, 5, 1000);
+    tr_child_spec d = kid(&cfg_d, TR_PERMANENT);
+    d.behaviour = &slow_worker;
+    tr_addr got = TR_ADDR_NONE;
+    specs_arg none = {sup, 0};
+
+    tr_store_relaxed(&init_gate, 0);
+    assert_int_equal(tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, 50, &got),
+                     TR_ETIMEDOUT);
+    assert_true(tr_addr_is_none(got));
+    tr_store_rel(&init_gate, 1);
+    expect(EV_INIT, "d", TR_OK);
+    expect(EV_STOP, "d", TR_EXIT_SHUTDOWN);
+    assert_true(tr_test_wait_until(has_specs, &none, 5000));
+    assert_live(1);
+
+    /* The same for a dynamic child. */
+    tr_child_spec tmpl = kid(&cfg_c, TR_PERMANENT);
+    tmpl.id = "pool";
+    tmpl.behaviour = &slow_worker;
+    tr_addr pool = start_sup(TR_SIMPLE_ONE_FOR_ONE, &tmpl, 1, 5, 1000);
+    specs_arg none2 = {pool, 0};
+    tr_store_relaxed(&init_gate, 0);
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, pool, NULL, &cfg_c, 50, &got),
+        TR_ETIMEDOUT);
+    tr_store_rel(&init_gate, 1);
+    expect(EV_INIT, "c", TR_OK);
+    expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
+    assert_true(tr_test_wait_until(has_specs, &none2, 5000));
+    assert_live(2);
+}
+
+/* Out of memory in the caller, or wherever the request had got to: never a
+ * timeout that did not happen, and nothing half done. */
+static void
+test_sup_start_child_out_of_memory_is_enomem(void **state)
+{
+    (void)state;
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, NULL, 0, 5, 1000);
+    /* A child that journals nothing: the journal allocates. */
+    tr_child_spec d = {.id = "d", .behaviour = &looper, .arg = &looper_cfg};
+    specs_arg none = {sup, 0};
+
+    for (long n = 0; n < 3; n++) {
+        tr_addr got = TR_ADDR_NONE;
+        tr__alloc_fail_after(n);
+        int rc = tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, 5000, &got);
+        tr__alloc_fail_after(-1);
+        /* The caller's own allocations: the call's record, the request,
+         * and (the request sent) its timer; the failing allocation may
+         * also land in the supervisor, which then could not answer
+         * (TR_ECLOSED). Never a timeout that did not happen. */
+        if (rc != TR_ENOMEM && rc != TR_ECLOSED) {
+            fail_msg("failing allocation %ld: %s", n, tr_errname(rc));
+        }
+        assert_true(tr_addr_is_none(got));
+        assert_true(tr_test_wait_until(has_specs, &none, 5000));
+        assert_live(1);
+    }
+    assert_int_equal(tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, 5000, NULL),
+                     TR_OK);
+}
+
+/*
+ * one_for_all: a failed round is retried whole (those restarted before the
+ * failure are stopped again); terminating the child it waits on ends the
+ * round, and the children that waited in it stay down.
+ */
+static void
+test_sup_one_for_all_retries_the_whole_round(void **state)
+{
+    (void)state;
+    tr_child_spec kids[3] = {kid(&cfg_a, TR_PERMANENT),
+                             kid(&cfg_b, TR_PERMANENT),
+                             kid(&cfg_c, TR_PERMANENT)};
+    kids[1].backoff = (tr_backoff){.min_ms = 1000, .max_ms = 1000};
+    tr_addr sup = start_sup(TR_ONE_FOR_ALL, kids, 3, 5, 1000);
+    tr_child_counts counts;
+    tr_addr w[3];
+    int kinds[2];
+
+    w[0] = (tr_addr){.id = expect(EV_INIT, "a", TR_OK).addr};
+    w[1] = (tr_addr){.id = expect(EV_INIT, "b", TR_OK).addr};
+    w[2] = (tr_addr){.id = expect(EV_INIT, "c", TR_OK).addr};
+    tr_store_relaxed(&cfg_b.init_rc, TR_ENOMEM);
+    send(w[2], MSG_CRASH);
+    expect(EV_STOP, "c", TR_EXIT_FAILED);
+    expect(EV_STOP, "b", TR_EXIT_SHUTDOWN);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+    expect(EV_INIT, "a", TR_OK);
+    expect(EV_INIT, "b", TR_ENOMEM);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN); /* the round is undone */
+    expect_quiet(20);
+    /* The retry, after b's delay, is the whole round again. */
+    assert_int_equal(tr_clock_advance(fx.sys, 1000), TR_OK);
+    expect(EV_INIT, "a", TR_OK);
+    expect(EV_INIT, "b", TR_ENOMEM);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+    expect_quiet(20);
+
+    /* Terminating b ends the wait: a and c end with it. */
+    tr_addr ac[2] = {w[0], w[2]};
+    watch(ac, 2);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "b", 5000),
+                     TR_OK);
+    assert_true(tr_test_wait_stopped(fx.sys, w[1], 5000));
+    expect_downs(ac, 2, kinds, "");
+    assert_int_equal(tr_clock_advance(fx.sys, 5000), TR_OK);
+    expect_quiet(20);
+    assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
+                     TR_OK);
+    assert_int_equal(counts.specs, 3);
+    assert_int_equal(counts.active, 0);
+}
+
+typedef struct terminator {
+    pthread_t thread;
+    tr_addr sup;
+    const char *id;
+    tr_atomic(int) rc;
+} terminator;
+
+static void *
+terminate_in_thread(void *arg)
+{
+    terminator *t = arg;
+    tr_store_rel(&t->rc,
+                 tr_sup_terminate_child_wait(fx.ctx, t->sup, t->id, 10000));
+    return NULL;
+}
+
+/* one_for_one: while a slow child is being terminated, a sibling that
+ * fails is restarted at once, not after the terminate. */
+static void
+test_sup_sibling_restarts_while_a_child_is_terminated(void **state)
+{
+    (void)state;
+    tr_child_spec kids[2] = {kid(&cfg_a, TR_PERMANENT),
+                             kid(&cfg_b, TR_PERMANENT)};
+    kids[0].behaviour = &gated_worker;
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 2, 5, 1000);
+    terminator t = {.sup = sup, .id = "a"};
+
+    tr_store_relaxed(&stop_gate, 0);
+    tr_store_relaxed(&t.rc, 1);
+    expect(EV_INIT, "a", TR_OK);
+    tr_addr b = {.id = expect(EV_INIT, "b", TR_OK).addr};
+    assert_int_equal(pthread_create(&t.thread, NULL, terminate_in_thread, &t),
+                     0);
+    wait_not_running(sup, "a"); /* a is stopping: in its gated `stop` */
+    send(b, MSG_CRASH);
+    expect(EV_STOP, "b", TR_EXIT_FAILED);
+    assert_int_equal(expect(EV_INIT, "b", TR_OK).addr, b.id);
+    assert_int_equal(tr_load_acq(&t.rc), 1); /* a is still stopping */
+    tr_store_rel(&stop_gate, 1);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+    assert_int_equal(pthread_join(t.thread, NULL), 0);
+    assert_int_equal(tr_load_acq(&t.rc), TR_OK);
+    assert_true(info_of(sup, "b").running);
+}
+
+/* A restart_child that timed out is undone too: the child is terminated
+ * again, its spec kept. */
+static void
+test_sup_restart_child_that_timed_out_is_undone(void **state)
+{
+    (void)state;
+    tr_child_spec kids[1] = {kid(&cfg_d, TR_PERMANENT)};
+    kids[0].behaviour = &slow_worker;
+    tr_store_relaxed(&init_gate, 1);
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 1, 5, 1000);
+    tr_addr got = TR_ADDR_NONE;
+    tr_child_counts counts;
+
+    expect(EV_INIT, "d", TR_OK);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "d", 5000),
+                     TR_OK);
+    expect(EV_STOP, "d", TR_EXIT_SHUTDOWN);
+    tr_store_relaxed(&init_gate, 0);
+    assert_int_equal(tr_sup_restart_child_wait(fx.ctx, sup, "d", 50, &got),
+                     TR_ETIMEDOUT);
+    tr_store_rel(&init_gate, 1);
+    expect(EV_INIT, "d", TR_OK);
+    expect(EV_STOP, "d", TR_EXIT_SHUTDOWN);
+    wait_down(sup, "d");
+    assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
+                     TR_OK);
+    assert_int_equal(counts.specs, 1);
+    assert_int_equal(counts.active, 0);
+    assert_true(tr_addr_is_none(info_of(sup, "d").addr));
+    assert_live(1);
+}
+
+/* ---- the work on one child does not grow with its siblings ---- */
+
+/* Children looked at by `sup` so far (tr_sup.visits). */
+static uint64_t
+visits_of(tr_addr sup)
+{
+    tr_actor *a = tr__table_slot(fx.sys->table, sup.id);
+    const tr_sup *s = *(tr_sup *const *)tr__actor_state(a);
+    return tr_load_relaxed(&s->visits);
+}
+
+static bool
+restarted_once(void *arg)
+{
+    (void)arg;
+    return tr_load_relaxed(&looper_cfg.attempts) == 1;
+}
+
+/*
+ * A supervisor with `n` children; the children it looks at while it
+ * starts one more, then, for one child in the middle: refuses a duplicate,
+ * restarts it after a crash, terminates it, restarts it by hand,
+ * terminates and deletes it.
+ */
+static uint64_t
+work_on_one_child(uint32_t n)
+{
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, NULL, 0, 5, 1000);
+    tr_child_spec k = {.behaviour = &looper, .arg = &looper_cfg};
+    char id[16];
+    tr_addr mid = TR_ADDR_NONE;
+    tr_addr got;
+
+    tr_store_relaxed(&looper_cfg.init_rc, TR_OK);
+    for (uint32_t i = 0; i < n; i++) {
+        snprintf(id, sizeof(id), "k%u", i);
+        k.id = id;
+        assert_int_equal(
+            tr_sup_start_child_wait(fx.ctx, sup, &k, NULL, 5000, &got), TR_OK);
+        if (i == n / 2) {
+            mid = got;
+        }
+    }
+    uint64_t before = visits_of(sup);
+    k.id = "new";
+    assert_int_equal(tr_sup_start_child_wait(fx.ctx, sup, &k, NULL, 5000, NULL),
+                     TR_OK);
+    snprintf(id, sizeof(id), "k%u", n / 2);
+    k.id = id;
+    assert_int_equal(tr_sup_start_child_wait(fx.ctx, sup, &k, NULL, 5000, NULL),
+                     TR_EALREADY);
+    tr_store_relaxed(&looper_cfg.attempts, 0);
+    send(mid, MSG_CRASH);
+    assert_true(tr_test_wait_until(restarted_once, NULL, 5000));
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, id, 5000), TR_OK);
+    assert_int_equal(tr_sup_restart_child_wait(fx.ctx, sup, id, 5000, NULL),
+                     TR_OK);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, id, 5000), TR_OK);
+    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, id, 5000), TR_OK);
+    uint64_t work = visits_of(sup) - before;
+    assert_int_equal(tr_actor_stop(fx.ctx, sup), TR_OK);
+    assert_true(tr_test_wait_stopped(fx.sys, sup, 30000));
+    return work;
+}
+
+static void
+test_sup_work_on_one_child_does_not_grow_with_its_siblings(void **state)
+{
+    (void)state;
+    uint64_t small = work_on_one_child(100);
+    uint64_t big = work_on_one_child(4000);
+
+    print_message("children looked at: %llu among 100, %llu among 4000\n",
+                  (unsigned long long)small, (unsigned long long)big);
+    /* A few probes of a hash table each: the same whatever the number. */
+    assert_true(big <= 2 * small + 16);
+    assert_true(big < 100);
 }
 
 int
@@ -1518,8 +2582,34 @@ main(void)
         T(test_sup_children_crashing_as_their_supervisor_is_killed_all_end),
         T(test_sup_killed_supervisor_restarts_after_its_subtree_ended),
         M(test_sup_failed_round_kills_a_restarted_supervisors_children),
+        cmocka_unit_test(test_sup_system_wait_ends_at_shutdown),
+        M(test_sup_a_child_in_backoff_does_not_hold_up_its_siblings),
+        T(test_sup_a_looping_child_does_not_hold_up_its_siblings),
+        M(test_sup_rest_for_one_retry_resumes_at_the_failed_child),
+        M(test_sup_child_terminated_in_a_restart_loop_stays_terminated),
+        M(test_sup_terminating_a_looping_child_ends_its_loop),
+        T(test_sup_start_child_says_started_or_present),
+        T(test_sup_stopped_supervisor_ends_as_shutdown),
+        T(test_sup_child_stopped_in_a_sequence_ends_at_once),
+        M(test_sup_zero_period_is_the_default_period),
+        T(test_sup_which_children_counts_without_room),
+        T(test_sup_terminating_a_gone_dynamic_child_is_ok),
+        T(test_sup_round_leaves_a_terminated_child_down),
+        T(test_sup_numeric_fields_have_bounds),
+        T(test_sup_largest_intensity_restarts),
+        T(test_sup_api_refuses_an_actor_that_is_not_a_supervisor),
+        T(test_sup_start_child_that_timed_out_is_undone),
+        T(test_sup_start_child_out_of_memory_is_enomem),
+        T(test_sup_work_on_one_child_does_not_grow_with_its_siblings),
+        M(test_sup_one_for_all_retries_the_whole_round),
+        T(test_sup_sibling_restarts_while_a_child_is_terminated),
+        T(test_sup_restart_child_that_timed_out_is_undone),
     };
 #undef T
 #undef M
+    /* TR_TEST_FILTER=<pattern> runs the matching tests only. */
+    if (getenv("TR_TEST_FILTER") != NULL) {
+        cmocka_set_test_filter(getenv("TR_TEST_FILTER"));
+    }
     return cmocka_run_group_tests_name("supervisor", tests, NULL, NULL);
 }

@@ -82,7 +82,7 @@ static int
 teardown(void **state)
 {
     fixture *f = *state;
-    int rc = tr_system_shutdown(f->sys, 5000);
+    int rc = f->sys != NULL ? tr_system_shutdown(f->sys, 5000) : TR_OK;
     tr_mailbox_destroy(f->out);
     free(f);
     return rc == TR_OK ? 0 : -1;
@@ -247,6 +247,73 @@ test_timer_misuse_returns_codes(void **state)
     assert_int_equal(tr_now_ms(NULL), 0);
 }
 
+/* ---- timers from `stop` in shutdown's last pass ---- */
+
+/* Traps exits (shutdown's request does not stop it), keeps an interval to
+ * itself, and in its `stop`, which shutdown's last pass runs once the
+ * workers are joined, cancels it and arms another: refused, and nothing
+ * touches the timers shutdown has closed. */
+typedef struct lingerer {
+    tr_mailbox *out;
+    tr_timer every;
+} lingerer;
+
+static int
+lingerer_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    lingerer *l = state;
+    l->out = (tr_mailbox *)arg;
+    int rc =
+        tr_send_interval(ctx, tr_self(ctx), MSG_TICK, NULL, 0, 10, &l->every);
+    return rc != TR_OK ? rc : tr_trap_exits(ctx, true);
+}
+
+static int
+lingerer_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    (void)msg;
+    return TR_OK;
+}
+
+static void
+lingerer_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
+{
+    lingerer *l = state;
+    tr_timer t;
+    int v[2] = {tr_timer_cancel(tr_ctx_system(ctx), l->every),
+                tr_send_after(ctx, tr_self(ctx), MSG_TICK, NULL, 0, 1, &t)};
+    (void)exit;
+    int rc = tr_mailbox_send(l->out, v, sizeof(v));
+    (void)rc;
+}
+
+static const tr_behaviour lingerer_behaviour = {
+    .name = "lingerer",
+    .state_size = sizeof(lingerer),
+    .init = lingerer_init,
+    .handle = lingerer_handle,
+    .stop = lingerer_stop,
+};
+
+static void
+test_timer_calls_from_stop_in_the_last_pass(void **state)
+{
+    fixture *f = *state;
+    int cancel;
+    int after;
+
+    assert_int_equal(tr_spawn(f->ctx, &lingerer_behaviour, f->out, NULL, NULL),
+                     TR_OK);
+    assert_int_equal(tr_system_shutdown(f->sys, 100), TR_ETIMEDOUT);
+    f->sys = NULL;
+    next(f, &cancel, &after);
+    /* Shutdown dropped the interval before the last pass. */
+    assert_true(cancel == TR_EALREADY || cancel == TR_ESHUTDOWN);
+    assert_int_equal(after, TR_ESHUTDOWN);
+}
+
 /* ---- real clock ---- */
 
 typedef struct lateness {
@@ -368,6 +435,24 @@ test_timer_destroy_while_firing_joins_the_thread(void **state)
     assert_int_equal(pthread_join(th, NULL), 0);
 }
 
+/* The generic timers refuse new timers once closed, and cancel nothing. */
+static void
+test_timer_closed_timers_refuse_new_ones(void **state)
+{
+    tr_timers *t;
+    uint64_t id;
+
+    (void)state;
+    assert_int_equal(tr__timers_create(true, NULL, no_drop, &t), TR_OK);
+    assert_int_equal(tr__timers_add(t, 10, 0, NULL, &id), TR_OK);
+    tr__timers_close(t);
+    assert_int_equal(tr__timers_len(t), 0);
+    assert_int_equal(tr__timers_add(t, 10, 0, NULL, &id), TR_ESHUTDOWN);
+    assert_false(tr__timers_cancel(t, id));
+    tr__timers_advance(t, 100);
+    tr__timers_destroy(t);
+}
+
 int
 main(void)
 {
@@ -379,6 +464,8 @@ main(void)
         T(test_timer_timers_fire_in_deadline_order),
         T(test_timer_dead_target_is_refused_or_dead_lettered),
         T(test_timer_misuse_returns_codes),
+        T(test_timer_calls_from_stop_in_the_last_pass),
+        cmocka_unit_test(test_timer_closed_timers_refuse_new_ones),
         cmocka_unit_test(test_timer_real_clock_fires_on_time),
         cmocka_unit_test(test_timer_destroy_while_firing_joins_the_thread),
     };

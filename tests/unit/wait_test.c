@@ -188,7 +188,7 @@ static void *
 waiter(void *arg)
 {
     waiter_arg *w = arg;
-    w->rc = tr_actor_wait(tr_system_ctx(w->sys), w->who, 0, &w->sig);
+    w->rc = tr_actor_wait(tr_system_ctx(w->sys), w->who, TR_FOREVER, &w->sig);
     return NULL;
 }
 
@@ -235,7 +235,7 @@ test_close_drains_what_was_queued_then_stops(void **state)
     assert_int_equal(tr_actor_close(ctx, a), TR_OK);
     assert_int_equal(tr_actor_close(ctx, a), TR_OK); /* idempotent */
     assert_int_equal(tr_send(ctx, a, MSG_WORK, NULL, 0), TR_ECLOSED);
-    assert_int_equal(tr_try_send(ctx, a, MSG_WORK, NULL, 0), TR_ECLOSED);
+    assert_int_equal(tr_send(ctx, a, MSG_WORK, NULL, 0), TR_ECLOSED);
     assert_int_equal(wait_opening_gate(sys, a, &sig), TR_OK);
     assert_int_equal(sig.kind, TR_EXIT_SHUTDOWN);
     assert_int_equal(tr_load_relaxed(&pr.handled), 1000);
@@ -252,8 +252,8 @@ static void *
 blocked_sender(void *arg)
 {
     sender_arg *s = arg;
-    tr_store_rel(&s->rc,
-                 tr_send(tr_system_ctx(s->sys), s->to, MSG_WORK, NULL, 0));
+    tr_store_rel(&s->rc, tr_send_wait(tr_system_ctx(s->sys), s->to, MSG_WORK,
+                                      NULL, 0, TR_FOREVER));
     return NULL;
 }
 
@@ -271,7 +271,7 @@ test_close_wakes_a_sender_blocked_on_a_full_mailbox(void **state)
     assert_true(tr_test_wait_until(holding, NULL, 5000));
     assert_int_equal(tr_send(ctx, a, MSG_WORK, NULL, 0), TR_OK);
     assert_int_equal(tr_send(ctx, a, MSG_WORK, NULL, 0), TR_OK);
-    assert_int_equal(tr_try_send(ctx, a, MSG_WORK, NULL, 0), TR_EFULL);
+    assert_int_equal(tr_send(ctx, a, MSG_WORK, NULL, 0), TR_EFULL);
     assert_int_equal(pthread_create(&t, NULL, blocked_sender, &s), 0);
     /* Blocked for room: the close refuses it, and the marker itself is
      * never refused by the bound. */

@@ -205,10 +205,10 @@ test_watch_misuse_returns_codes(void **state)
     assert_int_equal(tr_watch_tx_clone(NULL, &tx2), TR_EINVAL);
     assert_int_equal(tr_watch_subscribe(tx, NULL), TR_EINVAL);
     assert_int_equal(
-        tr_watch_subscribe_actor(tx, tr_system_ctx(sys), 1, 2, NULL),
+        tr_watch_subscribe_actor(tr_system_ctx(sys), tx, 1, 2, NULL),
         TR_ESTATE);
     assert_int_equal(
-        tr_watch_subscribe_actor(NULL, tr_system_ctx(sys), 1, 2, NULL),
+        tr_watch_subscribe_actor(tr_system_ctx(sys), NULL, 1, 2, NULL),
         TR_EINVAL);
     assert_int_equal(tr_watch_unsubscribe(tr_system_ctx(sys), NULL), TR_EINVAL);
     assert_int_equal(tr_watch_receiver_count(NULL), 0);
@@ -264,7 +264,7 @@ sub_init(tr_ctx *ctx, void *state, const void *arg)
     int rc;
 
     s->args = *(const sub_args *)arg;
-    rc = tr_watch_subscribe_actor(s->args.tx, ctx, MSG_CHANGED, MSG_CLOSED,
+    rc = tr_watch_subscribe_actor(ctx, s->args.tx, MSG_CHANGED, MSG_CLOSED,
                                   &s->sub);
     report_to(s->args.probe, MSG_SUBSCRIBED, rc, 0);
     return rc;

@@ -1,13 +1,13 @@
 /*
- * Channels. A oneshot carries one value from one sender to one receiver,
- * following tokio's sync::oneshot: the receiver learns TR_ECLOSED if the
- * sender goes away without sending, and a send fails with TR_ECLOSED once
+ * Oneshot channels. A oneshot carries one value from one sender to one
+ * receiver, following tokio's sync::oneshot: the receiver learns TR_ECLOSED if
+ * the sender goes away without sending, and a send fails with TR_ECLOSED once
  * the receiver has closed or gone. The receiver is a plain thread (blocking
  * receive with a timeout) or an actor (the value arrives as a control-lane
  * message).
  */
-#ifndef TROUPE_CHANNEL_H
-#define TROUPE_CHANNEL_H
+#ifndef TROUPE_ONESHOT_H
+#define TROUPE_ONESHOT_H
 
 #include <troupe/common.h>
 #include <troupe/system.h>
@@ -40,7 +40,8 @@ TR_API int tr_oneshot_create(size_t size, tr_oneshot_tx **tx,
  * Ownership: borrows `value` (copied).
  * Context:   any thread.
  * Returns:   TR_OK; TR_EINVAL for NULL arguments; TR_ECLOSED if the
- *            receiver closed or went away (nothing was sent: the caller
+ *            receiver closed or went away, or the system of the actor that
+ *            subscribed to it has shut down (nothing was sent: the caller
  *            still has its value); TR_EALREADY if a value was sent before.
  */
 TR_API TR_NODISCARD int tr_oneshot_send(tr_oneshot_tx *tx, const void *value);
@@ -55,8 +56,8 @@ TR_API TR_NODISCARD int tr_oneshot_send(tr_oneshot_tx *tx, const void *value);
 TR_API void tr_oneshot_tx_destroy(tr_oneshot_tx *tx);
 
 /**
- * Take the value, waiting up to `timeout_ms` (0: do not wait; negative:
- * forever).
+ * Take the value, waiting up to `timeout` (TR_NOWAIT: do not wait;
+ * TR_FOREVER: no limit).
  *
  * Ownership: writes `size` bytes to `out`.
  * Context:   one plain thread at a time (never a worker when it waits).
@@ -65,22 +66,26 @@ TR_API void tr_oneshot_tx_destroy(tr_oneshot_tx *tx);
  *            TR_ESTATE if an actor subscribed to it, or if a worker asks
  *            to wait; TR_EINVAL for NULL arguments.
  */
-TR_API int tr_oneshot_recv_wait(tr_oneshot_rx *rx, void *out, int timeout_ms);
+TR_API int tr_oneshot_recv_wait(tr_oneshot_rx *rx, void *out,
+                                tr_timeout timeout);
 
 /**
  * Have the value delivered to the calling actor instead: a control-lane
  * message of `value_type` carrying it, or, if the sender goes away without
  * sending (or the receiver is closed first), an empty message of
  * `closed_type`. Exactly one of the two arrives (none if the actor has
- * stopped by then).
+ * stopped by then). The channel may outlive the actor's system: shutdown
+ * closes it (a later send fails with TR_ECLOSED and touches nothing of the
+ * system).
  *
  * Context:   a handler or `init`.
  * Returns:   TR_OK; TR_EINVAL for NULL arguments or a type the runtime
  *            reserves (>= TR_MSG_RESERVED); TR_ESTATE on a thread context;
  *            TR_EALREADY if subscribed or received before.
  */
-TR_API int tr_oneshot_subscribe(tr_oneshot_rx *rx, tr_ctx *ctx,
-                                uint32_t value_type, uint32_t closed_type);
+TR_API int tr_oneshot_subscribe_actor(tr_ctx *ctx, tr_oneshot_rx *rx,
+                                      uint32_t value_type,
+                                      uint32_t closed_type);
 
 /**
  * Refuse the value from now on (a later send fails with TR_ECLOSED); a
@@ -104,4 +109,4 @@ TR_API void tr_oneshot_rx_destroy(tr_oneshot_rx *rx);
 }
 #endif
 
-#endif /* TROUPE_CHANNEL_H */
+#endif /* TROUPE_ONESHOT_H */

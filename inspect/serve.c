@@ -1,0 +1,576 @@
+/*
+ * The HTTP side of the live endpoint (libevent's evhttp, on the loop
+ * thread): the routes, the Host check, and the /events clients.
+ *
+ * Read-only: GET and HEAD only (anything else gets 405), and no route
+ * changes anything. Requests are small: headers past 8 KiB or a body
+ * past 1 KiB are refused by evhttp, a request it cannot parse gets 400,
+ * and a connection idle for 10 s is closed, so a bad client costs one
+ * connection and never the endpoint.
+ *
+ * DNS rebinding. A page on a hostile domain that resolves to 127.0.0.1
+ * could otherwise read the endpoint from a browser; its requests carry
+ * that domain in Host, so any Host other than the bound address or
+ * localhost (with our port, or none) gets 403.
+ *
+ * /events clients (watchers) each have a bounded buffer: an event that
+ * would go past `watcher_buffer` bytes queued for one is not queued, and
+ * the client is told how many it lost ("event: lost") once it has room.
+ * Their sockets get a small send buffer too, so that the kernel does not
+ * hide a slow client for long. A client that goes away is noticed by
+ * evhttp (it watches for the close while it sends) or, at the latest, by
+ * the next heartbeat's write.
+ */
+#include "inspect/live.h"
+
+#include <troupe/error.h>
+
+#include "common/tr_alloc.h"
+#include "common/tr_assert.h"
+#include "common/tr_park.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+enum {
+    MAX_HEADERS = 8192,
+    MAX_BODY = 1024,
+    IDLE_S = 10,
+};
+
+/* ---- binding ---- */
+
+/* "host:port" or "[v6]:port" into its parts; false when it does not
+ * parse. */
+static bool
+split_addr(const char *addr, char *host, size_t cap, uint16_t *port)
+{
+    const char *colon;
+    size_t hlen;
+
+    if (addr[0] == '[') {
+        const char *end = strchr(addr, ']');
+        if (end == NULL || end[1] != ':') {
+            return false;
+        }
+        hlen = (size_t)(end - addr - 1);
+        if (hlen == 0 || hlen >= cap) {
+            return false;
+        }
+        memcpy(host, addr + 1, hlen);
+        colon = end + 1;
+    } else {
+        colon = strrchr(addr, ':');
+        if (colon == NULL || colon == addr) {
+            return false;
+        }
+        hlen = (size_t)(colon - addr);
+        if (hlen >= cap || memchr(addr, ':', hlen) != NULL) {
+            return false;
+        }
+        memcpy(host, addr, hlen);
+    }
+    host[hlen] = '\0';
+    char *end;
+    unsigned long p = strtoul(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end != '\0' || p > 65535) {
+        return false;
+    }
+    *port = (uint16_t)p;
+    return true;
+}
+
+static void on_request(struct evhttp_request *req, void *arg);
+
+int
+tr__serve_bind(tr_live *lv, const char *addr)
+{
+    char host[64];
+    uint16_t port;
+
+    if (!split_addr(addr, host, sizeof(host), &port)) {
+        return TR_EINVAL;
+    }
+    lv->http = evhttp_new(lv->loop.base);
+    if (lv->http == NULL) {
+        return TR_ENOMEM;
+    }
+    evhttp_set_gencb(lv->http, on_request, lv);
+    /* Every method reaches on_request, which answers 405 to all but GET
+     * and HEAD (evhttp itself would answer 501). */
+    evhttp_set_allowed_methods(
+        lv->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+                      EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                      EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    evhttp_set_max_headers_size(lv->http, MAX_HEADERS);
+    evhttp_set_max_body_size(lv->http, MAX_BODY);
+    evhttp_set_timeout(lv->http, IDLE_S);
+    lv->bound = evhttp_bind_socket_with_handle(lv->http, host, port);
+    if (lv->bound == NULL) {
+        return TR_ESTATE;
+    }
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(evhttp_bound_socket_get_fd(lv->bound),
+                    (struct sockaddr *)&ss, &len) != 0) {
+        return TR_ESTATE;
+    }
+    if (ss.ss_family == AF_INET6) {
+        lv->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    } else {
+        lv->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+    snprintf(lv->host, sizeof(lv->host), strchr(host, ':') ? "[%s]" : "%s",
+             host);
+    return TR_OK;
+}
+
+void
+tr__serve_close(tr_live *lv)
+{
+    if (lv->http != NULL) {
+        /* Closes every connection; the watchers' close callbacks unlink
+         * them. */
+        evhttp_free(lv->http);
+        lv->http = NULL;
+        lv->bound = NULL;
+    }
+    TR_ASSERT(lv->watchers == NULL);
+    lv->nwatchers = 0;
+}
+
+/* ---- replies ---- */
+
+static void
+common_headers(struct evhttp_request *req, const char *type)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+    evhttp_add_header(h, "Content-Type", type);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+    evhttp_add_header(h, "X-Frame-Options", "DENY");
+    evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+}
+
+static void
+send_error(tr_live *lv, struct evhttp_request *req, int code,
+           const char *reason)
+{
+    struct evbuffer *b = evbuffer_new();
+
+    lv->rejected++;
+    common_headers(req, "text/plain; charset=utf-8");
+    if (b != NULL) {
+        evbuffer_add_printf(b, "%d %s\n", code, reason);
+    }
+    evhttp_send_reply(req, code, reason, b);
+    if (b != NULL) {
+        evbuffer_free(b);
+    }
+}
+
+/* Reply 200 with `b` (freed): for HEAD only its length (evhttp would send
+ * the body too). */
+static void
+send_body(struct evhttp_request *req, struct evbuffer *b)
+{
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        char len[32];
+        snprintf(len, sizeof(len), "%zu", evbuffer_get_length(b));
+        evhttp_add_header(evhttp_request_get_output_headers(req),
+                          "Content-Length", len);
+        evbuffer_drain(b, evbuffer_get_length(b));
+    }
+    evhttp_send_reply(req, 200, "OK", b);
+    evbuffer_free(b);
+}
+
+static void
+free_sink(const void *data, size_t len, void *extra)
+{
+    (void)len;
+    tr__free((void *)data, (size_t)(uintptr_t)extra);
+}
+
+/* Reply 200 with the sink's text (taken: freed when sent). */
+static void
+send_sink(tr_live *lv, struct evhttp_request *req, tr_sink *k, const char *type)
+{
+    if (k->oom || k->p == NULL) {
+        tr__sink_free(k);
+        send_error(lv, req, 503, "Out of memory");
+        return;
+    }
+    struct evbuffer *b = evbuffer_new();
+    if (b == NULL || evbuffer_add_reference(b, k->p, k->len, free_sink,
+                                            (void *)(uintptr_t)k->cap) != 0) {
+        tr__sink_free(k);
+        if (b != NULL) {
+            evbuffer_free(b);
+        }
+        send_error(lv, req, 503, "Out of memory");
+        return;
+    }
+    common_headers(req, type);
+    send_body(req, b);
+}
+
+/* ---- the documents ---- */
+
+static void
+render_system(tr_live *lv, tr_sink *k)
+{
+    tr_system *sys = lv->sys;
+    tr_system_stats st;
+    uint64_t now = tr__now_ns();
+
+    if (tr_system_stats_get(sys, &st) != TR_OK) {
+        memset(&st, 0, sizeof(st));
+    }
+    tr__sink_put(k,
+                 ",\"system\":{\"now_ms\":%" PRIu64 ",\"workers\":%u,"
+                 "\"live_actors\":%" PRIu64 ",\"spawned\":%" PRIu64
+                 ",\"failed\":%" PRIu64 ",\"handled\":%" PRIu64
+                 ",\"dead_letters\":%" PRIu64 ",\"calls_overdue\":%" PRIu64
+                 ",\"watchers\":%u,\"workers_detail\":[",
+                 tr_now_ms(sys), st.workers, st.live_actors, st.spawned,
+                 st.failed, st.messages_handled, st.dead_letters,
+                 tr_load_relaxed(&sys->calls_overdue), lv->nwatchers);
+    for (unsigned i = 0; i < lv->nworkers; i++) {
+        tr_worker_stats ws;
+        tr__sched_worker_stats(sys->sched, i, now, &ws);
+        tr__sink_put(k,
+                     "%s{\"busy_ns\":%" PRIu64 ",\"parks\":%" PRIu64
+                     ",\"steals\":%" PRIu64 ",\"run_queue\":%u}",
+                     i == 0 ? "" : ",", ws.busy_ns, ws.parks, ws.steals,
+                     ws.runq_len);
+    }
+    tr__sink_put(k, "],\"warnings\":[");
+    bool first = true;
+    for (uint32_t i = 0; i < lv->nws; i++) {
+        const tr_wstate *w = &lv->ws[i];
+        if (!w->raised) {
+            continue;
+        }
+        tr__sink_put(k, "%s{\"kind\":\"%s\",\"path\":\"", first ? "" : ",",
+                     tr__warn_names[w->kind]);
+        tr__sink_escaped(k, w->path);
+        tr__sink_put(k, "\",\"value\":%.3f,\"threshold\":%.3f}", w->value,
+                     w->threshold);
+        first = false;
+    }
+    tr__sink_put(k, "]}");
+}
+
+static void
+route_tree(tr_live *lv, struct evhttp_request *req, tr_inspect_format f)
+{
+    tr_snap ns = {0};
+    tr_sink k = {NULL, 0, 0, true, false};
+
+    tr__snap_collect(lv->sys, &ns, f == TR_INSPECT_JSON);
+    if (ns.oom) {
+        tr__snap_free(&ns);
+        send_error(lv, req, 503, "Out of memory");
+        return;
+    }
+    if (f == TR_INSPECT_JSON) {
+        tr__sink_put(&k, "{\"version\":%d,\"nodes\":[", TR_INSPECT_VERSION);
+        for (size_t i = 0; i < ns.n; i++) {
+            tr__render_json(&k, &ns.v[i], i == 0, true);
+        }
+        tr__sink_put(&k, "],\"omitted\":0");
+        render_system(lv, &k);
+        tr__sink_put(&k, "}\n");
+    } else if (f == TR_INSPECT_DOT) {
+        tr__sink_put(&k, "digraph troupe {\n");
+        for (size_t i = 0; i < ns.n; i++) {
+            tr__render_dot(&k, &ns.v[i], tr__snap_parent(&ns, i));
+        }
+        tr__sink_put(&k, "}\n");
+    } else {
+        for (size_t i = 0; i < ns.n; i++) {
+            tr__render_text(&k, &ns.v[i]);
+        }
+        if (ns.n == 0) {
+            tr__sink_put(&k, "(no supervision tree)\n");
+        }
+    }
+    tr__snap_free(&ns);
+    send_sink(lv, req, &k,
+              f == TR_INSPECT_JSON  ? "application/json"
+              : f == TR_INSPECT_DOT ? "text/vnd.graphviz; charset=utf-8"
+                                    : "text/plain; charset=utf-8");
+}
+
+static void
+route_metrics(tr_live *lv, struct evhttp_request *req)
+{
+    tr_sink k = {NULL, 0, 0, true, false};
+
+    tr__metrics_render(lv, &k);
+    send_sink(lv, req, &k, "text/plain; version=0.0.4; charset=utf-8");
+}
+
+static void
+route_page(tr_live *lv, struct evhttp_request *req)
+{
+    struct evbuffer *b = evbuffer_new();
+
+    if (b == NULL) {
+        send_error(lv, req, 503, "Out of memory");
+        return;
+    }
+    evbuffer_add_reference(b, tr__page_html, tr__page_html_len, NULL, NULL);
+    common_headers(req, "text/html; charset=utf-8");
+    /* Everything the page needs is in it: nothing may come from
+     * elsewhere, and it talks only to us. */
+    evhttp_add_header(evhttp_request_get_output_headers(req),
+                      "Content-Security-Policy",
+                      "default-src 'none'; script-src 'unsafe-inline'; "
+                      "style-src 'unsafe-inline'; connect-src 'self'; "
+                      "img-src data:; base-uri 'none'; form-action 'none'; "
+                      "frame-ancestors 'none'");
+    send_body(req, b);
+}
+
+/* ---- /events ---- */
+
+static void
+unlink_watcher(tr_live *lv, tr_watcher *w)
+{
+    for (tr_watcher **p = &lv->watchers; *p != NULL; p = &(*p)->next) {
+        if (*p == w) {
+            *p = w->next;
+            lv->nwatchers--;
+            break;
+        }
+    }
+    tr__free(w, sizeof(*w));
+}
+
+static void
+on_watcher_close(struct evhttp_connection *conn, void *arg)
+{
+    tr_watcher *w = arg;
+    tr_live *lv = w->lv;
+
+    (void)conn;
+    /* A client that went away: evhttp has let go of the reply in
+     * progress (no connection any more) and leaves it to us to end, which
+     * frees it. When evhttp_free closes the connection, the reply is
+     * still its own and goes with it. */
+    if (evhttp_request_get_connection(w->req) == NULL) {
+        evhttp_send_reply_end(w->req);
+    }
+    unlink_watcher(lv, w);
+    if (!lv->closing) {
+        tr__live_judge_watch(lv);
+    }
+}
+
+static size_t
+queued(const tr_watcher *w)
+{
+    struct evhttp_connection *c = evhttp_request_get_connection(w->req);
+    struct bufferevent *bev =
+        c != NULL ? evhttp_connection_get_bufferevent(c) : NULL;
+    return bev != NULL ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+}
+
+static void send_text(tr_watcher *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+send_text(tr_watcher *w, const char *fmt, ...)
+{
+    struct evbuffer *b = evbuffer_new();
+    va_list ap;
+
+    if (b == NULL) {
+        w->lost++;
+        return;
+    }
+    va_start(ap, fmt);
+    evbuffer_add_vprintf(b, fmt, ap);
+    va_end(ap);
+    evhttp_send_reply_chunk(w->req, b);
+    evbuffer_free(b);
+}
+
+/* Tell `w` what it lost, if it has room now; false when it has none. */
+static bool
+catch_up(tr_live *lv, tr_watcher *w)
+{
+    if (queued(w) >= lv->opts.watcher_buffer) {
+        return false;
+    }
+    if (w->lost != 0) {
+        send_text(w, "event: lost\ndata: {\"lost\":%" PRIu64 "}\n\n", w->lost);
+        w->lost = 0;
+    }
+    return true;
+}
+
+void
+tr__serve_fanout(tr_live *lv, const tr_event *ev)
+{
+    for (tr_watcher *w = lv->watchers; w != NULL; w = w->next) {
+        if (!catch_up(lv, w)) {
+            w->lost++;
+            lv->events_lost++;
+            continue;
+        }
+        send_text(w, "id: %" PRIu64 "\nevent: %s\ndata: %s\n\n", ev->seq,
+                  ev->type, ev->data);
+    }
+}
+
+void
+tr__serve_heartbeat(tr_live *lv)
+{
+    for (tr_watcher *w = lv->watchers; w != NULL; w = w->next) {
+        if (catch_up(lv, w)) {
+            send_text(w, ": ping\n\n");
+        }
+    }
+}
+
+static void
+route_events(tr_live *lv, struct evhttp_request *req)
+{
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        common_headers(req, "text/event-stream");
+        evhttp_send_reply(req, 200, "OK", NULL);
+        return;
+    }
+    if (lv->nwatchers >= lv->opts.max_watchers) {
+        send_error(lv, req, 503, "Too many watchers");
+        return;
+    }
+    tr_watcher *w = tr__calloc(sizeof(*w));
+    if (w == NULL) {
+        send_error(lv, req, 503, "Out of memory");
+        return;
+    }
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(conn);
+    int fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+    if (fd >= 0) {
+        int size =
+            (int)(lv->opts.watcher_buffer < 4096 ? 4096
+                                                 : lv->opts.watcher_buffer);
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+    }
+    w->lv = lv;
+    w->req = req;
+    w->next = lv->watchers;
+    lv->watchers = w;
+    lv->nwatchers++;
+    evhttp_connection_set_closecb(conn, on_watcher_close, w);
+    common_headers(req, "text/event-stream");
+    evhttp_send_reply_start(req, 200, "OK");
+    pthread_mutex_lock(&lv->lock);
+    uint64_t last = lv->tail;
+    pthread_mutex_unlock(&lv->lock);
+    send_text(w,
+              "retry: 2000\nevent: hello\ndata: {\"seq\":%" PRIu64
+              ",\"now_ms\":%" PRIu64 "}\n\n",
+              last, tr_now_ms(lv->sys));
+    tr__live_judge_watch(lv);
+}
+
+/* ---- requests ---- */
+
+/* Whether the Host header names us: the bound host or localhost, with our
+ * port or none. */
+static bool
+host_ok(const tr_live *lv, const char *host)
+{
+    char want[80];
+    size_t hlen;
+
+    if (host == NULL) {
+        return false;
+    }
+    const char *colon =
+        host[0] == '[' ? strstr(host, "]:") : strrchr(host, ':');
+    if (colon != NULL && host[0] == '[') {
+        colon++;
+    }
+    if (colon != NULL) {
+        char *end;
+        unsigned long p = strtoul(colon + 1, &end, 10);
+        if (colon[1] == '\0' || *end != '\0' || p != lv->port) {
+            return false;
+        }
+        hlen = (size_t)(colon - host);
+    } else {
+        hlen = strlen(host);
+    }
+    snprintf(want, sizeof(want), "%s", lv->host);
+    if (hlen == strlen(want) && strncasecmp(host, want, hlen) == 0) {
+        return true;
+    }
+    return hlen == strlen("localhost") &&
+           strncasecmp(host, "localhost", hlen) == 0;
+}
+
+static void
+on_request(struct evhttp_request *req, void *arg)
+{
+    tr_live *lv = arg;
+    const char *uri = evhttp_request_get_uri(req);
+    const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+    const char *path = u != NULL ? evhttp_uri_get_path(u) : NULL;
+
+    tr__live_touched(lv);
+    if (uri == NULL || path == NULL) {
+        send_error(lv, req, 400, "Bad Request");
+        tr__live_judge_watch(lv);
+        return;
+    }
+    const char *host =
+        evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+    if (!host_ok(lv, host)) {
+        send_error(lv, req, 403, "Forbidden");
+        tr__live_judge_watch(lv);
+        return;
+    }
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+                          "GET, HEAD");
+        send_error(lv, req, 405, "Method Not Allowed");
+        tr__live_judge_watch(lv);
+        return;
+    }
+    if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0) {
+        route_page(lv, req);
+    } else if (strcmp(path, "/tree.json") == 0) {
+        route_tree(lv, req, TR_INSPECT_JSON);
+    } else if (strcmp(path, "/tree.dot") == 0) {
+        route_tree(lv, req, TR_INSPECT_DOT);
+    } else if (strcmp(path, "/tree.txt") == 0) {
+        route_tree(lv, req, TR_INSPECT_TEXT);
+    } else if (strcmp(path, "/metrics") == 0) {
+        route_metrics(lv, req);
+    } else if (strcmp(path, "/events") == 0) {
+        route_events(lv, req);
+        return; /* judged there */
+    } else {
+        send_error(lv, req, 404, "Not Found");
+    }
+    tr__live_judge_watch(lv);
+}

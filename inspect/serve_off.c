@@ -1,0 +1,22 @@
+/*
+ * The live endpoint in a build without libevent (TROUPE_WITH_LIBEVENT
+ * off): it is not there.
+ */
+#include <troupe/error.h>
+#include <troupe/inspect.h>
+
+int
+tr_inspect_serve(tr_system *sys, const char *addr, const tr_inspect_opts *opts,
+                 uint16_t *port)
+{
+    (void)addr;
+    (void)opts;
+    (void)port;
+    return sys == NULL ? TR_EINVAL : TR_ESTATE;
+}
+
+int
+tr_inspect_stop(tr_system *sys)
+{
+    return sys == NULL ? TR_EINVAL : TR_ESTATE;
+}

@@ -15,7 +15,7 @@ done
 
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-"$server" -p 0 --admin --faults > "$out" 2>&1 &
+"$server" -p 0 --admin --faults --inspect 127.0.0.1:0 > "$out" 2>&1 &
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null || true; rm -f "$out"' EXIT
 port=
@@ -27,6 +27,7 @@ done
 [ -n "$port" ] || { cat "$out"; echo "the server did not start" >&2; exit 1; }
 
 echo "== chat server (pid $pid) on 127.0.0.1:$port; talk to it with: nc 127.0.0.1 $port"
+sed -n 's/^chat: live tree on /== live tree (while it runs): /p' "$out"
 echo "== load: 200 clients in 10 rooms, 5 lines/s each, ${secs} s; a room or a"
 echo "   connection is crashed on purpose every 300 ms (4 extra clients)"
 "$load" --port "$port" --clients 200 --rooms 10 --rate 5 --secs "$secs" \

@@ -845,6 +845,10 @@ borrowed_then(fx *f, probe_mode mode)
     }
     assert_int_equal(f->rec->write_fail, 0);
     close(c);
+    /* The receiver records into r2 until it ends. */
+    probe_cmd stop = {.op = OP_STOP};
+    (void)probe_do(f->sys, other, &stop);
+    assert_true(tr_test_wait_stopped(f->sys, other, 5000));
     probe_rec_free(r2);
 }
 

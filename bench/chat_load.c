@@ -21,8 +21,9 @@
  * is what the server reported as dropped to lagging members (part of
  * lost); rss_kb is the server's peak RSS (--pid; 0 without it).
  *
- * --idle: C clients connect and are greeted, then stay idle; prints the
- *   server's RSS before and after (workload=chat_idle, bytes_per_conn).
+ * --idle: C clients connect and are greeted, then stay idle for S
+ *   seconds; prints the server's RSS before they came and at the end
+ *   (workload=chat_idle, bytes_per_conn).
  * --chaos N: N more clients (not measured) pull the server's fault
  *   switches while the load runs (the server needs --faults): one crashes
  *   its room every 300 ms, another its own connection (and reconnects).
@@ -563,11 +564,13 @@ main(int argc, char **argv)
     bring_up();
 
     if (opt.idle) {
-        long kb = opt.pid != 0 ? rss_kb(opt.pid, "VmRSS:") : 0;
+        /* Everyone is greeted; the notices of the last joins settle, then
+         * the server's resident set is read. */
         uint64_t end = now_ns() + (uint64_t)(opt.secs * 1e9);
         while (now_ns() < end) {
             poll_once(50);
         }
+        long kb = opt.pid != 0 ? rss_kb(opt.pid, "VmRSS:") : 0;
         int greeted = count_state(ST_READY, false);
         printf("workload=chat_idle clients=%d greeted=%d rss_base_kb=%ld "
                "rss_kb=%ld bytes_per_conn=%.0f\n",

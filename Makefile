@@ -1,5 +1,5 @@
 # A thin driver over the CMake presets; everything else is plain CMake.
-#   make demo   install what is missing, build release, run the demo
+#   make demo   install what is missing, build release, run the chat demo
 #   make test   build and run every test: plain, ASan+UBSan, TSan
 #   make bench  build release and run every benchmark
 JOBS ?= $(shell nproc)
@@ -11,8 +11,9 @@ deps:
 
 demo: deps
 	cmake --preset release
-	cmake --build --preset release -j $(JOBS)
-	./build/release/samples/sample_supervision
+	cmake --build --preset release -j $(JOBS) --target sample_chat \
+	    bench_chat_load
+	./scripts/chat-demo.sh build/release 5
 
 test: deps test-dev test-asan test-tsan
 

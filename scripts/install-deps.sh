@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# libevent-dev: the live inspection endpoint. jq, graphviz: its tests check
+# libevent-dev: the I/O loops of io/ (sockets for actors) and the live
+# inspection endpoint. jq, graphviz: its tests check
 # the JSON and render the DOT. chromium, nodejs, npm: the page's browser
 # test (tests/live/page_test.mjs).
 packages=(build-essential cmake pkg-config libck-dev libjemalloc-dev

@@ -255,7 +255,14 @@ TR_API int tr_io_connect(tr_ctx *ctx, const char *host, uint16_t port,
                          tr_io *out);
 
 /**
- * Connect to the Unix-domain stream socket at `path`; as tr_io_connect.
+ * Connect to the Unix-domain stream socket at `path` (a leading '@' names
+ * one in the abstract namespace), asynchronously, as tr_io_connect: a
+ * path nobody listens on ends it at once (TR_IO_CLOSED, ENOENT or
+ * ECONNREFUSED).
+ *
+ * Ownership: borrows `path` and `opts` (may be NULL).
+ * Context:   a handler or `init`.
+ * Returns:   as tr_io_connect; TR_EBADADDR for an empty or over-long path.
  */
 TR_API int tr_io_connect_unix(tr_ctx *ctx, const char *path,
                               const tr_io_opts *opts, tr_timeout timeout,
@@ -294,7 +301,13 @@ TR_API TR_NODISCARD int tr_io_write(tr_ctx *ctx, tr_io io, const void *data,
                                     size_t len);
 
 /**
- * Write the `n` buffers of `iov` as one write (see tr_io_write).
+ * Write the `n` buffers of `iov` as one write: all of it is taken, or
+ * (TR_EFULL) none of it.
+ *
+ * Ownership: borrows `iov` and its buffers (copied when not sent at once).
+ * Context:   a handler of the owner.
+ * Returns:   as tr_io_write; TR_EINVAL for a negative `n`, or a NULL
+ *            buffer with a non-zero length.
  */
 TR_API TR_NODISCARD int tr_io_writev(tr_ctx *ctx, tr_io io,
                                      const struct iovec *iov, int n);

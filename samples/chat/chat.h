@@ -72,6 +72,7 @@ enum {
     CONN_LAGGED,      /* payload: uint64_t, values missed */
     CONN_CLOSED,      /* the room's channel closed */
     CONN_WAIT_OVER,   /* no socket came in time */
+    CONN_FLUSH,       /* write what this run produced (session.c) */
     /* to the listener */
     LST_STARTED = 400 /* from the spawner: chat_started */
 };

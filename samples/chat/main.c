@@ -32,6 +32,9 @@ usage(FILE *to)
                 "                       connection's actor)\n"
                 "  -w, --workers N      worker threads (default: one per CPU)\n"
                 "      --io-threads N   I/O loop threads (default 1)\n"
+                "      --inspect ADDR   serve the live inspection endpoint on "
+                "ADDR\n"
+                "                       (127.0.0.1:0 picks a port)\n"
                 "  -q, --quiet          print nothing but errors\n"
                 "  -h, --help           this text\n");
 }
@@ -76,6 +79,7 @@ main(int argc, char **argv)
         {"faults", no_argument, NULL, 'F'},
         {"workers", required_argument, NULL, 'w'},
         {"io-threads", required_argument, NULL, 'I'},
+        {"inspect", required_argument, NULL, 'S'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -83,6 +87,7 @@ main(int argc, char **argv)
     unsigned long v;
     int c;
     sigset_t sigs;
+    const char *inspect = NULL;
 
     srv.cfg.ip = "127.0.0.1";
     srv.cfg.port = 42069;
@@ -118,6 +123,9 @@ main(int argc, char **argv)
             }
             srv.cfg.io_threads = (unsigned)v;
             break;
+        case 'S':
+            inspect = optarg;
+            break;
         case 'q':
             srv.cfg.quiet = true;
             break;
@@ -133,7 +141,11 @@ main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    /* Every thread inherits this mask: the signals wait for sigwait. */
+    /* Every thread inherits this mask: the signals wait for sigwait. A
+     * shell starts background jobs with SIGINT ignored, and an ignored
+     * signal is discarded even while blocked: take them back first. */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
@@ -150,6 +162,24 @@ main(int argc, char **argv)
     }
     printf("chat: listening on %s:%u\n", srv.cfg.ip,
            (unsigned)atomic_load(&srv.port));
+    if (inspect != NULL) {
+        uint16_t iport = 0;
+        int irc = tr_inspect_serve(srv.sys, inspect, NULL, &iport);
+        if (irc == TR_OK) {
+            char host[64];
+            snprintf(host, sizeof(host), "%s", inspect);
+            char *colon = strrchr(host, ':');
+            if (colon != NULL) {
+                *colon = '\0';
+            }
+            printf("chat: live tree on http://%s:%u/\n", host, (unsigned)iport);
+        } else {
+            fprintf(stderr,
+                    "chat: cannot serve the inspection endpoint on "
+                    "%s: %s\n",
+                    inspect, tr_strerror(irc));
+        }
+    }
     fflush(stdout);
 
     int code = 0;

@@ -263,10 +263,27 @@ chat_admin_report(chat_server *srv, char *buf, size_t cap)
         len = 0;
         tree[0] = '\0';
     }
-    at += (size_t)snprintf(buf + at, cap - at, "%s", tree);
-    if (at > 0 && buf[at - 1] != '\n' && at + 1 < cap) {
-        buf[at++] = '\n';
-        buf[at] = '\0';
+    /* Every node, but only the first few connections: a server with
+     * thousands would print nothing else. */
+    unsigned conns = 0;
+    for (char *l = tree; *l != '\0' && at < cap;) {
+        char *nl = strchr(l, '\n');
+        size_t n = nl != NULL ? (size_t)(nl - l) : strlen(l);
+        bool conn = memmem(l, n, "/chat/conns/", 12) != NULL;
+        if (conn && conns++ >= 3) {
+            l += n + (nl != NULL);
+            continue;
+        }
+        if (!conn && conns > 3) {
+            at += (size_t)snprintf(buf + at, cap - at,
+                                   "    ... and %u more connections\n",
+                                   conns - 3);
+            conns = 0;
+        }
+        if (at < cap) {
+            at += (size_t)snprintf(buf + at, cap - at, "%.*s\n", (int)n, l);
+        }
+        l += n + (nl != NULL);
     }
     free(tree);
     (void)tr_system_stats_get(srv->sys, &st);

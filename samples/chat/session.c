@@ -40,6 +40,9 @@ typedef struct session {
     char name[CHAT_NAME_MAX + 4];
     char room_name[CHAT_NAME_MAX + 4];
     char asked[CHAT_NAME_MAX + 4]; /* the name or room being asked for */
+    char *pend;                    /* output not yet written (see flush) */
+    size_t plen, pcap;
+    bool flush_due;
 } session;
 
 static const char help_text[] = "Server commands\n"
@@ -60,18 +63,61 @@ static const tr_broadcast_sub_types sub_types = {
 
 /* ---- writing ---- */
 
+/*
+ * Output waits in `pend` until the CONN_FLUSH this actor sends itself is
+ * handled, on its next run: everything a run produced (a batch of room
+ * lines, a greeting) leaves in one write, one system call. A member that
+ * receives many lines at once (a busy room, a crowd joining) pays for
+ * the system call once per batch, not once per line.
+ */
+static void
+flush(tr_ctx *ctx, session *s)
+{
+    s->flush_due = false;
+    if (s->plen > 0) {
+        /* TR_ECLOSED: the connection is ending; its TR_IO_CLOSED
+         * follows. */
+        chat_ignore(tr_io_write(ctx, s->io, s->pend, s->plen));
+        s->plen = 0;
+    }
+    /* An idle connection keeps no buffer. */
+    free(s->pend);
+    s->pend = NULL;
+    s->pcap = 0;
+}
+
 static void
 put(tr_ctx *ctx, session *s, const char *text, size_t len)
 {
-    /* TR_ECLOSED: the connection is ending; its TR_IO_CLOSED follows. */
-    chat_ignore(tr_io_write(ctx, s->io, text, len));
+    if (s->plen + len > s->pcap) {
+        size_t cap = s->pcap != 0 ? s->pcap : 1024;
+        while (cap < s->plen + len) {
+            cap *= 2;
+        }
+        char *p = realloc(s->pend, cap);
+        if (p == NULL) {
+            flush(ctx, s);
+            chat_ignore(tr_io_write(ctx, s->io, text, len));
+            return;
+        }
+        s->pend = p;
+        s->pcap = cap;
+    }
+    memcpy(s->pend + s->plen, text, len);
+    s->plen += len;
+    if (!s->flush_due) {
+        s->flush_due = true;
+        if (tr_send(ctx, tr_self(ctx), CONN_FLUSH, NULL, 0) != TR_OK) {
+            flush(ctx, s);
+        }
+    }
 }
 
 static void
 line(tr_ctx *ctx, session *s, const char *text, size_t len)
 {
-    struct iovec v[2] = {{(void *)text, len}, {(void *)"\n", 1}};
-    chat_ignore(tr_io_writev(ctx, s->io, v, 2));
+    put(ctx, s, text, len);
+    put(ctx, s, "\n", 1);
 }
 
 static void
@@ -103,6 +149,7 @@ help(tr_ctx *ctx, session *s)
 static int
 quit(tr_ctx *ctx, session *s)
 {
+    flush(ctx, s);
     (void)tr_io_close(ctx, s->io);
     return tr_stop(ctx);
 }
@@ -498,6 +545,9 @@ session_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
             return join_room(ctx, s, s->room_name, true);
         }
         return TR_OK;
+    case CONN_FLUSH:
+        flush(ctx, s);
+        return TR_OK;
     case CONN_WAIT_OVER:
         return s->adopted ? TR_OK : tr_stop(ctx);
     default:
@@ -512,9 +562,11 @@ session_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
 
     /* Shutdown (or our supervisor's stop): say so; the socket then closes
      * cleanly with us (what is buffered is sent first). */
+    s->flush_due = true; /* no CONN_FLUSH now: written right below */
     if (exit->kind == TR_EXIT_SHUTDOWN && s->adopted) {
         linef(ctx, s, "Server is shutting down");
     }
+    flush(ctx, s);
 }
 
 const tr_behaviour chat_session_behaviour = {

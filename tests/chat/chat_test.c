@@ -187,7 +187,7 @@ join_as(const server *s, client *c, int help_lines)
     }
     assert_true(tr_net_read_line(&c->r, got, sizeof(got), WAIT_MS) >= 0);
     assert_true(strncmp(got, "You are ", 8) == 0);
-    snprintf(c->name, sizeof(c->name), "%.31s", got + 8); /* name_ok: 8..12 */
+    snprintf(c->name, sizeof(c->name), "%.31s", got + 8);
     assert_true(name_ok(c->name));
     assert_true(expect(c, "You joined main"));
 }

@@ -9,6 +9,10 @@
 typedef struct probe_state {
     probe_rec *rec;
     probe_mode mode;
+    tr_addr to;
+    /* The data a handler read, checked after a close or a give: the
+     * borrowed bytes must stay readable until the handler returns. */
+    char after[PROBE_DATA];
 } probe_state;
 
 static void
@@ -115,6 +119,26 @@ on_io(tr_ctx *ctx, probe_state *p, const tr_io_event *ev)
     if (ev->kind == TR_IO_DATA && p->mode == PROBE_ECHO) {
         echo(ctx, p, ev);
     }
+    if (ev->kind == TR_IO_DATA &&
+        (p->mode == PROBE_GIVE_ON_DATA || p->mode == PROBE_GIVE_AND_STOP ||
+         p->mode == PROBE_CLOSE_ON_DATA)) {
+        probe_mode m = p->mode;
+        int rc = m == PROBE_CLOSE_ON_DATA ? tr_io_close(ctx, ev->io)
+                                          : tr_io_give(ctx, ev->io, p->to);
+        p->mode = PROBE_RECORD;
+        /* Still borrowed: read it again now (ASan checks the bytes). */
+        size_t k = ev->len < PROBE_DATA - 1 ? ev->len : PROBE_DATA - 1;
+        memcpy(p->after, ev->data, k);
+        p->after[k] = '\0';
+        if (rc != TR_OK && p->rec != NULL) {
+            pthread_mutex_lock(&p->rec->mu);
+            p->rec->write_fail++;
+            pthread_mutex_unlock(&p->rec->mu);
+        }
+        if (m == PROBE_GIVE_AND_STOP) {
+            return tr_stop(ctx);
+        }
+    }
     if (ev->kind == TR_IO_READY && p->mode == PROBE_READ_FD) {
         /* The watched descriptor is a pipe whose read end the user
          * pointer carries (as fd + 1). */
@@ -214,6 +238,7 @@ probe_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
         break;
     case OP_MODE:
         p->mode = c->mode;
+        p->to = c->to;
         break;
     default:
         res.rc = TR_EINVAL;

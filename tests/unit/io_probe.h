@@ -38,16 +38,21 @@ typedef struct probe_rec {
 
 /* What the probe does with input. */
 typedef enum probe_mode {
-    PROBE_RECORD = 0, /* record only */
-    PROBE_ECHO,       /* write every DATA piece back (lines with LF,
-                         frames with their length) */
-    PROBE_READ_FD     /* watch: read the descriptor on READY */
+    PROBE_RECORD = 0,    /* record only */
+    PROBE_ECHO,          /* write every DATA piece back (lines with LF,
+                            frames with their length) */
+    PROBE_READ_FD,       /* watch: read the descriptor on READY */
+    PROBE_GIVE_ON_DATA,  /* on the first DATA, give the socket to `to` */
+    PROBE_GIVE_AND_STOP, /* the same, then stop in that handler */
+    PROBE_CLOSE_ON_DATA  /* on the first DATA, close the socket */
 } probe_mode;
 
 typedef struct probe_arg {
     probe_rec *rec;
     probe_mode mode;
 } probe_arg;
+
+/* Besides the mode: OP_MODE's `to` is where PROBE_GIVE_* gives. */
 
 enum {
     OP_LISTEN = 1,

@@ -814,6 +814,57 @@ test_io_give_hands_a_connection_over(void **state)
     probe_rec_free(r2);
 }
 
+/* A give or a close made while the handler borrows input: the bytes stay
+ * valid until it returns, the rest of the input goes to the receiver in
+ * order, and ending the giver in the same handler still hands it over. */
+static void
+borrowed_then(fx *f, probe_mode mode)
+{
+    tr_io_opts o = {.framing = TR_IO_LINES};
+    int c;
+    tr_io peer = accept_one(f, &o, &c);
+    probe_rec *r2 = probe_rec_new();
+    tr_addr other = probe_spawn(f->sys, r2, PROBE_RECORD, NULL);
+    probe_cmd m = {.op = OP_MODE, .mode = mode, .to = other};
+    ev_rec e;
+    int data0 = probe_count(f->rec, TR_IO_DATA);
+
+    (void)peer;
+    assert_int_equal(probe_do(f->sys, f->probe, &m).rc, TR_OK);
+    assert_true(tr_net_send_str(c, "first\nsecond\nthird\n"));
+    if (mode == PROBE_CLOSE_ON_DATA) {
+        assert_true(tr_net_wait_closed(c, 5000));
+        assert_int_equal(probe_count(f->rec, TR_IO_DATA), data0 + 1);
+    } else {
+        assert_true(probe_wait(r2, TR_IO_DATA, 2, 5000));
+        assert_true(probe_nth(r2, TR_IO_ADOPTED, 0, &e));
+        assert_true(probe_nth(r2, TR_IO_DATA, 0, &e));
+        assert_string_equal(e.data, "second");
+        assert_true(probe_nth(r2, TR_IO_DATA, 1, &e));
+        assert_string_equal(e.data, "third");
+    }
+    assert_int_equal(f->rec->write_fail, 0);
+    close(c);
+    /* The receiver records into r2 until it ends. */
+    probe_cmd stop = {.op = OP_STOP};
+    (void)probe_do(f->sys, other, &stop);
+    assert_true(tr_test_wait_stopped(f->sys, other, 5000));
+    probe_rec_free(r2);
+}
+
+static void
+test_io_give_or_close_while_input_is_borrowed(void **state)
+{
+    fx *f = *state;
+
+    borrowed_then(f, PROBE_GIVE_ON_DATA);
+    borrowed_then(f, PROBE_CLOSE_ON_DATA);
+    /* The giver stops in the same handler: the socket still moves. */
+    borrowed_then(f, PROBE_GIVE_AND_STOP);
+    assert_true(tr_test_wait_stopped(f->sys, f->probe, 5000));
+    f->probe = probe_spawn(f->sys, f->rec, PROBE_RECORD, NULL);
+}
+
 /* ---- watches ---- */
 
 static void
@@ -1111,6 +1162,8 @@ main(void)
             test_io_pause_stops_reading_and_tcp_pushes_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_give_hands_a_connection_over,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_io_give_or_close_while_input_is_borrowed, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_io_watch_reports_readiness_of_any_descriptor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_owner_end_closes_its_sockets,

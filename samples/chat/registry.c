@@ -897,6 +897,12 @@ reg_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
             m->unconfirmed = NULL;
         }
         return TR_OK;
+    case REG_LEAVE:
+        if (m != NULL) {
+            (void)tr_demonitor(ctx, m->mon);
+            member_gone(ctx, r, m, TR_EXIT_NORMAL);
+        }
+        return TR_OK;
     case REG_ROOM_STARTED:
         if (msg->size == sizeof(chat_started)) {
             room_started(ctx, r, msg->data);

@@ -149,6 +149,9 @@ help(tr_ctx *ctx, session *s)
 static int
 quit(tr_ctx *ctx, session *s)
 {
+    /* Queued at the registry before the client can see the close: a
+     * request made after it finds the room without us. */
+    chat_ignore(tr_send(ctx, s->registry, REG_LEAVE, NULL, 0));
     flush(ctx, s);
     (void)tr_io_close(ctx, s->io);
     return tr_stop(ctx);

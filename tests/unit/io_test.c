@@ -951,17 +951,21 @@ static const tr_child_spec probe_children[] = {
      .shutdown_ms = TR_SHUTDOWN_BRUTAL},
 };
 
-typedef struct path_arg {
+typedef struct restart_arg {
     tr_system *sys;
-    const char *path;
-} path_arg;
+    tr_addr sup;
+} restart_arg;
 
+/* The first child has been restarted once and runs again. */
 static bool
-path_running(void *p)
+restarted(void *p)
 {
-    path_arg *a = p;
-    tr_addr out;
-    return tr_whereis_path(a->sys, a->path, &out) == TR_OK;
+    restart_arg *a = p;
+    tr_child_info info[2];
+    size_t len = 0;
+    return tr_sup_which_children_wait(tr_system_ctx(a->sys), a->sup, info, 2,
+                                      &len, 5000) == TR_OK &&
+           len == 2 && info[0].running && info[0].restarts == 1;
 }
 
 static void
@@ -993,8 +997,8 @@ test_io_restart_in_place_and_kill_close_sockets(void **state)
     (void)probe_do(f->sys, child, &fail);
     assert_true(tr_net_wait_closed(c, 5000));
     close(c);
-    path_arg pa = {f->sys, "/iosup/probe"};
-    assert_true(tr_test_wait_until(path_running, &pa, 5000));
+    restart_arg ra = {f->sys, sup};
+    assert_true(tr_test_wait_until(restarted, &ra, 5000));
     assert_int_equal(tr_whereis_path(f->sys, "/iosup/probe", &again), TR_OK);
     assert_true(tr_addr_eq(again, child));
     assert_int_equal(tr_io_port(f->sys, lr.io, &lr.port), TR_ECLOSED);

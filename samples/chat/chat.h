@@ -61,6 +61,7 @@ enum {
     REG_ROOMS,        /* reply: the "Rooms - ..." line */
     REG_USERS,        /* reply: the "Users - ..." line */
     REG_SUBSCRIBED,   /* the sender has used its channel handle */
+    REG_QUIT,         /* /quit: out of its room, its name free (a call) */
     REG_ROOM_STARTED, /* from the spawner: chat_started */
     /* to a room */
     ROOM_SAY = 200, /* payload: chat_say */

@@ -300,6 +300,14 @@ on_text(tr_ctx *ctx, void *state, const tr_call_result *res, void *arg)
 }
 
 static int
+on_quit(tr_ctx *ctx, void *state, const tr_call_result *res, void *arg)
+{
+    (void)res;
+    (void)arg;
+    return quit(ctx, state);
+}
+
+static int
 join_room(tr_ctx *ctx, session *s, const char *room, bool quiet)
 {
     chat_name n;
@@ -414,7 +422,7 @@ command(tr_ctx *ctx, session *s, const char *text, size_t len)
     } else if (IS("/users")) {
         return ask(ctx, s, REG_USERS, NULL, 0, on_text);
     } else if (IS("/quit")) {
-        return quit(ctx, s);
+        return ask(ctx, s, REG_QUIT, NULL, 0, on_quit);
     } else if (IS("/admin") && s->srv->cfg.admin) {
         char *report = malloc(1 << 16);
         if (report != NULL) {

@@ -771,6 +771,64 @@ test_io_pause_stops_reading_and_tcp_pushes_back(void **state)
     close(c);
 }
 
+/* While the owner's bounded mailbox is full its messages go first: the
+ * socket is not read until they are handled. */
+static void
+test_io_full_mailbox_is_served_before_input(void **state)
+{
+    fx *f = *state;
+    probe_rec *r = probe_rec_new();
+    tr_spawn_opts so = {.mailbox_cap = 4};
+    tr_addr owner = probe_spawn(f->sys, r, PROBE_RECORD, &so);
+    probe_cmd l = {
+        .op = OP_LISTEN, .host = "127.0.0.1", .opts = {.framing = TR_IO_LINES}};
+    probe_res lr = probe_do(f->sys, owner, &l);
+    ev_rec e;
+    int ms = 300;
+
+    assert_int_equal(lr.rc, TR_OK);
+    int c = tr_net_connect("127.0.0.1", lr.port);
+    assert_true(c >= 0);
+    assert_true(probe_wait(r, TR_IO_ACCEPTED, 1, 5000));
+    /* The owner sleeps in a handler; meanwhile its mailbox fills up and a
+     * line arrives. */
+    assert_int_equal(
+        tr_send(tr_system_ctx(f->sys), owner, PROBE_MSG_SLEEP, &ms, sizeof(ms)),
+        TR_OK);
+    usleep(50 * 1000);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(tr_send(tr_system_ctx(f->sys), owner, PROBE_MSG_MARK,
+                                 &i, sizeof(i)),
+                         TR_OK);
+    }
+    int more = 9;
+    assert_int_equal(tr_send(tr_system_ctx(f->sys), owner, PROBE_MSG_MARK,
+                             &more, sizeof(more)),
+                     TR_EFULL);
+    assert_true(tr_net_send_str(c, "waits\n"));
+    assert_true(probe_wait(r, TR_IO_DATA, 1, 5000));
+    /* Every mark was handled before the line was delivered. */
+    int marks = 0;
+    pthread_mutex_lock(&r->mu);
+    for (int i = 0; i < r->nev; i++) {
+        if (r->evs[i].kind == PROBE_MARK) {
+            marks++;
+        }
+        if (r->evs[i].kind == TR_IO_DATA) {
+            break;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    assert_int_equal(marks, 4);
+    assert_true(probe_nth(r, TR_IO_DATA, 0, &e));
+    assert_string_equal(e.data, "waits");
+    close(c);
+    probe_cmd stop = {.op = OP_STOP};
+    (void)probe_do(f->sys, owner, &stop);
+    assert_true(tr_test_wait_stopped(f->sys, owner, 5000));
+    probe_rec_free(r);
+}
+
 /* ---- giving ---- */
 
 static void
@@ -1164,6 +1222,8 @@ main(void)
             test_io_unix_sockets_listen_connect_and_clean_up, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_io_pause_stops_reading_and_tcp_pushes_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_io_full_mailbox_is_served_before_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_give_hands_a_connection_over,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(

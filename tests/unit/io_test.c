@@ -417,7 +417,7 @@ test_io_write_refused_past_hwm_then_drained(void **state)
     fx *f = *state;
     tr_io_opts o = {.write_hwm = 64 * 1024, .sndbuf = 16384};
     int c;
-    int rcv = 4096;
+    int rcv = 65536; /* over loopback's MSS: no window probes */
     tr_io peer = accept_one(f, &o, &c);
     probe_cmd w = {.op = OP_WRITE_UNTIL, .io = peer, .len = 1000};
 
@@ -454,7 +454,7 @@ test_io_write_past_hwm_closes_under_close_policy(void **state)
     tr_io_opts o = {
         .write_hwm = 32 * 1024, .sndbuf = 8192, .on_full = TR_IO_FULL_CLOSE};
     int c;
-    int rcv = 4096;
+    int rcv = 65536; /* over loopback's MSS: no window probes */
     tr_io peer = accept_one(f, &o, &c);
     probe_cmd w = {.op = OP_WRITE_UNTIL, .io = peer, .len = 1000};
     ev_rec e;
@@ -560,7 +560,7 @@ static void
 test_io_idle_timeout_ends_a_silent_connection(void **state)
 {
     fx *f = *state;
-    tr_io_opts o = {.framing = TR_IO_LINES, .idle_timeout = 300};
+    tr_io_opts o = {.framing = TR_IO_LINES, .idle_timeout = 1000};
     int c;
     ev_rec e;
     tr_io peer = accept_one(f, &o, &c);
@@ -568,7 +568,7 @@ test_io_idle_timeout_ends_a_silent_connection(void **state)
     (void)peer;
     /* Input keeps it alive... */
     for (int i = 0; i < 4; i++) {
-        usleep(100 * 1000);
+        usleep(200 * 1000);
         assert_true(tr_net_send_str(c, "tick\n"));
     }
     assert_int_equal(probe_count(f->rec, TR_IO_CLOSED), 0);

@@ -306,6 +306,9 @@ opener(tr_ctx *ctx, tr_io_sys **io)
     if (ctx->actor == NULL) {
         return TR_ESTATE;
     }
+    if (tr__sys_check(ctx->sys) != TR_OK) {
+        return TR_EFORKED; /* the loops live in the parent */
+    }
     if (tr_load_acq(&ctx->sys->shutting_down)) {
         return TR_ESHUTDOWN;
     }

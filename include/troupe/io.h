@@ -219,7 +219,8 @@ typedef struct tr_io_stats {
  *            options; TR_ESTATE on a thread context; TR_EBADADDR when
  *            `host` is not a numeric address; TR_EADDRINUSE; TR_EMFILE
  *            when out of descriptors; TR_EIO for another socket error
- *            (EACCES, EADDRNOTAVAIL, ...); TR_ENOMEM; TR_ESHUTDOWN.
+ *            (EACCES, EADDRNOTAVAIL, ...); TR_ENOMEM; TR_ESHUTDOWN;
+ *            TR_EFORKED in a fork child.
  */
 TR_API int tr_io_listen(tr_ctx *ctx, const char *host, uint16_t port,
                         const tr_io_listen_opts *opts, tr_io *out);
@@ -247,8 +248,8 @@ TR_API int tr_io_listen_unix(tr_ctx *ctx, const char *path,
  * Context:   a handler or `init`.
  * Returns:   TR_OK and `*out` (one event will follow); TR_EINVAL;
  *            TR_ESTATE on a thread context; TR_EBADADDR; TR_EMFILE;
- *            TR_EIO; TR_ENOMEM; TR_ESHUTDOWN. On any error no event
- *            follows.
+ *            TR_EIO; TR_ENOMEM; TR_ESHUTDOWN; TR_EFORKED. On any error
+ *            no event follows.
  */
 TR_API int tr_io_connect(tr_ctx *ctx, const char *host, uint16_t port,
                          const tr_io_opts *opts, tr_timeout timeout,
@@ -278,7 +279,8 @@ TR_API int tr_io_connect_unix(tr_ctx *ctx, const char *path,
  * Context:   a handler or `init`.
  * Returns:   TR_OK and `*out`; TR_EINVAL for a negative `fd`, empty
  *            `events` or NULL; TR_ESTATE; TR_EIO when the descriptor
- *            cannot be watched (a regular file); TR_ENOMEM; TR_ESHUTDOWN.
+ *            cannot be watched (a regular file); TR_ENOMEM; TR_ESHUTDOWN;
+ *            TR_EFORKED.
  */
 TR_API int tr_io_watch(tr_ctx *ctx, int fd, uint32_t events, tr_io *out);
 

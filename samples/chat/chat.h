@@ -54,16 +54,15 @@ enum {
 
 /* Message types between the chat's actors. */
 enum {
-    /* to the registry (calls, except SUBSCRIBED and LEAVE) */
+    /* to the registry (calls, except SUBSCRIBED) */
     REG_HELLO = 100,  /* a new connection: a name, and main */
     REG_RENAME,       /* payload: chat_name */
     REG_JOIN,         /* payload: chat_name (the room) */
     REG_ROOMS,        /* reply: the "Rooms - ..." line */
     REG_USERS,        /* reply: the "Users - ..." line */
     REG_SUBSCRIBED,   /* the sender has used its channel handle */
+    REG_QUIT,         /* /quit: out of its room, its name free (a call) */
     REG_ROOM_STARTED, /* from the spawner: chat_started */
-    REG_LEAVE,        /* the sender quits: out of its room now, not when its
-                         DOWN comes (after its socket has closed) */
     /* to a room */
     ROOM_SAY = 200, /* payload: chat_say */
     ROOM_NOTICE,    /* payload: a chat_value to put on the channel */

@@ -892,15 +892,20 @@ reg_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
     case REG_USERS:
         users_line(ctx, r, m, msg);
         return TR_OK;
-    case REG_SUBSCRIBED:
-        if (m != NULL) {
-            m->unconfirmed = NULL;
-        }
-        return TR_OK;
-    case REG_LEAVE:
+    case REG_QUIT: {
+        /* Before the socket closes, so that a client that has seen its
+         * connection end finds the room and the name updated. */
+        int rc = TR_OK;
         if (m != NULL) {
             (void)tr_demonitor(ctx, m->mon);
             member_gone(ctx, r, m, TR_EXIT_NORMAL);
+        }
+        chat_ignore(tr_reply(ctx, msg, &rc, sizeof(rc)));
+        return TR_OK;
+    }
+    case REG_SUBSCRIBED:
+        if (m != NULL) {
+            m->unconfirmed = NULL;
         }
         return TR_OK;
     case REG_ROOM_STARTED:

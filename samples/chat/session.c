@@ -149,9 +149,6 @@ help(tr_ctx *ctx, session *s)
 static int
 quit(tr_ctx *ctx, session *s)
 {
-    /* Queued at the registry before the client can see the close: a
-     * request made after it finds the room without us. */
-    chat_ignore(tr_send(ctx, s->registry, REG_LEAVE, NULL, 0));
     flush(ctx, s);
     (void)tr_io_close(ctx, s->io);
     return tr_stop(ctx);
@@ -303,6 +300,14 @@ on_text(tr_ctx *ctx, void *state, const tr_call_result *res, void *arg)
 }
 
 static int
+on_quit(tr_ctx *ctx, void *state, const tr_call_result *res, void *arg)
+{
+    (void)res;
+    (void)arg;
+    return quit(ctx, state);
+}
+
+static int
 join_room(tr_ctx *ctx, session *s, const char *room, bool quiet)
 {
     chat_name n;
@@ -417,7 +422,7 @@ command(tr_ctx *ctx, session *s, const char *text, size_t len)
     } else if (IS("/users")) {
         return ask(ctx, s, REG_USERS, NULL, 0, on_text);
     } else if (IS("/quit")) {
-        return quit(ctx, s);
+        return ask(ctx, s, REG_QUIT, NULL, 0, on_quit);
     } else if (IS("/admin") && s->srv->cfg.admin) {
         char *report = malloc(1 << 16);
         if (report != NULL) {

@@ -163,6 +163,17 @@ probe_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
     if (msg->type == TR_MSG_IO) {
         return on_io(ctx, p, msg->data);
     }
+    if (msg->type == PROBE_MSG_MARK && msg->size == sizeof(int) &&
+        p->rec != NULL) {
+        tr_io_event mark = {.kind = PROBE_MARK};
+        mark.len = (size_t) * (const int *)msg->data;
+        record(p->rec, &mark);
+        return TR_OK;
+    }
+    if (msg->type == PROBE_MSG_SLEEP && msg->size == sizeof(int)) {
+        usleep((useconds_t)(*(const int *)msg->data * 1000));
+        return TR_OK;
+    }
     if (!tr_msg_is_call(ctx, msg) || msg->size != sizeof(probe_cmd)) {
         return TR_OK;
     }

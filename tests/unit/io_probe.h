@@ -54,6 +54,11 @@ typedef struct probe_arg {
 
 /* Besides the mode: OP_MODE's `to` is where PROBE_GIVE_* gives. */
 
+/* Plain messages (not calls): record a mark (an int) in the event log as
+ * an event of kind PROBE_MARK, or sleep so many ms in the handler. */
+enum { PROBE_MSG_MARK = 2, PROBE_MSG_SLEEP = 3 };
+#define PROBE_MARK ((tr_io_event_kind)100)
+
 enum {
     OP_LISTEN = 1,
     OP_LISTEN_UNIX,

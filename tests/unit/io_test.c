@@ -417,7 +417,7 @@ test_io_write_refused_past_hwm_then_drained(void **state)
     fx *f = *state;
     tr_io_opts o = {.write_hwm = 64 * 1024, .sndbuf = 16384};
     int c;
-    int rcv = 4096;
+    int rcv = 65536; /* over loopback's MSS: no window probes */
     tr_io peer = accept_one(f, &o, &c);
     probe_cmd w = {.op = OP_WRITE_UNTIL, .io = peer, .len = 1000};
 
@@ -454,7 +454,7 @@ test_io_write_past_hwm_closes_under_close_policy(void **state)
     tr_io_opts o = {
         .write_hwm = 32 * 1024, .sndbuf = 8192, .on_full = TR_IO_FULL_CLOSE};
     int c;
-    int rcv = 4096;
+    int rcv = 65536; /* over loopback's MSS: no window probes */
     tr_io peer = accept_one(f, &o, &c);
     probe_cmd w = {.op = OP_WRITE_UNTIL, .io = peer, .len = 1000};
     ev_rec e;
@@ -560,7 +560,7 @@ static void
 test_io_idle_timeout_ends_a_silent_connection(void **state)
 {
     fx *f = *state;
-    tr_io_opts o = {.framing = TR_IO_LINES, .idle_timeout = 300};
+    tr_io_opts o = {.framing = TR_IO_LINES, .idle_timeout = 1000};
     int c;
     ev_rec e;
     tr_io peer = accept_one(f, &o, &c);
@@ -568,7 +568,7 @@ test_io_idle_timeout_ends_a_silent_connection(void **state)
     (void)peer;
     /* Input keeps it alive... */
     for (int i = 0; i < 4; i++) {
-        usleep(100 * 1000);
+        usleep(200 * 1000);
         assert_true(tr_net_send_str(c, "tick\n"));
     }
     assert_int_equal(probe_count(f->rec, TR_IO_CLOSED), 0);
@@ -771,6 +771,64 @@ test_io_pause_stops_reading_and_tcp_pushes_back(void **state)
     close(c);
 }
 
+/* While the owner's bounded mailbox is full its messages go first: the
+ * socket is not read until they are handled. */
+static void
+test_io_full_mailbox_is_served_before_input(void **state)
+{
+    fx *f = *state;
+    probe_rec *r = probe_rec_new();
+    tr_spawn_opts so = {.mailbox_cap = 4};
+    tr_addr owner = probe_spawn(f->sys, r, PROBE_RECORD, &so);
+    probe_cmd l = {
+        .op = OP_LISTEN, .host = "127.0.0.1", .opts = {.framing = TR_IO_LINES}};
+    probe_res lr = probe_do(f->sys, owner, &l);
+    ev_rec e;
+    int ms = 300;
+
+    assert_int_equal(lr.rc, TR_OK);
+    int c = tr_net_connect("127.0.0.1", lr.port);
+    assert_true(c >= 0);
+    assert_true(probe_wait(r, TR_IO_ACCEPTED, 1, 5000));
+    /* The owner sleeps in a handler; meanwhile its mailbox fills up and a
+     * line arrives. */
+    assert_int_equal(
+        tr_send(tr_system_ctx(f->sys), owner, PROBE_MSG_SLEEP, &ms, sizeof(ms)),
+        TR_OK);
+    usleep(50 * 1000);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(tr_send(tr_system_ctx(f->sys), owner, PROBE_MSG_MARK,
+                                 &i, sizeof(i)),
+                         TR_OK);
+    }
+    int more = 9;
+    assert_int_equal(tr_send(tr_system_ctx(f->sys), owner, PROBE_MSG_MARK,
+                             &more, sizeof(more)),
+                     TR_EFULL);
+    assert_true(tr_net_send_str(c, "waits\n"));
+    assert_true(probe_wait(r, TR_IO_DATA, 1, 5000));
+    /* Every mark was handled before the line was delivered. */
+    int marks = 0;
+    pthread_mutex_lock(&r->mu);
+    for (int i = 0; i < r->nev; i++) {
+        if (r->evs[i].kind == PROBE_MARK) {
+            marks++;
+        }
+        if (r->evs[i].kind == TR_IO_DATA) {
+            break;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    assert_int_equal(marks, 4);
+    assert_true(probe_nth(r, TR_IO_DATA, 0, &e));
+    assert_string_equal(e.data, "waits");
+    close(c);
+    probe_cmd stop = {.op = OP_STOP};
+    (void)probe_do(f->sys, owner, &stop);
+    assert_true(tr_test_wait_stopped(f->sys, owner, 5000));
+    probe_rec_free(r);
+}
+
 /* ---- giving ---- */
 
 static void
@@ -951,17 +1009,21 @@ static const tr_child_spec probe_children[] = {
      .shutdown_ms = TR_SHUTDOWN_BRUTAL},
 };
 
-typedef struct path_arg {
+typedef struct restart_arg {
     tr_system *sys;
-    const char *path;
-} path_arg;
+    tr_addr sup;
+} restart_arg;
 
+/* The first child has been restarted once and runs again. */
 static bool
-path_running(void *p)
+restarted(void *p)
 {
-    path_arg *a = p;
-    tr_addr out;
-    return tr_whereis_path(a->sys, a->path, &out) == TR_OK;
+    restart_arg *a = p;
+    tr_child_info info[2];
+    size_t len = 0;
+    return tr_sup_which_children_wait(tr_system_ctx(a->sys), a->sup, info, 2,
+                                      &len, 5000) == TR_OK &&
+           len == 2 && info[0].running && info[0].restarts == 1;
 }
 
 /* `io` closed and the descriptor count back to `fds` (the generation
@@ -1014,8 +1076,8 @@ test_io_restart_in_place_and_kill_close_sockets(void **state)
      * the failed incarnation's exit hooks, one after the other. */
     io_closed_arg ca = {f->sys, lr.io, before};
     assert_true(tr_test_wait_until(io_closed, &ca, 5000));
-    path_arg pa = {f->sys, "/iosup/probe"};
-    assert_true(tr_test_wait_until(path_running, &pa, 5000));
+    restart_arg ra = {f->sys, sup};
+    assert_true(tr_test_wait_until(restarted, &ra, 5000));
     assert_int_equal(tr_whereis_path(f->sys, "/iosup/probe", &again), TR_OK);
     assert_true(tr_addr_eq(again, child));
     assert_int_equal(tr_net_count_fds(), before);
@@ -1180,6 +1242,8 @@ main(void)
             test_io_unix_sockets_listen_connect_and_clean_up, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_io_pause_stops_reading_and_tcp_pushes_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_io_full_mailbox_is_served_before_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_give_hands_a_connection_over,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(

@@ -92,8 +92,8 @@ static void drain_dead(tr_ctx *ctx, tr_actor *a, tr_dead_reason why);
  * and a call it carried ends with TR_ECLOSED, instead of waiting in the
  * free slot for an incarnation that may never come.
  */
-static void
-schedule(tr_system *sys, tr_actor *a)
+void
+tr__actor_schedule(tr_system *sys, tr_actor *a)
 {
     /* seq_cst: the ender's generation store precedes its idle mark, which
      * our take of the right read; a later incarnation is scheduled (its
@@ -110,7 +110,9 @@ tr__actor_push_ctl(tr_system *sys, tr_actor *a, tr_envelope *env)
 {
     tr__lifo_push(&a->ctl, &env->node);
     if (tr__mpsc_take_idle(&a->mbox)) {
-        schedule(sys, a);
+        tr__actor_schedule(sys, a);
+    } else {
+        tr__unmute_for_control(sys, a);
     }
 }
 
@@ -138,7 +140,7 @@ push_user(tr_system *sys, tr_actor *a, tr_envelope *env)
     tr_faa_relaxed(&a->sent, 1);
     env->kind = TR_MSG_PLAIN;
     if (tr__mpsc_push(&a->mbox, &env->node)) {
-        schedule(sys, a);
+        tr__actor_schedule(sys, a);
     }
 }
 
@@ -204,11 +206,12 @@ wait_for_room(tr_ctx *ctx, tr_actor *a, uint64_t gen, uint64_t wait_until)
         uint32_t seen = tr__ec_value(&sys->room);
         long wait_ms = 100;
 
-        if (tr_load_relaxed(&a->cap) & TR_CAP_CLOSED) {
+        uint32_t cap = tr_load_relaxed(&a->cap);
+        if (cap & TR_CAP_CLOSED) {
             rc = TR_ECLOSED; /* tr_actor_close */
             break;
         }
-        if (tr__lane_admit(&a->sent, &a->taken, tr_load_relaxed(&a->cap))) {
+        if (tr__lane_admit(&a->sent, &a->taken, cap & TR_CAP_BOUND)) {
             /* A send still waiting when shutdown began is refused, even if
              * room came after: it was not admitted then. Acquire: pairs
              * with shutdown's store, which it makes before its wake. */
@@ -252,15 +255,24 @@ deliver_entered(tr_ctx *ctx, tr_addr to, tr_envelope *env, uint64_t wait_until)
     tr_system *sys = ctx->sys;
     tr_actor *a = NULL;
     uint64_t gen = tr__id_gen(to.id);
+    uint32_t cap;
     int rc;
 
     if ((rc = resolve(ctx, to, env->type, &a)) != TR_OK) {
         return rc;
     }
-    if (tr_unlikely(tr_load_relaxed(&a->cap) & TR_CAP_CLOSED)) {
-        return TR_ECLOSED; /* tr_actor_close */
+    cap = tr_load_relaxed(&a->cap);
+    if (tr_unlikely(cap & (TR_CAP_CLOSED | TR_CAP_PRESSURE))) {
+        if (cap & TR_CAP_CLOSED) {
+            return TR_ECLOSED; /* tr_actor_close */
+        }
+        /* Backpressure (mute.c): the run that sent this may be muted when
+         * it ends, unless the receiver is this actor. */
+        if (ctx->actor != NULL && ctx->actor != a) {
+            ctx->mute_on = to.id;
+        }
     }
-    if (!tr__lane_admit(&a->sent, &a->taken, tr_load_relaxed(&a->cap))) {
+    if (!tr__lane_admit(&a->sent, &a->taken, cap & TR_CAP_BOUND)) {
         /*
          * Only a plain thread outside any actor's callbacks waits. Never a
          * worker, whichever context its caller passed; and never an actor's
@@ -280,7 +292,7 @@ deliver_entered(tr_ctx *ctx, tr_addr to, tr_envelope *env, uint64_t wait_until)
     env->gen = tr__env_gen(gen);
     env->from = ctx->self;
     if (tr__mpsc_push(&a->mbox, &env->node)) {
-        schedule(sys, a);
+        tr__actor_schedule(sys, a);
     }
     return TR_OK;
 }
@@ -548,13 +560,21 @@ tr__shared_envelope_destroy(tr_envelope *env)
     tr__env_destroy(env);
 }
 
+/* True when `a`'s mailbox has a bound: its senders read `taken`. The
+ * bound is fixed for an incarnation, so a run reads it once. */
+static bool
+bounded(tr_actor *a)
+{
+    return (tr_load_relaxed(&a->cap) & TR_CAP_BOUND) != 0;
+}
+
 /*
  * Pop one user message, keeping `taken` current and waking blocked senders
  * of a bounded mailbox. The message stays the queue's dummy until the next
  * pop or the idle mark, which free it: the runner never frees one itself.
  */
 static tr_envelope *
-take_user(tr_system *sys, tr_actor *a)
+take_user(tr_system *sys, tr_actor *a, bool bound)
 {
     tr_mnode *done;
     tr_mnode *node = tr__mpsc_pop(&a->mbox_out, &done);
@@ -565,8 +585,9 @@ take_user(tr_system *sys, tr_actor *a)
         return NULL;
     }
     taken = tr_load_relaxed(&a->taken) + 1;
-    if (tr_load_relaxed(&a->cap) == 0) {
-        /* Release: only tr__lane_len readers look at it. */
+    if (!bound) {
+        /* Release: only tr__lane_len readers look at it. A plain store
+         * on the runner's own line. */
         tr_store_rel(&a->taken, taken);
     } else {
         /* seq_cst: pairs with blocked senders' announce-then-recheck. */
@@ -583,7 +604,7 @@ take_user(tr_system *sys, tr_actor *a)
  * slot ends idle and holding no message. A push still landing (its
  * exchange done, its link not yet) is waited for and dropped too; a push
  * after the idle mark takes the right itself and comes back here through
- * schedule().
+ * tr__actor_schedule().
  */
 static void
 drain_dead(tr_ctx *ctx, tr_actor *a, tr_dead_reason why)
@@ -593,7 +614,7 @@ drain_dead(tr_ctx *ctx, tr_actor *a, tr_dead_reason why)
         tr_mnode *done;
 
         destroy_ctl(ctx, tr__lifo_take_fifo(&a->ctl));
-        while ((env = take_user(ctx->sys, a)) != NULL) {
+        while ((env = take_user(ctx->sys, a, bounded(a))) != NULL) {
             drop_user(ctx, env, a, why);
         }
         if (!tr__mpsc_mark_idle(&a->mbox, &a->mbox_out, &done)) {
@@ -730,7 +751,7 @@ report_to(tr_system *sys, uint64_t parent, tr_envelope *env)
      * supervisor end meanwhile, its slot keeps the idle bit clear (or a
      * later incarnation gets one spurious run). */
     if (sent && tr__mpsc_take_idle(&p->mbox)) {
-        schedule(sys, p);
+        tr__actor_schedule(sys, p);
     }
     return sent;
 }
@@ -1197,6 +1218,32 @@ timed_run(tr_actor *a, uint64_t t0)
     }
 }
 
+/*
+ * Backpressure's gauge (mute.c), with hysteresis so that it does not flap:
+ * an actor becomes overloaded when more than TR_BATCH messages wait, and
+ * stops being so at the end of a run that leaves fewer than a quarter of
+ * that (and clearing, it lets its muted senders go). The runner reads the
+ * backlog at the start of a run, every PRESSURE_EVERY messages (to notice
+ * a flood during a long run) and at the end. `*cap` is the runner's copy
+ * of the flag, which only it changes.
+ */
+enum { PRESSURE_EVERY = 16, PRESSURE_LOW = TR_BATCH / 4 };
+
+static void
+pressure(tr_system *sys, tr_actor *a, uint32_t *cap, uint64_t backlog)
+{
+    if (!(*cap & TR_CAP_OVERLOADED)) {
+        if (tr_unlikely(backlog > TR_BATCH)) {
+            tr_for_relaxed(&a->cap, TR_CAP_OVERLOADED);
+            *cap |= TR_CAP_OVERLOADED;
+        }
+    } else if (backlog < PRESSURE_LOW) {
+        *cap &= ~TR_CAP_OVERLOADED;
+        /* Clears OVERLOADED and lets the muted senders go. */
+        tr__unmute_senders(sys, a);
+    }
+}
+
 void
 tr__actor_run(void *arg, tr_worker *w, tr_task *task)
 {
@@ -1219,18 +1266,22 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
     tr_mnode *deferred = NULL;
     tr_mnode *dlast = NULL;
     tr_ext *x = tr_load_acq(&a->ext);
+    /* Relaxed: the bound is fixed for the incarnation, and OVERLOADED is
+     * written by the runner only. */
+    uint32_t cap = tr_load_relaxed(&a->cap);
+    bool bound = (cap & TR_CAP_BOUND) != 0;
     /* Relaxed: a switch that inspection flips rarely; a run that misses
      * the flip is timed (or not) one run late. Off, it costs this load. */
     uint64_t t0 =
         tr_unlikely(tr_load_relaxed(&sys->watched) != 0) ? tr__now_ns() : 0;
 
-    if (x != NULL) {
-        /* The high-water mark, sampled once a run: what inspection shows. */
-        uint64_t len = tr__lane_len(&a->sent, &a->taken);
-        if (len > tr_load_relaxed(&x->hwm)) {
-            tr_store_relaxed(&x->hwm, len);
-        }
+    /* The backlog, read once a run (and every PRESSURE_EVERY messages):
+     * backpressure's gauge, and the high-water mark inspection shows. */
+    uint64_t backlog = tr__lane_len(&a->sent, &a->taken);
+    if (x != NULL && backlog > tr_load_relaxed(&x->hwm)) {
+        tr_store_relaxed(&x->hwm, backlog);
     }
+    pressure(sys, a, &cap, backlog);
 
     /* Field by field: fail_text is written only by tr_fail, and zeroing
      * it on every run would cost more than the rest of the setup. */
@@ -1242,6 +1293,7 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
     ctx.stop = false;
     ctx.uncounted = false;
     ctx.fail_code = 0;
+    ctx.mute_on = 0;
 
     for (;;) {
         tr_envelope *env;
@@ -1261,15 +1313,20 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
             if (t0 != 0) {
                 timed_run(a, t0);
             }
+            /* Not muted: an overloaded actor never is, and one with a
+             * batch still to go is not yet done with this run's sends. */
             tr__sched_requeue(w, &a->task);
             return;
         }
-        env = take_user(sys, a);
+        env = take_user(sys, a, bound);
         if (env == NULL) {
             break; /* the last push is still linking: go_idle refuses */
         }
         more = &env->node != last;
-        n++;
+        if (tr_unlikely(++n % PRESSURE_EVERY == 0) &&
+            !(cap & TR_CAP_OVERLOADED)) {
+            pressure(sys, a, &cap, tr__lane_len(&a->sent, &a->taken));
+        }
         if (tr_unlikely(env->gen != tr__env_gen(gen) ||
                         env->kind == TR_MSG_CLOSE)) {
             if (env->gen != tr__env_gen(gen)) {
@@ -1298,6 +1355,21 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
     bump(&wl->handled, handled);
     if (t0 != 0) {
         timed_run(a, t0);
+    }
+    /* Backpressure (mute.c): a run that ends with the backlog under the
+     * low mark lets the actors muted on it go; a run that sent to an actor
+     * under pressure may be muted, which gives the actor away. */
+    pressure(sys, a, &cap, tr__lane_len(&a->sent, &a->taken));
+    if (!(cap & TR_CAP_OVERLOADED)) {
+        /* Relaxed: MUTERS may be set meanwhile; a muting sender that we
+         * miss re-checks after setting it. */
+        if (tr_unlikely(tr_load_relaxed(&a->cap) & TR_CAP_MUTERS)) {
+            tr__unmute_senders(sys, a);
+        }
+        if (tr_unlikely(ctx.mute_on != 0) && deferred == NULL &&
+            tr__mute(&ctx, ctx.mute_on)) {
+            return;
+        }
     }
     if (deferred != NULL) {
         /* The hooks it set aside run first in the next run. */
@@ -1478,7 +1550,7 @@ void
 tr__actor_release(tr_system *sys, tr_actor *a)
 {
     if (!go_idle(a)) {
-        schedule(sys, a);
+        tr__actor_schedule(sys, a);
     }
 }
 
@@ -1609,7 +1681,7 @@ close_entered(tr_ctx *ctx, tr_addr to)
     env->gen = tr__env_gen(tr__id_gen(to.id));
     env->from = ctx->self;
     if (tr__mpsc_push(&a->mbox, &env->node)) {
-        schedule(ctx->sys, a);
+        tr__actor_schedule(ctx->sys, a);
     }
     /* Senders blocked for room re-read the bound and give up. */
     if (tr_load_seqcst(&ctx->sys->room_waiters) != 0) {
@@ -1684,7 +1756,10 @@ actor_stats(tr_system *sys, tr_addr who, tr_actor_stats *out)
     }
     s.messages_handled = tr_load_relaxed(&a->handled);
     s.mailbox_len = tr__lane_len(&a->sent, &a->taken);
-    s.mailbox_cap = tr_load_relaxed(&a->cap) & ~TR_CAP_CLOSED;
+    uint32_t cap = tr_load_relaxed(&a->cap);
+    s.mailbox_cap = cap & TR_CAP_BOUND;
+    s.overloaded = (cap & TR_CAP_OVERLOADED) != 0;
+    s.muted = (cap & TR_CAP_MUTED) != 0;
     /* Acquire: the counters read above belong to this incarnation only if
      * it is still the one in the slot. */
     if (tr_load_acq(&a->gen) != gen) {

@@ -38,9 +38,52 @@ struct tr_envelope *tr__shared_envelope(tr_shared *s, uint32_t type);
 /* Free such a message that was never queued. */
 void tr__shared_envelope_destroy(struct tr_envelope *env);
 
-/* The mailbox bound's top bit: tr_actor_close refuses user messages from
- * then on. A bound itself stays under it (TR_MAILBOX_CAP_MAX). */
+/*
+ * The `cap` word: the mailbox bound in its low bits (TR_CAP_BOUND, which
+ * TR_MAILBOX_CAP_MAX fills), and flags above it that senders read with
+ * the bound, in the load they make anyway:
+ *  - CLOSED: tr_actor_close refuses user messages from then on;
+ *  - OVERLOADED: the actor's last run stopped at a full batch with more
+ *    queued (mute.c);
+ *  - MUTED: the actor is muted: it holds its run-right but sits in no run
+ *    queue until whoever clears the flag schedules it;
+ *  - MUTERS: some actor recorded itself as muted on this one.
+ * Spawning stores the bound alone, so every incarnation starts with none.
+ */
 #define TR_CAP_CLOSED 0x80000000u
+#define TR_CAP_OVERLOADED 0x40000000u
+#define TR_CAP_MUTED 0x20000000u
+#define TR_CAP_MUTERS 0x10000000u
+#define TR_CAP_BOUND 0x0fffffffu
+/* A send to an actor under pressure mutes the sender. */
+#define TR_CAP_PRESSURE (TR_CAP_OVERLOADED | TR_CAP_MUTED)
+_Static_assert(TR_MAILBOX_CAP_MAX == TR_CAP_BOUND,
+               "the largest bound fills the bound's bits");
+
+/* Schedule `a`, whose run-right the caller has just taken. */
+void tr__actor_schedule(tr_system *sys, tr_actor *a);
+
+/* mute.c */
+/*
+ * At the end of a run that is not overloaded and sent to `receiver` (an
+ * address id) while it was under pressure: mute the runner. True when it
+ * is muted: the caller gives the actor up without going idle or
+ * requeueing it, and touches it no more. False when it may not or need
+ * not be muted (nothing is queued for it, it is a supervisor, the
+ * receiver caught up meanwhile, a control message is waiting, no memory
+ * for the record).
+ */
+bool tr__mute(tr_ctx *ctx, uint64_t receiver);
+/* `a` (whose run-right the caller holds) ends a run that was not
+ * overloaded: clear OVERLOADED and MUTERS and schedule the actors muted on
+ * it. */
+void tr__unmute_senders(tr_system *sys, tr_actor *a);
+/* Schedule the actors in `ids` (`n` address ids) that are still muted,
+ * and free the array of `cap` entries. */
+void tr__unmute_list(tr_system *sys, uint64_t *ids, uint32_t n, uint32_t cap);
+/* A control message was pushed to `a` and did not find it idle: if it is
+ * muted, unmute and schedule it, so control is never held back. */
+void tr__unmute_for_control(tr_system *sys, tr_actor *a);
 
 typedef struct tr_call_rec tr_call_rec;
 

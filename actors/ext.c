@@ -75,6 +75,7 @@ tr__ext_free(tr_ext *x)
     }
     tr__free(x->mons, sizeof(tr_watch) * x->capmon);
     tr__free(x->links, sizeof(tr_link_end) * x->caplink);
+    tr__free(x->muted, sizeof(uint64_t) * x->capmuted);
     if (x->name != NULL) {
         tr__free(x->name, strlen(x->name) + 1);
     }
@@ -92,7 +93,7 @@ tr__ext_own_lists(tr_actor *a, tr_ext *x, uint64_t gen)
     if (x->gen != gen) {
         /* The previous incarnation's end emptied them. */
         TR_ASSERT(x->nmon == 0 && x->nlink == 0 && x->name == NULL &&
-                  x->waiters == NULL);
+                  x->waiters == NULL && x->nmuted == 0);
         x->gen = gen;
         x->trap_exit = false;
         x->supervisor = false;
@@ -456,7 +457,11 @@ tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint64_t gen, const tr_exit *exit)
     uint32_t nlink = x->nlink, caplink = x->caplink;
     char *name = x->name;
     tr_waiter *waiters = x->waiters;
+    uint64_t *muted = x->muted;
+    uint32_t nmuted = x->nmuted, capmuted = x->capmuted;
     x->waiters = NULL;
+    x->muted = NULL;
+    x->nmuted = x->capmuted = 0;
     x->mons = NULL;
     x->nmon = x->capmon = 0;
     x->links = NULL;
@@ -469,6 +474,8 @@ tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint64_t gen, const tr_exit *exit)
 
     tr_system *sys = ctx->sys;
     uint64_t self = tr__addr_id(gen, a->index);
+    /* Nobody waits for an ended actor to catch up. */
+    tr__unmute_list(sys, muted, nmuted, capmuted);
     if (name != NULL) {
         tr__names_release(sys->names, name, self);
     }

@@ -111,27 +111,31 @@ typedef struct tr_exit_hook {
  * generations are live, even ones dead: spawning and stopping each add one.
  */
 typedef struct tr_actor {
-    /* Line 0, written by senders (any thread). */
+    /* Line 0, written by senders (any thread) on every message, and by
+     * the runner at most once a run. */
     tr_mpsc_prod mbox;        /* user lane; head's idle bit schedules */
-    tr_lifo ctl;              /* control lane, drained first */
     tr_atomic(uint64_t) sent; /* user messages admitted */
     tr_atomic(uint64_t) gen;  /* current incarnation (TR_GEN_BITS wide) */
-    tr_atomic(uint32_t) cap;  /* user-lane bound; 0 is unbounded */
+    tr_atomic(uint32_t) cap;  /* bound and flags (TR_CAP_*); 0: unbounded */
     uint32_t index;           /* slot index in the table (immutable) */
     tr_task task;             /* run-queue or free-list link */
     tr_atomic(tr_ext *) ext;  /* links, monitors, name, supervision */
     /* Exit hooks of the live incarnation; only the run-right holder
      * touches them. */
     tr_exit_hook *exits;
+    tr_atomic(uint64_t) handled; /* added to once a run */
 
-    /* Line 1, written by whoever runs the actor. */
+    /* Line 1, written by whoever runs the actor, read by it before every
+     * message; control messages are rare, so their pushers write here. */
     TR_CACHE_ALIGNED tr_mpsc_cons mbox_out;
     union {
         void *heap; /* state_size > TR_INLINE_STATE */
         _Alignas(16) unsigned char inline_state[TR_INLINE_STATE];
     } state;
-    tr_atomic(uint64_t) taken; /* user messages popped */
-    tr_atomic(uint64_t) handled;
+    tr_lifo ctl; /* control lane, drained first */
+    /* User messages popped: exact at every pop for a bounded mailbox (its
+     * senders read it), brought up to date once a run otherwise. */
+    tr_atomic(uint64_t) taken;
     const tr_behaviour *behaviour;
     const tr_dispatch *table; /* tr_become's table, or NULL */
 } tr_actor;
@@ -154,6 +158,9 @@ struct tr_ctx {
     const tr_msg *req_msg;
     void *req_call;
     int fail_code; /* tr_fail's code, or 0 */
+    /* An overloaded actor this run sent to (an address id), or 0: the
+     * runner mutes the actor when the run ends (actors/mute.c). */
+    uint64_t mute_on;
     char fail_text[128];
 };
 
@@ -435,7 +442,7 @@ typedef struct tr_waiter tr_waiter;
  * the supervision fields, inspection reads `hwm`; the rest is ext.c's.
  */
 struct tr_ext {
-    /* Guards the fields up to `name`. */
+    /* Guards the fields up to `supervisor`. */
     pthread_mutex_t lock;
     uint64_t gen; /* the incarnation the lists below belong to */
     bool trap_exit;
@@ -445,6 +452,9 @@ struct tr_ext {
     uint32_t nlink, caplink;
     char *name;         /* registered name (owned), or NULL */
     tr_waiter *waiters; /* threads in tr_actor_wait */
+    /* Actors muted on this incarnation (address ids; actors/mute.c). */
+    uint64_t *muted;
+    uint32_t nmuted, capmuted;
     /* The incarnation is a supervisor: it takes the supervisor's requests
      * (supervisor/). Kept across its restarts in place, like the address. */
     bool supervisor;

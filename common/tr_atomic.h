@@ -54,8 +54,14 @@
                                           memory_order_seq_cst,                \
                                           memory_order_relaxed)
 
+#define tr_for_relaxed(p, v)                                                   \
+    atomic_fetch_or_explicit((p), (v), memory_order_relaxed)
 #define tr_for_acqrel(p, v)                                                    \
     atomic_fetch_or_explicit((p), (v), memory_order_acq_rel)
+#define tr_for_seqcst(p, v)                                                    \
+    atomic_fetch_or_explicit((p), (v), memory_order_seq_cst)
+#define tr_fand_seqcst(p, v)                                                   \
+    atomic_fetch_and_explicit((p), (v), memory_order_seq_cst)
 
 #define tr_faa_relaxed(p, v)                                                   \
     atomic_fetch_add_explicit((p), (v), memory_order_relaxed)

@@ -329,7 +329,7 @@ static bool
 mailbox_full(const tr_ctx *ctx)
 {
     tr_actor *a = ctx->actor;
-    uint32_t cap = tr_load_relaxed(&a->cap) & ~TR_CAP_CLOSED;
+    uint32_t cap = tr_load_relaxed(&a->cap) & TR_CAP_BOUND;
 
     return cap != 0 && tr__lane_len(&a->sent, &a->taken) >= cap;
 }

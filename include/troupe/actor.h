@@ -80,8 +80,8 @@ typedef struct tr_behaviour {
     tr_stop_fn stop;
 } tr_behaviour;
 
-/** The largest mailbox bound (2^31 - 1 messages). */
-#define TR_MAILBOX_CAP_MAX 0x7fffffffu
+/** The largest mailbox bound (2^28 - 1 messages). */
+#define TR_MAILBOX_CAP_MAX 0x0fffffffu
 
 /** Per-spawn options; zero for every field means its default. */
 typedef struct tr_spawn_opts {
@@ -95,6 +95,8 @@ typedef struct tr_actor_stats {
     uint64_t messages_handled; /* user messages given to a handler */
     uint64_t mailbox_len;      /* user messages queued now */
     uint32_t mailbox_cap;      /* 0 when unbounded */
+    bool overloaded; /* its last run stopped at a full batch (backpressure) */
+    bool muted;      /* held back until an actor it sent to catches up */
 } tr_actor_stats;
 
 /**

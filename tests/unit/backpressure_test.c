@@ -1,0 +1,435 @@
+/*
+ * Backpressure (actors/mute.c): actors sending to an actor far behind are
+ * muted until it catches up, so an unbounded mailbox stays near a few
+ * batches; nothing deadlocks (cycles, a receiver sending back to its
+ * muted sender, pipelines); control still reaches a muted actor; the end
+ * of a receiver, and shutdown, let its muted senders go.
+ *
+ * Every test runs on two workers, where producers have a core of their
+ * own and would otherwise outrun the consumer without limit.
+ */
+#include "support/tr_test.h"
+
+#include <time.h>
+
+enum { MSG_VALUE = 1, MSG_MORE = 2, MSG_GO = 3 };
+enum { CHUNK = 500 };
+
+static void
+spin_ns(uint64_t ns)
+{
+    struct timespec t0, t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((uint64_t)(t.tv_sec - t0.tv_sec) * 1000000000u +
+                 (uint64_t)(t.tv_nsec - t0.tv_nsec) <
+             ns);
+}
+
+/* ---- a slow consumer that watches its own backlog ---- */
+
+typedef struct sink {
+    uint64_t cost_ns; /* time each message takes */
+    tr_addr forward;  /* where each value goes next, or none */
+    tr_atomic(uint64_t) got;
+    tr_atomic(uint64_t) sum;
+    tr_atomic(uint64_t) max_len; /* the largest backlog it saw */
+} sink;
+
+static int
+sink_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    (void)ctx;
+    memcpy(state, &arg, sizeof(arg));
+    return TR_OK;
+}
+
+static int
+sink_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    sink *s = *(sink **)state;
+    uint64_t v;
+    tr_actor_stats st;
+
+    memcpy(&v, msg->data, sizeof(v));
+    if (tr_actor_stats_get(tr_ctx_system(ctx), tr_self(ctx), &st) == TR_OK &&
+        st.mailbox_len > tr_load_relaxed(&s->max_len)) {
+        tr_store_relaxed(&s->max_len, st.mailbox_len);
+    }
+    spin_ns(s->cost_ns);
+    if (!tr_addr_is_none(s->forward) &&
+        tr_send(ctx, s->forward, MSG_VALUE, &v, sizeof(v)) != TR_OK) {
+        return TR_EIO;
+    }
+    tr_store_relaxed(&s->sum, tr_load_relaxed(&s->sum) + v);
+    tr_store_rel(&s->got, tr_load_relaxed(&s->got) + 1);
+    return TR_OK;
+}
+
+static const tr_behaviour sink_behaviour = {
+    .name = "sink",
+    .state_size = sizeof(sink *),
+    .init = sink_init,
+    .handle = sink_handle,
+};
+
+/* ---- a producer: CHUNK values a run, then it sends itself MSG_MORE ---- */
+
+typedef struct producer {
+    tr_addr to;
+    uint64_t next, end;
+} producer;
+
+static int
+producer_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    (void)ctx;
+    memcpy(state, arg, sizeof(producer));
+    return TR_OK;
+}
+
+static int
+producer_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    producer *p = state;
+
+    (void)msg;
+    for (int i = 0; i < CHUNK && p->next < p->end; i++, p->next++) {
+        if (tr_send(ctx, p->to, MSG_VALUE, &p->next, sizeof(p->next)) !=
+            TR_OK) {
+            return TR_EIO;
+        }
+    }
+    if (p->next < p->end) {
+        return tr_send(ctx, tr_self(ctx), MSG_MORE, NULL, 0);
+    }
+    return TR_OK;
+}
+
+static const tr_behaviour producer_behaviour = {
+    .name = "producer",
+    .state_size = sizeof(producer),
+    .init = producer_init,
+    .handle = producer_handle,
+};
+
+typedef struct count_goal {
+    sink *s;
+    uint64_t n;
+} count_goal;
+
+static bool
+sink_has(void *arg)
+{
+    count_goal *g = arg;
+    return tr_load_acq(&g->s->got) >= g->n;
+}
+
+/* Producers feed one slow sink; the sink's backlog stays bounded. */
+static void
+test_backpressure_bounds_a_slow_consumers_backlog(void **unused)
+{
+    enum { PRODUCERS = 4, PER = 100000 };
+    tr_system *sys = tr_test_system(2);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    static sink s = {.cost_ns = 2000};
+    tr_addr to;
+    tr_addr ps[PRODUCERS];
+    uint64_t total = (uint64_t)PRODUCERS * PER;
+    count_goal g = {&s, total};
+
+    (void)unused;
+    s.forward = TR_ADDR_NONE;
+    assert_int_equal(tr_spawn(ctx, &sink_behaviour, &s, NULL, &to), TR_OK);
+    for (int i = 0; i < PRODUCERS; i++) {
+        producer p = {.to = to,
+                      .next = (uint64_t)i * PER,
+                      .end = (uint64_t)(i + 1) * PER};
+        assert_int_equal(tr_spawn(ctx, &producer_behaviour, &p, NULL, &ps[i]),
+                         TR_OK);
+    }
+    for (int i = 0; i < PRODUCERS; i++) {
+        assert_int_equal(tr_send(ctx, ps[i], MSG_GO, NULL, 0), TR_OK);
+    }
+    assert_true(tr_test_wait_until(sink_has, &g, 60000));
+    assert_int_equal(tr_load_relaxed(&s.sum), total * (total - 1) / 2);
+    /* Unmuted, the producers (a core of their own, and far faster than 2
+     * us a message) queue almost everything: 400,000. Muted, a producer
+     * stops after the run that saw the sink under pressure. What the sink
+     * can find queued is what the producers send before it runs: a run
+     * of each (500), or 16 in a row while the sink waits behind them on
+     * their worker (the scheduler's LIFO slot). */
+    assert_in_range(tr_load_relaxed(&s.max_len), 0, 128 * 1024);
+    tr_test_shutdown(sys);
+}
+
+/* A -> B -> C with C slow: B is muted on C, and A on B, so neither C's
+ * nor B's mailbox grows with what A sends (unmuted: most of 300,000). */
+static void
+test_backpressure_climbs_a_pipeline(void **unused)
+{
+    enum { N = 300000 };
+    tr_system *sys = tr_test_system(2);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    static sink c = {.cost_ns = 3000};
+    static sink b = {.cost_ns = 0};
+    tr_addr ca, ba, aa;
+    count_goal g = {&c, N};
+
+    (void)unused;
+    c.forward = TR_ADDR_NONE;
+    assert_int_equal(tr_spawn(ctx, &sink_behaviour, &c, NULL, &ca), TR_OK);
+    b.forward = ca;
+    assert_int_equal(tr_spawn(ctx, &sink_behaviour, &b, NULL, &ba), TR_OK);
+    producer p = {.to = ba, .next = 0, .end = N};
+    assert_int_equal(tr_spawn(ctx, &producer_behaviour, &p, NULL, &aa), TR_OK);
+    assert_int_equal(tr_send(ctx, aa, MSG_GO, NULL, 0), TR_OK);
+    assert_true(tr_test_wait_until(sink_has, &g, 60000));
+    assert_int_equal(tr_load_relaxed(&c.sum), (uint64_t)N * (N - 1) / 2);
+    assert_in_range(tr_load_relaxed(&c.max_len), 0, 128 * 1024);
+    assert_in_range(tr_load_relaxed(&b.max_len), 0, 128 * 1024);
+    tr_test_shutdown(sys);
+}
+
+/* ---- flooders in a ring: each floods the next and continues itself ---- */
+
+typedef struct flooder {
+    tr_addr next;
+    uint64_t runs_left;
+    uint64_t cost_ns;
+    tr_atomic(uint64_t) * done;
+    tr_atomic(uint64_t) * values;
+} flooder;
+
+static int
+flooder_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    flooder *f = state;
+
+    if (msg->type == MSG_VALUE) {
+        spin_ns(f->cost_ns);
+        tr_faa_relaxed(f->values, 1);
+        return TR_OK;
+    }
+    if (msg->type == MSG_GO) {
+        memcpy(&f->next, msg->data, sizeof(f->next));
+    }
+    for (int i = 0; i < CHUNK; i++) {
+        uint64_t v = (uint64_t)i;
+        if (tr_send(ctx, f->next, MSG_VALUE, &v, sizeof(v)) != TR_OK) {
+            return TR_EIO;
+        }
+    }
+    if (--f->runs_left == 0) {
+        tr_faa_seqcst(f->done, 1);
+        return TR_OK;
+    }
+    return tr_send(ctx, tr_self(ctx), MSG_MORE, NULL, 0);
+}
+
+static int
+flooder_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    (void)ctx;
+    memcpy(state, arg, sizeof(flooder));
+    return TR_OK;
+}
+
+static const tr_behaviour flooder_behaviour = {
+    .name = "flooder",
+    .state_size = sizeof(flooder),
+    .init = flooder_init,
+    .handle = flooder_handle,
+};
+
+typedef struct ring_goal {
+    tr_atomic(uint64_t) * done;
+    tr_atomic(uint64_t) * values;
+    uint64_t n, values_n;
+} ring_goal;
+
+static bool
+ring_over(void *arg)
+{
+    ring_goal *g = arg;
+    return tr_load_seqcst(g->done) == g->n &&
+           tr_load_relaxed(g->values) == g->values_n;
+}
+
+/* Every actor floods the next in a cycle (two of them flood each other):
+ * each is both a muted sender and an overloaded receiver, and everything
+ * still arrives. */
+static void
+ring_of(unsigned n)
+{
+    enum { RUNS = 200 };
+    tr_system *sys = tr_test_system(2);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_addr *as = calloc(n, sizeof(*as));
+    static tr_atomic(uint64_t) done, values;
+    ring_goal g = {&done, &values, n, (uint64_t)n * RUNS * CHUNK};
+
+    assert_non_null(as);
+    tr_store_relaxed(&done, 0);
+    tr_store_relaxed(&values, 0);
+    for (unsigned i = 0; i < n; i++) {
+        flooder f = {.runs_left = RUNS,
+                     .cost_ns = 500 * (i % 3),
+                     .done = &done,
+                     .values = &values};
+        assert_int_equal(tr_spawn(ctx, &flooder_behaviour, &f, NULL, &as[i]),
+                         TR_OK);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        tr_addr next = as[(i + 1) % n];
+        assert_int_equal(tr_send(ctx, as[i], MSG_GO, &next, sizeof(next)),
+                         TR_OK);
+    }
+    assert_true(tr_test_wait_until(ring_over, &g, 120000));
+    tr_test_shutdown(sys);
+    free(as);
+}
+
+static void
+test_backpressure_two_actors_flooding_each_other_finish(void **unused)
+{
+    (void)unused;
+    ring_of(2);
+}
+
+static void
+test_backpressure_a_ring_of_flooders_finishes(void **unused)
+{
+    (void)unused;
+    ring_of(7);
+}
+
+/* ---- control reaches a muted actor; a receiver's end frees it ---- */
+
+typedef struct stats_goal {
+    tr_system *sys;
+    tr_addr who;
+} stats_goal;
+
+static bool
+is_muted(void *arg)
+{
+    stats_goal *g = arg;
+    tr_actor_stats st;
+    return tr_actor_stats_get(g->sys, g->who, &st) == TR_OK && st.muted;
+}
+
+static bool
+is_gone(void *arg)
+{
+    stats_goal *g = arg;
+    tr_actor_stats st;
+    return tr_actor_stats_get(g->sys, g->who, &st) == TR_ENOACTOR;
+}
+
+/* A producer flooding a very slow sink is muted; a stop request ends it at
+ * once, long before the sink could catch up. */
+static void
+test_backpressure_a_muted_actor_still_takes_a_stop(void **unused)
+{
+    tr_system *sys = tr_test_system(2);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    static sink s = {.cost_ns = 200000}; /* 0.2 ms: the backlog takes s */
+    tr_addr to, p_addr;
+    producer p = {.next = 0, .end = UINT64_MAX};
+    stats_goal g = {sys, TR_ADDR_NONE};
+
+    (void)unused;
+    s.forward = TR_ADDR_NONE;
+    assert_int_equal(tr_spawn(ctx, &sink_behaviour, &s, NULL, &to), TR_OK);
+    p.to = to;
+    assert_int_equal(tr_spawn(ctx, &producer_behaviour, &p, NULL, &p_addr),
+                     TR_OK);
+    assert_int_equal(tr_send(ctx, p_addr, MSG_GO, NULL, 0), TR_OK);
+    g.who = p_addr;
+    assert_true(tr_test_wait_until(is_muted, &g, 10000));
+    uint64_t before = tr_load_acq(&s.got);
+    assert_int_equal(tr_actor_stop(ctx, p_addr), TR_OK);
+    assert_true(tr_test_wait_until(is_gone, &g, 2000));
+    /* It ended while the sink was still far behind. */
+    tr_actor_stats st;
+    assert_int_equal(tr_actor_stats_get(sys, to, &st), TR_OK);
+    assert_true(st.mailbox_len > 1000);
+    assert_true(tr_load_acq(&s.got) - before < 5000);
+    tr_test_shutdown(sys);
+}
+
+/* The sink ends while the producer is muted on it: the producer goes on
+ * (its sends now fail, and it stops by failing). */
+static void
+test_backpressure_a_receivers_end_unmutes_its_senders(void **unused)
+{
+    tr_system *sys = tr_test_system(2);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    static sink s = {.cost_ns = 200000};
+    tr_addr to, p_addr;
+    producer p = {.next = 0, .end = UINT64_MAX};
+    stats_goal g = {sys, TR_ADDR_NONE};
+
+    (void)unused;
+    s.forward = TR_ADDR_NONE;
+    assert_int_equal(tr_spawn(ctx, &sink_behaviour, &s, NULL, &to), TR_OK);
+    p.to = to;
+    assert_int_equal(tr_spawn(ctx, &producer_behaviour, &p, NULL, &p_addr),
+                     TR_OK);
+    assert_int_equal(tr_send(ctx, p_addr, MSG_GO, NULL, 0), TR_OK);
+    g.who = p_addr;
+    assert_true(tr_test_wait_until(is_muted, &g, 10000));
+    /* A kill-free end of the sink: it stops after its current message. */
+    assert_int_equal(tr_actor_stop(ctx, to), TR_OK);
+    /* The producer runs again, finds the sink gone and fails. */
+    assert_true(tr_test_wait_until(is_gone, &g, 5000));
+    tr_test_shutdown(sys);
+}
+
+/* Shutdown while producers are muted on a slow sink ends everything and
+ * leaks nothing (ASan). */
+static void
+test_backpressure_shutdown_with_muted_actors(void **unused)
+{
+    for (int round = 0; round < 10; round++) {
+        tr_system *sys = tr_test_system(2);
+        tr_ctx *ctx = tr_system_ctx(sys);
+        static sink s = {.cost_ns = 20000};
+        tr_addr to, p_addr;
+        stats_goal g = {sys, TR_ADDR_NONE};
+
+        (void)unused;
+        s.forward = TR_ADDR_NONE;
+        assert_int_equal(tr_spawn(ctx, &sink_behaviour, &s, NULL, &to), TR_OK);
+        for (int i = 0; i < 4; i++) {
+            producer p = {.to = to, .next = 0, .end = UINT64_MAX};
+            assert_int_equal(
+                tr_spawn(ctx, &producer_behaviour, &p, NULL, &p_addr), TR_OK);
+            assert_int_equal(tr_send(ctx, p_addr, MSG_GO, NULL, 0), TR_OK);
+        }
+        g.who = p_addr;
+        if (round % 2 == 0) {
+            assert_true(tr_test_wait_until(is_muted, &g, 10000));
+        }
+        tr_test_shutdown(sys);
+    }
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_backpressure_bounds_a_slow_consumers_backlog),
+        cmocka_unit_test(test_backpressure_climbs_a_pipeline),
+        cmocka_unit_test(
+            test_backpressure_two_actors_flooding_each_other_finish),
+        cmocka_unit_test(test_backpressure_a_ring_of_flooders_finishes),
+        cmocka_unit_test(test_backpressure_a_muted_actor_still_takes_a_stop),
+        cmocka_unit_test(test_backpressure_a_receivers_end_unmutes_its_senders),
+        cmocka_unit_test(test_backpressure_shutdown_with_muted_actors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -50,6 +50,13 @@ wlocal(const tr_ctx *ctx)
     return ctx->worker != NULL ? tr__worker_data(ctx->worker) : NULL;
 }
 
+/* The calling worker's envelope cache, or NULL off the workers. */
+static tr_env_cache *
+envs(const tr_ctx *ctx)
+{
+    return ctx->worker != NULL ? &wlocal(ctx)->envs : NULL;
+}
+
 /* Owner-only counter bump: relaxed load and store, no RMW. */
 static void
 bump(tr_atomic(uint64_t) * c, uint64_t n)
@@ -322,7 +329,7 @@ send_copy(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
         type >= TR_MSG_RESERVED) {
         return TR_EINVAL;
     }
-    env = tr__env_create((uint32_t)size);
+    env = tr__env_create_in(envs(ctx), (uint32_t)size);
     if (env == NULL) {
         return TR_ENOMEM;
     }
@@ -332,7 +339,7 @@ send_copy(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     }
     rc = tr__actor_deliver(ctx, to, env, wait_until);
     if (rc != TR_OK) {
-        tr__env_destroy(env);
+        tr__env_destroy_in(envs(ctx), env);
     }
     return rc;
 }
@@ -499,14 +506,14 @@ drop_user(tr_ctx *ctx, tr_envelope *env, tr_actor *a, tr_dead_reason why)
 }
 
 static void
-release(tr_mnode *done)
+release(tr_env_cache *c, tr_mnode *done)
 {
     if (done != NULL) {
         tr_envelope *env = tr__env_of_node(done);
         if (tr_unlikely(env->kind == TR_MSG_SHARED)) {
             tr__shared_envelope_destroy(env);
         } else {
-            tr__env_destroy(env);
+            tr__env_destroy_in(c, env);
         }
     }
 }
@@ -574,13 +581,13 @@ bounded(tr_actor *a)
  * pop or the idle mark, which free it: the runner never frees one itself.
  */
 static tr_envelope *
-take_user(tr_system *sys, tr_actor *a, bool bound)
+take_user(tr_system *sys, tr_actor *a, bool bound, tr_env_cache *c)
 {
     tr_mnode *done;
     tr_mnode *node = tr__mpsc_pop(&a->mbox_out, &done);
     uint64_t taken;
 
-    release(done);
+    release(c, done);
     if (node == NULL) {
         return NULL;
     }
@@ -614,13 +621,13 @@ drain_dead(tr_ctx *ctx, tr_actor *a, tr_dead_reason why)
         tr_mnode *done;
 
         destroy_ctl(ctx, tr__lifo_take_fifo(&a->ctl));
-        while ((env = take_user(ctx->sys, a, bounded(a))) != NULL) {
+        while ((env = take_user(ctx->sys, a, bounded(a), envs(ctx))) != NULL) {
             drop_user(ctx, env, a, why);
         }
         if (!tr__mpsc_mark_idle(&a->mbox, &a->mbox_out, &done)) {
             continue; /* a push began: pop it once it has landed */
         }
-        release(done);
+        release(envs(ctx), done);
         /* A control push that raced the mark: take the right back unless
          * its pusher did (it then drains, through schedule). */
         if (tr__lifo_is_empty(&a->ctl) || !tr__mpsc_take_idle(&a->mbox)) {
@@ -1165,16 +1172,17 @@ requeue_deferred(tr_actor *a, tr_mnode *deferred)
     }
 }
 
-/* Release the run-right; false when the actor must run again. */
+/* Release the run-right; false when the actor must run again. `c`: the
+ * calling worker's envelope cache, or NULL. */
 static bool
-go_idle(tr_actor *a)
+go_idle(tr_actor *a, tr_env_cache *c)
 {
     tr_mnode *done;
 
     if (!tr__mpsc_mark_idle(&a->mbox, &a->mbox_out, &done)) {
         return false;
     }
-    release(done);
+    release(c, done);
     if (tr__lifo_is_empty(&a->ctl)) {
         return true;
     }
@@ -1318,7 +1326,7 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
             tr__sched_requeue(w, &a->task);
             return;
         }
-        env = take_user(sys, a, bound);
+        env = take_user(sys, a, bound, &wl->envs);
         if (env == NULL) {
             break; /* the last push is still linking: go_idle refuses */
         }
@@ -1375,7 +1383,7 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
         /* The hooks it set aside run first in the next run. */
         requeue_deferred(a, deferred);
         tr__sched_requeue(w, &a->task);
-    } else if (!go_idle(a)) {
+    } else if (!go_idle(a, &wl->envs)) {
         tr__sched_requeue(w, &a->task);
     }
     return;
@@ -1549,7 +1557,7 @@ tr__actor_stop_held(tr_ctx *ctx, const tr_exit *exit)
 void
 tr__actor_release(tr_system *sys, tr_actor *a)
 {
-    if (!go_idle(a)) {
+    if (!go_idle(a, NULL)) {
         tr__actor_schedule(sys, a);
     }
 }

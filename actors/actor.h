@@ -90,7 +90,8 @@ typedef struct tr_call_rec tr_call_rec;
 /* Per-worker data of the actor layer (tr__worker_data). Counters are
  * written by the owner only (relaxed) and summed by readers. */
 typedef struct tr_wlocal {
-    tr_actor *free; /* slots ready for reuse */
+    tr_env_cache envs; /* small envelopes (mailbox/envelope.h) */
+    tr_actor *free;    /* slots ready for reuse */
     uint32_t nfree;
     tr_atomic(uint64_t) spawned;
     tr_atomic(uint64_t) stopped;

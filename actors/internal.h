@@ -173,6 +173,7 @@ struct tr_system {
      * system but none of its threads, and must not use it. */
     uint32_t fork_epoch;
     tr_sched *sched;
+    tr_env_depot *depot; /* the workers' envelope caches share it */
     tr_table *table;
     tr_timers *timers;
     tr_ctx thread_ctx;

@@ -156,8 +156,16 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
     rc = tr__sched_create(sys->cfg.workers, sizeof(tr_wlocal), tr__actor_run,
                           sys, &sys->sched);
     if (rc == TR_OK) {
-        rc = tr__sched_start(sys->sched);
+        rc = tr__env_depot_create(&sys->depot);
+        if (rc == TR_OK) {
+            for (unsigned i = 0; i < tr__sched_workers(sys->sched); i++) {
+                tr_wlocal *wl = tr__sched_worker_data(sys->sched, i);
+                wl->envs.depot = sys->depot;
+            }
+            rc = tr__sched_start(sys->sched);
+        }
         if (rc != TR_OK) {
+            tr__env_depot_destroy(sys->depot);
             tr__sched_destroy(sys->sched);
         }
     }
@@ -463,6 +471,11 @@ tr_system_shutdown(tr_system *sys, tr_timeout timeout)
         sys->live_close(sys, true);
     }
     tr__timers_destroy(sys->timers);
+    for (unsigned i = 0; i < tr__sched_workers(sys->sched); i++) {
+        tr_wlocal *wl = tr__sched_worker_data(sys->sched, i);
+        tr__env_cache_flush(&wl->envs);
+    }
+    tr__env_depot_destroy(sys->depot);
     tr__sched_destroy(sys->sched);
     tr__table_destroy(sys->table);
     tr__pgs_destroy(sys->pgs);

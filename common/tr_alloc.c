@@ -18,20 +18,20 @@
 /* Allocations left before failing; negative means never fail. */
 static tr_atomic(long) fail_countdown = -1;
 
-static int
-should_fail(void)
+bool
+tr__alloc_should_fail(void)
 {
     /* Relaxed: the hook is armed before the code under test starts. */
     long left = tr_load_relaxed(&fail_countdown);
 
     if (tr_likely(left < 0)) {
-        return 0;
+        return false;
     }
     /* Count down to 0 and stay there: from then on every allocation fails
      * (a plain decrement would go past 0 to "off"). */
     while (left > 0) {
         if (tr_cas_weak_acqrel(&fail_countdown, &left, left - 1)) {
-            return 0;
+            return false;
         }
     }
     return left == 0;
@@ -40,7 +40,7 @@ should_fail(void)
 void *
 tr__alloc(size_t size)
 {
-    if (should_fail()) {
+    if (tr__alloc_should_fail()) {
         return NULL;
     }
 #ifdef TROUPE_USE_JEMALLOC
@@ -53,7 +53,7 @@ tr__alloc(size_t size)
 void *
 tr__calloc(size_t size)
 {
-    if (should_fail()) {
+    if (tr__alloc_should_fail()) {
         return NULL;
     }
 #ifdef TROUPE_USE_JEMALLOC
@@ -100,7 +100,7 @@ tr__calloc_aligned(size_t size)
 {
     void *p;
 
-    if (should_fail()) {
+    if (tr__alloc_should_fail()) {
         return NULL;
     }
     size = (size + TR_CACHE_LINE - 1) & ~(size_t)(TR_CACHE_LINE - 1);

@@ -38,4 +38,8 @@ void tr__free_aligned(void *p, size_t size);
  */
 void tr__alloc_fail_after(long n);
 
+/* For allocators of troupe's own (envelope caches): true when the test
+ * hook says this allocation fails. One relaxed load while it is off. */
+bool tr__alloc_should_fail(void);
+
 #endif /* TR_ALLOC_H */

@@ -1,25 +1,230 @@
-/* Envelope allocation: header and payload in one sized allocation. */
+/*
+ * Envelope allocation: header and payload in one sized allocation, small
+ * ones through the per-worker caches (see envelope.h).
+ *
+ * Under AddressSanitizer a cached envelope is poisoned past its link, so
+ * that a use after free is still reported although the memory is reused
+ * without passing through the allocator.
+ */
 #include "mailbox/envelope.h"
 
 #include "common/tr_alloc.h"
+#include "common/tr_defs.h"
+
+#include <troupe/error.h>
+
+#include <pthread.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TR_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TR_ASAN 1
+#endif
+#endif
+#ifdef TR_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+/* Batches of TR_ENV_BATCH envelopes, linked by their nodes; a batch's
+ * first envelope holds the next batch in its `from`. */
+struct tr_env_depot {
+    pthread_mutex_t lock;
+    tr_mnode *batches[TR_ENV_CLASSES];
+    uint32_t len[TR_ENV_CLASSES];
+};
+
+/* The allocation's size: exact for big payloads, the class's for small. */
+static size_t
+block_size(uint32_t size)
+{
+    if (size <= TR_ENV_SMALL) {
+        return sizeof(tr_envelope) + ((size + 15u) & ~15u);
+    }
+    return sizeof(tr_envelope) + size;
+}
+
+static tr_mnode *
+next_of(tr_mnode *n)
+{
+    return tr_load_relaxed(&n->next);
+}
+
+/* Free a list of `n`-class envelopes to the allocator. */
+static void
+free_list(tr_mnode *n, unsigned k)
+{
+    while (n != NULL) {
+        tr_mnode *next = next_of(n);
+        UNPOISON(n, 16u * k + sizeof(tr_envelope));
+        tr__free(n, 16u * k + sizeof(tr_envelope));
+        n = next;
+    }
+}
+
+int
+tr__env_depot_create(tr_env_depot **out)
+{
+    tr_env_depot *d = tr__calloc(sizeof(*d));
+
+    if (d == NULL) {
+        return TR_ENOMEM;
+    }
+    pthread_mutex_init(&d->lock, NULL);
+    *out = d;
+    return TR_OK;
+}
+
+void
+tr__env_depot_destroy(tr_env_depot *d)
+{
+    if (d == NULL) {
+        return;
+    }
+    for (unsigned k = 0; k < TR_ENV_CLASSES; k++) {
+        tr_mnode *b = d->batches[k];
+        while (b != NULL) {
+            tr_envelope *first = tr__env_of_node(b);
+            UNPOISON(first, sizeof(*first));
+            tr_mnode *next = (tr_mnode *)(uintptr_t)first->from;
+            free_list(b, k);
+            b = next;
+        }
+    }
+    pthread_mutex_destroy(&d->lock);
+    tr__free(d, sizeof(*d));
+}
+
+void
+tr__env_cache_flush(tr_env_cache *c)
+{
+    for (unsigned k = 0; k < TR_ENV_CLASSES; k++) {
+        free_list(c->free[k], k);
+        c->free[k] = NULL;
+        c->len[k] = 0;
+    }
+}
+
+/* An empty class takes a batch from the depot; false when it has none. */
+static bool
+refill(tr_env_cache *c, unsigned k)
+{
+    tr_env_depot *d = c->depot;
+    tr_mnode *b = NULL;
+
+    if (d == NULL) {
+        return false;
+    }
+    pthread_mutex_lock(&d->lock);
+    if ((b = d->batches[k]) != NULL) {
+        tr_envelope *first = tr__env_of_node(b);
+        UNPOISON(first, sizeof(*first));
+        d->batches[k] = (tr_mnode *)(uintptr_t)first->from;
+        d->len[k]--;
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (b == NULL) {
+        return false;
+    }
+    c->free[k] = b;
+    c->len[k] = TR_ENV_BATCH;
+    return true;
+}
+
+/* A full class hands a batch to the depot, or to the allocator when the
+ * depot has enough. */
+static void
+spill(tr_env_cache *c, unsigned k)
+{
+    tr_env_depot *d = c->depot;
+    tr_mnode *b = c->free[k];
+    tr_mnode *last = b;
+
+    for (unsigned i = 1; i < TR_ENV_BATCH; i++) {
+        last = next_of(last);
+    }
+    c->free[k] = next_of(last);
+    c->len[k] -= TR_ENV_BATCH;
+    tr_store_relaxed(&last->next, NULL);
+    if (d != NULL) {
+        tr_envelope *first = tr__env_of_node(b);
+        pthread_mutex_lock(&d->lock);
+        if (d->len[k] < TR_ENV_DEPOT_MAX) {
+            UNPOISON(first, sizeof(*first));
+            first->from = (uint64_t)(uintptr_t)d->batches[k];
+            POISON(&first->type, sizeof(*first) - sizeof(first->node));
+            d->batches[k] = b;
+            d->len[k]++;
+            b = NULL;
+        }
+        pthread_mutex_unlock(&d->lock);
+    }
+    free_list(b, k);
+}
+
+static tr_envelope *
+init(tr_envelope *env, uint32_t size)
+{
+    env->size = size;
+    env->kind = 0;
+    env->from = 0;
+    env->gen = 0;
+    env->type = 0;
+    return env;
+}
+
+tr_envelope *
+tr__env_create_in(tr_env_cache *c, uint32_t size)
+{
+    if (c != NULL && size <= TR_ENV_SMALL) {
+        unsigned k = (size + 15u) >> 4;
+        if (c->free[k] != NULL || refill(c, k)) {
+            tr_mnode *n = c->free[k];
+            if (tr__alloc_should_fail()) {
+                return NULL;
+            }
+            c->free[k] = next_of(n);
+            c->len[k]--;
+            UNPOISON(n, block_size(size));
+            return init(tr__env_of_node(n), size);
+        }
+    }
+    tr_envelope *env = tr__alloc(block_size(size));
+    return env != NULL ? init(env, size) : NULL;
+}
+
+void
+tr__env_destroy_in(tr_env_cache *c, tr_envelope *env)
+{
+    uint32_t size = env->size;
+
+    if (c != NULL && size <= TR_ENV_SMALL) {
+        unsigned k = (size + 15u) >> 4;
+        if (c->len[k] == TR_ENV_CACHE_MAX) {
+            spill(c, k);
+        }
+        tr_store_relaxed(&env->node.next, c->free[k]);
+        c->free[k] = &env->node;
+        c->len[k]++;
+        POISON(&env->type, block_size(size) - sizeof(env->node));
+        return;
+    }
+    tr__free(env, block_size(size));
+}
 
 tr_envelope *
 tr__env_create(uint32_t size)
 {
-    tr_envelope *env = tr__alloc(sizeof(*env) + size);
-
-    if (env != NULL) {
-        env->size = size;
-        env->kind = 0;
-        env->from = 0;
-        env->gen = 0;
-        env->type = 0;
-    }
-    return env;
+    return tr__env_create_in(NULL, size);
 }
 
 void
 tr__env_destroy(tr_envelope *env)
 {
-    tr__free(env, sizeof(*env) + env->size);
+    tr__env_destroy_in(NULL, env);
 }

@@ -25,10 +25,53 @@ _Static_assert(sizeof(tr_envelope) == 32, "envelope header is 32 bytes");
 _Static_assert(sizeof(tr_envelope) % _Alignof(max_align_t) == 0,
                "payload after the header is aligned for any scalar");
 
-/* Allocate an envelope with room for `size` payload bytes; NULL on OOM. */
-tr_envelope *tr__env_create(uint32_t size);
+/*
+ * Envelope caches. A message's memory is allocated on the sender's worker
+ * and freed on the receiver's, so a general allocator moves it between
+ * cores on every message, and spends more instructions than the rest of
+ * the send. Small envelopes (up to TR_ENV_SMALL payload bytes: 32 to 128
+ * bytes in all, in classes of 16, which are the allocator's own) are kept
+ * instead in per-worker caches: a free list per class, touched by its
+ * worker only. A cache that grows past TR_ENV_CACHE_MAX hands a batch of
+ * TR_ENV_BATCH to the system's depot (one lock a batch), and an empty one
+ * takes a batch back, so that memory freed by a consumer returns to its
+ * producers in batches. The depot keeps at most TR_ENV_DEPOT_MAX batches a
+ * class and gives the rest back to the allocator, so what the caches
+ * hold stays bounded. Threads that are not workers use the allocator.
+ */
+enum {
+    TR_ENV_SMALL = 96,
+    TR_ENV_CLASSES = TR_ENV_SMALL / 16 + 1,
+    TR_ENV_CACHE_MAX = 256,
+    TR_ENV_BATCH = 128,
+    TR_ENV_DEPOT_MAX = 32,
+};
 
-/* Free an envelope (sized by its `size`). */
+typedef struct tr_env_depot tr_env_depot;
+
+/* One worker's cache: owner only. Zero, with `depot` set, is empty. */
+typedef struct tr_env_cache {
+    tr_mnode *free[TR_ENV_CLASSES];
+    uint32_t len[TR_ENV_CLASSES];
+    tr_env_depot *depot;
+} tr_env_cache;
+
+/* A system's depot; TR_OK or TR_ENOMEM. */
+int tr__env_depot_create(tr_env_depot **out);
+/* Free the depot and what it holds (no cache may use it any more). */
+void tr__env_depot_destroy(tr_env_depot *d);
+/* Give everything `c` holds back to the allocator (teardown). */
+void tr__env_cache_flush(tr_env_cache *c);
+
+/* Allocate an envelope with room for `size` payload bytes, from the
+ * calling worker's cache `c` (NULL off the workers); NULL on OOM. */
+tr_envelope *tr__env_create_in(tr_env_cache *c, uint32_t size);
+
+/* Free an envelope (sized by its `size`) into `c` (NULL: the allocator). */
+void tr__env_destroy_in(tr_env_cache *c, tr_envelope *env);
+
+/* The same, with no cache. */
+tr_envelope *tr__env_create(uint32_t size);
 void tr__env_destroy(tr_envelope *env);
 
 static inline void *

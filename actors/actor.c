@@ -322,6 +322,7 @@ static int
 send_copy(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
           uint64_t wait_until)
 {
+    tr_env_cache *cache;
     tr_envelope *env;
     int rc;
 
@@ -329,7 +330,10 @@ send_copy(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
         type >= TR_MSG_RESERVED) {
         return TR_EINVAL;
     }
-    env = tr__env_create_in(envs(ctx), (uint32_t)size);
+    /* Read before the send: once it fails, a plain thread's context may
+     * belong to a system that shutdown has freed. */
+    cache = envs(ctx);
+    env = tr__env_create_in(cache, (uint32_t)size);
     if (env == NULL) {
         return TR_ENOMEM;
     }
@@ -339,7 +343,7 @@ send_copy(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     }
     rc = tr__actor_deliver(ctx, to, env, wait_until);
     if (rc != TR_OK) {
-        tr__env_destroy_in(envs(ctx), env);
+        tr__env_destroy_in(cache, env);
     }
     return rc;
 }
@@ -512,6 +516,8 @@ release(tr_env_cache *c, tr_mnode *done)
         tr_envelope *env = tr__env_of_node(done);
         if (tr_unlikely(env->kind == TR_MSG_SHARED)) {
             tr__shared_envelope_destroy(env);
+        } else if (env->kind == TR_MSG_CALL) {
+            tr__call_free_request(c, env);
         } else {
             tr__env_destroy_in(c, env);
         }

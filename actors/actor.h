@@ -218,6 +218,9 @@ void tr__call_fail(void *request, const char *why);
 int tr__call_run_outcome(tr_ctx *ctx, void *state, tr_envelope *env);
 /* Free a TR_CTL_REPLY message that will not run. */
 void tr__call_drop_outcome(tr_envelope *env);
+/* Free a request's node once its mailbox is done with it (into `c`, the
+ * calling worker's envelope cache, when it is an envelope of its own). */
+void tr__call_free_request(tr_env_cache *c, tr_envelope *env);
 void tr__call_timed_out(tr_call_rec *rec);
 void tr__call_timer_dropped(tr_call_rec *rec);
 

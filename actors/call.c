@@ -83,8 +83,7 @@ struct tr_call_rec {
     uint64_t started_ns; /* while inspection watches, else 0 */
     tr_reply_fn fn;
     void *arg;
-    tr_envelope *outcome; /* preallocated completion message */
-    char *why;            /* TR_EFAILED: the callee's failure (owned) */
+    char *why; /* TR_EFAILED: the callee's failure (owned) */
     /* tr_ask_wait only. */
     struct ck_ec32 ready;
     int status;
@@ -106,6 +105,56 @@ prefix_of(tr_envelope *env)
     return tr__env_data(env);
 }
 
+/*
+ * One allocation a call. The record, the completion message and the first
+ * request share one block: the completion has room for a reply of up to
+ * REPLY_INLINE bytes, which tr_reply writes in place (a longer reply comes
+ * in an envelope of its own), and the request's payload ends the block.
+ * The request's node lives in the callee's mailbox until its next pop, so
+ * its memory holds a reference of its own (dropped by
+ * tr__call_free_request); the completion is the record's while the call
+ * runs, and then its caller's, who drops it with the call's reference.
+ * Requests of later hops (tr_forward) are envelopes of their own.
+ */
+enum { REPLY_INLINE = 32 };
+
+typedef struct call_block {
+    tr_call_rec rec;
+    _Alignas(16) tr_envelope outcome;
+    unsigned char outcome_data[TR_CALL_PREFIX + REPLY_INLINE];
+    _Alignas(16) tr_envelope request;
+    unsigned char request_data[]; /* TR_CALL_PREFIX + the payload */
+} call_block;
+
+_Static_assert(offsetof(call_block, outcome_data) ==
+                   offsetof(call_block, outcome) + sizeof(tr_envelope),
+               "the completion's payload follows its header");
+_Static_assert(offsetof(call_block, request_data) ==
+                   offsetof(call_block, request) + sizeof(tr_envelope),
+               "the request's payload follows its header");
+
+static call_block *
+block_of(tr_call_rec *rec)
+{
+    return (call_block *)(void *)rec;
+}
+
+static size_t
+block_size(const call_block *b)
+{
+    return offsetof(call_block, request_data) + b->request.size;
+}
+
+/* Free an envelope the call used: the block's own stay with the block. */
+static void
+drop_env(tr_call_rec *rec, tr_envelope *env)
+{
+    if (env != NULL && env != &block_of(rec)->outcome &&
+        env != &block_of(rec)->request) {
+        tr__env_destroy(env);
+    }
+}
+
 static void
 release(tr_call_rec *rec)
 {
@@ -113,34 +162,30 @@ release(tr_call_rec *rec)
     if (tr_fas_acqrel(&rec->refs, 1) != 1) {
         return;
     }
-    if (rec->outcome != NULL) {
-        tr__env_destroy(rec->outcome);
-    }
-    if (rec->reply != NULL) {
-        tr__env_destroy(rec->reply);
-    }
+    drop_env(rec, rec->reply);
     if (rec->why != NULL) {
         tr__free(rec->why, strlen(rec->why) + 1);
     }
-    tr__free(rec, sizeof(*rec));
+    tr__free(rec, block_size(block_of(rec)));
 }
 
-/* End the call with `status`; `reply` (owned, may be NULL) is the reply's
- * envelope for TR_OK. False when the call had already ended. */
+/* Win the right to end the call; false when it had ended already. */
 static bool
-complete(tr_call_rec *rec, int status, tr_envelope *reply, bool by_timer)
+claim(tr_call_rec *rec)
 {
     uint32_t expected = 0;
-    tr_system *sys = rec->sys;
-    tr_envelope *env;
 
     /* acq_rel: one winner; it sees the record as the caller built it. */
-    if (!tr_cas_acqrel(&rec->done, &expected, 1)) {
-        if (reply != NULL) {
-            tr__env_destroy(reply);
-        }
-        return false;
-    }
+    return tr_cas_acqrel(&rec->done, &expected, 1);
+}
+
+/* The winner of claim() ends the call with `status`; `reply` (owned, may
+ * be NULL, may be the block's completion) is the reply for TR_OK. */
+static void
+deliver(tr_call_rec *rec, int status, tr_envelope *reply, bool by_timer)
+{
+    tr_system *sys = rec->sys;
+    tr_envelope *env;
     uint64_t timer = tr_load_acq(&rec->timer_id);
     if (!by_timer && timer != 0) {
         tr__timer_cancel_call(sys, timer);
@@ -157,13 +202,13 @@ complete(tr_call_rec *rec, int status, tr_envelope *reply, bool by_timer)
         /* Release: pairs with the asker's acquire of `published`. */
         tr_store_rel(&rec->published, 1);
         tr__ec_wake(&rec->ready);
-        return true;
+        return;
     }
     if (reply != NULL) {
         env = reply;
     } else {
-        env = rec->outcome;
-        rec->outcome = NULL;
+        env = &block_of(rec)->outcome;
+        env->size = TR_CALL_PREFIX;
     }
     env->kind = TR_CTL_REPLY;
     env->type = rec->type;
@@ -174,9 +219,21 @@ complete(tr_call_rec *rec, int status, tr_envelope *reply, bool by_timer)
     if (tr_load_acq(&sys->torn_down) ||
         tr__actor_push_ctl_to(sys, rec->caller, env) != TR_OK) {
         /* The caller is gone: nobody to tell. */
-        tr__env_destroy(env);
+        drop_env(rec, env);
         release(rec);
     }
+}
+
+/* End the call with `status`; `reply` (owned, may be NULL) is the reply's
+ * envelope for TR_OK. False when the call had already ended. */
+static bool
+complete(tr_call_rec *rec, int status, tr_envelope *reply, bool by_timer)
+{
+    if (!claim(rec)) {
+        drop_env(rec, reply);
+        return false;
+    }
+    deliver(rec, status, reply, by_timer);
     return true;
 }
 
@@ -226,8 +283,22 @@ tr__call_fail(void *request, const char *why)
 void
 tr__call_drop_outcome(tr_envelope *env)
 {
-    release(prefix_of(env)->rec);
-    tr__env_destroy(env);
+    tr_call_rec *rec = prefix_of(env)->rec;
+
+    drop_env(rec, env);
+    release(rec);
+}
+
+void
+tr__call_free_request(tr_env_cache *c, tr_envelope *env)
+{
+    tr_call_rec *rec = prefix_of(env)->rec;
+
+    if (env == &block_of(rec)->request) {
+        release(rec); /* the memory's reference */
+    } else {
+        tr__env_destroy_in(c, env);
+    }
 }
 
 void
@@ -357,17 +428,22 @@ static tr_call_rec *
 new_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
          tr_timeout timeout, tr_envelope **request)
 {
-    tr_call_rec *rec = tr__calloc(sizeof(*rec));
-    tr_envelope *req = tr__env_create((uint32_t)(TR_CALL_PREFIX + size));
+    call_block *b =
+        tr__alloc(offsetof(call_block, request_data) + TR_CALL_PREFIX + size);
+    tr_call_rec *rec;
+    tr_envelope *req;
 
-    if (rec == NULL || req == NULL) {
-        tr__free(rec, sizeof(*rec));
-        if (req != NULL) {
-            tr__env_destroy(req);
-        }
+    if (b == NULL) {
         return NULL;
     }
-    tr_init_relaxed(&rec->refs, 2); /* the request and the completion */
+    rec = &b->rec;
+    req = &b->request;
+    memset(rec, 0, sizeof(*rec));
+    req->size = (uint32_t)(TR_CALL_PREFIX + size);
+    req->from = 0;
+    req->gen = 0;
+    /* The request, the completion and the request's memory. */
+    tr_init_relaxed(&rec->refs, 3);
     tr_init_relaxed(&rec->done, 0);
     tr_init_relaxed(&rec->handle, HANDLE_IN_MSG);
     tr_init_relaxed(&rec->published, 0);
@@ -396,14 +472,11 @@ new_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     return rec;
 }
 
+/* A call whose request was never queued. */
 static void
-free_call(tr_call_rec *rec, tr_envelope *req)
+free_call(tr_call_rec *rec)
 {
-    if (rec->outcome != NULL) {
-        tr__env_destroy(rec->outcome);
-    }
-    tr__env_destroy(req);
-    tr__free(rec, sizeof(*rec));
+    tr__free(rec, block_size(block_of(rec)));
 }
 
 int
@@ -434,17 +507,12 @@ tr_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     }
     rec->fn = on_reply;
     rec->arg = arg;
-    rec->outcome = tr__env_create(TR_CALL_PREFIX);
-    if (rec->outcome == NULL) {
-        free_call(rec, req);
-        return TR_ENOMEM;
-    }
     if (timeout > 0) {
-        tr_init_relaxed(&rec->refs, 3); /* and the timer */
+        tr_init_relaxed(&rec->refs, 4); /* and the timer */
     }
     rc = tr__actor_deliver(ctx, to, req, TR_WAIT_NONE);
     if (rc != TR_OK) {
-        free_call(rec, req);
+        free_call(rec);
         return rc;
     }
     /* Accepted: from here on the call ends exactly once. Arming after the
@@ -528,11 +596,11 @@ tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     }
     rec->caller = 0;
     if (timeout > 0) {
-        tr_init_relaxed(&rec->refs, 3); /* and the timer */
+        tr_init_relaxed(&rec->refs, 4); /* and the timer */
     }
     rc = tr__actor_deliver(ctx, to, req, deadline);
     if (rc != TR_OK) {
-        free_call(rec, req);
+        free_call(rec);
         tr__ctx_leave(ctx);
         return rc;
     }
@@ -569,18 +637,50 @@ tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
 
 /* ---- answering ---- */
 
-static int
-send_reply(tr_call_rec *rec, const void *data, size_t size)
+/* An envelope for a reply of `size` bytes that does not fit the block's
+ * completion; NULL (and `*rc` TR_OK) when it fits, NULL and TR_ENOMEM when
+ * no memory. */
+static tr_envelope *
+reply_env(size_t size, int *rc)
 {
-    tr_envelope *env = tr__env_create((uint32_t)(TR_CALL_PREFIX + size));
+    tr_envelope *env = NULL;
 
-    if (env == NULL) {
-        return TR_ENOMEM;
+    *rc = TR_OK;
+    if (size > REPLY_INLINE &&
+        (env = tr__env_create((uint32_t)(TR_CALL_PREFIX + size))) == NULL) {
+        *rc = TR_ENOMEM;
     }
+    return env;
+}
+
+/* End the call with the reply `data`, in `env` (from reply_env) or in the
+ * block's completion. A reply written in place is written only once the
+ * call is ours: a timeout that ended it first owns the completion. */
+static int
+answer(tr_call_rec *rec, tr_envelope *env, const void *data, size_t size)
+{
+    if (!claim(rec)) {
+        drop_env(rec, env);
+        return TR_ECLOSED;
+    }
+    if (env == NULL) {
+        env = &block_of(rec)->outcome;
+    }
+    env->size = (uint32_t)(TR_CALL_PREFIX + size);
     if (size != 0) {
         memcpy((char *)tr__env_data(env) + TR_CALL_PREFIX, data, size);
     }
-    return complete(rec, TR_OK, env, false) ? TR_OK : TR_ECLOSED;
+    deliver(rec, TR_OK, env, false);
+    return TR_OK;
+}
+
+static int
+send_reply(tr_call_rec *rec, const void *data, size_t size)
+{
+    int rc;
+    tr_envelope *env = reply_env(size, &rc);
+
+    return rc != TR_OK ? rc : answer(rec, env, data, size);
 }
 
 int
@@ -604,21 +704,17 @@ tr_reply(tr_ctx *ctx, const tr_msg *request, const void *data, size_t size)
     }
     /* Allocate before consuming the handle, so TR_ENOMEM leaves the
      * request unanswered (its handler may retry or let it close). */
-    tr_envelope *env = tr__env_create((uint32_t)(TR_CALL_PREFIX + size));
-    if (env == NULL) {
-        return TR_ENOMEM;
+    tr_envelope *env = reply_env(size, &rc);
+    if (rc != TR_OK) {
+        return rc;
     }
     if (!tr_cas_acqrel(&rec->handle, &expected, HANDLE_CONSUMED)) {
-        tr__env_destroy(env);
+        drop_env(rec, env);
         return TR_EALREADY;
-    }
-    if (size != 0) {
-        memcpy((char *)tr__env_data(env) + TR_CALL_PREFIX, data, size);
     }
     /* The request still holds its reference: the runner drops it after
      * the handler returns. */
-    rc = complete(rec, TR_OK, env, false) ? TR_OK : TR_ECLOSED;
-    return rc;
+    return answer(rec, env, data, size);
 }
 
 tr_reply_to *

@@ -138,6 +138,12 @@ bench_system_start(void)
 
     cfg.workers = bench_workers();
     bench_check(tr_system_start(&cfg, &sys), "tr_system_start");
+    /* INSPECT=1: the live endpoint on, nobody watching (its cost). */
+    const char *inspect = getenv("INSPECT");
+    if (inspect != NULL && strcmp(inspect, "1") == 0) {
+        bench_check(tr_inspect_serve(sys, "127.0.0.1:0", NULL, NULL),
+                    "tr_inspect_serve");
+    }
     return sys;
 }
 

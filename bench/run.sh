@@ -2,7 +2,8 @@
 # Runs every benchmark in a build directory.
 #   bench/run.sh [build-dir]        one run of each, its result line
 #   RUNS=5 bench/run.sh [build-dir] five runs of each, then the median line
-# WORKERS and SCALE pass through to the programs (see BENCH.md).
+# WORKERS and SCALE pass through to the programs (see BENCH.md); INSPECT=1
+# turns the live endpoint on in each (nobody watching it).
 set -euo pipefail
 dir=${1:-build/release}
 runs=${RUNS:-1}

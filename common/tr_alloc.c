@@ -16,21 +16,17 @@
 #endif
 
 /* Allocations left before failing; negative means never fail. */
-static tr_atomic(long) fail_countdown = -1;
+tr_atomic(long) tr__fail_countdown = -1;
 
 bool
-tr__alloc_should_fail(void)
+tr__alloc_should_fail_slow(void)
 {
-    /* Relaxed: the hook is armed before the code under test starts. */
-    long left = tr_load_relaxed(&fail_countdown);
+    long left = tr_load_relaxed(&tr__fail_countdown);
 
-    if (tr_likely(left < 0)) {
-        return false;
-    }
     /* Count down to 0 and stay there: from then on every allocation fails
      * (a plain decrement would go past 0 to "off"). */
     while (left > 0) {
-        if (tr_cas_weak_acqrel(&fail_countdown, &left, left - 1)) {
+        if (tr_cas_weak_acqrel(&tr__fail_countdown, &left, left - 1)) {
             return false;
         }
     }
@@ -133,5 +129,5 @@ tr__free_aligned(void *p, size_t size)
 void
 tr__alloc_fail_after(long n)
 {
-    tr_store_relaxed(&fail_countdown, n);
+    tr_store_relaxed(&tr__fail_countdown, n);
 }

@@ -9,6 +9,8 @@
 #ifndef TR_ALLOC_H
 #define TR_ALLOC_H
 
+#include "common/tr_atomic.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -40,6 +42,15 @@ void tr__alloc_fail_after(long n);
 
 /* For allocators of troupe's own (envelope caches): true when the test
  * hook says this allocation fails. One relaxed load while it is off. */
-bool tr__alloc_should_fail(void);
+extern tr_atomic(long) tr__fail_countdown;
+bool tr__alloc_should_fail_slow(void);
+
+static inline bool
+tr__alloc_should_fail(void)
+{
+    /* Relaxed: the hook is armed before the code under test starts. */
+    return tr_load_relaxed(&tr__fail_countdown) >= 0 &&
+           tr__alloc_should_fail_slow();
+}
 
 #endif /* TR_ALLOC_H */

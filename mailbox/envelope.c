@@ -1,6 +1,7 @@
 /*
  * Envelope allocation: header and payload in one sized allocation, small
- * ones through the per-worker caches (see envelope.h).
+ * ones through the per-worker caches (see envelope.h, whose inline paths
+ * take from and give to a cache's free list; the rest is here).
  *
  * Under AddressSanitizer a cached envelope is poisoned past its link, so
  * that a use after free is still reported although the memory is reused
@@ -15,14 +16,7 @@
 
 #include <pthread.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define TR_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TR_ASAN 1
-#endif
-#endif
-#ifdef TR_ASAN
+#ifdef TR_ENV_POISON
 #include <sanitizer/asan_interface.h>
 #define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
 #define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
@@ -179,7 +173,7 @@ init(tr_envelope *env, uint32_t size)
 }
 
 tr_envelope *
-tr__env_create_in(tr_env_cache *c, uint32_t size)
+tr__env_create_slow(tr_env_cache *c, uint32_t size)
 {
     if (c != NULL && size <= TR_ENV_SMALL) {
         unsigned k = (size + 15u) >> 4;
@@ -199,7 +193,7 @@ tr__env_create_in(tr_env_cache *c, uint32_t size)
 }
 
 void
-tr__env_destroy_in(tr_env_cache *c, tr_envelope *env)
+tr__env_destroy_slow(tr_env_cache *c, tr_envelope *env)
 {
     uint32_t size = env->size;
 

@@ -123,7 +123,7 @@ do_start_child(tr_ctx *ctx, tr_sup *s, const admin_req *q, admin_rep *rep)
         tr__free(c, sizeof(*c));
         return NULL;
     }
-    int rc = tr__sup_spawn_child(ctx, s, c);
+    int rc = tr__sup_spawn_child(ctx, s, c, NULL, 0);
     if (rc == TR_OK) {
         if (s->strategy == TR_SIMPLE_ONE_FOR_ONE) {
             s->next_ordinal++; /* the id is taken for good */
@@ -220,7 +220,7 @@ do_restart_child(tr_ctx *ctx, tr_sup *s, const admin_req *q, admin_rep *rep)
     if (c == NULL) {
         return NULL;
     }
-    int rc = tr__sup_spawn_child(ctx, s, c);
+    int rc = tr__sup_spawn_child(ctx, s, c, NULL, 0);
     rep->rc = rc == TR_IGNORE ? TR_OK : rc;
     if (rc != TR_OK) {
         return NULL;

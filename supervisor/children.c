@@ -35,6 +35,7 @@
 #include "common/tr_alloc.h"
 
 #include <stdio.h>
+#include <string.h>
 
 child *
 tr__sup_find_id(tr_sup *s, const char *id)
@@ -217,14 +218,14 @@ prepare(tr_ext *x, void *arg)
 }
 
 int
-tr__sup_spawn_child(tr_ctx *ctx, tr_sup *s, child *c)
+tr__sup_spawn_child(tr_ctx *ctx, tr_sup *s, child *c, char *why, size_t cap)
 {
     prep p = {s->self, c};
     tr_addr addr;
     tr_actor *slot;
     uint64_t started = tr__sup_now_ms(ctx); /* when `init` began */
     int rc = tr__spawn_held(ctx, c->spec.behaviour, c->arg, c->spec.mailbox_cap,
-                            prepare, &p, &addr, &slot);
+                            prepare, &p, &addr, &slot, why, cap);
 
     if (rc != TR_OK) {
         return rc;
@@ -255,6 +256,15 @@ tr__sup_attach(tr_ctx *ctx, tr_sup *s, tr_ext *x)
     tr__sup_tree_lock(ctx);
     if (s->top) {
         tr_system *sys = ctx->sys;
+        /* Under the lock that guards the roots: of two racing starts under
+         * one name, exactly one is refused. */
+        for (uint32_t i = 0; i < sys->nroots; i++) {
+            const tr_sup *r = sys->roots[i];
+            if (strcmp(r->name, s->name) == 0) {
+                tr__sup_tree_unlock(ctx);
+                return TR_EEXIST;
+            }
+        }
         if (sys->nroots == sys->caproots &&
             !tr__grow((void **)&sys->roots, &sys->caproots, sizeof(void *),
                       4)) {

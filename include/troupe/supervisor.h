@@ -182,8 +182,13 @@ TR_API int tr_sup_spec_check(const tr_sup_spec *spec, char *why, size_t cap);
 /** Options of tr_sup_start; NULL, or zero for every field, is the
  * default. */
 typedef struct tr_sup_opts {
-    /* Where tr_sup_start writes why it refused the spec (as
-     * tr_sup_spec_check's reason); "" when it did not. May be NULL. */
+    /* Where tr_sup_start writes why it failed: why it refused the spec
+     * (tr_sup_spec_check's reason); which child failed to start and why
+     * (OTP's failed_to_start_child: "child 'db' failed to start: init
+     * returned -24 (TR_EIO)", or the text its init gave tr_fail), a child
+     * of a child supervisor named by its path ("child 'mid/db' failed to
+     * start: ..."); or that the name is taken. "" when it started. May be
+     * NULL. */
     char *why;
     size_t why_cap;
 } tr_sup_opts;
@@ -191,8 +196,14 @@ typedef struct tr_sup_opts {
 /**
  * Start a top-level supervisor and its children, in order. If a child's
  * `init` fails, the children already started are stopped (reverse order)
- * and this returns the child's code. A child whose `init` returns
- * TR_IGNORE is kept as a spec with no actor (a temporary one is dropped).
+ * and this returns the child's code, with which child failed and why in
+ * `opts->why`. A child whose `init` returns TR_IGNORE is kept as a spec
+ * with no actor (a temporary one is dropped).
+ *
+ * The spec's `name` is the first segment of its tree's paths, so only one
+ * top-level supervisor of a name runs at a time (unnamed ones are all
+ * "supervisor"): another is refused until the first has ended, however
+ * it was started (tr_spawn of tr_supervisor_behaviour too).
  *
  * When a top-level supervisor gives up, the tree is over: the failure hook
  * reports it and tr_system_wait returns.
@@ -201,8 +212,9 @@ typedef struct tr_sup_opts {
  *            args it names (for the supervisor's life); borrows `opts`.
  * Context:   a handler or a plain thread.
  * Returns:   TR_OK and `*out`; TR_EINVAL for a NULL context or a bad spec
- *            (the reason in `opts->why`); TR_ENOMEM; TR_ESHUTDOWN; or a
- *            child's init code.
+ *            (the reason in `opts->why`); TR_EEXIST when a top-level
+ *            supervisor of the same name runs; TR_ENOMEM; TR_ESHUTDOWN; or
+ *            a child's init code (the child and reason in `opts->why`).
  */
 TR_API int tr_sup_start(tr_ctx *ctx, const tr_sup_spec *spec,
                         const tr_sup_opts *opts, tr_addr *out);

@@ -249,11 +249,13 @@ kid(wcfg *c, tr_restart restart)
         .id = c->id, .behaviour = &worker, .arg = c, .restart = restart};
 }
 
+/* Top-level supervisors have names of their own: a test that starts two
+ * names the second. */
 static tr_addr
-start_sup(tr_strategy strategy, tr_child_spec *kids, size_t n, uint32_t max_r,
-          uint32_t period_ms)
+start_sup_named(const char *name, tr_strategy strategy, tr_child_spec *kids,
+                size_t n, uint32_t max_r, uint32_t period_ms)
 {
-    tr_sup_spec spec = {.name = "top",
+    tr_sup_spec spec = {.name = name,
                         .strategy = strategy,
                         .max_restarts = max_r,
                         .period_ms = period_ms,
@@ -262,6 +264,13 @@ start_sup(tr_strategy strategy, tr_child_spec *kids, size_t n, uint32_t max_r,
     tr_addr sup;
     assert_int_equal(tr_sup_start(fx.ctx, &spec, NULL, &sup), TR_OK);
     return sup;
+}
+
+static tr_addr
+start_sup(tr_strategy strategy, tr_child_spec *kids, size_t n, uint32_t max_r,
+          uint32_t period_ms)
+{
+    return start_sup_named("top", strategy, kids, n, max_r, period_ms);
 }
 
 static tr_addr
@@ -283,6 +292,17 @@ static void
 send(tr_addr to, uint32_t type)
 {
     assert_int_equal(tr_send(fx.ctx, to, type, NULL, 0), TR_OK);
+}
+
+static void
+assert_live(uint64_t n)
+{
+    tr_system_stats st;
+    assert_int_equal(tr_system_stats_get(fx.sys, &st), TR_OK);
+    if (st.live_actors != n) {
+        fail_msg("%llu actors live, want %llu",
+                 (unsigned long long)st.live_actors, (unsigned long long)n);
+    }
 }
 
 /* ---- specs ---- */
@@ -609,6 +629,160 @@ test_sup_start_failure_stops_started_children(void **state)
     expect_quiet(20); /* c never started */
     assert_int_equal(tr_system_stats_get(fx.sys, &st), TR_OK);
     assert_int_equal(st.live_actors, 0);
+}
+
+static int
+db_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    (void)state;
+    (void)arg;
+    return tr_fail(ctx, TR_EIO, "db unreachable");
+}
+
+static const tr_behaviour db_behaviour = {
+    .name = "db", .init = db_init, .handle = w_handle};
+
+/* OTP's failed_to_start_child: which child, and why, in opts->why; from
+ * under a child supervisor, by its path. */
+static void
+test_sup_start_says_which_child_failed_and_why(void **state)
+{
+    (void)state;
+    char why[160];
+    tr_sup_opts opts = {.why = why, .why_cap = sizeof(why)};
+    tr_child_spec kids[2] = {kid(&cfg_a, TR_PERMANENT),
+                             kid(&cfg_b, TR_PERMANENT)};
+    tr_sup_spec spec = {.name = "app", .children = kids, .len = 2};
+
+    tr_store_relaxed(&cfg_b.init_rc, TR_EIO);
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, &opts, NULL), TR_EIO);
+    assert_string_equal(
+        why, "child 'b' failed to start: init returned -24 (TR_EIO)");
+    expect(EV_INIT, "a", TR_OK);
+    expect(EV_INIT, "b", TR_EIO);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+
+    /* The text a failing init gave tr_fail is the reason. */
+    kids[1] = (tr_child_spec){.id = "db", .behaviour = &db_behaviour};
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, &opts, NULL), TR_EIO);
+    assert_string_equal(why, "child 'db' failed to start: db unreachable");
+    expect(EV_INIT, "a", TR_OK);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+
+    /* Two supervisors down, a failed init and a bad spec, by path. */
+    tr_child_spec inner_kids[1] = {kid(&cfg_c, TR_PERMANENT)};
+    tr_sup_spec inner = {.name = "inner", .children = inner_kids, .len = 1};
+    tr_child_spec mid_kids[1] = {{.id = "inner",
+                                  .behaviour = &tr_supervisor_behaviour,
+                                  .arg = &inner,
+                                  .kind = TR_SUPERVISOR}};
+    tr_sup_spec mid = {.name = "mid", .children = mid_kids, .len = 1};
+    kids[1] = (tr_child_spec){.id = "mid",
+                              .behaviour = &tr_supervisor_behaviour,
+                              .arg = &mid,
+                              .kind = TR_SUPERVISOR};
+    tr_store_relaxed(&cfg_c.init_rc, TR_ENOMEM);
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, &opts, NULL), TR_ENOMEM);
+    assert_string_equal(why, "child 'mid/inner/c' failed to start: init "
+                             "returned -2 (TR_ENOMEM)");
+    expect(EV_INIT, "a", TR_OK);
+    expect(EV_INIT, "c", TR_ENOMEM);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+    inner_kids[0].behaviour = NULL;
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, &opts, NULL), TR_EINVAL);
+    assert_string_equal(why, "child 'mid/inner/c' has no behaviour");
+    expect(EV_INIT, "a", TR_OK);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+
+    /* A start that succeeds leaves no reason. */
+    inner_kids[0].behaviour = &worker;
+    tr_store_relaxed(&cfg_c.init_rc, TR_OK);
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, &opts, NULL), TR_OK);
+    assert_string_equal(why, "");
+    assert_live(5); /* app, a, mid, inner and c */
+}
+
+/* Two top-level supervisors of one name would have the same paths. */
+static void
+test_sup_top_level_names_are_unique(void **state)
+{
+    (void)state;
+    char why[160];
+    tr_sup_opts opts = {.why = why, .why_cap = sizeof(why)};
+    tr_sup_spec spec = {.name = "app"};
+    tr_sup_spec unnamed = {0};
+    tr_addr first, again;
+
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, NULL, &first), TR_OK);
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, &opts, NULL), TR_EEXIST);
+    assert_string_equal(why, "a top-level supervisor named 'app' runs already");
+    assert_int_equal(tr_sup_start(fx.ctx, &unnamed, NULL, NULL), TR_OK);
+    assert_int_equal(tr_sup_start(fx.ctx, &unnamed, NULL, NULL), TR_EEXIST);
+    assert_live(2);
+
+    /* Free again once the first has ended. */
+    assert_int_equal(tr_actor_stop(fx.ctx, first), TR_OK);
+    assert_true(tr_test_wait_stopped(fx.sys, first, 5000));
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, NULL, &again), TR_OK);
+    assert_int_not_equal(again.id, first.id);
+
+    /* A start that failed took no name. */
+    tr_child_spec kids[1] = {kid(&cfg_a, TR_PERMANENT)};
+    tr_sup_spec failing = {.name = "job", .children = kids, .len = 1};
+    tr_store_relaxed(&cfg_a.init_rc, TR_EIO);
+    assert_int_equal(tr_sup_start(fx.ctx, &failing, NULL, NULL), TR_EIO);
+    tr_store_relaxed(&cfg_a.init_rc, TR_OK);
+    assert_int_equal(tr_sup_start(fx.ctx, &failing, NULL, NULL), TR_OK);
+    expect(EV_INIT, "a", TR_EIO);
+    expect(EV_INIT, "a", TR_OK);
+    assert_live(4);
+}
+
+enum { RACE_ROUNDS = 50 };
+
+typedef struct racer {
+    pthread_barrier_t *go;
+    int rc;
+    tr_addr addr;
+} racer;
+
+static void *
+race_start(void *arg)
+{
+    racer *r = arg;
+    const tr_sup_spec spec = {.name = "race"};
+
+    pthread_barrier_wait(r->go);
+    r->rc = tr_sup_start(fx.ctx, &spec, NULL, &r->addr);
+    return NULL;
+}
+
+/* Two threads start supervisors of one name at once: one wins, the other
+ * is refused, whichever it is. */
+static void
+test_sup_racing_starts_of_one_name_admit_one(void **state)
+{
+    (void)state;
+    pthread_barrier_t go;
+
+    assert_int_equal(pthread_barrier_init(&go, NULL, 2), 0);
+    for (int i = 0; i < RACE_ROUNDS; i++) {
+        racer r[2] = {{.go = &go}, {.go = &go}};
+        pthread_t t[2];
+        for (int k = 0; k < 2; k++) {
+            assert_int_equal(pthread_create(&t[k], NULL, race_start, &r[k]), 0);
+        }
+        for (int k = 0; k < 2; k++) {
+            pthread_join(t[k], NULL);
+        }
+        int won = r[0].rc == TR_OK ? 0 : 1;
+        assert_int_equal(r[won].rc, TR_OK);
+        assert_int_equal(r[1 - won].rc, TR_EEXIST);
+        assert_int_equal(tr_actor_stop(fx.ctx, r[won].addr), TR_OK);
+        assert_true(tr_test_wait_stopped(fx.sys, r[won].addr, 5000));
+    }
+    pthread_barrier_destroy(&go);
+    assert_live(0);
 }
 
 static void
@@ -1135,17 +1309,6 @@ assert_all_ended(const tr_addr *who, size_t n)
     }
 }
 
-static void
-assert_live(uint64_t n)
-{
-    tr_system_stats st;
-    assert_int_equal(tr_system_stats_get(fx.sys, &st), TR_OK);
-    if (st.live_actors != n) {
-        fail_msg("%llu actors live, want %llu",
-                 (unsigned long long)st.live_actors, (unsigned long long)n);
-    }
-}
-
 /* Shut the system down within `ms` (asserting it), and start a fresh one
  * for the teardown. */
 static void
@@ -1323,7 +1486,7 @@ test_sup_report_queued_at_an_ending_parent_ends_the_child(void **state)
     assert_int_equal(tr_spawn(fx.ctx, &gate_behaviour, NULL, NULL, &parent),
                      TR_OK);
     assert_int_equal(tr__spawn_held(fx.ctx, &worker, &cfg_a, 0, adopt,
-                                    &parent.id, &adopted, &slot),
+                                    &parent.id, &adopted, &slot, NULL, 0),
                      TR_OK);
     tr__actor_release(fx.sys, slot);
     expect(EV_INIT, "a", TR_OK);
@@ -1847,7 +2010,8 @@ test_sup_terminating_a_looping_child_ends_its_loop(void **state)
     tr_child_spec tmpl = kid(&cfg_b, TR_PERMANENT);
     tmpl.id = "pool";
     tmpl.backoff = (tr_backoff){.min_ms = 1000, .max_ms = 1000};
-    tr_addr pool = start_sup(TR_SIMPLE_ONE_FOR_ONE, &tmpl, 1, 5, 1000);
+    tr_addr pool =
+        start_sup_named("pool", TR_SIMPLE_ONE_FOR_ONE, &tmpl, 1, 5, 1000);
     assert_int_equal(
         tr_sup_start_child_wait(fx.ctx, pool, NULL, &cfg_b, 5000, &got), TR_OK);
     expect(EV_INIT, "b", TR_OK);
@@ -2296,7 +2460,8 @@ test_sup_start_child_that_timed_out_is_undone(void **state)
     tr_child_spec tmpl = kid(&cfg_c, TR_PERMANENT);
     tmpl.id = "pool";
     tmpl.behaviour = &slow_worker;
-    tr_addr pool = start_sup(TR_SIMPLE_ONE_FOR_ONE, &tmpl, 1, 5, 1000);
+    tr_addr pool =
+        start_sup_named("pool", TR_SIMPLE_ONE_FOR_ONE, &tmpl, 1, 5, 1000);
     specs_arg none2 = {pool, 0};
     tr_store_relaxed(&init_gate, 0);
     assert_int_equal(
@@ -2566,6 +2731,9 @@ main(void)
         M(test_sup_intensity_window_slides),
         T(test_sup_escalation_restarts_the_sub_supervisor),
         T(test_sup_start_failure_stops_started_children),
+        T(test_sup_start_says_which_child_failed_and_why),
+        T(test_sup_top_level_names_are_unique),
+        T(test_sup_racing_starts_of_one_name_admit_one),
         T(test_sup_ignored_child_keeps_its_spec),
         T(test_sup_shutdown_deadline_kills_a_slow_child),
         T(test_sup_dynamic_children_and_api_errors),

@@ -8,12 +8,13 @@
  * A live actor that is not a supervisor is refused at once (TR_ENOTSUP):
  * the requests are the runtime's, and no user handler may see them.
  *
- * Supervisor side. Reads (which_children, count_children) are answered at
- * once, whatever the supervisor is doing. A request that changes the
- * children is handled only when the supervisor is idle: during a stop
- * sequence it waits in a queue (tr_sup.deferred, in the order requests
- * came) until the engine reports, through the hook (sup.h), that the
- * sequence is over and the supervisor idle; it is dropped, and its caller
+ * Supervisor side. Reads (which_children, count_children, find_child,
+ * get_childspec) are answered at once, whatever the supervisor is doing.
+ * A request that changes the children is handled only when the
+ * supervisor is idle: during a stop sequence it waits in a queue
+ * (tr_sup.deferred, in the order requests came) until the engine reports,
+ * through the hook (sup.h), that the sequence is over and the supervisor
+ * idle; it is dropped, and its caller
  * hears TR_ECLOSED, if the incarnation ends first, or if no memory was
  * left to queue it. A terminate_child of a running child is itself a
  * sequence (of one, tr__sup_stop_one): its answer waits in
@@ -54,6 +55,8 @@ typedef struct admin_rep {
     int rc;
     tr_addr addr;
     tr_child_counts counts;
+    tr_child_info info;     /* find_child */
+    tr_child_spec_buf spec; /* get_childspec (spec.id NULL) */
     uint32_t total;
     tr_child_info infos[]; /* which_children */
 } admin_rep;
@@ -254,11 +257,23 @@ do_count(tr_sup *s, admin_rep *rep)
     }
 }
 
+static void
+describe(const child *c, uint64_t now, tr_child_info *info)
+{
+    snprintf(info->id, sizeof(info->id), "%s", c->id);
+    info->addr = c->addr; /* kept while it waits to be restarted */
+    info->kind = c->spec.kind;
+    info->restart = c->spec.restart;
+    info->status = tr__sup_child_status(c, now);
+    info->restarts = c->restarts;
+}
+
 /* which_children's answer, allocated (`*size`); NULL when out of memory. */
 static admin_rep *
-which(tr_sup *s, const admin_req *q, size_t *size)
+which(tr_ctx *ctx, tr_sup *s, const admin_req *q, size_t *size)
 {
     uint32_t n = s->n < q->cap ? s->n : q->cap;
+    uint64_t now = tr__sup_now_ms(ctx);
     admin_rep *rep;
 
     *size = sizeof(admin_rep) + sizeof(tr_child_info) * n;
@@ -269,15 +284,36 @@ which(tr_sup *s, const admin_req *q, size_t *size)
     uint32_t i = 0;
     for (child *c = tr__sup_seen(s, s->head); c != NULL && i < n;
          c = tr__sup_seen(s, c->next), i++) {
-        tr_child_info *info = &rep->infos[i];
-        snprintf(info->id, sizeof(info->id), "%s", c->id);
-        info->addr = c->addr; /* kept while it waits to be restarted */
-        info->kind = c->spec.kind;
-        info->restart = c->spec.restart;
-        info->running = c->state == CHILD_RUNNING;
-        info->restarts = c->restarts;
+        describe(c, now, &rep->infos[i]);
     }
     return rep;
+}
+
+/* find_child and get_childspec: one child, by id. */
+static void
+do_find(tr_ctx *ctx, tr_sup *s, uint32_t type, const admin_req *q,
+        admin_rep *rep)
+{
+    child *c = tr__sup_find_id(s, q->id);
+
+    if (c == NULL) {
+        rep->rc = TR_ENOTFOUND;
+    } else if (type == REQ_FIND_CHILD) {
+        describe(c, tr__sup_now_ms(ctx), &rep->info);
+    } else {
+        rep->spec.spec = c->spec;
+        rep->spec.spec.id = NULL;    /* the caller points it at its copy */
+        rep->spec.spec.arg = c->arg; /* a dynamic child's own */
+        snprintf(rep->spec.id, sizeof(rep->spec.id), "%s", c->id);
+    }
+}
+
+/* Reads are answered at once, whatever the supervisor is doing. */
+static bool
+is_read(uint32_t type)
+{
+    return type == REQ_WHICH_CHILDREN || type == REQ_COUNT_CHILDREN ||
+           type == REQ_GET_CHILDSPEC || type == REQ_FIND_CHILD;
 }
 
 /* Handle one request; false when the reply will come later. */
@@ -308,8 +344,12 @@ handle_request(tr_ctx *ctx, tr_sup *s, uint32_t type, const admin_req *q,
     case REQ_COUNT_CHILDREN:
         do_count(s, rep);
         break;
+    case REQ_GET_CHILDSPEC:
+    case REQ_FIND_CHILD:
+        do_find(ctx, s, type, q, rep);
+        break;
     case REQ_WHICH_CHILDREN:
-        rep = which(s, q, &size);
+        rep = which(ctx, s, q, &size);
         if (rep == NULL) {
             small.rc = TR_ENOMEM;
             rep = &small;
@@ -423,14 +463,12 @@ void
 tr__sup_request(tr_ctx *ctx, tr_sup *s, const tr_msg *msg)
 {
     if (!tr_msg_is_call(ctx, msg) || msg->type < REQ_START_CHILD ||
-        msg->type > REQ_COUNT_CHILDREN || msg->size != sizeof(admin_req)) {
+        msg->type > REQ_FIND_CHILD || msg->size != sizeof(admin_req)) {
         return; /* not for us: ignore, as OTP logs and goes on */
     }
     tr_reply_to *h = tr_reply_take(ctx, msg);
     const admin_req *q = msg->data;
-    bool reads =
-        msg->type == REQ_WHICH_CHILDREN || msg->type == REQ_COUNT_CHILDREN;
-    if (s->mode != SUP_IDLE && !reads) {
+    if (s->mode != SUP_IDLE && !is_read(msg->type)) {
         if (!defer(s, msg->type, q, h)) {
             tr_reply_drop(h); /* the caller hears TR_ECLOSED */
         }
@@ -538,6 +576,43 @@ tr_sup_which_children_wait(tr_ctx *ctx, tr_addr sup, tr_child_info *out,
         }
     }
     tr__free(rep, size);
+    return rc;
+}
+
+int
+tr_sup_find_child_wait(tr_ctx *ctx, tr_addr sup, const char *id,
+                       tr_timeout timeout, tr_child_info *out)
+{
+    admin_req q = {0};
+    admin_rep rep = {0};
+
+    if (out == NULL || !tr__sup_id_ok(id)) {
+        return TR_EINVAL;
+    }
+    snprintf(q.id, sizeof(q.id), "%s", id);
+    int rc = ask(ctx, sup, REQ_FIND_CHILD, &q, &rep, sizeof(rep), timeout);
+    if (rc == TR_OK) {
+        *out = rep.info;
+    }
+    return rc;
+}
+
+int
+tr_sup_get_childspec_wait(tr_ctx *ctx, tr_addr sup, const char *id,
+                          tr_timeout timeout, tr_child_spec_buf *out)
+{
+    admin_req q = {0};
+    admin_rep rep = {0};
+
+    if (out == NULL || !tr__sup_id_ok(id)) {
+        return TR_EINVAL;
+    }
+    snprintf(q.id, sizeof(q.id), "%s", id);
+    int rc = ask(ctx, sup, REQ_GET_CHILDSPEC, &q, &rep, sizeof(rep), timeout);
+    if (rc == TR_OK) {
+        *out = rep.spec;
+        out->spec.id = out->id;
+    }
     return rc;
 }
 

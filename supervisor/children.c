@@ -37,6 +37,28 @@
 #include <stdio.h>
 #include <string.h>
 
+tr_child_status
+tr__sup_child_status(const child *c, uint64_t now)
+{
+    switch (c->state) {
+    case CHILD_RUNNING:
+        return TR_CHILD_RUNNING;
+    case CHILD_STOPPING:
+        return TR_CHILD_STOPPING;
+    case CHILD_HELD:
+        if (!c->want_restart) {
+            /* Not to be restarted: it ended in a sequence and is decided
+             * after it, or the sequence ends it. */
+            return TR_CHILD_STOPPING;
+        }
+        /* A retry (its own, or its round's) is not due before due_ms. */
+        return c->due_ms > now ? TR_CHILD_BACKOFF : TR_CHILD_RESTARTING;
+    case CHILD_DOWN:
+        break;
+    }
+    return c->ignored ? TR_CHILD_IGNORED : TR_CHILD_TERMINATED;
+}
+
 child *
 tr__sup_find_id(tr_sup *s, const char *id)
 {
@@ -227,6 +249,7 @@ tr__sup_spawn_child(tr_ctx *ctx, tr_sup *s, child *c, char *why, size_t cap)
     int rc = tr__spawn_held(ctx, c->spec.behaviour, c->arg, c->spec.mailbox_cap,
                             prepare, &p, &addr, &slot, why, cap);
 
+    c->ignored = rc == TR_IGNORE;
     if (rc != TR_OK) {
         return rc;
     }

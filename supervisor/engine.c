@@ -349,6 +349,7 @@ reinit_child(tr_ctx *ctx, tr_sup *s, child *c)
 
     if (rc == TR_IGNORE) {
         tr__sup_tree_lock(ctx);
+        c->ignored = true;
         c->last.kind = TR_EXIT_NORMAL;
         c->last.code = TR_OK;
         snprintf(c->last.text, sizeof(c->last.text), "ignored");

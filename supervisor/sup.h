@@ -24,6 +24,8 @@ enum {
     REQ_DELETE_CHILD,
     REQ_WHICH_CHILDREN,
     REQ_COUNT_CHILDREN,
+    REQ_GET_CHILDSPEC,
+    REQ_FIND_CHILD,
     MSG_DEADLINE, /* a child's shutdown time is up (payload: a timer_ref) */
     MSG_RETRY,    /* try a failed restart again (payload: a timer_ref) */
     MSG_KILL,     /* from our supervisor: end the subtree, then ourselves */
@@ -59,6 +61,7 @@ typedef struct child {
     bool want_restart; /* it waits to be restarted (held) */
     bool undecided;    /* ended during a sequence; decide after it */
     bool in_pass;      /* restarted by the round being restarted now */
+    bool ignored;      /* DOWN because its `init` returned TR_IGNORE */
     child_kill killed; /* how we killed it, for its report */
     bool failed;       /* it has failed or been killed: `last` says how */
     uint32_t serial;   /* names timer messages about this child */

@@ -278,25 +278,83 @@ TR_API int tr_sup_restart_child_wait(tr_ctx *ctx, tr_addr sup, const char *id,
 TR_API int tr_sup_delete_child_wait(tr_ctx *ctx, tr_addr sup, const char *id,
                                     tr_timeout timeout);
 
-/** What tr_sup_which_children_wait reports of one child. */
+/** Where a child is (tr_child_info.status). */
+typedef enum tr_child_status {
+    TR_CHILD_RUNNING = 0, /* its actor runs */
+    TR_CHILD_STOPPING,    /* asked to stop or killed; or it ended while the
+                             supervisor stopped others, and is decided when
+                             that is over: its end is being handled */
+    TR_CHILD_RESTARTING,  /* it ended and waits to be restarted: a failed
+                             restart to be tried again, or a one_for_all or
+                             rest_for_one round under way */
+    TR_CHILD_BACKOFF,     /* it waits for a backoff delay (its own, or one
+                             its round waits for), then restarts */
+    TR_CHILD_TERMINATED,  /* no actor: terminated by hand, ended and not
+                             restarted, or started by hand and failed */
+    TR_CHILD_IGNORED      /* no actor: its `init` returned TR_IGNORE */
+} tr_child_status;
+
+/** What tr_sup_which_children_wait and tr_sup_find_child_wait report of
+ * one child. */
 typedef struct tr_child_info {
     char id[64];
-    tr_addr addr; /* TR_ADDR_NONE when terminated or not started */
+    tr_addr addr; /* kept while restarting or in backoff; TR_ADDR_NONE when
+                     terminated or ignored */
     tr_child_kind kind;
     tr_restart restart;
-    bool running;
+    tr_child_status status;
     uint32_t restarts;
 } tr_child_info;
 
 /**
  * The children, in start order: up to `cap` of them into `out`, and how
  * many there are into `*len` (which may exceed `cap`). `out` may be NULL
- * when `cap` is 0, to count them. A child waiting to be restarted is not
- * running but keeps its address.
+ * when `cap` is 0, to count them. Answered at once, even while the
+ * supervisor stops or restarts children.
+ *
+ * Ownership: writes `out[0..cap)` and `*len` on TR_OK.
+ * Returns:   TR_OK; TR_EINVAL for a NULL `len`, or NULL `out` with a
+ *            non-zero `cap`; or an error above.
  */
 TR_API int tr_sup_which_children_wait(tr_ctx *ctx, tr_addr sup,
                                       tr_child_info *out, size_t cap,
                                       size_t *len, tr_timeout timeout);
+
+/**
+ * One child, by id: what tr_sup_which_children_wait says of it. For
+ * simple_one_for_one, `id` is the ordinal as text. Answered at once, like
+ * tr_sup_which_children_wait.
+ *
+ * Ownership: writes `*out` on TR_OK.
+ * Returns:   TR_OK; TR_ENOTFOUND (no child has that id: never started,
+ *            deleted, or a dynamic or temporary child that has gone);
+ *            TR_EINVAL for a bad id or a NULL `out`; or an error above.
+ */
+TR_API int tr_sup_find_child_wait(tr_ctx *ctx, tr_addr sup, const char *id,
+                                  tr_timeout timeout, tr_child_info *out);
+
+/** A child spec as tr_sup_get_childspec_wait gives it back, with room for
+ * its id. */
+typedef struct tr_child_spec_buf {
+    tr_child_spec spec; /* spec.id points at `id` below: after copying the
+                           struct, point the copy's at the copy's `id` */
+    char id[64];
+} tr_child_spec_buf;
+
+/**
+ * OTP's get_childspec: a copy of child `id`'s spec, as it was given (the
+ * defaults not filled in). For simple_one_for_one, `id` is the ordinal as
+ * text, and the spec is the template's with that id and that child's
+ * start argument. Answered at once, like tr_sup_which_children_wait.
+ *
+ * Ownership: writes `*out` on TR_OK; its behaviour and arg are the ones
+ *            the supervisor borrows (valid for as long as it needs them).
+ * Returns:   TR_OK; TR_ENOTFOUND (as tr_sup_find_child_wait's); TR_EINVAL
+ *            for a bad id or a NULL `out`; or an error above.
+ */
+TR_API int tr_sup_get_childspec_wait(tr_ctx *ctx, tr_addr sup, const char *id,
+                                     tr_timeout timeout,
+                                     tr_child_spec_buf *out);
 
 /** OTP's count_children. */
 typedef struct tr_child_counts {

@@ -806,7 +806,7 @@ test_sup_ignored_child_keeps_its_spec(void **state)
                      TR_OK);
     assert_int_equal(n, 2); /* the temporary one was dropped */
     assert_string_equal(info[1].id, "b");
-    assert_false(info[1].running);
+    assert_int_equal(info[1].status, TR_CHILD_IGNORED);
     /* It can be started later. */
     tr_store_relaxed(&cfg_b.init_rc, TR_OK);
     assert_int_equal(tr_sup_restart_child_wait(fx.ctx, sup, "b", 5000, &b),
@@ -848,8 +848,8 @@ test_sup_shutdown_deadline_kills_a_slow_child(void **state)
     assert_int_equal(tr_sup_which_children_wait(fx.ctx, sup, info, 2, &n, 5000),
                      TR_OK);
     assert_int_equal(n, 2);
-    assert_false(info[0].running);
-    assert_false(info[1].running);
+    assert_int_equal(info[0].status, TR_CHILD_TERMINATED);
+    assert_int_equal(info[1].status, TR_CHILD_TERMINATED);
     char out[2048];
     size_t len;
     assert_int_equal(
@@ -979,7 +979,7 @@ child_not_running(void *arg)
     size_t n = 0;
     return tr_sup_which_children_wait(fx.ctx, ((which_arg *)arg)->sup, info, 1,
                                       &n, 5000) == TR_OK &&
-           n == 1 && !info[0].running;
+           n == 1 && info[0].status != TR_CHILD_RUNNING;
 }
 
 static void
@@ -1004,7 +1004,7 @@ test_sup_backoff_delays_restarts_and_answers_meanwhile(void **state)
         assert_true(tr_test_wait_until(child_not_running, &w, 5000));
         assert_int_equal(
             tr_sup_which_children_wait(fx.ctx, sup, info, 1, &n, 5000), TR_OK);
-        assert_false(info[0].running);
+        assert_int_equal(info[0].status, TR_CHILD_BACKOFF);
         assert_int_equal(
             tr_sup_restart_child_wait(fx.ctx, sup, "a", 5000, NULL),
             TR_ERESTARTING);
@@ -1667,7 +1667,7 @@ test_sup_killed_supervisor_restarts_after_its_subtree_ended(void **state)
     assert_int_equal(tr_sup_which_children_wait(fx.ctx, top, info, 2, &n, 5000),
                      TR_OK);
     assert_int_equal(info[0].restarts, 1);
-    assert_true(info[0].running);
+    assert_int_equal(info[0].status, TR_CHILD_RUNNING);
     assert_live(7); /* top, mid, a, inner, c, d and x */
     shutdown_within(1000);
 }
@@ -1769,7 +1769,7 @@ is_not_running(void *arg)
     }
     for (size_t i = 0; i < n && i < 8; i++) {
         if (strcmp(info[i].id, a->id) == 0) {
-            return !info[i].running &&
+            return info[i].status != TR_CHILD_RUNNING &&
                    (!a->down || tr_addr_is_none(info[i].addr));
         }
     }
@@ -1895,7 +1895,7 @@ test_sup_rest_for_one_retry_resumes_at_the_failed_child(void **state)
     expect_quiet(20); /* a is not stopped again: it runs */
     send(a, MSG_PING);
     expect(EV_MSG, "a", 1);
-    assert_true(info_of(sup, "a").running);
+    assert_int_equal(info_of(sup, "a").status, TR_CHILD_RUNNING);
 
     tr_store_relaxed(&cfg_b.init_rc, TR_OK);
     assert_int_equal(tr_clock_advance(fx.sys, 1000), TR_OK);
@@ -1943,8 +1943,8 @@ test_sup_child_terminated_in_a_restart_loop_stays_terminated(void **state)
                      TR_ERESTARTING);
     assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, "b", 5000),
                      TR_ERESTARTING);
-    assert_false(info_of(sup, "b").running);
-    assert_false(info_of(sup, "c").running);
+    assert_int_equal(info_of(sup, "b").status, TR_CHILD_BACKOFF);
+    assert_int_equal(info_of(sup, "c").status, TR_CHILD_RESTARTING);
     assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
                      TR_OK);
     assert_int_equal(counts.specs, 3);
@@ -1969,7 +1969,7 @@ test_sup_child_terminated_in_a_restart_loop_stays_terminated(void **state)
                      TR_OK);
     assert_int_equal(expect(EV_INIT, "b", TR_OK).addr, got.id);
     expect_quiet(20);
-    assert_false(info_of(sup, "c").running);
+    assert_int_equal(info_of(sup, "c").status, TR_CHILD_TERMINATED);
     assert_int_equal(tr_sup_restart_child_wait(fx.ctx, sup, "c", 5000, &got),
                      TR_OK);
     expect(EV_INIT, "c", TR_OK);
@@ -2246,7 +2246,7 @@ test_sup_round_leaves_a_terminated_child_down(void **state)
     expect(EV_INIT, "a", TR_OK);
     expect(EV_INIT, "c", TR_OK);
     expect_quiet(20);
-    assert_false(info_of(sup, "b").running);
+    assert_int_equal(info_of(sup, "b").status, TR_CHILD_TERMINATED);
 }
 
 /* ---- limits ---- */
@@ -2600,7 +2600,7 @@ test_sup_sibling_restarts_while_a_child_is_terminated(void **state)
     expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
     assert_int_equal(pthread_join(t.thread, NULL), 0);
     assert_int_equal(tr_load_acq(&t.rc), TR_OK);
-    assert_true(info_of(sup, "b").running);
+    assert_int_equal(info_of(sup, "b").status, TR_CHILD_RUNNING);
 }
 
 /* A restart_child that timed out is undone too: the child is terminated
@@ -2714,6 +2714,210 @@ test_sup_work_on_one_child_does_not_grow_with_its_siblings(void **state)
     assert_true(big < 100);
 }
 
+/* ---- one child: find_child and get_childspec ---- */
+
+typedef struct status_arg {
+    tr_addr sup;
+    const char *id;
+    tr_child_status want;
+} status_arg;
+
+static bool
+has_status(void *arg)
+{
+    status_arg *a = arg;
+    tr_child_info info;
+    return tr_sup_find_child_wait(fx.ctx, a->sup, a->id, 5000, &info) ==
+               TR_OK &&
+           info.status == a->want;
+}
+
+static void
+wait_status(tr_addr sup, const char *id, tr_child_status want)
+{
+    status_arg a = {sup, id, want};
+    assert_true(tr_test_wait_until(has_status, &a, 5000));
+}
+
+static tr_child_info
+find(tr_addr sup, const char *id)
+{
+    tr_child_info info;
+    assert_int_equal(tr_sup_find_child_wait(fx.ctx, sup, id, 5000, &info),
+                     TR_OK);
+    return info;
+}
+
+/* A child's status through its life: running, waiting out its backoff
+ * (keeping its address), running again, stopping, terminated. */
+static void
+test_sup_find_child_follows_its_status(void **state)
+{
+    (void)state;
+    tr_child_spec kids[2] = {kid(&cfg_a, TR_PERMANENT),
+                             kid(&cfg_b, TR_PERMANENT)};
+    kids[0].backoff = (tr_backoff){.min_ms = 1000, .max_ms = 1000};
+    kids[1].behaviour = &gated_worker;
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 2, 5, 1000);
+    tr_addr a = {.id = expect(EV_INIT, "a", TR_OK).addr};
+    tr_addr b = {.id = expect(EV_INIT, "b", TR_OK).addr};
+    terminator t = {.sup = sup, .id = "b"};
+    tr_child_info info = find(sup, "a");
+
+    assert_string_equal(info.id, "a");
+    assert_int_equal(info.addr.id, a.id);
+    assert_int_equal(info.kind, TR_WORKER);
+    assert_int_equal(info.restart, TR_PERMANENT);
+    assert_int_equal(info.status, TR_CHILD_RUNNING);
+    assert_int_equal(info.restarts, 0);
+
+    /* In backoff until its delay is up, at the address it keeps. */
+    send(a, MSG_CRASH);
+    expect(EV_STOP, "a", TR_EXIT_FAILED);
+    wait_status(sup, "a", TR_CHILD_BACKOFF);
+    assert_int_equal(find(sup, "a").addr.id, a.id);
+    assert_int_equal(tr_clock_advance(fx.sys, 999), TR_OK);
+    expect_quiet(20);
+    assert_int_equal(find(sup, "a").status, TR_CHILD_BACKOFF);
+    assert_int_equal(tr_clock_advance(fx.sys, 1), TR_OK);
+    expect(EV_INIT, "a", TR_OK);
+    wait_status(sup, "a", TR_CHILD_RUNNING);
+    assert_int_equal(find(sup, "a").restarts, 1);
+
+    /* Stopping while its `stop` waits at the gate, then terminated. */
+    tr_store_relaxed(&stop_gate, 0);
+    tr_store_relaxed(&t.rc, 1);
+    assert_int_equal(pthread_create(&t.thread, NULL, terminate_in_thread, &t),
+                     0);
+    wait_status(sup, "b", TR_CHILD_STOPPING);
+    assert_int_equal(find(sup, "b").addr.id, b.id);
+    tr_store_rel(&stop_gate, 1);
+    expect(EV_STOP, "b", TR_EXIT_SHUTDOWN);
+    assert_int_equal(pthread_join(t.thread, NULL), 0);
+    assert_int_equal(tr_load_acq(&t.rc), TR_OK);
+    info = find(sup, "b");
+    assert_int_equal(info.status, TR_CHILD_TERMINATED);
+    assert_true(tr_addr_is_none(info.addr));
+}
+
+/* OTP's get_childspec: a copy the caller keeps, which starts the child
+ * again after its spec was deleted. Unknown and bad ids. */
+static void
+test_sup_get_childspec_gives_a_copy_to_keep(void **state)
+{
+    (void)state;
+    tr_child_spec kids[1] = {kid(&cfg_b, TR_TRANSIENT)};
+    kids[0].shutdown_ms = 300;
+    kids[0].mailbox_cap = 16;
+    kids[0].backoff = (tr_backoff){
+        .min_ms = 10, .max_ms = 400, .jitter_pct = 5, .reset_ms = 1000};
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 1, 5, 1000);
+    tr_child_spec_buf got, kept;
+    tr_child_info info;
+
+    expect(EV_INIT, "b", TR_OK);
+    assert_int_equal(tr_sup_get_childspec_wait(fx.ctx, sup, "b", 5000, &got),
+                     TR_OK);
+    assert_ptr_equal(got.spec.id, got.id);
+    assert_string_equal(got.id, "b");
+    assert_ptr_equal(got.spec.behaviour, &worker);
+    assert_ptr_equal(got.spec.arg, &cfg_b);
+    assert_int_equal(got.spec.restart, TR_TRANSIENT);
+    assert_int_equal(got.spec.kind, TR_WORKER);
+    assert_int_equal(got.spec.shutdown_ms, 300);
+    assert_int_equal(got.spec.mailbox_cap, 16);
+    assert_memory_equal(&got.spec.backoff, &kids[0].backoff,
+                        sizeof(tr_backoff));
+
+    kept = got;
+    kept.spec.id = kept.id;
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "b", 5000),
+                     TR_OK);
+    expect(EV_STOP, "b", TR_EXIT_SHUTDOWN);
+    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, "b", 5000), TR_OK);
+    assert_int_equal(tr_sup_get_childspec_wait(fx.ctx, sup, "b", 5000, &got),
+                     TR_ENOTFOUND);
+    assert_int_equal(tr_sup_find_child_wait(fx.ctx, sup, "b", 5000, &info),
+                     TR_ENOTFOUND);
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, sup, &kept.spec, NULL, 5000, NULL),
+        TR_OK);
+    expect(EV_INIT, "b", TR_OK);
+    assert_int_equal(find(sup, "b").status, TR_CHILD_RUNNING);
+
+    assert_int_equal(tr_sup_get_childspec_wait(fx.ctx, sup, "nope", 5000, &got),
+                     TR_ENOTFOUND);
+    assert_int_equal(tr_sup_find_child_wait(fx.ctx, sup, "nope", 5000, &info),
+                     TR_ENOTFOUND);
+    assert_int_equal(tr_sup_get_childspec_wait(fx.ctx, sup, NULL, 5000, &got),
+                     TR_EINVAL);
+    assert_int_equal(tr_sup_find_child_wait(fx.ctx, sup, "", 5000, &info),
+                     TR_EINVAL);
+    assert_int_equal(tr_sup_get_childspec_wait(fx.ctx, sup, "b", 5000, NULL),
+                     TR_EINVAL);
+    assert_int_equal(tr_sup_find_child_wait(fx.ctx, sup, "b", TR_NOWAIT, &info),
+                     TR_EINVAL);
+    assert_int_equal(
+        tr_sup_find_child_wait(fx.ctx, TR_ADDR_NONE, "b", 100, &info),
+        TR_ENOACTOR);
+}
+
+/* simple_one_for_one children are found by ordinal, with their own start
+ * argument; the template is no child, and a child that has gone is found
+ * no more. */
+static void
+test_sup_find_child_by_ordinal(void **state)
+{
+    (void)state;
+    tr_child_spec tmpl = {.id = "pool",
+                          .behaviour = &worker,
+                          .arg = &cfg_d,
+                          .restart = TR_TRANSIENT};
+    tr_addr sup = start_sup(TR_SIMPLE_ONE_FOR_ONE, &tmpl, 1, 5, 1000);
+    wcfg *args[2] = {&cfg_a, &cfg_b};
+    tr_addr w[2];
+    tr_child_spec_buf got;
+    tr_child_info info;
+
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(
+            tr_sup_start_child_wait(fx.ctx, sup, NULL, args[i], 5000, &w[i]),
+            TR_OK);
+        expect(EV_INIT, args[i]->id, TR_OK);
+    }
+    info = find(sup, "2");
+    assert_string_equal(info.id, "2");
+    assert_int_equal(info.addr.id, w[1].id);
+    assert_int_equal(info.status, TR_CHILD_RUNNING);
+    assert_int_equal(info.restart, TR_TRANSIENT);
+    assert_int_equal(tr_sup_get_childspec_wait(fx.ctx, sup, "2", 5000, &got),
+                     TR_OK);
+    assert_string_equal(got.spec.id, "2");
+    assert_ptr_equal(got.spec.arg, &cfg_b);
+    assert_ptr_equal(got.spec.behaviour, &worker);
+    assert_int_equal(got.spec.restart, TR_TRANSIENT);
+    assert_int_equal(tr_sup_get_childspec_wait(fx.ctx, sup, "1", 5000, &got),
+                     TR_OK);
+    assert_ptr_equal(got.spec.arg, &cfg_a);
+
+    assert_int_equal(tr_sup_find_child_wait(fx.ctx, sup, "pool", 5000, &info),
+                     TR_ENOTFOUND);
+    assert_int_equal(tr_sup_find_child_wait(fx.ctx, sup, "3", 5000, &info),
+                     TR_ENOTFOUND);
+    assert_int_equal(tr_sup_get_childspec_wait(fx.ctx, sup, "0", 5000, &got),
+                     TR_ENOTFOUND);
+
+    send(w[0], MSG_QUIT); /* transient, ended normally: it leaves */
+    expect(EV_STOP, "a", TR_EXIT_NORMAL);
+    assert_true(tr_test_wait_stopped(fx.sys, w[0], 5000));
+    assert_int_equal(tr_sup_find_child_wait(fx.ctx, sup, "1", 5000, &info),
+                     TR_ENOTFOUND);
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, sup, NULL, &cfg_c, 5000, NULL), TR_OK);
+    expect(EV_INIT, "c", TR_OK);
+    assert_int_equal(find(sup, "3").status, TR_CHILD_RUNNING);
+}
+
 int
 main(void)
 {
@@ -2772,6 +2976,9 @@ main(void)
         M(test_sup_one_for_all_retries_the_whole_round),
         T(test_sup_sibling_restarts_while_a_child_is_terminated),
         T(test_sup_restart_child_that_timed_out_is_undone),
+        M(test_sup_find_child_follows_its_status),
+        T(test_sup_get_childspec_gives_a_copy_to_keep),
+        T(test_sup_find_child_by_ordinal),
     };
 #undef T
 #undef M

@@ -99,8 +99,8 @@ do_start_child(tr_ctx *ctx, tr_sup *s, const admin_req *q, admin_rep *rep)
         snprintf(ordinal, sizeof(ordinal), "%u", s->next_ordinal + 1);
         spec.id = ordinal;
     } else {
-        if (!q->has_spec ||
-            tr__sup_child_spec_check(&q->spec, why, sizeof(why))) {
+        if (!q->has_spec || tr__sup_child_spec_check(&q->spec, s->auto_shutdown,
+                                                     why, sizeof(why))) {
             rep->rc = TR_EINVAL;
             return NULL;
         }

@@ -16,7 +16,10 @@
  * CHILD_STOPPING and those marked `undecided`; only tr__sup_set_state and
  * tr__sup_set_undecided change those, so the counts cannot drift (the
  * engine ends a stop sequence on `nstopping` reaching 0, and skips the
- * walk for undecided children when there are none).
+ * walk for undecided children when there are none). `nsignificant`
+ * counts the significant children that are not DOWN: a child leaves DOWN
+ * only in tr__sup_spawn_child and enters it only in tr__sup_set_state,
+ * which keep it (all_significant shuts down when it reaches 0).
  *
  * The tree lock. Every change that inspection or tr_whereis_path can see
  * (the list, the indexes, a child's state, address and last exit, the
@@ -175,6 +178,9 @@ tr__sup_set_state(tr_ctx *ctx, tr_sup *s, child *c, child_state st)
     if (st == CHILD_STOPPING) {
         s->nstopping++;
     }
+    if (st == CHILD_DOWN && c->state != CHILD_DOWN && c->spec.significant) {
+        s->nsignificant--;
+    }
     tr__sup_tree_lock(ctx);
     if (st == CHILD_DOWN && c->state != CHILD_DOWN) {
         tr__sup_index_del(&s->by_addr, c);
@@ -253,6 +259,7 @@ tr__sup_spawn_child(tr_ctx *ctx, tr_sup *s, child *c, char *why, size_t cap)
     if (rc != TR_OK) {
         return rc;
     }
+    s->nsignificant += c->spec.significant;
     tr__sup_tree_lock(ctx);
     c->addr = addr;
     c->slot = slot;

@@ -114,11 +114,13 @@ struct tr_sup {
     tr_strategy strategy;
     uint32_t max_restarts;
     uint32_t period_ms;
+    tr_auto_shutdown auto_shutdown;
     child *head, *tail; /* the children, in start order */
     uint32_t n;
-    child *tmpl;       /* simple_one_for_one's template (not a child) */
-    sup_index by_id;   /* every child */
-    sup_index by_addr; /* the children that have an address */
+    uint32_t nsignificant; /* significant children that have an actor */
+    child *tmpl;           /* simple_one_for_one's template (not a child) */
+    sup_index by_id;       /* every child */
+    sup_index by_addr;     /* the children that have an address */
     uint32_t next_serial;
     uint32_t next_ordinal; /* simple_one_for_one ids */
     uint64_t *window;      /* restart times: a ring of max_restarts + 1 */

@@ -119,6 +119,7 @@ sup_init(tr_ctx *ctx, void *state, const void *arg)
     snprintf(s->name, sizeof(s->name), "%s",
              spec->name != NULL ? spec->name : "supervisor");
     s->strategy = spec->strategy;
+    s->auto_shutdown = spec->auto_shutdown;
     s->max_restarts = spec->max_restarts;
     s->period_ms = spec->period_ms;
     if (spec->max_restarts == 0 && spec->period_ms == 0) {

@@ -78,6 +78,18 @@ typedef enum tr_restart {
 /** What a child is. */
 typedef enum tr_child_kind { TR_WORKER = 0, TR_SUPERVISOR } tr_child_kind;
 
+/**
+ * When a supervisor shuts itself down (OTP 24's auto_shutdown): as its
+ * significant children (tr_child_spec.significant) end by themselves and
+ * are not restarted. It then stops its other children, as when asked to
+ * stop, and ends as TR_EXIT_SHUTDOWN.
+ */
+typedef enum tr_auto_shutdown {
+    TR_AUTO_SHUTDOWN_NEVER = 0, /* never; no child may be significant */
+    TR_AUTO_SHUTDOWN_ANY,       /* any_significant: when one such has ended */
+    TR_AUTO_SHUTDOWN_ALL        /* all_significant: when the last such has */
+} tr_auto_shutdown;
+
 /** The largest max_restarts. */
 #define TR_SUP_RESTARTS_MAX 1000000u
 /** The largest period_ms, shutdown_ms and backoff time: one day. */
@@ -124,6 +136,14 @@ typedef struct tr_backoff {
  * borrowed for the supervisor's life (the arg is passed to every `init`,
  * first start and restarts alike). For a child supervisor, `behaviour` is
  * tr_supervisor_behaviour and `arg` its tr_sup_spec.
+ *
+ * A `significant` child's end can shut its supervisor down (see
+ * tr_auto_shutdown): an end by itself that is not restarted, so a
+ * transient child's normal or shutdown end, or any end of a temporary
+ * one. A child the supervisor stops (terminate_child, a one_for_all or
+ * rest_for_one round, its own end) never triggers it. Only transient and
+ * temporary children may be significant, and only under a supervisor
+ * whose auto_shutdown is not never (OTP's rules).
  */
 typedef struct tr_child_spec {
     const char *id;
@@ -135,6 +155,7 @@ typedef struct tr_child_spec {
     uint32_t mailbox_cap; /* as tr_spawn_opts.mailbox_cap: at most
                              TR_MAILBOX_CAP_MAX */
     tr_backoff backoff;
+    bool significant;
 } tr_child_spec;
 
 /**
@@ -149,7 +170,9 @@ typedef struct tr_child_spec {
  * `name` (copied, up to 63 bytes) is the supervisor's part of its
  * children's paths when it is not itself a child. With
  * TR_SIMPLE_ONE_FOR_ONE, `children` holds exactly one template and no
- * child starts with the supervisor.
+ * child starts with the supervisor; a significant template makes every
+ * child significant, and TR_AUTO_SHUTDOWN_ALL then shuts the supervisor
+ * down when the last of them has ended by itself.
  */
 typedef struct tr_sup_spec {
     const char *name;
@@ -158,6 +181,7 @@ typedef struct tr_sup_spec {
     uint32_t period_ms;
     const tr_child_spec *children;
     size_t len;
+    tr_auto_shutdown auto_shutdown;
 } tr_sup_spec;
 
 /** The behaviour of every supervisor; start one with tr_sup_start, or
@@ -166,11 +190,13 @@ TR_API extern const tr_behaviour tr_supervisor_behaviour;
 
 /**
  * Check a spec. Rejected: a NULL or over-long id, a duplicate id, a NULL
- * behaviour, an unknown strategy, restart type or kind, a negative shutdown
- * other than the TR_SHUTDOWN_* values, any number over its bound (see the
- * TR_SUP_* bounds and the fields' comments), backoff with min over max or
- * jitter and reset without backoff, and a simple_one_for_one spec with
- * other than one child. The reason names the field and the child.
+ * behaviour, an unknown strategy, restart type, kind or auto_shutdown, a
+ * negative shutdown other than the TR_SHUTDOWN_* values, any number over
+ * its bound (see the TR_SUP_* bounds and the fields' comments), backoff
+ * with min over max or jitter and reset without backoff, a significant
+ * child that is permanent or under auto_shutdown never, and a
+ * simple_one_for_one spec with other than one child. The reason names the
+ * field and the child.
  *
  * Ownership: borrows `spec`; writes a reason into `why` (may be NULL).
  * Context:   any thread.
@@ -253,7 +279,8 @@ TR_API int tr_sup_start(tr_ctx *ctx, const tr_sup_spec *spec,
  * Returns:   TR_OK and `*out`; TR_EALREADY and the running child's address
  *            in `*out`; TR_EEXIST, with `*out` the address a child that
  *            waits to be restarted keeps, or TR_ADDR_NONE for a terminated
- *            one; TR_EINVAL for a bad spec; TR_EFULL when the supervisor
+ *            one; TR_EINVAL for a bad spec (a significant one too, when the
+ *            supervisor's auto_shutdown is never); TR_EFULL when the supervisor
  *            has TR_SUP_CHILDREN_MAX children; the child's init code; or
  *            an error above (the start undone).
  */
@@ -384,8 +411,9 @@ TR_API int tr_sup_count_children_wait(tr_ctx *ctx, tr_addr sup,
 TR_API int tr_whereis_path(tr_system *sys, const char *path, tr_addr *out);
 
 /**
- * Wait until a top-level supervision tree has given up (every top-level
- * supervisor that gives up ends its tree and wakes this).
+ * Wait until a top-level supervision tree is over: its supervisor gave up,
+ * or shut itself down as its significant children ended (auto_shutdown).
+ * Either ends the tree and wakes this.
  *
  * Context:   a plain thread.
  * Returns:   TR_OK when one has; TR_ETIMEDOUT; TR_EINVAL; TR_ESHUTDOWN once

@@ -2918,6 +2918,262 @@ test_sup_find_child_by_ordinal(void **state)
     assert_int_equal(find(sup, "3").status, TR_CHILD_RUNNING);
 }
 
+/* ---- significant children and auto_shutdown (OTP 24) ---- */
+
+static tr_child_spec
+significant(wcfg *c, tr_restart restart)
+{
+    tr_child_spec k = kid(c, restart);
+    k.significant = true;
+    return k;
+}
+
+static tr_addr
+start_auto(tr_strategy strategy, tr_auto_shutdown how, tr_child_spec *kids,
+           size_t n)
+{
+    tr_sup_spec spec = {.name = "top",
+                        .strategy = strategy,
+                        .max_restarts = 5,
+                        .period_ms = 1000,
+                        .children = kids,
+                        .len = n,
+                        .auto_shutdown = how};
+    tr_addr sup;
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, NULL, &sup), TR_OK);
+    return sup;
+}
+
+/* Only transient and temporary children can be significant, and only
+ * where auto_shutdown is not never; a start_child is checked against the
+ * supervisor's. */
+static void
+test_sup_significant_specs_follow_otps_rules(void **state)
+{
+    (void)state;
+    char why[160];
+    tr_child_spec kids[2] = {significant(&cfg_a, TR_PERMANENT),
+                             kid(&cfg_b, TR_PERMANENT)};
+    tr_sup_spec spec = {
+        .children = kids, .len = 2, .auto_shutdown = TR_AUTO_SHUTDOWN_ANY};
+
+    assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_EINVAL);
+    assert_non_null(strstr(why, "child 'a' is significant but permanent"));
+    kids[0].restart = TR_TRANSIENT;
+    spec.auto_shutdown = TR_AUTO_SHUTDOWN_NEVER;
+    assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_EINVAL);
+    assert_string_equal(why, "child 'a' is significant but the supervisor's "
+                             "auto_shutdown is never");
+    spec.auto_shutdown = (tr_auto_shutdown)3;
+    assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_EINVAL);
+    assert_string_equal(why, "unknown auto_shutdown 3");
+    spec.auto_shutdown = TR_AUTO_SHUTDOWN_ALL;
+    assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_OK);
+    kids[0].restart = TR_TEMPORARY;
+    assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_OK);
+    kids[0].significant = false; /* auto_shutdown with none: valid */
+    assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_OK);
+
+    tr_sup_spec pool = {.strategy = TR_SIMPLE_ONE_FOR_ONE,
+                        .children = kids,
+                        .len = 1,
+                        .auto_shutdown = TR_AUTO_SHUTDOWN_ALL};
+    kids[0] = significant(&cfg_a, TR_PERMANENT);
+    assert_int_equal(tr_sup_spec_check(&pool, why, sizeof(why)), TR_EINVAL);
+
+    tr_child_spec d = significant(&cfg_d, TR_TRANSIENT);
+    tr_child_spec_buf got;
+    tr_addr never = start_sup_named("never", TR_ONE_FOR_ONE, NULL, 0, 5, 1000);
+    tr_addr any = start_auto(TR_ONE_FOR_ONE, TR_AUTO_SHUTDOWN_ANY, NULL, 0);
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, never, &d, NULL, 5000, NULL),
+        TR_EINVAL);
+    assert_int_equal(tr_sup_start_child_wait(fx.ctx, any, &d, NULL, 5000, NULL),
+                     TR_OK);
+    expect(EV_INIT, "d", TR_OK);
+    assert_int_equal(tr_sup_get_childspec_wait(fx.ctx, any, "d", 5000, &got),
+                     TR_OK);
+    assert_true(got.spec.significant);
+}
+
+/* any_significant: a transient child's abnormal end restarts it; its
+ * normal end shuts the supervisor down, which stops the others in reverse
+ * order and ends as shutdown. A top-level tree is then over. */
+static void
+test_sup_any_significant_ends_the_tree_on_a_normal_end(void **state)
+{
+    (void)state;
+    tr_child_spec kids[3] = {kid(&cfg_a, TR_PERMANENT),
+                             significant(&cfg_b, TR_TRANSIENT),
+                             kid(&cfg_c, TR_PERMANENT)};
+    tr_addr sup = start_auto(TR_ONE_FOR_ONE, TR_AUTO_SHUTDOWN_ANY, kids, 3);
+    expect(EV_INIT, "a", TR_OK);
+    tr_addr b = {.id = expect(EV_INIT, "b", TR_OK).addr};
+    expect(EV_INIT, "c", TR_OK);
+    watch(&sup, 1);
+
+    send(b, MSG_CRASH);
+    expect(EV_STOP, "b", TR_EXIT_FAILED);
+    expect(EV_INIT, "b", TR_OK);
+    expect_quiet(20);
+    send(b, MSG_QUIT);
+    expect(EV_STOP, "b", TR_EXIT_NORMAL);
+    expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+    expect(EV_DOWN, "down", TR_EXIT_SHUTDOWN);
+    assert_int_equal(tr_system_wait(fx.sys, 5000), TR_OK);
+    assert_int_equal(tr_load_relaxed(&top_failures), 0);
+}
+
+/* all_significant: not before the last significant child has ended; a
+ * temporary child's end counts however it ended. */
+static void
+test_sup_all_significant_waits_for_the_last(void **state)
+{
+    (void)state;
+    tr_child_spec kids[3] = {significant(&cfg_a, TR_TRANSIENT),
+                             significant(&cfg_b, TR_TEMPORARY),
+                             kid(&cfg_c, TR_PERMANENT)};
+    tr_addr sup = start_auto(TR_ONE_FOR_ONE, TR_AUTO_SHUTDOWN_ALL, kids, 3);
+    tr_addr a = {.id = expect(EV_INIT, "a", TR_OK).addr};
+    tr_addr b = {.id = expect(EV_INIT, "b", TR_OK).addr};
+    expect(EV_INIT, "c", TR_OK);
+    watch(&sup, 1);
+
+    send(a, MSG_QUIT);
+    expect(EV_STOP, "a", TR_EXIT_NORMAL);
+    wait_status(sup, "a", TR_CHILD_TERMINATED);
+    expect_quiet(20);
+    send(b, MSG_CRASH);
+    expect(EV_STOP, "b", TR_EXIT_FAILED);
+    expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
+    expect(EV_DOWN, "down", TR_EXIT_SHUTDOWN);
+    assert_int_equal(tr_system_wait(fx.sys, 5000), TR_OK);
+}
+
+/* A significant child the supervisor stops itself (terminate_child, a
+ * one_for_all round's bystander) does not shut it down; restarted by hand,
+ * the child's own end still does. */
+static void
+test_sup_significant_child_stopped_by_its_supervisor_counts_not(void **state)
+{
+    (void)state;
+    tr_child_spec kids[3] = {significant(&cfg_a, TR_TEMPORARY),
+                             significant(&cfg_b, TR_TRANSIENT),
+                             kid(&cfg_c, TR_PERMANENT)};
+    tr_addr sup = start_auto(TR_ONE_FOR_ALL, TR_AUTO_SHUTDOWN_ANY, kids, 3);
+    tr_child_counts counts;
+    tr_addr b;
+
+    expect(EV_INIT, "a", TR_OK);
+    expect(EV_INIT, "b", TR_OK);
+    tr_addr c = {.id = expect(EV_INIT, "c", TR_OK).addr};
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "b", 5000),
+                     TR_OK);
+    expect(EV_STOP, "b", TR_EXIT_SHUTDOWN);
+    send(c, MSG_CRASH);
+    expect(EV_STOP, "c", TR_EXIT_FAILED);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+    expect(EV_INIT, "c", TR_OK);
+    expect_quiet(20);
+    assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
+                     TR_OK);
+    assert_int_equal(counts.specs, 2); /* a, temporary, is gone */
+    assert_int_equal(counts.active, 1);
+
+    watch(&sup, 1);
+    assert_int_equal(tr_sup_restart_child_wait(fx.ctx, sup, "b", 5000, &b),
+                     TR_OK);
+    expect(EV_INIT, "b", TR_OK);
+    send(b, MSG_QUIT);
+    expect(EV_STOP, "b", TR_EXIT_NORMAL);
+    expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
+    expect(EV_DOWN, "down", TR_EXIT_SHUTDOWN);
+}
+
+/* simple_one_for_one, all_significant: every child is significant (the
+ * template is); the supervisor ends when the last has ended by itself. */
+static void
+test_sup_simple_one_for_one_ends_after_its_last_significant_child(void **state)
+{
+    (void)state;
+    tr_child_spec tmpl = significant(&cfg_d, TR_TRANSIENT);
+    tmpl.id = "job";
+    tr_addr sup =
+        start_auto(TR_SIMPLE_ONE_FOR_ONE, TR_AUTO_SHUTDOWN_ALL, &tmpl, 1);
+    wcfg *args[3] = {&cfg_a, &cfg_b, &cfg_c};
+    tr_addr w[3];
+
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(
+            tr_sup_start_child_wait(fx.ctx, sup, NULL, args[i], 5000, &w[i]),
+            TR_OK);
+        expect(EV_INIT, args[i]->id, TR_OK);
+    }
+    watch(&sup, 1);
+    send(w[0], MSG_QUIT);
+    expect(EV_STOP, "a", TR_EXIT_NORMAL);
+    send(w[1], MSG_CRASH); /* restarted: it has not ended */
+    expect(EV_STOP, "b", TR_EXIT_FAILED);
+    expect(EV_INIT, "b", TR_OK);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "3", 5000),
+                     TR_OK);
+    expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
+    expect_quiet(20);
+    send(w[1], MSG_QUIT);
+    expect(EV_STOP, "b", TR_EXIT_NORMAL);
+    expect(EV_DOWN, "down", TR_EXIT_SHUTDOWN);
+}
+
+/*
+ * A child supervisor that shuts itself down ends as shutdown: for a
+ * transient, significant child of a supervisor with auto_shutdown, that is
+ * an end by itself, and the whole tree ends (OTP's escalation). A
+ * permanent one is restarted instead.
+ */
+static void
+test_sup_significant_child_supervisor_ends_its_parents_tree(void **state)
+{
+    (void)state;
+    tr_child_spec group_kids[1] = {significant(&cfg_c, TR_TRANSIENT)};
+    tr_sup_spec group = {.name = "group",
+                         .children = group_kids,
+                         .len = 1,
+                         .auto_shutdown = TR_AUTO_SHUTDOWN_ANY};
+    tr_child_spec kids[2] = {kid(&cfg_a, TR_PERMANENT),
+                             {.id = "group",
+                              .behaviour = &tr_supervisor_behaviour,
+                              .arg = &group,
+                              .restart = TR_TRANSIENT,
+                              .kind = TR_SUPERVISOR,
+                              .significant = true}};
+    tr_addr sup = start_auto(TR_ONE_FOR_ONE, TR_AUTO_SHUTDOWN_ANY, kids, 2);
+    tr_addr a = {.id = expect(EV_INIT, "a", TR_OK).addr};
+    tr_addr c = {.id = expect(EV_INIT, "c", TR_OK).addr};
+    tr_addr ends[2] = {addr_of(sup, "group"), sup};
+    int kinds[2];
+
+    watch(ends, 2);
+    send(c, MSG_QUIT);
+    expect(EV_STOP, "c", TR_EXIT_NORMAL);
+    expect_downs(ends, 2, kinds, "a");
+    assert_int_equal(kinds[0], TR_EXIT_SHUTDOWN);
+    assert_int_equal(kinds[1], TR_EXIT_SHUTDOWN);
+    assert_true(tr_test_wait_stopped(fx.sys, a, 5000));
+    assert_int_equal(tr_system_wait(fx.sys, 5000), TR_OK);
+
+    /* Permanent and not significant: its parent restarts it. */
+    kids[1].restart = TR_PERMANENT;
+    kids[1].significant = false;
+    tr_addr top2 = start_sup_named("top2", TR_ONE_FOR_ONE, kids, 2, 5, 1000);
+    drain_journal();
+    c = addr_of(addr_of(top2, "group"), "c");
+    send(c, MSG_QUIT);
+    expect(EV_STOP, "c", TR_EXIT_NORMAL);
+    assert_int_not_equal(expect(EV_INIT, "c", TR_OK).addr, c.id);
+    assert_int_equal(info_of(top2, "group").restarts, 1);
+}
+
 int
 main(void)
 {
@@ -2979,6 +3235,12 @@ main(void)
         M(test_sup_find_child_follows_its_status),
         T(test_sup_get_childspec_gives_a_copy_to_keep),
         T(test_sup_find_child_by_ordinal),
+        T(test_sup_significant_specs_follow_otps_rules),
+        T(test_sup_any_significant_ends_the_tree_on_a_normal_end),
+        T(test_sup_all_significant_waits_for_the_last),
+        T(test_sup_significant_child_stopped_by_its_supervisor_counts_not),
+        T(test_sup_simple_one_for_one_ends_after_its_last_significant_child),
+        T(test_sup_significant_child_supervisor_ends_its_parents_tree),
     };
 #undef T
 #undef M

@@ -76,12 +76,12 @@
  *      on. one_for_all, rest_for_one: restart_round, once every child in
  *      the round is due.
  *  (2) It ended on its own. In the round (want_stop or want_restart) it
- *      waits, held, for the round's restart; outside it, it is marked
- *      undecided and decided when the sequence is over. Gap: a temporary
- *      bystander that ends this way (want_stop, not want_restart) is
- *      neither restarted nor finished, and stays held until the
- *      supervisor ends or the child is terminated by hand; finishing it
- *      here would be a change of behaviour, left out of a pure move.
+ *      waits, held, for the round's restart, except a temporary bystander
+ *      (want_stop, not want_restart), which the round would have stopped
+ *      and not restarted: it is finished at once and forgotten, as in (3),
+ *      its end taken as the round's (OTP's shutdown of a child takes the
+ *      exit that came first), so it shuts nothing down. Outside the round,
+ *      it is marked undecided and decided when the sequence is over.
  *  (3) It was asked: it waits, held, for the round's restart; a temporary
  *      bystander (not to be restarted) is finished at once, and forgotten.
  *  (4) A round's retry that comes during a sequence (round_retry) runs
@@ -780,8 +780,9 @@ tr__sup_on_report(tr_ctx *ctx, tr_sup *s, const tr_child_report *r)
         }
         return;
     case SUP_ROUND:
-        if (asked && !c->want_restart) {
-            /* A bystander that is not restarted ends now. */
+        if (!c->want_restart && (asked || c->want_stop)) {
+            /* A bystander that is not restarted ends now, asked or not
+             * (the cursor steps back if it named it). */
             tr__sup_finish_child(ctx, s, c);
             if (tr__sup_leaves_when_down(s, c)) {
                 tr__sup_remove_child(ctx, s, c);

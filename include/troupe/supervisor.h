@@ -30,9 +30,10 @@
  * the child that failed).
  *
  * Ends. A supervisor that is asked to stop (tr_actor_stop, its parent,
- * shutdown) stops its children in reverse start order, then ends as
- * TR_EXIT_SHUTDOWN (OTP's `shutdown`): a linked actor that does not trap
- * exits goes down with it. A child that ends during such a sequence is
+ * shutdown), or that shuts itself down as its significant children end
+ * (tr_auto_shutdown), stops its children in reverse start order, then
+ * ends as TR_EXIT_SHUTDOWN (OTP's `shutdown`): a linked actor that does
+ * not trap exits goes down with it. A child that ends during such a sequence is
  * ended at once: its DOWN and its name do not wait for its older siblings.
  *
  * Kills. A child is killed when its shutdown is TR_SHUTDOWN_BRUTAL, or

@@ -3,7 +3,9 @@
  * and way of ending, intensity and its sliding window (on a manual clock),
  * escalation, start failure and ignore, shutdown deadlines and kills,
  * killing a supervisor with its subtree, reports left unread, dynamic
- * children and the run-time API's errors, backoff, the snapshot.
+ * children and the run-time API's errors, a child's status, find_child
+ * and get_childspec, backoff, the snapshot, why a start failed, unique
+ * top-level names, significant children and auto_shutdown.
  *
  * Children journal what happens to them (init, stop with its reason, each
  * message) into one mailbox; tests read the journal in order with
@@ -2918,6 +2920,50 @@ test_sup_find_child_by_ordinal(void **state)
     assert_int_equal(find(sup, "3").status, TR_CHILD_RUNNING);
 }
 
+/*
+ * A temporary bystander of a one_for_all round that ends by itself before
+ * the round comes to stop it: the round would not restart it, so it ends
+ * at once (its DOWN, its record gone) instead of waiting, held, for the
+ * supervisor's end.
+ */
+static void
+test_sup_temporary_bystander_ending_in_a_round_ends_at_once(void **state)
+{
+    (void)state;
+    tr_child_spec kids[4] = {
+        kid(&cfg_a, TR_PERMANENT), kid(&cfg_d, TR_TEMPORARY),
+        kid(&cfg_b, TR_PERMANENT), kid(&cfg_c, TR_PERMANENT)};
+    kids[2].behaviour = &gated_worker;
+    tr_addr sup = start_sup(TR_ONE_FOR_ALL, kids, 4, 5, 1000);
+    tr_child_counts counts;
+    tr_child_info info;
+
+    expect(EV_INIT, "a", TR_OK);
+    tr_addr d = {.id = expect(EV_INIT, "d", TR_OK).addr};
+    expect(EV_INIT, "b", TR_OK);
+    tr_addr c = {.id = expect(EV_INIT, "c", TR_OK).addr};
+    tr_store_relaxed(&stop_gate, 0);
+    send(c, MSG_CRASH);
+    expect(EV_STOP, "c", TR_EXIT_FAILED);
+    wait_status(sup, "b", TR_CHILD_STOPPING); /* the round waits on b */
+    send(d, MSG_QUIT);
+    expect(EV_STOP, "d", TR_EXIT_NORMAL);
+    assert_true(tr_test_wait_stopped(fx.sys, d, 5000));
+    assert_int_equal(tr_sup_find_child_wait(fx.ctx, sup, "d", 5000, &info),
+                     TR_ENOTFOUND);
+    tr_store_rel(&stop_gate, 1);
+    expect(EV_STOP, "b", TR_EXIT_SHUTDOWN);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+    expect(EV_INIT, "a", TR_OK);
+    expect(EV_INIT, "b", TR_OK);
+    expect(EV_INIT, "c", TR_OK);
+    expect_quiet(20);
+    assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
+                     TR_OK);
+    assert_int_equal(counts.specs, 3);
+    assert_int_equal(counts.active, 3);
+}
+
 /* ---- significant children and auto_shutdown (OTP 24) ---- */
 
 static tr_child_spec
@@ -3235,6 +3281,7 @@ main(void)
         M(test_sup_find_child_follows_its_status),
         T(test_sup_get_childspec_gives_a_copy_to_keep),
         T(test_sup_find_child_by_ordinal),
+        T(test_sup_temporary_bystander_ending_in_a_round_ends_at_once),
         T(test_sup_significant_specs_follow_otps_rules),
         T(test_sup_any_significant_ends_the_tree_on_a_normal_end),
         T(test_sup_all_significant_waits_for_the_last),

@@ -44,7 +44,7 @@
 #include <string.h>
 
 typedef struct admin_req {
-    char id[64];
+    char id[64]; /* the child's; for start_child, its spec's (spec.id NULL) */
     bool has_spec;
     tr_child_spec spec;
     const void *arg;
@@ -99,12 +99,14 @@ do_start_child(tr_ctx *ctx, tr_sup *s, const admin_req *q, admin_rep *rep)
         snprintf(ordinal, sizeof(ordinal), "%u", s->next_ordinal + 1);
         spec.id = ordinal;
     } else {
-        if (!q->has_spec || tr__sup_child_spec_check(&q->spec, s->auto_shutdown,
+        spec = q->spec;
+        spec.id = q->id; /* the caller's string may be gone by now */
+        if (!q->has_spec || tr__sup_child_spec_check(&spec, s->auto_shutdown,
                                                      why, sizeof(why))) {
             rep->rc = TR_EINVAL;
             return NULL;
         }
-        child *old = tr__sup_find_id(s, q->spec.id);
+        child *old = tr__sup_find_id(s, spec.id);
         if (old != NULL) {
             /* OTP: {already_started, Pid} while it runs, already_present
              * otherwise; one waiting to be restarted keeps its address. */
@@ -114,7 +116,6 @@ do_start_child(tr_ctx *ctx, tr_sup *s, const admin_req *q, admin_rep *rep)
             rep->addr = old->addr;
             return NULL;
         }
-        spec = q->spec;
     }
     child *c = tr__sup_new_child(s, &spec, q->has_spec ? q->spec.arg : q->arg);
     if (c == NULL) {
@@ -522,7 +523,14 @@ tr_sup_start_child_wait(tr_ctx *ctx, tr_addr sup, const tr_child_spec *spec,
     admin_rep rep = {0};
 
     if (spec != NULL) {
+        /* The id travels in the request: one that waits behind a stop
+         * sequence outlives a caller that timed out, and its string. */
+        if (!tr__sup_id_ok(spec->id)) {
+            return TR_EINVAL;
+        }
         q.spec = *spec;
+        q.spec.id = NULL;
+        snprintf(q.id, sizeof(q.id), "%s", spec->id);
     }
     int rc = ask(ctx, sup, REQ_START_CHILD, &q, &rep, sizeof(rep), timeout);
     if (out != NULL) {

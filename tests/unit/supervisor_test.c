@@ -2920,6 +2920,43 @@ test_sup_find_child_by_ordinal(void **state)
     assert_int_equal(find(sup, "3").status, TR_CHILD_RUNNING);
 }
 
+/* A start_child that waits behind a stop sequence and times out: its id
+ * went with the request, so the caller may reuse or free the string at
+ * once. The start is carried out under that id, then undone. */
+static void
+test_sup_start_child_takes_a_copy_of_its_id(void **state)
+{
+    (void)state;
+    tr_child_spec kids[1] = {kid(&cfg_a, TR_PERMANENT)};
+    kids[0].behaviour = &gated_worker;
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 1, 5, 1000);
+    terminator t = {.sup = sup, .id = "a"};
+    tr_child_spec d = kid(&cfg_d, TR_PERMANENT);
+    char *id = malloc(2);
+    specs_arg one = {sup, 1};
+
+    assert_non_null(id);
+    memcpy(id, "d", 2);
+    d.id = id;
+    expect(EV_INIT, "a", TR_OK);
+    tr_store_relaxed(&stop_gate, 0);
+    tr_store_relaxed(&t.rc, 1);
+    assert_int_equal(pthread_create(&t.thread, NULL, terminate_in_thread, &t),
+                     0);
+    wait_status(sup, "a", TR_CHILD_STOPPING);
+    assert_int_equal(tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, 50, NULL),
+                     TR_ETIMEDOUT);
+    id[0] = '\0'; /* an id no spec may have */
+    free(id);
+    tr_store_rel(&stop_gate, 1);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+    assert_int_equal(pthread_join(t.thread, NULL), 0);
+    assert_int_equal(tr_load_acq(&t.rc), TR_OK);
+    expect(EV_INIT, "d", TR_OK);
+    expect(EV_STOP, "d", TR_EXIT_SHUTDOWN);
+    assert_true(tr_test_wait_until(has_specs, &one, 5000));
+}
+
 /*
  * A temporary bystander of a one_for_all round that ends by itself before
  * the round comes to stop it: the round would not restart it, so it ends
@@ -3278,6 +3315,7 @@ main(void)
         M(test_sup_one_for_all_retries_the_whole_round),
         T(test_sup_sibling_restarts_while_a_child_is_terminated),
         T(test_sup_restart_child_that_timed_out_is_undone),
+        T(test_sup_start_child_takes_a_copy_of_its_id),
         M(test_sup_find_child_follows_its_status),
         T(test_sup_get_childspec_gives_a_copy_to_keep),
         T(test_sup_find_child_by_ordinal),

@@ -14,12 +14,11 @@
  * supervisor is idle: during a stop sequence it waits in a queue
  * (tr_sup.deferred, in the order requests came) until the engine reports,
  * through the hook (sup.h), that the sequence is over and the supervisor
- * idle; it is dropped, and its caller
- * hears TR_ECLOSED, if the incarnation ends first, or if no memory was
- * left to queue it. A terminate_child of a running child is itself a
- * sequence (of one, tr__sup_stop_one): its answer waits in
- * tr_sup.admin_reply until the child has ended, and the hook's
- * `one_ended` sends it.
+ * idle; it is dropped, and its caller hears TR_ECLOSED, if the
+ * incarnation ends first, or if no memory was left to queue it. A
+ * terminate_child of a running child is itself a sequence (of one,
+ * tr__sup_stop_one): its answer waits in tr_sup.admin_reply until the child has
+ * ended, and the hook's `one_ended` sends it.
  *
  * Starts. A child added by a request is released only once its address
  * is in the caller's hands: when the answer cannot be delivered (the
@@ -259,13 +258,13 @@ do_count(tr_sup *s, admin_rep *rep)
 }
 
 static void
-describe(const child *c, uint64_t now, tr_child_info *info)
+describe(const tr_sup *s, const child *c, uint64_t now, tr_child_info *info)
 {
     snprintf(info->id, sizeof(info->id), "%s", c->id);
     info->addr = c->addr; /* kept while it waits to be restarted */
     info->kind = c->spec.kind;
     info->restart = c->spec.restart;
-    info->status = tr__sup_child_status(c, now);
+    info->status = tr__sup_child_status(s, c, now);
     info->restarts = c->restarts;
 }
 
@@ -285,7 +284,7 @@ which(tr_ctx *ctx, tr_sup *s, const admin_req *q, size_t *size)
     uint32_t i = 0;
     for (child *c = tr__sup_seen(s, s->head); c != NULL && i < n;
          c = tr__sup_seen(s, c->next), i++) {
-        describe(c, now, &rep->infos[i]);
+        describe(s, c, now, &rep->infos[i]);
     }
     return rep;
 }
@@ -300,7 +299,7 @@ do_find(tr_ctx *ctx, tr_sup *s, uint32_t type, const admin_req *q,
     if (c == NULL) {
         rep->rc = TR_ENOTFOUND;
     } else if (type == REQ_FIND_CHILD) {
-        describe(c, tr__sup_now_ms(ctx), &rep->info);
+        describe(s, c, tr__sup_now_ms(ctx), &rep->info);
     } else {
         rep->spec.spec = c->spec;
         rep->spec.spec.id = NULL;    /* the caller points it at its copy */

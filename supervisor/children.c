@@ -41,8 +41,12 @@
 #include <string.h>
 
 tr_child_status
-tr__sup_child_status(const child *c, uint64_t now)
+tr__sup_child_status(const tr_sup *s, const child *c, uint64_t now)
 {
+    /* A round waits for the timer of its owner, set for the latest delay
+     * of the children in it. */
+    const child *timer = s->round_owner != NULL ? s->round_owner : c;
+
     switch (c->state) {
     case CHILD_RUNNING:
         return TR_CHILD_RUNNING;
@@ -54,8 +58,8 @@ tr__sup_child_status(const child *c, uint64_t now)
              * after it, or the sequence ends it. */
             return TR_CHILD_STOPPING;
         }
-        /* A retry (its own, or its round's) is not due before due_ms. */
-        return c->due_ms > now ? TR_CHILD_BACKOFF : TR_CHILD_RESTARTING;
+        return c->due_ms > now || timer->due_ms > now ? TR_CHILD_BACKOFF
+                                                      : TR_CHILD_RESTARTING;
     case CHILD_DOWN:
         break;
     }

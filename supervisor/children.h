@@ -75,7 +75,8 @@ tr__sup_leaves_when_down(const tr_sup *s, const child *c)
 }
 
 /* What tr_child_info says of `c` at `now` (its supervisor's clock). */
-tr_child_status tr__sup_child_status(const child *c, uint64_t now);
+tr_child_status tr__sup_child_status(const tr_sup *s, const child *c,
+                                     uint64_t now);
 
 /* The child named `id`, or NULL (index probes count as visits). */
 child *tr__sup_find_id(tr_sup *s, const char *id);

@@ -33,8 +33,9 @@
  * shutdown), or that shuts itself down as its significant children end
  * (tr_auto_shutdown), stops its children in reverse start order, then
  * ends as TR_EXIT_SHUTDOWN (OTP's `shutdown`): a linked actor that does
- * not trap exits goes down with it. A child that ends during such a sequence is
- * ended at once: its DOWN and its name do not wait for its older siblings.
+ * not trap exits goes down with it. A child that ends during such a
+ * sequence is ended at once: its DOWN and its name do not wait for its
+ * older siblings.
  *
  * Kills. A child is killed when its shutdown is TR_SHUTDOWN_BRUTAL, or
  * when it has not stopped by its deadline. A killed worker ends at its
@@ -280,10 +281,10 @@ TR_API int tr_sup_start(tr_ctx *ctx, const tr_sup_spec *spec,
  * Returns:   TR_OK and `*out`; TR_EALREADY and the running child's address
  *            in `*out`; TR_EEXIST, with `*out` the address a child that
  *            waits to be restarted keeps, or TR_ADDR_NONE for a terminated
- *            one; TR_EINVAL for a bad spec (a significant one too, when the
- *            supervisor's auto_shutdown is never); TR_EFULL when the supervisor
- *            has TR_SUP_CHILDREN_MAX children; the child's init code; or
- *            an error above (the start undone).
+ *            one; TR_EINVAL for a bad spec (a significant one too, when
+ *            the supervisor's auto_shutdown is never); TR_EFULL when the
+ *            supervisor has TR_SUP_CHILDREN_MAX children; the child's init
+ *            code; or an error above (the start undone).
  */
 TR_API int tr_sup_start_child_wait(tr_ctx *ctx, tr_addr sup,
                                    const tr_child_spec *spec, const void *arg,

@@ -1400,10 +1400,26 @@ out:
 
 /* ---- spawning ---- */
 
+/* Why `init` (run in `child`) failed with `rc`: its tr_fail text, or its
+ * code. */
+static void
+init_failure(const tr_ctx *child, int rc, char *why, size_t cap)
+{
+    if (cap == 0) {
+        return;
+    }
+    if (child->fail_code != 0) {
+        snprintf(why, cap, "%s", child->fail_text);
+    } else {
+        snprintf(why, cap, "init returned %d (%s)", rc, tr_errname(rc));
+    }
+}
+
 static int
 spawn_entered(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
               uint32_t mailbox_cap, void (*prepare)(tr_ext *, void *),
-              void *prepare_arg, tr_addr *out, tr_actor **held)
+              void *prepare_arg, tr_addr *out, tr_actor **held, char *why,
+              size_t why_cap)
 {
     tr_system *sys = ctx->sys;
     tr_wlocal *wl;
@@ -1478,6 +1494,7 @@ spawn_entered(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
         }
         if (rc != TR_OK) {
             const tr_exit exit = {TR_EXIT_NORMAL, rc, "init failed"};
+            init_failure(&child, rc, why, why_cap);
             a->behaviour = &no_stop;
             tr__actor_end(&child, &exit);
             return rc;
@@ -1511,7 +1528,8 @@ spawn_entered(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
 static int
 spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
       uint32_t mailbox_cap, void (*prepare)(tr_ext *, void *),
-      void *prepare_arg, tr_addr *out, tr_actor **held)
+      void *prepare_arg, tr_addr *out, tr_actor **held, char *why,
+      size_t why_cap)
 {
     int rc;
 
@@ -1527,7 +1545,7 @@ spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
         return TR_ESHUTDOWN;
     }
     rc = spawn_entered(ctx, behaviour, arg, mailbox_cap, prepare, prepare_arg,
-                       out, held);
+                       out, held, why, why_cap);
     tr__ctx_leave(ctx);
     return rc;
 }
@@ -1537,15 +1555,24 @@ tr_spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
          const tr_spawn_opts *opts, tr_addr *out)
 {
     return spawn(ctx, behaviour, arg, opts != NULL ? opts->mailbox_cap : 0,
-                 NULL, NULL, out, NULL);
+                 NULL, NULL, out, NULL, NULL, 0);
+}
+
+int
+tr__spawn_why(tr_ctx *ctx, const tr_behaviour *b, const void *arg, tr_addr *out,
+              char *why, size_t cap)
+{
+    return spawn(ctx, b, arg, 0, NULL, NULL, out, NULL, why, cap);
 }
 
 int
 tr__spawn_held(tr_ctx *ctx, const tr_behaviour *b, const void *arg,
                uint32_t mailbox_cap, void (*prepare)(tr_ext *, void *),
-               void *prepare_arg, tr_addr *out, tr_actor **slot)
+               void *prepare_arg, tr_addr *out, tr_actor **slot, char *why,
+               size_t cap)
 {
-    return spawn(ctx, b, arg, mailbox_cap, prepare, prepare_arg, out, slot);
+    return spawn(ctx, b, arg, mailbox_cap, prepare, prepare_arg, out, slot, why,
+                 cap);
 }
 
 void
@@ -1598,11 +1625,9 @@ tr__actor_reinit(tr_ctx *ctx, tr_actor *a, const void *arg, char *why,
     }
     if (rc == TR_OK && child.fail_code != 0) {
         rc = child.fail_code;
-        snprintf(why, cap, "%s", child.fail_text);
-    } else if (rc != TR_OK) {
-        snprintf(why, cap, "init returned %d (%s)", rc, tr_errname(rc));
     }
     if (rc != TR_OK) {
+        init_failure(&child, rc, why, cap);
         /* What the failed init registered (a subscription) ends with it. */
         run_exit_hooks(&child);
         tr_store_relaxed(&x->held, 1); /* `stop` must not run for it */

@@ -350,18 +350,24 @@ void tr__actor_finish(tr_ctx *ctx, const tr_exit *exit, bool run_stop);
 void tr__actor_stop_held(tr_ctx *ctx, const tr_exit *exit);
 /* Give up the run-right of `a` (scheduling it if messages wait). */
 void tr__actor_release(tr_system *sys, tr_actor *a);
+/* tr_spawn that says why `init` failed, into `why` (`cap` bytes; 0 for
+ * none): the text `init` gave tr_fail, or "init returned <code>
+ * (<name>)". Untouched when `init` did not run or did not fail. */
+int tr__spawn_why(tr_ctx *ctx, const tr_behaviour *b, const void *arg,
+                  tr_addr *out, char *why, size_t cap);
 /*
  * tr_spawn for supervisors: `x` (the new slot's record) is filled by
  * `prepare` before the incarnation is published, and on TR_OK the caller
  * holds the run-right unless `x->held` says the child ended in `init`
- * and handed it over.
+ * and handed it over. A failed `init` says why as in tr__spawn_why.
  */
 int tr__spawn_held(tr_ctx *ctx, const tr_behaviour *b, const void *arg,
                    uint32_t mailbox_cap, void (*prepare)(tr_ext *, void *),
-                   void *prepare_arg, tr_addr *out, tr_actor **slot);
+                   void *prepare_arg, tr_addr *out, tr_actor **slot, char *why,
+                   size_t cap);
 /* Run `init` again in a slot whose run-right the caller holds (a restart
  * in place), with fresh zeroed state. TR_OK, TR_IGNORE, or the failure
- * code with its text in `why`. */
+ * code with its text in `why` (as tr__spawn_why's). */
 int tr__actor_reinit(tr_ctx *ctx, tr_actor *a, const void *arg, char *why,
                      size_t cap);
 /* Ask incarnation `gen` of `a` to stop (a control message); a stale `gen`

@@ -178,7 +178,7 @@ main(void)
     memset(&info, 0, sizeof(info));
     bench_check(tr_sup_which_children_wait(ctx, sup, &info, 1, &len, 10000),
                 "tr_sup_which_children_wait");
-    if (len != 1 || info.restarts != n || !info.running) {
+    if (len != 1 || info.restarts != n || info.status != TR_CHILD_RUNNING) {
         bench_fail("the supervisor counted %u restarts (%zu children), "
                    "expected %llu",
                    info.restarts, len, (unsigned long long)n);

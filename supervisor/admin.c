@@ -8,17 +8,17 @@
  * A live actor that is not a supervisor is refused at once (TR_ENOTSUP):
  * the requests are the runtime's, and no user handler may see them.
  *
- * Supervisor side. Reads (which_children, count_children) are answered at
- * once, whatever the supervisor is doing. A request that changes the
- * children is handled only when the supervisor is idle: during a stop
- * sequence it waits in a queue (tr_sup.deferred, in the order requests
- * came) until the engine reports, through the hook (sup.h), that the
- * sequence is over and the supervisor idle; it is dropped, and its caller
- * hears TR_ECLOSED, if the incarnation ends first, or if no memory was
- * left to queue it. A terminate_child of a running child is itself a
- * sequence (of one, tr__sup_stop_one): its answer waits in
- * tr_sup.admin_reply until the child has ended, and the hook's
- * `one_ended` sends it.
+ * Supervisor side. Reads (which_children, count_children, find_child,
+ * get_childspec) are answered at once, whatever the supervisor is doing.
+ * A request that changes the children is handled only when the
+ * supervisor is idle: during a stop sequence it waits in a queue
+ * (tr_sup.deferred, in the order requests came) until the engine reports,
+ * through the hook (sup.h), that the sequence is over and the supervisor
+ * idle; it is dropped, and its caller hears TR_ECLOSED, if the
+ * incarnation ends first, or if no memory was left to queue it. A
+ * terminate_child of a running child is itself a sequence (of one,
+ * tr__sup_stop_one): its answer waits in tr_sup.admin_reply until the child has
+ * ended, and the hook's `one_ended` sends it.
  *
  * Starts. A child added by a request is released only once its address
  * is in the caller's hands: when the answer cannot be delivered (the
@@ -43,7 +43,7 @@
 #include <string.h>
 
 typedef struct admin_req {
-    char id[64];
+    char id[64]; /* the child's; for start_child, its spec's (spec.id NULL) */
     bool has_spec;
     tr_child_spec spec;
     const void *arg;
@@ -54,6 +54,8 @@ typedef struct admin_rep {
     int rc;
     tr_addr addr;
     tr_child_counts counts;
+    tr_child_info info;     /* find_child */
+    tr_child_spec_buf spec; /* get_childspec (spec.id NULL) */
     uint32_t total;
     tr_child_info infos[]; /* which_children */
 } admin_rep;
@@ -96,12 +98,14 @@ do_start_child(tr_ctx *ctx, tr_sup *s, const admin_req *q, admin_rep *rep)
         snprintf(ordinal, sizeof(ordinal), "%u", s->next_ordinal + 1);
         spec.id = ordinal;
     } else {
-        if (!q->has_spec ||
-            tr__sup_child_spec_check(&q->spec, why, sizeof(why))) {
+        spec = q->spec;
+        spec.id = q->id; /* the caller's string may be gone by now */
+        if (!q->has_spec || tr__sup_child_spec_check(&spec, s->auto_shutdown,
+                                                     why, sizeof(why))) {
             rep->rc = TR_EINVAL;
             return NULL;
         }
-        child *old = tr__sup_find_id(s, q->spec.id);
+        child *old = tr__sup_find_id(s, spec.id);
         if (old != NULL) {
             /* OTP: {already_started, Pid} while it runs, already_present
              * otherwise; one waiting to be restarted keeps its address. */
@@ -111,7 +115,6 @@ do_start_child(tr_ctx *ctx, tr_sup *s, const admin_req *q, admin_rep *rep)
             rep->addr = old->addr;
             return NULL;
         }
-        spec = q->spec;
     }
     child *c = tr__sup_new_child(s, &spec, q->has_spec ? q->spec.arg : q->arg);
     if (c == NULL) {
@@ -123,7 +126,7 @@ do_start_child(tr_ctx *ctx, tr_sup *s, const admin_req *q, admin_rep *rep)
         tr__free(c, sizeof(*c));
         return NULL;
     }
-    int rc = tr__sup_spawn_child(ctx, s, c);
+    int rc = tr__sup_spawn_child(ctx, s, c, NULL, 0);
     if (rc == TR_OK) {
         if (s->strategy == TR_SIMPLE_ONE_FOR_ONE) {
             s->next_ordinal++; /* the id is taken for good */
@@ -220,7 +223,7 @@ do_restart_child(tr_ctx *ctx, tr_sup *s, const admin_req *q, admin_rep *rep)
     if (c == NULL) {
         return NULL;
     }
-    int rc = tr__sup_spawn_child(ctx, s, c);
+    int rc = tr__sup_spawn_child(ctx, s, c, NULL, 0);
     rep->rc = rc == TR_IGNORE ? TR_OK : rc;
     if (rc != TR_OK) {
         return NULL;
@@ -254,11 +257,23 @@ do_count(tr_sup *s, admin_rep *rep)
     }
 }
 
+static void
+describe(const tr_sup *s, const child *c, uint64_t now, tr_child_info *info)
+{
+    snprintf(info->id, sizeof(info->id), "%s", c->id);
+    info->addr = c->addr; /* kept while it waits to be restarted */
+    info->kind = c->spec.kind;
+    info->restart = c->spec.restart;
+    info->status = tr__sup_child_status(s, c, now);
+    info->restarts = c->restarts;
+}
+
 /* which_children's answer, allocated (`*size`); NULL when out of memory. */
 static admin_rep *
-which(tr_sup *s, const admin_req *q, size_t *size)
+which(tr_ctx *ctx, tr_sup *s, const admin_req *q, size_t *size)
 {
     uint32_t n = s->n < q->cap ? s->n : q->cap;
+    uint64_t now = tr__sup_now_ms(ctx);
     admin_rep *rep;
 
     *size = sizeof(admin_rep) + sizeof(tr_child_info) * n;
@@ -269,15 +284,36 @@ which(tr_sup *s, const admin_req *q, size_t *size)
     uint32_t i = 0;
     for (child *c = tr__sup_seen(s, s->head); c != NULL && i < n;
          c = tr__sup_seen(s, c->next), i++) {
-        tr_child_info *info = &rep->infos[i];
-        snprintf(info->id, sizeof(info->id), "%s", c->id);
-        info->addr = c->addr; /* kept while it waits to be restarted */
-        info->kind = c->spec.kind;
-        info->restart = c->spec.restart;
-        info->running = c->state == CHILD_RUNNING;
-        info->restarts = c->restarts;
+        describe(s, c, now, &rep->infos[i]);
     }
     return rep;
+}
+
+/* find_child and get_childspec: one child, by id. */
+static void
+do_find(tr_ctx *ctx, tr_sup *s, uint32_t type, const admin_req *q,
+        admin_rep *rep)
+{
+    child *c = tr__sup_find_id(s, q->id);
+
+    if (c == NULL) {
+        rep->rc = TR_ENOTFOUND;
+    } else if (type == REQ_FIND_CHILD) {
+        describe(s, c, tr__sup_now_ms(ctx), &rep->info);
+    } else {
+        rep->spec.spec = c->spec;
+        rep->spec.spec.id = NULL;    /* the caller points it at its copy */
+        rep->spec.spec.arg = c->arg; /* a dynamic child's own */
+        snprintf(rep->spec.id, sizeof(rep->spec.id), "%s", c->id);
+    }
+}
+
+/* Reads are answered at once, whatever the supervisor is doing. */
+static bool
+is_read(uint32_t type)
+{
+    return type == REQ_WHICH_CHILDREN || type == REQ_COUNT_CHILDREN ||
+           type == REQ_GET_CHILDSPEC || type == REQ_FIND_CHILD;
 }
 
 /* Handle one request; false when the reply will come later. */
@@ -308,8 +344,12 @@ handle_request(tr_ctx *ctx, tr_sup *s, uint32_t type, const admin_req *q,
     case REQ_COUNT_CHILDREN:
         do_count(s, rep);
         break;
+    case REQ_GET_CHILDSPEC:
+    case REQ_FIND_CHILD:
+        do_find(ctx, s, type, q, rep);
+        break;
     case REQ_WHICH_CHILDREN:
-        rep = which(s, q, &size);
+        rep = which(ctx, s, q, &size);
         if (rep == NULL) {
             small.rc = TR_ENOMEM;
             rep = &small;
@@ -423,14 +463,12 @@ void
 tr__sup_request(tr_ctx *ctx, tr_sup *s, const tr_msg *msg)
 {
     if (!tr_msg_is_call(ctx, msg) || msg->type < REQ_START_CHILD ||
-        msg->type > REQ_COUNT_CHILDREN || msg->size != sizeof(admin_req)) {
+        msg->type > REQ_FIND_CHILD || msg->size != sizeof(admin_req)) {
         return; /* not for us: ignore, as OTP logs and goes on */
     }
     tr_reply_to *h = tr_reply_take(ctx, msg);
     const admin_req *q = msg->data;
-    bool reads =
-        msg->type == REQ_WHICH_CHILDREN || msg->type == REQ_COUNT_CHILDREN;
-    if (s->mode != SUP_IDLE && !reads) {
+    if (s->mode != SUP_IDLE && !is_read(msg->type)) {
         if (!defer(s, msg->type, q, h)) {
             tr_reply_drop(h); /* the caller hears TR_ECLOSED */
         }
@@ -484,7 +522,14 @@ tr_sup_start_child_wait(tr_ctx *ctx, tr_addr sup, const tr_child_spec *spec,
     admin_rep rep = {0};
 
     if (spec != NULL) {
+        /* The id travels in the request: one that waits behind a stop
+         * sequence outlives a caller that timed out, and its string. */
+        if (!tr__sup_id_ok(spec->id)) {
+            return TR_EINVAL;
+        }
         q.spec = *spec;
+        q.spec.id = NULL;
+        snprintf(q.id, sizeof(q.id), "%s", spec->id);
     }
     int rc = ask(ctx, sup, REQ_START_CHILD, &q, &rep, sizeof(rep), timeout);
     if (out != NULL) {
@@ -538,6 +583,43 @@ tr_sup_which_children_wait(tr_ctx *ctx, tr_addr sup, tr_child_info *out,
         }
     }
     tr__free(rep, size);
+    return rc;
+}
+
+int
+tr_sup_find_child_wait(tr_ctx *ctx, tr_addr sup, const char *id,
+                       tr_timeout timeout, tr_child_info *out)
+{
+    admin_req q = {0};
+    admin_rep rep = {0};
+
+    if (out == NULL || !tr__sup_id_ok(id)) {
+        return TR_EINVAL;
+    }
+    snprintf(q.id, sizeof(q.id), "%s", id);
+    int rc = ask(ctx, sup, REQ_FIND_CHILD, &q, &rep, sizeof(rep), timeout);
+    if (rc == TR_OK) {
+        *out = rep.info;
+    }
+    return rc;
+}
+
+int
+tr_sup_get_childspec_wait(tr_ctx *ctx, tr_addr sup, const char *id,
+                          tr_timeout timeout, tr_child_spec_buf *out)
+{
+    admin_req q = {0};
+    admin_rep rep = {0};
+
+    if (out == NULL || !tr__sup_id_ok(id)) {
+        return TR_EINVAL;
+    }
+    snprintf(q.id, sizeof(q.id), "%s", id);
+    int rc = ask(ctx, sup, REQ_GET_CHILDSPEC, &q, &rep, sizeof(rep), timeout);
+    if (rc == TR_OK) {
+        *out = rep.spec;
+        out->spec.id = out->id;
+    }
     return rc;
 }
 

@@ -16,7 +16,10 @@
  * CHILD_STOPPING and those marked `undecided`; only tr__sup_set_state and
  * tr__sup_set_undecided change those, so the counts cannot drift (the
  * engine ends a stop sequence on `nstopping` reaching 0, and skips the
- * walk for undecided children when there are none).
+ * walk for undecided children when there are none). `nsignificant`
+ * counts the significant children that are not DOWN: a child leaves DOWN
+ * only in tr__sup_spawn_child and enters it only in tr__sup_set_state,
+ * which keep it (all_significant shuts down when it reaches 0).
  *
  * The tree lock. Every change that inspection or tr_whereis_path can see
  * (the list, the indexes, a child's state, address and last exit, the
@@ -35,6 +38,33 @@
 #include "common/tr_alloc.h"
 
 #include <stdio.h>
+#include <string.h>
+
+tr_child_status
+tr__sup_child_status(const tr_sup *s, const child *c, uint64_t now)
+{
+    /* A round waits for the timer of its owner, set for the latest delay
+     * of the children in it. */
+    const child *timer = s->round_owner != NULL ? s->round_owner : c;
+
+    switch (c->state) {
+    case CHILD_RUNNING:
+        return TR_CHILD_RUNNING;
+    case CHILD_STOPPING:
+        return TR_CHILD_STOPPING;
+    case CHILD_HELD:
+        if (!c->want_restart) {
+            /* Not to be restarted: it ended in a sequence and is decided
+             * after it, or the sequence ends it. */
+            return TR_CHILD_STOPPING;
+        }
+        return c->due_ms > now || timer->due_ms > now ? TR_CHILD_BACKOFF
+                                                      : TR_CHILD_RESTARTING;
+    case CHILD_DOWN:
+        break;
+    }
+    return c->ignored ? TR_CHILD_IGNORED : TR_CHILD_TERMINATED;
+}
 
 child *
 tr__sup_find_id(tr_sup *s, const char *id)
@@ -152,6 +182,9 @@ tr__sup_set_state(tr_ctx *ctx, tr_sup *s, child *c, child_state st)
     if (st == CHILD_STOPPING) {
         s->nstopping++;
     }
+    if (st == CHILD_DOWN && c->state != CHILD_DOWN && c->spec.significant) {
+        s->nsignificant--;
+    }
     tr__sup_tree_lock(ctx);
     if (st == CHILD_DOWN && c->state != CHILD_DOWN) {
         tr__sup_index_del(&s->by_addr, c);
@@ -217,18 +250,20 @@ prepare(tr_ext *x, void *arg)
 }
 
 int
-tr__sup_spawn_child(tr_ctx *ctx, tr_sup *s, child *c)
+tr__sup_spawn_child(tr_ctx *ctx, tr_sup *s, child *c, char *why, size_t cap)
 {
     prep p = {s->self, c};
     tr_addr addr;
     tr_actor *slot;
     uint64_t started = tr__sup_now_ms(ctx); /* when `init` began */
     int rc = tr__spawn_held(ctx, c->spec.behaviour, c->arg, c->spec.mailbox_cap,
-                            prepare, &p, &addr, &slot);
+                            prepare, &p, &addr, &slot, why, cap);
 
+    c->ignored = rc == TR_IGNORE;
     if (rc != TR_OK) {
         return rc;
     }
+    s->nsignificant += c->spec.significant;
     tr__sup_tree_lock(ctx);
     c->addr = addr;
     c->slot = slot;
@@ -255,6 +290,15 @@ tr__sup_attach(tr_ctx *ctx, tr_sup *s, tr_ext *x)
     tr__sup_tree_lock(ctx);
     if (s->top) {
         tr_system *sys = ctx->sys;
+        /* Under the lock that guards the roots: of two racing starts under
+         * one name, exactly one is refused. */
+        for (uint32_t i = 0; i < sys->nroots; i++) {
+            const tr_sup *r = sys->roots[i];
+            if (strcmp(r->name, s->name) == 0) {
+                tr__sup_tree_unlock(ctx);
+                return TR_EEXIST;
+            }
+        }
         if (sys->nroots == sys->caproots &&
             !tr__grow((void **)&sys->roots, &sys->caproots, sizeof(void *),
                       4)) {

@@ -74,6 +74,10 @@ tr__sup_leaves_when_down(const tr_sup *s, const child *c)
            c->spec.restart == TR_TEMPORARY;
 }
 
+/* What tr_child_info says of `c` at `now` (its supervisor's clock). */
+tr_child_status tr__sup_child_status(const tr_sup *s, const child *c,
+                                     uint64_t now);
+
 /* The child named `id`, or NULL (index probes count as visits). */
 child *tr__sup_find_id(tr_sup *s, const char *id);
 
@@ -126,9 +130,11 @@ void tr__sup_stop_held(tr_ctx *ctx, child *c);
 /*
  * Spawn `c`, keeping its run-right (released by the caller). TR_OK with the
  * child running (or already ended in init: its report is on the way),
- * TR_IGNORE, or its init's code.
+ * TR_IGNORE, or its init's code, with why it failed in `why` (`cap`
+ * bytes, 0 for none; untouched when its `init` did not run).
  */
-int tr__sup_spawn_child(tr_ctx *ctx, tr_sup *s, child *c);
+int tr__sup_spawn_child(tr_ctx *ctx, tr_sup *s, child *c, char *why,
+                        size_t cap);
 
 /* Release a child we started or restarted, unless it ended in `init`
  * (then its report carries the right). */
@@ -137,8 +143,9 @@ void tr__sup_release_child(tr_ctx *ctx, child *c);
 /*
  * Hook the new bookkeeping `s` of the actor whose record is `x` into the
  * tree: a top-level supervisor into the system's roots, a child
- * supervisor into its record in its supervisor. TR_ENOMEM changes
- * nothing.
+ * supervisor into its record in its supervisor. TR_EEXIST when a
+ * top-level supervisor of the same name is in the roots (their paths
+ * would collide), and TR_ENOMEM, change nothing.
  */
 int tr__sup_attach(tr_ctx *ctx, tr_sup *s, tr_ext *x);
 

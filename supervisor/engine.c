@@ -32,6 +32,15 @@
  * The engine knows nothing of requests: the end of a sequence goes up
  * through the hook (sup.h: sup_hooks).
  *
+ * Auto shutdown (OTP 24). Only decide() sees a child that ended by
+ * itself and is not restarted, so only it can shut the supervisor down
+ * for a significant child's end (`nsignificant`, kept by children.c,
+ * tells all_significant when the last has ended). A child the supervisor
+ * stops itself never gets there: terminate_child finishes it in ADMIN, a
+ * round's bystanders are finished or restarted by the round, and ending
+ * sequences finish every child. The shutdown is a TERMINATE sequence,
+ * as when the supervisor is asked to stop.
+ *
  * Kills. A worker is killed by its kill flag and a stop request: it ends
  * at its next chance without `stop`. A supervisor is killed by a MSG_KILL
  * request instead: it kills its own children the same way, all at once,
@@ -67,12 +76,12 @@
  *      on. one_for_all, rest_for_one: restart_round, once every child in
  *      the round is due.
  *  (2) It ended on its own. In the round (want_stop or want_restart) it
- *      waits, held, for the round's restart; outside it, it is marked
- *      undecided and decided when the sequence is over. Gap: a temporary
- *      bystander that ends this way (want_stop, not want_restart) is
- *      neither restarted nor finished, and stays held until the
- *      supervisor ends or the child is terminated by hand; finishing it
- *      here would be a change of behaviour, left out of a pure move.
+ *      waits, held, for the round's restart, except a temporary bystander
+ *      (want_stop, not want_restart), which the round would have stopped
+ *      and not restarted: it is finished at once and forgotten, as in (3),
+ *      its end taken as the round's (OTP's shutdown of a child takes the
+ *      exit that came first), so it shuts nothing down. Outside the round,
+ *      it is marked undecided and decided when the sequence is over.
  *  (3) It was asked: it waits, held, for the round's restart; a temporary
  *      bystander (not to be restarted) is finished at once, and forgotten.
  *  (4) A round's retry that comes during a sequence (round_retry) runs
@@ -102,8 +111,9 @@
  *
  * The modes' transitions: IDLE -> ROUND (decide: a round begins), IDLE ->
  * ADMIN (tr__sup_stop_one), IDLE or ADMIN -> GIVE_UP (a restart one too
- * many), IDLE, ROUND or ADMIN -> TERMINATE (asked to stop), any but KILL
- * -> KILL (killed), ROUND or ADMIN -> IDLE (the sequence ends). TERMINATE,
+ * many), IDLE, ROUND or ADMIN -> TERMINATE (asked to stop; or, from IDLE
+ * or ADMIN, decide: a significant child's end), any but KILL -> KILL
+ * (killed), ROUND or ADMIN -> IDLE (the sequence ends). TERMINATE,
  * GIVE_UP and KILL never go back to IDLE: they end with the incarnation
  * (the first two may still turn into KILL).
  *
@@ -135,9 +145,10 @@
  * or ADMIN under an independent strategy (a round never begins during
  * another sequence: a child that ends then is undecided until it is
  * over). After, exactly one of: `c` is DOWN (no restart; forgotten if
- * dynamic or temporary); it runs again, or was ignored; it is held with a
- * retry timer; a round has begun, with `c` and the children it takes
- * marked; or the supervisor is giving up. The restart is counted before
+ * dynamic or temporary; if it was significant, the supervisor may be
+ * shutting down); it runs again, or was ignored; it is held with a retry
+ * timer; a round has begun, with `c` and the children it takes marked; or
+ * the supervisor is giving up. The restart is counted before
  * `init` runs again, so a restart one too many gives up without running
  * it; a child with backoff is not counted, and its step starts over once
  * it has run for reset_ms.
@@ -159,12 +170,12 @@
  * one has seen them run, since their run-rights never left us.
  *
  * Why the nesting is safe. A call that may start a sequence (decide,
- * restart_one, restart_round, give_up, and sequence_ended, whose round may
- * give up) is either the last thing its caller does, or its caller reads
- * the mode again before going on (after_sequence; the hook's handling of
- * waiting requests). So work planned in one mode never runs in the next,
- * and an ending sequence's end (tr_stop, tr_fail) is never followed by
- * anything but returns.
+ * restart_one, restart_round, give_up, auto_shutdown, and sequence_ended,
+ * whose round may give up) is either the last thing its caller does, or
+ * its caller reads the mode again before going on (after_sequence; the
+ * hook's handling of waiting requests). So work planned in one mode never runs
+ * in the next, and an ending sequence's end (tr_stop, tr_fail) is never
+ * followed by anything but returns.
  */
 #include "supervisor/engine.h"
 
@@ -349,6 +360,7 @@ reinit_child(tr_ctx *ctx, tr_sup *s, child *c)
 
     if (rc == TR_IGNORE) {
         tr__sup_tree_lock(ctx);
+        c->ignored = true;
         c->last.kind = TR_EXIT_NORMAL;
         c->last.code = TR_OK;
         snprintf(c->last.text, sizeof(c->last.text), "ignored");
@@ -637,6 +649,23 @@ after_sequence(tr_ctx *ctx, tr_sup *s)
     }
 }
 
+/*
+ * OTP's auto_shutdown, after a significant child ended by itself and was
+ * not restarted: with any_significant at once, with all_significant once
+ * no significant child has an actor. The supervisor then stops its other
+ * children and ends as shutdown, as when asked to stop; a top-level tree
+ * is over, and its end wakes tr_system_wait.
+ */
+static void
+auto_shutdown(tr_ctx *ctx, tr_sup *s)
+{
+    if (s->auto_shutdown == TR_AUTO_SHUTDOWN_ALL && s->nsignificant != 0) {
+        return;
+    }
+    tr_load_acq(&ctx->actor->ext)->escalate = s->top;
+    tr__sup_start_terminate(ctx, s);
+}
+
 /* A held child ended on its own: apply the restart type and strategy. */
 static void
 decide(tr_ctx *ctx, tr_sup *s, child *c)
@@ -647,9 +676,13 @@ decide(tr_ctx *ctx, tr_sup *s, child *c)
                    (c->spec.restart == TR_TRANSIENT && abnormal);
 
     if (!restart) {
+        bool significant = c->spec.significant;
         tr__sup_finish_child(ctx, s, c);
         if (tr__sup_leaves_when_down(s, c)) {
             tr__sup_remove_child(ctx, s, c);
+        }
+        if (significant) {
+            auto_shutdown(ctx, s);
         }
         return;
     }
@@ -747,8 +780,9 @@ tr__sup_on_report(tr_ctx *ctx, tr_sup *s, const tr_child_report *r)
         }
         return;
     case SUP_ROUND:
-        if (asked && !c->want_restart) {
-            /* A bystander that is not restarted ends now. */
+        if (!c->want_restart && (asked || c->want_stop)) {
+            /* A bystander that is not restarted ends now, asked or not
+             * (the cursor steps back if it named it). */
             tr__sup_finish_child(ctx, s, c);
             if (tr__sup_leaves_when_down(s, c)) {
                 tr__sup_remove_child(ctx, s, c);

@@ -31,7 +31,8 @@ tr__sup_id_ok(const char *id)
 }
 
 int
-tr__sup_child_spec_check(const tr_child_spec *c, char *why, size_t cap)
+tr__sup_child_spec_check(const tr_child_spec *c, tr_auto_shutdown auto_shutdown,
+                         char *why, size_t cap)
 {
     const tr_backoff *b = &c->backoff;
 
@@ -45,6 +46,18 @@ tr__sup_child_spec_check(const tr_child_spec *c, char *why, size_t cap)
     } else if ((unsigned)c->kind > TR_SUPERVISOR) {
         snprintf(why, cap, "child '%s' has an unknown kind %d", c->id,
                  (int)c->kind);
+    } else if (c->significant && c->restart == TR_PERMANENT) {
+        /* OTP: a permanent child is always restarted, so it never ends
+         * for good by itself. */
+        snprintf(why, cap,
+                 "child '%s' is significant but permanent (only transient "
+                 "and temporary children can be)",
+                 c->id);
+    } else if (c->significant && auto_shutdown == TR_AUTO_SHUTDOWN_NEVER) {
+        snprintf(why, cap,
+                 "child '%s' is significant but the supervisor's "
+                 "auto_shutdown is never",
+                 c->id);
     } else if (c->shutdown_ms < TR_SHUTDOWN_INFINITY) {
         snprintf(why, cap, "child '%s' has a negative shutdown_ms %d", c->id,
                  c->shutdown_ms);
@@ -145,6 +158,9 @@ tr_sup_spec_check(const tr_sup_spec *spec, char *why, size_t cap)
         snprintf(why, cap, "the name is over 63 bytes");
     } else if ((unsigned)spec->strategy > TR_SIMPLE_ONE_FOR_ONE) {
         snprintf(why, cap, "unknown strategy %d", (int)spec->strategy);
+    } else if ((unsigned)spec->auto_shutdown > TR_AUTO_SHUTDOWN_ALL) {
+        snprintf(why, cap, "unknown auto_shutdown %d",
+                 (int)spec->auto_shutdown);
     } else if (spec->max_restarts > TR_SUP_RESTARTS_MAX) {
         snprintf(why, cap, "max_restarts %u is over %u", spec->max_restarts,
                  TR_SUP_RESTARTS_MAX);
@@ -164,7 +180,8 @@ tr_sup_spec_check(const tr_sup_spec *spec, char *why, size_t cap)
         rc = TR_OK;
     }
     for (size_t i = 0; rc == TR_OK && i < spec->len; i++) {
-        rc = tr__sup_child_spec_check(&spec->children[i], why, cap);
+        rc = tr__sup_child_spec_check(&spec->children[i], spec->auto_shutdown,
+                                      why, cap);
     }
     if (rc == TR_OK && spec->len > 1) {
         const char *dup = duplicate_id(spec->children, spec->len, &rc);

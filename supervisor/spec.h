@@ -13,8 +13,11 @@
 /* True when `id` is a valid child id: not NULL, 1 to 63 bytes. */
 bool tr__sup_id_ok(const char *id);
 
-/* Check one child spec: TR_OK, or TR_EINVAL with the reason, naming the
- * field, in `why` (`cap` bytes, not 0). */
-int tr__sup_child_spec_check(const tr_child_spec *c, char *why, size_t cap);
+/* Check one child spec, for a supervisor with `auto_shutdown`: TR_OK, or
+ * TR_EINVAL with the reason, naming the field, in `why` (`cap` bytes, not
+ * 0). */
+int tr__sup_child_spec_check(const tr_child_spec *c,
+                             tr_auto_shutdown auto_shutdown, char *why,
+                             size_t cap);
 
 #endif /* TR_SUPERVISOR_SPEC_H */

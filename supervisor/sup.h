@@ -24,6 +24,8 @@ enum {
     REQ_DELETE_CHILD,
     REQ_WHICH_CHILDREN,
     REQ_COUNT_CHILDREN,
+    REQ_GET_CHILDSPEC,
+    REQ_FIND_CHILD,
     MSG_DEADLINE, /* a child's shutdown time is up (payload: a timer_ref) */
     MSG_RETRY,    /* try a failed restart again (payload: a timer_ref) */
     MSG_KILL,     /* from our supervisor: end the subtree, then ourselves */
@@ -59,6 +61,7 @@ typedef struct child {
     bool want_restart; /* it waits to be restarted (held) */
     bool undecided;    /* ended during a sequence; decide after it */
     bool in_pass;      /* restarted by the round being restarted now */
+    bool ignored;      /* DOWN because its `init` returned TR_IGNORE */
     child_kill killed; /* how we killed it, for its report */
     bool failed;       /* it has failed or been killed: `last` says how */
     uint32_t serial;   /* names timer messages about this child */
@@ -111,11 +114,13 @@ struct tr_sup {
     tr_strategy strategy;
     uint32_t max_restarts;
     uint32_t period_ms;
+    tr_auto_shutdown auto_shutdown;
     child *head, *tail; /* the children, in start order */
     uint32_t n;
-    child *tmpl;       /* simple_one_for_one's template (not a child) */
-    sup_index by_id;   /* every child */
-    sup_index by_addr; /* the children that have an address */
+    uint32_t nsignificant; /* significant children that have an actor */
+    child *tmpl;           /* simple_one_for_one's template (not a child) */
+    sup_index by_id;       /* every child */
+    sup_index by_addr;     /* the children that have an address */
     uint32_t next_serial;
     uint32_t next_ordinal; /* simple_one_for_one ids */
     uint64_t *window;      /* restart times: a ring of max_restarts + 1 */

@@ -72,12 +72,34 @@ unwind_start(tr_ctx *ctx, tr_sup *s, child *failed)
     }
 }
 
+/*
+ * OTP's failed_to_start_child: which child, and why (`reason`, its init's
+ * text). A child supervisor that failed for a child of its own (or a
+ * child's spec) said so in the same form, "child '<id>...": the ids join
+ * into a path, "child 'mid/db' failed to start: ...".
+ */
+static void
+failed_to_start(char *why, size_t cap, const child *c, const char *reason)
+{
+    static const char head[] = "child '";
+    size_t n = sizeof(head) - 1;
+
+    if (c->spec.behaviour == &tr_supervisor_behaviour &&
+        strncmp(reason, head, n) == 0) {
+        snprintf(why, cap, "%s%s/%s", head, c->id, reason + n);
+    } else {
+        snprintf(why, cap, "%s%s' failed to start: %s", head, c->id, reason);
+    }
+}
+
 static int
 sup_init(tr_ctx *ctx, void *state, const void *arg)
 {
     const tr_sup_spec *spec = arg;
     tr_sup **slot = state;
-    char why[160];
+    /* A spec's reason, or a child's id and its init's text (128 bytes): the
+     * whole of it, which tr_fail then cuts to its own size. */
+    char why[224];
     int rc;
 
     if ((rc = tr_sup_spec_check(spec, why, sizeof(why))) != TR_OK) {
@@ -97,6 +119,7 @@ sup_init(tr_ctx *ctx, void *state, const void *arg)
     snprintf(s->name, sizeof(s->name), "%s",
              spec->name != NULL ? spec->name : "supervisor");
     s->strategy = spec->strategy;
+    s->auto_shutdown = spec->auto_shutdown;
     s->max_restarts = spec->max_restarts;
     s->period_ms = spec->period_ms;
     if (spec->max_restarts == 0 && spec->period_ms == 0) {
@@ -115,6 +138,11 @@ sup_init(tr_ctx *ctx, void *state, const void *arg)
     }
     s->top = tr_load_relaxed(&x->parent) == 0;
     if ((rc = tr__sup_attach(ctx, s, x)) != TR_OK) {
+        if (rc == TR_EEXIST) {
+            snprintf(why, sizeof(why),
+                     "a top-level supervisor named '%s' runs already", s->name);
+            (void)tr_fail(ctx, rc, why);
+        }
         goto fail;
     }
 
@@ -139,13 +167,14 @@ sup_init(tr_ctx *ctx, void *state, const void *arg)
         }
     }
     for (child *c = s->head; c != NULL; c = c->next) {
-        rc = tr__sup_spawn_child(ctx, s, c);
+        char reason[sizeof(ctx->fail_text)] = "";
+        rc = tr__sup_spawn_child(ctx, s, c, reason, sizeof(reason));
         if (rc == TR_IGNORE) {
             continue;
         }
         if (rc != TR_OK) {
-            snprintf(why, sizeof(why), "child '%s' failed to start: %s", c->id,
-                     tr_errname(rc));
+            failed_to_start(why, sizeof(why), c,
+                            reason[0] != '\0' ? reason : tr_strerror(rc));
             unwind_start(ctx, s, c);
             (void)tr_fail(ctx, rc, why);
             goto fail;
@@ -243,7 +272,7 @@ tr_sup_start(tr_ctx *ctx, const tr_sup_spec *spec, const tr_sup_opts *opts,
              tr_addr *out)
 {
     char *why = opts != NULL ? opts->why : NULL;
-    size_t cap = opts != NULL ? opts->why_cap : 0;
+    size_t cap = why != NULL ? opts->why_cap : 0;
 
     if (ctx == NULL) {
         return TR_EINVAL;
@@ -252,5 +281,6 @@ tr_sup_start(tr_ctx *ctx, const tr_sup_spec *spec, const tr_sup_opts *opts,
     if (rc != TR_OK) {
         return rc;
     }
-    return tr_spawn(ctx, &tr_supervisor_behaviour, spec, NULL, out);
+    /* The check wrote "" into `why`; a failed init writes its reason. */
+    return tr__spawn_why(ctx, &tr_supervisor_behaviour, spec, out, why, cap);
 }

@@ -30,10 +30,12 @@
  * the child that failed).
  *
  * Ends. A supervisor that is asked to stop (tr_actor_stop, its parent,
- * shutdown) stops its children in reverse start order, then ends as
- * TR_EXIT_SHUTDOWN (OTP's `shutdown`): a linked actor that does not trap
- * exits goes down with it. A child that ends during such a sequence is
- * ended at once: its DOWN and its name do not wait for its older siblings.
+ * shutdown), or that shuts itself down as its significant children end
+ * (tr_auto_shutdown), stops its children in reverse start order, then
+ * ends as TR_EXIT_SHUTDOWN (OTP's `shutdown`): a linked actor that does
+ * not trap exits goes down with it. A child that ends during such a
+ * sequence is ended at once: its DOWN and its name do not wait for its
+ * older siblings.
  *
  * Kills. A child is killed when its shutdown is TR_SHUTDOWN_BRUTAL, or
  * when it has not stopped by its deadline. A killed worker ends at its
@@ -77,6 +79,18 @@ typedef enum tr_restart {
 
 /** What a child is. */
 typedef enum tr_child_kind { TR_WORKER = 0, TR_SUPERVISOR } tr_child_kind;
+
+/**
+ * When a supervisor shuts itself down (OTP 24's auto_shutdown): as its
+ * significant children (tr_child_spec.significant) end by themselves and
+ * are not restarted. It then stops its other children, as when asked to
+ * stop, and ends as TR_EXIT_SHUTDOWN.
+ */
+typedef enum tr_auto_shutdown {
+    TR_AUTO_SHUTDOWN_NEVER = 0, /* never; no child may be significant */
+    TR_AUTO_SHUTDOWN_ANY,       /* any_significant: when one such has ended */
+    TR_AUTO_SHUTDOWN_ALL        /* all_significant: when the last such has */
+} tr_auto_shutdown;
 
 /** The largest max_restarts. */
 #define TR_SUP_RESTARTS_MAX 1000000u
@@ -124,6 +138,14 @@ typedef struct tr_backoff {
  * borrowed for the supervisor's life (the arg is passed to every `init`,
  * first start and restarts alike). For a child supervisor, `behaviour` is
  * tr_supervisor_behaviour and `arg` its tr_sup_spec.
+ *
+ * A `significant` child's end can shut its supervisor down (see
+ * tr_auto_shutdown): an end by itself that is not restarted, so a
+ * transient child's normal or shutdown end, or any end of a temporary
+ * one. A child the supervisor stops (terminate_child, a one_for_all or
+ * rest_for_one round, its own end) never triggers it. Only transient and
+ * temporary children may be significant, and only under a supervisor
+ * whose auto_shutdown is not never (OTP's rules).
  */
 typedef struct tr_child_spec {
     const char *id;
@@ -135,6 +157,7 @@ typedef struct tr_child_spec {
     uint32_t mailbox_cap; /* as tr_spawn_opts.mailbox_cap: at most
                              TR_MAILBOX_CAP_MAX */
     tr_backoff backoff;
+    bool significant;
 } tr_child_spec;
 
 /**
@@ -149,7 +172,9 @@ typedef struct tr_child_spec {
  * `name` (copied, up to 63 bytes) is the supervisor's part of its
  * children's paths when it is not itself a child. With
  * TR_SIMPLE_ONE_FOR_ONE, `children` holds exactly one template and no
- * child starts with the supervisor.
+ * child starts with the supervisor; a significant template makes every
+ * child significant, and TR_AUTO_SHUTDOWN_ALL then shuts the supervisor
+ * down when the last of them has ended by itself.
  */
 typedef struct tr_sup_spec {
     const char *name;
@@ -158,6 +183,7 @@ typedef struct tr_sup_spec {
     uint32_t period_ms;
     const tr_child_spec *children;
     size_t len;
+    tr_auto_shutdown auto_shutdown;
 } tr_sup_spec;
 
 /** The behaviour of every supervisor; start one with tr_sup_start, or
@@ -166,11 +192,13 @@ TR_API extern const tr_behaviour tr_supervisor_behaviour;
 
 /**
  * Check a spec. Rejected: a NULL or over-long id, a duplicate id, a NULL
- * behaviour, an unknown strategy, restart type or kind, a negative shutdown
- * other than the TR_SHUTDOWN_* values, any number over its bound (see the
- * TR_SUP_* bounds and the fields' comments), backoff with min over max or
- * jitter and reset without backoff, and a simple_one_for_one spec with
- * other than one child. The reason names the field and the child.
+ * behaviour, an unknown strategy, restart type, kind or auto_shutdown, a
+ * negative shutdown other than the TR_SHUTDOWN_* values, any number over
+ * its bound (see the TR_SUP_* bounds and the fields' comments), backoff
+ * with min over max or jitter and reset without backoff, a significant
+ * child that is permanent or under auto_shutdown never, and a
+ * simple_one_for_one spec with other than one child. The reason names the
+ * field and the child.
  *
  * Ownership: borrows `spec`; writes a reason into `why` (may be NULL).
  * Context:   any thread.
@@ -182,8 +210,13 @@ TR_API int tr_sup_spec_check(const tr_sup_spec *spec, char *why, size_t cap);
 /** Options of tr_sup_start; NULL, or zero for every field, is the
  * default. */
 typedef struct tr_sup_opts {
-    /* Where tr_sup_start writes why it refused the spec (as
-     * tr_sup_spec_check's reason); "" when it did not. May be NULL. */
+    /* Where tr_sup_start writes why it failed: why it refused the spec
+     * (tr_sup_spec_check's reason); which child failed to start and why
+     * (OTP's failed_to_start_child: "child 'db' failed to start: init
+     * returned -24 (TR_EIO)", or the text its init gave tr_fail), a child
+     * of a child supervisor named by its path ("child 'mid/db' failed to
+     * start: ..."); or that the name is taken. "" when it started. May be
+     * NULL. */
     char *why;
     size_t why_cap;
 } tr_sup_opts;
@@ -191,8 +224,14 @@ typedef struct tr_sup_opts {
 /**
  * Start a top-level supervisor and its children, in order. If a child's
  * `init` fails, the children already started are stopped (reverse order)
- * and this returns the child's code. A child whose `init` returns
- * TR_IGNORE is kept as a spec with no actor (a temporary one is dropped).
+ * and this returns the child's code, with which child failed and why in
+ * `opts->why`. A child whose `init` returns TR_IGNORE is kept as a spec
+ * with no actor (a temporary one is dropped).
+ *
+ * The spec's `name` is the first segment of its tree's paths, so only one
+ * top-level supervisor of a name runs at a time (unnamed ones are all
+ * "supervisor"): another is refused until the first has ended, however
+ * it was started (tr_spawn of tr_supervisor_behaviour too).
  *
  * When a top-level supervisor gives up, the tree is over: the failure hook
  * reports it and tr_system_wait returns.
@@ -201,8 +240,9 @@ typedef struct tr_sup_opts {
  *            args it names (for the supervisor's life); borrows `opts`.
  * Context:   a handler or a plain thread.
  * Returns:   TR_OK and `*out`; TR_EINVAL for a NULL context or a bad spec
- *            (the reason in `opts->why`); TR_ENOMEM; TR_ESHUTDOWN; or a
- *            child's init code.
+ *            (the reason in `opts->why`); TR_EEXIST when a top-level
+ *            supervisor of the same name runs; TR_ENOMEM; TR_ESHUTDOWN; or
+ *            a child's init code (the child and reason in `opts->why`).
  */
 TR_API int tr_sup_start(tr_ctx *ctx, const tr_sup_spec *spec,
                         const tr_sup_opts *opts, tr_addr *out);
@@ -241,9 +281,10 @@ TR_API int tr_sup_start(tr_ctx *ctx, const tr_sup_spec *spec,
  * Returns:   TR_OK and `*out`; TR_EALREADY and the running child's address
  *            in `*out`; TR_EEXIST, with `*out` the address a child that
  *            waits to be restarted keeps, or TR_ADDR_NONE for a terminated
- *            one; TR_EINVAL for a bad spec; TR_EFULL when the supervisor
- *            has TR_SUP_CHILDREN_MAX children; the child's init code; or
- *            an error above (the start undone).
+ *            one; TR_EINVAL for a bad spec (a significant one too, when
+ *            the supervisor's auto_shutdown is never); TR_EFULL when the
+ *            supervisor has TR_SUP_CHILDREN_MAX children; the child's init
+ *            code; or an error above (the start undone).
  */
 TR_API int tr_sup_start_child_wait(tr_ctx *ctx, tr_addr sup,
                                    const tr_child_spec *spec, const void *arg,
@@ -266,25 +307,83 @@ TR_API int tr_sup_restart_child_wait(tr_ctx *ctx, tr_addr sup, const char *id,
 TR_API int tr_sup_delete_child_wait(tr_ctx *ctx, tr_addr sup, const char *id,
                                     tr_timeout timeout);
 
-/** What tr_sup_which_children_wait reports of one child. */
+/** Where a child is (tr_child_info.status). */
+typedef enum tr_child_status {
+    TR_CHILD_RUNNING = 0, /* its actor runs */
+    TR_CHILD_STOPPING,    /* asked to stop or killed; or it ended while the
+                             supervisor stopped others, and is decided when
+                             that is over: its end is being handled */
+    TR_CHILD_RESTARTING,  /* it ended and waits to be restarted: a failed
+                             restart to be tried again, or a one_for_all or
+                             rest_for_one round under way */
+    TR_CHILD_BACKOFF,     /* it waits for a backoff delay (its own, or one
+                             its round waits for), then restarts */
+    TR_CHILD_TERMINATED,  /* no actor: terminated by hand, ended and not
+                             restarted, or started by hand and failed */
+    TR_CHILD_IGNORED      /* no actor: its `init` returned TR_IGNORE */
+} tr_child_status;
+
+/** What tr_sup_which_children_wait and tr_sup_find_child_wait report of
+ * one child. */
 typedef struct tr_child_info {
     char id[64];
-    tr_addr addr; /* TR_ADDR_NONE when terminated or not started */
+    tr_addr addr; /* kept while restarting or in backoff; TR_ADDR_NONE when
+                     terminated or ignored */
     tr_child_kind kind;
     tr_restart restart;
-    bool running;
+    tr_child_status status;
     uint32_t restarts;
 } tr_child_info;
 
 /**
  * The children, in start order: up to `cap` of them into `out`, and how
  * many there are into `*len` (which may exceed `cap`). `out` may be NULL
- * when `cap` is 0, to count them. A child waiting to be restarted is not
- * running but keeps its address.
+ * when `cap` is 0, to count them. Answered at once, even while the
+ * supervisor stops or restarts children.
+ *
+ * Ownership: writes `out[0..cap)` and `*len` on TR_OK.
+ * Returns:   TR_OK; TR_EINVAL for a NULL `len`, or NULL `out` with a
+ *            non-zero `cap`; or an error above.
  */
 TR_API int tr_sup_which_children_wait(tr_ctx *ctx, tr_addr sup,
                                       tr_child_info *out, size_t cap,
                                       size_t *len, tr_timeout timeout);
+
+/**
+ * One child, by id: what tr_sup_which_children_wait says of it. For
+ * simple_one_for_one, `id` is the ordinal as text. Answered at once, like
+ * tr_sup_which_children_wait.
+ *
+ * Ownership: writes `*out` on TR_OK.
+ * Returns:   TR_OK; TR_ENOTFOUND (no child has that id: never started,
+ *            deleted, or a dynamic or temporary child that has gone);
+ *            TR_EINVAL for a bad id or a NULL `out`; or an error above.
+ */
+TR_API int tr_sup_find_child_wait(tr_ctx *ctx, tr_addr sup, const char *id,
+                                  tr_timeout timeout, tr_child_info *out);
+
+/** A child spec as tr_sup_get_childspec_wait gives it back, with room for
+ * its id. */
+typedef struct tr_child_spec_buf {
+    tr_child_spec spec; /* spec.id points at `id` below: after copying the
+                           struct, point the copy's at the copy's `id` */
+    char id[64];
+} tr_child_spec_buf;
+
+/**
+ * OTP's get_childspec: a copy of child `id`'s spec, as it was given (the
+ * defaults not filled in). For simple_one_for_one, `id` is the ordinal as
+ * text, and the spec is the template's with that id and that child's
+ * start argument. Answered at once, like tr_sup_which_children_wait.
+ *
+ * Ownership: writes `*out` on TR_OK; its behaviour and arg are the ones
+ *            the supervisor borrows (valid for as long as it needs them).
+ * Returns:   TR_OK; TR_ENOTFOUND (as tr_sup_find_child_wait's); TR_EINVAL
+ *            for a bad id or a NULL `out`; or an error above.
+ */
+TR_API int tr_sup_get_childspec_wait(tr_ctx *ctx, tr_addr sup, const char *id,
+                                     tr_timeout timeout,
+                                     tr_child_spec_buf *out);
 
 /** OTP's count_children. */
 typedef struct tr_child_counts {
@@ -314,8 +413,9 @@ TR_API int tr_sup_count_children_wait(tr_ctx *ctx, tr_addr sup,
 TR_API int tr_whereis_path(tr_system *sys, const char *path, tr_addr *out);
 
 /**
- * Wait until a top-level supervision tree has given up (every top-level
- * supervisor that gives up ends its tree and wakes this).
+ * Wait until a top-level supervision tree is over: its supervisor gave up,
+ * or shut itself down as its significant children ended (auto_shutdown).
+ * Either ends the tree and wakes this.
  *
  * Context:   a plain thread.
  * Returns:   TR_OK when one has; TR_ETIMEDOUT; TR_EINVAL; TR_ESHUTDOWN once

@@ -703,7 +703,8 @@ count_restarts(tr_ctx *ctx, tr_addr sup, uint64_t *total)
 
     for (size_t i = 0; rc == TR_OK && i < n && i < 8; i++) {
         *total += kids[i].restarts;
-        if (kids[i].kind == TR_SUPERVISOR && kids[i].running) {
+        if (kids[i].kind == TR_SUPERVISOR &&
+            kids[i].status == TR_CHILD_RUNNING) {
             rc = count_restarts(ctx, kids[i].addr, total);
         }
     }

@@ -1023,7 +1023,8 @@ restarted(void *p)
     size_t len = 0;
     return tr_sup_which_children_wait(tr_system_ctx(a->sys), a->sup, info, 2,
                                       &len, 5000) == TR_OK &&
-           len == 2 && info[0].running && info[0].restarts == 1;
+           len == 2 && info[0].status == TR_CHILD_RUNNING &&
+           info[0].restarts == 1;
 }
 
 /* `io` closed and the descriptor count back to `fds` (the generation

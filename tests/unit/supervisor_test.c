@@ -3,7 +3,9 @@
  * and way of ending, intensity and its sliding window (on a manual clock),
  * escalation, start failure and ignore, shutdown deadlines and kills,
  * killing a supervisor with its subtree, reports left unread, dynamic
- * children and the run-time API's errors, backoff, the snapshot.
+ * children and the run-time API's errors, a child's status, find_child
+ * and get_childspec, backoff, the snapshot, why a start failed, unique
+ * top-level names, significant children and auto_shutdown.
  *
  * Children journal what happens to them (init, stop with its reason, each
  * message) into one mailbox; tests read the journal in order with
@@ -249,11 +251,13 @@ kid(wcfg *c, tr_restart restart)
         .id = c->id, .behaviour = &worker, .arg = c, .restart = restart};
 }
 
+/* Top-level supervisors have names of their own: a test that starts two
+ * names the second. */
 static tr_addr
-start_sup(tr_strategy strategy, tr_child_spec *kids, size_t n, uint32_t max_r,
-          uint32_t period_ms)
+start_sup_named(const char *name, tr_strategy strategy, tr_child_spec *kids,
+                size_t n, uint32_t max_r, uint32_t period_ms)
 {
-    tr_sup_spec spec = {.name = "top",
+    tr_sup_spec spec = {.name = name,
                         .strategy = strategy,
                         .max_restarts = max_r,
                         .period_ms = period_ms,
@@ -262,6 +266,13 @@ start_sup(tr_strategy strategy, tr_child_spec *kids, size_t n, uint32_t max_r,
     tr_addr sup;
     assert_int_equal(tr_sup_start(fx.ctx, &spec, NULL, &sup), TR_OK);
     return sup;
+}
+
+static tr_addr
+start_sup(tr_strategy strategy, tr_child_spec *kids, size_t n, uint32_t max_r,
+          uint32_t period_ms)
+{
+    return start_sup_named("top", strategy, kids, n, max_r, period_ms);
 }
 
 static tr_addr
@@ -283,6 +294,17 @@ static void
 send(tr_addr to, uint32_t type)
 {
     assert_int_equal(tr_send(fx.ctx, to, type, NULL, 0), TR_OK);
+}
+
+static void
+assert_live(uint64_t n)
+{
+    tr_system_stats st;
+    assert_int_equal(tr_system_stats_get(fx.sys, &st), TR_OK);
+    if (st.live_actors != n) {
+        fail_msg("%llu actors live, want %llu",
+                 (unsigned long long)st.live_actors, (unsigned long long)n);
+    }
 }
 
 /* ---- specs ---- */
@@ -611,6 +633,160 @@ test_sup_start_failure_stops_started_children(void **state)
     assert_int_equal(st.live_actors, 0);
 }
 
+static int
+db_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    (void)state;
+    (void)arg;
+    return tr_fail(ctx, TR_EIO, "db unreachable");
+}
+
+static const tr_behaviour db_behaviour = {
+    .name = "db", .init = db_init, .handle = w_handle};
+
+/* OTP's failed_to_start_child: which child, and why, in opts->why; from
+ * under a child supervisor, by its path. */
+static void
+test_sup_start_says_which_child_failed_and_why(void **state)
+{
+    (void)state;
+    char why[160];
+    tr_sup_opts opts = {.why = why, .why_cap = sizeof(why)};
+    tr_child_spec kids[2] = {kid(&cfg_a, TR_PERMANENT),
+                             kid(&cfg_b, TR_PERMANENT)};
+    tr_sup_spec spec = {.name = "app", .children = kids, .len = 2};
+
+    tr_store_relaxed(&cfg_b.init_rc, TR_EIO);
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, &opts, NULL), TR_EIO);
+    assert_string_equal(
+        why, "child 'b' failed to start: init returned -24 (TR_EIO)");
+    expect(EV_INIT, "a", TR_OK);
+    expect(EV_INIT, "b", TR_EIO);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+
+    /* The text a failing init gave tr_fail is the reason. */
+    kids[1] = (tr_child_spec){.id = "db", .behaviour = &db_behaviour};
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, &opts, NULL), TR_EIO);
+    assert_string_equal(why, "child 'db' failed to start: db unreachable");
+    expect(EV_INIT, "a", TR_OK);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+
+    /* Two supervisors down, a failed init and a bad spec, by path. */
+    tr_child_spec inner_kids[1] = {kid(&cfg_c, TR_PERMANENT)};
+    tr_sup_spec inner = {.name = "inner", .children = inner_kids, .len = 1};
+    tr_child_spec mid_kids[1] = {{.id = "inner",
+                                  .behaviour = &tr_supervisor_behaviour,
+                                  .arg = &inner,
+                                  .kind = TR_SUPERVISOR}};
+    tr_sup_spec mid = {.name = "mid", .children = mid_kids, .len = 1};
+    kids[1] = (tr_child_spec){.id = "mid",
+                              .behaviour = &tr_supervisor_behaviour,
+                              .arg = &mid,
+                              .kind = TR_SUPERVISOR};
+    tr_store_relaxed(&cfg_c.init_rc, TR_ENOMEM);
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, &opts, NULL), TR_ENOMEM);
+    assert_string_equal(why, "child 'mid/inner/c' failed to start: init "
+                             "returned -2 (TR_ENOMEM)");
+    expect(EV_INIT, "a", TR_OK);
+    expect(EV_INIT, "c", TR_ENOMEM);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+    inner_kids[0].behaviour = NULL;
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, &opts, NULL), TR_EINVAL);
+    assert_string_equal(why, "child 'mid/inner/c' has no behaviour");
+    expect(EV_INIT, "a", TR_OK);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+
+    /* A start that succeeds leaves no reason. */
+    inner_kids[0].behaviour = &worker;
+    tr_store_relaxed(&cfg_c.init_rc, TR_OK);
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, &opts, NULL), TR_OK);
+    assert_string_equal(why, "");
+    assert_live(5); /* app, a, mid, inner and c */
+}
+
+/* Two top-level supervisors of one name would have the same paths. */
+static void
+test_sup_top_level_names_are_unique(void **state)
+{
+    (void)state;
+    char why[160];
+    tr_sup_opts opts = {.why = why, .why_cap = sizeof(why)};
+    tr_sup_spec spec = {.name = "app"};
+    tr_sup_spec unnamed = {0};
+    tr_addr first, again;
+
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, NULL, &first), TR_OK);
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, &opts, NULL), TR_EEXIST);
+    assert_string_equal(why, "a top-level supervisor named 'app' runs already");
+    assert_int_equal(tr_sup_start(fx.ctx, &unnamed, NULL, NULL), TR_OK);
+    assert_int_equal(tr_sup_start(fx.ctx, &unnamed, NULL, NULL), TR_EEXIST);
+    assert_live(2);
+
+    /* Free again once the first has ended. */
+    assert_int_equal(tr_actor_stop(fx.ctx, first), TR_OK);
+    assert_true(tr_test_wait_stopped(fx.sys, first, 5000));
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, NULL, &again), TR_OK);
+    assert_int_not_equal(again.id, first.id);
+
+    /* A start that failed took no name. */
+    tr_child_spec kids[1] = {kid(&cfg_a, TR_PERMANENT)};
+    tr_sup_spec failing = {.name = "job", .children = kids, .len = 1};
+    tr_store_relaxed(&cfg_a.init_rc, TR_EIO);
+    assert_int_equal(tr_sup_start(fx.ctx, &failing, NULL, NULL), TR_EIO);
+    tr_store_relaxed(&cfg_a.init_rc, TR_OK);
+    assert_int_equal(tr_sup_start(fx.ctx, &failing, NULL, NULL), TR_OK);
+    expect(EV_INIT, "a", TR_EIO);
+    expect(EV_INIT, "a", TR_OK);
+    assert_live(4);
+}
+
+enum { RACE_ROUNDS = 50 };
+
+typedef struct racer {
+    pthread_barrier_t *go;
+    int rc;
+    tr_addr addr;
+} racer;
+
+static void *
+race_start(void *arg)
+{
+    racer *r = arg;
+    const tr_sup_spec spec = {.name = "race"};
+
+    pthread_barrier_wait(r->go);
+    r->rc = tr_sup_start(fx.ctx, &spec, NULL, &r->addr);
+    return NULL;
+}
+
+/* Two threads start supervisors of one name at once: one wins, the other
+ * is refused, whichever it is. */
+static void
+test_sup_racing_starts_of_one_name_admit_one(void **state)
+{
+    (void)state;
+    pthread_barrier_t go;
+
+    assert_int_equal(pthread_barrier_init(&go, NULL, 2), 0);
+    for (int i = 0; i < RACE_ROUNDS; i++) {
+        racer r[2] = {{.go = &go}, {.go = &go}};
+        pthread_t t[2];
+        for (int k = 0; k < 2; k++) {
+            assert_int_equal(pthread_create(&t[k], NULL, race_start, &r[k]), 0);
+        }
+        for (int k = 0; k < 2; k++) {
+            pthread_join(t[k], NULL);
+        }
+        int won = r[0].rc == TR_OK ? 0 : 1;
+        assert_int_equal(r[won].rc, TR_OK);
+        assert_int_equal(r[1 - won].rc, TR_EEXIST);
+        assert_int_equal(tr_actor_stop(fx.ctx, r[won].addr), TR_OK);
+        assert_true(tr_test_wait_stopped(fx.sys, r[won].addr, 5000));
+    }
+    pthread_barrier_destroy(&go);
+    assert_live(0);
+}
+
 static void
 test_sup_ignored_child_keeps_its_spec(void **state)
 {
@@ -632,7 +808,7 @@ test_sup_ignored_child_keeps_its_spec(void **state)
                      TR_OK);
     assert_int_equal(n, 2); /* the temporary one was dropped */
     assert_string_equal(info[1].id, "b");
-    assert_false(info[1].running);
+    assert_int_equal(info[1].status, TR_CHILD_IGNORED);
     /* It can be started later. */
     tr_store_relaxed(&cfg_b.init_rc, TR_OK);
     assert_int_equal(tr_sup_restart_child_wait(fx.ctx, sup, "b", 5000, &b),
@@ -674,8 +850,8 @@ test_sup_shutdown_deadline_kills_a_slow_child(void **state)
     assert_int_equal(tr_sup_which_children_wait(fx.ctx, sup, info, 2, &n, 5000),
                      TR_OK);
     assert_int_equal(n, 2);
-    assert_false(info[0].running);
-    assert_false(info[1].running);
+    assert_int_equal(info[0].status, TR_CHILD_TERMINATED);
+    assert_int_equal(info[1].status, TR_CHILD_TERMINATED);
     char out[2048];
     size_t len;
     assert_int_equal(
@@ -805,7 +981,7 @@ child_not_running(void *arg)
     size_t n = 0;
     return tr_sup_which_children_wait(fx.ctx, ((which_arg *)arg)->sup, info, 1,
                                       &n, 5000) == TR_OK &&
-           n == 1 && !info[0].running;
+           n == 1 && info[0].status != TR_CHILD_RUNNING;
 }
 
 static void
@@ -830,7 +1006,7 @@ test_sup_backoff_delays_restarts_and_answers_meanwhile(void **state)
         assert_true(tr_test_wait_until(child_not_running, &w, 5000));
         assert_int_equal(
             tr_sup_which_children_wait(fx.ctx, sup, info, 1, &n, 5000), TR_OK);
-        assert_false(info[0].running);
+        assert_int_equal(info[0].status, TR_CHILD_BACKOFF);
         assert_int_equal(
             tr_sup_restart_child_wait(fx.ctx, sup, "a", 5000, NULL),
             TR_ERESTARTING);
@@ -1135,17 +1311,6 @@ assert_all_ended(const tr_addr *who, size_t n)
     }
 }
 
-static void
-assert_live(uint64_t n)
-{
-    tr_system_stats st;
-    assert_int_equal(tr_system_stats_get(fx.sys, &st), TR_OK);
-    if (st.live_actors != n) {
-        fail_msg("%llu actors live, want %llu",
-                 (unsigned long long)st.live_actors, (unsigned long long)n);
-    }
-}
-
 /* Shut the system down within `ms` (asserting it), and start a fresh one
  * for the teardown. */
 static void
@@ -1323,7 +1488,7 @@ test_sup_report_queued_at_an_ending_parent_ends_the_child(void **state)
     assert_int_equal(tr_spawn(fx.ctx, &gate_behaviour, NULL, NULL, &parent),
                      TR_OK);
     assert_int_equal(tr__spawn_held(fx.ctx, &worker, &cfg_a, 0, adopt,
-                                    &parent.id, &adopted, &slot),
+                                    &parent.id, &adopted, &slot, NULL, 0),
                      TR_OK);
     tr__actor_release(fx.sys, slot);
     expect(EV_INIT, "a", TR_OK);
@@ -1504,7 +1669,7 @@ test_sup_killed_supervisor_restarts_after_its_subtree_ended(void **state)
     assert_int_equal(tr_sup_which_children_wait(fx.ctx, top, info, 2, &n, 5000),
                      TR_OK);
     assert_int_equal(info[0].restarts, 1);
-    assert_true(info[0].running);
+    assert_int_equal(info[0].status, TR_CHILD_RUNNING);
     assert_live(7); /* top, mid, a, inner, c, d and x */
     shutdown_within(1000);
 }
@@ -1606,7 +1771,7 @@ is_not_running(void *arg)
     }
     for (size_t i = 0; i < n && i < 8; i++) {
         if (strcmp(info[i].id, a->id) == 0) {
-            return !info[i].running &&
+            return info[i].status != TR_CHILD_RUNNING &&
                    (!a->down || tr_addr_is_none(info[i].addr));
         }
     }
@@ -1732,7 +1897,7 @@ test_sup_rest_for_one_retry_resumes_at_the_failed_child(void **state)
     expect_quiet(20); /* a is not stopped again: it runs */
     send(a, MSG_PING);
     expect(EV_MSG, "a", 1);
-    assert_true(info_of(sup, "a").running);
+    assert_int_equal(info_of(sup, "a").status, TR_CHILD_RUNNING);
 
     tr_store_relaxed(&cfg_b.init_rc, TR_OK);
     assert_int_equal(tr_clock_advance(fx.sys, 1000), TR_OK);
@@ -1780,8 +1945,8 @@ test_sup_child_terminated_in_a_restart_loop_stays_terminated(void **state)
                      TR_ERESTARTING);
     assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, "b", 5000),
                      TR_ERESTARTING);
-    assert_false(info_of(sup, "b").running);
-    assert_false(info_of(sup, "c").running);
+    assert_int_equal(info_of(sup, "b").status, TR_CHILD_BACKOFF);
+    assert_int_equal(info_of(sup, "c").status, TR_CHILD_BACKOFF); /* b's */
     assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
                      TR_OK);
     assert_int_equal(counts.specs, 3);
@@ -1806,7 +1971,7 @@ test_sup_child_terminated_in_a_restart_loop_stays_terminated(void **state)
                      TR_OK);
     assert_int_equal(expect(EV_INIT, "b", TR_OK).addr, got.id);
     expect_quiet(20);
-    assert_false(info_of(sup, "c").running);
+    assert_int_equal(info_of(sup, "c").status, TR_CHILD_TERMINATED);
     assert_int_equal(tr_sup_restart_child_wait(fx.ctx, sup, "c", 5000, &got),
                      TR_OK);
     expect(EV_INIT, "c", TR_OK);
@@ -1847,7 +2012,8 @@ test_sup_terminating_a_looping_child_ends_its_loop(void **state)
     tr_child_spec tmpl = kid(&cfg_b, TR_PERMANENT);
     tmpl.id = "pool";
     tmpl.backoff = (tr_backoff){.min_ms = 1000, .max_ms = 1000};
-    tr_addr pool = start_sup(TR_SIMPLE_ONE_FOR_ONE, &tmpl, 1, 5, 1000);
+    tr_addr pool =
+        start_sup_named("pool", TR_SIMPLE_ONE_FOR_ONE, &tmpl, 1, 5, 1000);
     assert_int_equal(
         tr_sup_start_child_wait(fx.ctx, pool, NULL, &cfg_b, 5000, &got), TR_OK);
     expect(EV_INIT, "b", TR_OK);
@@ -2082,7 +2248,7 @@ test_sup_round_leaves_a_terminated_child_down(void **state)
     expect(EV_INIT, "a", TR_OK);
     expect(EV_INIT, "c", TR_OK);
     expect_quiet(20);
-    assert_false(info_of(sup, "b").running);
+    assert_int_equal(info_of(sup, "b").status, TR_CHILD_TERMINATED);
 }
 
 /* ---- limits ---- */
@@ -2296,7 +2462,8 @@ test_sup_start_child_that_timed_out_is_undone(void **state)
     tr_child_spec tmpl = kid(&cfg_c, TR_PERMANENT);
     tmpl.id = "pool";
     tmpl.behaviour = &slow_worker;
-    tr_addr pool = start_sup(TR_SIMPLE_ONE_FOR_ONE, &tmpl, 1, 5, 1000);
+    tr_addr pool =
+        start_sup_named("pool", TR_SIMPLE_ONE_FOR_ONE, &tmpl, 1, 5, 1000);
     specs_arg none2 = {pool, 0};
     tr_store_relaxed(&init_gate, 0);
     assert_int_equal(
@@ -2435,7 +2602,7 @@ test_sup_sibling_restarts_while_a_child_is_terminated(void **state)
     expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
     assert_int_equal(pthread_join(t.thread, NULL), 0);
     assert_int_equal(tr_load_acq(&t.rc), TR_OK);
-    assert_true(info_of(sup, "b").running);
+    assert_int_equal(info_of(sup, "b").status, TR_CHILD_RUNNING);
 }
 
 /* A restart_child that timed out is undone too: the child is terminated
@@ -2549,6 +2716,548 @@ test_sup_work_on_one_child_does_not_grow_with_its_siblings(void **state)
     assert_true(big < 100);
 }
 
+/* ---- one child: find_child and get_childspec ---- */
+
+typedef struct status_arg {
+    tr_addr sup;
+    const char *id;
+    tr_child_status want;
+} status_arg;
+
+static bool
+has_status(void *arg)
+{
+    status_arg *a = arg;
+    tr_child_info info;
+    return tr_sup_find_child_wait(fx.ctx, a->sup, a->id, 5000, &info) ==
+               TR_OK &&
+           info.status == a->want;
+}
+
+static void
+wait_status(tr_addr sup, const char *id, tr_child_status want)
+{
+    status_arg a = {sup, id, want};
+    assert_true(tr_test_wait_until(has_status, &a, 5000));
+}
+
+static tr_child_info
+find(tr_addr sup, const char *id)
+{
+    tr_child_info info;
+    assert_int_equal(tr_sup_find_child_wait(fx.ctx, sup, id, 5000, &info),
+                     TR_OK);
+    return info;
+}
+
+/* A child's status through its life: running, waiting out its backoff
+ * (keeping its address), running again, stopping, terminated. */
+static void
+test_sup_find_child_follows_its_status(void **state)
+{
+    (void)state;
+    tr_child_spec kids[2] = {kid(&cfg_a, TR_PERMANENT),
+                             kid(&cfg_b, TR_PERMANENT)};
+    kids[0].backoff = (tr_backoff){.min_ms = 1000, .max_ms = 1000};
+    kids[1].behaviour = &gated_worker;
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 2, 5, 1000);
+    tr_addr a = {.id = expect(EV_INIT, "a", TR_OK).addr};
+    tr_addr b = {.id = expect(EV_INIT, "b", TR_OK).addr};
+    terminator t = {.sup = sup, .id = "b"};
+    tr_child_info info = find(sup, "a");
+
+    assert_string_equal(info.id, "a");
+    assert_int_equal(info.addr.id, a.id);
+    assert_int_equal(info.kind, TR_WORKER);
+    assert_int_equal(info.restart, TR_PERMANENT);
+    assert_int_equal(info.status, TR_CHILD_RUNNING);
+    assert_int_equal(info.restarts, 0);
+
+    /* In backoff until its delay is up, at the address it keeps. */
+    send(a, MSG_CRASH);
+    expect(EV_STOP, "a", TR_EXIT_FAILED);
+    wait_status(sup, "a", TR_CHILD_BACKOFF);
+    assert_int_equal(find(sup, "a").addr.id, a.id);
+    assert_int_equal(tr_clock_advance(fx.sys, 999), TR_OK);
+    expect_quiet(20);
+    assert_int_equal(find(sup, "a").status, TR_CHILD_BACKOFF);
+    assert_int_equal(tr_clock_advance(fx.sys, 1), TR_OK);
+    expect(EV_INIT, "a", TR_OK);
+    wait_status(sup, "a", TR_CHILD_RUNNING);
+    assert_int_equal(find(sup, "a").restarts, 1);
+
+    /* Stopping while its `stop` waits at the gate, then terminated. */
+    tr_store_relaxed(&stop_gate, 0);
+    tr_store_relaxed(&t.rc, 1);
+    assert_int_equal(pthread_create(&t.thread, NULL, terminate_in_thread, &t),
+                     0);
+    wait_status(sup, "b", TR_CHILD_STOPPING);
+    assert_int_equal(find(sup, "b").addr.id, b.id);
+    tr_store_rel(&stop_gate, 1);
+    expect(EV_STOP, "b", TR_EXIT_SHUTDOWN);
+    assert_int_equal(pthread_join(t.thread, NULL), 0);
+    assert_int_equal(tr_load_acq(&t.rc), TR_OK);
+    info = find(sup, "b");
+    assert_int_equal(info.status, TR_CHILD_TERMINATED);
+    assert_true(tr_addr_is_none(info.addr));
+}
+
+/* OTP's get_childspec: a copy the caller keeps, which starts the child
+ * again after its spec was deleted. Unknown and bad ids. */
+static void
+test_sup_get_childspec_gives_a_copy_to_keep(void **state)
+{
+    (void)state;
+    tr_child_spec kids[1] = {kid(&cfg_b, TR_TRANSIENT)};
+    kids[0].shutdown_ms = 300;
+    kids[0].mailbox_cap = 16;
+    kids[0].backoff = (tr_backoff){
+        .min_ms = 10, .max_ms = 400, .jitter_pct = 5, .reset_ms = 1000};
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 1, 5, 1000);
+    tr_child_spec_buf got, kept;
+    tr_child_info info;
+
+    expect(EV_INIT, "b", TR_OK);
+    assert_int_equal(tr_sup_get_childspec_wait(fx.ctx, sup, "b", 5000, &got),
+                     TR_OK);
+    assert_ptr_equal(got.spec.id, got.id);
+    assert_string_equal(got.id, "b");
+    assert_ptr_equal(got.spec.behaviour, &worker);
+    assert_ptr_equal(got.spec.arg, &cfg_b);
+    assert_int_equal(got.spec.restart, TR_TRANSIENT);
+    assert_int_equal(got.spec.kind, TR_WORKER);
+    assert_int_equal(got.spec.shutdown_ms, 300);
+    assert_int_equal(got.spec.mailbox_cap, 16);
+    assert_memory_equal(&got.spec.backoff, &kids[0].backoff,
+                        sizeof(tr_backoff));
+
+    kept = got;
+    kept.spec.id = kept.id;
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "b", 5000),
+                     TR_OK);
+    expect(EV_STOP, "b", TR_EXIT_SHUTDOWN);
+    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, "b", 5000), TR_OK);
+    assert_int_equal(tr_sup_get_childspec_wait(fx.ctx, sup, "b", 5000, &got),
+                     TR_ENOTFOUND);
+    assert_int_equal(tr_sup_find_child_wait(fx.ctx, sup, "b", 5000, &info),
+                     TR_ENOTFOUND);
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, sup, &kept.spec, NULL, 5000, NULL),
+        TR_OK);
+    expect(EV_INIT, "b", TR_OK);
+    assert_int_equal(find(sup, "b").status, TR_CHILD_RUNNING);
+
+    assert_int_equal(tr_sup_get_childspec_wait(fx.ctx, sup, "nope", 5000, &got),
+                     TR_ENOTFOUND);
+    assert_int_equal(tr_sup_find_child_wait(fx.ctx, sup, "nope", 5000, &info),
+                     TR_ENOTFOUND);
+    assert_int_equal(tr_sup_get_childspec_wait(fx.ctx, sup, NULL, 5000, &got),
+                     TR_EINVAL);
+    assert_int_equal(tr_sup_find_child_wait(fx.ctx, sup, "", 5000, &info),
+                     TR_EINVAL);
+    assert_int_equal(tr_sup_get_childspec_wait(fx.ctx, sup, "b", 5000, NULL),
+                     TR_EINVAL);
+    assert_int_equal(tr_sup_find_child_wait(fx.ctx, sup, "b", TR_NOWAIT, &info),
+                     TR_EINVAL);
+    assert_int_equal(
+        tr_sup_find_child_wait(fx.ctx, TR_ADDR_NONE, "b", 100, &info),
+        TR_ENOACTOR);
+}
+
+/* simple_one_for_one children are found by ordinal, with their own start
+ * argument; the template is no child, and a child that has gone is found
+ * no more. */
+static void
+test_sup_find_child_by_ordinal(void **state)
+{
+    (void)state;
+    tr_child_spec tmpl = {.id = "pool",
+                          .behaviour = &worker,
+                          .arg = &cfg_d,
+                          .restart = TR_TRANSIENT};
+    tr_addr sup = start_sup(TR_SIMPLE_ONE_FOR_ONE, &tmpl, 1, 5, 1000);
+    wcfg *args[2] = {&cfg_a, &cfg_b};
+    tr_addr w[2];
+    tr_child_spec_buf got;
+    tr_child_info info;
+
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(
+            tr_sup_start_child_wait(fx.ctx, sup, NULL, args[i], 5000, &w[i]),
+            TR_OK);
+        expect(EV_INIT, args[i]->id, TR_OK);
+    }
+    info = find(sup, "2");
+    assert_string_equal(info.id, "2");
+    assert_int_equal(info.addr.id, w[1].id);
+    assert_int_equal(info.status, TR_CHILD_RUNNING);
+    assert_int_equal(info.restart, TR_TRANSIENT);
+    assert_int_equal(tr_sup_get_childspec_wait(fx.ctx, sup, "2", 5000, &got),
+                     TR_OK);
+    assert_string_equal(got.spec.id, "2");
+    assert_ptr_equal(got.spec.arg, &cfg_b);
+    assert_ptr_equal(got.spec.behaviour, &worker);
+    assert_int_equal(got.spec.restart, TR_TRANSIENT);
+    assert_int_equal(tr_sup_get_childspec_wait(fx.ctx, sup, "1", 5000, &got),
+                     TR_OK);
+    assert_ptr_equal(got.spec.arg, &cfg_a);
+
+    assert_int_equal(tr_sup_find_child_wait(fx.ctx, sup, "pool", 5000, &info),
+                     TR_ENOTFOUND);
+    assert_int_equal(tr_sup_find_child_wait(fx.ctx, sup, "3", 5000, &info),
+                     TR_ENOTFOUND);
+    assert_int_equal(tr_sup_get_childspec_wait(fx.ctx, sup, "0", 5000, &got),
+                     TR_ENOTFOUND);
+
+    send(w[0], MSG_QUIT); /* transient, ended normally: it leaves */
+    expect(EV_STOP, "a", TR_EXIT_NORMAL);
+    assert_true(tr_test_wait_stopped(fx.sys, w[0], 5000));
+    assert_int_equal(tr_sup_find_child_wait(fx.ctx, sup, "1", 5000, &info),
+                     TR_ENOTFOUND);
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, sup, NULL, &cfg_c, 5000, NULL), TR_OK);
+    expect(EV_INIT, "c", TR_OK);
+    assert_int_equal(find(sup, "3").status, TR_CHILD_RUNNING);
+}
+
+/* A start_child that waits behind a stop sequence and times out: its id
+ * went with the request, so the caller may reuse or free the string at
+ * once. The start is carried out under that id, then undone. */
+static void
+test_sup_start_child_takes_a_copy_of_its_id(void **state)
+{
+    (void)state;
+    tr_child_spec kids[1] = {kid(&cfg_a, TR_PERMANENT)};
+    kids[0].behaviour = &gated_worker;
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 1, 5, 1000);
+    terminator t = {.sup = sup, .id = "a"};
+    tr_child_spec d = kid(&cfg_d, TR_PERMANENT);
+    char *id = malloc(2);
+    specs_arg one = {sup, 1};
+
+    assert_non_null(id);
+    memcpy(id, "d", 2);
+    d.id = id;
+    expect(EV_INIT, "a", TR_OK);
+    tr_store_relaxed(&stop_gate, 0);
+    tr_store_relaxed(&t.rc, 1);
+    assert_int_equal(pthread_create(&t.thread, NULL, terminate_in_thread, &t),
+                     0);
+    wait_status(sup, "a", TR_CHILD_STOPPING);
+    assert_int_equal(tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, 50, NULL),
+                     TR_ETIMEDOUT);
+    id[0] = '\0'; /* an id no spec may have */
+    free(id);
+    tr_store_rel(&stop_gate, 1);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+    assert_int_equal(pthread_join(t.thread, NULL), 0);
+    assert_int_equal(tr_load_acq(&t.rc), TR_OK);
+    expect(EV_INIT, "d", TR_OK);
+    expect(EV_STOP, "d", TR_EXIT_SHUTDOWN);
+    assert_true(tr_test_wait_until(has_specs, &one, 5000));
+}
+
+/*
+ * A temporary bystander of a one_for_all round that ends by itself before
+ * the round comes to stop it: the round would not restart it, so it ends
+ * at once (its DOWN, its record gone) instead of waiting, held, for the
+ * supervisor's end.
+ */
+static void
+test_sup_temporary_bystander_ending_in_a_round_ends_at_once(void **state)
+{
+    (void)state;
+    tr_child_spec kids[4] = {
+        kid(&cfg_a, TR_PERMANENT), kid(&cfg_d, TR_TEMPORARY),
+        kid(&cfg_b, TR_PERMANENT), kid(&cfg_c, TR_PERMANENT)};
+    kids[2].behaviour = &gated_worker;
+    tr_addr sup = start_sup(TR_ONE_FOR_ALL, kids, 4, 5, 1000);
+    tr_child_counts counts;
+    tr_child_info info;
+
+    expect(EV_INIT, "a", TR_OK);
+    tr_addr d = {.id = expect(EV_INIT, "d", TR_OK).addr};
+    expect(EV_INIT, "b", TR_OK);
+    tr_addr c = {.id = expect(EV_INIT, "c", TR_OK).addr};
+    tr_store_relaxed(&stop_gate, 0);
+    send(c, MSG_CRASH);
+    expect(EV_STOP, "c", TR_EXIT_FAILED);
+    wait_status(sup, "b", TR_CHILD_STOPPING); /* the round waits on b */
+    assert_int_equal(find(sup, "c").status, TR_CHILD_RESTARTING);
+    send(d, MSG_QUIT);
+    expect(EV_STOP, "d", TR_EXIT_NORMAL);
+    assert_true(tr_test_wait_stopped(fx.sys, d, 5000));
+    assert_int_equal(tr_sup_find_child_wait(fx.ctx, sup, "d", 5000, &info),
+                     TR_ENOTFOUND);
+    tr_store_rel(&stop_gate, 1);
+    expect(EV_STOP, "b", TR_EXIT_SHUTDOWN);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+    expect(EV_INIT, "a", TR_OK);
+    expect(EV_INIT, "b", TR_OK);
+    expect(EV_INIT, "c", TR_OK);
+    expect_quiet(20);
+    assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
+                     TR_OK);
+    assert_int_equal(counts.specs, 3);
+    assert_int_equal(counts.active, 3);
+}
+
+/* ---- significant children and auto_shutdown (OTP 24) ---- */
+
+static tr_child_spec
+significant(wcfg *c, tr_restart restart)
+{
+    tr_child_spec k = kid(c, restart);
+    k.significant = true;
+    return k;
+}
+
+static tr_addr
+start_auto(tr_strategy strategy, tr_auto_shutdown how, tr_child_spec *kids,
+           size_t n)
+{
+    tr_sup_spec spec = {.name = "top",
+                        .strategy = strategy,
+                        .max_restarts = 5,
+                        .period_ms = 1000,
+                        .children = kids,
+                        .len = n,
+                        .auto_shutdown = how};
+    tr_addr sup;
+    assert_int_equal(tr_sup_start(fx.ctx, &spec, NULL, &sup), TR_OK);
+    return sup;
+}
+
+/* Only transient and temporary children can be significant, and only
+ * where auto_shutdown is not never; a start_child is checked against the
+ * supervisor's. */
+static void
+test_sup_significant_specs_follow_otps_rules(void **state)
+{
+    (void)state;
+    char why[160];
+    tr_child_spec kids[2] = {significant(&cfg_a, TR_PERMANENT),
+                             kid(&cfg_b, TR_PERMANENT)};
+    tr_sup_spec spec = {
+        .children = kids, .len = 2, .auto_shutdown = TR_AUTO_SHUTDOWN_ANY};
+
+    assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_EINVAL);
+    assert_non_null(strstr(why, "child 'a' is significant but permanent"));
+    kids[0].restart = TR_TRANSIENT;
+    spec.auto_shutdown = TR_AUTO_SHUTDOWN_NEVER;
+    assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_EINVAL);
+    assert_string_equal(why, "child 'a' is significant but the supervisor's "
+                             "auto_shutdown is never");
+    spec.auto_shutdown = (tr_auto_shutdown)3;
+    assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_EINVAL);
+    assert_string_equal(why, "unknown auto_shutdown 3");
+    spec.auto_shutdown = TR_AUTO_SHUTDOWN_ALL;
+    assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_OK);
+    kids[0].restart = TR_TEMPORARY;
+    assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_OK);
+    kids[0].significant = false; /* auto_shutdown with none: valid */
+    assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_OK);
+
+    tr_sup_spec pool = {.strategy = TR_SIMPLE_ONE_FOR_ONE,
+                        .children = kids,
+                        .len = 1,
+                        .auto_shutdown = TR_AUTO_SHUTDOWN_ALL};
+    kids[0] = significant(&cfg_a, TR_PERMANENT);
+    assert_int_equal(tr_sup_spec_check(&pool, why, sizeof(why)), TR_EINVAL);
+
+    tr_child_spec d = significant(&cfg_d, TR_TRANSIENT);
+    tr_child_spec_buf got;
+    tr_addr never = start_sup_named("never", TR_ONE_FOR_ONE, NULL, 0, 5, 1000);
+    tr_addr any = start_auto(TR_ONE_FOR_ONE, TR_AUTO_SHUTDOWN_ANY, NULL, 0);
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, never, &d, NULL, 5000, NULL),
+        TR_EINVAL);
+    assert_int_equal(tr_sup_start_child_wait(fx.ctx, any, &d, NULL, 5000, NULL),
+                     TR_OK);
+    expect(EV_INIT, "d", TR_OK);
+    assert_int_equal(tr_sup_get_childspec_wait(fx.ctx, any, "d", 5000, &got),
+                     TR_OK);
+    assert_true(got.spec.significant);
+}
+
+/* any_significant: a transient child's abnormal end restarts it; its
+ * normal end shuts the supervisor down, which stops the others in reverse
+ * order and ends as shutdown. A top-level tree is then over. */
+static void
+test_sup_any_significant_ends_the_tree_on_a_normal_end(void **state)
+{
+    (void)state;
+    tr_child_spec kids[3] = {kid(&cfg_a, TR_PERMANENT),
+                             significant(&cfg_b, TR_TRANSIENT),
+                             kid(&cfg_c, TR_PERMANENT)};
+    tr_addr sup = start_auto(TR_ONE_FOR_ONE, TR_AUTO_SHUTDOWN_ANY, kids, 3);
+    expect(EV_INIT, "a", TR_OK);
+    tr_addr b = {.id = expect(EV_INIT, "b", TR_OK).addr};
+    expect(EV_INIT, "c", TR_OK);
+    watch(&sup, 1);
+
+    send(b, MSG_CRASH);
+    expect(EV_STOP, "b", TR_EXIT_FAILED);
+    expect(EV_INIT, "b", TR_OK);
+    expect_quiet(20);
+    send(b, MSG_QUIT);
+    expect(EV_STOP, "b", TR_EXIT_NORMAL);
+    expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+    expect(EV_DOWN, "down", TR_EXIT_SHUTDOWN);
+    assert_int_equal(tr_system_wait(fx.sys, 5000), TR_OK);
+    assert_int_equal(tr_load_relaxed(&top_failures), 0);
+}
+
+/* all_significant: not before the last significant child has ended; a
+ * temporary child's end counts however it ended. */
+static void
+test_sup_all_significant_waits_for_the_last(void **state)
+{
+    (void)state;
+    tr_child_spec kids[3] = {significant(&cfg_a, TR_TRANSIENT),
+                             significant(&cfg_b, TR_TEMPORARY),
+                             kid(&cfg_c, TR_PERMANENT)};
+    tr_addr sup = start_auto(TR_ONE_FOR_ONE, TR_AUTO_SHUTDOWN_ALL, kids, 3);
+    tr_addr a = {.id = expect(EV_INIT, "a", TR_OK).addr};
+    tr_addr b = {.id = expect(EV_INIT, "b", TR_OK).addr};
+    expect(EV_INIT, "c", TR_OK);
+    watch(&sup, 1);
+
+    send(a, MSG_QUIT);
+    expect(EV_STOP, "a", TR_EXIT_NORMAL);
+    wait_status(sup, "a", TR_CHILD_TERMINATED);
+    expect_quiet(20);
+    send(b, MSG_CRASH);
+    expect(EV_STOP, "b", TR_EXIT_FAILED);
+    expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
+    expect(EV_DOWN, "down", TR_EXIT_SHUTDOWN);
+    assert_int_equal(tr_system_wait(fx.sys, 5000), TR_OK);
+}
+
+/* A significant child the supervisor stops itself (terminate_child, a
+ * one_for_all round's bystander) does not shut it down; restarted by hand,
+ * the child's own end still does. */
+static void
+test_sup_significant_child_stopped_by_its_supervisor_counts_not(void **state)
+{
+    (void)state;
+    tr_child_spec kids[3] = {significant(&cfg_a, TR_TEMPORARY),
+                             significant(&cfg_b, TR_TRANSIENT),
+                             kid(&cfg_c, TR_PERMANENT)};
+    tr_addr sup = start_auto(TR_ONE_FOR_ALL, TR_AUTO_SHUTDOWN_ANY, kids, 3);
+    tr_child_counts counts;
+    tr_addr b;
+
+    expect(EV_INIT, "a", TR_OK);
+    expect(EV_INIT, "b", TR_OK);
+    tr_addr c = {.id = expect(EV_INIT, "c", TR_OK).addr};
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "b", 5000),
+                     TR_OK);
+    expect(EV_STOP, "b", TR_EXIT_SHUTDOWN);
+    send(c, MSG_CRASH);
+    expect(EV_STOP, "c", TR_EXIT_FAILED);
+    expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
+    expect(EV_INIT, "c", TR_OK);
+    expect_quiet(20);
+    assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
+                     TR_OK);
+    assert_int_equal(counts.specs, 2); /* a, temporary, is gone */
+    assert_int_equal(counts.active, 1);
+
+    watch(&sup, 1);
+    assert_int_equal(tr_sup_restart_child_wait(fx.ctx, sup, "b", 5000, &b),
+                     TR_OK);
+    expect(EV_INIT, "b", TR_OK);
+    send(b, MSG_QUIT);
+    expect(EV_STOP, "b", TR_EXIT_NORMAL);
+    expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
+    expect(EV_DOWN, "down", TR_EXIT_SHUTDOWN);
+}
+
+/* simple_one_for_one, all_significant: every child is significant (the
+ * template is); the supervisor ends when the last has ended by itself. */
+static void
+test_sup_simple_one_for_one_ends_after_its_last_significant_child(void **state)
+{
+    (void)state;
+    tr_child_spec tmpl = significant(&cfg_d, TR_TRANSIENT);
+    tmpl.id = "job";
+    tr_addr sup =
+        start_auto(TR_SIMPLE_ONE_FOR_ONE, TR_AUTO_SHUTDOWN_ALL, &tmpl, 1);
+    wcfg *args[3] = {&cfg_a, &cfg_b, &cfg_c};
+    tr_addr w[3];
+
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(
+            tr_sup_start_child_wait(fx.ctx, sup, NULL, args[i], 5000, &w[i]),
+            TR_OK);
+        expect(EV_INIT, args[i]->id, TR_OK);
+    }
+    watch(&sup, 1);
+    send(w[0], MSG_QUIT);
+    expect(EV_STOP, "a", TR_EXIT_NORMAL);
+    send(w[1], MSG_CRASH); /* restarted: it has not ended */
+    expect(EV_STOP, "b", TR_EXIT_FAILED);
+    expect(EV_INIT, "b", TR_OK);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "3", 5000),
+                     TR_OK);
+    expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
+    expect_quiet(20);
+    send(w[1], MSG_QUIT);
+    expect(EV_STOP, "b", TR_EXIT_NORMAL);
+    expect(EV_DOWN, "down", TR_EXIT_SHUTDOWN);
+}
+
+/*
+ * A child supervisor that shuts itself down ends as shutdown: for a
+ * transient, significant child of a supervisor with auto_shutdown, that is
+ * an end by itself, and the whole tree ends (OTP's escalation). A
+ * permanent one is restarted instead.
+ */
+static void
+test_sup_significant_child_supervisor_ends_its_parents_tree(void **state)
+{
+    (void)state;
+    tr_child_spec group_kids[1] = {significant(&cfg_c, TR_TRANSIENT)};
+    tr_sup_spec group = {.name = "group",
+                         .children = group_kids,
+                         .len = 1,
+                         .auto_shutdown = TR_AUTO_SHUTDOWN_ANY};
+    tr_child_spec kids[2] = {kid(&cfg_a, TR_PERMANENT),
+                             {.id = "group",
+                              .behaviour = &tr_supervisor_behaviour,
+                              .arg = &group,
+                              .restart = TR_TRANSIENT,
+                              .kind = TR_SUPERVISOR,
+                              .significant = true}};
+    tr_addr sup = start_auto(TR_ONE_FOR_ONE, TR_AUTO_SHUTDOWN_ANY, kids, 2);
+    tr_addr a = {.id = expect(EV_INIT, "a", TR_OK).addr};
+    tr_addr c = {.id = expect(EV_INIT, "c", TR_OK).addr};
+    tr_addr ends[2] = {addr_of(sup, "group"), sup};
+    int kinds[2];
+
+    watch(ends, 2);
+    send(c, MSG_QUIT);
+    expect(EV_STOP, "c", TR_EXIT_NORMAL);
+    expect_downs(ends, 2, kinds, "a");
+    assert_int_equal(kinds[0], TR_EXIT_SHUTDOWN);
+    assert_int_equal(kinds[1], TR_EXIT_SHUTDOWN);
+    assert_true(tr_test_wait_stopped(fx.sys, a, 5000));
+    assert_int_equal(tr_system_wait(fx.sys, 5000), TR_OK);
+
+    /* Permanent and not significant: its parent restarts it. */
+    kids[1].restart = TR_PERMANENT;
+    kids[1].significant = false;
+    tr_addr top2 = start_sup_named("top2", TR_ONE_FOR_ONE, kids, 2, 5, 1000);
+    drain_journal();
+    c = addr_of(addr_of(top2, "group"), "c");
+    send(c, MSG_QUIT);
+    expect(EV_STOP, "c", TR_EXIT_NORMAL);
+    assert_int_not_equal(expect(EV_INIT, "c", TR_OK).addr, c.id);
+    assert_int_equal(info_of(top2, "group").restarts, 1);
+}
+
 int
 main(void)
 {
@@ -2566,6 +3275,9 @@ main(void)
         M(test_sup_intensity_window_slides),
         T(test_sup_escalation_restarts_the_sub_supervisor),
         T(test_sup_start_failure_stops_started_children),
+        T(test_sup_start_says_which_child_failed_and_why),
+        T(test_sup_top_level_names_are_unique),
+        T(test_sup_racing_starts_of_one_name_admit_one),
         T(test_sup_ignored_child_keeps_its_spec),
         T(test_sup_shutdown_deadline_kills_a_slow_child),
         T(test_sup_dynamic_children_and_api_errors),
@@ -2604,6 +3316,17 @@ main(void)
         M(test_sup_one_for_all_retries_the_whole_round),
         T(test_sup_sibling_restarts_while_a_child_is_terminated),
         T(test_sup_restart_child_that_timed_out_is_undone),
+        T(test_sup_start_child_takes_a_copy_of_its_id),
+        M(test_sup_find_child_follows_its_status),
+        T(test_sup_get_childspec_gives_a_copy_to_keep),
+        T(test_sup_find_child_by_ordinal),
+        T(test_sup_temporary_bystander_ending_in_a_round_ends_at_once),
+        T(test_sup_significant_specs_follow_otps_rules),
+        T(test_sup_any_significant_ends_the_tree_on_a_normal_end),
+        T(test_sup_all_significant_waits_for_the_last),
+        T(test_sup_significant_child_stopped_by_its_supervisor_counts_not),
+        T(test_sup_simple_one_for_one_ends_after_its_last_significant_child),
+        T(test_sup_significant_child_supervisor_ends_its_parents_tree),
     };
 #undef T
 #undef M

@@ -403,10 +403,31 @@ found_work(tr_worker *w)
  * (see the top comment); the CAS on the slot decides who gets the task.
  */
 static bool
+stalled(tr_worker *v)
+{
+    return tr_load_relaxed(&v->stalled) == tr_load_relaxed(&v->runs);
+}
+
+static bool
 lifo_stealable(tr_worker *v)
 {
-    return tr_load_relaxed(&v->stalled) == tr_load_relaxed(&v->runs) &&
-           tr_load_relaxed(&v->lifo) != NULL;
+    return stalled(v) && tr_load_relaxed(&v->lifo) != NULL;
+}
+
+/*
+ * Whether a thief may take from `v`'s queue: only its surplus. The one
+ * task queued behind the running one is the task its owner runs next
+ * (often the receiver of the message just sent, or the other half of a
+ * call): moved to another core, it would run no sooner and touch every
+ * line of its messages from afar. A worker stuck in a long task (stalled,
+ * see the watchdog) gives up its last queued task too.
+ */
+static bool
+queue_stealable(tr_worker *v)
+{
+    uint32_t len = tr__runq_len(&v->rq);
+
+    return len >= 2 || (len == 1 && stalled(v));
 }
 
 static bool
@@ -417,7 +438,7 @@ any_work(tr_sched *s)
     }
     for (unsigned i = 0; i < s->n; i++) {
         tr_worker *v = &s->workers[i];
-        if (tr__runq_len(&v->rq) != 0 || lifo_stealable(v)) {
+        if (queue_stealable(v) || lifo_stealable(v)) {
             return true;
         }
     }
@@ -545,7 +566,7 @@ search(tr_worker *w)
         unsigned start = next_rand(w) % s->n;
         for (unsigned i = 0; i < s->n; i++) {
             tr_worker *victim = &s->workers[(start + i) % s->n];
-            if (victim == w) {
+            if (victim == w || !queue_stealable(victim)) {
                 continue;
             }
             t = tr__runq_steal(&victim->rq, &w->rq);

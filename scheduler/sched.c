@@ -5,8 +5,10 @@
  * task just made runnable: ping-pong stays on one core with no queue
  * traffic; capped at LIFO_CAP runs in a row so two tasks cannot starve the
  * rest), its local run queue, the inject queue, and other workers' queues
- * (stealing half). Every INJECT_EVERY tasks it looks at the inject queue
- * first, so work from plain threads is never starved by local work.
+ * (stealing half of their surplus: a worker's last queued task is its own
+ * unless it is stuck, see queue_stealable). Every INJECT_EVERY tasks it
+ * looks at the inject queue first, so work from plain threads is never
+ * starved by local work.
  *
  * Parking. Wakeups cost more than messages, so a worker is woken only when
  * work appears that nobody is looking for: when no worker is searching and

@@ -42,6 +42,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum {
@@ -90,8 +91,15 @@ typedef struct chat_value {
     uint64_t origin; /* the connection it is about (address id) */
     uint32_t kind;   /* chat_kind */
     uint32_t len;
-    char text[CHAT_VALUE_MAX - 16];
+    /* A joined or left notice: the room's count of membership changes
+     * with this one (the registry's), so that a member who joined after
+     * it (chat_joined.epoch) can tell it from a later one however late
+     * the room puts it on the channel. 0 for a line. */
+    uint64_t epoch;
+    char text[CHAT_VALUE_MAX - 24];
 } chat_value;
+
+enum { CHAT_VALUE_HEAD = offsetof(chat_value, text) };
 
 /* For results that are deliberately not acted on (TR_NODISCARD calls). */
 static inline void
@@ -103,7 +111,7 @@ chat_ignore(int rc)
 static inline size_t
 chat_value_size(const chat_value *v)
 {
-    return 16 + (size_t)v->len;
+    return CHAT_VALUE_HEAD + (size_t)v->len;
 }
 
 typedef struct chat_name {
@@ -130,6 +138,8 @@ typedef struct chat_joined {
     char name[CHAT_NAME_MAX + 4];
     char room[CHAT_NAME_MAX + 4];
     tr_addr room_addr;
+    uint64_t epoch;      /* the room's membership changes, this join's own
+                            included (chat_value.epoch) */
     tr_broadcast_tx *tx; /* a handle for the caller: subscribe, destroy,
                             then send REG_SUBSCRIBED */
 } chat_joined;

@@ -116,6 +116,7 @@ struct room_rec {
     uint32_t n, cap;
     pending *pend;
     uint32_t npend, cappend;
+    uint64_t epoch; /* membership changes told (chat_value.epoch) */
 };
 
 typedef struct registry {
@@ -390,6 +391,7 @@ notice(tr_ctx *ctx, room_rec *rec, member *m, chat_kind kind, const char *fmt,
 
     v.origin = m->id;
     v.kind = kind;
+    v.epoch = ++rec->epoch;
     n = snprintf(v.text, sizeof(v.text), fmt, a, b);
     v.len = n < 0 ? 0 : (uint32_t)n;
     if (rec->started) {
@@ -558,6 +560,7 @@ enter_room(tr_ctx *ctx, room_rec *rec, member *m, tr_reply_to *h)
     snprintf(j.name, sizeof(j.name), "%s", m->name);
     snprintf(j.room, sizeof(j.room), "%s", rec->core->name);
     j.room_addr = rec->addr;
+    j.epoch = rec->epoch;
     reply_joined(h, &j);
 }
 

@@ -47,6 +47,7 @@ room_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
         }
         v.origin = s->origin;
         v.kind = VAL_TEXT;
+        v.epoch = 0;
         size_t n = strnlen(s->name, sizeof(s->name));
         memcpy(v.text, s->name, n);
         memcpy(v.text + n, ": ", 2);
@@ -56,7 +57,7 @@ room_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
         return TR_OK;
     }
     case ROOM_NOTICE:
-        if (msg->size >= 16 && msg->size <= sizeof(chat_value)) {
+        if (msg->size >= CHAT_VALUE_HEAD && msg->size <= sizeof(chat_value)) {
             chat_value v;
             memcpy(&v, msg->data, msg->size);
             put(r, &v);

@@ -32,6 +32,7 @@ typedef struct session {
     tr_io io;
     tr_addr registry;
     tr_addr room;
+    uint64_t epoch; /* the room's membership changes when we joined */
     tr_broadcast_sub *sub;
     bool adopted;
     bool busy;   /* a call is in flight: input paused */
@@ -203,6 +204,7 @@ enter(tr_ctx *ctx, session *s, const chat_joined *j)
         return false;
     }
     s->room = j->room_addr;
+    s->epoch = j->epoch;
     snprintf(s->room_name, sizeof(s->room_name), "%s", j->room);
     return true;
 }
@@ -525,11 +527,15 @@ session_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
         return on_io(ctx, s, msg->data);
     case CONN_VALUE: {
         const chat_value *v = msg->data;
-        if (msg->size < 16 || v->len > msg->size - 16) {
+        if (msg->size < CHAT_VALUE_HEAD ||
+            v->len > msg->size - CHAT_VALUE_HEAD) {
             return TR_OK;
         }
-        if (v->kind != VAL_TEXT && v->origin == tr_self(ctx).id) {
-            return TR_OK; /* our own "joined" or "left" */
+        if (v->kind != VAL_TEXT &&
+            (v->origin == tr_self(ctx).id || v->epoch <= s->epoch)) {
+            /* Our own "joined" or "left", or one from before we joined
+             * that the room put on the channel after we subscribed. */
+            return TR_OK;
         }
         line(ctx, s, v->text, v->len);
         return TR_OK;

@@ -78,6 +78,12 @@ bool tr__mute(tr_ctx *ctx, uint64_t receiver);
  * overloaded: clear OVERLOADED and MUTERS and schedule the actors muted on
  * it. */
 void tr__unmute_senders(tr_system *sys, tr_actor *a);
+/* Test hook: when set, a muting runner calls it with its address id
+ * before recording itself on the receiver (`after` false) and between
+ * that and its re-check (`after` true): the two windows of the
+ * handshake. NULL in production. */
+typedef void (*tr_mute_pause_fn)(uint64_t self, bool after);
+extern tr_atomic(tr_mute_pause_fn) tr__mute_pause;
 /* Schedule the actors in `ids` (`n` address ids) that are still muted,
  * and free the array of `cap` entries. */
 void tr__unmute_list(tr_system *sys, uint64_t *ids, uint32_t n, uint32_t cap);

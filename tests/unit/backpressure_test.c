@@ -5,11 +5,19 @@
  * muted sender, pipelines); control still reaches a muted actor; the end
  * of a receiver, and shutdown, let its muted senders go.
  *
- * Every test runs on two workers, where producers have a core of their
- * own and would otherwise outrun the consumer without limit.
+ * The handshake's two windows are tested with a sender held in each (a
+ * test hook in actors/mute.c) while the receiver catches up.
+ *
+ * The tests run on two workers, where producers have a core of their
+ * own and would otherwise outrun the consumer without limit (three where
+ * one worker is held in a window).
  */
 #include "support/tr_test.h"
 
+#include "actors/actor.h"
+
+#include <sched.h>
+#include <stdatomic.h>
 #include <time.h>
 
 enum { MSG_VALUE = 1, MSG_MORE = 2, MSG_GO = 3 };
@@ -418,6 +426,148 @@ test_backpressure_shutdown_with_muted_actors(void **unused)
     }
 }
 
+/* ---- a sender held in the window of the mute handshake ---- */
+
+/* The hook holds the first muting run of `watched`, in the window
+ * `hold_after` names, until `release`. */
+static tr_atomic(uint64_t) watched;
+static tr_atomic(bool) hold_after;
+static tr_atomic(int) held;
+static tr_atomic(int) release;
+
+static void
+hold_first(uint64_t self, bool after)
+{
+    int expected = 0;
+
+    if (self != tr_load_seqcst(&watched) ||
+        after != tr_load_seqcst(&hold_after) ||
+        !atomic_compare_exchange_strong(&held, &expected, 1)) {
+        return;
+    }
+    uint64_t t0 = tr__now_ns();
+    while (tr_load_seqcst(&release) == 0 && tr__now_ns() - t0 < 20000000000u) {
+        sched_yield();
+    }
+}
+
+static bool
+is_held(void *arg)
+{
+    (void)arg;
+    return tr_load_seqcst(&held) == 1;
+}
+
+static void
+hold_mutes_of(tr_addr who, bool after)
+{
+    tr_store_seqcst(&watched, who.id);
+    tr_store_seqcst(&hold_after, after);
+    tr_store_seqcst(&held, 0);
+    tr_store_seqcst(&release, 0);
+}
+
+static bool
+sink_empty(void *arg)
+{
+    stats_goal *g = arg;
+    tr_actor_stats st;
+    return tr_actor_stats_get(g->sys, g->who, &st) == TR_OK &&
+           st.mailbox_len == 0;
+}
+
+/* A producer is held in one window of its first mute (see the hook)
+ * while the sink drains everything; then everything still arrives. */
+static void
+catch_up_inside_the_window(bool after)
+{
+    enum { N = 60000 };
+    tr_system *sys = tr_test_system(2);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    sink s = {.cost_ns = 20000}; /* outlives the system (shut down) */
+    tr_addr to, p_addr;
+    producer p = {.next = 0, .end = N};
+    stats_goal g = {sys, TR_ADDR_NONE};
+    count_goal all = {&s, N};
+
+    s.forward = TR_ADDR_NONE;
+    assert_int_equal(tr_spawn(ctx, &sink_behaviour, &s, NULL, &to), TR_OK);
+    p.to = to;
+    assert_int_equal(tr_spawn(ctx, &producer_behaviour, &p, NULL, &p_addr),
+                     TR_OK);
+    hold_mutes_of(p_addr, after);
+    tr_store_seqcst(&tr__mute_pause, hold_first);
+    assert_int_equal(tr_send(ctx, p_addr, MSG_GO, NULL, 0), TR_OK);
+    assert_true(tr_test_wait_until(is_held, NULL, 20000));
+    /* The receiver catches up while the sender is in the window. */
+    g.who = to;
+    assert_true(tr_test_wait_until(sink_empty, &g, 20000));
+    tr_store_seqcst(&release, 1);
+    assert_true(tr_test_wait_until(sink_has, &all, 60000));
+    assert_int_equal(tr_load_relaxed(&s.sum), (uint64_t)N * (N - 1) / 2);
+    tr_store_seqcst(&tr__mute_pause, NULL);
+    tr_test_shutdown(sys);
+}
+
+/*
+ * The sender has recorded itself on the receiver (and set MUTED) but not
+ * yet re-checked; meanwhile the receiver drains everything and lets its
+ * muted senders go. The sender is not lost: whoever cleared MUTED
+ * scheduled it, and its held runner touches it no more.
+ */
+static void
+test_backpressure_receiver_catches_up_inside_the_mute_window(void **unused)
+{
+    (void)unused;
+    catch_up_inside_the_window(true);
+}
+
+/*
+ * The other window: the receiver catches up (and lets go of the empty
+ * list it had) before the sender records itself. Only the sender's
+ * re-check, which finds the receiver no longer under pressure, keeps it
+ * from staying muted with nobody left to wake it.
+ */
+static void
+test_backpressure_receiver_catches_up_before_the_sender_records(void **unused)
+{
+    (void)unused;
+    catch_up_inside_the_window(false);
+}
+
+/* A stop sent while the sender is in the window reaches it at once, long
+ * before the receiver could catch up, and before the window closes. */
+static void
+test_backpressure_a_stop_reaches_a_sender_inside_the_mute_window(void **unused)
+{
+    /* Three workers: one held in the window, one busy with the slow
+     * sink's long runs, one free to run the stop. */
+    tr_system *sys = tr_test_system(3);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    static sink s = {.cost_ns = 200000};
+    tr_addr to, p_addr;
+    producer p = {.next = 0, .end = UINT64_MAX};
+    stats_goal g = {sys, TR_ADDR_NONE};
+
+    (void)unused;
+    s.forward = TR_ADDR_NONE;
+    assert_int_equal(tr_spawn(ctx, &sink_behaviour, &s, NULL, &to), TR_OK);
+    p.to = to;
+    assert_int_equal(tr_spawn(ctx, &producer_behaviour, &p, NULL, &p_addr),
+                     TR_OK);
+    hold_mutes_of(p_addr, true);
+    tr_store_seqcst(&tr__mute_pause, hold_first);
+    assert_int_equal(tr_send(ctx, p_addr, MSG_GO, NULL, 0), TR_OK);
+    assert_true(tr_test_wait_until(is_held, NULL, 20000));
+    assert_int_equal(tr_actor_stop(ctx, p_addr), TR_OK);
+    g.who = p_addr;
+    assert_true(tr_test_wait_until(is_gone, &g, 5000));
+    assert_int_equal(tr_load_seqcst(&release), 0); /* still in the window */
+    tr_store_seqcst(&release, 1);
+    tr_store_seqcst(&tr__mute_pause, NULL);
+    tr_test_shutdown(sys);
+}
+
 int
 main(void)
 {
@@ -430,6 +580,12 @@ main(void)
         cmocka_unit_test(test_backpressure_a_muted_actor_still_takes_a_stop),
         cmocka_unit_test(test_backpressure_a_receivers_end_unmutes_its_senders),
         cmocka_unit_test(test_backpressure_shutdown_with_muted_actors),
+        cmocka_unit_test(
+            test_backpressure_receiver_catches_up_inside_the_mute_window),
+        cmocka_unit_test(
+            test_backpressure_receiver_catches_up_before_the_sender_records),
+        cmocka_unit_test(
+            test_backpressure_a_stop_reaches_a_sender_inside_the_mute_window),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

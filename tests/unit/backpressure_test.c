@@ -123,6 +123,19 @@ static const tr_behaviour producer_behaviour = {
     .handle = producer_handle,
 };
 
+/* Spawn the sink `s` (forwarding nowhere) and one producer of the values
+ * 0 .. end - 1 into it, not yet started (MSG_GO starts it). */
+static void
+spawn_pair(tr_ctx *ctx, sink *s, uint64_t end, tr_addr *to, tr_addr *prod)
+{
+    producer p = {.next = 0, .end = end};
+
+    s->forward = TR_ADDR_NONE;
+    assert_int_equal(tr_spawn(ctx, &sink_behaviour, s, NULL, to), TR_OK);
+    p.to = *to;
+    assert_int_equal(tr_spawn(ctx, &producer_behaviour, &p, NULL, prod), TR_OK);
+}
+
 typedef struct count_goal {
     sink *s;
     uint64_t n;
@@ -346,15 +359,10 @@ test_backpressure_a_muted_actor_still_takes_a_stop(void **unused)
     tr_ctx *ctx = tr_system_ctx(sys);
     static sink s = {.cost_ns = 200000}; /* 0.2 ms: the backlog takes s */
     tr_addr to, p_addr;
-    producer p = {.next = 0, .end = UINT64_MAX};
     stats_goal g = {sys, TR_ADDR_NONE};
 
     (void)unused;
-    s.forward = TR_ADDR_NONE;
-    assert_int_equal(tr_spawn(ctx, &sink_behaviour, &s, NULL, &to), TR_OK);
-    p.to = to;
-    assert_int_equal(tr_spawn(ctx, &producer_behaviour, &p, NULL, &p_addr),
-                     TR_OK);
+    spawn_pair(ctx, &s, UINT64_MAX, &to, &p_addr);
     assert_int_equal(tr_send(ctx, p_addr, MSG_GO, NULL, 0), TR_OK);
     g.who = p_addr;
     assert_true(tr_test_wait_until(is_muted, &g, 10000));
@@ -378,15 +386,10 @@ test_backpressure_a_receivers_end_unmutes_its_senders(void **unused)
     tr_ctx *ctx = tr_system_ctx(sys);
     static sink s = {.cost_ns = 200000};
     tr_addr to, p_addr;
-    producer p = {.next = 0, .end = UINT64_MAX};
     stats_goal g = {sys, TR_ADDR_NONE};
 
     (void)unused;
-    s.forward = TR_ADDR_NONE;
-    assert_int_equal(tr_spawn(ctx, &sink_behaviour, &s, NULL, &to), TR_OK);
-    p.to = to;
-    assert_int_equal(tr_spawn(ctx, &producer_behaviour, &p, NULL, &p_addr),
-                     TR_OK);
+    spawn_pair(ctx, &s, UINT64_MAX, &to, &p_addr);
     assert_int_equal(tr_send(ctx, p_addr, MSG_GO, NULL, 0), TR_OK);
     g.who = p_addr;
     assert_true(tr_test_wait_until(is_muted, &g, 10000));
@@ -486,15 +489,10 @@ catch_up_inside_the_window(bool after)
     tr_ctx *ctx = tr_system_ctx(sys);
     sink s = {.cost_ns = 20000}; /* outlives the system (shut down) */
     tr_addr to, p_addr;
-    producer p = {.next = 0, .end = N};
     stats_goal g = {sys, TR_ADDR_NONE};
     count_goal all = {&s, N};
 
-    s.forward = TR_ADDR_NONE;
-    assert_int_equal(tr_spawn(ctx, &sink_behaviour, &s, NULL, &to), TR_OK);
-    p.to = to;
-    assert_int_equal(tr_spawn(ctx, &producer_behaviour, &p, NULL, &p_addr),
-                     TR_OK);
+    spawn_pair(ctx, &s, N, &to, &p_addr);
     hold_mutes_of(p_addr, after);
     tr_store_seqcst(&tr__mute_pause, hold_first);
     assert_int_equal(tr_send(ctx, p_addr, MSG_GO, NULL, 0), TR_OK);
@@ -546,15 +544,10 @@ test_backpressure_a_stop_reaches_a_sender_inside_the_mute_window(void **unused)
     tr_ctx *ctx = tr_system_ctx(sys);
     static sink s = {.cost_ns = 200000};
     tr_addr to, p_addr;
-    producer p = {.next = 0, .end = UINT64_MAX};
     stats_goal g = {sys, TR_ADDR_NONE};
 
     (void)unused;
-    s.forward = TR_ADDR_NONE;
-    assert_int_equal(tr_spawn(ctx, &sink_behaviour, &s, NULL, &to), TR_OK);
-    p.to = to;
-    assert_int_equal(tr_spawn(ctx, &producer_behaviour, &p, NULL, &p_addr),
-                     TR_OK);
+    spawn_pair(ctx, &s, UINT64_MAX, &to, &p_addr);
     hold_mutes_of(p_addr, true);
     tr_store_seqcst(&tr__mute_pause, hold_first);
     assert_int_equal(tr_send(ctx, p_addr, MSG_GO, NULL, 0), TR_OK);

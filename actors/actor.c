@@ -1238,7 +1238,7 @@ timed_run(tr_actor *a, uint64_t t0)
  * stops being so at the end of a run that leaves fewer than a quarter of
  * that (and clearing, it lets its muted senders go). The runner reads the
  * backlog at the start of a run, every PRESSURE_EVERY messages (to notice
- * a flood during a long run) and at the end. `*cap` is the runner's copy
+ * a flood during a long run) and, while overloaded, at the end. `*cap` is the runner's copy
  * of the flag, which only it changes.
  */
 enum { PRESSURE_EVERY = 16, PRESSURE_LOW = TR_BATCH / 4 };
@@ -1373,7 +1373,10 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
     /* Backpressure (mute.c): a run that ends with the backlog under the
      * low mark lets the actors muted on it go; a run that sent to an actor
      * under pressure may be muted, which gives the actor away. */
-    pressure(sys, a, &cap, tr__lane_len(&a->sent, &a->taken));
+    if (tr_unlikely(cap & TR_CAP_OVERLOADED)) {
+        /* Caught up? (Becoming overloaded is for the next run's start.) */
+        pressure(sys, a, &cap, tr__lane_len(&a->sent, &a->taken));
+    }
     if (!(cap & TR_CAP_OVERLOADED)) {
         /* Relaxed: MUTERS may be set meanwhile; a muting sender that we
          * miss re-checks after setting it. */

@@ -1238,8 +1238,8 @@ timed_run(tr_actor *a, uint64_t t0)
  * stops being so at the end of a run that leaves fewer than a quarter of
  * that (and clearing, it lets its muted senders go). The runner reads the
  * backlog at the start of a run, every PRESSURE_EVERY messages (to notice
- * a flood during a long run) and, while overloaded, at the end. `*cap` is the
- * runner's copy of the flag, which only it changes.
+ * a flood during a long run) and, while overloaded, at the end. `*cap` is
+ * the runner's copy of the flag, which only it changes.
  */
 enum { PRESSURE_EVERY = 16, PRESSURE_LOW = TR_BATCH / 4 };
 

@@ -364,10 +364,7 @@ tr_send_wait(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
         return TR_EINVAL;
     }
     if (timeout != TR_NOWAIT) {
-        /* One check for every call that waits: never on a worker of any
-         * system, nor in an actor's callbacks (which may hold run-rights
-         * on a plain thread: a spawner's `init`). */
-        if (ctx->actor != NULL || tr__on_a_worker()) {
+        if (!tr__ctx_may_wait(ctx)) {
             return TR_ESTATE;
         }
         until = timeout < 0 ? TR_WAIT_FOREVER

@@ -575,8 +575,8 @@ tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
         return TR_EINVAL;
     }
     sys = ctx->sys;
-    if (tr__on_a_worker()) {
-        return TR_ESTATE; /* a worker (of any system) must never wait */
+    if (!tr__ctx_may_wait(ctx)) {
+        return TR_ESTATE;
     }
     /* Until the request and its timeout are armed this is a call on the
      * system (the timers are the system's); the wait after is on the

@@ -594,8 +594,8 @@ tr_actor_wait(tr_ctx *ctx, tr_addr who, tr_timeout timeout, tr_signal *out)
     if (ctx == NULL) {
         return TR_EINVAL;
     }
-    if (ctx->actor != NULL || tr__on_a_worker()) {
-        return TR_ESTATE; /* a worker never waits */
+    if (!tr__ctx_may_wait(ctx)) {
+        return TR_ESTATE;
     }
     sys = ctx->sys;
     if ((rc = tr__sys_check(sys)) != TR_OK ||

@@ -164,6 +164,19 @@ struct tr_ctx {
     char fail_text[128];
 };
 
+/*
+ * The one check of every call that waits with a context (tr_send_wait,
+ * tr_ask_wait and the supervisor's calls, tr_actor_wait): never on a
+ * worker of any system, nor in an actor's callbacks, which may hold
+ * run-rights on a plain thread (a spawner's `init`). False: the call
+ * returns TR_ESTATE. Calls without a context check tr__on_a_worker.
+ */
+static inline bool
+tr__ctx_may_wait(const tr_ctx *ctx)
+{
+    return ctx->actor == NULL && !tr__on_a_worker();
+}
+
 struct tr_system {
     /* This system's node word in the addresses it hands out: random and
      * never 0, so an address of another system (or of an earlier run of

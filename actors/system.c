@@ -495,6 +495,9 @@ tr_system_wait(tr_system *sys, tr_timeout timeout)
     if (sys == NULL) {
         return TR_EINVAL;
     }
+    if (tr__on_a_worker()) {
+        return TR_ESTATE;
+    }
     /* A call on the system while it waits: shutdown wakes it (after
      * setting its flag) and waits for it to leave before freeing. */
     if (!tr__sys_enter(sys)) {

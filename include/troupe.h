@@ -13,13 +13,19 @@
  *   members, snapshots) takes the system first. Then the address or object
  *   acted on, the message type and payload, options, and out-parameters.
  * - Time. Every timeout is a tr_timeout in milliseconds: TR_NOWAIT (0)
- *   does not wait, TR_FOREVER (negative) has no limit; a deadline runs on
- *   the system's clock (manual in tests) except where a call says it uses
- *   the real clock.
+ *   does not wait, TR_FOREVER (negative) has no limit. A deadline of a
+ *   call that goes through an actor's mailbox (tr_send_wait, tr_call,
+ *   tr_ask_wait, the tr_sup_* calls) runs on the system's clock, as timers
+ *   do (manual in tests); the others (tr_actor_wait, tr_system_wait,
+ *   tr_system_shutdown, the channels' receives, sockets) run on the real
+ *   (monotonic) clock.
  * - Waiting. A call that can block has a name ending in _wait (tr_send_wait,
  *   tr_ask_wait, tr_actor_wait, the channels' *_recv_wait and the rest) and
  *   refuses with TR_ESTATE, through the same check, on a worker thread of
- *   any system and inside an actor's callbacks. Nothing else ever blocks.
+ *   any system, and, when it takes a context, inside an actor's callbacks
+ *   (an `init` that a plain thread's spawn runs included). Nothing else
+ *   blocks but tr_system_shutdown, which gives the actors up to its
+ *   timeout to stop.
  * - Ownership. Every declaration says what it borrows, takes, or returns
  *   owned; a send takes a buffer only on TR_OK.
  * - Memory. A send is a release and the receiving handler's start an

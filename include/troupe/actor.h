@@ -95,7 +95,8 @@ typedef struct tr_actor_stats {
     uint64_t messages_handled; /* user messages given to a handler */
     uint64_t mailbox_len;      /* user messages queued now */
     uint32_t mailbox_cap;      /* 0 when unbounded */
-    bool overloaded; /* its last run stopped at a full batch (backpressure) */
+    bool overloaded; /* more than a batch (1,024 messages) queued, until a
+                        run leaves under a quarter of that (backpressure) */
     bool muted;      /* held back until an actor it sent to catches up */
 } tr_actor_stats;
 

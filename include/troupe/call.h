@@ -94,17 +94,16 @@ typedef struct tr_reply_buf {
  *
  * Ownership: borrows `data` and `reply->data`; writes `reply->len` (the
  *            reply's size).
- * Context:   a plain thread, never a worker (a worker must not wait).
+ * Context:   a plain thread, never a worker of any system nor an actor's
+ *            callbacks (they must not wait: TR_ESTATE).
  * Returns:   TR_OK; TR_ETIMEDOUT (the request may not have been sent);
  *            TR_ENOMEM: before anything was sent, or, when the request was
  *            sent, for want of memory to arm its timeout (then the call is
  *            over at once: a reply is dropped);
  *            TR_ECLOSED (the callee stopped, failed or dropped the request,
- *            or the system shut down meanwhile); TR_ENOACTOR; TR_EFULL
- *            (from an actor's `init` running on this thread: it never
- *            waits for room); TR_ENOMEM; TR_ESHUTDOWN (shutdown had begun,
- *            or began while it waited for room: nothing was sent);
- *            TR_ESTATE on a worker thread of any system; TR_EINVAL for NULL
+ *            or the system shut down meanwhile); TR_ENOACTOR; TR_ESHUTDOWN
+ *            (shutdown had begun, or began while it waited for room:
+ *            nothing was sent); TR_ESTATE as above; TR_EINVAL for NULL
  *            arguments, TR_NOWAIT, or when the reply is larger than
  *            `reply->cap` (`reply->len` says its size; the reply is
  *            dropped).

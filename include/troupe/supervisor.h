@@ -249,7 +249,9 @@ TR_API int tr_sup_start(tr_ctx *ctx, const tr_sup_spec *spec,
 
 /*
  * The run-time API. Each call waits for the supervisor's answer, so it
- * is for plain threads (TR_ESTATE on a worker). Errors, as OTP's:
+ * is for plain threads (TR_ESTATE on a worker of any system or in an
+ * actor's callbacks), and its timeout runs on the system's clock. Errors,
+ * as OTP's:
  * TR_ENOTFOUND (no child with that id), TR_EALREADY (it runs already:
  * OTP's already_started), TR_EEXIST (the id is taken by a child that does
  * not run: OTP's already_present), TR_ERUNNING (it must be terminated
@@ -415,12 +417,13 @@ TR_API int tr_whereis_path(tr_system *sys, const char *path, tr_addr *out);
 /**
  * Wait until a top-level supervision tree is over: its supervisor gave up,
  * or shut itself down as its significant children ended (auto_shutdown).
- * Either ends the tree and wakes this.
+ * Either ends the tree and wakes this. Times out on the real (monotonic)
+ * clock.
  *
- * Context:   a plain thread.
- * Returns:   TR_OK when one has; TR_ETIMEDOUT; TR_EINVAL; TR_ESHUTDOWN once
- *            shutdown has begun (it returns at once, before the system is
- *            freed).
+ * Context:   a plain thread, never a worker of any system.
+ * Returns:   TR_OK when one has; TR_ETIMEDOUT; TR_EINVAL; TR_ESTATE on a
+ *            worker; TR_ESHUTDOWN once shutdown has begun (it returns at
+ *            once, before the system is freed).
  */
 TR_API int tr_system_wait(tr_system *sys, tr_timeout timeout);
 

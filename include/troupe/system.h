@@ -128,8 +128,9 @@ TR_API int tr_system_start(const tr_system_config *cfg, tr_system **out);
  * returned, `sys` and its contexts must not be used again; reply handles and
  * oneshots that outlive it still may be (they report TR_ECLOSED).
  *
- * Actors get `timeout` to stop on their workers (TR_NOWAIT: none at all;
- * TR_FOREVER: as long as they take); after that the workers
+ * Actors get `timeout` to stop on their workers, on the real (monotonic)
+ * clock (TR_NOWAIT: none at all; TR_FOREVER: as long as they take); after
+ * that the workers
  * finish the handler they are in, and the actors left are stopped on the
  * calling thread (their `stop` callbacks may still send, but calls and
  * timers are refused with TR_ESHUTDOWN). A handler that never returns

@@ -1,11 +1,12 @@
 # Checks the API conventions that a machine can check (cmake -P, so that it
 # needs nothing CMake does not have). Run with -DSOURCE_DIR=<repo>.
 #
-# - every TR_API declaration has a /** ... */ block right before it;
+# - every public function (a TR_API declaration, or a static inline one in
+#   a header) has a /** ... */ block right before it;
 # - every public function is named in the guide (docs/guide.md);
 # - every timeout parameter is a `tr_timeout timeout`;
 # - a function that takes a tr_timeout and waits says so: its name ends in
-#   _wait (the two that only arm a deadline or end the system are named
+#   _wait (those that only arm a deadline or end the system are named
 #   below, with why);
 # - error codes: one name and one value each.
 
@@ -29,7 +30,9 @@ set(count 0)
 foreach(h ${headers})
   file(READ ${h} text)
   get_filename_component(hname ${h} NAME)
-  string(REGEX MATCHALL "TR_API[^;{]*;" decls "${text}")
+  # Exported declarations, and the static inline functions a header
+  # defines (up to the opening brace).
+  string(REGEX MATCHALL "TR_API[^;{]*;|static inline[^;{]*{" decls "${text}")
   foreach(d ${decls})
     if(NOT d MATCHES "(tr_[a-z0-9_]+)\\(")
       continue() # a variable (e.g. the supervisor behaviour)

@@ -1,6 +1,8 @@
 /*
- * Waiting for an actor from a plain thread (tr_actor_wait) and closing an
- * actor after what is queued (tr_actor_close).
+ * Waiting for an actor from a plain thread (tr_actor_wait), closing an
+ * actor after what is queued (tr_actor_close), and the one rule of every
+ * call that waits: refused on a worker of any system and in an actor's
+ * callbacks.
  */
 #include "actors/ext.h"
 #include "common/tr_park.h"
@@ -8,7 +10,14 @@
 
 #include <pthread.h>
 
-enum { MSG_WORK = 1, MSG_FAIL = 2, MSG_STOP = 3, MSG_HOLD = 4, MSG_TRY = 5 };
+enum {
+    MSG_WORK = 1,
+    MSG_FAIL = 2,
+    MSG_STOP = 3,
+    MSG_HOLD = 4,
+    MSG_TRY = 5,
+    MSG_ELSEWHERE = 6
+};
 
 typedef struct {
     tr_atomic(uint64_t) handled;
@@ -18,6 +27,41 @@ typedef struct {
 } probe;
 
 static probe pr;
+
+/* The calls that wait, made where they must not be (a worker of another
+ * system, an actor's `init` on a plain thread), on `other`: what each
+ * returned, 1 until it has. */
+enum { N_WAITS = 6 };
+static struct {
+    tr_system *other;
+    tr_addr target; /* an actor of `other` */
+    tr_addr sup;    /* a supervisor of `other` */
+    tr_mailbox *mb;
+    tr_atomic(int) rc[N_WAITS];
+    tr_atomic(int) done;
+} elsewhere;
+
+static void
+wait_elsewhere(void)
+{
+    tr_ctx *o = tr_system_ctx(elsewhere.other);
+    tr_reply_buf reply = {0};
+    tr_child_counts counts;
+    char buf[8];
+    size_t len;
+    int rc[N_WAITS];
+
+    rc[0] = tr_send_wait(o, elsewhere.target, MSG_WORK, NULL, 0, 10);
+    rc[1] = tr_ask_wait(o, elsewhere.target, MSG_WORK, NULL, 0, &reply, 10);
+    rc[2] = tr_actor_wait(o, elsewhere.target, 10, NULL);
+    rc[3] = tr_system_wait(elsewhere.other, 10);
+    rc[4] = tr_sup_count_children_wait(o, elsewhere.sup, &counts, 10);
+    rc[5] = tr_mailbox_recv_wait(elsewhere.mb, buf, sizeof(buf), &len, 10);
+    for (int i = 0; i < N_WAITS; i++) {
+        tr_store_relaxed(&elsewhere.rc[i], rc[i]);
+    }
+    tr_store_rel(&elsewhere.done, 1);
+}
 
 static int
 worker_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
@@ -39,6 +83,9 @@ worker_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
         tr_store_rel(&pr.wait_rc,
                      tr_actor_wait(ctx, tr_self(ctx), 10, NULL) + 1000);
         return TR_OK;
+    case MSG_ELSEWHERE:
+        wait_elsewhere();
+        return TR_OK;
     default:
         tr_faa_relaxed(&pr.handled, 1);
         return TR_OK;
@@ -46,6 +93,31 @@ worker_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
 }
 
 static const tr_behaviour worker = {.name = "worker", .handle = worker_handle};
+
+/* Its `init` runs on the spawning thread, a plain one, and makes the calls
+ * that wait with its own context. */
+static int
+waiter_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    tr_reply_buf reply = {0};
+    tr_child_counts counts;
+
+    (void)state;
+    (void)arg;
+    tr_store_relaxed(&elsewhere.rc[0], tr_send_wait(ctx, elsewhere.target,
+                                                    MSG_WORK, NULL, 0, 10));
+    tr_store_relaxed(
+        &elsewhere.rc[1],
+        tr_ask_wait(ctx, elsewhere.target, MSG_WORK, NULL, 0, &reply, 10));
+    tr_store_relaxed(&elsewhere.rc[2],
+                     tr_actor_wait(ctx, elsewhere.target, 10, NULL));
+    tr_store_relaxed(&elsewhere.rc[4], tr_sup_count_children_wait(
+                                           ctx, elsewhere.sup, &counts, 10));
+    return TR_OK;
+}
+
+static const tr_behaviour waiting_init = {
+    .name = "waiting_init", .init = waiter_init, .handle = worker_handle};
 
 static bool
 holding(void *arg)
@@ -305,6 +377,67 @@ test_wait_ends_when_the_system_shuts_down(void **state)
     assert_int_equal(w.sig.kind, TR_EXIT_SHUTDOWN);
 }
 
+/* A supervisor with no children, for the supervisor's calls. */
+static const tr_sup_spec empty_sup = {.name = "empty",
+                                      .strategy = TR_ONE_FOR_ONE};
+
+static void
+elsewhere_begin(tr_system *other)
+{
+    elsewhere.other = other;
+    elsewhere.target = spawn(other, 0);
+    assert_int_equal(
+        tr_sup_start(tr_system_ctx(other), &empty_sup, NULL, &elsewhere.sup),
+        TR_OK);
+    assert_int_equal(tr_mailbox_create(0, &elsewhere.mb), TR_OK);
+    for (int i = 0; i < N_WAITS; i++) {
+        tr_store_relaxed(&elsewhere.rc[i], 1);
+    }
+    tr_store_relaxed(&elsewhere.done, 0);
+}
+
+static bool
+elsewhere_done(void *arg)
+{
+    (void)arg;
+    return tr_load_acq(&elsewhere.done) != 0;
+}
+
+static void
+test_waits_are_refused_on_a_worker_of_any_system(void **state)
+{
+    tr_system *sys = *state;
+    tr_system *other = tr_test_system(1);
+
+    elsewhere_begin(other);
+    assert_int_equal(
+        tr_send(tr_system_ctx(sys), spawn(sys, 0), MSG_ELSEWHERE, NULL, 0),
+        TR_OK);
+    assert_true(tr_test_wait_until(elsewhere_done, NULL, 5000));
+    for (int i = 0; i < N_WAITS; i++) {
+        assert_int_equal(tr_load_relaxed(&elsewhere.rc[i]), TR_ESTATE);
+    }
+    tr_mailbox_destroy(elsewhere.mb);
+    tr_test_shutdown(other);
+}
+
+static void
+test_waits_are_refused_in_init_on_a_plain_thread(void **state)
+{
+    tr_system *sys = *state;
+    tr_addr a;
+
+    elsewhere_begin(sys);
+    assert_int_equal(
+        tr_spawn(tr_system_ctx(sys), &waiting_init, NULL, NULL, &a), TR_OK);
+    /* tr_send_wait, tr_ask_wait, tr_actor_wait, a supervisor's call. */
+    assert_int_equal(tr_load_relaxed(&elsewhere.rc[0]), TR_ESTATE);
+    assert_int_equal(tr_load_relaxed(&elsewhere.rc[1]), TR_ESTATE);
+    assert_int_equal(tr_load_relaxed(&elsewhere.rc[2]), TR_ESTATE);
+    assert_int_equal(tr_load_relaxed(&elsewhere.rc[4]), TR_ESTATE);
+    tr_mailbox_destroy(elsewhere.mb);
+}
+
 int
 main(void)
 {
@@ -323,6 +456,10 @@ main(void)
             test_close_wakes_a_sender_blocked_on_a_full_mailbox, setup,
             teardown),
         cmocka_unit_test(test_wait_ends_when_the_system_shuts_down),
+        cmocka_unit_test_setup_teardown(
+            test_waits_are_refused_on_a_worker_of_any_system, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_waits_are_refused_in_init_on_a_plain_thread, setup, teardown),
     };
     return cmocka_run_group_tests_name("wait", tests, NULL, NULL);
 }

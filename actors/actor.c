@@ -363,13 +363,13 @@ tr_send_wait(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
     if (ctx == NULL) {
         return TR_EINVAL;
     }
-    if (timeout != TR_NOWAIT) {
+    if (timeout.ms != 0) {
         if (!tr__ctx_may_wait(ctx)) {
             return TR_ESTATE;
         }
-        until = timeout < 0 ? TR_WAIT_FOREVER
-                            : tr_timeout_deadline_ns(
-                                  tr__timers_now(ctx->sys->timers), timeout);
+        until = timeout.ms < 0 ? TR_WAIT_FOREVER
+                               : tr_timeout_deadline_ns(
+                                     tr__timers_now(ctx->sys->timers), timeout);
     }
     return send_copy(ctx, to, type, data, size, until);
 }

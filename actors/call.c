@@ -377,15 +377,15 @@ describe(char *buf, size_t cap, const tr_call_rec *rec, int status)
     const char *why = status == TR_EFAILED && rec->why != NULL ? rec->why : "";
     const char *colon = *why != '\0' ? ": " : "";
     tr_addr to = {.id = rec->callee, .node = rec->node};
-    if (rec->timeout < 0) {
+    if (rec->timeout.ms < 0) {
         snprintf(buf, cap,
                  "call to " TR_ADDR_FMT " (type %u, no timeout): %s%s%s",
                  TR_ADDR_ARGS(to), rec->type, outcome, colon, why);
     } else {
         snprintf(buf, cap,
                  "call to " TR_ADDR_FMT " (type %u, timeout %lld ms): %s%s%s",
-                 TR_ADDR_ARGS(to), rec->type, (long long)rec->timeout, outcome,
-                 colon, why);
+                 TR_ADDR_ARGS(to), rec->type, (long long)rec->timeout.ms,
+                 outcome, colon, why);
     }
 }
 
@@ -455,7 +455,7 @@ new_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     rec->callee = to.id;
     rec->node = ctx->sys->node;
     rec->type = type;
-    rec->timeout = timeout < 0 ? TR_FOREVER : timeout;
+    rec->timeout = timeout.ms < 0 ? TR_FOREVER : timeout;
     /* Relaxed: see tr__actor_run. */
     rec->started_ns = tr_unlikely(tr_load_relaxed(&ctx->sys->watched) != 0)
                           ? tr__now_ns()
@@ -489,7 +489,7 @@ tr_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
 
     if (ctx == NULL || on_reply == NULL || (data == NULL && size != 0) ||
         size > UINT32_MAX - TR_CALL_PREFIX || type >= TR_MSG_RESERVED ||
-        timeout == TR_NOWAIT) {
+        timeout.ms == 0) {
         return TR_EINVAL;
     }
     if (ctx->actor == NULL || to.id == ctx->self) {
@@ -507,7 +507,7 @@ tr_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     }
     rec->fn = on_reply;
     rec->arg = arg;
-    if (timeout > 0) {
+    if (timeout.ms > 0) {
         tr_init_relaxed(&rec->refs, 4); /* and the timer */
     }
     rc = tr__actor_deliver(ctx, to, req, TR_WAIT_NONE);
@@ -519,8 +519,8 @@ tr_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
      * request is queued means a refused call never needs its timer
      * cancelled; a reply that beats the arming finds no timer to cancel,
      * and the timer then fires into a finished call, harmlessly. */
-    if (timeout > 0) {
-        arm_timeout(ctx, rec, tr_ms_to_ns((uint64_t)timeout));
+    if (timeout.ms > 0) {
+        arm_timeout(ctx, rec, tr_ms_to_ns((uint64_t)timeout.ms));
     }
     return TR_OK;
 }
@@ -551,7 +551,7 @@ int
 tr_ask_wait(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
             size_t size, tr_reply_buf *reply, tr_timeout timeout)
 {
-    if (type >= TR_MSG_RESERVED || reply == NULL || timeout == TR_NOWAIT) {
+    if (type >= TR_MSG_RESERVED || reply == NULL || timeout.ms == 0) {
         return TR_EINVAL;
     }
     reply->why[0] = '\0';
@@ -586,7 +586,7 @@ tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     }
     /* The timeout bounds the whole call, a wait for room included; it runs
      * on the system's clock (manual clocks included). */
-    if (timeout > 0) {
+    if (timeout.ms > 0) {
         deadline = tr_timeout_deadline_ns(tr__timers_now(sys->timers), timeout);
     }
     rec = new_call(ctx, to, type, data, size, timeout, &req);
@@ -595,7 +595,7 @@ tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
         return TR_ENOMEM;
     }
     rec->caller = 0;
-    if (timeout > 0) {
+    if (timeout.ms > 0) {
         tr_init_relaxed(&rec->refs, 4); /* and the timer */
     }
     rc = tr__actor_deliver(ctx, to, req, deadline);
@@ -604,7 +604,7 @@ tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
         tr__ctx_leave(ctx);
         return rc;
     }
-    if (timeout > 0) {
+    if (timeout.ms > 0) {
         uint64_t now = tr__timers_now(sys->timers);
         /* What is left after the wait for room; at least a moment, as the
          * request is queued already. */

@@ -187,7 +187,8 @@ bench_wait(tr_mailbox *mb)
 {
     bench_done d;
     size_t len;
-    int rc = tr_mailbox_recv_wait(mb, &d, sizeof(d), &len, BENCH_TIMEOUT_MS);
+    int rc =
+        tr_mailbox_recv_wait(mb, &d, sizeof(d), &len, tr_ms(BENCH_TIMEOUT_MS));
 
     if (rc == TR_ETIMEDOUT) {
         bench_fail("timed out after %d s", BENCH_TIMEOUT_MS / 1000);
@@ -205,7 +206,7 @@ bench_wait(tr_mailbox *mb)
 void
 bench_finish(tr_system *sys, tr_mailbox *mb)
 {
-    bench_check(tr_system_shutdown(sys, 10000), "tr_system_shutdown");
+    bench_check(tr_system_shutdown(sys, tr_ms(10000)), "tr_system_shutdown");
     tr_mailbox_destroy(mb);
 }
 

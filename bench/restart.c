@@ -176,8 +176,9 @@ main(void)
                    (unsigned long long)d.value, (unsigned long long)n);
     }
     memset(&info, 0, sizeof(info));
-    bench_check(tr_sup_which_children_wait(ctx, sup, &info, 1, &len, 10000),
-                "tr_sup_which_children_wait");
+    bench_check(
+        tr_sup_which_children_wait(ctx, sup, &info, 1, &len, tr_ms(10000)),
+        "tr_sup_which_children_wait");
     if (len != 1 || info.restarts != n || info.status != TR_CHILD_RUNNING) {
         bench_fail("the supervisor counted %u restarts (%zu children), "
                    "expected %llu",

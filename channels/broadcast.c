@@ -628,11 +628,11 @@ tr_broadcast_recv_wait(tr_broadcast_rx *rx, const tr_broadcast_value **value,
     if (rx == NULL || value == NULL) {
         return TR_EINVAL;
     }
-    if (timeout_ms != 0 && tr__on_a_worker()) {
+    if (timeout_ms.ms != 0 && tr__on_a_worker()) {
         return TR_ESTATE; /* a worker must never wait */
     }
     ch = rx->r.ch;
-    if (timeout_ms > 0) {
+    if (timeout_ms.ms > 0) {
         deadline = tr_timeout_deadline_ns(tr__now_ns(), timeout_ms);
     }
     for (;;) {
@@ -640,10 +640,10 @@ tr_broadcast_recv_wait(tr_broadcast_rx *rx, const tr_broadcast_value **value,
         long wait_ms = -1;
         int rc = try_take(&rx->r, value, lagged);
 
-        if (rc != TR_ETIMEDOUT || timeout_ms == 0) {
+        if (rc != TR_ETIMEDOUT || timeout_ms.ms == 0) {
             return rc;
         }
-        if (timeout_ms > 0) {
+        if (timeout_ms.ms > 0) {
             uint64_t now = tr__now_ns();
             if (now >= deadline) {
                 return TR_ETIMEDOUT;

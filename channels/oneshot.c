@@ -243,10 +243,10 @@ tr_oneshot_recv_wait(tr_oneshot_rx *rx, void *out, tr_timeout timeout_ms)
     if (o == NULL || (out == NULL && o->size != 0)) {
         return TR_EINVAL;
     }
-    if (timeout_ms != 0 && tr__on_a_worker()) {
+    if (timeout_ms.ms != 0 && tr__on_a_worker()) {
         return TR_ESTATE; /* a worker must never wait */
     }
-    if (timeout_ms > 0) {
+    if (timeout_ms.ms > 0) {
         deadline = tr_timeout_deadline_ns(tr__now_ns(), timeout_ms);
     }
     for (;;) {
@@ -273,10 +273,10 @@ tr_oneshot_recv_wait(tr_oneshot_rx *rx, void *out, tr_timeout timeout_ms)
         if ((s & TX_DONE) || ((s & CLOSED) && !(s & SENDING))) {
             return TR_ECLOSED;
         }
-        if (timeout_ms == 0) {
+        if (timeout_ms.ms == 0) {
             return TR_ETIMEDOUT;
         }
-        if (timeout_ms > 0) {
+        if (timeout_ms.ms > 0) {
             uint64_t now = tr__now_ns();
             if (now >= deadline) {
                 return TR_ETIMEDOUT;

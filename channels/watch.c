@@ -411,11 +411,11 @@ tr_watch_changed_wait(tr_watch_rx *rx, tr_timeout timeout_ms)
     if (rx == NULL) {
         return TR_EINVAL;
     }
-    if (timeout_ms != 0 && tr__on_a_worker()) {
+    if (timeout_ms.ms != 0 && tr__on_a_worker()) {
         return TR_ESTATE; /* a worker must never wait */
     }
     ch = rx->ch;
-    if (timeout_ms > 0) {
+    if (timeout_ms.ms > 0) {
         deadline = tr_timeout_deadline_ns(tr__now_ns(), timeout_ms);
     }
     for (;;) {
@@ -423,10 +423,10 @@ tr_watch_changed_wait(tr_watch_rx *rx, tr_timeout timeout_ms)
         long wait_ms = -1;
         int rc = check_changed(rx);
 
-        if (rc != TR_ETIMEDOUT || timeout_ms == 0) {
+        if (rc != TR_ETIMEDOUT || timeout_ms.ms == 0) {
             return rc;
         }
-        if (timeout_ms > 0) {
+        if (timeout_ms.ms > 0) {
             uint64_t now = tr__now_ns();
             if (now >= deadline) {
                 return TR_ETIMEDOUT;

@@ -11,6 +11,8 @@
 
 #include <ck_md.h>
 
+#include <troupe/common.h>
+
 #define TR_CACHE_LINE CK_MD_CACHELINE
 #define TR_CACHE_ALIGNED _Alignas(TR_CACHE_LINE)
 
@@ -45,16 +47,18 @@ tr_ms_to_ns(uint64_t ms)
 /* A tr_timeout (ms; negative: forever) as a wait for tr__ec_wait_ms
  * (-1: forever), and as a deadline in ns from `now` (UINT64_MAX: none). */
 static inline long
-tr_timeout_wait_ms(int64_t timeout)
+tr_timeout_wait_ms(tr_timeout timeout)
 {
-    return timeout < 0 ? -1 : timeout > INT32_MAX ? INT32_MAX : (long)timeout;
+    return timeout.ms < 0           ? -1
+           : timeout.ms > INT32_MAX ? INT32_MAX
+                                    : (long)timeout.ms;
 }
 
 static inline uint64_t
-tr_timeout_deadline_ns(uint64_t now, int64_t timeout)
+tr_timeout_deadline_ns(uint64_t now, tr_timeout timeout)
 {
-    return timeout < 0 ? UINT64_MAX
-                       : tr_sat_add(now, tr_ms_to_ns((uint64_t)timeout));
+    return timeout.ms < 0 ? UINT64_MAX
+                          : tr_sat_add(now, tr_ms_to_ns((uint64_t)timeout.ms));
 }
 
 #endif /* TR_DEFS_H */

@@ -12,8 +12,11 @@
  *   first; a read-only lookup any thread may make (tr_whereis, stats,
  *   members, snapshots) takes the system first. Then the address or object
  *   acted on, the message type and payload, options, and out-parameters.
- * - Time. Every timeout is a tr_timeout in milliseconds: TR_NOWAIT (0)
- *   does not wait, TR_FOREVER (negative) has no limit. A deadline of a
+ * - Time. Every timeout is a tr_timeout, a struct of milliseconds (`ms`)
+ *   that the compiler keeps apart from sizes and counts, so a timeout
+ *   swapped with a size does not compile: TR_NOWAIT (0) does not wait,
+ *   TR_FOREVER (negative) has no limit, tr_ms(n) waits at most n
+ *   milliseconds. A deadline of a
  *   call that goes through an actor's mailbox (tr_send_wait, tr_call,
  *   tr_ask_wait, the tr_sup_* calls) runs on the system's clock, as timers
  *   do (manual in tests); the others (tr_actor_wait, tr_system_wait,

@@ -372,7 +372,7 @@ conn_input(run *r)
             got += (size_t)n;
             tr_store_relaxed(&s->bytes_in,
                              tr_load_relaxed(&s->bytes_in) + (uint64_t)n);
-            if (s->opts.idle_timeout > 0) {
+            if (s->opts.idle_timeout.ms > 0) {
                 tr_store_relaxed(&s->last_in, tr__io_now_ms());
             }
             continue;
@@ -454,9 +454,9 @@ conn_connected(run *r)
         }
     }
     s->deadline = 0;
-    if (s->opts.idle_timeout > 0) {
+    if (s->opts.idle_timeout.ms > 0) {
         tr_store_relaxed(&s->last_in, tr__io_now_ms());
-        (void)tr__io_timer_arm(s, s->opts.idle_timeout);
+        (void)tr__io_timer_arm(s, s->opts.idle_timeout.ms);
     } else {
         tr__io_timer_stop(s);
     }
@@ -508,12 +508,12 @@ conn_run(run *r, uint32_t bits)
             return st;
         }
     }
-    if ((bits & RD_TIMER) && s->opts.idle_timeout > 0) {
+    if ((bits & RD_TIMER) && s->opts.idle_timeout.ms > 0) {
         int64_t idle = tr__io_now_ms() - tr_load_relaxed(&s->last_in);
-        if (idle >= s->opts.idle_timeout) {
+        if (idle >= s->opts.idle_timeout.ms) {
             return end_conn(r, TR_IO_END_TIMEOUT, ETIMEDOUT);
         }
-        (void)tr__io_timer_arm(s, s->opts.idle_timeout - idle);
+        (void)tr__io_timer_arm(s, s->opts.idle_timeout.ms - idle);
     }
     return conn_input(r);
 }

@@ -240,8 +240,8 @@ tr__io_normal_opts(const tr_io_opts *o)
     if (n.read_batch == 0) {
         n.read_batch = DEFAULT_BATCH;
     }
-    if (n.idle_timeout < 0) {
-        n.idle_timeout = 0;
+    if (n.idle_timeout.ms < 0) {
+        n.idle_timeout = TR_NOWAIT;
     }
     return n;
 }
@@ -534,10 +534,10 @@ tr__io_open_conn(tr_ctx *ctx, tr_io_sys *io, int fd, const tr_io_opts *opts,
     if (connecting) {
         s->flags |= F_CONNECTING;
     }
-    if (s->opts.idle_timeout > 0) {
+    if (s->opts.idle_timeout.ms > 0) {
         tr_store_relaxed(&s->last_in, tr__io_now_ms());
         if (!connecting) {
-            (void)tr__io_timer_arm(s, s->opts.idle_timeout);
+            (void)tr__io_timer_arm(s, s->opts.idle_timeout.ms);
         }
     }
     *out = s;
@@ -587,10 +587,10 @@ connect_to(tr_ctx *ctx, const struct sockaddr_storage *ss, socklen_t len,
         s->end_reason = TR_IO_END_ERROR;
         s->end_err = err;
         tr__io_post(s, RD_END);
-    } else if (timeout > 0 && timeout < INT64_MAX - tr__io_now_ms()) {
+    } else if (timeout.ms > 0 && timeout.ms < INT64_MAX - tr__io_now_ms()) {
         /* A deadline past the clock's range is no deadline. */
-        s->deadline = tr__io_now_ms() + timeout;
-        if (tr__io_timer_arm(s, timeout) != TR_OK) {
+        s->deadline = tr__io_now_ms() + timeout.ms;
+        if (tr__io_timer_arm(s, timeout.ms) != TR_OK) {
             (void)tr__io_close_slot(s, ctx, false);
             return TR_ENOMEM;
         }

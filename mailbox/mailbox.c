@@ -139,7 +139,7 @@ receive(tr_mailbox *mb, void *buf, size_t cap, size_t *len,
     if (mb->held != NULL) {
         return deliver(mb, mb->held, buf, cap, len);
     }
-    if (timeout_ms > 0) {
+    if (timeout_ms.ms > 0) {
         deadline = tr_timeout_deadline_ns(tr__now_ns(), timeout_ms);
     }
     for (;;) {
@@ -166,11 +166,11 @@ receive(tr_mailbox *mb, void *buf, size_t cap, size_t *len,
             }
             continue;
         }
-        if (timeout_ms == 0) {
+        if (timeout_ms.ms == 0) {
             return TR_ETIMEDOUT;
         }
         left = -1;
-        if (timeout_ms > 0) {
+        if (timeout_ms.ms > 0) {
             uint64_t now = tr__now_ns();
             if (now >= deadline) {
                 return TR_ETIMEDOUT;
@@ -190,7 +190,7 @@ tr_mailbox_recv_wait(tr_mailbox *mb, void *buf, size_t cap, size_t *len,
     if (mb == NULL || len == NULL || (buf == NULL && cap != 0)) {
         return TR_EINVAL;
     }
-    if (timeout_ms != TR_NOWAIT && tr__on_a_worker()) {
+    if (timeout_ms.ms != 0 && tr__on_a_worker()) {
         return TR_ESTATE; /* a worker never waits, for any system */
     }
     /* acq_rel: one receiver at a time; the exchange hands the consumer

@@ -421,7 +421,7 @@ ask(tr_ctx *ctx, tr_addr sup, uint32_t type, const admin_req *q, admin_rep *rep,
         return TR_EINVAL;
     }
     tr_system *sys = ctx->sys;
-    if (timeout == TR_NOWAIT) {
+    if (timeout.ms == 0) {
         return TR_EINVAL;
     }
     if (sup.id != 0 && tr__addr_check(sys, sup) == TR_OK) {

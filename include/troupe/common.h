@@ -28,13 +28,39 @@ extern "C" {
  * deadline takes it: TR_NOWAIT (0) does not wait, TR_FOREVER (any negative
  * value) waits without limit, and a positive value waits at most that
  * long (saturating: a value near INT64_MAX is as good as forever).
+ *
+ * A struct rather than an integer so that the compiler checks it: a size,
+ * a capacity or a message type passed where the timeout goes (or the
+ * timeout where a size goes) does not compile. Make one with tr_ms(),
+ * TR_NOWAIT or TR_FOREVER, and read it back from `ms`.
  */
-typedef int64_t tr_timeout;
+typedef struct tr_timeout {
+    int64_t ms; /* 0: do not wait, negative: no limit, else a limit */
+} tr_timeout;
 
+#ifdef __cplusplus
 /** Do not wait: try once. */
-#define TR_NOWAIT ((tr_timeout)0)
+#define TR_NOWAIT (tr_timeout{0})
 /** Wait without limit. */
-#define TR_FOREVER ((tr_timeout)-1)
+#define TR_FOREVER (tr_timeout{-1})
+#else
+/** Do not wait: try once. */
+#define TR_NOWAIT ((tr_timeout){0})
+/** Wait without limit. */
+#define TR_FOREVER ((tr_timeout){-1})
+#endif
+
+/**
+ * A timeout of `ms` milliseconds: tr_ms(100) waits at most 100 ms,
+ * tr_ms(0) is TR_NOWAIT and any negative value is TR_FOREVER.
+ */
+static inline tr_timeout
+tr_ms(int64_t ms)
+{
+    tr_timeout t;
+    t.ms = ms;
+    return t;
+}
 
 /**
  * The address of an actor: a small value, never a pointer, that can be

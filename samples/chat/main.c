@@ -189,7 +189,7 @@ main(int argc, char **argv)
         if (sig == SIGINT || sig == SIGTERM) {
             break;
         }
-        if (tr_system_wait(srv.sys, 1) == TR_OK) {
+        if (tr_system_wait(srv.sys, tr_ms(1)) == TR_OK) {
             fprintf(stderr, "chat: the supervision tree gave up\n");
             code = 1;
             break;

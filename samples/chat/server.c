@@ -31,11 +31,11 @@ spawner_main(void *arg)
     chat_spawn q;
     size_t len;
 
-    while (tr_mailbox_recv_wait(srv->spawns, &q, sizeof(q), &len, -1) ==
+    while (tr_mailbox_recv_wait(srv->spawns, &q, sizeof(q), &len, TR_FOREVER) ==
            TR_OK) {
         chat_started a = {.cookie = q.cookie, .child = TR_ADDR_NONE};
-        a.rc =
-            tr_sup_start_child_wait(ctx, q.sup, NULL, q.arg, 10000, &a.child);
+        a.rc = tr_sup_start_child_wait(ctx, q.sup, NULL, q.arg, tr_ms(10000),
+                                       &a.child);
         if (tr_send(ctx, q.reply_to, q.reply_type, &a, sizeof(a)) != TR_OK &&
             a.rc == TR_OK) {
             /* Nobody to hand it to: it stops itself when no socket comes
@@ -193,12 +193,12 @@ chat_start(chat_server *srv)
         return rc;
     }
     if ((rc = tr_mailbox_create(0, &srv->spawns)) != TR_OK) {
-        (void)tr_system_shutdown(srv->sys, 1000);
+        (void)tr_system_shutdown(srv->sys, tr_ms(1000));
         return rc;
     }
     if (pthread_create(&spawner, NULL, spawner_main, srv) != 0) {
         tr_mailbox_destroy(srv->spawns);
-        (void)tr_system_shutdown(srv->sys, 1000);
+        (void)tr_system_shutdown(srv->sys, tr_ms(1000));
         return TR_ESTATE;
     }
     top_children[0] = (tr_child_spec){
@@ -234,7 +234,7 @@ chat_stop(chat_server *srv)
 {
     /* Children stop in reverse order: the listener, every connection
      * (each tells its client), the rooms, the registry. */
-    int rc = tr_system_shutdown(srv->sys, 5000);
+    int rc = tr_system_shutdown(srv->sys, tr_ms(5000));
 
     tr_mailbox_close(srv->spawns);
     pthread_join(spawner, NULL);

@@ -163,7 +163,7 @@ ask(tr_ctx *ctx, session *s, uint32_t type, const void *data, size_t size,
 {
     s->busy = true;
     (void)tr_io_pause(ctx, s->io);
-    if (tr_call(ctx, s->registry, type, data, size, CALL_MS, fn, NULL) !=
+    if (tr_call(ctx, s->registry, type, data, size, tr_ms(CALL_MS), fn, NULL) !=
         TR_OK) {
         return quit(ctx, s);
     }

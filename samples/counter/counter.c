@@ -277,7 +277,8 @@ static int
 wait_report(tr_mailbox *reports, int kind, report *out)
 {
     size_t len;
-    int rc = tr_mailbox_recv_wait(reports, out, sizeof(*out), &len, 10000);
+    int rc =
+        tr_mailbox_recv_wait(reports, out, sizeof(*out), &len, tr_ms(10000));
 
     if (rc == TR_OK && (len != sizeof(*out) || out->kind != kind)) {
         rc = TR_ESTATE;
@@ -395,7 +396,7 @@ main(void)
     if (rc != TR_OK) {
         fprintf(stderr, "counter: %s\n", tr_strerror(rc));
     }
-    if (tr_system_shutdown(sys, 1000) != TR_OK) {
+    if (tr_system_shutdown(sys, tr_ms(1000)) != TR_OK) {
         fprintf(stderr, "counter: shutdown timed out\n");
         rc = TR_ETIMEDOUT;
     }

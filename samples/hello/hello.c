@@ -95,12 +95,13 @@ main(void)
         rc = tr_send(ctx, greeter_addr, MSG_GREET, "troupe", strlen("troupe"));
     }
     if (rc == TR_OK) {
-        rc = tr_mailbox_recv_wait(done, reply, sizeof(reply), &len, 5000);
+        rc =
+            tr_mailbox_recv_wait(done, reply, sizeof(reply), &len, tr_ms(5000));
     }
     if (rc != TR_OK) {
         fprintf(stderr, "hello: %s\n", tr_strerror(rc));
     }
-    if (tr_system_shutdown(sys, 1000) != TR_OK) {
+    if (tr_system_shutdown(sys, tr_ms(1000)) != TR_OK) {
         rc = TR_ETIMEDOUT;
     }
     /* Only now is the greeter certainly done with the mailbox: it may still

@@ -400,7 +400,7 @@ dispatch(tr_ctx *ctx, router *r, job *j)
         snprintf(name, sizeof(name), "pool.%u", r->next++ % N_WORKERS + 1);
         if (tr_whereis(tr_ctx_system(ctx), name, &worker) == TR_OK &&
             tr_call(ctx, worker, REQ_GET, &j->rq, sizeof(j->rq),
-                    CALL_TIMEOUT_MS, on_worker_reply, j) == TR_OK) {
+                    tr_ms(CALL_TIMEOUT_MS), on_worker_reply, j) == TR_OK) {
             return; /* on_worker_reply owns the job now */
         }
         j->rq.attempt++;
@@ -588,7 +588,7 @@ client_run(void *arg)
         tr_reply_buf reply = {.data = &a, .cap = sizeof(a)};
         if (rc == TR_OK) {
             rc = tr_ask_wait(ctx, router_addr, REQ_GET, &rq, sizeof(rq), &reply,
-                             WAIT_MS);
+                             tr_ms(WAIT_MS));
         }
         if (rc == TR_OK && reply.len == sizeof(a) && a.key == rq.key &&
             a.value == value_of(rq.key)) {
@@ -664,8 +664,8 @@ await_notes(tr_mailbox *notes, int cache_n, int loader_n, int auditor_n)
     size_t len;
 
     while (left > 0) {
-        int rc =
-            tr_mailbox_recv_wait(notes, &what, sizeof(what), &len, WAIT_MS);
+        int rc = tr_mailbox_recv_wait(notes, &what, sizeof(what), &len,
+                                      tr_ms(WAIT_MS));
         if (rc != TR_OK) {
             return rc;
         }
@@ -682,7 +682,7 @@ find_child(tr_ctx *ctx, tr_addr sup, const char *id, tr_child_info *out)
 {
     tr_child_info kids[8];
     size_t n;
-    int rc = tr_sup_which_children_wait(ctx, sup, kids, 8, &n, WAIT_MS);
+    int rc = tr_sup_which_children_wait(ctx, sup, kids, 8, &n, tr_ms(WAIT_MS));
 
     for (size_t i = 0; rc == TR_OK && i < n && i < 8; i++) {
         if (strcmp(kids[i].id, id) == 0) {
@@ -699,7 +699,7 @@ count_restarts(tr_ctx *ctx, tr_addr sup, uint64_t *total)
 {
     tr_child_info kids[8];
     size_t n;
-    int rc = tr_sup_which_children_wait(ctx, sup, kids, 8, &n, WAIT_MS);
+    int rc = tr_sup_which_children_wait(ctx, sup, kids, 8, &n, tr_ms(WAIT_MS));
 
     for (size_t i = 0; rc == TR_OK && i < n && i < 8; i++) {
         *total += kids[i].restarts;
@@ -750,7 +750,7 @@ run(tr_system *sys, tr_mailbox *notes, outcome *o)
     }
     for (int i = 0; rc == TR_OK && i < N_WORKERS; i++) {
         rc = tr_sup_start_child_wait(ctx, pool.addr, NULL, &worker_numbers[i],
-                                     WAIT_MS, NULL);
+                                     tr_ms(WAIT_MS), NULL);
     }
     if (rc != TR_OK) {
         return rc;
@@ -797,7 +797,8 @@ run(tr_system *sys, tr_mailbox *notes, outcome *o)
     rc = tr_whereis(sys, "router", &router_addr);
     if (rc == TR_OK) {
         tr_reply_buf reply = {.data = &o->stats, .cap = sizeof(o->stats)};
-        rc = tr_ask_wait(ctx, router_addr, REQ_STATS, NULL, 0, &reply, WAIT_MS);
+        rc = tr_ask_wait(ctx, router_addr, REQ_STATS, NULL, 0, &reply,
+                         tr_ms(WAIT_MS));
     }
     if (rc == TR_OK) {
         rc = tr_whereis(sys, "auditor", &auditor_after);
@@ -858,7 +859,7 @@ main(void)
         fflush(stdout);
         sleep((unsigned)atoi(hold));
     }
-    if (tr_system_shutdown(sys, 5000) != TR_OK && rc == TR_OK) {
+    if (tr_system_shutdown(sys, tr_ms(5000)) != TR_OK && rc == TR_OK) {
         fprintf(stderr, "supervision: shutdown timed out\n");
         rc = TR_ETIMEDOUT;
     }

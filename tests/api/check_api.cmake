@@ -65,8 +65,12 @@ foreach(h ${headers})
       list(APPEND problems "${hname}: ${fn} is never named in docs/guide.md")
     endif()
 
-    if(d MATCHES "[a-z0-9_]+ \\*?[a-z_]*timeout[a-z_]*")
-      string(REGEX MATCHALL "[a-z0-9_]+ \\*?[a-z_]*timeout[a-z_]*" params "${d}")
+    # Takes, not returns: only the parameters count (tr_ms returns one).
+    string(FIND "${d}" "${fn}(" popen)
+    string(SUBSTRING "${d}" ${popen} -1 dparams)
+    if(dparams MATCHES "[a-z0-9_]+ \\*?[a-z_]*timeout[a-z_]*")
+      string(REGEX MATCHALL "[a-z0-9_]+ \\*?[a-z_]*timeout[a-z_]*" params
+             "${dparams}")
       foreach(p ${params})
         if(NOT p STREQUAL "tr_timeout timeout")
           list(APPEND problems
@@ -74,7 +78,7 @@ foreach(h ${headers})
         endif()
       endforeach()
     endif()
-    if(d MATCHES "tr_timeout" AND NOT fn MATCHES "_wait$" AND
+    if(dparams MATCHES "tr_timeout" AND NOT fn MATCHES "_wait$" AND
        NOT fn IN_LIST deadline_not_wait)
       list(APPEND problems
            "${hname}: ${fn} takes a tr_timeout but its name does not end in _wait")

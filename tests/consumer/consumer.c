@@ -33,9 +33,10 @@ main(void)
         rc = tr_send(ctx, a, 1, &done, sizeof(done));
     }
     if (rc == TR_OK) {
-        rc = tr_mailbox_recv_wait(done, reply, sizeof(reply), &len, 10000);
+        rc = tr_mailbox_recv_wait(done, reply, sizeof(reply), &len,
+                                  tr_ms(10000));
     }
-    tr_system_shutdown(sys, 1000);
+    tr_system_shutdown(sys, tr_ms(1000));
     tr_mailbox_destroy(done);
     printf("troupe %s: %s\n", tr_version(),
            rc == TR_OK ? "ok" : tr_strerror(rc));

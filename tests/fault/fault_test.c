@@ -126,7 +126,7 @@ test_fault_oom_creating_a_mailbox_or_system(void **state)
         int rc = tr_system_start(NULL, &sys);
         tr__alloc_fail_after(-1);
         if (rc == TR_OK) {
-            assert_int_equal(tr_system_shutdown(sys, 1000), TR_OK);
+            assert_int_equal(tr_system_shutdown(sys, tr_ms(1000)), TR_OK);
         } else {
             assert_int_equal(rc, TR_ENOMEM);
         }
@@ -189,7 +189,7 @@ test_fault_shutdown_during_work_stops_everything(void **state)
         }
         assert_true(
             tr_test_wait_handled(sys, 1000u * (unsigned)(round + 1), 10000));
-        assert_int_equal(tr_system_shutdown(sys, 10000), TR_OK);
+        assert_int_equal(tr_system_shutdown(sys, tr_ms(10000)), TR_OK);
         assert_int_equal(final.live_actors, 0);
         assert_true(final.spawned > 1000);
         assert_int_equal(final.failed, 0);
@@ -300,7 +300,7 @@ test_fault_shutdown_kicks_out_blocked_senders(void **state)
         }
         waiters_arg w = {sys, BLOCKED_SENDERS};
         assert_true(tr_test_wait_until(all_waiting, &w, 5000));
-        assert_int_equal(tr_system_shutdown(sys, 5000), TR_OK);
+        assert_int_equal(tr_system_shutdown(sys, tr_ms(5000)), TR_OK);
         for (int i = 0; i < BLOCKED_SENDERS; i++) {
             pthread_join(t[i], NULL);
             late_ok += b[i].rc == TR_OK;
@@ -384,7 +384,7 @@ call_each(caller *c, int *rc)
     rc[7] = tr_actor_stop(ctx, (tr_addr){0});
     rc[8] = tr_system_stats_get(c->sys, &st);
     rc[9] = tr_actor_stats_get(c->sys, c->to, &ast);
-    rc[10] = tr_system_wait(c->sys, 1);
+    rc[10] = tr_system_wait(c->sys, tr_ms(1));
     for (int i = 0; i < CALLS; i++) {
         n += rc[i] == TR_ESHUTDOWN;
     }
@@ -434,7 +434,7 @@ test_fault_calls_during_shutdown_return_eshutdown(void **state)
                 pthread_create(&t[i], NULL, call_until_shutdown, &c[i]), 0);
         }
         assert_true(tr_test_wait_handled(sys, 100, 10000));
-        assert_int_equal(tr_system_shutdown(sys, 15000), TR_OK);
+        assert_int_equal(tr_system_shutdown(sys, tr_ms(15000)), TR_OK);
         for (int i = 0; i < CALLERS; i++) {
             pthread_join(t[i], NULL);
             ok += c[i].ok_sends;

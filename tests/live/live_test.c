@@ -520,16 +520,18 @@ test_live_events_follow_failures_and_restarts_in_order(void **state)
     size_t n;
     tr_ctx *ctx = tr_system_ctx(fx.sys);
     tr_child_info kids[3];
-    assert_int_equal(tr_sup_which_children_wait(ctx, fx.app, kids, 3, &n, 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_which_children_wait(ctx, fx.app, kids, 3, &n, tr_ms(5000)),
+        TR_OK);
     pool_addr = kids[2].addr;
     assert_int_equal(
-        tr_sup_start_child_wait(ctx, pool_addr, NULL, NULL, 5000, &kid), TR_OK);
+        tr_sup_start_child_wait(ctx, pool_addr, NULL, NULL, tr_ms(5000), &kid),
+        TR_OK);
     assert_true(next_tree_event(&s, data, sizeof(data), &id));
     assert_non_null(strstr(data, "\"type\":\"start\",\"path\":\"/app/pool/"));
     /* simple_one_for_one children are named by their ordinal. */
-    assert_int_equal(tr_sup_terminate_child_wait(ctx, pool_addr, "1", 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_terminate_child_wait(ctx, pool_addr, "1", tr_ms(5000)), TR_OK);
     assert_true(next_tree_event(&s, data, sizeof(data), &id));
     assert_non_null(strstr(data, "\"type\":\"exit\",\"path\":\"/app/pool/"));
     assert_true(next_tree_event(&s, data, sizeof(data), &id));

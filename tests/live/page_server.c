@@ -86,7 +86,7 @@ main(int argc, char **argv)
     tr_ctx *ctx = tr_system_ctx(sys);
     int rc = tr_sup_start(ctx, &app, NULL, &top);
     if (rc == TR_OK) {
-        rc = tr_sup_which_children_wait(ctx, top, kids, 3, &len, 10000);
+        rc = tr_sup_which_children_wait(ctx, top, kids, 3, &len, tr_ms(10000));
     }
     /* The first ten pool children are registered as pool.1 .. pool.10. */
     static char names[10][32];
@@ -96,15 +96,15 @@ main(int argc, char **argv)
             snprintf(names[i], sizeof(names[i]), "pool.%ld", i + 1);
             name = names[i];
         }
-        rc =
-            tr_sup_start_child_wait(ctx, kids[2].addr, NULL, name, 10000, NULL);
+        rc = tr_sup_start_child_wait(ctx, kids[2].addr, NULL, name,
+                                     tr_ms(10000), NULL);
     }
     if (rc == TR_OK) {
         rc = tr_inspect_serve(sys, "127.0.0.1:0", NULL, &port);
     }
     if (rc != TR_OK) {
         fprintf(stderr, "page_server: %s\n", tr_strerror(rc));
-        (void)tr_system_shutdown(sys, 5000);
+        (void)tr_system_shutdown(sys, tr_ms(5000));
         return 1;
     }
     printf("port %u\n", port);
@@ -130,5 +130,5 @@ main(int argc, char **argv)
         printf("ok\n");
         fflush(stdout);
     }
-    return tr_system_shutdown(sys, 5000) == TR_OK ? 0 : 1;
+    return tr_system_shutdown(sys, tr_ms(5000)) == TR_OK ? 0 : 1;
 }

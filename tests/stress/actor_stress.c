@@ -353,7 +353,7 @@ test_actor_stress_spawn_stop_send_races_lose_nothing(void **state)
     for (long i = 0; i < n_threads; i++) {
         pthread_join(threads[i], NULL);
     }
-    assert_int_equal(tr_system_shutdown(the_race.sys, 10000), TR_OK);
+    assert_int_equal(tr_system_shutdown(the_race.sys, tr_ms(10000)), TR_OK);
     long accepted = tr_load_relaxed(&the_race.accepted);
     long refused = tr_load_relaxed(&the_race.refused);
     long handled = tr_load_relaxed(&the_race.handled);

@@ -135,7 +135,7 @@ receive(tr_broadcast_rx *rx, checker *c, uint64_t leave_after)
     for (uint64_t n = 0; leave_after == 0 || n < leave_after; n++) {
         const tr_broadcast_value *v = NULL;
         uint64_t lag = 0;
-        int rc = tr_broadcast_recv_wait(rx, &v, &lag, 100);
+        int rc = tr_broadcast_recv_wait(rx, &v, &lag, tr_ms(100));
 
         if (rc == TR_ETIMEDOUT) {
             if (leave_after != 0 && tr_load_acq(&senders_done) != 0) {

@@ -217,8 +217,8 @@ client_next(tr_ctx *ctx)
     if (id % 50 == 0) { /* one call in 50 goes to the holder and times out */
         timeout = (uint32_t)(1 + (h >> 16) % 30);
         memcpy(req + sizeof(id), &timeout, sizeof(timeout));
-        if (tr_call(ctx, holder, MSG_CALL, req, sizeof(req), timeout, on_reply,
-                    (void *)(intptr_t)id) != TR_OK) {
+        if (tr_call(ctx, holder, MSG_CALL, req, sizeof(req), tr_ms(timeout),
+                    on_reply, (void *)(intptr_t)id) != TR_OK) {
             record(id, 3);
         }
         return TR_OK;
@@ -227,8 +227,8 @@ client_next(tr_ctx *ctx)
     for (;;) {
         tr_addr to = {.id = tr_load_acq(&servers[which])};
         int rc = tr_call(ctx, to, MSG_CALL, req, sizeof(req),
-                         timeout == 0 ? TR_FOREVER : (tr_timeout)timeout,
-                         on_reply, (void *)(intptr_t)id);
+                         timeout == 0 ? TR_FOREVER : tr_ms(timeout), on_reply,
+                         (void *)(intptr_t)id);
         if (rc == TR_OK) {
             return TR_OK;
         }

@@ -67,14 +67,15 @@ test_mailbox_stress_send_returns_ok_only_if_received(void **state)
             int v;
             size_t len;
             assert_int_equal(
-                tr_mailbox_recv_wait(mb, &v, sizeof(v), &len, 5000), TR_OK);
+                tr_mailbox_recv_wait(mb, &v, sizeof(v), &len, tr_ms(5000)),
+                TR_OK);
             received++;
         }
         tr_mailbox_close(mb);
         for (;;) {
             int v;
             size_t len;
-            rc = tr_mailbox_recv_wait(mb, &v, sizeof(v), &len, 5000);
+            rc = tr_mailbox_recv_wait(mb, &v, sizeof(v), &len, tr_ms(5000));
             if (rc != TR_OK) {
                 break;
             }

@@ -158,8 +158,9 @@ run_mailbox_case(uint32_t cap)
     for (long got = 0; got < total; got++) {
         uint32_t msg[2];
         size_t len;
-        assert_int_equal(tr_mailbox_recv_wait(mb, msg, sizeof(msg), &len, 5000),
-                         TR_OK);
+        assert_int_equal(
+            tr_mailbox_recv_wait(mb, msg, sizeof(msg), &len, tr_ms(5000)),
+            TR_OK);
         if (msg[1] != next_seq[msg[0]]) {
             out_of_order++;
         }
@@ -173,8 +174,9 @@ run_mailbox_case(uint32_t cap)
     tr_mailbox_close(mb);
     uint32_t extra[2];
     size_t len;
-    assert_int_equal(tr_mailbox_recv_wait(mb, extra, sizeof(extra), &len, 0),
-                     TR_ECLOSED);
+    assert_int_equal(
+        tr_mailbox_recv_wait(mb, extra, sizeof(extra), &len, TR_NOWAIT),
+        TR_ECLOSED);
     tr_mailbox_destroy(mb);
     free(next_seq);
     free(args);

@@ -203,13 +203,13 @@ pool_admin(void *arg)
         if (i % 3 == 2) {
             char id[16];
             snprintf(id, sizeof(id), "%u", next++);
-            int rc = tr_sup_terminate_child_wait(ctx, sup, id, 10000);
+            int rc = tr_sup_terminate_child_wait(ctx, sup, id, tr_ms(10000));
             if (rc != TR_OK && rc != TR_ENOTFOUND && rc != TR_ESHUTDOWN &&
                 rc != TR_ENOACTOR && rc != TR_ECLOSED) {
                 tr_faa_relaxed(&errors, 1);
             }
-        } else if (tr_sup_start_child_wait(ctx, sup, NULL, NULL, 10000, &w) ==
-                       TR_OK &&
+        } else if (tr_sup_start_child_wait(ctx, sup, NULL, NULL, tr_ms(10000),
+                                           &w) == TR_OK &&
                    tr_send(ctx, w, i % 7 == 0 ? MSG_CRASH : MSG_PING, NULL,
                            0) == TR_OK) {
             tr_faa_relaxed(&sh->sent, 1);
@@ -252,7 +252,8 @@ killer(void *arg)
             break;
         }
         size_t n = doomed_addrs(sh->sys, had);
-        if (tr_sup_terminate_child_wait(ctx, app, "doomed", 10000) != TR_OK) {
+        if (tr_sup_terminate_child_wait(ctx, app, "doomed", tr_ms(10000)) !=
+            TR_OK) {
             tr_faa_relaxed(&errors, 1);
         }
         for (size_t j = 0; j < n; j++) {
@@ -261,7 +262,7 @@ killer(void *arg)
             }
         }
         tr_faa_relaxed(&sh->kills, 1);
-        if (tr_sup_restart_child_wait(ctx, app, "doomed", 10000, NULL) !=
+        if (tr_sup_restart_child_wait(ctx, app, "doomed", tr_ms(10000), NULL) !=
             TR_OK) {
             tr_faa_relaxed(&errors, 1);
         }
@@ -375,7 +376,8 @@ test_supervisor_stress(void **state)
     run_threads(&sh, th);
     whole_arg w = {sys};
     assert_true(tr_test_wait_until(tree_whole, &w, 10000));
-    assert_int_equal(tr_system_wait(sys, 1), TR_ETIMEDOUT); /* no give-up */
+    assert_int_equal(tr_system_wait(sys, tr_ms(1)),
+                     TR_ETIMEDOUT); /* no give-up */
 
     /* Phase 2: shutdown while an actor keeps children crashing. */
     tr_addr ch;
@@ -383,7 +385,7 @@ test_supervisor_stress(void **state)
         tr_spawn(tr_system_ctx(sys), &chaos_behaviour, NULL, NULL, &ch), TR_OK);
     assert_int_equal(tr_send(tr_system_ctx(sys), ch, 0, NULL, 0), TR_OK);
     assert_true(tr_test_wait_until(chaos_flows, NULL, 10000));
-    assert_int_equal(tr_system_shutdown(sys, 10000), TR_OK);
+    assert_int_equal(tr_system_shutdown(sys, tr_ms(10000)), TR_OK);
     print_message("sent %ld, chaos crashes %ld, incarnations %ld, kills %ld\n",
                   tr_load_relaxed(&sh.sent), tr_load_relaxed(&chaos_crashes),
                   tr_load_relaxed(&started), tr_load_relaxed(&sh.kills));

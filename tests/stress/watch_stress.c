@@ -119,7 +119,7 @@ waiter_main(void *arg)
 
     for (;;) {
         value v;
-        int rc = tr_watch_changed_wait(w->rx, 10000);
+        int rc = tr_watch_changed_wait(w->rx, tr_ms(10000));
         if (rc == TR_ECLOSED) {
             break;
         }
@@ -269,8 +269,8 @@ test_watch_stress_borrow_is_never_torn(void **state)
     assert_int_equal(tr_watch_borrow(own, &v, &version), TR_OK);
     assert_int_equal(v.w[0], total);
     assert_int_equal(version, total);
-    assert_int_equal(tr_watch_changed_wait(own, 0), TR_OK);
-    assert_int_equal(tr_watch_changed_wait(own, 0), TR_ECLOSED);
+    assert_int_equal(tr_watch_changed_wait(own, TR_NOWAIT), TR_OK);
+    assert_int_equal(tr_watch_changed_wait(own, TR_NOWAIT), TR_ECLOSED);
     rx = w.rx;
     tr_watch_rx_destroy(rx);
     tr_watch_rx_destroy(own);

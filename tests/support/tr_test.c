@@ -38,7 +38,7 @@ tr_test_system(unsigned workers)
 void
 tr_test_shutdown(tr_system *sys)
 {
-    assert_int_equal(tr_system_shutdown(sys, 10000), TR_OK);
+    assert_int_equal(tr_system_shutdown(sys, tr_ms(10000)), TR_OK);
 }
 
 static uint64_t
@@ -119,7 +119,7 @@ tr_test_ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
 {
     tr_reply_buf reply = {.data = buf, .cap = cap};
     int rc = tr_ask_wait(ctx, to, type, data, size, &reply,
-                         timeout_ms == 0 ? TR_FOREVER : timeout_ms);
+                         timeout_ms == 0 ? TR_FOREVER : tr_ms(timeout_ms));
     if (len != NULL) {
         *len = reply.len;
     }

@@ -59,7 +59,8 @@ report_within(tr_mailbox *probe, int timeout_ms)
 {
     int v = -1;
     size_t len;
-    if (tr_mailbox_recv_wait(probe, &v, sizeof(v), &len, timeout_ms) != TR_OK) {
+    if (tr_mailbox_recv_wait(probe, &v, sizeof(v), &len, tr_ms(timeout_ms)) !=
+        TR_OK) {
         return -1;
     }
     return v;
@@ -265,7 +266,7 @@ teardown(void **state)
 {
     fixture *f = *state;
     tr_store_rel(&slow_release, true);
-    int rc = f->shut ? TR_OK : tr_system_shutdown(f->sys, 5000);
+    int rc = f->shut ? TR_OK : tr_system_shutdown(f->sys, tr_ms(5000));
     tr_mailbox_destroy(f->probe);
     free(f);
     return rc == TR_OK ? 0 : -1;
@@ -464,8 +465,9 @@ test_actor_init_failure_returns_its_code_without_stop(void **state)
     int v;
     size_t len;
     /* No stop callback ran. */
-    assert_int_equal(tr_mailbox_recv_wait(f->probe, &v, sizeof(v), &len, 50),
-                     TR_ETIMEDOUT);
+    assert_int_equal(
+        tr_mailbox_recv_wait(f->probe, &v, sizeof(v), &len, tr_ms(50)),
+        TR_ETIMEDOUT);
     assert_int_equal(tr_system_stats_get(f->sys, &st), TR_OK);
     assert_int_equal(st.live_actors, 0);
     assert_int_equal(st.spawned, 0);
@@ -796,7 +798,7 @@ test_actor_misuse_returns_codes(void **state)
     assert_int_equal(tr_system_stats_get(f->sys, NULL), TR_EINVAL);
     assert_int_equal(tr_actor_stats_get(NULL, a, &ast), TR_EINVAL);
     assert_int_equal(tr_system_start(NULL, NULL), TR_EINVAL);
-    assert_int_equal(tr_system_shutdown(NULL, 0), TR_EINVAL);
+    assert_int_equal(tr_system_shutdown(NULL, TR_NOWAIT), TR_EINVAL);
 }
 
 /* An actor that tries to shut its own system down from a handler. */
@@ -805,7 +807,7 @@ shutdown_from_worker(tr_ctx *ctx, void *state, const tr_msg *msg)
 {
     probe_state *s = state;
     (void)msg;
-    report(s->probe, tr_system_shutdown(tr_ctx_system(ctx), 0));
+    report(s->probe, tr_system_shutdown(tr_ctx_system(ctx), TR_NOWAIT));
     return TR_OK;
 }
 
@@ -846,7 +848,7 @@ test_shutdown_stops_every_actor_and_counts_queued_messages(void **state)
      * waits for it, runs both stop callbacks, and accounts for the echoes
      * as handled or dead. */
     tr_store_rel(&slow_release, true);
-    assert_int_equal(tr_system_shutdown(f->sys, 5000), TR_OK);
+    assert_int_equal(tr_system_shutdown(f->sys, tr_ms(5000)), TR_OK);
     f->shut = true;
     int stops = 0;
     int v;
@@ -887,7 +889,7 @@ test_shutdown_refuses_spawns(void **state)
     assert_int_equal(tr_spawn(f->ctx, &spawner_behaviour, &sa, NULL, NULL),
                      TR_OK);
     assert_int_equal(next_report(f->probe), PROBE_INIT);
-    assert_int_equal(tr_system_shutdown(f->sys, 5000), TR_OK);
+    assert_int_equal(tr_system_shutdown(f->sys, tr_ms(5000)), TR_OK);
     f->shut = true;
     assert_int_equal(next_report(f->probe), TR_ESHUTDOWN);
     assert_int_equal(f->final.spawned, 1);
@@ -962,7 +964,7 @@ test_shutdown_waits_for_a_thread_spawn_in_init(void **state)
     tr_init_relaxed(&j.done, 0);
     assert_int_equal(pthread_create(&t, NULL, spawn_in_thread, &j), 0);
     assert_true(tr_test_wait_until(in_slow_init, NULL, 5000));
-    int rc = tr_system_shutdown(f->sys, 20);
+    int rc = tr_system_shutdown(f->sys, tr_ms(20));
     f->shut = true;
     pthread_join(t, NULL);
     assert_true(rc == TR_OK || rc == TR_ETIMEDOUT);

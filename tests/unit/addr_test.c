@@ -160,7 +160,7 @@ forked_calls(tr_system *sys, tr_addr a)
         tr_test_ask(ctx, a, MSG_PING, NULL, 0, buf, sizeof(buf), &len, 0) !=
             TR_EFORKED ||
         tr_spawn(ctx, &child_b, NULL, NULL, &b) != TR_EFORKED ||
-        tr_system_shutdown(sys, 1000) != TR_EFORKED) {
+        tr_system_shutdown(sys, tr_ms(1000)) != TR_EFORKED) {
         return 1;
     }
     return 0;

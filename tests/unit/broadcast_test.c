@@ -17,7 +17,8 @@ take_u64(tr_broadcast_rx *rx, int timeout_ms)
     const tr_broadcast_value *v = NULL;
     uint64_t x = 0;
 
-    assert_int_equal(tr_broadcast_recv_wait(rx, &v, NULL, timeout_ms), TR_OK);
+    assert_int_equal(tr_broadcast_recv_wait(rx, &v, NULL, tr_ms(timeout_ms)),
+                     TR_OK);
     assert_int_equal(tr_broadcast_value_size(v), sizeof(x));
     memcpy(&x, tr_broadcast_value_data(v), sizeof(x));
     tr_broadcast_value_release(v);
@@ -51,19 +52,20 @@ test_broadcast_every_receiver_sees_every_value_in_order(void **state)
         assert_int_equal(take_u64(a, 0), i * 3);
     }
     /* Shared, not copied per receiver. */
-    assert_int_equal(tr_broadcast_recv_wait(b, &vb, NULL, 0), TR_OK);
+    assert_int_equal(tr_broadcast_recv_wait(b, &vb, NULL, TR_NOWAIT), TR_OK);
     send_u64(tx, 99);
-    assert_int_equal(tr_broadcast_recv_wait(a, &va, NULL, 0), TR_OK);
+    assert_int_equal(tr_broadcast_recv_wait(a, &va, NULL, TR_NOWAIT), TR_OK);
     assert_int_equal(*(const uint64_t *)tr_broadcast_value_data(va), 99);
     tr_broadcast_value_release(va);
     for (uint64_t i = 1; i < 10; i++) {
         assert_int_equal(take_u64(b, 0), i * 3);
     }
-    assert_int_equal(tr_broadcast_recv_wait(b, &va, NULL, 0), TR_OK);
+    assert_int_equal(tr_broadcast_recv_wait(b, &va, NULL, TR_NOWAIT), TR_OK);
     assert_ptr_not_equal(va, vb);
     tr_broadcast_value_release(va);
     tr_broadcast_value_release(vb);
-    assert_int_equal(tr_broadcast_recv_wait(a, &va, NULL, 0), TR_ETIMEDOUT);
+    assert_int_equal(tr_broadcast_recv_wait(a, &va, NULL, TR_NOWAIT),
+                     TR_ETIMEDOUT);
     tr_broadcast_rx_destroy(a);
     tr_broadcast_rx_destroy(b);
     tr_broadcast_tx_destroy(tx);
@@ -89,12 +91,14 @@ test_broadcast_lag_is_exact_and_resumes_at_the_oldest(void **state)
         send_u64(tx, i);
     }
     /* Held now: 7..10; missed 1..6. */
-    assert_int_equal(tr_broadcast_recv_wait(rx, &v, &lagged, 0), TR_ELAGGED);
+    assert_int_equal(tr_broadcast_recv_wait(rx, &v, &lagged, TR_NOWAIT),
+                     TR_ELAGGED);
     assert_int_equal(lagged, 6);
     for (uint64_t i = 7; i < 11; i++) {
         assert_int_equal(take_u64(rx, 0), i);
     }
-    assert_int_equal(tr_broadcast_recv_wait(rx, &v, &lagged, 0), TR_ETIMEDOUT);
+    assert_int_equal(tr_broadcast_recv_wait(rx, &v, &lagged, TR_NOWAIT),
+                     TR_ETIMEDOUT);
     tr_broadcast_rx_destroy(rx);
     tr_broadcast_tx_destroy(tx);
 }
@@ -190,14 +194,16 @@ test_broadcast_last_sender_gone_drains_then_closes(void **state)
     send_u64(tx, 1);
     send_u64(tx2, 2);
     tr_broadcast_tx_destroy(tx);
-    assert_int_equal(tr_broadcast_recv_wait(rx, &v, NULL, 0), TR_OK);
+    assert_int_equal(tr_broadcast_recv_wait(rx, &v, NULL, TR_NOWAIT), TR_OK);
     tr_broadcast_value_release(v);
     send_u64(tx2, 3); /* one sender left: still open */
     tr_broadcast_tx_destroy(tx2);
     assert_int_equal(take_u64(rx, 0), 2);
     assert_int_equal(take_u64(rx, -1), 3);
-    assert_int_equal(tr_broadcast_recv_wait(rx, &v, NULL, -1), TR_ECLOSED);
-    assert_int_equal(tr_broadcast_recv_wait(rx, &v, NULL, 0), TR_ECLOSED);
+    assert_int_equal(tr_broadcast_recv_wait(rx, &v, NULL, TR_FOREVER),
+                     TR_ECLOSED);
+    assert_int_equal(tr_broadcast_recv_wait(rx, &v, NULL, TR_NOWAIT),
+                     TR_ECLOSED);
     tr_broadcast_rx_destroy(rx);
 }
 
@@ -213,7 +219,7 @@ test_broadcast_value_outlives_its_channel(void **state)
     assert_int_equal(tr_broadcast_create(2, 64, &tx), TR_OK);
     assert_int_equal(tr_broadcast_subscribe(tx, &rx), TR_OK);
     assert_int_equal(tr_broadcast_send(tx, text, sizeof(text)), TR_OK);
-    assert_int_equal(tr_broadcast_recv_wait(rx, &v, NULL, 0), TR_OK);
+    assert_int_equal(tr_broadcast_recv_wait(rx, &v, NULL, TR_NOWAIT), TR_OK);
     /* Overwrite its slot, then drop everything. */
     for (int i = 0; i < 5; i++) {
         assert_int_equal(tr_broadcast_send(tx, "x", 1), TR_OK);
@@ -237,7 +243,7 @@ wait_forever(void *arg)
     waiter *w = arg;
     const tr_broadcast_value *v = NULL;
 
-    w->rc = tr_broadcast_recv_wait(w->rx, &v, NULL, -1);
+    w->rc = tr_broadcast_recv_wait(w->rx, &v, NULL, TR_FOREVER);
     if (w->rc == TR_OK) {
         memcpy(&w->got, tr_broadcast_value_data(v), sizeof(w->got));
         tr_broadcast_value_release(v);
@@ -261,7 +267,7 @@ test_broadcast_blocked_receivers_wake_on_send_and_on_close(void **state)
         assert_int_equal(tr_broadcast_subscribe(tx, &w[i].rx), TR_OK);
     }
     t0 = tr__now_ns();
-    assert_int_equal(tr_broadcast_recv_wait(w[0].rx, &v, NULL, 30),
+    assert_int_equal(tr_broadcast_recv_wait(w[0].rx, &v, NULL, tr_ms(30)),
                      TR_ETIMEDOUT);
     assert_true(tr__now_ns() - t0 >= 29000000u);
     for (int i = 0; i < 2; i++) {
@@ -302,9 +308,11 @@ test_broadcast_misuse_returns_codes(void **state)
     assert_int_equal(tr_broadcast_send(tx, NULL, 1), TR_EINVAL);
     assert_int_equal(tr_broadcast_send(tx, big, sizeof(big)), TR_EINVAL);
     assert_int_equal(tr_broadcast_send(tx, NULL, 0), TR_OK);
-    assert_int_equal(tr_broadcast_recv_wait(NULL, &v, NULL, 0), TR_EINVAL);
-    assert_int_equal(tr_broadcast_recv_wait(rx, NULL, NULL, 0), TR_EINVAL);
-    assert_int_equal(tr_broadcast_recv_wait(rx, &v, NULL, 0), TR_OK);
+    assert_int_equal(tr_broadcast_recv_wait(NULL, &v, NULL, TR_NOWAIT),
+                     TR_EINVAL);
+    assert_int_equal(tr_broadcast_recv_wait(rx, NULL, NULL, TR_NOWAIT),
+                     TR_EINVAL);
+    assert_int_equal(tr_broadcast_recv_wait(rx, &v, NULL, TR_NOWAIT), TR_OK);
     assert_int_equal(tr_broadcast_value_size(v), 0);
     tr_broadcast_value_release(v);
     assert_int_equal(tr_broadcast_tx_clone(NULL, &tx2), TR_EINVAL);
@@ -438,8 +446,8 @@ expect(tr_mailbox *probe, uint32_t type, uint64_t x)
     report r = {0, 0, 0};
     size_t len;
 
-    assert_int_equal(tr_mailbox_recv_wait(probe, &r, sizeof(r), &len, 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_mailbox_recv_wait(probe, &r, sizeof(r), &len, tr_ms(5000)), TR_OK);
     assert_int_equal(r.type, type);
     assert_int_equal(r.x, x);
     return r;
@@ -450,8 +458,9 @@ expect_nothing(tr_mailbox *probe)
 {
     report r;
     size_t len;
-    assert_int_equal(tr_mailbox_recv_wait(probe, &r, sizeof(r), &len, 0),
-                     TR_ETIMEDOUT);
+    assert_int_equal(
+        tr_mailbox_recv_wait(probe, &r, sizeof(r), &len, TR_NOWAIT),
+        TR_ETIMEDOUT);
 }
 
 static size_t receivers_wanted;

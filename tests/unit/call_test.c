@@ -60,7 +60,8 @@ next_report(void)
 {
     report r = {.status = 99, .value = -1};
     size_t len;
-    if (tr_mailbox_recv_wait(probe, &r, sizeof(r), &len, 5000) != TR_OK) {
+    if (tr_mailbox_recv_wait(probe, &r, sizeof(r), &len, tr_ms(5000)) !=
+        TR_OK) {
         r.status = 98; /* nothing came */
     }
     return r;
@@ -210,7 +211,7 @@ client_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
     (void)state;
     memcpy(&c, msg->data, sizeof(c));
     int rc = tr_call(ctx, c.to, c.type, &c.n, sizeof(c.n),
-                     c.timeout_ms == 0 ? TR_FOREVER : (tr_timeout)c.timeout_ms,
+                     c.timeout_ms == 0 ? TR_FOREVER : tr_ms(c.timeout_ms),
                      on_reply, NULL);
     if (rc != TR_OK) {
         report r = {.status = 1000 + rc, .type = c.type};
@@ -262,7 +263,7 @@ teardown(void **state)
 {
     fixture *f = *state;
     tr_store_rel(&slow_release, true);
-    int rc = f->sys != NULL ? tr_system_shutdown(f->sys, 5000) : TR_OK;
+    int rc = f->sys != NULL ? tr_system_shutdown(f->sys, tr_ms(5000)) : TR_OK;
     tr_mailbox_destroy(probe);
     free(f);
     return rc == TR_OK ? 0 : -1;
@@ -292,8 +293,9 @@ expect_quiet(void)
 {
     report r;
     size_t len;
-    assert_int_equal(tr_mailbox_recv_wait(probe, &r, sizeof(r), &len, 50),
-                     TR_ETIMEDOUT);
+    assert_int_equal(
+        tr_mailbox_recv_wait(probe, &r, sizeof(r), &len, tr_ms(50)),
+        TR_ETIMEDOUT);
 }
 
 static bool
@@ -595,7 +597,7 @@ test_ask_pending_at_shutdown_ends_closed(void **state)
     assert_true(tr_test_wait_handled(f->sys, 1, 5000));
     /* The handle is held outside any actor: only the call's timer can end
      * the call, and shutdown drops the timer. */
-    assert_int_equal(tr_system_shutdown(f->sys, 5000), TR_OK);
+    assert_int_equal(tr_system_shutdown(f->sys, tr_ms(5000)), TR_OK);
     f->sys = NULL;
     pthread_join(t, NULL);
     assert_int_equal(a.rc, TR_ECLOSED);
@@ -768,7 +770,7 @@ test_ask_with_a_lost_handle_ends_at_shutdown(void **state)
     assert_int_equal(pthread_create(&t, NULL, ask_timed, &a), 0);
     assert_true(tr_test_wait_handled(f->sys, 1, 5000));
     /* No timeout, and the handle is out of every actor's reach. */
-    assert_int_equal(tr_system_shutdown(f->sys, 5000), TR_OK);
+    assert_int_equal(tr_system_shutdown(f->sys, tr_ms(5000)), TR_OK);
     f->sys = NULL;
     if (!tr_test_wait_until(asker_done, &a, 5000)) {
         fail_msg("tr_ask still waits after shutdown returned");
@@ -788,7 +790,7 @@ test_call_with_a_lost_handle_ends_at_shutdown(void **state)
     stashed = NULL;
     call(f, f->server, REQ_STASH, 0, 0);
     assert_true(tr_test_wait_handled(f->sys, 2, 5000));
-    assert_int_equal(tr_system_shutdown(f->sys, 5000), TR_OK);
+    assert_int_equal(tr_system_shutdown(f->sys, tr_ms(5000)), TR_OK);
     f->sys = NULL;
     assert_non_null(stashed);
     /* The call ended with its caller; a late reply finds it over and
@@ -838,8 +840,8 @@ lingerer_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
     if (tr_addr_is_none(l->next)) {
         return;
     }
-    r.status =
-        tr_call(ctx, l->next, REQ_INC, &n, sizeof(n), 1000, on_reply, NULL);
+    r.status = tr_call(ctx, l->next, REQ_INC, &n, sizeof(n), tr_ms(1000),
+                       on_reply, NULL);
     post(&r);
 }
 
@@ -866,7 +868,7 @@ test_call_from_stop_in_the_last_pass_is_refused(void **state)
                      TR_OK);
     assert_int_equal(tr_send(f->ctx, first, 0, &last, sizeof(last)), TR_OK);
     assert_true(tr_test_wait_handled(f->sys, 1, 5000));
-    assert_int_equal(tr_system_shutdown(f->sys, 100), TR_ETIMEDOUT);
+    assert_int_equal(tr_system_shutdown(f->sys, tr_ms(100)), TR_ETIMEDOUT);
     f->sys = NULL;
     /* The continuation could never run: the call is refused, and nothing
      * touched the freed timers. */
@@ -886,26 +888,26 @@ test_ask_tells_failed_from_gone(void **state)
     int out = 0;
     tr_reply_buf reply = {.data = &out, .cap = sizeof(out)};
 
-    assert_int_equal(
-        tr_ask_wait(f->ctx, f->server, REQ_FAIL, &n, sizeof(n), &reply, 5000),
-        TR_EFAILED);
+    assert_int_equal(tr_ask_wait(f->ctx, f->server, REQ_FAIL, &n, sizeof(n),
+                                 &reply, tr_ms(5000)),
+                     TR_EFAILED);
     assert_non_null(strstr(reply.why, "the callee failed"));
     assert_non_null(strstr(reply.why, "TR_EINVAL"));
     /* The server was restarted by nobody: it is gone now. */
     assert_true(tr_test_wait_stopped(f->sys, f->server, 5000));
-    assert_int_equal(
-        tr_ask_wait(f->ctx, f->server, REQ_INC, &n, sizeof(n), &reply, 5000),
-        TR_ENOACTOR);
+    assert_int_equal(tr_ask_wait(f->ctx, f->server, REQ_INC, &n, sizeof(n),
+                                 &reply, tr_ms(5000)),
+                     TR_ENOACTOR);
     tr_addr other;
     assert_int_equal(
         tr_spawn(f->ctx, &server_behaviour, &f->helper, NULL, &other), TR_OK);
-    assert_int_equal(
-        tr_ask_wait(f->ctx, other, REQ_DROP, &n, sizeof(n), &reply, 5000),
-        TR_ECLOSED);
+    assert_int_equal(tr_ask_wait(f->ctx, other, REQ_DROP, &n, sizeof(n), &reply,
+                                 tr_ms(5000)),
+                     TR_ECLOSED);
     assert_non_null(strstr(reply.why, "closed"));
-    assert_int_equal(
-        tr_ask_wait(f->ctx, other, REQ_STOP, &n, sizeof(n), &reply, 5000),
-        TR_ECLOSED);
+    assert_int_equal(tr_ask_wait(f->ctx, other, REQ_STOP, &n, sizeof(n), &reply,
+                                 tr_ms(5000)),
+                     TR_ECLOSED);
 }
 
 int

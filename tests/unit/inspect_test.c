@@ -287,7 +287,7 @@ test_inspect_paths_name_supervised_actors(void **state)
     assert_int_equal(a.id, fx.app.id);
     assert_int_equal(tr_whereis_path(fx.sys, "/app/w", &w), TR_OK);
     assert_int_equal(tr_sup_which_children_wait(tr_system_ctx(fx.sys), fx.app,
-                                                info, 2, &n, 5000),
+                                                info, 2, &n, tr_ms(5000)),
                      TR_OK);
     assert_int_equal(w.id, info[0].addr.id);
     assert_int_equal(tr_whereis_path(fx.sys, "/app/nope", &a), TR_ENOTFOUND);
@@ -349,9 +349,9 @@ test_inspect_snapshots_while_the_tree_changes(void **state)
 
     assert_int_equal(tr_sup_start(ctx, &pool, NULL, &sup), TR_OK);
     for (int i = 0; i < POOL; i++) {
-        assert_int_equal(
-            tr_sup_start_child_wait(ctx, sup, NULL, NULL, 5000, &kids[i]),
-            TR_OK);
+        assert_int_equal(tr_sup_start_child_wait(ctx, sup, NULL, NULL,
+                                                 tr_ms(5000), &kids[i]),
+                         TR_OK);
     }
     assert_int_equal(pthread_create(&th, NULL, snapshotter, &c), 0);
     for (int r = 0; r < ROUNDS; r++) {
@@ -368,7 +368,7 @@ test_inspect_snapshots_while_the_tree_changes(void **state)
     assert_true(tr_load_relaxed(&c.taken) > 0);
     assert_int_equal(tr_load_relaxed(&c.bad), 0);
     tr_child_counts counts;
-    assert_int_equal(tr_sup_count_children_wait(ctx, sup, &counts, 5000),
+    assert_int_equal(tr_sup_count_children_wait(ctx, sup, &counts, tr_ms(5000)),
                      TR_OK);
     assert_int_equal(counts.active, POOL);
 }

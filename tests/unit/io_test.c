@@ -560,7 +560,7 @@ static void
 test_io_idle_timeout_ends_a_silent_connection(void **state)
 {
     fx *f = *state;
-    tr_io_opts o = {.framing = TR_IO_LINES, .idle_timeout = 1000};
+    tr_io_opts o = {.framing = TR_IO_LINES, .idle_timeout = tr_ms(1000)};
     int c;
     ev_rec e;
     tr_io peer = accept_one(f, &o, &c);
@@ -586,8 +586,10 @@ test_io_connect_succeeds_is_refused_and_times_out(void **state)
 {
     fx *f = *state;
     probe_res l = listen_on(f, "127.0.0.1", NULL);
-    probe_cmd c = {
-        .op = OP_CONNECT, .host = "127.0.0.1", .port = l.port, .timeout = 5000};
+    probe_cmd c = {.op = OP_CONNECT,
+                   .host = "127.0.0.1",
+                   .port = l.port,
+                   .timeout = tr_ms(5000)};
     ev_rec e;
 
     probe_res r = probe_do(f->sys, f->probe, &c);
@@ -626,7 +628,7 @@ test_io_connect_succeeds_is_refused_and_times_out(void **state)
         (void)connect(fill[i], (struct sockaddr *)&sa, sizeof(sa));
     }
     usleep(50 * 1000);
-    c.timeout = 300;
+    c.timeout = tr_ms(300);
     r = probe_do(f->sys, f->probe, &c);
     assert_int_equal(r.rc, TR_OK);
     assert_true(probe_wait(f->rec, TR_IO_CLOSED, 2, 10000));
@@ -1022,7 +1024,7 @@ restarted(void *p)
     tr_child_info info[2];
     size_t len = 0;
     return tr_sup_which_children_wait(tr_system_ctx(a->sys), a->sup, info, 2,
-                                      &len, 5000) == TR_OK &&
+                                      &len, tr_ms(5000)) == TR_OK &&
            len == 2 && info[0].status == TR_CHILD_RUNNING &&
            info[0].restarts == 1;
 }
@@ -1088,9 +1090,9 @@ test_io_restart_in_place_and_kill_close_sockets(void **state)
     assert_int_equal(lr.rc, TR_OK);
     c = tr_net_connect("127.0.0.1", lr.port);
     assert_true(c >= 0);
-    assert_int_equal(
-        tr_sup_terminate_child_wait(tr_system_ctx(f->sys), sup, "brutal", 5000),
-        TR_OK);
+    assert_int_equal(tr_sup_terminate_child_wait(tr_system_ctx(f->sys), sup,
+                                                 "brutal", tr_ms(5000)),
+                     TR_OK);
     assert_true(tr_net_wait_closed(c, 5000));
     close(c);
     assert_int_equal(tr_net_count_fds(), before);

@@ -38,8 +38,8 @@ test_mailbox_delivers_in_send_order(void **state)
     }
     assert_int_equal(tr_mailbox_len(mb), 100);
     for (int i = 0; i < 100; i++) {
-        assert_int_equal(tr_mailbox_recv_wait(mb, &v, sizeof(v), &len, 0),
-                         TR_OK);
+        assert_int_equal(
+            tr_mailbox_recv_wait(mb, &v, sizeof(v), &len, TR_NOWAIT), TR_OK);
         assert_int_equal(len, sizeof(v));
         assert_int_equal(v, i);
     }
@@ -54,10 +54,10 @@ test_mailbox_empty_receive_times_out(void **state)
     size_t len;
     struct timespec a, b;
 
-    assert_int_equal(tr_mailbox_recv_wait(mb, &v, sizeof(v), &len, 0),
+    assert_int_equal(tr_mailbox_recv_wait(mb, &v, sizeof(v), &len, TR_NOWAIT),
                      TR_ETIMEDOUT);
     clock_gettime(CLOCK_MONOTONIC, &a);
-    assert_int_equal(tr_mailbox_recv_wait(mb, &v, sizeof(v), &len, 30),
+    assert_int_equal(tr_mailbox_recv_wait(mb, &v, sizeof(v), &len, tr_ms(30)),
                      TR_ETIMEDOUT);
     clock_gettime(CLOCK_MONOTONIC, &b);
     long ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
@@ -66,7 +66,8 @@ test_mailbox_empty_receive_times_out(void **state)
     v = 7;
     assert_int_equal(tr_mailbox_send(mb, &v, sizeof(v)), TR_OK);
     v = 0;
-    assert_int_equal(tr_mailbox_recv_wait(mb, &v, sizeof(v), &len, 0), TR_OK);
+    assert_int_equal(tr_mailbox_recv_wait(mb, &v, sizeof(v), &len, TR_NOWAIT),
+                     TR_OK);
     assert_int_equal(v, 7);
 }
 
@@ -85,13 +86,14 @@ test_mailbox_bounded_refuses_when_full_and_loses_nothing(void **state)
     v = 99;
     assert_int_equal(tr_mailbox_send(mb, &v, sizeof(v)), TR_EFULL);
     assert_int_equal(tr_mailbox_len(mb), 3);
-    assert_int_equal(tr_mailbox_recv_wait(mb, &v, sizeof(v), &len, 0), TR_OK);
+    assert_int_equal(tr_mailbox_recv_wait(mb, &v, sizeof(v), &len, TR_NOWAIT),
+                     TR_OK);
     assert_int_equal(v, 0);
     v = 3;
     assert_int_equal(tr_mailbox_send(mb, &v, sizeof(v)), TR_OK);
     for (int i = 1; i <= 3; i++) {
-        assert_int_equal(tr_mailbox_recv_wait(mb, &v, sizeof(v), &len, 0),
-                         TR_OK);
+        assert_int_equal(
+            tr_mailbox_recv_wait(mb, &v, sizeof(v), &len, TR_NOWAIT), TR_OK);
         assert_int_equal(v, i);
     }
     tr_mailbox_destroy(mb);
@@ -107,11 +109,12 @@ test_mailbox_too_small_buffer_keeps_the_message(void **state)
     size_t len = 0;
 
     assert_int_equal(tr_mailbox_send(mb, big, sizeof(big)), TR_OK);
-    assert_int_equal(tr_mailbox_recv_wait(mb, small, sizeof(small), &len, 0),
-                     TR_EINVAL);
+    assert_int_equal(
+        tr_mailbox_recv_wait(mb, small, sizeof(small), &len, TR_NOWAIT),
+        TR_EINVAL);
     assert_int_equal(len, sizeof(big));
-    assert_int_equal(tr_mailbox_recv_wait(mb, out, sizeof(out), &len, 0),
-                     TR_OK);
+    assert_int_equal(
+        tr_mailbox_recv_wait(mb, out, sizeof(out), &len, TR_NOWAIT), TR_OK);
     assert_memory_equal(out, big, sizeof(big));
 }
 
@@ -127,9 +130,10 @@ test_mailbox_close_drains_then_reports_closed(void **state)
     tr_mailbox_close(mb); /* idempotent */
     assert_int_equal(tr_mailbox_send(mb, &v, sizeof(v)), TR_ECLOSED);
     v = 0;
-    assert_int_equal(tr_mailbox_recv_wait(mb, &v, sizeof(v), &len, -1), TR_OK);
+    assert_int_equal(tr_mailbox_recv_wait(mb, &v, sizeof(v), &len, TR_FOREVER),
+                     TR_OK);
     assert_int_equal(v, 5);
-    assert_int_equal(tr_mailbox_recv_wait(mb, &v, sizeof(v), &len, -1),
+    assert_int_equal(tr_mailbox_recv_wait(mb, &v, sizeof(v), &len, TR_FOREVER),
                      TR_ECLOSED);
 }
 
@@ -143,16 +147,16 @@ test_mailbox_rejects_bad_arguments(void **state)
     assert_int_equal(tr_mailbox_create(0, NULL), TR_EINVAL);
     assert_int_equal(tr_mailbox_send(NULL, &v, sizeof(v)), TR_EINVAL);
     assert_int_equal(tr_mailbox_send(mb, NULL, 4), TR_EINVAL);
-    assert_int_equal(tr_mailbox_recv_wait(NULL, &v, sizeof(v), &len, 0),
+    assert_int_equal(tr_mailbox_recv_wait(NULL, &v, sizeof(v), &len, TR_NOWAIT),
                      TR_EINVAL);
-    assert_int_equal(tr_mailbox_recv_wait(mb, &v, sizeof(v), NULL, 0),
+    assert_int_equal(tr_mailbox_recv_wait(mb, &v, sizeof(v), NULL, TR_NOWAIT),
                      TR_EINVAL);
     assert_int_equal(tr_mailbox_len(NULL), 0);
     tr_mailbox_close(NULL);
     tr_mailbox_destroy(NULL);
     /* An empty message is fine. */
     assert_int_equal(tr_mailbox_send(mb, NULL, 0), TR_OK);
-    assert_int_equal(tr_mailbox_recv_wait(mb, NULL, 0, &len, 0), TR_OK);
+    assert_int_equal(tr_mailbox_recv_wait(mb, NULL, 0, &len, TR_NOWAIT), TR_OK);
     assert_int_equal(len, 0);
 }
 
@@ -171,8 +175,8 @@ receiver(void *p)
     size_t len;
 
     tr_store_rel(&a->started, 1);
-    a->rc =
-        tr_mailbox_recv_wait(a->mb, &a->value, sizeof(a->value), &len, 10000);
+    a->rc = tr_mailbox_recv_wait(a->mb, &a->value, sizeof(a->value), &len,
+                                 tr_ms(10000));
     return NULL;
 }
 
@@ -193,7 +197,7 @@ test_mailbox_blocked_receiver_wakes_on_send(void **state)
     struct timespec ts = {0, 5000000};
     nanosleep(&ts, NULL);
     /* A second receiver meanwhile is refused, not queued. */
-    int rc = tr_mailbox_recv_wait(mb, &v, sizeof(v), &len, 0);
+    int rc = tr_mailbox_recv_wait(mb, &v, sizeof(v), &len, TR_NOWAIT);
     assert_true(rc == TR_ESTATE || rc == TR_ETIMEDOUT);
     v = 42;
     assert_int_equal(tr_mailbox_send(mb, &v, sizeof(v)), TR_OK);

@@ -19,8 +19,8 @@ test_misuse_oneshot_closed_receiver_returns_at_once(void **state)
     assert_int_equal(tr_oneshot_create(sizeof(v), &tx, &rx), TR_OK);
     tr_oneshot_rx_close(rx);
     uint64_t t0 = tr__now_ns();
-    assert_int_equal(tr_oneshot_recv_wait(rx, &v, -1), TR_ECLOSED);
-    assert_int_equal(tr_oneshot_recv_wait(rx, &v, 5000), TR_ECLOSED);
+    assert_int_equal(tr_oneshot_recv_wait(rx, &v, TR_FOREVER), TR_ECLOSED);
+    assert_int_equal(tr_oneshot_recv_wait(rx, &v, tr_ms(5000)), TR_ECLOSED);
     assert_true(tr__now_ns() - t0 < 1000000000u);
     assert_int_equal(tr_oneshot_send(tx, &v), TR_ECLOSED);
     tr_oneshot_tx_destroy(tx);
@@ -32,7 +32,7 @@ test_misuse_oneshot_closed_receiver_returns_at_once(void **state)
     assert_int_equal(tr_oneshot_send(tx, &v), TR_OK);
     tr_oneshot_rx_close(rx);
     v = 0;
-    assert_int_equal(tr_oneshot_recv_wait(rx, &v, -1), TR_OK);
+    assert_int_equal(tr_oneshot_recv_wait(rx, &v, TR_FOREVER), TR_OK);
     assert_int_equal(v, 7);
     tr_oneshot_tx_destroy(tx);
     tr_oneshot_rx_destroy(rx);
@@ -48,7 +48,7 @@ receiver(void *arg)
 {
     recv_arg *r = arg;
     uint64_t v;
-    tr_store_rel(&r->rc, tr_oneshot_recv_wait(r->rx, &v, -1));
+    tr_store_rel(&r->rc, tr_oneshot_recv_wait(r->rx, &v, TR_FOREVER));
     return NULL;
 }
 

@@ -101,7 +101,8 @@ take(int tag, tr_addr who)
         }
     }
     for (;;) {
-        int rc = tr_mailbox_recv_wait(probe, &ev, sizeof(ev), &len, WAIT_MS);
+        int rc =
+            tr_mailbox_recv_wait(probe, &ev, sizeof(ev), &len, tr_ms(WAIT_MS));
         if (rc != TR_OK) {
             fail_msg("no event %d from %#llx within %d ms (%s)", tag,
                      (unsigned long long)who.id, WAIT_MS, tr_errname(rc));
@@ -306,7 +307,7 @@ static int
 teardown(void **state)
 {
     fixture *f = *state;
-    int rc = f->sys != NULL ? tr_system_shutdown(f->sys, 5000) : TR_OK;
+    int rc = f->sys != NULL ? tr_system_shutdown(f->sys, tr_ms(5000)) : TR_OK;
     uint64_t live = f->final.live_actors;
 
     tr_mailbox_destroy(probe);
@@ -1025,7 +1026,7 @@ test_monitor_and_link_from_stop_in_the_last_pass(void **state)
     last_pass l = {peer, gone};
     send_cmd(f, first, CMD_GO, &l, sizeof(l));
     (void)take(EV_RC, first);
-    assert_int_equal(tr_system_shutdown(f->sys, 50), TR_ETIMEDOUT);
+    assert_int_equal(tr_system_shutdown(f->sys, tr_ms(50)), TR_ETIMEDOUT);
     f->sys = NULL;
     /* Each call worked (their signals are dropped with the actors: no
      * leak, no freed memory touched). */
@@ -1181,8 +1182,8 @@ test_supervised_child_keeps_its_name_across_a_restart(void **state)
     ping(f, kid);
     ping(f, w);
     assert_int_equal(count_pending(EV_DOWN, w), 0);
-    assert_int_equal(tr_sup_terminate_child_wait(f->ctx, sup, "kid", WAIT_MS),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_terminate_child_wait(f->ctx, sup, "kid", tr_ms(WAIT_MS)), TR_OK);
     event d = take(EV_DOWN, w);
     assert_int_equal(d.sig.ref, ref);
     assert_true(tr_addr_eq(d.sig.who, kid));
@@ -1217,8 +1218,8 @@ killed_child(fixture *f, int shutdown_ms)
     tr_addr kid = take(EV_INIT, TR_ADDR_NONE).self;
     uint64_t ref = monitor(f, w, kid);
     trap(f, kid);
-    assert_int_equal(tr_sup_terminate_child_wait(f->ctx, sup, "kid", WAIT_MS),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_terminate_child_wait(f->ctx, sup, "kid", tr_ms(WAIT_MS)), TR_OK);
     event d = take(EV_DOWN, w);
     assert_int_equal(d.sig.ref, ref);
     assert_true(tr_addr_eq(d.sig.who, kid));

@@ -17,12 +17,12 @@ test_oneshot_delivers_the_value_once(void **state)
 
     (void)state;
     assert_int_equal(tr_oneshot_create(sizeof(int), &tx, &rx), TR_OK);
-    assert_int_equal(tr_oneshot_recv_wait(rx, &out, 0), TR_ETIMEDOUT);
+    assert_int_equal(tr_oneshot_recv_wait(rx, &out, TR_NOWAIT), TR_ETIMEDOUT);
     assert_int_equal(tr_oneshot_send(tx, &v), TR_OK);
     assert_int_equal(tr_oneshot_send(tx, &v), TR_EALREADY);
-    assert_int_equal(tr_oneshot_recv_wait(rx, &out, 0), TR_OK);
+    assert_int_equal(tr_oneshot_recv_wait(rx, &out, TR_NOWAIT), TR_OK);
     assert_int_equal(out, 42);
-    assert_int_equal(tr_oneshot_recv_wait(rx, &out, 0), TR_EALREADY);
+    assert_int_equal(tr_oneshot_recv_wait(rx, &out, TR_NOWAIT), TR_EALREADY);
     tr_oneshot_tx_destroy(tx);
     tr_oneshot_rx_destroy(rx);
 }
@@ -37,7 +37,7 @@ test_oneshot_sender_dropped_unsent_closes_the_receiver(void **state)
     (void)state;
     assert_int_equal(tr_oneshot_create(sizeof(int), &tx, &rx), TR_OK);
     tr_oneshot_tx_destroy(tx);
-    assert_int_equal(tr_oneshot_recv_wait(rx, &out, -1), TR_ECLOSED);
+    assert_int_equal(tr_oneshot_recv_wait(rx, &out, TR_FOREVER), TR_ECLOSED);
     tr_oneshot_rx_destroy(rx);
 }
 
@@ -53,7 +53,7 @@ test_oneshot_value_survives_the_sender(void **state)
     assert_int_equal(tr_oneshot_create(sizeof(int), &tx, &rx), TR_OK);
     assert_int_equal(tr_oneshot_send(tx, &v), TR_OK);
     tr_oneshot_tx_destroy(tx);
-    assert_int_equal(tr_oneshot_recv_wait(rx, &out, 0), TR_OK);
+    assert_int_equal(tr_oneshot_recv_wait(rx, &out, TR_NOWAIT), TR_OK);
     assert_int_equal(out, 7);
     tr_oneshot_rx_destroy(rx);
 }
@@ -73,13 +73,13 @@ test_oneshot_closed_receiver_refuses_but_keeps_an_earlier_value(void **state)
     tr_oneshot_rx_close(rx); /* idempotent */
     assert_int_equal(tr_oneshot_send(tx, &v), TR_ECLOSED);
     tr_oneshot_tx_destroy(tx);
-    assert_int_equal(tr_oneshot_recv_wait(rx, &out, 0), TR_ECLOSED);
+    assert_int_equal(tr_oneshot_recv_wait(rx, &out, TR_NOWAIT), TR_ECLOSED);
     tr_oneshot_rx_destroy(rx);
     /* Sent first: still received after the close. */
     assert_int_equal(tr_oneshot_create(sizeof(int), &tx, &rx), TR_OK);
     assert_int_equal(tr_oneshot_send(tx, &v), TR_OK);
     tr_oneshot_rx_close(rx);
-    assert_int_equal(tr_oneshot_recv_wait(rx, &out, 0), TR_OK);
+    assert_int_equal(tr_oneshot_recv_wait(rx, &out, TR_NOWAIT), TR_OK);
     assert_int_equal(out, 1);
     tr_oneshot_rx_destroy(rx);
     tr_oneshot_tx_destroy(tx);
@@ -100,7 +100,7 @@ static void *
 wait_forever(void *p)
 {
     waiter *w = p;
-    w->rc = tr_oneshot_recv_wait(w->rx, &w->out, -1);
+    w->rc = tr_oneshot_recv_wait(w->rx, &w->out, TR_FOREVER);
     return NULL;
 }
 
@@ -144,8 +144,8 @@ test_oneshot_misuse_returns_codes(void **state)
     assert_int_equal(tr_oneshot_create(4, &tx, &rx), TR_OK);
     assert_int_equal(tr_oneshot_send(NULL, &v), TR_EINVAL);
     assert_int_equal(tr_oneshot_send(tx, NULL), TR_EINVAL);
-    assert_int_equal(tr_oneshot_recv_wait(NULL, &v, 0), TR_EINVAL);
-    assert_int_equal(tr_oneshot_recv_wait(rx, NULL, 0), TR_EINVAL);
+    assert_int_equal(tr_oneshot_recv_wait(NULL, &v, TR_NOWAIT), TR_EINVAL);
+    assert_int_equal(tr_oneshot_recv_wait(rx, NULL, TR_NOWAIT), TR_EINVAL);
     assert_int_equal(tr_oneshot_subscribe_actor(NULL, rx, 1, 2), TR_EINVAL);
     tr_oneshot_tx_destroy(NULL);
     tr_oneshot_rx_destroy(NULL);
@@ -191,8 +191,8 @@ expect(int type, int value)
 {
     int r[2] = {-1, -1};
     size_t len;
-    assert_int_equal(tr_mailbox_recv_wait(probe, r, sizeof(r), &len, 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_mailbox_recv_wait(probe, r, sizeof(r), &len, tr_ms(5000)), TR_OK);
     assert_int_equal(r[0], type);
     assert_int_equal(r[1], value);
 }
@@ -220,7 +220,7 @@ run_subscription(bool send_first, bool send_value)
     expect(MSG_SUBSCRIBE, TR_OK);
     /* A thread cannot receive what an actor subscribed to. */
     int out;
-    assert_int_equal(tr_oneshot_recv_wait(rx, &out, 0), TR_ESTATE);
+    assert_int_equal(tr_oneshot_recv_wait(rx, &out, TR_NOWAIT), TR_ESTATE);
     if (!send_first) {
         if (send_value) {
             assert_int_equal(tr_oneshot_send(tx, &v), TR_OK);
@@ -237,7 +237,7 @@ run_subscription(bool send_first, bool send_value)
     /* Exactly one notification. */
     int r[2];
     size_t len;
-    assert_int_equal(tr_mailbox_recv_wait(probe, r, sizeof(r), &len, 0),
+    assert_int_equal(tr_mailbox_recv_wait(probe, r, sizeof(r), &len, TR_NOWAIT),
                      TR_ETIMEDOUT);
     tr_mailbox_destroy(probe);
 }
@@ -327,7 +327,7 @@ test_oneshot_close_racing_send_has_one_outcome(void **state)
         if (i % 2 == 0) {
             tr_oneshot_rx_close(r.rx);
             pthread_join(t, NULL);
-            int rc = tr_oneshot_recv_wait(r.rx, &out, -1);
+            int rc = tr_oneshot_recv_wait(r.rx, &out, TR_FOREVER);
             /* Sent before the close: received; else refused and closed. */
             if (r.send_rc == TR_OK) {
                 assert_int_equal(rc, TR_OK);

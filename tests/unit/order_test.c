@@ -126,7 +126,7 @@ run_case(uint32_t setup, bool fail, uint32_t signal_type)
     assert_true(tr_test_wait_until(is_set, &holding, 5000));
     go_arg g = {.to = r, .fail = fail};
     assert_int_equal(tr_send(ctx, s, MSG_GO, &g, sizeof(g)), TR_OK);
-    int rc = tr_actor_wait(ctx, s, 5000, NULL);
+    int rc = tr_actor_wait(ctx, s, tr_ms(5000), NULL);
     assert_true(rc == TR_OK || rc == TR_ENOACTOR); /* ended, either way */
     tr_store_rel(&gate, 1);
     assert_true(tr_test_wait_until(all_seen, NULL, 5000));

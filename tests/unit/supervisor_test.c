@@ -192,7 +192,8 @@ drain_journal(void)
 {
     event e;
     size_t len;
-    while (tr_mailbox_recv_wait(journal, &e, sizeof(e), &len, 1) == TR_OK) {
+    while (tr_mailbox_recv_wait(journal, &e, sizeof(e), &len, tr_ms(1)) ==
+           TR_OK) {
     }
 }
 
@@ -211,7 +212,7 @@ next_event(void)
 {
     event e = {0};
     size_t len;
-    int rc = tr_mailbox_recv_wait(journal, &e, sizeof(e), &len, 5000);
+    int rc = tr_mailbox_recv_wait(journal, &e, sizeof(e), &len, tr_ms(5000));
     if (rc != TR_OK) {
         fail_msg("no event within 5 s (%s)", tr_errname(rc));
     }
@@ -238,7 +239,8 @@ expect_quiet(int ms)
 {
     event e;
     size_t len;
-    int rc = tr_mailbox_recv_wait(journal, &e, sizeof(e), &len, (unsigned)ms);
+    int rc =
+        tr_mailbox_recv_wait(journal, &e, sizeof(e), &len, tr_ms((unsigned)ms));
     if (rc == TR_OK) {
         fail_msg("unexpected event %d of '%s' (kind %d)", e.what, e.id, e.kind);
     }
@@ -280,8 +282,9 @@ addr_of(tr_addr sup, const char *id)
 {
     tr_child_info info[8];
     size_t n = 0;
-    assert_int_equal(tr_sup_which_children_wait(fx.ctx, sup, info, 8, &n, 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_which_children_wait(fx.ctx, sup, info, 8, &n, tr_ms(5000)),
+        TR_OK);
     for (size_t i = 0; i < n && i < 8; i++) {
         if (strcmp(info[i].id, id) == 0) {
             return info[i].addr;
@@ -379,7 +382,7 @@ test_sup_system_shutdown_stops_the_tree_in_order(void **state)
     expect(EV_INIT, "a", TR_OK);
     expect(EV_INIT, "b", TR_OK);
     expect(EV_INIT, "c", TR_OK);
-    assert_int_equal(tr_system_shutdown(fx.sys, 5000), TR_OK);
+    assert_int_equal(tr_system_shutdown(fx.sys, tr_ms(5000)), TR_OK);
     expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
     expect(EV_STOP, "b", TR_EXIT_SHUTDOWN);
     expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
@@ -495,8 +498,8 @@ test_sup_restart_types_by_exit_kind(void **state)
     assert_true(tr_test_wait_stopped(fx.sys, c, 5000));
     expect_quiet(20);
 
-    assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_count_children_wait(fx.ctx, sup, &counts, tr_ms(5000)), TR_OK);
     assert_int_equal(counts.specs, 2); /* a and b; c is gone */
     assert_int_equal(counts.active, 1);
     assert_int_equal(counts.workers, 2);
@@ -523,8 +526,8 @@ test_sup_temporary_bystander_is_stopped_not_restarted(void **state)
     expect(EV_INIT, "a", TR_OK);
     expect(EV_INIT, "c", TR_OK);
     assert_true(tr_test_wait_stopped(fx.sys, b, 5000));
-    assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_count_children_wait(fx.ctx, sup, &counts, tr_ms(5000)), TR_OK);
     assert_int_equal(counts.specs, 2);
     /* The round counted once, within an intensity of 1: still alive, and a
      * second failure now would exceed it. */
@@ -566,7 +569,7 @@ test_sup_intensity_window_slides(void **state)
     assert_true(tr_test_wait_stopped(fx.sys, sup, 5000));
     /* A top-level supervisor that gives up ends its tree: reported, and
      * tr_system_wait returns. */
-    assert_int_equal(tr_system_wait(fx.sys, 5000), TR_OK);
+    assert_int_equal(tr_system_wait(fx.sys, tr_ms(5000)), TR_OK);
     assert_true(tr_load_relaxed(&top_failures) >= 1);
 }
 
@@ -601,14 +604,15 @@ test_sup_escalation_restarts_the_sub_supervisor(void **state)
     event again = expect(EV_INIT, "c", TR_OK);
     assert_int_not_equal(again.addr, c.id);
     assert_true(tr_test_wait_stopped(fx.sys, c, 5000));
-    assert_int_equal(tr_sup_which_children_wait(fx.ctx, top, info, 4, &n, 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_which_children_wait(fx.ctx, top, info, 4, &n, tr_ms(5000)),
+        TR_OK);
     assert_int_equal(n, 2);
     assert_string_equal(info[1].id, "mid");
     assert_int_equal(info[1].restarts, 1);
     assert_int_equal(info[1].kind, TR_SUPERVISOR);
     assert_int_equal(info[0].restarts, 0);
-    assert_int_equal(tr_system_wait(fx.sys, 1), TR_ETIMEDOUT);
+    assert_int_equal(tr_system_wait(fx.sys, tr_ms(1)), TR_ETIMEDOUT);
 }
 
 /* ---- starting ---- */
@@ -804,15 +808,16 @@ test_sup_ignored_child_keeps_its_spec(void **state)
     expect(EV_INIT, "a", TR_OK);
     expect(EV_INIT, "b", TR_IGNORE);
     expect(EV_INIT, "c", TR_IGNORE);
-    assert_int_equal(tr_sup_which_children_wait(fx.ctx, sup, info, 4, &n, 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_which_children_wait(fx.ctx, sup, info, 4, &n, tr_ms(5000)),
+        TR_OK);
     assert_int_equal(n, 2); /* the temporary one was dropped */
     assert_string_equal(info[1].id, "b");
     assert_int_equal(info[1].status, TR_CHILD_IGNORED);
     /* It can be started later. */
     tr_store_relaxed(&cfg_b.init_rc, TR_OK);
-    assert_int_equal(tr_sup_restart_child_wait(fx.ctx, sup, "b", 5000, &b),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_restart_child_wait(fx.ctx, sup, "b", tr_ms(5000), &b), TR_OK);
     assert_int_equal(expect(EV_INIT, "b", TR_OK).addr, b.id);
 }
 
@@ -837,18 +842,19 @@ test_sup_shutdown_deadline_kills_a_slow_child(void **state)
      * without its stop callback. */
     assert_int_equal(tr_send(fx.ctx, a, MSG_SLEEP, &ms, sizeof(ms)), TR_OK);
     expect(EV_MSG, "a", 1); /* it is asleep in the handler now */
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "a", 5000),
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "a", tr_ms(5000)),
                      TR_OK);
     assert_true(tr_test_wait_stopped(fx.sys, a, 5000));
     /* b is killed outright: no stop callback either. */
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "b", 5000),
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "b", tr_ms(5000)),
                      TR_OK);
     expect_quiet(20);
     /* Terminating again is fine; both keep their specs. */
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "a", 5000),
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "a", tr_ms(5000)),
                      TR_OK);
-    assert_int_equal(tr_sup_which_children_wait(fx.ctx, sup, info, 2, &n, 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_which_children_wait(fx.ctx, sup, info, 2, &n, tr_ms(5000)),
+        TR_OK);
     assert_int_equal(n, 2);
     assert_int_equal(info[0].status, TR_CHILD_TERMINATED);
     assert_int_equal(info[1].status, TR_CHILD_TERMINATED);
@@ -871,55 +877,63 @@ test_sup_dynamic_children_and_api_errors(void **state)
     tr_addr got, again;
     tr_child_counts counts;
 
-    assert_int_equal(tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, 5000, &got),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, tr_ms(5000), &got),
+        TR_OK);
     assert_int_equal(expect(EV_INIT, "d", TR_OK).addr, got.id);
     assert_int_equal(
-        tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, 5000, &again),
+        tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, tr_ms(5000), &again),
         TR_EALREADY);
     assert_int_equal(again.id, got.id);
-    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, "d", 5000),
+    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, "d", tr_ms(5000)),
                      TR_ERUNNING);
-    assert_int_equal(tr_sup_restart_child_wait(fx.ctx, sup, "d", 5000, NULL),
-                     TR_ERUNNING);
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "d", 5000),
+    assert_int_equal(
+        tr_sup_restart_child_wait(fx.ctx, sup, "d", tr_ms(5000), NULL),
+        TR_ERUNNING);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "d", tr_ms(5000)),
                      TR_OK);
     expect(EV_STOP, "d", TR_EXIT_SHUTDOWN);
-    assert_int_equal(tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, 5000, NULL),
-                     TR_EEXIST);
-    assert_int_equal(tr_sup_restart_child_wait(fx.ctx, sup, "d", 5000, &again),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, tr_ms(5000), NULL),
+        TR_EEXIST);
+    assert_int_equal(
+        tr_sup_restart_child_wait(fx.ctx, sup, "d", tr_ms(5000), &again),
+        TR_OK);
     assert_int_not_equal(again.id, got.id); /* a new incarnation */
     expect(EV_INIT, "d", TR_OK);
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "d", 5000),
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "d", tr_ms(5000)),
                      TR_OK);
     expect(EV_STOP, "d", TR_EXIT_SHUTDOWN);
-    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, "d", 5000), TR_OK);
-    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, "d", 5000),
-                     TR_ENOTFOUND);
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "nope", 5000),
-                     TR_ENOTFOUND);
-    assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
+    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, "d", tr_ms(5000)),
                      TR_OK);
+    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, "d", tr_ms(5000)),
+                     TR_ENOTFOUND);
+    assert_int_equal(
+        tr_sup_terminate_child_wait(fx.ctx, sup, "nope", tr_ms(5000)),
+        TR_ENOTFOUND);
+    assert_int_equal(
+        tr_sup_count_children_wait(fx.ctx, sup, &counts, tr_ms(5000)), TR_OK);
     assert_int_equal(counts.specs, 0);
 
     /* A child whose init fails is not added. */
     tr_store_relaxed(&cfg_d.init_rc, TR_ENOMEM);
-    assert_int_equal(tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, 5000, NULL),
-                     TR_ENOMEM);
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, tr_ms(5000), NULL),
+        TR_ENOMEM);
     expect(EV_INIT, "d", TR_ENOMEM);
-    assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_count_children_wait(fx.ctx, sup, &counts, tr_ms(5000)), TR_OK);
     assert_int_equal(counts.specs, 0);
 
     /* Misuse. */
     d.restart = (tr_restart)9;
-    assert_int_equal(tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, 5000, NULL),
-                     TR_EINVAL);
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, NULL, 5000),
-                     TR_EINVAL);
     assert_int_equal(
-        tr_sup_count_children_wait(fx.ctx, TR_ADDR_NONE, &counts, 100),
+        tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, tr_ms(5000), NULL),
+        TR_EINVAL);
+    assert_int_equal(
+        tr_sup_terminate_child_wait(fx.ctx, sup, NULL, tr_ms(5000)), TR_EINVAL);
+    assert_int_equal(
+        tr_sup_count_children_wait(fx.ctx, TR_ADDR_NONE, &counts, tr_ms(100)),
         TR_ENOACTOR);
 }
 
@@ -937,13 +951,14 @@ test_sup_simple_one_for_one_starts_from_the_template(void **state)
 
     expect_quiet(10); /* the template starts nothing */
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(
-            tr_sup_start_child_wait(fx.ctx, sup, NULL, args[i], 5000, &w[i]),
-            TR_OK);
+        assert_int_equal(tr_sup_start_child_wait(fx.ctx, sup, NULL, args[i],
+                                                 tr_ms(5000), &w[i]),
+                         TR_OK);
         assert_int_equal(expect(EV_INIT, args[i]->id, TR_OK).addr, w[i].id);
     }
-    assert_int_equal(tr_sup_which_children_wait(fx.ctx, sup, info, 4, &n, 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_which_children_wait(fx.ctx, sup, info, 4, &n, tr_ms(5000)),
+        TR_OK);
     assert_int_equal(n, 3);
     assert_string_equal(info[0].id, "1");
     assert_string_equal(info[2].id, "3");
@@ -955,14 +970,15 @@ test_sup_simple_one_for_one_starts_from_the_template(void **state)
     send(w[1], MSG_QUIT);
     expect(EV_STOP, "b", TR_EXIT_NORMAL);
     assert_true(tr_test_wait_stopped(fx.sys, w[1], 5000));
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "3", 5000),
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "3", tr_ms(5000)),
                      TR_OK);
     expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
-    assert_int_equal(tr_sup_which_children_wait(fx.ctx, sup, info, 4, &n, 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_which_children_wait(fx.ctx, sup, info, 4, &n, tr_ms(5000)),
+        TR_OK);
     assert_int_equal(n, 1);
     assert_string_equal(info[0].id, "1");
-    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, "1", 5000),
+    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, "1", tr_ms(5000)),
                      TR_ESTATE);
 }
 
@@ -980,7 +996,7 @@ child_not_running(void *arg)
     tr_child_info info[1];
     size_t n = 0;
     return tr_sup_which_children_wait(fx.ctx, ((which_arg *)arg)->sup, info, 1,
-                                      &n, 5000) == TR_OK &&
+                                      &n, tr_ms(5000)) == TR_OK &&
            n == 1 && info[0].status != TR_CHILD_RUNNING;
 }
 
@@ -1005,10 +1021,11 @@ test_sup_backoff_delays_restarts_and_answers_meanwhile(void **state)
         which_arg w = {sup};
         assert_true(tr_test_wait_until(child_not_running, &w, 5000));
         assert_int_equal(
-            tr_sup_which_children_wait(fx.ctx, sup, info, 1, &n, 5000), TR_OK);
+            tr_sup_which_children_wait(fx.ctx, sup, info, 1, &n, tr_ms(5000)),
+            TR_OK);
         assert_int_equal(info[0].status, TR_CHILD_BACKOFF);
         assert_int_equal(
-            tr_sup_restart_child_wait(fx.ctx, sup, "a", 5000, NULL),
+            tr_sup_restart_child_wait(fx.ctx, sup, "a", tr_ms(5000), NULL),
             TR_ERESTARTING);
         assert_int_equal(tr_clock_advance(fx.sys, delays[i] - 1), TR_OK);
         expect_quiet(20);
@@ -1076,7 +1093,7 @@ test_sup_backoff_jitter_stays_within_its_percentage(void **state)
         assert_true(tr_test_wait_until(child_not_running, &w, 5000));
         assert_int_equal(tr_clock_advance(fx.sys, at), TR_OK);
         expect_quiet(20);
-        while (tr_mailbox_recv_wait(journal, &e, sizeof(e), &len, 100) !=
+        while (tr_mailbox_recv_wait(journal, &e, sizeof(e), &len, tr_ms(100)) !=
                TR_OK) {
             assert_true(at < 150);
             assert_int_equal(tr_clock_advance(fx.sys, 25), TR_OK);
@@ -1316,7 +1333,7 @@ assert_all_ended(const tr_addr *who, size_t n)
 static void
 shutdown_within(unsigned ms)
 {
-    assert_int_equal(tr_system_shutdown(fx.sys, ms), TR_OK);
+    assert_int_equal(tr_system_shutdown(fx.sys, tr_ms(ms)), TR_OK);
     drain_journal();
     tr_mailbox_destroy(journal);
     start(false);
@@ -1333,8 +1350,8 @@ test_sup_brutal_kill_of_a_supervisor_ends_its_subtree(void **state)
 
     subtree_addrs(top, sub);
     watch(sub, SUBTREE);
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, top, "mid", 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_terminate_child_wait(fx.ctx, top, "mid", tr_ms(5000)), TR_OK);
     /* By the answer, the whole subtree has ended, none of it by `stop`. */
     assert_all_ended(sub, SUBTREE);
     assert_live(2); /* top and the watcher */
@@ -1344,8 +1361,9 @@ test_sup_brutal_kill_of_a_supervisor_ends_its_subtree(void **state)
     }
     expect_quiet(20);
     /* Started again, it is a whole new subtree. */
-    assert_int_equal(tr_sup_restart_child_wait(fx.ctx, top, "mid", 5000, NULL),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_restart_child_wait(fx.ctx, top, "mid", tr_ms(5000), NULL),
+        TR_OK);
     tr_addr again[SUBTREE];
     subtree_addrs(top, again);
     assert_live(2 + SUBTREE);
@@ -1368,8 +1386,8 @@ test_sup_supervisor_past_its_deadline_is_killed_with_its_subtree(void **state)
     assert_int_equal(tr_send(fx.ctx, sub[4], MSG_SLEEP, &ms, sizeof(ms)),
                      TR_OK);
     expect(EV_MSG, "c", 1);
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, top, "mid", 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_terminate_child_wait(fx.ctx, top, "mid", tr_ms(5000)), TR_OK);
     assert_all_ended(sub, SUBTREE);
     assert_live(2);
     /* d stopped when asked (unless the kill overtook it); the rest were
@@ -1414,7 +1432,7 @@ test_sup_shutdown_kills_a_late_supervisor_leaving_no_orphans(void **state)
         for (int i = 0; i < 5; i++) {
             (void)next_event(); /* the inits */
         }
-        int rc = tr_system_shutdown(fx.sys, 3000);
+        int rc = tr_system_shutdown(fx.sys, tr_ms(3000));
         if (rc != TR_OK) {
             fail_msg("round %d: shutdown returned %s", round, tr_errname(rc));
         }
@@ -1422,7 +1440,8 @@ test_sup_shutdown_kills_a_late_supervisor_leaving_no_orphans(void **state)
         int stops = 0;
         event e;
         size_t len;
-        while (tr_mailbox_recv_wait(journal, &e, sizeof(e), &len, 0) == TR_OK) {
+        while (tr_mailbox_recv_wait(journal, &e, sizeof(e), &len, TR_NOWAIT) ==
+               TR_OK) {
             stops += e.what == EV_STOP;
         }
         kills += stops < 5;
@@ -1547,21 +1566,23 @@ test_sup_children_crashing_as_their_supervisor_is_killed_all_end(void **state)
         tr_addr p = addr_of(top, "pool");
         tr_addr w[KIDS];
         for (int i = 0; i < KIDS; i++) {
-            assert_int_equal(
-                tr_sup_start_child_wait(fx.ctx, p, NULL, NULL, 5000, &w[i]),
-                TR_OK);
+            assert_int_equal(tr_sup_start_child_wait(fx.ctx, p, NULL, NULL,
+                                                     tr_ms(5000), &w[i]),
+                             TR_OK);
         }
         for (int n = 0; n < CRASHES; n++) {
             for (int i = 0; i < KIDS; i++) {
                 send(w[i], MSG_CRASH);
             }
         }
-        assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, top, "pool", 5000),
-                         TR_OK);
+        assert_int_equal(
+            tr_sup_terminate_child_wait(fx.ctx, top, "pool", tr_ms(5000)),
+            TR_OK);
         assert_all_ended(w, KIDS);
         assert_live(1);
         assert_int_equal(
-            tr_sup_restart_child_wait(fx.ctx, top, "pool", 5000, NULL), TR_OK);
+            tr_sup_restart_child_wait(fx.ctx, top, "pool", tr_ms(5000), NULL),
+            TR_OK);
     }
     shutdown_within(1000);
 }
@@ -1666,8 +1687,9 @@ test_sup_killed_supervisor_restarts_after_its_subtree_ended(void **state)
     expect_quiet(20);
     tr_child_info info[2];
     size_t n;
-    assert_int_equal(tr_sup_which_children_wait(fx.ctx, top, info, 2, &n, 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_which_children_wait(fx.ctx, top, info, 2, &n, tr_ms(5000)),
+        TR_OK);
     assert_int_equal(info[0].restarts, 1);
     assert_int_equal(info[0].status, TR_CHILD_RUNNING);
     assert_live(7); /* top, mid, a, inner, c, d and x */
@@ -1765,7 +1787,7 @@ is_not_running(void *arg)
     id_arg *a = arg;
     tr_child_info info[8];
     size_t n = 0;
-    if (tr_sup_which_children_wait(fx.ctx, a->sup, info, 8, &n, 5000) !=
+    if (tr_sup_which_children_wait(fx.ctx, a->sup, info, 8, &n, tr_ms(5000)) !=
         TR_OK) {
         return false;
     }
@@ -1797,8 +1819,9 @@ info_of(tr_addr sup, const char *id)
 {
     tr_child_info info[8];
     size_t n = 0;
-    assert_int_equal(tr_sup_which_children_wait(fx.ctx, sup, info, 8, &n, 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_which_children_wait(fx.ctx, sup, info, 8, &n, tr_ms(5000)),
+        TR_OK);
     for (size_t i = 0; i < n && i < 8; i++) {
         if (strcmp(info[i].id, id) == 0) {
             return info[i];
@@ -1939,21 +1962,22 @@ test_sup_child_terminated_in_a_restart_loop_stays_terminated(void **state)
     /* Waiting to be restarted: present, not running, not restartable. */
     got = TR_ADDR_NONE;
     assert_int_equal(
-        tr_sup_start_child_wait(fx.ctx, sup, &kids[1], NULL, 5000, &got),
+        tr_sup_start_child_wait(fx.ctx, sup, &kids[1], NULL, tr_ms(5000), &got),
         TR_EEXIST);
-    assert_int_equal(tr_sup_restart_child_wait(fx.ctx, sup, "b", 5000, NULL),
-                     TR_ERESTARTING);
-    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, "b", 5000),
+    assert_int_equal(
+        tr_sup_restart_child_wait(fx.ctx, sup, "b", tr_ms(5000), NULL),
+        TR_ERESTARTING);
+    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, "b", tr_ms(5000)),
                      TR_ERESTARTING);
     assert_int_equal(info_of(sup, "b").status, TR_CHILD_BACKOFF);
     assert_int_equal(info_of(sup, "c").status, TR_CHILD_BACKOFF); /* b's */
-    assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_count_children_wait(fx.ctx, sup, &counts, tr_ms(5000)), TR_OK);
     assert_int_equal(counts.specs, 3);
     assert_int_equal(counts.active, 1);
 
     /* Terminated by hand: b ends, and c, which waited on it, with it. */
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "b", 5000),
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "b", tr_ms(5000)),
                      TR_OK);
     expect_downs(&c, 1, kinds, "");
     assert_true(tr_addr_is_none(info_of(sup, "b").addr));
@@ -1961,19 +1985,19 @@ test_sup_child_terminated_in_a_restart_loop_stays_terminated(void **state)
     tr_store_relaxed(&cfg_b.init_rc, TR_OK);
     assert_int_equal(tr_clock_advance(fx.sys, 5000), TR_OK);
     expect_quiet(20); /* no retry brings either back */
-    assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_count_children_wait(fx.ctx, sup, &counts, tr_ms(5000)), TR_OK);
     assert_int_equal(counts.specs, 3);
     assert_int_equal(counts.active, 1);
 
     /* Restarting b by hand starts b alone. */
-    assert_int_equal(tr_sup_restart_child_wait(fx.ctx, sup, "b", 5000, &got),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_restart_child_wait(fx.ctx, sup, "b", tr_ms(5000), &got), TR_OK);
     assert_int_equal(expect(EV_INIT, "b", TR_OK).addr, got.id);
     expect_quiet(20);
     assert_int_equal(info_of(sup, "c").status, TR_CHILD_TERMINATED);
-    assert_int_equal(tr_sup_restart_child_wait(fx.ctx, sup, "c", 5000, &got),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_restart_child_wait(fx.ctx, sup, "c", tr_ms(5000), &got), TR_OK);
     expect(EV_INIT, "c", TR_OK);
 }
 
@@ -1999,9 +2023,9 @@ test_sup_terminating_a_looping_child_ends_its_loop(void **state)
     expect(EV_INIT, "a", TR_ENOMEM);
     got = TR_ADDR_NONE;
     assert_int_equal(
-        tr_sup_start_child_wait(fx.ctx, sup, &kids[0], NULL, 5000, &got),
+        tr_sup_start_child_wait(fx.ctx, sup, &kids[0], NULL, tr_ms(5000), &got),
         TR_EEXIST);
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "a", 5000),
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "a", tr_ms(5000)),
                      TR_OK);
     assert_true(tr_test_wait_stopped(fx.sys, a, 5000));
     assert_int_equal(tr_clock_advance(fx.sys, 5000), TR_OK);
@@ -2015,7 +2039,8 @@ test_sup_terminating_a_looping_child_ends_its_loop(void **state)
     tr_addr pool =
         start_sup_named("pool", TR_SIMPLE_ONE_FOR_ONE, &tmpl, 1, 5, 1000);
     assert_int_equal(
-        tr_sup_start_child_wait(fx.ctx, pool, NULL, &cfg_b, 5000, &got), TR_OK);
+        tr_sup_start_child_wait(fx.ctx, pool, NULL, &cfg_b, tr_ms(5000), &got),
+        TR_OK);
     expect(EV_INIT, "b", TR_OK);
     tr_store_relaxed(&cfg_b.init_rc, TR_ENOMEM);
     send(got, MSG_CRASH);
@@ -2023,11 +2048,12 @@ test_sup_terminating_a_looping_child_ends_its_loop(void **state)
     wait_not_running(pool, "1");
     assert_int_equal(tr_clock_advance(fx.sys, 1000), TR_OK);
     expect(EV_INIT, "b", TR_ENOMEM);
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, pool, "1", 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_terminate_child_wait(fx.ctx, pool, "1", tr_ms(5000)), TR_OK);
     assert_true(tr_test_wait_stopped(fx.sys, got, 5000));
     assert_int_equal(
-        tr_sup_which_children_wait(fx.ctx, pool, info, 2, &n, 5000), TR_OK);
+        tr_sup_which_children_wait(fx.ctx, pool, info, 2, &n, tr_ms(5000)),
+        TR_OK);
     assert_int_equal(n, 0);
     assert_int_equal(tr_clock_advance(fx.sys, 5000), TR_OK);
     expect_quiet(20);
@@ -2045,15 +2071,15 @@ test_sup_start_child_says_started_or_present(void **state)
     tr_addr got = TR_ADDR_NONE;
 
     assert_int_equal(
-        tr_sup_start_child_wait(fx.ctx, sup, &kids[0], NULL, 5000, &got),
+        tr_sup_start_child_wait(fx.ctx, sup, &kids[0], NULL, tr_ms(5000), &got),
         TR_EALREADY);
     assert_int_equal(got.id, a.id);
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "a", 5000),
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "a", tr_ms(5000)),
                      TR_OK);
     expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
     got = a;
     assert_int_equal(
-        tr_sup_start_child_wait(fx.ctx, sup, &kids[0], NULL, 5000, &got),
+        tr_sup_start_child_wait(fx.ctx, sup, &kids[0], NULL, tr_ms(5000), &got),
         TR_EEXIST);
     assert_true(tr_addr_is_none(got));
 }
@@ -2192,8 +2218,9 @@ test_sup_which_children_counts_without_room(void **state)
     tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 3, 5, 1000);
     size_t n = 0;
 
-    assert_int_equal(tr_sup_which_children_wait(fx.ctx, sup, NULL, 0, &n, 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_which_children_wait(fx.ctx, sup, NULL, 0, &n, tr_ms(5000)),
+        TR_OK);
     assert_int_equal(n, 3);
 }
 
@@ -2208,22 +2235,26 @@ test_sup_terminating_a_gone_dynamic_child_is_ok(void **state)
     tr_addr w;
 
     assert_int_equal(
-        tr_sup_start_child_wait(fx.ctx, pool, NULL, &cfg_a, 5000, &w), TR_OK);
+        tr_sup_start_child_wait(fx.ctx, pool, NULL, &cfg_a, tr_ms(5000), &w),
+        TR_OK);
     expect(EV_INIT, "a", TR_OK);
     send(w, MSG_QUIT);
     expect(EV_STOP, "a", TR_EXIT_NORMAL);
     assert_true(tr_test_wait_stopped(fx.sys, w, 5000));
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, pool, "1", 5000),
-                     TR_OK);
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, pool, "1", 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_terminate_child_wait(fx.ctx, pool, "1", tr_ms(5000)), TR_OK);
+    assert_int_equal(
+        tr_sup_terminate_child_wait(fx.ctx, pool, "1", tr_ms(5000)), TR_OK);
     /* Never started: not found. */
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, pool, "2", 5000),
-                     TR_ENOTFOUND);
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, pool, "01", 5000),
-                     TR_ENOTFOUND);
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, pool, "pool", 5000),
-                     TR_ENOTFOUND);
+    assert_int_equal(
+        tr_sup_terminate_child_wait(fx.ctx, pool, "2", tr_ms(5000)),
+        TR_ENOTFOUND);
+    assert_int_equal(
+        tr_sup_terminate_child_wait(fx.ctx, pool, "01", tr_ms(5000)),
+        TR_ENOTFOUND);
+    assert_int_equal(
+        tr_sup_terminate_child_wait(fx.ctx, pool, "pool", tr_ms(5000)),
+        TR_ENOTFOUND);
 }
 
 /* A child terminated by hand stays down through a one_for_all round. */
@@ -2239,7 +2270,7 @@ test_sup_round_leaves_a_terminated_child_down(void **state)
     expect(EV_INIT, "b", TR_OK);
     expect(EV_INIT, "c", TR_OK);
 
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "b", 5000),
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "b", tr_ms(5000)),
                      TR_OK);
     expect(EV_STOP, "b", TR_EXIT_SHUTDOWN);
     send(a, MSG_CRASH);
@@ -2333,7 +2364,7 @@ test_sup_numeric_fields_have_bounds(void **state)
     tr_child_spec more = kid(&cfg_b, TR_PERMANENT);
     more.shutdown_ms = time_max + 1;
     assert_int_equal(
-        tr_sup_start_child_wait(fx.ctx, sup, &more, NULL, 5000, NULL),
+        tr_sup_start_child_wait(fx.ctx, sup, &more, NULL, tr_ms(5000), NULL),
         TR_EINVAL);
 }
 
@@ -2373,23 +2404,27 @@ test_sup_api_refuses_an_actor_that_is_not_a_supervisor(void **state)
 
     assert_int_equal(tr_spawn(fx.ctx, &worker, &cfg_a, NULL, &w), TR_OK);
     expect(EV_INIT, "a", TR_OK);
-    assert_int_equal(tr_sup_start_child_wait(fx.ctx, w, &d, NULL, 1000, &got),
-                     TR_ENOTSUP);
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, w, &d, NULL, tr_ms(1000), &got),
+        TR_ENOTSUP);
     assert_true(tr_addr_is_none(got));
     assert_int_equal(
-        tr_sup_start_child_wait(fx.ctx, w, NULL, &cfg_d, 1000, NULL),
+        tr_sup_start_child_wait(fx.ctx, w, NULL, &cfg_d, tr_ms(1000), NULL),
         TR_ENOTSUP);
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, w, "d", 1000),
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, w, "d", tr_ms(1000)),
                      TR_ENOTSUP);
-    assert_int_equal(tr_sup_restart_child_wait(fx.ctx, w, "d", 1000, NULL),
+    assert_int_equal(
+        tr_sup_restart_child_wait(fx.ctx, w, "d", tr_ms(1000), NULL),
+        TR_ENOTSUP);
+    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, w, "d", tr_ms(1000)),
                      TR_ENOTSUP);
-    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, w, "d", 1000),
-                     TR_ENOTSUP);
-    assert_int_equal(tr_sup_which_children_wait(fx.ctx, w, info, 2, &n, 1000),
-                     TR_ENOTSUP);
+    assert_int_equal(
+        tr_sup_which_children_wait(fx.ctx, w, info, 2, &n, tr_ms(1000)),
+        TR_ENOTSUP);
     assert_int_equal(n, 7);
-    assert_int_equal(tr_sup_count_children_wait(fx.ctx, w, &counts, 1000),
-                     TR_ENOTSUP);
+    assert_int_equal(
+        tr_sup_count_children_wait(fx.ctx, w, &counts, tr_ms(1000)),
+        TR_ENOTSUP);
     expect_quiet(50); /* none of it reached the worker's handler */
     send(w, MSG_PING);
     expect(EV_MSG, "a", 1);
@@ -2398,8 +2433,9 @@ test_sup_api_refuses_an_actor_that_is_not_a_supervisor(void **state)
     assert_int_equal(tr_actor_stop(fx.ctx, w), TR_OK);
     expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
     assert_true(tr_test_wait_stopped(fx.sys, w, 5000));
-    assert_int_equal(tr_sup_count_children_wait(fx.ctx, w, &counts, 1000),
-                     TR_ENOACTOR);
+    assert_int_equal(
+        tr_sup_count_children_wait(fx.ctx, w, &counts, tr_ms(1000)),
+        TR_ENOACTOR);
 }
 
 /* ---- a start whose caller gave up ---- */
@@ -2433,7 +2469,8 @@ has_specs(void *arg)
 {
     specs_arg *a = arg;
     tr_child_counts counts;
-    return tr_sup_count_children_wait(fx.ctx, a->sup, &counts, 5000) == TR_OK &&
+    return tr_sup_count_children_wait(fx.ctx, a->sup, &counts, tr_ms(5000)) ==
+               TR_OK &&
            counts.specs == a->specs;
 }
 
@@ -2449,8 +2486,9 @@ test_sup_start_child_that_timed_out_is_undone(void **state)
     specs_arg none = {sup, 0};
 
     tr_store_relaxed(&init_gate, 0);
-    assert_int_equal(tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, 50, &got),
-                     TR_ETIMEDOUT);
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, tr_ms(50), &got),
+        TR_ETIMEDOUT);
     assert_true(tr_addr_is_none(got));
     tr_store_rel(&init_gate, 1);
     expect(EV_INIT, "d", TR_OK);
@@ -2467,7 +2505,7 @@ test_sup_start_child_that_timed_out_is_undone(void **state)
     specs_arg none2 = {pool, 0};
     tr_store_relaxed(&init_gate, 0);
     assert_int_equal(
-        tr_sup_start_child_wait(fx.ctx, pool, NULL, &cfg_c, 50, &got),
+        tr_sup_start_child_wait(fx.ctx, pool, NULL, &cfg_c, tr_ms(50), &got),
         TR_ETIMEDOUT);
     tr_store_rel(&init_gate, 1);
     expect(EV_INIT, "c", TR_OK);
@@ -2490,7 +2528,8 @@ test_sup_start_child_out_of_memory_is_enomem(void **state)
     for (long n = 0; n < 3; n++) {
         tr_addr got = TR_ADDR_NONE;
         tr__alloc_fail_after(n);
-        int rc = tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, 5000, &got);
+        int rc =
+            tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, tr_ms(5000), &got);
         tr__alloc_fail_after(-1);
         /* The caller's own allocations: the call's record, the request,
          * and (the request sent) its timer; the failing allocation may
@@ -2503,8 +2542,9 @@ test_sup_start_child_out_of_memory_is_enomem(void **state)
         assert_true(tr_test_wait_until(has_specs, &none, 5000));
         assert_live(1);
     }
-    assert_int_equal(tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, 5000, NULL),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, tr_ms(5000), NULL),
+        TR_OK);
 }
 
 /*
@@ -2547,14 +2587,14 @@ test_sup_one_for_all_retries_the_whole_round(void **state)
     /* Terminating b ends the wait: a and c end with it. */
     tr_addr ac[2] = {w[0], w[2]};
     watch(ac, 2);
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "b", 5000),
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "b", tr_ms(5000)),
                      TR_OK);
     assert_true(tr_test_wait_stopped(fx.sys, w[1], 5000));
     expect_downs(ac, 2, kinds, "");
     assert_int_equal(tr_clock_advance(fx.sys, 5000), TR_OK);
     expect_quiet(20);
-    assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_count_children_wait(fx.ctx, sup, &counts, tr_ms(5000)), TR_OK);
     assert_int_equal(counts.specs, 3);
     assert_int_equal(counts.active, 0);
 }
@@ -2570,8 +2610,8 @@ static void *
 terminate_in_thread(void *arg)
 {
     terminator *t = arg;
-    tr_store_rel(&t->rc,
-                 tr_sup_terminate_child_wait(fx.ctx, t->sup, t->id, 10000));
+    tr_store_rel(&t->rc, tr_sup_terminate_child_wait(fx.ctx, t->sup, t->id,
+                                                     tr_ms(10000)));
     return NULL;
 }
 
@@ -2619,18 +2659,19 @@ test_sup_restart_child_that_timed_out_is_undone(void **state)
     tr_child_counts counts;
 
     expect(EV_INIT, "d", TR_OK);
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "d", 5000),
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "d", tr_ms(5000)),
                      TR_OK);
     expect(EV_STOP, "d", TR_EXIT_SHUTDOWN);
     tr_store_relaxed(&init_gate, 0);
-    assert_int_equal(tr_sup_restart_child_wait(fx.ctx, sup, "d", 50, &got),
-                     TR_ETIMEDOUT);
+    assert_int_equal(
+        tr_sup_restart_child_wait(fx.ctx, sup, "d", tr_ms(50), &got),
+        TR_ETIMEDOUT);
     tr_store_rel(&init_gate, 1);
     expect(EV_INIT, "d", TR_OK);
     expect(EV_STOP, "d", TR_EXIT_SHUTDOWN);
     wait_down(sup, "d");
-    assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_count_children_wait(fx.ctx, sup, &counts, tr_ms(5000)), TR_OK);
     assert_int_equal(counts.specs, 1);
     assert_int_equal(counts.active, 0);
     assert_true(tr_addr_is_none(info_of(sup, "d").addr));
@@ -2675,27 +2716,33 @@ work_on_one_child(uint32_t n)
         snprintf(id, sizeof(id), "k%u", i);
         k.id = id;
         assert_int_equal(
-            tr_sup_start_child_wait(fx.ctx, sup, &k, NULL, 5000, &got), TR_OK);
+            tr_sup_start_child_wait(fx.ctx, sup, &k, NULL, tr_ms(5000), &got),
+            TR_OK);
         if (i == n / 2) {
             mid = got;
         }
     }
     uint64_t before = visits_of(sup);
     k.id = "new";
-    assert_int_equal(tr_sup_start_child_wait(fx.ctx, sup, &k, NULL, 5000, NULL),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, sup, &k, NULL, tr_ms(5000), NULL),
+        TR_OK);
     snprintf(id, sizeof(id), "k%u", n / 2);
     k.id = id;
-    assert_int_equal(tr_sup_start_child_wait(fx.ctx, sup, &k, NULL, 5000, NULL),
-                     TR_EALREADY);
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, sup, &k, NULL, tr_ms(5000), NULL),
+        TR_EALREADY);
     tr_store_relaxed(&looper_cfg.attempts, 0);
     send(mid, MSG_CRASH);
     assert_true(tr_test_wait_until(restarted_once, NULL, 5000));
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, id, 5000), TR_OK);
-    assert_int_equal(tr_sup_restart_child_wait(fx.ctx, sup, id, 5000, NULL),
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, id, tr_ms(5000)),
                      TR_OK);
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, id, 5000), TR_OK);
-    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, id, 5000), TR_OK);
+    assert_int_equal(
+        tr_sup_restart_child_wait(fx.ctx, sup, id, tr_ms(5000), NULL), TR_OK);
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, id, tr_ms(5000)),
+                     TR_OK);
+    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, id, tr_ms(5000)),
+                     TR_OK);
     uint64_t work = visits_of(sup) - before;
     assert_int_equal(tr_actor_stop(fx.ctx, sup), TR_OK);
     assert_true(tr_test_wait_stopped(fx.sys, sup, 30000));
@@ -2729,7 +2776,7 @@ has_status(void *arg)
 {
     status_arg *a = arg;
     tr_child_info info;
-    return tr_sup_find_child_wait(fx.ctx, a->sup, a->id, 5000, &info) ==
+    return tr_sup_find_child_wait(fx.ctx, a->sup, a->id, tr_ms(5000), &info) ==
                TR_OK &&
            info.status == a->want;
 }
@@ -2745,8 +2792,8 @@ static tr_child_info
 find(tr_addr sup, const char *id)
 {
     tr_child_info info;
-    assert_int_equal(tr_sup_find_child_wait(fx.ctx, sup, id, 5000, &info),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_find_child_wait(fx.ctx, sup, id, tr_ms(5000), &info), TR_OK);
     return info;
 }
 
@@ -2818,8 +2865,8 @@ test_sup_get_childspec_gives_a_copy_to_keep(void **state)
     tr_child_info info;
 
     expect(EV_INIT, "b", TR_OK);
-    assert_int_equal(tr_sup_get_childspec_wait(fx.ctx, sup, "b", 5000, &got),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_get_childspec_wait(fx.ctx, sup, "b", tr_ms(5000), &got), TR_OK);
     assert_ptr_equal(got.spec.id, got.id);
     assert_string_equal(got.id, "b");
     assert_ptr_equal(got.spec.behaviour, &worker);
@@ -2833,34 +2880,41 @@ test_sup_get_childspec_gives_a_copy_to_keep(void **state)
 
     kept = got;
     kept.spec.id = kept.id;
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "b", 5000),
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "b", tr_ms(5000)),
                      TR_OK);
     expect(EV_STOP, "b", TR_EXIT_SHUTDOWN);
-    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, "b", 5000), TR_OK);
-    assert_int_equal(tr_sup_get_childspec_wait(fx.ctx, sup, "b", 5000, &got),
-                     TR_ENOTFOUND);
-    assert_int_equal(tr_sup_find_child_wait(fx.ctx, sup, "b", 5000, &info),
-                     TR_ENOTFOUND);
+    assert_int_equal(tr_sup_delete_child_wait(fx.ctx, sup, "b", tr_ms(5000)),
+                     TR_OK);
     assert_int_equal(
-        tr_sup_start_child_wait(fx.ctx, sup, &kept.spec, NULL, 5000, NULL),
-        TR_OK);
+        tr_sup_get_childspec_wait(fx.ctx, sup, "b", tr_ms(5000), &got),
+        TR_ENOTFOUND);
+    assert_int_equal(
+        tr_sup_find_child_wait(fx.ctx, sup, "b", tr_ms(5000), &info),
+        TR_ENOTFOUND);
+    assert_int_equal(tr_sup_start_child_wait(fx.ctx, sup, &kept.spec, NULL,
+                                             tr_ms(5000), NULL),
+                     TR_OK);
     expect(EV_INIT, "b", TR_OK);
     assert_int_equal(find(sup, "b").status, TR_CHILD_RUNNING);
 
-    assert_int_equal(tr_sup_get_childspec_wait(fx.ctx, sup, "nope", 5000, &got),
-                     TR_ENOTFOUND);
-    assert_int_equal(tr_sup_find_child_wait(fx.ctx, sup, "nope", 5000, &info),
-                     TR_ENOTFOUND);
-    assert_int_equal(tr_sup_get_childspec_wait(fx.ctx, sup, NULL, 5000, &got),
-                     TR_EINVAL);
-    assert_int_equal(tr_sup_find_child_wait(fx.ctx, sup, "", 5000, &info),
-                     TR_EINVAL);
-    assert_int_equal(tr_sup_get_childspec_wait(fx.ctx, sup, "b", 5000, NULL),
-                     TR_EINVAL);
+    assert_int_equal(
+        tr_sup_get_childspec_wait(fx.ctx, sup, "nope", tr_ms(5000), &got),
+        TR_ENOTFOUND);
+    assert_int_equal(
+        tr_sup_find_child_wait(fx.ctx, sup, "nope", tr_ms(5000), &info),
+        TR_ENOTFOUND);
+    assert_int_equal(
+        tr_sup_get_childspec_wait(fx.ctx, sup, NULL, tr_ms(5000), &got),
+        TR_EINVAL);
+    assert_int_equal(
+        tr_sup_find_child_wait(fx.ctx, sup, "", tr_ms(5000), &info), TR_EINVAL);
+    assert_int_equal(
+        tr_sup_get_childspec_wait(fx.ctx, sup, "b", tr_ms(5000), NULL),
+        TR_EINVAL);
     assert_int_equal(tr_sup_find_child_wait(fx.ctx, sup, "b", TR_NOWAIT, &info),
                      TR_EINVAL);
     assert_int_equal(
-        tr_sup_find_child_wait(fx.ctx, TR_ADDR_NONE, "b", 100, &info),
+        tr_sup_find_child_wait(fx.ctx, TR_ADDR_NONE, "b", tr_ms(100), &info),
         TR_ENOACTOR);
 }
 
@@ -2882,9 +2936,9 @@ test_sup_find_child_by_ordinal(void **state)
     tr_child_info info;
 
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(
-            tr_sup_start_child_wait(fx.ctx, sup, NULL, args[i], 5000, &w[i]),
-            TR_OK);
+        assert_int_equal(tr_sup_start_child_wait(fx.ctx, sup, NULL, args[i],
+                                                 tr_ms(5000), &w[i]),
+                         TR_OK);
         expect(EV_INIT, args[i]->id, TR_OK);
     }
     info = find(sup, "2");
@@ -2892,30 +2946,35 @@ test_sup_find_child_by_ordinal(void **state)
     assert_int_equal(info.addr.id, w[1].id);
     assert_int_equal(info.status, TR_CHILD_RUNNING);
     assert_int_equal(info.restart, TR_TRANSIENT);
-    assert_int_equal(tr_sup_get_childspec_wait(fx.ctx, sup, "2", 5000, &got),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_get_childspec_wait(fx.ctx, sup, "2", tr_ms(5000), &got), TR_OK);
     assert_string_equal(got.spec.id, "2");
     assert_ptr_equal(got.spec.arg, &cfg_b);
     assert_ptr_equal(got.spec.behaviour, &worker);
     assert_int_equal(got.spec.restart, TR_TRANSIENT);
-    assert_int_equal(tr_sup_get_childspec_wait(fx.ctx, sup, "1", 5000, &got),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_get_childspec_wait(fx.ctx, sup, "1", tr_ms(5000), &got), TR_OK);
     assert_ptr_equal(got.spec.arg, &cfg_a);
 
-    assert_int_equal(tr_sup_find_child_wait(fx.ctx, sup, "pool", 5000, &info),
-                     TR_ENOTFOUND);
-    assert_int_equal(tr_sup_find_child_wait(fx.ctx, sup, "3", 5000, &info),
-                     TR_ENOTFOUND);
-    assert_int_equal(tr_sup_get_childspec_wait(fx.ctx, sup, "0", 5000, &got),
-                     TR_ENOTFOUND);
+    assert_int_equal(
+        tr_sup_find_child_wait(fx.ctx, sup, "pool", tr_ms(5000), &info),
+        TR_ENOTFOUND);
+    assert_int_equal(
+        tr_sup_find_child_wait(fx.ctx, sup, "3", tr_ms(5000), &info),
+        TR_ENOTFOUND);
+    assert_int_equal(
+        tr_sup_get_childspec_wait(fx.ctx, sup, "0", tr_ms(5000), &got),
+        TR_ENOTFOUND);
 
     send(w[0], MSG_QUIT); /* transient, ended normally: it leaves */
     expect(EV_STOP, "a", TR_EXIT_NORMAL);
     assert_true(tr_test_wait_stopped(fx.sys, w[0], 5000));
-    assert_int_equal(tr_sup_find_child_wait(fx.ctx, sup, "1", 5000, &info),
-                     TR_ENOTFOUND);
     assert_int_equal(
-        tr_sup_start_child_wait(fx.ctx, sup, NULL, &cfg_c, 5000, NULL), TR_OK);
+        tr_sup_find_child_wait(fx.ctx, sup, "1", tr_ms(5000), &info),
+        TR_ENOTFOUND);
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, sup, NULL, &cfg_c, tr_ms(5000), NULL),
+        TR_OK);
     expect(EV_INIT, "c", TR_OK);
     assert_int_equal(find(sup, "3").status, TR_CHILD_RUNNING);
 }
@@ -2944,8 +3003,9 @@ test_sup_start_child_takes_a_copy_of_its_id(void **state)
     assert_int_equal(pthread_create(&t.thread, NULL, terminate_in_thread, &t),
                      0);
     wait_status(sup, "a", TR_CHILD_STOPPING);
-    assert_int_equal(tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, 50, NULL),
-                     TR_ETIMEDOUT);
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, sup, &d, NULL, tr_ms(50), NULL),
+        TR_ETIMEDOUT);
     id[0] = '\0'; /* an id no spec may have */
     free(id);
     tr_store_rel(&stop_gate, 1);
@@ -2987,8 +3047,9 @@ test_sup_temporary_bystander_ending_in_a_round_ends_at_once(void **state)
     send(d, MSG_QUIT);
     expect(EV_STOP, "d", TR_EXIT_NORMAL);
     assert_true(tr_test_wait_stopped(fx.sys, d, 5000));
-    assert_int_equal(tr_sup_find_child_wait(fx.ctx, sup, "d", 5000, &info),
-                     TR_ENOTFOUND);
+    assert_int_equal(
+        tr_sup_find_child_wait(fx.ctx, sup, "d", tr_ms(5000), &info),
+        TR_ENOTFOUND);
     tr_store_rel(&stop_gate, 1);
     expect(EV_STOP, "b", TR_EXIT_SHUTDOWN);
     expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
@@ -2996,8 +3057,8 @@ test_sup_temporary_bystander_ending_in_a_round_ends_at_once(void **state)
     expect(EV_INIT, "b", TR_OK);
     expect(EV_INIT, "c", TR_OK);
     expect_quiet(20);
-    assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_count_children_wait(fx.ctx, sup, &counts, tr_ms(5000)), TR_OK);
     assert_int_equal(counts.specs, 3);
     assert_int_equal(counts.active, 3);
 }
@@ -3070,13 +3131,14 @@ test_sup_significant_specs_follow_otps_rules(void **state)
     tr_addr never = start_sup_named("never", TR_ONE_FOR_ONE, NULL, 0, 5, 1000);
     tr_addr any = start_auto(TR_ONE_FOR_ONE, TR_AUTO_SHUTDOWN_ANY, NULL, 0);
     assert_int_equal(
-        tr_sup_start_child_wait(fx.ctx, never, &d, NULL, 5000, NULL),
+        tr_sup_start_child_wait(fx.ctx, never, &d, NULL, tr_ms(5000), NULL),
         TR_EINVAL);
-    assert_int_equal(tr_sup_start_child_wait(fx.ctx, any, &d, NULL, 5000, NULL),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_start_child_wait(fx.ctx, any, &d, NULL, tr_ms(5000), NULL),
+        TR_OK);
     expect(EV_INIT, "d", TR_OK);
-    assert_int_equal(tr_sup_get_childspec_wait(fx.ctx, any, "d", 5000, &got),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_get_childspec_wait(fx.ctx, any, "d", tr_ms(5000), &got), TR_OK);
     assert_true(got.spec.significant);
 }
 
@@ -3105,7 +3167,7 @@ test_sup_any_significant_ends_the_tree_on_a_normal_end(void **state)
     expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
     expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
     expect(EV_DOWN, "down", TR_EXIT_SHUTDOWN);
-    assert_int_equal(tr_system_wait(fx.sys, 5000), TR_OK);
+    assert_int_equal(tr_system_wait(fx.sys, tr_ms(5000)), TR_OK);
     assert_int_equal(tr_load_relaxed(&top_failures), 0);
 }
 
@@ -3132,7 +3194,7 @@ test_sup_all_significant_waits_for_the_last(void **state)
     expect(EV_STOP, "b", TR_EXIT_FAILED);
     expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
     expect(EV_DOWN, "down", TR_EXIT_SHUTDOWN);
-    assert_int_equal(tr_system_wait(fx.sys, 5000), TR_OK);
+    assert_int_equal(tr_system_wait(fx.sys, tr_ms(5000)), TR_OK);
 }
 
 /* A significant child the supervisor stops itself (terminate_child, a
@@ -3152,7 +3214,7 @@ test_sup_significant_child_stopped_by_its_supervisor_counts_not(void **state)
     expect(EV_INIT, "a", TR_OK);
     expect(EV_INIT, "b", TR_OK);
     tr_addr c = {.id = expect(EV_INIT, "c", TR_OK).addr};
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "b", 5000),
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "b", tr_ms(5000)),
                      TR_OK);
     expect(EV_STOP, "b", TR_EXIT_SHUTDOWN);
     send(c, MSG_CRASH);
@@ -3160,14 +3222,14 @@ test_sup_significant_child_stopped_by_its_supervisor_counts_not(void **state)
     expect(EV_STOP, "a", TR_EXIT_SHUTDOWN);
     expect(EV_INIT, "c", TR_OK);
     expect_quiet(20);
-    assert_int_equal(tr_sup_count_children_wait(fx.ctx, sup, &counts, 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_count_children_wait(fx.ctx, sup, &counts, tr_ms(5000)), TR_OK);
     assert_int_equal(counts.specs, 2); /* a, temporary, is gone */
     assert_int_equal(counts.active, 1);
 
     watch(&sup, 1);
-    assert_int_equal(tr_sup_restart_child_wait(fx.ctx, sup, "b", 5000, &b),
-                     TR_OK);
+    assert_int_equal(
+        tr_sup_restart_child_wait(fx.ctx, sup, "b", tr_ms(5000), &b), TR_OK);
     expect(EV_INIT, "b", TR_OK);
     send(b, MSG_QUIT);
     expect(EV_STOP, "b", TR_EXIT_NORMAL);
@@ -3189,9 +3251,9 @@ test_sup_simple_one_for_one_ends_after_its_last_significant_child(void **state)
     tr_addr w[3];
 
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(
-            tr_sup_start_child_wait(fx.ctx, sup, NULL, args[i], 5000, &w[i]),
-            TR_OK);
+        assert_int_equal(tr_sup_start_child_wait(fx.ctx, sup, NULL, args[i],
+                                                 tr_ms(5000), &w[i]),
+                         TR_OK);
         expect(EV_INIT, args[i]->id, TR_OK);
     }
     watch(&sup, 1);
@@ -3200,7 +3262,7 @@ test_sup_simple_one_for_one_ends_after_its_last_significant_child(void **state)
     send(w[1], MSG_CRASH); /* restarted: it has not ended */
     expect(EV_STOP, "b", TR_EXIT_FAILED);
     expect(EV_INIT, "b", TR_OK);
-    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "3", 5000),
+    assert_int_equal(tr_sup_terminate_child_wait(fx.ctx, sup, "3", tr_ms(5000)),
                      TR_OK);
     expect(EV_STOP, "c", TR_EXIT_SHUTDOWN);
     expect_quiet(20);
@@ -3244,7 +3306,7 @@ test_sup_significant_child_supervisor_ends_its_parents_tree(void **state)
     assert_int_equal(kinds[0], TR_EXIT_SHUTDOWN);
     assert_int_equal(kinds[1], TR_EXIT_SHUTDOWN);
     assert_true(tr_test_wait_stopped(fx.sys, a, 5000));
-    assert_int_equal(tr_system_wait(fx.sys, 5000), TR_OK);
+    assert_int_equal(tr_system_wait(fx.sys, tr_ms(5000)), TR_OK);
 
     /* Permanent and not significant: its parent restarts it. */
     kids[1].restart = TR_PERMANENT;

@@ -82,7 +82,7 @@ static int
 teardown(void **state)
 {
     fixture *f = *state;
-    int rc = f->sys != NULL ? tr_system_shutdown(f->sys, 5000) : TR_OK;
+    int rc = f->sys != NULL ? tr_system_shutdown(f->sys, tr_ms(5000)) : TR_OK;
     tr_mailbox_destroy(f->out);
     free(f);
     return rc == TR_OK ? 0 : -1;
@@ -94,7 +94,7 @@ next(fixture *f, int *type, int *value)
 {
     int v[2] = {-1, -1};
     size_t len;
-    tr_mailbox_recv_wait(f->out, v, sizeof(v), &len, 5000);
+    tr_mailbox_recv_wait(f->out, v, sizeof(v), &len, tr_ms(5000));
     *type = v[0];
     *value = v[1];
 }
@@ -306,7 +306,7 @@ test_timer_calls_from_stop_in_the_last_pass(void **state)
 
     assert_int_equal(tr_spawn(f->ctx, &lingerer_behaviour, f->out, NULL, NULL),
                      TR_OK);
-    assert_int_equal(tr_system_shutdown(f->sys, 100), TR_ETIMEDOUT);
+    assert_int_equal(tr_system_shutdown(f->sys, tr_ms(100)), TR_ETIMEDOUT);
     f->sys = NULL;
     next(f, &cancel, &after);
     /* Shutdown dropped the interval before the last pass. */

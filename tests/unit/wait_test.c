@@ -51,12 +51,14 @@ wait_elsewhere(void)
     size_t len;
     int rc[N_WAITS];
 
-    rc[0] = tr_send_wait(o, elsewhere.target, MSG_WORK, NULL, 0, 10);
-    rc[1] = tr_ask_wait(o, elsewhere.target, MSG_WORK, NULL, 0, &reply, 10);
-    rc[2] = tr_actor_wait(o, elsewhere.target, 10, NULL);
-    rc[3] = tr_system_wait(elsewhere.other, 10);
-    rc[4] = tr_sup_count_children_wait(o, elsewhere.sup, &counts, 10);
-    rc[5] = tr_mailbox_recv_wait(elsewhere.mb, buf, sizeof(buf), &len, 10);
+    rc[0] = tr_send_wait(o, elsewhere.target, MSG_WORK, NULL, 0, tr_ms(10));
+    rc[1] =
+        tr_ask_wait(o, elsewhere.target, MSG_WORK, NULL, 0, &reply, tr_ms(10));
+    rc[2] = tr_actor_wait(o, elsewhere.target, tr_ms(10), NULL);
+    rc[3] = tr_system_wait(elsewhere.other, tr_ms(10));
+    rc[4] = tr_sup_count_children_wait(o, elsewhere.sup, &counts, tr_ms(10));
+    rc[5] =
+        tr_mailbox_recv_wait(elsewhere.mb, buf, sizeof(buf), &len, tr_ms(10));
     for (int i = 0; i < N_WAITS; i++) {
         tr_store_relaxed(&elsewhere.rc[i], rc[i]);
     }
@@ -81,7 +83,7 @@ worker_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
     }
     case MSG_TRY:
         tr_store_rel(&pr.wait_rc,
-                     tr_actor_wait(ctx, tr_self(ctx), 10, NULL) + 1000);
+                     tr_actor_wait(ctx, tr_self(ctx), tr_ms(10), NULL) + 1000);
         return TR_OK;
     case MSG_ELSEWHERE:
         wait_elsewhere();
@@ -104,15 +106,17 @@ waiter_init(tr_ctx *ctx, void *state, const void *arg)
 
     (void)state;
     (void)arg;
-    tr_store_relaxed(&elsewhere.rc[0], tr_send_wait(ctx, elsewhere.target,
-                                                    MSG_WORK, NULL, 0, 10));
     tr_store_relaxed(
-        &elsewhere.rc[1],
-        tr_ask_wait(ctx, elsewhere.target, MSG_WORK, NULL, 0, &reply, 10));
+        &elsewhere.rc[0],
+        tr_send_wait(ctx, elsewhere.target, MSG_WORK, NULL, 0, tr_ms(10)));
+    tr_store_relaxed(&elsewhere.rc[1],
+                     tr_ask_wait(ctx, elsewhere.target, MSG_WORK, NULL, 0,
+                                 &reply, tr_ms(10)));
     tr_store_relaxed(&elsewhere.rc[2],
-                     tr_actor_wait(ctx, elsewhere.target, 10, NULL));
-    tr_store_relaxed(&elsewhere.rc[4], tr_sup_count_children_wait(
-                                           ctx, elsewhere.sup, &counts, 10));
+                     tr_actor_wait(ctx, elsewhere.target, tr_ms(10), NULL));
+    tr_store_relaxed(
+        &elsewhere.rc[4],
+        tr_sup_count_children_wait(ctx, elsewhere.sup, &counts, tr_ms(10)));
     return TR_OK;
 }
 
@@ -192,7 +196,7 @@ wait_opening_gate(tr_system *sys, tr_addr a, tr_signal *sig)
     pthread_t t;
     assert_true(tr_test_wait_until(holding, NULL, 5000));
     assert_int_equal(pthread_create(&t, NULL, opener, &o), 0);
-    int rc = tr_actor_wait(tr_system_ctx(sys), a, 10000, sig);
+    int rc = tr_actor_wait(tr_system_ctx(sys), a, tr_ms(10000), sig);
     pthread_join(t, NULL);
     return rc;
 }
@@ -212,7 +216,7 @@ test_wait_returns_the_failure_reason(void **state)
     assert_int_equal(sig.code, -42);
     assert_string_equal(sig.text, "asked to fail");
     assert_true(tr_addr_eq(sig.who, a));
-    assert_int_equal(tr_actor_wait(ctx, a, 5000, &sig), TR_ENOACTOR);
+    assert_int_equal(tr_actor_wait(ctx, a, tr_ms(5000), &sig), TR_ENOACTOR);
 }
 
 static void
@@ -224,7 +228,7 @@ test_wait_times_out_and_leaves_the_actor_alone(void **state)
     tr_signal sig;
     uint64_t t0 = tr__now_ns();
 
-    assert_int_equal(tr_actor_wait(ctx, a, 50, &sig), TR_ETIMEDOUT);
+    assert_int_equal(tr_actor_wait(ctx, a, tr_ms(50), &sig), TR_ETIMEDOUT);
     assert_true(tr__now_ns() - t0 >= 50000000u);
     assert_int_equal(tr_send(ctx, a, MSG_HOLD, NULL, 0), TR_OK);
     assert_int_equal(tr_send(ctx, a, MSG_WORK, NULL, 0), TR_OK);
@@ -246,7 +250,7 @@ test_wait_is_refused_on_a_worker(void **state)
     assert_int_equal(tr_send(ctx, a, MSG_STOP, NULL, 0), TR_OK);
     assert_int_equal(wait_opening_gate(sys, a, NULL), TR_OK);
     assert_int_equal(tr_load_acq(&pr.wait_rc), TR_ESTATE + 1000);
-    assert_int_equal(tr_actor_wait(NULL, a, 1, NULL), TR_EINVAL);
+    assert_int_equal(tr_actor_wait(NULL, a, tr_ms(1), NULL), TR_EINVAL);
 }
 
 typedef struct {
@@ -279,7 +283,7 @@ test_wait_many_threads_on_one_actor(void **state)
         assert_int_equal(pthread_create(&t[i], NULL, waiter, &w[i]), 0);
     }
     /* Let them register (a late one gets TR_ENOACTOR, also an answer). */
-    assert_int_equal(tr_actor_wait(tr_system_ctx(sys), a, 50, NULL),
+    assert_int_equal(tr_actor_wait(tr_system_ctx(sys), a, tr_ms(50), NULL),
                      TR_ETIMEDOUT);
     assert_int_equal(tr_actor_stop(tr_system_ctx(sys), a), TR_OK);
     for (int i = 0; i < N; i++) {
@@ -347,7 +351,7 @@ test_close_wakes_a_sender_blocked_on_a_full_mailbox(void **state)
     assert_int_equal(pthread_create(&t, NULL, blocked_sender, &s), 0);
     /* Blocked for room: the close refuses it, and the marker itself is
      * never refused by the bound. */
-    assert_int_equal(tr_actor_wait(ctx, a, 50, NULL), TR_ETIMEDOUT);
+    assert_int_equal(tr_actor_wait(ctx, a, tr_ms(50), NULL), TR_ETIMEDOUT);
     assert_int_equal(tr_load_acq(&s.rc), 1);
     assert_int_equal(tr_actor_close(ctx, a), TR_OK);
     pthread_join(t, NULL);
@@ -369,7 +373,7 @@ test_wait_ends_when_the_system_shuts_down(void **state)
     assert_int_equal(pthread_create(&t, NULL, waiter, &w), 0);
     /* Shutdown ends every actor, so the waiter gets its answer, and the
      * system is freed only after it has left. */
-    assert_int_equal(tr_actor_wait(tr_system_ctx(sys), a, 50, NULL),
+    assert_int_equal(tr_actor_wait(tr_system_ctx(sys), a, tr_ms(50), NULL),
                      TR_ETIMEDOUT);
     tr_test_shutdown(sys);
     pthread_join(t, NULL);

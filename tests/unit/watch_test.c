@@ -29,15 +29,15 @@ test_watch_initial_value_is_seen_and_changes_coalesce(void **state)
 
     (void)state;
     assert_int_equal(tr_watch_create(sizeof(int), &v, &tx, &rx), TR_OK);
-    assert_int_equal(tr_watch_changed_wait(rx, 0), TR_ETIMEDOUT);
+    assert_int_equal(tr_watch_changed_wait(rx, TR_NOWAIT), TR_ETIMEDOUT);
     assert_int_equal(tr_watch_borrow(rx, &out, &version), TR_OK);
     assert_int_equal(out, 1);
     assert_int_equal(version, 0);
     send_int(tx, 2);
     send_int(tx, 3);
     send_int(tx, 4);
-    assert_int_equal(tr_watch_changed_wait(rx, 0), TR_OK);
-    assert_int_equal(tr_watch_changed_wait(rx, 0), TR_ETIMEDOUT);
+    assert_int_equal(tr_watch_changed_wait(rx, TR_NOWAIT), TR_OK);
+    assert_int_equal(tr_watch_changed_wait(rx, TR_NOWAIT), TR_ETIMEDOUT);
     assert_int_equal(tr_watch_borrow(rx, &out, &version), TR_OK);
     assert_int_equal(out, 4);
     assert_int_equal(version, 3);
@@ -47,7 +47,7 @@ test_watch_initial_value_is_seen_and_changes_coalesce(void **state)
     assert_int_equal(out, 5);
     assert_int_equal(tr_watch_borrow_and_update(rx, &out, &version), TR_OK);
     assert_int_equal(version, 4);
-    assert_int_equal(tr_watch_changed_wait(rx, 0), TR_ETIMEDOUT);
+    assert_int_equal(tr_watch_changed_wait(rx, TR_NOWAIT), TR_ETIMEDOUT);
     tr_watch_rx_destroy(rx);
     tr_watch_tx_destroy(tx);
 }
@@ -65,10 +65,10 @@ test_watch_new_receiver_has_seen_the_current_value(void **state)
     send_int(tx, 2);
     assert_int_equal(tr_watch_subscribe(tx, &b), TR_OK);
     assert_int_equal(tr_watch_receiver_count(tx), 2);
-    assert_int_equal(tr_watch_changed_wait(b, 0), TR_ETIMEDOUT);
-    assert_int_equal(tr_watch_changed_wait(a, 0), TR_OK);
+    assert_int_equal(tr_watch_changed_wait(b, TR_NOWAIT), TR_ETIMEDOUT);
+    assert_int_equal(tr_watch_changed_wait(a, TR_NOWAIT), TR_OK);
     send_int(tx, 3);
-    assert_int_equal(tr_watch_changed_wait(b, 0), TR_OK);
+    assert_int_equal(tr_watch_changed_wait(b, TR_NOWAIT), TR_OK);
     tr_watch_rx_destroy(a);
     tr_watch_rx_destroy(b);
     tr_watch_tx_destroy(tx);
@@ -95,13 +95,13 @@ test_watch_send_modify_changes_in_place(void **state)
     (void)state;
     assert_int_equal(tr_watch_create(sizeof(int), &v, &tx, &rx), TR_OK);
     assert_int_equal(tr_watch_send_modify(tx, add_arg, &by), TR_OK);
-    assert_int_equal(tr_watch_changed_wait(rx, 0), TR_OK);
+    assert_int_equal(tr_watch_changed_wait(rx, TR_NOWAIT), TR_OK);
     assert_int_equal(tr_watch_borrow(rx, &out, &version), TR_OK);
     assert_int_equal(out, 15);
     assert_int_equal(version, 1);
     by = 0; /* "unchanged": no new version, nobody told */
     assert_int_equal(tr_watch_send_modify(tx, add_arg, &by), TR_OK);
-    assert_int_equal(tr_watch_changed_wait(rx, 0), TR_ETIMEDOUT);
+    assert_int_equal(tr_watch_changed_wait(rx, TR_NOWAIT), TR_ETIMEDOUT);
     /* Without receivers: send refuses, send_modify still works. */
     tr_watch_rx_destroy(rx);
     assert_int_equal(tr_watch_receiver_count(tx), 0);
@@ -132,9 +132,9 @@ test_watch_close_reports_the_last_change_then_fails(void **state)
     tr_watch_tx_destroy(tx);
     send_int(tx2, 7);
     tr_watch_tx_destroy(tx2);
-    assert_int_equal(tr_watch_changed_wait(rx, -1), TR_OK);
-    assert_int_equal(tr_watch_changed_wait(rx, -1), TR_ECLOSED);
-    assert_int_equal(tr_watch_changed_wait(rx, 0), TR_ECLOSED);
+    assert_int_equal(tr_watch_changed_wait(rx, TR_FOREVER), TR_OK);
+    assert_int_equal(tr_watch_changed_wait(rx, TR_FOREVER), TR_ECLOSED);
+    assert_int_equal(tr_watch_changed_wait(rx, TR_NOWAIT), TR_ECLOSED);
     assert_int_equal(tr_watch_borrow(rx, &out, NULL), TR_OK);
     assert_int_equal(out, 7);
     tr_watch_rx_destroy(rx);
@@ -149,7 +149,7 @@ static void *
 wait_forever(void *arg)
 {
     waiter *w = arg;
-    w->rc = tr_watch_changed_wait(w->rx, -1);
+    w->rc = tr_watch_changed_wait(w->rx, TR_FOREVER);
     return NULL;
 }
 
@@ -165,7 +165,7 @@ test_watch_blocked_receiver_wakes_on_change_and_on_close(void **state)
     (void)state;
     assert_int_equal(tr_watch_create(sizeof(int), &v, &tx, &w.rx), TR_OK);
     t0 = tr__now_ns();
-    assert_int_equal(tr_watch_changed_wait(w.rx, 30), TR_ETIMEDOUT);
+    assert_int_equal(tr_watch_changed_wait(w.rx, tr_ms(30)), TR_ETIMEDOUT);
     assert_true(tr__now_ns() - t0 >= 29000000u);
     pthread_create(&th, NULL, wait_forever, &w);
     send_int(tx, 1);
@@ -200,7 +200,7 @@ test_watch_misuse_returns_codes(void **state)
     assert_int_equal(tr_watch_borrow(NULL, &v, NULL), TR_EINVAL);
     assert_int_equal(tr_watch_borrow(rx, NULL, NULL), TR_EINVAL);
     assert_int_equal(tr_watch_borrow_and_update(rx, NULL, NULL), TR_EINVAL);
-    assert_int_equal(tr_watch_changed_wait(NULL, 0), TR_EINVAL);
+    assert_int_equal(tr_watch_changed_wait(NULL, TR_NOWAIT), TR_EINVAL);
     assert_int_equal(tr_watch_tx_clone(tx, NULL), TR_EINVAL);
     assert_int_equal(tr_watch_tx_clone(NULL, &tx2), TR_EINVAL);
     assert_int_equal(tr_watch_subscribe(tx, NULL), TR_EINVAL);
@@ -311,8 +311,8 @@ expect(tr_mailbox *probe, uint32_t type, int value)
     report r = {0, 0, 0};
     size_t len;
 
-    assert_int_equal(tr_mailbox_recv_wait(probe, &r, sizeof(r), &len, 5000),
-                     TR_OK);
+    assert_int_equal(
+        tr_mailbox_recv_wait(probe, &r, sizeof(r), &len, tr_ms(5000)), TR_OK);
     assert_int_equal(r.type, type);
     assert_int_equal(r.value, value);
     return r;
@@ -323,8 +323,9 @@ expect_nothing(tr_mailbox *probe)
 {
     report r;
     size_t len;
-    assert_int_equal(tr_mailbox_recv_wait(probe, &r, sizeof(r), &len, 0),
-                     TR_ETIMEDOUT);
+    assert_int_equal(
+        tr_mailbox_recv_wait(probe, &r, sizeof(r), &len, TR_NOWAIT),
+        TR_ETIMEDOUT);
 }
 
 static void

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -627,7 +628,11 @@ test_io_connect_succeeds_is_refused_and_times_out(void **state)
         fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
         (void)connect(fill[i], (struct sockaddr *)&sa, sizeof(sa));
     }
-    usleep(50 * 1000);
+    /* The queue is full once the first filler is in it (a backlog of 0
+     * holds one): wait for that rather than for a fixed time, which a
+     * loaded machine can overrun. Then every new handshake is dropped. */
+    struct pollfd first = {.fd = fill[0], .events = POLLOUT};
+    assert_int_equal(poll(&first, 1, 5000), 1);
     c.timeout = tr_ms(300);
     r = probe_do(f->sys, f->probe, &c);
     assert_int_equal(r.rc, TR_OK);

@@ -161,17 +161,6 @@ spill(tr_env_cache *c, unsigned k)
     free_list(b, k);
 }
 
-static tr_envelope *
-init(tr_envelope *env, uint32_t size)
-{
-    env->size = size;
-    env->kind = 0;
-    env->from = 0;
-    env->gen = 0;
-    env->type = 0;
-    return env;
-}
-
 tr_envelope *
 tr__env_create_slow(tr_env_cache *c, uint32_t size)
 {
@@ -185,11 +174,11 @@ tr__env_create_slow(tr_env_cache *c, uint32_t size)
             c->free[k] = next_of(n);
             c->len[k]--;
             UNPOISON(n, block_size(size));
-            return init(tr__env_of_node(n), size);
+            return tr__env_init(tr__env_of_node(n), size);
         }
     }
     tr_envelope *env = tr__alloc(block_size(size));
-    return env != NULL ? init(env, size) : NULL;
+    return env != NULL ? tr__env_init(env, size) : NULL;
 }
 
 void

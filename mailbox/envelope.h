@@ -64,6 +64,18 @@ void tr__env_depot_destroy(tr_env_depot *d);
 /* Give everything `c` holds back to the allocator (teardown). */
 void tr__env_cache_flush(tr_env_cache *c);
 
+/* A fresh envelope's header, for `size` payload bytes. */
+static inline tr_envelope *
+tr__env_init(tr_envelope *env, uint32_t size)
+{
+    env->size = size;
+    env->kind = 0;
+    env->from = 0;
+    env->gen = 0;
+    env->type = 0;
+    return env;
+}
+
 /* The paths of tr__env_create_in and tr__env_destroy_in that leave the
  * cache's free list (or need ASan's poisoning). */
 tr_envelope *tr__env_create_slow(tr_env_cache *c, uint32_t size);
@@ -92,12 +104,7 @@ tr__env_create_in(tr_env_cache *c, uint32_t size)
         tr_envelope *env = (tr_envelope *)(void *)n;
         c->free[k] = tr_load_relaxed(&n->next);
         c->len[k]--;
-        env->size = size;
-        env->kind = 0;
-        env->from = 0;
-        env->gen = 0;
-        env->type = 0;
-        return env;
+        return tr__env_init(env, size);
     }
 #endif
     return tr__env_create_slow(c, size);

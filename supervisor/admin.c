@@ -439,24 +439,19 @@ ask(tr_ctx *ctx, tr_addr sup, uint32_t type, const admin_req *q, admin_rep *rep,
     return rc == TR_OK ? rep->rc : rc;
 }
 
-/* A request naming a child by id; the child's address (if any) in
- * `*out`. */
+/* A request naming a child by id; the answer in `*rep` (its `addr` is
+ * the child's address, if any, whatever the outcome). */
 static int
 ask_by_id(tr_ctx *ctx, tr_addr sup, uint32_t type, const char *id,
-          tr_timeout timeout, tr_addr *out)
+          tr_timeout timeout, admin_rep *rep)
 {
     admin_req q = {0};
-    admin_rep rep = {0};
 
     if (!tr__sup_id_ok(id)) {
         return TR_EINVAL;
     }
     snprintf(q.id, sizeof(q.id), "%s", id);
-    int rc = ask(ctx, sup, type, &q, &rep, sizeof(rep), timeout);
-    if (out != NULL) {
-        *out = rep.addr;
-    }
-    return rc;
+    return ask(ctx, sup, type, &q, rep, sizeof(*rep), timeout);
 }
 
 void
@@ -542,21 +537,31 @@ int
 tr_sup_terminate_child_wait(tr_ctx *ctx, tr_addr sup, const char *id,
                             tr_timeout timeout)
 {
-    return ask_by_id(ctx, sup, REQ_TERMINATE_CHILD, id, timeout, NULL);
+    admin_rep rep = {0};
+
+    return ask_by_id(ctx, sup, REQ_TERMINATE_CHILD, id, timeout, &rep);
 }
 
 int
 tr_sup_restart_child_wait(tr_ctx *ctx, tr_addr sup, const char *id,
                           tr_timeout timeout, tr_addr *out)
 {
-    return ask_by_id(ctx, sup, REQ_RESTART_CHILD, id, timeout, out);
+    admin_rep rep = {0};
+    int rc = ask_by_id(ctx, sup, REQ_RESTART_CHILD, id, timeout, &rep);
+
+    if (out != NULL && tr__sup_id_ok(id)) {
+        *out = rep.addr;
+    }
+    return rc;
 }
 
 int
 tr_sup_delete_child_wait(tr_ctx *ctx, tr_addr sup, const char *id,
                          tr_timeout timeout)
 {
-    return ask_by_id(ctx, sup, REQ_DELETE_CHILD, id, timeout, NULL);
+    admin_rep rep = {0};
+
+    return ask_by_id(ctx, sup, REQ_DELETE_CHILD, id, timeout, &rep);
 }
 
 int
@@ -590,14 +595,11 @@ int
 tr_sup_find_child_wait(tr_ctx *ctx, tr_addr sup, const char *id,
                        tr_timeout timeout, tr_child_info *out)
 {
-    admin_req q = {0};
     admin_rep rep = {0};
+    int rc = out == NULL
+                 ? TR_EINVAL
+                 : ask_by_id(ctx, sup, REQ_FIND_CHILD, id, timeout, &rep);
 
-    if (out == NULL || !tr__sup_id_ok(id)) {
-        return TR_EINVAL;
-    }
-    snprintf(q.id, sizeof(q.id), "%s", id);
-    int rc = ask(ctx, sup, REQ_FIND_CHILD, &q, &rep, sizeof(rep), timeout);
     if (rc == TR_OK) {
         *out = rep.info;
     }
@@ -608,14 +610,11 @@ int
 tr_sup_get_childspec_wait(tr_ctx *ctx, tr_addr sup, const char *id,
                           tr_timeout timeout, tr_child_spec_buf *out)
 {
-    admin_req q = {0};
     admin_rep rep = {0};
+    int rc = out == NULL
+                 ? TR_EINVAL
+                 : ask_by_id(ctx, sup, REQ_GET_CHILDSPEC, id, timeout, &rep);
 
-    if (out == NULL || !tr__sup_id_ok(id)) {
-        return TR_EINVAL;
-    }
-    snprintf(q.id, sizeof(q.id), "%s", id);
-    int rc = ask(ctx, sup, REQ_GET_CHILDSPEC, &q, &rep, sizeof(rep), timeout);
     if (rc == TR_OK) {
         *out = rep.spec;
         out->spec.id = out->id;

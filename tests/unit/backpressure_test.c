@@ -350,6 +350,19 @@ is_gone(void *arg)
     return tr_actor_stats_get(g->sys, g->who, &st) == TR_ENOACTOR;
 }
 
+/* Start a producer flooding the slow sink `s` and wait until it is
+ * muted; `g` then watches the producer. */
+static void
+flood_until_muted(tr_system *sys, sink *s, tr_addr *to, stats_goal *g)
+{
+    tr_ctx *ctx = tr_system_ctx(sys);
+
+    g->sys = sys;
+    spawn_pair(ctx, s, UINT64_MAX, to, &g->who);
+    assert_int_equal(tr_send(ctx, g->who, MSG_GO, NULL, 0), TR_OK);
+    assert_true(tr_test_wait_until(is_muted, g, 10000));
+}
+
 /* A producer flooding a very slow sink is muted; a stop request ends it at
  * once, long before the sink could catch up. */
 static void
@@ -358,16 +371,13 @@ test_backpressure_a_muted_actor_still_takes_a_stop(void **unused)
     tr_system *sys = tr_test_system(2);
     tr_ctx *ctx = tr_system_ctx(sys);
     static sink s = {.cost_ns = 200000}; /* 0.2 ms: the backlog takes s */
-    tr_addr to, p_addr;
-    stats_goal g = {sys, TR_ADDR_NONE};
+    tr_addr to;
+    stats_goal g;
 
     (void)unused;
-    spawn_pair(ctx, &s, UINT64_MAX, &to, &p_addr);
-    assert_int_equal(tr_send(ctx, p_addr, MSG_GO, NULL, 0), TR_OK);
-    g.who = p_addr;
-    assert_true(tr_test_wait_until(is_muted, &g, 10000));
+    flood_until_muted(sys, &s, &to, &g);
     uint64_t before = tr_load_acq(&s.got);
-    assert_int_equal(tr_actor_stop(ctx, p_addr), TR_OK);
+    assert_int_equal(tr_actor_stop(ctx, g.who), TR_OK);
     assert_true(tr_test_wait_until(is_gone, &g, 2000));
     /* It ended while the sink was still far behind. */
     tr_actor_stats st;
@@ -385,14 +395,11 @@ test_backpressure_a_receivers_end_unmutes_its_senders(void **unused)
     tr_system *sys = tr_test_system(2);
     tr_ctx *ctx = tr_system_ctx(sys);
     static sink s = {.cost_ns = 200000};
-    tr_addr to, p_addr;
-    stats_goal g = {sys, TR_ADDR_NONE};
+    tr_addr to;
+    stats_goal g;
 
     (void)unused;
-    spawn_pair(ctx, &s, UINT64_MAX, &to, &p_addr);
-    assert_int_equal(tr_send(ctx, p_addr, MSG_GO, NULL, 0), TR_OK);
-    g.who = p_addr;
-    assert_true(tr_test_wait_until(is_muted, &g, 10000));
+    flood_until_muted(sys, &s, &to, &g);
     /* A kill-free end of the sink: it stops after its current message. */
     assert_int_equal(tr_actor_stop(ctx, to), TR_OK);
     /* The producer runs again, finds the sink gone and fails. */

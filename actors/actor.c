@@ -1652,6 +1652,17 @@ tr_stop(tr_ctx *ctx)
     return TR_OK;
 }
 
+/* Queue the stop request `env` for incarnation `gen` of `a`. */
+static void
+push_stop(tr_system *sys, tr_actor *a, uint64_t gen, uint64_t from,
+          tr_envelope *env)
+{
+    env->kind = TR_CTL_STOP;
+    env->gen = tr__env_gen(gen);
+    env->from = from;
+    tr__actor_push_ctl(sys, a, env);
+}
+
 int
 tr__actor_request_stop(tr_system *sys, tr_actor *a, uint64_t gen, uint64_t from)
 {
@@ -1662,10 +1673,73 @@ tr__actor_request_stop(tr_system *sys, tr_actor *a, uint64_t gen, uint64_t from)
     if (env == NULL) {
         return TR_ENOMEM;
     }
-    env->kind = TR_CTL_STOP;
-    env->gen = tr__env_gen(gen);
-    env->from = from;
-    tr__actor_push_ctl(sys, a, env);
+    push_stop(sys, a, gen, from, env);
+    return TR_OK;
+}
+
+/* Top the reserve up to TR_STOP_RESERVE (as memory allows), then, when
+ * `take`, take one from it. */
+static tr_envelope *
+stop_reserve(tr_system *sys, bool take)
+{
+    tr_envelope *env = NULL;
+
+    pthread_mutex_lock(&sys->outside_lock);
+    uint32_t n = tr_load_relaxed(&sys->nstop_reserve);
+    while (n < TR_STOP_RESERVE) {
+        tr_envelope *more = tr__env_create(0);
+        if (more == NULL) {
+            break;
+        }
+        tr_store_relaxed(&more->node.next, sys->stop_reserve);
+        sys->stop_reserve = &more->node;
+        n++;
+    }
+    if (take && sys->stop_reserve != NULL) {
+        env = tr__env_of_node(sys->stop_reserve);
+        sys->stop_reserve = tr_load_relaxed(&sys->stop_reserve->next);
+        n--;
+    }
+    tr_store_relaxed(&sys->nstop_reserve, n);
+    pthread_mutex_unlock(&sys->outside_lock);
+    return env;
+}
+
+void
+tr__stop_reserve_fill(tr_system *sys)
+{
+    (void)stop_reserve(sys, false);
+}
+
+void
+tr__stop_reserve_free(tr_system *sys)
+{
+    while (sys->stop_reserve != NULL) {
+        tr_mnode *next = tr_load_relaxed(&sys->stop_reserve->next);
+        tr__env_destroy(tr__env_of_node(sys->stop_reserve));
+        sys->stop_reserve = next;
+    }
+    tr_store_relaxed(&sys->nstop_reserve, 0);
+}
+
+int
+tr__actor_request_stop_reserved(tr_system *sys, tr_actor *a, uint64_t gen,
+                                uint64_t from)
+{
+    tr_envelope *env = tr__env_create(0);
+
+    if (env == NULL) {
+        env = stop_reserve(sys, true);
+        if (env == NULL) {
+            return TR_ENOMEM;
+        }
+    } else if (tr_unlikely(tr_load_relaxed(&sys->nstop_reserve) <
+                           TR_STOP_RESERVE)) {
+        /* Relaxed: a hint, the lock decides. The reserve was used: top it
+         * up now that memory is back. */
+        stop_reserve(sys, false);
+    }
+    push_stop(sys, a, gen, from, env);
     return TR_OK;
 }
 

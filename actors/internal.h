@@ -206,6 +206,10 @@ struct tr_system {
     /* Registered outside objects (tr_outside); cold: a lock. */
     pthread_mutex_t outside_lock;
     tr_outside *outside;
+    /* Stop requests kept for a supervisor out of memory (linked by their
+     * nodes; tr__actor_request_stop_reserved), under outside_lock. */
+    tr_mnode *stop_reserve;
+    tr_atomic(uint32_t) nstop_reserve; /* read without the lock: a hint */
 
     /* Plain threads in tr_actor_wait, and the event count they sleep on
      * (bumped when an actor with waiters ends). */
@@ -387,6 +391,17 @@ int tr__actor_reinit(tr_ctx *ctx, tr_actor *a, const void *arg, char *why,
  * makes it a no-op when it arrives. */
 int tr__actor_request_stop(tr_system *sys, tr_actor *a, uint64_t gen,
                            uint64_t from);
+/* The same for a supervisor stopping its child: out of memory, the request
+ * comes from the system's reserve (TR_STOP_RESERVE of them, refilled when
+ * memory allows), so that a stop sequence is not stranded by a moment
+ * with no memory (its deadline timer may be, too). TR_ENOMEM only when
+ * the reserve is empty as well. */
+enum { TR_STOP_RESERVE = 16 };
+int tr__actor_request_stop_reserved(tr_system *sys, tr_actor *a, uint64_t gen,
+                                    uint64_t from);
+/* Fill the reserve (system start, as memory allows); free it (teardown). */
+void tr__stop_reserve_fill(tr_system *sys);
+void tr__stop_reserve_free(tr_system *sys);
 /* Push a control message to the incarnation `to` names; TR_ENOACTOR (the
  * caller still owns `env`) if it has stopped. */
 int tr__actor_push_ctl_to(tr_system *sys, uint64_t to, tr_envelope *env);

@@ -124,6 +124,7 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
     ck_ec32_init(&sys->gave_up_ec, 0);
     pthread_mutex_init(&sys->tree_lock, NULL);
     pthread_mutex_init(&sys->outside_lock, NULL);
+    tr_init_relaxed(&sys->nstop_reserve, 0);
     sys->thread_ctx.sys = sys;
 
     rc = tr__names_create(&sys->names);
@@ -177,6 +178,8 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
         tr__free_aligned(sys, sizeof(*sys));
         return rc;
     }
+    /* As memory allows (it is topped up again after each use). */
+    tr__stop_reserve_fill(sys);
     *out = sys;
     return TR_OK;
 }
@@ -481,6 +484,7 @@ tr_system_shutdown(tr_system *sys, tr_timeout timeout)
     tr__pgs_destroy(sys->pgs);
     tr__names_destroy(sys->names);
     tr__free(sys->roots, sizeof(void *) * sys->caproots);
+    tr__stop_reserve_free(sys);
     pthread_mutex_destroy(&sys->outside_lock);
     pthread_mutex_destroy(&sys->tree_lock);
     tr__free_aligned(sys, sizeof(*sys));

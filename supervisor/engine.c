@@ -487,8 +487,8 @@ send_kill(tr_ctx *ctx, child *c)
 {
     if (!is_supervisor(c)) {
         tr_store_rel(&c->x->kill, 1);
-        return tr__actor_request_stop(ctx->sys, c->slot, tr__id_gen(c->addr.id),
-                                      ctx->self);
+        return tr__actor_request_stop_reserved(
+            ctx->sys, c->slot, tr__id_gen(c->addr.id), ctx->self);
     }
     tr_envelope *env = tr__env_create(0);
     if (env == NULL) {
@@ -529,7 +529,8 @@ ask_stop(tr_ctx *ctx, tr_sup *s, child *c)
         kill_now(ctx, s, c, KILL_NOW);
         return;
     }
-    if (tr__actor_request_stop(ctx->sys, c->slot, gen, ctx->self) != TR_OK) {
+    if (tr__actor_request_stop_reserved(ctx->sys, c->slot, gen, ctx->self) !=
+        TR_OK) {
         /* No memory for the request: kill it at the deadline instead. */
         sd = sd > 0 ? sd : 1;
     }

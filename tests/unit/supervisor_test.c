@@ -20,6 +20,7 @@
 #include "supervisor/sup.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <time.h>
 
 enum { EV_INIT = 1, EV_STOP = 2, EV_MSG = 3, EV_DOWN = 4 };
@@ -2547,6 +2548,90 @@ test_sup_start_child_out_of_memory_is_enomem(void **state)
         TR_OK);
 }
 
+/* ---- a stop sequence with no memory left ---- */
+
+static tr_atomic(int) oom_stops;
+
+/* Fails after taking all memory away (the allocation failure hook). */
+static int
+oom_trigger_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    (void)msg;
+    tr__alloc_fail_after(0);
+    return TR_EIO;
+}
+
+static const tr_behaviour oom_trigger = {.name = "oom_trigger",
+                                         .handle = oom_trigger_handle};
+
+/* Its sibling gives the memory back when it is asked to stop. */
+static int
+oom_idle_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    (void)msg;
+    return TR_OK;
+}
+
+static void
+oom_bystander_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
+{
+    (void)ctx;
+    (void)state;
+    (void)exit;
+    tr__alloc_fail_after(-1);
+    tr_faa_seqcst(&oom_stops, 1);
+}
+
+static const tr_behaviour oom_bystander = {.name = "oom_bystander",
+                                           .handle = oom_idle_handle,
+                                           .stop = oom_bystander_stop};
+
+static bool
+oom_stopped(void *arg)
+{
+    (void)arg;
+    return tr_load_seqcst(&oom_stops) >= 1;
+}
+
+/*
+ * one_for_all: a child fails while no allocation succeeds, so the round's
+ * stop request to its sibling, and the deadline that would kill it, find
+ * no memory. The request comes from the system's reserve: the sibling
+ * stops (and gives the memory back), and the round restarts both. Before
+ * the reserve the sibling ran on and the round never ended.
+ */
+static void
+test_sup_a_round_stops_siblings_with_no_memory_left(void **state)
+{
+    (void)state;
+    tr_store_seqcst(&oom_stops, 0);
+    tr_child_spec kids[2] = {
+        {.id = "b", .behaviour = &oom_bystander, .restart = TR_PERMANENT},
+        {.id = "t", .behaviour = &oom_trigger, .restart = TR_PERMANENT}};
+    tr_addr sup = start_sup(TR_ONE_FOR_ALL, kids, 2, 5, 1000);
+    tr_child_counts counts;
+
+    assert_int_equal(tr_send(fx.ctx, addr_of(sup, "t"), 1, NULL, 0), TR_OK);
+    bool stopped = tr_test_wait_until(oom_stopped, NULL, 5000);
+    tr__alloc_fail_after(-1);
+    assert_true(stopped);
+    /* The round goes on: both run again. */
+    for (int i = 0; i < 500; i++) {
+        assert_int_equal(
+            tr_sup_count_children_wait(fx.ctx, sup, &counts, tr_ms(5000)),
+            TR_OK);
+        if (counts.active == 2) {
+            break;
+        }
+        sched_yield();
+    }
+    assert_int_equal(counts.active, 2);
+}
+
 /*
  * one_for_all: a failed round is retried whole (those restarted before the
  * failure are stopped again); terminating the child it waits on ends the
@@ -3374,6 +3459,7 @@ main(void)
         T(test_sup_api_refuses_an_actor_that_is_not_a_supervisor),
         T(test_sup_start_child_that_timed_out_is_undone),
         T(test_sup_start_child_out_of_memory_is_enomem),
+        T(test_sup_a_round_stops_siblings_with_no_memory_left),
         T(test_sup_work_on_one_child_does_not_grow_with_its_siblings),
         M(test_sup_one_for_all_retries_the_whole_round),
         T(test_sup_sibling_restarts_while_a_child_is_terminated),

@@ -30,7 +30,9 @@
 struct tr_env_depot {
     pthread_mutex_t lock;
     tr_mnode *batches[TR_ENV_CLASSES];
-    uint32_t len[TR_ENV_CLASSES];
+    /* Written under the lock; read without it by a cache that finds its
+     * class empty, which then skips the lock when the depot has none. */
+    tr_atomic(uint32_t) len[TR_ENV_CLASSES];
 };
 
 /* The allocation's size: exact for big payloads, the class's for small. */
@@ -111,7 +113,9 @@ refill(tr_env_cache *c, unsigned k)
     tr_env_depot *d = c->depot;
     tr_mnode *b = NULL;
 
-    if (d == NULL) {
+    /* Relaxed: a stale zero costs one allocator call, a stale non-zero
+     * one look under the lock. */
+    if (d == NULL || tr_load_relaxed(&d->len[k]) == 0) {
         return false;
     }
     pthread_mutex_lock(&d->lock);
@@ -119,7 +123,7 @@ refill(tr_env_cache *c, unsigned k)
         tr_envelope *first = tr__env_of_node(b);
         UNPOISON(first, sizeof(*first));
         d->batches[k] = (tr_mnode *)(uintptr_t)first->from;
-        d->len[k]--;
+        tr_store_relaxed(&d->len[k], tr_load_relaxed(&d->len[k]) - 1);
     }
     pthread_mutex_unlock(&d->lock);
     if (b == NULL) {
@@ -148,12 +152,12 @@ spill(tr_env_cache *c, unsigned k)
     if (d != NULL) {
         tr_envelope *first = tr__env_of_node(b);
         pthread_mutex_lock(&d->lock);
-        if (d->len[k] < TR_ENV_DEPOT_MAX) {
+        if (tr_load_relaxed(&d->len[k]) < TR_ENV_DEPOT_MAX) {
             UNPOISON(first, sizeof(*first));
             first->from = (uint64_t)(uintptr_t)d->batches[k];
             POISON(&first->type, sizeof(*first) - sizeof(first->node));
             d->batches[k] = b;
-            d->len[k]++;
+            tr_store_relaxed(&d->len[k], tr_load_relaxed(&d->len[k]) + 1);
             b = NULL;
         }
         pthread_mutex_unlock(&d->lock);

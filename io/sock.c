@@ -610,7 +610,8 @@ tr_io_connect(tr_ctx *ctx, const char *host, uint16_t port,
     if (ctx == NULL || out == NULL) {
         return TR_EINVAL;
     }
-    if (host == NULL || host[0] == '\0') {
+    /* Port 0 names no peer: connect(2) would only be refused later. */
+    if (host == NULL || host[0] == '\0' || port == 0) {
         return TR_EBADADDR;
     }
     if ((rc = parse_inet(host, port, &ss, &len)) != TR_OK) {

@@ -247,9 +247,9 @@ TR_API int tr_io_listen_unix(tr_ctx *ctx, const char *path,
  * Ownership: borrows `host` and `opts` (may be NULL).
  * Context:   a handler or `init`.
  * Returns:   TR_OK and `*out` (one event will follow); TR_EINVAL;
- *            TR_ESTATE on a thread context; TR_EBADADDR; TR_EMFILE;
- *            TR_EIO; TR_ENOMEM; TR_ESHUTDOWN; TR_EFORKED. On any error
- *            no event follows.
+ *            TR_ESTATE on a thread context; TR_EBADADDR (also for port
+ *            0); TR_EMFILE; TR_EIO; TR_ENOMEM; TR_ESHUTDOWN; TR_EFORKED.
+ *            On any error no event follows.
  */
 TR_API int tr_io_connect(tr_ctx *ctx, const char *host, uint16_t port,
                          const tr_io_opts *opts, tr_timeout timeout,

@@ -213,8 +213,10 @@ test_io_listen_errors_are_clear(void **state)
     c.op = OP_CONNECT;
     snprintf(c.host, sizeof(c.host), "localhost"); /* numeric only */
     assert_int_equal(probe_do(f->sys, f->probe, &c).rc, TR_EBADADDR);
+    snprintf(c.host, sizeof(c.host), "127.0.0.1"); /* port 0: no peer */
+    assert_int_equal(probe_do(f->sys, f->probe, &c).rc, TR_EBADADDR);
+    c.port = l.port;
     c.opts.framing = (tr_io_framing)7;
-    snprintf(c.host, sizeof(c.host), "127.0.0.1");
     assert_int_equal(probe_do(f->sys, f->probe, &c).rc, TR_EINVAL);
     /* Sockets need an owner: not from a plain thread. */
     assert_int_equal(

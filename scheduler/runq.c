@@ -268,3 +268,15 @@ tr__runq_len(tr_runq *q)
     uint32_t tail = tr_load_acq(&q->tail);
     return tail - real_of(head);
 }
+
+uint32_t
+tr__runq_pushed(tr_runq *q)
+{
+    return tr_load_acq(&q->tail);
+}
+
+uint32_t
+tr__runq_taken(tr_runq *q)
+{
+    return real_of(tr_load_acq(&q->head));
+}

@@ -78,4 +78,13 @@ tr_task *tr__runq_steal_finish(tr_runq *src, tr_runq *dst,
 /* Tasks queued now (a snapshot; any thread). */
 uint32_t tr__runq_len(tr_runq *q);
 
+/*
+ * Positions, counted since the ring began and wrapping: how many tasks
+ * were ever pushed (`tail`), and taken by its owner or thieves (`head`).
+ * A task pushed when the push count was P has left the ring once the take
+ * count passes P. Snapshots; any thread.
+ */
+uint32_t tr__runq_pushed(tr_runq *q);
+uint32_t tr__runq_taken(tr_runq *q);
+
 #endif /* TR_SCHEDULER_RUNQ_H */

@@ -5,10 +5,22 @@
  * task just made runnable: ping-pong stays on one core with no queue
  * traffic; capped at LIFO_CAP runs in a row so two tasks cannot starve the
  * rest), its local run queue, the inject queue, and other workers' queues
- * (stealing half of their surplus: a worker's last queued task is its own
- * unless it is stuck, see queue_stealable). Every INJECT_EVERY tasks it
- * looks at the inject queue first, so work from plain threads is never
- * starved by local work.
+ * (stealing half of what they hold, but only from a worker that is behind,
+ * see below). Every INJECT_EVERY tasks it looks at the inject queue first,
+ * so work from plain threads is never starved by local work.
+ *
+ * Stealing only from workers that are behind. Tasks that send each other
+ * messages run fastest on one core: moved apart, every message crosses
+ * between caches, and two workers then do less than one did (a producer
+ * and its consumer, four clients of one server, a publisher and its
+ * subscribers). So a worker keeps what it queues for as long as it keeps
+ * up, and a thief takes from its queue only when the owner is behind: some
+ * task has waited a whole watchdog look (WATCHDOG_MS) and is still queued
+ * (`backlog`), or the owner is stuck in one long task (`stalled`). Work
+ * that is really more than one core can do (a fan-out of a million spawns,
+ * four handlers that compute) is behind within a look and spreads as
+ * before; a ring that overflows spreads at once, through the inject queue.
+ * The price is up to a look of latency before a second core helps.
  *
  * Parking. Wakeups cost more than messages, so a worker is woken only when
  * work appears that nobody is looking for: when no worker is searching and
@@ -118,6 +130,9 @@ struct tr_worker {
     /* The watchdog writes it; thieves read it: `runs` when it saw this
      * worker stalled. */
     TR_CACHE_ALIGNED tr_atomic(uint32_t) stalled;
+    /* The watchdog writes it; thieves read it: while the ring's take count
+     * is short of it, a task queued a look ago still waits (backlogged). */
+    tr_atomic(uint32_t) backlog;
     /* Stealers read it; the owner pushes and pops. */
     tr_runq rq;
     /* Wakers increment it; the owner sleeps on it. */
@@ -161,8 +176,10 @@ struct tr_sched {
     tr_task *inject_tail;
     tr_atomic(size_t) inject_len;
 
-    /* The watchdog's own: each worker's `runs` at its last look. */
+    /* The watchdog's own: each worker's `runs` and ring push count at its
+     * last look. */
     TR_CACHE_ALIGNED uint32_t *wd_runs;
+    uint32_t *wd_pushed;
     /* Start and stop only. */
     pthread_t wd_thread;
     bool wd_started;
@@ -197,10 +214,13 @@ tr__sched_create(unsigned n, size_t local_size, tr_run_fn run, void *arg,
     s->workers = tr__calloc_aligned(sizeof(tr_worker) * n);
     s->idle_set = tr__calloc(sizeof(unsigned) * n);
     s->wd_runs = tr__calloc(sizeof(uint32_t) * n);
-    if (s->workers == NULL || s->idle_set == NULL || s->wd_runs == NULL) {
+    s->wd_pushed = tr__calloc(sizeof(uint32_t) * n);
+    if (s->workers == NULL || s->idle_set == NULL || s->wd_runs == NULL ||
+        s->wd_pushed == NULL) {
         tr__free_aligned(s->workers, sizeof(tr_worker) * n);
         tr__free(s->idle_set, sizeof(unsigned) * n);
         tr__free(s->wd_runs, sizeof(uint32_t) * n);
+        tr__free(s->wd_pushed, sizeof(uint32_t) * n);
         tr__free_aligned(s, sizeof(*s));
         return TR_ENOMEM;
     }
@@ -231,6 +251,7 @@ tr__sched_create(unsigned n, size_t local_size, tr_run_fn run, void *arg,
         /* Not equal to runs: a worker that has run nothing is not
          * stalled. */
         tr_init_relaxed(&w->stalled, UINT32_MAX);
+        tr_init_relaxed(&w->backlog, 0);
         tr__runq_init(&w->rq);
         ck_ec32_init(&w->wake, 0);
         if (local_size != 0) {
@@ -417,19 +438,27 @@ lifo_stealable(tr_worker *v)
 }
 
 /*
- * Whether a thief may take from `v`'s queue: only its surplus. The one
- * task queued behind the running one is the task its owner runs next
- * (often the receiver of the message just sent, or the other half of a
- * call): moved to another core, it would run no sooner and touch every
- * line of its messages from afar. A worker stuck in a long task (stalled,
- * see the watchdog) gives up its last queued task too.
+ * Whether a task queued a look ago still waits in `v`'s ring: the take
+ * count has not reached the push count the watchdog saw then. Relaxed: a
+ * hint, which goes stale by itself once the owner catches up.
+ */
+static bool
+backlogged(tr_worker *v)
+{
+    return (int32_t)(tr_load_relaxed(&v->backlog) - tr__runq_taken(&v->rq)) > 0;
+}
+
+/*
+ * Whether a thief may take from `v`'s queue: only when `v` is behind (see
+ * the top comment). A worker that keeps up keeps its tasks: the ones it
+ * queued are the receivers of the messages it just sent, or the other
+ * halves of its calls, and moved to another core they would run no
+ * sooner and touch every line of their messages from afar.
  */
 static bool
 queue_stealable(tr_worker *v)
 {
-    uint32_t len = tr__runq_len(&v->rq);
-
-    return len >= 2 || (len == 1 && stalled(v));
+    return tr__runq_len(&v->rq) != 0 && (stalled(v) || backlogged(v));
 }
 
 static bool
@@ -598,15 +627,27 @@ search(tr_worker *w)
 
 /* ---- the watchdog ---- */
 
-/* One look: mark workers stuck in one task while holding work, and wake a
- * parked worker to take it. */
+/* One look: mark workers stuck in one task while holding work, or behind
+ * on their queue, and wake a parked worker to take from them. */
 static void
 watchdog_look(tr_sched *s)
 {
-    bool stalled = false;
+    bool behind = false;
 
     for (unsigned i = 0; i < s->n; i++) {
         tr_worker *v = &s->workers[i];
+        /* Taken first: a task pushed before the last look that has not
+         * left the ring by now has waited at least a look. */
+        uint32_t taken = tr__runq_taken(&v->rq);
+        uint32_t before = s->wd_pushed[i];
+
+        s->wd_pushed[i] = tr__runq_pushed(&v->rq);
+        if ((int32_t)(before - taken) > 0) {
+            /* Relaxed: a hint for thieves, carried to the worker we wake
+             * by the wake itself (a mutex and the event count). */
+            tr_store_relaxed(&v->backlog, before);
+            behind = true;
+        }
         /* Relaxed: a count, read once a look; a stale value delays a mark
          * by one look. */
         uint32_t runs = tr_load_relaxed(&v->runs);
@@ -623,9 +664,9 @@ watchdog_look(tr_sched *s)
         /* Relaxed: a hint read by lifo_stealable; the wake below (a mutex
          * and the event count) carries it to the worker we wake. */
         tr_store_relaxed(&v->stalled, runs);
-        stalled = true;
+        behind = true;
     }
-    if (stalled) {
+    if (behind) {
         notify(s, true);
     }
 }
@@ -731,8 +772,12 @@ tr__sched_requeue(tr_worker *w, tr_task *t)
             last = last->next;
         }
         inject_push(w->sched, overflow, last, n);
+        notify(w->sched, true);
+    } else if (backlogged(w)) {
+        /* A worker that keeps up wakes nobody: no thief may take its
+         * tasks (queue_stealable). */
+        notify(w->sched, false);
     }
-    notify(w->sched, overflow != NULL);
 }
 
 void
@@ -793,6 +838,7 @@ tr__sched_destroy(tr_sched *s)
     pthread_mutex_destroy(&s->inject_lock);
     tr__free(s->idle_set, sizeof(unsigned) * s->n);
     tr__free(s->wd_runs, sizeof(uint32_t) * s->n);
+    tr__free(s->wd_pushed, sizeof(uint32_t) * s->n);
     tr__free_aligned(s->workers, sizeof(tr_worker) * s->n);
     tr__free_aligned(s, sizeof(*s));
 }
@@ -876,6 +922,18 @@ size_t
 tr__sched_inject_len(tr_sched *s)
 {
     return tr_load_relaxed(&s->inject_len);
+}
+
+void
+tr__sched_watchdog_look(tr_sched *s)
+{
+    watchdog_look(s);
+}
+
+bool
+tr__sched_behind(tr_sched *s, unsigned i)
+{
+    return backlogged(&s->workers[i]);
 }
 
 bool

@@ -80,12 +80,16 @@ size_t tr__sched_inject_len(tr_sched *s);
  * of `s`; its local run queue (only its owner, or a test thread standing
  * in for the owner of a pool not started, may push and pop it); the inject
  * queue's pop for `w` (owner only: one task to run, and up to a batch more
- * moved into `w`'s queue); and whether worker `i` is parked and about to
- * sleep or asleep on its event count.
+ * moved into `w`'s queue); whether worker `i` is parked and about to
+ * sleep or asleep on its event count; one look of the watchdog (of a pool
+ * not started: the test is the watchdog); and whether worker `i` is
+ * behind on its queue (a task queued a look ago still waits).
  */
 tr_worker *tr__sched_worker(tr_sched *s, unsigned i);
 tr_runq *tr__worker_runq(tr_worker *w);
 tr_task *tr__worker_inject_pop(tr_worker *w);
 bool tr__sched_worker_asleep(tr_sched *s, unsigned i);
+void tr__sched_watchdog_look(tr_sched *s);
+bool tr__sched_behind(tr_sched *s, unsigned i);
 
 #endif /* TR_SCHEDULER_SCHED_H */

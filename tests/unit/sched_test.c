@@ -513,6 +513,148 @@ test_sched_idle_worker_takes_the_queued_tasks_of_a_stuck_worker(void **state)
     assert_taken_while_stuck();
 }
 
+/*
+ * Where queued work runs: driven on the scheduler directly. A "driver"
+ * task, run first on some worker, pushes `n` tasks into its own ring; each
+ * spins `us` microseconds and, while `runs` lasts, pushes itself back.
+ * Every run counts on the worker that made it.
+ */
+typedef struct share_pool {
+    tr_sched *s;
+    tr_task driver;
+    tr_task tasks[200];
+    unsigned n;
+    unsigned us;
+    tr_atomic(int64_t) runs;    /* runs left to start */
+    tr_atomic(uint64_t) ran[2]; /* per worker */
+    tr_atomic(int) errors;
+} share_pool;
+
+static void
+share_pool_run(void *arg, tr_worker *w, tr_task *t)
+{
+    share_pool *p = arg;
+    unsigned me = tr__worker_index(w);
+
+    if (t == &p->driver) {
+        for (unsigned i = 0; i < p->n; i++) {
+            tr__sched_requeue(w, &p->tasks[i]);
+        }
+        return;
+    }
+    uint64_t t0 = tr__now_ns();
+    while (tr__now_ns() - t0 < (uint64_t)p->us * 1000u) {
+    }
+    tr_faa_relaxed(&p->ran[me], 1);
+    if (tr_fas_relaxed(&p->runs, 1) > 0) {
+        tr__sched_requeue(w, t);
+    }
+}
+
+static bool
+share_pool_done(void *arg)
+{
+    share_pool *p = arg;
+    return tr_load_relaxed(&p->runs) <= 0 &&
+           tr_load_relaxed(&p->ran[0]) + tr_load_relaxed(&p->ran[1]) >=
+               (uint64_t)p->n;
+}
+
+/* Run the pool until `runs` task runs are done; the share of them the
+ * second worker (the one the driver did not start on) made, in percent. */
+static unsigned
+share_run(share_pool *p, unsigned n, unsigned us, int64_t runs)
+{
+    unsigned driver_worker;
+    uint64_t total;
+
+    p->n = n;
+    p->us = us;
+    tr_init_relaxed(&p->runs, runs - (int64_t)n);
+    tr_init_relaxed(&p->ran[0], 0);
+    tr_init_relaxed(&p->ran[1], 0);
+    tr_init_relaxed(&p->errors, 0);
+    assert_int_equal(tr__sched_create(2, 0, share_pool_run, p, &p->s), TR_OK);
+    assert_int_equal(tr__sched_start(p->s), TR_OK);
+    tr__sched_submit(p->s, &p->driver);
+    bool done = tr_test_wait_until(share_pool_done, p, 30000);
+    tr__sched_stop(p->s);
+    tr__sched_destroy(p->s);
+    assert_true(done);
+    total = tr_load_relaxed(&p->ran[0]) + tr_load_relaxed(&p->ran[1]);
+    /* The driver's worker made most runs, whichever it was. */
+    driver_worker =
+        tr_load_relaxed(&p->ran[0]) >= tr_load_relaxed(&p->ran[1]) ? 0 : 1;
+    return (unsigned)(tr_load_relaxed(&p->ran[1 - driver_worker]) * 100 /
+                      total);
+}
+
+/*
+ * The rule itself, on a pool not started (the test is the owner and the
+ * watchdog): a worker is not behind while it keeps up, is once a task has
+ * waited a whole look, and stops being so as soon as it has taken what had
+ * waited. (Stalled, the other reason to steal, has its tests above.)
+ */
+static void
+test_sched_a_queue_is_stolen_from_only_when_its_owner_is_behind(void **state)
+{
+    tr_sched *s;
+    tr_task t[6];
+    unsigned n;
+
+    (void)state;
+    assert_int_equal(tr__sched_create(2, 0, share_pool_run, NULL, &s), TR_OK);
+    tr_runq *q = tr__worker_runq(tr__sched_worker(s, 0));
+
+    /* Queued, but no look has passed: kept. */
+    for (int i = 0; i < 3; i++) {
+        assert_null(tr__runq_push(q, &t[i], &n));
+    }
+    assert_false(tr__sched_behind(s, 0));
+    /* A look, then the owner takes all three and queues three more: it
+     * keeps up, so the next look finds nothing that waited. */
+    tr__sched_watchdog_look(s);
+    for (int i = 0; i < 3; i++) {
+        assert_ptr_equal(tr__runq_pop(q), &t[i]);
+        assert_null(tr__runq_push(q, &t[3 + i], &n));
+    }
+    tr__sched_watchdog_look(s);
+    assert_false(tr__sched_behind(s, 0));
+    /* Nothing taken for a whole look: behind. */
+    tr__sched_watchdog_look(s);
+    assert_true(tr__sched_behind(s, 0));
+    assert_false(tr__sched_behind(s, 1)); /* an empty queue never is */
+    /* The owner takes two of the three that waited: still behind. */
+    assert_ptr_equal(tr__runq_pop(q), &t[3]);
+    assert_ptr_equal(tr__runq_pop(q), &t[4]);
+    assert_true(tr__sched_behind(s, 0));
+    /* And the last: caught up, without waiting for another look. */
+    assert_null(tr__runq_push(q, &t[0], &n));
+    assert_ptr_equal(tr__runq_pop(q), &t[5]);
+    assert_false(tr__sched_behind(s, 0));
+    assert_ptr_equal(tr__runq_pop(q), &t[0]);
+    tr__sched_destroy(s);
+}
+
+/*
+ * Two hundred tasks of 500 us each, queued at once on one worker: 100 ms
+ * of work that one core cannot keep up with, although every task is
+ * short (the worker is never stalled in one task). The idle worker must
+ * take a share (about half on an idle machine; the bound leaves room for
+ * a loaded one, where the watchdog and the thief may start late).
+ */
+static void
+test_sched_work_one_worker_cannot_keep_up_with_spreads(void **state)
+{
+    static share_pool p;
+    unsigned other;
+
+    (void)state;
+    other = share_run(&p, 200, 500, 200);
+    print_message("the other worker made %u%% of the runs\n", other);
+    assert_true(other >= 10);
+}
+
 int
 main(void)
 {
@@ -530,6 +672,10 @@ main(void)
             test_sched_idle_worker_takes_the_lifo_task_of_a_stuck_worker),
         cmocka_unit_test(
             test_sched_idle_worker_takes_the_queued_tasks_of_a_stuck_worker),
+        cmocka_unit_test(
+            test_sched_a_queue_is_stolen_from_only_when_its_owner_is_behind),
+        cmocka_unit_test(
+            test_sched_work_one_worker_cannot_keep_up_with_spreads),
     };
     return cmocka_run_group_tests_name("sched", tests, NULL, NULL);
 }

@@ -16,7 +16,17 @@ typedef struct tr_task {
     struct tr_task *next;
 } tr_task;
 
+/*
+ * The systematic build (common/tr_systematic.h) runs a ring of 16 slots, so
+ * that full and wrapped rings, which take hundreds of pushes in one steal
+ * with 256, come up within the few thousand switch points of a short run
+ * (small bounds find such bugs sooner).
+ */
+#ifdef TROUPE_SYSTEMATIC
+enum { TR_RUNQ_CAP = 16 };
+#else
 enum { TR_RUNQ_CAP = 256 };
+#endif
 
 typedef struct tr_runq {
     /* Owner pops and stealers claim: steal position (high 32 bits) and

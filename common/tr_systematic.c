@@ -13,9 +13,12 @@
  * 1/period (the period itself drawn from the seed: 4 to 256), so that
  * switches are rare and most stretches of code run uninterrupted, and a
  * thread that draws a low priority stays off for a long, heavy-tailed
- * while: the descheduled thief of a lost-task bug. A thread that spins
- * (sched_yield) draws a new priority at each turn, so that the thread it
- * waits for gets to run. This is a randomised form of PCT (Burckhardt
+ * while: the descheduled thief of a lost-task bug. The tail is cut at
+ * `starve` switch points (50 ms of logical time by default): a thread
+ * runnable for that long without running goes first, so that no timeout
+ * of a test or of the runtime expires only because a thread never ran. A thread
+ * that spins (sched_yield) draws a new priority at each turn, so that the
+ * thread it waits for gets to run. This is a randomised form of PCT (Burckhardt
  * et al., ASPLOS 2010), without its fixed count of change points.
  *
  * Runnable. A thread is runnable unless it waits: on an event count (until
@@ -77,6 +80,7 @@ enum {
     TICK_NS = 1000,
     RERUN_MAX = 2048,
     DEFAULT_LIMIT_S = 240,
+    DEFAULT_STARVE = 50000,
 };
 
 #define TR_SYS_EXPORT __attribute__((visibility("default")))
@@ -130,6 +134,7 @@ typedef struct sys_thread {
     thread_state state;
     unsigned id; /* creation order: stable across runs of a seed */
     int64_t prio;
+    uint64_t ready_since; /* the last point it ran or could not run */
     pthread_cond_t cv;
     pthread_t os;
     /* what it waits for */
@@ -153,6 +158,7 @@ static struct {
     uint64_t seed;
     uint64_t rng;
     uint64_t period;
+    uint64_t starve;
     long bug; /* -1: none */
     uint64_t now_ns;
     uint64_t points;
@@ -358,6 +364,7 @@ start_world(void)
     if (W.period == 0) {
         W.period = 1;
     }
+    W.starve = env_u64("TROUPE_SYSTEMATIC_STARVE", DEFAULT_STARVE);
     W.bug = -1;
     for (size_t i = 0;
          bug != NULL && i < sizeof(bug_names) / sizeof(*bug_names); i++) {
@@ -387,6 +394,7 @@ start_world(void)
     t->state = T_RUNNABLE;
     t->id = W.next_id++;
     t->prio = draw_prio();
+    t->ready_since = W.points;
     t->os = pthread_self();
     t->deadline = UINT64_MAX;
     W.n_slots = 1;
@@ -530,18 +538,41 @@ pick(void)
 {
     for (;;) {
         sys_thread *best = NULL;
+        sys_thread *starved = NULL;
+        int64_t top = INT64_MIN;
         uint64_t soonest = UINT64_MAX;
 
         for (unsigned i = 0; i < W.n_slots; i++) {
             sys_thread *t = &W.threads[i];
-            if (runnable(t)) {
-                if (best == NULL || t->prio > best->prio) {
-                    best = t;
-                }
-            } else if ((t->state == T_WAIT_EC || t->state == T_WAIT_TIME) &&
-                       t->deadline < soonest) {
-                soonest = t->deadline;
+            if (t->state == T_FREE || t->state == T_EXITED) {
+                continue;
             }
+            if (t->prio > top) {
+                top = t->prio;
+            }
+            if (!runnable(t)) {
+                t->ready_since = W.points;
+                if ((t->state == T_WAIT_EC || t->state == T_WAIT_TIME) &&
+                    t->deadline < soonest) {
+                    soonest = t->deadline;
+                }
+                continue;
+            }
+            if (t == self) {
+                t->ready_since = W.points;
+            } else if (W.points - t->ready_since > W.starve &&
+                       (starved == NULL ||
+                        t->ready_since < starved->ready_since)) {
+                starved = t;
+            }
+            if (best == NULL || t->prio > best->prio) {
+                best = t;
+            }
+        }
+        if (starved != NULL) {
+            starved->prio = top + 1;
+            fold(~(uint64_t)starved->id);
+            return starved;
         }
         if (best != NULL) {
             return best;
@@ -693,6 +724,7 @@ __wrap_pthread_create(pthread_t *th, const pthread_attr_t *attr,
     t->state = T_RUNNABLE;
     t->id = W.next_id++;
     t->prio = draw_prio();
+    t->ready_since = W.points;
     t->deadline = UINT64_MAX;
     t->join = NULL;
     t->fn = fn;

@@ -2,9 +2,12 @@
 #   make demo   install what is missing, build release, run the chat demo
 #   make test   build and run every test: plain, ASan+UBSan, TSan
 #   make bench  build release and run every benchmark
+#   make test-systematic  the stress tests over seeded interleavings
+#               (docs/testing.md)
 JOBS ?= $(shell nproc)
 
-.PHONY: deps demo test test-dev test-asan test-tsan bench format format-check clean
+.PHONY: deps demo test test-dev test-asan test-tsan test-systematic bench format \
+	format-check clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -21,6 +24,9 @@ test-dev test-asan test-tsan: test-%:
 	cmake --preset $*
 	cmake --build --preset $* -j $(JOBS)
 	ctest --preset $*
+
+test-systematic: deps
+	JOBS=$(JOBS) ./scripts/systematic.sh
 
 bench: deps
 	cmake --preset release

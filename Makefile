@@ -1,10 +1,12 @@
 # A thin driver over the CMake presets; everything else is plain CMake.
 #   make demo   install what is missing, build release, run the chat demo
-#   make test   build and run every test: plain, ASan+UBSan, TSan
+#   make test   build and run every test: plain, ASan+UBSan, TSan, and the
+#               systematic build (about 2.5 minutes on two cores)
 #   make bench  build release and run every benchmark
-#   make test-systematic  the stress tests over seeded interleavings
-#               (docs/testing.md)
+#   make test-systematic  the stress tests over SEEDS seeded interleavings
+#               each, then the systematic build's tests (docs/testing.md)
 JOBS ?= $(shell nproc)
+SEEDS ?= 100
 
 .PHONY: deps demo test test-dev test-asan test-tsan test-systematic bench format \
 	format-check clean
@@ -18,7 +20,7 @@ demo: deps
 	    bench_chat_load
 	./scripts/chat-demo.sh build/release 5
 
-test: deps test-dev test-asan test-tsan
+test: deps test-dev test-asan test-tsan test-systematic
 
 test-dev test-asan test-tsan: test-%:
 	cmake --preset $*
@@ -26,7 +28,7 @@ test-dev test-asan test-tsan: test-%:
 	ctest --preset $*
 
 test-systematic: deps
-	JOBS=$(JOBS) ./scripts/systematic.sh
+	JOBS=$(JOBS) ./scripts/systematic.sh --seeds $(SEEDS)
 
 bench: deps
 	cmake --preset release

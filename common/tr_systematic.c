@@ -94,9 +94,6 @@ int __real_pthread_mutex_unlock(pthread_mutex_t *m);
 int __real_pthread_rwlock_rdlock(pthread_rwlock_t *l);
 int __real_pthread_rwlock_wrlock(pthread_rwlock_t *l);
 int __real_pthread_rwlock_unlock(pthread_rwlock_t *l);
-int __real_nanosleep(const struct timespec *req, struct timespec *rem);
-int __real_usleep(useconds_t us);
-int __real_sched_yield(void);
 int __real_clock_gettime(clockid_t clk, struct timespec *ts);
 int __real_pthread_barrier_init(pthread_barrier_t *b,
                                 const pthread_barrierattr_t *attr,
@@ -305,15 +302,31 @@ at_exit(void)
     put_summary();
 }
 
-/* "rerun: TROUPE_SYSTEMATIC_SEED=<n> [other knobs] <command line>". */
+/* A fork child has only the thread that forked: it runs alone, and on. */
+static void
+forked_child(void)
+{
+    for (unsigned i = 0; i < W.n_slots; i++) {
+        if (&W.threads[i] != self && W.threads[i].state != T_FREE) {
+            W.threads[i].state = T_EXITED;
+        }
+    }
+    /* Locks other threads held stay held, as libc's do: taking one is a
+     * deadlock, and reported as one. */
+    W.current = self;
+}
+
+/* "rerun: TROUPE_SYSTEMATIC_SEED=<n> [the other knobs set] <command>". */
 static void
 build_rerun_line(void)
 {
+    static const char *const knobs[] = {"TROUPE_SYSTEMATIC_BUG",
+                                        "TROUPE_SYSTEMATIC_PERIOD",
+                                        "TROUPE_SYSTEMATIC_STARVE"};
     char cmd[RERUN_MAX / 2];
     size_t n = 0;
     int fd = open("/proc/self/cmdline", O_RDONLY);
-    const char *bug = getenv("TROUPE_SYSTEMATIC_BUG");
-    const char *period = getenv("TROUPE_SYSTEMATIC_PERIOD");
+    size_t at;
     int len;
 
     if (fd >= 0) {
@@ -328,14 +341,21 @@ build_rerun_line(void)
     }
     cmd[n] = '\0';
     len = snprintf(W.rerun, sizeof(W.rerun),
-                   "rerun: TROUPE_SYSTEMATIC_SEED=%" PRIu64 "%s%s%s%s %s\n",
-                   W.seed, bug != NULL ? " TROUPE_SYSTEMATIC_BUG=" : "",
-                   bug != NULL ? bug : "",
-                   period != NULL ? " TROUPE_SYSTEMATIC_PERIOD=" : "",
-                   period != NULL ? period : "", cmd);
-    W.rerun_len = len < 0                          ? 0
-                  : (size_t)len >= sizeof(W.rerun) ? sizeof(W.rerun) - 1
-                                                   : (size_t)len;
+                   "rerun: TROUPE_SYSTEMATIC_SEED=%" PRIu64, W.seed);
+    at = len > 0 ? (size_t)len : 0;
+    for (size_t i = 0; i < sizeof(knobs) / sizeof(*knobs); i++) {
+        const char *v = getenv(knobs[i]);
+        if (v != NULL && *v != '\0' && at < sizeof(W.rerun)) {
+            len = snprintf(W.rerun + at, sizeof(W.rerun) - at, " %s=%s",
+                           knobs[i], v);
+            at += len > 0 ? (size_t)len : 0;
+        }
+    }
+    if (at < sizeof(W.rerun)) {
+        len = snprintf(W.rerun + at, sizeof(W.rerun) - at, " %s\n", cmd);
+        at += len > 0 ? (size_t)len : 0;
+    }
+    W.rerun_len = at < sizeof(W.rerun) ? at : sizeof(W.rerun) - 1;
 }
 
 static uint64_t
@@ -388,6 +408,7 @@ start_world(void)
     sigaction(SIGALRM, &sa, NULL);
     alarm((unsigned)env_u64("TROUPE_SYSTEMATIC_LIMIT_S", DEFAULT_LIMIT_S));
     atexit(at_exit);
+    pthread_atfork(NULL, NULL, forked_child);
 
     sys_thread *t = &W.threads[0];
     pthread_cond_init(&t->cv, NULL);

@@ -42,7 +42,9 @@
  *
  * Interception. Threads and blocking outside troupe go through the linker:
  * the build links with --wrap for pthread_create, pthread_join, the mutex
- * and rwlock locks, nanosleep, usleep, sched_yield and clock_gettime, so
+ * and rwlock locks, barriers, nanosleep, usleep, sched_yield,
+ * clock_gettime, poll, and send, recv, read and write on blocking
+ * descriptors (and libevent's loops: tr_systematic_event.c), so
  * that troupe's and the tests' calls land in the __wrap_ functions below,
  * which reach libc through __real_ (ld's convention). Code outside the
  * static link (jemalloc, libc itself, cmocka) calls libc directly.
@@ -64,7 +66,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -95,6 +99,11 @@ int __real_pthread_rwlock_rdlock(pthread_rwlock_t *l);
 int __real_pthread_rwlock_wrlock(pthread_rwlock_t *l);
 int __real_pthread_rwlock_unlock(pthread_rwlock_t *l);
 int __real_clock_gettime(clockid_t clk, struct timespec *ts);
+int __real_poll(struct pollfd *fds, nfds_t n, int timeout_ms);
+ssize_t __real_send(int fd, const void *buf, size_t len, int flags);
+ssize_t __real_recv(int fd, void *buf, size_t len, int flags);
+ssize_t __real_read(int fd, void *buf, size_t len);
+ssize_t __real_write(int fd, const void *buf, size_t len);
 int __real_pthread_barrier_init(pthread_barrier_t *b,
                                 const pthread_barrierattr_t *attr,
                                 unsigned count);
@@ -115,6 +124,7 @@ typedef enum thread_state {
 typedef struct held_lock {
     const void *lock;
     struct sys_thread *writer;
+    unsigned depth; /* the writer's holds: libevent's locks are recursive */
     unsigned readers;
 } held_lock;
 
@@ -210,7 +220,7 @@ static void
 put(const char *s, size_t n)
 {
     while (n > 0) {
-        ssize_t w = write(STDERR_FILENO, s, n);
+        ssize_t w = __real_write(STDERR_FILENO, s, n);
         if (w <= 0) {
             return;
         }
@@ -330,7 +340,7 @@ build_rerun_line(void)
     int len;
 
     if (fd >= 0) {
-        ssize_t r = read(fd, cmd, sizeof(cmd) - 1);
+        ssize_t r = __real_read(fd, cmd, sizeof(cmd) - 1);
         n = r > 0 ? (size_t)r : 0;
         close(fd);
     }
@@ -454,11 +464,12 @@ find_held(const void *lock)
 }
 
 static bool
-lock_free_for(const void *lock, bool shared)
+lock_free_for(const void *lock, bool shared, const sys_thread *who)
 {
     const held_lock *h = find_held(lock);
 
-    return h == NULL || (shared && h->writer == NULL);
+    return h == NULL || (shared && h->writer == NULL) ||
+           (!shared && h->writer == who);
 }
 
 static void
@@ -474,12 +485,14 @@ note_locked(const void *lock, bool shared)
         h = &W.held[W.n_held++];
         h->lock = lock;
         h->writer = NULL;
+        h->depth = 0;
         h->readers = 0;
     }
     if (shared) {
         h->readers++;
     } else {
         h->writer = self;
+        h->depth++;
     }
 }
 
@@ -492,7 +505,9 @@ note_unlocked(const void *lock)
         return;
     }
     if (h->writer != NULL) {
-        h->writer = NULL;
+        if (--h->depth == 0) {
+            h->writer = NULL;
+        }
     } else if (h->readers > 0) {
         h->readers--;
     }
@@ -516,7 +531,7 @@ runnable(const sys_thread *t)
     case T_WAIT_JOIN:
         return t->join->state == T_EXITED;
     case T_WAIT_LOCK:
-        return lock_free_for(t->lock, t->shared);
+        return lock_free_for(t->lock, t->shared, t);
     case T_WAIT_BARRIER:
         return t->barrier->round != t->round;
     default:
@@ -785,13 +800,13 @@ __wrap_pthread_join(pthread_t th, void **ret)
     return rc;
 }
 
-/* Wait until the table lets us take `lock`; then the real lock, which
- * nobody holds, cannot block. */
-static void
-wait_for_lock(const void *lock, bool shared)
+/* Wait until the table lets us take `lock` and note it taken; then the
+ * real lock, which nobody else holds, cannot block. */
+void
+tr__sys_lock_wait(const void *lock, bool shared)
 {
     tr__sys_point();
-    if (!lock_free_for(lock, shared)) {
+    if (!lock_free_for(lock, shared, self)) {
         self->state = T_WAIT_LOCK;
         self->lock = lock;
         self->shared = shared;
@@ -804,8 +819,27 @@ wait_for_lock(const void *lock, bool shared)
 TR_SYS_EXPORT int
 __wrap_pthread_mutex_lock(pthread_mutex_t *m)
 {
-    wait_for_lock(m, false);
+    tr__sys_lock_wait(m, false);
     return __real_pthread_mutex_lock(m);
+}
+
+bool
+tr__sys_lock_try(const void *lock)
+{
+    tr__sys_point();
+    if (!lock_free_for(lock, false, self)) {
+        return false;
+    }
+    note_locked(lock, false);
+    return true;
+}
+
+void
+tr__sys_lock_done(const void *lock)
+{
+    enter();
+    note_unlocked(lock);
+    tr__sys_point(); /* a waiter may take it now */
 }
 
 TR_SYS_EXPORT int
@@ -813,23 +847,21 @@ __wrap_pthread_mutex_unlock(pthread_mutex_t *m)
 {
     int rc = __real_pthread_mutex_unlock(m);
 
-    enter();
-    note_unlocked(m);
-    tr__sys_point(); /* a waiter may take it now */
+    tr__sys_lock_done(m);
     return rc;
 }
 
 TR_SYS_EXPORT int
 __wrap_pthread_rwlock_rdlock(pthread_rwlock_t *l)
 {
-    wait_for_lock(l, true);
+    tr__sys_lock_wait(l, true);
     return __real_pthread_rwlock_rdlock(l);
 }
 
 TR_SYS_EXPORT int
 __wrap_pthread_rwlock_wrlock(pthread_rwlock_t *l)
 {
-    wait_for_lock(l, false);
+    tr__sys_lock_wait(l, false);
     return __real_pthread_rwlock_wrlock(l);
 }
 
@@ -838,14 +870,12 @@ __wrap_pthread_rwlock_unlock(pthread_rwlock_t *l)
 {
     int rc = __real_pthread_rwlock_unlock(l);
 
-    enter();
-    note_unlocked(l);
-    tr__sys_point();
+    tr__sys_lock_done(l);
     return rc;
 }
 
-static void
-sleep_ns(uint64_t ns)
+void
+tr__sys_sleep_ns(uint64_t ns)
 {
     enter();
     W.points++;
@@ -863,7 +893,8 @@ __wrap_nanosleep(const struct timespec *req, struct timespec *rem)
         errno = EINVAL;
         return -1;
     }
-    sleep_ns((uint64_t)req->tv_sec * 1000000000u + (uint64_t)req->tv_nsec);
+    tr__sys_sleep_ns((uint64_t)req->tv_sec * 1000000000u +
+                     (uint64_t)req->tv_nsec);
     if (rem != NULL) {
         rem->tv_sec = 0;
         rem->tv_nsec = 0;
@@ -874,7 +905,7 @@ __wrap_nanosleep(const struct timespec *req, struct timespec *rem)
 TR_SYS_EXPORT int
 __wrap_usleep(useconds_t us)
 {
-    sleep_ns((uint64_t)us * 1000u);
+    tr__sys_sleep_ns((uint64_t)us * 1000u);
     return 0;
 }
 
@@ -952,4 +983,117 @@ __wrap_pthread_barrier_wait(pthread_barrier_t *b)
     reschedule();
     self->barrier = NULL;
     return 0;
+}
+
+/* A poll that waits polls without waiting, once each logical millisecond,
+ * until something is ready or its time is up: what the kernel has ready is
+ * the one input the seed does not decide. */
+TR_SYS_EXPORT int
+__wrap_poll(struct pollfd *fds, nfds_t n, int timeout_ms)
+{
+    uint64_t deadline;
+
+    enter();
+    deadline = timeout_ms < 0 ? UINT64_MAX
+                              : W.now_ns + (uint64_t)timeout_ms * 1000000u;
+    for (;;) {
+        tr__sys_point();
+        int rc = __real_poll(fds, n, 0);
+        if (rc != 0 || W.now_ns >= deadline) {
+            return rc;
+        }
+        tr__sys_sleep_ns(1000000u);
+    }
+}
+
+/*
+ * Blocking I/O: on a descriptor in blocking mode, an I/O call that would
+ * wait is tried without waiting once each logical millisecond instead, so
+ * that the thread that would make it ready can run. Non-blocking
+ * descriptors and MSG_DONTWAIT calls go straight through.
+ */
+static bool
+would_block_here(int fd, int flags)
+{
+    int fl;
+
+    if ((flags & MSG_DONTWAIT) != 0) {
+        return false;
+    }
+    fl = fcntl(fd, F_GETFL);
+    return fl >= 0 && (fl & O_NONBLOCK) == 0;
+}
+
+static bool
+try_again(ssize_t rc)
+{
+    if (rc >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+        return false;
+    }
+    tr__sys_sleep_ns(1000000u);
+    return true;
+}
+
+TR_SYS_EXPORT ssize_t
+__wrap_send(int fd, const void *buf, size_t len, int flags)
+{
+    ssize_t rc;
+
+    tr__sys_point();
+    if (!would_block_here(fd, flags)) {
+        return __real_send(fd, buf, len, flags);
+    }
+    do {
+        rc = __real_send(fd, buf, len, flags | MSG_DONTWAIT);
+    } while (try_again(rc));
+    return rc;
+}
+
+TR_SYS_EXPORT ssize_t
+__wrap_recv(int fd, void *buf, size_t len, int flags)
+{
+    ssize_t rc;
+
+    tr__sys_point();
+    if (!would_block_here(fd, flags)) {
+        return __real_recv(fd, buf, len, flags);
+    }
+    do {
+        rc = __real_recv(fd, buf, len, flags | MSG_DONTWAIT);
+    } while (try_again(rc));
+    return rc;
+}
+
+/* read and write: the descriptor may be no socket (a pipe, an eventfd),
+ * so the wait is a poll for it without waiting. */
+static void
+wait_fd(int fd, short events)
+{
+    struct pollfd p = {.fd = fd, .events = events};
+
+    while (__real_poll(&p, 1, 0) == 0) {
+        tr__sys_sleep_ns(1000000u);
+    }
+}
+
+TR_SYS_EXPORT ssize_t
+__wrap_read(int fd, void *buf, size_t len)
+{
+    enter();
+    if (would_block_here(fd, 0)) {
+        tr__sys_point();
+        wait_fd(fd, POLLIN);
+    }
+    return __real_read(fd, buf, len);
+}
+
+TR_SYS_EXPORT ssize_t
+__wrap_write(int fd, const void *buf, size_t len)
+{
+    enter();
+    if (fd > STDERR_FILENO && would_block_here(fd, 0)) {
+        tr__sys_point();
+        wait_fd(fd, POLLOUT);
+    }
+    return __real_write(fd, buf, len);
 }

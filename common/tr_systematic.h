@@ -39,6 +39,19 @@ int tr__sys_ec_wait(struct ck_ec32 *ec, uint32_t seen, long timeout_ms);
  * jumps to the earliest deadline when every thread waits. */
 uint64_t tr__sys_now_ns(void);
 
+/* Sleep `ns` of logical time: other threads run meanwhile. */
+void tr__sys_sleep_ns(uint64_t ns);
+
+/*
+ * The scheduler's table of held locks, for locks it does not wrap itself
+ * (libevent's): wait until `lock` may be taken (shared: as a reader) and
+ * note it taken; take it if free (not shared; false if not); note it
+ * released. A writer may take its own lock again (recursive).
+ */
+void tr__sys_lock_wait(const void *lock, bool shared);
+bool tr__sys_lock_try(const void *lock);
+void tr__sys_lock_done(const void *lock);
+
 /*
  * Bugs that were fixed, brought back for a run by TROUPE_SYSTEMATIC_BUG=name
  * so tests can show this build finds them. Never set outside those tests.

@@ -3,8 +3,8 @@
 # derived from the commit: one thread at a time, switching where each seed
 # says. Every failing seed is reported with the line that replays it; one
 # seed in twenty is run twice and its two runs must have the same
-# fingerprint. Then the build's CTest suite on the first seed, the canary
-# among it: the fork-join lost actor, brought back, is found and replayed
+# fingerprint. Then the build's CTest suite on seed 1, the canary among
+# it: the fork-join lost actor, brought back, is found and replayed
 # (tests/systematic/find_replay.sh).
 #
 #   scripts/systematic.sh [--no-build] [--seeds N] [build-dir]
@@ -113,11 +113,14 @@ end=$(date +%s.%N)
 secs=$(echo "$end - $start" | bc)
 echo "systematic: $runs runs in ${secs} s ($(echo "scale=1; $runs / $secs" | bc) seeds/s), $failed failed, $diverged diverged"
 
-# Every test of the build once, on the first seed (the canary among them:
-# systematic_finds_lost_actor).
-echo "systematic: ctest --preset systematic, seed $base"
+# Every test of the build once (the canary among them:
+# systematic_finds_lost_actor), on one fixed seed, SYSTEMATIC_SUITE_SEED:
+# the unit tests' seeds are explored by hand (docs/testing.md), so that
+# the suite fails only when the code under it changed.
+suite_seed=${SYSTEMATIC_SUITE_SEED:-1}
+echo "systematic: ctest --preset systematic, seed $suite_seed"
 suite=0
-TROUPE_SYSTEMATIC_SEED=$base ctest --preset systematic --timeout 300 ||
+TROUPE_SYSTEMATIC_SEED=$suite_seed ctest --preset systematic --timeout 300 ||
     suite=1
 
 [ $failed -eq 0 ] && [ $diverged -eq 0 ] && [ $suite -eq 0 ]

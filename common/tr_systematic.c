@@ -1,11 +1,11 @@
 /*
  * The systematic build's token scheduler: every thread that runs troupe
- * code (workers, the timer thread, the watchdog, the test's own threads)
- * is registered here, and only the holder of the token runs. At each
- * switch point the holder decides who runs next and hands the token over;
- * the others wait on their own condition variable. Pony's systematic
- * testing (ponyc src/libponyrt/sched/systematic_testing.c) works the same
- * way at coarser points; Verona's explore mode is its ancestor.
+ * code (workers, the timer thread, the watchdog, io loops, test threads) is
+ * registered here, and only the holder of the token runs. At each switch
+ * point the holder decides who runs next and hands the token over; the
+ * others wait on their own condition variable. Pony's systematic testing
+ * (ponyc src/libponyrt/sched/systematic_testing.c) works the same way at
+ * coarser points; Verona's explore mode is its ancestor.
  *
  * Choice. Each thread has a priority, drawn from the seed when the thread
  * is created; the runnable thread with the highest priority runs. At each
@@ -15,39 +15,39 @@
  * thread that draws a low priority stays off for a long, heavy-tailed
  * while: the descheduled thief of a lost-task bug. The tail is cut at
  * `starve` switch points (50 ms of logical time by default): a thread
- * runnable for that long without running goes first, so that no timeout
- * of a test or of the runtime expires only because a thread never ran. A thread
- * that spins (sched_yield) draws a new priority at each turn, so that the
- * thread it waits for gets to run. This is a randomised form of PCT (Burckhardt
- * et al., ASPLOS 2010), without its fixed count of change points.
+ * runnable for that long without running goes first, so that no timeout of
+ * a test or of the runtime expires only because a thread never ran. A
+ * thread that spins (sched_yield) draws a new priority at each turn, so
+ * that the thread it waits for gets to run. This is a randomised form of
+ * PCT (Burckhardt et al., ASPLOS 2010), without its fixed count of change
+ * points.
  *
  * Runnable. A thread is runnable unless it waits: on an event count (until
  * its value moves or the wait's logical deadline passes), in a sleep (until
- * the deadline), in a join (until the joined thread exited), for a
- * mutex or rwlock (until the scheduler's table of held locks says it may
- * take it: every lock and unlock goes through here, so the table is the
- * truth), or at a barrier (until its last thread arrives; barriers are
- * kept here, not in libc). The
- * holder evaluates these predicates itself while every other thread is
- * stopped, so a wake needs no hook of its own: incrementing the count is
- * what makes the waiter runnable. When nothing is runnable the logical
- * clock jumps to the earliest deadline; when no thread has one either,
- * every thread waits for a wake that never comes: a deadlock or a lost
- * wakeup, reported with the seed.
+ * the deadline), in a join (until the joined thread exited), for a mutex or
+ * rwlock (until the scheduler's table of held locks says it may take it:
+ * every lock and unlock goes through here, so the table is the truth), or
+ * at a barrier (until its last thread arrives; barriers are kept here, not
+ * in libc). The holder evaluates these predicates itself while every other
+ * thread is stopped, so a wake needs no hook of its own: incrementing the
+ * count is what makes the waiter runnable. When nothing is runnable the
+ * logical clock jumps to the earliest deadline; when no thread has one
+ * either, every thread waits for a wake that never comes: a deadlock or a
+ * lost wakeup, reported with the seed.
  *
  * Time. Under serialisation the wall clock means nothing and reading it
  * would make a seed replay differently (Pony's lesson), so this build's
- * tr__now_ns and CLOCK_MONOTONIC read a logical clock that advances
- * TICK_NS at every switch point.
+ * tr__now_ns and CLOCK_MONOTONIC read a logical clock that advances TICK_NS
+ * at every switch point.
  *
  * Interception. Threads and blocking outside troupe go through the linker:
  * the build links with --wrap for pthread_create, pthread_join, the mutex
  * and rwlock locks, barriers, nanosleep, usleep, sched_yield,
  * clock_gettime, poll, and send, recv, read and write on blocking
- * descriptors (and libevent's loops: tr_systematic_event.c), so
- * that troupe's and the tests' calls land in the __wrap_ functions below,
- * which reach libc through __real_ (ld's convention). Code outside the
- * static link (jemalloc, libc itself, cmocka) calls libc directly.
+ * descriptors (and libevent's loops: tr_systematic_event.c), so that
+ * troupe's and the tests' calls land in the __wrap_ functions below, which
+ * reach libc through __real_ (ld's convention). Code outside the static
+ * link (jemalloc, libc itself, cmocka) calls libc directly.
  *
  * Determinism. The decisions depend only on the seed and on what the
  * threads do, never on timing: a thread's id is its creation order, the

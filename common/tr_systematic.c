@@ -43,8 +43,8 @@
  * Interception. Threads and blocking outside troupe go through the linker:
  * the build links with --wrap for pthread_create, pthread_join, the mutex
  * and rwlock locks, barriers, nanosleep, usleep, sched_yield,
- * clock_gettime, poll, and send, recv, read and write on blocking
- * descriptors (and libevent's loops: tr_systematic_event.c), so that
+ * clock_gettime (and blocking I/O: tr_systematic_io.c; libevent's loops:
+ * tr_systematic_event.c), so that
  * troupe's and the tests' calls land in the __wrap_ functions below, which
  * reach libc through __real_ (ld's convention). Code outside the static
  * link (jemalloc, libc itself, cmocka) calls libc directly.
@@ -66,9 +66,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <pthread.h>
-#include <sys/socket.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -99,9 +97,6 @@ int __real_pthread_rwlock_rdlock(pthread_rwlock_t *l);
 int __real_pthread_rwlock_wrlock(pthread_rwlock_t *l);
 int __real_pthread_rwlock_unlock(pthread_rwlock_t *l);
 int __real_clock_gettime(clockid_t clk, struct timespec *ts);
-int __real_poll(struct pollfd *fds, nfds_t n, int timeout_ms);
-ssize_t __real_send(int fd, const void *buf, size_t len, int flags);
-ssize_t __real_recv(int fd, void *buf, size_t len, int flags);
 ssize_t __real_read(int fd, void *buf, size_t len);
 ssize_t __real_write(int fd, const void *buf, size_t len);
 int __real_pthread_barrier_init(pthread_barrier_t *b,
@@ -983,117 +978,4 @@ __wrap_pthread_barrier_wait(pthread_barrier_t *b)
     reschedule();
     self->barrier = NULL;
     return 0;
-}
-
-/* A poll that waits polls without waiting, once each logical millisecond,
- * until something is ready or its time is up: what the kernel has ready is
- * the one input the seed does not decide. */
-TR_SYS_EXPORT int
-__wrap_poll(struct pollfd *fds, nfds_t n, int timeout_ms)
-{
-    uint64_t deadline;
-
-    enter();
-    deadline = timeout_ms < 0 ? UINT64_MAX
-                              : W.now_ns + (uint64_t)timeout_ms * 1000000u;
-    for (;;) {
-        tr__sys_point();
-        int rc = __real_poll(fds, n, 0);
-        if (rc != 0 || W.now_ns >= deadline) {
-            return rc;
-        }
-        tr__sys_sleep_ns(1000000u);
-    }
-}
-
-/*
- * Blocking I/O: on a descriptor in blocking mode, an I/O call that would
- * wait is tried without waiting once each logical millisecond instead, so
- * that the thread that would make it ready can run. Non-blocking
- * descriptors and MSG_DONTWAIT calls go straight through.
- */
-static bool
-would_block_here(int fd, int flags)
-{
-    int fl;
-
-    if ((flags & MSG_DONTWAIT) != 0) {
-        return false;
-    }
-    fl = fcntl(fd, F_GETFL);
-    return fl >= 0 && (fl & O_NONBLOCK) == 0;
-}
-
-static bool
-try_again(ssize_t rc)
-{
-    if (rc >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
-        return false;
-    }
-    tr__sys_sleep_ns(1000000u);
-    return true;
-}
-
-TR_SYS_EXPORT ssize_t
-__wrap_send(int fd, const void *buf, size_t len, int flags)
-{
-    ssize_t rc;
-
-    tr__sys_point();
-    if (!would_block_here(fd, flags)) {
-        return __real_send(fd, buf, len, flags);
-    }
-    do {
-        rc = __real_send(fd, buf, len, flags | MSG_DONTWAIT);
-    } while (try_again(rc));
-    return rc;
-}
-
-TR_SYS_EXPORT ssize_t
-__wrap_recv(int fd, void *buf, size_t len, int flags)
-{
-    ssize_t rc;
-
-    tr__sys_point();
-    if (!would_block_here(fd, flags)) {
-        return __real_recv(fd, buf, len, flags);
-    }
-    do {
-        rc = __real_recv(fd, buf, len, flags | MSG_DONTWAIT);
-    } while (try_again(rc));
-    return rc;
-}
-
-/* read and write: the descriptor may be no socket (a pipe, an eventfd),
- * so the wait is a poll for it without waiting. */
-static void
-wait_fd(int fd, short events)
-{
-    struct pollfd p = {.fd = fd, .events = events};
-
-    while (__real_poll(&p, 1, 0) == 0) {
-        tr__sys_sleep_ns(1000000u);
-    }
-}
-
-TR_SYS_EXPORT ssize_t
-__wrap_read(int fd, void *buf, size_t len)
-{
-    enter();
-    if (would_block_here(fd, 0)) {
-        tr__sys_point();
-        wait_fd(fd, POLLIN);
-    }
-    return __real_read(fd, buf, len);
-}
-
-TR_SYS_EXPORT ssize_t
-__wrap_write(int fd, const void *buf, size_t len)
-{
-    enter();
-    if (fd > STDERR_FILENO && would_block_here(fd, 0)) {
-        tr__sys_point();
-        wait_fd(fd, POLLOUT);
-    }
-    return __real_write(fd, buf, len);
 }

@@ -1,10 +1,15 @@
 # A thin driver over the CMake presets; everything else is plain CMake.
 #   make demo   install what is missing, build release, run the chat demo
-#   make test   build and run every test: plain, ASan+UBSan, TSan
+#   make test   build and run every test: plain, ASan+UBSan, TSan, and the
+#               systematic build (about 2.5 minutes on two cores)
 #   make bench  build release and run every benchmark
+#   make test-systematic  the stress tests over SEEDS seeded interleavings
+#               each, then the systematic build's tests (docs/testing.md)
 JOBS ?= $(shell nproc)
+SEEDS ?= 100
 
-.PHONY: deps demo test test-dev test-asan test-tsan bench format format-check clean
+.PHONY: deps demo test test-dev test-asan test-tsan test-systematic bench format \
+	format-check clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -15,12 +20,15 @@ demo: deps
 	    bench_chat_load
 	./scripts/chat-demo.sh build/release 5
 
-test: deps test-dev test-asan test-tsan
+test: deps test-dev test-asan test-tsan test-systematic
 
 test-dev test-asan test-tsan: test-%:
 	cmake --preset $*
 	cmake --build --preset $* -j $(JOBS)
 	ctest --preset $*
+
+test-systematic: deps
+	JOBS=$(JOBS) ./scripts/systematic.sh --seeds $(SEEDS)
 
 bench: deps
 	cmake --preset release

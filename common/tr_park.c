@@ -62,6 +62,7 @@ const struct ck_ec_mode tr__ec_mode = {
     .single_producer = false,
 };
 
+#ifndef TROUPE_SYSTEMATIC
 /*
  * ck_ec sleeps in growing steps (2 ms, 8 ms, 32 ms, ...) and checks the
  * caller's deadline only between steps, so a 20 ms wait could last 128 ms.
@@ -79,10 +80,14 @@ clamp_step(const struct ck_ec_wait_state *state, struct timespec *step)
     }
     return 0;
 }
+#endif
 
 int
 tr__ec_wait_ms(struct ck_ec32 *ec, uint32_t seen, long timeout_ms)
 {
+#ifdef TROUPE_SYSTEMATIC
+    return tr__sys_ec_wait(ec, seen, timeout_ms);
+#else
     struct timespec deadline;
 
     if (timeout_ms < 0) {
@@ -97,14 +102,19 @@ tr__ec_wait_ms(struct ck_ec32 *ec, uint32_t seen, long timeout_ms)
     }
     return ck_ec32_wait_pred(ec, &tr__ec_mode, seen, clamp_step, &deadline,
                              &deadline);
+#endif
 }
 
 uint64_t
 tr__now_ns(void)
 {
+#ifdef TROUPE_SYSTEMATIC
+    return tr__sys_now_ns();
+#else
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+#endif
 }
 
 _Thread_local void *tr__tls_worker;

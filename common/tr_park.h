@@ -17,6 +17,8 @@
 
 #include <ck_ec.h>
 
+#include "common/tr_systematic.h"
+
 extern const struct ck_ec_mode tr__ec_mode;
 
 /* Current value of `ec` (acquire). */
@@ -26,20 +28,27 @@ tr__ec_value(const struct ck_ec32 *ec)
     return ck_ec32_value(ec);
 }
 
-/* Wake every thread waiting on `ec` (release). */
+/* Wake every thread waiting on `ec` (release). A switch point in the
+ * systematic build, like the atomics. */
 static inline void
 tr__ec_wake(struct ck_ec32 *ec)
 {
+#ifdef TROUPE_SYSTEMATIC
+    tr__sys_point();
+#endif
     ck_ec32_inc(ec, &tr__ec_mode);
 }
 
 /*
  * Wait until `ec` differs from `seen`, for at most `timeout_ms` (negative:
- * forever). Returns 0 when the count changed, -1 on timeout.
+ * forever). Returns 0 when the count changed, -1 on timeout. In the
+ * systematic build the thread waits for the scheduler's token instead, and
+ * the timeout runs on the logical clock.
  */
 int tr__ec_wait_ms(struct ck_ec32 *ec, uint32_t seen, long timeout_ms);
 
-/* Monotonic time in nanoseconds. */
+/* Monotonic time in nanoseconds (the systematic build's logical clock in
+ * that build). */
 uint64_t tr__now_ns(void);
 
 /*

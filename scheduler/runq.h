@@ -16,7 +16,21 @@ typedef struct tr_task {
     struct tr_task *next;
 } tr_task;
 
+/*
+ * The systematic build (common/tr_systematic.h) runs a ring of 16 slots, so
+ * that full and wrapped rings, which take hundreds of pushes in one steal
+ * with 256, come up within the few thousand switch points of a short run
+ * (small bounds find such bugs sooner). -DTR_SYSTEMATIC_RUNQ_CAP=256 gives
+ * it the ring of the other builds.
+ */
+#ifdef TROUPE_SYSTEMATIC
+#ifndef TR_SYSTEMATIC_RUNQ_CAP
+#define TR_SYSTEMATIC_RUNQ_CAP 16
+#endif
+enum { TR_RUNQ_CAP = TR_SYSTEMATIC_RUNQ_CAP };
+#else
 enum { TR_RUNQ_CAP = 256 };
+#endif
 
 typedef struct tr_runq {
     /* Owner pops and stealers claim: steal position (high 32 bits) and

@@ -314,6 +314,17 @@ inject_pop(tr_sched *s, tr_worker *w)
                s->inject_head != NULL) {
             tr_task *extra = s->inject_head;
             tr_task *after = extra->next;
+#ifdef TROUPE_SYSTEMATIC
+            if (tr__sys_bug(TR_SYS_BUG_INJECT_DROP)) {
+                /* The bug fixed in 714427e, as a release build ran it: a
+                 * push the ring refuses hands back a list nobody places. */
+                unsigned dropped;
+                s->inject_head = after;
+                (void)tr__runq_push(&w->rq, extra, &dropped);
+                moved++;
+                continue;
+            }
+#endif
             if (!tr__runq_try_push(&w->rq, extra)) {
                 break;
             }

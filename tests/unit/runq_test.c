@@ -101,7 +101,17 @@ test_runq_steal_takes_half_and_returns_one(void **state)
 
 /* ---- a thief held in the middle of a steal ---- */
 
-enum { HELD_TASKS = 3 * TR_RUNQ_CAP };
+/* Sized from the ring (256 slots; 16 in the systematic build); the
+ * comments give the figures for 256. */
+enum {
+    HELD_TASKS = 3 * TR_RUNQ_CAP,
+    FILL = TR_RUNQ_CAP * 25 / 32,        /* 200 */
+    CLAIM = FILL - FILL / 2,             /* 100 */
+    OWN_FILL = TR_RUNQ_CAP * 15 / 16,    /* 240 */
+    OWN_CLAIM = OWN_FILL - OWN_FILL / 2, /* 120 */
+    OWN_ROOM = TR_RUNQ_CAP - OWN_FILL,   /* 16 */
+    VICTIM_STOLEN = OWN_ROOM + 1,        /* 17 */
+};
 
 static void
 take_once(tr_task *t, int *seen, tr_task *base)
@@ -135,10 +145,10 @@ test_runq_push_while_a_thief_holds_a_claim_loses_nothing(void **state)
     tr_task *t;
 
     (void)state;
-    for (; next < 200; next++) {
+    for (; next < FILL; next++) {
         assert_null(tr__runq_push(q, &tasks[next], &n));
     }
-    assert_int_equal(tr__runq_steal_claim(q, dst, &c), 100);
+    assert_int_equal(tr__runq_steal_claim(q, dst, &c), CLAIM);
     /* Another thief finds the ring busy and takes nothing. */
     tr_runq *other = new_runq();
     assert_null(tr__runq_steal(q, other));
@@ -146,8 +156,8 @@ test_runq_push_while_a_thief_holds_a_claim_loses_nothing(void **state)
     while ((t = tr__runq_pop(q)) != NULL) {
         take_once(t, seen, tasks);
     }
-    /* Empty by real; 56 pushes fill it by steal. */
-    for (; next < 256; next++) {
+    /* Empty by real; the pushes up to TR_RUNQ_CAP fill it by steal. */
+    for (; next < TR_RUNQ_CAP; next++) {
         assert_true(tr__runq_try_push(q, &tasks[next]));
     }
     while ((t = tr__runq_pop(q)) != NULL) {
@@ -165,9 +175,9 @@ test_runq_push_while_a_thief_holds_a_claim_loses_nothing(void **state)
 
     /* The thief finishes with exactly the tasks it claimed. */
     t = tr__runq_steal_finish(q, dst, &c);
-    assert_ptr_equal(t, &tasks[99]);
+    assert_ptr_equal(t, &tasks[CLAIM - 1]);
     take_once(t, seen, tasks);
-    for (int i = 0; i < 99; i++) {
+    for (int i = 0; i < CLAIM - 1; i++) {
         t = tr__runq_pop(dst);
         assert_ptr_equal(t, &tasks[i]);
         take_once(t, seen, tasks);
@@ -175,7 +185,7 @@ test_runq_push_while_a_thief_holds_a_claim_loses_nothing(void **state)
     assert_null(tr__runq_pop(dst));
 
     /* The room is back. */
-    for (; next < 257 + TR_RUNQ_CAP; next++) {
+    for (; next < 2 * TR_RUNQ_CAP + 1; next++) {
         assert_true(tr__runq_try_push(q, &tasks[next]));
     }
     assert_false(tr__runq_try_push(q, &tasks[next]));
@@ -206,28 +216,28 @@ test_runq_steal_into_a_ring_held_by_another_thief(void **state)
     tr_task *t;
 
     (void)state;
-    for (; next < 240; next++) {
+    for (; next < OWN_FILL; next++) {
         assert_null(tr__runq_push(mine, &tasks[next], &n));
     }
-    assert_int_equal(tr__runq_steal_claim(mine, held, &c), 120);
+    assert_int_equal(tr__runq_steal_claim(mine, held, &c), OWN_CLAIM);
     while ((t = tr__runq_pop(mine)) != NULL) {
         take_once(t, seen, tasks);
     }
     /* 240 positions held back: room for 16 stored, plus one returned. */
-    for (int i = 0; i < 200; i++) {
+    for (int i = 0; i < FILL; i++) {
         assert_null(tr__runq_push(victim, &tasks[next + i], &n));
     }
     t = tr__runq_steal(victim, mine);
     assert_non_null(t);
     take_once(t, seen, tasks);
-    assert_int_equal(tr__runq_len(mine), 16);
-    assert_int_equal(tr__runq_len(victim), 200 - 17);
+    assert_int_equal(tr__runq_len(mine), OWN_ROOM);
+    assert_int_equal(tr__runq_len(victim), FILL - VICTIM_STOLEN);
 
     /* The held thief still copies its own 120 tasks. */
     t = tr__runq_steal_finish(mine, held, &c);
-    assert_ptr_equal(t, &tasks[119]);
+    assert_ptr_equal(t, &tasks[OWN_CLAIM - 1]);
     take_once(t, seen, tasks);
-    for (int i = 0; i < 119; i++) {
+    for (int i = 0; i < OWN_CLAIM - 1; i++) {
         t = tr__runq_pop(held);
         assert_ptr_equal(t, &tasks[i]);
         take_once(t, seen, tasks);
@@ -238,7 +248,7 @@ test_runq_steal_into_a_ring_held_by_another_thief(void **state)
     while ((t = tr__runq_pop(victim)) != NULL) {
         take_once(t, seen, tasks);
     }
-    assert_each_once(seen, next + 200);
+    assert_each_once(seen, next + FILL);
     free(mine);
     free(held);
     free(victim);

@@ -267,7 +267,14 @@ test_sched_idle_system_uses_no_cpu(void **state)
 
 /* ---- a thief held in the middle of a steal ---- */
 
-enum { HELD_RING = 256, HELD_INJECTED = 64 };
+/* Sized from the ring (256 slots; 16 in the systematic build): fill it to
+ * 200/256, let a thief claim half of that. */
+enum {
+    HELD_RING = TR_RUNQ_CAP,
+    HELD_INJECTED = 64,
+    HELD_FILL = TR_RUNQ_CAP * 25 / 32,
+    HELD_CLAIM = HELD_FILL - HELD_FILL / 2,
+};
 
 static void
 no_run(void *arg, tr_worker *w, tr_task *t)
@@ -307,10 +314,10 @@ test_sched_inject_pop_into_a_ring_held_by_a_thief_loses_nothing(void **state)
     tr_runq *q = tr__worker_runq(tr__sched_worker(s, 0));
     tr_runq *thief = tr__worker_runq(tr__sched_worker(s, 1));
 
-    for (; next < 200; next++) {
+    for (; next < HELD_FILL; next++) {
         assert_null(tr__runq_push(q, &tasks[next], &n));
     }
-    assert_int_equal(tr__runq_steal_claim(q, thief, &c), 100);
+    assert_int_equal(tr__runq_steal_claim(q, thief, &c), HELD_CLAIM);
     while ((t = tr__runq_pop(q)) != NULL) {
         take_task(t, tasks, seen);
     }

@@ -636,6 +636,14 @@ drain_dead(tr_ctx *ctx, tr_actor *a, tr_dead_reason why)
         if (tr__lifo_is_empty(&a->ctl) || !tr__mpsc_take_idle(&a->mbox)) {
             return;
         }
+        /* A right taken back is the slot's as it is now (see go_idle): a
+         * spawn may have put a new incarnation here since the mark, whose
+         * messages are not ours to drop. seq_cst: a spawn publishes the
+         * generation before it releases the right we then took. */
+        if (tr__gen_live(tr_load_seqcst(&a->gen))) {
+            tr__sched_submit(ctx->sys->sched, &a->task);
+            return;
+        }
     }
 }
 
@@ -672,9 +680,25 @@ tr__actor_finish(tr_ctx *ctx, const tr_exit *exit, bool run_stop)
         b->stop(ctx, tr__actor_state(a), exit);
     }
     run_exit_hooks(ctx);
+    /* Counted before the address dies: whoever sees it gone (TR_ENOACTOR)
+     * sees the counters without it too. */
+    if (ctx->uncounted) {
+        /* Never started: not in the counters. */
+    } else if (wl != NULL) {
+        bump(&wl->stopped, 1);
+        if (exit->kind == TR_EXIT_FAILED) {
+            bump(&wl->failed, 1);
+        }
+    } else {
+        tr_faa_relaxed(&sys->ext_stopped, 1);
+        if (exit->kind == TR_EXIT_FAILED) {
+            tr_faa_relaxed(&sys->ext_failed, 1);
+        }
+    }
     /* A sender that reads the new generation fails; anything it pushed
      * before is drained below or waits for the next incarnation. seq_cst:
-     * ordered before tr__ext_on_end's load of the record (see ext.c). */
+     * ordered before tr__ext_on_end's load of the record (see ext.c), and
+     * after the counters above. */
     tr_store_seqcst(&a->gen, ctx->gen + 1);
     /* Children report to us under our record's lock, after checking our
      * generation (report_to): past the lock, each report is in the lane,
@@ -711,19 +735,6 @@ tr__actor_finish(tr_ctx *ctx, const tr_exit *exit, bool run_stop)
     }
     a->behaviour = NULL;
     a->table = NULL;
-    if (ctx->uncounted) {
-        /* Never started: not in the counters. */
-    } else if (wl != NULL) {
-        bump(&wl->stopped, 1);
-        if (exit->kind == TR_EXIT_FAILED) {
-            bump(&wl->failed, 1);
-        }
-    } else {
-        tr_faa_relaxed(&sys->ext_stopped, 1);
-        if (exit->kind == TR_EXIT_FAILED) {
-            tr_faa_relaxed(&sys->ext_failed, 1);
-        }
-    }
     /* Last: a thread that waited for this end sees all of it (the failure
      * hook has run, the counters count it). */
     tr__ext_wake_waiters(sys, waiters, ctx->self, exit);
@@ -1175,8 +1186,18 @@ requeue_deferred(tr_actor *a, tr_mnode *deferred)
     }
 }
 
-/* Release the run-right; false when the actor must run again. `c`: the
- * calling worker's envelope cache, or NULL. */
+/*
+ * Release the run-right; false when the caller holds it again and must
+ * schedule the slot: a push had begun (the right never left), or a control
+ * message raced the mark and the right was taken back. A right taken back
+ * is the slot's as it is now, not as the caller left it: between the mark
+ * and the take anyone could take the right, run the actor, end it and
+ * free the slot (or spawn into it), and a control message still being
+ * pushed then makes the take succeed on that later idle slot. So a caller
+ * whose incarnation may have ended since (a runner) must look at the
+ * generation first (see tr__actor_run). `c`: the calling worker's envelope
+ * cache, or NULL.
+ */
 static bool
 go_idle(tr_actor *a, tr_env_cache *c)
 {
@@ -1390,7 +1411,16 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
         requeue_deferred(a, deferred);
         tr__sched_requeue(w, &a->task);
     } else if (!go_idle(a, &wl->envs)) {
-        tr__sched_requeue(w, &a->task);
+        /* seq_cst: an ender stores the generation before its idle mark,
+         * which our take of the right came after. Moved on, the slot is
+         * no longer this run's: schedule it as any taker of a right would
+         * (a dead slot is drained, a later incarnation runs once for
+         * nothing). */
+        if (tr_load_seqcst(&a->gen) == gen) {
+            tr__sched_requeue(w, &a->task);
+        } else {
+            tr__actor_schedule(sys, a);
+        }
     }
     return;
 out:

@@ -32,6 +32,7 @@
  */
 #include "actors/actor.h"
 #include "actors/ext.h"
+#include "actors/sim.h"
 
 #include "common/tr_alloc.h"
 #include "common/tr_assert.h"
@@ -248,6 +249,13 @@ wait_for_room(tr_ctx *ctx, tr_actor *a, uint64_t gen, uint64_t wait_until)
                 wait_ms = (long)left_ms;
             }
         }
+        if (sys->sim != NULL) {
+            /* The driving thread of a simulation: take a step instead. */
+            if ((rc = tr__sim_wait_step(sys, wait_until)) != TR_OK) {
+                break;
+            }
+            continue;
+        }
         /* A bounded wait: the wake protocol is exact, the bound only caps
          * the cost of a bug there. */
         tr__ec_wait_ms(&sys->room, seen, wait_ms);
@@ -290,6 +298,9 @@ deliver_entered(tr_ctx *ctx, tr_addr to, tr_envelope *env, uint64_t wait_until)
         if (wait_until == TR_WAIT_NONE || ctx->actor != NULL ||
             tr__sched_current(sys->sched) != NULL) {
             return TR_EFULL;
+        }
+        if (!tr__sim_on_driver(sys)) {
+            return TR_ESTATE; /* only a simulation's driver may wait */
         }
         rc = wait_for_room(ctx, a, gen, wait_until);
         if (rc != TR_OK) {
@@ -1274,6 +1285,8 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
      */
     tr_mnode *last = tr__mpsc_last(&a->mbox);
     bool more = last != a->mbox_out.tail;
+    /* TR_BATCH, or a simulation's draw (sim.c): one load a run, no branch. */
+    unsigned batch = sys->batch;
     tr_mnode *deferred = NULL;
     tr_mnode *dlast = NULL;
     tr_ext *x = tr_load_acq(&a->ext);
@@ -1317,7 +1330,7 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
         if (!more) {
             break;
         }
-        if (n == TR_BATCH) {
+        if (n == batch) {
             requeue_deferred(a, deferred);
             bump(&a->handled, handled);
             bump(&wl->handled, handled);

@@ -35,6 +35,7 @@
  * that finds HOLDER_BUSY waits until the holder is done.
  */
 #include "actors/actor.h"
+#include "actors/sim.h"
 
 #include "common/tr_alloc.h"
 #include "common/tr_park.h"
@@ -617,7 +618,15 @@ tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
         if (tr_load_acq(&rec->published)) {
             break;
         }
-        tr__ec_wait_ms(&rec->ready, seen, -1);
+        if (sys->sim == NULL) {
+            tr__ec_wait_ms(&rec->ready, seen, -1);
+        } else if ((rc = tr__sim_wait_step(sys, TR_WAIT_FOREVER)) != TR_OK) {
+            /* Nothing can run and no timer is pending: no answer can
+             * come. The record lives on its other references; whoever
+             * ends the call later finds nobody waiting. */
+            release(rec);
+            return rc;
+        }
     }
     rc = rec->status;
     if (rc == TR_OK) {

@@ -51,6 +51,7 @@ enum {
 };
 
 typedef struct tr_pgs tr_pgs;
+struct tr_sim;
 typedef struct tr_table tr_table;
 
 /*
@@ -164,6 +165,11 @@ struct tr_ctx {
     char fail_text[128];
 };
 
+/* True unless `sys` is simulated and the calling thread is not the one
+ * that drives it (sim.c): only the driving thread may wait on a simulated
+ * system, and its waits take steps. */
+bool tr__sim_on_driver(const tr_system *sys);
+
 /*
  * The one check of every call that waits with a context (tr_send_wait,
  * tr_ask_wait and the supervisor's calls, tr_actor_wait): never on a
@@ -174,10 +180,17 @@ struct tr_ctx {
 static inline bool
 tr__ctx_may_wait(const tr_ctx *ctx)
 {
-    return ctx->actor == NULL && !tr__on_a_worker();
+    return ctx->actor == NULL && !tr__on_a_worker() &&
+           tr__sim_on_driver(ctx->sys);
 }
 
 struct tr_system {
+    /* Messages one run of an actor may handle: TR_BATCH, except during a
+     * simulated step (sim.c), which draws it. Read once a run. */
+    unsigned batch;
+    /* The simulation (actors/sim.c), or NULL: set at start, never
+     * changed while the system runs. */
+    struct tr_sim *sim;
     /* This system's node word in the addresses it hands out: random and
      * never 0, so an address of another system (or of an earlier run of
      * this program) is told apart from ours. */

@@ -1,0 +1,664 @@
+/*
+ * Simulation: a system run on its driving thread, one step at a time, with
+ * every choice drawn from a seed (see troupe/sim.h for what a user sees).
+ *
+ * The pieces. The scheduler's pool has one worker whose thread is never
+ * started (scheduler/sched.c, tr__sched_sim_*): a step gathers the tasks
+ * made runnable since the last one into the runnable list, in the order
+ * they were made runnable, and the driving thread runs the chosen one as
+ * worker 0. Submissions during a step go to worker 0's LIFO slot and ring,
+ * exactly as on a real worker, and those from the driving thread outside
+ * steps to the inject queue; so the send and submit paths have no branch
+ * for simulation. The clock is the manual clock (scheduler/timer.c): time
+ * moves only here (and by tr_clock_advance).
+ *
+ * Choices. Every choice is a number below a bound, drawn from one of the
+ * streams (common/tr_rand.h): which runnable task runs, or whether due
+ * timers fire first (SCHED), how many messages the run may handle (BATCH),
+ * how late a timer fires and what a step costs (TIME). A choice with one
+ * option draws nothing. The sequence of choices is the tape: recorded as
+ * the run goes, replayed from a file in place of the draws.
+ *
+ * Invariants that make a run a function of its seed: the runnable list is
+ * ordered by the order tasks became runnable (never by address); actors
+ * are named by slot index and generation, which depend on the order of
+ * spawns and ends only (the table's free lists are LIFO stacks walked by
+ * one thread); the node word comes from the seed; timers with one deadline
+ * fire in heap order, which depends on the order they were armed only;
+ * nothing here reads the wall clock.
+ *
+ * Fingerprint. Every step writes one line (the step trace), and the
+ * fingerprint is an FNV-1a hash over those lines, so two runs with one
+ * fingerprint took the same steps, and tr_sim_trace_diff names the first
+ * step where two traces part.
+ */
+#include "actors/sim.h"
+
+#include "actors/actor.h"
+
+#include "common/tr_alloc.h"
+#include "common/tr_rand.h"
+#include "scheduler/timer.h"
+
+#include <troupe/error.h>
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum {
+    STREAM_SCHED = 0,
+    STREAM_BATCH = 1,
+    STREAM_TIME = 2,
+    STREAMS = 3,
+};
+
+#define DEFAULT_MAX_STEPS UINT64_C(10000000)
+#define FNV_OFFSET UINT64_C(0xcbf29ce484222325)
+#define FNV_PRIME UINT64_C(0x100000001b3)
+#define TAPE_MAGIC "troupe-sim-tape 1"
+
+struct tr_sim {
+    tr_sim_config cfg; /* the paths are not kept */
+    pthread_t driver;
+    tr_rand streams[STREAMS];
+    uint64_t steps;
+    uint64_t max_steps;
+    uint64_t fingerprint;
+    FILE *trace;
+    /* The choices made so far. */
+    uint64_t *tape;
+    uint32_t tape_len;
+    uint32_t tape_cap;
+    bool tape_lost; /* out of memory once: the tape is not whole */
+    /* The choices to replay, and how far the replay is. */
+    uint64_t *replay;
+    uint32_t replay_len;
+    uint32_t replay_cap;
+    uint32_t replay_at;
+    bool diverged;
+};
+
+uint64_t
+tr__sim_node(const tr_system *sys)
+{
+    uint64_t x = sys->sim->cfg.seed ^ UINT64_C(0x6e6f6465); /* "node" */
+    uint64_t v = tr__splitmix64(&x);
+
+    return v != 0 ? v : 1;
+}
+
+/* ---- the tape ---- */
+
+static void
+tape_add(tr_sim *sim, uint64_t v)
+{
+    if (sim->tape_lost) {
+        return;
+    }
+    if (sim->tape_len == sim->tape_cap &&
+        !tr__grow((void **)&sim->tape, &sim->tape_cap, sizeof(uint64_t), 256)) {
+        sim->tape_lost = true;
+        return;
+    }
+    sim->tape[sim->tape_len++] = v;
+}
+
+/* A choice among `bound` options (bound > 0), from the tape being replayed
+ * or from `stream`, recorded either way. */
+static uint64_t
+choose(tr_sim *sim, unsigned stream, uint64_t bound)
+{
+    uint64_t v;
+
+    if (bound <= 1) {
+        return 0;
+    }
+    if (sim->replay_at < sim->replay_len) {
+        v = sim->replay[sim->replay_at++];
+        if (v >= bound) {
+            sim->diverged = true;
+            v = tr__rand_below(&sim->streams[stream], bound);
+        }
+    } else {
+        v = tr__rand_below(&sim->streams[stream], bound);
+    }
+    tape_add(sim, v);
+    return v;
+}
+
+static int
+tape_load(tr_sim *sim, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char line[64];
+    uint32_t cap = 0;
+    int rc = TR_OK;
+
+    if (f == NULL) {
+        return TR_ENOTFOUND;
+    }
+    if (fgets(line, sizeof(line), f) == NULL ||
+        strncmp(line, TAPE_MAGIC, strlen(TAPE_MAGIC)) != 0) {
+        fclose(f);
+        return TR_EINVAL;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *end;
+        uint64_t v;
+
+        if (line[0] == '#') {
+            continue; /* the header's comments: seed, count */
+        }
+        v = strtoull(line, &end, 10);
+        if (end == line) {
+            continue;
+        }
+        if (sim->replay_len == cap &&
+            !tr__grow((void **)&sim->replay, &cap, sizeof(uint64_t), 256)) {
+            rc = TR_ENOMEM;
+            break;
+        }
+        sim->replay[sim->replay_len++] = v;
+    }
+    fclose(f);
+    sim->replay_cap = cap;
+    if (rc != TR_OK) {
+        tr__free(sim->replay, sizeof(uint64_t) * cap);
+        sim->replay = NULL;
+        sim->replay_len = 0;
+        sim->replay_cap = 0;
+    }
+    return rc;
+}
+
+/* ---- the trace ---- */
+
+/* Record step `sim->steps`: one trace line, hashed into the fingerprint. */
+static void
+note(tr_system *sys, const char *fmt, ...)
+{
+    tr_sim *sim = sys->sim;
+    uint64_t now = tr__timers_now(sys->timers);
+    char line[256];
+    int len;
+    va_list ap;
+
+    len = snprintf(line, sizeof(line),
+                   "#%" PRIu64 " t=%" PRIu64 ".%06" PRIu64 " ", sim->steps,
+                   now / 1000000u, now % 1000000u);
+    va_start(ap, fmt);
+    (void)vsnprintf(line + len, sizeof(line) - (size_t)len, fmt, ap);
+    va_end(ap);
+    for (const char *p = line; *p != '\0'; p++) {
+        sim->fingerprint = (sim->fingerprint ^ (unsigned char)*p) * FNV_PRIME;
+    }
+    sim->fingerprint = (sim->fingerprint ^ '\n') * FNV_PRIME;
+    if (sim->trace != NULL) {
+        fputs(line, sim->trace);
+        fputc('\n', sim->trace);
+    }
+}
+
+/* ---- steps ---- */
+
+/* Messages one run may handle: often a whole batch, sometimes very few,
+ * so that runs of different actors interleave at every message. */
+static unsigned
+choose_batch(tr_sim *sim)
+{
+    switch (choose(sim, STREAM_BATCH, 4)) {
+    case 0:
+        return 1;
+    case 1:
+        return 2 + (unsigned)choose(sim, STREAM_BATCH, 7);
+    default:
+        return TR_BATCH;
+    }
+}
+
+static void
+run_task(tr_system *sys, tr_task *t, size_t pick, size_t n)
+{
+    tr_sim *sim = sys->sim;
+    tr_actor *a = tr_container_of(t, tr_actor, task);
+    tr_wlocal *wl = tr__sched_worker_data(sys->sched, 0);
+    /* Relaxed: this thread is the only one that runs actors. */
+    uint64_t gen = tr_load_relaxed(&a->gen);
+    uint64_t handled = tr_load_relaxed(&wl->handled);
+    uint64_t spawned = tr_load_relaxed(&wl->spawned);
+    uint64_t dead = tr_load_relaxed(&wl->dead);
+    unsigned batch = choose_batch(sim);
+
+    sys->batch = batch;
+    tr__sched_sim_run(sys->sched, t);
+    sys->batch = TR_BATCH;
+    note(sys,
+         "run %" PRIu32 ".%" PRIu64 " pick %zu/%zu batch %u handled +%" PRIu64
+         " spawned +%" PRIu64 " dead +%" PRIu64 "%s",
+         a->index, gen, pick, n, batch, tr_load_relaxed(&wl->handled) - handled,
+         tr_load_relaxed(&wl->spawned) - spawned,
+         tr_load_relaxed(&wl->dead) - dead,
+         tr_load_relaxed(&a->gen) != gen ? " ended" : "");
+    if (sim->cfg.step_cost_max_us != 0) {
+        uint64_t us =
+            choose(sim, STREAM_TIME, (uint64_t)sim->cfg.step_cost_max_us + 1);
+        if (us != 0) {
+            tr__timers_advance(sys->timers, us * 1000u);
+        }
+    }
+}
+
+/* Move the clock `ns` on (firing what becomes due) as one step. */
+static void
+jump(tr_system *sys, uint64_t ns, const char *why)
+{
+    tr__timers_advance(sys->timers, ns);
+    note(sys, "jump +%" PRIu64 " %s", ns, why);
+}
+
+static int
+step(tr_system *sys, uint64_t deadline)
+{
+    tr_sim *sim = sys->sim;
+    uint64_t now;
+    uint64_t next = 0;
+    bool timer;
+    bool due;
+    size_t n;
+
+    if (sim->steps >= sim->max_steps) {
+        return TR_ETIMEDOUT;
+    }
+    n = tr__sched_sim_gather(sys->sched);
+    now = tr__timers_now(sys->timers);
+    timer = tr__timers_next(sys->timers, &next);
+    due = timer && next <= now;
+    if (n > 0 || due) {
+        /* One more option when timers are due: fire them first. */
+        size_t pick = (size_t)choose(sim, STREAM_SCHED, n + (due ? 1u : 0u));
+        sim->steps++;
+        if (pick == n) {
+            tr__timers_advance(sys->timers, 0);
+            note(sys, "fire pick %zu/%zu", pick, n);
+        } else {
+            run_task(sys, tr__sched_sim_take(sys->sched, pick), pick, n);
+        }
+        return TR_OK;
+    }
+    if (timer && next <= deadline) {
+        uint64_t late = 0;
+        if (sim->cfg.timer_late_max_ms != 0) {
+            late = choose(sim, STREAM_TIME,
+                          (uint64_t)sim->cfg.timer_late_max_ms * 1000u + 1) *
+                   1000u;
+        }
+        sim->steps++;
+        jump(sys, tr_sat_add(next, late) - now, "timer");
+        return TR_OK;
+    }
+    if (deadline != TR_WAIT_FOREVER) {
+        if (deadline > now) {
+            sim->steps++;
+            jump(sys, deadline - now, "deadline");
+        }
+        return TR_OK;
+    }
+    return TR_ESTUCK;
+}
+
+int
+tr__sim_wait_step(tr_system *sys, uint64_t deadline_ns)
+{
+    return step(sys, deadline_ns);
+}
+
+bool
+tr__sim_on_driver(const tr_system *sys)
+{
+    return sys->sim == NULL || pthread_equal(pthread_self(), sys->sim->driver);
+}
+
+int
+tr__sim_create(tr_system *sys, const tr_sim_config *cfg)
+{
+    tr_sim *sim = tr__calloc(sizeof(*sim));
+    int rc;
+
+    if (sim == NULL) {
+        return TR_ENOMEM;
+    }
+    sim->cfg = *cfg;
+    sim->cfg.trace_path = NULL;
+    sim->cfg.tape_path = NULL;
+    sim->driver = pthread_self();
+    sim->max_steps = cfg->max_steps != 0 ? cfg->max_steps : DEFAULT_MAX_STEPS;
+    sim->fingerprint = FNV_OFFSET;
+    for (unsigned i = 0; i < STREAMS; i++) {
+        tr__rand_seed(&sim->streams[i], cfg->seed, i);
+    }
+    if (cfg->tape_path != NULL &&
+        (rc = tape_load(sim, cfg->tape_path)) != TR_OK) {
+        tr__free(sim, sizeof(*sim));
+        return rc;
+    }
+    if (cfg->trace_path != NULL &&
+        (sim->trace = fopen(cfg->trace_path, "w")) == NULL) {
+        tr__free(sim->replay, sizeof(uint64_t) * sim->replay_cap);
+        tr__free(sim, sizeof(*sim));
+        return TR_ENOTFOUND;
+    }
+    sys->sim = sim;
+    return TR_OK;
+}
+
+void
+tr__sim_destroy(tr_system *sys)
+{
+    tr_sim *sim = sys->sim;
+
+    if (sim == NULL) {
+        return;
+    }
+    if (sim->trace != NULL) {
+        fclose(sim->trace);
+    }
+    tr__free(sim->tape, sizeof(uint64_t) * sim->tape_cap);
+    tr__free(sim->replay, sizeof(uint64_t) * sim->replay_cap);
+    tr__free(sim, sizeof(*sim));
+    sys->sim = NULL;
+}
+
+/* ---- public ---- */
+
+/* TR_OK when the caller may take steps of `sys`. */
+static int
+may_step(tr_system *sys)
+{
+    if (sys == NULL) {
+        return TR_EINVAL;
+    }
+    if (sys->sim == NULL || !tr__sim_on_driver(sys) || tr__on_a_worker()) {
+        return TR_ESTATE;
+    }
+    return TR_OK;
+}
+
+int
+tr_sim_step(tr_system *sys)
+{
+    int rc = may_step(sys);
+
+    return rc == TR_OK ? step(sys, TR_WAIT_FOREVER) : rc;
+}
+
+int
+tr_sim_run_until_idle(tr_system *sys)
+{
+    int rc = may_step(sys);
+
+    while (rc == TR_OK) {
+        rc = step(sys, TR_WAIT_FOREVER);
+    }
+    return rc == TR_ESTUCK ? TR_OK : rc;
+}
+
+int
+tr_sim_stats_get(tr_system *sys, tr_sim_stats *out)
+{
+    tr_sim *sim;
+
+    if (sys == NULL || out == NULL) {
+        return TR_EINVAL;
+    }
+    if ((sim = sys->sim) == NULL) {
+        return TR_ESTATE;
+    }
+    out->seed = sim->cfg.seed;
+    out->steps = sim->steps;
+    out->now_ns = tr__timers_now(sys->timers);
+    out->choices = sim->tape_len;
+    out->fingerprint = sim->fingerprint;
+    out->tape_diverged = sim->diverged;
+    return TR_OK;
+}
+
+int
+tr_sim_tape_save(tr_system *sys, const char *path)
+{
+    tr_sim *sim;
+    FILE *f;
+    int bad;
+
+    if (sys == NULL || path == NULL) {
+        return TR_EINVAL;
+    }
+    if ((sim = sys->sim) == NULL || !tr__sim_on_driver(sys)) {
+        return TR_ESTATE;
+    }
+    if (sim->tape_lost) {
+        return TR_ENOMEM;
+    }
+    if ((f = fopen(path, "w")) == NULL) {
+        return TR_EIO;
+    }
+    fprintf(f, TAPE_MAGIC "\n# seed 0x%016" PRIx64 "\n# choices %" PRIu32 "\n",
+            sim->cfg.seed, sim->tape_len);
+    for (uint32_t i = 0; i < sim->tape_len; i++) {
+        fprintf(f, "%" PRIu64 "\n", sim->tape[i]);
+    }
+    bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
+        return TR_EIO;
+    }
+    return TR_OK;
+}
+
+/* One line of `f` into `buf` (cut to fit, newline dropped); false at the
+ * end. The rest of a long line is skipped. */
+static bool
+read_line(FILE *f, char *buf, size_t cap)
+{
+    size_t len;
+
+    if (fgets(buf, (int)cap, f) == NULL) {
+        return false;
+    }
+    len = strlen(buf);
+    if (len > 0 && buf[len - 1] == '\n') {
+        buf[len - 1] = '\0';
+    } else {
+        int c;
+        while ((c = fgetc(f)) != EOF && c != '\n') {
+        }
+    }
+    return true;
+}
+
+int
+tr_sim_trace_diff(const char *a, const char *b, uint64_t *step_out, char *line,
+                  size_t cap)
+{
+    char la[512];
+    char lb[512];
+    FILE *fa;
+    FILE *fb;
+    uint64_t n = 0;
+
+    if (a == NULL || b == NULL || step_out == NULL) {
+        return TR_EINVAL;
+    }
+    if ((fa = fopen(a, "r")) == NULL) {
+        return TR_ENOTFOUND;
+    }
+    if ((fb = fopen(b, "r")) == NULL) {
+        fclose(fa);
+        return TR_ENOTFOUND;
+    }
+    *step_out = 0;
+    for (;;) {
+        bool ha = read_line(fa, la, sizeof(la));
+        bool hb = read_line(fb, lb, sizeof(lb));
+        n++;
+        if (!ha && !hb) {
+            break;
+        }
+        if (ha != hb || strcmp(la, lb) != 0) {
+            *step_out = n;
+            if (line != NULL && cap > 0) {
+                snprintf(line, cap, "%s", ha ? la : "(end)");
+            }
+            break;
+        }
+    }
+    fclose(fa);
+    fclose(fb);
+    return TR_OK;
+}
+
+/* The number in environment variable `name`, or `dflt`. */
+static uint64_t
+env_u64(const char *name, uint64_t dflt, bool *set)
+{
+    const char *v = getenv(name);
+    char *end;
+    uint64_t n;
+
+    *set = false;
+    if (v == NULL || *v == '\0') {
+        return dflt;
+    }
+    n = strtoull(v, &end, 0);
+    if (end == v) {
+        return dflt;
+    }
+    *set = true;
+    return n;
+}
+
+/* This program's path, for the rerun line. */
+static void
+program_path(char *buf, size_t cap)
+{
+    ssize_t n = readlink("/proc/self/exe", buf, cap - 1);
+
+    if (n <= 0) {
+        snprintf(buf, cap, "<program>");
+        return;
+    }
+    buf[n] = '\0';
+}
+
+static void
+report_failure(const tr_sim_check_opts *o, const char *name, uint64_t seed,
+               int result, const tr_sim_stats *st, const char *tape,
+               int tape_rc)
+{
+    char prog[512];
+
+    if (o->quiet) {
+        return;
+    }
+    program_path(prog, sizeof(prog));
+    fprintf(stderr,
+            "troupe-sim: FAIL %s: seed=0x%016" PRIx64 " returned %d at step "
+            "%" PRIu64 " (t=%" PRIu64 ".%06" PRIu64 " ms) fingerprint "
+            "%016" PRIx64 "\n",
+            name, seed, result, st->steps, st->now_ns / 1000000u,
+            st->now_ns % 1000000u, st->fingerprint);
+    fprintf(stderr, "troupe-sim: rerun: TROUPE_SIM_SEED=0x%016" PRIx64 " %s\n",
+            seed, prog);
+    if (tape_rc == TR_OK) {
+        fprintf(stderr, "troupe-sim: tape:  TROUPE_SIM_TAPE=%s %s\n", tape,
+                prog);
+    } else {
+        fprintf(stderr, "troupe-sim: tape not saved (%s)\n",
+                tr_errname(tape_rc));
+    }
+}
+
+/* One run of `body` with `seed` (and `tape`, when not NULL). */
+static int
+check_one(const tr_sim_check_opts *o, const char *name, uint64_t seed,
+          const char *tape, tr_sim_body_fn body, void *arg, bool *failed)
+{
+    tr_system_config cfg = o->system;
+    tr_sim_config sim = o->sim;
+    tr_system *sys;
+    tr_sim_stats st;
+    int result;
+    int rc;
+
+    sim.seed = seed;
+    if (tape != NULL) {
+        sim.tape_path = tape;
+    }
+    cfg.sim = &sim;
+    if ((rc = tr_system_start(&cfg, &sys)) != TR_OK) {
+        return rc;
+    }
+    result = body(sys, arg);
+    *failed = result != 0;
+    if (*failed) {
+        const char *dir = o->tape_dir;
+        char path[512];
+        int tape_rc;
+
+        if (dir == NULL && (dir = getenv("TROUPE_SIM_OUT")) == NULL) {
+            dir = ".";
+        }
+        snprintf(path, sizeof(path), "%s/%s-%016" PRIx64 ".tape", dir, name,
+                 seed);
+        (void)tr_sim_stats_get(sys, &st);
+        tape_rc = tr_sim_tape_save(sys, path);
+        report_failure(o, name, seed, result, &st, path, tape_rc);
+    }
+    /* On the virtual clock: whatever the actors do, this costs no wall
+     * time beyond the steps themselves. */
+    (void)tr_system_shutdown(sys, tr_ms(60000));
+    return TR_OK;
+}
+
+int
+tr_sim_check(const tr_sim_check_opts *opts, tr_sim_body_fn body, void *arg,
+             uint64_t *failed_seed)
+{
+    static const tr_sim_check_opts none;
+    const tr_sim_check_opts *o = opts != NULL ? opts : &none;
+    const char *name = o->name != NULL ? o->name : "sim";
+    const char *tape = getenv("TROUPE_SIM_TAPE");
+    bool one;
+    bool set;
+    uint64_t seed;
+    uint64_t seeds;
+
+    if (body == NULL) {
+        return TR_EINVAL;
+    }
+    seed = env_u64("TROUPE_SIM_SEED", o->first_seed, &one);
+    seeds = o->seeds != 0 ? o->seeds : env_u64("TROUPE_SIM_SEEDS", 100, &set);
+    if (one || (tape != NULL && *tape != '\0')) {
+        seeds = 1;
+    }
+    if (tape != NULL && *tape == '\0') {
+        tape = NULL;
+    }
+    for (uint64_t i = 0; i < seeds; i++, seed++) {
+        bool failed = false;
+        int rc = check_one(o, name, seed, tape, body, arg, &failed);
+        if (rc != TR_OK) {
+            return rc;
+        }
+        if (failed) {
+            if (failed_seed != NULL) {
+                *failed_seed = seed;
+            }
+            return TR_EFAILED;
+        }
+    }
+    return TR_OK;
+}

@@ -1,0 +1,211 @@
+/*
+ * Simulation: a whole system run from a seed, on the calling thread, one
+ * step at a time, on a virtual clock.
+ *
+ * A system started with `tr_system_config.sim` set has no worker threads
+ * and no timer thread. The thread that started it (the driving thread)
+ * runs it: a step runs one runnable actor for one batch of messages, or
+ * fires the timers that are due, or, when nothing can run, moves the
+ * virtual clock to the next timer's deadline (a timer set an hour ahead
+ * fires at once, in wall time). Which actor runs, how many messages its
+ * batch holds and how late a timer fires are drawn from a seeded generator
+ * of troupe's own, so a seed replays the same run on every platform.
+ *
+ * The choices a simulation makes are exactly the freedoms troupe's
+ * guarantees leave; it never breaks these rules:
+ *  - R1: the messages one sender sends one receiver are handled in the
+ *    order they were sent (today the simulation keeps each mailbox's
+ *    arrival order whole; it does not yet reorder between senders);
+ *  - R2: at a receiver, control messages (stop requests, exits, DOWN
+ *    messages, replies, timer messages) go before user messages;
+ *  - R3: a timer never fires before its deadline (it may fire up to
+ *    `timer_late_max_ms` after it), and the ticks of an interval timer
+ *    come in order;
+ *  - R4: one handler of an actor runs at a time;
+ *  - R5: a message sent to an incarnation that has ended is a dead letter,
+ *    never handled by a later incarnation of the same slot;
+ *  - R6: every accepted call ends exactly once: replied, failed, timed out
+ *    or closed.
+ * Where the documentation was silent the simulation decides so: a DOWN or
+ * exit signal may overtake user messages its sender sent before it ended
+ * (the lanes are separate, R1 holds per lane); timers due at the same time
+ * fire in the order they were armed; a plain thread's sends count as one
+ * sender (there is one plain thread: the driving thread).
+ *
+ * Blocking calls. On the driving thread, every call that would wait
+ * (tr_ask_wait, tr_actor_wait, tr_system_wait, tr_send_wait on a full
+ * mailbox, the supervisor's `_wait` calls, tr_system_shutdown) runs steps
+ * instead, until its condition holds or its deadline passes on the virtual
+ * clock. When nothing can run, no timer is pending and the call has no
+ * deadline, it returns TR_ESTUCK: in a real system it would wait for
+ * ever. From any other thread such calls return TR_ESTATE; other threads
+ * must not use a simulated system at all (what they send makes the run
+ * depend on the thread scheduler). I/O (troupe/io.h) is refused with
+ * TR_ESTATE.
+ *
+ * Determinism. A run depends on nothing but its seed (or its tape) and
+ * what the program does: not on pointer values, the wall clock, hash order
+ * or thread identity. Addresses are deterministic (their node word is
+ * drawn from the seed). The program's own handlers must be deterministic
+ * too (no time(), rand() or threads of their own); tr_sim_trace_diff
+ * finds the first step where two runs of one seed part.
+ */
+#ifndef TROUPE_SIM_H
+#define TROUPE_SIM_H
+
+#include <troupe/common.h>
+#include <troupe/system.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** How a system is simulated (tr_system_config.sim); zero means default. */
+typedef struct tr_sim_config {
+    /* The run's seed: every choice follows from it. */
+    uint64_t seed;
+    /* A timer may fire up to this many milliseconds after its deadline,
+     * drawn per jump of the clock (never before it). 0: on time. */
+    uint32_t timer_late_max_ms;
+    /* Virtual time one step that runs an actor costs, drawn in
+     * [0, step_cost_max_us] microseconds, so that timeouts race with
+     * work. 0: work takes no time (the clock moves only when idle). */
+    uint32_t step_cost_max_us;
+    /* The step budget of the run: once spent, steps and blocking calls
+     * return TR_ETIMEDOUT (a livelock guard). 0: 10,000,000. */
+    uint64_t max_steps;
+    /* When non-NULL, one line per step is written to this file (the step
+     * trace; see tr_sim_trace_diff). */
+    const char *trace_path;
+    /* When non-NULL, the run replays the choices recorded in this file
+     * (tr_sim_tape_save) instead of drawing them; past its end, or where
+     * a choice no longer fits, it draws from the seed again. */
+    const char *tape_path;
+} tr_sim_config;
+
+/** Where a simulation stands (tr_sim_stats_get). */
+typedef struct tr_sim_stats {
+    uint64_t seed;
+    uint64_t steps;       /* steps taken */
+    uint64_t now_ns;      /* the virtual clock */
+    uint64_t choices;     /* choices made (the tape's length) */
+    uint64_t fingerprint; /* hash of the step trace so far */
+    /* A replayed tape no longer fitted the run (choices past its end are
+     * not counted). */
+    bool tape_diverged;
+} tr_sim_stats;
+
+/**
+ * Take one step: run one runnable actor for one batch, or fire the timers
+ * that are due, or, when nothing can run, move the virtual clock to the
+ * next deadline (plus the drawn lateness) and fire it.
+ *
+ * Ownership: borrows `sys`.
+ * Context:   the driving thread of a simulated system, outside handlers.
+ * Returns:   TR_OK when a step was taken; TR_ESTUCK when nothing can run
+ *            and no timer is pending (the system is idle); TR_ETIMEDOUT
+ *            when the step budget is spent; TR_EINVAL if `sys` is NULL;
+ *            TR_ESTATE if `sys` is not simulated, or from another thread or
+ *            a handler.
+ */
+TR_API int tr_sim_step(tr_system *sys);
+
+/**
+ * Take steps until nothing can run and no timer is pending.
+ *
+ * Ownership: borrows `sys`.
+ * Context:   as tr_sim_step.
+ * Returns:   TR_OK when the system is idle; TR_ETIMEDOUT when the step
+ *            budget ran out first (a livelock, or an interval timer that
+ *            is never cancelled); TR_EINVAL; TR_ESTATE as tr_sim_step.
+ */
+TR_API int tr_sim_run_until_idle(tr_system *sys);
+
+/**
+ * Read where the simulation stands: seed, steps, virtual time, choices,
+ * and the fingerprint of the step trace, a hash that depends on the seed
+ * (and the program) only.
+ *
+ * Ownership: borrows `sys`; writes `*out`.
+ * Context:   any thread (a moment's view).
+ * Returns:   TR_OK; TR_EINVAL if an argument is NULL; TR_ESTATE if `sys`
+ *            is not simulated.
+ */
+TR_API int tr_sim_stats_get(tr_system *sys, tr_sim_stats *out);
+
+/**
+ * Write the choices the run made so far (its tape) to `path`: a run
+ * started with the same program and `tape_path` set to it makes the same
+ * choices, whatever its seed.
+ *
+ * Ownership: borrows `sys` and `path`.
+ * Context:   the driving thread.
+ * Returns:   TR_OK; TR_EINVAL if an argument is NULL; TR_ESTATE if `sys`
+ *            is not simulated or the caller is not its driving thread;
+ *            TR_ENOMEM if the tape could not be recorded whole; TR_EIO if
+ *            the file could not be written.
+ */
+TR_API int tr_sim_tape_save(tr_system *sys, const char *path);
+
+/**
+ * Compare two step traces (trace_path files): the first step at which
+ * they differ, or 0 when they are the same.
+ *
+ * Ownership: borrows `a`, `b`; writes `*step` and, when `line` is not
+ * NULL, the first differing line of `a` (or "(end)") into `line` (`cap`
+ * bytes, cut to fit).
+ * Context:   any thread.
+ * Returns:   TR_OK; TR_EINVAL if `a`, `b` or `step` is NULL; TR_ENOTFOUND
+ *            if a file cannot be read.
+ */
+TR_API int tr_sim_trace_diff(const char *a, const char *b, uint64_t *step,
+                             char *line, size_t cap);
+
+/** The body of a simulated test: the scenario, on a started system.
+ * Returns 0 when the run passed; anything else is a failure. */
+typedef int (*tr_sim_body_fn)(tr_system *sys, void *arg);
+
+/** Options of tr_sim_check; zero means default. */
+typedef struct tr_sim_check_opts {
+    /* Names the test in what is printed (NULL: "sim"). */
+    const char *name;
+    /* The seeds tried: first_seed, first_seed + 1, ... (`seeds` of them;
+     * 0: TROUPE_SIM_SEEDS from the environment, or 100). The environment
+     * TROUPE_SIM_SEED=N runs that seed alone, TROUPE_SIM_TAPE=FILE
+     * replays that tape alone. */
+    uint64_t first_seed;
+    unsigned seeds;
+    /* The system each run starts with (its `sim` is replaced). */
+    tr_system_config system;
+    /* The simulation of each run (its seed and tape are replaced). */
+    tr_sim_config sim;
+    /* Where a failing run's tape is written (DIR/NAME-SEED.tape);
+     * NULL: TROUPE_SIM_OUT from the environment, or the current
+     * directory. */
+    const char *tape_dir;
+    /* Print nothing on failure. */
+    bool quiet;
+} tr_sim_check_opts;
+
+/**
+ * Run `body` once per seed, each time on a fresh simulated system that is
+ * shut down after it, until a run fails. A failing run prints (to stderr)
+ * its seed, its step count and fingerprint, a one-line command that reruns
+ * it (TROUPE_SIM_SEED=N PROGRAM) and the file its tape was saved
+ * to (TROUPE_SIM_TAPE=FILE PROGRAM replays it).
+ *
+ * Ownership: borrows `opts` (NULL for defaults), `arg` is passed to
+ *            `body`; writes `*failed_seed` when a run fails.
+ * Context:   a plain thread (it becomes each run's driving thread).
+ * Returns:   TR_OK when every run passed; TR_EFAILED when one failed
+ *            (`*failed_seed` says which); TR_EINVAL if `body` is NULL; an
+ *            error of tr_system_start.
+ */
+TR_API int tr_sim_check(const tr_sim_check_opts *opts, tr_sim_body_fn body,
+                        void *arg, uint64_t *failed_seed);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TROUPE_SIM_H */

@@ -617,6 +617,79 @@ test_sim_race_depends_on_the_seed(void **state)
     assert_true(fails > 0 && fails < 40);
 }
 
+/* ---- supervision under simulation ---- */
+
+enum { MSG_FAIL = 7 };
+
+static int
+flaky_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    return msg->type == MSG_FAIL ? TR_EIO : TR_OK;
+}
+
+static const tr_behaviour flaky_b = {
+    .name = "flaky",
+    .handle = flaky_handle,
+};
+
+/* A supervisor restarts a failed child, answers its run-time calls and
+ * stops its children at shutdown, all in steps; the same seed twice gives
+ * the same fingerprint. */
+static uint64_t
+supervise_once(uint64_t seed)
+{
+    static const tr_child_spec kids[] = {
+        {.id = "a", .behaviour = &flaky_b, .shutdown_ms = 500},
+        {.id = "b", .behaviour = &flaky_b, .shutdown_ms = 500},
+    };
+    const tr_sup_spec spec = {
+        .name = "top",
+        .strategy = TR_ONE_FOR_ONE,
+        .max_restarts = 3,
+        .period_ms = 1000,
+        .children = kids,
+        .len = 2,
+    };
+    tr_system *sys = sim_system(seed, NULL);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_child_counts counts;
+    tr_addr sup;
+    tr_child_info a;
+    tr_child_info a2;
+    uint64_t fp;
+
+    assert_int_equal(tr_sup_start(ctx, &spec, NULL, &sup), TR_OK);
+    assert_int_equal(tr_sup_find_child_wait(ctx, sup, "a", tr_ms(100), &a),
+                     TR_OK);
+    assert_int_equal(tr_send(ctx, a.addr, MSG_FAIL, NULL, 0), TR_OK);
+    assert_int_equal(tr_sim_run_until_idle(sys), TR_OK);
+    /* Restarted in place: the same address, running again. */
+    assert_int_equal(tr_sup_find_child_wait(ctx, sup, "a", tr_ms(100), &a2),
+                     TR_OK);
+    assert_true(tr_addr_eq(a.addr, a2.addr));
+    assert_int_equal(a2.restarts, 1);
+    assert_int_equal(tr_sup_count_children_wait(ctx, sup, &counts, tr_ms(100)),
+                     TR_OK);
+    assert_int_equal(counts.active, 2);
+    assert_int_equal(tr_sup_terminate_child_wait(ctx, sup, "b", tr_ms(100)),
+                     TR_OK);
+    assert_int_equal(tr_sup_count_children_wait(ctx, sup, &counts, tr_ms(100)),
+                     TR_OK);
+    assert_int_equal(counts.active, 1);
+    fp = fingerprint(sys);
+    assert_int_equal(tr_system_shutdown(sys, tr_ms(10000)), TR_OK);
+    return fp;
+}
+
+static void
+test_sim_supervision_runs_in_steps(void **state)
+{
+    (void)state;
+    assert_true(supervise_once(17) == supervise_once(17));
+}
+
 /* The same seed gives the same steps, the same fingerprint, and a replayed
  * tape makes the same choices whatever the seed says. */
 static void
@@ -668,6 +741,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_sim_blocking_calls_take_steps),
         cmocka_unit_test(test_sim_other_threads_are_refused),
         cmocka_unit_test(test_sim_misuse),
+        cmocka_unit_test(test_sim_supervision_runs_in_steps),
         cmocka_unit_test(test_sim_finds_and_replays_a_race),
         cmocka_unit_test(test_sim_race_depends_on_the_seed),
         cmocka_unit_test(test_sim_tape_replays_the_run),

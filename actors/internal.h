@@ -162,6 +162,9 @@ struct tr_ctx {
     /* An overloaded actor this run sent to (an address id), or 0: the
      * runner mutes the actor when the run ends (actors/mute.c). */
     uint64_t mute_on;
+    /* A simulated crash (sim.c): the handler of the fault_in-th user
+     * message of this run fails; 0: none. */
+    uint32_t fault_in;
     char fail_text[128];
 };
 
@@ -188,6 +191,9 @@ struct tr_system {
     /* Messages one run of an actor may handle: TR_BATCH, except during a
      * simulated step (sim.c), which draws it. Read once a run. */
     unsigned batch;
+    /* The user message of the coming run whose handler a simulated crash
+     * fails (ctx.fault_in), or 0: set only by a simulated step. */
+    uint32_t fault_in;
     /* The simulation (actors/sim.c), or NULL: set at start, never
      * changed while the system runs. */
     struct tr_sim *sim;

@@ -54,8 +54,11 @@ enum {
     STREAM_SCHED = 0,
     STREAM_BATCH = 1,
     STREAM_TIME = 2,
-    STREAMS = 3,
+    STREAM_FAULT = 3,
+    STREAMS = 4,
 };
+
+enum { MAX_TARGETS = 16, MAX_POINTS = 64, PPM = 1000000 };
 
 #define DEFAULT_MAX_STEPS UINT64_C(10000000)
 #define FNV_OFFSET UINT64_C(0xcbf29ce484222325)
@@ -81,6 +84,24 @@ struct tr_sim {
     uint32_t replay_cap;
     uint32_t replay_at;
     bool diverged;
+    /* Faults. */
+    bool quiesced;
+    uint64_t crashes;
+    uint64_t kills;
+    uint64_t ooms;
+    uint64_t points;
+    struct {
+        uint64_t id; /* an incarnation's address id */
+        uint64_t k;  /* its k-th user message */
+    } targets[MAX_TARGETS];
+    unsigned ntargets;
+    /* User fault points met so far: the hash of the name, and whether the
+     * run activated it (drawn when first met). */
+    struct {
+        uint64_t hash;
+        bool active;
+    } points_seen[MAX_POINTS];
+    unsigned npoints;
 };
 
 uint64_t
@@ -100,10 +121,19 @@ tape_add(tr_sim *sim, uint64_t v)
     if (sim->tape_lost) {
         return;
     }
-    if (sim->tape_len == sim->tape_cap &&
-        !tr__grow((void **)&sim->tape, &sim->tape_cap, sizeof(uint64_t), 256)) {
-        sim->tape_lost = true;
-        return;
+    if (sim->tape_len == sim->tape_cap) {
+        /* The system allocator: the runtime's may be failing on purpose
+         * (alloc_fail_ppm) while a handler reaches a fault point. */
+        uint32_t cap = sim->tape_cap != 0 ? sim->tape_cap * 2 : 256;
+        uint64_t *t = sim->tape_cap < UINT32_MAX / 2
+                          ? realloc(sim->tape, sizeof(uint64_t) * cap)
+                          : NULL;
+        if (t == NULL) {
+            sim->tape_lost = true;
+            return;
+        }
+        sim->tape = t;
+        sim->tape_cap = cap;
     }
     sim->tape[sim->tape_len++] = v;
 }
@@ -158,17 +188,24 @@ tape_load(tr_sim *sim, const char *path)
         if (end == line) {
             continue;
         }
-        if (sim->replay_len == cap &&
-            !tr__grow((void **)&sim->replay, &cap, sizeof(uint64_t), 256)) {
-            rc = TR_ENOMEM;
-            break;
+        if (sim->replay_len == cap) {
+            uint32_t ncap = cap != 0 ? cap * 2 : 256;
+            uint64_t *r = cap < UINT32_MAX / 2
+                              ? realloc(sim->replay, sizeof(uint64_t) * ncap)
+                              : NULL;
+            if (r == NULL) {
+                rc = TR_ENOMEM;
+                break;
+            }
+            sim->replay = r;
+            cap = ncap;
         }
         sim->replay[sim->replay_len++] = v;
     }
     fclose(f);
     sim->replay_cap = cap;
     if (rc != TR_OK) {
-        tr__free(sim->replay, sizeof(uint64_t) * cap);
+        free(sim->replay);
         sim->replay = NULL;
         sim->replay_len = 0;
         sim->replay_cap = 0;
@@ -221,10 +258,34 @@ choose_batch(tr_sim *sim)
     }
 }
 
+/* A chance of `ppm` per million, drawn only when it is not 0. */
+static bool
+chance(tr_sim *sim, uint32_t ppm)
+{
+    return ppm != 0 && choose(sim, STREAM_FAULT, PPM) < ppm;
+}
+
+/* The message of the coming run of incarnation `id` (which has handled
+ * `handled` so far) that a targeted crash fails, or 0. */
+static uint32_t
+targeted(tr_sim *sim, uint64_t id, uint64_t handled, unsigned batch)
+{
+    for (unsigned i = 0; i < sim->ntargets; i++) {
+        if (sim->targets[i].id == id && sim->targets[i].k > handled &&
+            sim->targets[i].k - handled <= batch) {
+            uint32_t at = (uint32_t)(sim->targets[i].k - handled);
+            sim->targets[i] = sim->targets[--sim->ntargets];
+            return at;
+        }
+    }
+    return 0;
+}
+
 static void
 run_task(tr_system *sys, tr_task *t, size_t pick, size_t n)
 {
     tr_sim *sim = sys->sim;
+    const tr_sim_faults *f = &sim->cfg.faults;
     tr_actor *a = tr_container_of(t, tr_actor, task);
     tr_wlocal *wl = tr__sched_worker_data(sys->sched, 0);
     /* Relaxed: this thread is the only one that runs actors. */
@@ -233,16 +294,52 @@ run_task(tr_system *sys, tr_task *t, size_t pick, size_t n)
     uint64_t spawned = tr_load_relaxed(&wl->spawned);
     uint64_t dead = tr_load_relaxed(&wl->dead);
     unsigned batch = choose_batch(sim);
+    tr_run_fn fn = NULL;
+    char fault[32] = "";
+    uint32_t crash = 0;
+    bool oom = false;
 
+    /* Faults strike the program's actors, never a supervisor: its code is
+     * troupe's, and its own failures are tested apart. */
+    tr_ext *x = tr_load_acq(&a->ext);
+    if (!sim->quiesced && tr__gen_live(gen) && (x == NULL || !x->supervisor)) {
+        crash = targeted(sim, tr__addr_id(gen, a->index),
+                         tr_load_relaxed(&a->handled), batch);
+        if (crash == 0 && chance(sim, f->crash_ppm)) {
+            crash =
+                1 + (uint32_t)choose(sim, STREAM_FAULT, batch < 8 ? batch : 8);
+        }
+        if (crash != 0) {
+            snprintf(fault, sizeof(fault), " crash@%" PRIu32, crash);
+        } else if (chance(sim, f->kill_ppm)) {
+            fn = tr__actor_sim_kill;
+            snprintf(fault, sizeof(fault), " kill");
+            sim->kills++;
+        } else if (chance(sim, f->alloc_fail_ppm)) {
+            long after = (long)choose(sim, STREAM_FAULT, 8);
+            snprintf(fault, sizeof(fault), " oom@%ld", after);
+            tr__alloc_fail_after(after);
+            oom = true;
+            sim->ooms++;
+        }
+    }
     sys->batch = batch;
-    tr__sched_sim_run(sys->sched, t);
+    sys->fault_in = crash;
+    tr__sched_sim_run(sys->sched, t, fn);
+    if (crash != 0 && sys->fault_in == 0) {
+        sim->crashes++; /* it fired (the run may end before its message) */
+    }
     sys->batch = TR_BATCH;
+    sys->fault_in = 0;
+    if (oom) {
+        tr__alloc_fail_after(-1);
+    }
     note(sys,
          "run %" PRIu32 ".%" PRIu64 " pick %zu/%zu batch %u handled +%" PRIu64
-         " spawned +%" PRIu64 " dead +%" PRIu64 "%s",
+         " spawned +%" PRIu64 " dead +%" PRIu64 "%s%s",
          a->index, gen, pick, n, batch, tr_load_relaxed(&wl->handled) - handled,
          tr_load_relaxed(&wl->spawned) - spawned,
-         tr_load_relaxed(&wl->dead) - dead,
+         tr_load_relaxed(&wl->dead) - dead, fault,
          tr_load_relaxed(&a->gen) != gen ? " ended" : "");
     if (sim->cfg.step_cost_max_us != 0) {
         uint64_t us =
@@ -273,6 +370,10 @@ step(tr_system *sys, uint64_t deadline)
 
     if (sim->steps >= sim->max_steps) {
         return TR_ETIMEDOUT;
+    }
+    if (sim->cfg.faults.quiesce_step != 0 &&
+        sim->steps >= sim->cfg.faults.quiesce_step) {
+        sim->quiesced = true;
     }
     n = tr__sched_sim_gather(sys->sched);
     now = tr__timers_now(sys->timers);
@@ -348,7 +449,7 @@ tr__sim_create(tr_system *sys, const tr_sim_config *cfg)
     }
     if (cfg->trace_path != NULL &&
         (sim->trace = fopen(cfg->trace_path, "w")) == NULL) {
-        tr__free(sim->replay, sizeof(uint64_t) * sim->replay_cap);
+        free(sim->replay);
         tr__free(sim, sizeof(*sim));
         return TR_ENOTFOUND;
     }
@@ -367,8 +468,8 @@ tr__sim_destroy(tr_system *sys)
     if (sim->trace != NULL) {
         fclose(sim->trace);
     }
-    tr__free(sim->tape, sizeof(uint64_t) * sim->tape_cap);
-    tr__free(sim->replay, sizeof(uint64_t) * sim->replay_cap);
+    free(sim->tape);
+    free(sim->replay);
     tr__free(sim, sizeof(*sim));
     sys->sim = NULL;
 }
@@ -424,6 +525,11 @@ tr_sim_stats_get(tr_system *sys, tr_sim_stats *out)
     out->choices = sim->tape_len;
     out->fingerprint = sim->fingerprint;
     out->tape_diverged = sim->diverged;
+    out->quiesced = sim->quiesced;
+    out->crashes = sim->crashes;
+    out->kills = sim->kills;
+    out->ooms = sim->ooms;
+    out->points = sim->points;
     return TR_OK;
 }
 
@@ -454,6 +560,118 @@ tr_sim_tape_save(tr_system *sys, const char *path)
     bad = ferror(f);
     if (fclose(f) != 0 || bad) {
         return TR_EIO;
+    }
+    return TR_OK;
+}
+
+int
+tr_sim_crash_at(tr_system *sys, tr_addr who, uint64_t k)
+{
+    tr_sim *sim;
+
+    if (sys == NULL || k == 0) {
+        return TR_EINVAL;
+    }
+    if ((sim = sys->sim) == NULL || !tr__sim_on_driver(sys)) {
+        return TR_ESTATE;
+    }
+    if (sim->ntargets == MAX_TARGETS) {
+        return TR_EFULL;
+    }
+    sim->targets[sim->ntargets].id = who.id;
+    sim->targets[sim->ntargets].k = k;
+    sim->ntargets++;
+    return TR_OK;
+}
+
+bool
+tr_sim_fault(tr_ctx *ctx, const char *name)
+{
+    tr_system *sys;
+    tr_sim *sim;
+    uint64_t h = FNV_OFFSET;
+    unsigned i;
+
+    if (ctx == NULL || name == NULL || (sys = ctx->sys) == NULL ||
+        (sim = sys->sim) == NULL || sim->quiesced || !tr__sim_on_driver(sys)) {
+        return false;
+    }
+    for (const char *p = name; *p != '\0'; p++) {
+        h = (h ^ (unsigned char)*p) * FNV_PRIME;
+    }
+    for (i = 0; i < sim->npoints && sim->points_seen[i].hash != h; i++) {
+    }
+    if (i == sim->npoints) {
+        if (i == MAX_POINTS) {
+            return false; /* more points than a run tracks: never fires */
+        }
+        /* Activated for this run, or not: one point in four (FDB's
+         * BUGGIFY rule), drawn when first met. */
+        sim->points_seen[i].hash = h;
+        sim->points_seen[i].active = choose(sim, STREAM_FAULT, 4) == 0;
+        sim->npoints++;
+    }
+    if (!sim->points_seen[i].active ||
+        choose(sim, STREAM_FAULT, 100) >=
+            (sim->cfg.faults.point_pct != 0 ? sim->cfg.faults.point_pct : 25)) {
+        return false;
+    }
+    sim->points++;
+    return true;
+}
+
+int
+tr_sim_quiesce(tr_system *sys)
+{
+    if (sys == NULL) {
+        return TR_EINVAL;
+    }
+    if (sys->sim == NULL || !tr__sim_on_driver(sys)) {
+        return TR_ESTATE;
+    }
+    sys->sim->quiesced = true;
+    return TR_OK;
+}
+
+int
+tr_sim_liveness_check(tr_system *sys, char *why, size_t cap)
+{
+    int rc = may_step(sys);
+    char none[1];
+
+    if (why == NULL || cap == 0) {
+        why = none;
+        cap = sizeof(none);
+    }
+    why[0] = '\0';
+    if (rc != TR_OK) {
+        return rc;
+    }
+    sys->sim->quiesced = true;
+    while ((rc = step(sys, TR_WAIT_FOREVER)) == TR_OK) {
+    }
+    if (rc == TR_ETIMEDOUT) {
+        snprintf(why, cap, "not idle after %" PRIu64 " steps (a livelock?)",
+                 sys->sim->steps);
+        return rc;
+    }
+    for (uint32_t i = 0; i < tr__table_len(sys->table); i++) {
+        tr_actor *a = tr__table_at(sys->table, i);
+        uint64_t gen = tr_load_relaxed(&a->gen);
+        uint64_t queued = tr__lane_len(&a->sent, &a->taken);
+        if (tr__gen_live(gen) && queued != 0) {
+            snprintf(why, cap,
+                     "actor %" PRIu32 ".%" PRIu64 " (%s) holds %" PRIu64
+                     " messages it will never handle",
+                     i, gen,
+                     a->behaviour->name != NULL ? a->behaviour->name : "?",
+                     queued);
+            return TR_ESTUCK;
+        }
+    }
+    if (tr_load_acq(&sys->gave_up) != 0) {
+        snprintf(why, cap, "a supervision tree gave up");
+        return TR_EFAILED;
     }
     return TR_OK;
 }

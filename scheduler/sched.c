@@ -917,7 +917,7 @@ tr__sched_sim_take(tr_sched *s, size_t i)
 }
 
 void
-tr__sched_sim_run(tr_sched *s, tr_task *t)
+tr__sched_sim_run(tr_sched *s, tr_task *t, tr_run_fn fn)
 {
     tr_worker *w = &s->workers[0];
 
@@ -928,7 +928,7 @@ tr__sched_sim_run(tr_sched *s, tr_task *t)
     tr__tls_worker = w;
     tr_store_relaxed(&w->runs, tr_load_relaxed(&w->runs) + 1);
     tr_store_relaxed(&w->current, t);
-    s->run(s->run_arg, w, t);
+    (fn != NULL ? fn : s->run)(s->run_arg, w, t);
     tr__tls_worker = NULL;
 }
 

@@ -82,11 +82,12 @@ size_t tr__sched_inject_len(tr_sched *s);
  * ring and LIFO slot, then the inject queue) to the end of the runnable
  * list and returns the list's length; take removes the `i`-th task of the
  * list (`i` below the length); run runs `t` on the calling thread as
- * worker 0. Driving thread only.
+ * worker 0, with `fn` in place of the pool's run function unless NULL. Driving
+ * thread only.
  */
 size_t tr__sched_sim_gather(tr_sched *s);
 tr_task *tr__sched_sim_take(tr_sched *s, size_t i);
-void tr__sched_sim_run(tr_sched *s, tr_task *t);
+void tr__sched_sim_run(tr_sched *s, tr_task *t, tr_run_fn fn);
 
 /*
  * For tests, which drive the pieces of the scheduler directly. Worker `i`

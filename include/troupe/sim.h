@@ -60,6 +60,33 @@
 extern "C" {
 #endif
 
+/**
+ * Faults a simulation injects, drawn from the seed; zero for every field
+ * means none. Chances are in parts per million of the steps that run an
+ * actor (a step draws at most one of crash, kill and allocation failure,
+ * in that order). Faults stop at the quiesce point.
+ */
+typedef struct tr_sim_faults {
+    /* The handler of one of the run's first messages fails: its result
+     * becomes TR_EFAILED ("simulated crash"), as if it had returned it
+     * (a call it handled ends TR_EFAILED, the actor fails, its supervisor
+     * decides). Never a supervisor (faults strike the program's actors). */
+    uint32_t crash_ppm;
+    /* The actor is killed before its run: it ends TR_EXIT_KILLED without
+     * its `stop` (as a supervisor's brutal kill). Never a supervisor. */
+    uint32_t kill_ppm;
+    /* The runtime's allocations in the step fail from a drawn one on
+     * (TR_ENOMEM where they are made). The allocator's test hook is
+     * process-wide: simulate one system at a time when this is set. */
+    uint32_t alloc_fail_ppm;
+    /* The chance, in percent, that an activated tr_sim_fault point fires
+     * when it is reached (0: 25). A point is activated for the whole run,
+     * or not, from the seed and its name (one in four). */
+    uint32_t point_pct;
+    /* Faults stop from this step on (0: only tr_sim_quiesce stops them). */
+    uint64_t quiesce_step;
+} tr_sim_faults;
+
 /** How a system is simulated (tr_system_config.sim); zero means default. */
 typedef struct tr_sim_config {
     /* The run's seed: every choice follows from it. */
@@ -81,6 +108,8 @@ typedef struct tr_sim_config {
      * (tr_sim_tape_save) instead of drawing them; past its end, or where
      * a choice no longer fits, it draws from the seed again. */
     const char *tape_path;
+    /* Faults to inject (all zero: none). */
+    tr_sim_faults faults;
 } tr_sim_config;
 
 /** Where a simulation stands (tr_sim_stats_get). */
@@ -93,6 +122,11 @@ typedef struct tr_sim_stats {
     /* A replayed tape no longer fitted the run (choices past its end are
      * not counted). */
     bool tape_diverged;
+    bool quiesced;    /* faults have stopped */
+    uint64_t crashes; /* handlers failed by a fault (drawn or targeted) */
+    uint64_t kills;   /* actors killed by a fault */
+    uint64_t ooms;    /* steps whose allocations failed */
+    uint64_t points;  /* tr_sim_fault points that fired */
 } tr_sim_stats;
 
 /**
@@ -160,6 +194,63 @@ TR_API int tr_sim_tape_save(tr_system *sys, const char *path);
  */
 TR_API int tr_sim_trace_diff(const char *a, const char *b, uint64_t *step,
                              char *line, size_t cap);
+
+/**
+ * Make the handler of the `k`-th user message (from 1) that incarnation
+ * `who` handles fail, as a crash fault does; a regression test's way to
+ * replay one fault without its seed. Fires once; before the quiesce point
+ * only.
+ *
+ * Ownership: borrows `sys`.
+ * Context:   the driving thread.
+ * Returns:   TR_OK; TR_EINVAL if `sys` is NULL or `k` is 0; TR_ESTATE if
+ *            `sys` is not simulated or the caller is not its driving
+ *            thread; TR_EFULL when 16 are armed already.
+ */
+TR_API int tr_sim_crash_at(tr_system *sys, tr_addr who, uint64_t k);
+
+/**
+ * A fault point of the program's own: true when the simulation decides
+ * that the fault named `name` happens here and now; the caller then takes
+ * its failure path (drops a message, returns an error...). Always false
+ * outside simulation and after the quiesce point, so it may stay in
+ * production code.
+ *
+ * Ownership: borrows `name` for the call (points are told apart by the
+ *            text, never by its address).
+ * Context:   a handler, or the driving thread's context.
+ * Returns:   whether the fault fires.
+ */
+TR_API bool tr_sim_fault(tr_ctx *ctx, const char *name);
+
+/**
+ * The quiesce point: faults stop from now on, so that what the program
+ * promises to reach once they stop (liveness) can be checked.
+ *
+ * Ownership: borrows `sys`.
+ * Context:   the driving thread.
+ * Returns:   TR_OK; TR_EINVAL if `sys` is NULL; TR_ESTATE if `sys` is not
+ *            simulated or the caller is not its driving thread.
+ */
+TR_API int tr_sim_quiesce(tr_system *sys);
+
+/**
+ * Quiesce, run until idle, and check that the system settled: the run
+ * reached idle within its step budget, no live actor holds user messages
+ * it will never handle (nothing can run any more), and no top-level
+ * supervision tree gave up (its permanent children would not run). What
+ * is not checked: calls still pending in handles an actor keeps (they end
+ * at shutdown).
+ *
+ * Ownership: borrows `sys`; writes the first problem into `why` (`cap`
+ *            bytes; may be NULL).
+ * Context:   the driving thread.
+ * Returns:   TR_OK when it settled; TR_ETIMEDOUT when the step budget ran
+ *            out (a livelock); TR_ESTUCK when an actor holds messages;
+ *            TR_EFAILED when a supervision tree gave up; TR_EINVAL;
+ *            TR_ESTATE as tr_sim_step.
+ */
+TR_API int tr_sim_liveness_check(tr_system *sys, char *why, size_t cap);
 
 /** The body of a simulated test: the scenario, on a started system.
  * Returns 0 when the run passed; anything else is a failure. */

@@ -23,6 +23,8 @@
 
 extern char **environ;
 
+enum { PPM_ALL = 1000000 }; /* a fault chance of one */
+
 enum {
     MSG_PING = 1,
     MSG_NOTE = 2,
@@ -690,6 +692,269 @@ test_sim_supervision_runs_in_steps(void **state)
     assert_true(supervise_once(17) == supervise_once(17));
 }
 
+/* ---- faults ---- */
+
+static struct {
+    uint32_t handled;
+    uint32_t stops;
+    uint32_t enomem;
+    uint32_t sent;
+    uint32_t fired;
+} faults_seen;
+
+static int
+counter_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)state;
+    faults_seen.handled++;
+    if (msg->type == MSG_NOTE && tr_sim_fault(ctx, "drop the note")) {
+        faults_seen.fired++;
+    }
+    return TR_OK;
+}
+
+static void
+counter_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
+{
+    (void)ctx;
+    (void)state;
+    (void)exit;
+    faults_seen.stops++;
+}
+
+static const tr_behaviour counter_b = {
+    .name = "counter",
+    .handle = counter_handle,
+    .stop = counter_stop,
+};
+
+static tr_system *
+faulty_system(uint64_t seed, const tr_sim_faults *f)
+{
+    tr_sim_config sim = {.seed = seed, .faults = *f};
+    tr_system_config cfg = {.sim = &sim};
+    tr_system *sys = NULL;
+
+    assert_int_equal(tr_system_start(&cfg, &sys), TR_OK);
+    memset(&faults_seen, 0, sizeof(faults_seen));
+    return sys;
+}
+
+/* The k-th message's handler fails: the actor ends TR_EXIT_FAILED after
+ * exactly k messages, its `stop` run. */
+static void
+test_sim_crash_at_kth_message(void **state)
+{
+    const tr_sim_faults none = {0};
+    tr_system *sys = faulty_system(1, &none);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_signal sig;
+    tr_sim_stats st;
+    tr_addr a;
+    (void)state;
+
+    assert_int_equal(tr_spawn(ctx, &counter_b, NULL, NULL, &a), TR_OK);
+    assert_int_equal(tr_sim_crash_at(sys, a, 3), TR_OK);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(tr_send(ctx, a, MSG_PING, NULL, 0), TR_OK);
+    }
+    assert_int_equal(tr_actor_wait(ctx, a, TR_FOREVER, &sig), TR_OK);
+    assert_int_equal(sig.kind, TR_EXIT_FAILED);
+    assert_int_equal(sig.code, TR_EFAILED);
+    assert_int_equal(faults_seen.handled, 3);
+    assert_int_equal(faults_seen.stops, 1);
+    assert_int_equal(tr_sim_stats_get(sys, &st), TR_OK);
+    assert_int_equal(st.crashes, 1);
+    assert_int_equal(tr_sim_crash_at(sys, a, 0), TR_EINVAL);
+    assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_OK);
+}
+
+/* Crashes drawn from the seed fail a supervised child again and again; its
+ * supervisor restarts it, and once faults stop the system settles. */
+static void
+test_sim_crash_faults_restart_children(void **state)
+{
+    static const tr_child_spec kid = {.id = "c", .behaviour = &counter_b};
+    const tr_sup_spec spec = {
+        .name = "crashy",
+        .strategy = TR_ONE_FOR_ONE,
+        .max_restarts = 1000,
+        .period_ms = 1000,
+        .children = &kid,
+        .len = 1,
+    };
+    const tr_sim_faults f = {.crash_ppm = 300000};
+    tr_system *sys = faulty_system(2, &f);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_child_info info;
+    tr_sim_stats st;
+    char why[128];
+    tr_addr sup;
+    (void)state;
+
+    assert_int_equal(tr_sup_start(ctx, &spec, NULL, &sup), TR_OK);
+    for (int i = 0; i < 40; i++) {
+        assert_int_equal(
+            tr_sup_find_child_wait(ctx, sup, "c", tr_ms(100), &info), TR_OK);
+        assert_int_equal(tr_send(ctx, info.addr, MSG_PING, NULL, 0), TR_OK);
+        assert_int_equal(tr_sim_run_until_idle(sys), TR_OK);
+    }
+    assert_int_equal(tr_sim_stats_get(sys, &st), TR_OK);
+    assert_true(st.crashes > 0);
+    assert_int_equal(tr_sup_find_child_wait(ctx, sup, "c", tr_ms(100), &info),
+                     TR_OK);
+    assert_int_equal(info.restarts, st.crashes);
+    assert_int_equal(tr_sim_liveness_check(sys, why, sizeof(why)), TR_OK);
+    assert_int_equal(tr_sim_stats_get(sys, &st), TR_OK);
+    assert_true(st.quiesced);
+    assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_OK);
+}
+
+/* A kill ends the actor without its `stop`. */
+static void
+test_sim_kill_fault_skips_stop(void **state)
+{
+    const tr_sim_faults f = {.kill_ppm = PPM_ALL};
+    tr_system *sys = faulty_system(3, &f);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_signal sig;
+    tr_sim_stats st;
+    tr_addr a;
+    (void)state;
+
+    assert_int_equal(tr_spawn(ctx, &counter_b, NULL, NULL, &a), TR_OK);
+    assert_int_equal(tr_send(ctx, a, MSG_PING, NULL, 0), TR_OK);
+    assert_int_equal(tr_actor_wait(ctx, a, TR_FOREVER, &sig), TR_OK);
+    assert_int_equal(sig.kind, TR_EXIT_KILLED);
+    assert_int_equal(faults_seen.handled, 0);
+    assert_int_equal(faults_seen.stops, 0);
+    assert_int_equal(tr_sim_stats_get(sys, &st), TR_OK);
+    assert_int_equal(st.kills, 1);
+    assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_OK);
+}
+
+/* An actor that sends on: out of memory, its sends fail cleanly. */
+static int
+spray_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    const tr_addr *to = state;
+
+    if (msg->type == MSG_GO) {
+        for (int i = 0; i < 16; i++) {
+            int rc = tr_send(ctx, *to, MSG_PING, &i, sizeof(i));
+            faults_seen.sent += rc == TR_OK;
+            faults_seen.enomem += rc == TR_ENOMEM;
+        }
+    }
+    return TR_OK;
+}
+
+static int
+spray_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    (void)ctx;
+    *(tr_addr *)state = *(const tr_addr *)arg;
+    return TR_OK;
+}
+
+static const tr_behaviour spray_b = {
+    .name = "spray",
+    .state_size = sizeof(tr_addr),
+    .init = spray_init,
+    .handle = spray_handle,
+};
+
+static void
+test_sim_alloc_faults_fail_sends(void **state)
+{
+    const tr_sim_faults f = {.alloc_fail_ppm = PPM_ALL};
+    tr_system *sys = faulty_system(4, &f);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_sim_stats st;
+    tr_addr sink;
+    tr_addr spray;
+    (void)state;
+
+    assert_int_equal(tr_spawn(ctx, &counter_b, NULL, NULL, &sink), TR_OK);
+    assert_int_equal(tr_spawn(ctx, &spray_b, &sink, NULL, &spray), TR_OK);
+    assert_int_equal(tr_send(ctx, spray, MSG_GO, NULL, 0), TR_OK);
+    assert_int_equal(tr_sim_run_until_idle(sys), TR_OK);
+    assert_int_equal(tr_sim_stats_get(sys, &st), TR_OK);
+    assert_true(st.ooms > 0);
+    assert_true(faults_seen.enomem > 0);
+    assert_int_equal(faults_seen.sent + faults_seen.enomem, 16);
+    /* What was sent arrived. */
+    assert_int_equal(faults_seen.handled, faults_seen.sent);
+    assert_int_equal(tr_sim_quiesce(sys), TR_OK);
+    assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_OK);
+}
+
+/* A program's own fault point: activated for some runs only, firing now
+ * and then in those; never outside simulation or once quiesced. */
+static void
+test_sim_fault_points(void **state)
+{
+    const tr_sim_faults f = {.point_pct = 50};
+    unsigned active_runs = 0;
+    tr_system *real = tr_test_system(1);
+    (void)state;
+
+    assert_false(tr_sim_fault(tr_system_ctx(real), "drop the note"));
+    tr_test_shutdown(real);
+    for (uint64_t seed = 0; seed < 24; seed++) {
+        tr_system *sys = faulty_system(seed, &f);
+        tr_ctx *ctx = tr_system_ctx(sys);
+        tr_addr a;
+        assert_int_equal(tr_spawn(ctx, &counter_b, NULL, NULL, &a), TR_OK);
+        for (int i = 0; i < 20; i++) {
+            assert_int_equal(tr_send(ctx, a, MSG_NOTE, NULL, 0), TR_OK);
+        }
+        assert_int_equal(tr_sim_run_until_idle(sys), TR_OK);
+        assert_true(faults_seen.fired < 20);
+        active_runs += faults_seen.fired != 0;
+        assert_int_equal(tr_sim_quiesce(sys), TR_OK);
+        assert_false(tr_sim_fault(ctx, "drop the note"));
+        assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_OK);
+    }
+    assert_true(active_runs > 0 && active_runs < 24);
+}
+
+/* An actor that keeps itself busy for ever: the liveness check finds no
+ * idle state within the step budget. */
+static int
+spin_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)state;
+    (void)msg;
+    return tr_send(ctx, tr_self(ctx), MSG_PING, NULL, 0);
+}
+
+static const tr_behaviour spin_b = {
+    .name = "spin",
+    .handle = spin_handle,
+};
+
+static void
+test_sim_liveness_finds_a_livelock(void **state)
+{
+    tr_sim_config sim = {.seed = 9, .max_steps = 2000};
+    tr_system_config cfg = {.sim = &sim};
+    tr_system *sys = NULL;
+    char why[128];
+    tr_addr a;
+    (void)state;
+
+    assert_int_equal(tr_system_start(&cfg, &sys), TR_OK);
+    assert_int_equal(tr_spawn(tr_system_ctx(sys), &spin_b, NULL, NULL, &a),
+                     TR_OK);
+    assert_int_equal(tr_send(tr_system_ctx(sys), a, MSG_PING, NULL, 0), TR_OK);
+    assert_int_equal(tr_sim_liveness_check(sys, why, sizeof(why)),
+                     TR_ETIMEDOUT);
+    assert_non_null(strstr(why, "not idle"));
+    /* The budget is spent: shutdown stops what is left on its last pass. */
+    assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_ETIMEDOUT);
+}
+
 /* The same seed gives the same steps, the same fingerprint, and a replayed
  * tape makes the same choices whatever the seed says. */
 static void
@@ -742,6 +1007,12 @@ main(int argc, char **argv)
         cmocka_unit_test(test_sim_other_threads_are_refused),
         cmocka_unit_test(test_sim_misuse),
         cmocka_unit_test(test_sim_supervision_runs_in_steps),
+        cmocka_unit_test(test_sim_crash_at_kth_message),
+        cmocka_unit_test(test_sim_crash_faults_restart_children),
+        cmocka_unit_test(test_sim_kill_fault_skips_stop),
+        cmocka_unit_test(test_sim_alloc_faults_fail_sends),
+        cmocka_unit_test(test_sim_fault_points),
+        cmocka_unit_test(test_sim_liveness_finds_a_livelock),
         cmocka_unit_test(test_sim_finds_and_replays_a_race),
         cmocka_unit_test(test_sim_race_depends_on_the_seed),
         cmocka_unit_test(test_sim_tape_replays_the_run),

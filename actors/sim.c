@@ -83,6 +83,7 @@ struct tr_sim {
     uint32_t replay_len;
     uint32_t replay_cap;
     uint32_t replay_at;
+    bool replaying; /* a tape was given (perhaps empty) */
     bool diverged;
     /* Faults. */
     bool quiesced;
@@ -148,11 +149,18 @@ choose(tr_sim *sim, unsigned stream, uint64_t bound)
     if (bound <= 1) {
         return 0;
     }
-    if (sim->replay_at < sim->replay_len) {
-        v = sim->replay[sim->replay_at++];
-        if (v >= bound) {
-            sim->diverged = true;
-            v = tr__rand_below(&sim->streams[stream], bound);
+    if (sim->replaying) {
+        /* A tape owns every choice: past its end each is 0, the simplest
+         * (the oldest runnable actor, a batch of one, a timer on time, no
+         * fault), and a value that no longer fits is folded in. So a
+         * shrunk tape (tr_sim_shrink) is a run of its own. */
+        v = 0;
+        if (sim->replay_at < sim->replay_len) {
+            v = sim->replay[sim->replay_at++];
+            if (v >= bound) {
+                sim->diverged = true;
+                v %= bound;
+            }
         }
     } else {
         v = tr__rand_below(&sim->streams[stream], bound);
@@ -210,6 +218,7 @@ tape_load(tr_sim *sim, const char *path)
         sim->replay_len = 0;
         sim->replay_cap = 0;
     }
+    sim->replaying = rc == TR_OK;
     return rc;
 }
 
@@ -258,11 +267,12 @@ choose_batch(tr_sim *sim)
     }
 }
 
-/* A chance of `ppm` per million, drawn only when it is not 0. */
+/* A chance of `ppm` per million, drawn only when it is not 0. The high
+ * values fire, so that a choice of 0 is no fault. */
 static bool
 chance(tr_sim *sim, uint32_t ppm)
 {
-    return ppm != 0 && choose(sim, STREAM_FAULT, PPM) < ppm;
+    return ppm != 0 && choose(sim, STREAM_FAULT, PPM) >= PPM - ppm;
 }
 
 /* The message of the coming run of incarnation `id` (which has handled
@@ -533,12 +543,32 @@ tr_sim_stats_get(tr_system *sys, tr_sim_stats *out)
     return TR_OK;
 }
 
+/* Write `n` choices to `path` as a tape. */
+static int
+tape_write(const char *path, uint64_t seed, const uint64_t *v, uint32_t n)
+{
+    FILE *f = fopen(path, "w");
+    int bad;
+
+    if (f == NULL) {
+        return TR_EIO;
+    }
+    fprintf(f, TAPE_MAGIC "\n# seed 0x%016" PRIx64 "\n# choices %" PRIu32 "\n",
+            seed, n);
+    for (uint32_t i = 0; i < n; i++) {
+        fprintf(f, "%" PRIu64 "\n", v[i]);
+    }
+    bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
+        return TR_EIO;
+    }
+    return TR_OK;
+}
+
 int
 tr_sim_tape_save(tr_system *sys, const char *path)
 {
     tr_sim *sim;
-    FILE *f;
-    int bad;
 
     if (sys == NULL || path == NULL) {
         return TR_EINVAL;
@@ -549,19 +579,7 @@ tr_sim_tape_save(tr_system *sys, const char *path)
     if (sim->tape_lost) {
         return TR_ENOMEM;
     }
-    if ((f = fopen(path, "w")) == NULL) {
-        return TR_EIO;
-    }
-    fprintf(f, TAPE_MAGIC "\n# seed 0x%016" PRIx64 "\n# choices %" PRIu32 "\n",
-            sim->cfg.seed, sim->tape_len);
-    for (uint32_t i = 0; i < sim->tape_len; i++) {
-        fprintf(f, "%" PRIu64 "\n", sim->tape[i]);
-    }
-    bad = ferror(f);
-    if (fclose(f) != 0 || bad) {
-        return TR_EIO;
-    }
-    return TR_OK;
+    return tape_write(path, sim->cfg.seed, sim->tape, sim->tape_len);
 }
 
 int
@@ -608,12 +626,14 @@ tr_sim_fault(tr_ctx *ctx, const char *name)
         /* Activated for this run, or not: one point in four (FDB's
          * BUGGIFY rule), drawn when first met. */
         sim->points_seen[i].hash = h;
-        sim->points_seen[i].active = choose(sim, STREAM_FAULT, 4) == 0;
+        sim->points_seen[i].active = choose(sim, STREAM_FAULT, 4) == 3;
         sim->npoints++;
     }
+    uint32_t pct =
+        sim->cfg.faults.point_pct != 0 ? sim->cfg.faults.point_pct : 25;
+    /* The high values fire (0 is no fault, as in chance). */
     if (!sim->points_seen[i].active ||
-        choose(sim, STREAM_FAULT, 100) >=
-            (sim->cfg.faults.point_pct != 0 ? sim->cfg.faults.point_pct : 25)) {
+        choose(sim, STREAM_FAULT, 100) < 100 - (pct < 100 ? pct : 100)) {
         return false;
     }
     sim->points++;
@@ -799,6 +819,214 @@ report_failure(const tr_sim_check_opts *o, const char *name, uint64_t seed,
     }
 }
 
+/* One quiet run of `body` on the tape at `path`: its result in `*result`. */
+static int
+run_tape(const tr_sim_check_opts *o, tr_sim_body_fn body, void *arg,
+         const char *path, int *result)
+{
+    tr_system_config cfg = o->system;
+    tr_sim_config sim = o->sim;
+    tr_system *sys;
+    int rc;
+
+    sim.tape_path = path;
+    sim.trace_path = NULL;
+    cfg.sim = &sim;
+    if ((rc = tr_system_start(&cfg, &sys)) != TR_OK) {
+        return rc;
+    }
+    *result = body(sys, arg);
+    (void)tr_system_shutdown(sys, tr_ms(60000));
+    return TR_OK;
+}
+
+static uint64_t
+weight(const uint64_t *v, uint32_t n)
+{
+    uint64_t w = 0;
+
+    for (uint32_t i = 0; i < n; i++) {
+        w = tr_sat_add(w, v[i]);
+    }
+    return w;
+}
+
+/* The shrink's state: the best tape so far, a candidate, the failure to
+ * keep, and the runs left. */
+typedef struct shrink {
+    const tr_sim_check_opts *o;
+    tr_sim_body_fn body;
+    void *arg;
+    const char *out; /* candidates are written here */
+    uint64_t seed;
+    int want;
+    uint64_t *best;
+    uint32_t n;
+    uint64_t *cand;
+    unsigned runs;
+    unsigned max_runs;
+    int err;
+} shrink;
+
+/* Does the candidate (`m` choices) fail the same way? If so it is the new
+ * best. */
+static bool
+try_cand(shrink *s, uint32_t m)
+{
+    int result = 0;
+
+    if (s->runs >= s->max_runs || s->err != TR_OK) {
+        return false;
+    }
+    s->runs++;
+    if ((s->err = tape_write(s->out, s->seed, s->cand, m)) != TR_OK ||
+        (s->err = run_tape(s->o, s->body, s->arg, s->out, &result)) != TR_OK) {
+        return false;
+    }
+    if (result != s->want) {
+        return false;
+    }
+    memcpy(s->best, s->cand, sizeof(uint64_t) * m);
+    s->n = m;
+    return true;
+}
+
+/* One pass of deletions, then one of lowerings; true when one helped. */
+static bool
+shrink_pass(shrink *s)
+{
+    bool better = false;
+
+    for (uint32_t size = s->n / 2 > 0 ? s->n / 2 : 1; size >= 1; size /= 2) {
+        uint32_t i = 0;
+        while (i + size <= s->n && s->runs < s->max_runs) {
+            memcpy(s->cand, s->best, sizeof(uint64_t) * i);
+            memcpy(s->cand + i, s->best + i + size,
+                   sizeof(uint64_t) * (s->n - i - size));
+            if (try_cand(s, s->n - size)) {
+                better = true; /* the same `i` now holds what came after */
+            } else {
+                i += size;
+            }
+        }
+        if (size == 1) {
+            break;
+        }
+    }
+    for (uint32_t i = 0; i < s->n && s->runs < s->max_runs; i++) {
+        uint64_t v = s->best[i];
+        uint64_t lower[3] = {0, v / 2, v - 1};
+        for (int k = 0; k < 3 && v != 0; k++) {
+            if (lower[k] >= v || (k > 0 && lower[k] == lower[k - 1])) {
+                continue;
+            }
+            memcpy(s->cand, s->best, sizeof(uint64_t) * s->n);
+            s->cand[i] = lower[k];
+            if (try_cand(s, s->n)) {
+                better = true;
+                break;
+            }
+        }
+    }
+    return better;
+}
+
+int
+tr_sim_shrink(const tr_sim_check_opts *opts, tr_sim_body_fn body, void *arg,
+              const char *tape, const char *out, tr_sim_shrink_stats *stats)
+{
+    static const tr_sim_check_opts none;
+    tr_sim loaded;
+    shrink s;
+    int result = 0;
+    int rc;
+
+    if (body == NULL || tape == NULL || out == NULL) {
+        return TR_EINVAL;
+    }
+    memset(&loaded, 0, sizeof(loaded));
+    if ((rc = tape_load(&loaded, tape)) != TR_OK) {
+        return rc;
+    }
+    memset(&s, 0, sizeof(s));
+    s.o = opts != NULL ? opts : &none;
+    s.body = body;
+    s.arg = arg;
+    s.out = out;
+    s.seed = s.o->sim.seed;
+    s.n = loaded.replay_len;
+    s.max_runs = s.o->shrink_runs != 0 ? s.o->shrink_runs : 500;
+    s.best = malloc(sizeof(uint64_t) * (s.n + 1u));
+    s.cand = malloc(sizeof(uint64_t) * (s.n + 1u));
+    if (s.best == NULL || s.cand == NULL) {
+        rc = TR_ENOMEM;
+        goto done;
+    }
+    if (s.n != 0) {
+        memcpy(s.best, loaded.replay, sizeof(uint64_t) * s.n);
+    }
+    /* The failure to keep: the tape's own. */
+    if ((rc = run_tape(s.o, body, arg, tape, &result)) != TR_OK) {
+        goto done;
+    }
+    if (result == 0) {
+        rc = TR_EINVAL;
+        goto done;
+    }
+    s.want = result;
+    if (stats != NULL) {
+        stats->choices_before = s.n;
+        stats->weight_before = weight(s.best, s.n);
+    }
+    while (shrink_pass(&s) && s.runs < s.max_runs && s.err == TR_OK) {
+    }
+    rc = s.err != TR_OK ? s.err : tape_write(out, s.seed, s.best, s.n);
+    if (stats != NULL) {
+        stats->choices_after = s.n;
+        stats->weight_after = weight(s.best, s.n);
+        stats->runs = s.runs;
+    }
+done:
+    free(s.best);
+    free(s.cand);
+    free(loaded.replay);
+    return rc;
+}
+
+/* Shrink the failing run's tape at `path` next to it, and say so. */
+static void
+shrink_failure(const tr_sim_check_opts *o, const char *name, uint64_t seed,
+               const char *path, tr_sim_body_fn body, void *arg)
+{
+    tr_sim_check_opts so = *o;
+    tr_sim_shrink_stats st;
+    char min[512];
+    char prog[512];
+    const char *dir = o->tape_dir;
+    int rc;
+
+    if (dir == NULL && (dir = getenv("TROUPE_SIM_OUT")) == NULL) {
+        dir = ".";
+    }
+    snprintf(min, sizeof(min), "%s/%s-%016" PRIx64 ".min.tape", dir, name,
+             seed);
+    so.sim.seed = seed;
+    rc = tr_sim_shrink(&so, body, arg, path, min, &st);
+    if (o->quiet) {
+        return;
+    }
+    if (rc != TR_OK) {
+        fprintf(stderr, "troupe-sim: not shrunk (%s)\n", tr_errname(rc));
+        return;
+    }
+    program_path(prog, sizeof(prog));
+    fprintf(stderr,
+            "troupe-sim: shrunk %" PRIu64 " -> %" PRIu64 " choices (weight "
+            "%" PRIu64 " -> %" PRIu64 ", %u runs): TROUPE_SIM_TAPE=%s %s\n",
+            st.choices_before, st.choices_after, st.weight_before,
+            st.weight_after, st.runs, min, prog);
+}
+
 /* One run of `body` with `seed` (and `tape`, when not NULL). */
 static int
 check_one(const tr_sim_check_opts *o, const char *name, uint64_t seed,
@@ -834,9 +1062,14 @@ check_one(const tr_sim_check_opts *o, const char *name, uint64_t seed,
         (void)tr_sim_stats_get(sys, &st);
         tape_rc = tr_sim_tape_save(sys, path);
         report_failure(o, name, seed, result, &st, path, tape_rc);
+        /* On the virtual clock: whatever the actors do, this costs no wall
+         * time beyond the steps themselves. */
+        (void)tr_system_shutdown(sys, tr_ms(60000));
+        if (tape_rc == TR_OK && !o->no_shrink) {
+            shrink_failure(o, name, seed, path, body, arg);
+        }
+        return TR_OK;
     }
-    /* On the virtual clock: whatever the actors do, this costs no wall
-     * time beyond the steps themselves. */
     (void)tr_system_shutdown(sys, tr_ms(60000));
     return TR_OK;
 }

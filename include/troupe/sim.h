@@ -276,14 +276,29 @@ typedef struct tr_sim_check_opts {
     const char *tape_dir;
     /* Print nothing on failure. */
     bool quiet;
+    /* Do not shrink a failing run's tape (tr_sim_shrink). */
+    bool no_shrink;
+    /* The most runs a shrink may take (0: 500). */
+    unsigned shrink_runs;
 } tr_sim_check_opts;
+
+/** What tr_sim_shrink did. */
+typedef struct tr_sim_shrink_stats {
+    uint64_t choices_before; /* the tape's length */
+    uint64_t choices_after;
+    uint64_t weight_before; /* the sum of its choices */
+    uint64_t weight_after;
+    unsigned runs; /* runs of the body it took */
+} tr_sim_shrink_stats;
 
 /**
  * Run `body` once per seed, each time on a fresh simulated system that is
  * shut down after it, until a run fails. A failing run prints (to stderr)
  * its seed, its step count and fingerprint, a one-line command that reruns
  * it (TROUPE_SIM_SEED=N PROGRAM) and the file its tape was saved
- * to (TROUPE_SIM_TAPE=FILE PROGRAM replays it).
+ * to (TROUPE_SIM_TAPE=FILE PROGRAM replays it); then, unless
+ * `no_shrink`, it shrinks the tape (tr_sim_shrink) into
+ * DIR/NAME-SEED.min.tape and prints that too.
  *
  * Ownership: borrows `opts` (NULL for defaults), `arg` is passed to
  *            `body`; writes `*failed_seed` when a run fails.
@@ -294,6 +309,28 @@ typedef struct tr_sim_check_opts {
  */
 TR_API int tr_sim_check(const tr_sim_check_opts *opts, tr_sim_body_fn body,
                         void *arg, uint64_t *failed_seed);
+
+/**
+ * Shrink a failing run: from the choices on `tape`, find a shorter and
+ * simpler tape on which `body` fails the same way (returns the same
+ * value), and write it to `out`. It deletes runs of choices (halves, then
+ * quarters, ... then single ones) and lowers each choice towards 0, the
+ * simplest (past a tape's end every choice is 0: the oldest runnable
+ * actor, a batch of one, a timer on time, no fault), keeping each change
+ * that still fails, until none does or `shrink_runs` runs are spent.
+ *
+ * Ownership: borrows `opts` (its system and sim settings are used; the
+ *            seed does not matter under a tape), `tape`, `out`; writes
+ *            `*stats` (may be NULL).
+ * Context:   a plain thread (it becomes each run's driving thread).
+ * Returns:   TR_OK (`out` written; it may be the tape itself, unshrunk);
+ *            TR_EINVAL if `body`, `tape` or `out` is NULL, or if the run
+ *            on `tape` does not fail; TR_ENOTFOUND if `tape` cannot be
+ *            read; TR_EIO if `out` cannot be written; TR_ENOMEM.
+ */
+TR_API int tr_sim_shrink(const tr_sim_check_opts *opts, tr_sim_body_fn body,
+                         void *arg, const char *tape, const char *out,
+                         tr_sim_shrink_stats *stats);
 
 #ifdef __cplusplus
 }

@@ -569,6 +569,15 @@ bank_body(tr_system *sys, void *arg)
     return balance < 0 ? 1 : 0;
 }
 
+/* A body that always passes. */
+static int
+bank_body_passes(tr_system *sys, void *arg)
+{
+    (void)sys;
+    (void)arg;
+    return 0;
+}
+
 static void
 test_sim_finds_and_replays_a_race(void **state)
 {
@@ -592,7 +601,75 @@ test_sim_finds_and_replays_a_race(void **state)
              (unsigned long long)bad);
     o.sim.tape_path = tape;
     o.first_seed = bad + 1000;
+    o.no_shrink = true;
     assert_int_equal(tr_sim_check(&o, bank_body, NULL, &again), TR_EFAILED);
+    unlink(tape);
+    snprintf(tape, sizeof(tape), "/tmp/bank-%016llx.min.tape",
+             (unsigned long long)bad);
+    assert_int_equal(access(tape, R_OK), 0); /* shrunk by the first check */
+    unlink(tape);
+    snprintf(tape, sizeof(tape), "/tmp/bank-%016llx.tape",
+             (unsigned long long)(bad + 1000));
+    unlink(tape);
+}
+
+/* Fails when writer 4's first note is the log's first: never in the
+ * oldest-first order, so a failing tape cannot shrink to nothing. */
+static int
+writer4_first_body(tr_system *sys, void *arg)
+{
+    log_state seen;
+    (void)arg;
+
+    run_racy(sys, &seen);
+    return seen.order[0] == 40 ? 7 : 0;
+}
+
+static void
+test_sim_shrinks_a_failing_tape(void **state)
+{
+    tr_sim_check_opts o = {
+        .name = "writer4", .seeds = 200, .tape_dir = "/tmp", .quiet = true};
+    tr_sim_shrink_stats st;
+    uint64_t bad = UINT64_MAX;
+    char tape[128];
+    char min[128];
+    (void)state;
+
+    assert_int_equal(tr_sim_check(&o, writer4_first_body, NULL, &bad),
+                     TR_EFAILED);
+    snprintf(tape, sizeof(tape), "/tmp/writer4-%016llx.tape",
+             (unsigned long long)bad);
+    snprintf(min, sizeof(min), "/tmp/sim_test_%d.min.tape", (int)getpid());
+    assert_int_equal(
+        tr_sim_shrink(&o, writer4_first_body, NULL, tape, min, &st), TR_OK);
+    assert_true(st.choices_after <= st.choices_before);
+    assert_true(st.weight_after < st.weight_before ||
+                st.choices_after < st.choices_before);
+    assert_true(st.choices_after > 0); /* all zeros passes */
+    assert_true(st.runs > 0);
+    printf("shrunk %llu -> %llu choices, weight %llu -> %llu, %u runs\n",
+           (unsigned long long)st.choices_before,
+           (unsigned long long)st.choices_after,
+           (unsigned long long)st.weight_before,
+           (unsigned long long)st.weight_after, st.runs);
+    /* The shrunk tape fails the same way. */
+    o.sim.tape_path = min;
+    o.seeds = 1;
+    o.no_shrink = true;
+    o.name = "writer4_min";
+    assert_int_equal(tr_sim_check(&o, writer4_first_body, NULL, NULL),
+                     TR_EFAILED);
+    /* A tape that passes is refused. */
+    assert_int_equal(tr_sim_shrink(&o, bank_body_passes, NULL, min, min, &st),
+                     TR_EINVAL);
+    unlink(tape);
+    unlink(min);
+    snprintf(tape, sizeof(tape), "/tmp/writer4-%016llx.min.tape",
+             (unsigned long long)bad);
+    unlink(tape);
+    snprintf(tape, sizeof(tape), "/tmp/writer4_min-%016llx.tape",
+             (unsigned long long)0);
     unlink(tape);
 }
 
@@ -600,7 +677,8 @@ test_sim_finds_and_replays_a_race(void **state)
 static void
 test_sim_race_depends_on_the_seed(void **state)
 {
-    tr_sim_check_opts o = {.seeds = 1, .tape_dir = "/tmp", .quiet = true};
+    tr_sim_check_opts o = {
+        .seeds = 1, .tape_dir = "/tmp", .quiet = true, .no_shrink = true};
     unsigned fails = 0;
     (void)state;
 
@@ -1015,6 +1093,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_sim_liveness_finds_a_livelock),
         cmocka_unit_test(test_sim_finds_and_replays_a_race),
         cmocka_unit_test(test_sim_race_depends_on_the_seed),
+        cmocka_unit_test(test_sim_shrinks_a_failing_tape),
         cmocka_unit_test(test_sim_tape_replays_the_run),
     };
     return cmocka_run_group_tests_name("sim", tests, NULL, NULL);

@@ -526,7 +526,7 @@ tr_sim_stats_get(tr_system *sys, tr_sim_stats *out)
     if (sys == NULL || out == NULL) {
         return TR_EINVAL;
     }
-    if ((sim = sys->sim) == NULL) {
+    if ((sim = sys->sim) == NULL || !tr__sim_on_driver(sys)) {
         return TR_ESTATE;
     }
     out->seed = sim->cfg.seed;

@@ -161,9 +161,9 @@ TR_API int tr_sim_run_until_idle(tr_system *sys);
  * (and the program) only.
  *
  * Ownership: borrows `sys`; writes `*out`.
- * Context:   any thread (a moment's view).
+ * Context:   the driving thread (the simulation's fields are its own).
  * Returns:   TR_OK; TR_EINVAL if an argument is NULL; TR_ESTATE if `sys`
- *            is not simulated.
+ *            is not simulated or the caller is not its driving thread.
  */
 TR_API int tr_sim_stats_get(tr_system *sys, tr_sim_stats *out);
 

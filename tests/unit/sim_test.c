@@ -400,7 +400,8 @@ test_sim_blocking_calls_take_steps(void **state)
 static struct {
     tr_system *sys;
     tr_addr to;
-    int rc[5];
+    int rc[9];
+    bool fault;
 } other;
 
 static void *
@@ -416,6 +417,12 @@ other_thread(void *arg)
     other.rc[2] = tr_system_wait(other.sys, tr_ms(10));
     other.rc[3] = tr_sim_step(other.sys);
     other.rc[4] = tr_system_shutdown(other.sys, TR_FOREVER);
+    tr_sim_stats st;
+    other.rc[5] = tr_sim_stats_get(other.sys, &st);
+    other.rc[6] = tr_sim_quiesce(other.sys);
+    other.rc[7] = tr_sim_crash_at(other.sys, other.to, 1);
+    other.rc[8] = tr_sim_run_until_idle(other.sys);
+    other.fault = tr_sim_fault(ctx, "anything");
     return NULL;
 }
 
@@ -431,9 +438,10 @@ test_sim_other_threads_are_refused(void **state)
         TR_OK);
     assert_int_equal(pthread_create(&t, NULL, other_thread, NULL), 0);
     assert_int_equal(pthread_join(t, NULL), 0);
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 9; i++) {
         assert_int_equal(other.rc[i], TR_ESTATE);
     }
+    assert_false(other.fault);
     assert_int_equal(tr_system_shutdown(other.sys, TR_FOREVER), TR_OK);
 }
 

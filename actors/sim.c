@@ -63,7 +63,6 @@ enum { MAX_TARGETS = 16, MAX_POINTS = 64, PPM = 1000000 };
 #define DEFAULT_MAX_STEPS UINT64_C(10000000)
 #define FNV_OFFSET UINT64_C(0xcbf29ce484222325)
 #define FNV_PRIME UINT64_C(0x100000001b3)
-#define TAPE_MAGIC "troupe-sim-tape 1"
 
 struct tr_sim {
     tr_sim_config cfg; /* the paths are not kept */
@@ -81,7 +80,6 @@ struct tr_sim {
     /* The choices to replay, and how far the replay is. */
     uint64_t *replay;
     uint32_t replay_len;
-    uint32_t replay_cap;
     uint32_t replay_at;
     bool replaying; /* a tape was given (perhaps empty) */
     bool diverged;
@@ -169,55 +167,84 @@ choose(tr_sim *sim, unsigned stream, uint64_t bound)
     return v;
 }
 
-static int
-tape_load(tr_sim *sim, const char *path)
+int
+tr__sim_tape_read(const char *path, uint64_t **out, uint32_t *len)
 {
     FILE *f = fopen(path, "r");
     char line[64];
+    uint64_t *v = NULL;
+    uint32_t n = 0;
     uint32_t cap = 0;
-    int rc = TR_OK;
 
     if (f == NULL) {
         return TR_ENOTFOUND;
     }
     if (fgets(line, sizeof(line), f) == NULL ||
-        strncmp(line, TAPE_MAGIC, strlen(TAPE_MAGIC)) != 0) {
+        strncmp(line, TR_SIM_TAPE_MAGIC, strlen(TR_SIM_TAPE_MAGIC)) != 0) {
         fclose(f);
         return TR_EINVAL;
     }
     while (fgets(line, sizeof(line), f) != NULL) {
         char *end;
-        uint64_t v;
+        uint64_t x;
 
         if (line[0] == '#') {
             continue; /* the header's comments: seed, count */
         }
-        v = strtoull(line, &end, 10);
+        x = strtoull(line, &end, 10);
         if (end == line) {
             continue;
         }
-        if (sim->replay_len == cap) {
+        if (n == cap) {
             uint32_t ncap = cap != 0 ? cap * 2 : 256;
             uint64_t *r = cap < UINT32_MAX / 2
-                              ? realloc(sim->replay, sizeof(uint64_t) * ncap)
+                              ? realloc(v, sizeof(uint64_t) * ncap)
                               : NULL;
             if (r == NULL) {
-                rc = TR_ENOMEM;
-                break;
+                free(v);
+                fclose(f);
+                return TR_ENOMEM;
             }
-            sim->replay = r;
+            v = r;
             cap = ncap;
         }
-        sim->replay[sim->replay_len++] = v;
+        v[n++] = x;
     }
     fclose(f);
-    sim->replay_cap = cap;
-    if (rc != TR_OK) {
-        free(sim->replay);
-        sim->replay = NULL;
-        sim->replay_len = 0;
-        sim->replay_cap = 0;
+    *out = v;
+    *len = n;
+    return TR_OK;
+}
+
+int
+tr__sim_tape_write(const char *path, uint64_t seed, const uint64_t *v,
+                   uint32_t n)
+{
+    FILE *f = fopen(path, "w");
+    int bad;
+
+    if (f == NULL) {
+        return TR_EIO;
     }
+    fprintf(f,
+            TR_SIM_TAPE_MAGIC "\n# seed 0x%016" PRIx64 "\n# choices %" PRIu32
+                              "\n",
+            seed, n);
+    for (uint32_t i = 0; i < n; i++) {
+        fprintf(f, "%" PRIu64 "\n", v[i]);
+    }
+    bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
+        return TR_EIO;
+    }
+    return TR_OK;
+}
+
+static int
+tape_load(tr_sim *sim, const char *path)
+{
+    int rc = tr__sim_tape_read(path, &sim->replay, &sim->replay_len);
+
     sim->replaying = rc == TR_OK;
     return rc;
 }
@@ -543,28 +570,6 @@ tr_sim_stats_get(tr_system *sys, tr_sim_stats *out)
     return TR_OK;
 }
 
-/* Write `n` choices to `path` as a tape. */
-static int
-tape_write(const char *path, uint64_t seed, const uint64_t *v, uint32_t n)
-{
-    FILE *f = fopen(path, "w");
-    int bad;
-
-    if (f == NULL) {
-        return TR_EIO;
-    }
-    fprintf(f, TAPE_MAGIC "\n# seed 0x%016" PRIx64 "\n# choices %" PRIu32 "\n",
-            seed, n);
-    for (uint32_t i = 0; i < n; i++) {
-        fprintf(f, "%" PRIu64 "\n", v[i]);
-    }
-    bad = ferror(f);
-    if (fclose(f) != 0 || bad) {
-        return TR_EIO;
-    }
-    return TR_OK;
-}
-
 int
 tr_sim_tape_save(tr_system *sys, const char *path)
 {
@@ -579,7 +584,7 @@ tr_sim_tape_save(tr_system *sys, const char *path)
     if (sim->tape_lost) {
         return TR_ENOMEM;
     }
-    return tape_write(path, sim->cfg.seed, sim->tape, sim->tape_len);
+    return tr__sim_tape_write(path, sim->cfg.seed, sim->tape, sim->tape_len);
 }
 
 int
@@ -692,424 +697,6 @@ tr_sim_liveness_check(tr_system *sys, char *why, size_t cap)
     if (tr_load_acq(&sys->gave_up) != 0) {
         snprintf(why, cap, "a supervision tree gave up");
         return TR_EFAILED;
-    }
-    return TR_OK;
-}
-
-/* One line of `f` into `buf` (cut to fit, newline dropped); false at the
- * end. The rest of a long line is skipped. */
-static bool
-read_line(FILE *f, char *buf, size_t cap)
-{
-    size_t len;
-
-    if (fgets(buf, (int)cap, f) == NULL) {
-        return false;
-    }
-    len = strlen(buf);
-    if (len > 0 && buf[len - 1] == '\n') {
-        buf[len - 1] = '\0';
-    } else {
-        int c;
-        while ((c = fgetc(f)) != EOF && c != '\n') {
-        }
-    }
-    return true;
-}
-
-int
-tr_sim_trace_diff(const char *a, const char *b, uint64_t *step_out, char *line,
-                  size_t cap)
-{
-    char la[512];
-    char lb[512];
-    FILE *fa;
-    FILE *fb;
-    uint64_t n = 0;
-
-    if (a == NULL || b == NULL || step_out == NULL) {
-        return TR_EINVAL;
-    }
-    if ((fa = fopen(a, "r")) == NULL) {
-        return TR_ENOTFOUND;
-    }
-    if ((fb = fopen(b, "r")) == NULL) {
-        fclose(fa);
-        return TR_ENOTFOUND;
-    }
-    *step_out = 0;
-    for (;;) {
-        bool ha = read_line(fa, la, sizeof(la));
-        bool hb = read_line(fb, lb, sizeof(lb));
-        n++;
-        if (!ha && !hb) {
-            break;
-        }
-        if (ha != hb || strcmp(la, lb) != 0) {
-            *step_out = n;
-            if (line != NULL && cap > 0) {
-                snprintf(line, cap, "%s", ha ? la : "(end)");
-            }
-            break;
-        }
-    }
-    fclose(fa);
-    fclose(fb);
-    return TR_OK;
-}
-
-/* The number in environment variable `name`, or `dflt`. */
-static uint64_t
-env_u64(const char *name, uint64_t dflt, bool *set)
-{
-    const char *v = getenv(name);
-    char *end;
-    uint64_t n;
-
-    *set = false;
-    if (v == NULL || *v == '\0') {
-        return dflt;
-    }
-    n = strtoull(v, &end, 0);
-    if (end == v) {
-        return dflt;
-    }
-    *set = true;
-    return n;
-}
-
-/* This program's path, for the rerun line. */
-static void
-program_path(char *buf, size_t cap)
-{
-    ssize_t n = readlink("/proc/self/exe", buf, cap - 1);
-
-    if (n <= 0) {
-        snprintf(buf, cap, "<program>");
-        return;
-    }
-    buf[n] = '\0';
-}
-
-static void
-report_failure(const tr_sim_check_opts *o, const char *name, uint64_t seed,
-               int result, const tr_sim_stats *st, const char *tape,
-               int tape_rc)
-{
-    char prog[512];
-
-    if (o->quiet) {
-        return;
-    }
-    program_path(prog, sizeof(prog));
-    fprintf(stderr,
-            "troupe-sim: FAIL %s: seed=0x%016" PRIx64 " returned %d at step "
-            "%" PRIu64 " (t=%" PRIu64 ".%06" PRIu64 " ms) fingerprint "
-            "%016" PRIx64 "\n",
-            name, seed, result, st->steps, st->now_ns / 1000000u,
-            st->now_ns % 1000000u, st->fingerprint);
-    fprintf(stderr, "troupe-sim: rerun: TROUPE_SIM_SEED=0x%016" PRIx64 " %s\n",
-            seed, prog);
-    if (tape_rc == TR_OK) {
-        fprintf(stderr, "troupe-sim: tape:  TROUPE_SIM_TAPE=%s %s\n", tape,
-                prog);
-    } else {
-        fprintf(stderr, "troupe-sim: tape not saved (%s)\n",
-                tr_errname(tape_rc));
-    }
-}
-
-/* One quiet run of `body` on the tape at `path`: its result in `*result`. */
-static int
-run_tape(const tr_sim_check_opts *o, tr_sim_body_fn body, void *arg,
-         const char *path, int *result)
-{
-    tr_system_config cfg = o->system;
-    tr_sim_config sim = o->sim;
-    tr_system *sys;
-    int rc;
-
-    sim.tape_path = path;
-    sim.trace_path = NULL;
-    cfg.sim = &sim;
-    if ((rc = tr_system_start(&cfg, &sys)) != TR_OK) {
-        return rc;
-    }
-    *result = body(sys, arg);
-    (void)tr_system_shutdown(sys, tr_ms(60000));
-    return TR_OK;
-}
-
-static uint64_t
-weight(const uint64_t *v, uint32_t n)
-{
-    uint64_t w = 0;
-
-    for (uint32_t i = 0; i < n; i++) {
-        w = tr_sat_add(w, v[i]);
-    }
-    return w;
-}
-
-/* The shrink's state: the best tape so far, a candidate, the failure to
- * keep, and the runs left. */
-typedef struct shrink {
-    const tr_sim_check_opts *o;
-    tr_sim_body_fn body;
-    void *arg;
-    const char *out; /* candidates are written here */
-    uint64_t seed;
-    int want;
-    uint64_t *best;
-    uint32_t n;
-    uint64_t *cand;
-    unsigned runs;
-    unsigned max_runs;
-    int err;
-} shrink;
-
-/* Does the candidate (`m` choices) fail the same way? If so it is the new
- * best. */
-static bool
-try_cand(shrink *s, uint32_t m)
-{
-    int result = 0;
-
-    if (s->runs >= s->max_runs || s->err != TR_OK) {
-        return false;
-    }
-    s->runs++;
-    if ((s->err = tape_write(s->out, s->seed, s->cand, m)) != TR_OK ||
-        (s->err = run_tape(s->o, s->body, s->arg, s->out, &result)) != TR_OK) {
-        return false;
-    }
-    if (result != s->want) {
-        return false;
-    }
-    memcpy(s->best, s->cand, sizeof(uint64_t) * m);
-    s->n = m;
-    return true;
-}
-
-/* One pass of deletions, then one of lowerings; true when one helped. */
-static bool
-shrink_pass(shrink *s)
-{
-    bool better = false;
-
-    for (uint32_t size = s->n / 2 > 0 ? s->n / 2 : 1; size >= 1; size /= 2) {
-        uint32_t i = 0;
-        while (i + size <= s->n && s->runs < s->max_runs) {
-            memcpy(s->cand, s->best, sizeof(uint64_t) * i);
-            memcpy(s->cand + i, s->best + i + size,
-                   sizeof(uint64_t) * (s->n - i - size));
-            if (try_cand(s, s->n - size)) {
-                better = true; /* the same `i` now holds what came after */
-            } else {
-                i += size;
-            }
-        }
-        if (size == 1) {
-            break;
-        }
-    }
-    for (uint32_t i = 0; i < s->n && s->runs < s->max_runs; i++) {
-        uint64_t v = s->best[i];
-        uint64_t lower[3] = {0, v / 2, v - 1};
-        for (int k = 0; k < 3 && v != 0; k++) {
-            if (lower[k] >= v || (k > 0 && lower[k] == lower[k - 1])) {
-                continue;
-            }
-            memcpy(s->cand, s->best, sizeof(uint64_t) * s->n);
-            s->cand[i] = lower[k];
-            if (try_cand(s, s->n)) {
-                better = true;
-                break;
-            }
-        }
-    }
-    return better;
-}
-
-int
-tr_sim_shrink(const tr_sim_check_opts *opts, tr_sim_body_fn body, void *arg,
-              const char *tape, const char *out, tr_sim_shrink_stats *stats)
-{
-    static const tr_sim_check_opts none;
-    tr_sim loaded;
-    shrink s;
-    int result = 0;
-    int rc;
-
-    if (body == NULL || tape == NULL || out == NULL) {
-        return TR_EINVAL;
-    }
-    memset(&loaded, 0, sizeof(loaded));
-    if ((rc = tape_load(&loaded, tape)) != TR_OK) {
-        return rc;
-    }
-    memset(&s, 0, sizeof(s));
-    s.o = opts != NULL ? opts : &none;
-    s.body = body;
-    s.arg = arg;
-    s.out = out;
-    s.seed = s.o->sim.seed;
-    s.n = loaded.replay_len;
-    s.max_runs = s.o->shrink_runs != 0 ? s.o->shrink_runs : 500;
-    s.best = malloc(sizeof(uint64_t) * (s.n + 1u));
-    s.cand = malloc(sizeof(uint64_t) * (s.n + 1u));
-    if (s.best == NULL || s.cand == NULL) {
-        rc = TR_ENOMEM;
-        goto done;
-    }
-    if (s.n != 0) {
-        memcpy(s.best, loaded.replay, sizeof(uint64_t) * s.n);
-    }
-    /* The failure to keep: the tape's own. */
-    if ((rc = run_tape(s.o, body, arg, tape, &result)) != TR_OK) {
-        goto done;
-    }
-    if (result == 0) {
-        rc = TR_EINVAL;
-        goto done;
-    }
-    s.want = result;
-    if (stats != NULL) {
-        stats->choices_before = s.n;
-        stats->weight_before = weight(s.best, s.n);
-    }
-    while (shrink_pass(&s) && s.runs < s.max_runs && s.err == TR_OK) {
-    }
-    rc = s.err != TR_OK ? s.err : tape_write(out, s.seed, s.best, s.n);
-    if (stats != NULL) {
-        stats->choices_after = s.n;
-        stats->weight_after = weight(s.best, s.n);
-        stats->runs = s.runs;
-    }
-done:
-    free(s.best);
-    free(s.cand);
-    free(loaded.replay);
-    return rc;
-}
-
-/* Shrink the failing run's tape at `path` next to it, and say so. */
-static void
-shrink_failure(const tr_sim_check_opts *o, const char *name, uint64_t seed,
-               const char *path, tr_sim_body_fn body, void *arg)
-{
-    tr_sim_check_opts so = *o;
-    tr_sim_shrink_stats st;
-    char min[512];
-    char prog[512];
-    const char *dir = o->tape_dir;
-    int rc;
-
-    if (dir == NULL && (dir = getenv("TROUPE_SIM_OUT")) == NULL) {
-        dir = ".";
-    }
-    snprintf(min, sizeof(min), "%s/%s-%016" PRIx64 ".min.tape", dir, name,
-             seed);
-    so.sim.seed = seed;
-    rc = tr_sim_shrink(&so, body, arg, path, min, &st);
-    if (o->quiet) {
-        return;
-    }
-    if (rc != TR_OK) {
-        fprintf(stderr, "troupe-sim: not shrunk (%s)\n", tr_errname(rc));
-        return;
-    }
-    program_path(prog, sizeof(prog));
-    fprintf(stderr,
-            "troupe-sim: shrunk %" PRIu64 " -> %" PRIu64 " choices (weight "
-            "%" PRIu64 " -> %" PRIu64 ", %u runs): TROUPE_SIM_TAPE=%s %s\n",
-            st.choices_before, st.choices_after, st.weight_before,
-            st.weight_after, st.runs, min, prog);
-}
-
-/* One run of `body` with `seed` (and `tape`, when not NULL). */
-static int
-check_one(const tr_sim_check_opts *o, const char *name, uint64_t seed,
-          const char *tape, tr_sim_body_fn body, void *arg, bool *failed)
-{
-    tr_system_config cfg = o->system;
-    tr_sim_config sim = o->sim;
-    tr_system *sys;
-    tr_sim_stats st;
-    int result;
-    int rc;
-
-    sim.seed = seed;
-    if (tape != NULL) {
-        sim.tape_path = tape;
-    }
-    cfg.sim = &sim;
-    if ((rc = tr_system_start(&cfg, &sys)) != TR_OK) {
-        return rc;
-    }
-    result = body(sys, arg);
-    *failed = result != 0;
-    if (*failed) {
-        const char *dir = o->tape_dir;
-        char path[512];
-        int tape_rc;
-
-        if (dir == NULL && (dir = getenv("TROUPE_SIM_OUT")) == NULL) {
-            dir = ".";
-        }
-        snprintf(path, sizeof(path), "%s/%s-%016" PRIx64 ".tape", dir, name,
-                 seed);
-        (void)tr_sim_stats_get(sys, &st);
-        tape_rc = tr_sim_tape_save(sys, path);
-        report_failure(o, name, seed, result, &st, path, tape_rc);
-        /* On the virtual clock: whatever the actors do, this costs no wall
-         * time beyond the steps themselves. */
-        (void)tr_system_shutdown(sys, tr_ms(60000));
-        if (tape_rc == TR_OK && !o->no_shrink) {
-            shrink_failure(o, name, seed, path, body, arg);
-        }
-        return TR_OK;
-    }
-    (void)tr_system_shutdown(sys, tr_ms(60000));
-    return TR_OK;
-}
-
-int
-tr_sim_check(const tr_sim_check_opts *opts, tr_sim_body_fn body, void *arg,
-             uint64_t *failed_seed)
-{
-    static const tr_sim_check_opts none;
-    const tr_sim_check_opts *o = opts != NULL ? opts : &none;
-    const char *name = o->name != NULL ? o->name : "sim";
-    const char *tape = getenv("TROUPE_SIM_TAPE");
-    bool one;
-    bool set;
-    uint64_t seed;
-    uint64_t seeds;
-
-    if (body == NULL) {
-        return TR_EINVAL;
-    }
-    seed = env_u64("TROUPE_SIM_SEED", o->first_seed, &one);
-    seeds = o->seeds != 0 ? o->seeds : env_u64("TROUPE_SIM_SEEDS", 100, &set);
-    if (one || (tape != NULL && *tape != '\0')) {
-        seeds = 1;
-    }
-    if (tape != NULL && *tape == '\0') {
-        tape = NULL;
-    }
-    for (uint64_t i = 0; i < seeds; i++, seed++) {
-        bool failed = false;
-        int rc = check_one(o, name, seed, tape, body, arg, &failed);
-        if (rc != TR_OK) {
-            return rc;
-        }
-        if (failed) {
-            if (failed_seed != NULL) {
-                *failed_seed = seed;
-            }
-            return TR_EFAILED;
-        }
     }
     return TR_OK;
 }

@@ -33,4 +33,15 @@ uint64_t tr__sim_node(const tr_system *sys);
  */
 int tr__sim_wait_step(tr_system *sys, uint64_t deadline_ns);
 
+/*
+ * Tapes (tr_sim_tape_save, and sim/check.c's shrinking): a text file, the
+ * magic line, `#` comment lines, then one choice per line in decimal.
+ * Read: `*out` is malloc'd (free() it; NULL when empty), TR_ENOTFOUND,
+ * TR_EINVAL (not a tape), TR_ENOMEM. Write: TR_OK or TR_EIO.
+ */
+#define TR_SIM_TAPE_MAGIC "troupe-sim-tape 1"
+int tr__sim_tape_read(const char *path, uint64_t **out, uint32_t *len);
+int tr__sim_tape_write(const char *path, uint64_t seed, const uint64_t *v,
+                       uint32_t n);
+
 #endif /* TR_ACTORS_SIM_H */

@@ -280,6 +280,11 @@ typedef struct tr_sim_check_opts {
     bool no_shrink;
     /* The most runs a shrink may take (0: 500). */
     unsigned shrink_runs;
+    /* The determinism check: every recheck_every-th seed (the first, then
+     * every n-th) runs twice more and must take the same steps (0:
+     * TROUPE_SIM_RECHECK from the environment, or never). A seed that does
+     * not fails the check. */
+    unsigned recheck_every;
 } tr_sim_check_opts;
 
 /** What tr_sim_shrink did. */
@@ -296,15 +301,19 @@ typedef struct tr_sim_shrink_stats {
  * shut down after it, until a run fails. A failing run prints (to stderr)
  * its seed, its step count and fingerprint, a one-line command that reruns
  * it (TROUPE_SIM_SEED=N PROGRAM) and the file its tape was saved
- * to (TROUPE_SIM_TAPE=FILE PROGRAM replays it); then, unless
- * `no_shrink`, it shrinks the tape (tr_sim_shrink) into
- * DIR/NAME-SEED.min.tape and prints that too.
+ * to (TROUPE_SIM_TAPE=FILE PROGRAM replays it), and a JSON snapshot of
+ * the tree as the body left it (DIR/NAME-SEED.json); it runs the seed
+ * again with a step trace (DIR/NAME-SEED.trace) and says whether that run
+ * took the same steps (when not, a third run names the step where they
+ * part); then, unless `no_shrink`, it shrinks the tape (tr_sim_shrink)
+ * into DIR/NAME-SEED.min.tape and prints that too.
  *
  * Ownership: borrows `opts` (NULL for defaults), `arg` is passed to
  *            `body`; writes `*failed_seed` when a run fails.
  * Context:   a plain thread (it becomes each run's driving thread).
- * Returns:   TR_OK when every run passed; TR_EFAILED when one failed
- *            (`*failed_seed` says which); TR_EINVAL if `body` is NULL; an
+ * Returns:   TR_OK when every run passed; TR_EFAILED when one failed,
+ *            or a seed failed the determinism check (`*failed_seed` says
+ *            which); TR_EINVAL if `body` is NULL; an
  *            error of tr_system_start.
  */
 TR_API int tr_sim_check(const tr_sim_check_opts *opts, tr_sim_body_fn body,

@@ -54,6 +54,22 @@ fingerprint(tr_system *sys)
     return st.fingerprint;
 }
 
+/* Remove the files tr_sim_check leaves for failing run `seed` of `name`
+ * in /tmp. */
+static void
+remove_failure_files(const char *name, uint64_t seed)
+{
+    static const char *const suffix[] = {".tape", ".min.tape", ".trace",
+                                         ".trace2", ".json"};
+    char path[128];
+
+    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+        snprintf(path, sizeof(path), "/tmp/%s-%016llx%s", name,
+                 (unsigned long long)seed, suffix[i]);
+        unlink(path);
+    }
+}
+
 /* ---- a racy program: writers note their number at a log actor ---- */
 
 typedef struct {
@@ -611,14 +627,11 @@ test_sim_finds_and_replays_a_race(void **state)
     o.first_seed = bad + 1000;
     o.no_shrink = true;
     assert_int_equal(tr_sim_check(&o, bank_body, NULL, &again), TR_EFAILED);
-    unlink(tape);
     snprintf(tape, sizeof(tape), "/tmp/bank-%016llx.min.tape",
              (unsigned long long)bad);
     assert_int_equal(access(tape, R_OK), 0); /* shrunk by the first check */
-    unlink(tape);
-    snprintf(tape, sizeof(tape), "/tmp/bank-%016llx.tape",
-             (unsigned long long)(bad + 1000));
-    unlink(tape);
+    remove_failure_files("bank", bad);
+    remove_failure_files("bank", bad + 1000);
 }
 
 /* Fails when writer 4's first note is the log's first: never in the
@@ -671,14 +684,9 @@ test_sim_shrinks_a_failing_tape(void **state)
     /* A tape that passes is refused. */
     assert_int_equal(tr_sim_shrink(&o, bank_body_passes, NULL, min, min, &st),
                      TR_EINVAL);
-    unlink(tape);
     unlink(min);
-    snprintf(tape, sizeof(tape), "/tmp/writer4-%016llx.min.tape",
-             (unsigned long long)bad);
-    unlink(tape);
-    snprintf(tape, sizeof(tape), "/tmp/writer4_min-%016llx.tape",
-             (unsigned long long)0);
-    unlink(tape);
+    remove_failure_files("writer4", bad);
+    remove_failure_files("writer4_min", 0);
 }
 
 /* A race, not a bug every order shows: some seeds pass, some fail. */
@@ -691,15 +699,12 @@ test_sim_race_depends_on_the_seed(void **state)
     (void)state;
 
     for (uint64_t seed = 0; seed < 40; seed++) {
-        char tape[128];
         uint64_t bad;
         o.name = "bank_race";
         o.first_seed = seed;
         if (tr_sim_check(&o, bank_body, NULL, &bad) == TR_EFAILED) {
             fails++;
-            snprintf(tape, sizeof(tape), "/tmp/bank_race-%016llx.tape",
-                     (unsigned long long)seed);
-            unlink(tape);
+            remove_failure_files("bank_race", seed);
         }
     }
     assert_true(fails > 0 && fails < 40);
@@ -1041,6 +1046,70 @@ test_sim_liveness_finds_a_livelock(void **state)
     assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_ETIMEDOUT);
 }
 
+/* A body that is not deterministic: each run sends one more message than
+ * the last (state kept outside the run). */
+static unsigned nondet_runs;
+
+static int
+nondet_body(tr_system *sys, void *arg)
+{
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_addr a;
+    (void)arg;
+
+    if (tr_spawn(ctx, &counter_b, NULL, NULL, &a) != TR_OK) {
+        return -1;
+    }
+    nondet_runs++;
+    for (unsigned i = 0; i < nondet_runs % 3 + 1; i++) {
+        if (tr_send(ctx, a, MSG_PING, NULL, 0) != TR_OK) {
+            return -1;
+        }
+    }
+    return tr_sim_run_until_idle(sys) == TR_OK ? 0 : -1;
+}
+
+static void
+test_sim_check_finds_nondeterminism(void **state)
+{
+    tr_sim_check_opts o = {.name = "nondet",
+                           .seeds = 4,
+                           .tape_dir = "/tmp",
+                           .quiet = true,
+                           .recheck_every = 1};
+    uint64_t bad = UINT64_MAX;
+    (void)state;
+
+    assert_int_equal(tr_sim_check(&o, nondet_body, NULL, &bad), TR_EFAILED);
+    assert_int_equal(bad, 0);
+    remove_failure_files("nondet", 0);
+    /* A deterministic body passes the same check. */
+    o.name = "det";
+    o.seeds = 10;
+    assert_int_equal(tr_sim_check(&o, bank_body_passes, NULL, NULL), TR_OK);
+}
+
+/* A failing run leaves its files: tape, shrunk tape, trace, tree. */
+static void
+test_sim_check_leaves_failure_files(void **state)
+{
+    static const char *const suffix[] = {".tape", ".min.tape", ".trace",
+                                         ".json"};
+    tr_sim_check_opts o = {
+        .name = "files", .seeds = 200, .tape_dir = "/tmp", .quiet = true};
+    uint64_t bad = UINT64_MAX;
+    char path[128];
+    (void)state;
+
+    assert_int_equal(tr_sim_check(&o, bank_body, NULL, &bad), TR_EFAILED);
+    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+        snprintf(path, sizeof(path), "/tmp/files-%016llx%s",
+                 (unsigned long long)bad, suffix[i]);
+        assert_int_equal(access(path, R_OK), 0);
+        unlink(path);
+    }
+}
+
 /* The same seed gives the same steps, the same fingerprint, and a replayed
  * tape makes the same choices whatever the seed says. */
 static void
@@ -1102,6 +1171,8 @@ main(int argc, char **argv)
         cmocka_unit_test(test_sim_finds_and_replays_a_race),
         cmocka_unit_test(test_sim_race_depends_on_the_seed),
         cmocka_unit_test(test_sim_shrinks_a_failing_tape),
+        cmocka_unit_test(test_sim_check_finds_nondeterminism),
+        cmocka_unit_test(test_sim_check_leaves_failure_files),
         cmocka_unit_test(test_sim_tape_replays_the_run),
     };
     return cmocka_run_group_tests_name("sim", tests, NULL, NULL);

@@ -15,9 +15,20 @@
  * Choices. Every choice is a number below a bound, drawn from one of the
  * streams (common/tr_rand.h): which runnable task runs, or whether due
  * timers fire first (SCHED), how many messages the run may handle (BATCH),
- * how late a timer fires and what a step costs (TIME). A choice with one
- * option draws nothing. The sequence of choices is the tape: recorded as
- * the run goes, replayed from a file in place of the draws.
+ * how late a timer fires and what a step costs (TIME), and the faults
+ * (FAULT). A choice with one option draws nothing. The sequence of
+ * choices is the tape: recorded as the run goes, replayed from a file in
+ * place of the draws. Every choice is arranged so that 0 is the simplest
+ * (the oldest runnable task, a batch of one, on time, no fault): past a
+ * tape's end every choice is 0, which is what lets sim/check.c shrink a
+ * tape by deleting and lowering choices.
+ *
+ * Faults. A step that runs an actor may instead crash one of its
+ * handlers (ctx.fault_in, through sys->fault_in, counts down the run's
+ * messages in actor.c's dispatch), kill it (tr__actor_sim_kill runs in
+ * place of the run), or arm the allocator's failure hook for the step.
+ * Supervisors are spared: their code is troupe's. Faults stop at the
+ * quiesce point.
  *
  * Invariants that make a run a function of its seed: the runnable list is
  * ordered by the order tasks became runnable (never by address); actors
@@ -48,7 +59,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 enum {
     STREAM_SCHED = 0,

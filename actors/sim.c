@@ -556,6 +556,32 @@ tr_sim_run_until_idle(tr_system *sys)
 }
 
 int
+tr_sim_run_for(tr_system *sys, uint64_t ms)
+{
+    int rc = may_step(sys);
+    uint64_t deadline;
+
+    if (rc != TR_OK) {
+        return rc;
+    }
+    deadline = tr_sat_add(tr__timers_now(sys->timers), tr_ms_to_ns(ms));
+    if (deadline == TR_WAIT_FOREVER) {
+        deadline--; /* a step's deadline, not "none" */
+    }
+    for (;;) {
+        uint64_t before = sys->sim->steps;
+        /* Runs what can run, fires what is due until the deadline, then
+         * moves the clock to it; a step that does nothing means done. */
+        if ((rc = step(sys, deadline)) != TR_OK) {
+            return rc == TR_ESTUCK ? TR_OK : rc;
+        }
+        if (sys->sim->steps == before) {
+            return TR_OK;
+        }
+    }
+}
+
+int
 tr_sim_stats_get(tr_system *sys, tr_sim_stats *out)
 {
     tr_sim *sim;

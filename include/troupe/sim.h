@@ -156,6 +156,18 @@ TR_API int tr_sim_step(tr_system *sys);
 TR_API int tr_sim_run_until_idle(tr_system *sys);
 
 /**
+ * Take steps for `ms` milliseconds of virtual time: everything that can
+ * run and every timer due until then, then the clock at now + `ms` (for a
+ * system that is never idle, such as one with an interval timer).
+ *
+ * Ownership: borrows `sys`.
+ * Context:   as tr_sim_step.
+ * Returns:   TR_OK; TR_ETIMEDOUT when the step budget ran out first;
+ *            TR_EINVAL; TR_ESTATE as tr_sim_step.
+ */
+TR_API int tr_sim_run_for(tr_system *sys, uint64_t ms);
+
+/**
  * Read where the simulation stands: seed, steps, virtual time, choices,
  * and the fingerprint of the step trace, a hash that depends on the seed
  * (and the program) only.

@@ -317,6 +317,32 @@ test_sim_hour_timer_fires_at_once(void **state)
     assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_OK);
 }
 
+/* An interval timer keeps a system from ever being idle: run for a time. */
+static void
+test_sim_run_for_ticks_an_interval(void **state)
+{
+    tr_system *sys = sim_system(8, NULL);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_addr a;
+    tr_timer t;
+    (void)state;
+
+    memset(&clock_seen, 0, sizeof(clock_seen));
+    assert_int_equal(tr_spawn(ctx, &clock_b, NULL, NULL, &a), TR_OK);
+    assert_int_equal(tr_send_interval(ctx, a, MSG_PING, NULL, 0, 100, &t),
+                     TR_OK);
+    assert_int_equal(tr_sim_run_for(sys, 1000), TR_OK);
+    assert_int_equal(clock_seen.pings, 10);
+    assert_int_equal(clock_seen.at_ms, 1000);
+    assert_int_equal(tr_now_ms(sys), 1000);
+    assert_int_equal(tr_sim_run_for(sys, 50), TR_OK);
+    assert_int_equal(clock_seen.pings, 10);
+    assert_int_equal(tr_now_ms(sys), 1050);
+    assert_int_equal(tr_timer_cancel(sys, t), TR_OK);
+    assert_int_equal(tr_sim_run_until_idle(sys), TR_OK);
+    assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_OK);
+}
+
 static void
 test_sim_timer_late_never_early(void **state)
 {
@@ -1157,6 +1183,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_sim_different_seeds_explore_orders),
         cmocka_unit_test(test_sim_same_seed_same_trace_in_two_processes),
         cmocka_unit_test(test_sim_hour_timer_fires_at_once),
+        cmocka_unit_test(test_sim_run_for_ticks_an_interval),
         cmocka_unit_test(test_sim_timer_late_never_early),
         cmocka_unit_test(test_sim_blocking_calls_take_steps),
         cmocka_unit_test(test_sim_other_threads_are_refused),

@@ -123,8 +123,8 @@ program_path(char *buf, size_t cap)
 
 static void
 report_failure(const tr_sim_check_opts *o, const char *name, uint64_t seed,
-               int result, const tr_sim_stats *st, const char *tape,
-               int tape_rc)
+               int result, const tr_sim_stats *st, const char *replayed,
+               const char *tape, int tape_rc)
 {
     char prog[512];
 
@@ -138,8 +138,15 @@ report_failure(const tr_sim_check_opts *o, const char *name, uint64_t seed,
             "%016" PRIx64 "\n",
             name, seed, result, st->steps, st->now_ns / 1000000u,
             st->now_ns % 1000000u, st->fingerprint);
-    fprintf(stderr, "troupe-sim: rerun: TROUPE_SIM_SEED=0x%016" PRIx64 " %s\n",
-            seed, prog);
+    if (replayed != NULL) {
+        /* The run replayed a tape: the tape, not the seed, made it. */
+        fprintf(stderr, "troupe-sim: rerun: TROUPE_SIM_TAPE=%s %s\n", replayed,
+                prog);
+    } else {
+        fprintf(stderr,
+                "troupe-sim: rerun: TROUPE_SIM_SEED=0x%016" PRIx64 " %s\n",
+                seed, prog);
+    }
     if (tape_rc == TR_OK) {
         fprintf(stderr, "troupe-sim: tape:  TROUPE_SIM_TAPE=%s %s\n", tape,
                 prog);
@@ -495,7 +502,7 @@ check_one(const tr_sim_check_opts *o, const char *name, uint64_t seed,
     (void)tr_sim_stats_get(sys, &st);
     tape_rc = tr_sim_tape_save(sys, path);
     rc = save_snapshot(sys, json);
-    report_failure(o, name, seed, result, &st, path, tape_rc);
+    report_failure(o, name, seed, result, &st, sim.tape_path, path, tape_rc);
     if (!o->quiet && rc == TR_OK) {
         fprintf(stderr, "troupe-sim: tree:  %s (at the failure)\n", json);
     }

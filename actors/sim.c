@@ -65,7 +65,8 @@ enum {
     STREAM_BATCH = 1,
     STREAM_TIME = 2,
     STREAM_FAULT = 3,
-    STREAMS = 4,
+    STREAM_PCT = 4, /* PCT's priorities: never on the tape (see pct_pick) */
+    STREAMS = 5,
 };
 
 enum { MAX_TARGETS = 16, MAX_POINTS = 64, PPM = 1000000 };
@@ -111,6 +112,14 @@ struct tr_sim {
         bool active;
     } points_seen[MAX_POINTS];
     unsigned npoints;
+    /* PCT: each slot's priority (by slot index; 0: not seen yet), and the
+     * change points still to come (steps, ascending), each with the low
+     * priority it gives. */
+    uint64_t *prio;
+    uint32_t nprio;
+    uint64_t change_at[16];
+    unsigned nchanges;
+    unsigned next_change;
 };
 
 uint64_t
@@ -405,6 +414,76 @@ jump(tr_system *sys, uint64_t ns, const char *why)
     note(sys, "jump +%" PRIu64 " %s", ns, why);
 }
 
+/* PCT's priority of slot `index`, drawn the first time it is seen: above
+ * every priority a change point gives. 0 when out of memory (lowest). */
+static uint64_t
+pct_priority(tr_sim *sim, uint32_t index)
+{
+    if (index >= sim->nprio) {
+        uint32_t n = index + 64;
+        uint64_t *p = realloc(sim->prio, sizeof(uint64_t) * n);
+        if (p == NULL) {
+            return 0;
+        }
+        memset(p + sim->nprio, 0, sizeof(uint64_t) * (n - sim->nprio));
+        sim->prio = p;
+        sim->nprio = n;
+    }
+    if (sim->prio[index] == 0) {
+        sim->prio[index] =
+            32 + tr__rand_below(&sim->streams[STREAM_PCT], UINT32_MAX);
+    }
+    return sim->prio[index];
+}
+
+/*
+ * PCT's choice among `n` runnable tasks (and the due timers, option `n`,
+ * which go first): the highest priority, the first of equals. At a change
+ * point the chosen actor drops to that point's low priority. The choice is
+ * recorded as the index it is, so a tape replays it without PCT; the
+ * priorities and change points are drawn from their own stream and never
+ * recorded, since a replay does not draw them.
+ */
+static size_t
+pct_pick(tr_system *sys, size_t n, bool due)
+{
+    tr_sim *sim = sys->sim;
+    size_t best = 0;
+    uint64_t top = 0;
+    tr_task *t = NULL;
+
+    if (due) {
+        best = n;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            t = tr__sched_sim_at(sys->sched, t);
+            uint64_t p =
+                pct_priority(sim, tr_container_of(t, tr_actor, task)->index);
+            if (i == 0 || p > top) {
+                best = i;
+                top = p;
+            }
+        }
+        if (sim->next_change < sim->nchanges &&
+            sim->steps >= sim->change_at[sim->next_change]) {
+            t = NULL;
+            for (size_t i = 0; i <= best; i++) {
+                t = tr__sched_sim_at(sys->sched, t);
+            }
+            uint32_t index = tr_container_of(t, tr_actor, task)->index;
+            (void)pct_priority(sim, index);
+            if (index < sim->nprio) {
+                sim->prio[index] = 1 + sim->next_change;
+            }
+            sim->next_change++;
+        }
+    }
+    if (n + (due ? 1u : 0u) > 1) {
+        tape_add(sim, best);
+    }
+    return best;
+}
+
 static int
 step(tr_system *sys, uint64_t deadline)
 {
@@ -428,7 +507,10 @@ step(tr_system *sys, uint64_t deadline)
     due = timer && next <= now;
     if (n > 0 || due) {
         /* One more option when timers are due: fire them first. */
-        size_t pick = (size_t)choose(sim, STREAM_SCHED, n + (due ? 1u : 0u));
+        size_t pick =
+            sim->cfg.strategy == TR_SIM_PCT && !sim->replaying
+                ? pct_pick(sys, n, due)
+                : (size_t)choose(sim, STREAM_SCHED, n + (due ? 1u : 0u));
         sim->steps++;
         if (pick == n) {
             tr__timers_advance(sys->timers, 0);
@@ -471,6 +553,45 @@ tr__sim_on_driver(const tr_system *sys)
     return sys->sim == NULL || pthread_equal(pthread_self(), sys->sim->driver);
 }
 
+/* Swarm: the seed draws the fault mix and the timer lateness. */
+static void
+draw_swarm(tr_sim *sim)
+{
+    static const uint32_t ppm[] = {1000, 10000, 50000};
+    static const uint32_t late[] = {0, 10, 100};
+    tr_sim_faults *f = &sim->cfg.faults;
+    uint32_t *knob[] = {&f->crash_ppm, &f->kill_ppm, &f->alloc_fail_ppm};
+
+    for (size_t i = 0; i < sizeof(knob) / sizeof(knob[0]); i++) {
+        /* Off half the time: faults that mask each other stay apart. */
+        *knob[i] = choose(sim, STREAM_FAULT, 2) == 0
+                       ? 0
+                       : ppm[choose(sim, STREAM_FAULT, 3)];
+    }
+    sim->cfg.timer_late_max_ms = late[choose(sim, STREAM_TIME, 3)];
+}
+
+/* PCT: the d - 1 change points, steps in [0, pct_steps), ascending. */
+static void
+draw_changes(tr_sim *sim)
+{
+    unsigned d = sim->cfg.pct_depth != 0 ? sim->cfg.pct_depth : 3;
+    uint64_t k = sim->cfg.pct_steps != 0 ? sim->cfg.pct_steps : 1000;
+
+    if (d > 16) {
+        d = 16;
+    }
+    sim->nchanges = d - 1;
+    for (unsigned i = 0; i < sim->nchanges; i++) {
+        uint64_t v = tr__rand_below(&sim->streams[STREAM_PCT], k);
+        unsigned j = i;
+        for (; j > 0 && sim->change_at[j - 1] > v; j--) {
+            sim->change_at[j] = sim->change_at[j - 1];
+        }
+        sim->change_at[j] = v;
+    }
+}
+
 int
 tr__sim_create(tr_system *sys, const tr_sim_config *cfg)
 {
@@ -500,6 +621,12 @@ tr__sim_create(tr_system *sys, const tr_sim_config *cfg)
         tr__free(sim, sizeof(*sim));
         return TR_ENOTFOUND;
     }
+    if (cfg->swarm) {
+        draw_swarm(sim);
+    }
+    if (cfg->strategy == TR_SIM_PCT) {
+        draw_changes(sim);
+    }
     sys->sim = sim;
     return TR_OK;
 }
@@ -517,6 +644,7 @@ tr__sim_destroy(tr_system *sys)
     }
     free(sim->tape);
     free(sim->replay);
+    free(sim->prio);
     tr__free(sim, sizeof(*sim));
     sys->sim = NULL;
 }

@@ -893,6 +893,12 @@ tr__sched_sim_gather(tr_sched *s)
 }
 
 tr_task *
+tr__sched_sim_at(tr_sched *s, tr_task *prev)
+{
+    return prev != NULL ? prev->next : s->sim_head;
+}
+
+tr_task *
 tr__sched_sim_take(tr_sched *s, size_t i)
 {
     tr_task *prev = NULL;

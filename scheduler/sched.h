@@ -87,6 +87,8 @@ size_t tr__sched_inject_len(tr_sched *s);
  */
 size_t tr__sched_sim_gather(tr_sched *s);
 tr_task *tr__sched_sim_take(tr_sched *s, size_t i);
+/* The runnable list's first task (`prev` NULL) or the one after `prev`. */
+tr_task *tr__sched_sim_at(tr_sched *s, tr_task *prev);
 void tr__sched_sim_run(tr_sched *s, tr_task *t, tr_run_fn fn);
 
 /*

@@ -60,6 +60,18 @@
 extern "C" {
 #endif
 
+/** How a simulation chooses the next actor to run. */
+typedef enum tr_sim_strategy {
+    /* A uniformly random runnable actor (or the due timers) each step. */
+    TR_SIM_RANDOM = 0,
+    /* PCT (Burckhardt et al., ASPLOS 2010): every actor gets a random
+     * priority when first seen, the highest-priority runnable actor runs
+     * (due timers first), and at d - 1 random steps the actor that runs
+     * drops below all others; finds a bug of depth d with probability at
+     * least 1/(n k^(d-1)) per run (n actors, k steps). */
+    TR_SIM_PCT = 1
+} tr_sim_strategy;
+
 /**
  * Faults a simulation injects, drawn from the seed; zero for every field
  * means none. Chances are in parts per million of the steps that run an
@@ -105,11 +117,25 @@ typedef struct tr_sim_config {
      * trace; see tr_sim_trace_diff). */
     const char *trace_path;
     /* When non-NULL, the run replays the choices recorded in this file
-     * (tr_sim_tape_save) instead of drawing them; past its end, or where
-     * a choice no longer fits, it draws from the seed again. */
+     * (tr_sim_tape_save) instead of drawing them, whatever the strategy;
+     * past its end every choice is 0 (the simplest), and a choice that no
+     * longer fits is folded in (tr_sim_stats.tape_diverged). Replay with
+     * the configuration that recorded it (swarm and faults included). */
     const char *tape_path;
     /* Faults to inject (all zero: none). */
     tr_sim_faults faults;
+    /* How the next actor to run is chosen. */
+    tr_sim_strategy strategy;
+    /* PCT: the bug depth d (0: 3), and the run length in steps the d - 1
+     * priority change points are drawn over (0: 1000). */
+    unsigned pct_depth;
+    uint64_t pct_steps;
+    /* Swarm testing: the seed also draws the fault mix (each of crash,
+     * kill and allocation failure on or off, and how often) and the
+     * timer lateness, replacing `faults` (except quiesce_step and
+     * point_pct) and `timer_late_max_ms`, so that a batch of seeds covers
+     * many configurations. */
+    bool swarm;
 } tr_sim_config;
 
 /** Where a simulation stands (tr_sim_stats_get). */

@@ -1072,6 +1072,106 @@ test_sim_liveness_finds_a_livelock(void **state)
     assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_ETIMEDOUT);
 }
 
+/* PCT finds the writer-4-first order, replays it from its seed and from
+ * its tape (which needs no PCT), and one seed gives one run. */
+static void
+test_sim_pct_finds_an_ordering_bug(void **state)
+{
+    tr_sim_check_opts o = {.name = "pct",
+                           .seeds = 200,
+                           .tape_dir = "/tmp",
+                           .quiet = true,
+                           .no_shrink = true};
+    uint64_t bad = UINT64_MAX;
+    uint64_t fp[2];
+    char tape[128];
+    (void)state;
+
+    o.sim.strategy = TR_SIM_PCT;
+    o.sim.pct_depth = 2;
+    o.sim.pct_steps = 40;
+    assert_int_equal(tr_sim_check(&o, writer4_first_body, NULL, &bad),
+                     TR_EFAILED);
+    /* Again from its seed. */
+    o.first_seed = bad;
+    o.seeds = 1;
+    assert_int_equal(tr_sim_check(&o, writer4_first_body, NULL, NULL),
+                     TR_EFAILED);
+    /* From its tape, with the default strategy. */
+    snprintf(tape, sizeof(tape), "/tmp/pct-%016llx.tape",
+             (unsigned long long)bad);
+    o.sim.strategy = TR_SIM_RANDOM;
+    o.sim.tape_path = tape;
+    o.name = "pct_replay";
+    assert_int_equal(tr_sim_check(&o, writer4_first_body, NULL, NULL),
+                     TR_EFAILED);
+    remove_failure_files("pct", bad);
+    remove_failure_files("pct_replay", bad);
+    /* Deterministic. */
+    for (int i = 0; i < 2; i++) {
+        tr_sim_config sim = {
+            .seed = 77, .strategy = TR_SIM_PCT, .pct_steps = 50};
+        tr_system_config cfg = {.sim = &sim};
+        tr_system *sys = NULL;
+        log_state seen;
+        assert_int_equal(tr_system_start(&cfg, &sys), TR_OK);
+        run_racy(sys, &seen);
+        fp[i] = fingerprint(sys);
+        assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_OK);
+    }
+    assert_true(fp[0] == fp[1]);
+}
+
+/* Swarm: the seed draws the fault mix, so seeds differ in which faults
+ * they see at all. */
+static void
+test_sim_swarm_draws_the_fault_mix(void **state)
+{
+    static const tr_child_spec kid = {.id = "c", .behaviour = &counter_b};
+    const tr_sup_spec spec = {
+        .name = "swarm",
+        .strategy = TR_ONE_FOR_ONE,
+        .max_restarts = 100000,
+        .period_ms = 1000,
+        .children = &kid,
+        .len = 1,
+    };
+    unsigned with_crashes = 0;
+    unsigned with_kills = 0;
+    unsigned runs = 24;
+    (void)state;
+
+    for (uint64_t seed = 0; seed < runs; seed++) {
+        tr_sim_config sim = {.seed = seed, .swarm = true};
+        tr_system_config cfg = {.sim = &sim};
+        tr_system *sys = NULL;
+        tr_ctx *ctx;
+        tr_addr sup;
+        tr_child_info info;
+        tr_sim_stats st;
+
+        assert_int_equal(tr_system_start(&cfg, &sys), TR_OK);
+        ctx = tr_system_ctx(sys);
+        assert_int_equal(tr_sup_start(ctx, &spec, NULL, &sup), TR_OK);
+        for (int i = 0; i < 200; i++) {
+            if (tr_sup_find_child_wait(ctx, sup, "c", tr_ms(100), &info) ==
+                    TR_OK &&
+                !tr_addr_is_none(info.addr)) {
+                (void)!tr_send(ctx, info.addr, MSG_PING, NULL, 0);
+            }
+            if (tr_sim_run_until_idle(sys) != TR_OK) {
+                break;
+            }
+        }
+        assert_int_equal(tr_sim_stats_get(sys, &st), TR_OK);
+        with_crashes += st.crashes != 0;
+        with_kills += st.kills != 0;
+        assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_OK);
+    }
+    assert_true(with_crashes > 0 && with_crashes < runs);
+    assert_true(with_kills > 0 && with_kills < runs);
+}
+
 /* A body that is not deterministic: each run sends one more message than
  * the last (state kept outside the run). */
 static unsigned nondet_runs;
@@ -1199,6 +1299,8 @@ main(int argc, char **argv)
         cmocka_unit_test(test_sim_race_depends_on_the_seed),
         cmocka_unit_test(test_sim_shrinks_a_failing_tape),
         cmocka_unit_test(test_sim_check_finds_nondeterminism),
+        cmocka_unit_test(test_sim_pct_finds_an_ordering_bug),
+        cmocka_unit_test(test_sim_swarm_draws_the_fault_mix),
         cmocka_unit_test(test_sim_check_leaves_failure_files),
         cmocka_unit_test(test_sim_tape_replays_the_run),
     };

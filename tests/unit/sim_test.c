@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -177,6 +178,28 @@ test_sim_same_seed_same_run(void **state)
     assert_memory_equal(&seen[0], &seen[1], sizeof(seen[0]));
 }
 
+/* Addresses depend on the seed only: the node word is drawn from it. */
+static void
+test_sim_addresses_follow_the_seed(void **state)
+{
+    tr_addr a[3];
+    const uint64_t seeds[3] = {21, 21, 22};
+    (void)state;
+
+    for (int i = 0; i < 3; i++) {
+        tr_system *sys = sim_system(seeds[i], NULL);
+        tr_addr first;
+        assert_int_equal(
+            tr_spawn(tr_system_ctx(sys), &log_b, NULL, NULL, &first), TR_OK);
+        assert_int_equal(
+            tr_spawn(tr_system_ctx(sys), &log_b, NULL, NULL, &a[i]), TR_OK);
+        assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_OK);
+    }
+    assert_true(a[0].node == a[1].node && a[0].id == a[1].id);
+    assert_true(a[0].node != a[2].node);
+    assert_true(a[0].id == a[2].id); /* the local id: spawn order only */
+}
+
 static void
 test_sim_different_seeds_explore_orders(void **state)
 {
@@ -310,7 +333,13 @@ test_sim_hour_timer_fires_at_once(void **state)
     assert_int_equal(tr_spawn(ctx, &clock_b, NULL, NULL, &a), TR_OK);
     assert_int_equal(
         tr_send_after(ctx, a, MSG_PING, NULL, 0, 3600u * 1000u, &t), TR_OK);
+    struct timespec t0;
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     assert_int_equal(tr_sim_run_until_idle(sys), TR_OK);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    /* An hour of virtual time, in (far) less than a minute of wall time. */
+    assert_true(t1.tv_sec - t0.tv_sec < 60);
     assert_int_equal(clock_seen.pings, 1);
     assert_int_equal(clock_seen.at_ms, 3600u * 1000u);
     assert_int_equal(tr_now_ms(sys), 3600u * 1000u);
@@ -1280,6 +1309,7 @@ main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sim_same_seed_same_run),
+        cmocka_unit_test(test_sim_addresses_follow_the_seed),
         cmocka_unit_test(test_sim_different_seeds_explore_orders),
         cmocka_unit_test(test_sim_same_seed_same_trace_in_two_processes),
         cmocka_unit_test(test_sim_hour_timer_fires_at_once),

@@ -337,6 +337,51 @@ targeted(tr_sim *sim, uint64_t id, uint64_t handled, unsigned batch)
     return 0;
 }
 
+/*
+ * Reordering between senders (reorder_pct), before a run of `a` whose
+ * run-right the step holds: move to the front of the user lane the oldest
+ * message of a sender drawn among those whose oldest message is not the
+ * front one. Never the newest message (producers' head points at it),
+ * never past a close marker (it closes after what was queued before it),
+ * never a message with an older one of the same sender before it (R1).
+ * True when a message moved.
+ */
+static bool
+reorder(tr_sim *sim, tr_actor *a)
+{
+    enum { MAX = 32 };
+    uint64_t senders[MAX];
+    tr_mnode *cand[MAX]; /* the node before each candidate */
+    unsigned nsenders = 0;
+    unsigned ncand = 0;
+    tr_mnode *head = tr__mpsc_last(&a->mbox);
+    tr_mnode *prev = a->mbox_out.tail;
+    tr_mnode *node;
+
+    while ((node = tr_load_relaxed(&prev->next)) != NULL && node != head &&
+           nsenders < MAX) {
+        tr_envelope *env = tr__env_of_node(node);
+        unsigned i;
+        if (env->kind == TR_MSG_CLOSE) {
+            break;
+        }
+        for (i = 0; i < nsenders && senders[i] != env->from; i++) {
+        }
+        if (i == nsenders) {
+            senders[nsenders++] = env->from;
+            if (prev != a->mbox_out.tail) {
+                cand[ncand++] = prev;
+            }
+        }
+        prev = node;
+    }
+    if (ncand == 0) {
+        return false;
+    }
+    tr__mpsc_move_front(&a->mbox_out, cand[choose(sim, STREAM_SCHED, ncand)]);
+    return true;
+}
+
 static void
 run_task(tr_system *sys, tr_task *t, size_t pick, size_t n)
 {
@@ -378,6 +423,13 @@ run_task(tr_system *sys, tr_task *t, size_t pick, size_t n)
             oom = true;
             sim->ooms++;
         }
+    }
+    if (sim->cfg.reorder_pct != 0 && fn == NULL && tr__gen_live(gen) &&
+        choose(sim, STREAM_SCHED, 100) >=
+            100 - (sim->cfg.reorder_pct < 100 ? sim->cfg.reorder_pct : 100) &&
+        reorder(sim, a)) {
+        size_t at = strlen(fault);
+        snprintf(fault + at, sizeof(fault) - at, " reorder");
     }
     sys->batch = batch;
     sys->fault_in = crash;

@@ -14,8 +14,8 @@
  * The choices a simulation makes are exactly the freedoms troupe's
  * guarantees leave; it never breaks these rules:
  *  - R1: the messages one sender sends one receiver are handled in the
- *    order they were sent (today the simulation keeps each mailbox's
- *    arrival order whole; it does not yet reorder between senders);
+ *    order they were sent; between senders the order is free
+ *    (`reorder_pct` takes another sender's oldest message first);
  *  - R2: at a receiver, control messages (stop requests, exits, DOWN
  *    messages, replies, timer messages) go before user messages;
  *  - R3: a timer never fires before its deadline (it may fire up to
@@ -103,6 +103,12 @@ typedef struct tr_sim_faults {
 typedef struct tr_sim_config {
     /* The run's seed: every choice follows from it. */
     uint64_t seed;
+    /* The chance, in percent, that a run begins with a message of another
+     * sender than the oldest message's: the oldest message of a sender
+     * drawn among the others queued before the newest (never past a
+     * tr_actor_close marker, and never breaking one sender's order). 0:
+     * each mailbox is handled in arrival order. */
+    uint32_t reorder_pct;
     /* A timer may fire up to this many milliseconds after its deadline,
      * drawn per jump of the clock (never before it). 0: on time. */
     uint32_t timer_late_max_ms;

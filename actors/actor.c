@@ -32,6 +32,7 @@
  */
 #include "actors/actor.h"
 #include "actors/ext.h"
+#include "actors/sim.h"
 
 #include "common/tr_alloc.h"
 #include "common/tr_assert.h"
@@ -248,6 +249,13 @@ wait_for_room(tr_ctx *ctx, tr_actor *a, uint64_t gen, uint64_t wait_until)
                 wait_ms = (long)left_ms;
             }
         }
+        if (sys->sim != NULL) {
+            /* The driving thread of a simulation: take a step instead. */
+            if ((rc = tr__sim_wait_step(sys, wait_until)) != TR_OK) {
+                break;
+            }
+            continue;
+        }
         /* A bounded wait: the wake protocol is exact, the bound only caps
          * the cost of a bug there. */
         tr__ec_wait_ms(&sys->room, seen, wait_ms);
@@ -290,6 +298,9 @@ deliver_entered(tr_ctx *ctx, tr_addr to, tr_envelope *env, uint64_t wait_until)
         if (wait_until == TR_WAIT_NONE || ctx->actor != NULL ||
             tr__sched_current(sys->sched) != NULL) {
             return TR_EFULL;
+        }
+        if (!tr__sim_on_driver(sys)) {
+            return TR_ESTATE; /* only a simulation's driver may wait */
         }
         rc = wait_for_room(ctx, a, gen, wait_until);
         if (rc != TR_OK) {
@@ -788,9 +799,11 @@ hand_over(tr_ctx *ctx, tr_ext *x, const tr_exit *exit)
 {
     tr_actor *a = ctx->actor;
     tr_exit why = *exit;
+    bool kill = tr_load_acq(&x->kill) != 0;
 
-    if (tr_load_acq(&x->kill) != 0) {
-        why = (tr_exit){TR_EXIT_KILLED, TR_OK, "killed"};
+    if (kill || exit->kind == TR_EXIT_KILLED) {
+        /* Killed by its supervisor, or by a simulated fault: no `stop`. */
+        why = (tr_exit){TR_EXIT_KILLED, TR_OK, kill ? "killed" : exit->text};
     } else if (a->behaviour->stop != NULL) {
         a->behaviour->stop(ctx, tr__actor_state(a), exit);
     }
@@ -820,7 +833,8 @@ tr__actor_end(tr_ctx *ctx, const tr_exit *exit)
         hand_over(ctx, x, exit);
         return;
     }
-    tr__actor_finish(ctx, exit, true);
+    /* A kill (a simulated fault) ends it without `stop`. */
+    tr__actor_finish(ctx, exit, exit->kind != TR_EXIT_KILLED);
 }
 
 /* Under the record's lock: does the actor trap exits? */
@@ -962,6 +976,15 @@ dispatch(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
     ctx->req_msg = outer_msg;
     ctx->req_call = outer_call;
     (*handled)++;
+    if (tr_unlikely(ctx->fault_in != 0) && --ctx->fault_in == 0 &&
+        ctx->fail_code == 0) {
+        /* A simulated crash: the handler's result becomes a failure. The
+         * simulation's step (sim.c), on this thread, learns it fired. */
+        ctx->sys->fault_in = 0;
+        ctx->fail_code = TR_EFAILED;
+        snprintf(ctx->fail_text, sizeof(ctx->fail_text),
+                 "simulated crash (handler returned %d)", rc);
+    }
     if (call != NULL) {
         if (tr_unlikely(rc != TR_OK || ctx->fail_code != 0)) {
             /* The callee failed on this very request: the caller learns
@@ -1295,6 +1318,8 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
      */
     tr_mnode *last = tr__mpsc_last(&a->mbox);
     bool more = last != a->mbox_out.tail;
+    /* TR_BATCH, or a simulation's draw (sim.c): one load a run, no branch. */
+    unsigned batch = sys->batch;
     tr_mnode *deferred = NULL;
     tr_mnode *dlast = NULL;
     tr_ext *x = tr_load_acq(&a->ext);
@@ -1326,6 +1351,7 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
     ctx.uncounted = false;
     ctx.fail_code = 0;
     ctx.mute_on = 0;
+    ctx.fault_in = sys->fault_in;
 
     for (;;) {
         tr_envelope *env;
@@ -1338,7 +1364,7 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
         if (!more) {
             break;
         }
-        if (n == TR_BATCH) {
+        if (n == batch) {
             requeue_deferred(a, deferred);
             bump(&a->handled, handled);
             bump(&wl->handled, handled);
@@ -1426,6 +1452,32 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
 out:
     /* Not timed: the slot may be someone else's already. */
     bump(&wl->handled, handled);
+}
+
+void
+tr__actor_sim_kill(void *arg, tr_worker *w, tr_task *task)
+{
+    tr_system *sys = arg;
+    tr_actor *a = tr_container_of(task, tr_actor, task);
+    uint64_t gen = tr_load_relaxed(&a->gen);
+    tr_ext *x = tr_load_acq(&a->ext);
+    static const tr_exit killed = {TR_EXIT_KILLED, TR_OK, "killed (simulated)"};
+
+    /* A slot that has ended (its runner drops what is stale) and a
+     * supervisor (killed only by a request, which stops its children
+     * first) run as usual. */
+    if (!tr__gen_live(gen) || (x != NULL && x->supervisor)) {
+        tr__actor_run(arg, w, task);
+        return;
+    }
+    tr_ctx ctx = {
+        .sys = sys,
+        .actor = a,
+        .worker = w,
+        .self = tr__addr_id(gen, a->index),
+        .gen = gen,
+    };
+    tr__actor_end(&ctx, &killed);
 }
 
 /* ---- spawning ---- */

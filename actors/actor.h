@@ -187,6 +187,10 @@ tr_actor *tr__table_at(tr_table *t, uint32_t index);
 
 /* actor.c */
 void tr__actor_run(void *sys, tr_worker *w, tr_task *task);
+/* A simulated kill (sim.c), run in place of tr__actor_run by a step that
+ * holds the actor's run-right: the incarnation ends TR_EXIT_KILLED without
+ * its `stop` (supervisors and ended slots just run). */
+void tr__actor_sim_kill(void *sys, tr_worker *w, tr_task *task);
 void tr__actor_count_dead(tr_ctx *ctx, uint64_t to, uint32_t type,
                           tr_dead_reason why);
 /* Drop everything queued for `a` (whose run-right the caller holds),

@@ -35,6 +35,7 @@
  * that finds HOLDER_BUSY waits until the holder is done.
  */
 #include "actors/actor.h"
+#include "actors/sim.h"
 
 #include "common/tr_alloc.h"
 #include "common/tr_park.h"
@@ -610,6 +611,10 @@ tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
          * request is queued already. */
         arm_timeout(ctx, rec, deadline > now ? deadline - now : 1);
     }
+    /* Read while the system is ours: once we leave, a real system may be
+     * shut down and freed under the wait. A simulated one may not: only
+     * this thread, its driver, can shut it down. */
+    bool sim = sys->sim != NULL;
     tr__ctx_leave(ctx);
     for (;;) {
         uint32_t seen = tr__ec_value(&rec->ready);
@@ -617,7 +622,15 @@ tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
         if (tr_load_acq(&rec->published)) {
             break;
         }
-        tr__ec_wait_ms(&rec->ready, seen, -1);
+        if (!sim) {
+            tr__ec_wait_ms(&rec->ready, seen, -1);
+        } else if ((rc = tr__sim_wait_step(sys, TR_WAIT_FOREVER)) != TR_OK) {
+            /* Nothing can run and no timer is pending: no answer can
+             * come. The record lives on its other references; whoever
+             * ends the call later finds nobody waiting. */
+            release(rec);
+            return rc;
+        }
     }
     rc = rec->status;
     if (rc == TR_OK) {

@@ -23,10 +23,12 @@
  * in that same envelope.
  */
 #include "actors/ext.h"
+#include "actors/sim.h"
 
 #include "actors/names.h"
 #include "common/tr_alloc.h"
 #include "common/tr_assert.h"
+#include "scheduler/timer.h"
 
 #include <troupe/error.h>
 
@@ -537,7 +539,10 @@ wait_for_end(tr_system *sys, tr_addr who, tr_timeout timeout, tr_signal *out)
     tr_actor *a = tr__table_slot(sys->table, who.id);
     tr_ext *x;
     tr_waiter w;
-    uint64_t deadline = tr_timeout_deadline_ns(tr__now_ns(), timeout);
+    /* A simulation waits on its virtual clock, taking steps. */
+    bool sim = sys->sim != NULL;
+    uint64_t deadline = tr_timeout_deadline_ns(
+        sim ? tr__timers_now(sys->timers) : tr__now_ns(), timeout);
 
     if (a == NULL) {
         return TR_ENOACTOR;
@@ -566,13 +571,20 @@ wait_for_end(tr_system *sys, tr_addr who, tr_timeout timeout, tr_signal *out)
             }
             return TR_OK;
         }
-        now = tr__now_ns();
-        if (now >= deadline) {
+        now = sim ? tr__timers_now(sys->timers) : tr__now_ns();
+        int stuck = TR_OK;
+        if (sim && now < deadline) {
+            stuck = tr__sim_wait_step(sys, deadline);
+            if (stuck == TR_OK) {
+                continue;
+            }
+        }
+        if (now >= deadline || stuck != TR_OK) {
             pthread_mutex_lock(&x->lock);
             bool mine = unlist_waiter(x, &w);
             pthread_mutex_unlock(&x->lock);
             if (mine) {
-                return TR_ETIMEDOUT;
+                return stuck != TR_OK ? stuck : TR_ETIMEDOUT;
             }
             continue; /* the ender has it: `done` comes next */
         }

@@ -51,6 +51,7 @@ enum {
 };
 
 typedef struct tr_pgs tr_pgs;
+struct tr_sim;
 typedef struct tr_table tr_table;
 
 /*
@@ -161,8 +162,16 @@ struct tr_ctx {
     /* An overloaded actor this run sent to (an address id), or 0: the
      * runner mutes the actor when the run ends (actors/mute.c). */
     uint64_t mute_on;
+    /* A simulated crash (sim.c): the handler of the fault_in-th user
+     * message of this run fails; 0: none. */
+    uint32_t fault_in;
     char fail_text[128];
 };
+
+/* True unless `sys` is simulated and the calling thread is not the one
+ * that drives it (sim.c): only the driving thread may wait on a simulated
+ * system, and its waits take steps. */
+bool tr__sim_on_driver(const tr_system *sys);
 
 /*
  * The one check of every call that waits with a context (tr_send_wait,
@@ -174,10 +183,20 @@ struct tr_ctx {
 static inline bool
 tr__ctx_may_wait(const tr_ctx *ctx)
 {
-    return ctx->actor == NULL && !tr__on_a_worker();
+    return ctx->actor == NULL && !tr__on_a_worker() &&
+           tr__sim_on_driver(ctx->sys);
 }
 
 struct tr_system {
+    /* Messages one run of an actor may handle: TR_BATCH, except during a
+     * simulated step (sim.c), which draws it. Read once a run. */
+    unsigned batch;
+    /* The user message of the coming run whose handler a simulated crash
+     * fails (ctx.fault_in), or 0: set only by a simulated step. */
+    uint32_t fault_in;
+    /* The simulation (actors/sim.c), or NULL: set at start, never
+     * changed while the system runs. */
+    struct tr_sim *sim;
     /* This system's node word in the addresses it hands out: random and
      * never 0, so an address of another system (or of an earlier run of
      * this program) is told apart from ours. */

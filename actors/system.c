@@ -38,6 +38,7 @@
  */
 #include "actors/actor.h"
 #include "actors/names.h"
+#include "actors/sim.h"
 
 #include "common/tr_alloc.h"
 #include "common/tr_park.h"
@@ -101,9 +102,22 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
     if (cfg != NULL) {
         sys->cfg = *cfg;
     }
+    sys->batch = TR_BATCH;
+    if (sys->cfg.sim != NULL) {
+        /* One worker, never started: the driving thread runs it. */
+        sys->cfg.workers = 1;
+        sys->cfg.manual_clock = true;
+        rc = tr__sim_create(sys, sys->cfg.sim);
+        if (rc != TR_OK) {
+            tr__free_aligned(sys, sizeof(*sys));
+            return rc;
+        }
+        sys->cfg.sim = NULL; /* the caller's; sys->sim has the copy */
+    }
     pthread_once(&fork_once, watch_forks);
     sys->fork_epoch = tr_load_relaxed(&tr__forks);
-    sys->node = draw_node(sys);
+    /* A simulated run's addresses depend on its seed only. */
+    sys->node = sys->sim != NULL ? tr__sim_node(sys) : draw_node(sys);
     tr_init_relaxed(&sys->shutting_down, false);
     tr_init_relaxed(&sys->torn_down, false);
     tr_init_relaxed(&sys->room_waiters, 0);
@@ -129,12 +143,14 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
 
     rc = tr__names_create(&sys->names);
     if (rc != TR_OK) {
+        tr__sim_destroy(sys);
         tr__free_aligned(sys, sizeof(*sys));
         return rc;
     }
     rc = tr__pgs_create(&sys->pgs);
     if (rc != TR_OK) {
         tr__names_destroy(sys->names);
+        tr__sim_destroy(sys);
         tr__free_aligned(sys, sizeof(*sys));
         return rc;
     }
@@ -142,6 +158,7 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
     if (rc != TR_OK) {
         tr__pgs_destroy(sys->pgs);
         tr__names_destroy(sys->names);
+        tr__sim_destroy(sys);
         tr__free_aligned(sys, sizeof(*sys));
         return rc;
     }
@@ -151,6 +168,7 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
         tr__table_destroy(sys->table);
         tr__pgs_destroy(sys->pgs);
         tr__names_destroy(sys->names);
+        tr__sim_destroy(sys);
         tr__free_aligned(sys, sizeof(*sys));
         return rc;
     }
@@ -163,7 +181,8 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
                 tr_wlocal *wl = tr__sched_worker_data(sys->sched, i);
                 wl->envs.depot = sys->depot;
             }
-            rc = tr__sched_start(sys->sched);
+            /* A simulation's driving thread runs the one worker. */
+            rc = sys->sim != NULL ? TR_OK : tr__sched_start(sys->sched);
         }
         if (rc != TR_OK) {
             tr__env_depot_destroy(sys->depot);
@@ -175,6 +194,7 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
         tr__table_destroy(sys->table);
         tr__pgs_destroy(sys->pgs);
         tr__names_destroy(sys->names);
+        tr__sim_destroy(sys);
         tr__free_aligned(sys, sizeof(*sys));
         return rc;
     }
@@ -348,6 +368,14 @@ request_stops(tr_system *sys, bool send)
     return live;
 }
 
+/* The clock a plain thread's deadline runs on: the monotonic clock, or a
+ * simulation's virtual one. */
+static uint64_t
+sys_now(tr_system *sys)
+{
+    return sys->sim != NULL ? tr__timers_now(sys->timers) : tr__now_ns();
+}
+
 static void
 sleep_ms(unsigned ms)
 {
@@ -410,7 +438,7 @@ tr_system_shutdown(tr_system *sys, tr_timeout timeout)
     if (tr__sys_check(sys) != TR_OK) {
         return TR_EFORKED; /* its threads live in the parent: leave it */
     }
-    if (tr__sched_current(sys->sched) != NULL) {
+    if (tr__sched_current(sys->sched) != NULL || !tr__sim_on_driver(sys)) {
         return TR_ESTATE;
     }
     /* seq_cst: see the top comment. A second call (a `stop` callback of
@@ -430,14 +458,18 @@ tr_system_shutdown(tr_system *sys, tr_timeout timeout)
         sys->live_close(sys, false);
     }
 
-    deadline = tr_timeout_deadline_ns(tr__now_ns(), timeout);
+    deadline = tr_timeout_deadline_ns(sys_now(sys), timeout);
     if (request_stops(sys, true) != 0) {
         while (request_stops(sys, false) != 0) {
-            if (tr__now_ns() >= deadline) {
+            if (sys_now(sys) >= deadline) {
                 rc = TR_ETIMEDOUT;
                 break;
             }
-            sleep_ms(1);
+            if (sys->sim == NULL) {
+                sleep_ms(1);
+            } else if ((rc = tr__sim_wait_step(sys, deadline)) != TR_OK) {
+                break; /* stuck or out of steps: the last pass ends them */
+            }
         }
     }
     /* A plain thread's call that began before the flag (a spawn whose
@@ -485,6 +517,7 @@ tr_system_shutdown(tr_system *sys, tr_timeout timeout)
     tr__names_destroy(sys->names);
     tr__free(sys->roots, sizeof(void *) * sys->caproots);
     tr__stop_reserve_free(sys);
+    tr__sim_destroy(sys);
     pthread_mutex_destroy(&sys->outside_lock);
     pthread_mutex_destroy(&sys->tree_lock);
     tr__free_aligned(sys, sizeof(*sys));
@@ -499,7 +532,7 @@ tr_system_wait(tr_system *sys, tr_timeout timeout)
     if (sys == NULL) {
         return TR_EINVAL;
     }
-    if (tr__on_a_worker()) {
+    if (tr__on_a_worker() || !tr__sim_on_driver(sys)) {
         return TR_ESTATE;
     }
     /* A call on the system while it waits: shutdown wakes it (after
@@ -507,7 +540,7 @@ tr_system_wait(tr_system *sys, tr_timeout timeout)
     if (!tr__sys_enter(sys)) {
         return TR_ESHUTDOWN;
     }
-    uint64_t deadline = tr_timeout_deadline_ns(tr__now_ns(), timeout);
+    uint64_t deadline = tr_timeout_deadline_ns(sys_now(sys), timeout);
     for (;;) {
         uint32_t seen_ec = tr__ec_value(&sys->gave_up_ec);
         if (tr_load_acq(&sys->gave_up) != 0) {
@@ -518,10 +551,16 @@ tr_system_wait(tr_system *sys, tr_timeout timeout)
             rc = TR_ESHUTDOWN;
             break;
         }
-        uint64_t now = tr__now_ns();
+        uint64_t now = sys_now(sys);
         if (now >= deadline) {
             rc = TR_ETIMEDOUT;
             break;
+        }
+        if (sys->sim != NULL) {
+            if ((rc = tr__sim_wait_step(sys, deadline)) != TR_OK) {
+                break;
+            }
+            continue;
         }
         long wait = deadline == UINT64_MAX
                         ? -1

@@ -275,7 +275,8 @@ tr_clock_advance(tr_system *sys, uint64_t ms)
     if (sys == NULL) {
         return TR_EINVAL;
     }
-    if (!sys->cfg.manual_clock || tr__sched_current(sys->sched) != NULL) {
+    if (!sys->cfg.manual_clock || tr__sched_current(sys->sched) != NULL ||
+        !tr__sim_on_driver(sys)) {
         return TR_ESTATE;
     }
     if (!tr__sys_enter(sys)) {

@@ -50,6 +50,7 @@
 #include <troupe/monitor.h>
 #include <troupe/oneshot.h>
 #include <troupe/pg.h>
+#include <troupe/sim.h>
 #include <troupe/supervisor.h>
 #include <troupe/system.h>
 #include <troupe/timer.h>

@@ -251,6 +251,11 @@ tr__io_get(tr_system *sys, tr_io_sys **out)
         *out = io;
         return TR_OK;
     }
+    /* A simulated system has no I/O threads (troupe/sim.h): it stays
+     * without the module. */
+    if (sys->sim != NULL) {
+        return TR_ESTATE;
+    }
     /* The tree lock: cold, once per system, and shutdown reads the hook
      * under it (see the top comment). */
     pthread_mutex_lock(&sys->tree_lock);

@@ -158,6 +158,21 @@ tr__mpsc_last(tr_mpsc_prod *p)
     return untag(tr_load_acq(&p->head));
 }
 
+void
+tr__mpsc_move_front(tr_mpsc_cons *c, tr_mnode *prev)
+{
+    tr_mnode *x = tr_load_relaxed(&prev->next);
+    tr_mnode *after = tr_load_relaxed(&x->next);
+
+    /* Relaxed: no other thread touches the queue (see the header). */
+    if (prev == c->tail || after == NULL) {
+        return; /* at the front already, or the last node */
+    }
+    tr_store_relaxed(&prev->next, after);
+    tr_store_relaxed(&x->next, tr_load_relaxed(&c->tail->next));
+    tr_store_relaxed(&c->tail->next, x);
+}
+
 bool
 tr__mpsc_is_idle(tr_mpsc_prod *p)
 {

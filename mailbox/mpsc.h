@@ -34,6 +34,14 @@ typedef struct tr_mpsc_cons {
     tr_mnode stub;
 } tr_mpsc_cons;
 
+/*
+ * Simulation only (actors/sim.c): move the node after `prev` to the front
+ * of the queue, right after the consumer's dummy. The caller is the
+ * consumer, no push is in progress on any thread, and the node is not the
+ * last one (head points at it; then nothing moves).
+ */
+void tr__mpsc_move_front(tr_mpsc_cons *c, tr_mnode *prev);
+
 /* Initialise an empty queue, idle (a first push reports it) or busy. */
 void tr__mpsc_init(tr_mpsc_prod *p, tr_mpsc_cons *c, bool idle);
 

@@ -186,6 +186,12 @@ struct tr_sched {
     /* Wakers (stop, a worker leaving an all-parked pool) increment it;
      * the watchdog sleeps on it. */
     TR_CACHE_ALIGNED struct ck_ec32 wd_wake;
+
+    /* Simulation (tr__sched_sim_*): the runnable tasks gathered from the
+     * queues, in the order they were gathered; the driving thread only. */
+    tr_task *sim_head;
+    tr_task *sim_tail;
+    size_t sim_len;
 };
 
 /* The calling thread's worker: tr__tls_worker (common/tr_park.h). */
@@ -895,6 +901,98 @@ tr_runq *
 tr__worker_runq(tr_worker *w)
 {
     return &w->rq;
+}
+
+/* ---- simulation ---- */
+
+/* Append `t` to the simulation's runnable list. */
+static void
+sim_append(tr_sched *s, tr_task *t)
+{
+    t->next = NULL;
+    if (s->sim_tail != NULL) {
+        s->sim_tail->next = t;
+    } else {
+        s->sim_head = t;
+    }
+    s->sim_tail = t;
+    s->sim_len++;
+}
+
+size_t
+tr__sched_sim_gather(tr_sched *s)
+{
+    tr_worker *w = &s->workers[0];
+    tr_task *t;
+    tr_task *inj;
+
+    /* What the last step made runnable: its displaced LIFO tasks and
+     * requeues (the ring, in order), then its LIFO slot. */
+    while ((t = tr__runq_pop(&w->rq)) != NULL) {
+        sim_append(s, t);
+    }
+    if ((t = tr_xchg_acqrel(&w->lifo, NULL)) != NULL) {
+        sim_append(s, t);
+    }
+    /* Then what plain threads submitted, oldest first. */
+    pthread_mutex_lock(&s->inject_lock);
+    inj = s->inject_head;
+    s->inject_head = NULL;
+    s->inject_tail = NULL;
+    tr_store_relaxed(&s->inject_len, 0);
+    pthread_mutex_unlock(&s->inject_lock);
+    while (inj != NULL) {
+        tr_task *next = inj->next;
+        sim_append(s, inj);
+        inj = next;
+    }
+    return s->sim_len;
+}
+
+tr_task *
+tr__sched_sim_at(tr_sched *s, tr_task *prev)
+{
+    return prev != NULL ? prev->next : s->sim_head;
+}
+
+tr_task *
+tr__sched_sim_take(tr_sched *s, size_t i)
+{
+    tr_task *prev = NULL;
+    tr_task *t = s->sim_head;
+
+    TR_ASSERT(i < s->sim_len);
+    while (i-- > 0) {
+        prev = t;
+        t = t->next;
+    }
+    if (prev != NULL) {
+        prev->next = t->next;
+    } else {
+        s->sim_head = t->next;
+    }
+    if (s->sim_tail == t) {
+        s->sim_tail = prev;
+    }
+    s->sim_len--;
+    t->next = NULL;
+    return t;
+}
+
+void
+tr__sched_sim_run(tr_sched *s, tr_task *t, tr_run_fn fn)
+{
+    tr_worker *w = &s->workers[0];
+
+    TR_ASSERT(!s->started && current_worker == NULL);
+    /* The driving thread plays worker 0 for one task: submissions made
+     * meanwhile land in its LIFO slot and ring, where the next gather
+     * finds them, so the submit path has no branch for simulation. */
+    tr__tls_worker = w;
+    tr_store_relaxed(&w->runs, tr_load_relaxed(&w->runs) + 1);
+    tr_store_relaxed(&w->current, t);
+    (fn != NULL ? fn : s->run)(s->run_arg, w, t);
+    tr__tls_worker = NULL;
 }
 
 tr_task *

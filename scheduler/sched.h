@@ -76,6 +76,22 @@ void tr__sched_worker_stats(tr_sched *s, unsigned i, uint64_t now_ns,
 size_t tr__sched_inject_len(tr_sched *s);
 
 /*
+ * Simulation (actors/sim.c). A pool of one worker that is never started:
+ * the driving thread runs its tasks itself, one at a time, as worker 0.
+ * Gather moves every task made runnable since the last gather (worker 0's
+ * ring and LIFO slot, then the inject queue) to the end of the runnable
+ * list and returns the list's length; take removes the `i`-th task of the
+ * list (`i` below the length); run runs `t` on the calling thread as
+ * worker 0, with `fn` in place of the pool's run function unless NULL. Driving
+ * thread only.
+ */
+size_t tr__sched_sim_gather(tr_sched *s);
+tr_task *tr__sched_sim_take(tr_sched *s, size_t i);
+/* The runnable list's first task (`prev` NULL) or the one after `prev`. */
+tr_task *tr__sched_sim_at(tr_sched *s, tr_task *prev);
+void tr__sched_sim_run(tr_sched *s, tr_task *t, tr_run_fn fn);
+
+/*
  * For tests, which drive the pieces of the scheduler directly. Worker `i`
  * of `s`; its local run queue (only its owner, or a test thread standing
  * in for the owner of a pool not started, may push and pop it); the inject

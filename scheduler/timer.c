@@ -451,6 +451,20 @@ tr__timers_advance(tr_timers *t, uint64_t ns)
     pthread_mutex_unlock(&t->lock);
 }
 
+bool
+tr__timers_next(tr_timers *t, uint64_t *deadline)
+{
+    bool any;
+
+    pthread_mutex_lock(&t->lock);
+    any = t->heap_len > 0;
+    if (any) {
+        *deadline = t->recs[t->heap[0]].deadline;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return any;
+}
+
 uint64_t
 tr__timers_len(tr_timers *t)
 {

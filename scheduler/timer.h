@@ -66,6 +66,10 @@ bool tr__timers_cancel(tr_timers *t, uint64_t id);
  * calling thread. */
 void tr__timers_advance(tr_timers *t, uint64_t ns);
 
+/* The earliest pending deadline, into `*deadline`; false (untouched) when
+ * no timer is pending. */
+bool tr__timers_next(tr_timers *t, uint64_t *deadline);
+
 /* Tests only: set the generation of the free slot `id` names, to drive it
  * to its last generation. */
 void tr__timers_set_gen(tr_timers *t, uint64_t id, uint64_t gen);

@@ -155,7 +155,10 @@ TR_API TR_NODISCARD int tr_send(tr_ctx *ctx, tr_addr to, uint32_t type,
  *            mailbox's state).
  * Returns:   as tr_send; TR_ETIMEDOUT if no room came in time (nothing
  *            was sent); TR_ESTATE as above; TR_ESHUTDOWN if shutdown began
- *            while it waited (nothing was sent).
+ *            while it waited (nothing was sent). On a simulated system
+ *            (troupe/sim.h) the wait takes steps: TR_ESTUCK when nothing
+ *            can run and no timer is pending; TR_ESTATE from a thread
+ *            other than its driving thread.
  */
 TR_API TR_NODISCARD int tr_send_wait(tr_ctx *ctx, tr_addr to, uint32_t type,
                                      const void *data, size_t size,

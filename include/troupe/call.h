@@ -106,7 +106,10 @@ typedef struct tr_reply_buf {
  *            nothing was sent); TR_ESTATE as above; TR_EINVAL for NULL
  *            arguments, TR_NOWAIT, or when the reply is larger than
  *            `reply->cap` (`reply->len` says its size; the reply is
- *            dropped).
+ *            dropped). On a simulated system (troupe/sim.h) the wait takes
+ *            steps on the virtual clock: TR_ESTUCK when nothing can run
+ *            and no timer is pending (no answer can ever come); TR_ESTATE
+ *            from a thread other than its driving thread.
  */
 TR_API int tr_ask_wait(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
                        size_t size, tr_reply_buf *reply, tr_timeout timeout);

@@ -35,7 +35,8 @@ extern "C" {
     X(EBADADDR, -21, "bad network address")                                    \
     X(EADDRINUSE, -22, "address already in use")                               \
     X(EMFILE, -23, "too many open files")                                      \
-    X(EIO, -24, "socket error")
+    X(EIO, -24, "socket error")                                                \
+    X(ESTUCK, -25, "simulation stuck: nothing can run, no timer is pending")
 
 enum tr_error {
     TR_OK = 0,

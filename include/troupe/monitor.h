@@ -145,7 +145,10 @@ TR_API int tr_whereis(tr_system *sys, const char *name, tr_addr *out);
  *            waits without limit); TR_EINVAL for a NULL
  *            context; TR_ESTATE on a worker or an actor's context;
  *            TR_ESHUTDOWN if shutdown had begun; TR_EFOREIGN; TR_EFORKED;
- *            TR_ENOMEM.
+ *            TR_ENOMEM. On a simulated system (troupe/sim.h) the wait takes
+ *            steps on the virtual clock: TR_ESTUCK when nothing can run
+ *            and no timer is pending; TR_ESTATE from a thread other than
+ *            its driving thread.
  */
 TR_API int tr_actor_wait(tr_ctx *ctx, tr_addr who, tr_timeout timeout,
                          tr_signal *out);

@@ -66,6 +66,9 @@ typedef void (*tr_dead_letter_fn)(void *arg, tr_addr to, uint32_t type,
 
 typedef struct tr_system_stats tr_system_stats;
 
+/* troupe/sim.h */
+struct tr_sim_config;
+
 /** System configuration; zero for every field means its default. */
 typedef struct tr_system_config {
     /* Worker threads; 0 means one per online CPU. */
@@ -83,6 +86,11 @@ typedef struct tr_system_config {
     /* I/O loop threads (troupe/io.h), started by the first tr_io call;
      * sockets are spread over them. 0 means 1. */
     unsigned io_threads;
+    /* When non-NULL, the system is simulated (troupe/sim.h): it runs on
+     * the thread that starts it, from the seed in `*sim` (copied), with no
+     * worker threads (`workers` is ignored) and a virtual clock
+     * (`manual_clock` is implied). */
+    const struct tr_sim_config *sim;
 } tr_system_config;
 
 #define TR_SYSTEM_CONFIG_INIT                                                  \
@@ -102,13 +110,16 @@ struct tr_system_stats {
 
 /**
  * Start a system: its workers begin parked and use no CPU until work
- * arrives.
+ * arrives. With `cfg->sim` set it is simulated instead (troupe/sim.h):
+ * no threads, and the calling thread becomes its driving thread.
  *
  * Ownership: borrows `cfg` (may be NULL for defaults); returns owned `*out`,
  *            released by tr_system_shutdown.
  * Context:   any thread that is not one of another system's workers.
- * Returns:   TR_OK; TR_EINVAL if `out` is NULL; TR_ENOMEM; TR_ESTATE if a
- *            worker thread could not be created.
+ * Returns:   TR_OK; TR_EINVAL if `out` is NULL, or if `cfg->sim` names a
+ *            tape that is not one; TR_ENOMEM; TR_ESTATE if a worker thread
+ *            could not be created; TR_ENOTFOUND if the simulation's trace
+ *            or tape file cannot be opened.
  */
 TR_API int tr_system_start(const tr_system_config *cfg, tr_system **out);
 
@@ -128,6 +139,11 @@ TR_API int tr_system_start(const tr_system_config *cfg, tr_system **out);
  * returned, `sys` and its contexts must not be used again; reply handles and
  * oneshots that outlive it still may be (they report TR_ECLOSED).
  *
+ * A simulated system (troupe/sim.h) stops the same way, with its driving
+ * thread taking the steps and `timeout` counted on its virtual clock; when
+ * nothing can run any more and `timeout` is TR_FOREVER, the actors left
+ * are stopped at once and the result is TR_ESTUCK.
+ *
  * Actors get `timeout` to stop on their workers, on the real (monotonic)
  * clock (TR_NOWAIT: none at all; TR_FOREVER: as long as they take); after
  * that the workers
@@ -140,7 +156,9 @@ TR_API int tr_system_start(const tr_system_config *cfg, tr_system **out);
  *            TR_ESTATE and TR_ESHUTDOWN).
  * Context:   a plain thread, never a worker of `sys`.
  * Returns:   TR_OK; TR_EINVAL if `sys` is NULL; TR_ESTATE if called from a
- *            worker of `sys` (nothing is stopped); TR_ESHUTDOWN if shutdown
+ *            worker of `sys`, or from a thread other than a simulated
+ *            system's driving thread (nothing is stopped); TR_ESTUCK (see
+ *            above); TR_ESHUTDOWN if shutdown
  *            had begun already (a second call: it changes nothing);
  *            TR_ETIMEDOUT if actors were still running at the deadline
  *            (they were stopped anyway).

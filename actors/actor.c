@@ -234,7 +234,10 @@ wait_for_room(tr_ctx *ctx, tr_actor *a, uint64_t gen, uint64_t wait_until)
             break;
         }
         if (tr_load_acq(&a->gen) != gen) {
-            rc = TR_ENOACTOR;
+            /* Stopped by a shutdown that began after our look above: it
+             * set the flag before it stopped anything, and our acquire of
+             * the generation orders the flag's load after that. */
+            rc = tr_load_acq(&sys->shutting_down) ? TR_ESHUTDOWN : TR_ENOACTOR;
             break;
         }
         if (wait_until != TR_WAIT_FOREVER) {

@@ -1,0 +1,502 @@
+/*
+ * The simulated network (troupe/sim.h, "Network"): troupe/io.h's TCP calls
+ * in a simulated system, on an in-memory network whose every event is a
+ * step drawn from the seed. Lines and frames go through as they do over
+ * loopback; a connect nobody listens to is refused; timeouts run on the
+ * virtual clock; resets and partitions end connections cleanly (each
+ * end hears TR_IO_CLOSED); and a seed gives one run, fingerprint and all.
+ *
+ * Handlers run on the test thread (it drives the system) but only record;
+ * the assertions come after the steps.
+ */
+#include "support/tr_test.h"
+
+#include <troupe.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+enum { MAX_CLIENTS = 8, LINES = 20, PORT = 7000 };
+
+#define SERVER_HOST "10.0.0.1"
+
+/* What every actor of a run records. */
+typedef struct client_rec {
+    uint32_t got;      /* lines echoed back, in order */
+    bool out_of_order; /* a line came back that was not the next one */
+    bool connected;
+    bool done;  /* every line came back and it closed */
+    bool ended; /* TR_IO_CLOSED */
+    tr_io_end reason;
+    int err;
+    uint32_t too_long;
+    bool full; /* a write was refused with TR_EFULL */
+    bool drained;
+} client_rec;
+
+typedef struct run_rec {
+    client_rec c[MAX_CLIENTS];
+    uint32_t accepted;
+    uint32_t server_closed; /* connections the server saw end */
+    uint32_t server_eof;
+    uint32_t write_failed; /* writes refused (a reset connection) */
+    int listen_rc;
+} run_rec;
+
+static run_rec rec;
+
+/* ---- the echo server: owns its connections, echoes each line ---- */
+
+typedef struct server_arg {
+    tr_io_opts conn;
+} server_arg;
+
+static int
+server_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    const server_arg *a = arg;
+    tr_io_listen_opts o = {.conn = a->conn};
+    tr_io *io = state;
+
+    rec.listen_rc = tr_io_listen(ctx, SERVER_HOST, PORT, &o, io);
+    return rec.listen_rc;
+}
+
+static int
+server_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    const tr_io_event *ev = msg->data;
+
+    (void)state;
+    if (msg->type != TR_MSG_IO) {
+        return TR_OK;
+    }
+    switch (ev->kind) {
+    case TR_IO_ACCEPTED:
+        rec.accepted++;
+        break;
+    case TR_IO_DATA: {
+        struct iovec v[2] = {{(void *)ev->data, ev->len}, {"\n", 1}};
+        if (tr_io_writev(ctx, ev->io, v, 2) != TR_OK) {
+            rec.write_failed++;
+        }
+        break;
+    }
+    case TR_IO_EOF:
+        rec.server_eof++;
+        (void)tr_io_close(ctx, ev->io);
+        break;
+    case TR_IO_CLOSED:
+        rec.server_closed++;
+        break;
+    default:
+        break;
+    }
+    return TR_OK;
+}
+
+static const tr_behaviour server_behaviour = {
+    .name = "echo_server",
+    .state_size = sizeof(tr_io),
+    .init = server_init,
+    .handle = server_handle,
+};
+
+/* ---- a client: sends LINES lines, checks each echo ---- */
+
+typedef struct client_arg {
+    uint32_t id;
+    uint16_t port;
+    tr_timeout timeout;
+    tr_io_opts opts;
+    bool shutdown_after; /* shut its side down once all is written */
+    bool keep_open;      /* stay connected once every line is back */
+} client_arg;
+
+typedef struct client_state {
+    const client_arg *arg;
+    tr_io io;
+} client_state;
+
+static int
+client_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    client_state *st = state;
+
+    st->arg = arg;
+    return tr_io_connect(ctx, SERVER_HOST, st->arg->port, &st->arg->opts,
+                         st->arg->timeout, &st->io);
+}
+
+static int
+client_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    client_state *st = state;
+    client_rec *r = &rec.c[st->arg->id];
+    const tr_io_event *ev = msg->data;
+    char line[64];
+
+    if (msg->type != TR_MSG_IO) {
+        return TR_OK;
+    }
+    switch (ev->kind) {
+    case TR_IO_CONNECTED:
+        r->connected = true;
+        for (uint32_t k = 0; k < LINES; k++) {
+            int n = snprintf(line, sizeof(line), "client %u line %u\n",
+                             st->arg->id, k);
+            if (tr_io_write(ctx, ev->io, line, (size_t)n) != TR_OK) {
+                rec.write_failed++;
+            }
+        }
+        if (st->arg->shutdown_after) {
+            (void)tr_io_shutdown(ctx, ev->io);
+        }
+        break;
+    case TR_IO_DATA: {
+        int n = snprintf(line, sizeof(line), "client %u line %u", st->arg->id,
+                         r->got);
+        if ((size_t)n != ev->len || memcmp(line, ev->data, ev->len) != 0) {
+            r->out_of_order = true;
+        }
+        if (++r->got == LINES && !st->arg->shutdown_after &&
+            !st->arg->keep_open) {
+            r->done = true;
+            (void)tr_io_close(ctx, ev->io);
+            tr_stop(ctx);
+        }
+        break;
+    }
+    case TR_IO_EOF:
+        r->done = r->got == LINES;
+        (void)tr_io_close(ctx, ev->io);
+        tr_stop(ctx);
+        break;
+    case TR_IO_CLOSED:
+        r->ended = true;
+        r->reason = ev->reason;
+        r->err = ev->err;
+        tr_stop(ctx);
+        break;
+    default:
+        break;
+    }
+    return TR_OK;
+}
+
+static const tr_behaviour client_behaviour = {
+    .name = "echo_client",
+    .state_size = sizeof(client_state),
+    .init = client_init,
+    .handle = client_handle,
+};
+
+/* ---- running a scenario ---- */
+
+static tr_system *
+sim_start(uint64_t seed, const tr_sim_net *net)
+{
+    tr_sim_config sim = {.seed = seed, .net = *net};
+    tr_system_config cfg = {.sim = &sim};
+    tr_system *sys = NULL;
+
+    assert_int_equal(tr_system_start(&cfg, &sys), TR_OK);
+    return sys;
+}
+
+static server_arg lines_server = {.conn = {.framing = TR_IO_LINES}};
+
+/* Run an echo server and `n` clients to the end; the fingerprint. */
+static uint64_t
+run_echo(uint64_t seed, const tr_sim_net *net, unsigned n,
+         const client_arg *proto)
+{
+    static client_arg args[MAX_CLIENTS];
+    tr_system *sys = sim_start(seed, net);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_sim_stats st;
+    tr_addr a;
+    char why[160];
+
+    memset(&rec, 0, sizeof(rec));
+    assert_int_equal(tr_spawn(ctx, &server_behaviour, &lines_server, NULL, &a),
+                     TR_OK);
+    for (unsigned i = 0; i < n; i++) {
+        args[i] = *proto;
+        args[i].id = i;
+        assert_int_equal(tr_spawn(ctx, &client_behaviour, &args[i], NULL, &a),
+                         TR_OK);
+    }
+    int rc = tr_sim_liveness_check(sys, why, sizeof(why));
+    if (rc != TR_OK) {
+        print_message("liveness: %s\n", why);
+    }
+    assert_int_equal(rc, TR_OK);
+    assert_int_equal(tr_sim_stats_get(sys, &st), TR_OK);
+    assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_OK);
+    return st.fingerprint;
+}
+
+static const client_arg plain_client = {
+    .port = PORT, .timeout = {5000}, .opts = {.framing = TR_IO_LINES}};
+
+/* ---- tests ---- */
+
+static void
+test_simnet_echoes_lines_in_order(void **state)
+{
+    tr_sim_net net = {.latency_min_ms = 1, .latency_max_ms = 30};
+
+    (void)state;
+    (void)run_echo(1, &net, 4, &plain_client);
+    assert_int_equal(rec.listen_rc, TR_OK);
+    assert_int_equal(rec.accepted, 4);
+    for (unsigned i = 0; i < 4; i++) {
+        assert_true(rec.c[i].connected);
+        assert_int_equal(rec.c[i].got, LINES);
+        assert_false(rec.c[i].out_of_order);
+        assert_true(rec.c[i].done);
+        assert_false(rec.c[i].ended);
+    }
+    /* Each client's close reached the server as the peer's close. */
+    assert_int_equal(rec.server_closed, 4);
+    assert_int_equal(rec.write_failed, 0);
+}
+
+static void
+test_simnet_same_seed_same_fingerprint(void **state)
+{
+    tr_sim_net net = {.latency_min_ms = 1, .latency_max_ms = 50};
+    uint64_t fp[2];
+    uint64_t other = 0;
+    run_rec first;
+
+    (void)state;
+    fp[0] = run_echo(7, &net, 3, &plain_client);
+    first = rec;
+    fp[1] = run_echo(7, &net, 3, &plain_client);
+    assert_true(fp[0] == fp[1]);
+    assert_memory_equal(&first, &rec, sizeof(rec));
+    for (uint64_t s = 8; s < 16 && other == 0; s++) {
+        if (run_echo(s, &net, 3, &plain_client) != fp[0]) {
+            other = s;
+        }
+    }
+    assert_true(other != 0); /* the seed draws the latencies */
+}
+
+static void
+test_simnet_refused_without_listener(void **state)
+{
+    tr_sim_net net = {0};
+    client_arg c = plain_client;
+
+    (void)state;
+    c.port = PORT + 1;
+    (void)run_echo(3, &net, 1, &c);
+    assert_false(rec.c[0].connected);
+    assert_true(rec.c[0].ended);
+    assert_int_equal(rec.c[0].reason, TR_IO_END_ERROR);
+    assert_int_equal(rec.c[0].err, ECONNREFUSED);
+}
+
+static void
+test_simnet_half_close_delivers_eof(void **state)
+{
+    tr_sim_net net = {.latency_min_ms = 2, .latency_max_ms = 9};
+    client_arg c = plain_client;
+
+    (void)state;
+    lines_server.conn.half_close = true;
+    c.shutdown_after = true;
+    c.opts.half_close = true;
+    (void)run_echo(5, &net, 2, &c);
+    lines_server.conn.half_close = false;
+    for (unsigned i = 0; i < 2; i++) {
+        assert_int_equal(rec.c[i].got, LINES);
+        assert_true(rec.c[i].done);
+    }
+    assert_int_equal(rec.server_eof, 2);
+}
+
+/* Losses only delay: every byte arrives, in order. */
+static void
+test_simnet_loss_delays_never_drops(void **state)
+{
+    tr_sim_net net = {.latency_min_ms = 1,
+                      .latency_max_ms = 5,
+                      .loss_ppm = 300000,
+                      .rto_ms = 50};
+
+    (void)state;
+    for (uint64_t seed = 1; seed <= 5; seed++) {
+        (void)run_echo(seed, &net, 3, &plain_client);
+        for (unsigned i = 0; i < 3; i++) {
+            assert_int_equal(rec.c[i].got, LINES);
+            assert_false(rec.c[i].out_of_order);
+        }
+    }
+}
+
+/* Resets end connections as TR_IO_END_RESET at both ends, never in
+ * silence: each client either got every line or heard its end. */
+static void
+test_simnet_resets_end_connections_cleanly(void **state)
+{
+    tr_sim_net net = {
+        .latency_min_ms = 1, .latency_max_ms = 10, .reset_ppm = 20000};
+    unsigned resets = 0;
+
+    (void)state;
+    for (uint64_t seed = 1; seed <= 20; seed++) {
+        (void)run_echo(seed, &net, 4, &plain_client);
+        for (unsigned i = 0; i < 4; i++) {
+            client_rec *r = &rec.c[i];
+            assert_false(r->out_of_order);
+            assert_true(r->done || r->ended);
+            if (r->ended) {
+                assert_int_equal(r->reason, TR_IO_END_RESET);
+                resets++;
+            }
+        }
+    }
+    assert_true(resets > 0);
+}
+
+/* A partition from the first segment on holds the SYN: the connect times
+ * out on the virtual clock. */
+static void
+test_simnet_partition_times_out_a_connect(void **state)
+{
+    tr_sim_net net = {.partition_ppm = 1000000, .partition_max_ms = 60000};
+    client_arg c = plain_client;
+
+    (void)state;
+    c.timeout = tr_ms(500);
+    (void)run_echo(11, &net, 1, &c);
+    assert_false(rec.c[0].connected);
+    assert_true(rec.c[0].ended);
+    assert_int_equal(rec.c[0].reason, TR_IO_END_TIMEOUT);
+}
+
+/* Partitions that heal: connections go on (or are reset when
+ * partition_reset_pct says so); every client ends cleanly. */
+static void
+test_simnet_partitions_heal_or_reset(void **state)
+{
+    tr_sim_net net = {.latency_min_ms = 1,
+                      .latency_max_ms = 5,
+                      .partition_ppm = 20000,
+                      .partition_max_ms = 300,
+                      .partition_reset_pct = 50};
+    unsigned complete = 0;
+
+    (void)state;
+    for (uint64_t seed = 1; seed <= 20; seed++) {
+        (void)run_echo(seed, &net, 3, &plain_client);
+        for (unsigned i = 0; i < 3; i++) {
+            client_rec *r = &rec.c[i];
+            assert_false(r->out_of_order);
+            assert_true(r->done || r->ended);
+            complete += r->done;
+        }
+    }
+    assert_true(complete > 0);
+}
+
+/* The idle timeout runs on the virtual clock: an hour passes at once. */
+static void
+test_simnet_idle_timeout_on_virtual_clock(void **state)
+{
+    tr_sim_net net = {0};
+    tr_sim_stats st;
+    client_arg c = plain_client;
+    static client_arg arg;
+
+    (void)state;
+    c.opts.idle_timeout = tr_ms(3600 * 1000);
+    arg = c;
+    tr_system *sys = sim_start(2, &net);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_addr a;
+    memset(&rec, 0, sizeof(rec));
+    lines_server.conn.idle_timeout = TR_NOWAIT;
+    assert_int_equal(tr_spawn(ctx, &server_behaviour, &lines_server, NULL, &a),
+                     TR_OK);
+    arg.id = 0;
+    arg.keep_open = true;
+    /* A client that stays connected once its lines are back. */
+    assert_int_equal(tr_spawn(ctx, &client_behaviour, &arg, NULL, &a), TR_OK);
+    assert_int_equal(tr_sim_run_until_idle(sys), TR_OK);
+    assert_int_equal(tr_sim_stats_get(sys, &st), TR_OK);
+    assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_OK);
+    /* Its lines came back, then nothing: an hour later it timed out. */
+    assert_int_equal(rec.c[0].got, LINES);
+    assert_true(rec.c[0].ended);
+    assert_int_equal(rec.c[0].reason, TR_IO_END_TIMEOUT);
+    assert_true(st.now_ns >= UINT64_C(3600) * 1000000000u);
+}
+
+/* Unix-domain sockets and watches have no simulated counterpart. */
+static int
+refuser_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    tr_io io;
+    int *rc = (int *)arg;
+
+    (void)state;
+    rc[0] = tr_io_listen_unix(ctx, "/tmp/x.sock", NULL, &io);
+    rc[1] = tr_io_connect_unix(ctx, "/tmp/x.sock", NULL, TR_FOREVER, &io);
+    rc[2] = tr_io_watch(ctx, 0, TR_IO_READABLE, &io);
+    rc[3] = tr_io_listen(ctx, "not-an-address", 1, NULL, &io);
+    rc[4] = tr_io_connect(ctx, SERVER_HOST, 0, NULL, TR_FOREVER, &io);
+    return TR_OK;
+}
+
+static int
+ignore_all(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    (void)msg;
+    return TR_OK;
+}
+
+static void
+test_simnet_refuses_what_it_cannot_simulate(void **state)
+{
+    static const tr_behaviour b = {
+        .name = "refuser", .init = refuser_init, .handle = ignore_all};
+    tr_sim_net net = {0};
+    static int rc[5];
+    tr_system *sys = sim_start(1, &net);
+    tr_addr a;
+
+    (void)state;
+    assert_int_equal(tr_spawn(tr_system_ctx(sys), &b, rc, NULL, &a), TR_OK);
+    assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_OK);
+    assert_int_equal(rc[0], TR_ESTATE);
+    assert_int_equal(rc[1], TR_ESTATE);
+    assert_int_equal(rc[2], TR_ESTATE);
+    assert_int_equal(rc[3], TR_EBADADDR);
+    assert_int_equal(rc[4], TR_EBADADDR);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_simnet_echoes_lines_in_order),
+        cmocka_unit_test(test_simnet_same_seed_same_fingerprint),
+        cmocka_unit_test(test_simnet_refused_without_listener),
+        cmocka_unit_test(test_simnet_half_close_delivers_eof),
+        cmocka_unit_test(test_simnet_loss_delays_never_drops),
+        cmocka_unit_test(test_simnet_resets_end_connections_cleanly),
+        cmocka_unit_test(test_simnet_partition_times_out_a_connect),
+        cmocka_unit_test(test_simnet_partitions_heal_or_reset),
+        cmocka_unit_test(test_simnet_idle_timeout_on_virtual_clock),
+        cmocka_unit_test(test_simnet_refuses_what_it_cannot_simulate),
+    };
+    return cmocka_run_group_tests_name("simnet", tests, NULL, NULL);
+}

@@ -483,6 +483,257 @@ test_simnet_refuses_what_it_cannot_simulate(void **state)
     assert_int_equal(rc[4], TR_EBADADDR);
 }
 
+/* ---- frames: a frame over max_frame is reported and skipped ---- */
+
+typedef struct frames_rec {
+    uint32_t lens[8];
+    uint32_t n;
+    uint32_t too_long;
+    size_t too_long_len;
+    bool peer_closed;
+} frames_rec;
+
+static frames_rec frec;
+
+static int
+frame_server_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    tr_io_listen_opts o = {.conn = {.framing = TR_IO_FRAMES, .max_frame = 16}};
+
+    (void)arg;
+    return tr_io_listen(ctx, NULL, PORT, &o, state);
+}
+
+static int
+frame_server_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    const tr_io_event *ev = msg->data;
+
+    (void)ctx;
+    (void)state;
+    if (msg->type != TR_MSG_IO) {
+        return TR_OK;
+    }
+    if (ev->kind == TR_IO_DATA && frec.n < 8) {
+        frec.lens[frec.n++] = (uint32_t)ev->len;
+    } else if (ev->kind == TR_IO_TOO_LONG) {
+        frec.too_long++;
+        frec.too_long_len = ev->len;
+    } else if (ev->kind == TR_IO_CLOSED) {
+        frec.peer_closed = ev->reason == TR_IO_END_PEER;
+    }
+    return TR_OK;
+}
+
+static int
+frame_client_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    (void)arg;
+    return tr_io_connect(ctx, SERVER_HOST, PORT, NULL, TR_FOREVER, state);
+}
+
+static void
+frame(unsigned char *buf, uint32_t len)
+{
+    buf[0] = (unsigned char)(len >> 24);
+    buf[1] = (unsigned char)(len >> 16);
+    buf[2] = (unsigned char)(len >> 8);
+    buf[3] = (unsigned char)len;
+    memset(buf + 4, 'x', len);
+}
+
+static int
+frame_client_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    const tr_io_event *ev = msg->data;
+    unsigned char buf[4 + 100];
+    static const uint32_t lens[] = {5, 100, 3, 16};
+    bool ok = true;
+
+    (void)state;
+    if (msg->type == TR_MSG_IO && ev->kind == TR_IO_CONNECTED) {
+        for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+            frame(buf, lens[i]);
+            ok = ok && tr_io_write(ctx, ev->io, buf, 4 + lens[i]) == TR_OK;
+        }
+        (void)tr_io_close(ctx, ev->io);
+        return ok ? tr_stop(ctx) : TR_EFAILED;
+    }
+    return TR_OK;
+}
+
+static void
+test_simnet_frames_and_too_long(void **state)
+{
+    static const tr_behaviour server = {.name = "frame_server",
+                                        .state_size = sizeof(tr_io),
+                                        .init = frame_server_init,
+                                        .handle = frame_server_handle};
+    static const tr_behaviour client = {.name = "frame_client",
+                                        .state_size = sizeof(tr_io),
+                                        .init = frame_client_init,
+                                        .handle = frame_client_handle};
+    tr_sim_net net = {.latency_min_ms = 1, .latency_max_ms = 9};
+    tr_system *sys = sim_start(4, &net);
+    tr_addr a;
+
+    (void)state;
+    memset(&frec, 0, sizeof(frec));
+    assert_int_equal(tr_spawn(tr_system_ctx(sys), &server, NULL, NULL, &a),
+                     TR_OK);
+    assert_int_equal(tr_spawn(tr_system_ctx(sys), &client, NULL, NULL, &a),
+                     TR_OK);
+    assert_int_equal(tr_sim_run_until_idle(sys), TR_OK);
+    assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_OK);
+    assert_int_equal(frec.n, 3);
+    assert_int_equal(frec.lens[0], 5);
+    assert_int_equal(frec.lens[1], 3);
+    assert_int_equal(frec.lens[2], 16);
+    assert_int_equal(frec.too_long, 1);
+    assert_int_equal(frec.too_long_len, 100);
+    assert_true(frec.peer_closed);
+}
+
+/* ---- backpressure: a paused reader fills the window, then the
+ * writer's buffer; TR_EFULL, and TR_IO_DRAINED once it reads again ---- */
+
+enum { MSG_RESUME = 1, CHUNK = 8192 };
+
+typedef struct bp_rec {
+    size_t written; /* bytes the writer's writes took */
+    size_t read;    /* bytes the reader read */
+    bool full;
+    bool drained;
+    bool adopted;
+    bool eof_closed;
+} bp_rec;
+
+static bp_rec bp;
+
+static int
+bp_session_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    tr_io *io = state;
+    const tr_io_event *ev = msg->data;
+
+    if (msg->type == MSG_RESUME) {
+        return tr_io_resume(ctx, *io);
+    }
+    if (msg->type != TR_MSG_IO) {
+        return TR_OK;
+    }
+    switch (ev->kind) {
+    case TR_IO_ADOPTED:
+        /* Read nothing for a second of virtual time. */
+        bp.adopted = true;
+        *io = ev->io;
+        (void)tr_io_pause(ctx, ev->io);
+        return tr_send_after(ctx, tr_self(ctx), MSG_RESUME, NULL, 0, 1000,
+                             NULL);
+    case TR_IO_DATA:
+        bp.read += ev->len;
+        return TR_OK;
+    case TR_IO_CLOSED:
+        bp.eof_closed = ev->reason == TR_IO_END_PEER;
+        return tr_stop(ctx);
+    default:
+        return TR_OK;
+    }
+}
+
+static const tr_behaviour bp_session = {.name = "bp_session",
+                                        .state_size = sizeof(tr_io),
+                                        .handle = bp_session_handle};
+
+static int
+bp_server_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    tr_io_listen_opts o = {.conn = {.framing = TR_IO_RAW},
+                           .accept_behaviour = &bp_session};
+
+    (void)arg;
+    return tr_io_listen(ctx, SERVER_HOST, PORT, &o, state);
+}
+
+static int
+bp_client_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    tr_io_opts o = {.write_hwm = 4 * CHUNK, .on_full = TR_IO_FULL_REFUSE};
+
+    (void)arg;
+    return tr_io_connect(ctx, SERVER_HOST, PORT, &o, TR_FOREVER, state);
+}
+
+static int
+bp_client_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    const tr_io_event *ev = msg->data;
+    static unsigned char chunk[CHUNK];
+
+    (void)state;
+    if (msg->type != TR_MSG_IO) {
+        return TR_OK;
+    }
+    if (ev->kind == TR_IO_CONNECTED) {
+        for (int i = 0; i < 64; i++) {
+            int rc = tr_io_write(ctx, ev->io, chunk, sizeof(chunk));
+            if (rc == TR_EFULL) {
+                bp.full = true;
+                break;
+            }
+            if (rc != TR_OK) {
+                return rc;
+            }
+            bp.written += sizeof(chunk);
+        }
+    } else if (ev->kind == TR_IO_DRAINED) {
+        bp.drained = true;
+        (void)tr_io_shutdown(ctx, ev->io);
+    } else if (ev->kind == TR_IO_CLOSED) {
+        return tr_stop(ctx);
+    }
+    return TR_OK;
+}
+
+static void
+test_simnet_backpressure_refuses_then_drains(void **state)
+{
+    static const tr_behaviour server = {.name = "bp_server",
+                                        .state_size = sizeof(tr_io),
+                                        .init = bp_server_init,
+                                        .handle = ignore_all};
+    static const tr_behaviour client = {.name = "bp_client",
+                                        .state_size = sizeof(tr_io),
+                                        .init = bp_client_init,
+                                        .handle = bp_client_handle};
+    tr_sim_net net = {.latency_min_ms = 2, .latency_max_ms = 5};
+    tr_system *sys = sim_start(6, &net);
+    tr_sim_stats st;
+    tr_addr a;
+
+    (void)state;
+    memset(&bp, 0, sizeof(bp));
+    assert_int_equal(tr_spawn(tr_system_ctx(sys), &server, NULL, NULL, &a),
+                     TR_OK);
+    assert_int_equal(tr_spawn(tr_system_ctx(sys), &client, NULL, NULL, &a),
+                     TR_OK);
+    assert_int_equal(tr_sim_run_until_idle(sys), TR_OK);
+    assert_int_equal(tr_sim_stats_get(sys, &st), TR_OK);
+    assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_OK);
+    assert_true(bp.adopted);
+    /* The window (64 KiB) and the buffer (32 KiB, plus one write) took
+     * what they could; the next write was refused. */
+    assert_true(bp.full);
+    assert_true(bp.written >= 65536 + 4 * CHUNK);
+    assert_true(bp.written <= 65536 + 5 * CHUNK);
+    /* Once the reader resumed, the buffer drained, and every byte
+     * arrived before the FIN. */
+    assert_true(bp.drained);
+    assert_int_equal(bp.read, bp.written);
+    assert_true(bp.eof_closed);
+    assert_true(st.now_ns >= UINT64_C(1000000000));
+}
+
 int
 main(void)
 {
@@ -497,6 +748,8 @@ main(void)
         cmocka_unit_test(test_simnet_partitions_heal_or_reset),
         cmocka_unit_test(test_simnet_idle_timeout_on_virtual_clock),
         cmocka_unit_test(test_simnet_refuses_what_it_cannot_simulate),
+        cmocka_unit_test(test_simnet_frames_and_too_long),
+        cmocka_unit_test(test_simnet_backpressure_refuses_then_drains),
     };
     return cmocka_run_group_tests_name("simnet", tests, NULL, NULL);
 }

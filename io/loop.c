@@ -31,6 +31,12 @@
  * `refs` keeps a slot off the free list while its notification is queued
  * (sock.h).
  *
+ * Simulation. A simulated system's module has no loop threads and no
+ * libevent: its `net` (simnet.c) stands in for the kernel and the loops,
+ * posting readiness to slots from simulation steps, and the slots'
+ * timers run on the virtual clock. Registration, timers and the clock
+ * below branch to it; nothing else here differs.
+ *
  * Shutdown. Phase 0 (before the workers stop) ends the loop threads: an
  * activated stop event breaks each loop from inside, so a stop is never
  * lost to a loop that had not begun waiting. Phase 1 (once every actor has

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { MAX_CLIENTS = 8, LINES = 20, PORT = 7000 };
 
@@ -789,6 +790,58 @@ test_simnet_check_passes_and_rechecks(void **state)
     assert_int_equal(tr_sim_check(&opts, echo_body, NULL, &failed), TR_OK);
 }
 
+/* The network's choices are on the tape: a tape replays the run (same
+ * steps, same outcome) whatever the seed. */
+static void
+test_simnet_tape_replays_network_choices(void **state)
+{
+    tr_sim_net net = {.latency_min_ms = 1,
+                      .latency_max_ms = 30,
+                      .loss_ppm = 50000,
+                      .reset_ppm = 20000};
+    const char *tape = "/tmp/simnet_test.tape";
+    uint64_t fp[2];
+    run_rec first;
+
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        tr_sim_config sim = {.seed = k == 0 ? 21 : 999,
+                             .net = net,
+                             .tape_path = k == 0 ? NULL : tape};
+        tr_system_config cfg = {.sim = &sim};
+        static client_arg args[3];
+        tr_system *sys = NULL;
+        tr_sim_stats st;
+        tr_addr a;
+
+        assert_int_equal(tr_system_start(&cfg, &sys), TR_OK);
+        memset(&rec, 0, sizeof(rec));
+        assert_int_equal(tr_spawn(tr_system_ctx(sys), &server_behaviour,
+                                  &lines_server, NULL, &a),
+                         TR_OK);
+        for (uint32_t i = 0; i < 3; i++) {
+            args[i] = plain_client;
+            args[i].id = i;
+            assert_int_equal(tr_spawn(tr_system_ctx(sys), &client_behaviour,
+                                      &args[i], NULL, &a),
+                             TR_OK);
+        }
+        assert_int_equal(tr_sim_run_until_idle(sys), TR_OK);
+        assert_int_equal(tr_sim_stats_get(sys, &st), TR_OK);
+        if (k == 0) {
+            assert_int_equal(tr_sim_tape_save(sys, tape), TR_OK);
+            first = rec;
+        } else {
+            assert_false(st.tape_diverged);
+        }
+        fp[k] = st.fingerprint;
+        assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_OK);
+    }
+    assert_true(fp[0] == fp[1]);
+    assert_memory_equal(&first, &rec, sizeof(rec));
+    unlink(tape);
+}
+
 int
 main(void)
 {
@@ -806,6 +859,7 @@ main(void)
         cmocka_unit_test(test_simnet_frames_and_too_long),
         cmocka_unit_test(test_simnet_backpressure_refuses_then_drains),
         cmocka_unit_test(test_simnet_check_passes_and_rechecks),
+        cmocka_unit_test(test_simnet_tape_replays_network_choices),
     };
     return cmocka_run_group_tests_name("simnet", tests, NULL, NULL);
 }

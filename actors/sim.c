@@ -66,7 +66,8 @@ enum {
     STREAM_TIME = 2,
     STREAM_FAULT = 3,
     STREAM_PCT = 4, /* PCT's priorities: never on the tape (see pct_pick) */
-    STREAMS = 5,
+    STREAM_NET = 5, /* the simulated network (io/simnet.c) */
+    STREAMS = 6,
 };
 
 enum { MAX_TARGETS = 16, MAX_POINTS = 64, PPM = 1000000 };
@@ -120,6 +121,11 @@ struct tr_sim {
     uint64_t change_at[16];
     unsigned nchanges;
     unsigned next_change;
+    /* The simulated network (io/simnet.c), once the I/O module started:
+     * when its next event is due, and run that event. */
+    tr_sim_net_next_fn net_next;
+    tr_sim_net_run_fn net_run;
+    void *net;
 };
 
 uint64_t
@@ -497,7 +503,7 @@ pct_priority(tr_sim *sim, uint32_t index)
  * recorded, since a replay does not draw them.
  */
 static size_t
-pct_pick(tr_system *sys, size_t n, bool due)
+pct_pick(tr_system *sys, size_t n, bool due, size_t options)
 {
     tr_sim *sim = sys->sim;
     size_t best = 0;
@@ -530,7 +536,7 @@ pct_pick(tr_system *sys, size_t n, bool due)
             sim->next_change++;
         }
     }
-    if (n + (due ? 1u : 0u) > 1) {
+    if (options > 1) {
         tape_add(sim, best);
     }
     return best;
@@ -542,8 +548,11 @@ step(tr_system *sys, uint64_t deadline)
     tr_sim *sim = sys->sim;
     uint64_t now;
     uint64_t next = 0;
+    uint64_t net_at = 0;
     bool timer;
     bool due;
+    bool net;
+    bool net_due;
     size_t n;
 
     if (sim->steps >= sim->max_steps) {
@@ -557,19 +566,34 @@ step(tr_system *sys, uint64_t deadline)
     now = tr__timers_now(sys->timers);
     timer = tr__timers_next(sys->timers, &next);
     due = timer && next <= now;
-    if (n > 0 || due) {
-        /* One more option when timers are due: fire them first. */
-        size_t pick =
-            sim->cfg.strategy == TR_SIM_PCT && !sim->replaying
-                ? pct_pick(sys, n, due)
-                : (size_t)choose(sim, STREAM_SCHED, n + (due ? 1u : 0u));
+    net = sim->net_next != NULL && sim->net_next(sim->net, &net_at);
+    net_due = net && net_at <= now;
+    if (n > 0 || due || net_due) {
+        /* One more option when timers are due (fire them), one more when
+         * a network event is due (run it), in that order after the
+         * runnable tasks. */
+        size_t options = n + (due ? 1u : 0u) + (net_due ? 1u : 0u);
+        size_t pick = sim->cfg.strategy == TR_SIM_PCT && !sim->replaying
+                          ? pct_pick(sys, n, due || net_due, options)
+                          : (size_t)choose(sim, STREAM_SCHED, options);
         sim->steps++;
-        if (pick == n) {
+        if (pick == n && due) {
             tr__timers_advance(sys->timers, 0);
             note(sys, "fire pick %zu/%zu", pick, n);
+        } else if (pick >= n) {
+            char what[160];
+            sim->net_run(sim->net, what, sizeof(what));
+            note(sys, "net %s", what);
         } else {
             run_task(sys, tr__sched_sim_take(sys->sched, pick), pick, n);
         }
+        return TR_OK;
+    }
+    if (net && (!timer || net_at < next) && net_at <= deadline) {
+        /* The network's next event comes before any timer: move the clock
+         * to it (it runs in a step of its own). */
+        sim->steps++;
+        jump(sys, net_at - now, "net");
         return TR_OK;
     }
     if (timer && next <= deadline) {
@@ -597,6 +621,27 @@ int
 tr__sim_wait_step(tr_system *sys, uint64_t deadline_ns)
 {
     return step(sys, deadline_ns);
+}
+
+void
+tr__sim_net_set(tr_system *sys, tr_sim_net_next_fn next, tr_sim_net_run_fn run,
+                void *net)
+{
+    sys->sim->net_next = next;
+    sys->sim->net_run = run;
+    sys->sim->net = net;
+}
+
+uint64_t
+tr__sim_net_choose(tr_system *sys, uint64_t bound)
+{
+    return choose(sys->sim, STREAM_NET, bound);
+}
+
+const tr_sim_net *
+tr__sim_net_config(const tr_system *sys)
+{
+    return &sys->sim->cfg.net;
 }
 
 bool

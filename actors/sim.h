@@ -34,6 +34,23 @@ uint64_t tr__sim_node(const tr_system *sys);
 int tr__sim_wait_step(tr_system *sys, uint64_t deadline_ns);
 
 /*
+ * The simulated network (io/simnet.c) plugs into the steps: `next` says
+ * when its next event is due (false: none pending), `run` runs that event
+ * and describes it in `what` (`cap` bytes) for the step trace. A step
+ * chooses a due network event as it chooses a runnable actor; when
+ * nothing else can run the clock jumps to it. NULL functions detach it.
+ */
+typedef bool (*tr_sim_net_next_fn)(void *net, uint64_t *at_ns);
+typedef void (*tr_sim_net_run_fn)(void *net, char *what, size_t cap);
+void tr__sim_net_set(tr_system *sys, tr_sim_net_next_fn next,
+                     tr_sim_net_run_fn run, void *net);
+/* A choice of the network's among `bound` options (its own stream; on the
+ * tape like every choice, 0 the simplest: least latency, no fault). */
+uint64_t tr__sim_net_choose(tr_system *sys, uint64_t bound);
+/* The network's settings (tr_sim_config.net). */
+const tr_sim_net *tr__sim_net_config(const tr_system *sys);
+
+/*
  * Tapes (tr_sim_tape_save, and sim/check.c's shrinking): a text file, the
  * magic line, `#` comment lines, then one choice per line in decimal.
  * Read: `*out` is malloc'd (free() it; NULL when empty), TR_ENOTFOUND,

@@ -365,15 +365,14 @@ conn_input(run *r)
             /* Cannot happen: a partial piece is always under the cap. */
             return end_conn(r, TR_IO_END_ERROR, EMSGSIZE);
         }
-        ssize_t n =
-            recv(s->fd, s->in + s->in_end, s->in_cap - s->in_end, MSG_DONTWAIT);
+        ssize_t n = tr__io_recv(s, s->in + s->in_end, s->in_cap - s->in_end);
         if (n > 0) {
             s->in_end += (uint32_t)n;
             got += (size_t)n;
             tr_store_relaxed(&s->bytes_in,
                              tr_load_relaxed(&s->bytes_in) + (uint64_t)n);
             if (s->opts.idle_timeout.ms > 0) {
-                tr_store_relaxed(&s->last_in, tr__io_now_ms());
+                tr_store_relaxed(&s->last_in, tr__io_now_ms(s->io));
             }
             continue;
         }
@@ -430,7 +429,9 @@ conn_connected(run *r)
     tr_io_event ev = {.kind = TR_IO_CONNECTED};
     step st;
 
-    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+    if (s->io->net != NULL) {
+        err = tr__simnet_error(s->io->net, s->fd);
+    } else if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
         err = errno;
     }
     if (err == EINPROGRESS || err == EALREADY) {
@@ -440,7 +441,9 @@ conn_connected(run *r)
         return end_conn(r, TR_IO_END_ERROR, err);
     }
     s->flags &= ~(uint32_t)F_CONNECTING;
-    if (!(s->flags & F_UNIX)) {
+    if (s->io->net != NULL) {
+        tr_store_relaxed(&s->port, tr__simnet_port(s->io->net, s->fd));
+    } else if (!(s->flags & F_UNIX)) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         if (getsockname(s->fd, (struct sockaddr *)&ss, &sl) == 0) {
@@ -455,7 +458,7 @@ conn_connected(run *r)
     }
     s->deadline = 0;
     if (s->opts.idle_timeout.ms > 0) {
-        tr_store_relaxed(&s->last_in, tr__io_now_ms());
+        tr_store_relaxed(&s->last_in, tr__io_now_ms(s->io));
         (void)tr__io_timer_arm(s, s->opts.idle_timeout.ms);
     } else {
         tr__io_timer_stop(s);
@@ -479,7 +482,7 @@ conn_run(run *r, uint32_t bits)
 
     if (s->flags & F_CONNECTING) {
         if ((bits & RD_TIMER) && s->deadline != 0 &&
-            tr__io_now_ms() >= s->deadline) {
+            tr__io_now_ms(s->io) >= s->deadline) {
             return end_conn(r, TR_IO_END_TIMEOUT, ETIMEDOUT);
         }
         if (!(bits & (RD_WRITE | RD_READ))) {
@@ -509,7 +512,7 @@ conn_run(run *r, uint32_t bits)
         }
     }
     if ((bits & RD_TIMER) && s->opts.idle_timeout.ms > 0) {
-        int64_t idle = tr__io_now_ms() - tr_load_relaxed(&s->last_in);
+        int64_t idle = tr__io_now_ms(s->io) - tr_load_relaxed(&s->last_in);
         if (idle >= s->opts.idle_timeout.ms) {
             return end_conn(r, TR_IO_END_TIMEOUT, ETIMEDOUT);
         }
@@ -582,7 +585,9 @@ listener_run(run *r, uint32_t bits)
         if (n == ACCEPT_BATCH) {
             return STEP_MORE;
         }
-        int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = s->io->net != NULL
+                     ? tr__simnet_accept(s->io->net, s->fd)
+                     : accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             int err = errno;
             switch (err) {
@@ -607,7 +612,11 @@ listener_run(run *r, uint32_t bits)
         int rc = tr__io_open_conn(r->ctx, s->io, fd, &lx->conn,
                                   (s->flags & F_UNIX) != 0, false, &c);
         if (rc != TR_OK) {
-            close(fd);
+            if (s->io->net != NULL) {
+                tr__simnet_close(s->io->net, fd);
+            } else {
+                close(fd);
+            }
             return accept_error(r, 0, rc);
         }
         tr_faa_relaxed(&s->io->accepted, 1);

@@ -31,6 +31,12 @@
  * `refs` keeps a slot off the free list while its notification is queued
  * (sock.h).
  *
+ * Simulation. A simulated system's module has no loop threads and no
+ * libevent: its `net` (simnet.c) stands in for the kernel and the loops,
+ * posting readiness to slots from simulation steps, and the slots'
+ * timers run on the virtual clock. Registration, timers and the clock
+ * below branch to it; nothing else here differs.
+ *
  * Shutdown. Phase 0 (before the workers stop) ends the loop threads: an
  * activated stop event breaks each loop from inside, so a stop is never
  * lost to a loop that had not begun waiting. Phase 1 (once every actor has
@@ -65,9 +71,13 @@ use_pthreads(void)
 }
 
 int64_t
-tr__io_now_ms(void)
+tr__io_now_ms(const tr_io_sys *io)
 {
     struct timespec ts;
+
+    if (tr_unlikely(io->net != NULL)) {
+        return tr__simnet_now_ms(io->net);
+    }
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -137,7 +147,9 @@ free_module(tr_io_sys *io)
             event_base_free(io->loops[i].base);
         }
     }
-    tr__free(io->loops, sizeof(io_loop) * io->nloops);
+    if (io->loops != NULL) {
+        tr__free(io->loops, sizeof(io_loop) * io->nloops);
+    }
     for (uint32_t c = 0; c < IO_MAX_CHUNKS; c++) {
         io_slot *chunk = tr_load_relaxed(&io->chunks[c]);
         if (chunk == NULL) {
@@ -178,8 +190,33 @@ io_end(tr_system *sys, int phase)
     }
     stop_loops(io); /* in case phase 0 was skipped */
     close_leftovers(io);
+    tr__simnet_destroy(io->net);
     tr_store_relaxed(&sys->io, NULL);
     free_module(io);
+}
+
+/* A simulated system's module: no loops, an in-memory network. */
+static int
+module_create_sim(tr_system *sys, tr_io_sys **out)
+{
+    tr_io_sys *io = tr__calloc_aligned(sizeof(*io));
+    int rc;
+
+    if (io == NULL) {
+        return TR_ENOMEM;
+    }
+    io->sys = sys;
+    pthread_mutex_init(&io->lock, NULL);
+    for (uint32_t c = 0; c < IO_MAX_CHUNKS; c++) {
+        tr_init_relaxed(&io->chunks[c], NULL);
+    }
+    tr_init_relaxed(&io->next_loop, 0);
+    if ((rc = tr__simnet_create(sys, &io->net)) != TR_OK) {
+        free_module(io);
+        return rc;
+    }
+    *out = io;
+    return TR_OK;
 }
 
 static int
@@ -188,6 +225,9 @@ module_create(tr_system *sys, tr_io_sys **out)
     unsigned n = sys->cfg.io_threads != 0 ? sys->cfg.io_threads : 1;
     tr_io_sys *io;
 
+    if (sys->sim != NULL) {
+        return module_create_sim(sys, out);
+    }
     if (n > MAX_LOOPS) {
         n = MAX_LOOPS;
     }
@@ -250,11 +290,6 @@ tr__io_get(tr_system *sys, tr_io_sys **out)
     if (tr_likely(io != NULL)) {
         *out = io;
         return TR_OK;
-    }
-    /* A simulated system has no I/O threads (troupe/sim.h): it stays
-     * without the module. */
-    if (sys->sim != NULL) {
-        return TR_ESTATE;
     }
     /* The tree lock: cold, once per system, and shutdown reads the hook
      * under it (see the top comment). */
@@ -367,7 +402,7 @@ tr__io_slot_new(tr_io_sys *io)
     tr_store_relaxed(&s->bytes_out, 0);
     /* Relaxed: a counter. */
     uint32_t k = tr_faa_relaxed(&io->next_loop, 1);
-    s->loop = &io->loops[k % io->nloops];
+    s->loop = io->nloops != 0 ? &io->loops[k % io->nloops] : NULL;
     tr_faa_relaxed(&io->opened, 1);
     return s;
 }
@@ -417,6 +452,9 @@ tr__io_unref(io_slot *s)
 int
 tr__io_register(io_slot *s, short events)
 {
+    if (s->io->net != NULL) {
+        return TR_OK; /* the network posts to the slot itself */
+    }
     s->ev = event_new(s->loop->base, s->fd,
                       (short)(events | EV_PERSIST | EV_ET), on_ready, s);
     if (s->ev == NULL) {
@@ -435,6 +473,10 @@ tr__io_timer_arm(io_slot *s, int64_t ms)
 {
     struct timeval tv;
 
+    if (s->io->net != NULL) {
+        tr__simnet_timer_arm(s->io->net, s->fd, ms);
+        return TR_OK;
+    }
     if (s->timer == NULL) {
         s->timer = event_new(s->loop->base, -1, 0, on_ready, s);
         if (s->timer == NULL) {
@@ -452,6 +494,10 @@ tr__io_timer_arm(io_slot *s, int64_t ms)
 void
 tr__io_timer_stop(io_slot *s)
 {
+    if (s->io->net != NULL) {
+        tr__simnet_timer_stop(s->io->net, s->fd);
+        return;
+    }
     if (s->timer != NULL) {
         (void)event_del(s->timer);
     }

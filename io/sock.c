@@ -105,6 +105,22 @@ close_conn_fd(io_slot *s)
     unsigned char sink[4096];
     size_t dropped = 0;
 
+    if (s->io->net != NULL) {
+        /* The network takes what its window lets in, then a FIN; unread
+         * input is dropped without a reset. */
+        while (!(s->flags & F_CONNECTING) && s->out_start < s->out_end) {
+            ssize_t n = tr__io_send(s, s->out + s->out_start,
+                                    s->out_end - s->out_start);
+            if (n <= 0) {
+                break;
+            }
+            s->out_start += (size_t)n;
+            tr_store_relaxed(&s->bytes_out,
+                             tr_load_relaxed(&s->bytes_out) + (uint64_t)n);
+        }
+        tr__simnet_close(s->io->net, s->fd);
+        return;
+    }
     if (!(s->flags & F_CONNECTING)) {
         while (s->out_start < s->out_end) {
             ssize_t n =
@@ -162,6 +178,10 @@ tr__io_close_slot(io_slot *s, tr_ctx *ctx, bool exiting)
         close_conn_fd(s);
         break;
     case IO_LISTENER:
+        if (io->net != NULL) {
+            tr__simnet_close(io->net, s->fd);
+            break;
+        }
         close(s->fd);
         if ((s->flags & F_UNLINK) && s->lx != NULL) {
             (void)unlink(s->lx->path);
@@ -466,6 +486,96 @@ listen_on(tr_ctx *ctx, const struct sockaddr_storage *ss, socklen_t len,
     return TR_OK;
 }
 
+/* tr_io_listen in a simulated system: a listener of its network. */
+static int
+sim_listen(tr_ctx *ctx, const char *host, uint16_t port,
+           const tr_io_listen_opts *opts, tr_io *out)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    tr_io_sys *io;
+    io_listen *lx;
+    io_slot *s;
+    int fd;
+    int rc;
+
+    if (host != NULL && host[0] != '\0' &&
+        (rc = parse_inet(host, port, &ss, &len)) != TR_OK) {
+        return rc;
+    }
+    if ((rc = opener(ctx, &io)) != TR_OK) {
+        return rc;
+    }
+    if (opts != NULL &&
+        (check_opts(&opts->conn) != TR_OK || opts->backlog < 0)) {
+        return TR_EINVAL;
+    }
+    lx = tr__calloc(sizeof(*lx));
+    if (lx == NULL) {
+        return TR_ENOMEM;
+    }
+    fd = tr__simnet_listen(io->net, host, port,
+                           opts != NULL && opts->backlog > 0 ? opts->backlog
+                                                             : DEFAULT_BACKLOG);
+    if (fd < 0) {
+        tr__free(lx, sizeof(*lx));
+        return fd;
+    }
+    if (opts != NULL) {
+        lx->conn = opts->conn;
+        lx->behaviour = opts->accept_behaviour;
+        lx->arg = opts->accept_arg;
+        if (opts->accept_spawn != NULL) {
+            lx->spawn = *opts->accept_spawn;
+        }
+    }
+    lx->conn = tr__io_normal_opts(&lx->conn);
+    if ((rc = open_slot(ctx, io, IO_LISTENER, fd, EV_READ, &s)) != TR_OK) {
+        tr__simnet_close(io->net, fd);
+        tr__free(lx, sizeof(*lx));
+        return rc;
+    }
+    s->lx = lx;
+    tr_store_relaxed(&s->port, tr__simnet_port(io->net, fd));
+    tr__simnet_attach(io->net, fd, s);
+    *out = tr__io_handle(s);
+    return TR_OK;
+}
+
+/* tr_io_connect in a simulated system: the connecting actor is a client
+ * host of its own (troupe/sim.h). */
+static int
+sim_connect(tr_ctx *ctx, const char *host, uint16_t port,
+            const tr_io_opts *opts, tr_timeout timeout, tr_io *out)
+{
+    tr_io_opts o;
+    tr_io_sys *io;
+    io_slot *s;
+    int fd;
+    int rc;
+
+    if ((rc = opener(ctx, &io)) != TR_OK) {
+        return rc;
+    }
+    if (check_opts(opts) != TR_OK) {
+        return TR_EINVAL;
+    }
+    o = tr__io_normal_opts(opts);
+    if ((fd = tr__simnet_connect(io->net, ctx->actor->index, host, port)) < 0) {
+        return fd;
+    }
+    if ((rc = tr__io_open_conn(ctx, io, fd, &o, false, true, &s)) != TR_OK) {
+        tr__simnet_close(io->net, fd);
+        return rc;
+    }
+    if (timeout.ms > 0 && timeout.ms < INT64_MAX - tr__io_now_ms(io)) {
+        s->deadline = tr__io_now_ms(io) + timeout.ms;
+        (void)tr__io_timer_arm(s, timeout.ms);
+    }
+    *out = tr__io_handle(s);
+    return TR_OK;
+}
+
 int
 tr_io_listen(tr_ctx *ctx, const char *host, uint16_t port,
              const tr_io_listen_opts *opts, tr_io *out)
@@ -476,6 +586,9 @@ tr_io_listen(tr_ctx *ctx, const char *host, uint16_t port,
 
     if (ctx == NULL || out == NULL) {
         return TR_EINVAL;
+    }
+    if (ctx->sys->sim != NULL) {
+        return sim_listen(ctx, host, port, opts, out);
     }
     if (host == NULL || host[0] == '\0') {
         /* Every address: IPv6's any, dual-stack; IPv4's where the
@@ -506,6 +619,9 @@ tr_io_listen_unix(tr_ctx *ctx, const char *path, const tr_io_listen_opts *opts,
     if (ctx == NULL || out == NULL) {
         return TR_EINVAL;
     }
+    if (ctx->sys->sim != NULL) {
+        return TR_ESTATE; /* troupe/sim.h: TCP only */
+    }
     if ((rc = parse_unix(path, &ss, &len)) != TR_OK) {
         return rc;
     }
@@ -519,7 +635,9 @@ tr__io_open_conn(tr_ctx *ctx, tr_io_sys *io, int fd, const tr_io_opts *opts,
     io_slot *s;
     int rc;
 
-    conn_sockopts(fd, opts, unix_domain);
+    if (io->net == NULL) {
+        conn_sockopts(fd, opts, unix_domain);
+    }
     if ((rc = open_slot(ctx, io, IO_CONN, fd, EV_READ | EV_WRITE, &s)) !=
         TR_OK) {
         return rc;
@@ -529,16 +647,21 @@ tr__io_open_conn(tr_ctx *ctx, tr_io_sys *io, int fd, const tr_io_opts *opts,
     if (unix_domain) {
         s->flags |= F_UNIX;
     } else if (!connecting) {
-        tr_store_relaxed(&s->port, local_port(fd));
+        tr_store_relaxed(&s->port, io->net != NULL
+                                       ? tr__simnet_port(io->net, fd)
+                                       : local_port(fd));
     }
     if (connecting) {
         s->flags |= F_CONNECTING;
     }
     if (s->opts.idle_timeout.ms > 0) {
-        tr_store_relaxed(&s->last_in, tr__io_now_ms());
+        tr_store_relaxed(&s->last_in, tr__io_now_ms(io));
         if (!connecting) {
             (void)tr__io_timer_arm(s, s->opts.idle_timeout.ms);
         }
+    }
+    if (io->net != NULL) {
+        tr__simnet_attach(io->net, fd, s);
     }
     *out = s;
     return TR_OK;
@@ -587,9 +710,9 @@ connect_to(tr_ctx *ctx, const struct sockaddr_storage *ss, socklen_t len,
         s->end_reason = TR_IO_END_ERROR;
         s->end_err = err;
         tr__io_post(s, RD_END);
-    } else if (timeout.ms > 0 && timeout.ms < INT64_MAX - tr__io_now_ms()) {
+    } else if (timeout.ms > 0 && timeout.ms < INT64_MAX - tr__io_now_ms(io)) {
         /* A deadline past the clock's range is no deadline. */
-        s->deadline = tr__io_now_ms() + timeout.ms;
+        s->deadline = tr__io_now_ms(io) + timeout.ms;
         if (tr__io_timer_arm(s, timeout.ms) != TR_OK) {
             (void)tr__io_close_slot(s, ctx, false);
             return TR_ENOMEM;
@@ -617,6 +740,9 @@ tr_io_connect(tr_ctx *ctx, const char *host, uint16_t port,
     if ((rc = parse_inet(host, port, &ss, &len)) != TR_OK) {
         return rc;
     }
+    if (ctx->sys->sim != NULL) {
+        return sim_connect(ctx, host, port, opts, timeout, out);
+    }
     return connect_to(ctx, &ss, len, opts, timeout, out);
 }
 
@@ -630,6 +756,9 @@ tr_io_connect_unix(tr_ctx *ctx, const char *path, const tr_io_opts *opts,
 
     if (ctx == NULL || out == NULL) {
         return TR_EINVAL;
+    }
+    if (ctx->sys->sim != NULL) {
+        return TR_ESTATE; /* troupe/sim.h: TCP only */
     }
     if ((rc = parse_unix(path, &ss, &len)) != TR_OK) {
         return rc;
@@ -648,6 +777,9 @@ tr_io_watch(tr_ctx *ctx, int fd, uint32_t events, tr_io *out)
     if (ctx == NULL || out == NULL || fd < 0 || events == 0 ||
         (events & ~(TR_IO_READABLE | TR_IO_WRITABLE)) != 0) {
         return TR_EINVAL;
+    }
+    if (ctx->sys->sim != NULL) {
+        return TR_ESTATE; /* troupe/sim.h: no descriptor to watch */
     }
     if ((rc = opener(ctx, &io)) != TR_OK) {
         return rc;
@@ -726,8 +858,7 @@ tr__io_flush(io_slot *s)
 {
     while (s->out_start < s->out_end) {
         ssize_t n =
-            send(s->fd, s->out + s->out_start, s->out_end - s->out_start,
-                 MSG_NOSIGNAL | MSG_DONTWAIT);
+            tr__io_send(s, s->out + s->out_start, s->out_end - s->out_start);
         if (n > 0) {
             s->out_start += (size_t)n;
             tr_store_relaxed(&s->bytes_out,
@@ -749,7 +880,7 @@ tr__io_flush(io_slot *s)
         s->out_cap = s->out_start = s->out_end = 0;
     }
     if ((s->flags & (F_SHUT_WANTED | F_SHUT_DONE)) == F_SHUT_WANTED) {
-        (void)shutdown(s->fd, SHUT_WR);
+        tr__io_shut_wr(s);
         s->flags |= F_SHUT_DONE;
     }
     return true;
@@ -792,7 +923,9 @@ tr_io_writev(tr_ctx *ctx, tr_io h, const struct iovec *iov, int n)
         mh.msg_iovlen = (size_t)n;
         ssize_t k;
         do {
-            k = sendmsg(s->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+            k = s->io->net != NULL
+                    ? tr__simnet_send(s->io->net, s->fd, iov, n)
+                    : sendmsg(s->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         } while (k < 0 && errno == EINTR);
         if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
             end_later(s, reason_of(errno), errno);
@@ -863,7 +996,7 @@ tr_io_shutdown(tr_ctx *ctx, tr_io h)
     s->flags |= F_SHUT_WANTED;
     if (s->out_start == s->out_end && !(s->flags & F_CONNECTING) &&
         !(s->flags & F_SHUT_DONE)) {
-        (void)shutdown(s->fd, SHUT_WR);
+        tr__io_shut_wr(s);
         s->flags |= F_SHUT_DONE;
     }
     return TR_OK;

@@ -10,6 +10,7 @@
 
 #include "actors/actor.h"
 #include "common/tr_atomic.h"
+#include "io/simnet.h"
 
 #include <pthread.h>
 #include <sys/socket.h>
@@ -138,6 +139,9 @@ _Static_assert((1u << IO_INDEX_BITS) == (uint32_t)IO_MAX_CHUNKS * IO_CHUNK_LEN,
 
 struct tr_io_sys {
     tr_system *sys;
+    /* A simulated system's network (simnet.c), in place of loops and
+     * sockets; NULL for a real one. Constant. */
+    tr_simnet *net;
     unsigned nloops;
     io_loop *loops;
     tr_atomic(uint32_t) next_loop; /* round robin */
@@ -182,8 +186,8 @@ void tr__io_timer_stop(io_slot *s);
 void tr__io_post(io_slot *s, uint32_t bits);
 /* Notify the owner unless a notification is queued. Any thread. */
 void tr__io_arm(io_slot *s);
-/* The monotonic clock in ms. */
-int64_t tr__io_now_ms(void);
+/* The monotonic clock in ms (the virtual one in simulation). */
+int64_t tr__io_now_ms(const tr_io_sys *io);
 
 /* sock.c */
 /* Close the slot now (the caller holds it, or claimed it in transit);
@@ -207,5 +211,39 @@ void tr__io_exit(tr_exit_hook *h, tr_ctx *ctx);
 /* Flush the output buffer; false when the connection failed (the end is
  * recorded for delivery). */
 bool tr__io_flush(io_slot *s);
+
+/*
+ * The system calls on a connection's descriptor, for the owner's code
+ * shared by both backends: a simulated module's go to its network (one
+ * branch per call, on a field that never changes).
+ */
+static inline ssize_t
+tr__io_recv(io_slot *s, void *buf, size_t len)
+{
+    if (tr_unlikely(s->io->net != NULL)) {
+        return tr__simnet_recv(s->io->net, s->fd, buf, len);
+    }
+    return recv(s->fd, buf, len, MSG_DONTWAIT);
+}
+
+static inline ssize_t
+tr__io_send(io_slot *s, const void *buf, size_t len)
+{
+    if (tr_unlikely(s->io->net != NULL)) {
+        struct iovec v = {(void *)buf, len};
+        return tr__simnet_send(s->io->net, s->fd, &v, 1);
+    }
+    return send(s->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static inline void
+tr__io_shut_wr(io_slot *s)
+{
+    if (tr_unlikely(s->io->net != NULL)) {
+        tr__simnet_shutdown(s->io->net, s->fd);
+        return;
+    }
+    (void)shutdown(s->fd, SHUT_WR);
+}
 
 #endif /* TR_IO_SOCK_H */

@@ -42,6 +42,11 @@
  * closed, reset, error, timeout, overflow, failed connect) reaches it as
  * one TR_IO_CLOSED event, after the socket is closed. A socket the owner
  * closes itself (tr_io_close) sends no event.
+ *
+ * Simulation. In a simulated system (troupe/sim.h) the TCP calls work on
+ * an in-memory network with seeded latency, loss, resets and partitions,
+ * with the semantics above; there are no loop threads, and Unix-domain
+ * sockets and watches are refused with TR_ESTATE.
  */
 #ifndef TROUPE_IO_H
 #define TROUPE_IO_H

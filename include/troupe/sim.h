@@ -40,8 +40,22 @@
  * deadline, it returns TR_ESTUCK: in a real system it would wait for
  * ever. From any other thread such calls return TR_ESTATE; other threads
  * must not use a simulated system at all (what they send makes the run
- * depend on the thread scheduler). I/O (troupe/io.h) is refused with
- * TR_ESTATE.
+ * depend on the thread scheduler).
+ *
+ * Network. In a simulated system the TCP calls of troupe/io.h work on an
+ * in-memory network instead of sockets, with the semantics the real
+ * backend documents (framing, buffering, backpressure, pause, give,
+ * timeouts on the virtual clock, every TR_IO_* event and end reason).
+ * Every network event (a segment of bytes arriving, a connection
+ * accepted or refused, a reset, a partition healing) is a step of its own
+ * at a virtual time, drawn from the seed (`tr_sim_net`). Hosts: a
+ * listener lives on the host its address names (NULL, "", "0.0.0.0" and
+ * "::" listen on every host), a connection reaches the listener of the
+ * host and port it dials (or a listener on every host), and each
+ * connecting actor is a client host of its own ("client-N", N its slot).
+ * A partition cuts a client host from a server host. Unix-domain sockets
+ * and tr_io_watch are refused with TR_ESTATE in simulation (there is no
+ * descriptor to watch).
  *
  * Determinism. A run depends on nothing but its seed (or its tape) and
  * what the program does: not on pointer values, the wall clock, hash order
@@ -99,6 +113,38 @@ typedef struct tr_sim_faults {
     uint64_t quiesce_step;
 } tr_sim_faults;
 
+/**
+ * The simulated network of a simulated system (tr_sim_config.net); zero
+ * for every field means its default. Chances are in parts per million of
+ * the segments delivered. A stream never loses bytes silently: a lost
+ * segment is sent again (it arrives `rto_ms` later), and the faults that
+ * end a stream end it as a reset, which both ends hear (TR_IO_END_RESET).
+ */
+typedef struct tr_sim_net {
+    /* One-way latency of each segment, drawn in [latency_min_ms,
+     * latency_max_ms] (0, 0: 1 ms each; a max below the min is the min).
+     * A segment never overtakes an earlier one of its stream. */
+    uint32_t latency_min_ms;
+    uint32_t latency_max_ms;
+    /* A segment is lost and sent again after `rto_ms` (0: 200). */
+    uint32_t loss_ppm;
+    uint32_t rto_ms;
+    /* A data segment resets its connection instead of arriving. */
+    uint32_t reset_ppm;
+    /* A segment starts a partition between its two hosts, lasting a drawn
+     * [1, partition_max_ms] (0: 2000) ms: segments and connects between
+     * them wait (a connect times out by its own timeout), and when it
+     * heals each connection across it is reset, by a chance of
+     * `partition_reset_pct` percent, or goes on where it stopped. */
+    uint32_t partition_ppm;
+    uint32_t partition_max_ms;
+    uint32_t partition_reset_pct;
+    /* Bytes one direction of a connection holds (in flight and unread by
+     * the receiver) before a write waits, as a kernel's buffers would
+     * (0: 65536). */
+    uint32_t window;
+} tr_sim_net;
+
 /** How a system is simulated (tr_system_config.sim); zero means default. */
 typedef struct tr_sim_config {
     /* The run's seed: every choice follows from it. */
@@ -142,6 +188,8 @@ typedef struct tr_sim_config {
      * point_pct) and `timer_late_max_ms`, so that a batch of seeds covers
      * many configurations. */
     bool swarm;
+    /* The simulated network (troupe/io.h in simulation). */
+    tr_sim_net net;
 } tr_sim_config;
 
 /** Where a simulation stands (tr_sim_stats_get). */

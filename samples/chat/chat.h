@@ -168,6 +168,10 @@ typedef struct chat_config {
     bool quiet;
     unsigned workers;
     unsigned io_threads;
+    /* Run the server in a simulated system (troupe/sim.h) driven by the
+     * thread that calls chat_start: no spawner thread is started, and the
+     * driving thread serves the spawn requests (chat_serve_spawns). */
+    const tr_sim_config *sim;
 } chat_config;
 
 /* The server: shared, read-only after start, but for the counters. */
@@ -199,6 +203,9 @@ extern const tr_behaviour chat_listener_behaviour;
 int chat_start(chat_server *srv);
 /* Stop everything (each client is told). */
 int chat_stop(chat_server *srv);
+/* A simulated server: start the children asked for so far, on the
+ * driving thread (in place of the spawner thread); how many. */
+unsigned chat_serve_spawns(chat_server *srv);
 /* Ask the spawner to start a child of `sup`; the answer comes to
  * `reply_to` as `reply_type` with a chat_started. */
 int chat_spawn_child(chat_server *srv, tr_addr sup, const void *arg,

@@ -23,26 +23,48 @@
 
 static pthread_t spawner;
 
+static void
+serve(chat_server *srv, const chat_spawn *q)
+{
+    tr_ctx *ctx = tr_system_ctx(srv->sys);
+    chat_started a = {.cookie = q->cookie, .child = TR_ADDR_NONE};
+
+    a.rc = tr_sup_start_child_wait(ctx, q->sup, NULL, q->arg, tr_ms(10000),
+                                   &a.child);
+    if (tr_send(ctx, q->reply_to, q->reply_type, &a, sizeof(a)) != TR_OK &&
+        a.rc == TR_OK) {
+        /* Nobody to hand it to: it stops itself when no socket comes
+         * (connections), or its requester forgot it (rooms). */
+    }
+}
+
 static void *
 spawner_main(void *arg)
 {
     chat_server *srv = arg;
-    tr_ctx *ctx = tr_system_ctx(srv->sys);
     chat_spawn q;
     size_t len;
 
     while (tr_mailbox_recv_wait(srv->spawns, &q, sizeof(q), &len, TR_FOREVER) ==
            TR_OK) {
-        chat_started a = {.cookie = q.cookie, .child = TR_ADDR_NONE};
-        a.rc = tr_sup_start_child_wait(ctx, q.sup, NULL, q.arg, tr_ms(10000),
-                                       &a.child);
-        if (tr_send(ctx, q.reply_to, q.reply_type, &a, sizeof(a)) != TR_OK &&
-            a.rc == TR_OK) {
-            /* Nobody to hand it to: it stops itself when no socket comes
-             * (connections), or its requester forgot it (rooms). */
-        }
+        serve(srv, &q);
     }
     return NULL;
+}
+
+unsigned
+chat_serve_spawns(chat_server *srv)
+{
+    chat_spawn q;
+    size_t len;
+    unsigned n = 0;
+
+    while (tr_mailbox_recv_wait(srv->spawns, &q, sizeof(q), &len, TR_NOWAIT) ==
+           TR_OK) {
+        serve(srv, &q);
+        n++;
+    }
+    return n;
 }
 
 int
@@ -189,6 +211,7 @@ chat_start(chat_server *srv)
 
     cfg.workers = srv->cfg.workers;
     cfg.io_threads = srv->cfg.io_threads;
+    cfg.sim = srv->cfg.sim;
     if ((rc = tr_system_start(&cfg, &srv->sys)) != TR_OK) {
         return rc;
     }
@@ -196,7 +219,8 @@ chat_start(chat_server *srv)
         (void)tr_system_shutdown(srv->sys, tr_ms(1000));
         return rc;
     }
-    if (pthread_create(&spawner, NULL, spawner_main, srv) != 0) {
+    if (srv->cfg.sim == NULL &&
+        pthread_create(&spawner, NULL, spawner_main, srv) != 0) {
         tr_mailbox_destroy(srv->spawns);
         (void)tr_system_shutdown(srv->sys, tr_ms(1000));
         return TR_ESTATE;
@@ -237,7 +261,9 @@ chat_stop(chat_server *srv)
     int rc = tr_system_shutdown(srv->sys, tr_ms(5000));
 
     tr_mailbox_close(srv->spawns);
-    pthread_join(spawner, NULL);
+    if (srv->cfg.sim == NULL) {
+        pthread_join(spawner, NULL);
+    }
     tr_mailbox_destroy(srv->spawns);
     chat_registry_release_all();
     return rc;

@@ -37,6 +37,7 @@
 #include "common/tr_alloc.h"
 #include "common/tr_assert.h"
 #include "common/tr_park.h"
+#include "common/tr_testbug.h"
 #include "scheduler/timer.h"
 
 #include <troupe/error.h>
@@ -189,8 +190,13 @@ resolve(tr_ctx *ctx, tr_addr to, uint32_t type, tr_actor **out)
      * slot's behaviour and cap are set. */
     if (a == NULL || tr_load_acq(&a->gen) != tr__id_gen(to.id) ||
         !tr__gen_live(tr__id_gen(to.id))) {
-        tr__actor_count_dead(ctx, to.id, type, TR_DEAD_NOACTOR);
-        return TR_ENOACTOR;
+        /* The test-only stale-delivery bug (tr_testbug.h) takes any live
+         * incarnation of the slot. */
+        if (a == NULL || !tr__gen_live(tr_load_acq(&a->gen)) ||
+            !tr__test_bug(TR_TEST_BUG_STALE_DELIVERY)) {
+            tr__actor_count_dead(ctx, to.id, type, TR_DEAD_NOACTOR);
+            return TR_ENOACTOR;
+        }
     }
     *out = a;
     return TR_OK;
@@ -1387,8 +1393,16 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
         }
         if (tr_unlikely(env->gen != tr__env_gen(gen) ||
                         env->kind == TR_MSG_CLOSE)) {
-            if (env->gen != tr__env_gen(gen)) {
+            if (env->gen != tr__env_gen(gen) &&
+                !tr__test_bug(TR_TEST_BUG_STALE_DELIVERY)) {
                 drop_user(&ctx, env, a, TR_DEAD_STOPPED);
+            } else if (env->gen != tr__env_gen(gen)) {
+                /* The test-only bug: handled by this incarnation. */
+                if (env->kind != TR_MSG_CLOSE &&
+                    dispatch(&ctx, state, env, &handled)) {
+                    destroy_ctl(&ctx, deferred);
+                    goto out;
+                }
             } else if (stop_requested(&ctx, state, env->from, &handled,
                                       "closed")) {
                 destroy_ctl(&ctx, deferred);

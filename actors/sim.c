@@ -112,6 +112,9 @@ struct tr_sim {
         bool active;
     } points_seen[MAX_POINTS];
     unsigned npoints;
+    /* The "sometimes" properties declared in this run (tr_sim_sometimes). */
+    tr_sim_sometimes_count sometimes[TR_SIM_SOMETIMES_MAX];
+    unsigned nsometimes;
     /* PCT: each slot's priority (by slot index; 0: not seen yet), and the
      * change points still to come (steps, ascending), each with the low
      * priority it gives. */
@@ -915,4 +918,49 @@ tr_sim_liveness_check(tr_system *sys, char *why, size_t cap)
         return TR_EFAILED;
     }
     return TR_OK;
+}
+
+int
+tr_sim_sometimes(tr_ctx *ctx, const char *name, bool cond)
+{
+    tr_system *sys;
+    tr_sim *sim;
+    unsigned i;
+
+    if (ctx == NULL || name == NULL || (sys = ctx->sys) == NULL) {
+        return TR_EINVAL;
+    }
+    if ((sim = sys->sim) == NULL || !tr__sim_on_driver(sys)) {
+        return TR_ESTATE;
+    }
+    for (i = 0; i < sim->nsometimes &&
+                strncmp(sim->sometimes[i].name, name,
+                        sizeof(sim->sometimes[i].name) - 1) != 0;
+         i++) {
+    }
+    if (i == sim->nsometimes) {
+        if (i == TR_SIM_SOMETIMES_MAX) {
+            return TR_EFULL;
+        }
+        snprintf(sim->sometimes[i].name, sizeof(sim->sometimes[i].name), "%s",
+                 name);
+        sim->sometimes[i].reached = 1;
+        sim->nsometimes++;
+    }
+    /* Within one run: held at least once. */
+    if (cond) {
+        sim->sometimes[i].held = 1;
+    }
+    return TR_OK;
+}
+
+unsigned
+tr__sim_sometimes_get(tr_system *sys, const tr_sim_sometimes_count **out)
+{
+    if (sys == NULL || sys->sim == NULL) {
+        *out = NULL;
+        return 0;
+    }
+    *out = sys->sim->sometimes;
+    return sys->sim->nsometimes;
 }

@@ -1650,8 +1650,15 @@ int
 tr_spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
          const tr_spawn_opts *opts, tr_addr *out)
 {
-    return spawn(ctx, behaviour, arg, opts != NULL ? opts->mailbox_cap : 0,
-                 NULL, NULL, out, NULL, NULL, 0);
+    uint32_t cap = opts != NULL ? opts->mailbox_cap : 0;
+
+    /* A swarm simulation may bound the mailboxes the program left
+     * unbounded (sim.c): a spawn's branch, not a send's. */
+    if (cap == 0 && ctx != NULL && ctx->sys != NULL &&
+        tr_unlikely(ctx->sys->sim != NULL)) {
+        cap = tr__sim_swarm_mailbox_cap(ctx->sys);
+    }
+    return spawn(ctx, behaviour, arg, cap, NULL, NULL, out, NULL, NULL, 0);
 }
 
 int

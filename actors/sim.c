@@ -65,8 +65,9 @@ enum {
     STREAM_BATCH = 1,
     STREAM_TIME = 2,
     STREAM_FAULT = 3,
-    STREAM_PCT = 4, /* PCT's priorities: never on the tape (see pct_pick) */
-    STREAMS = 5,
+    STREAM_PCT = 4,   /* PCT's priorities: never on the tape (see pct_pick) */
+    STREAM_SWARM = 5, /* swarm draws added later (mailbox bounds) */
+    STREAMS = 6,
 };
 
 enum { MAX_TARGETS = 16, MAX_POINTS = 64, PPM = 1000000 };
@@ -115,6 +116,8 @@ struct tr_sim {
     /* The "sometimes" properties declared in this run (tr_sim_sometimes). */
     tr_sim_sometimes_count sometimes[TR_SIM_SOMETIMES_MAX];
     unsigned nsometimes;
+    /* Swarm: the bound of the mailboxes tr_spawn makes without one. */
+    uint32_t swarm_cap;
     /* PCT: each slot's priority (by slot index; 0: not seen yet), and the
      * change points still to come (steps, ascending), each with the low
      * priority it gives. */
@@ -624,6 +627,18 @@ draw_swarm(tr_sim *sim)
                        : ppm[choose(sim, STREAM_FAULT, 3)];
     }
     sim->cfg.timer_late_max_ms = late[choose(sim, STREAM_TIME, 3)];
+    /* Mailbox bounds, half the time, so that TR_EFULL and backpressure
+     * paths run. Drawn last: a seed's fault mix stays what it was. */
+    static const uint32_t caps[] = {1, 2, 8, 64};
+    sim->swarm_cap = choose(sim, STREAM_SWARM, 2) == 0
+                         ? 0
+                         : caps[choose(sim, STREAM_SWARM, 4)];
+}
+
+uint32_t
+tr__sim_swarm_mailbox_cap(const tr_system *sys)
+{
+    return sys->sim != NULL ? sys->sim->swarm_cap : 0;
 }
 
 /* PCT: the d - 1 change points, steps in [0, pct_steps), ascending. */

@@ -137,10 +137,11 @@ typedef struct tr_sim_config {
     unsigned pct_depth;
     uint64_t pct_steps;
     /* Swarm testing: the seed also draws the fault mix (each of crash,
-     * kill and allocation failure on or off, and how often) and the
-     * timer lateness, replacing `faults` (except quiesce_step and
-     * point_pct) and `timer_late_max_ms`, so that a batch of seeds covers
-     * many configurations. */
+     * kill and allocation failure on or off, and how often), the
+     * timer lateness, and, half the time, a mailbox bound (1, 2, 8 or
+     * 64) for the actors tr_spawn starts without one, replacing `faults`
+     * (except quiesce_step and point_pct) and `timer_late_max_ms`, so
+     * that a batch of seeds covers many configurations. */
     bool swarm;
 } tr_sim_config;
 

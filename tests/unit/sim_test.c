@@ -1289,6 +1289,41 @@ test_sim_swarm_draws_the_fault_mix(void **state)
     assert_true(with_kills > 0 && with_kills < runs);
 }
 
+/* Swarm: the seed also draws a mailbox bound for the actors tr_spawn
+ * starts without one; some seeds bound them, some do not, and an actor
+ * given a bound keeps its own. */
+static void
+test_sim_swarm_draws_mailbox_bounds(void **state)
+{
+    unsigned bounded = 0;
+    unsigned runs = 24;
+    (void)state;
+
+    for (uint64_t seed = 0; seed < runs; seed++) {
+        tr_sim_config sim = {.seed = seed, .swarm = true};
+        tr_system_config cfg = {.sim = &sim};
+        tr_spawn_opts own = {.mailbox_cap = 1000};
+        tr_system *sys = NULL;
+        tr_addr a;
+        tr_addr b;
+        unsigned full = 0;
+
+        assert_int_equal(tr_system_start(&cfg, &sys), TR_OK);
+        tr_ctx *ctx = tr_system_ctx(sys);
+        assert_int_equal(tr_spawn(ctx, &log_b, NULL, NULL, &a), TR_OK);
+        assert_int_equal(tr_spawn(ctx, &log_b, NULL, &own, &b), TR_OK);
+        for (uint32_t i = 0; i < 100; i++) {
+            int rc = tr_send(ctx, a, MSG_NOTE, &i, sizeof(i));
+            assert_true(rc == TR_OK || rc == TR_EFULL);
+            full += rc == TR_EFULL;
+            assert_int_equal(tr_send(ctx, b, MSG_NOTE, &i, sizeof(i)), TR_OK);
+        }
+        bounded += full != 0;
+        assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_OK);
+    }
+    assert_true(bounded > 0 && bounded < runs);
+}
+
 /* A body that is not deterministic: each run sends one more message than
  * the last (state kept outside the run). */
 static unsigned nondet_runs;
@@ -1420,6 +1455,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_sim_check_finds_nondeterminism),
         cmocka_unit_test(test_sim_pct_finds_an_ordering_bug),
         cmocka_unit_test(test_sim_swarm_draws_the_fault_mix),
+        cmocka_unit_test(test_sim_swarm_draws_mailbox_bounds),
         cmocka_unit_test(test_sim_check_leaves_failure_files),
         cmocka_unit_test(test_sim_tape_replays_the_run),
     };

@@ -48,6 +48,7 @@
 #include "actors/actor.h"
 
 #include "common/tr_alloc.h"
+#include "common/tr_park.h"
 #include "common/tr_rand.h"
 #include "scheduler/timer.h"
 
@@ -118,6 +119,8 @@ struct tr_sim {
     unsigned nsometimes;
     /* Swarm: the bound of the mailboxes tr_spawn makes without one. */
     uint32_t swarm_cap;
+    /* The driving thread is attached to tr_park (standalone waits). */
+    bool parked;
     /* PCT: each slot's priority (by slot index; 0: not seen yet), and the
      * change points still to come (steps, ascending), each with the low
      * priority it gives. */
@@ -605,6 +608,26 @@ tr__sim_wait_step(tr_system *sys, uint64_t deadline_ns)
     return step(sys, deadline_ns);
 }
 
+/* tr_park's calls (common/tr_park.h): a standalone channel's wait on the
+ * driving thread, outside handlers (a handler's wait is refused before it
+ * gets here: tr__on_a_worker). */
+static int
+park_step(void *arg, uint64_t deadline_ns)
+{
+    int rc =
+        step(arg, deadline_ns == UINT64_MAX ? TR_WAIT_FOREVER : deadline_ns);
+
+    return rc == TR_OK ? 0 : rc == TR_ESTUCK ? TR_PARK_STUCK : -1;
+}
+
+static uint64_t
+park_now(void *arg)
+{
+    tr_system *sys = arg;
+
+    return tr__timers_now(sys->timers);
+}
+
 bool
 tr__sim_on_driver(const tr_system *sys)
 {
@@ -694,6 +717,9 @@ tr__sim_create(tr_system *sys, const tr_sim_config *cfg)
     if (cfg->swarm) {
         draw_swarm(sim);
     }
+    /* The standalone channels' waits on this thread take steps. */
+    const tr_park_sim park = {.sys = sys, .step = park_step, .now = park_now};
+    sim->parked = tr__park_sim_attach(&park);
     if (cfg->strategy == TR_SIM_PCT) {
         draw_changes(sim);
     }
@@ -708,6 +734,9 @@ tr__sim_destroy(tr_system *sys)
 
     if (sim == NULL) {
         return;
+    }
+    if (sim->parked) {
+        tr__park_sim_detach(sys);
     }
     if (sim->trace != NULL) {
         fclose(sim->trace);

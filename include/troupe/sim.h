@@ -38,10 +38,13 @@
  * instead, until its condition holds or its deadline passes on the virtual
  * clock. When nothing can run, no timer is pending and the call has no
  * deadline, it returns TR_ESTUCK: in a real system it would wait for
- * ever. From any other thread such calls return TR_ESTATE; other threads
- * must not use a simulated system at all (what they send makes the run
- * depend on the thread scheduler). I/O (troupe/io.h) is refused with
- * TR_ESTATE.
+ * ever. The standalone channels' waits (tr_mailbox_recv_wait,
+ * tr_oneshot_recv_wait, tr_broadcast_recv_wait, tr_watch_changed_wait) do
+ * the same on the driving thread of a simulated system (the latest it
+ * started, when it drives several). From any other thread such calls return
+ * TR_ESTATE; other threads must not use a simulated system at all (what they
+ * send makes the run depend on the thread scheduler). I/O (troupe/io.h) is
+ * refused with TR_ESTATE.
  *
  * Determinism. A run depends on nothing but its seed (or its tape) and
  * what the program does: not on pointer values, the wall clock, hash order

@@ -48,6 +48,7 @@
 #include "actors/actor.h"
 
 #include "common/tr_alloc.h"
+#include "common/tr_park.h"
 #include "common/tr_rand.h"
 #include "scheduler/timer.h"
 
@@ -65,9 +66,10 @@ enum {
     STREAM_BATCH = 1,
     STREAM_TIME = 2,
     STREAM_FAULT = 3,
-    STREAM_PCT = 4, /* PCT's priorities: never on the tape (see pct_pick) */
-    STREAM_NET = 5, /* the simulated network (io/simnet.c) */
-    STREAMS = 6,
+    STREAM_PCT = 4,   /* PCT's priorities: never on the tape (see pct_pick) */
+    STREAM_NET = 5,   /* the simulated network (io/simnet.c) */
+    STREAM_SWARM = 6, /* swarm draws added later (mailbox bounds) */
+    STREAMS = 7,
 };
 
 enum { MAX_TARGETS = 16, MAX_POINTS = 64, PPM = 1000000 };
@@ -113,6 +115,13 @@ struct tr_sim {
         bool active;
     } points_seen[MAX_POINTS];
     unsigned npoints;
+    /* The "sometimes" properties declared in this run (tr_sim_sometimes). */
+    tr_sim_sometimes_count sometimes[TR_SIM_SOMETIMES_MAX];
+    unsigned nsometimes;
+    /* Swarm: the bound of the mailboxes tr_spawn makes without one. */
+    uint32_t swarm_cap;
+    /* The driving thread is attached to tr_park (standalone waits). */
+    bool parked;
     /* PCT: each slot's priority (by slot index; 0: not seen yet), and the
      * change points still to come (steps, ascending), each with the low
      * priority it gives. */
@@ -644,6 +653,26 @@ tr__sim_net_config(const tr_system *sys)
     return &sys->sim->cfg.net;
 }
 
+/* tr_park's calls (common/tr_park.h): a standalone channel's wait on the
+ * driving thread, outside handlers (a handler's wait is refused before it
+ * gets here: tr__on_a_worker). */
+static int
+park_step(void *arg, uint64_t deadline_ns)
+{
+    int rc =
+        step(arg, deadline_ns == UINT64_MAX ? TR_WAIT_FOREVER : deadline_ns);
+
+    return rc == TR_OK ? 0 : rc == TR_ESTUCK ? TR_PARK_STUCK : -1;
+}
+
+static uint64_t
+park_now(void *arg)
+{
+    tr_system *sys = arg;
+
+    return tr__timers_now(sys->timers);
+}
+
 bool
 tr__sim_on_driver(const tr_system *sys)
 {
@@ -666,6 +695,18 @@ draw_swarm(tr_sim *sim)
                        : ppm[choose(sim, STREAM_FAULT, 3)];
     }
     sim->cfg.timer_late_max_ms = late[choose(sim, STREAM_TIME, 3)];
+    /* Mailbox bounds, half the time, so that TR_EFULL and backpressure
+     * paths run. Drawn last: a seed's fault mix stays what it was. */
+    static const uint32_t caps[] = {1, 2, 8, 64};
+    sim->swarm_cap = choose(sim, STREAM_SWARM, 2) == 0
+                         ? 0
+                         : caps[choose(sim, STREAM_SWARM, 4)];
+}
+
+uint32_t
+tr__sim_swarm_mailbox_cap(const tr_system *sys)
+{
+    return sys->sim != NULL ? sys->sim->swarm_cap : 0;
 }
 
 /* PCT: the d - 1 change points, steps in [0, pct_steps), ascending. */
@@ -721,6 +762,9 @@ tr__sim_create(tr_system *sys, const tr_sim_config *cfg)
     if (cfg->swarm) {
         draw_swarm(sim);
     }
+    /* The standalone channels' waits on this thread take steps. */
+    const tr_park_sim park = {.sys = sys, .step = park_step, .now = park_now};
+    sim->parked = tr__park_sim_attach(&park);
     if (cfg->strategy == TR_SIM_PCT) {
         draw_changes(sim);
     }
@@ -735,6 +779,9 @@ tr__sim_destroy(tr_system *sys)
 
     if (sim == NULL) {
         return;
+    }
+    if (sim->parked) {
+        tr__park_sim_detach(sys);
     }
     if (sim->trace != NULL) {
         fclose(sim->trace);
@@ -960,4 +1007,49 @@ tr_sim_liveness_check(tr_system *sys, char *why, size_t cap)
         return TR_EFAILED;
     }
     return TR_OK;
+}
+
+int
+tr_sim_sometimes(tr_ctx *ctx, const char *name, bool cond)
+{
+    tr_system *sys;
+    tr_sim *sim;
+    unsigned i;
+
+    if (ctx == NULL || name == NULL || (sys = ctx->sys) == NULL) {
+        return TR_EINVAL;
+    }
+    if ((sim = sys->sim) == NULL || !tr__sim_on_driver(sys)) {
+        return TR_ESTATE;
+    }
+    for (i = 0; i < sim->nsometimes &&
+                strncmp(sim->sometimes[i].name, name,
+                        sizeof(sim->sometimes[i].name) - 1) != 0;
+         i++) {
+    }
+    if (i == sim->nsometimes) {
+        if (i == TR_SIM_SOMETIMES_MAX) {
+            return TR_EFULL;
+        }
+        snprintf(sim->sometimes[i].name, sizeof(sim->sometimes[i].name), "%s",
+                 name);
+        sim->sometimes[i].reached = 1;
+        sim->nsometimes++;
+    }
+    /* Within one run: held at least once. */
+    if (cond) {
+        sim->sometimes[i].held = 1;
+    }
+    return TR_OK;
+}
+
+unsigned
+tr__sim_sometimes_get(tr_system *sys, const tr_sim_sometimes_count **out)
+{
+    if (sys == NULL || sys->sim == NULL) {
+        *out = NULL;
+        return 0;
+    }
+    *out = sys->sim->sometimes;
+    return sys->sim->nsometimes;
 }

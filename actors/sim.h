@@ -61,4 +61,15 @@ int tr__sim_tape_read(const char *path, uint64_t **out, uint32_t *len);
 int tr__sim_tape_write(const char *path, uint64_t seed, const uint64_t *v,
                        uint32_t n);
 
+/* The mailbox bound a swarm run drew for the actors tr_spawn starts
+ * without one (0: unbounded, and always outside swarm runs). */
+uint32_t tr__sim_swarm_mailbox_cap(const tr_system *sys);
+
+/* The "sometimes" properties a run declared (tr_sim_sometimes): each
+ * entry's `reached` is 1, `held` 1 when it held; for sim/check.c to count
+ * across seeds. */
+enum { TR_SIM_SOMETIMES_MAX = 32 };
+unsigned tr__sim_sometimes_get(tr_system *sys,
+                               const tr_sim_sometimes_count **out);
+
 #endif /* TR_ACTORS_SIM_H */

@@ -633,7 +633,7 @@ tr_broadcast_recv_wait(tr_broadcast_rx *rx, const tr_broadcast_value **value,
     }
     ch = rx->r.ch;
     if (timeout_ms.ms > 0) {
-        deadline = tr_timeout_deadline_ns(tr__now_ns(), timeout_ms);
+        deadline = tr_timeout_deadline_ns(tr__wait_now_ns(), timeout_ms);
     }
     for (;;) {
         uint32_t seen = tr__ec_value(&ch->ready);
@@ -644,7 +644,7 @@ tr_broadcast_recv_wait(tr_broadcast_rx *rx, const tr_broadcast_value **value,
             return rc;
         }
         if (timeout_ms.ms > 0) {
-            uint64_t now = tr__now_ns();
+            uint64_t now = tr__wait_now_ns();
             if (now >= deadline) {
                 return TR_ETIMEDOUT;
             }
@@ -653,12 +653,16 @@ tr_broadcast_recv_wait(tr_broadcast_rx *rx, const tr_broadcast_value **value,
         /* seq_cst: announce, then re-check (pairs with notify_all). */
         tr_faa_seqcst(&ch->waiters, 1);
         rc = try_take(&rx->r, value, lagged);
+        int parked = 0;
         if (rc == TR_ETIMEDOUT) {
-            tr__ec_wait_ms(&ch->ready, seen, wait_ms);
+            parked = tr__ec_wait_ms(&ch->ready, seen, wait_ms);
         }
         tr_fas_seqcst(&ch->waiters, 1);
         if (rc != TR_ETIMEDOUT) {
             return rc;
+        }
+        if (parked == TR_PARK_STUCK) {
+            return TR_ESTUCK; /* a simulation that can never end it */
         }
     }
 }

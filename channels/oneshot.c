@@ -247,7 +247,7 @@ tr_oneshot_recv_wait(tr_oneshot_rx *rx, void *out, tr_timeout timeout_ms)
         return TR_ESTATE; /* a worker must never wait */
     }
     if (timeout_ms.ms > 0) {
-        deadline = tr_timeout_deadline_ns(tr__now_ns(), timeout_ms);
+        deadline = tr_timeout_deadline_ns(tr__wait_now_ns(), timeout_ms);
     }
     for (;;) {
         uint32_t seen = tr__ec_value(&o->ready);
@@ -277,13 +277,15 @@ tr_oneshot_recv_wait(tr_oneshot_rx *rx, void *out, tr_timeout timeout_ms)
             return TR_ETIMEDOUT;
         }
         if (timeout_ms.ms > 0) {
-            uint64_t now = tr__now_ns();
+            uint64_t now = tr__wait_now_ns();
             if (now >= deadline) {
                 return TR_ETIMEDOUT;
             }
             wait_ms = (long)((deadline - now + 999999u) / 1000000u);
         }
-        tr__ec_wait_ms(&o->ready, seen, wait_ms);
+        if (tr__ec_wait_ms(&o->ready, seen, wait_ms) == TR_PARK_STUCK) {
+            return TR_ESTUCK; /* a simulation that can never end it */
+        }
     }
 }
 

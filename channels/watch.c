@@ -416,7 +416,7 @@ tr_watch_changed_wait(tr_watch_rx *rx, tr_timeout timeout_ms)
     }
     ch = rx->ch;
     if (timeout_ms.ms > 0) {
-        deadline = tr_timeout_deadline_ns(tr__now_ns(), timeout_ms);
+        deadline = tr_timeout_deadline_ns(tr__wait_now_ns(), timeout_ms);
     }
     for (;;) {
         uint32_t seen = tr__ec_value(&ch->ready);
@@ -427,7 +427,7 @@ tr_watch_changed_wait(tr_watch_rx *rx, tr_timeout timeout_ms)
             return rc;
         }
         if (timeout_ms.ms > 0) {
-            uint64_t now = tr__now_ns();
+            uint64_t now = tr__wait_now_ns();
             if (now >= deadline) {
                 return TR_ETIMEDOUT;
             }
@@ -436,12 +436,16 @@ tr_watch_changed_wait(tr_watch_rx *rx, tr_timeout timeout_ms)
         /* seq_cst: announce, then re-check (pairs with publish). */
         tr_faa_seqcst(&ch->waiters, 1);
         rc = check_changed(rx);
+        int parked = 0;
         if (rc == TR_ETIMEDOUT) {
-            tr__ec_wait_ms(&ch->ready, seen, wait_ms);
+            parked = tr__ec_wait_ms(&ch->ready, seen, wait_ms);
         }
         tr_fas_seqcst(&ch->waiters, 1);
         if (rc != TR_ETIMEDOUT) {
             return rc;
+        }
+        if (parked == TR_PARK_STUCK) {
+            return TR_ESTUCK; /* a simulation that can never end it */
         }
     }
 }

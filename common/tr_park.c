@@ -5,6 +5,12 @@
  */
 #include "common/tr_park.h"
 
+#include "common/tr_defs.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -82,9 +88,117 @@ clamp_step(const struct ck_ec_wait_state *state, struct timespec *step)
 }
 #endif
 
+/* The attached driving threads (a cold path's lock: attach and detach
+ * happen at a simulated system's start and end). */
+enum { MAX_DRIVERS = 16 };
+static pthread_mutex_t drivers_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    pthread_t thread;
+    tr_park_sim sim;
+} drivers[MAX_DRIVERS];
+static unsigned ndrivers_locked;
+/* Relaxed: a hint read by every wait; the lock decides (a thread looks
+ * for its own attachment, which it made itself). Plain C11 operations,
+ * not tr_atomic.h's: in the systematic build those are switch points, and
+ * this hint must not add one to every wait of every program. */
+static _Atomic unsigned ndrivers;
+
+bool
+tr__park_sim_attach(const tr_park_sim *s)
+{
+    bool ok = false;
+
+    pthread_mutex_lock(&drivers_lock);
+    if (ndrivers_locked < MAX_DRIVERS) {
+        drivers[ndrivers_locked].thread = pthread_self();
+        drivers[ndrivers_locked].sim = *s;
+        ndrivers_locked++;
+        atomic_store_explicit(&ndrivers, ndrivers_locked, memory_order_relaxed);
+        ok = true;
+    }
+    pthread_mutex_unlock(&drivers_lock);
+    return ok;
+}
+
+void
+tr__park_sim_detach(void *sys)
+{
+    pthread_mutex_lock(&drivers_lock);
+    for (unsigned i = 0; i < ndrivers_locked; i++) {
+        if (drivers[i].sim.sys == sys) {
+            memmove(&drivers[i], &drivers[i + 1],
+                    sizeof(drivers[0]) * (ndrivers_locked - i - 1));
+            ndrivers_locked--;
+            atomic_store_explicit(&ndrivers, ndrivers_locked,
+                                  memory_order_relaxed);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&drivers_lock);
+}
+
+/* The simulation the calling thread drives (its latest), if any. */
+static bool
+driven(tr_park_sim *out)
+{
+    bool found = false;
+
+    if (tr_likely(atomic_load_explicit(&ndrivers, memory_order_relaxed) == 0)) {
+        return false;
+    }
+    pthread_mutex_lock(&drivers_lock);
+    for (unsigned i = ndrivers_locked; i-- > 0;) {
+        if (pthread_equal(drivers[i].thread, pthread_self())) {
+            *out = drivers[i].sim;
+            found = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&drivers_lock);
+    return found;
+}
+
+uint64_t
+tr__wait_now_ns(void)
+{
+    tr_park_sim s;
+
+    return driven(&s) ? s.now(s.sys) : tr__now_ns();
+}
+
+/* The wait of a driving thread: steps until the count moves, the virtual
+ * deadline passes, or nothing can ever move it. */
+static int
+sim_wait(const tr_park_sim *s, struct ck_ec32 *ec, uint32_t seen,
+         long timeout_ms)
+{
+    uint64_t deadline = UINT64_MAX;
+
+    if (timeout_ms >= 0) {
+        deadline = s->now(s->sys) + (uint64_t)timeout_ms * 1000000u;
+    }
+    for (;;) {
+        if (tr__ec_value(ec) != seen) {
+            return 0;
+        }
+        if (deadline != UINT64_MAX && s->now(s->sys) >= deadline) {
+            return -1;
+        }
+        int rc = s->step(s->sys, deadline);
+        if (rc != 0) {
+            return rc == TR_PARK_STUCK ? TR_PARK_STUCK : -1;
+        }
+    }
+}
+
 int
 tr__ec_wait_ms(struct ck_ec32 *ec, uint32_t seen, long timeout_ms)
 {
+    tr_park_sim s;
+
+    if (driven(&s)) {
+        return sim_wait(&s, ec, seen, timeout_ms);
+    }
 #ifdef TROUPE_SYSTEMATIC
     return tr__sys_ec_wait(ec, seen, timeout_ms);
 #else

@@ -43,13 +43,51 @@ tr__ec_wake(struct ck_ec32 *ec)
  * Wait until `ec` differs from `seen`, for at most `timeout_ms` (negative:
  * forever). Returns 0 when the count changed, -1 on timeout. In the
  * systematic build the thread waits for the scheduler's token instead, and
- * the timeout runs on the logical clock.
+ * the timeout runs on the logical clock. On a simulation's driving thread
+ * (tr__park_sim_attach) it takes steps instead, the timeout on the
+ * virtual clock, and returns TR_PARK_STUCK when nothing can end the wait.
  */
 int tr__ec_wait_ms(struct ck_ec32 *ec, uint32_t seen, long timeout_ms);
 
 /* Monotonic time in nanoseconds (the systematic build's logical clock in
  * that build). */
 uint64_t tr__now_ns(void);
+
+/*
+ * Simulation (actors/sim.c). A simulated system's driving thread must
+ * never park: nothing else would run the actors that end the wait. While
+ * a simulated system lives, its driving thread is attached here, and on
+ * that thread tr__ec_wait_ms takes the simulation's steps instead of
+ * parking, and tr__wait_now_ns reads the simulation's virtual clock: so
+ * the standalone channels' waits (mailbox, oneshot, broadcast, watch) run
+ * the simulation until their condition holds or their deadline passes on
+ * the virtual clock. A registry keyed by thread, not a second
+ * thread-local (the runtime keeps one, below): attached threads are few,
+ * and a thread that attached none pays one relaxed load.
+ */
+typedef struct tr_park_sim {
+    void *sys;
+    /* One step towards `deadline_ns` on the simulation's clock
+     * (UINT64_MAX: none): 0 (look again); TR_PARK_STUCK when nothing can
+     * run, no timer is pending and there is no deadline; -1 when the
+     * simulation's step budget is spent. */
+    int (*step)(void *sys, uint64_t deadline_ns);
+    uint64_t (*now)(void *sys);
+} tr_park_sim;
+
+/* tr__ec_wait_ms on a driving thread whose simulation can never end the
+ * wait; its callers return TR_ESTUCK. */
+enum { TR_PARK_STUCK = -2 };
+
+/* The calling thread drives `s->sys` (copied) until tr__park_sim_detach;
+ * the most recent attachment of a thread wins. False when the registry
+ * is full (the thread's waits then park as any thread's). */
+bool tr__park_sim_attach(const tr_park_sim *s);
+void tr__park_sim_detach(void *sys);
+
+/* tr__now_ns, or on a driving thread its simulation's virtual clock: the
+ * clock of a standalone channel's deadline. */
+uint64_t tr__wait_now_ns(void);
 
 /*
  * The calling thread's worker (opaque here), or NULL off the workers: the

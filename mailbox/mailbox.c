@@ -140,7 +140,7 @@ receive(tr_mailbox *mb, void *buf, size_t cap, size_t *len,
         return deliver(mb, mb->held, buf, cap, len);
     }
     if (timeout_ms.ms > 0) {
-        deadline = tr_timeout_deadline_ns(tr__now_ns(), timeout_ms);
+        deadline = tr_timeout_deadline_ns(tr__wait_now_ns(), timeout_ms);
     }
     for (;;) {
         uint32_t seen = tr__ec_value(&mb->ready);
@@ -171,13 +171,15 @@ receive(tr_mailbox *mb, void *buf, size_t cap, size_t *len,
         }
         left = -1;
         if (timeout_ms.ms > 0) {
-            uint64_t now = tr__now_ns();
+            uint64_t now = tr__wait_now_ns();
             if (now >= deadline) {
                 return TR_ETIMEDOUT;
             }
             left = (long)((deadline - now + 999999u) / 1000000u);
         }
-        tr__ec_wait_ms(&mb->ready, seen, left);
+        if (tr__ec_wait_ms(&mb->ready, seen, left) == TR_PARK_STUCK) {
+            return TR_ESTUCK; /* a simulation that can never end it */
+        }
     }
 }
 

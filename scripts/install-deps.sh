@@ -9,10 +9,10 @@ cd "$(dirname "$0")/.."
 # libevent-dev: the I/O loops of io/ (sockets for actors) and the live
 # inspection endpoint. jq, graphviz: its tests check
 # the JSON and render the DOT. chromium, nodejs, npm: the page's browser
-# test (tests/live/page_test.mjs).
+# test (tests/live/page_test.mjs). bc: scripts/systematic.sh's figures.
 packages=(build-essential cmake pkg-config libck-dev libjemalloc-dev
           libcmocka-dev clang-format doxygen libevent-dev jq graphviz
-          chromium)
+          chromium bc)
 # A node from elsewhere (it brings its own npm) is as good as Debian's.
 command -v node >/dev/null || packages+=(nodejs)
 command -v npm >/dev/null || packages+=(npm)

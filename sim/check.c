@@ -21,10 +21,15 @@
 #include <troupe.h>
 
 #include <inttypes.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+extern char **environ;
 
 /* One line of `f` into `buf` (cut to fit, newline dropped); false at the
  * end. The rest of a long line is skipped. */
@@ -358,7 +363,8 @@ done:
 /* Shrink the failing run's tape at `path` next to it, and say so. */
 static void
 shrink_failure(const tr_sim_check_opts *o, const char *name, uint64_t seed,
-               const char *path, tr_sim_body_fn body, void *arg)
+               const char *path, tr_sim_body_fn body, void *arg,
+               tr_sim_report *agg)
 {
     tr_sim_check_opts so = *o;
     tr_sim_shrink_stats st;
@@ -374,6 +380,10 @@ shrink_failure(const tr_sim_check_opts *o, const char *name, uint64_t seed,
              seed);
     so.sim.seed = seed;
     rc = tr_sim_shrink(&so, body, arg, path, min, &st);
+    if (rc == TR_OK) {
+        agg->shrunk = true;
+        agg->shrink = st;
+    }
     if (o->quiet) {
         return;
     }
@@ -469,9 +479,35 @@ replay_failure(const tr_sim_check_opts *o, const char *name, uint64_t seed,
 }
 
 /* One run of `body` with `seed` (and `tape`, when not NULL). */
+/* Add the "sometimes" properties run `sys` declared to `agg`. */
+static void
+count_sometimes(tr_system *sys, tr_sim_report *agg)
+{
+    const tr_sim_sometimes_count *v;
+    unsigned n = tr__sim_sometimes_get(sys, &v);
+
+    for (unsigned i = 0; i < n; i++) {
+        unsigned k;
+        for (k = 0; k < agg->nsometimes &&
+                    strcmp(agg->sometimes[k].name, v[i].name) != 0;
+             k++) {
+        }
+        if (k == agg->nsometimes) {
+            if (k == sizeof(agg->sometimes) / sizeof(agg->sometimes[0])) {
+                continue;
+            }
+            memcpy(agg->sometimes[k].name, v[i].name, sizeof(v[i].name));
+            agg->nsometimes++;
+        }
+        agg->sometimes[k].reached += v[i].reached;
+        agg->sometimes[k].held += v[i].held;
+    }
+}
+
 static int
 check_one(const tr_sim_check_opts *o, const char *name, uint64_t seed,
-          const char *tape, tr_sim_body_fn body, void *arg, bool *failed)
+          const char *tape, tr_sim_body_fn body, void *arg, bool *failed,
+          tr_sim_report *agg)
 {
     tr_system_config cfg = o->system;
     tr_sim_config sim = o->sim;
@@ -483,18 +519,29 @@ check_one(const tr_sim_check_opts *o, const char *name, uint64_t seed,
     int tape_rc;
     int rc;
 
+    struct timespec t0;
+    struct timespec t1;
+
     sim.seed = seed;
     if (tape != NULL) {
         sim.tape_path = tape;
     }
     cfg.sim = &sim;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if ((rc = tr_system_start(&cfg, &sys)) != TR_OK) {
         return rc;
     }
     result = body(sys, arg);
     *failed = result != 0;
+    count_sometimes(sys, agg);
     if (!*failed) {
         (void)tr_system_shutdown(sys, tr_ms(60000));
+    }
+    /* The search's time: the runs, not a failure's reports and shrink. */
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    agg->wall_ns += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL +
+                               (t1.tv_nsec - t0.tv_nsec));
+    if (!*failed) {
         return TR_OK;
     }
     artefact(o, name, seed, ".tape", path, sizeof(path));
@@ -509,9 +556,162 @@ check_one(const tr_sim_check_opts *o, const char *name, uint64_t seed,
     (void)tr_system_shutdown(sys, tr_ms(60000));
     replay_failure(o, name, seed, sim.tape_path, st.fingerprint, body, arg);
     if (tape_rc == TR_OK && !o->no_shrink) {
-        shrink_failure(o, name, seed, path, body, arg);
+        shrink_failure(o, name, seed, path, body, arg, agg);
     }
     return TR_OK;
+}
+
+/* This program's arguments, as it was started (NULL-terminated, in one
+ * malloc'd block; NULL when they cannot be read). */
+static char **
+program_args(void)
+{
+    enum { CAP = 1 << 16 };
+    char *buf = malloc(CAP);
+    FILE *f = fopen("/proc/self/cmdline", "r");
+    size_t len = 0;
+    size_t argc = 0;
+    char **argv;
+
+    if (buf == NULL || f == NULL) {
+        free(buf);
+        if (f != NULL) {
+            fclose(f);
+        }
+        return NULL;
+    }
+    len = fread(buf, 1, CAP - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    for (size_t i = 0; i < len; i++) {
+        argc += buf[i] == '\0';
+    }
+    argv = malloc(sizeof(char *) * (argc + 2) + len + 1);
+    if (argv == NULL) {
+        free(buf);
+        return NULL;
+    }
+    char *text = (char *)(argv + argc + 2);
+    memcpy(text, buf, len + 1);
+    free(buf);
+    size_t n = 0;
+    for (size_t i = 0; i < len && n < argc; n++) {
+        argv[n] = text + i;
+        i += strlen(text + i) + 1;
+    }
+    argv[n] = NULL;
+    return argv;
+}
+
+/* Run seed `seed` of check `name` in a fresh process of this program,
+ * tracing into `trace` (see recheck_exec). TR_OK when it ran. */
+static int
+run_in_child(const char *name, uint64_t seed, const char *trace)
+{
+    char self[512];
+    char child[1024];
+    char **argv = program_args();
+    char **env;
+    size_t nenv = 0;
+    pid_t pid;
+    int status = 0;
+    int rc = TR_EIO;
+
+    program_path(self, sizeof(self));
+    if (argv == NULL || argv[0] == NULL) {
+        free(argv);
+        return TR_ENOMEM;
+    }
+    snprintf(child, sizeof(child), "TROUPE_SIM_CHILD=%s:%" PRIu64 ":%s", name,
+             seed, trace);
+    while (environ[nenv] != NULL) {
+        nenv++;
+    }
+    env = malloc(sizeof(char *) * (nenv + 2));
+    if (env == NULL) {
+        free(argv);
+        return TR_ENOMEM;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < nenv; i++) {
+        if (strncmp(environ[i], "TROUPE_SIM_CHILD=", 17) != 0) {
+            env[k++] = environ[i];
+        }
+    }
+    env[k++] = child;
+    env[k] = NULL;
+    if (posix_spawn(&pid, self, NULL, NULL, argv, env) == 0 &&
+        waitpid(pid, &status, 0) == pid && WIFEXITED(status)) {
+        rc = TR_OK; /* it ran; its body's result is not the point */
+    }
+    free(env);
+    free(argv);
+    return rc;
+}
+
+/* The child's side of recheck_exec: TROUPE_SIM_CHILD=NAME:SEED:TRACE.
+ * True (with `*seed`, `trace`) when the environment names a check. */
+static bool
+child_request(char *name, size_t ncap, uint64_t *seed, char *trace, size_t tcap)
+{
+    const char *v = getenv("TROUPE_SIM_CHILD");
+    const char *c1;
+    const char *c2;
+    char *end;
+
+    if (v == NULL || (c1 = strchr(v, ':')) == NULL ||
+        (c2 = strchr(c1 + 1, ':')) == NULL) {
+        return false;
+    }
+    snprintf(name, ncap, "%.*s", (int)(c1 - v), v);
+    *seed = strtoull(c1 + 1, &end, 0);
+    snprintf(trace, tcap, "%s", c2 + 1);
+    return true;
+}
+
+/* The determinism recheck in two processes: this one and a fresh one,
+ * both traced; the traces must match, or the first step where they part
+ * is named. */
+static bool
+recheck_process(const tr_sim_check_opts *o, const char *name, uint64_t seed,
+                const char *tape, tr_sim_body_fn body, void *arg)
+{
+    char here[512];
+    char there[512];
+    char line[256];
+    outcome a;
+    uint64_t step = 0;
+    bool same = true;
+
+    artefact(o, name, seed, ".det.trace", here, sizeof(here));
+    artefact(o, name, seed, ".det2.trace", there, sizeof(there));
+    if (run_once(o, seed, tape, here, body, arg, &a) != TR_OK ||
+        run_in_child(name, seed, there) != TR_OK ||
+        tr_sim_trace_diff(here, there, &step, line, sizeof(line)) != TR_OK) {
+        if (!o->quiet) {
+            fprintf(stderr,
+                    "troupe-sim: %s: seed=0x%016" PRIx64
+                    " could not be rerun in another process\n",
+                    name, seed);
+        }
+        unlink(here);
+        unlink(there);
+        return false;
+    }
+    if (step != 0) {
+        same = false;
+        if (!o->quiet) {
+            fprintf(stderr,
+                    "troupe-sim: NOT DETERMINISTIC %s: seed=0x%016" PRIx64
+                    " in two processes: they part at step %" PRIu64
+                    ": %s (traces %s, %s)\n",
+                    name, seed, step, line, here, there);
+        }
+    } else {
+        unlink(here);
+        unlink(there);
+    }
+    return same;
 }
 
 /* Every `every`-th seed runs twice: the same steps, or a report. */
@@ -521,6 +721,10 @@ recheck(const tr_sim_check_opts *o, const char *name, uint64_t seed,
 {
     outcome a;
     outcome b;
+
+    if (o->recheck_exec) {
+        return recheck_process(o, name, seed, tape, body, arg);
+    }
 
     if (run_once(o, seed, tape, NULL, body, arg, &a) != TR_OK ||
         run_once(o, seed, tape, NULL, body, arg, &b) != TR_OK ||
@@ -537,6 +741,31 @@ recheck(const tr_sim_check_opts *o, const char *name, uint64_t seed,
     return false;
 }
 
+/* Every seed passed: each "sometimes" property declared must have held
+ * in some run (TR_ENOTFOUND when one never did). */
+static int
+sometimes_verdict(const tr_sim_check_opts *o, const char *name,
+                  const tr_sim_report *agg)
+{
+    int rc = TR_OK;
+
+    for (unsigned i = 0; i < agg->nsometimes; i++) {
+        const tr_sim_sometimes_count *c = &agg->sometimes[i];
+        if (c->held == 0) {
+            rc = TR_ENOTFOUND;
+        }
+        if (!o->quiet && (c->held == 0 || getenv("TROUPE_SIM_VERBOSE"))) {
+            fprintf(stderr,
+                    "troupe-sim: %s: sometimes \"%s\": held in %u of the %u "
+                    "runs that reached it%s\n",
+                    name, c->name, c->held, c->reached,
+                    c->held == 0 ? ": NEVER (the seeds did not explore it)"
+                                 : "");
+        }
+    }
+    return rc;
+}
+
 int
 tr_sim_check(const tr_sim_check_opts *opts, tr_sim_body_fn body, void *arg,
              uint64_t *failed_seed)
@@ -551,8 +780,27 @@ tr_sim_check(const tr_sim_check_opts *opts, tr_sim_body_fn body, void *arg,
     uint64_t seeds;
     uint64_t every;
 
+    tr_sim_report none_report;
+    tr_sim_report *agg = o->report != NULL ? o->report : &none_report;
+    char child_name[128];
+    char child_trace[512];
+    int rc = TR_OK;
+
     if (body == NULL) {
         return TR_EINVAL;
+    }
+    memset(agg, 0, sizeof(*agg));
+    if (child_request(child_name, sizeof(child_name), &seed, child_trace,
+                      sizeof(child_trace))) {
+        /* A fresh process of a determinism recheck: run the one seed of
+         * the one check it names, traced, and end the process. */
+        outcome out;
+        if (strcmp(child_name, name) != 0) {
+            return TR_OK;
+        }
+        rc = run_once(o, seed, tape != NULL && *tape != '\0' ? tape : NULL,
+                      child_trace, body, arg, &out);
+        exit(rc == TR_OK ? 0 : 1);
     }
     seed = env_u64("TROUPE_SIM_SEED", o->first_seed, &one);
     seeds = o->seeds != 0 ? o->seeds : env_u64("TROUPE_SIM_SEEDS", 100, &set);
@@ -566,20 +814,30 @@ tr_sim_check(const tr_sim_check_opts *opts, tr_sim_body_fn body, void *arg,
                                   : env_u64("TROUPE_SIM_RECHECK", 0, &set);
     for (uint64_t i = 0; i < seeds; i++, seed++) {
         bool failed = false;
-        int rc = check_one(o, name, seed, tape, body, arg, &failed);
+        rc = check_one(o, name, seed, tape, body, arg, &failed, agg);
+        agg->seeds_run++;
         if (rc != TR_OK) {
             return rc;
         }
-        if (!failed && every != 0 && i % every == 0 &&
-            !recheck(o, name, seed, tape, body, arg)) {
-            failed = true;
+        if (!failed && every != 0 && i % every == 0) {
+            agg->rechecks++;
+            if (!recheck(o, name, seed, tape, body, arg)) {
+                failed = true;
+            }
         }
         if (failed) {
+            agg->failed = true;
+            agg->failed_seed = seed;
             if (failed_seed != NULL) {
                 *failed_seed = seed;
             }
-            return TR_EFAILED;
+            rc = TR_EFAILED;
+            break;
         }
     }
-    return TR_OK;
+    /* One seed (a replay) cannot be expected to reach every state. */
+    if (rc == TR_OK && agg->seeds_run > 1) {
+        rc = sometimes_verdict(o, name, agg);
+    }
+    return rc;
 }

@@ -179,6 +179,8 @@
  */
 #include "supervisor/engine.h"
 
+#include "common/tr_testbug.h"
+
 #include <troupe/error.h>
 
 #include <stdio.h>
@@ -485,7 +487,9 @@ is_supervisor(const child *c)
 static int
 send_kill(tr_ctx *ctx, child *c)
 {
-    if (!is_supervisor(c)) {
+    /* The test-only orphan bug (tr_testbug.h) kills a supervisor as it
+     * kills a worker: it ends at once, without its kill mode. */
+    if (!is_supervisor(c) || tr__test_bug(TR_TEST_BUG_ORPHAN_SUBTREE)) {
         tr_store_rel(&c->x->kill, 1);
         return tr__actor_request_stop_reserved(
             ctx->sys, c->slot, tr__id_gen(c->addr.id), ctx->self);
@@ -903,16 +907,36 @@ tr__sup_abandon_round(tr_ctx *ctx, tr_sup *s, child *owner)
     }
 }
 
+/* The test-only orphan bug (tr_testbug.h), as the code was before
+ * 34727cd: the children not yet ended are cut loose (no parent, no record)
+ * and left running. */
+static void
+cut_loose(tr_ctx *ctx, tr_sup *s)
+{
+    tr__sup_tree_lock(ctx);
+    for (child *c = s->tail; c != NULL; c = c->prev) {
+        if (c->state != CHILD_HELD && c->state != CHILD_DOWN) {
+            tr_store_relaxed(&c->x->parent, 0);
+            c->x->child = NULL;
+        }
+    }
+    tr__sup_tree_unlock(ctx);
+}
+
 void
 tr__sup_end_children_now(tr_ctx *ctx, tr_sup *s)
 {
     if (tr_load_acq(&ctx->sys->torn_down)) {
         return;
     }
+    bool orphan = tr__test_bug(TR_TEST_BUG_ORPHAN_SUBTREE);
+    if (orphan) {
+        cut_loose(ctx, s);
+    }
     for (child *c = s->tail; c != NULL; c = c->prev) {
         if (c->state == CHILD_HELD) {
             tr__sup_finish_child(ctx, s, c);
-        } else if (c->state != CHILD_DOWN) {
+        } else if (c->state != CHILD_DOWN && !orphan) {
             (void)send_kill(ctx, c); /* out of memory: shutdown ends it */
         }
     }

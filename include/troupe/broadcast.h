@@ -129,7 +129,9 @@ TR_API int tr_broadcast_subscribe(tr_broadcast_tx *tx, tr_broadcast_rx **rx);
  *            receiver saw them (the next call returns the oldest value
  *            still held); TR_ETIMEDOUT; TR_ECLOSED once every sender is
  *            gone and every value was received; TR_ESTATE if a worker asks
- *            to wait; TR_EINVAL for NULL `rx` or `value`.
+ *            to wait; TR_EINVAL for NULL `rx` or `value`; TR_ESTUCK on a
+ *            simulation's driving thread when nothing can ever end the
+ *            wait (there it takes steps: troupe/sim.h).
  */
 TR_API int tr_broadcast_recv_wait(tr_broadcast_rx *rx,
                                   const tr_broadcast_value **value,

@@ -38,9 +38,12 @@
  * instead, until its condition holds or its deadline passes on the virtual
  * clock. When nothing can run, no timer is pending and the call has no
  * deadline, it returns TR_ESTUCK: in a real system it would wait for
- * ever. From any other thread such calls return TR_ESTATE; other threads
- * must not use a simulated system at all (what they send makes the run
- * depend on the thread scheduler).
+ * ever. The standalone channels' waits (tr_mailbox_recv_wait,
+ * tr_oneshot_recv_wait, tr_broadcast_recv_wait, tr_watch_changed_wait) do
+ * the same on the driving thread of a simulated system (the latest it
+ * started, when it drives several). From any other thread such calls return
+ * TR_ESTATE; other threads must not use a simulated system at all (what they
+ * send makes the run depend on the thread scheduler).
  *
  * Network. In a simulated system the TCP calls of troupe/io.h work on an
  * in-memory network instead of sockets, with the semantics the real
@@ -183,10 +186,11 @@ typedef struct tr_sim_config {
     unsigned pct_depth;
     uint64_t pct_steps;
     /* Swarm testing: the seed also draws the fault mix (each of crash,
-     * kill and allocation failure on or off, and how often) and the
-     * timer lateness, replacing `faults` (except quiesce_step and
-     * point_pct) and `timer_late_max_ms`, so that a batch of seeds covers
-     * many configurations. */
+     * kill and allocation failure on or off, and how often), the
+     * timer lateness, and, half the time, a mailbox bound (1, 2, 8 or
+     * 64) for the actors tr_spawn starts without one, replacing `faults`
+     * (except quiesce_step and point_pct) and `timer_late_max_ms`, so
+     * that a batch of seeds covers many configurations. */
     bool swarm;
     /* The simulated network (troupe/io.h in simulation). */
     tr_sim_net net;
@@ -377,6 +381,18 @@ typedef struct tr_sim_check_opts {
      * TROUPE_SIM_RECHECK from the environment, or never). A seed that does
      * not fails the check. */
     unsigned recheck_every;
+    /* The determinism recheck runs the seed again in a fresh process of
+     * this program instead of in this one: the program is started again
+     * with its arguments and TROUPE_SIM_CHILD=NAME:SEED:TRACE in its
+     * environment, in which tr_sim_check runs only the check named NAME,
+     * on SEED, tracing into TRACE, and exits; every other tr_sim_check
+     * returns TR_OK at once. So the program must reach its checks with
+     * nothing else to do on the way (a main that only runs checks). The
+     * traces of the two processes are compared, and the first step where
+     * they part is named. */
+    bool recheck_exec;
+    /* When not NULL, what the check did is written here (tr_sim_report). */
+    struct tr_sim_report *report;
 } tr_sim_check_opts;
 
 /** What tr_sim_shrink did. */
@@ -390,22 +406,25 @@ typedef struct tr_sim_shrink_stats {
 
 /**
  * Run `body` once per seed, each time on a fresh simulated system that is
- * shut down after it, until a run fails. A failing run prints (to stderr)
- * its seed, its step count and fingerprint, a one-line command that reruns
- * it (TROUPE_SIM_SEED=N PROGRAM) and the file its tape was saved
- * to (TROUPE_SIM_TAPE=FILE PROGRAM replays it), and a JSON snapshot of
- * the tree as the body left it (DIR/NAME-SEED.json); it runs the seed
- * again with a step trace (DIR/NAME-SEED.trace) and says whether that run
- * took the same steps (when not, a third run names the step where they
- * part); then, unless `no_shrink`, it shrinks the tape (tr_sim_shrink)
- * into DIR/NAME-SEED.min.tape and prints that too.
+ * shut down after it, until a run fails, then check the "sometimes"
+ * properties the runs declared (tr_sim_sometimes). A failing run prints (to
+ * stderr) its seed, its step count and fingerprint, a one-line command that
+ * reruns it (TROUPE_SIM_SEED=N PROGRAM) and the file its tape was saved to
+ * (TROUPE_SIM_TAPE=FILE PROGRAM replays it), and a JSON snapshot of the tree as
+ * the body left it (DIR/NAME-SEED.json); it runs the seed again with a step
+ * trace (DIR/NAME-SEED.trace) and says whether that run took the same steps
+ * (when not, a third run names the step where they part); then, unless
+ * `no_shrink`, it shrinks the tape (tr_sim_shrink) into DIR/NAME-SEED.min.tape
+ * and prints that too.
  *
  * Ownership: borrows `opts` (NULL for defaults), `arg` is passed to
  *            `body`; writes `*failed_seed` when a run fails.
  * Context:   a plain thread (it becomes each run's driving thread).
  * Returns:   TR_OK when every run passed; TR_EFAILED when one failed,
  *            or a seed failed the determinism check (`*failed_seed` says
- *            which); TR_EINVAL if `body` is NULL; an
+ *            which); TR_ENOTFOUND when every run passed but a "sometimes"
+ *            property never held in any (it is printed; checks of more
+ *            than one seed only); TR_EINVAL if `body` is NULL; an
  *            error of tr_system_start.
  */
 TR_API int tr_sim_check(const tr_sim_check_opts *opts, tr_sim_body_fn body,
@@ -432,6 +451,54 @@ TR_API int tr_sim_check(const tr_sim_check_opts *opts, tr_sim_body_fn body,
 TR_API int tr_sim_shrink(const tr_sim_check_opts *opts, tr_sim_body_fn body,
                          void *arg, const char *tape, const char *out,
                          tr_sim_shrink_stats *stats);
+
+/* ---- "sometimes" properties and the check's report ---- */
+
+/**
+ * Declare a "sometimes" property named `name` and say whether it holds
+ * here: a state the test means to reach on some seeds (a restart
+ * happened, two transfers interleaved). tr_sim_check counts, across its
+ * seeds, the runs that reached the property and those in which it held at
+ * least once, and fails the check (TR_ENOTFOUND) when one was reached but
+ * never held: the seeds never explored what the test is about. A check of
+ * one seed (a replay) gives no such verdict; a property never reached is
+ * not known to the check at all. Outside simulation it does nothing.
+ *
+ * Ownership: borrows `name` (properties are told apart by the text, up to
+ *            63 bytes, never by its address).
+ * Context:   a handler, or the driving thread's context (tr_system_ctx).
+ * Returns:   TR_OK; TR_EINVAL if `ctx` or `name` is NULL; TR_ESTATE
+ *            outside simulation or from another thread; TR_EFULL when the
+ *            run has 32 properties already (this one is not counted).
+ */
+TR_API int tr_sim_sometimes(tr_ctx *ctx, const char *name, bool cond);
+
+/** One "sometimes" property as tr_sim_check counted it. */
+typedef struct tr_sim_sometimes_count {
+    char name[64];
+    unsigned reached; /* runs that declared it */
+    unsigned held;    /* runs in which it held at least once */
+} tr_sim_sometimes_count;
+
+/** What tr_sim_check did (tr_sim_check_opts.report). */
+typedef struct tr_sim_report {
+    /* Seeds run (a failing one included; the reruns of a failure, its
+     * shrink and the determinism rechecks not). */
+    unsigned seeds_run;
+    /* Wall-clock time those runs took, in nanoseconds. */
+    uint64_t wall_ns;
+    /* A run failed: its seed, and its tape's shrink (when `shrunk`). */
+    bool failed;
+    uint64_t failed_seed;
+    bool shrunk;
+    tr_sim_shrink_stats shrink;
+    /* Determinism rechecks made (in a fresh process with
+     * `recheck_exec`). */
+    unsigned rechecks;
+    /* The "sometimes" properties declared over the seeds (the first 32). */
+    unsigned nsometimes;
+    tr_sim_sometimes_count sometimes[32];
+} tr_sim_report;
 
 #ifdef __cplusplus
 }

@@ -1289,6 +1289,156 @@ test_sim_swarm_draws_the_fault_mix(void **state)
     assert_true(with_kills > 0 && with_kills < runs);
 }
 
+/* Swarm: the seed also draws a mailbox bound for the actors tr_spawn
+ * starts without one; some seeds bound them, some do not, and an actor
+ * given a bound keeps its own. */
+static void
+test_sim_swarm_draws_mailbox_bounds(void **state)
+{
+    unsigned bounded = 0;
+    unsigned runs = 24;
+    (void)state;
+
+    for (uint64_t seed = 0; seed < runs; seed++) {
+        tr_sim_config sim = {.seed = seed, .swarm = true};
+        tr_system_config cfg = {.sim = &sim};
+        tr_spawn_opts own = {.mailbox_cap = 1000};
+        tr_system *sys = NULL;
+        tr_addr a;
+        tr_addr b;
+        unsigned full = 0;
+
+        assert_int_equal(tr_system_start(&cfg, &sys), TR_OK);
+        tr_ctx *ctx = tr_system_ctx(sys);
+        assert_int_equal(tr_spawn(ctx, &log_b, NULL, NULL, &a), TR_OK);
+        assert_int_equal(tr_spawn(ctx, &log_b, NULL, &own, &b), TR_OK);
+        for (uint32_t i = 0; i < 100; i++) {
+            int rc = tr_send(ctx, a, MSG_NOTE, &i, sizeof(i));
+            assert_true(rc == TR_OK || rc == TR_EFULL);
+            full += rc == TR_EFULL;
+            assert_int_equal(tr_send(ctx, b, MSG_NOTE, &i, sizeof(i)), TR_OK);
+        }
+        bounded += full != 0;
+        assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_OK);
+    }
+    assert_true(bounded > 0 && bounded < runs);
+}
+
+/* ---- standalone channels waited on by the driving thread ---- */
+
+typedef struct {
+    tr_mailbox *mb;
+    tr_oneshot_tx *one;
+    tr_broadcast_tx *bc;
+    tr_watch_tx *w;
+} relay_state;
+
+/* At its timer message it feeds every channel. */
+static int
+relay_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    relay_state *s = *(relay_state **)state;
+    uint32_t v = 7;
+    (void)ctx;
+    (void)msg;
+
+    if (tr_mailbox_send(s->mb, &v, sizeof(v)) != TR_OK ||
+        tr_oneshot_send(s->one, &v) != TR_OK ||
+        tr_broadcast_send(s->bc, &v, sizeof(v)) != TR_OK ||
+        tr_watch_send(s->w, &v) != TR_OK) {
+        return TR_EINVAL;
+    }
+    return TR_OK;
+}
+
+static int
+relay_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    (void)ctx;
+    *(relay_state **)state = (relay_state *)arg;
+    return TR_OK;
+}
+
+static const tr_behaviour relay_b = {
+    .name = "relay",
+    .state_size = sizeof(relay_state *),
+    .init = relay_init,
+    .handle = relay_handle,
+};
+
+static void
+test_sim_standalone_waits_take_steps(void **state)
+{
+    tr_system *sys = sim_system(13, NULL);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    relay_state rs;
+    tr_oneshot_rx *one_rx;
+    tr_oneshot_tx *never_tx;
+    tr_oneshot_rx *never_rx;
+    tr_broadcast_rx *bc_rx;
+    tr_watch_rx *w_rx;
+    const tr_broadcast_value *val;
+    uint32_t zero = 0;
+    uint32_t got = 0;
+    size_t len = 0;
+    tr_addr a;
+    tr_timer t;
+    (void)state;
+
+    assert_int_equal(tr_mailbox_create(0, &rs.mb), TR_OK);
+    assert_int_equal(tr_oneshot_create(sizeof(uint32_t), &rs.one, &one_rx),
+                     TR_OK);
+    assert_int_equal(tr_oneshot_create(sizeof(uint32_t), &never_tx, &never_rx),
+                     TR_OK);
+    assert_int_equal(tr_broadcast_create(4, sizeof(uint32_t), &rs.bc), TR_OK);
+    assert_int_equal(tr_broadcast_subscribe(rs.bc, &bc_rx), TR_OK);
+    assert_int_equal(tr_watch_create(sizeof(uint32_t), &zero, &rs.w, &w_rx),
+                     TR_OK);
+    assert_int_equal(tr_spawn(ctx, &relay_b, &rs, NULL, &a), TR_OK);
+    assert_int_equal(tr_send_after(ctx, a, MSG_PING, NULL, 0, 1000, &t), TR_OK);
+    /* The wait runs the simulation: an hour's timeout, a second's jump. */
+    assert_int_equal(tr_mailbox_recv_wait(rs.mb, &got, sizeof(got), &len,
+                                          tr_ms(3600u * 1000u)),
+                     TR_OK);
+    assert_int_equal(got, 7);
+    assert_int_equal(tr_now_ms(sys), 1000);
+    assert_int_equal(tr_oneshot_recv_wait(one_rx, &got, tr_ms(10)), TR_OK);
+    assert_int_equal(tr_broadcast_recv_wait(bc_rx, &val, NULL, tr_ms(10)),
+                     TR_OK);
+    tr_broadcast_value_release(val);
+    assert_int_equal(tr_watch_changed_wait(w_rx, tr_ms(10)), TR_OK);
+    /* Nothing more comes: the deadline passes on the virtual clock... */
+    assert_int_equal(
+        tr_mailbox_recv_wait(rs.mb, &got, sizeof(got), &len, tr_ms(250)),
+        TR_ETIMEDOUT);
+    assert_int_equal(tr_now_ms(sys), 1250);
+    assert_int_equal(tr_watch_changed_wait(w_rx, tr_ms(50)), TR_ETIMEDOUT);
+    assert_int_equal(tr_now_ms(sys), 1300);
+    /* ...and with no deadline nothing can ever end the wait. */
+    assert_int_equal(
+        tr_mailbox_recv_wait(rs.mb, &got, sizeof(got), &len, TR_FOREVER),
+        TR_ESTUCK);
+    assert_int_equal(tr_oneshot_recv_wait(never_rx, &got, TR_FOREVER),
+                     TR_ESTUCK);
+    assert_int_equal(tr_broadcast_recv_wait(bc_rx, &val, NULL, TR_FOREVER),
+                     TR_ESTUCK);
+    assert_int_equal(tr_watch_changed_wait(w_rx, TR_FOREVER), TR_ESTUCK);
+    assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_OK);
+    /* The system is gone: the thread's waits are real ones again. */
+    assert_int_equal(
+        tr_mailbox_recv_wait(rs.mb, &got, sizeof(got), &len, tr_ms(1)),
+        TR_ETIMEDOUT);
+    tr_mailbox_destroy(rs.mb);
+    tr_oneshot_tx_destroy(rs.one);
+    tr_oneshot_rx_destroy(one_rx);
+    tr_oneshot_tx_destroy(never_tx);
+    tr_oneshot_rx_destroy(never_rx);
+    tr_broadcast_rx_destroy(bc_rx);
+    tr_broadcast_tx_destroy(rs.bc);
+    tr_watch_rx_destroy(w_rx);
+    tr_watch_tx_destroy(rs.w);
+}
+
 /* A body that is not deterministic: each run sends one more message than
  * the last (state kept outside the run). */
 static unsigned nondet_runs;
@@ -1420,6 +1570,8 @@ main(int argc, char **argv)
         cmocka_unit_test(test_sim_check_finds_nondeterminism),
         cmocka_unit_test(test_sim_pct_finds_an_ordering_bug),
         cmocka_unit_test(test_sim_swarm_draws_the_fault_mix),
+        cmocka_unit_test(test_sim_swarm_draws_mailbox_bounds),
+        cmocka_unit_test(test_sim_standalone_waits_take_steps),
         cmocka_unit_test(test_sim_check_leaves_failure_files),
         cmocka_unit_test(test_sim_tape_replays_the_run),
     };

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <dirent.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -55,8 +56,46 @@ fingerprint(tr_system *sys)
     return st.fingerprint;
 }
 
+/*
+ * The directory this process writes its files in: one of its own, so that
+ * runs of this test at the same time (two builds, a sweep of seeds) do not
+ * read or remove each other's tapes.
+ */
+static const char *
+test_dir(void)
+{
+    static char dir[64];
+
+    if (dir[0] == '\0') {
+        snprintf(dir, sizeof(dir), "/tmp/sim_test.XXXXXX");
+        assert_non_null(mkdtemp(dir));
+    }
+    return dir;
+}
+
+/* Remove test_dir() and what is left in it (files only), if it was made. */
+static void
+remove_test_dir(void)
+{
+    const char *dir = test_dir();
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[64 + sizeof(e->d_name)];
+
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
 /* Remove the files tr_sim_check leaves for failing run `seed` of `name`
- * in /tmp. */
+ * in test_dir(). */
 static void
 remove_failure_files(const char *name, uint64_t seed)
 {
@@ -65,7 +104,7 @@ remove_failure_files(const char *name, uint64_t seed)
     char path[128];
 
     for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
-        snprintf(path, sizeof(path), "/tmp/%s-%016llx%s", name,
+        snprintf(path, sizeof(path), "%s/%s-%016llx%s", test_dir(), name,
                  (unsigned long long)seed, suffix[i]);
         unlink(path);
     }
@@ -366,9 +405,9 @@ test_sim_same_seed_same_trace_in_two_processes(void **state)
     uint64_t step = 99;
     (void)state;
 
-    snprintf(a, sizeof(a), "/tmp/sim_test_%d_a.trace", (int)getpid());
-    snprintf(b, sizeof(b), "/tmp/sim_test_%d_b.trace", (int)getpid());
-    snprintf(c, sizeof(c), "/tmp/sim_test_%d_c.trace", (int)getpid());
+    snprintf(a, sizeof(a), "%s/sim_test_%d_a.trace", test_dir(), (int)getpid());
+    snprintf(b, sizeof(b), "%s/sim_test_%d_b.trace", test_dir(), (int)getpid());
+    snprintf(c, sizeof(c), "%s/sim_test_%d_c.trace", test_dir(), (int)getpid());
     run_child("0x5eed", a);
     run_child("0x5eed", b);
     run_child("0x5eee", c);
@@ -748,7 +787,8 @@ bank_body_passes(tr_system *sys, void *arg)
 static void
 test_sim_finds_and_replays_a_race(void **state)
 {
-    tr_sim_check_opts o = {.name = "bank", .seeds = 200, .tape_dir = "/tmp"};
+    tr_sim_check_opts o = {
+        .name = "bank", .seeds = 200, .tape_dir = test_dir()};
     uint64_t bad = UINT64_MAX;
     uint64_t again = UINT64_MAX;
     char tape[128];
@@ -764,13 +804,13 @@ test_sim_finds_and_replays_a_race(void **state)
     assert_int_equal(tr_sim_check(&o, bank_body, NULL, &again), TR_EFAILED);
     assert_true(again == bad);
     /* ...and so does its tape, under any seed. */
-    snprintf(tape, sizeof(tape), "/tmp/bank-%016llx.tape",
+    snprintf(tape, sizeof(tape), "%s/bank-%016llx.tape", test_dir(),
              (unsigned long long)bad);
     o.sim.tape_path = tape;
     o.first_seed = bad + 1000;
     o.no_shrink = true;
     assert_int_equal(tr_sim_check(&o, bank_body, NULL, &again), TR_EFAILED);
-    snprintf(tape, sizeof(tape), "/tmp/bank-%016llx.min.tape",
+    snprintf(tape, sizeof(tape), "%s/bank-%016llx.min.tape", test_dir(),
              (unsigned long long)bad);
     assert_int_equal(access(tape, R_OK), 0); /* shrunk by the first check */
     remove_failure_files("bank", bad);
@@ -793,7 +833,7 @@ static void
 test_sim_shrinks_a_failing_tape(void **state)
 {
     tr_sim_check_opts o = {
-        .name = "writer4", .seeds = 200, .tape_dir = "/tmp", .quiet = true};
+        .name = "writer4", .seeds = 200, .tape_dir = test_dir(), .quiet = true};
     tr_sim_shrink_stats st;
     uint64_t bad = UINT64_MAX;
     char tape[128];
@@ -802,9 +842,10 @@ test_sim_shrinks_a_failing_tape(void **state)
 
     assert_int_equal(tr_sim_check(&o, writer4_first_body, NULL, &bad),
                      TR_EFAILED);
-    snprintf(tape, sizeof(tape), "/tmp/writer4-%016llx.tape",
+    snprintf(tape, sizeof(tape), "%s/writer4-%016llx.tape", test_dir(),
              (unsigned long long)bad);
-    snprintf(min, sizeof(min), "/tmp/sim_test_%d.min.tape", (int)getpid());
+    snprintf(min, sizeof(min), "%s/sim_test_%d.min.tape", test_dir(),
+             (int)getpid());
     assert_int_equal(
         tr_sim_shrink(&o, writer4_first_body, NULL, tape, min, &st), TR_OK);
     assert_true(st.choices_after <= st.choices_before);
@@ -837,7 +878,7 @@ static void
 test_sim_race_depends_on_the_seed(void **state)
 {
     tr_sim_check_opts o = {
-        .seeds = 1, .tape_dir = "/tmp", .quiet = true, .no_shrink = true};
+        .seeds = 1, .tape_dir = test_dir(), .quiet = true, .no_shrink = true};
     unsigned fails = 0;
     (void)state;
 
@@ -1196,7 +1237,7 @@ test_sim_pct_finds_an_ordering_bug(void **state)
 {
     tr_sim_check_opts o = {.name = "pct",
                            .seeds = 200,
-                           .tape_dir = "/tmp",
+                           .tape_dir = test_dir(),
                            .quiet = true,
                            .no_shrink = true};
     uint64_t bad = UINT64_MAX;
@@ -1215,7 +1256,7 @@ test_sim_pct_finds_an_ordering_bug(void **state)
     assert_int_equal(tr_sim_check(&o, writer4_first_body, NULL, NULL),
                      TR_EFAILED);
     /* From its tape, with the default strategy. */
-    snprintf(tape, sizeof(tape), "/tmp/pct-%016llx.tape",
+    snprintf(tape, sizeof(tape), "%s/pct-%016llx.tape", test_dir(),
              (unsigned long long)bad);
     o.sim.strategy = TR_SIM_RANDOM;
     o.sim.tape_path = tape;
@@ -1467,7 +1508,7 @@ test_sim_check_finds_nondeterminism(void **state)
 {
     tr_sim_check_opts o = {.name = "nondet",
                            .seeds = 4,
-                           .tape_dir = "/tmp",
+                           .tape_dir = test_dir(),
                            .quiet = true,
                            .recheck_every = 1};
     uint64_t bad = UINT64_MAX;
@@ -1489,14 +1530,14 @@ test_sim_check_leaves_failure_files(void **state)
     static const char *const suffix[] = {".tape", ".min.tape", ".trace",
                                          ".json"};
     tr_sim_check_opts o = {
-        .name = "files", .seeds = 200, .tape_dir = "/tmp", .quiet = true};
+        .name = "files", .seeds = 200, .tape_dir = test_dir(), .quiet = true};
     uint64_t bad = UINT64_MAX;
     char path[128];
     (void)state;
 
     assert_int_equal(tr_sim_check(&o, bank_body, NULL, &bad), TR_EFAILED);
     for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
-        snprintf(path, sizeof(path), "/tmp/files-%016llx%s",
+        snprintf(path, sizeof(path), "%s/files-%016llx%s", test_dir(),
                  (unsigned long long)bad, suffix[i]);
         assert_int_equal(access(path, R_OK), 0);
         unlink(path);
@@ -1514,7 +1555,8 @@ test_sim_tape_replays_the_run(void **state)
     tr_sim_stats st;
     (void)state;
 
-    snprintf(tape, sizeof(tape), "/tmp/sim_test_%d.tape", (int)getpid());
+    snprintf(tape, sizeof(tape), "%s/sim_test_%d.tape", test_dir(),
+             (int)getpid());
     {
         tr_system *sys = sim_system(99, NULL);
         run_racy(sys, &seen[0]);
@@ -1575,5 +1617,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_sim_check_leaves_failure_files),
         cmocka_unit_test(test_sim_tape_replays_the_run),
     };
-    return cmocka_run_group_tests_name("sim", tests, NULL, NULL);
+    int failed = cmocka_run_group_tests_name("sim", tests, NULL, NULL);
+    remove_test_dir();
+    return failed;
 }

@@ -6,7 +6,8 @@
 # trace compared (the first step where the two part is named), every
 # "sometimes" property required to hold on some seed; then every tape of
 # tests/sim/corpus/ replayed: it must fail the same way with its bug and
-# pass without it.
+# pass without it; then the network's checks (simnet_test, chat_sim_test)
+# on the same seeds (TROUPE_SIM_BASE).
 #
 #   scripts/sim.sh [--no-build] [--seeds N] [build-dir]
 #
@@ -31,7 +32,8 @@ done
 if [ "$build" = 1 ]; then
     preset=$(basename "$dir")
     cmake --preset "$preset" >/dev/null || exit 1
-    cmake --build "$dir" -j "${JOBS:-2}" --target sim_canary_test || exit 1
+    cmake --build "$dir" -j "${JOBS:-2}" --target sim_canary_test \
+        simnet_test chat_sim_test || exit 1
 fi
 
 if [ -n "${SIM_BASE:-}" ]; then
@@ -49,6 +51,14 @@ start=$(date +%s.%N)
 echo "sim: $bin: seeds $base .. $((base + seeds - 1)) a scenario"
 TROUPE_SIM_OUT="$out" "$bin" --ci "$base" "$seeds" tests/sim/corpus
 rc=$?
+# The network's checks, on this commit's seeds too: the echo check over the
+# simulated network (resets, losses, every tenth seed rechecked) and the
+# chat server under resets and partitions.
+for t in simnet_test chat_sim_test; do
+    [ "$rc" -eq 0 ] || break
+    echo "sim: $t on seeds from $base"
+    TROUPE_SIM_BASE="$base" TROUPE_SIM_OUT="$out" "$dir/tests/$t" || rc=1
+done
 end=$(date +%s.%N)
 secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
 echo "sim: done in $secs s: $([ $rc -eq 0 ] && echo passed || echo FAILED)"

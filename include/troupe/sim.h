@@ -358,8 +358,9 @@ typedef struct tr_sim_check_opts {
     const char *name;
     /* The seeds tried: first_seed, first_seed + 1, ... (`seeds` of them;
      * 0: TROUPE_SIM_SEEDS from the environment, or 100). The environment
-     * TROUPE_SIM_SEED=N runs that seed alone, TROUPE_SIM_TAPE=FILE
-     * replays that tape alone. */
+     * TROUPE_SIM_BASE=N adds N to first_seed (CI runs each commit's own
+     * seeds so), TROUPE_SIM_SEED=N runs that seed alone,
+     * TROUPE_SIM_TAPE=FILE replays that tape alone. */
     uint64_t first_seed;
     unsigned seeds;
     /* The system each run starts with (its `sim` is replaced). */

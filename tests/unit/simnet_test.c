@@ -778,7 +778,8 @@ test_simnet_check_passes_and_rechecks(void **state)
         .name = "simnet_echo",
         .seeds = 50,
         .recheck_every = 10,
-        .tape_dir = "/tmp",
+        /* TROUPE_SIM_OUT, or the current directory; TROUPE_SIM_BASE moves
+         * the seeds (scripts/sim.sh runs each commit's own). */
         .sim = {.net = {.latency_min_ms = 1,
                         .latency_max_ms = 25,
                         .loss_ppm = 20000,

@@ -180,6 +180,15 @@ claim(tr_call_rec *rec)
     return tr_cas_acqrel(&rec->done, &expected, 1);
 }
 
+/* A simulation counts its open calls, for its liveness check. */
+static void
+sim_calls_open(tr_system *sys, int d)
+{
+    if (tr_unlikely(sys->sim != NULL)) {
+        tr__sim_calls_open(sys, d);
+    }
+}
+
 /* The winner of claim() ends the call with `status`; `reply` (owned, may
  * be NULL, may be the block's completion) is the reply for TR_OK. */
 static void
@@ -188,6 +197,8 @@ deliver(tr_call_rec *rec, int status, tr_envelope *reply, bool by_timer)
     tr_system *sys = rec->sys;
     tr_envelope *env;
     uint64_t timer = tr_load_acq(&rec->timer_id);
+
+    sim_calls_open(sys, -1);
     if (!by_timer && timer != 0) {
         tr__timer_cancel_call(sys, timer);
     }
@@ -511,8 +522,11 @@ tr_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     if (timeout.ms > 0) {
         tr_init_relaxed(&rec->refs, 4); /* and the timer */
     }
+    /* Counted before the request can be answered (simulation only). */
+    sim_calls_open(ctx->sys, 1);
     rc = tr__actor_deliver(ctx, to, req, TR_WAIT_NONE);
     if (rc != TR_OK) {
+        sim_calls_open(ctx->sys, -1);
         free_call(rec);
         return rc;
     }
@@ -599,8 +613,10 @@ tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     if (timeout.ms > 0) {
         tr_init_relaxed(&rec->refs, 4); /* and the timer */
     }
+    sim_calls_open(ctx->sys, 1);
     rc = tr__actor_deliver(ctx, to, req, deadline);
     if (rc != TR_OK) {
+        sim_calls_open(ctx->sys, -1);
         free_call(rec);
         tr__ctx_leave(ctx);
         return rc;

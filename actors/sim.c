@@ -115,6 +115,8 @@ struct tr_sim {
         bool active;
     } points_seen[MAX_POINTS];
     unsigned npoints;
+    /* Calls accepted and not yet ended (tr__sim_calls_open). */
+    uint64_t calls_open;
     /* The "sometimes" properties declared in this run (tr_sim_sometimes). */
     tr_sim_sometimes_count sometimes[TR_SIM_SOMETIMES_MAX];
     unsigned nsometimes;
@@ -1002,11 +1004,27 @@ tr_sim_liveness_check(tr_system *sys, char *why, size_t cap)
             return TR_ESTUCK;
         }
     }
+    if (sys->sim->calls_open != 0) {
+        /* Idle, so no timer will end them: held reply handles nobody
+         * answers (a call with a timeout has its timer pending). */
+        snprintf(why, cap,
+                 "%" PRIu64 " calls will never end (idle, and no timeout "
+                 "pending for them)",
+                 sys->sim->calls_open);
+        return TR_ESTUCK;
+    }
     if (tr_load_acq(&sys->gave_up) != 0) {
         snprintf(why, cap, "a supervision tree gave up");
         return TR_EFAILED;
     }
     return TR_OK;
+}
+
+void
+tr__sim_calls_open(tr_system *sys, int d)
+{
+    /* The driving thread's: a simulated system runs only there. */
+    sys->sim->calls_open += (uint64_t)(int64_t)d;
 }
 
 int

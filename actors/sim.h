@@ -61,6 +61,11 @@ int tr__sim_tape_read(const char *path, uint64_t **out, uint32_t *len);
 int tr__sim_tape_write(const char *path, uint64_t seed, const uint64_t *v,
                        uint32_t n);
 
+/* A call on a simulated system was accepted (`d` 1: its request is
+ * queued) or has ended (`d` -1: its claim's winner delivers the outcome);
+ * the liveness check counts the ones still open. */
+void tr__sim_calls_open(tr_system *sys, int d);
+
 /* The mailbox bound a swarm run drew for the actors tr_spawn starts
  * without one (0: unbounded, and always outside swarm runs). */
 uint32_t tr__sim_swarm_mailbox_cap(const tr_system *sys);

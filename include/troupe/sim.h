@@ -333,18 +333,18 @@ TR_API int tr_sim_quiesce(tr_system *sys);
 /**
  * Quiesce, run until idle, and check that the system settled: the run
  * reached idle within its step budget, no live actor holds user messages
- * it will never handle (nothing can run any more), and no top-level
- * supervision tree gave up (its permanent children would not run). What
- * is not checked: calls still pending in handles an actor keeps (they end
- * at shutdown).
+ * it will never handle (nothing can run any more), every call accepted
+ * has ended (idle, a call still open has no timer to end it: a reply
+ * handle an actor keeps and will never answer), and no top-level
+ * supervision tree gave up (its permanent children would not run).
  *
  * Ownership: borrows `sys`; writes the first problem into `why` (`cap`
  *            bytes; may be NULL).
  * Context:   the driving thread.
  * Returns:   TR_OK when it settled; TR_ETIMEDOUT when the step budget ran
- *            out (a livelock); TR_ESTUCK when an actor holds messages;
- *            TR_EFAILED when a supervision tree gave up; TR_EINVAL;
- *            TR_ESTATE as tr_sim_step.
+ *            out (a livelock); TR_ESTUCK when an actor holds messages or
+ *            a call will never end; TR_EFAILED when a supervision tree
+ *            gave up; TR_EINVAL; TR_ESTATE as tr_sim_step.
  */
 TR_API int tr_sim_liveness_check(tr_system *sys, char *why, size_t cap);
 

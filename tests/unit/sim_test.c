@@ -1230,6 +1230,109 @@ test_sim_liveness_finds_a_livelock(void **state)
     assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_ETIMEDOUT);
 }
 
+/* ---- liveness: a call nobody will ever answer ---- */
+
+enum { MSG_HOARD = 60, MSG_ANSWER = 61, MSG_CALL_IT = 62 };
+
+/* Takes the reply handle of every request and keeps the last one until
+ * told to answer it. */
+static int
+hoarder_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    tr_reply_to **held = state;
+
+    if (msg->type == MSG_HOARD) {
+        *held = tr_reply_take(ctx, msg);
+        return *held != NULL ? TR_OK : TR_ENOMEM;
+    }
+    if (*held == NULL) {
+        return TR_OK;
+    }
+    int rc = tr_reply_send(*held, NULL, 0);
+    *held = NULL;
+    return rc;
+}
+
+static const tr_behaviour hoarder_b = {
+    .name = "hoarder",
+    .state_size = sizeof(tr_reply_to *),
+    .handle = hoarder_handle,
+};
+
+static int answered;
+
+static int
+caller_on_reply(tr_ctx *ctx, void *state, const tr_call_result *res, void *arg)
+{
+    (void)ctx;
+    (void)state;
+    (void)arg;
+    answered = res->status == TR_OK ? 1 : -1;
+    return TR_OK;
+}
+
+/* Calls the address it is sent, with the timeout it is told (ms; -1:
+ * none). */
+typedef struct {
+    tr_addr to;
+    int64_t timeout_ms;
+} call_it;
+
+static int
+caller_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    call_it c;
+
+    (void)state;
+    memcpy(&c, msg->data, sizeof(c));
+    return tr_call(ctx, c.to, MSG_HOARD, NULL, 0, tr_ms(c.timeout_ms),
+                   caller_on_reply, NULL);
+}
+
+static const tr_behaviour caller_b = {.name = "caller",
+                                      .handle = caller_handle};
+
+static void
+test_sim_liveness_finds_a_call_that_never_ends(void **state)
+{
+    tr_sim_config sim = {.seed = 4};
+    tr_system_config cfg = {.sim = &sim};
+    tr_system *sys = NULL;
+    char why[128];
+    call_it c = {.timeout_ms = -1};
+    tr_addr caller;
+    (void)state;
+
+    assert_int_equal(tr_system_start(&cfg, &sys), TR_OK);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    assert_int_equal(tr_spawn(ctx, &hoarder_b, NULL, NULL, &c.to), TR_OK);
+    assert_int_equal(tr_spawn(ctx, &caller_b, NULL, NULL, &caller), TR_OK);
+    answered = 0;
+
+    /* A call without a timeout whose handle is held: idle, and stuck. */
+    assert_int_equal(tr_send(ctx, caller, MSG_CALL_IT, &c, sizeof(c)), TR_OK);
+    assert_int_equal(tr_sim_liveness_check(sys, why, sizeof(why)), TR_ESTUCK);
+    assert_non_null(strstr(why, "1 calls will never end"));
+    assert_int_equal(answered, 0);
+
+    /* Answered: nothing is open any more. */
+    assert_int_equal(tr_send(ctx, c.to, MSG_ANSWER, NULL, 0), TR_OK);
+    assert_int_equal(tr_sim_liveness_check(sys, why, sizeof(why)), TR_OK);
+    assert_int_equal(answered, 1);
+
+    /* With a timeout the held call ends by itself (its timer), and so does
+     * a call from the driving thread. */
+    c.timeout_ms = 50;
+    assert_int_equal(tr_send(ctx, caller, MSG_CALL_IT, &c, sizeof(c)), TR_OK);
+    assert_int_equal(tr_sim_liveness_check(sys, why, sizeof(why)), TR_OK);
+    assert_int_equal(answered, -1);
+    tr_reply_buf rb = {.data = NULL};
+    assert_int_equal(tr_ask_wait(ctx, c.to, MSG_HOARD, NULL, 0, &rb, tr_ms(20)),
+                     TR_ETIMEDOUT);
+    assert_int_equal(tr_sim_liveness_check(sys, why, sizeof(why)), TR_OK);
+    assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_OK);
+}
+
 /* PCT finds the writer-4-first order, replays it from its seed and from
  * its tape (which needs no PCT), and one seed gives one run. */
 static void
@@ -1606,6 +1709,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_sim_alloc_faults_fail_sends),
         cmocka_unit_test(test_sim_fault_points),
         cmocka_unit_test(test_sim_liveness_finds_a_livelock),
+        cmocka_unit_test(test_sim_liveness_finds_a_call_that_never_ends),
         cmocka_unit_test(test_sim_finds_and_replays_a_race),
         cmocka_unit_test(test_sim_race_depends_on_the_seed),
         cmocka_unit_test(test_sim_shrinks_a_failing_tape),

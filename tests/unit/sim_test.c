@@ -1242,6 +1242,7 @@ hoarder_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
     tr_reply_to **held = state;
 
     if (msg->type == MSG_HOARD) {
+        tr_reply_drop(*held); /* an earlier one, if any (NULL: nothing) */
         *held = tr_reply_take(ctx, msg);
         return *held != NULL ? TR_OK : TR_ENOMEM;
     }
@@ -1253,10 +1254,21 @@ hoarder_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
     return rc;
 }
 
+/* What it still holds is its to drop (the call itself ended at the
+ * timeout, or ends at shutdown). */
+static void
+hoarder_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
+{
+    (void)ctx;
+    (void)exit;
+    tr_reply_drop(*(tr_reply_to **)state);
+}
+
 static const tr_behaviour hoarder_b = {
     .name = "hoarder",
     .state_size = sizeof(tr_reply_to *),
     .handle = hoarder_handle,
+    .stop = hoarder_stop,
 };
 
 static int answered;

@@ -85,6 +85,10 @@ struct tr_call_rec {
     tr_reply_fn fn;
     void *arg;
     char *why; /* TR_EFAILED: the callee's failure (owned) */
+    /* Made on a simulated system, which counts its open calls; read when
+     * the call ends, so that a call of a real system never touches its
+     * system then (a handle may answer while shutdown frees it). */
+    bool sim;
     /* tr_ask_wait only. */
     struct ck_ec32 ready;
     int status;
@@ -180,12 +184,13 @@ claim(tr_call_rec *rec)
     return tr_cas_acqrel(&rec->done, &expected, 1);
 }
 
-/* A simulation counts its open calls, for its liveness check. */
+/* A simulation counts its open calls, for its liveness check (only the
+ * driving thread uses a simulated system, so its record is alive). */
 static void
-sim_calls_open(tr_system *sys, int d)
+sim_calls_open(tr_call_rec *rec, int d)
 {
-    if (tr_unlikely(sys->sim != NULL)) {
-        tr__sim_calls_open(sys, d);
+    if (tr_unlikely(rec->sim)) {
+        tr__sim_calls_open(rec->sys, d);
     }
 }
 
@@ -198,7 +203,7 @@ deliver(tr_call_rec *rec, int status, tr_envelope *reply, bool by_timer)
     tr_envelope *env;
     uint64_t timer = tr_load_acq(&rec->timer_id);
 
-    sim_calls_open(sys, -1);
+    sim_calls_open(rec, -1);
     if (!by_timer && timer != 0) {
         tr__timer_cancel_call(sys, timer);
     }
@@ -463,6 +468,7 @@ new_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     tr_init_relaxed(&rec->holder, 0);
     rec->link.close = close_taken;
     rec->sys = ctx->sys;
+    rec->sim = ctx->sys->sim != NULL;
     rec->caller = ctx->self;
     rec->callee = to.id;
     rec->node = ctx->sys->node;
@@ -523,10 +529,10 @@ tr_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
         tr_init_relaxed(&rec->refs, 4); /* and the timer */
     }
     /* Counted before the request can be answered (simulation only). */
-    sim_calls_open(ctx->sys, 1);
+    sim_calls_open(rec, 1);
     rc = tr__actor_deliver(ctx, to, req, TR_WAIT_NONE);
     if (rc != TR_OK) {
-        sim_calls_open(ctx->sys, -1);
+        sim_calls_open(rec, -1);
         free_call(rec);
         return rc;
     }
@@ -613,10 +619,10 @@ tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     if (timeout.ms > 0) {
         tr_init_relaxed(&rec->refs, 4); /* and the timer */
     }
-    sim_calls_open(ctx->sys, 1);
+    sim_calls_open(rec, 1);
     rc = tr__actor_deliver(ctx, to, req, deadline);
     if (rc != TR_OK) {
-        sim_calls_open(ctx->sys, -1);
+        sim_calls_open(rec, -1);
         free_call(rec);
         tr__ctx_leave(ctx);
         return rc;

@@ -732,13 +732,33 @@ draw_changes(tr_sim *sim)
     }
 }
 
+/* Every chance within its unit (a million parts, or a hundred percent)
+ * and a strategy that exists: a chance past its unit would wrap the
+ * draws that test it. */
+static bool
+config_valid(const tr_sim_config *cfg)
+{
+    const tr_sim_faults *f = &cfg->faults;
+    const tr_sim_net *n = &cfg->net;
+
+    return f->crash_ppm <= PPM && f->kill_ppm <= PPM &&
+           f->alloc_fail_ppm <= PPM && f->point_pct <= 100 &&
+           cfg->reorder_pct <= 100 && n->loss_ppm <= PPM &&
+           n->reset_ppm <= PPM && n->partition_ppm <= PPM &&
+           n->partition_reset_pct <= 100 &&
+           (cfg->strategy == TR_SIM_RANDOM || cfg->strategy == TR_SIM_PCT);
+}
+
 int
 tr__sim_create(tr_system *sys, const tr_sim_config *cfg)
 {
-    tr_sim *sim = tr__calloc(sizeof(*sim));
+    tr_sim *sim;
     int rc;
 
-    if (sim == NULL) {
+    if (!config_valid(cfg)) {
+        return TR_EINVAL;
+    }
+    if ((sim = tr__calloc(sizeof(*sim))) == NULL) {
         return TR_ENOMEM;
     }
     sim->cfg = *cfg;

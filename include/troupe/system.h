@@ -117,9 +117,11 @@ struct tr_system_stats {
  *            released by tr_system_shutdown.
  * Context:   any thread that is not one of another system's workers.
  * Returns:   TR_OK; TR_EINVAL if `out` is NULL, or if `cfg->sim` names a
- *            tape that is not one; TR_ENOMEM; TR_ESTATE if a worker thread
- *            could not be created; TR_ENOTFOUND if the simulation's trace
- *            or tape file cannot be opened.
+ *            tape that is not one, a chance over its unit (a ppm over
+ *            1,000,000, a percentage over 100) or an unknown strategy;
+ *            TR_ENOMEM; TR_ESTATE if a worker thread could not be
+ *            created; TR_ENOTFOUND if the simulation's trace or tape file
+ *            cannot be opened.
  */
 TR_API int tr_system_start(const tr_system_config *cfg, tr_system **out);
 

@@ -563,6 +563,68 @@ static const tr_behaviour prober_behaviour = {
     .handle = prober_handle,
 };
 
+/* ---- a simulation's configuration ---- */
+
+/* Start a simulated system with `sim`; its code (and shut it down). */
+static int
+sim_start(const tr_sim_config *sim)
+{
+    tr_system_config cfg = {.sim = sim};
+    tr_system *sys = NULL;
+    int rc = tr_system_start(&cfg, &sys);
+
+    if (rc == TR_OK) {
+        assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_OK);
+    }
+    return rc;
+}
+
+static void
+simulation_cases(report *r)
+{
+    tr_sim_config c = {.seed = UINT64_MAX};
+
+    /* Every chance at its unit is fine; one past it is refused. */
+    c.faults = (tr_sim_faults){.crash_ppm = 1000000,
+                               .kill_ppm = 1000000,
+                               .alloc_fail_ppm = 1000000,
+                               .point_pct = 100};
+    c.reorder_pct = 100;
+    c.net = (tr_sim_net){.loss_ppm = 1000000,
+                         .reset_ppm = 1000000,
+                         .partition_ppm = 1000000,
+                         .partition_reset_pct = 100,
+                         .latency_min_ms = UINT32_MAX,
+                         .latency_max_ms = 1};
+    c.timer_late_max_ms = UINT32_MAX;
+    c.step_cost_max_us = UINT32_MAX;
+    c.max_steps = 1;
+    CHECK(r, sim_start(&c), TR_OK);
+    c.faults.crash_ppm = 1000001;
+    CHECK(r, sim_start(&c), TR_EINVAL);
+    c.faults.crash_ppm = 0;
+    c.faults.point_pct = 101;
+    CHECK(r, sim_start(&c), TR_EINVAL);
+    c.faults.point_pct = 0;
+    c.reorder_pct = UINT32_MAX;
+    CHECK(r, sim_start(&c), TR_EINVAL);
+    c.reorder_pct = 0;
+    c.net.loss_ppm = UINT32_MAX;
+    CHECK(r, sim_start(&c), TR_EINVAL);
+    c.net.loss_ppm = 0;
+    c.net.partition_reset_pct = 101;
+    CHECK(r, sim_start(&c), TR_EINVAL);
+    c.net.partition_reset_pct = 0;
+    c.strategy = (tr_sim_strategy)INT_MAX;
+    CHECK(r, sim_start(&c), TR_EINVAL);
+    c.strategy = TR_SIM_PCT;
+    c.pct_depth = UINT32_MAX;
+    c.pct_steps = UINT64_MAX;
+    CHECK(r, sim_start(&c), TR_OK);
+    c.tape_path = "/nonexistent/troupe.tape";
+    CHECK(r, sim_start(&c), TR_ENOTFOUND);
+}
+
 /* ---- the tests ---- */
 
 static void
@@ -600,6 +662,16 @@ test_catalogue_channels(void **state)
 }
 
 static void
+test_catalogue_simulation(void **state)
+{
+    (void)state;
+    report r = {.len = 0};
+
+    simulation_cases(&r);
+    assert_clean(&r);
+}
+
+static void
 test_catalogue_in_a_handler(void **state)
 {
     (void)state;
@@ -630,6 +702,7 @@ main(void)
         cmocka_unit_test(test_catalogue_plain_thread),
         cmocka_unit_test(test_catalogue_channels),
         cmocka_unit_test(test_catalogue_in_a_handler),
+        cmocka_unit_test(test_catalogue_simulation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -403,6 +403,21 @@ local_port(int fd)
     return 0;
 }
 
+/* What a listener keeps of its options (`opts` may be NULL). */
+static void
+listen_record(io_listen *lx, const tr_io_listen_opts *opts)
+{
+    if (opts != NULL) {
+        lx->conn = opts->conn;
+        lx->behaviour = opts->accept_behaviour;
+        lx->arg = opts->accept_arg;
+        if (opts->accept_spawn != NULL) {
+            lx->spawn = *opts->accept_spawn;
+        }
+    }
+    lx->conn = tr__io_normal_opts(&lx->conn);
+}
+
 static int
 listen_on(tr_ctx *ctx, const struct sockaddr_storage *ss, socklen_t len,
           const char *path, const tr_io_listen_opts *opts, tr_io *out)
@@ -455,15 +470,7 @@ listen_on(tr_ctx *ctx, const struct sockaddr_storage *ss, socklen_t len,
         tr__free(lx, sizeof(*lx));
         return rc;
     }
-    if (opts != NULL) {
-        lx->conn = opts->conn;
-        lx->behaviour = opts->accept_behaviour;
-        lx->arg = opts->accept_arg;
-        if (opts->accept_spawn != NULL) {
-            lx->spawn = *opts->accept_spawn;
-        }
-    }
-    lx->conn = tr__io_normal_opts(&lx->conn);
+    listen_record(lx, opts);
     if ((rc = open_slot(ctx, io, IO_LISTENER, fd, EV_READ, &s)) != TR_OK) {
         close(fd);
         if (path != NULL && path[0] != '@') {
@@ -521,15 +528,7 @@ sim_listen(tr_ctx *ctx, const char *host, uint16_t port,
         tr__free(lx, sizeof(*lx));
         return fd;
     }
-    if (opts != NULL) {
-        lx->conn = opts->conn;
-        lx->behaviour = opts->accept_behaviour;
-        lx->arg = opts->accept_arg;
-        if (opts->accept_spawn != NULL) {
-            lx->spawn = *opts->accept_spawn;
-        }
-    }
-    lx->conn = tr__io_normal_opts(&lx->conn);
+    listen_record(lx, opts);
     if ((rc = open_slot(ctx, io, IO_LISTENER, fd, EV_READ, &s)) != TR_OK) {
         tr__simnet_close(io->net, fd);
         tr__free(lx, sizeof(*lx));

@@ -154,20 +154,27 @@ writer_init(tr_ctx *ctx, void *state, const void *arg)
     return TR_OK;
 }
 
+/* Writer `me`'s three notes, me * 10 + 0, 1, 2, to `log`. */
+static int
+send_notes(tr_ctx *ctx, tr_addr log, uint32_t me)
+{
+    for (uint32_t i = 0; i < 3; i++) {
+        uint32_t v = me * 10 + i;
+        int rc = tr_send(ctx, log, MSG_NOTE, &v, sizeof(v));
+        if (rc != TR_OK) {
+            return rc;
+        }
+    }
+    return TR_OK;
+}
+
 static int
 writer_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
 {
     writer_state *s = state;
     (void)msg;
 
-    for (uint32_t i = 0; i < 3; i++) {
-        uint32_t v = s->me * 10 + i;
-        int rc = tr_send(ctx, s->log, MSG_NOTE, &v, sizeof(v));
-        if (rc != TR_OK) {
-            return rc;
-        }
-    }
-    return TR_OK;
+    return send_notes(ctx, s->log, s->me);
 }
 
 static const tr_behaviour writer_b = {
@@ -184,14 +191,7 @@ eager_init(tr_ctx *ctx, void *state, const void *arg)
     const writer_state *a = arg;
     (void)state;
 
-    for (uint32_t i = 0; i < 3; i++) {
-        uint32_t v = a->me * 10 + i;
-        int rc = tr_send(ctx, a->log, MSG_NOTE, &v, sizeof(v));
-        if (rc != TR_OK) {
-            return rc;
-        }
-    }
-    return TR_OK;
+    return send_notes(ctx, a->log, a->me);
 }
 
 static const tr_behaviour eager_b = {

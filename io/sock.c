@@ -403,6 +403,27 @@ local_port(int fd)
     return 0;
 }
 
+/* A listener's first steps, for both backends: the module, its options
+ * checked, and its record (`*lx`, the caller's to free on failure). */
+static int
+listen_begin(tr_ctx *ctx, const tr_io_listen_opts *opts, tr_io_sys **io,
+             io_listen **lx)
+{
+    int rc;
+
+    if ((rc = opener(ctx, io)) != TR_OK) {
+        return rc;
+    }
+    if (opts != NULL &&
+        (check_opts(&opts->conn) != TR_OK || opts->backlog < 0)) {
+        return TR_EINVAL;
+    }
+    if ((*lx = tr__calloc(sizeof(**lx))) == NULL) {
+        return TR_ENOMEM;
+    }
+    return TR_OK;
+}
+
 /* What a listener keeps of its options (`opts` may be NULL). */
 static void
 listen_record(io_listen *lx, const tr_io_listen_opts *opts)
@@ -429,16 +450,8 @@ listen_on(tr_ctx *ctx, const struct sockaddr_storage *ss, socklen_t len,
     int one = 1;
     int rc;
 
-    if ((rc = opener(ctx, &io)) != TR_OK) {
+    if ((rc = listen_begin(ctx, opts, &io, &lx)) != TR_OK) {
         return rc;
-    }
-    if (opts != NULL &&
-        (check_opts(&opts->conn) != TR_OK || opts->backlog < 0)) {
-        return TR_EINVAL;
-    }
-    lx = tr__calloc(sizeof(*lx));
-    if (lx == NULL) {
-        return TR_ENOMEM;
     }
     fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 && ss->ss_family == AF_INET6 && path == NULL &&
@@ -510,16 +523,8 @@ sim_listen(tr_ctx *ctx, const char *host, uint16_t port,
         (rc = parse_inet(host, port, &ss, &len)) != TR_OK) {
         return rc;
     }
-    if ((rc = opener(ctx, &io)) != TR_OK) {
+    if ((rc = listen_begin(ctx, opts, &io, &lx)) != TR_OK) {
         return rc;
-    }
-    if (opts != NULL &&
-        (check_opts(&opts->conn) != TR_OK || opts->backlog < 0)) {
-        return TR_EINVAL;
-    }
-    lx = tr__calloc(sizeof(*lx));
-    if (lx == NULL) {
-        return TR_ENOMEM;
     }
     fd = tr__simnet_listen(io->net, host, port,
                            opts != NULL && opts->backlog > 0 ? opts->backlog

@@ -110,8 +110,10 @@ typedef struct tr_wlocal {
     tr_atomic(uint64_t) hist_ns;
 } tr_wlocal;
 
-enum { TR_CHUNK_BITS = 12, TR_CHUNK_LEN = 1 << TR_CHUNK_BITS };
-enum { TR_MAX_CHUNKS = 1 << 14 }; /* 64 M actors */
+/* Chunks of 4 MiB: mapped pages, resident only as slots are handed out
+ * (table.c), so a chunk can be large and the table of chunks small. */
+enum { TR_CHUNK_BITS = 15, TR_CHUNK_LEN = 1 << TR_CHUNK_BITS };
+enum { TR_MAX_CHUNKS = 1 << 11 }; /* 64 M actors */
 
 struct tr_table {
     tr_atomic(tr_actor *) chunks[TR_MAX_CHUNKS];

@@ -1,6 +1,12 @@
 /*
  * The address table: every actor slot the system ever made, in chunks of
- * TR_CHUNK_LEN that are allocated on demand and freed only with the system.
+ * TR_CHUNK_LEN that are mapped on demand and unmapped only with the system.
+ * A chunk is zeroed pages from the kernel, and a slot is written first when
+ * it is handed out, so only the pages of slots in use are resident: a slot
+ * costs its 128 bytes and nothing else. All zeroes is a valid slot that was
+ * never handed out: its generation (0) is dead and it has no record, so a
+ * forged address that names it fails the generation check like a stale one
+ * (or gets a record: tr__ext_get, freed with the table).
  *
  * A local id is (generation << TR_INDEX_BITS | index). Looking one up needs
  * no lock and no reference count: the chunk pointer is published with release
@@ -61,7 +67,7 @@ tr__table_destroy(tr_table *t)
                 tr__ext_free(x);
             }
         }
-        tr__free_aligned(chunk, sizeof(tr_actor) * TR_CHUNK_LEN);
+        tr__unmap(chunk, sizeof(tr_actor) * TR_CHUNK_LEN);
     }
     pthread_mutex_destroy(&t->lock);
     tr__free(t, sizeof(*t));
@@ -97,19 +103,17 @@ tr__table_at(tr_table *t, uint32_t index)
     return tr__table_slot(t, index);
 }
 
+/*
+ * A slot handed out for the first time: zero but for its idle mailbox and
+ * its index. Nothing else is written: a forged address may be reading the
+ * slot meanwhile (its generation, its record), and those stay the zeroes
+ * the reader may already have seen.
+ */
 static void
 init_slot(tr_actor *a, uint32_t index)
 {
     tr__mpsc_init(&a->mbox, &a->mbox_out, true);
-    tr_init_relaxed(&a->ctl.top, NULL);
-    tr_init_relaxed(&a->sent, 0);
-    tr_init_relaxed(&a->taken, 0);
-    tr_init_relaxed(&a->gen, 0);
-    tr_init_relaxed(&a->cap, 0);
-    tr_init_relaxed(&a->handled, 0);
-    tr_init_relaxed(&a->ext, NULL);
     a->index = index;
-    a->exits = NULL;
 }
 
 /* Under t->lock: a never-used slot, growing the table if needed. */
@@ -125,17 +129,15 @@ carve(tr_table *t)
     }
     chunk = tr_load_relaxed(&t->chunks[c]);
     if (chunk == NULL) {
-        chunk = tr__calloc_aligned(sizeof(tr_actor) * TR_CHUNK_LEN);
+        chunk = tr__map_zeroed(sizeof(tr_actor) * TR_CHUNK_LEN);
         if (chunk == NULL) {
             return NULL;
         }
-        for (uint32_t i = 0; i < TR_CHUNK_LEN; i++) {
-            init_slot(&chunk[i], (c << TR_CHUNK_BITS) | i);
-        }
-        /* Release: lookups that acquire the chunk see initialised slots. */
+        /* Release: lookups that acquire the chunk see its zeroes. */
         tr_store_rel(&t->chunks[c], chunk);
     }
     t->next_index = index + 1;
+    init_slot(&chunk[index & (TR_CHUNK_LEN - 1)], index);
     return &chunk[index & (TR_CHUNK_LEN - 1)];
 }
 

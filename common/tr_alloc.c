@@ -10,6 +10,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #ifdef TROUPE_USE_JEMALLOC
 #include <jemalloc/jemalloc.h>
@@ -89,6 +90,27 @@ tr__free(void *p, size_t size)
     (void)size;
     free(p);
 #endif
+}
+
+void *
+tr__map_zeroed(size_t size)
+{
+    void *p;
+
+    if (tr__alloc_should_fail()) {
+        return NULL;
+    }
+    p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void
+tr__unmap(void *p, size_t size)
+{
+    if (p != NULL) {
+        munmap(p, size);
+    }
 }
 
 void *

@@ -29,6 +29,16 @@ void tr__free(void *p, size_t size);
  */
 bool tr__grow(void **array, uint32_t *cap, size_t elem, uint32_t first);
 
+/*
+ * Zeroed pages straight from the kernel, `size` bytes (a multiple of the
+ * page size): resident only once written, with nothing of an allocator's
+ * around them, so a large table costs memory only for what is used. The
+ * failure hook applies. NULL when out of memory.
+ */
+void *tr__map_zeroed(size_t size);
+/* Gives back what tr__map_zeroed returned for `size` bytes. */
+void tr__unmap(void *p, size_t size);
+
 /* Zeroed memory aligned to a cache line; NULL when out of memory. */
 void *tr__calloc_aligned(size_t size);
 /* Frees what tr__calloc_aligned returned for `size` bytes. */

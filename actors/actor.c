@@ -603,7 +603,7 @@ bounded(tr_actor *a)
  * of a bounded mailbox. The message stays the queue's dummy until the next
  * pop or the idle mark, which free it: the runner never frees one itself.
  */
-static tr_envelope *
+static TR_HOT_INLINE tr_envelope *
 take_user(tr_system *sys, tr_actor *a, bool bound, tr_env_cache *c)
 {
     tr_mnode *done;
@@ -1013,6 +1013,36 @@ dispatch(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
     return false;
 }
 
+/*
+ * dispatch's common case, inline in the runner's loop: a plain user
+ * message to a found handler, at the top of a run (no request handled
+ * around it), with no simulated crash due. Anything else goes to dispatch.
+ */
+static TR_HOT_INLINE bool
+dispatch_plain(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
+{
+    tr_handle_fn fn;
+
+    if (tr_unlikely(env->kind != 0 || ctx->fault_in != 0) ||
+        tr_unlikely((fn = pick_handler(ctx->actor, env->type)) == NULL)) {
+        return dispatch(ctx, state, env, handled);
+    }
+    tr_msg msg = {
+        .type = env->type,
+        .size = env->size,
+        .data = tr__env_data(env),
+        .from = tr__addr(ctx->sys, env->from),
+    };
+    ctx->req_msg = &msg;
+    int rc = fn(ctx, state, &msg);
+    ctx->req_msg = NULL;
+    (*handled)++;
+    if (tr_unlikely(rc != TR_OK || ctx->stop || ctx->fail_code != 0)) {
+        return ended(ctx, rc, msg.type);
+    }
+    return false;
+}
+
 bool
 tr__actor_handle_borrowed(tr_ctx *ctx, void *state, uint32_t type,
                           const void *data, uint32_t size, uint64_t *handled)
@@ -1230,7 +1260,7 @@ requeue_deferred(tr_actor *a, tr_mnode *deferred)
  * generation first (see tr__actor_run). `c`: the calling worker's envelope
  * cache, or NULL.
  */
-static bool
+static TR_HOT_INLINE bool
 go_idle(tr_actor *a, tr_env_cache *c)
 {
     tr_mnode *done;
@@ -1361,6 +1391,8 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
     ctx.fail_code = 0;
     ctx.mute_on = 0;
     ctx.fault_in = sys->fault_in;
+    ctx.req_msg = NULL;
+    ctx.req_call = NULL;
 
     for (;;) {
         tr_envelope *env;
@@ -1421,7 +1453,7 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
                 destroy_ctl(&ctx, deferred);
                 goto out;
             }
-        } else if (dispatch(&ctx, state, env, &handled)) {
+        } else if (dispatch_plain(&ctx, state, env, &handled)) {
             destroy_ctl(&ctx, deferred);
             goto out;
         }

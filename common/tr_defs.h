@@ -19,6 +19,11 @@
 #define tr_likely(x) __builtin_expect(!!(x), 1)
 #define tr_unlikely(x) __builtin_expect(!!(x), 0)
 
+/* For the few functions of the message path that the compiler would
+ * otherwise call (its size heuristics), where the call costs more than
+ * the work. */
+#define TR_HOT_INLINE inline __attribute__((always_inline))
+
 #define tr_container_of(ptr, type, member)                                     \
     ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 

@@ -273,7 +273,7 @@ wait_for_room(tr_ctx *ctx, tr_actor *a, uint64_t gen, uint64_t wait_until)
     return rc;
 }
 
-static int
+static TR_HOT_INLINE int
 deliver_entered(tr_ctx *ctx, tr_addr to, tr_envelope *env, uint64_t wait_until)
 {
     tr_system *sys = ctx->sys;
@@ -358,9 +358,7 @@ send_copy(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
         return TR_ENOMEM;
     }
     env->type = type;
-    if (size != 0) {
-        memcpy(tr__env_data(env), data, size);
-    }
+    tr__copy_payload(tr__env_data(env), data, size);
     rc = tr__actor_deliver(ctx, to, env, wait_until);
     if (rc != TR_OK) {
         tr__env_destroy_in(cache, env);
@@ -527,16 +525,27 @@ drop_user(tr_ctx *ctx, tr_envelope *env, tr_actor *a, tr_dead_reason why)
 }
 
 static void
+release_kind(tr_env_cache *c, tr_envelope *env)
+{
+    if (env->kind == TR_MSG_SHARED) {
+        tr__shared_envelope_destroy(env);
+    } else if (env->kind == TR_MSG_CALL) {
+        tr__call_free_request(c, env);
+    } else {
+        tr__env_destroy_in(c, env);
+    }
+}
+
+/* Free a message the queue gave back (a former dummy), or nothing. */
+static TR_HOT_INLINE void
 release(tr_env_cache *c, tr_mnode *done)
 {
     if (done != NULL) {
         tr_envelope *env = tr__env_of_node(done);
-        if (tr_unlikely(env->kind == TR_MSG_SHARED)) {
-            tr__shared_envelope_destroy(env);
-        } else if (env->kind == TR_MSG_CALL) {
-            tr__call_free_request(c, env);
-        } else {
+        if (tr_likely(env->kind == 0)) {
             tr__env_destroy_in(c, env);
+        } else {
+            release_kind(c, env);
         }
     }
 }

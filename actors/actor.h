@@ -97,7 +97,11 @@ typedef struct tr_call_rec tr_call_rec;
  * written by the owner only (relaxed) and summed by readers. */
 typedef struct tr_wlocal {
     tr_env_cache envs; /* small envelopes (mailbox/envelope.h) */
-    tr_actor *free;    /* slots ready for reuse */
+    /* Call blocks of the small class ready for reuse (call.c), linked
+     * through their first word; this worker's only. */
+    void *calls;
+    uint32_t ncalls;
+    tr_actor *free; /* slots ready for reuse */
     uint32_t nfree;
     tr_atomic(uint64_t) spawned;
     tr_atomic(uint64_t) stopped;
@@ -234,6 +238,8 @@ void tr__call_drop_outcome(tr_envelope *env);
  * calling worker's envelope cache, when it is an envelope of its own). */
 void tr__call_free_request(tr_env_cache *c, tr_envelope *env);
 void tr__call_timed_out(tr_call_rec *rec);
+/* Free the call blocks `wl` keeps (teardown, after the workers ended). */
+void tr__call_cache_flush(tr_wlocal *wl);
 void tr__call_timer_dropped(tr_call_rec *rec);
 
 /* timers.c */

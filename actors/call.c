@@ -144,10 +144,86 @@ block_of(tr_call_rec *rec)
     return (call_block *)(void *)rec;
 }
 
+/*
+ * Blocks whose request carries at most BLOCK_SMALL payload bytes are all
+ * one size, so that a worker can keep those its calls ended and give them
+ * to its next calls without the allocator (at most BLOCK_CACHE_MAX of
+ * them). Under ASan every block goes back to the allocator, which then
+ * sees a use after the end.
+ */
+enum { BLOCK_SMALL = 64, BLOCK_CACHE_MAX = 64 };
+
+static size_t
+block_bytes(size_t payload)
+{
+    return offsetof(call_block, request_data) + TR_CALL_PREFIX +
+           (payload <= BLOCK_SMALL ? BLOCK_SMALL : payload);
+}
+
 static size_t
 block_size(const call_block *b)
 {
-    return offsetof(call_block, request_data) + b->request.size;
+    return block_bytes(b->request.size - TR_CALL_PREFIX);
+}
+
+/*
+ * The calling thread's block cache: a worker's, or NULL. Every pool whose
+ * workers run troupe code is a system's (system.c), whose worker data is a
+ * tr_wlocal. A block freed on another system's worker joins that cache:
+ * the memory is the allocator's, whichever system it served.
+ */
+static tr_wlocal *
+block_cache(void)
+{
+#ifdef TR_ENV_POISON
+    return NULL;
+#else
+    tr_worker *w = tr__tls_worker;
+    return w != NULL ? tr__worker_data(w) : NULL;
+#endif
+}
+
+static call_block *
+alloc_block(size_t payload)
+{
+    tr_wlocal *wl;
+
+    /* Relaxed: the allocation failure hook (common/tr_alloc.h), off. */
+    if (payload <= BLOCK_SMALL && (wl = block_cache()) != NULL &&
+        wl->calls != NULL && tr_load_relaxed(&tr__fail_countdown) < 0) {
+        call_block *b = wl->calls;
+        memcpy(&wl->calls, b, sizeof(void *));
+        wl->ncalls--;
+        return b;
+    }
+    return tr__alloc(block_bytes(payload));
+}
+
+static void
+free_block(call_block *b)
+{
+    size_t bytes = block_size(b);
+    tr_wlocal *wl;
+
+    if (bytes == block_bytes(0) && (wl = block_cache()) != NULL &&
+        wl->ncalls < BLOCK_CACHE_MAX) {
+        memcpy(b, &wl->calls, sizeof(void *));
+        wl->calls = b;
+        wl->ncalls++;
+        return;
+    }
+    tr__free(b, bytes);
+}
+
+void
+tr__call_cache_flush(tr_wlocal *wl)
+{
+    while (wl->calls != NULL) {
+        call_block *b = wl->calls;
+        memcpy(&wl->calls, b, sizeof(void *));
+        tr__free(b, block_bytes(0));
+    }
+    wl->ncalls = 0;
 }
 
 /* Free an envelope the call used: the block's own stay with the block. */
@@ -171,7 +247,7 @@ release(tr_call_rec *rec)
     if (rec->why != NULL) {
         tr__free(rec->why, strlen(rec->why) + 1);
     }
-    tr__free(rec, block_size(block_of(rec)));
+    free_block(block_of(rec));
 }
 
 /* Win the right to end the call; false when it had ended already. */
@@ -445,8 +521,7 @@ static tr_call_rec *
 new_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
          tr_timeout timeout, tr_envelope **request)
 {
-    call_block *b =
-        tr__alloc(offsetof(call_block, request_data) + TR_CALL_PREFIX + size);
+    call_block *b = alloc_block(size);
     tr_call_rec *rec;
     tr_envelope *req;
 
@@ -494,7 +569,7 @@ new_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
 static void
 free_call(tr_call_rec *rec)
 {
-    tr__free(rec, block_size(block_of(rec)));
+    free_block(block_of(rec));
 }
 
 int

@@ -910,6 +910,133 @@ test_ask_tells_failed_from_gone(void **state)
                      TR_ECLOSED);
 }
 
+/* ---- call blocks reused across sizes ---- */
+
+/* Payload sizes around the edge of the cached block class (call.c's
+ * BLOCK_SMALL, 64) and the inline reply (32), and far past both. */
+static const size_t echo_sizes[] = {0, 1, 31, 32, 33, 63, 64, 65, 200, 4096};
+enum { ECHO_CALLS = 3000, ECHO_TYPE = 40 };
+
+static void
+echo_fill(unsigned char *buf, size_t size, unsigned seq)
+{
+    for (size_t i = 0; i < size; i++) {
+        buf[i] = (unsigned char)(seq * 31u + i);
+    }
+}
+
+static int
+echo_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)state;
+    return tr_reply(ctx, msg, msg->data, msg->size);
+}
+
+static const tr_behaviour echo_behaviour = {.name = "echo",
+                                            .handle = echo_handle};
+
+typedef struct chain {
+    tr_addr echo;
+    unsigned seq;
+    unsigned bad;
+} chain;
+
+static int chain_next(tr_ctx *ctx, chain *c);
+
+static int
+chain_reply(tr_ctx *ctx, void *state, const tr_call_result *res, void *arg)
+{
+    chain *c = state;
+    unsigned char want[4096];
+    size_t size = echo_sizes[c->seq % TR_ARRAY_LEN(echo_sizes)];
+
+    (void)arg;
+    echo_fill(want, size, c->seq);
+    if (res->status != TR_OK || res->reply->size != size ||
+        (size != 0 && memcmp(res->reply->data, want, size) != 0)) {
+        c->bad++;
+    }
+    c->seq++;
+    return chain_next(ctx, c);
+}
+
+static int
+chain_next(tr_ctx *ctx, chain *c)
+{
+    unsigned char buf[4096];
+    size_t size = echo_sizes[c->seq % TR_ARRAY_LEN(echo_sizes)];
+
+    if (c->seq == ECHO_CALLS) {
+        report r = {.status = TR_OK, .value = (int)c->bad};
+        post(&r);
+        return TR_OK;
+    }
+    echo_fill(buf, size, c->seq);
+    return tr_call(ctx, c->echo, ECHO_TYPE, buf, size, TR_FOREVER, chain_reply,
+                   NULL);
+}
+
+static int
+chain_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    chain *c = state;
+    (void)ctx;
+    memcpy(&c->echo, arg, sizeof(c->echo));
+    return TR_OK;
+}
+
+/* Any message starts the chain of calls. */
+static int
+chain_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)msg;
+    return chain_next(ctx, state);
+}
+
+static const tr_behaviour chain_behaviour = {.name = "chain",
+                                             .state_size = sizeof(chain),
+                                             .init = chain_init,
+                                             .handle = chain_handle};
+
+/*
+ * Call blocks are kept by the workers for reuse when their request is
+ * small (call.c): calls of every size around that class's edge, from two
+ * actors and from a plain thread at once (whose blocks the workers free),
+ * must each get exactly their own payload back.
+ */
+static void
+test_call_payloads_of_every_size_come_back_whole(void **state)
+{
+    fixture *f = *state;
+    tr_addr echo;
+    tr_addr chains[2];
+    unsigned char buf[4096];
+    unsigned char got[4096];
+
+    assert_int_equal(tr_spawn(f->ctx, &echo_behaviour, NULL, NULL, &echo),
+                     TR_OK);
+    for (size_t i = 0; i < TR_ARRAY_LEN(chains); i++) {
+        assert_int_equal(
+            tr_spawn(f->ctx, &chain_behaviour, &echo, NULL, &chains[i]), TR_OK);
+        assert_int_equal(tr_send(f->ctx, chains[i], 1, NULL, 0), TR_OK);
+    }
+    for (unsigned seq = 0; seq < 500; seq++) {
+        size_t size = echo_sizes[seq % TR_ARRAY_LEN(echo_sizes)];
+        size_t len = 0;
+        echo_fill(buf, size, seq);
+        assert_int_equal(tr_test_ask(f->ctx, echo, ECHO_TYPE, buf, size, got,
+                                     sizeof(got), &len, 5000),
+                         TR_OK);
+        assert_int_equal(len, size);
+        assert_memory_equal(got, buf, size);
+    }
+    for (size_t i = 0; i < TR_ARRAY_LEN(chains); i++) {
+        report r = next_report();
+        assert_int_equal(r.status, TR_OK);
+        assert_int_equal(r.value, 0); /* replies that were not the request */
+    }
+}
+
 int
 main(void)
 {
@@ -933,6 +1060,7 @@ main(void)
         T(test_ask_with_a_lost_handle_ends_at_shutdown),
         T(test_call_with_a_lost_handle_ends_at_shutdown),
         T(test_call_from_stop_in_the_last_pass_is_refused),
+        T(test_call_payloads_of_every_size_come_back_whole),
     };
 #undef T
     return cmocka_run_group_tests_name("call", tests, NULL, NULL);

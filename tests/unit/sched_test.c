@@ -537,6 +537,14 @@ typedef struct share_pool {
     tr_atomic(int) errors;
 } share_pool;
 
+static uint64_t
+thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void
 share_pool_run(void *arg, tr_worker *w, tr_task *t)
 {
@@ -549,8 +557,11 @@ share_pool_run(void *arg, tr_worker *w, tr_task *t)
         }
         return;
     }
-    uint64_t t0 = tr__now_ns();
-    while (tr__now_ns() - t0 < (uint64_t)p->us * 1000u) {
+    /* The thread's CPU time, not the clock's: on a loaded machine a task
+     * descheduled mid-run must not finish while it waits for a core, or
+     * the worker that got fewer cores would seem to keep up. */
+    uint64_t t0 = thread_cpu_ns();
+    while (thread_cpu_ns() - t0 < (uint64_t)p->us * 1000u) {
     }
     tr_faa_relaxed(&p->ran[me], 1);
     if (tr_fas_relaxed(&p->runs, 1) > 0) {

@@ -33,6 +33,9 @@
 
 #include <troupe/error.h>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 enum { TR_FREE_BATCH = 64, TR_FREE_MAX = 4 * TR_FREE_BATCH };
 
 int
@@ -51,6 +54,41 @@ tr__table_create(tr_table **out)
     return TR_OK;
 }
 
+enum { CHUNK_BYTES = sizeof(tr_actor) * TR_CHUNK_LEN, MIN_PAGE = 4096 };
+
+/*
+ * Free the records of a chunk's slots. Every slot that was ever written,
+ * not only those handed out: a forged address can give a slot that never
+ * was a record (tr__ext_get). Slots never written are on pages never
+ * touched, which mincore tells apart, so that a system that used a few
+ * slots does not fault in all of its chunk's pages to read zeroes.
+ */
+static void
+free_records(tr_actor *chunk)
+{
+    unsigned char resident[CHUNK_BYTES / MIN_PAGE];
+    long page = sysconf(_SC_PAGESIZE);
+    uint32_t per_page;
+
+    if (page < MIN_PAGE || page % (long)sizeof(tr_actor) != 0 ||
+        CHUNK_BYTES % page != 0 || mincore(chunk, CHUNK_BYTES, resident) != 0) {
+        page = CHUNK_BYTES; /* one "page": every slot */
+        resident[0] = 1;
+    }
+    per_page = (uint32_t)(page / (long)sizeof(tr_actor));
+    for (uint32_t p = 0; p < CHUNK_BYTES / page; p++) {
+        if (!(resident[p] & 1)) {
+            continue;
+        }
+        for (uint32_t j = p * per_page; j < (p + 1) * per_page; j++) {
+            tr_ext *x = tr_load_relaxed(&chunk[j].ext);
+            if (x != NULL) {
+                tr__ext_free(x);
+            }
+        }
+    }
+}
+
 void
 tr__table_destroy(tr_table *t)
 {
@@ -59,15 +97,8 @@ tr__table_destroy(tr_table *t)
         if (chunk == NULL) {
             break;
         }
-        /* Every slot of the chunk: a forged address can give a slot that
-         * was never handed out a record (tr__ext_get). */
-        for (uint32_t j = 0; j < TR_CHUNK_LEN; j++) {
-            tr_ext *x = tr_load_relaxed(&chunk[j].ext);
-            if (x != NULL) {
-                tr__ext_free(x);
-            }
-        }
-        tr__unmap(chunk, sizeof(tr_actor) * TR_CHUNK_LEN);
+        free_records(chunk);
+        tr__unmap(chunk, CHUNK_BYTES);
     }
     pthread_mutex_destroy(&t->lock);
     tr__free(t, sizeof(*t));
@@ -129,7 +160,7 @@ carve(tr_table *t)
     }
     chunk = tr_load_relaxed(&t->chunks[c]);
     if (chunk == NULL) {
-        chunk = tr__map_zeroed(sizeof(tr_actor) * TR_CHUNK_LEN);
+        chunk = tr__map_zeroed(CHUNK_BYTES);
         if (chunk == NULL) {
             return NULL;
         }

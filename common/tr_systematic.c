@@ -17,6 +17,11 @@
  * `starve` switch points (50 ms of logical time by default): a thread
  * runnable for that long without running goes first, so that no timeout of
  * a test or of the runtime expires only because a thread never ran. A
+ * thread waiting for a lock counts as runnable for this: the table's locks
+ * have no fairness, and a waiter of low priority against a holder that
+ * unlocks and locks again at once (a snapshot in a loop) would lose every
+ * hand-over, where a real waiter, on a core of its own, takes the lock in
+ * the holder's first gap (supervisor_stress, docs/testing.md). A
  * thread that spins (sched_yield) draws a new priority at each turn, so
  * that the thread it waits for gets to run. This is a randomised form of
  * PCT (Burckhardt et al., ASPLOS 2010), without its fixed count of change
@@ -136,7 +141,9 @@ typedef struct sys_thread {
     thread_state state;
     unsigned id; /* creation order: stable across runs of a seed */
     int64_t prio;
-    uint64_t ready_since; /* the last point it ran or could not run */
+    /* The last point it ran or could not run; a lock waiter's stays at
+     * the point it began to wait (see pick). */
+    uint64_t ready_since;
     pthread_cond_t cv;
     pthread_t os;
     /* what it waits for */
@@ -582,7 +589,15 @@ pick(void)
                 top = t->prio;
             }
             if (!runnable(t)) {
-                t->ready_since = W.points;
+                /* A lock waiter ages while the lock is held: it is not
+                 * runnable only because another thread holds the lock
+                 * at this point, not because it waits for an event, and
+                 * one that loses every hand-over (a low priority against
+                 * a holder that takes the lock again at once) would
+                 * otherwise never reach the starvation cut. */
+                if (t->state != T_WAIT_LOCK) {
+                    t->ready_since = W.points;
+                }
                 if ((t->state == T_WAIT_EC || t->state == T_WAIT_TIME) &&
                     t->deadline < soonest) {
                     soonest = t->deadline;

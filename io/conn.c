@@ -692,10 +692,7 @@ finish_give(run *r, bool ended)
     if (!ended) {
         (void)tr__actor_cancel_exit(r->ctx, &s->exit);
     }
-    tr_store_rel(&s->held_by, 0);
-    /* Release: the receiver's hook sees the holder's fields. */
-    tr_store_rel(&s->owner, to);
-    tr__io_post(s, RD_ADOPT);
+    tr__io_hand_over(s, to);
 }
 
 bool

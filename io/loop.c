@@ -29,7 +29,11 @@
  * chunks that are never freed while the system runs, so a stale handle
  * reads valid memory; an odd generation is open, and the close bumps it.
  * `refs` keeps a slot off the free list while its notification is queued
- * (sock.h).
+ * (sock.h), and while a give posts the adoption: once the giver has
+ * published the receiver, the receiver may be notified by a loop, adopt
+ * the socket and close it before the giver's post, which would otherwise
+ * queue a freed slot's notification and free the slot a second time (two
+ * later sockets then share it).
  *
  * Simulation. A simulated system's module has no loop threads and no
  * libevent: its `net` (simnet.c) stands in for the kernel and the loops,
@@ -541,6 +545,29 @@ tr__io_post(io_slot *s, uint32_t bits)
     while (!tr_cas_weak_seqcst(&s->ready, &old, old | bits)) {
     }
     tr__io_arm(s);
+}
+
+tr_atomic(tr_io_give_pause_fn) tr__io_give_pause;
+
+void
+tr__io_hand_over(io_slot *s, uint64_t to)
+{
+    /* Relaxed: the caller holds the socket, so the open reference is
+     * there. This one keeps the slot off the free list until the post
+     * is done: from the owner's store on, a loop thread can notify the
+     * receiver, which can adopt the socket, close it and drop the other
+     * references before the post below (see the top comment). */
+    tr_faa_relaxed(&s->refs, 1);
+    tr_store_rel(&s->held_by, 0);
+    /* Release: the receiver's hook sees the holder's fields. */
+    tr_store_rel(&s->owner, to);
+    /* Relaxed: set by a test before the give it holds. */
+    tr_io_give_pause_fn pause = tr_load_relaxed(&tr__io_give_pause);
+    if (tr_unlikely(pause != NULL)) {
+        pause();
+    }
+    tr__io_post(s, RD_ADOPT);
+    tr__io_unref(s);
 }
 
 /* ---- counters ---- */

@@ -1080,10 +1080,7 @@ tr_io_give(tr_ctx *ctx, tr_io h, tr_addr to)
         return TR_OK;
     }
     (void)tr__actor_cancel_exit(ctx, &s->exit);
-    tr_store_rel(&s->held_by, 0);
-    /* Release: the receiver's hook sees the holder's fields. */
-    tr_store_rel(&s->owner, to.id);
-    tr__io_post(s, RD_ADOPT);
+    tr__io_hand_over(s, to.id);
     return TR_OK;
 }
 

@@ -70,10 +70,11 @@ typedef struct tr_io_sys tr_io_sys;
  * actor slot's generation does: odd while open, and bumped once at the
  * close, so a stale handle always reads valid memory and fails.
  *
- * Lifetime. `refs` counts the open socket (1, dropped at the close) and
- * the notification while it is queued or running (1): the slot goes back
- * to the free list when both are gone, so the embedded notification is
- * never queued twice nor reused while queued.
+ * Lifetime. `refs` counts the open socket (1, dropped at the close), the
+ * notification while it is queued or running (1), and a give until its
+ * post is done (1): the slot goes back to the free list when all are
+ * gone, so the embedded notification is never queued twice nor reused
+ * while queued, and no post lands on a slot that was freed.
  */
 typedef struct io_slot {
     tr_ctl_hook hook;  /* the owner's notification (first: the queue node) */
@@ -186,6 +187,14 @@ void tr__io_timer_stop(io_slot *s);
 void tr__io_post(io_slot *s, uint32_t bits);
 /* Notify the owner unless a notification is queued. Any thread. */
 void tr__io_arm(io_slot *s);
+/* Give the socket the caller holds to `to` (an address id) and post the
+ * adoption to it; the caller no longer holds it on return. */
+void tr__io_hand_over(io_slot *s, uint64_t to);
+/* Test only (tests/unit/io_test.c): called by tr__io_hand_over between
+ * publishing the receiver and posting the adoption, so that a test can
+ * hold a giver there. NULL otherwise. */
+typedef void (*tr_io_give_pause_fn)(void);
+extern tr_atomic(tr_io_give_pause_fn) tr__io_give_pause;
 /* The monotonic clock in ms (the virtual one in simulation). */
 int64_t tr__io_now_ms(const tr_io_sys *io);
 

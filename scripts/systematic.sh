@@ -51,6 +51,7 @@ tests=(
     "broadcast_stress 3 1000"
     "watch_stress 3 1000"
     "supervisor_stress 300"
+    "io_stress 2 50"
 )
 
 logs="$dir/systematic-logs"

@@ -10,6 +10,7 @@
  */
 #include "unit/io_probe.h"
 
+#include "common/tr_park.h"
 #include "io/sock.h"
 
 #include <arpa/inet.h>
@@ -17,6 +18,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -932,6 +935,142 @@ test_io_give_or_close_while_input_is_borrowed(void **state)
     f->probe = probe_spawn(f->sys, f->rec, PROBE_RECORD, NULL);
 }
 
+/* ---- a give and its receiver's close ---- */
+
+static tr_atomic(int) give_held;
+static tr_atomic(int) give_release;
+
+/* tr__io_give_pause: hold the first giver that comes by until the test
+ * lets it go (it runs on a worker: it records, never asserts). */
+static void
+hold_give(void)
+{
+    int expected = 0;
+
+    if (!tr_cas_seqcst(&give_held, &expected, 1)) {
+        return;
+    }
+    uint64_t t0 = tr__now_ns();
+    while (tr_load_seqcst(&give_release) == 0 &&
+           tr__now_ns() - t0 < 20000000000u) {
+        sched_yield();
+    }
+}
+
+static bool
+give_is_held(void *arg)
+{
+    (void)arg;
+    return tr_load_seqcst(&give_held) == 1;
+}
+
+typedef struct give_call {
+    tr_system *sys;
+    tr_addr giver;
+    probe_cmd cmd;
+    int rc;
+} give_call;
+
+/* The give, asked from a thread of its own: it returns only once the
+ * test lets the giver go. */
+static void *
+give_main(void *arg)
+{
+    give_call *g = arg;
+    probe_res res = {.rc = -999};
+    size_t len = 0;
+    int rc = tr_test_ask(tr_system_ctx(g->sys), g->giver, 1, &g->cmd,
+                         sizeof(g->cmd), &res, sizeof(res), &len, 30000);
+
+    g->rc = rc != TR_OK ? rc : res.rc;
+    return NULL;
+}
+
+/*
+ * Found by the systematic build (io_stress, docs/testing.md): a giver is
+ * held between publishing the receiver and posting the adoption, while
+ * the receiver is notified by the loop, adopts the socket, reads and
+ * closes it. The giver's post must not land on a freed slot: it did, and
+ * queued the freed slot's notification, whose run freed the slot a second
+ * time; the next two sockets then shared one slot (and one notification,
+ * queued to two actors at once: echoes were lost).
+ */
+static void
+test_io_give_outlived_by_the_receivers_close(void **state)
+{
+    fx *f = *state;
+    tr_io_opts o = {.framing = TR_IO_LINES};
+    int c;
+    tr_io peer = accept_one(f, &o, &c);
+    probe_rec *r2 = probe_rec_new();
+    tr_addr other = probe_spawn(f->sys, r2, PROBE_CLOSE_ON_DATA, NULL);
+    give_call g = {.sys = f->sys,
+                   .giver = f->probe,
+                   .cmd = {.op = OP_GIVE, .io = peer, .to = other}};
+    pthread_t th;
+    int p[2][2];
+    probe_cmd m = {.op = OP_MODE, .mode = PROBE_RECORD};
+
+    tr_store_seqcst(&give_held, 0);
+    tr_store_seqcst(&give_release, 0);
+    tr_store_seqcst(&tr__io_give_pause, hold_give);
+    assert_int_equal(pthread_create(&th, NULL, give_main, &g), 0);
+    bool held = tr_test_wait_until(give_is_held, NULL, 10000);
+    /* The receiver owns it now: input reaches it, and it closes. */
+    bool sent = held && tr_net_send_str(c, "bye\n");
+    bool closed = sent && tr_net_wait_closed(c, 10000);
+    /* A call to the receiver returns once the run that closed has ended
+     * (and dropped the notification's reference): the slot is free. */
+    int synced = closed ? probe_do(f->sys, other, &m).rc : -1;
+    tr_store_seqcst(&give_release, 1);
+    pthread_join(th, NULL);
+    tr_store_seqcst(&tr__io_give_pause, NULL);
+    assert_true(held);
+    assert_true(closed);
+    assert_int_equal(synced, TR_OK);
+    assert_int_equal(g.rc, TR_OK);
+    assert_int_equal(probe_count(r2, TR_IO_DATA), 1);
+    close(c);
+    /* The receiver's control lane runs before this call: whatever the
+     * giver's post queued to it has run. */
+    assert_int_equal(probe_do(f->sys, other, &m).rc, TR_OK);
+
+    /* The free list holds each slot once: a slot freed twice links to
+     * itself, and the walk would pass every slot ever made. */
+    tr_io_sys *io = (tr_io_sys *)tr_load_acq(&f->sys->io);
+    uint32_t n = 0;
+    pthread_mutex_lock(&io->lock);
+    for (io_slot *s = io->free; s != NULL && n <= io->next_index;
+         s = s->next_free) {
+        n++;
+    }
+    uint32_t made = io->next_index;
+    pthread_mutex_unlock(&io->lock);
+    assert_true(n >= 1);
+    assert_true(n <= made);
+
+    /* Two new sockets get two slots, and both work. */
+    probe_res w[2];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pipe2(p[i], O_NONBLOCK | O_CLOEXEC), 0);
+        probe_cmd wc = {
+            .op = OP_WATCH, .fd = p[i][0], .events = TR_IO_READABLE};
+        w[i] = probe_do(f->sys, f->probe, &wc);
+        assert_int_equal(w[i].rc, TR_OK);
+    }
+    uint64_t index_mask = (UINT64_C(1) << IO_INDEX_BITS) - 1;
+    assert_int_not_equal(w[0].io.id & index_mask, w[1].io.id & index_mask);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(simple(f, OP_CLOSE, w[i].io), TR_OK);
+        close(p[i][0]);
+        close(p[i][1]);
+    }
+    probe_cmd stop = {.op = OP_STOP};
+    (void)probe_do(f->sys, other, &stop);
+    assert_true(tr_test_wait_stopped(f->sys, other, 5000));
+    probe_rec_free(r2);
+}
+
 /* ---- watches ---- */
 
 static void
@@ -1256,6 +1395,8 @@ main(void)
             test_io_full_mailbox_is_served_before_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_give_hands_a_connection_over,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_io_give_outlived_by_the_receivers_close, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_io_give_or_close_while_input_is_borrowed, setup, teardown),
         cmocka_unit_test_setup_teardown(

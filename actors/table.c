@@ -135,8 +135,20 @@ tr__table_at(tr_table *t, uint32_t index)
 }
 
 /*
- * A slot handed out for the first time: zero but for its idle mailbox and
- * its index. Nothing else is written: a forged address may be reading the
+ * Slots are readied INIT_AHEAD at a time (32 KiB), when the first of them
+ * is handed out: written in one sequential pass, their pages fault in one
+ * after another and their lines are still cached when the spawns that
+ * follow write them. One at a time, every spawn wrote two lines of a page
+ * the kernel had just cleared past the cache (W4's spawns took 1.5x as
+ * long). A system holds at most INIT_AHEAD slots it never used.
+ */
+enum { INIT_AHEAD = 256 };
+
+_Static_assert(TR_CHUNK_LEN % INIT_AHEAD == 0, "a chunk holds whole runs");
+
+/*
+ * A slot readied for its first use: zero but for its idle mailbox and its
+ * index. Nothing else is written: a forged address may be reading the
  * slot meanwhile (its generation, its record), and those stay the zeroes
  * the reader may already have seen.
  */
@@ -168,7 +180,11 @@ carve(tr_table *t)
         tr_store_rel(&t->chunks[c], chunk);
     }
     t->next_index = index + 1;
-    init_slot(&chunk[index & (TR_CHUNK_LEN - 1)], index);
+    if (index % INIT_AHEAD == 0) {
+        for (uint32_t i = index; i < index + INIT_AHEAD; i++) {
+            init_slot(&chunk[i & (TR_CHUNK_LEN - 1)], i);
+        }
+    }
     return &chunk[index & (TR_CHUNK_LEN - 1)];
 }
 

@@ -345,8 +345,11 @@ tr__call_abandon(void *request)
     tr_call_rec *rec = p->rec;
     uint32_t expected = in_msg(p->hop);
 
-    /* acq_rel: the handle changes hands at most once. */
-    if (tr_cas_acqrel(&rec->handle, &expected, HANDLE_CONSUMED)) {
+    /* acq_rel: the handle changes hands at most once. Only the request's
+     * runner (this thread) moves it from in_msg, so a load that finds it
+     * moved (answered or taken: the common case) spares the locked CAS. */
+    if (tr_load_relaxed(&rec->handle) == expected &&
+        tr_cas_acqrel(&rec->handle, &expected, HANDLE_CONSUMED)) {
         complete(rec, TR_ECLOSED, NULL, false);
     }
     release(rec); /* the request message's reference */
@@ -487,7 +490,7 @@ tr__call_run_outcome(tr_ctx *ctx, void *state, tr_envelope *env)
 {
     prefix *p = prefix_of(env);
     tr_call_rec *rec = p->rec;
-    char text[256] = "replied";
+    char text[256];
     tr_msg reply = {
         .type = env->type,
         .size = env->size - TR_CALL_PREFIX,
@@ -500,12 +503,13 @@ tr__call_run_outcome(tr_ctx *ctx, void *state, tr_envelope *env)
         .to = tr__addr(rec->sys, rec->callee),
         .type = rec->type,
         .timeout = rec->timeout,
-        .text = text,
+        .text = "replied",
     };
 
     /* The full text only where it is worth its snprintf: a failure. */
     if (p->status != TR_OK) {
         describe(text, sizeof(text), rec, p->status);
+        result.text = text;
     }
     int rc = rec->fn(ctx, state, &result, rec->arg);
     tr__call_drop_outcome(env);

@@ -94,8 +94,14 @@ uint64_t tr__wait_now_ns(void);
  * one thread-local the runtime keeps, set by the scheduler. Here, below
  * every module, so that each blocking call refuses to wait on a worker of
  * any system through the same check (tr__on_a_worker).
+ *
+ * Initial-exec: in the shared library the default model calls
+ * __tls_get_addr on every read (once a message, in the submit); this one
+ * is a load at a fixed offset, in the static TLS block that a library
+ * loaded with the program (or dlopened, for one pointer) always has.
  */
-extern _Thread_local void *tr__tls_worker;
+#define TR_TLS_WORKER _Thread_local __attribute__((tls_model("initial-exec")))
+extern TR_TLS_WORKER void *tr__tls_worker;
 
 static inline bool
 tr__on_a_worker(void)

@@ -822,10 +822,11 @@ tr_reply(tr_ctx *ctx, const tr_msg *request, const void *data, size_t size)
     if (rc != TR_OK) {
         return rc;
     }
-    if (!tr_cas_acqrel(&rec->handle, &expected, HANDLE_CONSUMED)) {
-        drop_env(rec, env);
-        return TR_EALREADY;
-    }
+    /* Release: the handle's later readers (tr__call_abandon) see it
+     * consumed. A store, not a CAS: only the request's runner, which is
+     * this thread inside the handler, moves the handle away from this
+     * hop's in_msg (hops only grow, and a taken handle is not in_msg). */
+    tr_store_rel(&rec->handle, HANDLE_CONSUMED);
     /* The request still holds its reference: the runner drops it after
      * the handler returns. */
     return answer(rec, env, data, size);

@@ -1326,9 +1326,11 @@ timed_run(tr_actor *a, uint64_t t0)
  * an actor becomes overloaded when more than TR_BATCH messages wait, and
  * stops being so at the end of a run that leaves fewer than a quarter of
  * that (and clearing, it lets its muted senders go). The runner reads the
- * backlog at the start of a run, every PRESSURE_EVERY messages (to notice
- * a flood during a long run) and, while overloaded, at the end. `*cap` is
- * the runner's copy of the flag, which only it changes.
+ * backlog every PRESSURE_EVERY messages (to notice a flood during a long
+ * run), when its batch cuts a run short and, while overloaded, at a run's
+ * end: a run of fewer messages has nothing to look at, since only the
+ * runner takes from the backlog. `*cap` is the runner's copy of the flag,
+ * which only it changes.
  */
 enum { PRESSURE_EVERY = 16, PRESSURE_LOW = TR_BATCH / 4 };
 
@@ -1347,10 +1349,10 @@ pressure(tr_system *sys, tr_actor *a, uint32_t *cap, uint64_t backlog)
     }
 }
 
-void
-tr__actor_run(void *arg, tr_worker *w, tr_task *task)
+/* One run of the actor whose task is `task` (see tr__actor_run). */
+static TR_HOT_INLINE void
+run_one(tr_system *sys, tr_worker *w, tr_task *task)
 {
-    tr_system *sys = arg;
     tr_actor *a = tr_container_of(task, tr_actor, task);
     tr_wlocal *wl = tr__worker_data(w);
     uint64_t gen = tr_load_relaxed(&a->gen);
@@ -1380,13 +1382,14 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
     uint64_t t0 =
         tr_unlikely(tr_load_relaxed(&sys->watched) != 0) ? tr__now_ns() : 0;
 
-    /* The backlog, read once a run (and every PRESSURE_EVERY messages):
-     * backpressure's gauge, and the high-water mark inspection shows. */
-    uint64_t backlog = tr__lane_len(&a->sent, &a->taken);
-    if (x != NULL && backlog > tr_load_relaxed(&x->hwm)) {
-        tr_store_relaxed(&x->hwm, backlog);
+    /* The high-water mark inspection shows, kept where it can be shown:
+     * in the extension record. */
+    if (x != NULL) {
+        uint64_t backlog = tr__lane_len(&a->sent, &a->taken);
+        if (backlog > tr_load_relaxed(&x->hwm)) {
+            tr_store_relaxed(&x->hwm, backlog);
+        }
     }
-    pressure(sys, a, &cap, backlog);
 
     /* Field by field: fail_text is written only by tr_fail, and zeroing
      * it on every run would cost more than the rest of the setup. */
@@ -1415,6 +1418,9 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
             break;
         }
         if (n == batch) {
+            if (!(cap & TR_CAP_OVERLOADED)) {
+                pressure(sys, a, &cap, tr__lane_len(&a->sent, &a->taken));
+            }
             requeue_deferred(a, deferred);
             bump(&a->handled, handled);
             bump(&wl->handled, handled);
@@ -1510,6 +1516,20 @@ tr__actor_run(void *arg, tr_worker *w, tr_task *task)
 out:
     /* Not timed: the slot may be someone else's already. */
     bump(&wl->handled, handled);
+}
+
+/*
+ * The scheduler's run function. A run that makes another actor runnable
+ * on this worker (a message to an idle actor) leaves it in the worker's
+ * LIFO slot; the run after it goes on here, without the trip through the
+ * worker's loop, as long as the loop would have picked it anyway.
+ */
+void
+tr__actor_run(void *arg, tr_worker *w, tr_task *task)
+{
+    do {
+        run_one(arg, w, task);
+    } while ((task = tr__sched_next_lifo(w)) != NULL);
 }
 
 void

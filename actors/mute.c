@@ -10,9 +10,10 @@
  * up, so the backlog stays near one batch per producer.
  *
  * The rule.
- *  - An actor is OVERLOADED when its last run stopped at TR_BATCH messages
- *    with more queued. An actor is under pressure when it is overloaded
- *    or muted.
+ *  - An actor is OVERLOADED from when its runner sees more than TR_BATCH
+ *    messages queued (it looks every 16 messages of a run, and when the
+ *    batch cuts a run short) until a run ends with fewer than a quarter
+ *    of that. An actor is under pressure when it is overloaded or muted.
  *  - An actor whose handler sent a user message to an actor under
  *    pressure (other than itself) is muted when its run ends, if that run
  *    was not overloaded, it has more messages queued, and it is not a
@@ -20,9 +21,10 @@
  *    messages still reach its mailbox, none of them runs it. Muting on a
  *    muted receiver carries the pressure up a pipeline: A -> B -> C with C
  *    slow mutes B, then A, instead of letting B's mailbox grow.
- *  - Every run that ends short of the batch (and the incarnation's end)
- *    clears OVERLOADED and schedules the actors muted on it
- *    (tr__unmute_senders): they get one chance each run of the receiver.
+ *  - Every run that ends with fewer than a quarter batch queued (and the
+ *    incarnation's end) clears OVERLOADED and schedules the actors muted
+ *    on it (tr__unmute_senders): they get one chance each run of the
+ *    receiver.
  *  - A control message (stop, kill, exit, reply, timer, channel hook)
  *    pushed to a muted actor unmutes it at once: muting never holds back
  *    control, so a muted actor can always be stopped, shut down, or
@@ -39,11 +41,11 @@
  * actor waits for ever on a muted one, and the ones muted on an overloaded
  * actor wait for a runnable actor: an overloaded one ended its run with
  * messages queued and was put back in the run queue, and its next runs
- * either fall short of the batch (unmuting) or keep it overloaded because
- * more keeps coming from senders that are not muted. Muting cannot slow
- * the senders it exempts: a plain thread or a supervisor flooding an actor
- * still makes its mailbox grow (bound the mailbox for those:
- * tr_send_wait).
+ * either bring the backlog under a quarter batch (unmuting) or keep it
+ * overloaded because more keeps coming from senders that are not muted.
+ * Muting cannot slow the senders it exempts: a plain thread or a
+ * supervisor flooding an actor still makes its mailbox grow (bound the
+ * mailbox for those: tr_send_wait).
  *
  * The handshake. A sender records itself on the receiver's list (under
  * the receiver's lock, setting the receiver's MUTERS bit) and sets its

@@ -7,7 +7,10 @@
  * rest), its local run queue, the inject queue, and other workers' queues
  * (stealing half of what they hold, but only from a worker that is behind,
  * see below). Every INJECT_EVERY tasks it looks at the inject queue first,
- * so work from plain threads is never starved by local work.
+ * so work from plain threads is never starved by local work. A run that
+ * leaves a task in the LIFO slot goes straight on to it when the loop
+ * would pick it anyway (tr__sched_next_lifo), without the trip through
+ * the loop.
  *
  * Stealing only from workers that are behind. Tasks that send each other
  * messages run fastest on one core: moved apart, every message crosses
@@ -105,9 +108,13 @@ struct tr_worker {
     /* Owner only. */
     tr_sched *sched;
     unsigned lifo_runs;
-    unsigned tick;
+    unsigned tick; /* counts down to the inject queue's turn */
     unsigned index;
     bool searching;
+    /* A run may go on to the task in the LIFO slot (tr__sched_next_lifo):
+     * set before the thread starts; never in a simulation, whose driving
+     * thread runs one task a step. */
+    bool chain;
     uint64_t rng;
     void *data;
     pthread_t thread;
@@ -246,6 +253,7 @@ tr__sched_create(unsigned n, size_t local_size, tr_run_fn run, void *arg,
         w->sched = s;
         w->index = i;
         w->rng = 0x9e3779b97f4a7c15ull * (i + 1);
+        w->tick = INJECT_EVERY;
         tr_init_relaxed(&w->lifo, NULL);
         tr_init_relaxed(&w->runs, 0);
         tr_init_relaxed(&w->current, NULL);
@@ -573,7 +581,8 @@ next_local(tr_worker *w)
 {
     tr_task *t;
 
-    if (++w->tick % INJECT_EVERY == 0) {
+    if (--w->tick == 0) {
+        w->tick = INJECT_EVERY;
         t = inject_pop(w->sched, w);
         if (t != NULL) {
             return t;
@@ -748,11 +757,38 @@ worker_main(void *arg)
     return NULL;
 }
 
+tr_task *
+tr__sched_next_lifo(tr_worker *w)
+{
+    tr_task *t;
+
+    /* What next_local would do, on its common path only: the loop takes
+     * over for the inject queue's turn (and looks at `stopping` then, so
+     * a pool that stops runs at most INJECT_EVERY more tasks a worker)
+     * and for the LIFO cap. */
+    if (w->tick == 1 || !w->chain || tr_load_relaxed(&w->lifo) == NULL ||
+        (w->lifo_runs >= LIFO_CAP && tr__runq_len(&w->rq) != 0)) {
+        return NULL;
+    }
+    /* acq_rel: pairs with a thief's CAS; NULL if it took the task. */
+    if ((t = tr_xchg_acqrel(&w->lifo, NULL)) == NULL) {
+        return NULL;
+    }
+    w->tick--;
+    w->lifo_runs++;
+    tr_store_relaxed(&w->runs, tr_load_relaxed(&w->runs) + 1);
+    tr_store_relaxed(&w->current, t);
+    return t;
+}
+
 /* ---- public (to troupe) API ---- */
 
 int
 tr__sched_start(tr_sched *s)
 {
+    for (unsigned i = 0; i < s->n; i++) {
+        s->workers[i].chain = true;
+    }
     for (unsigned i = 0; i < s->n; i++) {
         if (pthread_create(&s->workers[i].thread, NULL, worker_main,
                            &s->workers[i]) != 0) {

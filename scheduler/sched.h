@@ -35,6 +35,17 @@ int tr__sched_start(tr_sched *s);
  */
 void tr__sched_submit(tr_sched *s, tr_task *t);
 
+/*
+ * Worker `w` only, at the end of a task's run: the task in its LIFO slot,
+ * taken and counted as the worker's loop would take it, so that the run
+ * function can go straight on to it; NULL when the loop must choose (the
+ * slot is empty, the inject queue's turn or the LIFO cap has come, or
+ * this is a simulation). The loop looks at `stopping` on the inject
+ * queue's turn, so a stopping pool runs at most INJECT_EVERY more tasks a
+ * worker.
+ */
+tr_task *tr__sched_next_lifo(tr_worker *w);
+
 /* Worker `w` only: put `t` at the back of its own queue (fairness). */
 void tr__sched_requeue(tr_worker *w, tr_task *t);
 

@@ -156,6 +156,35 @@ test_sched_lifo_ping_pong_does_not_starve_others(void **state)
     tr_test_shutdown(sys);
 }
 
+/* The same pair on one worker, with nothing else queued there: each run
+ * goes straight on to the other actor (tr__sched_next_lifo), and the LIFO
+ * cap never applies. A plain thread's message waits in the inject queue,
+ * whose turn must still come; and a shutdown must still end the pair. */
+static void
+test_sched_lifo_ping_pong_does_not_starve_plain_threads(void **state)
+{
+    tr_system *sys = tr_test_system(1);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_addr a, b, victim;
+
+    (void)state;
+    tr_store_relaxed(&victim_ran, 0);
+    assert_int_equal(tr_spawn(ctx, &bounce_behaviour, NULL, NULL, &a), TR_OK);
+    assert_int_equal(tr_spawn(ctx, &bounce_behaviour, NULL, NULL, &b), TR_OK);
+    assert_int_equal(tr_spawn(ctx, &victim_behaviour, NULL, NULL, &victim),
+                     TR_OK);
+    tr_addr for_a[2] = {b, TR_ADDR_NONE};
+    tr_addr for_b[2] = {a, TR_ADDR_NONE};
+    assert_int_equal(tr_send(ctx, a, MSG_GO, for_a, sizeof(for_a)), TR_OK);
+    assert_int_equal(tr_send(ctx, b, MSG_GO, for_b, sizeof(for_b)), TR_OK);
+    assert_int_equal(tr_send(ctx, a, MSG_PING, NULL, 0), TR_OK);
+    /* Bouncing for a while first. */
+    assert_true(tr_test_wait_handled(sys, 100000, 5000));
+    assert_int_equal(tr_send(ctx, victim, MSG_PING, NULL, 0), TR_OK);
+    assert_true(tr_test_wait_until(victim_has_run, NULL, 5000));
+    tr_test_shutdown(sys);
+}
+
 /* Two actors that each keep sending themselves a "continue": a run handles
  * only what was queued when it began, so with one worker they alternate
  * instead of one finishing its whole job first. */
@@ -685,6 +714,8 @@ main(void)
         cmocka_unit_test(
             test_sched_flooding_actors_do_not_starve_others_two_workers),
         cmocka_unit_test(test_sched_lifo_ping_pong_does_not_starve_others),
+        cmocka_unit_test(
+            test_sched_lifo_ping_pong_does_not_starve_plain_threads),
         cmocka_unit_test(test_sched_self_continuing_actors_take_turns),
         cmocka_unit_test(test_sched_idle_system_uses_no_cpu),
         cmocka_unit_test(

@@ -1024,16 +1024,16 @@ dispatch(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
 
 /*
  * dispatch's common case, inline in the runner's loop: a plain user
- * message to a found handler, at the top of a run (no request handled
- * around it), with no simulated crash due. Anything else goes to dispatch.
+ * message (the caller checked: no other kind, no simulated crash due, no
+ * timing) to a found handler, at the top of a run (no request handled
+ * around it). Anything else goes to dispatch.
  */
 static TR_HOT_INLINE bool
 dispatch_plain(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
 {
-    tr_handle_fn fn;
+    tr_handle_fn fn = pick_handler(ctx->actor, env->type);
 
-    if (tr_unlikely(env->kind != 0 || ctx->fault_in != 0) ||
-        tr_unlikely((fn = pick_handler(ctx->actor, env->type)) == NULL)) {
+    if (tr_unlikely(fn == NULL)) {
         return dispatch(ctx, state, env, handled);
     }
     tr_msg msg = {
@@ -1441,8 +1441,14 @@ run_one(tr_system *sys, tr_worker *w, tr_task *task)
             !(cap & TR_CAP_OVERLOADED)) {
             pressure(sys, a, &cap, tr__lane_len(&a->sent, &a->taken));
         }
-        if (tr_unlikely(env->gen != tr__env_gen(gen) ||
-                        env->kind == TR_MSG_CLOSE)) {
+        if (tr_likely(env->gen == tr__env_gen(gen) &&
+                      (env->kind | ctx.fault_in | t0) == 0)) {
+            if (dispatch_plain(&ctx, state, env, &handled)) {
+                destroy_ctl(&ctx, deferred);
+                goto out;
+            }
+        } else if (env->gen != tr__env_gen(gen) ||
+                   env->kind == TR_MSG_CLOSE) {
             if (env->gen != tr__env_gen(gen) &&
                 !tr__test_bug(TR_TEST_BUG_STALE_DELIVERY)) {
                 drop_user(&ctx, env, a, TR_DEAD_STOPPED);
@@ -1458,9 +1464,7 @@ run_one(tr_system *sys, tr_worker *w, tr_task *task)
                 destroy_ctl(&ctx, deferred);
                 goto out;
             }
-            continue;
-        }
-        if (tr_unlikely(t0 != 0)) {
+        } else if (t0 != 0) {
             uint64_t m0 = tr__now_ns();
             bool over = dispatch(&ctx, state, env, &handled);
             timed_message(wl, tr__now_ns() - m0);
@@ -1468,7 +1472,7 @@ run_one(tr_system *sys, tr_worker *w, tr_task *task)
                 destroy_ctl(&ctx, deferred);
                 goto out;
             }
-        } else if (dispatch_plain(&ctx, state, env, &handled)) {
+        } else if (dispatch(&ctx, state, env, &handled)) {
             destroy_ctl(&ctx, deferred);
             goto out;
         }

@@ -1447,8 +1447,7 @@ run_one(tr_system *sys, tr_worker *w, tr_task *task)
                 destroy_ctl(&ctx, deferred);
                 goto out;
             }
-        } else if (env->gen != tr__env_gen(gen) ||
-                   env->kind == TR_MSG_CLOSE) {
+        } else if (env->gen != tr__env_gen(gen) || env->kind == TR_MSG_CLOSE) {
             if (env->gen != tr__env_gen(gen) &&
                 !tr__test_bug(TR_TEST_BUG_STALE_DELIVERY)) {
                 drop_user(&ctx, env, a, TR_DEAD_STOPPED);

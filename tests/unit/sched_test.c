@@ -700,6 +700,13 @@ test_sched_work_one_worker_cannot_keep_up_with_spreads(void **state)
     unsigned other;
 
     (void)state;
+#ifdef TROUPE_SYSTEMATIC
+    /* One thread at a time, the watchdog's looks on the model's clock and
+     * the tasks' spins on CPU time: no second core to share with, and the
+     * share measured is the seed's (it fails about 4 seeds in 10 with any
+     * scheduler). The dev, ASan and TSan builds measure it. */
+    skip();
+#endif
     other = share_run(&p, 200, 500, 200);
     print_message("the other worker made %u%% of the runs\n", other);
     assert_true(other >= 10);

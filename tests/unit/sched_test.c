@@ -134,24 +134,34 @@ static const tr_behaviour bounce_behaviour = {
     .handle = bounce_handle,
 };
 
-static void
-test_sched_lifo_ping_pong_does_not_starve_others(void **state)
+/* Start a bouncing pair and a victim on `sys`; the pair wakes the victim
+ * itself when `pair_wakes` (else only the caller may). */
+static tr_addr
+start_bouncers(tr_system *sys, bool pair_wakes)
 {
-    tr_system *sys = tr_test_system(1);
     tr_ctx *ctx = tr_system_ctx(sys);
     tr_addr a, b, victim;
 
-    (void)state;
     tr_store_relaxed(&victim_ran, 0);
     assert_int_equal(tr_spawn(ctx, &bounce_behaviour, NULL, NULL, &a), TR_OK);
     assert_int_equal(tr_spawn(ctx, &bounce_behaviour, NULL, NULL, &b), TR_OK);
     assert_int_equal(tr_spawn(ctx, &victim_behaviour, NULL, NULL, &victim),
                      TR_OK);
-    tr_addr for_a[2] = {b, victim};
+    tr_addr for_a[2] = {b, pair_wakes ? victim : TR_ADDR_NONE};
     tr_addr for_b[2] = {a, TR_ADDR_NONE};
     assert_int_equal(tr_send(ctx, a, MSG_GO, for_a, sizeof(for_a)), TR_OK);
     assert_int_equal(tr_send(ctx, b, MSG_GO, for_b, sizeof(for_b)), TR_OK);
     assert_int_equal(tr_send(ctx, a, MSG_PING, NULL, 0), TR_OK);
+    return victim;
+}
+
+static void
+test_sched_lifo_ping_pong_does_not_starve_others(void **state)
+{
+    tr_system *sys = tr_test_system(1);
+
+    (void)state;
+    start_bouncers(sys, true);
     assert_true(tr_test_wait_until(victim_has_run, NULL, 5000));
     tr_test_shutdown(sys);
 }
@@ -164,23 +174,14 @@ static void
 test_sched_lifo_ping_pong_does_not_starve_plain_threads(void **state)
 {
     tr_system *sys = tr_test_system(1);
-    tr_ctx *ctx = tr_system_ctx(sys);
-    tr_addr a, b, victim;
+    tr_addr victim;
 
     (void)state;
-    tr_store_relaxed(&victim_ran, 0);
-    assert_int_equal(tr_spawn(ctx, &bounce_behaviour, NULL, NULL, &a), TR_OK);
-    assert_int_equal(tr_spawn(ctx, &bounce_behaviour, NULL, NULL, &b), TR_OK);
-    assert_int_equal(tr_spawn(ctx, &victim_behaviour, NULL, NULL, &victim),
-                     TR_OK);
-    tr_addr for_a[2] = {b, TR_ADDR_NONE};
-    tr_addr for_b[2] = {a, TR_ADDR_NONE};
-    assert_int_equal(tr_send(ctx, a, MSG_GO, for_a, sizeof(for_a)), TR_OK);
-    assert_int_equal(tr_send(ctx, b, MSG_GO, for_b, sizeof(for_b)), TR_OK);
-    assert_int_equal(tr_send(ctx, a, MSG_PING, NULL, 0), TR_OK);
+    victim = start_bouncers(sys, false);
     /* Bouncing for a while first. */
     assert_true(tr_test_wait_handled(sys, 100000, 5000));
-    assert_int_equal(tr_send(ctx, victim, MSG_PING, NULL, 0), TR_OK);
+    assert_int_equal(tr_send(tr_system_ctx(sys), victim, MSG_PING, NULL, 0),
+                     TR_OK);
     assert_true(tr_test_wait_until(victim_has_run, NULL, 5000));
     tr_test_shutdown(sys);
 }

@@ -177,16 +177,17 @@ main(void)
     bench_check(tr_spawn(ctx, &joiner_behaviour, &done, NULL, &wargs.joiner),
                 "spawn joiner");
     for (int i = 0; i < WORKERS; i++) {
-        bench_check(tr_spawn(ctx, &worker_behaviour, &wargs, NULL,
-                             &pinit.workers[i]),
-                    "spawn worker");
+        bench_check(
+            tr_spawn(ctx, &worker_behaviour, &wargs, NULL, &pinit.workers[i]),
+            "spawn worker");
     }
     bench_check(tr_spawn(ctx, &producer_behaviour, &pinit, NULL, &prod),
                 "spawn producer");
 
     t0 = bench_now();
-    bench_check(tr_send(ctx, prod, MSG_GO, pinit.workers, sizeof(pinit.workers)),
-                "send go");
+    bench_check(
+        tr_send(ctx, prod, MSG_GO, pinit.workers, sizeof(pinit.workers)),
+        "send go");
     d = bench_wait(done);
     if (d.value != total * (total - 1) / 2) {
         bench_fail("sum %llu, expected %llu", (unsigned long long)d.value,

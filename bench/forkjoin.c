@@ -60,24 +60,19 @@ static const tr_behaviour joiner_behaviour = {
 
 typedef struct worker_args {
     tr_addr joiner;
-    uint64_t expect; /* values to receive */
+    uint64_t left; /* values still to receive */
 } worker_args;
 
 typedef struct worker {
-    tr_addr joiner;
-    uint64_t left;
+    worker_args a; /* first: copied by worker_init */
     uint64_t sum;
 } worker;
 
 static int
 worker_init(tr_ctx *ctx, void *state, const void *arg)
 {
-    worker *w = state;
-    const worker_args *a = arg;
-
     (void)ctx;
-    w->joiner = a->joiner;
-    w->left = a->expect;
+    memcpy(state, arg, sizeof(worker_args));
     return TR_OK;
 }
 
@@ -89,8 +84,8 @@ worker_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
 
     memcpy(&v, msg->data, sizeof(v));
     w->sum += v;
-    if (--w->left == 0) {
-        return tr_send(ctx, w->joiner, MSG_SUM, &w->sum, sizeof(w->sum));
+    if (--w->a.left == 0) {
+        return tr_send(ctx, w->a.joiner, MSG_SUM, &w->sum, sizeof(w->sum));
     }
     return TR_OK;
 }
@@ -169,7 +164,7 @@ main(void)
     tr_ctx *ctx = tr_system_ctx(sys);
     tr_mailbox *done = bench_mailbox_create();
     producer pinit = {.done = done, .total = total};
-    worker_args wargs = {.expect = total / WORKERS};
+    worker_args wargs = {.left = total / WORKERS};
     tr_addr prod;
     bench_done d;
     double t0;

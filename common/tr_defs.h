@@ -23,6 +23,9 @@
  * otherwise call (its size heuristics), where the call costs more than
  * the work. */
 #define TR_HOT_INLINE inline __attribute__((always_inline))
+/* For the rare path of a function on the message path, kept out of it so
+ * that the common path is small enough to inline where it is called. */
+#define TR_NOINLINE __attribute__((noinline))
 
 #define tr_container_of(ptr, type, member)                                     \
     ((type *)(void *)((char *)(ptr)-offsetof(type, member)))

@@ -833,22 +833,14 @@ tr__sched_requeue(tr_worker *w, tr_task *t)
     }
 }
 
-void
-tr__sched_submit(tr_sched *s, tr_task *t)
+/* tr__sched_submit off its common path: the LIFO slot is taken, or the
+ * caller is not one of the pool's workers. */
+static TR_NOINLINE void
+submit_slow(tr_sched *s, tr_worker *w, tr_task *t)
 {
-    tr_worker *w = current_worker;
-
     if (w != NULL && w->sched == s) {
-        /* Relaxed: only we fill the slot, so an empty slot stays empty
-         * until we store. Release: pairs with a thief's acquire of the
-         * slot, which then sees the task's state. */
-        tr_task *prev = tr_load_relaxed(&w->lifo);
-        if (prev == NULL) {
-            tr_store_rel(&w->lifo, t);
-            return;
-        }
-        /* acq_rel: pairs with a thief's CAS; NULL if it took prev. */
-        prev = tr_xchg_acqrel(&w->lifo, t);
+        /* acq_rel: pairs with a thief's CAS; NULL if it took the task. */
+        tr_task *prev = tr_xchg_acqrel(&w->lifo, t);
         if (prev != NULL) {
             tr__sched_requeue(w, prev);
         }
@@ -856,6 +848,22 @@ tr__sched_submit(tr_sched *s, tr_task *t)
     }
     inject_push(s, t, t, 1);
     notify(s, true);
+}
+
+void
+tr__sched_submit(tr_sched *s, tr_task *t)
+{
+    tr_worker *w = current_worker;
+
+    /* Relaxed: only we fill the slot, so an empty slot stays empty until
+     * we store. Release: pairs with a thief's acquire of the slot, which
+     * then sees the task's state. */
+    if (tr_likely(w != NULL && w->sched == s &&
+                  tr_load_relaxed(&w->lifo) == NULL)) {
+        tr_store_rel(&w->lifo, t);
+        return;
+    }
+    submit_slow(s, w, t);
 }
 
 void

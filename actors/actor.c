@@ -1563,6 +1563,26 @@ tr__actor_sim_kill(void *arg, tr_worker *w, tr_task *task)
 
 /* ---- spawning ---- */
 
+/* `init` calls running on this thread (tr__in_init). */
+static _Thread_local unsigned init_depth;
+
+bool
+tr__in_init(void)
+{
+    return init_depth != 0;
+}
+
+/* Run `b`'s init for the incarnation of `ctx`. */
+static int
+run_init(const tr_behaviour *b, tr_ctx *ctx, void *state, const void *arg)
+{
+    int rc;
+
+    init_depth++;
+    rc = b->init(ctx, state, arg);
+    init_depth--;
+    return rc;
+}
 /* Why `init` (run in `child`) failed with `rc`: its tr_fail text, or its
  * code. */
 static void
@@ -1651,7 +1671,7 @@ spawn_entered(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
         return TR_ESHUTDOWN;
     }
     if (behaviour->init != NULL) {
-        rc = behaviour->init(&child, tr__actor_state(a), arg);
+        rc = run_init(behaviour, &child, tr__actor_state(a), arg);
         if (rc == TR_OK && child.fail_code != 0) {
             rc = child.fail_code;
         }
@@ -1696,8 +1716,7 @@ spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
 {
     int rc;
 
-    if (ctx == NULL || behaviour == NULL ||
-        (behaviour->handle == NULL && behaviour->dispatch == NULL) ||
+    if (ctx == NULL || !tr__behaviour_ok(behaviour) ||
         mailbox_cap > TR_MAILBOX_CAP_MAX) {
         return TR_EINVAL;
     }
@@ -1791,7 +1810,7 @@ tr__actor_reinit(tr_ctx *ctx, tr_actor *a, const void *arg, char *why,
     tr_store_relaxed(&x->kill, 0);
     tr_store_relaxed(&x->held, 0);
     if (b->init != NULL) {
-        rc = b->init(&child, state, arg);
+        rc = run_init(b, &child, state, arg);
     }
     if (rc == TR_OK && child.fail_code != 0) {
         rc = child.fail_code;
@@ -2007,7 +2026,7 @@ tr_fail(tr_ctx *ctx, int code, const char *text)
 int
 tr_become(tr_ctx *ctx, const tr_dispatch *table)
 {
-    if (ctx == NULL) {
+    if (ctx == NULL || !tr__dispatch_ok(table)) {
         return TR_EINVAL;
     }
     if (ctx->actor == NULL) {

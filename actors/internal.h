@@ -173,6 +173,12 @@ struct tr_ctx {
  * system, and its waits take steps. */
 bool tr__sim_on_driver(const tr_system *sys);
 
+/* True while an actor's `init` runs on the calling thread: a plain
+ * thread's spawn runs it there, holding the system (its `inside` count)
+ * and the new actor's run-right, so that the thread must not wait on the
+ * system meanwhile. */
+bool tr__in_init(void);
+
 /*
  * The one check of every call that waits with a context (tr_send_wait,
  * tr_ask_wait and the supervisor's calls, tr_actor_wait): never on a
@@ -183,7 +189,7 @@ bool tr__sim_on_driver(const tr_system *sys);
 static inline bool
 tr__ctx_may_wait(const tr_ctx *ctx)
 {
-    return ctx->actor == NULL && !tr__on_a_worker() &&
+    return ctx->actor == NULL && !tr__on_a_worker() && !tr__in_init() &&
            tr__sim_on_driver(ctx->sys);
 }
 
@@ -386,6 +392,21 @@ void tr__actor_finish(tr_ctx *ctx, const tr_exit *exit, bool run_stop);
 void tr__actor_stop_held(tr_ctx *ctx, const tr_exit *exit);
 /* Give up the run-right of `a` (scheduling it if messages wait). */
 void tr__actor_release(tr_system *sys, tr_actor *a);
+/* A dispatch table a runner can read: rows where it says it has them. */
+static inline bool
+tr__dispatch_ok(const tr_dispatch *d)
+{
+    return d == NULL || d->len == 0 || d->handlers != NULL;
+}
+
+/* A behaviour an actor can be spawned with (tr_spawn's TR_EINVAL). */
+static inline bool
+tr__behaviour_ok(const tr_behaviour *b)
+{
+    return b != NULL && (b->handle != NULL || b->dispatch != NULL) &&
+           tr__dispatch_ok(b->dispatch);
+}
+
 /* tr_spawn that says why `init` failed, into `why` (`cap` bytes; 0 for
  * none): the text `init` gave tr_fail, or "init returned <code>
  * (<name>)". Untouched when `init` did not run or did not fail. */

@@ -438,7 +438,8 @@ tr_system_shutdown(tr_system *sys, tr_timeout timeout)
     if (tr__sys_check(sys) != TR_OK) {
         return TR_EFORKED; /* its threads live in the parent: leave it */
     }
-    if (tr__sched_current(sys->sched) != NULL || !tr__sim_on_driver(sys)) {
+    if (tr__sched_current(sys->sched) != NULL || tr__in_init() ||
+        !tr__sim_on_driver(sys)) {
         return TR_ESTATE;
     }
     /* seq_cst: see the top comment. A second call (a `stop` callback of
@@ -533,7 +534,7 @@ tr_system_wait(tr_system *sys, tr_timeout timeout)
     if (sys == NULL) {
         return TR_EINVAL;
     }
-    if (tr__on_a_worker() || !tr__sim_on_driver(sys)) {
+    if (tr__on_a_worker() || tr__in_init() || !tr__sim_on_driver(sys)) {
         return TR_ESTATE;
     }
     /* A call on the system while it waits: shutdown wakes it (after

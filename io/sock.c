@@ -32,6 +32,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
@@ -414,8 +415,14 @@ listen_begin(tr_ctx *ctx, const tr_io_listen_opts *opts, tr_io_sys **io,
     if ((rc = opener(ctx, io)) != TR_OK) {
         return rc;
     }
+    /* An acceptor's behaviour and spawn options are checked as tr_spawn
+     * would, here, not at each connection. */
     if (opts != NULL &&
-        (check_opts(&opts->conn) != TR_OK || opts->backlog < 0)) {
+        (check_opts(&opts->conn) != TR_OK || opts->backlog < 0 ||
+         (opts->accept_behaviour != NULL &&
+          !tr__behaviour_ok(opts->accept_behaviour)) ||
+         (opts->accept_spawn != NULL &&
+          opts->accept_spawn->mailbox_cap > TR_MAILBOX_CAP_MAX))) {
         return TR_EINVAL;
     }
     if ((*lx = tr__calloc(sizeof(**lx))) == NULL) {
@@ -908,7 +915,8 @@ tr_io_writev(tr_ctx *ctx, tr_io h, const struct iovec *iov, int n)
         return TR_ESTATE;
     }
     for (int i = 0; i < n; i++) {
-        if (iov[i].iov_base == NULL && iov[i].iov_len != 0) {
+        if ((iov[i].iov_base == NULL && iov[i].iov_len != 0) ||
+            iov[i].iov_len > SIZE_MAX - total) {
             return TR_EINVAL;
         }
         total += iov[i].iov_len;
@@ -922,28 +930,44 @@ tr_io_writev(tr_ctx *ctx, tr_io h, const struct iovec *iov, int n)
     }
     size_t used = s->out_end - s->out_start;
     if (used == 0 && !(s->flags & F_CONNECTING)) {
-        struct msghdr mh = {0};
-        mh.msg_iov = (struct iovec *)iov;
-        mh.msg_iovlen = (size_t)n;
-        ssize_t k;
-        do {
-            k = s->io->net != NULL
-                    ? tr__simnet_send(s->io->net, s->fd, iov, n)
-                    : sendmsg(s->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        } while (k < 0 && errno == EINTR);
-        if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-            end_later(s, reason_of(errno), errno);
-            return TR_ECLOSED;
-        }
-        if (k > 0) {
-            sent = (size_t)k;
+        /* The kernel takes at most IOV_MAX buffers a call (EMSGSIZE past
+         * that): send them in runs of that many, until the socket takes
+         * less than a run; what it did not take is copied below. */
+        for (int at = 0; at < n;) {
+            int now = n - at < IOV_MAX ? n - at : IOV_MAX;
+            size_t run = 0;
+            struct msghdr mh = {0};
+            ssize_t k;
+
+            for (int i = at; i < at + now; i++) {
+                run += iov[i].iov_len;
+            }
+            mh.msg_iov = (struct iovec *)(iov + at);
+            mh.msg_iovlen = (size_t)now;
+            do {
+                k = s->io->net != NULL
+                        ? tr__simnet_send(s->io->net, s->fd, iov + at, now)
+                        : sendmsg(s->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+            } while (k < 0 && errno == EINTR);
+            if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+                end_later(s, reason_of(errno), errno);
+                return TR_ECLOSED;
+            }
+            if (k <= 0) {
+                break;
+            }
+            sent += (size_t)k;
             tr_store_relaxed(&s->bytes_out,
                              tr_load_relaxed(&s->bytes_out) + (uint64_t)k);
+            if ((size_t)k < run) {
+                break;
+            }
+            at += now;
         }
         if (sent == total) {
             return TR_OK;
         }
-    } else if (used + total > s->opts.write_hwm) {
+    } else if (used > s->opts.write_hwm || total > s->opts.write_hwm - used) {
         if (s->opts.on_full == TR_IO_FULL_CLOSE) {
             end_later(s, TR_IO_END_OVERFLOW, 0);
             return TR_ECLOSED;

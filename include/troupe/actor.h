@@ -108,8 +108,9 @@ typedef struct tr_actor_stats {
  *            `arg` for the `init` call, `opts` for the call (may be NULL).
  * Context:   a handler or a plain thread.
  * Returns:   TR_OK and `*out` (which may be NULL); TR_EINVAL for a NULL
- *            context or behaviour, or a behaviour with neither `handle` nor
- *            `dispatch`, or a mailbox bound over TR_MAILBOX_CAP_MAX;
+ *            context or behaviour, a behaviour with neither `handle` nor
+ *            `dispatch`, a `dispatch` with rows counted but no `handlers`,
+ *            or a mailbox bound over TR_MAILBOX_CAP_MAX;
  *            TR_ENOMEM; TR_ESHUTDOWN once shutdown has begun (a spawn
  *            already in `init` then still returns TR_OK, and its actor is
  *            stopped by the shutdown); TR_EFORKED in a fork child; or the
@@ -260,8 +261,8 @@ TR_API int tr_fail(tr_ctx *ctx, int code, const char *text);
  * Ownership: borrows `table` for as long as it is installed (keep it
  *            static).
  * Context:   a handler or `init`.
- * Returns:   TR_OK; TR_EINVAL for a NULL context; TR_ESTATE on a thread
- *            context.
+ * Returns:   TR_OK; TR_EINVAL for a NULL context, or a table with rows
+ *            counted but no `handlers`; TR_ESTATE on a thread context.
  */
 TR_API int tr_become(tr_ctx *ctx, const tr_dispatch *table);
 

@@ -221,7 +221,9 @@ typedef struct tr_io_stats {
  *            `opts` says is borrowed for the listener's life.
  * Context:   a handler or `init`.
  * Returns:   TR_OK and `*out`; TR_EINVAL for NULL `ctx` or `out`, or bad
- *            options; TR_ESTATE on a thread context; TR_EBADADDR when
+ *            options (an acceptor's behaviour or spawn options that
+ *            tr_spawn would refuse included); TR_ESTATE on a thread
+ *            context; TR_EBADADDR when
  *            `host` is not a numeric address; TR_EADDRINUSE; TR_EMFILE
  *            when out of descriptors; TR_EIO for another socket error
  *            (EACCES, EADDRNOTAVAIL, ...); TR_ENOMEM; TR_ESHUTDOWN;
@@ -313,8 +315,10 @@ TR_API TR_NODISCARD int tr_io_write(tr_ctx *ctx, tr_io io, const void *data,
  *
  * Ownership: borrows `iov` and its buffers (copied when not sent at once).
  * Context:   a handler of the owner.
- * Returns:   as tr_io_write; TR_EINVAL for a negative `n`, or a NULL
- *            buffer with a non-zero length.
+ * Returns:   as tr_io_write; TR_EINVAL for a negative `n`, a NULL buffer
+ *            with a non-zero length, or lengths whose sum passes SIZE_MAX.
+ *            Any number of buffers is taken (past IOV_MAX, the kernel's
+ *            limit for one call, the rest is copied and sent after).
  */
 TR_API TR_NODISCARD int tr_io_writev(tr_ctx *ctx, tr_io io,
                                      const struct iovec *iov, int n);

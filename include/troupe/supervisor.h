@@ -420,13 +420,15 @@ TR_API int tr_whereis_path(tr_system *sys, const char *path, tr_addr *out);
  * Either ends the tree and wakes this. Times out on the real (monotonic)
  * clock.
  *
- * Context:   a plain thread, never a worker of any system.
+ * Context:   a plain thread, never a worker of any system nor an actor's
+ *            `init` that a plain thread's spawn runs.
  * Returns:   TR_OK when one has; TR_ETIMEDOUT; TR_EINVAL; TR_ESTATE on a
- *            worker; TR_ESHUTDOWN once shutdown has begun (it returns at
- *            once, before the system is freed). On a simulated system
- *            (troupe/sim.h) the wait takes steps on the virtual clock:
- *            TR_ESTUCK when nothing can run and no timer is pending;
- *            TR_ESTATE from a thread other than its driving thread.
+ *            worker or in an `init`; TR_ESHUTDOWN once shutdown has begun
+ *            (it returns at once, before the system is freed). On a
+ *            simulated system (troupe/sim.h) the wait takes steps on the
+ *            virtual clock: TR_ESTUCK when nothing can run and no timer
+ *            is pending; TR_ESTATE from a thread other than its driving
+ *            thread.
  */
 TR_API int tr_system_wait(tr_system *sys, tr_timeout timeout);
 

@@ -156,10 +156,13 @@ TR_API int tr_system_start(const tr_system_config *cfg, tr_system **out);
  *
  * Ownership: takes `sys` (it is freed, whatever the result, except on
  *            TR_ESTATE and TR_ESHUTDOWN).
- * Context:   a plain thread, never a worker of `sys`.
+ * Context:   a plain thread, never a worker of `sys` nor an actor's
+ *            `init` that a plain thread's spawn runs.
  * Returns:   TR_OK; TR_EINVAL if `sys` is NULL; TR_ESTATE if called from a
- *            worker of `sys`, or from a thread other than a simulated
- *            system's driving thread (nothing is stopped); TR_ESTUCK (see
+ *            worker of `sys`, from an `init` (nothing is stopped: the
+ *            spawn that runs it is a call on the system, which shutdown
+ *            would wait for), or from a thread other than a simulated
+ *            system's driving thread; TR_ESTUCK (see
  *            above); TR_ESHUTDOWN if shutdown
  *            had begun already (a second call: it changes nothing);
  *            TR_ETIMEDOUT if actors were still running at the deadline

@@ -181,10 +181,20 @@ probe_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
     switch (c->op) {
     case OP_LISTEN:
     case OP_LISTEN_UNIX: {
+        static const tr_dispatch rowless = {.handlers = NULL, .len = 3};
+        static const tr_behaviour rowless_acceptor = {.name = "rowless",
+                                                      .dispatch = &rowless};
+        static const tr_spawn_opts too_big = {.mailbox_cap = UINT32_MAX};
         tr_io_listen_opts lo = {.backlog = c->backlog, .conn = c->opts};
         if (c->spawn) {
             lo.accept_behaviour = &probe_behaviour;
             lo.accept_arg = &echo_arg;
+        }
+        if (c->bad_acceptor == 1) {
+            lo.accept_behaviour = &rowless_acceptor;
+        } else if (c->bad_acceptor == 2) {
+            lo.accept_behaviour = &probe_behaviour;
+            lo.accept_spawn = &too_big;
         }
         res.rc = c->op == OP_LISTEN
                      ? tr_io_listen(ctx, c->host, c->port, &lo, &res.io)
@@ -205,6 +215,27 @@ probe_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
     case OP_WRITE:
         res.rc = tr_io_write(ctx, c->io, c->data, c->len);
         break;
+    case OP_WRITEV: {
+        struct iovec *v =
+            calloc(c->nbufs > 2 ? (size_t)c->nbufs : 2, sizeof(*v));
+        int n = c->nbufs;
+        if (v == NULL) {
+            res.rc = TR_ENOMEM;
+            break;
+        }
+        if (c->len == 0) {
+            /* Never read: the lengths are refused first. */
+            v[0] = (struct iovec){(void *)c->data, SIZE_MAX};
+            v[1] = (struct iovec){(void *)c->data, 2};
+            n = 2;
+        }
+        for (int i = 0; c->len != 0 && i < n; i++) {
+            v[i] = (struct iovec){(void *)&c->data[(size_t)i % c->len], 1};
+        }
+        res.rc = tr_io_writev(ctx, c->io, v, n);
+        free(v);
+        break;
+    }
     case OP_WRITE_UNTIL:
         for (;;) {
             res.rc = tr_io_write(ctx, c->io, c->data, c->len);

@@ -66,6 +66,9 @@ enum {
     OP_CONNECT_UNIX,
     OP_WRITE,
     OP_WRITE_UNTIL, /* write `data` until a write is not TR_OK */
+    OP_WRITEV,      /* one tr_io_writev of `nbufs` one-byte buffers, the
+                       i-th being data[i % len]; with `len` 0, two buffers
+                       whose lengths add up past SIZE_MAX */
     OP_CLOSE,
     OP_PAUSE,
     OP_RESUME,
@@ -89,10 +92,15 @@ typedef struct probe_cmd {
     tr_io_opts opts;
     int backlog;
     bool spawn; /* listen: accept into new echo probes */
+    /* listen: an acceptor that tr_spawn would refuse: 1, a dispatch
+     * table with rows counted but none given; 2, a mailbox bound past
+     * TR_MAILBOX_CAP_MAX. */
+    int bad_acceptor;
     int fd;
     uint32_t events;
     probe_mode mode;
     size_t len;
+    int nbufs;
     char data[1024];
 } probe_cmd;
 

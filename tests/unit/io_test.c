@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -221,6 +222,12 @@ test_io_listen_errors_are_clear(void **state)
     c.port = l.port;
     c.opts.framing = (tr_io_framing)7;
     assert_int_equal(probe_do(f->sys, f->probe, &c).rc, TR_EINVAL);
+    /* An acceptor tr_spawn would refuse is refused at once, not at each
+     * connection. */
+    probe_cmd bad = {.op = OP_LISTEN, .host = "127.0.0.1", .bad_acceptor = 1};
+    assert_int_equal(probe_do(f->sys, f->probe, &bad).rc, TR_EINVAL);
+    bad.bad_acceptor = 2;
+    assert_int_equal(probe_do(f->sys, f->probe, &bad).rc, TR_EINVAL);
     /* Sockets need an owner: not from a plain thread. */
     assert_int_equal(
         tr_io_listen(tr_system_ctx(f->sys), "127.0.0.1", 0, NULL, &io),
@@ -450,6 +457,43 @@ test_io_write_refused_past_hwm_then_drained(void **state)
     free(buf);
     assert_true(probe_wait(f->rec, TR_IO_DRAINED, 1, 5000));
     assert_int_equal(write_str(f, peer, "again"), TR_OK);
+    close(c);
+}
+
+/*
+ * More buffers than one sendmsg takes (IOV_MAX, 1,024 on Linux, past which
+ * it fails with EMSGSIZE): every byte still goes, in order, and the
+ * connection stays up. Lengths whose sum passes SIZE_MAX are refused.
+ */
+static void
+test_io_writev_of_any_number_of_buffers(void **state)
+{
+    fx *f = *state;
+    int c;
+    tr_io peer = accept_one(f, NULL, &c);
+    const int counts[] = {IOV_MAX - 1, IOV_MAX, IOV_MAX + 1, 4 * IOV_MAX + 3};
+    probe_cmd w = {.op = OP_WRITEV, .io = peer, .len = 251};
+    char in[4 * IOV_MAX + 3];
+
+    for (size_t i = 0; i < w.len; i++) {
+        w.data[i] = (char)('a' + i % 26 + i / 26);
+    }
+    for (size_t k = 0; k < TR_ARRAY_LEN(counts); k++) {
+        w.nbufs = counts[k];
+        assert_int_equal(probe_do(f->sys, f->probe, &w).rc, TR_OK);
+        assert_true(tr_net_read_exact(c, in, (size_t)w.nbufs, 10000));
+        for (int i = 0; i < w.nbufs; i++) {
+            if (in[i] != w.data[(size_t)i % w.len]) {
+                fail_msg("%d buffers: byte %d is %d", w.nbufs, i, in[i]);
+            }
+        }
+    }
+    w.len = 0;
+    assert_int_equal(probe_do(f->sys, f->probe, &w).rc, TR_EINVAL);
+    assert_int_equal(probe_count(f->rec, TR_IO_CLOSED), 0);
+    assert_int_equal(write_str(f, peer, "still up"), TR_OK);
+    assert_true(tr_net_read_exact(c, in, 8, 10000));
+    assert_memory_equal(in, "still up", 8);
     close(c);
 }
 
@@ -1373,6 +1417,8 @@ main(void)
             test_io_raw_echo_keeps_every_byte_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_io_write_refused_past_hwm_then_drained, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_io_writev_of_any_number_of_buffers,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_io_write_past_hwm_closes_under_close_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_closed_handle_fails_cleanly,

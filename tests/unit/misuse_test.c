@@ -328,6 +328,121 @@ test_misuse_failure_codes_never_mean_ignore(void **state)
     tr_test_shutdown(sys);
 }
 
+/* What an `init` run by a plain thread's spawn got from calls that wait
+ * on the system. */
+typedef struct init_waits {
+    int shutdown;
+    int system_wait;
+    int actor_wait;
+} init_waits;
+
+static int
+init_waits_on_the_system(tr_ctx *ctx, void *state, const void *arg)
+{
+    init_waits *w = (init_waits *)(uintptr_t)arg;
+    tr_system *sys = tr_ctx_system(ctx);
+    tr_signal sig;
+
+    (void)state;
+    w->shutdown = tr_system_shutdown(sys, TR_NOWAIT);
+    w->system_wait = tr_system_wait(sys, tr_ms(10));
+    /* With the plain thread's own context: still inside the spawn. */
+    w->actor_wait =
+        tr_actor_wait(tr_system_ctx(sys), tr_self(ctx), tr_ms(10), &sig);
+    return TR_OK;
+}
+
+static const tr_behaviour waits_in_init = {.name = "waits_in_init",
+                                           .init = init_waits_on_the_system,
+                                           .handle = tick_handle};
+
+/*
+ * A spawn on a plain thread is a call on the system that shutdown waits
+ * for, and it runs `init` there: a shutdown (or another wait on the
+ * system) from that `init` is refused, where it used to wait for itself
+ * for ever. The system goes on working, and stops later.
+ */
+static void
+test_misuse_waiting_on_the_system_from_init_is_refused(void **state)
+{
+    (void)state;
+    tr_system *sys = tr_test_system(1);
+    init_waits w = {0};
+    tr_addr a;
+    tr_addr t;
+
+    tr_store_relaxed(&ticks, 0);
+    assert_int_equal(tr_spawn(tr_system_ctx(sys), &waits_in_init, &w, NULL, &a),
+                     TR_OK);
+    assert_int_equal(w.shutdown, TR_ESTATE);
+    assert_int_equal(w.system_wait, TR_ESTATE);
+    assert_int_equal(w.actor_wait, TR_ESTATE);
+    assert_int_equal(tr_spawn(tr_system_ctx(sys), &ticker, NULL, NULL, &t),
+                     TR_OK);
+    assert_int_equal(tr_send(tr_system_ctx(sys), t, MSG_TICK, NULL, 0), TR_OK);
+    assert_true(tr_test_wait_handled(sys, 1, 5000));
+    assert_int_equal(tr_load_relaxed(&ticks), 1);
+    tr_test_shutdown(sys);
+}
+
+/* Ten ticks at once: the mark of the table below. */
+static int
+tick_ten(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    (void)msg;
+    tr_faa_relaxed(&ticks, 10);
+    return TR_OK;
+}
+
+/* A table that counts rows but has none; zero rows are fine. */
+static const tr_dispatch rowless = {.handlers = NULL, .len = 5};
+static const tr_dispatch no_rows = {
+    .handlers = NULL, .len = 0, .otherwise = tick_ten};
+static const tr_behaviour rowless_actor = {.name = "rowless",
+                                           .dispatch = &rowless};
+
+static int
+init_becomes(tr_ctx *ctx, void *state, const void *arg)
+{
+    int *rc = (int *)(uintptr_t)arg;
+
+    (void)state;
+    rc[0] = tr_become(ctx, &rowless);
+    rc[1] = tr_become(ctx, &no_rows);
+    return TR_OK;
+}
+
+static const tr_behaviour becomer = {
+    .name = "becomer", .init = init_becomes, .handle = tick_handle};
+
+/*
+ * A dispatch table whose rows are NULL but counted is refused where it is
+ * given, with TR_EINVAL, instead of crashing a worker at the first message
+ * it is read for.
+ */
+static void
+test_misuse_dispatch_table_without_its_rows_is_refused(void **state)
+{
+    (void)state;
+    tr_system *sys = tr_test_system(1);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    int rc[2] = {-1, -1};
+    tr_addr a;
+
+    tr_store_relaxed(&ticks, 0);
+    assert_int_equal(tr_spawn(ctx, &rowless_actor, NULL, NULL, &a), TR_EINVAL);
+    assert_int_equal(tr_spawn(ctx, &becomer, rc, NULL, &a), TR_OK);
+    assert_int_equal(rc[0], TR_EINVAL);
+    assert_int_equal(rc[1], TR_OK);
+    /* The table it could take is the one its messages go through. */
+    assert_int_equal(tr_send(ctx, a, MSG_TICK, NULL, 0), TR_OK);
+    assert_true(tr_test_wait_handled(sys, 1, 5000));
+    assert_int_equal(tr_load_relaxed(&ticks), 10);
+    tr_test_shutdown(sys);
+}
+
 int
 main(void)
 {
@@ -342,6 +457,10 @@ main(void)
         cmocka_unit_test(
             test_misuse_monitor_of_a_slot_never_used_leaks_nothing),
         cmocka_unit_test(test_misuse_failure_codes_never_mean_ignore),
+        cmocka_unit_test(
+            test_misuse_waiting_on_the_system_from_init_is_refused),
+        cmocka_unit_test(
+            test_misuse_dispatch_table_without_its_rows_is_refused),
     };
     return cmocka_run_group_tests_name("misuse", tests, NULL, NULL);
 }

@@ -92,7 +92,7 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
     tr_system *sys;
     int rc;
 
-    if (out == NULL) {
+    if (out == NULL || (cfg != NULL && cfg->workers > TR_WORKERS_MAX)) {
         return TR_EINVAL;
     }
     sys = tr__calloc_aligned(sizeof(*sys));

@@ -35,6 +35,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -51,7 +52,9 @@ enum {
 /* ---- binding ---- */
 
 /* "host:port" or "[v6]:port" into its parts; false when it does not
- * parse. */
+ * parse, or the host is not numeric (a name such as "localhost" would be
+ * resolved, and a page asked for by the address it stands for would meet
+ * host_ok's 403). */
 static bool
 split_addr(const char *addr, char *host, size_t cap, uint16_t *port)
 {
@@ -81,6 +84,10 @@ split_addr(const char *addr, char *host, size_t cap, uint16_t *port)
         memcpy(host, addr, hlen);
     }
     host[hlen] = '\0';
+    unsigned char bin[sizeof(struct in6_addr)];
+    if (inet_pton(addr[0] == '[' ? AF_INET6 : AF_INET, host, bin) != 1) {
+        return false;
+    }
     char *end;
     unsigned long p = strtoul(colon + 1, &end, 10);
     if (colon[1] == '\0' || *end != '\0' || p > 65535) {

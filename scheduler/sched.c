@@ -92,6 +92,7 @@
 #include "common/tr_park.h"
 
 #include <troupe/error.h>
+#include <troupe/system.h>
 
 #include <pthread.h>
 #include <string.h>
@@ -208,7 +209,7 @@ static unsigned
 online_cpus(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (unsigned)n : 1;
+    return n <= 0 ? 1 : n > (long)TR_WORKERS_MAX ? TR_WORKERS_MAX : (unsigned)n;
 }
 
 int

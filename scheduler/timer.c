@@ -207,7 +207,9 @@ take_due(tr_timers *t, due *out, unsigned *n)
     while (t->heap_len > 0 && *n < FIRE_BATCH) {
         uint32_t slot = t->heap[0];
         rec *r = &t->recs[slot];
-        if (r->deadline > now) {
+        /* A deadline saturated at the clock's end is never due, even once
+         * a manual or simulated clock has been moved there. */
+        if (r->deadline > now || r->deadline == UINT64_MAX) {
             return false;
         }
         out[*n].arg = r->arg;

@@ -23,11 +23,19 @@
 /* Spec checks find duplicate ids with a table above this many children. */
 enum { DUP_SCAN_MAX = 16 };
 
+/* A name in a path ("/app/db/pool/3") holds no '/': it could never be
+ * looked up, and would read as two names. */
+static bool
+path_part_ok(const char *s, size_t len)
+{
+    return len < 64 && memchr(s, '/', len) == NULL;
+}
+
 bool
 tr__sup_id_ok(const char *id)
 {
     size_t len = id != NULL ? strnlen(id, 64) : 0;
-    return len > 0 && len < 64;
+    return len > 0 && path_part_ok(id, len);
 }
 
 int
@@ -37,7 +45,8 @@ tr__sup_child_spec_check(const tr_child_spec *c, tr_auto_shutdown auto_shutdown,
     const tr_backoff *b = &c->backoff;
 
     if (!tr__sup_id_ok(c->id)) {
-        snprintf(why, cap, "a child id is NULL, empty or over 63 bytes");
+        snprintf(why, cap,
+                 "a child id is NULL, empty, over 63 bytes or holds a '/'");
     } else if (c->behaviour == NULL) {
         snprintf(why, cap, "child '%s' has no behaviour", c->id);
     } else if ((unsigned)c->restart > TR_TEMPORARY) {
@@ -154,8 +163,9 @@ tr_sup_spec_check(const tr_sup_spec *spec, char *why, size_t cap)
     }
     if (spec == NULL) {
         snprintf(why, cap, "no spec");
-    } else if (spec->name != NULL && strnlen(spec->name, 64) >= 64) {
-        snprintf(why, cap, "the name is over 63 bytes");
+    } else if (spec->name != NULL &&
+               !path_part_ok(spec->name, strnlen(spec->name, 64))) {
+        snprintf(why, cap, "the name is over 63 bytes or holds a '/'");
     } else if ((unsigned)spec->strategy > TR_SIMPLE_ONE_FOR_ONE) {
         snprintf(why, cap, "unknown strategy %d", (int)spec->strategy);
     } else if ((unsigned)spec->auto_shutdown > TR_AUTO_SHUTDOWN_ALL) {

@@ -134,7 +134,8 @@ typedef struct tr_backoff {
 } tr_backoff;
 
 /**
- * One child. `id` is copied (up to 63 bytes); `behaviour` and `arg` are
+ * One child. `id` is copied (1 to 63 bytes, no '/', which separates the
+ * parts of a path: see tr_whereis_path); `behaviour` and `arg` are
  * borrowed for the supervisor's life (the arg is passed to every `init`,
  * first start and restarts alike). For a child supervisor, `behaviour` is
  * tr_supervisor_behaviour and `arg` its tr_sup_spec.
@@ -169,7 +170,7 @@ typedef struct tr_child_spec {
  * troupe's "default" everywhere). `max_restarts` 0 with a period: no
  * restart at all. Bounds: `max_restarts` <= TR_SUP_RESTARTS_MAX,
  * `period_ms` <= TR_SUP_TIME_MAX_MS, `len` <= TR_SUP_CHILDREN_MAX.
- * `name` (copied, up to 63 bytes) is the supervisor's part of its
+ * `name` (copied, up to 63 bytes, no '/') is the supervisor's part of its
  * children's paths when it is not itself a child. With
  * TR_SIMPLE_ONE_FOR_ONE, `children` holds exactly one template and no
  * child starts with the supervisor; a significant template makes every

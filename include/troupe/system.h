@@ -69,9 +69,13 @@ typedef struct tr_system_stats tr_system_stats;
 /* troupe/sim.h */
 struct tr_sim_config;
 
+/** The most worker threads a system has. */
+#define TR_WORKERS_MAX 1024u
+
 /** System configuration; zero for every field means its default. */
 typedef struct tr_system_config {
-    /* Worker threads; 0 means one per online CPU. */
+    /* Worker threads, at most TR_WORKERS_MAX; 0 means one per online CPU
+     * (at most TR_WORKERS_MAX). */
     unsigned workers;
     /* Unsupervised failures; NULL logs one line to stderr. */
     tr_failure_fn on_failure;
@@ -116,7 +120,8 @@ struct tr_system_stats {
  * Ownership: borrows `cfg` (may be NULL for defaults); returns owned `*out`,
  *            released by tr_system_shutdown.
  * Context:   any thread that is not one of another system's workers.
- * Returns:   TR_OK; TR_EINVAL if `out` is NULL, or if `cfg->sim` names a
+ * Returns:   TR_OK; TR_EINVAL if `out` is NULL, `cfg->workers` is over
+ *            TR_WORKERS_MAX, or `cfg->sim` names a
  *            tape that is not one, a chance over its unit (a ppm over
  *            1,000,000, a percentage over 100) or an unknown strategy;
  *            TR_ENOMEM; TR_ESTATE if a worker thread could not be

@@ -910,6 +910,11 @@ test_live_serve_and_stop(void **state)
     assert_int_equal(tr_inspect_stop(fx.sys), TR_ESTATE);
     assert_int_equal(tr_inspect_serve(fx.sys, "nonsense", NULL, &port),
                      TR_EINVAL);
+    /* Numeric hosts only: a name is not resolved. */
+    assert_int_equal(tr_inspect_serve(fx.sys, "localhost:0", NULL, &port),
+                     TR_EINVAL);
+    assert_int_equal(tr_inspect_serve(fx.sys, "[localhost]:0", NULL, &port),
+                     TR_EINVAL);
     assert_int_equal(tr_inspect_serve(fx.sys, "127.0.0.1:99999", NULL, &port),
                      TR_EINVAL);
     /* Not ours to bind. */

@@ -348,6 +348,17 @@ test_sup_invalid_specs_are_rejected_with_a_reason(void **state)
     two[1].behaviour = &worker;
     two[1].id = "";
     assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_EINVAL);
+    /* A '/' separates a path's parts: an id or a name holding one could
+     * never be looked up (tr_whereis_path). */
+    two[1].id = "x/y";
+    assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_EINVAL);
+    assert_non_null(strstr(why, "holds a '/'"));
+    two[1].id = "b";
+    spec.name = "a/b";
+    assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_EINVAL);
+    assert_non_null(strstr(why, "holds a '/'"));
+    spec.name = "ab";
+    assert_int_equal(tr_sup_spec_check(&spec, why, sizeof(why)), TR_OK);
     expect_quiet(10); /* nothing was started */
 }
 

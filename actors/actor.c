@@ -1563,8 +1563,9 @@ tr__actor_sim_kill(void *arg, tr_worker *w, tr_task *task)
 
 /* ---- spawning ---- */
 
-/* `init` calls running on this thread (tr__in_init). */
-static _Thread_local unsigned init_depth;
+/* `init` calls running on this thread (tr__in_init); a spawn touches it
+ * twice, so it has the cheap model (TR_TLS). */
+static TR_TLS unsigned init_depth;
 
 bool
 tr__in_init(void)

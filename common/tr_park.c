@@ -231,4 +231,4 @@ tr__now_ns(void)
 #endif
 }
 
-TR_TLS_WORKER void *tr__tls_worker;
+TR_TLS void *tr__tls_worker;

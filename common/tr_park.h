@@ -90,18 +90,20 @@ void tr__park_sim_detach(void *sys);
 uint64_t tr__wait_now_ns(void);
 
 /*
- * The calling thread's worker (opaque here), or NULL off the workers: the
- * one thread-local the runtime keeps, set by the scheduler. Here, below
- * every module, so that each blocking call refuses to wait on a worker of
- * any system through the same check (tr__on_a_worker).
+ * The calling thread's worker (opaque here), or NULL off the workers, set
+ * by the scheduler. Here, below every module, so that each blocking call
+ * refuses to wait on a worker of any system through the same check
+ * (tr__on_a_worker).
  *
- * Initial-exec: in the shared library the default model calls
- * __tls_get_addr on every read (once a message, in the submit); this one
- * is a load at a fixed offset, in the static TLS block that a library
- * loaded with the program (or dlopened, for one pointer) always has.
+ * TR_TLS, the runtime's thread-locals (this one, and actor.c's count of
+ * the `init` calls a thread is in) are initial-exec: in the shared library
+ * the default model calls __tls_get_addr on every read (once a message,
+ * in the submit); this one is a load at a fixed offset, in the static TLS
+ * block that a library loaded with the program (or dlopened, for a few
+ * bytes) always has.
  */
-#define TR_TLS_WORKER _Thread_local __attribute__((tls_model("initial-exec")))
-extern TR_TLS_WORKER void *tr__tls_worker;
+#define TR_TLS _Thread_local __attribute__((tls_model("initial-exec")))
+extern TR_TLS void *tr__tls_worker;
 
 static inline bool
 tr__on_a_worker(void)

@@ -28,7 +28,7 @@
  *   any system, and, when it takes a context, inside an actor's callbacks
  *   (an `init` that a plain thread's spawn runs included). Nothing else
  *   blocks but tr_system_shutdown, which gives the actors up to its
- *   timeout to stop.
+ *   timeout to stop, and which refuses in the same places.
  * - Ownership. Every declaration says what it borrows, takes, or returns
  *   owned; a send takes a buffer only on TR_OK.
  * - Memory. A send is a release and the receiving handler's start an

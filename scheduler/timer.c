@@ -459,7 +459,7 @@ tr__timers_next(tr_timers *t, uint64_t *deadline)
     bool any;
 
     pthread_mutex_lock(&t->lock);
-    any = t->heap_len > 0;
+    any = t->heap_len > 0 && t->recs[t->heap[0]].deadline != UINT64_MAX;
     if (any) {
         *deadline = t->recs[t->heap[0]].deadline;
     }

@@ -67,7 +67,8 @@ bool tr__timers_cancel(tr_timers *t, uint64_t id);
 void tr__timers_advance(tr_timers *t, uint64_t ns);
 
 /* The earliest pending deadline, into `*deadline`; false (untouched) when
- * no timer is pending. */
+ * no timer is pending, or the earliest is saturated at the clock's end
+ * (UINT64_MAX), where it never fires (see take_due). */
 bool tr__timers_next(tr_timers *t, uint64_t *deadline);
 
 /* Tests only: set the generation of the free slot `id` names, to drive it

@@ -1696,6 +1696,35 @@ test_sim_tape_replays_the_run(void **state)
     unlink(tape);
 }
 
+/*
+ * A timer whose deadline passes the clock's end never fires, so it is not
+ * a pending timer either: a simulation run to the end of time is idle with
+ * it, and spends no steps on it.
+ */
+static void
+test_sim_timer_past_the_end_of_time_never_fires(void **state)
+{
+    (void)state;
+    tr_system *sys = sim_system(7, NULL);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_sim_stats st;
+    tr_timer far;
+    tr_addr a;
+
+    assert_int_equal(tr_spawn(ctx, &log_b, NULL, NULL, &a), TR_OK);
+    assert_int_equal(tr_send_after(ctx, a, MSG_GET, NULL, 0, UINT64_MAX, &far),
+                     TR_OK);
+    assert_int_equal(tr_sim_run_until_idle(sys), TR_OK);
+    assert_int_equal(tr_sim_run_for(sys, UINT64_MAX), TR_OK);
+    assert_int_equal(tr_sim_stats_get(sys, &st), TR_OK);
+    uint64_t steps = st.steps;
+    assert_int_equal(tr_sim_run_until_idle(sys), TR_OK);
+    assert_int_equal(tr_sim_stats_get(sys, &st), TR_OK);
+    assert_int_equal(st.steps, steps);
+    assert_int_equal(tr_timer_cancel(sys, far), TR_OK);
+    assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_OK);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1732,6 +1761,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_sim_standalone_waits_take_steps),
         cmocka_unit_test(test_sim_check_leaves_failure_files),
         cmocka_unit_test(test_sim_tape_replays_the_run),
+        cmocka_unit_test(test_sim_timer_past_the_end_of_time_never_fires),
     };
     int failed = cmocka_run_group_tests_name("sim", tests, NULL, NULL);
     remove_test_dir();

@@ -1699,7 +1699,8 @@ test_sim_tape_replays_the_run(void **state)
 /*
  * A timer whose deadline passes the clock's end never fires, so it is not
  * a pending timer either: a simulation run to the end of time is idle with
- * it, and spends no steps on it.
+ * it, and spends no steps on it. Waits without a deadline still wait
+ * there.
  */
 static void
 test_sim_timer_past_the_end_of_time_never_fires(void **state)
@@ -1722,6 +1723,11 @@ test_sim_timer_past_the_end_of_time_never_fires(void **state)
     assert_int_equal(tr_sim_stats_get(sys, &st), TR_OK);
     assert_int_equal(st.steps, steps);
     assert_int_equal(tr_timer_cancel(sys, far), TR_OK);
+    /* TR_FOREVER is not a deadline the clock's end reaches: a wait for an
+     * actor that nothing will stop is stuck, not timed out, and shutdown
+     * stops the actors left. */
+    tr_signal sig;
+    assert_int_equal(tr_actor_wait(ctx, a, TR_FOREVER, &sig), TR_ESTUCK);
     assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_OK);
 }
 

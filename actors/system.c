@@ -95,6 +95,9 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
     if (out == NULL || (cfg != NULL && cfg->workers > TR_WORKERS_MAX)) {
         return TR_EINVAL;
     }
+    if (tr__on_a_worker()) {
+        return TR_ESTATE; /* a system's actors do not start systems */
+    }
     sys = tr__calloc_aligned(sizeof(*sys));
     if (sys == NULL) {
         return TR_ENOMEM;

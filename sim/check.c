@@ -88,9 +88,11 @@ tr_sim_trace_diff(const char *a, const char *b, uint64_t *step_out, char *line,
             break;
         }
     }
+    /* A read that failed is not an end (a directory fails at once). */
+    int rc = ferror(fa) || ferror(fb) ? TR_ENOTFOUND : TR_OK;
     fclose(fa);
     fclose(fb);
-    return TR_OK;
+    return rc;
 }
 
 /* The number in environment variable `name`, or `dflt`. */

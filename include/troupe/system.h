@@ -88,7 +88,7 @@ typedef struct tr_system_config {
     /* When non-NULL, tr_system_shutdown writes the final counters here. */
     tr_system_stats *final_stats;
     /* I/O loop threads (troupe/io.h), started by the first tr_io call;
-     * sockets are spread over them. 0 means 1. */
+     * sockets are spread over them. 0 means 1; more than 64 means 64. */
     unsigned io_threads;
     /* When non-NULL, the system is simulated (troupe/sim.h): it runs on
      * the thread that starts it, from the seed in `*sim` (copied), with no
@@ -121,12 +121,12 @@ struct tr_system_stats {
  *            released by tr_system_shutdown.
  * Context:   any thread that is not one of another system's workers.
  * Returns:   TR_OK; TR_EINVAL if `out` is NULL, `cfg->workers` is over
- *            TR_WORKERS_MAX, or `cfg->sim` names a
- *            tape that is not one, a chance over its unit (a ppm over
- *            1,000,000, a percentage over 100) or an unknown strategy;
- *            TR_ENOMEM; TR_ESTATE if a worker thread could not be
- *            created; TR_ENOTFOUND if the simulation's trace or tape file
- *            cannot be opened.
+ *            TR_WORKERS_MAX, or `cfg->sim` names a tape that is not one,
+ *            a chance over its unit (a ppm over 1,000,000, a percentage
+ *            over 100) or an unknown strategy; TR_ENOMEM; TR_ESTATE if a
+ *            worker thread could not be created, or when called on a
+ *            worker of a system; TR_ENOTFOUND if the simulation's trace or
+ *            tape file cannot be opened.
  */
 TR_API int tr_system_start(const tr_system_config *cfg, tr_system **out);
 

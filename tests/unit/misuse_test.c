@@ -205,6 +205,44 @@ test_misuse_worker_count_is_bounded(void **state)
 
 enum { MSG_TICK = 20 };
 
+static tr_atomic(int) start_rc;
+
+static int
+start_in_handler(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    tr_system *nested = NULL;
+
+    (void)ctx;
+    (void)state;
+    (void)msg;
+    tr_store_rel(&start_rc, tr_system_start(NULL, &nested));
+    if (nested != NULL) {
+        (void)tr_system_shutdown(nested, TR_FOREVER);
+    }
+    return TR_OK;
+}
+
+static const tr_behaviour starter = {.name = "starter",
+                                     .handle = start_in_handler};
+
+/* A handler does not start a system: its workers would be started, and
+ * waited for, from a worker of another. */
+static void
+test_misuse_system_start_on_a_worker_is_refused(void **state)
+{
+    (void)state;
+    tr_system *sys = tr_test_system(1);
+    tr_addr a;
+
+    tr_store_relaxed(&start_rc, 1);
+    assert_int_equal(tr_spawn(tr_system_ctx(sys), &starter, NULL, NULL, &a),
+                     TR_OK);
+    assert_int_equal(tr_send(tr_system_ctx(sys), a, MSG_TICK, NULL, 0), TR_OK);
+    assert_true(tr_test_wait_handled(sys, 1, 5000));
+    assert_int_equal(tr_load_acq(&start_rc), TR_ESTATE);
+    tr_test_shutdown(sys);
+}
+
 static tr_atomic(uint64_t) ticks;
 
 static int
@@ -473,6 +511,7 @@ main(void)
         cmocka_unit_test(test_misuse_broadcast_capacity_is_bounded),
         cmocka_unit_test(test_misuse_mailbox_bound_is_checked),
         cmocka_unit_test(test_misuse_worker_count_is_bounded),
+        cmocka_unit_test(test_misuse_system_start_on_a_worker_is_refused),
         cmocka_unit_test(test_misuse_time_saturates_instead_of_wrapping),
         cmocka_unit_test(test_misuse_register_forged_address_leaks_nothing),
         cmocka_unit_test(

@@ -659,6 +659,9 @@ test_sim_misuse(void **state)
     assert_int_equal(
         tr_sim_trace_diff("/nonexistent/a", "/nonexistent/b", &step, NULL, 0),
         TR_ENOTFOUND);
+    /* Directories open, but cannot be read: not two empty traces. */
+    assert_int_equal(tr_sim_trace_diff("/tmp", "/", &step, NULL, 0),
+                     TR_ENOTFOUND);
     assert_int_equal(tr_sim_check(NULL, NULL, NULL, NULL), TR_EINVAL);
     tr_test_shutdown(real);
 }

@@ -1584,6 +1584,7 @@ run_init(const tr_behaviour *b, tr_ctx *ctx, void *state, const void *arg)
     init_depth--;
     return rc;
 }
+
 /* Why `init` (run in `child`) failed with `rc`: its tr_fail text, or its
  * code. */
 static void

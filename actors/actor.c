@@ -828,6 +828,14 @@ hand_over(tr_ctx *ctx, tr_ext *x, const tr_exit *exit)
     /* What the instance held through hooks (channel subscriptions) ends
      * with it: the restarted one starts clean. */
     run_exit_hooks(ctx);
+    /* Backpressure (mute.c): the run that ended here never reached the
+     * end of a run, where an actor lets its muted senders go. Let them go
+     * now, as the end of an incarnation does: they must not wait out a
+     * restart's delay, nor stay muted on a restarted instance that goes
+     * idle still marked overloaded. Relaxed: as at the end of a run. */
+    if (tr_load_relaxed(&a->cap) & (TR_CAP_OVERLOADED | TR_CAP_MUTERS)) {
+        tr__unmute_senders(ctx->sys, a);
+    }
     tr_store_relaxed(&x->held, 1);
     tr_report_msg *m = &x->report;
     m->env.kind = TR_CTL_CHILD;

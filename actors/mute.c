@@ -21,10 +21,12 @@
  *    messages still reach its mailbox, none of them runs it. Muting on a
  *    muted receiver carries the pressure up a pipeline: A -> B -> C with C
  *    slow mutes B, then A, instead of letting B's mailbox grow.
- *  - Every run that ends with fewer than a quarter batch queued (and the
- *    incarnation's end) clears OVERLOADED and schedules the actors muted
+ *  - Every run that ends with fewer than a quarter batch queued, the
+ *    incarnation's end, and a supervised actor's end into its
+ *    supervisor's hands (a restart in place keeps the address, so it is
+ *    no incarnation's end) clear OVERLOADED and schedule the actors muted
  *    on it (tr__unmute_senders): they get one chance each run of the
- *    receiver.
+ *    receiver, and none waits out a restart.
  *  - A control message (stop, kill, exit, reply, timer, channel hook)
  *    pushed to a muted actor unmutes it at once: muting never holds back
  *    control, so a muted actor can always be stopped, shut down, or

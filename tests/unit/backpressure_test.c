@@ -591,6 +591,225 @@ test_backpressure_a_stop_reaches_a_sender_about_to_mute(void **unused)
     stop_inside_the_window(false);
 }
 
+/* ---- a supervised receiver that crashes while overloaded ---- */
+
+enum { MSG_HOLD = 4, MSG_CRASH = 5 };
+
+static tr_atomic(int) victim_inits;
+static tr_atomic(int) victim_holds;
+static tr_atomic(int) gates[2]; /* MSG_HOLD's payload names one */
+
+static int
+victim_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    (void)ctx;
+    (void)state;
+    (void)arg;
+    tr_faa_seqcst(&victim_inits, 1);
+    return TR_OK;
+}
+
+/* MSG_HOLD waits for its gate (a backlog builds meanwhile), MSG_CRASH
+ * fails, anything else is handled at once. */
+static int
+victim_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    if (msg->type == MSG_HOLD) {
+        int gate;
+        memcpy(&gate, msg->data, sizeof(gate));
+        tr_faa_seqcst(&victim_holds, 1);
+        uint64_t t0 = tr__now_ns();
+        while (tr_load_seqcst(&gates[gate]) == 0 &&
+               tr__now_ns() - t0 < 20000000000u) {
+            sched_yield();
+        }
+    }
+    return msg->type == MSG_CRASH ? TR_EINVAL : TR_OK;
+}
+
+static const tr_behaviour victim_behaviour = {
+    .name = "victim", .init = victim_init, .handle = victim_handle};
+
+/* On MSG_GO (its payload: the receiver and a message type) it sends that
+ * message, then itself MSG_MORE, so that it has more to run: a send to an
+ * actor under pressure mutes it. MSG_MORE counts. */
+typedef struct poke {
+    tr_addr to;
+    uint32_t type;
+} poke;
+
+static tr_atomic(int) pokes_done;
+
+static int
+poker_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)state;
+    if (msg->type == MSG_MORE) {
+        tr_faa_seqcst(&pokes_done, 1);
+        return TR_OK;
+    }
+    poke p;
+    memcpy(&p, msg->data, sizeof(p));
+    int rc = tr_send(ctx, p.to, p.type, NULL, 0);
+    return rc != TR_OK ? rc : tr_send(ctx, tr_self(ctx), MSG_MORE, NULL, 0);
+}
+
+static const tr_behaviour poker_behaviour = {.name = "poker",
+                                             .handle = poker_handle};
+
+static bool
+int_reaches(void *arg)
+{
+    tr_atomic(int) *v = arg;
+    return tr_load_seqcst(v) >= 1;
+}
+
+static bool
+inits_reach_two(void *arg)
+{
+    (void)arg;
+    return tr_load_seqcst(&victim_inits) >= 2;
+}
+
+static bool
+holds_reach_two(void *arg)
+{
+    (void)arg;
+    return tr_load_seqcst(&victim_holds) >= 2;
+}
+
+typedef struct idle_goal {
+    tr_system *sys;
+    tr_addr who;
+} idle_goal;
+
+static bool
+drained(void *arg)
+{
+    idle_goal *g = arg;
+    tr_actor_stats st;
+    return tr_actor_stats_get(g->sys, g->who, &st) == TR_OK &&
+           st.mailbox_len == 0;
+}
+
+static bool
+poker_muted(void *arg)
+{
+    idle_goal *g = arg;
+    tr_actor_stats st;
+    return tr_actor_stats_get(g->sys, g->who, &st) == TR_OK && st.muted;
+}
+
+/* Start a supervisor of one victim ("/bp/v", restarted after `delay_ms`,
+ * or at once for 0); hold the victim at gate 0 and queue `before` values,
+ * then `tail` (NULL-terminated types, MSG_HOLD meaning gate 1), then
+ * `after` values behind it. */
+static tr_addr
+victim_with_backlog(tr_system *sys, uint32_t delay_ms, int before,
+                    const uint32_t *tail, int after)
+{
+    tr_ctx *ctx = tr_system_ctx(sys);
+    static tr_child_spec child = {
+        .id = "v", .behaviour = &victim_behaviour, .restart = TR_PERMANENT};
+    static const tr_sup_spec spec = {.name = "bp",
+                                     .strategy = TR_ONE_FOR_ONE,
+                                     .max_restarts = 100,
+                                     .period_ms = 1000,
+                                     .children = &child,
+                                     .len = 1};
+    int gate0 = 0, gate1 = 1;
+    tr_addr v;
+
+    child.backoff = (tr_backoff){.min_ms = delay_ms, .max_ms = delay_ms};
+    tr_store_seqcst(&victim_inits, 0);
+    tr_store_seqcst(&victim_holds, 0);
+    tr_store_seqcst(&gates[0], 0);
+    tr_store_seqcst(&gates[1], 0);
+    tr_store_seqcst(&pokes_done, 0);
+    assert_int_equal(tr_sup_start(ctx, &spec, NULL, NULL), TR_OK);
+    assert_int_equal(tr_whereis_path(sys, "/bp/v", &v), TR_OK);
+    assert_int_equal(tr_send(ctx, v, MSG_HOLD, &gate0, sizeof(gate0)), TR_OK);
+    assert_true(tr_test_wait_until(int_reaches, &victim_holds, 5000));
+    for (int i = 0; i < before; i++) {
+        assert_int_equal(tr_send(ctx, v, MSG_VALUE, NULL, 0), TR_OK);
+    }
+    for (; *tail != 0; tail++) {
+        assert_int_equal(tr_send(ctx, v, *tail, &gate1, sizeof(gate1)), TR_OK);
+    }
+    for (int i = 0; i < after; i++) {
+        assert_int_equal(tr_send(ctx, v, MSG_VALUE, NULL, 0), TR_OK);
+    }
+    return v;
+}
+
+/* The victim becomes overloaded on its backlog, then crashes on the last
+ * message; restarted in place, it goes idle. It must start unpressured,
+ * as a spawned actor does: an actor sending it a message that makes it
+ * fail again is not muted for ever (before the fix the flag outlived the
+ * crash, no run of the victim ever ended normally to clear it, and the
+ * sender stayed muted). */
+static void
+test_backpressure_a_restarted_actor_starts_unpressured(void **unused)
+{
+    tr_system *sys = tr_test_system(2);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    static const uint32_t crash[] = {MSG_CRASH, 0};
+    tr_actor_stats st;
+    tr_addr p_addr;
+
+    (void)unused;
+    tr_addr v = victim_with_backlog(sys, 0, 3 * TR_BATCH, crash, 0);
+    tr_store_seqcst(&gates[0], 1);
+    assert_true(tr_test_wait_until(inits_reach_two, NULL, 5000));
+    idle_goal g = {sys, v};
+    assert_true(tr_test_wait_until(drained, &g, 5000));
+    assert_int_equal(tr_actor_stats_get(sys, v, &st), TR_OK);
+    assert_false(st.overloaded);
+
+    poke p = {v, MSG_CRASH};
+    assert_int_equal(tr_spawn(ctx, &poker_behaviour, NULL, NULL, &p_addr),
+                     TR_OK);
+    assert_int_equal(tr_send(ctx, p_addr, MSG_GO, &p, sizeof(p)), TR_OK);
+    assert_true(tr_test_wait_until(int_reaches, &pokes_done, 5000));
+    tr_test_shutdown(sys);
+}
+
+/* An actor muted on an overloaded receiver that crashes goes on at once:
+ * it does not wait for the restart (a minute away here, by backoff). */
+static void
+test_backpressure_a_crash_lets_its_muted_senders_go(void **unused)
+{
+    tr_system *sys = tr_test_system(2);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    static const uint32_t hold_then_crash[] = {MSG_HOLD, MSG_CRASH, 0};
+    tr_actor_stats st;
+    tr_addr p_addr;
+
+    (void)unused;
+    tr_addr v = victim_with_backlog(sys, 60000, TR_BATCH + 100, hold_then_crash,
+                                    2 * TR_BATCH);
+    tr_store_seqcst(&gates[0], 1);
+    /* At gate 1, with a batch and more still queued: overloaded. */
+    assert_true(tr_test_wait_until(holds_reach_two, NULL, 5000));
+    assert_int_equal(tr_actor_stats_get(sys, v, &st), TR_OK);
+    assert_true(st.overloaded);
+
+    poke p = {v, MSG_VALUE};
+    assert_int_equal(tr_spawn(ctx, &poker_behaviour, NULL, NULL, &p_addr),
+                     TR_OK);
+    assert_int_equal(tr_send(ctx, p_addr, MSG_GO, &p, sizeof(p)), TR_OK);
+    idle_goal g = {sys, p_addr};
+    assert_true(tr_test_wait_until(poker_muted, &g, 5000));
+    assert_int_equal(tr_load_seqcst(&pokes_done), 0);
+
+    tr_store_seqcst(&gates[1], 1); /* the victim crashes */
+    assert_true(tr_test_wait_until(int_reaches, &pokes_done, 5000));
+    assert_int_equal(tr_load_seqcst(&victim_inits), 1); /* not restarted */
+    tr_test_shutdown(sys);
+}
+
 int
 main(void)
 {
@@ -611,6 +830,9 @@ main(void)
             test_backpressure_a_stop_reaches_a_sender_inside_the_mute_window),
         cmocka_unit_test(
             test_backpressure_a_stop_reaches_a_sender_about_to_mute),
+        cmocka_unit_test(
+            test_backpressure_a_restarted_actor_starts_unpressured),
+        cmocka_unit_test(test_backpressure_a_crash_lets_its_muted_senders_go),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -547,14 +547,14 @@ tr_broadcast_receiver_count(tr_broadcast_tx *tx)
     return n;
 }
 
-int
-tr_broadcast_subscribe(tr_broadcast_tx *tx, tr_broadcast_rx **out)
+/* A new thread receiver of `ch` (not NULL), at the next value. */
+static int
+subscribe_to(bchan *ch, tr_broadcast_rx **out)
 {
-    bchan *ch = of_tx(tx);
     tr_broadcast_rx *rx;
     int rc;
 
-    if (ch == NULL || out == NULL) {
+    if (out == NULL) {
         return TR_EINVAL;
     }
     rx = tr__calloc_aligned(sizeof(*rx));
@@ -574,6 +574,30 @@ tr_broadcast_subscribe(tr_broadcast_tx *tx, tr_broadcast_rx **out)
     }
     *out = rx;
     return TR_OK;
+}
+
+int
+tr_broadcast_subscribe(tr_broadcast_tx *tx, tr_broadcast_rx **out)
+{
+    return tx != NULL ? subscribe_to(of_tx(tx), out) : TR_EINVAL;
+}
+
+int
+tr_broadcast_resubscribe(tr_broadcast_rx *rx, tr_broadcast_rx **out)
+{
+    return rx != NULL ? subscribe_to(rx->r.ch, out) : TR_EINVAL;
+}
+
+size_t
+tr_broadcast_rx_len(tr_broadcast_rx *rx)
+{
+    if (rx == NULL) {
+        return 0;
+    }
+    /* Acquire: a snapshot of the senders' tail. Relaxed: the cursor is
+     * this receiver's own. */
+    return (size_t)(tr_load_acq(&rx->r.ch->tail) -
+                    tr_load_relaxed(&rx->r.cursor));
 }
 
 /* One non-blocking attempt; TR_ETIMEDOUT when there is nothing new. */

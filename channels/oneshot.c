@@ -325,6 +325,14 @@ tr_oneshot_subscribe_actor(tr_ctx *ctx, tr_oneshot_rx *rx, uint32_t value_type,
     return TR_OK;
 }
 
+bool
+tr_oneshot_tx_is_closed(tr_oneshot_tx *tx)
+{
+    /* Acquire: pairs with the close's read-modify-write. */
+    return tx == NULL ||
+           (tr_load_acq(&of_tx(tx)->state) & (CLOSED | RX_GONE)) != 0;
+}
+
 void
 tr_oneshot_rx_close(tr_oneshot_rx *rx)
 {

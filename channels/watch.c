@@ -347,6 +347,28 @@ tr_watch_subscribe(tr_watch_tx *tx, tr_watch_rx **out)
 }
 
 int
+tr_watch_rx_clone(tr_watch_rx *rx, tr_watch_rx **out)
+{
+    tr_watch_rx *r;
+
+    if (rx == NULL || out == NULL) {
+        return TR_EINVAL;
+    }
+    r = tr__alloc(sizeof(*r));
+    if (r == NULL) {
+        return TR_ENOMEM;
+    }
+    r->ch = rx->ch;
+    r->seen = rx->seen;
+    pthread_mutex_lock(&rx->ch->lock);
+    rx->ch->receivers++;
+    rx->ch->handles++;
+    pthread_mutex_unlock(&rx->ch->lock);
+    *out = r;
+    return TR_OK;
+}
+
+int
 tr_watch_borrow(tr_watch_rx *rx, void *out, uint64_t *version)
 {
     uint64_t seq;
@@ -400,6 +422,22 @@ check_changed(tr_watch_rx *rx)
         return TR_ECLOSED;
     }
     return TR_ETIMEDOUT;
+}
+
+int
+tr_watch_has_changed(tr_watch_rx *rx, bool *changed)
+{
+    if (rx == NULL || changed == NULL) {
+        return TR_EINVAL;
+    }
+    /* Acquire: pairs with the last sender's close. */
+    if (tr_load_acq(&rx->ch->closed)) {
+        return TR_ECLOSED;
+    }
+    /* Acquire: a snapshot; an odd seq names the version before the one
+     * being written. */
+    *changed = tr_load_acq(&rx->ch->seq) >> 1 != rx->seen;
+    return TR_OK;
 }
 
 int

@@ -117,6 +117,28 @@ TR_API size_t tr_broadcast_receiver_count(tr_broadcast_tx *tx);
 TR_API int tr_broadcast_subscribe(tr_broadcast_tx *tx, tr_broadcast_rx **rx);
 
 /**
+ * A new thread receiver of the channel `rx` receives from, that will see
+ * every value sent from now on (tokio's Receiver::resubscribe): none of
+ * those `rx` has not received yet. On a channel whose senders are all
+ * gone it is closed from the start.
+ *
+ * Ownership: returns owned `*out`; release with tr_broadcast_rx_destroy.
+ * Context:   any thread.
+ * Returns:   TR_OK; TR_EINVAL for NULL arguments; TR_ENOMEM.
+ */
+TR_API int tr_broadcast_resubscribe(tr_broadcast_rx *rx, tr_broadcast_rx **out);
+
+/**
+ * How many values were sent that `rx` has not received yet (tokio's
+ * Receiver::len; a snapshot). Not capped at the capacity: more than the
+ * capacity means its next receive reports TR_ELAGGED.
+ *
+ * Context:   the thread using `rx` (one thread at a time per receiver).
+ * Returns:   the count; 0 for NULL.
+ */
+TR_API size_t tr_broadcast_rx_len(tr_broadcast_rx *rx);
+
+/**
  * Take the next value, waiting up to `timeout` for one (TR_NOWAIT: do
  * not wait; TR_FOREVER: no limit).
  *

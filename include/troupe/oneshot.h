@@ -47,6 +47,17 @@ TR_API int tr_oneshot_create(size_t size, tr_oneshot_tx **tx,
 TR_API TR_NODISCARD int tr_oneshot_send(tr_oneshot_tx *tx, const void *value);
 
 /**
+ * Whether a send can only fail with TR_ECLOSED now (tokio's
+ * Sender::is_closed): the receiver closed or went away, or the system of
+ * the actor that subscribed to it shut down. A producer polls it to give
+ * up work nobody will receive.
+ *
+ * Context:   any thread.
+ * Returns:   true if so, and for NULL; false otherwise.
+ */
+TR_API bool tr_oneshot_tx_is_closed(tr_oneshot_tx *tx);
+
+/**
  * Release the sending half. If no value was sent, the receiver gets
  * TR_ECLOSED.
  *

@@ -117,6 +117,17 @@ TR_API size_t tr_watch_receiver_count(tr_watch_tx *tx);
 TR_API int tr_watch_subscribe(tr_watch_tx *tx, tr_watch_rx **rx);
 
 /**
+ * A new thread receiver that has seen what `rx` has seen (tokio's
+ * Receiver::clone): a change `rx` has not seen yet is unseen by both.
+ * Works after the channel closed (the clone then reports it closed).
+ *
+ * Ownership: returns owned `*out`; release with tr_watch_rx_destroy.
+ * Context:   the thread using `rx` (one thread at a time per receiver).
+ * Returns:   TR_OK; TR_EINVAL for NULL arguments; TR_ENOMEM.
+ */
+TR_API int tr_watch_rx_clone(tr_watch_rx *rx, tr_watch_rx **out);
+
+/**
  * Copy the current value (one consistent version, never torn) without
  * marking it seen.
  *
@@ -151,6 +162,18 @@ TR_API int tr_watch_borrow_and_update(tr_watch_rx *rx, void *out,
  *            takes steps: troupe/sim.h).
  */
 TR_API int tr_watch_changed_wait(tr_watch_rx *rx, tr_timeout timeout);
+
+/**
+ * Whether a version this receiver has not seen is there, without marking
+ * it seen (tokio's has_changed). Once every sender is gone the answer is
+ * TR_ECLOSED, even with a change unseen: read that with tr_watch_borrow.
+ *
+ * Ownership: writes `*changed`.
+ * Context:   one thread at a time per receiver.
+ * Returns:   TR_OK; TR_ECLOSED when every sender is gone; TR_EINVAL for
+ *            NULL arguments.
+ */
+TR_API int tr_watch_has_changed(tr_watch_rx *rx, bool *changed);
 
 /**
  * Release a thread receiver.

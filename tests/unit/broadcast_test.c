@@ -157,6 +157,61 @@ test_broadcast_new_receiver_starts_at_the_next_value(void **state)
     tr_broadcast_tx_destroy(tx);
 }
 
+/* A receiver's own backlog (tokio's Receiver::len) is not capped: past the
+ * capacity it announces the lag. resubscribe starts at the next value, on
+ * an open channel or a closed one. */
+static void
+test_broadcast_rx_len_and_resubscribe(void **state)
+{
+    tr_broadcast_tx *tx;
+    tr_broadcast_rx *a;
+    tr_broadcast_rx *b;
+    tr_broadcast_rx *c;
+    const tr_broadcast_value *v = NULL;
+    uint64_t lagged = 0;
+
+    (void)state;
+    assert_int_equal(tr_broadcast_create(4, 8, &tx), TR_OK);
+    assert_int_equal(tr_broadcast_subscribe(tx, &a), TR_OK);
+    assert_int_equal(tr_broadcast_rx_len(a), 0);
+    for (uint64_t i = 0; i < 3; i++) {
+        send_u64(tx, i);
+    }
+    assert_int_equal(tr_broadcast_rx_len(a), 3);
+    assert_int_equal(take_u64(a, 0), 0);
+    assert_int_equal(tr_broadcast_rx_len(a), 2);
+
+    assert_int_equal(tr_broadcast_resubscribe(a, &b), TR_OK);
+    assert_int_equal(tr_broadcast_receiver_count(tx), 2);
+    assert_int_equal(tr_broadcast_rx_len(b), 0);
+    send_u64(tx, 3);
+    assert_int_equal(take_u64(b, 0), 3);
+    assert_int_equal(tr_broadcast_recv_wait(b, &v, NULL, TR_NOWAIT),
+                     TR_ETIMEDOUT);
+
+    for (uint64_t i = 4; i < 7; i++) {
+        send_u64(tx, i);
+    }
+    assert_int_equal(tr_broadcast_rx_len(a), 6); /* over the capacity */
+    assert_int_equal(tr_broadcast_recv_wait(a, &v, &lagged, TR_NOWAIT),
+                     TR_ELAGGED);
+    assert_int_equal(lagged, 2);
+    assert_int_equal(tr_broadcast_rx_len(a), 4);
+    assert_int_equal(take_u64(a, 0), 3);
+
+    tr_broadcast_tx_destroy(tx);
+    assert_int_equal(tr_broadcast_resubscribe(a, &c), TR_OK);
+    assert_int_equal(tr_broadcast_recv_wait(c, &v, NULL, TR_NOWAIT),
+                     TR_ECLOSED);
+    assert_int_equal(take_u64(a, 0), 4); /* a keeps its values */
+    assert_int_equal(tr_broadcast_rx_len(NULL), 0);
+    assert_int_equal(tr_broadcast_resubscribe(NULL, &c), TR_EINVAL);
+    assert_int_equal(tr_broadcast_resubscribe(a, NULL), TR_EINVAL);
+    tr_broadcast_rx_destroy(a);
+    tr_broadcast_rx_destroy(b);
+    tr_broadcast_rx_destroy(c); /* the last handle frees the channel */
+}
+
 static void
 test_broadcast_send_without_receivers_reports_it(void **state)
 {
@@ -967,6 +1022,7 @@ main(void)
             test_broadcast_len_counts_what_the_slowest_has_not_seen),
         cmocka_unit_test(test_broadcast_new_receiver_starts_at_the_next_value),
         cmocka_unit_test(test_broadcast_send_without_receivers_reports_it),
+        cmocka_unit_test(test_broadcast_rx_len_and_resubscribe),
         cmocka_unit_test(test_broadcast_last_sender_gone_drains_then_closes),
         cmocka_unit_test(test_broadcast_value_outlives_its_channel),
         cmocka_unit_test(

@@ -279,7 +279,9 @@ test_oneshot_send_after_the_subscribers_system_shut_down(void **state)
         assert_int_equal(tr_send(ctx, a, MSG_SUBSCRIBE, &rx, sizeof(rx)),
                          TR_OK);
         expect(MSG_SUBSCRIBE, TR_OK);
+        assert_false(tr_oneshot_tx_is_closed(tx));
         tr_test_shutdown(sys);
+        assert_true(tr_oneshot_tx_is_closed(tx));
         if (drop) {
             tr_oneshot_tx_destroy(tx);
         } else {
@@ -289,6 +291,36 @@ test_oneshot_send_after_the_subscribers_system_shut_down(void **state)
         tr_oneshot_rx_destroy(rx);
         tr_mailbox_destroy(probe);
     }
+}
+
+/* The sender can tell that nobody will receive (tokio's is_closed): after
+ * the receiver's close or release, not after a send or a receive. */
+static void
+test_oneshot_sender_sees_the_receiver_close(void **state)
+{
+    tr_oneshot_tx *tx;
+    tr_oneshot_rx *rx;
+    int v = 4;
+    int out = 0;
+
+    (void)state;
+    assert_true(tr_oneshot_tx_is_closed(NULL));
+    assert_int_equal(tr_oneshot_create(sizeof(int), &tx, &rx), TR_OK);
+    assert_false(tr_oneshot_tx_is_closed(tx));
+    tr_oneshot_rx_close(rx);
+    assert_true(tr_oneshot_tx_is_closed(tx));
+    assert_int_equal(tr_oneshot_send(tx, &v), TR_ECLOSED);
+    tr_oneshot_tx_destroy(tx);
+    tr_oneshot_rx_destroy(rx);
+
+    assert_int_equal(tr_oneshot_create(sizeof(int), &tx, &rx), TR_OK);
+    assert_int_equal(tr_oneshot_send(tx, &v), TR_OK);
+    assert_false(tr_oneshot_tx_is_closed(tx));
+    assert_int_equal(tr_oneshot_recv_wait(rx, &out, TR_NOWAIT), TR_OK);
+    assert_false(tr_oneshot_tx_is_closed(tx));
+    tr_oneshot_rx_destroy(rx);
+    assert_true(tr_oneshot_tx_is_closed(tx));
+    tr_oneshot_tx_destroy(tx);
 }
 
 /* ---- races ---- */
@@ -353,6 +385,7 @@ main(void)
         cmocka_unit_test(
             test_oneshot_sender_dropped_unsent_closes_the_receiver),
         cmocka_unit_test(test_oneshot_value_survives_the_sender),
+        cmocka_unit_test(test_oneshot_sender_sees_the_receiver_close),
         cmocka_unit_test(
             test_oneshot_closed_receiver_refuses_but_keeps_an_earlier_value),
         cmocka_unit_test(

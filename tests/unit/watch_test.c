@@ -74,6 +74,68 @@ test_watch_new_receiver_has_seen_the_current_value(void **state)
     tr_watch_tx_destroy(tx);
 }
 
+/* has_changed looks without marking seen, and reports the close even with
+ * a change unseen (tokio); a clone has seen what its original has seen. */
+static void
+test_watch_has_changed_and_clone(void **state)
+{
+    tr_watch_tx *tx;
+    tr_watch_rx *a;
+    tr_watch_rx *b;
+    tr_watch_rx *c;
+    bool changed = true;
+    int v = 1;
+    int out = 0;
+
+    (void)state;
+    assert_int_equal(tr_watch_create(sizeof(int), &v, &tx, &a), TR_OK);
+    assert_int_equal(tr_watch_has_changed(a, &changed), TR_OK);
+    assert_false(changed);
+    send_int(tx, 2);
+    for (int i = 0; i < 2; i++) { /* it does not mark the change seen */
+        changed = false;
+        assert_int_equal(tr_watch_has_changed(a, &changed), TR_OK);
+        assert_true(changed);
+    }
+    /* The clone has not seen 2 either; once a sees it, b still has not. */
+    assert_int_equal(tr_watch_rx_clone(a, &b), TR_OK);
+    assert_int_equal(tr_watch_receiver_count(tx), 2);
+    assert_int_equal(tr_watch_changed_wait(a, TR_NOWAIT), TR_OK);
+    assert_int_equal(tr_watch_has_changed(a, &changed), TR_OK);
+    assert_false(changed);
+    assert_int_equal(tr_watch_has_changed(b, &changed), TR_OK);
+    assert_true(changed);
+    assert_int_equal(tr_watch_borrow_and_update(b, &out, NULL), TR_OK);
+    assert_int_equal(out, 2);
+    assert_int_equal(tr_watch_has_changed(b, &changed), TR_OK);
+    assert_false(changed);
+    /* A clone of a receiver that has seen everything has too. */
+    assert_int_equal(tr_watch_rx_clone(b, &c), TR_OK);
+    assert_int_equal(tr_watch_changed_wait(c, TR_NOWAIT), TR_ETIMEDOUT);
+
+    /* Closed with a change unseen: has_changed says closed, the wait
+     * still gives the change, and borrow reads it. */
+    send_int(tx, 3);
+    tr_watch_tx_destroy(tx);
+    assert_int_equal(tr_watch_has_changed(a, &changed), TR_ECLOSED);
+    assert_int_equal(tr_watch_changed_wait(a, TR_NOWAIT), TR_OK);
+    assert_int_equal(tr_watch_changed_wait(a, TR_NOWAIT), TR_ECLOSED);
+    tr_watch_rx *d;
+    assert_int_equal(tr_watch_rx_clone(c, &d), TR_OK); /* after the close */
+    assert_int_equal(tr_watch_has_changed(d, &changed), TR_ECLOSED);
+    assert_int_equal(tr_watch_borrow(d, &out, NULL), TR_OK);
+    assert_int_equal(out, 3);
+
+    assert_int_equal(tr_watch_has_changed(NULL, &changed), TR_EINVAL);
+    assert_int_equal(tr_watch_has_changed(a, NULL), TR_EINVAL);
+    assert_int_equal(tr_watch_rx_clone(NULL, &d), TR_EINVAL);
+    assert_int_equal(tr_watch_rx_clone(a, NULL), TR_EINVAL);
+    tr_watch_rx_destroy(a);
+    tr_watch_rx_destroy(b);
+    tr_watch_rx_destroy(c);
+    tr_watch_rx_destroy(d); /* the last handle frees the channel (ASan) */
+}
+
 static bool
 add_arg(void *value, void *arg)
 {
@@ -446,6 +508,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_watch_initial_value_is_seen_and_changes_coalesce),
         cmocka_unit_test(test_watch_new_receiver_has_seen_the_current_value),
+        cmocka_unit_test(test_watch_has_changed_and_clone),
         cmocka_unit_test(test_watch_send_modify_changes_in_place),
         cmocka_unit_test(test_watch_close_reports_the_last_change_then_fails),
         cmocka_unit_test(

@@ -350,19 +350,24 @@ send_copy(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
         type >= TR_MSG_RESERVED) {
         return TR_EINVAL;
     }
-    /* Read before the send: once it fails, a plain thread's context may
-     * belong to a system that shutdown has freed. */
+    /* Entered before anything of the system is read, and the payload
+     * copied: shutdown waits for a send that began before it. */
+    if (!tr__ctx_enter(ctx)) {
+        return TR_ESHUTDOWN;
+    }
     cache = envs(ctx);
     env = tr__env_create_in(cache, (uint32_t)size);
     if (env == NULL) {
+        tr__ctx_leave(ctx);
         return TR_ENOMEM;
     }
     env->type = type;
     tr__copy_payload(tr__env_data(env), data, size);
-    rc = tr__actor_deliver(ctx, to, env, wait_until);
+    rc = deliver_entered(ctx, to, env, wait_until);
     if (rc != TR_OK) {
         tr__env_destroy_in(cache, env);
     }
+    tr__ctx_leave(ctx);
     return rc;
 }
 

@@ -457,26 +457,19 @@ tr_pg_members(tr_system *sys, const char *group, tr_addr *out, size_t cap,
     return TR_OK;
 }
 
-int
-tr_pg_send(tr_ctx *ctx, const char *group, uint32_t type, const void *data,
-           size_t size, size_t *sent)
+/* tr_pg_send once entered: the count queued goes to `*queued`. */
+static int
+pg_send_entered(tr_ctx *ctx, const char *group, uint32_t type, const void *data,
+                size_t size, size_t *queued)
 {
+    tr_system *sys = ctx->sys;
     uint64_t *ids = NULL;
     size_t n = 0;
-    size_t queued = 0;
     tr_shared *sh;
-    int rc = TR_OK;
+    int rc;
 
-    if (ctx == NULL || !valid_group(group) || (data == NULL && size != 0) ||
-        size > UINT32_MAX || type >= TR_MSG_RESERVED) {
-        return TR_EINVAL;
-    }
-    tr_system *sys = ctx->sys;
     if ((rc = tr__sys_check(sys)) != TR_OK) {
         return rc;
-    }
-    if (ctx->actor == NULL && tr_load_acq(&sys->shutting_down)) {
-        return TR_ESHUTDOWN;
     }
     /* A snapshot of the members, so that no lock is held while sending. */
     tr_pgs *p = sys->pgs;
@@ -506,7 +499,7 @@ tr_pg_send(tr_ctx *ctx, const char *group, uint32_t type, const void *data,
         }
         int drc = tr__actor_deliver(ctx, tr__addr(sys, ids[i]), env, false);
         if (drc == TR_OK) {
-            queued++;
+            (*queued)++;
             continue;
         }
         tr__shared_envelope_destroy(env);
@@ -521,6 +514,27 @@ tr_pg_send(tr_ctx *ctx, const char *group, uint32_t type, const void *data,
         tr__shared_unref(sh);
     }
     tr__free(ids, sizeof(uint64_t) * n);
+    return rc;
+}
+
+int
+tr_pg_send(tr_ctx *ctx, const char *group, uint32_t type, const void *data,
+           size_t size, size_t *sent)
+{
+    size_t queued = 0;
+    int rc;
+
+    if (ctx == NULL || !valid_group(group) || (data == NULL && size != 0) ||
+        size > UINT32_MAX || type >= TR_MSG_RESERVED) {
+        return TR_EINVAL;
+    }
+    /* Entered before anything of the system is read, and the payload
+     * copied: shutdown waits for a send that began before it. */
+    if (!tr__ctx_enter(ctx)) {
+        return TR_ESHUTDOWN;
+    }
+    rc = pg_send_entered(ctx, group, type, data, size, &queued);
+    tr__ctx_leave(ctx);
     if (sent != NULL) {
         *sent = queued;
     }

@@ -438,17 +438,25 @@ tr_system_shutdown(tr_system *sys, tr_timeout timeout)
     if (sys == NULL) {
         return TR_EINVAL;
     }
-    if (tr__sys_check(sys) != TR_OK) {
-        return TR_EFORKED; /* its threads live in the parent: leave it */
-    }
-    if (tr__sched_current(sys->sched) != NULL || tr__in_init() ||
-        !tr__sim_on_driver(sys)) {
-        return TR_ESTATE;
-    }
-    /* seq_cst: see the top comment. A second call (a `stop` callback of
-     * the last pass, say) finds the flag set and changes nothing. */
-    if (tr_xchg_seqcst(&sys->shutting_down, true)) {
+    /* Entered before anything else of the system is read, as any call of
+     * a plain thread: a second call, made while this one runs, finds the
+     * flag and leaves, and the first frees nothing before it has left. */
+    if (!tr__sys_enter(sys)) {
         return TR_ESHUTDOWN;
+    }
+    if (tr__sys_check(sys) != TR_OK) {
+        rc = TR_EFORKED; /* its threads live in the parent: leave it */
+    } else if (tr__sched_current(sys->sched) != NULL || tr__in_init() ||
+               !tr__sim_on_driver(sys)) {
+        rc = TR_ESTATE;
+    } else if (tr_xchg_seqcst(&sys->shutting_down, true)) {
+        /* seq_cst: see the top comment. A second call (a `stop` callback
+         * of the last pass, say) changes nothing. */
+        rc = TR_ESHUTDOWN;
+    }
+    tr__sys_leave(sys);
+    if (rc != TR_OK) {
+        return rc;
     }
     /* Threads waiting for room, or in tr_system_wait, see the flag now
      * and leave. */

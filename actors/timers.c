@@ -205,13 +205,14 @@ arm_send(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
         (type >= TR_MSG_RESERVED && !runtime)) {
         return TR_EINVAL;
     }
+    if (!tr__ctx_enter(ctx)) {
+        return TR_ESHUTDOWN;
+    }
     sys = ctx->sys;
     /* The runtime's own timers (a supervisor's shutdown deadlines) must
      * work during shutdown, until the timers close. */
     if (tr_load_acq(&sys->shutting_down) && !runtime) {
-        return TR_ESHUTDOWN;
-    }
-    if (!tr__ctx_enter(ctx)) {
+        tr__ctx_leave(ctx);
         return TR_ESHUTDOWN;
     }
     rc = arm_entered(ctx, to, type, data, size, delay_ms, period_ms, out);

@@ -11,6 +11,7 @@
 #include "actors/actor.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 #include <time.h>
 
@@ -975,6 +976,181 @@ test_shutdown_waits_for_a_thread_spawn_in_init(void **state)
     assert_int_equal(f->final.live_actors, 0);
 }
 
+/* ---- plain threads' calls that began before shutdown ---- */
+
+enum { BIG = 32 << 20 }; /* a payload whose copy takes milliseconds */
+
+typedef struct big_send {
+    fixture *f;
+    tr_addr to;
+    bool group; /* tr_pg_send to "big" instead of tr_send */
+    tr_atomic(int) started;
+    int rc;
+    size_t sent;
+} big_send;
+
+static void *
+send_big(void *p)
+{
+    big_send *b = p;
+    char *data = calloc(1, BIG);
+
+    assert_non_null(data);
+    tr_store_seqcst(&b->started, 1);
+    b->rc = b->group
+                ? tr_pg_send(b->f->ctx, "big", MSG_ECHO, data, BIG, &b->sent)
+                : tr_send(b->f->ctx, b->to, MSG_ECHO, data, BIG);
+    free(data);
+    return NULL;
+}
+
+static int
+join_big(tr_ctx *ctx, void *state, const void *arg)
+{
+    (void)state;
+    (void)arg;
+    return tr_pg_join(ctx, "big");
+}
+
+static const tr_behaviour big_member = {
+    .name = "big_member", .init = join_big, .handle = plain_handle};
+static const tr_behaviour quiet_behaviour = {.name = "quiet",
+                                             .handle = plain_handle};
+
+static bool
+big_started(void *p)
+{
+    return tr_load_seqcst(&((big_send *)p)->started) != 0;
+}
+
+/*
+ * A send of a large payload is under way on a plain thread when shutdown
+ * is called: shutdown waits for it, and the message is handled or counted
+ * as a dead letter, or the send is refused. Before the fix the payload
+ * was copied before the send entered the system (tr_pg_send never
+ * entered), shutdown freed the system under it (ASan: use after free).
+ */
+static void
+shutdown_during_a_big_send(fixture *f, bool group)
+{
+    big_send b = {.f = f, .group = group};
+    pthread_t t;
+
+    tr_init_relaxed(&b.started, 0);
+    assert_int_equal(tr_spawn(f->ctx, group ? &big_member : &quiet_behaviour,
+                              NULL, NULL, &b.to),
+                     TR_OK);
+    assert_int_equal(pthread_create(&t, NULL, send_big, &b), 0);
+    assert_true(tr_test_wait_until(big_started, &b, 5000));
+    int rc = tr_system_shutdown(f->sys, tr_ms(1000));
+    f->shut = true;
+    pthread_join(t, NULL);
+    assert_int_equal(rc, TR_OK);
+    /* Queued (then handled or dropped as a dead letter), refused by the
+     * shutdown, or too late for the actor, which the shutdown stopped
+     * meanwhile (a dead letter too). */
+    if (b.rc != TR_OK && b.rc != TR_ESHUTDOWN && b.rc != TR_ENOACTOR) {
+        fail_msg("send: %s", tr_errname(b.rc));
+    }
+    assert_int_equal(f->final.live_actors, 0);
+    /* Nothing lost: what reached the actor was handled or counted. */
+    if (b.rc != TR_ESHUTDOWN && (!group || b.sent == 1)) {
+        assert_int_equal(f->final.messages_handled + f->final.dead_letters, 1);
+    }
+}
+
+static void
+test_shutdown_waits_for_a_send_under_way(void **state)
+{
+    shutdown_during_a_big_send(*state, false);
+}
+
+static void
+test_shutdown_waits_for_a_group_send_under_way(void **state)
+{
+    shutdown_during_a_big_send(*state, true);
+}
+
+typedef struct second_shutdown {
+    tr_system *sys;
+    tr_atomic(int) * go;
+    int rc;
+} second_shutdown;
+
+/* Threads about to call tr_system_shutdown. */
+static tr_atomic(int) shutting;
+
+static void *
+shutdown_too(void *p)
+{
+    second_shutdown *s = p;
+
+    while (tr_load_seqcst(s->go) == 0) {
+    }
+    tr_faa_seqcst(&shutting, 1);
+    s->rc = tr_system_shutdown(s->sys, tr_ms(5000));
+    return NULL;
+}
+
+/* Holds the first shutdown until both calls are under way (a call made
+ * after shutdown returned would be the caller's bug, not a race). */
+static void
+stop_when_both_shut(tr_ctx *ctx, void *state, const tr_exit *exit)
+{
+    (void)ctx;
+    (void)state;
+    (void)exit;
+    while (tr_load_seqcst(&shutting) < 2) {
+        sched_yield();
+    }
+    struct timespec pause = {0, 50 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+}
+
+static const tr_behaviour waits_for_both = {.name = "waits_for_both",
+                                            .handle = plain_handle,
+                                            .stop = stop_when_both_shut};
+
+/*
+ * Two threads shut the system down at once: one does it, the other gets
+ * TR_ESHUTDOWN, and the first frees nothing the second still reads
+ * (before the fix the second read the system before it learned it came
+ * second: ThreadSanitizer saw the race with the free).
+ */
+static void
+test_shutdown_from_two_threads_at_once(void **state)
+{
+    fixture *f = *state;
+
+    f->shut = true;
+    tr_system_shutdown(f->sys, tr_ms(1000));
+    for (int round = 0; round < 20; round++) {
+        tr_system *sys;
+        tr_atomic(int) go;
+        second_shutdown s[2];
+        pthread_t t[2];
+        tr_addr a;
+
+        assert_int_equal(tr_system_start(NULL, &sys), TR_OK);
+        assert_int_equal(
+            tr_spawn(tr_system_ctx(sys), &waits_for_both, NULL, NULL, &a),
+            TR_OK);
+        tr_init_relaxed(&go, 0);
+        tr_store_seqcst(&shutting, 0);
+        for (int i = 0; i < 2; i++) {
+            s[i] = (second_shutdown){.sys = sys, .go = &go};
+            assert_int_equal(pthread_create(&t[i], NULL, shutdown_too, &s[i]),
+                             0);
+        }
+        tr_store_seqcst(&go, 1);
+        for (int i = 0; i < 2; i++) {
+            pthread_join(t[i], NULL);
+        }
+        assert_true((s[0].rc == TR_OK && s[1].rc == TR_ESHUTDOWN) ||
+                    (s[0].rc == TR_ESHUTDOWN && s[1].rc == TR_OK));
+    }
+}
+
 int
 main(void)
 {
@@ -1001,6 +1177,9 @@ main(void)
         T(test_shutdown_stops_every_actor_and_counts_queued_messages),
         T(test_shutdown_refuses_spawns),
         T(test_shutdown_waits_for_a_thread_spawn_in_init),
+        T(test_shutdown_waits_for_a_send_under_way),
+        T(test_shutdown_waits_for_a_group_send_under_way),
+        T(test_shutdown_from_two_threads_at_once),
     };
 #undef T
     return cmocka_run_group_tests_name("actor", tests, NULL, NULL);

@@ -381,20 +381,29 @@ int
 tr_send_wait(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
              size_t size, tr_timeout timeout)
 {
-    uint64_t until = TR_WAIT_NONE;
+    int rc;
 
     if (ctx == NULL) {
         return TR_EINVAL;
     }
-    if (timeout.ms != 0) {
-        if (!tr__ctx_may_wait(ctx)) {
-            return TR_ESTATE;
-        }
-        until = timeout.ms < 0 ? TR_WAIT_FOREVER
-                               : tr_timeout_deadline_ns(
-                                     tr__timers_now(ctx->sys->timers), timeout);
+    if (timeout.ms == 0) {
+        return send_copy(ctx, to, type, data, size, TR_WAIT_NONE);
     }
-    return send_copy(ctx, to, type, data, size, until);
+    /* Entered before the look at the system (the send enters again). */
+    if (!tr__ctx_enter(ctx)) {
+        return TR_ESHUTDOWN;
+    }
+    if (!tr__ctx_may_wait(ctx)) {
+        rc = TR_ESTATE;
+    } else {
+        uint64_t until = timeout.ms < 0
+                             ? TR_WAIT_FOREVER
+                             : tr_timeout_deadline_ns(
+                                   tr__timers_now(ctx->sys->timers), timeout);
+        rc = send_copy(ctx, to, type, data, size, until);
+    }
+    tr__ctx_leave(ctx);
+    return rc;
 }
 
 void *
@@ -1727,7 +1736,7 @@ static int
 spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
       uint32_t mailbox_cap, void (*prepare)(tr_ext *, void *),
       void *prepare_arg, tr_addr *out, tr_actor **held, char *why,
-      size_t why_cap)
+      size_t why_cap, bool user)
 {
     int rc;
 
@@ -1735,14 +1744,18 @@ spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
         mailbox_cap > TR_MAILBOX_CAP_MAX) {
         return TR_EINVAL;
     }
-    if ((rc = tr__sys_check(ctx->sys)) != TR_OK) {
-        return rc;
-    }
     if (!tr__ctx_enter(ctx)) {
         return TR_ESHUTDOWN;
     }
-    rc = spawn_entered(ctx, behaviour, arg, mailbox_cap, prepare, prepare_arg,
-                       out, held, why, why_cap);
+    /* A swarm simulation may bound the mailboxes a program's own spawns
+     * left unbounded (sim.c): a spawn's branch, not a send's. */
+    if (user && mailbox_cap == 0 && tr_unlikely(ctx->sys->sim != NULL)) {
+        mailbox_cap = tr__sim_swarm_mailbox_cap(ctx->sys);
+    }
+    if ((rc = tr__sys_check(ctx->sys)) == TR_OK) {
+        rc = spawn_entered(ctx, behaviour, arg, mailbox_cap, prepare,
+                           prepare_arg, out, held, why, why_cap);
+    }
     tr__ctx_leave(ctx);
     return rc;
 }
@@ -1753,20 +1766,15 @@ tr_spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
 {
     uint32_t cap = opts != NULL ? opts->mailbox_cap : 0;
 
-    /* A swarm simulation may bound the mailboxes the program left
-     * unbounded (sim.c): a spawn's branch, not a send's. */
-    if (cap == 0 && ctx != NULL && ctx->sys != NULL &&
-        tr_unlikely(ctx->sys->sim != NULL)) {
-        cap = tr__sim_swarm_mailbox_cap(ctx->sys);
-    }
-    return spawn(ctx, behaviour, arg, cap, NULL, NULL, out, NULL, NULL, 0);
+    return spawn(ctx, behaviour, arg, cap, NULL, NULL, out, NULL, NULL, 0,
+                 true);
 }
 
 int
 tr__spawn_why(tr_ctx *ctx, const tr_behaviour *b, const void *arg, tr_addr *out,
               char *why, size_t cap)
 {
-    return spawn(ctx, b, arg, 0, NULL, NULL, out, NULL, why, cap);
+    return spawn(ctx, b, arg, 0, NULL, NULL, out, NULL, why, cap, false);
 }
 
 int
@@ -1776,7 +1784,7 @@ tr__spawn_held(tr_ctx *ctx, const tr_behaviour *b, const void *arg,
                size_t cap)
 {
     return spawn(ctx, b, arg, mailbox_cap, prepare, prepare_arg, out, slot, why,
-                 cap);
+                 cap, false);
 }
 
 void

@@ -150,18 +150,10 @@ int tr__pgs_create(tr_pgs **out);
 void tr__pgs_destroy(tr_pgs *p);
 
 /* system.c */
-/*
- * A plain thread's call on the system begins: false (and nothing to undo)
- * once shutdown has begun, and the call returns TR_ESHUTDOWN. Otherwise
- * shutdown waits for the matching tr__sys_leave before it ends anything
- * for good, so the call may touch the whole system meanwhile.
- */
-bool tr__sys_enter(tr_system *sys);
-void tr__sys_leave(tr_system *sys);
-
-/* The same for a call made with `ctx`. An actor's context needs nothing:
- * its callbacks run on a worker (joined before anything is freed), inside
- * a plain thread's spawn (which entered), or in shutdown's own last pass. */
+/* tr__sys_enter (actors/internal.h) for a call made with `ctx`. An actor's
+ * context needs nothing: its callbacks run on a worker (joined before anything
+ * is freed), inside a plain thread's spawn (which entered), or in shutdown's
+ * own last pass. */
 static inline bool
 tr__ctx_enter(tr_ctx *ctx)
 {
@@ -175,10 +167,6 @@ tr__ctx_leave(tr_ctx *ctx)
         tr__sys_leave(ctx->sys);
     }
 }
-
-/* For calls that take only the system: on one of its workers there is
- * nothing to do (`*entered` false); elsewhere as tr__sys_enter. */
-bool tr__sys_enter_any(tr_system *sys, bool *entered);
 
 /* table.c */
 int tr__table_create(tr_table **out);

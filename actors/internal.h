@@ -285,6 +285,9 @@ struct tr_system {
      * (the endpoint stops, nobody watches from then on) and with `end`
      * true once the workers are joined (everything is freed). */
     void (*live_close)(tr_system *sys, bool end);
+    /* Orders tr_inspect_serve and tr_inspect_stop with each other and
+     * with shutdown's live_close(false). */
+    pthread_mutex_t live_lock;
     /* Calls that took longer than `overdue_ns` (timed only while
      * watched); rare, so one shared counter. */
     tr_atomic(uint64_t) overdue_ns;
@@ -572,5 +575,18 @@ int tr__ext_mark_supervisor(tr_ctx *ctx);
 /* True when incarnation `gen` of `a` lives and is not a supervisor (any
  * thread). */
 bool tr__ext_is_other_than_supervisor(tr_actor *a, uint64_t gen);
+
+/*
+ * A plain thread's call on the system begins: false (and nothing to undo)
+ * once shutdown has begun, and the call returns TR_ESHUTDOWN. Otherwise
+ * shutdown waits for the matching tr__sys_leave before it ends anything
+ * for good, so the call may touch the whole system meanwhile. Every read
+ * of the system by a call that a plain thread may make comes after it.
+ */
+bool tr__sys_enter(tr_system *sys);
+void tr__sys_leave(tr_system *sys);
+/* For calls that take only the system: on one of its workers there is
+ * nothing to do (`*entered` false); elsewhere as tr__sys_enter. */
+bool tr__sys_enter_any(tr_system *sys, bool *entered);
 
 #endif /* TR_ACTORS_INTERNAL_H */

@@ -165,13 +165,10 @@ valid_name(const char *name)
     return len > 0 && len <= NAME_MAX_LEN;
 }
 
-int
-tr_register(tr_ctx *ctx, const char *name, tr_addr who)
+/* tr_register once entered. */
+static int
+register_entered(tr_system *sys, const char *name, tr_addr who)
 {
-    if (ctx == NULL || !valid_name(name)) {
-        return TR_EINVAL;
-    }
-    tr_system *sys = ctx->sys;
     if (tr__addr_check(sys, who) != TR_OK) {
         return TR_EFOREIGN;
     }
@@ -223,6 +220,22 @@ tr_register(tr_ctx *ctx, const char *name, tr_addr who)
     return rc;
 }
 
+int
+tr_register(tr_ctx *ctx, const char *name, tr_addr who)
+{
+    int rc;
+
+    if (ctx == NULL || !valid_name(name)) {
+        return TR_EINVAL;
+    }
+    if (!tr__ctx_enter(ctx)) {
+        return TR_ESHUTDOWN;
+    }
+    rc = register_entered(ctx->sys, name, who);
+    tr__ctx_leave(ctx);
+    return rc;
+}
+
 /* Remove `name` if it names `id` (any id when 0); the id it named. */
 static uint64_t
 names_remove(tr_names *n, const char *name, uint64_t id)
@@ -247,18 +260,16 @@ tr__names_release(tr_names *n, char *name, uint64_t id)
     free_key(name);
 }
 
-int
-tr_unregister(tr_ctx *ctx, const char *name)
+/* tr_unregister once entered. */
+static int
+unregister_entered(tr_system *sys, const char *name)
 {
-    if (ctx == NULL || !valid_name(name)) {
-        return TR_EINVAL;
-    }
-    uint64_t id = names_remove(ctx->sys->names, name, 0);
+    uint64_t id = names_remove(sys->names, name, 0);
     if (id == 0) {
         return TR_ENOTFOUND;
     }
     /* Forget it on the actor's side too, unless it is a new name there. */
-    tr_actor *a = tr__table_slot(ctx->sys->table, id);
+    tr_actor *a = tr__table_slot(sys->table, id);
     tr_ext *x = a != NULL ? tr_load_acq(&a->ext) : NULL;
     if (x != NULL) {
         pthread_mutex_lock(&x->lock);
@@ -273,10 +284,31 @@ tr_unregister(tr_ctx *ctx, const char *name)
 }
 
 int
+tr_unregister(tr_ctx *ctx, const char *name)
+{
+    int rc;
+
+    if (ctx == NULL || !valid_name(name)) {
+        return TR_EINVAL;
+    }
+    if (!tr__ctx_enter(ctx)) {
+        return TR_ESHUTDOWN;
+    }
+    rc = unregister_entered(ctx->sys, name);
+    tr__ctx_leave(ctx);
+    return rc;
+}
+
+int
 tr_whereis(tr_system *sys, const char *name, tr_addr *out)
 {
+    bool entered;
+
     if (sys == NULL || out == NULL || !valid_name(name)) {
         return TR_EINVAL;
+    }
+    if (!tr__sys_enter_any(sys, &entered)) {
+        return TR_ESHUTDOWN;
     }
     tr_names *n = sys->names;
     int rc = TR_ENOTFOUND;
@@ -287,5 +319,8 @@ tr_whereis(tr_system *sys, const char *name, tr_addr *out)
         rc = TR_OK;
     }
     pthread_rwlock_unlock(&n->lock);
+    if (entered) {
+        tr__sys_leave(sys);
+    }
     return rc;
 }

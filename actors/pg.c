@@ -441,9 +441,14 @@ int
 tr_pg_members(tr_system *sys, const char *group, tr_addr *out, size_t cap,
               size_t *n)
 {
+    bool entered;
+
     if (sys == NULL || !valid_group(group) || n == NULL ||
         (out == NULL && cap != 0)) {
         return TR_EINVAL;
+    }
+    if (!tr__sys_enter_any(sys, &entered)) {
+        return TR_ESHUTDOWN;
     }
     tr_pgs *p = sys->pgs;
     pthread_mutex_lock(&p->lock);
@@ -453,6 +458,9 @@ tr_pg_members(tr_system *sys, const char *group, tr_addr *out, size_t cap,
         out[i] = tr__addr(sys, g->members[i]);
     }
     pthread_mutex_unlock(&p->lock);
+    if (entered) {
+        tr__sys_leave(sys);
+    }
     *n = have;
     return TR_OK;
 }

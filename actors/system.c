@@ -141,6 +141,7 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
     ck_ec32_init(&sys->gave_up_ec, 0);
     pthread_mutex_init(&sys->tree_lock, NULL);
     pthread_mutex_init(&sys->outside_lock, NULL);
+    pthread_mutex_init(&sys->live_lock, NULL);
     tr_init_relaxed(&sys->nstop_reserve, 0);
     sys->thread_ctx.sys = sys;
 
@@ -463,12 +464,13 @@ tr_system_shutdown(tr_system *sys, tr_timeout timeout)
     tr__ec_wake(&sys->room);
     tr__ec_wake(&sys->gave_up_ec);
     /* The live endpoint stops first: nothing reads the system for it
-     * while it comes down. Its `live` pointer is set by the plain thread
-     * that started it, which has returned (the caller orders shutdown
-     * after it). */
+     * while it comes down. A tr_inspect_serve or tr_inspect_stop under
+     * way finishes first (the lock); one after finds the flag. */
+    pthread_mutex_lock(&sys->live_lock);
     if (sys->live_close != NULL) {
         sys->live_close(sys, false);
     }
+    pthread_mutex_unlock(&sys->live_lock);
 
     deadline = tr_timeout_deadline_ns(sys_now(sys), timeout);
     if (request_stops(sys, true) != 0) {
@@ -533,6 +535,7 @@ tr_system_shutdown(tr_system *sys, tr_timeout timeout)
     tr__sim_destroy(sys);
     pthread_mutex_destroy(&sys->outside_lock);
     pthread_mutex_destroy(&sys->tree_lock);
+    pthread_mutex_destroy(&sys->live_lock);
     tr__free_aligned(sys, sizeof(*sys));
     return rc;
 }

@@ -267,7 +267,17 @@ tr_timer_cancel(tr_system *sys, tr_timer timer)
 uint64_t
 tr_now_ms(tr_system *sys)
 {
-    return sys != NULL ? tr__timers_now(sys->timers) / 1000000u : 0;
+    bool entered;
+    uint64_t ms;
+
+    if (sys == NULL || !tr__sys_enter_any(sys, &entered)) {
+        return 0;
+    }
+    ms = tr__timers_now(sys->timers) / 1000000u;
+    if (entered) {
+        tr__sys_leave(sys);
+    }
+    return ms;
 }
 
 int
@@ -276,12 +286,13 @@ tr_clock_advance(tr_system *sys, uint64_t ms)
     if (sys == NULL) {
         return TR_EINVAL;
     }
-    if (!sys->cfg.manual_clock || tr__sched_current(sys->sched) != NULL ||
-        !tr__sim_on_driver(sys)) {
-        return TR_ESTATE;
-    }
     if (!tr__sys_enter(sys)) {
         return TR_ESHUTDOWN;
+    }
+    if (!sys->cfg.manual_clock || tr__sched_current(sys->sched) != NULL ||
+        !tr__sim_on_driver(sys)) {
+        tr__sys_leave(sys);
+        return TR_ESTATE;
     }
     tr__timers_advance(sys->timers, tr_ms_to_ns(ms));
     /* Threads waiting for room until a time on this clock look again. */

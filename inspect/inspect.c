@@ -456,7 +456,15 @@ tr_inspect_snapshot(tr_system *sys, tr_inspect_format format, char *buf,
     }
     buf[0] = '\0';
     nodes ns = {0};
+    bool entered;
+    /* The tree is copied out: only the copy needs the system. */
+    if (!tr__sys_enter_any(sys, &entered)) {
+        return TR_ESHUTDOWN;
+    }
     tr__snap_collect(sys, &ns, false);
+    if (entered) {
+        tr__sys_leave(sys);
+    }
     if (ns.oom) {
         tr__snap_free(&ns);
         return TR_ENOMEM;

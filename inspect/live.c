@@ -453,8 +453,13 @@ tr_inspect_serve(tr_system *sys, const char *addr, const tr_inspect_opts *opts,
         return TR_ESHUTDOWN;
     }
     int rc = TR_OK;
-    tr_live *lv = live_get(sys);
-    if (lv == NULL) {
+    tr_live *lv = NULL;
+    pthread_mutex_lock(&sys->live_lock);
+    /* Acquire: a shutdown that took the lock first stopped the endpoint
+     * it saw; none may start after that. */
+    if (tr_load_acq(&sys->shutting_down)) {
+        rc = TR_ESHUTDOWN;
+    } else if ((lv = live_get(sys)) == NULL) {
         rc = TR_ENOMEM;
     } else if (lv->serving) {
         rc = TR_EALREADY;
@@ -469,6 +474,7 @@ tr_inspect_serve(tr_system *sys, const char *addr, const tr_inspect_opts *opts,
             *port = lv->port;
         }
     }
+    pthread_mutex_unlock(&sys->live_lock);
     tr__sys_leave(sys);
     return rc;
 }
@@ -480,14 +486,16 @@ tr_inspect_stop(tr_system *sys)
         return TR_EINVAL;
     }
     if (!tr__sys_enter(sys)) {
-        return TR_ESTATE; /* shutdown stops it */
+        return TR_ESHUTDOWN; /* shutdown stops it */
     }
     int rc = TR_OK;
+    pthread_mutex_lock(&sys->live_lock);
     if (sys->live == NULL || !sys->live->serving) {
         rc = TR_ESTATE;
     } else {
         take_down(sys->live);
     }
+    pthread_mutex_unlock(&sys->live_lock);
     tr__sys_leave(sys);
     return rc;
 }

@@ -577,9 +577,13 @@ tr_io_stats_get(tr_system *sys, tr_io_stats *out)
 {
     tr_io_stats st = {0};
     tr_io_sys *io;
+    bool entered;
 
     if (sys == NULL || out == NULL) {
         return TR_EINVAL;
+    }
+    if (!tr__sys_enter_any(sys, &entered)) {
+        return TR_ESHUTDOWN;
     }
     io = (tr_io_sys *)tr_load_acq(&sys->io);
     if (io != NULL) {
@@ -607,6 +611,9 @@ tr_io_stats_get(tr_system *sys, tr_io_stats *out)
                 st.bytes_out += tr_load_relaxed(&s->bytes_out);
             }
         }
+    }
+    if (entered) {
+        tr__sys_leave(sys);
     }
     *out = st;
     return TR_OK;

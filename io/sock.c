@@ -1137,16 +1137,13 @@ tr_io_buffered(tr_ctx *ctx, tr_io h, size_t *len)
     return TR_OK;
 }
 
-int
-tr_io_port(tr_system *sys, tr_io h, uint16_t *port)
+/* tr_io_port once entered. */
+static int
+port_entered(tr_system *sys, tr_io h, uint16_t *port)
 {
-    tr_io_sys *io;
+    tr_io_sys *io = (tr_io_sys *)tr_load_acq(&sys->io);
     io_slot *s;
 
-    if (sys == NULL || port == NULL) {
-        return TR_EINVAL;
-    }
-    io = (tr_io_sys *)tr_load_acq(&sys->io);
     if (io == NULL || (s = tr__io_slot_of(io, h)) == NULL) {
         return TR_ECLOSED;
     }
@@ -1161,4 +1158,23 @@ tr_io_port(tr_system *sys, tr_io h, uint16_t *port)
     }
     *port = (uint16_t)p;
     return TR_OK;
+}
+
+int
+tr_io_port(tr_system *sys, tr_io h, uint16_t *port)
+{
+    bool entered;
+    int rc;
+
+    if (sys == NULL || port == NULL) {
+        return TR_EINVAL;
+    }
+    if (!tr__sys_enter_any(sys, &entered)) {
+        return TR_ESHUTDOWN;
+    }
+    rc = port_entered(sys, h, port);
+    if (entered) {
+        tr__sys_leave(sys);
+    }
+    return rc;
 }

@@ -416,20 +416,27 @@ ask(tr_ctx *ctx, tr_addr sup, uint32_t type, const admin_req *q, admin_rep *rep,
     size_t cap, tr_timeout timeout)
 {
     size_t len = 0;
+    bool entered;
+    bool other = false;
 
-    if (ctx == NULL) {
+    if (ctx == NULL || timeout.ms == 0) {
         return TR_EINVAL;
     }
     tr_system *sys = ctx->sys;
-    if (timeout.ms == 0) {
-        return TR_EINVAL;
+    /* The look at `sup` reads the system: entered, as tr__ask is. */
+    if (!tr__sys_enter_any(sys, &entered)) {
+        return TR_ESHUTDOWN;
     }
     if (sup.id != 0 && tr__addr_check(sys, sup) == TR_OK) {
         tr_actor *a = tr__table_slot(sys->table, sup.id);
-        if (a != NULL &&
-            tr__ext_is_other_than_supervisor(a, tr__id_gen(sup.id))) {
-            return TR_ENOTSUP;
-        }
+        other = a != NULL &&
+                tr__ext_is_other_than_supervisor(a, tr__id_gen(sup.id));
+    }
+    if (entered) {
+        tr__sys_leave(sys);
+    }
+    if (other) {
+        return TR_ENOTSUP;
     }
     int rc = tr__ask(ctx, sup, type, q, sizeof(*q), rep, cap, &len, timeout,
                      NULL, 0);

@@ -36,8 +36,13 @@ named(const char *name, const char *seg, size_t len)
 int
 tr_whereis_path(tr_system *sys, const char *path, tr_addr *out)
 {
+    bool entered;
+
     if (sys == NULL || path == NULL || out == NULL) {
         return TR_EINVAL;
+    }
+    if (!tr__sys_enter_any(sys, &entered)) {
+        return TR_ESHUTDOWN;
     }
     int rc = TR_ENOTFOUND;
     const char *p = path;
@@ -67,5 +72,8 @@ tr_whereis_path(tr_system *sys, const char *path, tr_addr *out)
         rc = TR_OK;
     }
     pthread_mutex_unlock(&sys->tree_lock);
+    if (entered) {
+        tr__sys_leave(sys);
+    }
     return rc;
 }

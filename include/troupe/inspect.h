@@ -49,7 +49,8 @@ typedef enum tr_inspect_format {
  * Context:   any thread, while the system runs.
  * Returns:   TR_OK; TR_ETRUNCATED (as above); TR_EINVAL for NULL
  *            arguments, an unknown format or a `cap` too small for an
- *            empty document; TR_ENOMEM.
+ *            empty document; TR_ENOMEM; TR_ESHUTDOWN off the workers once
+ *            shutdown has begun.
  */
 TR_API int tr_inspect_snapshot(tr_system *sys, tr_inspect_format format,
                                char *buf, size_t cap, size_t *len);
@@ -165,7 +166,8 @@ TR_API int tr_inspect_serve(tr_system *sys, const char *addr,
  * Context:   a plain thread, not the inspection thread (not a warning
  *            callback).
  * Returns:   TR_OK; TR_EINVAL for a NULL `sys`; TR_ESTATE if it was not
- *            serving.
+ *            serving; TR_ESHUTDOWN once shutdown has begun (it stops the
+ *            endpoint itself).
  */
 TR_API int tr_inspect_stop(tr_system *sys);
 

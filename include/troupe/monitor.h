@@ -110,15 +110,16 @@ TR_API int tr_trap_exits(tr_ctx *ctx, bool on);
  * Context:   a handler or a plain thread.
  * Returns:   TR_OK; TR_EINVAL for NULL or a bad name; TR_EEXIST when the
  *            name is another actor's; TR_EALREADY when `who` has another
- *            name already;
- *            TR_ENOACTOR; TR_ENOMEM.
+ *            name already; TR_ENOACTOR; TR_ENOMEM; TR_ESHUTDOWN on a
+ *            plain thread once shutdown has begun.
  */
 TR_API int tr_register(tr_ctx *ctx, const char *name, tr_addr who);
 
 /**
  * Release `name`.
  *
- * Returns:   TR_OK; TR_EINVAL; TR_ENOTFOUND when nobody has it.
+ * Returns:   TR_OK; TR_EINVAL; TR_ENOTFOUND when nobody has it;
+ *            TR_ESHUTDOWN on a plain thread once shutdown has begun.
  */
 TR_API int tr_unregister(tr_ctx *ctx, const char *name);
 
@@ -126,7 +127,8 @@ TR_API int tr_unregister(tr_ctx *ctx, const char *name);
  * Look `name` up.
  *
  * Context:   any thread.
- * Returns:   TR_OK and `*out`; TR_EINVAL; TR_ENOTFOUND.
+ * Returns:   TR_OK and `*out`; TR_EINVAL; TR_ENOTFOUND; TR_ESHUTDOWN
+ *            off the workers once shutdown has begun.
  */
 TR_API int tr_whereis(tr_system *sys, const char *name, tr_addr *out);
 

@@ -69,7 +69,8 @@ TR_API int tr_pg_leave(tr_ctx *ctx, const char *group);
  * Context:   any thread.
  * Returns:   TR_OK (an unknown group has no members); TR_EINVAL for NULL
  *            `sys`, `group` or `n`, NULL `out` with a non-zero `cap`, or a
- *            bad name.
+ *            bad name; TR_ESHUTDOWN off the workers once shutdown has
+ *            begun.
  */
 TR_API int tr_pg_members(tr_system *sys, const char *group, tr_addr *out,
                          size_t cap, size_t *n);

@@ -411,7 +411,8 @@ TR_API int tr_sup_count_children_wait(tr_ctx *ctx, tr_addr sup,
  *
  * Context:   any thread.
  * Returns:   TR_OK and `*out`; TR_ENOTFOUND when no child has that path
- *            or it is not running now; TR_EINVAL.
+ *            or it is not running now; TR_EINVAL; TR_ESHUTDOWN off the
+ *            workers once shutdown has begun.
  */
 TR_API int tr_whereis_path(tr_system *sys, const char *path, tr_addr *out);
 

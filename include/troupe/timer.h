@@ -66,7 +66,8 @@ TR_API int tr_timer_cancel(tr_system *sys, tr_timer timer);
  * The system's clock in milliseconds since the system started.
  *
  * Context:   any thread.
- * Returns:   the time; 0 for a NULL system.
+ * Returns:   the time; 0 for a NULL system, and off the workers once
+ *            shutdown has begun.
  */
 TR_API uint64_t tr_now_ms(tr_system *sys);
 

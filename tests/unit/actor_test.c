@@ -1151,6 +1151,115 @@ test_shutdown_from_two_threads_at_once(void **state)
     }
 }
 
+/* ---- every call of a plain thread during shutdown ---- */
+
+static tr_atomic(int) held_stop_in;  /* the held actor's `stop` began */
+static tr_atomic(int) held_stop_out; /* ... and may return */
+
+static void
+hold_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
+{
+    (void)ctx;
+    (void)state;
+    (void)exit;
+    tr_store_seqcst(&held_stop_in, 1);
+    while (tr_load_seqcst(&held_stop_out) == 0) {
+        sched_yield();
+    }
+}
+
+static const tr_behaviour holds_shutdown = {
+    .name = "holds_shutdown", .handle = plain_handle, .stop = hold_stop};
+
+static int
+join_g(tr_ctx *ctx, void *state, const void *arg)
+{
+    (void)state;
+    (void)arg;
+    return tr_pg_join(ctx, "g");
+}
+
+static const tr_behaviour g_member = {
+    .name = "g_member", .init = join_g, .handle = plain_handle};
+
+static void *
+shut_it(void *p)
+{
+    fixture *f = p;
+    return (void *)(intptr_t)tr_system_shutdown(f->sys, tr_ms(10000));
+}
+
+static bool
+held_stop_began(void *p)
+{
+    (void)p;
+    return tr_load_seqcst(&held_stop_in) != 0;
+}
+
+/*
+ * While shutdown runs (held in an actor's `stop`), a plain thread's every
+ * call on the system returns TR_ESHUTDOWN, as system.h says, and touches
+ * nothing shutdown may be freeing. Before, the name, group, path,
+ * snapshot, clock and I/O lookups went on reading the system without
+ * being counted in (shutdown frees the I/O module before its last wait
+ * for such calls) and answered as if nothing were happening.
+ */
+static void
+test_shutdown_refuses_every_plain_thread_call(void **state)
+{
+    fixture *f = *state;
+    tr_addr h, m, a;
+    pthread_t t;
+    void *shut_rc;
+    static char buf[4096];
+    size_t len = 0;
+    tr_addr out[4];
+    size_t n = 99;
+
+    tr_store_seqcst(&held_stop_in, 0);
+    tr_store_seqcst(&held_stop_out, 0);
+    assert_int_equal(tr_spawn(f->ctx, &holds_shutdown, NULL, NULL, &h), TR_OK);
+    assert_int_equal(tr_spawn(f->ctx, &g_member, NULL, NULL, &m), TR_OK);
+    assert_int_equal(tr_register(f->ctx, "m", m), TR_OK);
+    assert_int_equal(pthread_create(&t, NULL, shut_it, f), 0);
+    assert_true(tr_test_wait_until(held_stop_began, NULL, 5000));
+
+    assert_int_equal(tr_whereis(f->sys, "m", &a), TR_ESHUTDOWN);
+    assert_int_equal(tr_register(f->ctx, "h", h), TR_ESHUTDOWN);
+    assert_int_equal(tr_unregister(f->ctx, "m"), TR_ESHUTDOWN);
+    assert_int_equal(tr_pg_members(f->sys, "g", out, 4, &n), TR_ESHUTDOWN);
+    assert_int_equal(tr_pg_send(f->ctx, "g", MSG_ECHO, NULL, 0, &n),
+                     TR_ESHUTDOWN);
+    assert_int_equal(tr_whereis_path(f->sys, "/x", &a), TR_ESHUTDOWN);
+    assert_int_equal(
+        tr_inspect_snapshot(f->sys, TR_INSPECT_JSON, buf, sizeof(buf), &len),
+        TR_ESHUTDOWN);
+    assert_int_equal(tr_now_ms(f->sys), 0);
+    assert_int_equal(tr_send_wait(f->ctx, m, MSG_ECHO, NULL, 0, tr_ms(10)),
+                     TR_ESHUTDOWN);
+    assert_int_equal(tr_spawn(f->ctx, &quiet_behaviour, NULL, NULL, &a),
+                     TR_ESHUTDOWN);
+    assert_int_equal(tr_send_after(f->ctx, m, MSG_ECHO, NULL, 0, 5, NULL),
+                     TR_ESHUTDOWN);
+#if TR_TEST_IO
+    tr_io_stats ios;
+    uint16_t port;
+    assert_int_equal(tr_io_stats_get(f->sys, &ios), TR_ESHUTDOWN);
+    assert_int_equal(tr_io_port(f->sys, (tr_io){1}, &port), TR_ESHUTDOWN);
+#endif
+#if TR_TEST_LIVE
+    assert_int_equal(tr_inspect_serve(f->sys, "127.0.0.1:0", NULL, NULL),
+                     TR_ESHUTDOWN);
+    assert_int_equal(tr_inspect_stop(f->sys), TR_ESHUTDOWN);
+#endif
+
+    tr_store_seqcst(&held_stop_out, 1);
+    pthread_join(t, &shut_rc);
+    f->shut = true;
+    assert_int_equal((int)(intptr_t)shut_rc, TR_OK);
+    assert_int_equal(f->final.live_actors, 0);
+}
+
 int
 main(void)
 {
@@ -1180,6 +1289,7 @@ main(void)
         T(test_shutdown_waits_for_a_send_under_way),
         T(test_shutdown_waits_for_a_group_send_under_way),
         T(test_shutdown_from_two_threads_at_once),
+        T(test_shutdown_refuses_every_plain_thread_call),
     };
 #undef T
     return cmocka_run_group_tests_name("actor", tests, NULL, NULL);

@@ -175,7 +175,7 @@ tr__actor_push_user_to(tr_system *sys, uint64_t to, tr_envelope *env)
  * it has stopped, TR_EFOREIGN for another system's address, TR_EFORKED in
  * a fork child.
  */
-static int
+static TR_HOT_INLINE int
 resolve(tr_ctx *ctx, tr_addr to, uint32_t type, tr_actor **out)
 {
     tr_system *sys = ctx->sys;
@@ -338,27 +338,17 @@ tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env,
     return rc;
 }
 
-static int
-send_copy(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
-          uint64_t wait_until)
+/* Copy the payload into an envelope and deliver it: an actor's send, or a
+ * plain thread's once entered. */
+static TR_HOT_INLINE int
+copy_deliver(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
+             size_t size, uint64_t wait_until)
 {
-    tr_env_cache *cache;
-    tr_envelope *env;
+    tr_env_cache *cache = envs(ctx);
+    tr_envelope *env = tr__env_create_in(cache, (uint32_t)size);
     int rc;
 
-    if (ctx == NULL || (data == NULL && size != 0) || size > UINT32_MAX ||
-        type >= TR_MSG_RESERVED) {
-        return TR_EINVAL;
-    }
-    /* Entered before anything of the system is read, and the payload
-     * copied: shutdown waits for a send that began before it. */
-    if (!tr__ctx_enter(ctx)) {
-        return TR_ESHUTDOWN;
-    }
-    cache = envs(ctx);
-    env = tr__env_create_in(cache, (uint32_t)size);
     if (env == NULL) {
-        tr__ctx_leave(ctx);
         return TR_ENOMEM;
     }
     env->type = type;
@@ -367,8 +357,38 @@ send_copy(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     if (rc != TR_OK) {
         tr__env_destroy_in(cache, env);
     }
-    tr__ctx_leave(ctx);
     return rc;
+}
+
+/* A plain thread's send, entered before anything of the system is read
+ * and the payload copied: shutdown waits for a send that began before it.
+ * Out of line, so that an actor's send stays small enough to inline. */
+static TR_NOINLINE int
+copy_deliver_outside(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
+                     size_t size, uint64_t wait_until)
+{
+    int rc;
+
+    if (!tr__sys_enter(ctx->sys)) {
+        return TR_ESHUTDOWN;
+    }
+    rc = copy_deliver(ctx, to, type, data, size, wait_until);
+    tr__sys_leave(ctx->sys);
+    return rc;
+}
+
+static int
+send_copy(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
+          uint64_t wait_until)
+{
+    if (ctx == NULL || (data == NULL && size != 0) || size > UINT32_MAX ||
+        type >= TR_MSG_RESERVED) {
+        return TR_EINVAL;
+    }
+    if (tr_unlikely(ctx->actor == NULL)) {
+        return copy_deliver_outside(ctx, to, type, data, size, wait_until);
+    }
+    return copy_deliver(ctx, to, type, data, size, wait_until);
 }
 
 int

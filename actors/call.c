@@ -443,6 +443,20 @@ holder_enter(tr_call_rec *rec)
     return true;
 }
 
+/*
+ * The holder is about to end the call through the system: true when it
+ * may, entered in the system (`*entered`, as tr__sys_enter_any) so that
+ * shutdown waits for it. False when shutdown has ended the call, or has
+ * begun and will end it (TR_ECLOSED): the holder then touches nothing of
+ * the system, and the registration, still listed, is shutdown's to end.
+ * Either way the caller calls holder_leave.
+ */
+static bool
+holder_use(tr_call_rec *rec, bool *entered)
+{
+    return holder_enter(rec) && tr__sys_enter_any(rec->sys, entered);
+}
+
 static void
 holder_leave(tr_call_rec *rec)
 {
@@ -862,6 +876,7 @@ int
 tr_reply_send(tr_reply_to *handle, const void *data, size_t size)
 {
     tr_call_rec *rec = (tr_call_rec *)handle;
+    bool entered = false;
     int rc;
 
     if (rec == NULL) {
@@ -871,8 +886,9 @@ tr_reply_send(tr_reply_to *handle, const void *data, size_t size)
         tr_reply_drop(handle);
         return TR_EINVAL;
     }
-    if (!holder_enter(rec)) {
-        /* Shutdown has ended the call; nothing of the system is touched. */
+    if (!holder_use(rec, &entered)) {
+        /* Shutdown has ended the call, or will (TR_ECLOSED): nothing of
+         * the system is touched. */
         holder_leave(rec);
         release(rec);
         return TR_ECLOSED;
@@ -882,6 +898,9 @@ tr_reply_send(tr_reply_to *handle, const void *data, size_t size)
     rc = send_reply(rec, data, size);
     if (rc == TR_ENOMEM) {
         complete(rec, TR_ECLOSED, NULL, false);
+    }
+    if (entered) {
+        tr__sys_leave(rec->sys);
     }
     holder_leave(rec);
     release(rec);
@@ -946,10 +965,15 @@ tr_reply_drop(tr_reply_to *handle)
     if (rec == NULL) {
         return;
     }
-    if (holder_enter(rec)) {
+    bool entered = false;
+
+    if (holder_use(rec, &entered)) {
         unregister(rec);
         tr_store_rel(&rec->handle, HANDLE_CONSUMED);
         complete(rec, TR_ECLOSED, NULL, false);
+        if (entered) {
+            tr__sys_leave(rec->sys);
+        }
     }
     holder_leave(rec);
     release(rec);

@@ -126,8 +126,12 @@ deliver(oneshot *o, bool has_value)
     if (before & (DELIVERED | SYS_GONE)) {
         return; /* told already, or nobody to tell: see the top comment */
     }
-    env = tr__env_create(has_value ? o->size : 0);
-    if (env != NULL) {
+    /* Entered, so that shutdown does not stop the workers and end the
+     * actors under the push; once it has begun the actor is being
+     * stopped, and is not told. */
+    bool entered = false;
+    bool in = tr__sys_enter_any(o->sys, &entered);
+    if (in && (env = tr__env_create(has_value ? o->size : 0)) != NULL) {
         env->type = has_value ? o->value_type : o->closed_type;
         env->kind = TR_CTL_USER;
         if (has_value && o->size != 0) {
@@ -136,6 +140,9 @@ deliver(oneshot *o, bool has_value)
         if (tr__actor_push_ctl_to(o->sys, o->subscriber, env) != TR_OK) {
             tr__env_destroy(env); /* the subscriber has stopped */
         }
+    }
+    if (in && entered) {
+        tr__sys_leave(o->sys);
     }
     /* Out of memory, the actor is not told (documented). Either way we
      * are done with the system: unregister, unless shutdown has taken the

@@ -164,8 +164,10 @@ TR_API bool tr_msg_is_call(const tr_ctx *ctx, const tr_msg *msg);
  * Context:   any thread.
  * Returns:   TR_OK; TR_EINVAL for a NULL handle, or NULL `data` with a
  *            non-zero size; TR_ECLOSED if the call had already ended (timed
- *            out, or ended by the system's shutdown); TR_ENOMEM. On every
- *            error but TR_ECLOSED the call ends with TR_ECLOSED.
+ *            out, or ended by the system's shutdown), or, off the caller's
+ *            workers, once that shutdown has begun (it ends the call with
+ *            TR_ECLOSED); TR_ENOMEM. On every error but TR_ECLOSED the call
+ *            ends with TR_ECLOSED.
  */
 TR_API int tr_reply_send(tr_reply_to *handle, const void *data, size_t size);
 

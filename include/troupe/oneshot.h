@@ -87,9 +87,10 @@ TR_API int tr_oneshot_recv_wait(tr_oneshot_rx *rx, void *out,
  * message of `value_type` carrying it, or, if the sender goes away without
  * sending (or the receiver is closed first), an empty message of
  * `closed_type`. Exactly one of the two arrives (none if the actor has
- * stopped by then). The channel may outlive the actor's system: shutdown
- * closes it (a later send fails with TR_ECLOSED and touches nothing of the
- * system).
+ * stopped by then, or if its system's shutdown has begun and the send or
+ * close comes from off its workers). The channel may outlive the actor's
+ * system: shutdown closes it (a later send fails with TR_ECLOSED and touches
+ * nothing of the system).
  *
  * Context:   a handler or `init`.
  * Returns:   TR_OK; TR_EINVAL for NULL arguments or a type the runtime

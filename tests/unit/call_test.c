@@ -26,6 +26,7 @@ enum {
 };
 
 static tr_reply_to *stashed;
+static tr_atomic(int) stash_done;
 
 /* Client commands. */
 enum { CMD_CALL = 100 };
@@ -105,6 +106,7 @@ server_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
         return TR_OK;
     case REQ_STASH:
         stashed = tr_reply_take(ctx, msg);
+        tr_store_rel(&stash_done, 1); /* publishes `stashed` */
         return TR_OK;
     case REQ_FAIL:
         return TR_EINVAL;
@@ -781,6 +783,70 @@ test_ask_with_a_lost_handle_ends_at_shutdown(void **state)
     tr_reply_drop(stashed);
 }
 
+/* A plain thread answers a taken handle with a large reply while the
+ * caller's system shuts down. */
+enum { BIG_REPLY = 32 << 20 };
+
+typedef struct late_reply {
+    tr_atomic(int) started;
+    int rc;
+} late_reply;
+
+static void *
+reply_big(void *p)
+{
+    late_reply *l = p;
+    char *data = calloc(1, BIG_REPLY);
+
+    assert_non_null(data);
+    tr_store_seqcst(&l->started, 1);
+    l->rc = tr_reply_send(stashed, data, BIG_REPLY);
+    free(data);
+    return NULL;
+}
+
+static bool
+stash_taken(void *p)
+{
+    (void)p;
+    return tr_load_acq(&stash_done) != 0;
+}
+
+static bool
+reply_started(void *p)
+{
+    return tr_load_seqcst(&((late_reply *)p)->started) != 0;
+}
+
+/*
+ * The answer is under way (its payload being copied) when shutdown is
+ * called: shutdown waits for it, or the answer is refused (TR_ECLOSED)
+ * and shutdown ends the call. Before the fix the holder took the handle
+ * off shutdown's list before it copied, and shutdown freed the system
+ * under it (ASan: use after free in the reply's delivery).
+ */
+static void
+test_reply_under_way_at_shutdown(void **state)
+{
+    fixture *f = *state;
+    late_reply l = {.rc = -1};
+    pthread_t t;
+
+    stashed = NULL;
+    tr_store_seqcst(&stash_done, 0);
+    tr_init_relaxed(&l.started, 0);
+    call(f, f->server, REQ_STASH, 0, 0);
+    assert_true(tr_test_wait_until(stash_taken, NULL, 5000));
+    assert_non_null(stashed);
+    assert_int_equal(pthread_create(&t, NULL, reply_big, &l), 0);
+    assert_true(tr_test_wait_until(reply_started, &l, 5000));
+    assert_int_equal(tr_system_shutdown(f->sys, tr_ms(5000)), TR_OK);
+    f->sys = NULL;
+    pthread_join(t, NULL);
+    assert_true(l.rc == TR_OK || l.rc == TR_ECLOSED);
+    expect_quiet();
+}
+
 static void
 test_call_with_a_lost_handle_ends_at_shutdown(void **state)
 {
@@ -1059,6 +1125,7 @@ main(void)
         T(test_ask_timeout_bounds_the_wait_for_room_real_clock),
         T(test_ask_with_a_lost_handle_ends_at_shutdown),
         T(test_call_with_a_lost_handle_ends_at_shutdown),
+        T(test_reply_under_way_at_shutdown),
         T(test_call_from_stop_in_the_last_pass_is_refused),
         T(test_call_payloads_of_every_size_come_back_whole),
     };

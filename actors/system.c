@@ -404,6 +404,7 @@ final_pass(tr_system *sys)
 {
     uint32_t len = tr__table_len(sys->table);
 
+    tr__tls_last_pass = true; /* their `stop` callbacks may not block */
     for (uint32_t i = 0; i < len; i++) {
         tr_actor *a = tr__table_at(sys->table, i);
         uint64_t gen = tr_load_relaxed(&a->gen);
@@ -428,6 +429,7 @@ final_pass(tr_system *sys)
         (void)tr__mpsc_take_idle(&a->mbox);
         tr__actor_drain(&sys->thread_ctx, a, TR_DEAD_SHUTDOWN);
     }
+    tr__tls_last_pass = false;
 }
 
 int

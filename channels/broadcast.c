@@ -652,8 +652,8 @@ tr_broadcast_recv_wait(tr_broadcast_rx *rx, const tr_broadcast_value **value,
     if (rx == NULL || value == NULL) {
         return TR_EINVAL;
     }
-    if (timeout_ms.ms != 0 && tr__on_a_worker()) {
-        return TR_ESTATE; /* a worker must never wait */
+    if (timeout_ms.ms != 0 && !tr__may_block()) {
+        return TR_ESTATE; /* a worker, or shutdown's last pass */
     }
     ch = rx->r.ch;
     if (timeout_ms.ms > 0) {

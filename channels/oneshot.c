@@ -250,8 +250,8 @@ tr_oneshot_recv_wait(tr_oneshot_rx *rx, void *out, tr_timeout timeout_ms)
     if (o == NULL || (out == NULL && o->size != 0)) {
         return TR_EINVAL;
     }
-    if (timeout_ms.ms != 0 && tr__on_a_worker()) {
-        return TR_ESTATE; /* a worker must never wait */
+    if (timeout_ms.ms != 0 && !tr__may_block()) {
+        return TR_ESTATE; /* a worker, or shutdown's last pass */
     }
     if (timeout_ms.ms > 0) {
         deadline = tr_timeout_deadline_ns(tr__wait_now_ns(), timeout_ms);

@@ -449,8 +449,8 @@ tr_watch_changed_wait(tr_watch_rx *rx, tr_timeout timeout_ms)
     if (rx == NULL) {
         return TR_EINVAL;
     }
-    if (timeout_ms.ms != 0 && tr__on_a_worker()) {
-        return TR_ESTATE; /* a worker must never wait */
+    if (timeout_ms.ms != 0 && !tr__may_block()) {
+        return TR_ESTATE; /* a worker, or shutdown's last pass */
     }
     ch = rx->ch;
     if (timeout_ms.ms > 0) {

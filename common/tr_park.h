@@ -111,4 +111,17 @@ tr__on_a_worker(void)
     return tr__tls_worker != NULL;
 }
 
+/* Set while shutdown's last pass runs the `stop` callbacks of the actors
+ * left on its own thread (actors/system.c). */
+extern TR_TLS bool tr__tls_last_pass;
+
+/* Whether a call may block the calling thread: not on a worker, and not in
+ * a `stop` callback that shutdown's last pass runs, which would hold the
+ * shutdown up (for ever, with TR_FOREVER). */
+static inline bool
+tr__may_block(void)
+{
+    return tr__tls_worker == NULL && !tr__tls_last_pass;
+}
+
 #endif /* TR_PARK_H */

@@ -192,8 +192,8 @@ tr_mailbox_recv_wait(tr_mailbox *mb, void *buf, size_t cap, size_t *len,
     if (mb == NULL || len == NULL || (buf == NULL && cap != 0)) {
         return TR_EINVAL;
     }
-    if (timeout_ms.ms != 0 && tr__on_a_worker()) {
-        return TR_ESTATE; /* a worker never waits, for any system */
+    if (timeout_ms.ms != 0 && !tr__may_block()) {
+        return TR_ESTATE; /* a worker, or shutdown's last pass */
     }
     /* acq_rel: one receiver at a time; the exchange hands the consumer
      * role's private fields (tail, held) from one receiver to the next. */

@@ -151,7 +151,8 @@ TR_API size_t tr_broadcast_rx_len(tr_broadcast_rx *rx);
  *            receiver saw them (the next call returns the oldest value
  *            still held); TR_ETIMEDOUT; TR_ECLOSED once every sender is
  *            gone and every value was received; TR_ESTATE if a worker asks
- *            to wait; TR_EINVAL for NULL `rx` or `value`; TR_ESTUCK on a
+ *            to wait (or a `stop` callback that shutdown's last pass
+ *            runs); TR_EINVAL for NULL `rx` or `value`; TR_ESTUCK on a
  *            simulation's driving thread when nothing can ever end the
  *            wait (there it takes steps: troupe/sim.h).
  */

@@ -47,9 +47,10 @@ TR_API TR_NODISCARD int tr_mailbox_send(tr_mailbox *mb, const void *data,
  *            closed and drained; TR_EINVAL for NULL arguments, or if the
  *            payload is larger than `cap` (the message stays queued and
  *            `*len` says the size needed); TR_ESTATE if another thread is
- *            receiving; TR_ESTUCK on a simulation's driving thread when
- *            nothing can ever end the wait (there the wait takes the
- *            simulation's steps, its timeout on the virtual clock:
+ *            receiving, or if a worker (or a `stop` callback that
+ *            shutdown's last pass runs) asks to wait; TR_ESTUCK on a
+ * simulation's driving thread when nothing can ever end the wait (there the
+ * wait takes the simulation's steps, its timeout on the virtual clock:
  *            troupe/sim.h).
  */
 TR_API int tr_mailbox_recv_wait(tr_mailbox *mb, void *buf, size_t cap,

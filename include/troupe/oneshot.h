@@ -75,7 +75,8 @@ TR_API void tr_oneshot_tx_destroy(tr_oneshot_tx *tx);
  * Returns:   TR_OK; TR_ETIMEDOUT; TR_ECLOSED if the sender went away
  *            without sending; TR_EALREADY if the value was already taken;
  *            TR_ESTATE if an actor subscribed to it, or if a worker asks
- *            to wait; TR_EINVAL for NULL arguments; TR_ESTUCK on a
+ *            to wait (or a `stop` callback that shutdown's last pass
+ *            runs); TR_EINVAL for NULL arguments; TR_ESTUCK on a
  *            simulation's driving thread when nothing can ever end the
  *            wait (there it takes steps: troupe/sim.h).
  */

@@ -156,7 +156,8 @@ TR_API int tr_system_start(const tr_system_config *cfg, tr_system **out);
  * that the workers
  * finish the handler they are in, and the actors left are stopped on the
  * calling thread (their `stop` callbacks may still send, but calls and
- * timers are refused with TR_ESHUTDOWN). A handler that never returns
+ * timers are refused with TR_ESHUTDOWN, and waits on channels and
+ * mailboxes with TR_ESTATE, as on a worker). A handler that never returns
  * cannot be stopped: C has no safe way to cancel it.
  *
  * Ownership: takes `sys` (it is freed, whatever the result, except on

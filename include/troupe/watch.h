@@ -157,7 +157,8 @@ TR_API int tr_watch_borrow_and_update(tr_watch_rx *rx, void *out,
  *            would wait.
  * Returns:   TR_OK; TR_ETIMEDOUT; TR_ECLOSED when every sender is gone
  *            and the newest version was seen; TR_ESTATE if a worker asks
- *            to wait; TR_EINVAL for NULL; TR_ESTUCK on a simulation's
+ *            to wait (or a `stop` callback that shutdown's last pass
+ *            runs); TR_EINVAL for NULL; TR_ESTUCK on a simulation's
  *            driving thread when nothing can ever end the wait (there it
  *            takes steps: troupe/sim.h).
  */

@@ -1260,6 +1260,79 @@ test_shutdown_refuses_every_plain_thread_call(void **state)
     assert_int_equal(f->final.live_actors, 0);
 }
 
+/* ---- a `stop` that shutdown's last pass runs may not block ---- */
+
+static tr_oneshot_rx *last_rx;
+static tr_mailbox *last_mb;
+static int last_oneshot_rc, last_mailbox_rc;
+
+static void
+stop_waits(tr_ctx *ctx, void *state, const tr_exit *exit)
+{
+    int v;
+    size_t len;
+
+    (void)ctx;
+    (void)state;
+    (void)exit;
+    last_oneshot_rc = tr_oneshot_recv_wait(last_rx, &v, tr_ms(3000));
+    last_mailbox_rc =
+        tr_mailbox_recv_wait(last_mb, &v, sizeof(v), &len, tr_ms(3000));
+}
+
+static const tr_behaviour waits_in_stop = {
+    .name = "waits_in_stop", .handle = plain_handle, .stop = stop_waits};
+
+static int
+busy_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    (void)msg;
+    struct timespec pause = {0, 300 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    return TR_OK;
+}
+
+static const tr_behaviour busy_behaviour = {.name = "busy",
+                                            .handle = busy_handle};
+
+/*
+ * The one worker is busy past the deadline, so shutdown stops the idle
+ * actor on its own thread: a wait there is refused (TR_ESTATE) as on a
+ * worker, instead of holding the shutdown up (before: each wait ran its
+ * 3 s and returned TR_ETIMEDOUT; with TR_FOREVER shutdown hung).
+ */
+static void
+test_shutdown_last_pass_stop_may_not_block(void **state)
+{
+    fixture *f = *state;
+    tr_system_config cfg = TR_SYSTEM_CONFIG_INIT;
+    tr_oneshot_tx *tx;
+    tr_system *sys;
+    tr_addr a, b;
+
+    cfg.workers = 1;
+    assert_int_equal(tr_system_start(&cfg, &sys), TR_OK);
+    assert_int_equal(tr_oneshot_create(sizeof(int), &tx, &last_rx), TR_OK);
+    assert_int_equal(tr_mailbox_create(0, &last_mb), TR_OK);
+    last_oneshot_rc = last_mailbox_rc = 1;
+    assert_int_equal(
+        tr_spawn(tr_system_ctx(sys), &waits_in_stop, NULL, NULL, &a), TR_OK);
+    assert_int_equal(
+        tr_spawn(tr_system_ctx(sys), &busy_behaviour, NULL, NULL, &b), TR_OK);
+    assert_int_equal(tr_send(tr_system_ctx(sys), b, 1, NULL, 0), TR_OK);
+    struct timespec pause = {0, 20 * 1000 * 1000};
+    nanosleep(&pause, NULL); /* the worker is in the busy handler */
+    tr_system_shutdown(sys, TR_NOWAIT);
+    assert_int_equal(last_oneshot_rc, TR_ESTATE);
+    assert_int_equal(last_mailbox_rc, TR_ESTATE);
+    tr_oneshot_tx_destroy(tx);
+    tr_oneshot_rx_destroy(last_rx);
+    tr_mailbox_destroy(last_mb);
+    (void)f;
+}
+
 int
 main(void)
 {
@@ -1290,6 +1363,7 @@ main(void)
         T(test_shutdown_waits_for_a_group_send_under_way),
         T(test_shutdown_from_two_threads_at_once),
         T(test_shutdown_refuses_every_plain_thread_call),
+        T(test_shutdown_last_pass_stop_may_not_block),
     };
 #undef T
     return cmocka_run_group_tests_name("actor", tests, NULL, NULL);

@@ -377,12 +377,19 @@ copy_deliver_outside(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
     return rc;
 }
 
+/* What every copying send checks first. */
+static bool
+send_args_ok(const tr_ctx *ctx, uint32_t type, const void *data, size_t size)
+{
+    return ctx != NULL && (data != NULL || size == 0) && size <= UINT32_MAX &&
+           type < TR_MSG_RESERVED;
+}
+
 static int
 send_copy(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
           uint64_t wait_until)
 {
-    if (ctx == NULL || (data == NULL && size != 0) || size > UINT32_MAX ||
-        type >= TR_MSG_RESERVED) {
+    if (!send_args_ok(ctx, type, data, size)) {
         return TR_EINVAL;
     }
     if (tr_unlikely(ctx->actor == NULL)) {
@@ -409,18 +416,21 @@ tr_send_wait(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
     if (timeout.ms == 0) {
         return send_copy(ctx, to, type, data, size, TR_WAIT_NONE);
     }
-    /* Entered before the look at the system (the send enters again). */
+    /* Entered before the look at the system. One that may wait is a plain
+     * thread's, entered once for the whole send. */
     if (!tr__ctx_enter(ctx)) {
         return TR_ESHUTDOWN;
     }
     if (!tr__ctx_may_wait(ctx)) {
         rc = TR_ESTATE;
+    } else if (!send_args_ok(ctx, type, data, size)) {
+        rc = TR_EINVAL;
     } else {
         uint64_t until = timeout.ms < 0
                              ? TR_WAIT_FOREVER
                              : tr_timeout_deadline_ns(
                                    tr__timers_now(ctx->sys->timers), timeout);
-        rc = send_copy(ctx, to, type, data, size, until);
+        rc = copy_deliver(ctx, to, type, data, size, until);
     }
     tr__ctx_leave(ctx);
     return rc;

@@ -47,6 +47,20 @@ tr__alloc(size_t size)
 #endif
 }
 
+void
+tr__alloc_warm(void)
+{
+#ifdef TROUPE_USE_JEMALLOC
+    void *p = mallocx(1, 0);
+
+    if (p != NULL) {
+        sdallocx(p, 1, 0);
+    }
+#else
+    free(malloc(1));
+#endif
+}
+
 void *
 tr__calloc(size_t size)
 {

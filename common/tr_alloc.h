@@ -21,6 +21,9 @@ void *tr__alloc(size_t size);
 void *tr__calloc(size_t size);
 /* Frees `p`, which tr__alloc or tr__calloc returned for `size` bytes. */
 void tr__free(void *p, size_t size);
+/* Set up the calling thread's allocator state (its arena and cache), which
+ * the allocator does at a thread's first call; not a test failure point. */
+void tr__alloc_warm(void);
 
 /*
  * Double the array `*array` of `*cap` elements of `elem` bytes (to `first`

@@ -737,6 +737,10 @@ worker_main(void *arg)
     tr_sched *s = w->sched;
 
     tr__tls_worker = w;
+    /* The allocator sets up a thread's arena and cache at its first call:
+     * let that happen now, while the pool starts, not in the first run
+     * that allocates (its time and memory are the pool's, not the run's). */
+    tr__alloc_warm();
     tr_store_relaxed(&w->started_ns, tr__now_ns());
     while (!tr_load_acq(&s->stopping)) {
         tr_task *t = next_local(w);

@@ -16,12 +16,13 @@
 #include <time.h>
 
 enum {
-    MSG_ECHO = 1,   /* report the payload (an int) to the probe */
-    MSG_FAIL = 2,   /* return TR_EINVAL from the handler */
-    MSG_STOP = 3,   /* tr_stop */
-    MSG_TRFAIL = 4, /* tr_fail with a text */
-    MSG_BECOME = 5, /* switch to the alternate table */
-    MSG_SLOW = 6,   /* spin until released, then report */
+    MSG_ECHO = 1,     /* report the payload (an int) to the probe */
+    MSG_FAIL = 2,     /* return TR_EINVAL from the handler */
+    MSG_STOP = 3,     /* tr_stop */
+    MSG_TRFAIL = 4,   /* tr_fail with a text */
+    MSG_BECOME = 5,   /* switch to the alternate table */
+    MSG_SLOW = 6,     /* spin until released, then report */
+    MSG_ASK_STOP = 7, /* ask for its own stop (tr_actor_stop), then report */
 };
 
 /* Probe values reported besides echoes. */
@@ -169,6 +170,17 @@ on_slow(tr_ctx *ctx, void *state, const tr_msg *msg)
     return TR_OK;
 }
 
+static int
+on_ask_stop(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    probe_state *s = state;
+    int rc = tr_actor_stop(ctx, tr_self(ctx));
+
+    (void)msg;
+    report(s->probe, rc == TR_OK ? MSG_ASK_STOP : rc);
+    return TR_OK;
+}
+
 static void
 probe_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
 {
@@ -180,8 +192,9 @@ probe_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
 }
 
 static const tr_handler rows[] = {
-    {MSG_ECHO, on_echo},     {MSG_FAIL, on_fail},     {MSG_STOP, on_stop},
-    {MSG_TRFAIL, on_trfail}, {MSG_BECOME, on_become}, {MSG_SLOW, on_slow},
+    {MSG_ECHO, on_echo},         {MSG_FAIL, on_fail},     {MSG_STOP, on_stop},
+    {MSG_TRFAIL, on_trfail},     {MSG_BECOME, on_become}, {MSG_SLOW, on_slow},
+    {MSG_ASK_STOP, on_ask_stop},
 };
 static const tr_dispatch table = {rows, sizeof(rows) / sizeof(rows[0]),
                                   on_otherwise};
@@ -526,6 +539,29 @@ test_actor_stop_request_overtakes_queued_messages(void **state)
     assert_true(tr_test_wait_stopped(f->sys, a, 5000));
     assert_true(wait_count(&f->dead.count, 10));
     assert_int_equal(tr_load_relaxed(&f->dead.by_reason[TR_DEAD_STOPPED]), 10);
+}
+
+/*
+ * A control message pushed while the handler of a run's only message runs
+ * (here the actor's own stop request) is handled by the next run: the
+ * short path for such runs (actor.c: run_lean) gives the run-right up and
+ * takes it back for it. Many rounds, with the second worker free to take
+ * the actor as it goes idle.
+ */
+static void
+test_actor_control_message_during_a_one_message_run(void **state)
+{
+    fixture *f = *state;
+
+    for (int i = 0; i < 200; i++) {
+        tr_addr a = spawn_probe(f);
+
+        send_int(f, a, MSG_ASK_STOP, 0);
+        assert_int_equal(next_report(f->probe), MSG_ASK_STOP);
+        assert_int_equal(next_report(f->probe), PROBE_STOP_SHUTDOWN);
+        assert_true(tr_test_wait_stopped(f->sys, a, 5000));
+    }
+    assert_int_equal(tr_load_relaxed(&f->dead.count), 0);
 }
 
 static void
@@ -1349,6 +1385,7 @@ main(void)
         T(test_actor_tr_fail_in_init_fails_the_spawn),
         T(test_actor_stop_in_init_spawns_then_stops),
         T(test_actor_stop_request_overtakes_queued_messages),
+        T(test_actor_control_message_during_a_one_message_run),
         T(test_actor_zero_copy_send_takes_buffer_only_on_success),
         T(test_actor_bounded_mailbox_refuses_when_full),
         T(test_actor_thread_send_waits_for_room_in_bounded_mailbox),

@@ -1007,6 +1007,24 @@ ended(tr_ctx *ctx, int rc, uint32_t type)
     return true;
 }
 
+/* After the handler of the request `call` (of `type`) returned `rc`: a
+ * request it neither answered nor took ends with TR_ECLOSED, or with the
+ * handler's failure. */
+static TR_HOT_INLINE void
+request_done(tr_ctx *ctx, void *call, int rc, uint32_t type)
+{
+    if (tr_unlikely(rc != TR_OK || ctx->fail_code != 0)) {
+        /* The callee failed on this very request: the caller learns
+         * that, and why (not just that the callee is gone). */
+        if (ctx->fail_code == 0) {
+            describe_failure(ctx->fail_text, sizeof(ctx->fail_text), type, rc);
+        }
+        tr__call_fail(call, ctx->fail_text);
+    } else {
+        tr__call_abandon(call);
+    }
+}
+
 /*
  * Hand one message to its handler; true when the actor ended. A request
  * its handler neither answered nor took ends with TR_ECLOSED.
@@ -1056,17 +1074,7 @@ dispatch(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
                  "simulated crash (handler returned %d)", rc);
     }
     if (call != NULL) {
-        if (tr_unlikely(rc != TR_OK || ctx->fail_code != 0)) {
-            /* The callee failed on this very request: the caller learns
-             * that, and why (not just that the callee is gone). */
-            if (ctx->fail_code == 0) {
-                describe_failure(ctx->fail_text, sizeof(ctx->fail_text),
-                                 msg.type, rc);
-            }
-            tr__call_fail(call, ctx->fail_text);
-        } else {
-            tr__call_abandon(call);
-        }
+        request_done(ctx, call, rc, msg.type);
     }
     if (tr_unlikely(rc != TR_OK || ctx->stop || ctx->fail_code != 0)) {
         return ended(ctx, rc, msg.type);
@@ -1603,11 +1611,60 @@ out:
     bump(&wl->handled, handled);
 }
 
+static TR_HOT_INLINE void
+lean_run(tr_system *sys, tr_worker *w, tr_actor *a, uint64_t gen,
+         tr_envelope *env, tr_handle_fn fn, bool request)
+{
+    tr_wlocal *wl = tr__worker_data(w);
+    void *state = tr__actor_state(a);
+    void *call = NULL;
+    tr_ctx ctx;
+
+    note_hwm(a, tr_load_acq(&a->ext));
+    (void)take_user(sys, a, false, &wl->envs);
+    run_ctx(&ctx, sys, w, a, gen, 0);
+
+    tr_msg msg = {
+        .type = env->type,
+        .size = env->size,
+        .data = tr__env_data(env),
+        .from = tr__addr(sys, env->from),
+    };
+    if (request) {
+        call = tr__call_of(env);
+        msg.data = (const char *)msg.data + TR_CALL_PREFIX;
+        msg.size -= TR_CALL_PREFIX;
+        ctx.req_call = call;
+    }
+    ctx.req_msg = &msg;
+    int rc = fn(&ctx, state, &msg);
+    ctx.req_msg = NULL;
+    if (request) {
+        ctx.req_call = NULL;
+        request_done(&ctx, call, rc, msg.type);
+    }
+    if (tr_unlikely(rc != TR_OK || ctx.stop || ctx.fail_code != 0) &&
+        ended(&ctx, rc, msg.type)) {
+        bump(&wl->handled, 1);
+        return;
+    }
+    run_end(&ctx, wl, 0, 1, 0, NULL);
+}
+
+/* lean_run for a call request, out of line: a plain message's run does
+ * not carry the request's code. */
+static TR_NOINLINE void
+lean_run_request(tr_system *sys, tr_worker *w, tr_actor *a, uint64_t gen,
+                 tr_envelope *env, tr_handle_fn fn)
+{
+    lean_run(sys, w, a, gen, env, fn, true);
+}
+
 /*
  * The common run of a request/response shape, made short: one plain user
- * message waiting and nothing else to do (no control message, no flag, no
- * bound, no timing, no simulated crash). It does what run_one would do
- * for that run, in fewer instructions, but for a control message that
+ * message or call request waiting and nothing else to do (no control message,
+ * no flag, no bound, no timing, no simulated crash). It does what run_one would
+ * do for that run, in fewer instructions, but for a control message that
  * arrives while the handler runs: run_one would run it in this run, here
  * go_idle takes the right back for it and it runs in the next. False,
  * having changed nothing, for any other run.
@@ -1624,37 +1681,19 @@ run_lean(tr_system *sys, tr_worker *w, tr_task *task)
 
     /* Relaxed: as in run_one. A control message pushed after the look at
      * its lane waits for go_idle, which takes the right back for it. */
-    if (node == NULL || (env->kind | (env->gen ^ tr__env_gen(gen))) != 0 ||
-        tr_load_relaxed(&a->cap) != 0 || node != tr__mpsc_last(&a->mbox) ||
-        !tr__lifo_is_empty(&a->ctl) ||
+    if (node == NULL || (env->kind & ~(uint32_t)TR_MSG_CALL) != 0 ||
+        env->gen != tr__env_gen(gen) || tr_load_relaxed(&a->cap) != 0 ||
+        node != tr__mpsc_last(&a->mbox) || !tr__lifo_is_empty(&a->ctl) ||
         (tr_load_relaxed(&sys->watched) | sys->fault_in) != 0 ||
         (fn = pick_handler(a, env->type)) == NULL) {
         return false;
     }
 
-    tr_wlocal *wl = tr__worker_data(w);
-    void *state = tr__actor_state(a);
-    tr_ctx ctx;
-
-    note_hwm(a, tr_load_acq(&a->ext));
-    (void)take_user(sys, a, false, &wl->envs);
-    run_ctx(&ctx, sys, w, a, gen, 0);
-
-    tr_msg msg = {
-        .type = env->type,
-        .size = env->size,
-        .data = tr__env_data(env),
-        .from = tr__addr(sys, env->from),
-    };
-    ctx.req_msg = &msg;
-    int rc = fn(&ctx, state, &msg);
-    ctx.req_msg = NULL;
-    if (tr_unlikely(rc != TR_OK || ctx.stop || ctx.fail_code != 0) &&
-        ended(&ctx, rc, msg.type)) {
-        bump(&wl->handled, 1);
-        return true;
+    if (env->kind == TR_MSG_CALL) {
+        lean_run_request(sys, w, a, gen, env, fn);
+    } else {
+        lean_run(sys, w, a, gen, env, fn, false);
     }
-    run_end(&ctx, wl, 0, 1, 0, NULL);
     return true;
 }
 

@@ -1611,6 +1611,8 @@ out:
     bump(&wl->handled, handled);
 }
 
+/* run_lean's run of `env`, the one message waiting, by its handler `fn`:
+ * a plain message, or a call request when `request`. */
 static TR_HOT_INLINE void
 lean_run(tr_system *sys, tr_worker *w, tr_actor *a, uint64_t gen,
          tr_envelope *env, tr_handle_fn fn, bool request)
@@ -1681,7 +1683,8 @@ run_lean(tr_system *sys, tr_worker *w, tr_task *task)
 
     /* Relaxed: as in run_one. A control message pushed after the look at
      * its lane waits for go_idle, which takes the right back for it. */
-    if (node == NULL || (env->kind & ~(uint32_t)TR_MSG_CALL) != 0 ||
+    if (node == NULL ||
+        (env->kind != TR_MSG_PLAIN && env->kind != TR_MSG_CALL) ||
         env->gen != tr__env_gen(gen) || tr_load_relaxed(&a->cap) != 0 ||
         node != tr__mpsc_last(&a->mbox) || !tr__lifo_is_empty(&a->ctl) ||
         (tr_load_relaxed(&sys->watched) | sys->fault_in) != 0 ||

@@ -46,10 +46,20 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Worker `w`'s data: a system's workers all have it (system.c). */
+static TR_HOT_INLINE tr_wlocal *
+worker_local(tr_worker *w)
+{
+    tr_wlocal *wl = tr__worker_data(w);
+
+    TR_ASSUME(wl != NULL);
+    return wl;
+}
+
 static tr_wlocal *
 wlocal(const tr_ctx *ctx)
 {
-    return ctx->worker != NULL ? tr__worker_data(ctx->worker) : NULL;
+    return ctx->worker != NULL ? worker_local(ctx->worker) : NULL;
 }
 
 /* The calling worker's envelope cache, or NULL off the workers. */
@@ -170,6 +180,17 @@ tr__actor_push_user_to(tr_system *sys, uint64_t to, tr_envelope *env)
 
 /* ---- sending ---- */
 
+/* True when `a`, the table's slot for local address `to`, holds the
+ * incarnation `to` names. */
+static TR_HOT_INLINE bool
+addr_live(tr_actor *a, tr_addr to)
+{
+    /* Acquire: pairs with spawn's publication of gen, after which the
+     * slot's behaviour and cap are set. */
+    return a != NULL && tr_load_acq(&a->gen) == tr__id_gen(to.id) &&
+           tr__gen_live(tr__id_gen(to.id));
+}
+
 /*
  * Look up `to` for a send into `*out`: TR_ENOACTOR (and a dead letter) if
  * it has stopped, TR_EFOREIGN for another system's address, TR_EFORKED in
@@ -186,10 +207,7 @@ resolve(tr_ctx *ctx, tr_addr to, uint32_t type, tr_actor **out)
         return rc;
     }
     a = tr__table_slot(sys->table, to.id);
-    /* Acquire: pairs with spawn's publication of gen, after which the
-     * slot's behaviour and cap are set. */
-    if (a == NULL || tr_load_acq(&a->gen) != tr__id_gen(to.id) ||
-        !tr__gen_live(tr__id_gen(to.id))) {
+    if (!addr_live(a, to)) {
         /* The test-only stale-delivery bug (tr_testbug.h) takes any live
          * incarnation of the slot. */
         if (a == NULL || !tr__gen_live(tr_load_acq(&a->gen)) ||
@@ -273,16 +291,21 @@ wait_for_room(tr_ctx *ctx, tr_actor *a, uint64_t gen, uint64_t wait_until)
     return rc;
 }
 
+/*
+ * Admit a message of `type` to `to` into the user lane of its actor,
+ * `*out`, waiting for room as wait_until allows. On TR_OK the caller owes
+ * the lane a post, or gives the admission back.
+ */
 static TR_HOT_INLINE int
-deliver_entered(tr_ctx *ctx, tr_addr to, tr_envelope *env, uint64_t wait_until)
+admit(tr_ctx *ctx, tr_addr to, uint32_t type, uint64_t wait_until,
+      tr_actor **out)
 {
     tr_system *sys = ctx->sys;
     tr_actor *a = NULL;
-    uint64_t gen = tr__id_gen(to.id);
     uint32_t cap;
     int rc;
 
-    if ((rc = resolve(ctx, to, env->type, &a)) != TR_OK) {
+    if ((rc = resolve(ctx, to, type, &a)) != TR_OK) {
         return rc;
     }
     cap = tr_load_relaxed(&a->cap);
@@ -311,17 +334,36 @@ deliver_entered(tr_ctx *ctx, tr_addr to, tr_envelope *env, uint64_t wait_until)
         if (!tr__sim_on_driver(sys)) {
             return TR_ESTATE; /* only a simulation's driver may wait */
         }
-        rc = wait_for_room(ctx, a, gen, wait_until);
+        rc = wait_for_room(ctx, a, tr__id_gen(to.id), wait_until);
         if (rc != TR_OK) {
             return rc;
         }
     }
-    env->gen = tr__env_gen(gen);
+    *out = a;
+    return TR_OK;
+}
+
+/* Post `env` to `to`, admitted to `a` by admit. */
+static TR_HOT_INLINE void
+post(tr_ctx *ctx, tr_addr to, tr_actor *a, tr_envelope *env)
+{
+    env->gen = tr__env_gen(tr__id_gen(to.id));
     env->from = ctx->self;
     if (tr__mpsc_push(&a->mbox, &env->node)) {
-        tr__actor_schedule(sys, a);
+        tr__actor_schedule(ctx->sys, a);
     }
-    return TR_OK;
+}
+
+static TR_HOT_INLINE int
+deliver_entered(tr_ctx *ctx, tr_addr to, tr_envelope *env, uint64_t wait_until)
+{
+    tr_actor *a;
+    int rc = admit(ctx, to, env->type, wait_until, &a);
+
+    if (rc == TR_OK) {
+        post(ctx, to, a, env);
+    }
+    return rc;
 }
 
 int
@@ -344,20 +386,22 @@ static TR_HOT_INLINE int
 copy_deliver(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
              size_t size, uint64_t wait_until)
 {
-    tr_env_cache *cache = envs(ctx);
-    tr_envelope *env = tr__env_create_in(cache, (uint32_t)size);
-    int rc;
+    tr_actor *a;
+    tr_envelope *env;
+    int rc = admit(ctx, to, type, wait_until, &a);
 
-    if (env == NULL) {
+    if (rc != TR_OK) {
+        return rc;
+    }
+    if ((env = tr__env_create_in(envs(ctx), (uint32_t)size)) == NULL) {
+        /* Relaxed: gives the admission back (see tr__lane_admit). */
+        tr_fas_relaxed(&a->sent, 1);
         return TR_ENOMEM;
     }
     env->type = type;
     tr__copy_payload(tr__env_data(env), data, size);
-    rc = deliver_entered(ctx, to, env, wait_until);
-    if (rc != TR_OK) {
-        tr__env_destroy_in(cache, env);
-    }
-    return rc;
+    post(ctx, to, a, env);
+    return TR_OK;
 }
 
 /* A plain thread's send, entered before anything of the system is read
@@ -385,7 +429,7 @@ send_args_ok(const tr_ctx *ctx, uint32_t type, const void *data, size_t size)
            type < TR_MSG_RESERVED;
 }
 
-static int
+static TR_NOINLINE int
 send_copy(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
           uint64_t wait_until)
 {
@@ -398,9 +442,51 @@ send_copy(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     return copy_deliver(ctx, to, type, data, size, wait_until);
 }
 
+/*
+ * An actor's send on a worker when nothing is out of the ordinary: a small
+ * payload, an envelope in the worker's cache, and a local receiver alive
+ * with no flag (no bound, close or pressure). What send_copy would do,
+ * with one call at most, last (the receiver's scheduling), so that it needs
+ * no frame of its own. False, having changed nothing, for any other send.
+ */
+static TR_HOT_INLINE bool
+send_fast(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size)
+{
+    tr_system *sys;
+    tr_env_cache *c;
+    tr_actor *a;
+    tr_mnode *n;
+
+    if (ctx == NULL || ctx->actor == NULL || ctx->worker == NULL ||
+        size > TR_ENV_SMALL || (data == NULL && size != 0) ||
+        type >= TR_MSG_RESERVED) {
+        return false;
+    }
+    sys = ctx->sys;
+    c = envs(ctx);
+    if ((n = tr__env_cache_peek(c, (uint32_t)size)) == NULL ||
+        tr__sys_check(sys) != TR_OK || tr__addr_check(sys, to) != TR_OK) {
+        return false;
+    }
+    a = tr__table_slot(sys->table, to.id);
+    /* Relaxed: as in deliver's look at the flags. */
+    if (!addr_live(a, to) || tr_load_relaxed(&a->cap) != 0) {
+        return false;
+    }
+    (void)tr__lane_admit(&a->sent, &a->taken, 0);
+    tr_envelope *env = tr__env_cache_take(c, (uint32_t)size, n);
+    env->type = type;
+    tr__copy_payload(tr__env_data(env), data, size);
+    post(ctx, to, a, env);
+    return true;
+}
+
 int
 tr_send(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size)
 {
+    if (send_fast(ctx, to, type, data, size)) {
+        return TR_OK;
+    }
     return send_copy(ctx, to, type, data, size, TR_WAIT_NONE);
 }
 
@@ -651,23 +737,13 @@ bounded(tr_actor *a)
     return (tr_load_relaxed(&a->cap) & TR_CAP_BOUND) != 0;
 }
 
-/*
- * Pop one user message, keeping `taken` current and waking blocked senders
- * of a bounded mailbox. The message stays the queue's dummy until the next
- * pop or the idle mark, which free it: the runner never frees one itself.
- */
-static TR_HOT_INLINE tr_envelope *
-take_user(tr_system *sys, tr_actor *a, bool bound, tr_env_cache *c)
+/* A message taken from `a`'s user lane (take_user, lean_run): `taken`
+ * counts it, and a bounded mailbox wakes its blocked senders. */
+static TR_HOT_INLINE void
+count_taken(tr_system *sys, tr_actor *a, bool bound)
 {
-    tr_mnode *done;
-    tr_mnode *node = tr__mpsc_pop(&a->mbox_out, &done);
-    uint64_t taken;
+    uint64_t taken = tr_load_relaxed(&a->taken) + 1;
 
-    release(c, done);
-    if (node == NULL) {
-        return NULL;
-    }
-    taken = tr_load_relaxed(&a->taken) + 1;
     if (!bound) {
         /* Release: only tr__lane_len readers look at it. A plain store
          * on the runner's own line. */
@@ -679,6 +755,24 @@ take_user(tr_system *sys, tr_actor *a, bool bound, tr_env_cache *c)
             tr__ec_wake(&sys->room);
         }
     }
+}
+
+/*
+ * Pop one user message, keeping `taken` current and waking blocked senders
+ * of a bounded mailbox. The message stays the queue's dummy until the next
+ * pop or the idle mark, which free it: the runner never frees one itself.
+ */
+static TR_HOT_INLINE tr_envelope *
+take_user(tr_system *sys, tr_actor *a, bool bound, tr_env_cache *c)
+{
+    tr_mnode *done;
+    tr_mnode *node = tr__mpsc_pop(&a->mbox_out, &done);
+
+    release(c, done);
+    if (node == NULL) {
+        return NULL;
+    }
+    count_taken(sys, a, bound);
     return tr__env_of_node(node);
 }
 
@@ -1330,14 +1424,18 @@ requeue_deferred(tr_actor *a, tr_mnode *deferred)
  * cache, or NULL.
  */
 static TR_HOT_INLINE bool
-go_idle(tr_actor *a, tr_env_cache *c)
+go_idle(tr_actor *a, tr_env_cache *c, bool plain)
 {
     tr_mnode *done;
 
     if (!tr__mpsc_mark_idle(&a->mbox, &a->mbox_out, &done)) {
         return false;
     }
-    release(c, done);
+    if (plain && done != NULL) {
+        tr__env_destroy_in(c, tr__env_of_node(done));
+    } else {
+        release(c, done);
+    }
     if (tr__lifo_is_empty(&a->ctl)) {
         return true;
     }
@@ -1451,7 +1549,7 @@ note_hwm(tr_actor *a, tr_ext *x)
  */
 static TR_HOT_INLINE void
 run_end(tr_ctx *ctx, tr_wlocal *wl, uint32_t cap, uint64_t handled, uint64_t t0,
-        tr_mnode *deferred)
+        tr_mnode *deferred, bool plain)
 {
     tr_system *sys = ctx->sys;
     tr_actor *a = ctx->actor;
@@ -1483,7 +1581,7 @@ run_end(tr_ctx *ctx, tr_wlocal *wl, uint32_t cap, uint64_t handled, uint64_t t0,
         /* The hooks it set aside run first in the next run. */
         requeue_deferred(a, deferred);
         tr__sched_requeue(ctx->worker, &a->task);
-    } else if (!go_idle(a, &wl->envs)) {
+    } else if (!go_idle(a, &wl->envs, plain)) {
         /* seq_cst: an ender stores the generation before its idle mark,
          * which our take of the right came after. Moved on, the slot is
          * no longer this run's: schedule it as any taker of a right would
@@ -1498,11 +1596,11 @@ run_end(tr_ctx *ctx, tr_wlocal *wl, uint32_t cap, uint64_t handled, uint64_t t0,
 }
 
 /* One run of the actor whose task is `task` (see tr__actor_run). */
-static TR_HOT_INLINE void
+static TR_NOINLINE void
 run_one(tr_system *sys, tr_worker *w, tr_task *task)
 {
     tr_actor *a = tr_container_of(task, tr_actor, task);
-    tr_wlocal *wl = tr__worker_data(w);
+    tr_wlocal *wl = worker_local(w);
     uint64_t gen = tr_load_relaxed(&a->gen);
     tr_ctx ctx;
     uint64_t handled = 0;
@@ -1604,7 +1702,7 @@ run_one(tr_system *sys, tr_worker *w, tr_task *task)
             goto out;
         }
     }
-    run_end(&ctx, wl, cap, handled, t0, deferred);
+    run_end(&ctx, wl, cap, handled, t0, deferred, false);
     return;
 out:
     /* Not timed: the slot may be someone else's already. */
@@ -1617,13 +1715,14 @@ static TR_HOT_INLINE void
 lean_run(tr_system *sys, tr_worker *w, tr_actor *a, uint64_t gen,
          tr_envelope *env, tr_handle_fn fn, bool request)
 {
-    tr_wlocal *wl = tr__worker_data(w);
+    tr_wlocal *wl = worker_local(w);
     void *state = tr__actor_state(a);
     void *call = NULL;
     tr_ctx ctx;
 
     note_hwm(a, tr_load_acq(&a->ext));
-    (void)take_user(sys, a, false, &wl->envs);
+    release(&wl->envs, tr__mpsc_pop_seen(&a->mbox_out, &env->node));
+    count_taken(sys, a, false);
     run_ctx(&ctx, sys, w, a, gen, 0);
 
     tr_msg msg = {
@@ -1636,12 +1735,14 @@ lean_run(tr_system *sys, tr_worker *w, tr_actor *a, uint64_t gen,
         call = tr__call_of(env);
         msg.data = (const char *)msg.data + TR_CALL_PREFIX;
         msg.size -= TR_CALL_PREFIX;
+        ctx.req_msg = &msg;
         ctx.req_call = call;
     }
-    ctx.req_msg = &msg;
+    /* A plain message leaves req_msg alone: it means nothing while
+     * req_call is NULL. */
     int rc = fn(&ctx, state, &msg);
-    ctx.req_msg = NULL;
     if (request) {
+        ctx.req_msg = NULL;
         ctx.req_call = NULL;
         request_done(&ctx, call, rc, msg.type);
     }
@@ -1650,7 +1751,7 @@ lean_run(tr_system *sys, tr_worker *w, tr_actor *a, uint64_t gen,
         bump(&wl->handled, 1);
         return;
     }
-    run_end(&ctx, wl, 0, 1, 0, NULL);
+    run_end(&ctx, wl, 0, 1, 0, NULL, !request);
 }
 
 /* lean_run for a call request, out of line: a plain message's run does
@@ -1682,20 +1783,24 @@ run_lean(tr_system *sys, tr_worker *w, tr_task *task)
     tr_handle_fn fn;
 
     /* Relaxed: as in run_one. A control message pushed after the look at
-     * its lane waits for go_idle, which takes the right back for it. */
-    if (node == NULL ||
-        (env->kind != TR_MSG_PLAIN && env->kind != TR_MSG_CALL) ||
-        env->gen != tr__env_gen(gen) || tr_load_relaxed(&a->cap) != 0 ||
-        node != tr__mpsc_last(&a->mbox) || !tr__lifo_is_empty(&a->ctl) ||
+     * its lane waits for go_idle, which takes the right back for it. The
+     * one message: nothing linked after it, looked at on its own line, not
+     * on the queue's head that every sender writes. (A push between its
+     * exchange and its link is missed: go_idle then fails, and the next
+     * run takes it.) */
+    if (node == NULL || env->gen != tr__env_gen(gen) ||
+        tr_load_relaxed(&a->cap) != 0 || tr_load_relaxed(&node->next) != NULL ||
+        !tr__lifo_is_empty(&a->ctl) ||
         (tr_load_relaxed(&sys->watched) | sys->fault_in) != 0 ||
         (fn = pick_handler(a, env->type)) == NULL) {
         return false;
     }
-
-    if (env->kind == TR_MSG_CALL) {
+    if (env->kind == TR_MSG_PLAIN) {
+        lean_run(sys, w, a, gen, env, fn, false);
+    } else if (env->kind == TR_MSG_CALL) {
         lean_run_request(sys, w, a, gen, env, fn);
     } else {
-        lean_run(sys, w, a, gen, env, fn, false);
+        return false;
     }
     return true;
 }
@@ -1961,7 +2066,7 @@ tr__actor_stop_held(tr_ctx *ctx, const tr_exit *exit)
 void
 tr__actor_release(tr_system *sys, tr_actor *a)
 {
-    if (!go_idle(a, NULL)) {
+    if (!go_idle(a, NULL, false)) {
         tr__actor_schedule(sys, a);
     }
 }

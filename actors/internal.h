@@ -152,16 +152,19 @@ struct tr_ctx {
     tr_worker *worker; /* NULL off the workers */
     uint64_t self;
     uint64_t gen;
-    bool stop;      /* tr_stop was called */
-    bool uncounted; /* init has not succeeded: not in the counters */
     /* The request being handled (tr_reply, tr_reply_take): a message is a
-     * call only while its handler runs, and only through its context. */
+     * call only while its handler runs, and only through its context.
+     * req_msg means nothing while req_call is NULL. */
     const tr_msg *req_msg;
     void *req_call;
-    int fail_code; /* tr_fail's code, or 0 */
     /* An overloaded actor this run sent to (an address id), or 0: the
      * runner mutes the actor when the run ends (actors/mute.c). */
     uint64_t mute_on;
+    /* Next to each other, so that a run's start clears them in one store,
+     * and its end looks at the two it must in one load. */
+    bool stop;      /* tr_stop was called */
+    bool uncounted; /* init has not succeeded: not in the counters */
+    int fail_code;  /* tr_fail's code, or 0 */
     /* A simulated crash (sim.c): the handler of the fault_in-th user
      * message of this run fails; 0: none. */
     uint32_t fault_in;

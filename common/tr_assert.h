@@ -15,4 +15,13 @@ _Noreturn void tr__panic(const char *file, int line, const char *what);
     ((x) ? (void)0 : tr__panic(__FILE__, __LINE__, "assertion failed: " #x))
 #endif
 
+/* An invariant that the compiler may build on where TR_ASSERT is off
+ * (a pointer never NULL, say): for a cheap condition without side
+ * effects, on the message path only. */
+#ifdef NDEBUG
+#define TR_ASSUME(x) ((x) ? (void)0 : __builtin_unreachable())
+#else
+#define TR_ASSUME(x) TR_ASSERT(x)
+#endif
+
 #endif /* TR_ASSERT_H */

@@ -95,25 +95,50 @@ void tr__env_destroy_slow(tr_env_cache *c, tr_envelope *env);
 #endif
 #endif
 
+/* The envelope cache `c` (NULL off the workers) would give for `size`
+ * payload bytes, left in the cache, or NULL: the allocator's turn. */
+static inline tr_mnode *
+tr__env_cache_peek(tr_env_cache *c, uint32_t size)
+{
+#ifndef TR_ENV_POISON
+    /* Relaxed: the allocation failure hook (common/tr_alloc.h), off. */
+    if (c != NULL && size <= TR_ENV_SMALL &&
+        tr_load_relaxed(&tr__fail_countdown) < 0) {
+        return c->free[(size + 15u) >> 4];
+    }
+#else
+    (void)c;
+    (void)size;
+#endif
+    return NULL;
+}
+
+/* Take `n`, which tr__env_cache_peek(c, size) gave, from the cache. Its
+ * header has the size and kind 0 (a user message): the type, sender and
+ * generation are the caller's to set, as a send does. */
+static inline tr_envelope *
+tr__env_cache_take(tr_env_cache *c, uint32_t size, tr_mnode *n)
+{
+    tr_envelope *env = (tr_envelope *)(void *)n;
+    unsigned k = (size + 15u) >> 4;
+
+    c->free[k] = tr_load_relaxed(&n->next);
+    c->len[k]--;
+    env->size = size;
+    env->kind = 0;
+    return env;
+}
+
 /* Allocate an envelope with room for `size` payload bytes, from the
- * calling worker's cache `c` (NULL off the workers); NULL on OOM. */
+ * calling worker's cache `c` (NULL off the workers); NULL on OOM. Its
+ * header is as tr__env_cache_take leaves it. */
 static inline tr_envelope *
 tr__env_create_in(tr_env_cache *c, uint32_t size)
 {
-#ifndef TR_ENV_POISON
-    unsigned k = (size + 15u) >> 4;
-    tr_mnode *n;
+    tr_mnode *n = tr__env_cache_peek(c, size);
 
-    /* Relaxed: the allocation failure hook (common/tr_alloc.h), off. */
-    if (c != NULL && size <= TR_ENV_SMALL && (n = c->free[k]) != NULL &&
-        tr_load_relaxed(&tr__fail_countdown) < 0) {
-        tr_envelope *env = (tr_envelope *)(void *)n;
-        c->free[k] = tr_load_relaxed(&n->next);
-        c->len[k]--;
-        return tr__env_init(env, size);
-    }
-#endif
-    return tr__env_create_slow(c, size);
+    return n != NULL ? tr__env_cache_take(c, size, n)
+                     : tr__env_create_slow(c, size);
 }
 
 /* Free an envelope (sized by its `size`) into `c` (NULL: the allocator). */
@@ -134,7 +159,7 @@ tr__env_destroy_in(tr_env_cache *c, tr_envelope *env)
     tr__env_destroy_slow(c, env);
 }
 
-/* The same, with no cache. */
+/* The same, with no cache; the header is all zero but the size. */
 tr_envelope *tr__env_create(uint32_t size);
 void tr__env_destroy(tr_envelope *env);
 

@@ -82,9 +82,17 @@ tr__mpsc_pop(tr_mpsc_cons *c, tr_mnode **done)
         *done = NULL;
         return NULL;
     }
-    c->tail = next;
-    *done = dummy == &c->stub ? NULL : dummy;
+    *done = tr__mpsc_pop_seen(c, next);
     return next;
+}
+
+tr_mnode *
+tr__mpsc_pop_seen(tr_mpsc_cons *c, tr_mnode *next)
+{
+    tr_mnode *dummy = c->tail;
+
+    c->tail = next;
+    return dummy == &c->stub ? NULL : dummy;
 }
 
 /* CAS head from the dummy to the stub (tagged idle or not); true when no

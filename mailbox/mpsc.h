@@ -64,6 +64,13 @@ bool tr__mpsc_push(tr_mpsc_prod *p, tr_mnode *node);
 tr_mnode *tr__mpsc_pop(tr_mpsc_cons *c, tr_mnode **done);
 
 /*
+ * tr__mpsc_pop for a consumer that has already seen `next` linked after
+ * the dummy (an acquire load of the dummy's `next`, which it passes here):
+ * takes it, and returns the previous dummy to free (NULL: the stub).
+ */
+tr_mnode *tr__mpsc_pop_seen(tr_mpsc_cons *c, tr_mnode *next);
+
+/*
  * After tr__mpsc_pop returned NULL: try to mark the queue idle, putting the
  * stub back in place of the dummy in the same CAS. True when it is idle now
  * (the next push reports it), with the released dummy in `*done` (or NULL);

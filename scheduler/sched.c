@@ -1,16 +1,16 @@
 /*
  * The worker pool.
  *
- * Each worker runs tasks from, in order: its LIFO slot (the task the running
- * task just made runnable: ping-pong stays on one core with no queue
- * traffic; capped at LIFO_CAP runs in a row so two tasks cannot starve the
- * rest), its local run queue, the inject queue, and other workers' queues
- * (stealing half of what they hold, but only from a worker that is behind,
- * see below). Every INJECT_EVERY tasks it looks at the inject queue first,
- * so work from plain threads is never starved by local work. A run that
- * leaves a task in the LIFO slot goes straight on to it when the loop
- * would pick it anyway (tr__sched_next_lifo), without the trip through
- * the loop.
+ * Each worker runs tasks from, in order: its LIFO slot (the task the
+ * running task just made runnable: ping-pong stays on one core with no
+ * queue traffic; capped at LIFO_CAP runs in a row while tasks are queued,
+ * so two tasks cannot starve the rest), its local run queue, the inject
+ * queue, and other workers' queues (stealing half of what they hold, but
+ * only from a worker that is behind, see below). Every INJECT_EVERY tasks
+ * it looks at the inject queue first, so work from plain threads is never
+ * starved by local work. A run that leaves a task in the LIFO slot goes
+ * straight on to it when the loop would pick it anyway
+ * (tr__sched_next_lifo), without the trip through the loop.
  *
  * Stealing only from workers that are behind. Tasks that send each other
  * messages run fastest on one core: moved apart, every message crosses
@@ -109,13 +109,13 @@ struct tr_worker {
     /* Owner only. */
     tr_sched *sched;
     unsigned lifo_runs;
-    unsigned tick; /* counts down to the inject queue's turn */
+    /* Counts down to the inject queue's turn. It rests at 1 until the
+     * pool starts, and a run goes on to the task in the LIFO slot
+     * (tr__sched_next_lifo) only above 1: never in a simulation, whose
+     * driving thread runs one task a step. */
+    unsigned tick;
     unsigned index;
     bool searching;
-    /* A run may go on to the task in the LIFO slot (tr__sched_next_lifo):
-     * set before the thread starts; never in a simulation, whose driving
-     * thread runs one task a step. */
-    bool chain;
     uint64_t rng;
     void *data;
     pthread_t thread;
@@ -254,7 +254,7 @@ tr__sched_create(unsigned n, size_t local_size, tr_run_fn run, void *arg,
         w->sched = s;
         w->index = i;
         w->rng = 0x9e3779b97f4a7c15ull * (i + 1);
-        w->tick = INJECT_EVERY;
+        w->tick = 1;
         tr_init_relaxed(&w->lifo, NULL);
         tr_init_relaxed(&w->runs, 0);
         tr_init_relaxed(&w->current, NULL);
@@ -577,6 +577,22 @@ next_rand(tr_worker *w)
     return (uint32_t)((w->rng * 0x2545f4914f6cdd1dull) >> 32);
 }
 
+/* May the task in the LIFO slot run now? Under the cap, yes; at it, only
+ * if no task is queued here (the cap is for fairness to those), and then
+ * the count starts again. */
+static TR_HOT_INLINE bool
+lifo_turn(tr_worker *w)
+{
+    if (w->lifo_runs < LIFO_CAP) {
+        return true;
+    }
+    if (tr__runq_len(&w->rq) != 0) {
+        return false;
+    }
+    w->lifo_runs = 0;
+    return true;
+}
+
 static tr_task *
 next_local(tr_worker *w)
 {
@@ -594,10 +610,9 @@ next_local(tr_worker *w)
      * pairs with that CAS. */
     if (tr_load_relaxed(&w->lifo) != NULL &&
         (t = tr_xchg_acqrel(&w->lifo, NULL)) != NULL) {
-        /* The cap is for fairness to the tasks queued here; with none
-         * queued, moving the task would only invite a thief to take a
-         * ping-pong pair across cores. */
-        if (w->lifo_runs < LIFO_CAP || tr__runq_len(&w->rq) == 0) {
+        /* With no task queued, moving it would only invite a thief to
+         * take a ping-pong pair across cores. */
+        if (lifo_turn(w)) {
             w->lifo_runs++;
             return t;
         }
@@ -771,8 +786,7 @@ tr__sched_next_lifo(tr_worker *w)
      * over for the inject queue's turn (and looks at `stopping` then, so
      * a pool that stops runs at most INJECT_EVERY more tasks a worker)
      * and for the LIFO cap. */
-    if (w->tick == 1 || !w->chain || tr_load_relaxed(&w->lifo) == NULL ||
-        (w->lifo_runs >= LIFO_CAP && tr__runq_len(&w->rq) != 0)) {
+    if (w->tick == 1 || tr_load_relaxed(&w->lifo) == NULL || !lifo_turn(w)) {
         return NULL;
     }
     /* acq_rel: pairs with a thief's CAS; NULL if it took the task. */
@@ -792,7 +806,7 @@ int
 tr__sched_start(tr_sched *s)
 {
     for (unsigned i = 0; i < s->n; i++) {
-        s->workers[i].chain = true;
+        s->workers[i].tick = INJECT_EVERY;
     }
     for (unsigned i = 0; i < s->n; i++) {
         if (pthread_create(&s->workers[i].thread, NULL, worker_main,

@@ -62,6 +62,33 @@ test_fault_oom_in_spawn_and_send_reports_enomem(void **state)
     tr_test_shutdown(sys);
 }
 
+/* A send whose envelope finds no memory takes no room: the receiver's
+ * length and bound count only what was queued. */
+static void
+test_fault_oom_in_send_takes_no_room(void **state)
+{
+    tr_system *sys = tr_test_system(1);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_spawn_opts opts = {.mailbox_cap = 1};
+    tr_actor_stats st;
+    tr_addr a;
+    int v = 1;
+
+    (void)state;
+    assert_int_equal(tr_spawn(ctx, &noop_behaviour, NULL, &opts, &a), TR_OK);
+    for (int i = 0; i < 3; i++) {
+        tr__alloc_fail_after(0);
+        int rc = tr_send(ctx, a, MSG_WORK, &v, sizeof(v));
+        tr__alloc_fail_after(-1);
+        assert_int_equal(rc, TR_ENOMEM);
+    }
+    assert_int_equal(tr_actor_stats_get(sys, a, &st), TR_OK);
+    assert_int_equal(st.mailbox_len, 0);
+    assert_int_equal(tr_send(ctx, a, MSG_WORK, &v, sizeof(v)), TR_OK);
+    assert_true(tr_test_wait_handled(sys, 1, 5000));
+    tr_test_shutdown(sys);
+}
+
 static int
 echo_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
 {
@@ -609,6 +636,7 @@ main(int argc, char **argv)
 
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fault_oom_in_spawn_and_send_reports_enomem),
+        cmocka_unit_test(test_fault_oom_in_send_takes_no_room),
         cmocka_unit_test(test_fault_oom_arming_an_ask_timeout_is_enomem),
         cmocka_unit_test(test_fault_oom_creating_a_mailbox_or_system),
         cmocka_unit_test(test_fault_shutdown_during_work_stops_everything),

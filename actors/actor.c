@@ -1196,9 +1196,8 @@ dispatch_plain(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
         .data = tr__env_data(env),
         .from = tr__addr(ctx->sys, env->from),
     };
-    ctx->req_msg = &msg;
+    /* req_msg left alone: it means nothing while req_call is NULL. */
     int rc = fn(ctx, state, &msg);
-    ctx->req_msg = NULL;
     (*handled)++;
     if (tr_unlikely(rc != TR_OK || ctx->stop || ctx->fail_code != 0)) {
         return ended(ctx, rc, msg.type);

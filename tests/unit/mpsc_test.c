@@ -46,6 +46,29 @@ test_mpsc_push_reports_idle_to_busy_once(void **state)
     assert_ptr_equal(pop_releasing(&q, NULL), &a);
 }
 
+/* A consumer that looked at the dummy's link itself takes that node as a
+ * pop would: the queue moves on to it, and the previous dummy comes back
+ * to free (nothing for the stub). */
+static void
+test_mpsc_pop_seen_takes_as_pop_does(void **state)
+{
+    queue q;
+    tr_mnode a, b;
+    tr_mnode *done;
+
+    (void)state;
+    tr__mpsc_init(&q.in, &q.out, true);
+    assert_true(tr__mpsc_push(&q.in, &a));
+    assert_false(tr__mpsc_push(&q.in, &b));
+    assert_ptr_equal(tr_load_acq(&q.out.tail->next), &a);
+    assert_null(tr__mpsc_pop_seen(&q.out, &a)); /* the stub: nothing */
+    assert_ptr_equal(tr_load_acq(&q.out.tail->next), &b);
+    assert_ptr_equal(tr__mpsc_pop_seen(&q.out, &b), &a);
+    assert_null(pop_releasing(&q, NULL)); /* b is the dummy now */
+    assert_true(tr__mpsc_mark_idle(&q.in, &q.out, &done));
+    assert_ptr_equal(done, &b);
+}
+
 static void
 test_mpsc_busy_queue_never_reports_idle(void **state)
 {
@@ -220,6 +243,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mpsc_push_reports_idle_to_busy_once),
+        cmocka_unit_test(test_mpsc_pop_seen_takes_as_pop_does),
         cmocka_unit_test(test_mpsc_busy_queue_never_reports_idle),
         cmocka_unit_test(test_mpsc_releases_each_node_exactly_once),
         cmocka_unit_test(test_mpsc_order_is_exact),

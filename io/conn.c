@@ -481,9 +481,17 @@ conn_run(run *r, uint32_t bits)
     step st;
 
     if (s->flags & F_CONNECTING) {
-        if ((bits & RD_TIMER) && s->deadline != 0 &&
-            tr__io_now_ms(s->io) >= s->deadline) {
-            return end_conn(r, TR_IO_END_TIMEOUT, ETIMEDOUT);
+        if ((bits & RD_TIMER) && s->deadline != 0) {
+            int64_t left = s->deadline - tr__io_now_ms(s->io);
+            if (left <= 0) {
+                return end_conn(r, TR_IO_END_TIMEOUT, ETIMEDOUT);
+            }
+            /* Early by the deadline's clock: the loop's timer counts from
+             * a coarse or cached clock. Wait for what is left (or, with no
+             * timer to wait on, end now, a little early, not never). */
+            if (tr__io_timer_arm(s, left) != TR_OK) {
+                return end_conn(r, TR_IO_END_TIMEOUT, ETIMEDOUT);
+            }
         }
         if (!(bits & (RD_WRITE | RD_READ))) {
             return STEP_DONE;

@@ -631,6 +631,51 @@ test_io_idle_timeout_ends_a_silent_connection(void **state)
     close(c);
 }
 
+/* A loopback port with no listener yet, then (fill_queue) a listener whose
+ * queue is full, so that it drops every new handshake. */
+typedef struct full_listener {
+    int fd;
+    struct sockaddr_in sa;
+    int fill[4];
+} full_listener;
+
+static void
+bound_port(full_listener *fl)
+{
+    socklen_t sl = sizeof(fl->sa);
+
+    fl->fd = socket(AF_INET, SOCK_STREAM, 0);
+    fl->sa = (struct sockaddr_in){.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &fl->sa.sin_addr);
+    assert_int_equal(bind(fl->fd, (struct sockaddr *)&fl->sa, sizeof(fl->sa)),
+                     0);
+    assert_int_equal(getsockname(fl->fd, (struct sockaddr *)&fl->sa, &sl), 0);
+}
+
+static void
+fill_queue(full_listener *fl)
+{
+    assert_int_equal(listen(fl->fd, 0), 0);
+    for (int i = 0; i < 4; i++) {
+        fl->fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        (void)connect(fl->fill[i], (struct sockaddr *)&fl->sa, sizeof(fl->sa));
+    }
+    /* The queue is full once the first filler is in it (a backlog of 0
+     * holds one): wait for that rather than for a fixed time, which a
+     * loaded machine can overrun. Then every new handshake is dropped. */
+    struct pollfd first = {.fd = fl->fill[0], .events = POLLOUT};
+    assert_int_equal(poll(&first, 1, 5000), 1);
+}
+
+static void
+close_full_listener(full_listener *fl)
+{
+    for (int i = 0; i < 4; i++) {
+        close(fl->fill[i]);
+    }
+    close(fl->fd);
+}
+
 static void
 test_io_connect_succeeds_is_refused_and_times_out(void **state)
 {
@@ -655,13 +700,9 @@ test_io_connect_succeeds_is_refused_and_times_out(void **state)
     assert_int_not_equal(lp, 0);
 
     /* Refused: a closed port. */
-    int probe_fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    socklen_t sl = sizeof(sa);
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    assert_int_equal(bind(probe_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(getsockname(probe_fd, (struct sockaddr *)&sa, &sl), 0);
-    c.port = ntohs(sa.sin_port);
+    full_listener fl;
+    bound_port(&fl);
+    c.port = ntohs(fl.sa.sin_port);
     r = probe_do(f->sys, f->probe, &c);
     assert_int_equal(r.rc, TR_OK);
     assert_true(probe_wait(f->rec, TR_IO_CLOSED, 1, 5000));
@@ -671,27 +712,42 @@ test_io_connect_succeeds_is_refused_and_times_out(void **state)
     assert_true(tr_io_eq(e.io, r.io));
 
     /* Timed out: a listener whose queue is full drops the handshake. */
-    assert_int_equal(listen(probe_fd, 0), 0);
-    int fill[4];
-    for (int i = 0; i < 4; i++) {
-        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-        (void)connect(fill[i], (struct sockaddr *)&sa, sizeof(sa));
-    }
-    /* The queue is full once the first filler is in it (a backlog of 0
-     * holds one): wait for that rather than for a fixed time, which a
-     * loaded machine can overrun. Then every new handshake is dropped. */
-    struct pollfd first = {.fd = fill[0], .events = POLLOUT};
-    assert_int_equal(poll(&first, 1, 5000), 1);
+    fill_queue(&fl);
     c.timeout = tr_ms(300);
     r = probe_do(f->sys, f->probe, &c);
     assert_int_equal(r.rc, TR_OK);
     assert_true(probe_wait(f->rec, TR_IO_CLOSED, 2, 10000));
     assert_true(probe_nth(f->rec, TR_IO_CLOSED, 1, &e));
     assert_int_equal(e.reason, TR_IO_END_TIMEOUT);
-    for (int i = 0; i < 4; i++) {
-        close(fill[i]);
+    close_full_listener(&fl);
+}
+
+/* Every connect deadline ends its connection, however the event loop's
+ * timer and the deadline's clock round: the loop's timer may fire a little
+ * before the deadline by the deadline's clock (libevent reads a coarse
+ * clock, or the time it cached), and the connection must then wait on. */
+static void
+test_io_short_connect_timeouts_all_end_the_connection(void **state)
+{
+    fx *f = *state;
+    enum { N = 64 };
+    full_listener fl;
+    ev_rec e;
+
+    bound_port(&fl);
+    fill_queue(&fl);
+    probe_cmd c = {
+        .op = OP_CONNECT, .host = "127.0.0.1", .port = ntohs(fl.sa.sin_port)};
+    for (int i = 0; i < N; i++) {
+        c.timeout = tr_ms(1 + i % 8);
+        assert_int_equal(probe_do(f->sys, f->probe, &c).rc, TR_OK);
     }
-    close(probe_fd);
+    assert_true(probe_wait(f->rec, TR_IO_CLOSED, N, 10000));
+    for (int i = 0; i < N; i++) {
+        assert_true(probe_nth(f->rec, TR_IO_CLOSED, i, &e));
+        assert_int_equal(e.reason, TR_IO_END_TIMEOUT);
+    }
+    close_full_listener(&fl);
 }
 
 /* ---- Unix domain ---- */
@@ -1433,6 +1489,9 @@ main(void)
             test_io_idle_timeout_ends_a_silent_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_io_connect_succeeds_is_refused_and_times_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_io_short_connect_timeouts_all_end_the_connection, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(
             test_io_unix_sockets_listen_connect_and_clean_up, setup, teardown),
         cmocka_unit_test_setup_teardown(

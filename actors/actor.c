@@ -1773,13 +1773,52 @@ lean_run_request(tr_system *sys, tr_worker *w, tr_actor *a, uint64_t gen,
 }
 
 /*
+ * The caller's half of a call, made short as run_lean makes the callee's:
+ * the reply (a TR_CTL_REPLY control message) is all there is to do, with
+ * no user message waiting and no flag, timing or simulated crash. It runs
+ * the continuation as run_one's control lane would, and what arrives
+ * meanwhile waits for go_idle, as in run_lean. False, having changed
+ * nothing, for any other run.
+ */
+static TR_NOINLINE bool
+run_lean_reply(tr_system *sys, tr_worker *w, tr_actor *a, uint64_t gen)
+{
+    tr_mnode *node = tr__lifo_top(&a->ctl);
+    tr_envelope *env = tr__env_of_node(node);
+
+    /* Relaxed: as in run_lean. */
+    if (node == NULL || tr_load_relaxed(&node->next) != NULL ||
+        env->kind != TR_CTL_REPLY || env->gen != tr__env_gen(gen) ||
+        tr_load_relaxed(&a->cap) != 0 ||
+        (tr_load_relaxed(&sys->watched) | sys->fault_in) != 0 ||
+        !tr__lifo_take_only(&a->ctl, node)) {
+        return false;
+    }
+    tr_wlocal *wl = worker_local(w);
+    uint32_t type = env->type; /* the call's request type */
+    tr_ctx ctx;
+
+    note_hwm(a, tr_load_acq(&a->ext));
+    run_ctx(&ctx, sys, w, a, gen, 0);
+    int rc = tr__call_run_outcome(&ctx, tr__actor_state(a), env);
+    if (tr_unlikely(rc != TR_OK || ctx.stop || ctx.fail_code != 0) &&
+        ended(&ctx, rc, type)) {
+        bump(&wl->handled, 1);
+        return true;
+    }
+    run_end(&ctx, wl, 0, 1, 0, NULL, false);
+    return true;
+}
+
+/*
  * The common run of a request/response shape, made short: one plain user
  * message or call request waiting and nothing else to do (no control message,
  * no flag, no bound, no timing, no simulated crash). It does what run_one would
  * do for that run, in fewer instructions, but for a control message that
  * arrives while the handler runs: run_one would run it in this run, here
- * go_idle takes the right back for it and it runs in the next. False,
- * having changed nothing, for any other run.
+ * go_idle takes the right back for it and it runs in the next. With no user
+ * message, a call's reply may take run_lean_reply. False, having changed
+ * nothing, for any other run.
  */
 static TR_HOT_INLINE bool
 run_lean(tr_system *sys, tr_worker *w, tr_task *task)
@@ -1797,9 +1836,11 @@ run_lean(tr_system *sys, tr_worker *w, tr_task *task)
      * on the queue's head that every sender writes. (A push between its
      * exchange and its link is missed: go_idle then fails, and the next
      * run takes it.) */
-    if (node == NULL || env->gen != tr__env_gen(gen) ||
-        tr_load_relaxed(&a->cap) != 0 || tr_load_relaxed(&node->next) != NULL ||
-        !tr__lifo_is_empty(&a->ctl) ||
+    if (node == NULL) {
+        return run_lean_reply(sys, w, a, gen);
+    }
+    if (env->gen != tr__env_gen(gen) || tr_load_relaxed(&a->cap) != 0 ||
+        tr_load_relaxed(&node->next) != NULL || !tr__lifo_is_empty(&a->ctl) ||
         (tr_load_relaxed(&sys->watched) | sys->fault_in) != 0 ||
         (fn = pick_handler(a, env->type)) == NULL) {
         return false;

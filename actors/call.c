@@ -548,7 +548,8 @@ new_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     }
     rec = &b->rec;
     req = &b->request;
-    memset(rec, 0, sizeof(*rec));
+    /* Field by field, not a memset of the record: every field is set
+     * below. */
     req->size = (uint32_t)(TR_CALL_PREFIX + size);
     req->from = 0;
     req->gen = 0;
@@ -559,6 +560,9 @@ new_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     tr_init_relaxed(&rec->published, 0);
     tr_init_relaxed(&rec->timer_id, 0);
     tr_init_relaxed(&rec->holder, 0);
+    rec->link.prev = NULL;
+    rec->link.next = NULL;
+    rec->link.listed = false;
     rec->link.close = close_taken;
     rec->sys = ctx->sys;
     rec->sim = ctx->sys->sim != NULL;
@@ -571,7 +575,12 @@ new_call(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     rec->started_ns = tr_unlikely(tr_load_relaxed(&ctx->sys->watched) != 0)
                           ? tr__now_ns()
                           : 0;
+    rec->fn = NULL;
+    rec->arg = NULL;
+    rec->why = NULL;
     ck_ec32_init(&rec->ready, 0);
+    rec->status = 0;
+    rec->reply = NULL;
     req->type = type;
     req->kind = TR_MSG_CALL;
     prefix_of(req)->rec = rec;

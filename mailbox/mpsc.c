@@ -36,6 +36,8 @@
  */
 #include "mailbox/mpsc.h"
 
+#include "common/tr_assert.h"
+
 #include <stddef.h>
 
 enum { IDLE_BIT = 1 };
@@ -224,4 +226,19 @@ tr__lifo_is_empty(tr_lifo *s)
 {
     /* seq_cst: the consumer's re-check after marking idle; see mark_idle. */
     return tr_load_seqcst(&s->top) == NULL;
+}
+
+tr_mnode *
+tr__lifo_top(tr_lifo *s)
+{
+    /* Acquire: pairs with the release half of the pushers' CAS. */
+    return tr_load_acq(&s->top);
+}
+
+bool
+tr__lifo_take_only(tr_lifo *s, tr_mnode *node)
+{
+    TR_ASSERT(tr_load_relaxed(&node->next) == NULL);
+    /* acq_rel, as the exchange of tr__lifo_take_fifo. */
+    return tr_cas_acqrel(&s->top, &node, NULL);
 }

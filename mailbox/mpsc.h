@@ -122,4 +122,16 @@ tr_mnode *tr__lifo_take_fifo(tr_lifo *s);
 /* True when nothing is pushed (a sequentially consistent snapshot). */
 bool tr__lifo_is_empty(tr_lifo *s);
 
+/* The consumer's look at the node on top, or NULL; its contents are as its
+ * pusher wrote them. */
+tr_mnode *tr__lifo_top(tr_lifo *s);
+
+/*
+ * The consumer takes `node`, which tr__lifo_top gave it, alone: nothing was
+ * under it (its `next` is NULL). False, taking nothing, when a push came
+ * after the look. Only the consumer takes nodes, so a `node` still on top
+ * still has nothing under it.
+ */
+bool tr__lifo_take_only(tr_lifo *s, tr_mnode *node);
+
 #endif /* TR_MAILBOX_MPSC_H */

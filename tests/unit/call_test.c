@@ -1110,6 +1110,98 @@ test_call_payloads_of_every_size_come_back_whole(void **state)
     }
 }
 
+/*
+ * A continuation's result ends its actor as a handler's does. The reply to
+ * REQ_INC with n is n + 1, and it decides: 1 carries on, 2 fails the
+ * caller with TR_EIO, 3 stops it. The caller is idle when its reply comes,
+ * so the reply is its run's only work (actor.c: run_lean_reply).
+ */
+static int
+verdict_on_reply(tr_ctx *ctx, void *state, const tr_call_result *res, void *arg)
+{
+    report r = {.status = res->status, .type = res->type};
+
+    (void)state;
+    (void)arg;
+    if (res->status == TR_OK) {
+        memcpy(&r.value, res->reply->data, sizeof(r.value));
+    }
+    post(&r);
+    if (r.value == 2) {
+        return TR_EIO;
+    }
+    return r.value == 3 ? tr_stop(ctx) : TR_OK;
+}
+
+static int
+verdict_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    cmd c;
+
+    (void)state;
+    memcpy(&c, msg->data, sizeof(c));
+    return tr_call(ctx, c.to, c.type, &c.n, sizeof(c.n), TR_FOREVER,
+                   verdict_on_reply, NULL);
+}
+
+/* Reports how it ended: the exit's kind as the status, its code as the
+ * value, type 0. */
+static void
+verdict_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
+{
+    report r = {.status = (int)exit->kind, .value = exit->code};
+
+    (void)ctx;
+    (void)state;
+    post(&r);
+}
+
+static const tr_behaviour verdict_behaviour = {
+    .name = "verdict",
+    .handle = verdict_handle,
+    .stop = verdict_stop,
+};
+
+static void
+verdict_call(fixture *f, tr_addr client, int n)
+{
+    cmd c = {f->server, REQ_INC, n, 0};
+    assert_int_equal(tr_send(f->ctx, client, CMD_CALL, &c, sizeof(c)), TR_OK);
+    expect(TR_OK, n + 1);
+}
+
+static void
+test_call_continuation_result_ends_the_caller(void **state)
+{
+    fixture *f = *state;
+    tr_addr failing;
+    tr_addr stopping;
+    cmd c = {f->server, REQ_INC, 0, 0};
+    report r;
+
+    assert_int_equal(tr_spawn(f->ctx, &verdict_behaviour, NULL, NULL, &failing),
+                     TR_OK);
+    assert_int_equal(
+        tr_spawn(f->ctx, &verdict_behaviour, NULL, NULL, &stopping), TR_OK);
+    for (int i = 0; i < 100; i++) {
+        verdict_call(f, failing, 0);
+        verdict_call(f, stopping, 0);
+    }
+    verdict_call(f, failing, 1);
+    r = next_report();
+    assert_int_equal(r.status, TR_EXIT_FAILED);
+    assert_int_equal(r.value, TR_EIO);
+    assert_true(tr_test_wait_stopped(f->sys, failing, 5000));
+    assert_int_equal(tr_send(f->ctx, failing, CMD_CALL, &c, sizeof(c)),
+                     TR_ENOACTOR);
+
+    verdict_call(f, stopping, 2);
+    r = next_report();
+    assert_int_equal(r.status, TR_EXIT_NORMAL);
+    assert_int_equal(r.value, TR_OK);
+    expect_quiet();
+}
+
 int
 main(void)
 {
@@ -1135,6 +1227,7 @@ main(void)
         T(test_reply_under_way_at_shutdown),
         T(test_call_from_stop_in_the_last_pass_is_refused),
         T(test_call_payloads_of_every_size_come_back_whole),
+        T(test_call_continuation_result_ends_the_caller),
     };
 #undef T
     return cmocka_run_group_tests_name("call", tests, NULL, NULL);

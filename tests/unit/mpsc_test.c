@@ -238,6 +238,34 @@ test_lifo_take_returns_arrival_order(void **state)
     assert_true(tr__lifo_is_empty(&s));
 }
 
+/* The consumer takes a lone top node, but not one a push came after. */
+static void
+test_lifo_take_only_refuses_a_node_pushed_over(void **state)
+{
+    tr_lifo s;
+    tr_mnode a;
+    tr_mnode b;
+
+    (void)state;
+    tr_init_relaxed(&s.top, NULL);
+    assert_null(tr__lifo_top(&s));
+    tr__lifo_push(&s, &a);
+    assert_ptr_equal(tr__lifo_top(&s), &a);
+    assert_true(tr__lifo_take_only(&s, &a));
+    assert_true(tr__lifo_is_empty(&s));
+
+    /* A push between the look and the take: nothing is taken. */
+    tr__lifo_push(&s, &a);
+    tr_mnode *seen = tr__lifo_top(&s);
+    tr__lifo_push(&s, &b);
+    assert_false(tr__lifo_take_only(&s, seen));
+    tr_mnode *n = tr__lifo_take_fifo(&s);
+    assert_ptr_equal(n, &a);
+    assert_ptr_equal(tr_load_relaxed(&n->next), &b);
+    assert_null(tr_load_relaxed(&b.next));
+    assert_true(tr__lifo_is_empty(&s));
+}
+
 int
 main(void)
 {
@@ -253,6 +281,7 @@ main(void)
             test_mpsc_half_done_push_behind_the_dummy_is_not_stranded),
         cmocka_unit_test(test_mpsc_take_idle_hands_over_the_role_once),
         cmocka_unit_test(test_lifo_take_returns_arrival_order),
+        cmocka_unit_test(test_lifo_take_only_refuses_a_node_pushed_over),
     };
     return cmocka_run_group_tests_name("mpsc", tests, NULL, NULL);
 }

@@ -1781,8 +1781,9 @@ lean_run_request(tr_system *sys, tr_worker *w, tr_actor *a, uint64_t gen,
  * nothing, for any other run.
  */
 static TR_NOINLINE bool
-run_lean_reply(tr_system *sys, tr_worker *w, tr_actor *a, uint64_t gen)
+run_lean_reply(tr_system *sys, tr_worker *w, tr_task *task, uint64_t gen)
 {
+    tr_actor *a = tr_container_of(task, tr_actor, task);
     tr_mnode *node = tr__lifo_top(&a->ctl);
     tr_envelope *env = tr__env_of_node(node);
 
@@ -1837,7 +1838,7 @@ run_lean(tr_system *sys, tr_worker *w, tr_task *task)
      * exchange and its link is missed: go_idle then fails, and the next
      * run takes it.) */
     if (node == NULL) {
-        return run_lean_reply(sys, w, a, gen);
+        return run_lean_reply(sys, w, task, gen);
     }
     if (env->gen != tr__env_gen(gen) || tr_load_relaxed(&a->cap) != 0 ||
         tr_load_relaxed(&node->next) != NULL || !tr__lifo_is_empty(&a->ctl) ||

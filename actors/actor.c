@@ -1662,6 +1662,9 @@ run_one(tr_system *sys, tr_worker *w, tr_task *task)
             }
             /* Not muted: an overloaded actor never is, and one with a
              * batch still to go is not yet done with this run's sends. */
+            if (handled > 1) {
+                tr__sched_note_batch(w, handled - 1);
+            }
             tr__sched_requeue(w, &a->task);
             return;
         }
@@ -1710,6 +1713,10 @@ run_one(tr_system *sys, tr_worker *w, tr_task *task)
             destroy_ctl(&ctx, deferred);
             goto out;
         }
+    }
+    if (handled > 1) {
+        /* For the scheduler's tell of loose work from coupled. */
+        tr__sched_note_batch(w, handled - 1);
     }
     run_end(&ctx, wl, cap, handled, t0, deferred, false);
     return;

@@ -7,7 +7,7 @@
 set -euo pipefail
 dir=${1:-build/release}
 runs=${RUNS:-1}
-order="mpsc pingpong call call4 spawn ring fanout restart skynet forkjoin"
+order="mpsc pingpong call call4 spawn ring fanout restart skynet forkjoin pairs"
 status=0
 for name in $order; do
     bin="$dir/bench/bench_$name"

@@ -14,7 +14,7 @@ set -euo pipefail
     exit 2
 }
 runs=${RUNS:-5}
-benches=${BENCHES:-mpsc pingpong call call4 spawn ring fanout restart skynet forkjoin}
+benches=${BENCHES:-mpsc pingpong call call4 spawn ring fanout restart skynet forkjoin pairs}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 

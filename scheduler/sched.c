@@ -25,6 +25,20 @@
  * before; a ring that overflows spreads at once, through the inject queue.
  * The price is up to a look of latency before a second core helps.
  *
+ * Loose work. A worker can keep up in that sense and still have more than
+ * one core's work: eight independent ping-pong pairs each wait a few
+ * microseconds in its queue, never a look, and a second core would double
+ * their rate. So a thief may also take from a worker that the watchdog saw
+ * busy for a whole look (it never ran out of work: `dry` did not move)
+ * with tasks queued, whose runs seldom found messages waiting behind
+ * their first (tr__sched_note_batch; fewer than one in LOOSE_BATCHED
+ * runs). Batches are what coupled work looks like from here: a producer
+ * runs ahead of its consumer, callers queue on one server, a dealer fills
+ * its workers' mailboxes; split across cores, each of their messages
+ * would cross. Runs of one message each that wake the next are chains of
+ * work that share nothing with their neighbours in the queue. The mark
+ * (`loose`) holds until the worker next runs out of work.
+ *
  * Parking. Wakeups cost more than messages, so a worker is woken only when
  * work appears that nobody is looking for: when no worker is searching and
  * some are parked (tokio's and Go's rule). A woken worker is "searching";
@@ -103,6 +117,7 @@ enum {
     INJECT_EVERY = 61,
     INJECT_BATCH = 32,
     WATCHDOG_MS = 1,
+    LOOSE_BATCHED = 4,
 };
 
 struct tr_worker {
@@ -125,6 +140,12 @@ struct tr_worker {
      * watchdog and parking workers read them. */
     TR_CACHE_ALIGNED tr_atomic(tr_task *) lifo;
     tr_atomic(uint32_t) runs; /* tasks started, owner's relaxed store */
+    /* Times it found nothing of its own to run (a slow path), and the
+     * messages its runs found waiting behind their first (runs that
+     * handled more than one: tr__sched_note_batch); owner's relaxed
+     * stores, read by the watchdog. */
+    tr_atomic(uint32_t) dry;
+    tr_atomic(uint32_t) batched;
     /* The task started last, stored beside `runs` (a line the owner
      * writes anyway): inspection names the actor a stuck worker runs. */
     tr_atomic(tr_task *) current;
@@ -141,6 +162,10 @@ struct tr_worker {
     /* The watchdog writes it; thieves read it: while the ring's take count
      * is short of it, a task queued a look ago still waits (backlogged). */
     tr_atomic(uint32_t) backlog;
+    /* The watchdog writes it; thieves read it: `dry` when it saw this
+     * worker busy a whole look with loose work queued (see the top
+     * comment), good until the worker next runs dry. */
+    tr_atomic(uint32_t) loose;
     /* Stealers read it; the owner pushes and pops. */
     tr_runq rq;
     /* Wakers increment it; the owner sleeps on it. */
@@ -153,6 +178,14 @@ _Static_assert(offsetof(struct tr_worker, stalled) % TR_CACHE_LINE == 0,
                "the stall mark starts its own line");
 _Static_assert(offsetof(struct tr_worker, steals) % TR_CACHE_LINE == 0,
                "the slow-path counters start their own line");
+
+/* A worker's counts as the watchdog saw them at its last look. */
+typedef struct wd_seen {
+    uint32_t runs;    /* tasks started */
+    uint32_t pushed;  /* ring pushes */
+    uint32_t dry;     /* times it ran out of work */
+    uint32_t batched; /* messages found waiting behind a run's first */
+} wd_seen;
 
 struct tr_sched {
     tr_run_fn run;
@@ -184,10 +217,8 @@ struct tr_sched {
     tr_task *inject_tail;
     tr_atomic(size_t) inject_len;
 
-    /* The watchdog's own: each worker's `runs` and ring push count at its
-     * last look. */
-    TR_CACHE_ALIGNED uint32_t *wd_runs;
-    uint32_t *wd_pushed;
+    /* The watchdog's own: each worker as it was at the last look. */
+    TR_CACHE_ALIGNED wd_seen *wd;
     /* Start and stop only. */
     pthread_t wd_thread;
     bool wd_started;
@@ -227,14 +258,11 @@ tr__sched_create(unsigned n, size_t local_size, tr_run_fn run, void *arg,
     }
     s->workers = tr__calloc_aligned(sizeof(tr_worker) * n);
     s->idle_set = tr__calloc(sizeof(unsigned) * n);
-    s->wd_runs = tr__calloc(sizeof(uint32_t) * n);
-    s->wd_pushed = tr__calloc(sizeof(uint32_t) * n);
-    if (s->workers == NULL || s->idle_set == NULL || s->wd_runs == NULL ||
-        s->wd_pushed == NULL) {
+    s->wd = tr__calloc(sizeof(wd_seen) * n);
+    if (s->workers == NULL || s->idle_set == NULL || s->wd == NULL) {
         tr__free_aligned(s->workers, sizeof(tr_worker) * n);
         tr__free(s->idle_set, sizeof(unsigned) * n);
-        tr__free(s->wd_runs, sizeof(uint32_t) * n);
-        tr__free(s->wd_pushed, sizeof(uint32_t) * n);
+        tr__free(s->wd, sizeof(wd_seen) * n);
         tr__free_aligned(s, sizeof(*s));
         return TR_ENOMEM;
     }
@@ -257,6 +285,8 @@ tr__sched_create(unsigned n, size_t local_size, tr_run_fn run, void *arg,
         w->tick = 1;
         tr_init_relaxed(&w->lifo, NULL);
         tr_init_relaxed(&w->runs, 0);
+        tr_init_relaxed(&w->dry, 0);
+        tr_init_relaxed(&w->batched, 0);
         tr_init_relaxed(&w->current, NULL);
         tr_init_relaxed(&w->steals, 0);
         tr_init_relaxed(&w->parks, 0);
@@ -267,6 +297,8 @@ tr__sched_create(unsigned n, size_t local_size, tr_run_fn run, void *arg,
          * stalled. */
         tr_init_relaxed(&w->stalled, UINT32_MAX);
         tr_init_relaxed(&w->backlog, 0);
+        /* Not equal to dry: no look has seen loose work yet. */
+        tr_init_relaxed(&w->loose, UINT32_MAX);
         tr__runq_init(&w->rq);
         ck_ec32_init(&w->wake, 0);
         if (local_size != 0) {
@@ -481,10 +513,21 @@ backlogged(tr_worker *v)
  * halves of its calls, and moved to another core they would run no
  * sooner and touch every line of their messages from afar.
  */
+/*
+ * Whether the watchdog saw `v` busy a whole look with loose work queued,
+ * and `v` has not run out of work since. Relaxed: a hint, as the others.
+ */
+static bool
+loose(tr_worker *v)
+{
+    return tr_load_relaxed(&v->loose) == tr_load_relaxed(&v->dry);
+}
+
 static bool
 queue_stealable(tr_worker *v)
 {
-    return tr__runq_len(&v->rq) != 0 && (stalled(v) || backlogged(v));
+    return tr__runq_len(&v->rq) != 0 &&
+           (stalled(v) || backlogged(v) || loose(v));
 }
 
 static bool
@@ -669,8 +712,24 @@ search(tr_worker *w)
 
 /* ---- the watchdog ---- */
 
-/* One look: mark workers stuck in one task while holding work, or behind
- * on their queue, and wake a parked worker to take from them. */
+/*
+ * Whether a worker that ran `ran` tasks in a look, never running out of
+ * work, did loose work: its runs seldom found messages waiting behind
+ * their first (`batched`, fewer than one in LOOSE_BATCHED runs). Runs
+ * that find batches are a producer feeding a consumer, callers queueing
+ * on one server: moved apart, their every message would cross between
+ * cores. Runs that each handle one message and wake the next are
+ * independent chains of work, which another core runs as well.
+ */
+static bool
+loose_look(uint32_t ran, uint32_t batched)
+{
+    return ran != 0 && (uint64_t)batched * LOOSE_BATCHED < ran;
+}
+
+/* One look: mark workers stuck in one task while holding work, behind on
+ * their queue, or busy all along with loose work queued, and wake a parked
+ * worker to take from them. */
 static void
 watchdog_look(tr_sched *s)
 {
@@ -678,24 +737,37 @@ watchdog_look(tr_sched *s)
 
     for (unsigned i = 0; i < s->n; i++) {
         tr_worker *v = &s->workers[i];
+        wd_seen *seen = &s->wd[i];
         /* Taken first: a task pushed before the last look that has not
          * left the ring by now has waited at least a look. */
         uint32_t taken = tr__runq_taken(&v->rq);
-        uint32_t before = s->wd_pushed[i];
+        uint32_t before = seen->pushed;
 
-        s->wd_pushed[i] = tr__runq_pushed(&v->rq);
+        seen->pushed = tr__runq_pushed(&v->rq);
         if ((int32_t)(before - taken) > 0) {
             /* Relaxed: a hint for thieves, carried to the worker we wake
              * by the wake itself (a mutex and the event count). */
             tr_store_relaxed(&v->backlog, before);
             behind = true;
         }
-        /* Relaxed: a count, read once a look; a stale value delays a mark
+        /* Relaxed: counts, read once a look; a stale value delays a mark
          * by one look. */
         uint32_t runs = tr_load_relaxed(&v->runs);
+        uint32_t dry = tr_load_relaxed(&v->dry);
+        uint32_t batched = tr_load_relaxed(&v->batched);
+        bool busy = dry == seen->dry; /* never out of work since */
 
-        if (runs != s->wd_runs[i]) {
-            s->wd_runs[i] = runs;
+        if (busy && tr__runq_len(&v->rq) != 0 &&
+            loose_look(runs - seen->runs, batched - seen->batched)) {
+            /* Relaxed: a hint read by queue_stealable, carried as the
+             * backlog mark is. */
+            tr_store_relaxed(&v->loose, dry);
+            behind = true;
+        }
+        seen->dry = dry;
+        seen->batched = batched;
+        if (runs != seen->runs) {
+            seen->runs = runs;
             continue;
         }
         /* A parked or searching worker holds no work, so holding some
@@ -760,6 +832,8 @@ worker_main(void *arg)
     while (!tr_load_acq(&s->stopping)) {
         tr_task *t = next_local(w);
         if (t == NULL) {
+            /* Relaxed, owner only: the watchdog reads it (loose). */
+            tr_store_relaxed(&w->dry, tr_load_relaxed(&w->dry) + 1);
             t = search(w);
             if (t == NULL) {
                 park(w);
@@ -775,6 +849,13 @@ worker_main(void *arg)
     }
     tr__tls_worker = NULL;
     return NULL;
+}
+
+void
+tr__sched_note_batch(tr_worker *w, uint64_t n)
+{
+    /* Relaxed, owner only: the watchdog reads it (loose_look). */
+    tr_store_relaxed(&w->batched, tr_load_relaxed(&w->batched) + (uint32_t)n);
 }
 
 tr_task *
@@ -917,8 +998,7 @@ tr__sched_destroy(tr_sched *s)
     pthread_mutex_destroy(&s->idle_lock);
     pthread_mutex_destroy(&s->inject_lock);
     tr__free(s->idle_set, sizeof(unsigned) * s->n);
-    tr__free(s->wd_runs, sizeof(uint32_t) * s->n);
-    tr__free(s->wd_pushed, sizeof(uint32_t) * s->n);
+    tr__free(s->wd, sizeof(wd_seen) * s->n);
     tr__free_aligned(s->workers, sizeof(tr_worker) * s->n);
     tr__free_aligned(s, sizeof(*s));
 }
@@ -1106,6 +1186,19 @@ bool
 tr__sched_behind(tr_sched *s, unsigned i)
 {
     return backlogged(&s->workers[i]);
+}
+
+bool
+tr__sched_stealable(tr_sched *s, unsigned i)
+{
+    return queue_stealable(&s->workers[i]);
+}
+
+void
+tr__sched_count(tr_worker *w, uint32_t runs, uint32_t dry)
+{
+    tr_store_relaxed(&w->runs, tr_load_relaxed(&w->runs) + runs);
+    tr_store_relaxed(&w->dry, tr_load_relaxed(&w->dry) + dry);
 }
 
 bool

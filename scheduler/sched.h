@@ -46,6 +46,14 @@ void tr__sched_submit(tr_sched *s, tr_task *t);
  */
 tr_task *tr__sched_next_lifo(tr_worker *w);
 
+/*
+ * Worker `w` only: the task it runs found `n` messages waiting behind the
+ * first it handled. The watchdog tells loose work from coupled work by it:
+ * a worker busy a whole look whose runs seldom find such batches may have
+ * its queue shared with an idle worker (see sched.c).
+ */
+void tr__sched_note_batch(tr_worker *w, uint64_t n);
+
 /* Worker `w` only: put `t` at the back of its own queue (fairness). */
 void tr__sched_requeue(tr_worker *w, tr_task *t);
 
@@ -109,8 +117,8 @@ void tr__sched_sim_run(tr_sched *s, tr_task *t, tr_run_fn fn);
  * queue's pop for `w` (owner only: one task to run, and up to a batch more
  * moved into `w`'s queue); whether worker `i` is parked and about to
  * sleep or asleep on its event count; one look of the watchdog (of a pool
- * not started: the test is the watchdog); and whether worker `i` is
- * behind on its queue (a task queued a look ago still waits).
+ * not started: the test is the watchdog); whether worker `i` is behind
+ * on its queue (a task queued a look ago still waits).
  */
 tr_worker *tr__sched_worker(tr_sched *s, unsigned i);
 tr_runq *tr__worker_runq(tr_worker *w);
@@ -118,5 +126,11 @@ tr_task *tr__worker_inject_pop(tr_worker *w);
 bool tr__sched_worker_asleep(tr_sched *s, unsigned i);
 void tr__sched_watchdog_look(tr_sched *s);
 bool tr__sched_behind(tr_sched *s, unsigned i);
+/* Whether an idle worker may take from worker `i`'s queue now; and
+ * `runs` task starts and `dry` times out of work counted on `w`, as its
+ * loop counts them (a test standing in for the owner of a pool not
+ * started). */
+bool tr__sched_stealable(tr_sched *s, unsigned i);
+void tr__sched_count(tr_worker *w, uint32_t runs, uint32_t dry);
 
 #endif /* TR_SCHEDULER_SCHED_H */

@@ -713,6 +713,158 @@ test_sched_work_one_worker_cannot_keep_up_with_spreads(void **state)
     assert_true(other >= 10);
 }
 
+/*
+ * The loose rule on a pool not started (the test is the owner and the
+ * watchdog): a worker busy a whole look with tasks queued, whose runs
+ * found no batches, may share its queue; one whose runs found batches in
+ * one run of four or more may not; the mark ends when the worker runs out
+ * of work. Between looks the owner takes what was queued and queues
+ * more, so that the backlog rule never applies, and starts tasks, so that
+ * the stall rule never does.
+ */
+static void
+look_after_runs(tr_sched *s, tr_runq *q, tr_task *t, uint32_t runs)
+{
+    unsigned n;
+
+    for (int i = 0; i < 2; i++) {
+        assert_ptr_equal(tr__runq_pop(q), &t[i]);
+        assert_null(tr__runq_push(q, &t[i], &n));
+    }
+    tr__sched_count(tr__sched_worker(s, 0), runs, 0);
+    tr__sched_watchdog_look(s);
+    assert_false(tr__sched_behind(s, 0));
+}
+
+static void
+test_sched_a_busy_worker_shares_loose_work_only(void **state)
+{
+    tr_sched *s;
+    tr_task t[2];
+    unsigned n;
+
+    (void)state;
+    assert_int_equal(tr__sched_create(2, 0, share_pool_run, NULL, &s), TR_OK);
+    tr_worker *w = tr__sched_worker(s, 0);
+    tr_runq *q = tr__worker_runq(w);
+
+    for (int i = 0; i < 2; i++) {
+        assert_null(tr__runq_push(q, &t[i], &n));
+    }
+    tr__sched_watchdog_look(s); /* the first look: nothing to compare */
+    /* 100 runs, no batch: loose. */
+    look_after_runs(s, q, t, 100);
+    assert_true(tr__sched_stealable(s, 0));
+    assert_false(tr__sched_stealable(s, 1)); /* an empty queue never is */
+    /* The worker runs out of work once: the mark is spent, and the next
+     * look, which the worker was not busy all through, marks nothing. */
+    tr__sched_count(w, 0, 1);
+    assert_false(tr__sched_stealable(s, 0));
+    look_after_runs(s, q, t, 100);
+    assert_false(tr__sched_stealable(s, 0));
+    /* 100 runs that found 24 messages behind their first: still loose. */
+    tr__sched_note_batch(w, 24);
+    look_after_runs(s, q, t, 100);
+    assert_true(tr__sched_stealable(s, 0));
+    /* 100 runs that found 25: coupled work, not marked (the old mark is
+     * spent first, as above). */
+    tr__sched_count(w, 0, 1);
+    look_after_runs(s, q, t, 100);
+    tr__sched_note_batch(w, 25);
+    look_after_runs(s, q, t, 100);
+    assert_false(tr__sched_stealable(s, 0));
+    /* Loose runs, but the worker ran out of work during the look. */
+    for (int i = 0; i < 2; i++) {
+        assert_ptr_equal(tr__runq_pop(q), &t[i]);
+        assert_null(tr__runq_push(q, &t[i], &n));
+    }
+    tr__sched_count(w, 100, 1);
+    tr__sched_watchdog_look(s);
+    assert_false(tr__sched_stealable(s, 0));
+    /* And loose runs with nothing queued at the look. */
+    assert_ptr_equal(tr__runq_pop(q), &t[0]);
+    assert_ptr_equal(tr__runq_pop(q), &t[1]);
+    tr__sched_count(w, 100, 0);
+    tr__sched_watchdog_look(s);
+    assert_null(tr__runq_push(q, &t[0], &n));
+    assert_false(tr__sched_stealable(s, 0));
+    assert_ptr_equal(tr__runq_pop(q), &t[0]);
+    tr__sched_destroy(s);
+}
+
+/*
+ * Eight independent ping-pong pairs of 2 us runs, started on one worker:
+ * each task waits a few hundred microseconds in the queue, never a whole
+ * look, so the worker is never behind, yet there is two cores' work. The
+ * idle worker must take a share (about half on an idle machine).
+ */
+enum { PAIRS = 8 };
+
+typedef struct pair_pool {
+    tr_sched *s;
+    tr_task driver;
+    tr_task tasks[2 * PAIRS];
+    tr_atomic(int64_t) runs;    /* runs left to start */
+    tr_atomic(uint64_t) ran[2]; /* per worker */
+} pair_pool;
+
+static void
+pair_pool_run(void *arg, tr_worker *w, tr_task *t)
+{
+    pair_pool *p = arg;
+
+    if (t == &p->driver) {
+        for (unsigned i = 0; i < PAIRS; i++) {
+            tr__sched_requeue(w, &p->tasks[2 * i]);
+        }
+        return;
+    }
+    uint64_t t0 = thread_cpu_ns();
+    while (thread_cpu_ns() - t0 < 2000u) {
+    }
+    tr_faa_relaxed(&p->ran[tr__worker_index(w)], 1);
+    if (tr_fas_relaxed(&p->runs, 1) > 0) {
+        /* Wake the partner, as a message to an idle actor does. */
+        tr__sched_submit(p->s, &p->tasks[(size_t)(t - p->tasks) ^ 1u]);
+    }
+}
+
+static bool
+pair_pool_done(void *arg)
+{
+    pair_pool *p = arg;
+    return tr_load_relaxed(&p->ran[0]) + tr_load_relaxed(&p->ran[1]) >= 100000;
+}
+
+static void
+test_sched_loose_work_spreads_before_anyone_is_behind(void **state)
+{
+    static pair_pool p;
+    uint64_t ran0;
+    uint64_t ran1;
+
+    (void)state;
+#ifdef TROUPE_SYSTEMATIC
+    skip(); /* as in test_sched_work_one_worker_cannot_keep_up_with_spreads */
+#endif
+    tr_init_relaxed(&p.runs, 100000);
+    tr_init_relaxed(&p.ran[0], 0);
+    tr_init_relaxed(&p.ran[1], 0);
+    assert_int_equal(tr__sched_create(2, 0, pair_pool_run, &p, &p.s), TR_OK);
+    assert_int_equal(tr__sched_start(p.s), TR_OK);
+    tr__sched_submit(p.s, &p.driver);
+    bool done = tr_test_wait_until(pair_pool_done, &p, 30000);
+    tr__sched_stop(p.s);
+    tr__sched_destroy(p.s);
+    assert_true(done);
+    ran0 = tr_load_relaxed(&p.ran[0]);
+    ran1 = tr_load_relaxed(&p.ran[1]);
+    unsigned other =
+        (unsigned)((ran0 < ran1 ? ran0 : ran1) * 100 / (ran0 + ran1));
+    print_message("the other worker made %u%% of the runs\n", other);
+    assert_true(other >= 10);
+}
+
 int
 main(void)
 {
@@ -736,6 +888,8 @@ main(void)
             test_sched_a_queue_is_stolen_from_only_when_its_owner_is_behind),
         cmocka_unit_test(
             test_sched_work_one_worker_cannot_keep_up_with_spreads),
+        cmocka_unit_test(test_sched_a_busy_worker_shares_loose_work_only),
+        cmocka_unit_test(test_sched_loose_work_spreads_before_anyone_is_behind),
     };
     return cmocka_run_group_tests_name("sched", tests, NULL, NULL);
 }

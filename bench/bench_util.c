@@ -219,15 +219,15 @@ bench_report(const char *name, uint64_t n, double secs, const char *extra)
            bench_rss_peak_kb(), extra != NULL ? extra : "");
 }
 
-/* ---- the call benchmarks' server ---- */
-
-static int
-server_init(tr_ctx *ctx, void *state, const void *arg)
+int
+bench_init_mailbox(tr_ctx *ctx, void *state, const void *arg)
 {
     (void)ctx;
     memcpy(state, arg, sizeof(tr_mailbox *));
     return TR_OK;
 }
+
+/* ---- the call benchmarks' server ---- */
 
 /* A request: reply with the request's value + 1. */
 static int
@@ -254,6 +254,6 @@ server_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
 const tr_behaviour bench_call_server = {
     .name = "bench_call_server",
     .state_size = sizeof(tr_mailbox *),
-    .init = server_init,
+    .init = bench_init_mailbox,
     .handle = server_handle,
 };

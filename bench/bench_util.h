@@ -69,6 +69,12 @@ void bench_finish(tr_system *sys, tr_mailbox *mb);
 void bench_report(const char *name, uint64_t n, double secs, const char *extra);
 
 /*
+ * An `init` for actors whose state starts with the tr_mailbox * that
+ * failures are posted to: its start argument is that pointer's address.
+ */
+int bench_init_mailbox(tr_ctx *ctx, void *state, const void *arg);
+
+/*
  * W3's server: answers each call with its uint64_t request + 1. Its start
  * argument is the address of the tr_mailbox * that failures are posted to.
  */

@@ -1,7 +1,7 @@
 /*
  * Pairs (not a BENCH.md workload; a shape that two cores should run twice
  * as fast as one): 8 independent ping-pong pairs, 125,000 round trips
- * each, 2,000,000 in all. Every message costs its handler WORK rounds of
+ * each, 1,000,000 in all. Every message costs its handler WORK rounds of
  * arithmetic (64: a few tens of nanoseconds), as a real handler's work
  * would. No pair talks to another, so nothing ties them to one core.
  *
@@ -33,15 +33,6 @@ work(uint64_t h, uint64_t round)
     return h;
 }
 
-/* Both actors start with the main thread's mailbox, to report errors. */
-static int
-keep_mailbox(tr_ctx *ctx, void *state, const void *arg)
-{
-    (void)ctx;
-    memcpy(state, arg, sizeof(tr_mailbox *));
-    return TR_OK;
-}
-
 /* ---- the ponger ---- */
 
 static int
@@ -68,14 +59,14 @@ ponger_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
 static const tr_behaviour ponger_behaviour = {
     .name = "pairs_ponger",
     .state_size = sizeof(tr_mailbox *),
-    .init = keep_mailbox,
+    .init = bench_init_mailbox,
     .handle = ponger_handle,
 };
 
 /* ---- the pinger ---- */
 
 typedef struct pinger {
-    tr_mailbox *done; /* first: set by keep_mailbox */
+    tr_mailbox *done; /* first: set by bench_init_mailbox */
     tr_addr peer;     /* from MSG_GO */
     uint64_t rounds;  /* from MSG_GO */
     uint64_t round;   /* round trips completed */
@@ -134,7 +125,7 @@ pinger_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
 static const tr_behaviour pinger_behaviour = {
     .name = "pairs_pinger",
     .state_size = sizeof(pinger),
-    .init = keep_mailbox,
+    .init = bench_init_mailbox,
     .handle = pinger_handle,
 };
 

@@ -12,15 +12,6 @@
 
 enum { MSG_GO = 1, MSG_PING = 2, MSG_PONG = 3 };
 
-/* Both actors start with the main thread's mailbox, to report errors. */
-static int
-keep_mailbox(tr_ctx *ctx, void *state, const void *arg)
-{
-    (void)ctx;
-    memcpy(state, arg, sizeof(tr_mailbox *));
-    return TR_OK;
-}
-
 /* ---- the ponger ---- */
 
 static int
@@ -39,14 +30,14 @@ ponger_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
 static const tr_behaviour ponger_behaviour = {
     .name = "pingpong_ponger",
     .state_size = sizeof(tr_mailbox *),
-    .init = keep_mailbox,
+    .init = bench_init_mailbox,
     .handle = ponger_handle,
 };
 
 /* ---- the pinger ---- */
 
 typedef struct pinger {
-    tr_mailbox *done; /* first: set by keep_mailbox */
+    tr_mailbox *done; /* first: set by bench_init_mailbox */
     tr_addr peer;     /* from MSG_GO */
     uint64_t rounds;  /* from MSG_GO */
     uint64_t round;   /* round trips completed */
@@ -117,7 +108,7 @@ static const tr_dispatch pinger_dispatch = {
 static const tr_behaviour pinger_behaviour = {
     .name = "pingpong_pinger",
     .state_size = sizeof(pinger),
-    .init = keep_mailbox,
+    .init = bench_init_mailbox,
     .dispatch = &pinger_dispatch,
 };
 

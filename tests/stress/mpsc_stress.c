@@ -2,7 +2,8 @@
  * P producer threads x M messages into one consumer, on the raw queue (with
  * the consumer going idle and being re-woken as an actor would be) and on
  * the public mailbox. Every message arrives exactly once and each
- * producer's messages arrive in order.
+ * producer's messages arrive in order. And the control stack, taken a
+ * lone node at a time or whole, under the same pushers.
  *
  * Usage: mpsc_stress [producers] [messages per producer]
  */
@@ -197,6 +198,98 @@ test_mpsc_stress_bounded_mailbox(void **state)
     run_mailbox_case(64);
 }
 
+/*
+ * The control stack under pushers: the consumer takes a lone top node
+ * alone when it can (tr__lifo_take_only, as a caller's run takes its
+ * reply), and the whole stack otherwise, while the pushers race it.
+ * Every node is taken exactly once, whichever wins each race.
+ */
+typedef struct lifo_shared {
+    tr_lifo s;
+    node *nodes;
+} lifo_shared;
+
+static void *
+lifo_pusher(void *p)
+{
+    producer_arg *a = p;
+    lifo_shared *sh = (lifo_shared *)(void *)a->sh;
+    node *mine = &sh->nodes[(size_t)a->id * (size_t)per_producer];
+
+    for (long i = 0; i < per_producer; i++) {
+        mine[i].producer = a->id;
+        mine[i].seq = (uint32_t)i;
+        tr__lifo_push(&sh->s, &mine[i].link);
+        /* A pause of a varying length, so that the stack often holds one
+         * node when the consumer looks: the race is between its look and
+         * its take. */
+        for (tr_atomic(long) j = 0; tr_load_relaxed(&j) < (i * 7) % 97;
+             tr_store_relaxed(&j, tr_load_relaxed(&j) + 1)) {
+        }
+    }
+    return NULL;
+}
+
+static void
+test_mpsc_stress_control_stack_lone_takes(void **state)
+{
+    lifo_shared sh;
+    long total = producers * per_producer;
+    pthread_t *threads = calloc((size_t)producers, sizeof(pthread_t));
+    producer_arg *args = calloc((size_t)producers, sizeof(producer_arg));
+    unsigned char *seen = calloc((size_t)total, 1);
+    long got = 0;
+    long alone = 0;
+    long refused = 0; /* a lone node, pushed over before the take */
+    long twice = 0;
+
+    (void)state;
+    sh.nodes = calloc((size_t)total, sizeof(node));
+    assert_non_null(sh.nodes);
+    tr_init_relaxed(&sh.s.top, NULL);
+    for (long i = 0; i < producers; i++) {
+        args[i] =
+            (producer_arg){.sh = (raw_shared *)(void *)&sh, .id = (uint32_t)i};
+        assert_int_equal(
+            pthread_create(&threads[i], NULL, lifo_pusher, &args[i]), 0);
+    }
+    uint64_t give_up = tr__now_ns() + 60 * 1000000000ull; /* nodes lost */
+    while (got < total && tr__now_ns() < give_up) {
+        tr_mnode *n = tr__lifo_top(&sh.s);
+        tr_mnode *list = NULL;
+
+        if (n == NULL) {
+            continue;
+        }
+        if (tr_load_relaxed(&n->next) == NULL && tr__lifo_take_only(&sh.s, n)) {
+            list = n;
+            alone++;
+        } else {
+            refused += tr_load_relaxed(&n->next) == NULL;
+            list = tr__lifo_take_fifo(&sh.s);
+        }
+        for (; list != NULL; list = tr_load_relaxed(&list->next)) {
+            node *m = tr_container_of(list, node, link);
+            size_t k = (size_t)m->producer * (size_t)per_producer + m->seq;
+            twice += seen[k];
+            seen[k] = 1;
+            got++;
+        }
+    }
+    for (long i = 0; i < producers; i++) {
+        pthread_join(threads[i], NULL);
+    }
+    print_message("%ld of %ld taken alone, %ld lone takes refused\n", alone,
+                  total, refused);
+    assert_int_equal(got, total);
+    assert_int_equal(twice, 0);
+    assert_null(tr__lifo_take_fifo(&sh.s));
+    free(sh.nodes);
+    free(seen);
+    free(args);
+    free(threads);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -206,6 +299,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_mpsc_stress_raw_queue_with_idle_handoff),
         cmocka_unit_test(test_mpsc_stress_unbounded_mailbox),
         cmocka_unit_test(test_mpsc_stress_bounded_mailbox),
+        cmocka_unit_test(test_mpsc_stress_control_stack_lone_takes),
     };
     return cmocka_run_group_tests_name("mpsc_stress", tests, NULL, NULL);
 }

@@ -324,6 +324,19 @@ snapshotter(void *arg)
     return NULL;
 }
 
+/* The snapshot count a round began with. */
+typedef struct taken_round {
+    crasher *c;
+    uint64_t before;
+} taken_round;
+
+static bool
+snapshot_since(void *arg)
+{
+    taken_round *t = arg;
+    return tr_load_relaxed(&t->c->taken) > t->before;
+}
+
 static bool
 inits_reach(void *want)
 {
@@ -355,9 +368,14 @@ test_inspect_snapshots_while_the_tree_changes(void **state)
     }
     assert_int_equal(pthread_create(&th, NULL, snapshotter, &c), 0);
     for (int r = 0; r < ROUNDS; r++) {
+        /* A snapshot taken after each round's crashes are sent, while
+         * their restarts run: without the wait, the rounds could all end
+         * before the thread took its first one. */
+        taken_round t = {&c, tr_load_relaxed(&c.taken)};
         for (int i = 0; i < POOL; i++) {
             assert_int_equal(tr_send(ctx, kids[i], MSG_CRASH, NULL, 0), TR_OK);
         }
+        assert_true(tr_test_wait_until(snapshot_since, &t, 5000));
     }
     /* The fixture's 3 workers, POOL first starts, a restart per crash. */
     uint64_t want = 3 + POOL + (uint64_t)POOL * ROUNDS;
@@ -365,7 +383,7 @@ test_inspect_snapshots_while_the_tree_changes(void **state)
     tr_store_rel(&c.stop, true);
     assert_int_equal(pthread_join(th, NULL), 0);
     assert_true(all);
-    assert_true(tr_load_relaxed(&c.taken) > 0);
+    assert_true(tr_load_relaxed(&c.taken) >= ROUNDS);
     assert_int_equal(tr_load_relaxed(&c.bad), 0);
     tr_child_counts counts;
     assert_int_equal(tr_sup_count_children_wait(ctx, sup, &counts, tr_ms(5000)),

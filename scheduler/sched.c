@@ -31,13 +31,14 @@
  * their rate. So a thief may also take from a worker that the watchdog saw
  * busy for a whole look (it never ran out of work: `dry` did not move)
  * with tasks queued, whose runs seldom found messages waiting behind
- * their first (tr__sched_note_batch; fewer than one in LOOSE_BATCHED
- * runs). Batches are what coupled work looks like from here: a producer
- * runs ahead of its consumer, callers queue on one server, a dealer fills
- * its workers' mailboxes; split across cores, each of their messages
+ * their first (tr__sched_note_batch; fewer such messages than one per
+ * LOOSE_BATCHED runs). Batches are what coupled work looks like from here: a
+ * producer runs ahead of its consumer, callers queue on one server, a dealer
+ * fills its workers' mailboxes; split across cores, each of their messages
  * would cross. Runs of one message each that wake the next are chains of
  * work that share nothing with their neighbours in the queue. The mark
- * (`loose`) holds until the worker next runs out of work.
+ * (`loose`) holds until the worker next runs out of work, or until a look
+ * sees its runs find batches.
  *
  * Parking. Wakeups cost more than messages, so a worker is woken only when
  * work appears that nobody is looking for: when no worker is searching and
@@ -120,6 +121,9 @@ enum {
     LOOSE_BATCHED = 4,
 };
 
+/* `loose` when no look marked the worker: `dry` never counts this far. */
+#define NO_MARK UINT64_MAX
+
 struct tr_worker {
     /* Owner only. */
     tr_sched *sched;
@@ -143,8 +147,9 @@ struct tr_worker {
     /* Times it found nothing of its own to run (a slow path), and the
      * messages its runs found waiting behind their first (runs that
      * handled more than one: tr__sched_note_batch); owner's relaxed
-     * stores, read by the watchdog. */
-    tr_atomic(uint32_t) dry;
+     * stores, read by the watchdog. `dry` has 64 bits so that it never
+     * wraps round to a value a look marked (`loose`). */
+    tr_atomic(uint64_t) dry;
     tr_atomic(uint32_t) batched;
     /* The task started last, stored beside `runs` (a line the owner
      * writes anyway): inspection names the actor a stuck worker runs. */
@@ -164,8 +169,8 @@ struct tr_worker {
     tr_atomic(uint32_t) backlog;
     /* The watchdog writes it; thieves read it: `dry` when it saw this
      * worker busy a whole look with loose work queued (see the top
-     * comment), good until the worker next runs dry. */
-    tr_atomic(uint32_t) loose;
+     * comment), good until the worker next runs dry; NO_MARK when none. */
+    tr_atomic(uint64_t) loose;
     /* Stealers read it; the owner pushes and pops. */
     tr_runq rq;
     /* Wakers increment it; the owner sleeps on it. */
@@ -183,7 +188,7 @@ _Static_assert(offsetof(struct tr_worker, steals) % TR_CACHE_LINE == 0,
 typedef struct wd_seen {
     uint32_t runs;    /* tasks started */
     uint32_t pushed;  /* ring pushes */
-    uint32_t dry;     /* times it ran out of work */
+    uint64_t dry;     /* times it ran out of work */
     uint32_t batched; /* messages found waiting behind a run's first */
 } wd_seen;
 
@@ -297,8 +302,7 @@ tr__sched_create(unsigned n, size_t local_size, tr_run_fn run, void *arg,
          * stalled. */
         tr_init_relaxed(&w->stalled, UINT32_MAX);
         tr_init_relaxed(&w->backlog, 0);
-        /* Not equal to dry: no look has seen loose work yet. */
-        tr_init_relaxed(&w->loose, UINT32_MAX);
+        tr_init_relaxed(&w->loose, NO_MARK);
         tr__runq_init(&w->rq);
         ck_ec32_init(&w->wake, 0);
         if (local_size != 0) {
@@ -753,16 +757,22 @@ watchdog_look(tr_sched *s)
         /* Relaxed: counts, read once a look; a stale value delays a mark
          * by one look. */
         uint32_t runs = tr_load_relaxed(&v->runs);
-        uint32_t dry = tr_load_relaxed(&v->dry);
+        uint64_t dry = tr_load_relaxed(&v->dry);
         uint32_t batched = tr_load_relaxed(&v->batched);
         bool busy = dry == seen->dry; /* never out of work since */
 
-        if (busy && tr__runq_len(&v->rq) != 0 &&
-            loose_look(runs - seen->runs, batched - seen->batched)) {
-            /* Relaxed: a hint read by queue_stealable, carried as the
-             * backlog mark is. */
-            tr_store_relaxed(&v->loose, dry);
-            behind = true;
+        if (busy) {
+            bool is_loose =
+                loose_look(runs - seen->runs, batched - seen->batched);
+            if (is_loose && tr__runq_len(&v->rq) != 0) {
+                /* Relaxed: a hint read by queue_stealable, carried as the
+                 * backlog mark is. */
+                tr_store_relaxed(&v->loose, dry);
+                behind = true;
+            } else if (!is_loose) {
+                /* Its runs now find batches: coupled work, kept together. */
+                tr_store_relaxed(&v->loose, NO_MARK);
+            }
         }
         seen->dry = dry;
         seen->batched = batched;
@@ -1195,7 +1205,7 @@ tr__sched_stealable(tr_sched *s, unsigned i)
 }
 
 void
-tr__sched_count(tr_worker *w, uint32_t runs, uint32_t dry)
+tr__sched_count(tr_worker *w, uint32_t runs, uint64_t dry)
 {
     tr_store_relaxed(&w->runs, tr_load_relaxed(&w->runs) + runs);
     tr_store_relaxed(&w->dry, tr_load_relaxed(&w->dry) + dry);

@@ -131,6 +131,6 @@ bool tr__sched_behind(tr_sched *s, unsigned i);
  * loop counts them (a test standing in for the owner of a pool not
  * started). */
 bool tr__sched_stealable(tr_sched *s, unsigned i);
-void tr__sched_count(tr_worker *w, uint32_t runs, uint32_t dry);
+void tr__sched_count(tr_worker *w, uint32_t runs, uint64_t dry);
 
 #endif /* TR_SCHEDULER_SCHED_H */

@@ -718,9 +718,9 @@ test_sched_work_one_worker_cannot_keep_up_with_spreads(void **state)
  * watchdog): a worker busy a whole look with tasks queued, whose runs
  * found no batches, may share its queue; one whose runs found batches in
  * one run of four or more may not; the mark ends when the worker runs out
- * of work. Between looks the owner takes what was queued and queues
- * more, so that the backlog rule never applies, and starts tasks, so that
- * the stall rule never does.
+ * of work or a look sees its runs find batches. Between looks the owner takes
+ * what was queued and queues more, so that the backlog rule never applies, and
+ * starts tasks, so that the stall rule never does.
  */
 static void
 look_after_runs(tr_sched *s, tr_runq *q, tr_task *t, uint32_t runs)
@@ -751,6 +751,9 @@ test_sched_a_busy_worker_shares_loose_work_only(void **state)
     for (int i = 0; i < 2; i++) {
         assert_null(tr__runq_push(q, &t[i], &n));
     }
+    /* No look marked it, however often it ran out of work. */
+    tr__sched_count(w, 0, UINT32_MAX);
+    assert_false(tr__sched_stealable(s, 0));
     tr__sched_watchdog_look(s); /* the first look: nothing to compare */
     /* 100 runs, no batch: loose. */
     look_after_runs(s, q, t, 100);
@@ -766,12 +769,16 @@ test_sched_a_busy_worker_shares_loose_work_only(void **state)
     tr__sched_note_batch(w, 24);
     look_after_runs(s, q, t, 100);
     assert_true(tr__sched_stealable(s, 0));
-    /* 100 runs that found 25: coupled work, not marked (the old mark is
-     * spent first, as above). */
-    tr__sched_count(w, 0, 1);
-    look_after_runs(s, q, t, 100);
+    /* 100 runs that found 25: coupled work. The worker never ran out of
+     * work, yet the look takes the old mark back. */
     tr__sched_note_batch(w, 25);
     look_after_runs(s, q, t, 100);
+    assert_false(tr__sched_stealable(s, 0));
+    /* Loose again, then counted out of work 2^32 times: the count does
+     * not come round to the mark. */
+    look_after_runs(s, q, t, 100);
+    assert_true(tr__sched_stealable(s, 0));
+    tr__sched_count(w, 0, (uint64_t)1 << 32);
     assert_false(tr__sched_stealable(s, 0));
     /* Loose runs, but the worker ran out of work during the look. */
     for (int i = 0; i < 2; i++) {

@@ -46,6 +46,7 @@ tests=(
     "actor_stress 3 500"
     "call_stress 2000"
     "late_call_stress 2000 2"
+    "caller_stop_stress 2000"
     "idle_race_stress 200 8"
     "timer_stress 5000"
     "broadcast_stress 3 1000"

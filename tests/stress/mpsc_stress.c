@@ -203,7 +203,9 @@ test_mpsc_stress_bounded_mailbox(void **state)
  * The control stack under pushers: the consumer takes a lone top node
  * alone when it can (tr__lifo_take_only, as a caller's run takes its
  * reply), and the whole stack otherwise, while the pushers race it.
- * Every node is taken exactly once, whichever wins each race.
+ * Every node is taken exactly once, whichever wins each race, and each
+ * pusher's nodes come out in the order it pushed them (a call's reply
+ * before a stop sent after it).
  */
 static double
 wall_s(void)
@@ -252,6 +254,8 @@ test_mpsc_stress_control_stack_lone_takes(void **state)
     long alone = 0;
     long refused = 0; /* a lone node, pushed over before the take */
     long twice = 0;
+    long out_of_order = 0;
+    uint32_t *next_seq = calloc((size_t)producers, sizeof(uint32_t));
 
     (void)state;
     sh.nodes = calloc((size_t)total, sizeof(node));
@@ -285,6 +289,8 @@ test_mpsc_stress_control_stack_lone_takes(void **state)
             size_t k = (size_t)m->producer * (size_t)per_producer + m->seq;
             twice += seen[k];
             seen[k] = 1;
+            out_of_order += m->seq != next_seq[m->producer];
+            next_seq[m->producer] = m->seq + 1;
             got++;
         }
     }
@@ -295,7 +301,9 @@ test_mpsc_stress_control_stack_lone_takes(void **state)
                   total, refused);
     assert_int_equal(got, total);
     assert_int_equal(twice, 0);
+    assert_int_equal(out_of_order, 0);
     assert_null(tr__lifo_take_fifo(&sh.s));
+    free(next_seq);
     free(sh.nodes);
     free(seen);
     free(args);

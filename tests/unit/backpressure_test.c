@@ -813,6 +813,94 @@ test_backpressure_a_crash_lets_its_muted_senders_go(void **unused)
     tr_test_shutdown(sys);
 }
 
+/* ---- a caller whose continuation sends under pressure ---- */
+
+static int
+echo_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)state;
+    return tr_reply(ctx, msg, msg->data, msg->size);
+}
+
+static const tr_behaviour echo_behaviour = {.name = "echo",
+                                            .handle = echo_handle};
+
+/* MSG_GO's payload: the server to call, then the poke its continuation
+ * makes (as poker_handle's, MSG_MORE to itself after). */
+typedef struct call_poke {
+    tr_addr server;
+    poke p;
+} call_poke;
+
+static int
+poke_on_reply(tr_ctx *ctx, void *state, const tr_call_result *res, void *arg)
+{
+    const call_poke *cp = state;
+
+    (void)arg;
+    if (res->status != TR_OK) {
+        return res->status;
+    }
+    int rc = tr_send(ctx, cp->p.to, cp->p.type, NULL, 0);
+    return rc != TR_OK ? rc : tr_send(ctx, tr_self(ctx), MSG_MORE, NULL, 0);
+}
+
+static int
+call_poker_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    call_poke *cp = state;
+
+    if (msg->type == MSG_MORE) {
+        tr_faa_seqcst(&pokes_done, 1);
+        return TR_OK;
+    }
+    memcpy(cp, msg->data, sizeof(*cp));
+    return tr_call(ctx, cp->server, MSG_VALUE, NULL, 0, TR_FOREVER,
+                   poke_on_reply, NULL);
+}
+
+static const tr_behaviour call_poker_behaviour = {
+    .name = "call_poker",
+    .state_size = sizeof(call_poke),
+    .handle = call_poker_handle,
+};
+
+/* A continuation sends as a handler does: to an actor under pressure, it
+ * mutes its caller until the receiver catches up. The caller is idle when
+ * the reply comes, so its run is the short one that takes a lone reply
+ * (actor.c: run_lean_reply). */
+static void
+test_backpressure_a_continuation_sending_under_pressure_mutes_its_caller(
+    void **unused)
+{
+    tr_system *sys = tr_test_system(2);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    static const uint32_t hold[] = {MSG_HOLD, 0};
+    tr_actor_stats st;
+    call_poke cp = {.p = {.type = MSG_VALUE}};
+    tr_addr caller;
+
+    (void)unused;
+    cp.p.to = victim_with_backlog(sys, 0, TR_BATCH + 100, hold, 2 * TR_BATCH);
+    tr_store_seqcst(&gates[0], 1);
+    assert_true(tr_test_wait_until(holds_reach_two, NULL, 5000));
+    assert_int_equal(tr_actor_stats_get(sys, cp.p.to, &st), TR_OK);
+    assert_true(st.overloaded);
+
+    assert_int_equal(tr_spawn(ctx, &echo_behaviour, NULL, NULL, &cp.server),
+                     TR_OK);
+    assert_int_equal(tr_spawn(ctx, &call_poker_behaviour, NULL, NULL, &caller),
+                     TR_OK);
+    assert_int_equal(tr_send(ctx, caller, MSG_GO, &cp, sizeof(cp)), TR_OK);
+    idle_goal g = {sys, caller};
+    assert_true(tr_test_wait_until(poker_muted, &g, 5000));
+    assert_int_equal(tr_load_seqcst(&pokes_done), 0);
+
+    tr_store_seqcst(&gates[1], 1); /* the victim catches up */
+    assert_true(tr_test_wait_until(int_reaches, &pokes_done, 5000));
+    tr_test_shutdown(sys);
+}
+
 int
 main(void)
 {
@@ -836,6 +924,8 @@ main(void)
         cmocka_unit_test(
             test_backpressure_a_restarted_actor_starts_unpressured),
         cmocka_unit_test(test_backpressure_a_crash_lets_its_muted_senders_go),
+        cmocka_unit_test(
+            test_backpressure_a_continuation_sending_under_pressure_mutes_its_caller),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

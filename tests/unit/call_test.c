@@ -1202,6 +1202,53 @@ test_call_continuation_result_ends_the_caller(void **state)
     expect_quiet();
 }
 
+/* A supervised caller that fails in its continuation is restarted, as
+ * one that fails in a handler is: in place, at the same address, where it
+ * calls as before. */
+typedef struct restarted_arg {
+    fixture *f;
+    tr_addr sup;
+} restarted_arg;
+
+static bool
+restarted_once(void *p)
+{
+    restarted_arg *a = p;
+    tr_child_info info;
+
+    return tr_sup_find_child_wait(a->f->ctx, a->sup, "v", tr_ms(5000), &info) ==
+               TR_OK &&
+           info.restarts == 1 && info.status == TR_CHILD_RUNNING;
+}
+
+static void
+test_call_supervised_caller_failing_in_its_continuation_is_restarted(
+    void **state)
+{
+    fixture *f = *state;
+    tr_child_spec kid = {.id = "v", .behaviour = &verdict_behaviour};
+    tr_sup_spec spec = {.name = "verdicts",
+                        .max_restarts = 10,
+                        .period_ms = 5000,
+                        .children = &kid,
+                        .len = 1};
+    tr_child_info info;
+    restarted_arg ra = {.f = f};
+    report r;
+
+    assert_int_equal(tr_sup_start(f->ctx, &spec, NULL, &ra.sup), TR_OK);
+    assert_int_equal(
+        tr_sup_find_child_wait(f->ctx, ra.sup, "v", tr_ms(5000), &info), TR_OK);
+    verdict_call(f, info.addr, 0);
+    verdict_call(f, info.addr, 1);
+    r = next_report();
+    assert_int_equal(r.status, TR_EXIT_FAILED);
+    assert_int_equal(r.value, TR_EIO);
+    assert_true(tr_test_wait_until(restarted_once, &ra, 5000));
+    verdict_call(f, info.addr, 0);
+    expect_quiet();
+}
+
 int
 main(void)
 {
@@ -1228,6 +1275,7 @@ main(void)
         T(test_call_from_stop_in_the_last_pass_is_refused),
         T(test_call_payloads_of_every_size_come_back_whole),
         T(test_call_continuation_result_ends_the_caller),
+        T(test_call_supervised_caller_failing_in_its_continuation_is_restarted),
     };
 #undef T
     return cmocka_run_group_tests_name("call", tests, NULL, NULL);

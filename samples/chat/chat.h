@@ -51,6 +51,7 @@ enum {
     CHAT_ROOM_CAP = 1024, /* values a room's channel keeps */
     CHAT_VALUE_MAX = 512, /* bytes of one channel value */
     CHAT_WRITE_HWM = 256 * 1024,
+    CHAT_LINGER_MS = 3000, /* a leaving client's time to read what is left */
 };
 
 /* Message types between the chat's actors. */
@@ -75,6 +76,8 @@ enum {
     CONN_CLOSED,      /* the room's channel closed */
     CONN_WAIT_OVER,   /* no socket came in time */
     CONN_FLUSH,       /* write what this run produced (session.c) */
+    CONN_LINGER,      /* leaving: is the output out yet? (session.c) */
+    CONN_SHUTDOWN,    /* the server stops: say so and leave */
     /* to the listener */
     LST_STARTED = 400 /* from the spawner: chat_started */
 };

@@ -4,7 +4,8 @@
  *   sample_chat [-i IP] [-p PORT] [--admin] [--faults]
  *
  * Talk to it with `nc 127.0.0.1 42069`. SIGINT or SIGTERM stops it
- * cleanly: every client is told, every socket closed.
+ * cleanly: every client is told, and has up to 3 seconds to read what is
+ * left for it (CHAT_LINGER_MS); then every socket is closed.
  */
 #include "chat.h"
 

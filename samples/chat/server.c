@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- the spawner ---- */
 
@@ -101,6 +102,9 @@ lst_init(tr_ctx *ctx, void *state, const void *arg)
                 .write_hwm = CHAT_WRITE_HWM,
                 .on_full = TR_IO_FULL_CLOSE,
                 .read_batch = 32,
+                /* A client's FIN ends its input only: what it asked
+                 * before is still answered (session.c). */
+                .half_close = true,
                 /* The kernel's part of a reader's backlog: enough for
                  * chat traffic, and a reader that stops is found out
                  * after about half a megabyte, not several. */
@@ -253,9 +257,59 @@ chat_start(chat_server *srv)
     return TR_OK;
 }
 
+/*
+ * Let the clients go before the system stops: no new connection, and
+ * every connection says "Server is shutting down" and lingers until its
+ * client has been sent everything (session.c), for CHAT_LINGER_MS at
+ * most. Connections still there after that, or started meanwhile, are
+ * stopped by the shutdown, which has them say it too.
+ */
+static void
+let_clients_go(chat_server *srv)
+{
+    tr_ctx *ctx = tr_system_ctx(srv->sys);
+    tr_addr top;
+    tr_addr conns;
+    tr_child_info *kids;
+    size_t n = 0;
+
+    if (tr_whereis_path(srv->sys, "/chat", &top) != TR_OK ||
+        tr_whereis_path(srv->sys, "/chat/conns", &conns) != TR_OK) {
+        return;
+    }
+    (void)tr_sup_terminate_child_wait(ctx, top, "listener", tr_ms(2000));
+    if (tr_sup_which_children_wait(ctx, conns, NULL, 0, &n, tr_ms(2000)) !=
+            TR_OK ||
+        n == 0 || (kids = calloc(n, sizeof(*kids))) == NULL) {
+        return;
+    }
+    size_t cap = n;
+    if (tr_sup_which_children_wait(ctx, conns, kids, cap, &n, tr_ms(2000)) ==
+        TR_OK) {
+        for (size_t i = 0; i < n && i < cap; i++) {
+            chat_ignore(tr_send(ctx, kids[i].addr, CONN_SHUTDOWN, NULL, 0));
+        }
+    }
+    free(kids);
+    /* Until the last has gone, or its lingering time (and a margin) is
+     * up. */
+    for (int waited = 0; waited < CHAT_LINGER_MS + 500; waited += 10) {
+        tr_child_counts c;
+        if (tr_sup_count_children_wait(ctx, conns, &c, tr_ms(1000)) != TR_OK ||
+            c.active == 0) {
+            return;
+        }
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 int
 chat_stop(chat_server *srv)
 {
+    if (srv->cfg.sim == NULL) {
+        let_clients_go(srv);
+    }
     /* Children stop in reverse order: the listener, every connection
      * (each tells its client), the rooms, the registry. */
     int rc = tr_system_shutdown(srv->sys, tr_ms(5000));

@@ -15,6 +15,13 @@
  * it never slows the room nor the others down. A client that stops
  * reading altogether fills its output buffer and is disconnected
  * (TR_IO_FULL_CLOSE).
+ *
+ * Leaving (/quit, the client's FIN, the server's shutdown) is graceful:
+ * every command read before it is answered, the room is told, and the
+ * connection lingers until the client has been sent everything (our FIN
+ * follows the last byte) and closes its side, or CHAT_LINGER_MS pass.
+ * Input that arrives meanwhile is read and dropped, so that closing does
+ * not reset the connection under what the client has yet to read.
  */
 #include "chat.h"
 
@@ -38,6 +45,10 @@ typedef struct session {
     bool busy;   /* a call is in flight: input paused */
     bool rejoin; /* the room's channel closed: join it again */
     bool quiet;  /* the join in flight is such a rejoin */
+    bool eof;    /* the client sent its FIN: leave once idle */
+    bool leaving;
+    bool told;             /* "Server is shutting down" was written */
+    uint64_t linger_until; /* tr_now_ms when leaving gives up waiting */
     char name[CHAT_NAME_MAX + 4];
     char room_name[CHAT_NAME_MAX + 4];
     char asked[CHAT_NAME_MAX + 4]; /* the name or room being asked for */
@@ -147,12 +158,46 @@ help(tr_ctx *ctx, session *s)
 
 /* ---- leaving ---- */
 
+enum { LINGER_TICK_MS = 10 };
+
+/* Leaving: close and stop once the client has everything and has closed
+ * its side, or the time is up. */
+static int
+linger_check(tr_ctx *ctx, session *s)
+{
+    size_t left = 0;
+
+    if (tr_io_buffered(ctx, s->io, &left) != TR_OK || (s->eof && left == 0) ||
+        tr_now_ms(tr_ctx_system(ctx)) >= s->linger_until) {
+        (void)tr_io_close(ctx, s->io);
+        return tr_stop(ctx);
+    }
+    return tr_send_after(ctx, tr_self(ctx), CONN_LINGER, NULL, 0,
+                         LINGER_TICK_MS, NULL);
+}
+
+/* Stop taking part: no more room traffic, what is written goes out, our
+ * FIN after it, and input is read (and dropped) until the client's. */
 static int
 quit(tr_ctx *ctx, session *s)
 {
+    if (s->leaving) {
+        return TR_OK;
+    }
+    s->leaving = true;
+    if (s->sub != NULL) {
+        (void)tr_broadcast_unsubscribe(ctx, s->sub);
+        s->sub = NULL;
+    }
     flush(ctx, s);
-    (void)tr_io_close(ctx, s->io);
-    return tr_stop(ctx);
+    if (!s->adopted || tr_io_shutdown(ctx, s->io) != TR_OK) {
+        (void)tr_io_close(ctx, s->io);
+        return tr_stop(ctx);
+    }
+    (void)tr_io_resume(ctx, s->io);
+    /* The system's clock: a simulated run stays its seed's. */
+    s->linger_until = tr_now_ms(tr_ctx_system(ctx)) + CHAT_LINGER_MS;
+    return linger_check(ctx, s);
 }
 
 /* ---- calls to the registry ---- */
@@ -171,13 +216,19 @@ ask(tr_ctx *ctx, session *s, uint32_t type, const void *data, size_t size,
 }
 
 static int join_room(tr_ctx *ctx, session *s, const char *room, bool quiet);
+static int on_quit(tr_ctx *ctx, void *state, const tr_call_result *res,
+                   void *arg);
 
 /* After a call: read on (or first join again, if the room's channel
- * closed meanwhile). */
+ * closed meanwhile; or leave, if the client has sent its FIN). */
 static void
 done(tr_ctx *ctx, session *s)
 {
     s->busy = false;
+    if (s->eof) {
+        (void)ask(ctx, s, REG_QUIT, NULL, 0, on_quit);
+        return;
+    }
     if (s->rejoin && s->room_name[0] != '\0') {
         (void)join_room(ctx, s, s->room_name, true);
         return;
@@ -225,6 +276,10 @@ on_hello(tr_ctx *ctx, void *state, const tr_call_result *res, void *arg)
     session *s = state;
     const chat_joined *j = joined_of(res);
 
+    if (s->leaving) {
+        return TR_OK; /* what it would say comes too late */
+    }
+
     (void)arg;
     if (j == NULL || j->rc != TR_OK) {
         if (j != NULL && j->tx != NULL) {
@@ -250,6 +305,10 @@ on_join(tr_ctx *ctx, void *state, const tr_call_result *res, void *arg)
     session *s = state;
     const chat_joined *j = joined_of(res);
 
+    if (s->leaving) {
+        return TR_OK; /* what it would say comes too late */
+    }
+
     (void)arg;
     if (j == NULL || j->rc != TR_OK || !enter(ctx, s, j)) {
         if (j != NULL && j->rc != TR_OK && j->tx != NULL) {
@@ -270,6 +329,10 @@ on_rename(tr_ctx *ctx, void *state, const tr_call_result *res, void *arg)
 {
     session *s = state;
     int rc = TR_ECLOSED;
+
+    if (s->leaving) {
+        return TR_OK; /* what it would say comes too late */
+    }
 
     (void)arg;
     if (res->status == TR_OK && res->reply->size == sizeof(int)) {
@@ -293,6 +356,9 @@ on_text(tr_ctx *ctx, void *state, const tr_call_result *res, void *arg)
     session *s = state;
 
     (void)arg;
+    if (s->leaving) {
+        return TR_OK; /* what it would say comes too late */
+    }
     if (res->status != TR_OK) {
         return quit(ctx, s);
     }
@@ -504,13 +570,29 @@ on_io(tr_ctx *ctx, session *s, const tr_io_event *ev)
         }
         return ask(ctx, s, REG_HELLO, NULL, 0, on_hello);
     case TR_IO_DATA:
-        return on_line(ctx, s, ev->data, ev->len);
+        return s->leaving ? TR_OK : on_line(ctx, s, ev->data, ev->len);
+    case TR_IO_EOF:
+        /* The client has said all it will: answer what it asked, then
+         * leave as /quit does. */
+        s->eof = true;
+        if (s->leaving) {
+            size_t left = 0;
+            if (tr_io_buffered(ctx, s->io, &left) != TR_OK || left == 0) {
+                (void)tr_io_close(ctx, s->io);
+                return tr_stop(ctx);
+            }
+            return TR_OK; /* CONN_LINGER looks again */
+        }
+        return s->busy ? TR_OK : ask(ctx, s, REG_QUIT, NULL, 0, on_quit);
     case TR_IO_TOO_LONG:
+        if (s->leaving) {
+            return TR_OK;
+        }
         atomic_fetch_add_explicit(&s->srv->too_long, 1, memory_order_relaxed);
         linef(ctx, s, "Messages can only be %d chars long", CHAT_MAX_LINE);
         return TR_OK;
     case TR_IO_CLOSED:
-        /* A disconnect (FIN or RST), an overflow: as /quit. */
+        /* A reset, an overflow: as /quit, with nothing left to send. */
         return tr_stop(ctx);
     default:
         return TR_OK;
@@ -522,6 +604,9 @@ session_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
 {
     session *s = state;
 
+    if (s->leaving && msg->type != TR_MSG_IO && msg->type != CONN_LINGER) {
+        return TR_OK; /* room traffic, a flush of nothing, a shutdown */
+    }
     switch (msg->type) {
     case TR_MSG_IO:
         return on_io(ctx, s, msg->data);
@@ -564,6 +649,17 @@ session_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
         return TR_OK;
     case CONN_WAIT_OVER:
         return s->adopted ? TR_OK : tr_stop(ctx);
+    case CONN_LINGER:
+        return s->leaving ? linger_check(ctx, s) : TR_OK;
+    case CONN_SHUTDOWN:
+        /* The server stops: say so, and leave (the registry learns it
+         * from our end). */
+        if (!s->adopted) {
+            return tr_stop(ctx);
+        }
+        linef(ctx, s, "Server is shutting down");
+        s->told = true;
+        return quit(ctx, s);
     default:
         return TR_OK;
     }
@@ -574,10 +670,12 @@ session_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
 {
     session *s = state;
 
-    /* Shutdown (or our supervisor's stop): say so; the socket then closes
-     * cleanly with us (what is buffered is sent first). */
+    /* Shutdown (or our supervisor's stop) that found us still here: say
+     * so; the socket closes with us, with what the kernel takes of what
+     * is buffered (chat_stop lets clients leave first, as above). */
     s->flush_due = true; /* no CONN_FLUSH now: written right below */
-    if (exit->kind == TR_EXIT_SHUTDOWN && s->adopted) {
+    if (exit->kind == TR_EXIT_SHUTDOWN && s->adopted && !s->told &&
+        !s->leaving) {
         linef(ctx, s, "Server is shutting down");
     }
     flush(ctx, s);

@@ -16,8 +16,11 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -871,6 +874,152 @@ test_chat_shutdown_tells_every_client(void **state)
     close(s.out);
 }
 
+/* The peer's FIN, and only that, within WAIT_MS: no reset, no data. */
+static bool
+ends_cleanly(client *c)
+{
+    char got[4096];
+    int n = tr_net_read_line(&c->r, got, sizeof(got), WAIT_MS);
+    char byte;
+
+    if (n >= 0 || c->r.end > c->r.start) {
+        fprintf(stderr, "expected the end, got '%s'\n", n >= 0 ? got : "");
+        return false;
+    }
+    return recv(c->r.fd, &byte, 1, MSG_DONTWAIT) == 0;
+}
+
+/* A client that sends its commands and then its FIN (`nc -N`, a script
+ * piping into a socket) is answered, in order, before the server closes
+ * its side cleanly. */
+static void
+test_chat_a_half_closed_client_gets_its_answers(void **state)
+{
+    server s;
+    client a, b;
+    char want[128];
+
+    (void)state;
+    server_start(&s);
+    join(&s, &a);
+    join(&s, &b);
+    drain(&a);
+    say(&b, "/rooms\n/users\n/join side\n/name Halfway\n/help\n");
+    assert_int_equal(shutdown(b.r.fd, SHUT_WR), 0);
+    assert_true(expect(&b, "Rooms - main (2)"));
+    snprintf(want, sizeof(want), "Users - %s, %s",
+             strcmp(a.name, b.name) < 0 ? a.name : b.name,
+             strcmp(a.name, b.name) < 0 ? b.name : a.name);
+    assert_true(expect(&b, want));
+    assert_true(expect(&b, "You joined side"));
+    /* The help, in order; the rename's notice comes through the room, at
+     * any point among it. */
+    snprintf(want, sizeof(want), "%s is now Halfway", b.name);
+    int helped = 0;
+    bool renamed = false;
+    while (helped < 7 || !renamed) {
+        char got[256];
+        assert_true(tr_net_read_line(&b.r, got, sizeof(got), WAIT_MS) >= 0);
+        if (!renamed && strcmp(got, want) == 0) {
+            renamed = true;
+        } else {
+            assert_true(helped < 7);
+            assert_string_equal(got, help[helped++]);
+        }
+    }
+    assert_true(ends_cleanly(&b));
+    leave(&a);
+    leave(&b);
+    assert_int_equal(server_stop(&s), 0);
+}
+
+/* A client far behind when the server stops, more than the kernel's
+ * buffers hold, reads on: it gets the rest, then "Server is shutting
+ * down", then the end (the server lingers for it). */
+static void
+test_chat_shutdown_lets_a_slow_reader_catch_up(void **state)
+{
+    enum { LINES = 600, PAYLOAD = 300 };
+    server s;
+    client x, t;
+    char line[PAYLOAD + 16];
+    char got[4096];
+    int rcvbuf = 4096;
+    int seen = 0;
+    int avail = 0;
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+
+    (void)state;
+    server_start(&s);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
+    sa.sin_port = htons(s.port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    tr_net_lines_init(&x.r, fd);
+    for (int i = 0; i < 8; i++) { /* the help, the name */
+        assert_true(tr_net_read_line(&x.r, got, sizeof(got), WAIT_MS) >= 0);
+    }
+    assert_true(expect(&x, "You joined main"));
+    join(&s, &t);
+    drain(&x);
+    /* x stops reading; t says LINES lines (about 190 kB for x). */
+    memset(line, 'L', sizeof(line));
+    for (int i = 0; i < LINES; i++) {
+        char num[16];
+        snprintf(num, sizeof(num), "%06d ", i);
+        memcpy(line, num, 7); /* i < 10^6: six digits and a space */
+        line[PAYLOAD] = '\n';
+        assert_true(tr_net_send(t.r.fd, line, PAYLOAD + 1));
+    }
+    say(&t, "/users\n");
+    for (;;) {
+        assert_true(tr_net_read_line(&t.r, got, sizeof(got), WAIT_MS) >= 0);
+        if (strncmp(got, "Users - ", 8) == 0) {
+            break;
+        }
+    }
+    /* x's share is on its way: its receive buffer has filled. */
+    for (int waited = 0; avail < rcvbuf / 2 && waited < WAIT_MS; waited++) {
+        assert_int_equal(ioctl(fd, FIONREAD, &avail), 0);
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    kill(s.pid, SIGINT);
+    for (;;) {
+        int n = tr_net_read_line(&x.r, got, sizeof(got), WAIT_MS);
+        assert_true(n >= 0);
+        if (strcmp(got, "Server is shutting down") == 0) {
+            break;
+        }
+        char *colon = strstr(got, ": ");
+        assert_non_null(colon);
+        assert_int_equal(strlen(colon + 2), PAYLOAD); /* whole */
+        assert_int_equal(atoi(colon + 2), seen);      /* in order */
+        seen++;
+    }
+    print_message("the slow reader got %d of %d lines\n", seen, LINES);
+    /* More than the kernel's buffers held when the server stopped (about
+     * 330 lines); all of them unless some were still on their way to its
+     * connection's actor. */
+    assert_true(seen > LINES * 3 / 4);
+    assert_true(ends_cleanly(&x));
+    leave(&x);
+    leave(&t);
+    int status;
+    assert_int_equal(waitpid(s.pid, &status, 0), s.pid);
+    for (int i = 0; i < 8; i++) {
+        if (running[i] == s.pid) {
+            running[i] = 0;
+        }
+    }
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    close(s.out);
+}
+
 static void
 test_chat_no_descriptor_outlives_its_client(void **state)
 {
@@ -983,6 +1132,10 @@ main(int argc, char **argv)
                                   kill_leftovers),
         cmocka_unit_test_teardown(test_chat_shutdown_tells_every_client,
                                   kill_leftovers),
+        cmocka_unit_test_teardown(
+            test_chat_a_half_closed_client_gets_its_answers, kill_leftovers),
+        cmocka_unit_test_teardown(
+            test_chat_shutdown_lets_a_slow_reader_catch_up, kill_leftovers),
         cmocka_unit_test_teardown(test_chat_no_descriptor_outlives_its_client,
                                   kill_leftovers),
         cmocka_unit_test_teardown(test_chat_command_line, kill_leftovers),

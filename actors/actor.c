@@ -892,7 +892,8 @@ tr__actor_finish(tr_ctx *ctx, const tr_exit *exit, bool run_stop)
     if (exit->kind == TR_EXIT_FAILED && !supervised) {
         tr_failure_fn hook =
             sys->cfg.on_failure != NULL ? sys->cfg.on_failure : log_failure;
-        hook(sys->cfg.on_failure_arg, tr__addr(sys, ctx->self), b->name, exit);
+        hook(sys->cfg.on_failure_arg, tr__addr(sys, ctx->self),
+             b->name != NULL ? b->name : "(unnamed)", exit);
     }
     if (x != NULL && x->escalate) {
         x->escalate = false;
@@ -2424,6 +2425,9 @@ tr_actor_stats_get(tr_system *sys, tr_addr who, tr_actor_stats *out)
 
     if (sys == NULL || out == NULL) {
         return TR_EINVAL;
+    }
+    if (tr__sys_check(sys) != TR_OK) {
+        return TR_EFORKED;
     }
     if (!tr__sys_enter_any(sys, &entered)) {
         return TR_ESHUTDOWN;

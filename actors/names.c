@@ -228,6 +228,9 @@ tr_register(tr_ctx *ctx, const char *name, tr_addr who)
     if (ctx == NULL || !valid_name(name)) {
         return TR_EINVAL;
     }
+    if (tr__sys_check(ctx->sys) != TR_OK) {
+        return TR_EFORKED;
+    }
     if (!tr__ctx_enter(ctx)) {
         return TR_ESHUTDOWN;
     }
@@ -291,6 +294,9 @@ tr_unregister(tr_ctx *ctx, const char *name)
     if (ctx == NULL || !valid_name(name)) {
         return TR_EINVAL;
     }
+    if (tr__sys_check(ctx->sys) != TR_OK) {
+        return TR_EFORKED;
+    }
     if (!tr__ctx_enter(ctx)) {
         return TR_ESHUTDOWN;
     }
@@ -306,6 +312,9 @@ tr_whereis(tr_system *sys, const char *name, tr_addr *out)
 
     if (sys == NULL || out == NULL || !valid_name(name)) {
         return TR_EINVAL;
+    }
+    if (tr__sys_check(sys) != TR_OK) {
+        return TR_EFORKED;
     }
     if (!tr__sys_enter_any(sys, &entered)) {
         return TR_ESHUTDOWN;

@@ -447,6 +447,9 @@ tr_pg_members(tr_system *sys, const char *group, tr_addr *out, size_t cap,
         (out == NULL && cap != 0)) {
         return TR_EINVAL;
     }
+    if (tr__sys_check(sys) != TR_OK) {
+        return TR_EFORKED;
+    }
     if (!tr__sys_enter_any(sys, &entered)) {
         return TR_ESHUTDOWN;
     }

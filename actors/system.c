@@ -337,6 +337,9 @@ tr_system_stats_get(tr_system *sys, tr_system_stats *out)
     if (sys == NULL || out == NULL) {
         return TR_EINVAL;
     }
+    if (tr__sys_check(sys) != TR_OK) {
+        return TR_EFORKED;
+    }
     if (!tr__sys_enter_any(sys, &entered)) {
         return TR_ESHUTDOWN;
     }
@@ -555,6 +558,9 @@ tr_system_wait(tr_system *sys, tr_timeout timeout)
     }
     /* A call on the system while it waits: shutdown wakes it (after
      * setting its flag) and waits for it to leave before freeing. */
+    if (tr__sys_check(sys) != TR_OK) {
+        return TR_EFORKED;
+    }
     if (!tr__sys_enter(sys)) {
         return TR_ESHUTDOWN;
     }

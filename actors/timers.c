@@ -189,7 +189,10 @@ arm_entered(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
         tr_store_rel(&t->id, id);
     }
     if (out != NULL) {
-        out->id = id;
+        /* Mixed with the system's node word: each system's ids start
+         * alike, and a handle from another system must name nothing
+         * here. */
+        out->id = id ^ sys->node;
     }
     return TR_OK;
 }
@@ -254,10 +257,14 @@ tr_timer_cancel(tr_system *sys, tr_timer timer)
     if (sys == NULL) {
         return TR_EINVAL;
     }
+    if (tr__sys_check(sys) != TR_OK) {
+        return TR_EFORKED;
+    }
     if (!tr__sys_enter_any(sys, &entered)) {
         return TR_ESHUTDOWN;
     }
-    rc = tr__timers_cancel(sys->timers, timer.id) ? TR_OK : TR_EALREADY;
+    rc = tr__timers_cancel(sys->timers, timer.id ^ sys->node) ? TR_OK
+                                                              : TR_EALREADY;
     if (entered) {
         tr__sys_leave(sys);
     }
@@ -285,6 +292,9 @@ tr_clock_advance(tr_system *sys, uint64_t ms)
 {
     if (sys == NULL) {
         return TR_EINVAL;
+    }
+    if (tr__sys_check(sys) != TR_OK) {
+        return TR_EFORKED;
     }
     if (!tr__sys_enter(sys)) {
         return TR_ESHUTDOWN;

@@ -449,6 +449,9 @@ tr_inspect_serve(tr_system *sys, const char *addr, const tr_inspect_opts *opts,
     if (sys == NULL) {
         return TR_EINVAL;
     }
+    if (tr__sys_check(sys) != TR_OK) {
+        return TR_EFORKED;
+    }
     if (!tr__sys_enter(sys)) {
         return TR_ESHUTDOWN;
     }
@@ -484,6 +487,9 @@ tr_inspect_stop(tr_system *sys)
 {
     if (sys == NULL) {
         return TR_EINVAL;
+    }
+    if (tr__sys_check(sys) != TR_OK) {
+        return TR_EFORKED;
     }
     if (!tr__sys_enter(sys)) {
         return TR_ESHUTDOWN; /* shutdown stops it */

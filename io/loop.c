@@ -582,6 +582,9 @@ tr_io_stats_get(tr_system *sys, tr_io_stats *out)
     if (sys == NULL || out == NULL) {
         return TR_EINVAL;
     }
+    if (tr__sys_check(sys) != TR_OK) {
+        return TR_EFORKED;
+    }
     if (!tr__sys_enter_any(sys, &entered)) {
         return TR_ESHUTDOWN;
     }

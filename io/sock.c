@@ -967,7 +967,9 @@ tr_io_writev(tr_ctx *ctx, tr_io h, const struct iovec *iov, int n)
         if (sent == total) {
             return TR_OK;
         }
-    } else if (used > s->opts.write_hwm || total > s->opts.write_hwm - used) {
+    } else if (used != 0 &&
+               (used > s->opts.write_hwm || total > s->opts.write_hwm - used)) {
+        /* (An empty buffer takes any write whole, connected or not.) */
         if (s->opts.on_full == TR_IO_FULL_CLOSE) {
             end_later(s, TR_IO_END_OVERFLOW, 0);
             return TR_ECLOSED;
@@ -1168,6 +1170,9 @@ tr_io_port(tr_system *sys, tr_io h, uint16_t *port)
 
     if (sys == NULL || port == NULL) {
         return TR_EINVAL;
+    }
+    if (tr__sys_check(sys) != TR_OK) {
+        return TR_EFORKED;
     }
     if (!tr__sys_enter_any(sys, &entered)) {
         return TR_ESHUTDOWN;

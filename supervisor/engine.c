@@ -238,8 +238,10 @@ backoff_delay(child *c)
     const tr_backoff *b = &c->spec.backoff;
     uint64_t d = b->min_ms;
 
+    /* From 0: at once, then 1 ms, 2 ms... (doubling 0 would never grow,
+     * and nothing else bounds backoff restarts). */
     for (uint32_t i = 0; i < c->backoff_step && d < b->max_ms; i++) {
-        d *= 2;
+        d = d == 0 ? 1 : d * 2;
     }
     if (d > b->max_ms) {
         d = b->max_ms;

@@ -12,6 +12,8 @@
  */
 #include "supervisor/sup.h"
 
+#include "actors/actor.h"
+
 #include <troupe/error.h>
 
 #include <string.h>
@@ -40,6 +42,9 @@ tr_whereis_path(tr_system *sys, const char *path, tr_addr *out)
 
     if (sys == NULL || path == NULL || out == NULL) {
         return TR_EINVAL;
+    }
+    if (tr__sys_check(sys) != TR_OK) {
+        return TR_EFORKED;
     }
     if (!tr__sys_enter_any(sys, &entered)) {
         return TR_ESHUTDOWN;

@@ -191,8 +191,8 @@ TR_API void tr_buf_free(void *buf);
  *            it and may retry or tr_buf_free it.
  * Context:   a handler or a plain thread.
  * Returns:   TR_OK; TR_EINVAL for a NULL context or buffer; TR_ENOACTOR;
- *            TR_EFULL; TR_ESHUTDOWN (plain thread, once shutdown has
- *            begun).
+ *            TR_EFULL; TR_ECLOSED if `to` was closed (tr_actor_close);
+ *            TR_ESHUTDOWN (plain thread, once shutdown has begun).
  */
 TR_API TR_NODISCARD int tr_send_buf(tr_ctx *ctx, tr_addr to, uint32_t type,
                                     void *buf);
@@ -282,6 +282,7 @@ TR_API tr_addr tr_self(const tr_ctx *ctx);
  * Returns:   TR_OK; TR_EINVAL for a NULL argument; TR_ENOACTOR if `who`
  *            has stopped; TR_EFOREIGN for another system's address;
  *            TR_ESHUTDOWN off the workers once shutdown has begun.
+ *            TR_EFORKED in a fork child.
  */
 TR_API int tr_actor_stats_get(tr_system *sys, tr_addr who, tr_actor_stats *out);
 

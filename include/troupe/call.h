@@ -64,7 +64,8 @@ typedef int (*tr_reply_fn)(tr_ctx *ctx, void *state,
  *            context (use tr_ask_wait), or when calling oneself (refused at
  *            once: a self-call is a design error, not a request);
  *            TR_ENOACTOR if
- *            `to` has stopped; TR_EFULL if its mailbox is bounded and full;
+ *            `to` has stopped; TR_ECLOSED if it was closed
+ *            (tr_actor_close); TR_EFULL if its mailbox is bounded and full;
  *            TR_ENOMEM; TR_ESHUTDOWN from a `stop` callback that shutdown
  *            runs after the workers have ended (the continuation could
  *            never run). On any error `on_reply` never runs.
@@ -182,8 +183,9 @@ TR_API int tr_reply_send(tr_reply_to *handle, const void *data, size_t size);
  * Ownership: takes `handle` on TR_OK only; borrows `data`.
  * Context:   a handler or a plain thread.
  * Returns:   TR_OK; TR_EINVAL for NULL arguments or a size over
- *            UINT32_MAX; TR_ENOACTOR; TR_EFULL; TR_ENOMEM; TR_ESHUTDOWN
- *            (plain thread, once shutdown has begun).
+ *            UINT32_MAX; TR_ENOACTOR; TR_EFULL; TR_ECLOSED if `to` was
+ *            closed (tr_actor_close); TR_ENOMEM; TR_ESHUTDOWN (plain
+ *            thread, once shutdown has begun).
  */
 TR_API TR_NODISCARD int tr_forward(tr_ctx *ctx, tr_reply_to *handle, tr_addr to,
                                    uint32_t type, const void *data,

@@ -51,6 +51,7 @@ typedef enum tr_inspect_format {
  *            arguments, an unknown format or a `cap` too small for an
  *            empty document; TR_ENOMEM; TR_ESHUTDOWN off the workers once
  *            shutdown has begun.
+ *            TR_EFORKED in a fork child.
  */
 TR_API int tr_inspect_snapshot(tr_system *sys, tr_inspect_format format,
                                char *buf, size_t cap, size_t *len);
@@ -154,6 +155,7 @@ typedef struct tr_inspect_opts {
  *            parse; TR_EALREADY if it is serving already; TR_ESTATE if the
  *            address cannot be bound (in use, not local) or this build has
  *            no endpoint; TR_ESHUTDOWN; TR_ENOMEM.
+ *            TR_EFORKED in a fork child.
  */
 TR_API int tr_inspect_serve(tr_system *sys, const char *addr,
                             const tr_inspect_opts *opts, uint16_t *port);
@@ -168,6 +170,7 @@ TR_API int tr_inspect_serve(tr_system *sys, const char *addr,
  * Returns:   TR_OK; TR_EINVAL for a NULL `sys`; TR_ESTATE if it was not
  *            serving; TR_ESHUTDOWN once shutdown has begun (it stops the
  *            endpoint itself).
+ *            TR_EFORKED in a fork child.
  */
 TR_API int tr_inspect_stop(tr_system *sys);
 

@@ -392,6 +392,7 @@ TR_API int tr_io_set_user(tr_ctx *ctx, tr_io io, void *user);
  * Returns:   TR_OK and `*port`; TR_ECLOSED when `io` is closed; TR_EINVAL
  *            for NULL, or a Unix-domain socket or watch; TR_ESHUTDOWN off
  *            the workers once shutdown has begun.
+ *            TR_EFORKED in a fork child.
  */
 TR_API int tr_io_port(tr_system *sys, tr_io io, uint16_t *port);
 
@@ -410,6 +411,7 @@ TR_API int tr_io_buffered(tr_ctx *ctx, tr_io io, size_t *len);
  * Context:   any thread.
  * Returns:   TR_OK; TR_EINVAL for NULL; TR_ESHUTDOWN off the workers once
  *            shutdown has begun.
+ *            TR_EFORKED in a fork child.
  */
 TR_API int tr_io_stats_get(tr_system *sys, tr_io_stats *out);
 

@@ -112,6 +112,7 @@ TR_API int tr_trap_exits(tr_ctx *ctx, bool on);
  *            name is another actor's; TR_EALREADY when `who` has another
  *            name already; TR_ENOACTOR; TR_ENOMEM; TR_ESHUTDOWN on a
  *            plain thread once shutdown has begun.
+ *            TR_EFORKED in a fork child.
  */
 TR_API int tr_register(tr_ctx *ctx, const char *name, tr_addr who);
 
@@ -120,6 +121,7 @@ TR_API int tr_register(tr_ctx *ctx, const char *name, tr_addr who);
  *
  * Returns:   TR_OK; TR_EINVAL; TR_ENOTFOUND when nobody has it;
  *            TR_ESHUTDOWN on a plain thread once shutdown has begun.
+ *            TR_EFORKED in a fork child.
  */
 TR_API int tr_unregister(tr_ctx *ctx, const char *name);
 
@@ -129,6 +131,7 @@ TR_API int tr_unregister(tr_ctx *ctx, const char *name);
  * Context:   any thread.
  * Returns:   TR_OK and `*out`; TR_EINVAL; TR_ENOTFOUND; TR_ESHUTDOWN
  *            off the workers once shutdown has begun.
+ *            TR_EFORKED in a fork child.
  */
 TR_API int tr_whereis(tr_system *sys, const char *name, tr_addr *out);
 

@@ -71,6 +71,7 @@ TR_API int tr_pg_leave(tr_ctx *ctx, const char *group);
  *            `sys`, `group` or `n`, NULL `out` with a non-zero `cap`, or a
  *            bad name; TR_ESHUTDOWN off the workers once shutdown has
  *            begun.
+ *            TR_EFORKED in a fork child.
  */
 TR_API int tr_pg_members(tr_system *sys, const char *group, tr_addr *out,
                          size_t cap, size_t *n);

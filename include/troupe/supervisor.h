@@ -113,9 +113,11 @@ enum {
  * Restart with a growing delay instead of at once: the first restart waits
  * `min_ms`, each next one twice as long up to `max_ms`, each delay moved by
  * up to `jitter_pct` percent either way; after `reset_ms` of running
- * without failing the delay starts again at `min_ms`. A child restarted
- * with backoff does not count towards the supervisor's intensity: the
- * delay is what bounds its restarts. All zero: no backoff.
+ * without failing the delay starts again at `min_ms`. A `min_ms` of 0
+ * restarts at once the first time, then after 1 ms, 2 ms, 4 ms and so on.
+ * A child restarted with backoff does not count towards the supervisor's
+ * intensity: the delay is what bounds its restarts. All zero: no
+ * backoff.
  *
  * With one_for_all and rest_for_one, a child's end starts its round at
  * once; the delays space the retries of a round whose restart failed (the
@@ -302,11 +304,14 @@ TR_API int tr_sup_start_child_wait(tr_ctx *ctx, tr_addr sup,
 TR_API int tr_sup_terminate_child_wait(tr_ctx *ctx, tr_addr sup, const char *id,
                                        tr_timeout timeout);
 
-/** Start a terminated child again, at a new address. */
+/** Start a terminated child again, at a new address. TR_ESTATE for a
+ * simple_one_for_one supervisor (OTP: its children are not restarted or
+ * deleted by id). */
 TR_API int tr_sup_restart_child_wait(tr_ctx *ctx, tr_addr sup, const char *id,
                                      tr_timeout timeout, tr_addr *out);
 
-/** Forget a terminated child's spec. */
+/** Forget a terminated child's spec. TR_ESTATE for a simple_one_for_one
+ * supervisor. */
 TR_API int tr_sup_delete_child_wait(tr_ctx *ctx, tr_addr sup, const char *id,
                                     tr_timeout timeout);
 
@@ -413,6 +418,7 @@ TR_API int tr_sup_count_children_wait(tr_ctx *ctx, tr_addr sup,
  * Returns:   TR_OK and `*out`; TR_ENOTFOUND when no child has that path
  *            or it is not running now; TR_EINVAL; TR_ESHUTDOWN off the
  *            workers once shutdown has begun.
+ *            TR_EFORKED in a fork child.
  */
 TR_API int tr_whereis_path(tr_system *sys, const char *path, tr_addr *out);
 
@@ -431,6 +437,7 @@ TR_API int tr_whereis_path(tr_system *sys, const char *path, tr_addr *out);
  *            virtual clock: TR_ESTUCK when nothing can run and no timer
  *            is pending; TR_ESTATE from a thread other than its driving
  *            thread.
+ *            TR_EFORKED in a fork child.
  */
 TR_API int tr_system_wait(tr_system *sys, tr_timeout timeout);
 

@@ -40,8 +40,8 @@ typedef struct tr_exit {
 
 /**
  * Called on the failing actor's worker when an actor that nobody supervises
- * fails. It must not block. `behaviour` and `exit` are borrowed for the
- * call.
+ * fails. It must not block. `behaviour` (the behaviour's name, or
+ * "(unnamed)") and `exit` are borrowed for the call.
  */
 typedef void (*tr_failure_fn)(void *arg, tr_addr who, const char *behaviour,
                               const tr_exit *exit);
@@ -201,6 +201,7 @@ TR_API tr_system *tr_ctx_system(const tr_ctx *ctx);
  * Context:   any thread.
  * Returns:   TR_OK; TR_EINVAL if an argument is NULL; TR_ESHUTDOWN off the
  *            workers once shutdown has begun (use `final_stats`).
+ *            TR_EFORKED in a fork child.
  */
 TR_API int tr_system_stats_get(tr_system *sys, tr_system_stats *out);
 

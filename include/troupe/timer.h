@@ -56,9 +56,11 @@ TR_API int tr_send_interval(tr_ctx *ctx, tr_addr to, uint32_t type,
  *
  * Context:   any thread.
  * Returns:   TR_OK; TR_EINVAL for a NULL system; TR_EALREADY if the timer
- *            already fired its last message or was cancelled; TR_ESHUTDOWN
+ *            already fired its last message or was cancelled, or is
+ *            another system's (which it leaves alone); TR_ESHUTDOWN
  *            off the workers once shutdown has begun (which drops every
  *            timer).
+ *            TR_EFORKED in a fork child.
  */
 TR_API int tr_timer_cancel(tr_system *sys, tr_timer timer);
 
@@ -80,6 +82,7 @@ TR_API uint64_t tr_now_ms(tr_system *sys);
  * Returns:   TR_OK; TR_EINVAL for a NULL system; TR_ESTATE if the system
  *            does not have a manual clock, or on a worker; TR_ESHUTDOWN
  *            once shutdown has begun.
+ *            TR_EFORKED in a fork child.
  */
 TR_API int tr_clock_advance(tr_system *sys, uint64_t ms);
 

@@ -452,6 +452,31 @@ test_actor_error_return_fails_it_and_reports_reason(void **state)
     assert_int_equal(st.failed, 1);
 }
 
+/* A behaviour without a name fails as "(unnamed)": the hook (and the
+ * default one, which prints it) never gets NULL for a string. */
+static int
+fail_at_once(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    (void)msg;
+    return TR_EIO;
+}
+
+static void
+test_actor_unnamed_behaviour_fails_as_unnamed(void **state)
+{
+    fixture *f = *state;
+    static const tr_behaviour unnamed = {.handle = fail_at_once};
+    tr_addr a;
+
+    assert_int_equal(tr_spawn(f->ctx, &unnamed, NULL, NULL, &a), TR_OK);
+    send_int(f, a, MSG_FAIL, 0);
+    assert_true(wait_count(&f->failures.count, 1));
+    assert_string_equal(f->failures.behaviour, "(unnamed)");
+    assert_int_equal(f->failures.code, TR_EIO);
+}
+
 static void
 test_actor_tr_fail_reports_code_and_text(void **state)
 {
@@ -1380,6 +1405,7 @@ main(void)
         T(test_actor_become_swaps_the_table_until_reverted),
         T(test_actor_stop_runs_stop_callback_and_frees_address),
         T(test_actor_error_return_fails_it_and_reports_reason),
+        T(test_actor_unnamed_behaviour_fails_as_unnamed),
         T(test_actor_tr_fail_reports_code_and_text),
         T(test_actor_init_failure_returns_its_code_without_stop),
         T(test_actor_tr_fail_in_init_fails_the_spawn),

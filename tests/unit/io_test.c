@@ -722,6 +722,40 @@ test_io_connect_succeeds_is_refused_and_times_out(void **state)
     close_full_listener(&fl);
 }
 
+/* A write to an empty buffer is taken whole, however far past the
+ * high-water mark, also while the connection is still being made (here
+ * for ever: the listener's queue is full). It was refused (TR_EFULL with
+ * nothing buffered). */
+static void
+test_io_first_write_while_connecting_is_taken_whole(void **state)
+{
+    fx *f = *state;
+    full_listener fl;
+    probe_cmd c = {.op = OP_CONNECT,
+                   .host = "127.0.0.1",
+                   .timeout = tr_ms(10000),
+                   .opts = {.write_hwm = 1024}};
+
+    bound_port(&fl);
+    fill_queue(&fl);
+    c.port = ntohs(fl.sa.sin_port);
+    probe_res r = probe_do(f->sys, f->probe, &c);
+    assert_int_equal(r.rc, TR_OK);
+    probe_cmd w = {.op = OP_WRITEV, .io = r.io, .nbufs = 4096, .len = 4};
+    memcpy(w.data, "abcd", 4);
+    assert_int_equal(probe_do(f->sys, f->probe, &w).rc, TR_OK);
+    probe_cmd b = {.op = OP_BUFFERED, .io = r.io};
+    probe_res br = probe_do(f->sys, f->probe, &b);
+    assert_int_equal(br.rc, TR_OK);
+    assert_int_equal(br.n, 4096);
+    assert_int_equal(probe_count(f->rec, TR_IO_CONNECTED), 0);
+    /* The buffer is past the mark now: the next write is refused. */
+    assert_int_equal(write_str(f, r.io, "more"), TR_EFULL);
+    probe_cmd x = {.op = OP_CLOSE, .io = r.io};
+    assert_int_equal(probe_do(f->sys, f->probe, &x).rc, TR_OK);
+    close_full_listener(&fl);
+}
+
 /* Every connect deadline ends its connection, however the event loop's
  * timer and the deadline's clock round: the loop's timer may fire a little
  * before the deadline by the deadline's clock (libevent reads a coarse
@@ -1489,6 +1523,9 @@ main(void)
             test_io_idle_timeout_ends_a_silent_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_io_connect_succeeds_is_refused_and_times_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_io_first_write_while_connecting_is_taken_whole, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(
             test_io_short_connect_timeouts_all_end_the_connection, setup,
             teardown),

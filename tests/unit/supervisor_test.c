@@ -1046,6 +1046,33 @@ test_sup_backoff_delays_restarts_and_answers_meanwhile(void **state)
     }
 }
 
+/* Backoff from 0: at once, then 1, 2, 4 ms. Doubling 0 stayed 0, and a
+ * child that failed at once restarted without end (nothing else bounds
+ * backoff restarts). */
+static void
+test_sup_backoff_from_zero_still_grows(void **state)
+{
+    (void)state;
+    tr_child_spec kids[1] = {kid(&cfg_a, TR_PERMANENT)};
+    kids[0].backoff = (tr_backoff){.min_ms = 0, .max_ms = 250};
+    tr_addr sup = start_sup(TR_ONE_FOR_ONE, kids, 1, 1, 1000);
+    tr_addr a = {.id = expect(EV_INIT, "a", TR_OK).addr};
+    const unsigned delays[4] = {0, 1, 2, 4};
+
+    for (int i = 0; i < 4; i++) {
+        send(a, MSG_CRASH);
+        expect(EV_STOP, "a", TR_EXIT_FAILED);
+        if (delays[i] != 0) {
+            which_arg w = {sup};
+            assert_true(tr_test_wait_until(child_not_running, &w, 5000));
+            assert_int_equal(tr_clock_advance(fx.sys, delays[i] - 1), TR_OK);
+            expect_quiet(20);
+            assert_int_equal(tr_clock_advance(fx.sys, 1), TR_OK);
+        }
+        assert_int_equal(expect(EV_INIT, "a", TR_OK).addr, a.id);
+    }
+}
+
 /* Crash `a`, then check its restart comes after `min_ms` and by
  * `max_ms` (inclusive) on the manual clock. */
 static void
@@ -3441,6 +3468,7 @@ main(void)
         T(test_sup_dynamic_children_and_api_errors),
         T(test_sup_simple_one_for_one_starts_from_the_template),
         M(test_sup_backoff_delays_restarts_and_answers_meanwhile),
+        M(test_sup_backoff_from_zero_still_grows),
         M(test_sup_backoff_resets_after_a_stable_run_and_jitters),
         M(test_sup_backoff_jitter_stays_within_its_percentage),
         T(test_sup_failing_restarts_are_retried_until_intensity),

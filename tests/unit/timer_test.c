@@ -180,6 +180,32 @@ test_timer_cancel_before_firing_sends_nothing(void **state)
     assert_int_equal(tr__timers_len(f->sys->timers), 0);
 }
 
+/* A handle names a timer of its own system only: another system's
+ * first timer, which has the same id inside that system, is left alone. */
+static void
+test_timer_another_systems_handle_cancels_nothing(void **state)
+{
+    fixture *f = *state;
+    tr_system *other = tr_test_system(1);
+    tr_timer mine;
+    tr_timer theirs;
+
+    assert_int_equal(tr_send_after(f->ctx, f->a, MSG_TICK, NULL, 0, 50, &mine),
+                     TR_OK);
+    tr_addr o;
+    assert_int_equal(
+        tr_spawn(tr_system_ctx(other), &probe_behaviour, f->out, NULL, &o),
+        TR_OK);
+    assert_int_equal(tr_send_after(tr_system_ctx(other), o, MSG_TICK, NULL, 0,
+                                   60000, &theirs),
+                     TR_OK);
+    assert_int_equal(tr_timer_cancel(f->sys, theirs), TR_EALREADY);
+    assert_int_equal(tr_timer_cancel(other, mine), TR_EALREADY);
+    assert_int_equal(tr_timer_cancel(f->sys, mine), TR_OK);
+    assert_int_equal(tr_timer_cancel(other, theirs), TR_OK);
+    tr_test_shutdown(other);
+}
+
 static void
 test_timer_timers_fire_in_deadline_order(void **state)
 {
@@ -461,6 +487,7 @@ main(void)
         T(test_timer_send_after_never_fires_early),
         T(test_timer_interval_ticks_each_period_until_cancelled),
         T(test_timer_cancel_before_firing_sends_nothing),
+        T(test_timer_another_systems_handle_cancels_nothing),
         T(test_timer_timers_fire_in_deadline_order),
         T(test_timer_dead_target_is_refused_or_dead_lettered),
         T(test_timer_misuse_returns_codes),

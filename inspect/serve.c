@@ -170,27 +170,12 @@ common_headers(struct evhttp_request *req, const char *type)
     evhttp_add_header(h, "Referrer-Policy", "no-referrer");
 }
 
+/* Reply `code` with `b` (freed): for HEAD only its length (evhttp would
+ * send the body too, and a keep-alive client would read it as the next
+ * response). */
 static void
-send_error(tr_live *lv, struct evhttp_request *req, int code,
-           const char *reason)
-{
-    struct evbuffer *b = evbuffer_new();
-
-    lv->rejected++;
-    common_headers(req, "text/plain; charset=utf-8");
-    if (b != NULL) {
-        evbuffer_add_printf(b, "%d %s\n", code, reason);
-    }
-    evhttp_send_reply(req, code, reason, b);
-    if (b != NULL) {
-        evbuffer_free(b);
-    }
-}
-
-/* Reply 200 with `b` (freed): for HEAD only its length (evhttp would send
- * the body too). */
-static void
-send_body(struct evhttp_request *req, struct evbuffer *b)
+send_reply(struct evhttp_request *req, int code, const char *reason,
+           struct evbuffer *b)
 {
     if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
         char len[32];
@@ -199,8 +184,24 @@ send_body(struct evhttp_request *req, struct evbuffer *b)
                           "Content-Length", len);
         evbuffer_drain(b, evbuffer_get_length(b));
     }
-    evhttp_send_reply(req, 200, "OK", b);
+    evhttp_send_reply(req, code, reason, b);
     evbuffer_free(b);
+}
+
+static void
+send_error(tr_live *lv, struct evhttp_request *req, int code,
+           const char *reason)
+{
+    struct evbuffer *b = evbuffer_new();
+
+    lv->rejected++;
+    common_headers(req, "text/plain; charset=utf-8");
+    if (b == NULL) {
+        evhttp_send_reply(req, code, reason, NULL);
+        return;
+    }
+    evbuffer_add_printf(b, "%d %s\n", code, reason);
+    send_reply(req, code, reason, b);
 }
 
 static void
@@ -230,7 +231,7 @@ send_sink(tr_live *lv, struct evhttp_request *req, tr_sink *k, const char *type)
         return;
     }
     common_headers(req, type);
-    send_body(req, b);
+    send_reply(req, 200, "OK", b);
 }
 
 /* ---- the documents ---- */
@@ -349,7 +350,7 @@ route_page(tr_live *lv, struct evhttp_request *req)
                       "style-src 'unsafe-inline'; connect-src 'self'; "
                       "img-src data:; base-uri 'none'; form-action 'none'; "
                       "frame-ancestors 'none'");
-    send_body(req, b);
+    send_reply(req, 200, "OK", b);
 }
 
 /* ---- /events ---- */

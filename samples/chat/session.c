@@ -216,8 +216,6 @@ ask(tr_ctx *ctx, session *s, uint32_t type, const void *data, size_t size,
 }
 
 static int join_room(tr_ctx *ctx, session *s, const char *room, bool quiet);
-static int on_quit(tr_ctx *ctx, void *state, const tr_call_result *res,
-                   void *arg);
 
 /* After a call: read on (or first join again, if the room's channel
  * closed meanwhile; or leave, if the client has sent its FIN). */
@@ -226,7 +224,7 @@ done(tr_ctx *ctx, session *s)
 {
     s->busy = false;
     if (s->eof) {
-        (void)ask(ctx, s, REG_QUIT, NULL, 0, on_quit);
+        (void)quit(ctx, s);
         return;
     }
     if (s->rejoin && s->room_name[0] != '\0') {
@@ -573,7 +571,8 @@ on_io(tr_ctx *ctx, session *s, const tr_io_event *ev)
         return s->leaving ? TR_OK : on_line(ctx, s, ev->data, ev->len);
     case TR_IO_EOF:
         /* The client has said all it will: answer what it asked, then
-         * leave as /quit does. */
+         * leave (the registry learns it from our end: one call less for
+         * a connection that comes and goes at once). */
         s->eof = true;
         if (s->leaving) {
             size_t left = 0;
@@ -583,7 +582,7 @@ on_io(tr_ctx *ctx, session *s, const tr_io_event *ev)
             }
             return TR_OK; /* CONN_LINGER looks again */
         }
-        return s->busy ? TR_OK : ask(ctx, s, REG_QUIT, NULL, 0, on_quit);
+        return s->busy ? TR_OK : quit(ctx, s);
     case TR_IO_TOO_LONG:
         if (s->leaving) {
             return TR_OK;

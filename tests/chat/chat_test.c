@@ -106,13 +106,13 @@ server_start(server *s)
     server_start_args(s, NULL);
 }
 
-/* SIGTERM; the exit status. */
+/* Wait for the server to exit (a signal was sent); the exit status, or
+ * 128 + the signal that ended it. */
 static int
-server_stop(server *s)
+server_wait(server *s)
 {
     int status = 0;
 
-    kill(s->pid, SIGTERM);
     assert_int_equal(waitpid(s->pid, &status, 0), s->pid);
     for (int i = 0; i < 8; i++) {
         if (running[i] == s->pid) {
@@ -121,6 +121,14 @@ server_stop(server *s)
     }
     close(s->out);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* SIGTERM; the exit status. */
+static int
+server_stop(server *s)
+{
+    kill(s->pid, SIGTERM);
+    return server_wait(s);
 }
 
 static int
@@ -862,16 +870,7 @@ test_chat_shutdown_tells_every_client(void **state)
         assert_true(tr_net_wait_closed(c[i].r.fd, WAIT_MS));
         leave(&c[i]);
     }
-    int status;
-    assert_int_equal(waitpid(s.pid, &status, 0), s.pid);
-    for (int i = 0; i < 8; i++) {
-        if (running[i] == s.pid) {
-            running[i] = 0;
-        }
-    }
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
-    close(s.out);
+    assert_int_equal(server_wait(&s), 0);
 }
 
 /* The peer's FIN, and only that, within WAIT_MS: no reset, no data. */
@@ -1014,16 +1013,7 @@ test_chat_shutdown_lets_a_slow_reader_catch_up(void **state)
     assert_true(ends_cleanly(&x));
     leave(&x);
     leave(&t);
-    int status;
-    assert_int_equal(waitpid(s.pid, &status, 0), s.pid);
-    for (int i = 0; i < 8; i++) {
-        if (running[i] == s.pid) {
-            running[i] = 0;
-        }
-    }
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
-    close(s.out);
+    assert_int_equal(server_wait(&s), 0);
 }
 
 static void

@@ -30,15 +30,6 @@ static tr_atomic(long) done_calls;
 static tr_atomic(long) by_status[4]; /* ok, timed out, closed, refused */
 static tr_atomic(long) wrong_reply;
 
-static uint64_t
-mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    return x;
-}
-
 /* ---- servers ---- */
 
 typedef struct server_state {
@@ -68,7 +59,7 @@ server_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
             return rc;
         }
     }
-    switch (mix((uint64_t)id) % 20) {
+    switch (tr_test_mix((uint64_t)id) % 20) {
     case 0: /* fail: this call and those queued end closed */
         return TR_EINVAL;
     case 1: /* stop */
@@ -209,7 +200,7 @@ client_next(tr_ctx *ctx)
     if (id >= total_calls) {
         return TR_OK;
     }
-    uint64_t h = mix((uint64_t)id * 7 + 3);
+    uint64_t h = tr_test_mix((uint64_t)id * 7 + 3);
     unsigned which = (unsigned)(h % SERVERS);
     uint32_t timeout = (uint32_t)((h >> 8) % 4 == 0 ? 0 : 1 + (h >> 16) % 30);
     char req[sizeof(long) + sizeof(uint32_t)];

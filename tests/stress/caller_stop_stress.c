@@ -61,15 +61,6 @@ typedef struct request {
     bool stop_caller;
 } request;
 
-static uint64_t
-mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    return x;
-}
-
 /* ---- servers: answer, and sometimes stop the caller after ---- */
 
 static int
@@ -121,7 +112,7 @@ on_reply(tr_ctx *ctx, void *state, const tr_call_result *res, void *arg)
         if (got != id) {
             tr_faa_relaxed(&wrong, 1);
         }
-        if (c->slot % 2 == 0 && mix((uint64_t)id) % STOP_EVERY == 0) {
+        if (c->slot % 2 == 0 && tr_test_mix((uint64_t)id) % STOP_EVERY == 0) {
             tr_faa_relaxed(&stop_replies[c->index], 1);
         }
     }
@@ -140,11 +131,12 @@ caller_next(tr_ctx *ctx, caller *c)
     request r = {
         .id = id,
         .caller = c->index,
-        .stop_caller = c->slot % 2 == 0 && mix((uint64_t)id) % STOP_EVERY == 0,
+        .stop_caller =
+            c->slot % 2 == 0 && tr_test_mix((uint64_t)id) % STOP_EVERY == 0,
     };
     tr_store_relaxed(&made_by[id], c->index + 1);
-    if (tr_call(ctx, servers[mix((uint64_t)id + 1) % SERVERS], MSG_CALL, &r,
-                sizeof(r), TR_FOREVER, on_reply,
+    if (tr_call(ctx, servers[tr_test_mix((uint64_t)id + 1) % SERVERS], MSG_CALL,
+                &r, sizeof(r), TR_FOREVER, on_reply,
                 (void *)(intptr_t)id) != TR_OK) {
         tr_faa_relaxed(&refused, 1);
         tr_store_relaxed(&ended[id], 1); /* accounted for */
@@ -290,7 +282,7 @@ test_callers_stopped_while_their_replies_land(void **state)
     }
     /* Stop odd slots' callers at random while the calls go on. */
     while (tr_load_relaxed(&next_id) < total_calls) {
-        r = mix(r + 1);
+        r = tr_test_mix(r + 1);
         uint32_t slot = (uint32_t)(r % (SLOTS / 2)) * 2 + 1;
         tr_addr a = {.id = tr_load_acq(&slot_addr[slot])};
         if (tr_actor_stop(ctx, a) == TR_OK) {

@@ -17,15 +17,6 @@ static tr_atomic(long) next_id;
 static tr_atomic(long) ended_calls;
 static tr_atomic(long) bad;
 
-static uint64_t
-mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    return x;
-}
-
 /* Answers three calls in four; stops (leaving the call unanswered, so it
  * ends with TR_ECLOSED) on the fourth. */
 static int
@@ -34,7 +25,7 @@ victim_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
     long id;
     (void)state;
     memcpy(&id, msg->data, sizeof(id));
-    if (mix((uint64_t)id) % 4 == 0) {
+    if (tr_test_mix((uint64_t)id) % 4 == 0) {
         return tr_stop(ctx);
     }
     return tr_reply(ctx, msg, &id, sizeof(id));
@@ -63,7 +54,7 @@ next_call(tr_ctx *ctx)
     if (id >= total_calls) {
         return TR_OK;
     }
-    unsigned which = (unsigned)(mix((uint64_t)id + 11) % VICTIMS);
+    unsigned which = (unsigned)(tr_test_mix((uint64_t)id + 11) % VICTIMS);
     for (;;) {
         tr_addr to = {.id = tr_load_acq(&victims[which])};
         int rc = tr_call(ctx, to, MSG_CALL, &id, sizeof(id), TR_FOREVER,

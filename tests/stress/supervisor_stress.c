@@ -152,15 +152,6 @@ typedef struct shared {
     tr_atomic(long) kills;
 } shared;
 
-static uint64_t
-mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    return x;
-}
-
 /* Numbers the traffic threads, so that each picks its own children: not
  * from an address, which would differ between two runs of one seed in the
  * systematic build. */
@@ -177,7 +168,8 @@ traffic(void *arg)
     uint64_t me = tr_faa_relaxed(&traffic_started, 1) + 1;
 
     for (long i = 0; i < ops && !tr_load_acq(&sh->stop); i++) {
-        uint64_t h = mix((uint64_t)i * 131 + me * 0x9e3779b97f4a7c15ull);
+        uint64_t h =
+            tr_test_mix((uint64_t)i * 131 + me * 0x9e3779b97f4a7c15ull);
         snprintf(path, sizeof(path), "/app/%s/w%u%s", groups[h % 4],
                  (unsigned)(h >> 8) % WORKERS,
                  h % 4 == 3 && (h >> 8) % WORKERS == 3 ? "/w0" : "");
@@ -345,7 +337,7 @@ chaos(tr_ctx *ctx, void *state, const tr_msg *msg)
     tr_addr to;
 
     (void)msg;
-    uint64_t h = mix(++*n);
+    uint64_t h = tr_test_mix(++*n);
     snprintf(path, sizeof(path), "/app/%s/w%u", groups[h % 3],
              (unsigned)(h >> 8) % WORKERS);
     if (tr_whereis_path(tr_ctx_system(ctx), path, &to) == TR_OK &&

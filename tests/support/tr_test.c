@@ -125,3 +125,12 @@ tr_test_ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
     }
     return rc;
 }
+
+uint64_t
+tr_test_mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return x;
+}

@@ -59,4 +59,8 @@ int tr_test_ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
 /* Command-line integer argument `i`, or `dflt`. */
 long tr_test_arg(int argc, char **argv, int i, long dflt);
 
+/* A 64-bit mix (murmur3's finaliser): the stress tests' choices, spread
+ * from a counter. */
+uint64_t tr_test_mix(uint64_t x);
+
 #endif /* TR_TEST_H */

@@ -2,6 +2,8 @@
  * The live endpoint in a build without libevent (TROUPE_WITH_LIBEVENT
  * off): it is not there.
  */
+#include "actors/actor.h"
+
 #include <troupe/error.h>
 #include <troupe/inspect.h>
 
@@ -12,11 +14,17 @@ tr_inspect_serve(tr_system *sys, const char *addr, const tr_inspect_opts *opts,
     (void)addr;
     (void)opts;
     (void)port;
-    return sys == NULL ? TR_EINVAL : TR_ESTATE;
+    if (sys == NULL) {
+        return TR_EINVAL;
+    }
+    return tr__sys_check(sys) != TR_OK ? TR_EFORKED : TR_ESTATE;
 }
 
 int
 tr_inspect_stop(tr_system *sys)
 {
-    return sys == NULL ? TR_EINVAL : TR_ESTATE;
+    if (sys == NULL) {
+        return TR_EINVAL;
+    }
+    return tr__sys_check(sys) != TR_OK ? TR_EFORKED : TR_ESTATE;
 }

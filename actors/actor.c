@@ -372,8 +372,8 @@ tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env,
 {
     int rc;
 
-    if (!tr__ctx_enter(ctx)) {
-        return TR_ESHUTDOWN;
+    if ((rc = tr__ctx_enter(ctx)) != TR_OK) {
+        return rc;
     }
     rc = deliver_entered(ctx, to, env, wait_until);
     tr__ctx_leave(ctx);
@@ -413,8 +413,8 @@ copy_deliver_outside(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
 {
     int rc;
 
-    if (!tr__sys_enter(ctx->sys)) {
-        return TR_ESHUTDOWN;
+    if ((rc = tr__sys_enter(ctx->sys)) != TR_OK) {
+        return rc;
     }
     rc = copy_deliver(ctx, to, type, data, size, wait_until);
     tr__sys_leave(ctx->sys);
@@ -506,8 +506,8 @@ tr_send_wait(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data,
     }
     /* Entered before the look at the system. One that may wait is a plain
      * thread's, entered once for the whole send. */
-    if (!tr__ctx_enter(ctx)) {
-        return TR_ESHUTDOWN;
+    if ((rc = tr__ctx_enter(ctx)) != TR_OK) {
+        return rc;
     }
     if (!tr__ctx_may_wait(ctx)) {
         rc = TR_ESTATE;
@@ -2067,18 +2067,16 @@ spawn(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
         mailbox_cap > TR_MAILBOX_CAP_MAX) {
         return TR_EINVAL;
     }
-    if (!tr__ctx_enter(ctx)) {
-        return TR_ESHUTDOWN;
+    if ((rc = tr__ctx_enter(ctx)) != TR_OK) {
+        return rc;
     }
     /* A swarm simulation may bound the mailboxes a program's own spawns
      * left unbounded (sim.c): a spawn's branch, not a send's. */
     if (user && mailbox_cap == 0 && tr_unlikely(ctx->sys->sim != NULL)) {
         mailbox_cap = tr__sim_swarm_mailbox_cap(ctx->sys);
     }
-    if ((rc = tr__sys_check(ctx->sys)) == TR_OK) {
-        rc = spawn_entered(ctx, behaviour, arg, mailbox_cap, prepare,
-                           prepare_arg, out, held, why, why_cap);
-    }
+    rc = spawn_entered(ctx, behaviour, arg, mailbox_cap, prepare, prepare_arg,
+                       out, held, why, why_cap);
     tr__ctx_leave(ctx);
     return rc;
 }
@@ -2287,8 +2285,8 @@ tr_actor_stop(tr_ctx *ctx, tr_addr to)
     if (ctx == NULL) {
         return TR_EINVAL;
     }
-    if (!tr__ctx_enter(ctx)) {
-        return TR_ESHUTDOWN;
+    if ((rc = tr__ctx_enter(ctx)) != TR_OK) {
+        return rc;
     }
     if ((rc = resolve(ctx, to, 0, &a)) == TR_OK) {
         rc = tr__actor_request_stop(ctx->sys, a, tr__id_gen(to.id), ctx->self);
@@ -2346,8 +2344,8 @@ tr_actor_close(tr_ctx *ctx, tr_addr to)
     if (ctx == NULL) {
         return TR_EINVAL;
     }
-    if (!tr__ctx_enter(ctx)) {
-        return TR_ESHUTDOWN;
+    if ((rc = tr__ctx_enter(ctx)) != TR_OK) {
+        return rc;
     }
     rc = close_entered(ctx, to);
     tr__ctx_leave(ctx);
@@ -2426,11 +2424,8 @@ tr_actor_stats_get(tr_system *sys, tr_addr who, tr_actor_stats *out)
     if (sys == NULL || out == NULL) {
         return TR_EINVAL;
     }
-    if (tr__sys_check(sys) != TR_OK) {
-        return TR_EFORKED;
-    }
-    if (!tr__sys_enter_any(sys, &entered)) {
-        return TR_ESHUTDOWN;
+    if ((rc = tr__sys_enter_any(sys, &entered)) != TR_OK) {
+        return rc;
     }
     rc = actor_stats(sys, who, out);
     if (entered) {

@@ -150,14 +150,15 @@ int tr__pgs_create(tr_pgs **out);
 void tr__pgs_destroy(tr_pgs *p);
 
 /* system.c */
-/* tr__sys_enter (actors/internal.h) for a call made with `ctx`. An actor's
- * context needs nothing: its callbacks run on a worker (joined before anything
- * is freed), inside a plain thread's spawn (which entered), or in shutdown's
- * own last pass. */
-static inline bool
+/* tr__sys_enter (actors/internal.h) for a call made with `ctx`, with its
+ * codes. An actor's context needs nothing: its callbacks run on a worker
+ * (joined before anything is freed), inside a plain thread's spawn (which
+ * entered), or in shutdown's own last pass; what such a call does in a
+ * fork child its own checks answer (resolve's, for a send). */
+static inline int
 tr__ctx_enter(tr_ctx *ctx)
 {
-    return ctx->actor != NULL || tr__sys_enter(ctx->sys);
+    return ctx->actor != NULL ? TR_OK : tr__sys_enter(ctx->sys);
 }
 
 static inline void

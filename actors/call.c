@@ -454,7 +454,7 @@ holder_enter(tr_call_rec *rec)
 static bool
 holder_use(tr_call_rec *rec, bool *entered)
 {
-    return holder_enter(rec) && tr__sys_enter_any(rec->sys, entered);
+    return holder_enter(rec) && tr__sys_enter_any(rec->sys, entered) == TR_OK;
 }
 
 static void
@@ -704,8 +704,8 @@ tr__ask(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
     /* Until the request and its timeout are armed this is a call on the
      * system (the timers are the system's); the wait after is on the
      * record only, which shutdown ends if nothing else does. */
-    if (!tr__ctx_enter(ctx)) {
-        return TR_ESHUTDOWN;
+    if ((rc = tr__ctx_enter(ctx)) != TR_OK) {
+        return rc;
     }
     /* The timeout bounds the whole call, a wait for room included; it runs
      * on the system's clock (manual clocks included). */
@@ -930,8 +930,8 @@ tr_forward(tr_ctx *ctx, tr_reply_to *handle, tr_addr to, uint32_t type,
     }
     /* A plain thread's forward during shutdown is refused (the caller
      * keeps the handle); otherwise the system runs until we are done. */
-    if (!tr__ctx_enter(ctx)) {
-        return TR_ESHUTDOWN;
+    if ((rc = tr__ctx_enter(ctx)) != TR_OK) {
+        return rc;
     }
     req = tr__env_create((uint32_t)(TR_CALL_PREFIX + size));
     if (req == NULL) {

@@ -580,16 +580,20 @@ int tr__ext_mark_supervisor(tr_ctx *ctx);
 bool tr__ext_is_other_than_supervisor(tr_actor *a, uint64_t gen);
 
 /*
- * A plain thread's call on the system begins: false (and nothing to undo)
- * once shutdown has begun, and the call returns TR_ESHUTDOWN. Otherwise
- * shutdown waits for the matching tr__sys_leave before it ends anything
- * for good, so the call may touch the whole system meanwhile. Every read
- * of the system by a call that a plain thread may make comes after it.
+ * A plain thread's call on the system begins: TR_OK, and shutdown waits
+ * for the matching tr__sys_leave before it ends anything for good, so the
+ * call may touch the whole system meanwhile. Otherwise nothing is to be
+ * undone and the call returns the code: TR_EFORKED in a fork child of the
+ * process that started `sys` (whose threads, and whatever locks they
+ * held, stayed in the parent), TR_ESHUTDOWN once shutdown has begun.
+ * Every read of the system by a call that a plain thread may make comes
+ * after it, so that no such call can miss either check.
  */
-bool tr__sys_enter(tr_system *sys);
+int tr__sys_enter(tr_system *sys);
 void tr__sys_leave(tr_system *sys);
 /* For calls that take only the system: on one of its workers there is
- * nothing to do (`*entered` false); elsewhere as tr__sys_enter. */
-bool tr__sys_enter_any(tr_system *sys, bool *entered);
+ * nothing to do (TR_OK, `*entered` false); elsewhere as tr__sys_enter
+ * (`*entered` true on TR_OK). */
+int tr__sys_enter_any(tr_system *sys, bool *entered);
 
 #endif /* TR_ACTORS_INTERNAL_H */

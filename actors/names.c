@@ -228,11 +228,8 @@ tr_register(tr_ctx *ctx, const char *name, tr_addr who)
     if (ctx == NULL || !valid_name(name)) {
         return TR_EINVAL;
     }
-    if (tr__sys_check(ctx->sys) != TR_OK) {
-        return TR_EFORKED;
-    }
-    if (!tr__ctx_enter(ctx)) {
-        return TR_ESHUTDOWN;
+    if ((rc = tr__ctx_enter(ctx)) != TR_OK) {
+        return rc;
     }
     rc = register_entered(ctx->sys, name, who);
     tr__ctx_leave(ctx);
@@ -294,11 +291,8 @@ tr_unregister(tr_ctx *ctx, const char *name)
     if (ctx == NULL || !valid_name(name)) {
         return TR_EINVAL;
     }
-    if (tr__sys_check(ctx->sys) != TR_OK) {
-        return TR_EFORKED;
-    }
-    if (!tr__ctx_enter(ctx)) {
-        return TR_ESHUTDOWN;
+    if ((rc = tr__ctx_enter(ctx)) != TR_OK) {
+        return rc;
     }
     rc = unregister_entered(ctx->sys, name);
     tr__ctx_leave(ctx);
@@ -309,18 +303,16 @@ int
 tr_whereis(tr_system *sys, const char *name, tr_addr *out)
 {
     bool entered;
+    int rc;
 
     if (sys == NULL || out == NULL || !valid_name(name)) {
         return TR_EINVAL;
     }
-    if (tr__sys_check(sys) != TR_OK) {
-        return TR_EFORKED;
-    }
-    if (!tr__sys_enter_any(sys, &entered)) {
-        return TR_ESHUTDOWN;
+    if ((rc = tr__sys_enter_any(sys, &entered)) != TR_OK) {
+        return rc;
     }
     tr_names *n = sys->names;
-    int rc = TR_ENOTFOUND;
+    rc = TR_ENOTFOUND;
     pthread_rwlock_rdlock(&n->lock);
     name_slot *s = find(n, name);
     if (s != NULL) {

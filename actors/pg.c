@@ -442,16 +442,14 @@ tr_pg_members(tr_system *sys, const char *group, tr_addr *out, size_t cap,
               size_t *n)
 {
     bool entered;
+    int rc;
 
     if (sys == NULL || !valid_group(group) || n == NULL ||
         (out == NULL && cap != 0)) {
         return TR_EINVAL;
     }
-    if (tr__sys_check(sys) != TR_OK) {
-        return TR_EFORKED;
-    }
-    if (!tr__sys_enter_any(sys, &entered)) {
-        return TR_ESHUTDOWN;
+    if ((rc = tr__sys_enter_any(sys, &entered)) != TR_OK) {
+        return rc;
     }
     tr_pgs *p = sys->pgs;
     pthread_mutex_lock(&p->lock);
@@ -541,8 +539,8 @@ tr_pg_send(tr_ctx *ctx, const char *group, uint32_t type, const void *data,
     }
     /* Entered before anything of the system is read, and the payload
      * copied: shutdown waits for a send that began before it. */
-    if (!tr__ctx_enter(ctx)) {
-        return TR_ESHUTDOWN;
+    if ((rc = tr__ctx_enter(ctx)) != TR_OK) {
+        return rc;
     }
     rc = pg_send_entered(ctx, group, type, data, size, &queued);
     tr__ctx_leave(ctx);

@@ -208,17 +208,20 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
     return TR_OK;
 }
 
-bool
+int
 tr__sys_enter(tr_system *sys)
 {
+    if (tr__sys_check(sys) != TR_OK) {
+        return TR_EFORKED;
+    }
     /* seq_cst, both: against shutdown's store of the flag and its read of
      * `inside` (see the top comment). */
     tr_faa_seqcst(&sys->inside, 1);
     if (tr_load_seqcst(&sys->shutting_down)) {
         tr_fas_acqrel(&sys->inside, 1);
-        return false;
+        return TR_ESHUTDOWN;
     }
-    return true;
+    return TR_OK;
 }
 
 void
@@ -228,11 +231,17 @@ tr__sys_leave(tr_system *sys)
     tr_fas_acqrel(&sys->inside, 1);
 }
 
-bool
+int
 tr__sys_enter_any(tr_system *sys, bool *entered)
 {
+    /* A fork child's thread may still name a worker as its own (the fork
+     * was made in a callback), so the check comes first. */
+    if (tr__sys_check(sys) != TR_OK) {
+        *entered = false;
+        return TR_EFORKED;
+    }
     *entered = tr__sched_current(sys->sched) == NULL;
-    return !*entered || tr__sys_enter(sys);
+    return *entered ? tr__sys_enter(sys) : TR_OK;
 }
 
 void
@@ -333,15 +342,13 @@ int
 tr_system_stats_get(tr_system *sys, tr_system_stats *out)
 {
     bool entered;
+    int rc;
 
     if (sys == NULL || out == NULL) {
         return TR_EINVAL;
     }
-    if (tr__sys_check(sys) != TR_OK) {
-        return TR_EFORKED;
-    }
-    if (!tr__sys_enter_any(sys, &entered)) {
-        return TR_ESHUTDOWN;
+    if ((rc = tr__sys_enter_any(sys, &entered)) != TR_OK) {
+        return rc;
     }
     stats_sum(sys, out);
     if (entered) {
@@ -447,13 +454,11 @@ tr_system_shutdown(tr_system *sys, tr_timeout timeout)
     /* Entered before anything else of the system is read, as any call of
      * a plain thread: a second call, made while this one runs, finds the
      * flag and leaves, and the first frees nothing before it has left. */
-    if (!tr__sys_enter(sys)) {
-        return TR_ESHUTDOWN;
+    if ((rc = tr__sys_enter(sys)) != TR_OK) {
+        return rc; /* a fork child's system lives in the parent: leave it */
     }
-    if (tr__sys_check(sys) != TR_OK) {
-        rc = TR_EFORKED; /* its threads live in the parent: leave it */
-    } else if (tr__sched_current(sys->sched) != NULL || tr__in_init() ||
-               !tr__sim_on_driver(sys)) {
+    if (tr__sched_current(sys->sched) != NULL || tr__in_init() ||
+        !tr__sim_on_driver(sys)) {
         rc = TR_ESTATE;
     } else if (tr_xchg_seqcst(&sys->shutting_down, true)) {
         /* seq_cst: see the top comment. A second call (a `stop` callback
@@ -558,11 +563,8 @@ tr_system_wait(tr_system *sys, tr_timeout timeout)
     }
     /* A call on the system while it waits: shutdown wakes it (after
      * setting its flag) and waits for it to leave before freeing. */
-    if (tr__sys_check(sys) != TR_OK) {
-        return TR_EFORKED;
-    }
-    if (!tr__sys_enter(sys)) {
-        return TR_ESHUTDOWN;
+    if ((rc = tr__sys_enter(sys)) != TR_OK) {
+        return rc;
     }
     uint64_t deadline = tr_timeout_deadline_ns(sys_now(sys), timeout);
     for (;;) {

@@ -208,8 +208,8 @@ arm_send(tr_ctx *ctx, tr_addr to, uint32_t type, const void *data, size_t size,
         (type >= TR_MSG_RESERVED && !runtime)) {
         return TR_EINVAL;
     }
-    if (!tr__ctx_enter(ctx)) {
-        return TR_ESHUTDOWN;
+    if ((rc = tr__ctx_enter(ctx)) != TR_OK) {
+        return rc;
     }
     sys = ctx->sys;
     /* The runtime's own timers (a supervisor's shutdown deadlines) must
@@ -257,11 +257,8 @@ tr_timer_cancel(tr_system *sys, tr_timer timer)
     if (sys == NULL) {
         return TR_EINVAL;
     }
-    if (tr__sys_check(sys) != TR_OK) {
-        return TR_EFORKED;
-    }
-    if (!tr__sys_enter_any(sys, &entered)) {
-        return TR_ESHUTDOWN;
+    if ((rc = tr__sys_enter_any(sys, &entered)) != TR_OK) {
+        return rc;
     }
     rc = tr__timers_cancel(sys->timers, timer.id ^ sys->node) ? TR_OK
                                                               : TR_EALREADY;
@@ -277,7 +274,7 @@ tr_now_ms(tr_system *sys)
     bool entered;
     uint64_t ms;
 
-    if (sys == NULL || !tr__sys_enter_any(sys, &entered)) {
+    if (sys == NULL || tr__sys_enter_any(sys, &entered) != TR_OK) {
         return 0;
     }
     ms = tr__timers_now(sys->timers) / 1000000u;
@@ -293,11 +290,9 @@ tr_clock_advance(tr_system *sys, uint64_t ms)
     if (sys == NULL) {
         return TR_EINVAL;
     }
-    if (tr__sys_check(sys) != TR_OK) {
-        return TR_EFORKED;
-    }
-    if (!tr__sys_enter(sys)) {
-        return TR_ESHUTDOWN;
+    int rc = tr__sys_enter(sys);
+    if (rc != TR_OK) {
+        return rc;
     }
     if (!sys->cfg.manual_clock || tr__sched_current(sys->sched) != NULL ||
         !tr__sim_on_driver(sys)) {

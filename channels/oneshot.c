@@ -130,7 +130,7 @@ deliver(oneshot *o, bool has_value)
      * actors under the push; once it has begun the actor is being
      * stopped, and is not told. */
     bool entered = false;
-    bool in = tr__sys_enter_any(o->sys, &entered);
+    bool in = tr__sys_enter_any(o->sys, &entered) == TR_OK;
     if (in && (env = tr__env_create(has_value ? o->size : 0)) != NULL) {
         env->type = has_value ? o->value_type : o->closed_type;
         env->kind = TR_CTL_USER;

@@ -458,11 +458,9 @@ tr_inspect_snapshot(tr_system *sys, tr_inspect_format format, char *buf,
     nodes ns = {0};
     bool entered;
     /* The tree is copied out: only the copy needs the system. */
-    if (tr__sys_check(sys) != TR_OK) {
-        return TR_EFORKED;
-    }
-    if (!tr__sys_enter_any(sys, &entered)) {
-        return TR_ESHUTDOWN;
+    int rc = tr__sys_enter_any(sys, &entered);
+    if (rc != TR_OK) {
+        return rc;
     }
     tr__snap_collect(sys, &ns, false);
     if (entered) {

@@ -449,13 +449,10 @@ tr_inspect_serve(tr_system *sys, const char *addr, const tr_inspect_opts *opts,
     if (sys == NULL) {
         return TR_EINVAL;
     }
-    if (tr__sys_check(sys) != TR_OK) {
-        return TR_EFORKED;
+    int rc = tr__sys_enter(sys);
+    if (rc != TR_OK) {
+        return rc;
     }
-    if (!tr__sys_enter(sys)) {
-        return TR_ESHUTDOWN;
-    }
-    int rc = TR_OK;
     tr_live *lv = NULL;
     pthread_mutex_lock(&sys->live_lock);
     /* Acquire: a shutdown that took the lock first stopped the endpoint
@@ -488,13 +485,10 @@ tr_inspect_stop(tr_system *sys)
     if (sys == NULL) {
         return TR_EINVAL;
     }
-    if (tr__sys_check(sys) != TR_OK) {
-        return TR_EFORKED;
+    int rc = tr__sys_enter(sys);
+    if (rc != TR_OK) {
+        return rc; /* past shutdown's start, shutdown stops it */
     }
-    if (!tr__sys_enter(sys)) {
-        return TR_ESHUTDOWN; /* shutdown stops it */
-    }
-    int rc = TR_OK;
     pthread_mutex_lock(&sys->live_lock);
     if (sys->live == NULL || !sys->live->serving) {
         rc = TR_ESTATE;

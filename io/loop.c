@@ -578,15 +578,13 @@ tr_io_stats_get(tr_system *sys, tr_io_stats *out)
     tr_io_stats st = {0};
     tr_io_sys *io;
     bool entered;
+    int rc;
 
     if (sys == NULL || out == NULL) {
         return TR_EINVAL;
     }
-    if (tr__sys_check(sys) != TR_OK) {
-        return TR_EFORKED;
-    }
-    if (!tr__sys_enter_any(sys, &entered)) {
-        return TR_ESHUTDOWN;
+    if ((rc = tr__sys_enter_any(sys, &entered)) != TR_OK) {
+        return rc;
     }
     io = (tr_io_sys *)tr_load_acq(&sys->io);
     if (io != NULL) {

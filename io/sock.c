@@ -1171,11 +1171,8 @@ tr_io_port(tr_system *sys, tr_io h, uint16_t *port)
     if (sys == NULL || port == NULL) {
         return TR_EINVAL;
     }
-    if (tr__sys_check(sys) != TR_OK) {
-        return TR_EFORKED;
-    }
-    if (!tr__sys_enter_any(sys, &entered)) {
-        return TR_ESHUTDOWN;
+    if ((rc = tr__sys_enter_any(sys, &entered)) != TR_OK) {
+        return rc;
     }
     rc = port_entered(sys, h, port);
     if (entered) {

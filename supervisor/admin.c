@@ -418,14 +418,16 @@ ask(tr_ctx *ctx, tr_addr sup, uint32_t type, const admin_req *q, admin_rep *rep,
     size_t len = 0;
     bool entered;
     bool other = false;
+    int rc;
 
     if (ctx == NULL || timeout.ms == 0) {
         return TR_EINVAL;
     }
     tr_system *sys = ctx->sys;
     /* The look at `sup` reads the system: entered, as tr__ask is. */
-    if (!tr__sys_enter_any(sys, &entered)) {
-        return TR_ESHUTDOWN;
+    rc = tr__sys_enter_any(sys, &entered);
+    if (rc != TR_OK) {
+        return rc;
     }
     if (sup.id != 0 && tr__addr_check(sys, sup) == TR_OK) {
         tr_actor *a = tr__table_slot(sys->table, sup.id);
@@ -438,8 +440,8 @@ ask(tr_ctx *ctx, tr_addr sup, uint32_t type, const admin_req *q, admin_rep *rep,
     if (other) {
         return TR_ENOTSUP;
     }
-    int rc = tr__ask(ctx, sup, type, q, sizeof(*q), rep, cap, &len, timeout,
-                     NULL, 0);
+    rc = tr__ask(ctx, sup, type, q, sizeof(*q), rep, cap, &len, timeout, NULL,
+                 0);
     if (rc == TR_OK && len < sizeof(admin_rep)) {
         rc = TR_ECLOSED;
     }

@@ -43,13 +43,11 @@ tr_whereis_path(tr_system *sys, const char *path, tr_addr *out)
     if (sys == NULL || path == NULL || out == NULL) {
         return TR_EINVAL;
     }
-    if (tr__sys_check(sys) != TR_OK) {
-        return TR_EFORKED;
+    int rc = tr__sys_enter_any(sys, &entered);
+    if (rc != TR_OK) {
+        return rc;
     }
-    if (!tr__sys_enter_any(sys, &entered)) {
-        return TR_ESHUTDOWN;
-    }
-    int rc = TR_ENOTFOUND;
+    rc = TR_ENOTFOUND;
     const char *p = path;
     size_t len = segment(&p);
     pthread_mutex_lock(&sys->tree_lock);

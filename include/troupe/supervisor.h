@@ -264,7 +264,8 @@ TR_API int tr_sup_start(tr_ctx *ctx, const tr_sup_spec *spec,
  * without limit; TR_NOWAIT is TR_EINVAL), TR_ENOMEM (out of memory, in the
  * caller or in the supervisor), TR_ECLOSED (the supervisor ended before
  * answering, or had no memory left to queue the request or send the
- * answer).
+ * answer), TR_ESHUTDOWN (shutdown had begun), TR_EFORKED (in a fork
+ * child).
  *
  * A request that times out may still be carried out, as in OTP, with one
  * exception: a start (tr_sup_start_child_wait, tr_sup_restart_child_wait)

@@ -161,6 +161,10 @@ forked_calls(tr_system *sys, tr_addr a)
     tr_timer t = {0};
     uint16_t port;
     size_t n;
+    tr_reply_buf reply = {0};
+    tr_signal sig;
+    tr_child_counts counts;
+    const tr_sup_spec spec = {.name = "forked"};
 
     alarm(10); /* a hang fails the test instead of stalling it */
     /* The exit status names the first call that was not refused. */
@@ -168,6 +172,16 @@ forked_calls(tr_system *sys, tr_addr a)
         tr_send(ctx, a, MSG_PING, NULL, 0),
         tr_test_ask(ctx, a, MSG_PING, NULL, 0, buf, sizeof(buf), &len, 0),
         tr_spawn(ctx, &child_b, NULL, NULL, &b),
+        tr_send_wait(ctx, a, MSG_PING, NULL, 0, tr_ms(100)),
+        tr_send_after(ctx, a, MSG_PING, NULL, 0, 1, &t),
+        tr_send_interval(ctx, a, MSG_PING, NULL, 0, 1, &t),
+        tr_ask_wait(ctx, a, MSG_PING, NULL, 0, &reply, tr_ms(100)),
+        tr_actor_wait(ctx, a, tr_ms(100), &sig),
+        tr_actor_close(ctx, a),
+        tr_actor_stop(ctx, a),
+        tr_pg_send(ctx, "group", MSG_PING, NULL, 0, &n),
+        tr_sup_start(ctx, &spec, NULL, &b),
+        tr_sup_count_children_wait(ctx, a, &counts, tr_ms(100)),
         tr_register(ctx, "forked", a),
         tr_unregister(ctx, "forked"),
         tr_whereis(sys, "forked", &b),

@@ -879,7 +879,10 @@ tr__actor_finish(tr_ctx *ctx, const tr_exit *exit, bool run_stop)
         pthread_mutex_unlock(&rx->lock);
     }
 
-    tr__actor_drain(ctx, a, TR_DEAD_STOPPED);
+    /* Relaxed: the reason is a label, read as any counter is. */
+    tr__actor_drain(ctx, a,
+                    tr_load_relaxed(&sys->shutting_down) ? TR_DEAD_SHUTDOWN
+                                                         : TR_DEAD_STOPPED);
     tr_waiter *waiters = tr__ext_on_end(ctx, a, ctx->gen, exit);
     if (x != NULL) {
         tr_store_relaxed(&x->parent, 0);
@@ -1083,8 +1086,13 @@ ended(tr_ctx *ctx, int rc, uint32_t type)
     if (ctx->fail_code != 0) {
         exit = (tr_exit){TR_EXIT_FAILED, ctx->fail_code, ctx->fail_text};
     } else if (rc != TR_OK) {
+        /* TR_IGNORE is init's alone: a failure carrying it would read as
+         * a declined start (a supervisor's "ignored", tr_spawn's code).
+         * As OTP's bad return value, it fails as misuse; the text keeps
+         * what was returned. */
         describe_failure(ctx->fail_text, sizeof(ctx->fail_text), type, rc);
-        exit = (tr_exit){TR_EXIT_FAILED, rc, ctx->fail_text};
+        exit = (tr_exit){TR_EXIT_FAILED, rc == TR_IGNORE ? TR_EINVAL : rc,
+                         ctx->fail_text};
     } else {
         tr_ext *x = tr_load_acq(&ctx->actor->ext);
         exit = (tr_exit){TR_EXIT_NORMAL, TR_OK, "normal"};

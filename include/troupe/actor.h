@@ -41,7 +41,8 @@ typedef int (*tr_init_fn)(tr_ctx *ctx, void *state, const void *arg);
 
 /**
  * Handles one message. Return TR_OK to go on; any other value makes the
- * actor fail with that code.
+ * actor fail with that code (TR_IGNORE, which only `init` may return,
+ * makes it fail with TR_EINVAL).
  */
 typedef int (*tr_handle_fn)(tr_ctx *ctx, void *state, const tr_msg *msg);
 

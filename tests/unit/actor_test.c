@@ -477,6 +477,35 @@ test_actor_unnamed_behaviour_fails_as_unnamed(void **state)
     assert_int_equal(f->failures.code, TR_EIO);
 }
 
+/* TR_IGNORE is init's to return: from a handler the actor fails as misuse,
+ * and no failure reads as a declined start. */
+static int
+ignore_in_handler(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    (void)msg;
+    return TR_IGNORE;
+}
+
+static void
+test_actor_ignore_from_a_handler_fails_as_misuse(void **state)
+{
+    fixture *f = *state;
+    static const tr_behaviour ignores = {.name = "ignores",
+                                         .handle = ignore_in_handler};
+    tr_signal sig;
+    tr_addr a;
+
+    assert_int_equal(tr_spawn(f->ctx, &ignores, NULL, NULL, &a), TR_OK);
+    send_int(f, a, MSG_ECHO, 0);
+    assert_int_equal(tr_actor_wait(f->ctx, a, tr_ms(5000), &sig), TR_OK);
+    assert_int_equal(sig.code, TR_EINVAL);
+    assert_true(wait_count(&f->failures.count, 1));
+    assert_int_equal(f->failures.code, TR_EINVAL);
+    assert_non_null(strstr(f->failures.text, "TR_IGNORE"));
+}
+
 static void
 test_actor_tr_fail_reports_code_and_text(void **state)
 {
@@ -564,6 +593,38 @@ test_actor_stop_request_overtakes_queued_messages(void **state)
     assert_true(tr_test_wait_stopped(f->sys, a, 5000));
     assert_true(wait_count(&f->dead.count, 10));
     assert_int_equal(tr_load_relaxed(&f->dead.by_reason[TR_DEAD_STOPPED]), 10);
+}
+
+static void *shut_it(void *p);
+
+/* What an actor still had queued when shutdown stopped it is counted as
+ * left at shutdown, not as queued when its receiver stopped. */
+static void
+test_actor_queued_at_shutdown_are_shutdown_dead_letters(void **state)
+{
+    fixture *f = *state;
+    tr_addr a = spawn_probe(f);
+    tr_system_stats st;
+    pthread_t t;
+    void *shut_rc;
+
+    send_int(f, a, MSG_SLOW, 0);
+    assert_int_equal(next_report(f->probe), MSG_SLOW);
+    for (int i = 0; i < 10; i++) {
+        send_int(f, a, MSG_ECHO, i);
+    }
+    assert_int_equal(pthread_create(&t, NULL, shut_it, f), 0);
+    f->shut = true;
+    /* Shutdown has begun once a plain thread's call is refused. */
+    while (tr_system_stats_get(f->sys, &st) != TR_ESHUTDOWN) {
+        sched_yield();
+    }
+    tr_store_rel(&slow_release, true);
+    assert_int_equal(pthread_join(t, &shut_rc), 0);
+    assert_int_equal((intptr_t)shut_rc, TR_OK);
+    assert_int_equal(next_report(f->probe), PROBE_STOP_SHUTDOWN);
+    assert_int_equal(tr_load_relaxed(&f->dead.count), 10);
+    assert_int_equal(tr_load_relaxed(&f->dead.by_reason[TR_DEAD_SHUTDOWN]), 10);
 }
 
 /*
@@ -1406,11 +1467,13 @@ main(void)
         T(test_actor_stop_runs_stop_callback_and_frees_address),
         T(test_actor_error_return_fails_it_and_reports_reason),
         T(test_actor_unnamed_behaviour_fails_as_unnamed),
+        T(test_actor_ignore_from_a_handler_fails_as_misuse),
         T(test_actor_tr_fail_reports_code_and_text),
         T(test_actor_init_failure_returns_its_code_without_stop),
         T(test_actor_tr_fail_in_init_fails_the_spawn),
         T(test_actor_stop_in_init_spawns_then_stops),
         T(test_actor_stop_request_overtakes_queued_messages),
+        T(test_actor_queued_at_shutdown_are_shutdown_dead_letters),
         T(test_actor_control_message_during_a_one_message_run),
         T(test_actor_zero_copy_send_takes_buffer_only_on_success),
         T(test_actor_bounded_mailbox_refuses_when_full),

@@ -817,14 +817,17 @@ tr__sim_destroy(tr_system *sys)
 
 /* ---- public ---- */
 
-/* TR_OK when the caller may take steps of `sys`. */
+/* TR_OK when the caller may take steps of `sys`: the driving thread,
+ * outside every actor's callbacks (a step's, and an `init` its own spawn
+ * runs, which holds the new actor's run-right). */
 static int
 may_step(tr_system *sys)
 {
     if (sys == NULL) {
         return TR_EINVAL;
     }
-    if (sys->sim == NULL || !tr__sim_on_driver(sys) || tr__on_a_worker()) {
+    if (sys->sim == NULL || !tr__sim_on_driver(sys) || tr__on_a_worker() ||
+        tr__in_init()) {
         return TR_ESTATE;
     }
     return TR_OK;

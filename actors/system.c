@@ -458,7 +458,7 @@ tr_system_shutdown(tr_system *sys, tr_timeout timeout)
         return rc; /* a fork child's system lives in the parent: leave it */
     }
     if (tr__sched_current(sys->sched) != NULL || tr__in_init() ||
-        !tr__sim_on_driver(sys)) {
+        tr__tls_inspecting || !tr__sim_on_driver(sys)) {
         rc = TR_ESTATE;
     } else if (tr_xchg_seqcst(&sys->shutting_down, true)) {
         /* seq_cst: see the top comment. A second call (a `stop` callback
@@ -558,7 +558,8 @@ tr_system_wait(tr_system *sys, tr_timeout timeout)
     if (sys == NULL) {
         return TR_EINVAL;
     }
-    if (tr__on_a_worker() || tr__in_init() || !tr__sim_on_driver(sys)) {
+    if (tr__on_a_worker() || tr__in_init() || tr__tls_inspecting ||
+        !tr__sim_on_driver(sys)) {
         return TR_ESTATE;
     }
     /* A call on the system while it waits: shutdown wakes it (after

@@ -233,3 +233,4 @@ tr__now_ns(void)
 
 TR_TLS void *tr__tls_worker;
 TR_TLS bool tr__tls_last_pass;
+TR_TLS bool tr__tls_inspecting;

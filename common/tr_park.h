@@ -115,6 +115,11 @@ tr__on_a_worker(void)
  * left on its own thread (actors/system.c). */
 extern TR_TLS bool tr__tls_last_pass;
 
+/* Set for its whole life on the live endpoint's thread (inspect/loop.c),
+ * which runs `on_warning` callbacks: from there, a call that would stop
+ * that very thread or wait on the system returns TR_ESTATE. */
+extern TR_TLS bool tr__tls_inspecting;
+
 /* Whether a call may block the calling thread: not on a worker, and not in
  * a `stop` callback that shutdown's last pass runs, which would hold the
  * shutdown up (for ever, with TR_FOREVER). */

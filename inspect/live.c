@@ -442,6 +442,16 @@ start(tr_live *lv, const char *addr)
     return TR_OK;
 }
 
+/* Whether the calling thread may start or stop the endpoint: a plain
+ * thread's calls, which start and join its thread, so not a worker, not
+ * an actor's callbacks, and not the endpoint's own thread (an
+ * `on_warning` callback), which the stop would join. */
+static bool
+may_serve(void)
+{
+    return tr__may_block() && !tr__in_init() && !tr__tls_inspecting;
+}
+
 int
 tr_inspect_serve(tr_system *sys, const char *addr, const tr_inspect_opts *opts,
                  uint16_t *port)
@@ -452,6 +462,10 @@ tr_inspect_serve(tr_system *sys, const char *addr, const tr_inspect_opts *opts,
     int rc = tr__sys_enter(sys);
     if (rc != TR_OK) {
         return rc;
+    }
+    if (!may_serve()) {
+        tr__sys_leave(sys);
+        return TR_ESTATE;
     }
     tr_live *lv = NULL;
     pthread_mutex_lock(&sys->live_lock);
@@ -488,6 +502,10 @@ tr_inspect_stop(tr_system *sys)
     int rc = tr__sys_enter(sys);
     if (rc != TR_OK) {
         return rc; /* past shutdown's start, shutdown stops it */
+    }
+    if (!may_serve()) {
+        tr__sys_leave(sys);
+        return TR_ESTATE;
     }
     pthread_mutex_lock(&sys->live_lock);
     if (sys->live == NULL || !sys->live->serving) {

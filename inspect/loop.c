@@ -71,6 +71,7 @@ loop_main(void *arg)
 {
     tr_loop *l = arg;
 
+    tr__tls_inspecting = true;
     event_base_dispatch(l->base);
     return NULL;
 }

@@ -88,8 +88,9 @@ typedef struct tr_warning {
 
 /**
  * Called on the inspection thread when a warning is raised or cleared; it
- * must not block for long (the endpoint waits for it) and must not call
- * tr_inspect_stop or tr_system_shutdown. `w` is borrowed for the call.
+ * must not block for long (the endpoint waits for it). tr_inspect_serve,
+ * tr_inspect_stop, tr_system_shutdown and tr_system_wait return TR_ESTATE
+ * there. `w` is borrowed for the call.
  */
 typedef void (*tr_warning_fn)(void *arg, const tr_warning *w);
 
@@ -153,8 +154,10 @@ typedef struct tr_inspect_opts {
  * Context:   a plain thread, while the system runs.
  * Returns:   TR_OK; TR_EINVAL for a NULL `sys` or an address that does not
  *            parse; TR_EALREADY if it is serving already; TR_ESTATE if the
- *            address cannot be bound (in use, not local) or this build has
- *            no endpoint; TR_ESHUTDOWN; TR_ENOMEM.
+ *            address cannot be bound (in use, not local), this build has
+ *            no endpoint, or off a plain thread (on a worker, in an
+ *            actor's callbacks, in an `on_warning` callback); TR_ESHUTDOWN;
+ *            TR_ENOMEM.
  *            TR_EFORKED in a fork child.
  */
 TR_API int tr_inspect_serve(tr_system *sys, const char *addr,
@@ -168,8 +171,9 @@ TR_API int tr_inspect_serve(tr_system *sys, const char *addr,
  * Context:   a plain thread, not the inspection thread (not a warning
  *            callback).
  * Returns:   TR_OK; TR_EINVAL for a NULL `sys`; TR_ESTATE if it was not
- *            serving; TR_ESHUTDOWN once shutdown has begun (it stops the
- *            endpoint itself).
+ *            serving, or off a plain thread (as tr_inspect_serve);
+ *            TR_ESHUTDOWN once shutdown has begun (it stops the endpoint
+ *            itself).
  *            TR_EFORKED in a fork child.
  */
 TR_API int tr_inspect_stop(tr_system *sys);

@@ -432,7 +432,8 @@ TR_API int tr_whereis_path(tr_system *sys, const char *path, tr_addr *out);
  * Context:   a plain thread, never a worker of any system nor an actor's
  *            `init` that a plain thread's spawn runs.
  * Returns:   TR_OK when one has; TR_ETIMEDOUT; TR_EINVAL; TR_ESTATE on a
- *            worker or in an `init`; TR_ESHUTDOWN once shutdown has begun
+ *            worker, in an `init` or in the live endpoint's `on_warning`
+ *            callback; TR_ESHUTDOWN once shutdown has begun
  *            (it returns at once, before the system is freed). On a
  *            simulated system (troupe/sim.h) the wait takes steps on the
  *            virtual clock: TR_ESTUCK when nothing can run and no timer

@@ -167,8 +167,9 @@ TR_API int tr_system_start(const tr_system_config *cfg, tr_system **out);
  * Returns:   TR_OK; TR_EINVAL if `sys` is NULL; TR_ESTATE if called from a
  *            worker of `sys`, from an `init` (nothing is stopped: the
  *            spawn that runs it is a call on the system, which shutdown
- *            would wait for), or from a thread other than a simulated
- *            system's driving thread; TR_ESTUCK (see
+ *            would wait for), from the live endpoint's `on_warning`
+ *            callback (it would join its own thread), or from a thread
+ *            other than a simulated system's driving thread; TR_ESTUCK (see
  *            above); TR_ESHUTDOWN if shutdown
  *            had begun already (a second call: it changes nothing);
  *            TR_ETIMEDOUT if actors were still running at the deadline

@@ -924,6 +924,88 @@ test_live_restart_storms_and_dead_letters_warn(void **state)
 
 /* ---- the endpoint itself ---- */
 
+/*
+ * Starting and stopping the endpoint is a plain thread's: from its own
+ * thread (an `on_warning` callback) a stop would join that thread, and
+ * shutdown would too; from a handler it would block a worker. Each is
+ * refused, and the endpoint serves on.
+ */
+static tr_atomic(int) refused[6];
+static tr_atomic(uint32_t) refusals_in;
+
+static void
+warning_calls_back(void *arg, const tr_warning *w)
+{
+    (void)arg;
+    (void)w;
+    if (tr_load_relaxed(&refusals_in) & 1) {
+        return; /* the first warning only */
+    }
+    tr_store_relaxed(&refused[0], tr_inspect_stop(fx.sys));
+    tr_store_relaxed(&refused[1],
+                     tr_inspect_serve(fx.sys, "127.0.0.1:0", NULL, NULL));
+    tr_store_relaxed(&refused[2], tr_system_wait(fx.sys, tr_ms(10)));
+    tr_store_relaxed(&refused[3], tr_system_shutdown(fx.sys, TR_NOWAIT));
+    /* Release: the test thread reads the codes after the flag. */
+    tr_for_acqrel(&refusals_in, 1);
+}
+
+static int
+serve_in_handler(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    tr_system *sys = tr_ctx_system(ctx);
+    (void)state;
+    (void)msg;
+    tr_store_relaxed(&refused[4], tr_inspect_stop(sys));
+    tr_store_relaxed(&refused[5],
+                     tr_inspect_serve(sys, "127.0.0.1:0", NULL, NULL));
+    tr_for_acqrel(&refusals_in, 2);
+    return TR_OK;
+}
+
+static bool
+refusals_done(void *arg)
+{
+    (void)arg;
+    return tr_load_acq(&refusals_in) == 3;
+}
+
+static void
+test_live_callbacks_cannot_stop_the_endpoint(void **state)
+{
+    static const tr_behaviour server = {.name = "server",
+                                        .handle = serve_in_handler};
+    tr_ctx *ctx = tr_system_ctx(fx.sys);
+    tr_addr a;
+
+    (void)state;
+    tr_store_relaxed(&refusals_in, 0);
+    assert_int_equal(tr_inspect_stop(fx.sys), TR_OK);
+    tr_inspect_opts o = TR_INSPECT_OPTS_INIT;
+    o.dead_letter_rate = 1;
+    o.sample_ms = 20;
+    o.on_warning = warning_calls_back;
+    assert_int_equal(tr_inspect_serve(fx.sys, "127.0.0.1:0", &o, &fx.port),
+                     TR_OK);
+    assert_int_equal(tr_spawn(ctx, &server, NULL, NULL, &a), TR_OK);
+    assert_int_equal(tr_send(ctx, a, MSG_HELLO, NULL, 0), TR_OK);
+    assert_int_equal(tr_actor_stop(ctx, a), TR_OK);
+    assert_true(tr_test_wait_stopped(fx.sys, a, 5000));
+    /* Dead letters, until the warning has come. */
+    for (int i = 0; i < 500 && !refusals_done(NULL); i++) {
+        assert_int_equal(tr_send(ctx, a, MSG_HELLO, NULL, 0), TR_ENOACTOR);
+        usleep(5000);
+    }
+    assert_true(tr_test_wait_until(refusals_done, NULL, 5000));
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(tr_load_relaxed(&refused[i]), TR_ESTATE);
+    }
+    http_reply r;
+    assert_true(http_get(fx.port, "/tree.txt", &r));
+    assert_int_equal(r.status, 200);
+    http_reply_free(&r);
+}
+
 static void
 test_live_serve_and_stop(void **state)
 {
@@ -1074,6 +1156,8 @@ main(void)
             teardown),
         cmocka_unit_test_setup_teardown(test_live_serve_and_stop, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_live_callbacks_cannot_stop_the_endpoint, setup, teardown),
     };
     return cmocka_run_group_tests_name("live", tests, NULL, NULL);
 }

@@ -643,6 +643,61 @@ test_sim_other_threads_are_refused(void **state)
     assert_int_equal(tr_system_shutdown(other.sys, TR_FOREVER), TR_OK);
 }
 
+/* The driving thread in an actor's callbacks (an `init` its own spawn
+ * runs, or a handler a step runs) holds a run-right: stepping from there
+ * would run actors inside a run. */
+static int nested_rc[8];
+
+static void
+try_nested_steps(tr_ctx *ctx, int *rc)
+{
+    tr_system *sys = tr_ctx_system(ctx);
+    char why[64];
+
+    rc[0] = tr_sim_step(sys);
+    rc[1] = tr_sim_run_until_idle(sys);
+    rc[2] = tr_sim_run_for(sys, 10);
+    rc[3] = tr_sim_liveness_check(sys, why, sizeof(why));
+}
+
+static int
+nested_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    (void)state;
+    (void)arg;
+    try_nested_steps(ctx, &nested_rc[0]);
+    return TR_OK;
+}
+
+static int
+nested_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)state;
+    (void)msg;
+    try_nested_steps(ctx, &nested_rc[4]);
+    return TR_OK;
+}
+
+static void
+test_sim_callbacks_cannot_take_steps(void **state)
+{
+    static const tr_behaviour nested = {
+        .name = "nested", .init = nested_init, .handle = nested_handle};
+    tr_system *sys = sim_system(11, NULL);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_addr a;
+    (void)state;
+
+    memset(nested_rc, 0, sizeof(nested_rc));
+    assert_int_equal(tr_spawn(ctx, &nested, NULL, NULL, &a), TR_OK);
+    assert_int_equal(tr_send(ctx, a, MSG_GET, NULL, 0), TR_OK);
+    assert_int_equal(tr_sim_run_until_idle(sys), TR_OK);
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(nested_rc[i], TR_ESTATE);
+    }
+    assert_int_equal(tr_system_shutdown(sys, TR_FOREVER), TR_OK);
+}
+
 static void
 test_sim_misuse(void **state)
 {
@@ -1751,6 +1806,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_sim_timer_late_never_early),
         cmocka_unit_test(test_sim_blocking_calls_take_steps),
         cmocka_unit_test(test_sim_other_threads_are_refused),
+        cmocka_unit_test(test_sim_callbacks_cannot_take_steps),
         cmocka_unit_test(test_sim_misuse),
         cmocka_unit_test(test_sim_supervision_runs_in_steps),
         cmocka_unit_test(test_sim_crash_at_kth_message),

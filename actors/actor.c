@@ -151,20 +151,22 @@ tr__actor_push_ctl_to(tr_system *sys, uint64_t to, tr_envelope *env)
 }
 
 /* Queue `env` in `a`'s user lane past its bound (the runtime's own
- * messages); schedules `a` if that made it runnable. */
+ * messages), as a message of `kind`; schedules `a` if that made it
+ * runnable. */
 static void
-push_user(tr_system *sys, tr_actor *a, tr_envelope *env)
+push_user(tr_system *sys, tr_actor *a, tr_envelope *env, uint32_t kind)
 {
     /* Relaxed: a counter; the push publishes the message. */
     tr_faa_relaxed(&a->sent, 1);
-    env->kind = TR_MSG_PLAIN;
+    env->kind = kind;
     if (tr__mpsc_push(&a->mbox, &env->node)) {
         tr__actor_schedule(sys, a);
     }
 }
 
 int
-tr__actor_push_user_to(tr_system *sys, uint64_t to, tr_envelope *env)
+tr__actor_push_user_to(tr_system *sys, uint64_t to, tr_envelope *env,
+                       uint32_t kind)
 {
     tr_actor *a = tr__table_slot(sys->table, to);
     uint64_t gen = tr__id_gen(to);
@@ -174,7 +176,7 @@ tr__actor_push_user_to(tr_system *sys, uint64_t to, tr_envelope *env)
         return TR_ENOACTOR;
     }
     env->gen = tr__env_gen(gen);
-    push_user(sys, a, env);
+    push_user(sys, a, env, kind);
     return TR_OK;
 }
 
@@ -1138,6 +1140,14 @@ static bool
 dispatch(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
 {
     tr_actor *a = ctx->actor;
+
+    if (env->kind == TR_MSG_PG_EVENT &&
+        !tr__pg_event_live(ctx, tr__env_data(env))) {
+        /* Its watch ended after it was queued: tr_pg_demonitor flushes
+         * it, as OTP's demonitor does, and a restarted incarnation never
+         * sees its predecessor's. Not a letter, so not a dead one. */
+        return false;
+    }
     tr_msg msg = {
         .type = env->type,
         .size = env->size,
@@ -1333,7 +1343,7 @@ run_ctl(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
         if (traps_exits(ctx->actor)) {
             /* As a message it queues behind what the peer sent before it
              * ended, which is in the user lane already. */
-            push_user(ctx->sys, ctx->actor, env);
+            push_user(ctx->sys, ctx->actor, env, TR_MSG_PLAIN);
             return false;
         }
         if (sig->kind != TR_EXIT_NORMAL) {

@@ -10,13 +10,15 @@
 #include "actors/internal.h"
 
 /* User-lane message kinds: plain, a call request whose payload starts
- * with TR_CALL_PREFIX bytes naming the call, or the marker tr_actor_close
- * queues behind what was sent before it. */
+ * with TR_CALL_PREFIX bytes naming the call, the marker tr_actor_close
+ * queues behind what was sent before it, a group send's shared payload, or
+ * a group watch's event (handled only while its watch lasts). */
 enum {
     TR_MSG_PLAIN = 0,
     TR_MSG_CALL = 1,
     TR_MSG_CLOSE = 2,
-    TR_MSG_SHARED = 3, /* the payload is a tr_shared pointer (groups) */
+    TR_MSG_SHARED = 3,   /* the payload is a tr_shared pointer (groups) */
+    TR_MSG_PG_EVENT = 4, /* the payload is a tr_pg_event */
     TR_CALL_PREFIX = 16
 };
 
@@ -148,6 +150,10 @@ tr__sys_check(const tr_system *sys)
 /* pg.c */
 int tr__pgs_create(tr_pgs **out);
 void tr__pgs_destroy(tr_pgs *p);
+/* Whether the incarnation of `ctx` still holds the watch that sent
+ * `event` (a tr_pg_event); an event of a watch that has ended is dropped
+ * unseen. Context: the actor's own run. */
+bool tr__pg_event_live(tr_ctx *ctx, const void *event);
 
 /* system.c */
 /* tr__sys_enter (actors/internal.h) for a call made with `ctx`, with its
@@ -205,10 +211,12 @@ enum { TR_WAIT_NONE = 0 };
  * with TR_ESHUTDOWN when shutdown begins, TR_ETIMEDOUT at `wait_until`. */
 int tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env,
                       uint64_t wait_until);
-/* Push a runtime message (a DOWN) to the user lane of the incarnation
- * `to` names, behind what is queued there, past its bound; TR_ENOACTOR
- * (the caller still owns `env`) if it has stopped. */
-int tr__actor_push_user_to(tr_system *sys, uint64_t to, tr_envelope *env);
+/* Push a runtime message (a DOWN, a group event) of user-lane `kind` to
+ * the user lane of the incarnation `to` names, behind what is queued
+ * there, past its bound; TR_ENOACTOR (the caller still owns `env`) if it
+ * has stopped. */
+int tr__actor_push_user_to(tr_system *sys, uint64_t to, tr_envelope *env,
+                           uint32_t kind);
 
 /* call.c */
 /* The call part of a request (what tr_msg.call points to). */

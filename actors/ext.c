@@ -135,8 +135,9 @@ send_signal(tr_system *sys, tr_envelope *env, uint64_t to, int kind,
      * link exit acts on arrival (the control lane), and a trapping
      * receiver queues it behind them in turn (see actor.c). */
     env->kind = (uint32_t)kind;
-    int rc = kind == TR_CTL_USER ? tr__actor_push_user_to(sys, to, env)
-                                 : tr__actor_push_ctl_to(sys, to, env);
+    int rc = kind == TR_CTL_USER
+                 ? tr__actor_push_user_to(sys, to, env, TR_MSG_PLAIN)
+                 : tr__actor_push_ctl_to(sys, to, env);
     if (rc != TR_OK) {
         tr__env_destroy(env);
     }

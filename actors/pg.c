@@ -14,6 +14,12 @@
  * Only the actor itself registers and runs the hook, so finding it needs
  * no lock; the groups it points to stay alive while it is in them.
  *
+ * A watch's events are messages of their own kind (TR_MSG_PG_EVENT): the
+ * receiving actor's run hands one to its handler only while the record
+ * still holds the watch (tr__pg_event_live), so tr_pg_demonitor and a
+ * restart in place drop the events already queued, as OTP's demonitor
+ * flushes them and a restarted process (a new pid) never gets them.
+ *
  * Sending copies the payload once into a refcounted block; each member's
  * message is a small envelope of kind TR_MSG_SHARED pointing to it
  * (actor.c gives the handler the block's bytes and drops the reference
@@ -235,7 +241,8 @@ notify(tr_system *sys, pg_group *g, uint32_t type, uint64_t who)
         memcpy(e->group, g->name, sizeof(e->group));
         env->type = type;
         env->from = who;
-        if (tr__actor_push_user_to(sys, g->watches[i].watcher, env) != TR_OK) {
+        if (tr__actor_push_user_to(sys, g->watches[i].watcher, env,
+                                   TR_MSG_PG_EVENT) != TR_OK) {
             tr__env_destroy(env);
         }
     }
@@ -346,6 +353,20 @@ rec_end(tr_exit_hook *h, tr_ctx *ctx)
     }
     pthread_mutex_unlock(&p->lock);
     free_rec(r);
+}
+
+bool
+tr__pg_event_live(tr_ctx *ctx, const void *event)
+{
+    const tr_pg_event *e = event;
+    pg_rec *r = my_rec(ctx, false);
+
+    for (uint32_t i = 0; r != NULL && i < r->nwatch; i++) {
+        if (r->watches[i].ref == e->ref) {
+            return true;
+        }
+    }
+    return false;
 }
 
 static int

@@ -97,7 +97,8 @@ TR_API int tr_pg_send(tr_ctx *ctx, const char *group, uint32_t type,
  * Watch `group`: the calling actor gets a TR_MSG_PG_JOIN or
  * TR_MSG_PG_LEAVE, carrying `*ref`, for every membership that begins or
  * ends from now on (the current members: tr_pg_members). The watch ends
- * with tr_pg_demonitor or with the watching incarnation.
+ * with tr_pg_demonitor or with the watching incarnation (a restart in
+ * place included); its events still queued then never reach a handler.
  *
  * Context:   a handler or `init`.
  * Returns:   TR_OK; TR_EINVAL for NULL or a bad name; TR_ESTATE on a
@@ -106,8 +107,9 @@ TR_API int tr_pg_send(tr_ctx *ctx, const char *group, uint32_t type,
 TR_API int tr_pg_monitor(tr_ctx *ctx, const char *group, uint64_t *ref);
 
 /**
- * End a watch made by tr_pg_monitor; no event for it is sent afterwards
- * (one already queued may still arrive).
+ * End a watch made by tr_pg_monitor; no event of it reaches a handler
+ * afterwards: those already queued are dropped (OTP's demonitor flushes
+ * them).
  *
  * Context:   a handler of the actor that watches.
  * Returns:   TR_OK; TR_EINVAL for NULL; TR_ESTATE on a thread context;

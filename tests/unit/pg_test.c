@@ -26,14 +26,16 @@ enum {
 };
 
 enum {
-    OP_JOIN,      /* join `group` `count` times (0: once) */
-    OP_LEAVE,     /* leave `group` `count` times (0: once) */
-    OP_JOIN_MANY, /* join "<group>.<i>" for every i < count */
-    OP_MONITOR,   /* watch `group`; the answer's ref */
-    OP_DEMONITOR, /* end the watch `ref` */
-    OP_SEND,      /* tr_pg_send to `group`; the answer's ref: how many */
-    OP_SYNC,      /* nothing: what was queued before it is handled */
-    OP_INIT_REF,  /* the answer's ref: the watch `init` made */
+    OP_JOIN,        /* join `group` `count` times (0: once) */
+    OP_LEAVE,       /* leave `group` `count` times (0: once) */
+    OP_JOIN_MANY,   /* join "<group>.<i>" for every i < count */
+    OP_MONITOR,     /* watch `group`; the answer's ref */
+    OP_DEMONITOR,   /* end the watch `ref` */
+    OP_SEND,        /* tr_pg_send to `group`; the answer's ref: how many */
+    OP_SYNC,        /* nothing: what was queued before it is handled */
+    OP_INIT_REF,    /* the answer's ref: the watch `init` made */
+    OP_WATCH_JOIN,  /* watch `group`, join it, end the watch: one handler */
+    OP_WATCH_CRASH, /* watch `group`, join it, fail: one handler */
 };
 
 typedef struct order {
@@ -251,6 +253,19 @@ obey(tr_ctx *ctx, pga_state *s, const tr_msg *msg)
         break;
     case OP_INIT_REF:
         a.ref = s->init_ref;
+        break;
+    case OP_WATCH_JOIN:
+    case OP_WATCH_CRASH:
+        a.rc = tr_pg_monitor(ctx, g, &a.ref);
+        if (a.rc == TR_OK) {
+            a.rc = tr_pg_join(ctx, g);
+        }
+        if (a.rc == TR_OK && o->op == OP_WATCH_CRASH) {
+            return tr_fail(ctx, -9, "failed with its own event queued");
+        }
+        if (a.rc == TR_OK) {
+            a.rc = tr_pg_demonitor(ctx, a.ref);
+        }
         break;
     default:
         break;
@@ -764,6 +779,28 @@ test_pg_monitor_events_carry_group_member_and_order(void **state)
     tr_test_shutdown(sys);
 }
 
+/* OTP's demonitor flushes the events of the watch that were already
+ * queued: none reaches the handler afterwards. */
+static void
+test_pg_demonitor_drops_the_events_already_queued(void **state)
+{
+    (void)state;
+    tr_system *sys = tr_test_system(2);
+    tr_addr w = spawn(sys, NULL);
+    seen got[4];
+
+    reset();
+    /* Its own join's event is queued to it before the demonitor. */
+    answer m = ask(sys, w, OP_WATCH_JOIN, "flush", 0, 0);
+    assert_int_equal(m.rc, TR_OK);
+    expect_members(sys, "flush", &w, 1);
+    sync_with(sys, w);
+    assert_int_equal(seen_by(w, got, 4), 0);
+    assert_int_equal(ask(sys, w, OP_DEMONITOR, NULL, 0, m.ref).rc,
+                     TR_ENOTFOUND);
+    tr_test_shutdown(sys);
+}
+
 /* OTP's monitor_self: an actor that watches a group it is in ends
  * cleanly, and the group goes on without it. */
 static void
@@ -890,7 +927,8 @@ test_pg_restart_in_place_keeps_only_what_init_joins(void **state)
 }
 
 /* A watch belongs to the incarnation, as a membership does: a watcher
- * restarted in place hears only the watch its new init made. */
+ * restarted in place hears only the watch its new init made, and not an
+ * event queued for the old one. */
 static void
 test_pg_restarted_watcher_hears_only_its_new_watch(void **state)
 {
@@ -926,6 +964,14 @@ test_pg_restarted_watcher_hears_only_its_new_watch(void **state)
     assert_int_equal(seen_by(w, got, 4), 2);
     expect(&got[0], TR_MSG_PG_JOIN, first, a, "rw");
     expect(&got[1], TR_MSG_PG_LEAVE, second, a, "rw");
+    /* It fails with its own join's event queued: the restarted one never
+     * sees that event, and the membership ended with the failed one. */
+    reset();
+    tell(sys, w, OP_WATCH_CRASH, "rx");
+    sync_with(sys, w); /* the event is queued: the failed handler ran */
+    sync_with(sys, w); /* and it is past */
+    assert_int_equal(seen_by(w, got, 4), 0);
+    assert_int_equal(count(sys, "rx"), 0);
     tr_test_shutdown(sys);
 }
 
@@ -1403,6 +1449,7 @@ main(void)
         cmocka_unit_test(test_pg_ten_members_three_end_and_the_rest_stay),
         cmocka_unit_test(test_pg_sixteen_joins_four_leaves_then_the_end),
         cmocka_unit_test(test_pg_monitor_events_carry_group_member_and_order),
+        cmocka_unit_test(test_pg_demonitor_drops_the_events_already_queued),
         cmocka_unit_test(test_pg_actor_watching_its_own_group_ends_cleanly),
         cmocka_unit_test(test_pg_two_watches_two_joins_one_event_each),
         cmocka_unit_test(test_pg_restart_in_place_keeps_only_what_init_joins),

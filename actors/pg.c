@@ -51,6 +51,7 @@ typedef struct pg_group {
     uint32_t n, cap;
     pg_watch *watches;
     uint32_t nw, capw;
+    bool ending; /* under the lock: rec_end's mark, clear otherwise */
 } pg_group;
 
 struct tr_pgs {
@@ -306,20 +307,11 @@ unlist_watch(pg_group *g, uint64_t ref)
     }
 }
 
-/* Clear every pointer `r` holds to `g`. */
-static void
-forget_group(pg_rec *r, const pg_group *g)
+/* The group of `r`'s i-th watch, then of its joins. */
+static pg_group **
+rec_group(pg_rec *r, uint32_t i)
 {
-    for (uint32_t i = 0; i < r->nwatch; i++) {
-        if (r->watches[i].g == g) {
-            r->watches[i].g = NULL;
-        }
-    }
-    for (uint32_t i = 0; i < r->njoin; i++) {
-        if (r->joins[i].g == g) {
-            r->joins[i].g = NULL;
-        }
-    }
+    return i < r->nwatch ? &r->watches[i].g : &r->joins[i - r->nwatch].g;
 }
 
 /* The incarnation ended (or is restarted in place): leave every group,
@@ -341,13 +333,25 @@ rec_end(tr_exit_hook *h, tr_ctx *ctx)
             notify(sys, r->joins[i].g, TR_MSG_PG_LEAVE, ctx->self);
         }
     }
-    /* Only now, and each group once (one may be both joined and watched):
-     * a group left with no member and no watcher goes. */
-    for (uint32_t i = 0; i < r->nwatch + r->njoin; i++) {
-        pg_group *g =
-            i < r->nwatch ? r->watches[i].g : r->joins[i - r->nwatch].g;
+    /* Only now, and each group once (one may be both joined and watched,
+     * or watched twice): a group left with no member and no watcher goes.
+     * The mark keeps the first pointer to each group and clears the rest,
+     * before any group is freed: linear in the groups, however many. */
+    uint32_t all = r->nwatch + r->njoin;
+    for (uint32_t i = 0; i < all; i++) {
+        (*rec_group(r, i))->ending = true;
+    }
+    for (uint32_t i = 0; i < all; i++) {
+        pg_group **g = rec_group(r, i);
+        if ((*g)->ending) {
+            (*g)->ending = false;
+        } else {
+            *g = NULL;
+        }
+    }
+    for (uint32_t i = 0; i < all; i++) {
+        pg_group *g = *rec_group(r, i);
         if (g != NULL) {
-            forget_group(r, g);
             maybe_drop_group(p, g);
         }
     }

@@ -6,7 +6,8 @@
  * changes anything. Requests are small: headers past 8 KiB or a body
  * past 1 KiB are refused by evhttp, a request it cannot parse gets 400,
  * and a connection idle for 10 s is closed, so a bad client costs one
- * connection and never the endpoint.
+ * connection and never the endpoint. A reply goes out whole even to a
+ * client that shut down its side after its request (send_reply).
  *
  * DNS rebinding. A page on a hostile domain that resolves to 127.0.0.1
  * could otherwise read the endpoint from a browser; its requests carry
@@ -170,14 +171,24 @@ common_headers(struct evhttp_request *req, const char *type)
     evhttp_add_header(h, "Referrer-Policy", "no-referrer");
 }
 
-/* Reply `code` with `b` (freed): for HEAD only its length (evhttp would
- * send the body too, and a keep-alive client would read it as the next
- * response). */
+/* Reply `code` with `b` (freed; may be NULL): for HEAD only its length
+ * (evhttp would send the body too, and a keep-alive client would read it
+ * as the next response).
+ *
+ * Then the connection stops reading until the reply is written: evhttp
+ * leaves reading on while it writes, only to notice a close, and takes
+ * any end of input for one, so a client that sent its request and
+ * shut down its side (nc -N, some HTTP/1.0 clients) lost all but the
+ * first write (16 KiB) of a longer reply. A client that goes away
+ * meanwhile is noticed by the write failing; evhttp reads again (the
+ * next request, pipelined or not) once the reply is out. */
 static void
 send_reply(struct evhttp_request *req, int code, const char *reason,
            struct evbuffer *b)
 {
-    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+
+    if (b != NULL && evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
         char len[32];
         snprintf(len, sizeof(len), "%zu", evbuffer_get_length(b));
         evhttp_add_header(evhttp_request_get_output_headers(req),
@@ -185,7 +196,12 @@ send_reply(struct evhttp_request *req, int code, const char *reason,
         evbuffer_drain(b, evbuffer_get_length(b));
     }
     evhttp_send_reply(req, code, reason, b);
-    evbuffer_free(b);
+    if (b != NULL) {
+        evbuffer_free(b);
+    }
+    if (conn != NULL) {
+        bufferevent_disable(evhttp_connection_get_bufferevent(conn), EV_READ);
+    }
 }
 
 static void
@@ -196,11 +212,9 @@ send_error(tr_live *lv, struct evhttp_request *req, int code,
 
     lv->rejected++;
     common_headers(req, "text/plain; charset=utf-8");
-    if (b == NULL) {
-        evhttp_send_reply(req, code, reason, NULL);
-        return;
+    if (b != NULL) {
+        evbuffer_add_printf(b, "%d %s\n", code, reason);
     }
-    evbuffer_add_printf(b, "%d %s\n", code, reason);
     send_reply(req, code, reason, b);
 }
 
@@ -460,7 +474,7 @@ route_events(tr_live *lv, struct evhttp_request *req)
 {
     if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
         common_headers(req, "text/event-stream");
-        evhttp_send_reply(req, 200, "OK", NULL);
+        send_reply(req, 200, "OK", NULL);
         return;
     }
     if (lv->nwatchers >= lv->opts.max_watchers) {

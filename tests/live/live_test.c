@@ -542,6 +542,85 @@ test_live_events_follow_failures_and_restarts_in_order(void **state)
 
 /* ---- security and robustness ---- */
 
+/* Start `n` more workers in the pool. */
+static void
+grow_pool(size_t n)
+{
+    tr_ctx *ctx = tr_system_ctx(fx.sys);
+    tr_child_info kids[3];
+    size_t len;
+    tr_addr kid;
+
+    assert_int_equal(
+        tr_sup_which_children_wait(ctx, fx.app, kids, 3, &len, tr_ms(5000)),
+        TR_OK);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(tr_sup_start_child_wait(ctx, kids[2].addr, NULL, NULL,
+                                                 tr_ms(5000), &kid),
+                         TR_OK);
+    }
+}
+
+static void
+test_live_half_closed_client_gets_the_whole_reply(void **state)
+{
+    const char *paths[] = {"/tree.json", "/tree.txt", "/tree.dot", "/metrics"};
+    http_reply r;
+
+    (void)state;
+    /* Every document past the 16 KiB that one write sends. */
+    grow_pool(400);
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        /* http_get sends its request and half-closes (shutdown SHUT_WR),
+         * as nc -N does: the FIN arrives while the reply is written. */
+        assert_true(http_get(fx.port, paths[i], &r));
+        assert_int_equal(r.status, 200);
+        const char *cl = http_header(&r, "Content-Length");
+        assert_non_null(cl);
+        size_t want = strtoul(cl, NULL, 10);
+        if (want <= 16384 || r.len != want) {
+            fail_msg("%s: %zu bytes of %zu", paths[i], r.len, want);
+        }
+        http_reply_free(&r);
+    }
+    /* HTTP/1.0: the reply has no length and ends at the close; the
+     * document ends whole. */
+    char raw[256];
+    snprintf(raw, sizeof(raw),
+             "GET /tree.json HTTP/1.0\r\nHost: 127.0.0.1:%u\r\n\r\n", fx.port);
+    assert_true(http_raw(fx.port, raw, strlen(raw), &r));
+    assert_int_equal(r.status, 200);
+    assert_true(r.len > 16384);
+    assert_string_equal(r.body + r.len - 4, "]}}\n");
+    http_reply_free(&r);
+}
+
+static void
+test_live_client_gone_mid_reply_harms_nothing(void **state)
+{
+    char raw[256];
+    http_reply r;
+
+    (void)state;
+    grow_pool(400);
+    snprintf(raw, sizeof(raw),
+             "GET /tree.json HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n", fx.port);
+    /* Each client asks and leaves at once (its FIN before the reply):
+     * the first write reaches a closed socket, which answers with a
+     * reset, and the next one fails with EPIPE. */
+    for (int i = 0; i < 20; i++) {
+        int fd = http_connect(fx.port, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(send(fd, raw, strlen(raw), MSG_NOSIGNAL),
+                         (ssize_t)strlen(raw));
+        close(fd);
+    }
+    /* The process is alive (no SIGPIPE) and the endpoint serves. */
+    assert_true(http_get(fx.port, "/tree.txt", &r));
+    assert_int_equal(r.status, 200);
+    http_reply_free(&r);
+}
+
 static int
 status_of(const char *raw)
 {
@@ -626,12 +705,13 @@ test_live_no_route_writes(void **state)
              "GET /tree.txt HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
              "Connection: close\r\n\r\n",
              fx.port, fx.port);
-    /* Both at once, and no FIN after them (evhttp ends a connection at
-     * the client's FIN). */
+    /* Both at once, and the client's side shut down after them: both
+     * are answered. */
     int fd = http_connect(fx.port, 0);
     assert_true(fd >= 0);
     assert_int_equal(send(fd, raw, strlen(raw), MSG_NOSIGNAL),
                      (ssize_t)strlen(raw));
+    shutdown(fd, SHUT_WR);
     char got[4096];
     size_t n = 0;
     ssize_t k;
@@ -1053,6 +1133,10 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_live_events_follow_failures_and_restarts_in_order, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(
+            test_live_half_closed_client_gets_the_whole_reply, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_live_client_gone_mid_reply_harms_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_foreign_host_is_forbidden,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_no_route_writes, setup,

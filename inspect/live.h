@@ -19,6 +19,7 @@
 
 struct event_base;
 struct event;
+struct evbuffer;
 struct evhttp;
 struct evhttp_request;
 struct evhttp_bound_socket;
@@ -65,7 +66,9 @@ typedef struct tr_watcher {
     struct tr_watcher *next;
     struct tr_live *lv;
     struct evhttp_request *req;
-    uint64_t lost; /* events it missed since it was last told */
+    struct evbuffer *out; /* text not yet handed to the connection */
+    bool writing;         /* a chunk handed to it is not yet written */
+    uint64_t lost;        /* events it missed since it was last told */
 } tr_watcher;
 
 /* ---- warn.c ---- */

@@ -17,10 +17,14 @@
  * /events clients (watchers) each have a bounded buffer: an event that
  * would go past `watcher_buffer` bytes queued for one is not queued, and
  * the client is told how many it lost ("event: lost") once it has room.
- * Their sockets get a small send buffer too, so that the kernel does not
- * hide a slow client for long. A client that goes away is noticed by
- * evhttp (it watches for the close while it sends) or, at the latest, by
- * the next heartbeat's write.
+ * The bytes counted are the bytes held: a watcher's text waits in a buffer
+ * of its own, packed, and goes to the connection one chunk at a time, once
+ * the previous chunk is written (an event handed to evhttp alone takes an
+ * allocation of its own, 1 KiB at least for some 200 bytes, and a stalled
+ * watcher held six times its `watcher_buffer`). Their sockets get a small
+ * send buffer too, so that the kernel does not hide a slow client for
+ * long. A client that goes away is noticed by evhttp (it watches for the
+ * close while it sends) or, at the latest, by the next heartbeat's write.
  */
 #include "inspect/live.h"
 
@@ -39,6 +43,7 @@
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -379,6 +384,7 @@ unlink_watcher(tr_live *lv, tr_watcher *w)
             break;
         }
     }
+    evbuffer_free(w->out);
     tr__free(w, sizeof(*w));
 }
 
@@ -402,13 +408,40 @@ on_watcher_close(struct evhttp_connection *conn, void *arg)
     }
 }
 
+/* What `w` holds: its own text and what the connection has yet to write
+ * (the chunk in progress, with its framing). */
 static size_t
 queued(const tr_watcher *w)
 {
     struct evhttp_connection *c = evhttp_request_get_connection(w->req);
     struct bufferevent *bev =
         c != NULL ? evhttp_connection_get_bufferevent(c) : NULL;
-    return bev != NULL ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+    return evbuffer_get_length(w->out) +
+           (bev != NULL ? evbuffer_get_length(bufferevent_get_output(bev)) : 0);
+}
+
+static void flush(tr_watcher *w);
+
+static void
+on_written(struct evhttp_connection *conn, void *arg)
+{
+    tr_watcher *w = arg;
+
+    (void)conn;
+    w->writing = false;
+    flush(w);
+}
+
+/* Hand `w`'s text to the connection as one chunk, unless the previous one
+ * is still being written (on_written comes when it is). */
+static void
+flush(tr_watcher *w)
+{
+    if (w->writing || evbuffer_get_length(w->out) == 0) {
+        return;
+    }
+    w->writing = true;
+    evhttp_send_reply_chunk_with_cb(w->req, w->out, on_written, w);
 }
 
 static void send_text(tr_watcher *w, const char *fmt, ...)
@@ -417,18 +450,19 @@ static void send_text(tr_watcher *w, const char *fmt, ...)
 static void
 send_text(tr_watcher *w, const char *fmt, ...)
 {
-    struct evbuffer *b = evbuffer_new();
+    /* An event with its id and name, or a shorter line. */
+    char text[EVENT_TEXT + 128];
     va_list ap;
 
-    if (b == NULL) {
+    va_start(ap, fmt);
+    int n = vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(text) ||
+        evbuffer_add(w->out, text, (size_t)n) != 0) {
         w->lost++;
         return;
     }
-    va_start(ap, fmt);
-    evbuffer_add_vprintf(b, fmt, ap);
-    va_end(ap);
-    evhttp_send_reply_chunk(w->req, b);
-    evbuffer_free(b);
+    flush(w);
 }
 
 /* Tell `w` what it lost, if it has room now; false when it has none. */
@@ -482,7 +516,12 @@ route_events(tr_live *lv, struct evhttp_request *req)
         return;
     }
     tr_watcher *w = tr__calloc(sizeof(*w));
-    if (w == NULL) {
+    struct evbuffer *out = evbuffer_new();
+    if (w == NULL || out == NULL) {
+        tr__free(w, sizeof(*w));
+        if (out != NULL) {
+            evbuffer_free(out);
+        }
         send_error(lv, req, 503, "Out of memory");
         return;
     }
@@ -497,6 +536,7 @@ route_events(tr_live *lv, struct evhttp_request *req)
     }
     w->lv = lv;
     w->req = req;
+    w->out = out;
     w->next = lv->watchers;
     lv->watchers = w;
     lv->nwatchers++;

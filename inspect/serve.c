@@ -12,7 +12,10 @@
  * DNS rebinding. A page on a hostile domain that resolves to 127.0.0.1
  * could otherwise read the endpoint from a browser; its requests carry
  * that domain in Host, so any Host other than the bound address or
- * localhost (with our port, or none) gets 403.
+ * localhost (with our port, or none; a port is digits only) gets 403, and
+ * so does a target that names another host (an absolute URI, which a
+ * server is to believe over Host). A request with two Host headers gets
+ * 400.
  *
  * /events clients (watchers) each have a bounded buffer: an event that
  * would go past `watcher_buffer` bytes queued for one is not queued, and
@@ -57,6 +60,29 @@ enum {
 
 /* ---- binding ---- */
 
+/* The port in `s` (`len` bytes): digits only, at most 65535. strtoul would
+ * take a sign or leading spaces too ("localhost:+8080"). */
+static bool
+parse_port(const char *s, size_t len, uint16_t *port)
+{
+    unsigned long p = 0;
+
+    if (len == 0) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+        p = p * 10 + (unsigned long)(s[i] - '0');
+        if (p > 65535) {
+            return false;
+        }
+    }
+    *port = (uint16_t)p;
+    return true;
+}
+
 /* "host:port" or "[v6]:port" into its parts; false when it does not
  * parse, or the host is not numeric (a name such as "localhost" would be
  * resolved, and a page asked for by the address it stands for would meet
@@ -94,13 +120,7 @@ split_addr(const char *addr, char *host, size_t cap, uint16_t *port)
     if (inet_pton(addr[0] == '[' ? AF_INET6 : AF_INET, host, bin) != 1) {
         return false;
     }
-    char *end;
-    unsigned long p = strtoul(colon + 1, &end, 10);
-    if (colon[1] == '\0' || *end != '\0' || p > 65535) {
-        return false;
-    }
-    *port = (uint16_t)p;
-    return true;
+    return parse_port(colon + 1, strlen(colon + 1), port);
 }
 
 static void on_request(struct evhttp_request *req, void *arg);
@@ -555,38 +575,73 @@ route_events(tr_live *lv, struct evhttp_request *req)
 
 /* ---- requests ---- */
 
-/* Whether the Host header names us: the bound host or localhost, with our
- * port or none. */
+/* Whether `name` (`len` bytes, from a Host header or a URI) names us: the
+ * bound address or localhost. */
+static bool
+name_ok(const tr_live *lv, const char *name, size_t len)
+{
+    return (len == strlen(lv->host) && strncasecmp(name, lv->host, len) == 0) ||
+           (len == strlen("localhost") &&
+            strncasecmp(name, "localhost", len) == 0);
+}
+
+/* Whether the Host header names us, with our port or none. */
 static bool
 host_ok(const tr_live *lv, const char *host)
 {
-    char want[80];
-    size_t hlen;
-
-    if (host == NULL) {
-        return false;
-    }
+    const char *end = host + strlen(host);
     const char *colon =
         host[0] == '[' ? strstr(host, "]:") : strrchr(host, ':');
+    uint16_t port;
+
     if (colon != NULL && host[0] == '[') {
         colon++;
     }
     if (colon != NULL) {
-        char *end;
-        unsigned long p = strtoul(colon + 1, &end, 10);
-        if (colon[1] == '\0' || *end != '\0' || p != lv->port) {
+        if (!parse_port(colon + 1, (size_t)(end - colon - 1), &port) ||
+            port != lv->port) {
             return false;
         }
-        hlen = (size_t)(colon - host);
-    } else {
-        hlen = strlen(host);
+        end = colon;
     }
-    snprintf(want, sizeof(want), "%s", lv->host);
-    if (hlen == strlen(want) && strncasecmp(host, want, hlen) == 0) {
+    return name_ok(lv, host, (size_t)(end - host));
+}
+
+/* Whether the request's target is ours: a path, or an absolute URI that
+ * names us ("http://127.0.0.1:port/tree.json"). A target that names a
+ * host ("http://evil.example/", or "//evil.example/" read as one) is
+ * judged as the Host header is: evhttp would route it by its path alone,
+ * and a server is to take its host over the Host header's (RFC 9112). */
+static bool
+target_ok(const tr_live *lv, const struct evhttp_uri *u)
+{
+    const char *scheme = evhttp_uri_get_scheme(u);
+    const char *host = evhttp_uri_get_host(u);
+    int port = evhttp_uri_get_port(u);
+
+    if (scheme == NULL && host == NULL) {
         return true;
     }
-    return hlen == strlen("localhost") &&
-           strncasecmp(host, "localhost", hlen) == 0;
+    return scheme != NULL && strcasecmp(scheme, "http") == 0 && host != NULL &&
+           evhttp_uri_get_userinfo(u) == NULL &&
+           name_ok(lv, host, strlen(host)) && (port < 0 || port == lv->port);
+}
+
+/* How many Host headers `req` has; the first in `*host` (NULL if none). */
+static unsigned
+host_headers(struct evhttp_request *req, const char **host)
+{
+    unsigned n = 0;
+
+    *host = NULL;
+    for (const struct evkeyval *h =
+             evhttp_request_get_input_headers(req)->tqh_first;
+         h != NULL; h = h->next.tqe_next) {
+        if (strcasecmp(h->key, "Host") == 0 && n++ == 0) {
+            *host = h->value;
+        }
+    }
+    return n;
 }
 
 static void
@@ -603,9 +658,16 @@ on_request(struct evhttp_request *req, void *arg)
         tr__live_judge_watch(lv);
         return;
     }
-    const char *host =
-        evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
-    if (!host_ok(lv, host)) {
+    /* Two Host headers make a request malformed (RFC 9112): we would
+     * judge it by one, something in front of us perhaps by the other. */
+    const char *host;
+    unsigned hosts = host_headers(req, &host);
+    if (hosts > 1) {
+        send_error(lv, req, 400, "Bad Request");
+        tr__live_judge_watch(lv);
+        return;
+    }
+    if (hosts == 0 || !host_ok(lv, host) || !target_ok(lv, u)) {
         send_error(lv, req, 403, "Forbidden");
         tr__live_judge_watch(lv);
         return;

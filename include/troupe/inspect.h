@@ -140,9 +140,10 @@ typedef struct tr_inspect_opts {
  * `/metrics` (Prometheus text format 0.0.4) and `/events` (Server-Sent
  * Events: tree changes and warnings). `addr` is "host:port" with a numeric
  * IPv4 host or "[v6]:port"; port 0 picks a free one. Only loopback is
- * meant: a request whose Host header names neither the bound address nor
- * localhost gets 403 (DNS rebinding). A NULL `addr` serves nothing but still
- * computes warnings for `on_warning`.
+ * meant: a request that names a host other than the bound address or
+ * localhost, in its Host header or its target (an absolute URI), gets 403,
+ * and one with two Host headers 400 (DNS rebinding). A NULL `addr` serves
+ * nothing but still computes warnings for `on_warning`.
  *
  * While nobody watches the endpoint costs nothing: its thread sleeps, the
  * workers only read one flag per actor run. See the guide, "Inspecting a

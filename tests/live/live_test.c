@@ -652,7 +652,7 @@ test_live_foreign_host_is_forbidden(void **state)
     assert_int_equal(status_of(raw), 403);
     snprintf(raw, sizeof(raw),
              "GET /events HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
-             "Host: evil.example\r\nConnection: close\r\n\r\n",
+             "Connection: close\r\n\r\n",
              (unsigned)(fx.port + 1));
     assert_int_equal(status_of(raw), 403); /* another port */
     assert_int_equal(
@@ -666,6 +666,82 @@ test_live_foreign_host_is_forbidden(void **state)
              "GET /tree.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n"
              "Connection: close\r\n\r\n");
     assert_int_equal(status_of(raw), 200);
+}
+
+/* The status of GET /tree.txt with `headers` (each ending in CRLF), from
+ * 127.0.0.1 or `ip`, for `target`. */
+static int
+status_with(const char *ip, const char *target, const char *headers)
+{
+    char raw[512];
+    http_reply r;
+
+    snprintf(raw, sizeof(raw), "GET %s HTTP/1.1\r\n%sConnection: close\r\n\r\n",
+             target, headers);
+    if (!http_raw_at(ip, fx.port, raw, strlen(raw), &r)) {
+        return 0;
+    }
+    int st = r.status;
+    http_reply_free(&r);
+    return st;
+}
+
+static void
+test_live_host_check_is_strict(void **state)
+{
+    char h[256];
+    char t[256];
+    unsigned p = fx.port;
+
+    (void)state;
+    /* Two Host headers: malformed (RFC 9112), whichever comes first. */
+    snprintf(h, sizeof(h), "Host: 127.0.0.1:%u\r\nHost: 127.0.0.1:%u\r\n", p,
+             p);
+    assert_int_equal(status_with("127.0.0.1", "/tree.txt", h), 400);
+    snprintf(h, sizeof(h), "Host: 127.0.0.1:%u\r\nHost: evil.example\r\n", p);
+    assert_int_equal(status_with("127.0.0.1", "/tree.txt", h), 400);
+    /* A target that names another host, with a good Host header. */
+    snprintf(h, sizeof(h), "Host: 127.0.0.1:%u\r\n", p);
+    assert_int_equal(
+        status_with("127.0.0.1", "http://evil.example/tree.txt", h), 403);
+    snprintf(t, sizeof(t), "http://evil.example:%u/tree.txt", p);
+    assert_int_equal(status_with("127.0.0.1", t, h), 403);
+    assert_int_equal(status_with("127.0.0.1", "//evil.example/tree.txt", h),
+                     403);
+    snprintf(t, sizeof(t), "http://127.0.0.1:%u/tree.txt", p + 1);
+    assert_int_equal(status_with("127.0.0.1", t, h), 403);
+    /* A port with a sign or a space (strtoul takes both). */
+    snprintf(h, sizeof(h), "Host: localhost:+%u\r\n", p);
+    assert_int_equal(status_with("127.0.0.1", "/tree.txt", h), 403);
+    snprintf(h, sizeof(h), "Host: localhost: %u\r\n", p);
+    assert_int_equal(status_with("127.0.0.1", "/tree.txt", h), 403);
+    snprintf(h, sizeof(h), "Host: 127.0.0.1:\t%u\r\n", p);
+    assert_int_equal(status_with("127.0.0.1", "/tree.txt", h), 403);
+    /* What is ours still is. */
+    snprintf(h, sizeof(h), "Host: 127.0.0.1:%u\r\n", p);
+    assert_int_equal(status_with("127.0.0.1", "/tree.txt", h), 200);
+    snprintf(t, sizeof(t), "http://127.0.0.1:%u/tree.txt", p);
+    assert_int_equal(status_with("127.0.0.1", t, h), 200);
+    snprintf(h, sizeof(h), "Host: LocalHost:%u\r\n", p);
+    assert_int_equal(status_with("127.0.0.1", "/tree.txt", h), 200);
+    assert_int_equal(
+        status_with("127.0.0.1", "/tree.txt", "Host: localhost\r\n"), 200);
+    /* Bound to ::1: its own name, bracketed. */
+    assert_int_equal(tr_inspect_stop(fx.sys), TR_OK);
+    assert_int_equal(tr_inspect_serve(fx.sys, "[::1]:0", NULL, &fx.port),
+                     TR_OK);
+    p = fx.port;
+    snprintf(h, sizeof(h), "Host: [::1]:%u\r\n", p);
+    assert_int_equal(status_with("::1", "/tree.txt", h), 200);
+    snprintf(t, sizeof(t), "http://[::1]:%u/tree.txt", p);
+    assert_int_equal(status_with("::1", t, h), 200);
+    assert_int_equal(status_with("::1", "/tree.txt", "Host: [::1]\r\n"), 200);
+    snprintf(h, sizeof(h), "Host: localhost:%u\r\n", p);
+    assert_int_equal(status_with("::1", "/tree.txt", h), 200);
+    snprintf(h, sizeof(h), "Host: [::1]:+%u\r\n", p);
+    assert_int_equal(status_with("::1", "/tree.txt", h), 403);
+    snprintf(h, sizeof(h), "Host: 127.0.0.1:%u\r\n", p);
+    assert_int_equal(status_with("::1", "/tree.txt", h), 403);
 }
 
 static void
@@ -1119,6 +1195,11 @@ test_live_serve_and_stop(void **state)
                      TR_EINVAL);
     assert_int_equal(tr_inspect_serve(fx.sys, "127.0.0.1:99999", NULL, &port),
                      TR_EINVAL);
+    /* A port is digits only. */
+    assert_int_equal(tr_inspect_serve(fx.sys, "127.0.0.1:+0", NULL, &port),
+                     TR_EINVAL);
+    assert_int_equal(tr_inspect_serve(fx.sys, "127.0.0.1: 0", NULL, &port),
+                     TR_EINVAL);
     /* Not ours to bind. */
     assert_int_equal(tr_inspect_serve(fx.sys, "192.0.2.1:0", NULL, &port),
                      TR_ESTATE);
@@ -1233,6 +1314,8 @@ main(void)
             test_live_client_gone_mid_reply_harms_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_foreign_host_is_forbidden,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_host_check_is_strict, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_live_no_route_writes, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(

@@ -20,6 +20,7 @@
 struct event_base;
 struct event;
 struct evbuffer;
+struct bufferevent;
 struct evhttp;
 struct evhttp_request;
 struct evhttp_bound_socket;
@@ -71,6 +72,15 @@ typedef struct tr_watcher {
     uint64_t lost;        /* events it missed since it was last told */
 } tr_watcher;
 
+/* A connection the endpoint took (serve.c): one of `conns`. */
+typedef struct tr_conn {
+    /* evhttp's bufferevent, with a reference of ours; NULL: a free slot. */
+    struct bufferevent *bev;
+    /* Since when its next request is awaited; 0 while a reply or a stream
+     * is written. */
+    uint64_t since_ns;
+} tr_conn;
+
 /* ---- warn.c ---- */
 
 /* One warning being tracked (raised, or just below its threshold). */
@@ -119,8 +129,11 @@ struct tr_live {
     /* The loop thread's own from here on. */
     tr_watcher *watchers;
     uint32_t nwatchers;
-    bool watching;            /* sys->watched as last set */
-    uint64_t last_request_ns; /* 0: none yet */
+    tr_conn *conns;            /* max_watchers + SPARE_CONNS slots */
+    uint32_t nconns, capconns; /* in use; slots */
+    struct event *sweep_ev;    /* each second while there are connections */
+    bool watching;             /* sys->watched as last set */
+    uint64_t last_request_ns;  /* 0: none yet */
     struct event *sample_ev;
     struct event *beat_ev;
     uint64_t requests, rejected; /* served; refused (403, 4xx) */

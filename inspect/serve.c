@@ -5,9 +5,27 @@
  * Read-only: GET and HEAD only (anything else gets 405), and no route
  * changes anything. Requests are small: headers past 8 KiB or a body
  * past 1 KiB are refused by evhttp, a request it cannot parse gets 400,
- * and a connection idle for 10 s is closed, so a bad client costs one
- * connection and never the endpoint. A reply goes out whole even to a
- * client that shut down its side after its request (send_reply).
+ * and a connection idle for 10 s is closed. A request must also arrive
+ * whole within REQUEST_S of its connection's opening or of the previous
+ * reply's end: a client that drips its headers a byte at a time
+ * (slowloris) never looks idle. And the endpoint holds at most
+ * max_watchers + SPARE_CONNS connections: past that it stops accepting,
+ * and the next wait in the kernel's backlog until one ends. So a bad
+ * client costs one connection for a few seconds, and never the endpoint
+ * or the process's descriptors. A reply goes out whole even to a client
+ * that shut down its side after its request (send_reply).
+ *
+ * Connections. evhttp (libevent 2.1) has no hook for a connection's
+ * opening or end, and no cap (evhttp_set_max_connections came in 2.2);
+ * the one place a connection shows itself is the callback that makes its
+ * bufferevent. on_accept makes it as evhttp would, and keeps it in a slot
+ * with a reference of ours; on_request and the reply's completion
+ * (on_replied) mark whether a request is awaited. A sweep each second
+ * cuts the requests too long in coming (it shuts the socket down, and
+ * evhttp frees the connection as if the client had left) and frees the
+ * slots of the connections evhttp has let go: bufferevent_free clears the
+ * callbacks of the bufferevent, which our reference keeps alive, and
+ * evhttp never leaves one it uses without an event callback.
  *
  * DNS rebinding. A page on a hostile domain that resolves to 127.0.0.1
  * could otherwise read the endpoint from a browser; its requests carry
@@ -42,6 +60,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -56,6 +75,12 @@ enum {
     MAX_HEADERS = 8192,
     MAX_BODY = 1024,
     IDLE_S = 10,
+    /* A request arrives whole within this many seconds of its
+     * connection's opening or of the previous reply's end, or the
+     * connection is cut. */
+    REQUEST_S = 10,
+    /* Connections at once beyond max_watchers. */
+    SPARE_CONNS = 64,
 };
 
 /* ---- binding ---- */
@@ -123,6 +148,96 @@ split_addr(const char *addr, char *host, size_t cap, uint16_t *port)
     return parse_port(colon + 1, strlen(colon + 1), port);
 }
 
+/* ---- connections ---- */
+
+/* The slot of `bev`, or with NULL a free one; NULL if there is none. */
+static tr_conn *
+conn_of(tr_live *lv, const struct bufferevent *bev)
+{
+    for (uint32_t i = 0; i < lv->capconns; i++) {
+        if (lv->conns[i].bev == bev) {
+            return &lv->conns[i];
+        }
+    }
+    return NULL;
+}
+
+static void
+release(tr_live *lv, tr_conn *c)
+{
+    bufferevent_decref(c->bev);
+    c->bev = NULL;
+    if (lv->nconns-- == lv->capconns) {
+        evconnlistener_enable(evhttp_bound_socket_get_listener(lv->bound));
+    }
+}
+
+static void
+on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    tr_live *lv = arg;
+    uint64_t now = tr__now_ns();
+
+    (void)fd;
+    (void)what;
+    for (uint32_t i = 0; i < lv->capconns; i++) {
+        tr_conn *c = &lv->conns[i];
+        bufferevent_event_cb cb;
+        if (c->bev == NULL) {
+            continue;
+        }
+        bufferevent_getcb(c->bev, NULL, NULL, &cb, NULL);
+        if (cb == NULL) {
+            release(lv, c);
+        } else if (c->since_ns != 0 &&
+                   now - c->since_ns >= (uint64_t)REQUEST_S * 1000000000u) {
+            shutdown(bufferevent_getfd(c->bev), SHUT_RDWR);
+            c->since_ns = 0;
+        }
+    }
+    if (lv->nconns == 0) {
+        event_del(lv->sweep_ev);
+    }
+}
+
+/* evhttp's bufferevent callback: it took a connection. */
+static struct bufferevent *
+on_accept(struct event_base *base, void *arg)
+{
+    tr_live *lv = arg;
+    /* The one evhttp would make (it closes the socket itself). */
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
+    tr_conn *c = conn_of(lv, NULL);
+
+    /* Untracked only without memory for a bufferevent (evhttp then tries
+     * one of its own); a slot is always free, as accepting pauses while
+     * none is. */
+    if (bev == NULL || c == NULL) {
+        return bev;
+    }
+    bufferevent_incref(bev);
+    c->bev = bev;
+    c->since_ns = tr__now_ns();
+    if (++lv->nconns == lv->capconns) {
+        evconnlistener_disable(evhttp_bound_socket_get_listener(lv->bound));
+    }
+    if (!event_pending(lv->sweep_ev, EV_TIMEOUT, NULL)) {
+        struct timeval second = {.tv_sec = 1};
+        event_add(lv->sweep_ev, &second);
+    }
+    return bev;
+}
+
+/* A reply is written: the connection's next request is awaited. */
+static void
+on_replied(struct evhttp_request *req, void *arg)
+{
+    tr_conn *c = arg;
+
+    (void)req;
+    c->since_ns = tr__now_ns();
+}
+
 static void on_request(struct evhttp_request *req, void *arg);
 
 int
@@ -134,10 +249,20 @@ tr__serve_bind(tr_live *lv, const char *addr)
     if (!split_addr(addr, host, sizeof(host), &port)) {
         return TR_EINVAL;
     }
-    lv->http = evhttp_new(lv->loop.base);
-    if (lv->http == NULL) {
+    uint32_t cap = lv->opts.max_watchers > UINT32_MAX - SPARE_CONNS
+                       ? UINT32_MAX
+                       : lv->opts.max_watchers + SPARE_CONNS;
+    lv->conns = tr__calloc(sizeof(tr_conn) * cap);
+    if (lv->conns == NULL) {
         return TR_ENOMEM;
     }
+    lv->capconns = cap;
+    lv->sweep_ev = event_new(lv->loop.base, -1, EV_PERSIST, on_sweep, lv);
+    lv->http = evhttp_new(lv->loop.base);
+    if (lv->sweep_ev == NULL || lv->http == NULL) {
+        return TR_ENOMEM;
+    }
+    evhttp_set_bevcb(lv->http, on_accept, lv);
     evhttp_set_gencb(lv->http, on_request, lv);
     /* Every method reaches on_request, which answers 405 to all but GET
      * and HEAD (evhttp itself would answer 501). */
@@ -180,6 +305,20 @@ tr__serve_close(tr_live *lv)
     }
     TR_ASSERT(lv->watchers == NULL);
     lv->nwatchers = 0;
+    /* evhttp has let go of every connection: our references go too. */
+    for (uint32_t i = 0; i < lv->capconns; i++) {
+        if (lv->conns[i].bev != NULL) {
+            bufferevent_decref(lv->conns[i].bev);
+        }
+    }
+    tr__free(lv->conns, sizeof(tr_conn) * lv->capconns);
+    lv->conns = NULL;
+    lv->capconns = 0;
+    lv->nconns = 0;
+    if (lv->sweep_ev != NULL) {
+        event_free(lv->sweep_ev);
+        lv->sweep_ev = NULL;
+    }
 }
 
 /* ---- replies ---- */
@@ -653,6 +792,16 @@ on_request(struct evhttp_request *req, void *arg)
     const char *path = u != NULL ? evhttp_uri_get_path(u) : NULL;
 
     tr__live_touched(lv);
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    tr_conn *c = conn != NULL
+                     ? conn_of(lv, evhttp_connection_get_bufferevent(conn))
+                     : NULL;
+    if (c != NULL) {
+        /* It arrived whole; the next is awaited once this one's reply is
+         * written. */
+        c->since_ns = 0;
+        evhttp_request_set_on_complete_cb(req, on_replied, c);
+    }
     if (uri == NULL || path == NULL) {
         send_error(lv, req, 400, "Bad Request");
         tr__live_judge_watch(lv);

@@ -2,9 +2,11 @@
  * The live endpoint over loopback: every route with its content checked
  * (JSON by jq, DOT by Graphviz's dot, /metrics line by line against the
  * text exposition format), the /events stream while actors fail and
- * restart, the Host check, read-only routes, bad requests, watchers that
- * come and go or fall behind, warnings with their hysteresis, and the
- * endpoint's own start and stop.
+ * restart, the Host check, read-only routes, bad requests, clients that
+ * half-close, vanish mid-reply or drip their requests, the cap on
+ * connections, watchers that come and go, fall behind or stall (and what
+ * they hold), warnings with their hysteresis, and the endpoint's own start
+ * and stop.
  */
 #include "support/tr_test.h"
 
@@ -15,7 +17,9 @@
 #include <ctype.h>
 #include <malloc.h>
 #include <math.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { MSG_CRASH = 1, MSG_HELLO = 2, MSG_BLOCK = 3 };
@@ -855,6 +859,148 @@ test_live_bad_requests_get_errors_and_harm_nothing(void **state)
     http_reply_free(&r);
 }
 
+/* Milliseconds on the monotonic clock. */
+static uint64_t
+mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Read one reply on a kept connection (its headers, then Content-Length
+ * bytes of body); its status, 0 when none came whole. */
+static int
+read_one_reply(int fd)
+{
+    char buf[8192];
+    size_t n = 0;
+    char *sep = NULL;
+
+    while (sep == NULL) {
+        ssize_t k = recv(fd, buf + n, sizeof(buf) - 1 - n, 0);
+        if (k <= 0) {
+            return 0;
+        }
+        n += (size_t)k;
+        buf[n] = '\0';
+        sep = strstr(buf, "\r\n\r\n");
+    }
+    const char *cl = strcasestr(buf, "\r\nContent-Length:");
+    if (cl == NULL || cl > sep) {
+        return 0;
+    }
+    size_t want = (size_t)(sep + 4 - buf) +
+                  strtoul(cl + strlen("\r\nContent-Length:"), NULL, 10);
+    while (n < want && n < sizeof(buf) - 1) {
+        ssize_t k = recv(fd, buf + n, sizeof(buf) - 1 - n, 0);
+        if (k <= 0) {
+            return 0;
+        }
+        n += (size_t)k;
+    }
+    int status = 0;
+    return n == want && sscanf(buf, "HTTP/1.1 %d", &status) == 1 ? status : 0;
+}
+
+static void
+test_live_slow_request_is_cut(void **state)
+{
+    char head[256];
+    char req[256];
+    int slow = http_connect(fx.port, 0);
+    int kept = http_connect(fx.port, 0);
+
+    (void)state;
+    assert_true(slow >= 0 && kept >= 0);
+    /* One client drips a request's headers, a byte a second (the idle
+     * timeout never fires); another asks on one kept connection every 3 s,
+     * for longer than a request may take. */
+    int hn = snprintf(head, sizeof(head),
+                      "GET /tree.txt HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+                      "X-Slow: ",
+                      fx.port);
+    int rn = snprintf(req, sizeof(req),
+                      "GET /tree.txt HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n",
+                      fx.port);
+    assert_int_equal(send(slow, head, (size_t)hn, MSG_NOSIGNAL), hn);
+    uint64_t t0 = mono_ms();
+    uint64_t next_drip = t0 + 1000;
+    uint64_t next_ask = t0;
+    uint64_t cut_at = 0;
+    unsigned answered = 0;
+    for (uint64_t now = t0;
+         now - t0 < 25000 && (cut_at == 0 || now - t0 < 13000);
+         now = mono_ms()) {
+        if (now >= next_ask && next_ask - t0 <= 12000) {
+            assert_int_equal(send(kept, req, (size_t)rn, MSG_NOSIGNAL), rn);
+            assert_int_equal(read_one_reply(kept), 200);
+            answered++;
+            next_ask += 3000;
+        }
+        if (cut_at != 0) {
+            usleep(100000);
+            continue;
+        }
+        if (now >= next_drip) {
+            (void)send(slow, "a", 1, MSG_NOSIGNAL);
+            next_drip += 1000;
+        }
+        struct pollfd p = {.fd = slow, .events = POLLIN};
+        if (poll(&p, 1, 100) == 1) {
+            char c;
+            /* The end, and no reply: the request never arrived whole. */
+            assert_true(recv(slow, &c, 1, 0) <= 0);
+            cut_at = mono_ms();
+        }
+    }
+    close(slow);
+    close(kept);
+    if (cut_at == 0) {
+        fail_msg("a request dripping a byte a second was never cut");
+    }
+    /* Cut at its bound (10 s), not before; the kept connection, older
+     * than that, was answered every time. */
+    assert_true(cut_at - t0 >= 8000 && cut_at - t0 <= 20000);
+    assert_int_equal(answered, 5);
+}
+
+static void
+test_live_connections_past_the_cap_wait(void **state)
+{
+    /* max_watchers (64) + 64. */
+    enum { CAP = 128 };
+    static int fds[CAP];
+    char req[256];
+
+    (void)state;
+    for (int i = 0; i < CAP; i++) {
+        fds[i] = http_connect(fx.port, 0);
+        assert_true(fds[i] >= 0);
+    }
+    /* One more: the kernel completes its handshake, the endpoint does not
+     * take it while all the others are open. */
+    int late = http_connect(fx.port, 0);
+    assert_true(late >= 0);
+    int rn = snprintf(req, sizeof(req),
+                      "GET /tree.txt HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n",
+                      fx.port);
+    assert_int_equal(send(late, req, (size_t)rn, MSG_NOSIGNAL), rn);
+    struct pollfd p = {.fd = late, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 1000), 0);
+    /* One leaves: the late one is taken and answered. */
+    close(fds[0]);
+    assert_int_equal(read_one_reply(late), 200);
+    close(late);
+    for (int i = 1; i < CAP; i++) {
+        close(fds[i]);
+    }
+    http_reply r;
+    assert_true(http_get(fx.port, "/tree.txt", &r));
+    assert_int_equal(r.status, 200);
+    http_reply_free(&r);
+}
+
 /* The watchers the endpoint counts, from /metrics. */
 static long
 watchers_now(void)
@@ -1321,6 +1467,10 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_live_bad_requests_get_errors_and_harm_nothing, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(test_live_slow_request_is_cut, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_live_connections_past_the_cap_wait,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_live_a_hundred_watchers_come_and_go, setup, teardown),
         cmocka_unit_test_setup_teardown(

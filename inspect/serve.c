@@ -45,7 +45,8 @@
  * watcher held six times its `watcher_buffer`). Their sockets get a small
  * send buffer too, so that the kernel does not hide a slow client for
  * long. A client that goes away is noticed by evhttp (it watches for the
- * close while it sends) or, at the latest, by the next heartbeat's write.
+ * close while it sends) or, at the latest, by the next heartbeat's write;
+ * what one sends is read, and held, up to WATCHER_INPUT bytes only.
  */
 #include "inspect/live.h"
 
@@ -81,6 +82,8 @@ enum {
     REQUEST_S = 10,
     /* Connections at once beyond max_watchers. */
     SPARE_CONNS = 64,
+    /* What a watcher may send after its request before it is not read. */
+    WATCHER_INPUT = 4096,
 };
 
 /* ---- binding ---- */
@@ -686,13 +689,19 @@ route_events(tr_live *lv, struct evhttp_request *req)
     }
     struct evhttp_connection *conn = evhttp_request_get_connection(req);
     struct bufferevent *bev = evhttp_connection_get_bufferevent(conn);
-    int fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+    int fd = bufferevent_getfd(bev);
     if (fd >= 0) {
         int size =
             (int)(lv->opts.watcher_buffer < 4096 ? 4096
                                                  : lv->opts.watcher_buffer);
         (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
     }
+    /* evhttp reads on, to notice the client's close, and keeps whatever
+     * it reads (there is no request to read any more): what a client
+     * sends after its request would pile up for as long as it sends. Past
+     * a few KiB reading stops (the kernel's buffers, then the client,
+     * wait); such a client's close is noticed by a write instead. */
+    bufferevent_setwatermark(bev, EV_READ, 0, WATCHER_INPUT);
     w->lv = lv;
     w->req = req;
     w->out = out;

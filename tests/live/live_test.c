@@ -1155,6 +1155,39 @@ test_live_stalled_watchers_hold_about_their_buffer(void **state)
     }
 }
 
+static void
+test_live_watcher_that_talks_is_not_buffered(void **state)
+{
+    enum { LIMIT = 64 << 20 };
+    static char junk[65536];
+    sse s;
+    size_t sent = 0;
+
+    (void)state;
+    memset(junk, 'x', sizeof(junk));
+    assert_true(sse_open(&s, fx.port, 0));
+    size_t before = allocated_bytes();
+    /* A watcher has nothing to say; this one says it as fast as it can,
+     * until the endpoint stops taking it (the kernel's buffers full). */
+    for (;;) {
+        struct pollfd p = {.fd = s.fd, .events = POLLOUT};
+        if (sent >= LIMIT || poll(&p, 1, 1000) != 1) {
+            break;
+        }
+        ssize_t n = send(s.fd, junk, sizeof(junk), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n <= 0) {
+            break;
+        }
+        sent += (size_t)n;
+    }
+    size_t after = allocated_bytes();
+    sse_close(&s);
+    if (sent >= LIMIT || after > before + (4u << 20)) {
+        fail_msg("sent %zu bytes; the process holds %zu more", sent,
+                 after > before ? after - before : 0);
+    }
+}
+
 /* ---- warnings ---- */
 
 static bool
@@ -1478,6 +1511,8 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_live_stalled_watchers_hold_about_their_buffer, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(
+            test_live_watcher_that_talks_is_not_buffered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_warnings_rise_and_clear_once,
                                         setup_warnings, teardown),
         cmocka_unit_test_setup_teardown(

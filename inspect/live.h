@@ -19,6 +19,8 @@
 
 struct event_base;
 struct event;
+struct evbuffer;
+struct bufferevent;
 struct evhttp;
 struct evhttp_request;
 struct evhttp_bound_socket;
@@ -65,8 +67,19 @@ typedef struct tr_watcher {
     struct tr_watcher *next;
     struct tr_live *lv;
     struct evhttp_request *req;
-    uint64_t lost; /* events it missed since it was last told */
+    struct evbuffer *out; /* text not yet handed to the connection */
+    bool writing;         /* a chunk handed to it is not yet written */
+    uint64_t lost;        /* events it missed since it was last told */
 } tr_watcher;
+
+/* A connection the endpoint took (serve.c): one of `conns`. */
+typedef struct tr_conn {
+    /* evhttp's bufferevent, with a reference of ours; NULL: a free slot. */
+    struct bufferevent *bev;
+    /* Since when its next request is awaited; 0 while a reply or a stream
+     * is written. */
+    uint64_t since_ns;
+} tr_conn;
 
 /* ---- warn.c ---- */
 
@@ -116,8 +129,11 @@ struct tr_live {
     /* The loop thread's own from here on. */
     tr_watcher *watchers;
     uint32_t nwatchers;
-    bool watching;            /* sys->watched as last set */
-    uint64_t last_request_ns; /* 0: none yet */
+    tr_conn *conns;            /* max_watchers + SPARE_CONNS slots */
+    uint32_t nconns, capconns; /* in use; slots */
+    struct event *sweep_ev;    /* each second while there are connections */
+    bool watching;             /* sys->watched as last set */
+    uint64_t last_request_ns;  /* 0: none yet */
     struct event *sample_ev;
     struct event *beat_ev;
     uint64_t requests, rejected; /* served; refused (403, 4xx) */

@@ -9,6 +9,13 @@
  * exchange on `kicked`), so a burst of posts costs one write. Kept small
  * and behind these four calls so that the loop threads can later be shared
  * with the io module.
+ *
+ * SIGPIPE. libevent writes to sockets with writev, which raises SIGPIPE
+ * when the peer has gone (a client that closed, then reset the connection
+ * at our first write): by default that ends the whole process, which is
+ * the user's. The loop thread blocks it: the write fails with EPIPE, which
+ * libevent handles, and the signal stays pending on this thread alone,
+ * which never unblocks it, and goes with the thread.
  */
 #include "inspect/live.h"
 
@@ -17,6 +24,7 @@
 #include <event2/event.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -70,8 +78,12 @@ static void *
 loop_main(void *arg)
 {
     tr_loop *l = arg;
+    sigset_t sigs;
 
     tr__tls_inspecting = true;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     event_base_dispatch(l->base);
     return NULL;
 }

@@ -5,21 +5,48 @@
  * Read-only: GET and HEAD only (anything else gets 405), and no route
  * changes anything. Requests are small: headers past 8 KiB or a body
  * past 1 KiB are refused by evhttp, a request it cannot parse gets 400,
- * and a connection idle for 10 s is closed, so a bad client costs one
- * connection and never the endpoint.
+ * and a connection idle for 10 s is closed. A request must also arrive
+ * whole within REQUEST_S of its connection's opening or of the previous
+ * reply's end: a client that drips its headers a byte at a time
+ * (slowloris) never looks idle. And the endpoint holds at most
+ * max_watchers + SPARE_CONNS connections: past that it stops accepting,
+ * and the next wait in the kernel's backlog until one ends. So a bad
+ * client costs one connection for a few seconds, and never the endpoint
+ * or the process's descriptors. A reply goes out whole even to a client
+ * that shut down its side after its request (send_reply).
+ *
+ * Connections. evhttp (libevent 2.1) has no hook for a connection's
+ * opening or end, and no cap (evhttp_set_max_connections came in 2.2);
+ * the one place a connection shows itself is the callback that makes its
+ * bufferevent. on_accept makes it as evhttp would, and keeps it in a slot
+ * with a reference of ours; on_request and the reply's completion
+ * (on_replied) mark whether a request is awaited. A sweep each second
+ * cuts the requests too long in coming (it shuts the socket down, and
+ * evhttp frees the connection as if the client had left) and frees the
+ * slots of the connections evhttp has let go: bufferevent_free clears the
+ * callbacks of the bufferevent, which our reference keeps alive, and
+ * evhttp never leaves one it uses without an event callback.
  *
  * DNS rebinding. A page on a hostile domain that resolves to 127.0.0.1
  * could otherwise read the endpoint from a browser; its requests carry
  * that domain in Host, so any Host other than the bound address or
- * localhost (with our port, or none) gets 403.
+ * localhost (with our port, or none; a port is digits only) gets 403, and
+ * so does a target that names another host (an absolute URI, which a
+ * server is to believe over Host). A request with two Host headers gets
+ * 400.
  *
  * /events clients (watchers) each have a bounded buffer: an event that
  * would go past `watcher_buffer` bytes queued for one is not queued, and
  * the client is told how many it lost ("event: lost") once it has room.
- * Their sockets get a small send buffer too, so that the kernel does not
- * hide a slow client for long. A client that goes away is noticed by
- * evhttp (it watches for the close while it sends) or, at the latest, by
- * the next heartbeat's write.
+ * The bytes counted are the bytes held: a watcher's text waits in a buffer
+ * of its own, packed, and goes to the connection one chunk at a time, once
+ * the previous chunk is written (an event handed to evhttp alone takes an
+ * allocation of its own, 1 KiB at least for some 200 bytes, and a stalled
+ * watcher held six times its `watcher_buffer`). Their sockets get a small
+ * send buffer too, so that the kernel does not hide a slow client for
+ * long. A client that goes away is noticed by evhttp (it watches for the
+ * close while it sends) or, at the latest, by the next heartbeat's write;
+ * what one sends is read, and held, up to WATCHER_INPUT bytes only.
  */
 #include "inspect/live.h"
 
@@ -34,10 +61,12 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,9 +76,40 @@ enum {
     MAX_HEADERS = 8192,
     MAX_BODY = 1024,
     IDLE_S = 10,
+    /* A request arrives whole within this many seconds of its
+     * connection's opening or of the previous reply's end, or the
+     * connection is cut. */
+    REQUEST_S = 10,
+    /* Connections at once beyond max_watchers. */
+    SPARE_CONNS = 64,
+    /* What a watcher may send after its request before it is not read. */
+    WATCHER_INPUT = 4096,
 };
 
 /* ---- binding ---- */
+
+/* The port in `s` (`len` bytes): digits only, at most 65535. strtoul would
+ * take a sign or leading spaces too ("localhost:+8080"). */
+static bool
+parse_port(const char *s, size_t len, uint16_t *port)
+{
+    unsigned long p = 0;
+
+    if (len == 0) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+        p = p * 10 + (unsigned long)(s[i] - '0');
+        if (p > 65535) {
+            return false;
+        }
+    }
+    *port = (uint16_t)p;
+    return true;
+}
 
 /* "host:port" or "[v6]:port" into its parts; false when it does not
  * parse, or the host is not numeric (a name such as "localhost" would be
@@ -88,13 +148,97 @@ split_addr(const char *addr, char *host, size_t cap, uint16_t *port)
     if (inet_pton(addr[0] == '[' ? AF_INET6 : AF_INET, host, bin) != 1) {
         return false;
     }
-    char *end;
-    unsigned long p = strtoul(colon + 1, &end, 10);
-    if (colon[1] == '\0' || *end != '\0' || p > 65535) {
-        return false;
+    return parse_port(colon + 1, strlen(colon + 1), port);
+}
+
+/* ---- connections ---- */
+
+/* The slot of `bev`, or with NULL a free one; NULL if there is none. */
+static tr_conn *
+conn_of(tr_live *lv, const struct bufferevent *bev)
+{
+    for (uint32_t i = 0; i < lv->capconns; i++) {
+        if (lv->conns[i].bev == bev) {
+            return &lv->conns[i];
+        }
     }
-    *port = (uint16_t)p;
-    return true;
+    return NULL;
+}
+
+static void
+release(tr_live *lv, tr_conn *c)
+{
+    bufferevent_decref(c->bev);
+    c->bev = NULL;
+    if (lv->nconns-- == lv->capconns) {
+        evconnlistener_enable(evhttp_bound_socket_get_listener(lv->bound));
+    }
+}
+
+static void
+on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    tr_live *lv = arg;
+    uint64_t now = tr__now_ns();
+
+    (void)fd;
+    (void)what;
+    for (uint32_t i = 0; i < lv->capconns; i++) {
+        tr_conn *c = &lv->conns[i];
+        bufferevent_event_cb cb;
+        if (c->bev == NULL) {
+            continue;
+        }
+        bufferevent_getcb(c->bev, NULL, NULL, &cb, NULL);
+        if (cb == NULL) {
+            release(lv, c);
+        } else if (c->since_ns != 0 &&
+                   now - c->since_ns >= (uint64_t)REQUEST_S * 1000000000u) {
+            shutdown(bufferevent_getfd(c->bev), SHUT_RDWR);
+            c->since_ns = 0;
+        }
+    }
+    if (lv->nconns == 0) {
+        event_del(lv->sweep_ev);
+    }
+}
+
+/* evhttp's bufferevent callback: it took a connection. */
+static struct bufferevent *
+on_accept(struct event_base *base, void *arg)
+{
+    tr_live *lv = arg;
+    /* The one evhttp would make (it closes the socket itself). */
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
+    tr_conn *c = conn_of(lv, NULL);
+
+    /* Untracked only without memory for a bufferevent (evhttp then tries
+     * one of its own); a slot is always free, as accepting pauses while
+     * none is. */
+    if (bev == NULL || c == NULL) {
+        return bev;
+    }
+    bufferevent_incref(bev);
+    c->bev = bev;
+    c->since_ns = tr__now_ns();
+    if (++lv->nconns == lv->capconns) {
+        evconnlistener_disable(evhttp_bound_socket_get_listener(lv->bound));
+    }
+    if (!event_pending(lv->sweep_ev, EV_TIMEOUT, NULL)) {
+        struct timeval second = {.tv_sec = 1};
+        event_add(lv->sweep_ev, &second);
+    }
+    return bev;
+}
+
+/* A reply is written: the connection's next request is awaited. */
+static void
+on_replied(struct evhttp_request *req, void *arg)
+{
+    tr_conn *c = arg;
+
+    (void)req;
+    c->since_ns = tr__now_ns();
 }
 
 static void on_request(struct evhttp_request *req, void *arg);
@@ -108,10 +252,20 @@ tr__serve_bind(tr_live *lv, const char *addr)
     if (!split_addr(addr, host, sizeof(host), &port)) {
         return TR_EINVAL;
     }
-    lv->http = evhttp_new(lv->loop.base);
-    if (lv->http == NULL) {
+    uint32_t cap = lv->opts.max_watchers > UINT32_MAX - SPARE_CONNS
+                       ? UINT32_MAX
+                       : lv->opts.max_watchers + SPARE_CONNS;
+    lv->conns = tr__calloc(sizeof(tr_conn) * cap);
+    if (lv->conns == NULL) {
         return TR_ENOMEM;
     }
+    lv->capconns = cap;
+    lv->sweep_ev = event_new(lv->loop.base, -1, EV_PERSIST, on_sweep, lv);
+    lv->http = evhttp_new(lv->loop.base);
+    if (lv->sweep_ev == NULL || lv->http == NULL) {
+        return TR_ENOMEM;
+    }
+    evhttp_set_bevcb(lv->http, on_accept, lv);
     evhttp_set_gencb(lv->http, on_request, lv);
     /* Every method reaches on_request, which answers 405 to all but GET
      * and HEAD (evhttp itself would answer 501). */
@@ -154,6 +308,20 @@ tr__serve_close(tr_live *lv)
     }
     TR_ASSERT(lv->watchers == NULL);
     lv->nwatchers = 0;
+    /* evhttp has let go of every connection: our references go too. */
+    for (uint32_t i = 0; i < lv->capconns; i++) {
+        if (lv->conns[i].bev != NULL) {
+            bufferevent_decref(lv->conns[i].bev);
+        }
+    }
+    tr__free(lv->conns, sizeof(tr_conn) * lv->capconns);
+    lv->conns = NULL;
+    lv->capconns = 0;
+    lv->nconns = 0;
+    if (lv->sweep_ev != NULL) {
+        event_free(lv->sweep_ev);
+        lv->sweep_ev = NULL;
+    }
 }
 
 /* ---- replies ---- */
@@ -170,14 +338,24 @@ common_headers(struct evhttp_request *req, const char *type)
     evhttp_add_header(h, "Referrer-Policy", "no-referrer");
 }
 
-/* Reply `code` with `b` (freed): for HEAD only its length (evhttp would
- * send the body too, and a keep-alive client would read it as the next
- * response). */
+/* Reply `code` with `b` (freed; may be NULL): for HEAD only its length
+ * (evhttp would send the body too, and a keep-alive client would read it
+ * as the next response).
+ *
+ * Then the connection stops reading until the reply is written: evhttp
+ * leaves reading on while it writes, only to notice a close, and takes
+ * any end of input for one, so a client that sent its request and
+ * shut down its side (nc -N, some HTTP/1.0 clients) lost all but the
+ * first write (16 KiB) of a longer reply. A client that goes away
+ * meanwhile is noticed by the write failing; evhttp reads again (the
+ * next request, pipelined or not) once the reply is out. */
 static void
 send_reply(struct evhttp_request *req, int code, const char *reason,
            struct evbuffer *b)
 {
-    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+
+    if (b != NULL && evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
         char len[32];
         snprintf(len, sizeof(len), "%zu", evbuffer_get_length(b));
         evhttp_add_header(evhttp_request_get_output_headers(req),
@@ -185,7 +363,12 @@ send_reply(struct evhttp_request *req, int code, const char *reason,
         evbuffer_drain(b, evbuffer_get_length(b));
     }
     evhttp_send_reply(req, code, reason, b);
-    evbuffer_free(b);
+    if (b != NULL) {
+        evbuffer_free(b);
+    }
+    if (conn != NULL) {
+        bufferevent_disable(evhttp_connection_get_bufferevent(conn), EV_READ);
+    }
 }
 
 static void
@@ -196,11 +379,9 @@ send_error(tr_live *lv, struct evhttp_request *req, int code,
 
     lv->rejected++;
     common_headers(req, "text/plain; charset=utf-8");
-    if (b == NULL) {
-        evhttp_send_reply(req, code, reason, NULL);
-        return;
+    if (b != NULL) {
+        evbuffer_add_printf(b, "%d %s\n", code, reason);
     }
-    evbuffer_add_printf(b, "%d %s\n", code, reason);
     send_reply(req, code, reason, b);
 }
 
@@ -365,6 +546,7 @@ unlink_watcher(tr_live *lv, tr_watcher *w)
             break;
         }
     }
+    evbuffer_free(w->out);
     tr__free(w, sizeof(*w));
 }
 
@@ -388,13 +570,40 @@ on_watcher_close(struct evhttp_connection *conn, void *arg)
     }
 }
 
+/* What `w` holds: its own text and what the connection has yet to write
+ * (the chunk in progress, with its framing). */
 static size_t
 queued(const tr_watcher *w)
 {
     struct evhttp_connection *c = evhttp_request_get_connection(w->req);
     struct bufferevent *bev =
         c != NULL ? evhttp_connection_get_bufferevent(c) : NULL;
-    return bev != NULL ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+    return evbuffer_get_length(w->out) +
+           (bev != NULL ? evbuffer_get_length(bufferevent_get_output(bev)) : 0);
+}
+
+static void flush(tr_watcher *w);
+
+static void
+on_written(struct evhttp_connection *conn, void *arg)
+{
+    tr_watcher *w = arg;
+
+    (void)conn;
+    w->writing = false;
+    flush(w);
+}
+
+/* Hand `w`'s text to the connection as one chunk, unless the previous one
+ * is still being written (on_written comes when it is). */
+static void
+flush(tr_watcher *w)
+{
+    if (w->writing || evbuffer_get_length(w->out) == 0) {
+        return;
+    }
+    w->writing = true;
+    evhttp_send_reply_chunk_with_cb(w->req, w->out, on_written, w);
 }
 
 static void send_text(tr_watcher *w, const char *fmt, ...)
@@ -403,18 +612,19 @@ static void send_text(tr_watcher *w, const char *fmt, ...)
 static void
 send_text(tr_watcher *w, const char *fmt, ...)
 {
-    struct evbuffer *b = evbuffer_new();
+    /* An event with its id and name, or a shorter line. */
+    char text[EVENT_TEXT + 128];
     va_list ap;
 
-    if (b == NULL) {
+    va_start(ap, fmt);
+    int n = vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(text) ||
+        evbuffer_add(w->out, text, (size_t)n) != 0) {
         w->lost++;
         return;
     }
-    va_start(ap, fmt);
-    evbuffer_add_vprintf(b, fmt, ap);
-    va_end(ap);
-    evhttp_send_reply_chunk(w->req, b);
-    evbuffer_free(b);
+    flush(w);
 }
 
 /* Tell `w` what it lost, if it has room now; false when it has none. */
@@ -460,7 +670,7 @@ route_events(tr_live *lv, struct evhttp_request *req)
 {
     if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
         common_headers(req, "text/event-stream");
-        evhttp_send_reply(req, 200, "OK", NULL);
+        send_reply(req, 200, "OK", NULL);
         return;
     }
     if (lv->nwatchers >= lv->opts.max_watchers) {
@@ -468,21 +678,33 @@ route_events(tr_live *lv, struct evhttp_request *req)
         return;
     }
     tr_watcher *w = tr__calloc(sizeof(*w));
-    if (w == NULL) {
+    struct evbuffer *out = evbuffer_new();
+    if (w == NULL || out == NULL) {
+        tr__free(w, sizeof(*w));
+        if (out != NULL) {
+            evbuffer_free(out);
+        }
         send_error(lv, req, 503, "Out of memory");
         return;
     }
     struct evhttp_connection *conn = evhttp_request_get_connection(req);
     struct bufferevent *bev = evhttp_connection_get_bufferevent(conn);
-    int fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+    int fd = bufferevent_getfd(bev);
     if (fd >= 0) {
         int size =
             (int)(lv->opts.watcher_buffer < 4096 ? 4096
                                                  : lv->opts.watcher_buffer);
         (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
     }
+    /* evhttp reads on, to notice the client's close, and keeps whatever
+     * it reads (there is no request to read any more): what a client
+     * sends after its request would pile up for as long as it sends. Past
+     * a few KiB reading stops (the kernel's buffers, then the client,
+     * wait); such a client's close is noticed by a write instead. */
+    bufferevent_setwatermark(bev, EV_READ, 0, WATCHER_INPUT);
     w->lv = lv;
     w->req = req;
+    w->out = out;
     w->next = lv->watchers;
     lv->watchers = w;
     lv->nwatchers++;
@@ -501,38 +723,73 @@ route_events(tr_live *lv, struct evhttp_request *req)
 
 /* ---- requests ---- */
 
-/* Whether the Host header names us: the bound host or localhost, with our
- * port or none. */
+/* Whether `name` (`len` bytes, from a Host header or a URI) names us: the
+ * bound address or localhost. */
+static bool
+name_ok(const tr_live *lv, const char *name, size_t len)
+{
+    return (len == strlen(lv->host) && strncasecmp(name, lv->host, len) == 0) ||
+           (len == strlen("localhost") &&
+            strncasecmp(name, "localhost", len) == 0);
+}
+
+/* Whether the Host header names us, with our port or none. */
 static bool
 host_ok(const tr_live *lv, const char *host)
 {
-    char want[80];
-    size_t hlen;
-
-    if (host == NULL) {
-        return false;
-    }
+    const char *end = host + strlen(host);
     const char *colon =
         host[0] == '[' ? strstr(host, "]:") : strrchr(host, ':');
+    uint16_t port;
+
     if (colon != NULL && host[0] == '[') {
         colon++;
     }
     if (colon != NULL) {
-        char *end;
-        unsigned long p = strtoul(colon + 1, &end, 10);
-        if (colon[1] == '\0' || *end != '\0' || p != lv->port) {
+        if (!parse_port(colon + 1, (size_t)(end - colon - 1), &port) ||
+            port != lv->port) {
             return false;
         }
-        hlen = (size_t)(colon - host);
-    } else {
-        hlen = strlen(host);
+        end = colon;
     }
-    snprintf(want, sizeof(want), "%s", lv->host);
-    if (hlen == strlen(want) && strncasecmp(host, want, hlen) == 0) {
+    return name_ok(lv, host, (size_t)(end - host));
+}
+
+/* Whether the request's target is ours: a path, or an absolute URI that
+ * names us ("http://127.0.0.1:port/tree.json"). A target that names a
+ * host ("http://evil.example/", or "//evil.example/" read as one) is
+ * judged as the Host header is: evhttp would route it by its path alone,
+ * and a server is to take its host over the Host header's (RFC 9112). */
+static bool
+target_ok(const tr_live *lv, const struct evhttp_uri *u)
+{
+    const char *scheme = evhttp_uri_get_scheme(u);
+    const char *host = evhttp_uri_get_host(u);
+    int port = evhttp_uri_get_port(u);
+
+    if (scheme == NULL && host == NULL) {
         return true;
     }
-    return hlen == strlen("localhost") &&
-           strncasecmp(host, "localhost", hlen) == 0;
+    return scheme != NULL && strcasecmp(scheme, "http") == 0 && host != NULL &&
+           evhttp_uri_get_userinfo(u) == NULL &&
+           name_ok(lv, host, strlen(host)) && (port < 0 || port == lv->port);
+}
+
+/* How many Host headers `req` has; the first in `*host` (NULL if none). */
+static unsigned
+host_headers(struct evhttp_request *req, const char **host)
+{
+    unsigned n = 0;
+
+    *host = NULL;
+    for (const struct evkeyval *h =
+             evhttp_request_get_input_headers(req)->tqh_first;
+         h != NULL; h = h->next.tqe_next) {
+        if (strcasecmp(h->key, "Host") == 0 && n++ == 0) {
+            *host = h->value;
+        }
+    }
+    return n;
 }
 
 static void
@@ -544,14 +801,31 @@ on_request(struct evhttp_request *req, void *arg)
     const char *path = u != NULL ? evhttp_uri_get_path(u) : NULL;
 
     tr__live_touched(lv);
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    tr_conn *c = conn != NULL
+                     ? conn_of(lv, evhttp_connection_get_bufferevent(conn))
+                     : NULL;
+    if (c != NULL) {
+        /* It arrived whole; the next is awaited once this one's reply is
+         * written. */
+        c->since_ns = 0;
+        evhttp_request_set_on_complete_cb(req, on_replied, c);
+    }
     if (uri == NULL || path == NULL) {
         send_error(lv, req, 400, "Bad Request");
         tr__live_judge_watch(lv);
         return;
     }
-    const char *host =
-        evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
-    if (!host_ok(lv, host)) {
+    /* Two Host headers make a request malformed (RFC 9112): we would
+     * judge it by one, something in front of us perhaps by the other. */
+    const char *host;
+    unsigned hosts = host_headers(req, &host);
+    if (hosts > 1) {
+        send_error(lv, req, 400, "Bad Request");
+        tr__live_judge_watch(lv);
+        return;
+    }
+    if (hosts == 0 || !host_ok(lv, host) || !target_ok(lv, u)) {
         send_error(lv, req, 403, "Forbidden");
         tr__live_judge_watch(lv);
         return;

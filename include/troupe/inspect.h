@@ -119,7 +119,8 @@ typedef struct tr_inspect_opts {
     /* Bytes queued for one /events client before it loses events (it is
      * told how many); default 65536. */
     uint32_t watcher_buffer;
-    uint32_t max_watchers; /* /events clients at once; default 64 */
+    uint32_t max_watchers; /* /events clients at once; default 64 (and
+                              64 connections more) */
     uint32_t heartbeat_ms; /* a comment line to each client; default 15000 */
     uint32_t linger_ms;    /* a request keeps the timing on; default 60000 */
     tr_warning_fn on_warning;
@@ -141,9 +142,14 @@ typedef struct tr_inspect_opts {
  * `/metrics` (Prometheus text format 0.0.4) and `/events` (Server-Sent
  * Events: tree changes and warnings). `addr` is "host:port" with a numeric
  * IPv4 host or "[v6]:port"; port 0 picks a free one. Only loopback is
- * meant: a request whose Host header names neither the bound address nor
- * localhost gets 403 (DNS rebinding). A NULL `addr` serves nothing but still
- * computes warnings for `on_warning`.
+ * meant: a request that names a host other than the bound address or
+ * localhost, in its Host header or its target (an absolute URI), gets 403,
+ * and one with two Host headers 400 (DNS rebinding). A connection idle
+ * for 10 s is closed, and so is one whose request has not arrived whole
+ * 10 s after the connection opened or the previous reply ended; at most
+ * `max_watchers` + 64 connections are served at once, the next wait to be
+ * accepted. A NULL `addr` serves nothing but still computes warnings for
+ * `on_warning`.
  *
  * While nobody watches the endpoint costs nothing: its thread sleeps, the
  * workers only read one flag per actor run. See the guide, "Inspecting a

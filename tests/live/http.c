@@ -13,13 +13,21 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-int
-http_connect(uint16_t port, int rcvbuf)
+/* Connect to `ip` (numeric, IPv4 or IPv6) at `port`; -1 on failure. */
+static int
+connect_to(const char *ip, uint16_t port, int rcvbuf)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    struct sockaddr_in6 sa6 = {.sin6_family = AF_INET6,
+                               .sin6_port = htons(port)};
     struct timeval tv = {.tv_sec = 10};
+    bool v6 = strchr(ip, ':') != NULL;
 
+    if ((v6 ? inet_pton(AF_INET6, ip, &sa6.sin6_addr)
+            : inet_pton(AF_INET, ip, &sa.sin_addr)) != 1) {
+        return -1;
+    }
+    int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         return -1;
     }
@@ -28,12 +36,18 @@ http_connect(uint16_t port, int rcvbuf)
     }
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+    if ((v6 ? connect(fd, (struct sockaddr *)&sa6, sizeof(sa6))
+            : connect(fd, (struct sockaddr *)&sa, sizeof(sa))) != 0) {
         close(fd);
         return -1;
     }
     return fd;
+}
+
+int
+http_connect(uint16_t port, int rcvbuf)
+{
+    return connect_to("127.0.0.1", port, rcvbuf);
 }
 
 static bool
@@ -82,7 +96,14 @@ dechunk(char *body, size_t len)
 bool
 http_raw(uint16_t port, const char *raw, size_t len, http_reply *out)
 {
-    int fd = http_connect(port, 0);
+    return http_raw_at("127.0.0.1", port, raw, len, out);
+}
+
+bool
+http_raw_at(const char *ip, uint16_t port, const char *raw, size_t len,
+            http_reply *out)
+{
+    int fd = connect_to(ip, port, 0);
     size_t cap = 1 << 16, got = 0;
     char *buf = malloc(cap + 1);
 

@@ -23,6 +23,10 @@ int http_connect(uint16_t port, int rcvbuf);
 /* Send `raw` as it is and read the reply until the server closes. */
 bool http_raw(uint16_t port, const char *raw, size_t len, http_reply *out);
 
+/* The same to `ip` (numeric, IPv4 or IPv6) instead of 127.0.0.1. */
+bool http_raw_at(const char *ip, uint16_t port, const char *raw, size_t len,
+                 http_reply *out);
+
 /* GET `path` with Host: 127.0.0.1:port. */
 bool http_get(uint16_t port, const char *path, http_reply *out);
 

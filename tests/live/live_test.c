@@ -2,9 +2,11 @@
  * The live endpoint over loopback: every route with its content checked
  * (JSON by jq, DOT by Graphviz's dot, /metrics line by line against the
  * text exposition format), the /events stream while actors fail and
- * restart, the Host check, read-only routes, bad requests, watchers that
- * come and go or fall behind, warnings with their hysteresis, and the
- * endpoint's own start and stop.
+ * restart, the Host check, read-only routes, bad requests, clients that
+ * half-close, vanish mid-reply or drip their requests, the cap on
+ * connections, watchers that come and go, fall behind or stall (and what
+ * they hold), warnings with their hysteresis, and the endpoint's own start
+ * and stop.
  */
 #include "support/tr_test.h"
 
@@ -13,8 +15,11 @@
 #include "actors/actor.h"
 
 #include <ctype.h>
+#include <malloc.h>
 #include <math.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { MSG_CRASH = 1, MSG_HELLO = 2, MSG_BLOCK = 3 };
@@ -542,6 +547,85 @@ test_live_events_follow_failures_and_restarts_in_order(void **state)
 
 /* ---- security and robustness ---- */
 
+/* Start `n` more workers in the pool. */
+static void
+grow_pool(size_t n)
+{
+    tr_ctx *ctx = tr_system_ctx(fx.sys);
+    tr_child_info kids[3];
+    size_t len;
+    tr_addr kid;
+
+    assert_int_equal(
+        tr_sup_which_children_wait(ctx, fx.app, kids, 3, &len, tr_ms(5000)),
+        TR_OK);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(tr_sup_start_child_wait(ctx, kids[2].addr, NULL, NULL,
+                                                 tr_ms(5000), &kid),
+                         TR_OK);
+    }
+}
+
+static void
+test_live_half_closed_client_gets_the_whole_reply(void **state)
+{
+    const char *paths[] = {"/tree.json", "/tree.txt", "/tree.dot", "/metrics"};
+    http_reply r;
+
+    (void)state;
+    /* Every document past the 16 KiB that one write sends. */
+    grow_pool(400);
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        /* http_get sends its request and half-closes (shutdown SHUT_WR),
+         * as nc -N does: the FIN arrives while the reply is written. */
+        assert_true(http_get(fx.port, paths[i], &r));
+        assert_int_equal(r.status, 200);
+        const char *cl = http_header(&r, "Content-Length");
+        assert_non_null(cl);
+        size_t want = strtoul(cl, NULL, 10);
+        if (want <= 16384 || r.len != want) {
+            fail_msg("%s: %zu bytes of %zu", paths[i], r.len, want);
+        }
+        http_reply_free(&r);
+    }
+    /* HTTP/1.0: the reply has no length and ends at the close; the
+     * document ends whole. */
+    char raw[256];
+    snprintf(raw, sizeof(raw),
+             "GET /tree.json HTTP/1.0\r\nHost: 127.0.0.1:%u\r\n\r\n", fx.port);
+    assert_true(http_raw(fx.port, raw, strlen(raw), &r));
+    assert_int_equal(r.status, 200);
+    assert_true(r.len > 16384);
+    assert_string_equal(r.body + r.len - 4, "]}}\n");
+    http_reply_free(&r);
+}
+
+static void
+test_live_client_gone_mid_reply_harms_nothing(void **state)
+{
+    char raw[256];
+    http_reply r;
+
+    (void)state;
+    grow_pool(400);
+    snprintf(raw, sizeof(raw),
+             "GET /tree.json HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n", fx.port);
+    /* Each client asks and leaves at once (its FIN before the reply):
+     * the first write reaches a closed socket, which answers with a
+     * reset, and the next one fails with EPIPE. */
+    for (int i = 0; i < 20; i++) {
+        int fd = http_connect(fx.port, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(send(fd, raw, strlen(raw), MSG_NOSIGNAL),
+                         (ssize_t)strlen(raw));
+        close(fd);
+    }
+    /* The process is alive (no SIGPIPE) and the endpoint serves. */
+    assert_true(http_get(fx.port, "/tree.txt", &r));
+    assert_int_equal(r.status, 200);
+    http_reply_free(&r);
+}
+
 static int
 status_of(const char *raw)
 {
@@ -572,7 +656,7 @@ test_live_foreign_host_is_forbidden(void **state)
     assert_int_equal(status_of(raw), 403);
     snprintf(raw, sizeof(raw),
              "GET /events HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
-             "Host: evil.example\r\nConnection: close\r\n\r\n",
+             "Connection: close\r\n\r\n",
              (unsigned)(fx.port + 1));
     assert_int_equal(status_of(raw), 403); /* another port */
     assert_int_equal(
@@ -586,6 +670,82 @@ test_live_foreign_host_is_forbidden(void **state)
              "GET /tree.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n"
              "Connection: close\r\n\r\n");
     assert_int_equal(status_of(raw), 200);
+}
+
+/* The status of GET /tree.txt with `headers` (each ending in CRLF), from
+ * 127.0.0.1 or `ip`, for `target`. */
+static int
+status_with(const char *ip, const char *target, const char *headers)
+{
+    char raw[512];
+    http_reply r;
+
+    snprintf(raw, sizeof(raw), "GET %s HTTP/1.1\r\n%sConnection: close\r\n\r\n",
+             target, headers);
+    if (!http_raw_at(ip, fx.port, raw, strlen(raw), &r)) {
+        return 0;
+    }
+    int st = r.status;
+    http_reply_free(&r);
+    return st;
+}
+
+static void
+test_live_host_check_is_strict(void **state)
+{
+    char h[256];
+    char t[256];
+    unsigned p = fx.port;
+
+    (void)state;
+    /* Two Host headers: malformed (RFC 9112), whichever comes first. */
+    snprintf(h, sizeof(h), "Host: 127.0.0.1:%u\r\nHost: 127.0.0.1:%u\r\n", p,
+             p);
+    assert_int_equal(status_with("127.0.0.1", "/tree.txt", h), 400);
+    snprintf(h, sizeof(h), "Host: 127.0.0.1:%u\r\nHost: evil.example\r\n", p);
+    assert_int_equal(status_with("127.0.0.1", "/tree.txt", h), 400);
+    /* A target that names another host, with a good Host header. */
+    snprintf(h, sizeof(h), "Host: 127.0.0.1:%u\r\n", p);
+    assert_int_equal(
+        status_with("127.0.0.1", "http://evil.example/tree.txt", h), 403);
+    snprintf(t, sizeof(t), "http://evil.example:%u/tree.txt", p);
+    assert_int_equal(status_with("127.0.0.1", t, h), 403);
+    assert_int_equal(status_with("127.0.0.1", "//evil.example/tree.txt", h),
+                     403);
+    snprintf(t, sizeof(t), "http://127.0.0.1:%u/tree.txt", p + 1);
+    assert_int_equal(status_with("127.0.0.1", t, h), 403);
+    /* A port with a sign or a space (strtoul takes both). */
+    snprintf(h, sizeof(h), "Host: localhost:+%u\r\n", p);
+    assert_int_equal(status_with("127.0.0.1", "/tree.txt", h), 403);
+    snprintf(h, sizeof(h), "Host: localhost: %u\r\n", p);
+    assert_int_equal(status_with("127.0.0.1", "/tree.txt", h), 403);
+    snprintf(h, sizeof(h), "Host: 127.0.0.1:\t%u\r\n", p);
+    assert_int_equal(status_with("127.0.0.1", "/tree.txt", h), 403);
+    /* What is ours still is. */
+    snprintf(h, sizeof(h), "Host: 127.0.0.1:%u\r\n", p);
+    assert_int_equal(status_with("127.0.0.1", "/tree.txt", h), 200);
+    snprintf(t, sizeof(t), "http://127.0.0.1:%u/tree.txt", p);
+    assert_int_equal(status_with("127.0.0.1", t, h), 200);
+    snprintf(h, sizeof(h), "Host: LocalHost:%u\r\n", p);
+    assert_int_equal(status_with("127.0.0.1", "/tree.txt", h), 200);
+    assert_int_equal(
+        status_with("127.0.0.1", "/tree.txt", "Host: localhost\r\n"), 200);
+    /* Bound to ::1: its own name, bracketed. */
+    assert_int_equal(tr_inspect_stop(fx.sys), TR_OK);
+    assert_int_equal(tr_inspect_serve(fx.sys, "[::1]:0", NULL, &fx.port),
+                     TR_OK);
+    p = fx.port;
+    snprintf(h, sizeof(h), "Host: [::1]:%u\r\n", p);
+    assert_int_equal(status_with("::1", "/tree.txt", h), 200);
+    snprintf(t, sizeof(t), "http://[::1]:%u/tree.txt", p);
+    assert_int_equal(status_with("::1", t, h), 200);
+    assert_int_equal(status_with("::1", "/tree.txt", "Host: [::1]\r\n"), 200);
+    snprintf(h, sizeof(h), "Host: localhost:%u\r\n", p);
+    assert_int_equal(status_with("::1", "/tree.txt", h), 200);
+    snprintf(h, sizeof(h), "Host: [::1]:+%u\r\n", p);
+    assert_int_equal(status_with("::1", "/tree.txt", h), 403);
+    snprintf(h, sizeof(h), "Host: 127.0.0.1:%u\r\n", p);
+    assert_int_equal(status_with("::1", "/tree.txt", h), 403);
 }
 
 static void
@@ -626,12 +786,13 @@ test_live_no_route_writes(void **state)
              "GET /tree.txt HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
              "Connection: close\r\n\r\n",
              fx.port, fx.port);
-    /* Both at once, and no FIN after them (evhttp ends a connection at
-     * the client's FIN). */
+    /* Both at once, and the client's side shut down after them: both
+     * are answered. */
     int fd = http_connect(fx.port, 0);
     assert_true(fd >= 0);
     assert_int_equal(send(fd, raw, strlen(raw), MSG_NOSIGNAL),
                      (ssize_t)strlen(raw));
+    shutdown(fd, SHUT_WR);
     char got[4096];
     size_t n = 0;
     ssize_t k;
@@ -698,6 +859,148 @@ test_live_bad_requests_get_errors_and_harm_nothing(void **state)
     http_reply_free(&r);
 }
 
+/* Milliseconds on the monotonic clock. */
+static uint64_t
+mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Read one reply on a kept connection (its headers, then Content-Length
+ * bytes of body); its status, 0 when none came whole. */
+static int
+read_one_reply(int fd)
+{
+    char buf[8192];
+    size_t n = 0;
+    char *sep = NULL;
+
+    while (sep == NULL) {
+        ssize_t k = recv(fd, buf + n, sizeof(buf) - 1 - n, 0);
+        if (k <= 0) {
+            return 0;
+        }
+        n += (size_t)k;
+        buf[n] = '\0';
+        sep = strstr(buf, "\r\n\r\n");
+    }
+    const char *cl = strcasestr(buf, "\r\nContent-Length:");
+    if (cl == NULL || cl > sep) {
+        return 0;
+    }
+    size_t want = (size_t)(sep + 4 - buf) +
+                  strtoul(cl + strlen("\r\nContent-Length:"), NULL, 10);
+    while (n < want && n < sizeof(buf) - 1) {
+        ssize_t k = recv(fd, buf + n, sizeof(buf) - 1 - n, 0);
+        if (k <= 0) {
+            return 0;
+        }
+        n += (size_t)k;
+    }
+    int status = 0;
+    return n == want && sscanf(buf, "HTTP/1.1 %d", &status) == 1 ? status : 0;
+}
+
+static void
+test_live_slow_request_is_cut(void **state)
+{
+    char head[256];
+    char req[256];
+    int slow = http_connect(fx.port, 0);
+    int kept = http_connect(fx.port, 0);
+
+    (void)state;
+    assert_true(slow >= 0 && kept >= 0);
+    /* One client drips a request's headers, a byte a second (the idle
+     * timeout never fires); another asks on one kept connection every 3 s,
+     * for longer than a request may take. */
+    int hn = snprintf(head, sizeof(head),
+                      "GET /tree.txt HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+                      "X-Slow: ",
+                      fx.port);
+    int rn = snprintf(req, sizeof(req),
+                      "GET /tree.txt HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n",
+                      fx.port);
+    assert_int_equal(send(slow, head, (size_t)hn, MSG_NOSIGNAL), hn);
+    uint64_t t0 = mono_ms();
+    uint64_t next_drip = t0 + 1000;
+    uint64_t next_ask = t0;
+    uint64_t cut_at = 0;
+    unsigned answered = 0;
+    for (uint64_t now = t0;
+         now - t0 < 25000 && (cut_at == 0 || now - t0 < 13000);
+         now = mono_ms()) {
+        if (now >= next_ask && next_ask - t0 <= 12000) {
+            assert_int_equal(send(kept, req, (size_t)rn, MSG_NOSIGNAL), rn);
+            assert_int_equal(read_one_reply(kept), 200);
+            answered++;
+            next_ask += 3000;
+        }
+        if (cut_at != 0) {
+            usleep(100000);
+            continue;
+        }
+        if (now >= next_drip) {
+            (void)send(slow, "a", 1, MSG_NOSIGNAL);
+            next_drip += 1000;
+        }
+        struct pollfd p = {.fd = slow, .events = POLLIN};
+        if (poll(&p, 1, 100) == 1) {
+            char c;
+            /* The end, and no reply: the request never arrived whole. */
+            assert_true(recv(slow, &c, 1, 0) <= 0);
+            cut_at = mono_ms();
+        }
+    }
+    close(slow);
+    close(kept);
+    if (cut_at == 0) {
+        fail_msg("a request dripping a byte a second was never cut");
+    }
+    /* Cut at its bound (10 s), not before; the kept connection, older
+     * than that, was answered every time. */
+    assert_true(cut_at - t0 >= 8000 && cut_at - t0 <= 20000);
+    assert_int_equal(answered, 5);
+}
+
+static void
+test_live_connections_past_the_cap_wait(void **state)
+{
+    /* max_watchers (64) + 64. */
+    enum { CAP = 128 };
+    static int fds[CAP];
+    char req[256];
+
+    (void)state;
+    for (int i = 0; i < CAP; i++) {
+        fds[i] = http_connect(fx.port, 0);
+        assert_true(fds[i] >= 0);
+    }
+    /* One more: the kernel completes its handshake, the endpoint does not
+     * take it while all the others are open. */
+    int late = http_connect(fx.port, 0);
+    assert_true(late >= 0);
+    int rn = snprintf(req, sizeof(req),
+                      "GET /tree.txt HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n",
+                      fx.port);
+    assert_int_equal(send(late, req, (size_t)rn, MSG_NOSIGNAL), rn);
+    struct pollfd p = {.fd = late, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 1000), 0);
+    /* One leaves: the late one is taken and answered. */
+    close(fds[0]);
+    assert_int_equal(read_one_reply(late), 200);
+    close(late);
+    for (int i = 1; i < CAP; i++) {
+        close(fds[i]);
+    }
+    http_reply r;
+    assert_true(http_get(fx.port, "/tree.txt", &r));
+    assert_int_equal(r.status, 200);
+    http_reply_free(&r);
+}
+
 /* The watchers the endpoint counts, from /metrics. */
 static long
 watchers_now(void)
@@ -756,6 +1059,132 @@ test_live_a_hundred_watchers_come_and_go(void **state)
             }
         }
         assert_int_equal(left, 0);
+    }
+}
+
+/* Bytes the process has allocated now, libevent's included: the
+ * sanitizer's count, else jemalloc's (it replaces malloc in the default
+ * build), else glibc's. */
+extern size_t __sanitizer_get_current_allocated_bytes(void)
+    __attribute__((weak));
+extern int mallctl(const char *name, void *old, size_t *oldlen, void *new_,
+                   size_t newlen) __attribute__((weak));
+
+static size_t
+allocated_bytes(void)
+{
+    if (__sanitizer_get_current_allocated_bytes != NULL) {
+        return __sanitizer_get_current_allocated_bytes();
+    }
+    if (mallctl != NULL) {
+        uint64_t epoch = 1;
+        size_t v = 0;
+        size_t len = sizeof(v);
+        mallctl("epoch", NULL, NULL, &epoch, sizeof(epoch));
+        mallctl("stats.allocated", &v, &len, NULL, 0);
+        return v;
+    }
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+/* A counter or gauge from /metrics; -1 when it cannot be read. */
+static long
+metric_now(const char *name)
+{
+    http_reply r;
+    char want[128];
+    long n = -1;
+
+    snprintf(want, sizeof(want), "\n%s ", name);
+    if (http_get(fx.port, "/metrics", &r)) {
+        const char *p = strstr(r.body, want);
+        if (p != NULL) {
+            n = strtol(p + strlen(want), NULL, 10);
+        }
+        http_reply_free(&r);
+    }
+    return n;
+}
+
+static void
+test_live_stalled_watchers_hold_about_their_buffer(void **state)
+{
+    enum { N = 32, CRASHES = 3000 };
+    static sse s[N];
+
+    (void)state;
+    tr_addr w = whereis("w");
+    tr_ctx *ctx = tr_system_ctx(fx.sys);
+    /* Watchers that read their reply's headers and nothing more, with
+     * small receive buffers: the kernel holds little of what they miss. */
+    for (int i = 0; i < N; i++) {
+        assert_true(sse_open(&s[i], fx.port, 2048));
+    }
+    size_t before = allocated_bytes();
+    /* 6000 events of some 150 bytes: each watcher is offered about 900
+     * KiB, far past its 64 KiB buffer and the kernel's. */
+    for (int i = 0; i < CRASHES; i++) {
+        assert_int_equal(tr_send(ctx, w, MSG_CRASH, NULL, 0), TR_OK);
+        if (i % 100 == 99) {
+            usleep(20000);
+        }
+    }
+    /* Until the endpoint has handed out all it will. */
+    long done = -1;
+    long last = -2;
+    for (int i = 0; i < 600 && (done != last || done < CRASHES); i++) {
+        usleep(100000);
+        last = done;
+        done = metric_now("troupe_inspect_events_total");
+    }
+    size_t after = allocated_bytes();
+    assert_true(done >= CRASHES);
+    /* Each watcher lost most of them: all are full. */
+    assert_true(metric_now("troupe_inspect_events_lost_total") >=
+                (long)N * CRASHES);
+    /* What one holds: its 64 KiB (watcher_buffer) and some slack; the
+     * allocator's own caches, shared by all, blur the count a little. */
+    size_t per = after > before ? (after - before) / N : 0;
+    if (per > 2 * 65536) {
+        fail_msg("a stalled watcher holds %zu bytes (watcher_buffer 65536)",
+                 per);
+    }
+    for (int i = 0; i < N; i++) {
+        sse_close(&s[i]);
+    }
+}
+
+static void
+test_live_watcher_that_talks_is_not_buffered(void **state)
+{
+    enum { LIMIT = 64 << 20 };
+    static char junk[65536];
+    sse s;
+    size_t sent = 0;
+
+    (void)state;
+    memset(junk, 'x', sizeof(junk));
+    assert_true(sse_open(&s, fx.port, 0));
+    size_t before = allocated_bytes();
+    /* A watcher has nothing to say; this one says it as fast as it can,
+     * until the endpoint stops taking it (the kernel's buffers full). */
+    for (;;) {
+        struct pollfd p = {.fd = s.fd, .events = POLLOUT};
+        if (sent >= LIMIT || poll(&p, 1, 1000) != 1) {
+            break;
+        }
+        ssize_t n = send(s.fd, junk, sizeof(junk), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n <= 0) {
+            break;
+        }
+        sent += (size_t)n;
+    }
+    size_t after = allocated_bytes();
+    sse_close(&s);
+    if (sent >= LIMIT || after > before + (4u << 20)) {
+        fail_msg("sent %zu bytes; the process holds %zu more", sent,
+                 after > before ? after - before : 0);
     }
 }
 
@@ -1027,6 +1456,11 @@ test_live_serve_and_stop(void **state)
                      TR_EINVAL);
     assert_int_equal(tr_inspect_serve(fx.sys, "127.0.0.1:99999", NULL, &port),
                      TR_EINVAL);
+    /* A port is digits only. */
+    assert_int_equal(tr_inspect_serve(fx.sys, "127.0.0.1:+0", NULL, &port),
+                     TR_EINVAL);
+    assert_int_equal(tr_inspect_serve(fx.sys, "127.0.0.1: 0", NULL, &port),
+                     TR_EINVAL);
     /* Not ours to bind. */
     assert_int_equal(tr_inspect_serve(fx.sys, "192.0.2.1:0", NULL, &port),
                      TR_ESTATE);
@@ -1135,17 +1569,32 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_live_events_follow_failures_and_restarts_in_order, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(
+            test_live_half_closed_client_gets_the_whole_reply, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_live_client_gone_mid_reply_harms_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_foreign_host_is_forbidden,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_host_check_is_strict, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_live_no_route_writes, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_live_bad_requests_get_errors_and_harm_nothing, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(test_live_slow_request_is_cut, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_live_connections_past_the_cap_wait,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_live_a_hundred_watchers_come_and_go, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_live_slow_watcher_is_told_what_it_lost, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_live_stalled_watchers_hold_about_their_buffer, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_live_watcher_that_talks_is_not_buffered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_warnings_rise_and_clear_once,
                                         setup_warnings, teardown),
         cmocka_unit_test_setup_teardown(

@@ -1399,6 +1399,13 @@ refusals_done(void *arg)
     return tr_load_acq(&refusals_in) == 3;
 }
 
+static bool
+handler_done(void *arg)
+{
+    (void)arg;
+    return (tr_load_acq(&refusals_in) & 2) != 0;
+}
+
 static void
 test_live_callbacks_cannot_stop_the_endpoint(void **state)
 {
@@ -1418,6 +1425,8 @@ test_live_callbacks_cannot_stop_the_endpoint(void **state)
                      TR_OK);
     assert_int_equal(tr_spawn(ctx, &server, NULL, NULL, &a), TR_OK);
     assert_int_equal(tr_send(ctx, a, MSG_HELLO, NULL, 0), TR_OK);
+    /* Handled before the stop, which would overtake it. */
+    assert_true(tr_test_wait_until(handler_done, NULL, 5000));
     assert_int_equal(tr_actor_stop(ctx, a), TR_OK);
     assert_true(tr_test_wait_stopped(fx.sys, a, 5000));
     /* Dead letters, until the warning has come. */

@@ -554,6 +554,70 @@ test_sched_idle_worker_takes_the_queued_tasks_of_a_stuck_worker(void **state)
 }
 
 /*
+ * The same with a plain thread's task: with one worker stuck in a long
+ * task and the other asleep, a task a plain thread queues (the inject
+ * queue) runs long before the stuck one ends.
+ */
+static tr_atomic(bool) other_asleep;
+
+static void
+stuck_inject_run(void *arg, tr_worker *w, tr_task *t)
+{
+    stuck_pool *p = arg;
+    stuck_task *st = tr_container_of(t, stuck_task, task);
+    unsigned other = 1 - tr__worker_index(w);
+
+    if (!st->stuck) {
+        tr_store_seqcst(&taken_ns, tr__now_ns());
+        return;
+    }
+    uint64_t start = tr__now_ns();
+    while (!tr__sched_worker_asleep(p->s, other)) {
+        if (tr__now_ns() - start > 5000000000u) {
+            tr_faa_relaxed(&p->errors, 1);
+            break;
+        }
+    }
+    tr_store_seqcst(&other_asleep, true);
+    spin_ms(tr__now_ns(), STUCK_MS);
+    tr_store_seqcst(&stuck_done_ns, tr__now_ns());
+}
+
+static bool
+other_is_asleep(void *arg)
+{
+    (void)arg;
+    return tr_load_seqcst(&other_asleep);
+}
+
+static void
+test_sched_idle_worker_takes_a_plain_threads_task_from_a_stuck_pool(
+    void **state)
+{
+    stuck_pool p;
+    stuck_task stuck = {.stuck = true};
+    stuck_task queued = {.stuck = false};
+
+    (void)state;
+    tr_store_seqcst(&stuck_done_ns, 0);
+    tr_store_seqcst(&taken_ns, 0);
+    tr_store_seqcst(&other_asleep, false);
+    tr_init_relaxed(&p.errors, 0);
+    assert_int_equal(tr__sched_create(2, 0, stuck_inject_run, &p, &p.s), TR_OK);
+    assert_int_equal(tr__sched_start(p.s), TR_OK);
+    tr__sched_submit(p.s, &stuck.task);
+    assert_true(tr_test_wait_until(other_is_asleep, NULL, 10000));
+    tr_store_seqcst(&stuck_sent_ns, tr__now_ns());
+    tr__sched_submit(p.s, &queued.task);
+    bool done = tr_test_wait_until(stuck_case_done, NULL, 10000);
+    tr__sched_stop(p.s);
+    tr__sched_destroy(p.s);
+    assert_true(done);
+    assert_int_equal(tr_load_relaxed(&p.errors), 0);
+    assert_taken_while_stuck();
+}
+
+/*
  * Where queued work runs: driven on the scheduler directly. A "driver"
  * task, run first on some worker, pushes `n` tasks into its own ring; each
  * spins `us` microseconds and, while `runs` lasts, pushes itself back.
@@ -891,6 +955,8 @@ main(void)
             test_sched_idle_worker_takes_the_lifo_task_of_a_stuck_worker),
         cmocka_unit_test(
             test_sched_idle_worker_takes_the_queued_tasks_of_a_stuck_worker),
+        cmocka_unit_test(
+            test_sched_idle_worker_takes_a_plain_threads_task_from_a_stuck_pool),
         cmocka_unit_test(
             test_sched_a_queue_is_stolen_from_only_when_its_owner_is_behind),
         cmocka_unit_test(

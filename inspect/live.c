@@ -332,6 +332,11 @@ defaults(tr_inspect_opts *o)
     if (o->clear_pct > 100) {
         o->clear_pct = 100;
     }
+    /* The connections' slots are that many and more, swept each second
+     * (serve.c): a bound that a process's descriptors reach first. */
+    if (o->max_watchers > TR_INSPECT_WATCHERS_MAX) {
+        o->max_watchers = TR_INSPECT_WATCHERS_MAX;
+    }
 }
 
 /* On a plain thread, with the loop thread joined (or never started). */

@@ -119,8 +119,9 @@ typedef struct tr_inspect_opts {
     /* Bytes queued for one /events client before it loses events (it is
      * told how many); default 65536. */
     uint32_t watcher_buffer;
-    uint32_t max_watchers; /* /events clients at once; default 64 (and
-                              64 connections more) */
+    uint32_t max_watchers; /* /events clients at once; default 64, at
+                              most TR_INSPECT_WATCHERS_MAX (and 64
+                              connections more) */
     uint32_t heartbeat_ms; /* a comment line to each client; default 15000 */
     uint32_t linger_ms;    /* a request keeps the timing on; default 60000 */
     tr_warning_fn on_warning;
@@ -129,6 +130,9 @@ typedef struct tr_inspect_opts {
 
 /** A threshold that turns its warning off. */
 #define TR_WARN_OFF UINT32_MAX
+
+/** The most /events clients at once; a larger `max_watchers` is this. */
+#define TR_INSPECT_WATCHERS_MAX 65536u
 
 #define TR_INSPECT_OPTS_INIT                                                   \
     {                                                                          \

@@ -1444,6 +1444,40 @@ test_live_callbacks_cannot_stop_the_endpoint(void **state)
     http_reply_free(&r);
 }
 
+/* Every option at the edge of its type: the endpoint serves, and a
+ * watcher gets its hello. */
+static void
+test_live_absurd_options_still_serve(void **state)
+{
+    tr_inspect_opts o;
+    http_reply r;
+    sse s;
+    char event[32];
+    char data[256];
+    uint64_t id;
+
+    (void)state;
+    memset(&o, 0xff, sizeof(o));
+    o.on_warning = NULL;
+    o.on_warning_arg = NULL;
+    assert_int_equal(tr_inspect_stop(fx.sys), TR_OK);
+    assert_int_equal(tr_inspect_serve(fx.sys, "127.0.0.1:0", &o, &fx.port),
+                     TR_OK);
+    assert_true(http_get(fx.port, "/tree.txt", &r));
+    assert_int_equal(r.status, 200);
+    http_reply_free(&r);
+    assert_true(sse_open(&s, fx.port, 0));
+    assert_true(
+        sse_next(&s, event, sizeof(event), &id, data, sizeof(data), 5000));
+    assert_string_equal(event, "hello");
+    sse_close(&s);
+    /* Past the endpoint's once-a-second sweep of its connections. */
+    usleep(1500000);
+    assert_true(http_get(fx.port, "/metrics", &r));
+    assert_int_equal(r.status, 200);
+    http_reply_free(&r);
+}
+
 static void
 test_live_serve_and_stop(void **state)
 {
@@ -1612,6 +1646,8 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_live_restart_storms_and_dead_letters_warn, setup_warnings,
             teardown),
+        cmocka_unit_test_setup_teardown(test_live_absurd_options_still_serve,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_serve_and_stop, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(

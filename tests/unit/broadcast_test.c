@@ -3,7 +3,10 @@
  * counts, new receivers start at the next value, send with no receiver,
  * close after drain, values outliving the channel, blocking receive, misuse
  * codes, and actor subscriptions (values, lag, close, unsubscribe, ending
- * with the actor, shutdown with live subscriptions).
+ * with the actor, shutdown with live subscriptions), and ports of tokio's
+ * sync_broadcast cases (capacity 1, lag at and past a full ring, backlogs
+ * past the capacity, receiver counts, resubscribe at the tail, receivers
+ * dropped with values queued, capacity edges).
  */
 #include "support/tr_test.h"
 
@@ -394,6 +397,351 @@ test_broadcast_misuse_returns_codes(void **state)
     tr_test_shutdown(sys);
 }
 
+/* Ports of tokio's sync_broadcast cases on the ring's edges. */
+
+static void
+expect_lag(tr_broadcast_rx *rx, uint64_t n)
+{
+    const tr_broadcast_value *v = NULL;
+    uint64_t lagged = 0;
+
+    assert_int_equal(tr_broadcast_recv_wait(rx, &v, &lagged, TR_NOWAIT),
+                     TR_ELAGGED);
+    assert_int_equal(lagged, n);
+}
+
+static void
+expect_rc(tr_broadcast_rx *rx, int rc)
+{
+    const tr_broadcast_value *v = NULL;
+
+    assert_int_equal(tr_broadcast_recv_wait(rx, &v, NULL, TR_NOWAIT), rc);
+}
+
+/* Capacity 1: one value is held; a second makes the receiver lag by one,
+ * and closing the channel does not drop the value still held. */
+static void
+test_broadcast_capacity_one_holds_the_newest(void **state)
+{
+    tr_broadcast_tx *tx;
+    tr_broadcast_rx *rx;
+
+    (void)state;
+    assert_int_equal(tr_broadcast_create(1, 8, &tx), TR_OK);
+    assert_int_equal(tr_broadcast_subscribe(tx, &rx), TR_OK);
+    send_u64(tx, 1);
+    assert_int_equal(take_u64(rx, 0), 1);
+    expect_rc(rx, TR_ETIMEDOUT);
+
+    send_u64(tx, 2);
+    send_u64(tx, 3);
+    tr_broadcast_tx_destroy(tx);
+    expect_lag(rx, 1);
+    assert_int_equal(take_u64(rx, 0), 3);
+    expect_rc(rx, TR_ECLOSED);
+    tr_broadcast_rx_destroy(rx);
+
+    assert_int_equal(tr_broadcast_create(1, 8, &tx), TR_OK);
+    assert_int_equal(tr_broadcast_subscribe(tx, &rx), TR_OK);
+    send_u64(tx, 4);
+    tr_broadcast_tx_destroy(tx);
+    assert_int_equal(take_u64(rx, 0), 4);
+    expect_rc(rx, TR_ECLOSED);
+    tr_broadcast_rx_destroy(rx);
+}
+
+/* A receiver that keeps falling one behind is told each time, by one, and
+ * a receiver that keeps up is never told. */
+static void
+test_broadcast_lag_by_one_repeatedly(void **state)
+{
+    tr_broadcast_tx *tx;
+    tr_broadcast_rx *fast;
+    tr_broadcast_rx *slow;
+
+    (void)state;
+    assert_int_equal(tr_broadcast_create(2, 8, &tx), TR_OK);
+    assert_int_equal(tr_broadcast_subscribe(tx, &fast), TR_OK);
+    assert_int_equal(tr_broadcast_subscribe(tx, &slow), TR_OK);
+    send_u64(tx, 1);
+    send_u64(tx, 2);
+    assert_int_equal(take_u64(fast, 0), 1);
+    send_u64(tx, 3);
+    expect_lag(slow, 1);
+    assert_int_equal(take_u64(slow, 0), 2);
+    assert_int_equal(take_u64(fast, 0), 2);
+    assert_int_equal(take_u64(fast, 0), 3);
+    send_u64(tx, 4);
+    send_u64(tx, 5);
+    expect_lag(slow, 1); /* missed 3; held: 4, 5 */
+    assert_int_equal(take_u64(fast, 0), 4);
+    assert_int_equal(take_u64(fast, 0), 5);
+    send_u64(tx, 6);
+    expect_lag(slow, 1); /* missed 4; held: 5, 6 */
+    assert_int_equal(take_u64(slow, 0), 5);
+    assert_int_equal(take_u64(slow, 0), 6);
+    expect_rc(slow, TR_ETIMEDOUT);
+    assert_int_equal(take_u64(fast, 0), 6);
+    tr_broadcast_rx_destroy(fast);
+    tr_broadcast_rx_destroy(slow);
+    tr_broadcast_tx_destroy(tx);
+}
+
+/* Filling the ring exactly makes nobody lag; one more or two more values
+ * make a receiver lag by one or two, and it then reads the rest, whether
+ * the channel is still open or closed since. */
+static void
+test_broadcast_lag_at_and_past_a_full_ring(void **state)
+{
+    static const struct {
+        uint64_t sent;
+        uint64_t lag;
+        bool close;
+    } cases[] = {
+        {2, 0, true},
+        {3, 1, true},
+        {4, 2, true},
+        {3, 1, false},
+    };
+
+    (void)state;
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        tr_broadcast_tx *tx;
+        tr_broadcast_rx *rx;
+
+        assert_int_equal(tr_broadcast_create(2, 8, &tx), TR_OK);
+        assert_int_equal(tr_broadcast_subscribe(tx, &rx), TR_OK);
+        for (uint64_t i = 1; i <= cases[c].sent; i++) {
+            send_u64(tx, i);
+        }
+        if (cases[c].close) {
+            tr_broadcast_tx_destroy(tx);
+        }
+        if (cases[c].lag != 0) {
+            expect_lag(rx, cases[c].lag);
+        }
+        for (uint64_t i = cases[c].lag + 1; i <= cases[c].sent; i++) {
+            assert_int_equal(take_u64(rx, 0), i);
+        }
+        expect_rc(rx, cases[c].close ? TR_ECLOSED : TR_ETIMEDOUT);
+        if (!cases[c].close) {
+            tr_broadcast_tx_destroy(tx);
+            expect_rc(rx, TR_ECLOSED);
+        }
+        tr_broadcast_rx_destroy(rx);
+    }
+}
+
+/* A receiver's backlog counts every value it has not received, past the
+ * capacity (3 rounds up to 4), and the lag it then reports is the excess. */
+static void
+test_broadcast_rx_len_counts_past_the_capacity(void **state)
+{
+    tr_broadcast_tx *tx;
+    tr_broadcast_rx *rx;
+
+    (void)state;
+    assert_int_equal(tr_broadcast_create(3, 8, &tx), TR_OK);
+    assert_int_equal(tr_broadcast_subscribe(tx, &rx), TR_OK);
+    for (uint64_t i = 10; i <= 40; i += 10) {
+        send_u64(tx, i);
+    }
+    assert_int_equal(tr_broadcast_rx_len(rx), 4);
+    assert_int_equal(take_u64(rx, 0), 10);
+    send_u64(tx, 50);
+    send_u64(tx, 60);
+    assert_int_equal(tr_broadcast_rx_len(rx), 5);
+    expect_lag(rx, 1);
+    assert_int_equal(tr_broadcast_rx_len(rx), 4);
+    assert_int_equal(take_u64(rx, 0), 30);
+    tr_broadcast_rx_destroy(rx);
+    tr_broadcast_tx_destroy(tx);
+}
+
+static void
+test_broadcast_receiver_count_follows_subscribe_and_destroy(void **state)
+{
+    tr_broadcast_tx *tx;
+    tr_broadcast_tx *tx2;
+    tr_broadcast_rx *a;
+    tr_broadcast_rx *b;
+    tr_broadcast_rx *c;
+
+    (void)state;
+    assert_int_equal(tr_broadcast_create(16, 8, &tx), TR_OK);
+    assert_int_equal(tr_broadcast_receiver_count(tx), 0);
+    assert_int_equal(tr_broadcast_subscribe(tx, &a), TR_OK);
+    assert_int_equal(tr_broadcast_receiver_count(tx), 1);
+    assert_int_equal(tr_broadcast_resubscribe(a, &b), TR_OK);
+    assert_int_equal(tr_broadcast_receiver_count(tx), 2);
+    assert_int_equal(tr_broadcast_subscribe(tx, &c), TR_OK);
+    assert_int_equal(tr_broadcast_receiver_count(tx), 3);
+    assert_int_equal(tr_broadcast_tx_clone(tx, &tx2), TR_OK);
+    assert_int_equal(tr_broadcast_receiver_count(tx2), 3);
+    tr_broadcast_rx_destroy(c);
+    tr_broadcast_rx_destroy(a);
+    assert_int_equal(tr_broadcast_receiver_count(tx), 1);
+    tr_broadcast_tx_destroy(tx2);
+    tr_broadcast_rx_destroy(b);
+    assert_int_equal(tr_broadcast_receiver_count(tx), 0);
+    tr_broadcast_tx_destroy(tx);
+}
+
+/* A resubscribed receiver starts at the tail: it neither sees what its
+ * original had not received yet nor lags for it, and each moves on its
+ * own. */
+static void
+test_broadcast_resubscribe_starts_at_the_tail(void **state)
+{
+    tr_broadcast_tx *tx;
+    tr_broadcast_rx *rx;
+    tr_broadcast_rx *re;
+
+    (void)state;
+    assert_int_equal(tr_broadcast_create(3, 8, &tx), TR_OK);
+    assert_int_equal(tr_broadcast_subscribe(tx, &rx), TR_OK);
+    send_u64(tx, 1);
+    assert_int_equal(tr_broadcast_resubscribe(rx, &re), TR_OK);
+    expect_rc(re, TR_ETIMEDOUT);
+    assert_int_equal(take_u64(rx, 0), 1);
+    send_u64(tx, 2);
+    assert_int_equal(take_u64(re, 0), 2);
+    send_u64(tx, 3);
+    assert_int_equal(take_u64(rx, 0), 2);
+    assert_int_equal(take_u64(rx, 0), 3);
+    expect_rc(rx, TR_ETIMEDOUT);
+    assert_int_equal(take_u64(re, 0), 3);
+    expect_rc(re, TR_ETIMEDOUT);
+    tr_broadcast_rx_destroy(re);
+    tr_broadcast_rx_destroy(rx);
+    tr_broadcast_tx_destroy(tx);
+
+    /* From a receiver that has lagged: only the receiver itself lags. */
+    assert_int_equal(tr_broadcast_create(1, 8, &tx), TR_OK);
+    assert_int_equal(tr_broadcast_subscribe(tx, &rx), TR_OK);
+    send_u64(tx, 1);
+    send_u64(tx, 2);
+    assert_int_equal(tr_broadcast_resubscribe(rx, &re), TR_OK);
+    expect_lag(rx, 1);
+    expect_rc(re, TR_ETIMEDOUT);
+    assert_int_equal(take_u64(rx, 0), 2);
+    expect_rc(rx, TR_ETIMEDOUT);
+    expect_rc(re, TR_ETIMEDOUT);
+    tr_broadcast_rx_destroy(re);
+    tr_broadcast_rx_destroy(rx);
+    tr_broadcast_tx_destroy(tx);
+}
+
+/* tr_broadcast_len is the largest backlog of any receiver, capped at the
+ * capacity, whatever the mix of sends and receives (a fixed pseudo-random
+ * sequence, so that a failure replays). */
+static void
+test_broadcast_len_is_the_largest_backlog_capped(void **state)
+{
+    tr_broadcast_tx *tx;
+    tr_broadcast_rx *rx[2];
+    uint64_t lcg = 12345;
+    uint64_t next = 0;
+
+    (void)state;
+    assert_int_equal(tr_broadcast_create(4, 8, &tx), TR_OK);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(tr_broadcast_subscribe(tx, &rx[i]), TR_OK);
+    }
+    assert_int_equal(tr_broadcast_len(tx), 0);
+    for (int step = 0; step < 500; step++) {
+        size_t most = 0;
+        uint64_t pick;
+
+        lcg = lcg * 6364136223846793005u + 1442695040888963407u;
+        pick = lcg >> 61; /* 0..7 */
+        if (pick < 4) {
+            send_u64(tx, next++);
+        } else {
+            const tr_broadcast_value *v = NULL;
+            int rc = tr_broadcast_recv_wait(rx[pick & 1], &v, NULL, TR_NOWAIT);
+            assert_true(rc == TR_OK || rc == TR_ELAGGED || rc == TR_ETIMEDOUT);
+            tr_broadcast_value_release(rc == TR_OK ? v : NULL);
+        }
+        for (int i = 0; i < 2; i++) {
+            size_t n = tr_broadcast_rx_len(rx[i]);
+            most = n > most ? n : most;
+        }
+        assert_int_equal(tr_broadcast_len(tx), most < 4 ? most : 4);
+    }
+    tr_broadcast_rx_destroy(rx[0]);
+    tr_broadcast_rx_destroy(rx[1]);
+    tr_broadcast_tx_destroy(tx);
+}
+
+/* Receivers dropped with values still queued for them: the values no
+ * longer count, and everything is freed with the channel (ASan's leak
+ * check in the asan build), the values a receiver took included. */
+static void
+test_broadcast_receivers_dropped_with_values_queued(void **state)
+{
+    tr_broadcast_tx *tx;
+    tr_broadcast_rx *a;
+    tr_broadcast_rx *b;
+    char text[] = "queued, then dropped";
+
+    (void)state;
+    assert_int_equal(tr_broadcast_create(16, 64, &tx), TR_OK);
+    assert_int_equal(tr_broadcast_subscribe(tx, &a), TR_OK);
+    assert_int_equal(tr_broadcast_subscribe(tx, &b), TR_OK);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(tr_broadcast_send(tx, text, sizeof(text)), TR_OK);
+    }
+    {
+        const tr_broadcast_value *v = NULL;
+        assert_int_equal(tr_broadcast_recv_wait(a, &v, NULL, TR_NOWAIT), TR_OK);
+        tr_broadcast_value_release(v);
+    }
+    assert_int_equal(tr_broadcast_len(tx), 5);
+    tr_broadcast_rx_destroy(b);
+    assert_int_equal(tr_broadcast_len(tx), 4);
+    tr_broadcast_rx_destroy(a);
+    assert_int_equal(tr_broadcast_len(tx), 0);
+    assert_int_equal(tr_broadcast_receiver_count(tx), 0);
+    tr_broadcast_tx_destroy(tx);
+
+    /* The last handle is a receiver with values queued. */
+    assert_int_equal(tr_broadcast_create(2, 64, &tx), TR_OK);
+    assert_int_equal(tr_broadcast_subscribe(tx, &a), TR_OK);
+    for (int i = 0; i < 40; i++) { /* overwrites: deferred values too */
+        assert_int_equal(tr_broadcast_send(tx, text, sizeof(text)), TR_OK);
+    }
+    tr_broadcast_tx_destroy(tx);
+    tr_broadcast_rx_destroy(a);
+}
+
+/* Capacity edges: 1 and TR_BROADCAST_CAP_MAX are accepted (a value then
+ * wraps nothing), 0 and anything over the maximum are not. */
+static void
+test_broadcast_capacity_edges(void **state)
+{
+    tr_broadcast_tx *tx = NULL;
+    tr_broadcast_rx *rx;
+
+    (void)state;
+    assert_int_equal(tr_broadcast_create(0, 8, &tx), TR_EINVAL);
+    assert_int_equal(tr_broadcast_create(TR_BROADCAST_CAP_MAX + 1, 8, &tx),
+                     TR_EINVAL);
+    assert_int_equal(tr_broadcast_create(SIZE_MAX, 8, &tx), TR_EINVAL);
+    assert_null(tx); /* untouched on error */
+    assert_int_equal(tr_broadcast_create(TR_BROADCAST_CAP_MAX, 8, &tx), TR_OK);
+    assert_int_equal(tr_broadcast_subscribe(tx, &rx), TR_OK);
+    for (uint64_t i = 0; i < 100; i++) {
+        send_u64(tx, i);
+    }
+    assert_int_equal(tr_broadcast_len(tx), 100);
+    for (uint64_t i = 0; i < 100; i++) {
+        assert_int_equal(take_u64(rx, 0), i);
+    }
+    tr_broadcast_rx_destroy(rx);
+    tr_broadcast_tx_destroy(tx);
+}
+
 /* ---- actor subscribers ---- */
 
 enum {
@@ -588,6 +936,45 @@ test_broadcast_slow_actor_lags_by_the_same_rule(void **state)
         expect(probe, MSG_VALUE, i);
     }
     tr_broadcast_tx_destroy(tx);
+    expect(probe, MSG_CLOSED, 0);
+    tr_test_shutdown(sys);
+    expect_nothing(probe);
+    tr_mailbox_destroy(probe);
+}
+
+/* Closed while the subscriber is behind and busy: it is told the lag,
+ * gets the values still held, then the close (tokio's recovery after a
+ * wrap, on a closed channel). */
+static void
+test_broadcast_actor_lags_then_drains_then_closed(void **state)
+{
+    tr_system *sys = tr_test_system(2);
+    tr_mailbox *probe;
+    tr_broadcast_tx *tx;
+    tr_atomic(int) gate;
+    sub_args args = {0};
+
+    (void)state;
+    tr_init_relaxed(&gate, 0);
+    assert_int_equal(tr_mailbox_create(0, &probe), TR_OK);
+    assert_int_equal(tr_broadcast_create(2, 8, &tx), TR_OK);
+    args.tx = tx;
+    args.probe = probe;
+    args.gate = &gate;
+    assert_int_equal(
+        tr_spawn(tr_system_ctx(sys), &sub_behaviour, &args, NULL, NULL), TR_OK);
+    expect(probe, MSG_SUBSCRIBED, 0);
+    send_u64(tx, 1);
+    expect(probe, MSG_VALUE, 1); /* now held in its handler */
+    for (uint64_t i = 2; i <= 5; i++) {
+        send_u64(tx, i);
+    }
+    tr_broadcast_tx_destroy(tx);
+    tr_store_rel(&gate, 1);
+    /* Held: 4, 5; missed 2, 3. */
+    expect(probe, MSG_LAGGED, 2);
+    expect(probe, MSG_VALUE, 4);
+    expect(probe, MSG_VALUE, 5);
     expect(probe, MSG_CLOSED, 0);
     tr_test_shutdown(sys);
     expect_nothing(probe);
@@ -1028,10 +1415,21 @@ main(void)
         cmocka_unit_test(
             test_broadcast_blocked_receivers_wake_on_send_and_on_close),
         cmocka_unit_test(test_broadcast_misuse_returns_codes),
+        cmocka_unit_test(test_broadcast_capacity_one_holds_the_newest),
+        cmocka_unit_test(test_broadcast_lag_by_one_repeatedly),
+        cmocka_unit_test(test_broadcast_lag_at_and_past_a_full_ring),
+        cmocka_unit_test(test_broadcast_rx_len_counts_past_the_capacity),
+        cmocka_unit_test(
+            test_broadcast_receiver_count_follows_subscribe_and_destroy),
+        cmocka_unit_test(test_broadcast_resubscribe_starts_at_the_tail),
+        cmocka_unit_test(test_broadcast_len_is_the_largest_backlog_capped),
+        cmocka_unit_test(test_broadcast_receivers_dropped_with_values_queued),
+        cmocka_unit_test(test_broadcast_capacity_edges),
         cmocka_unit_test(
             test_broadcast_scan_has_room_for_detached_pinned_subscribers),
         cmocka_unit_test(test_broadcast_actor_gets_values_then_closed),
         cmocka_unit_test(test_broadcast_slow_actor_lags_by_the_same_rule),
+        cmocka_unit_test(test_broadcast_actor_lags_then_drains_then_closed),
         cmocka_unit_test(
             test_broadcast_lagging_subscriber_still_gets_user_messages),
         cmocka_unit_test(test_broadcast_unsubscribe_stops_delivery),

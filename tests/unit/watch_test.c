@@ -4,7 +4,9 @@
  * place (and unchanged), close after the last sender with the last value
  * still readable, blocking waits, misuse codes, and actor subscriptions
  * (one pending notification however many changes, close, unsubscribe, the
- * end of the actor, shutdown with live subscriptions).
+ * end of the actor, shutdown with live subscriptions), and ports of
+ * tokio's sync_watch cases (closed before any change, sends refused until
+ * a receiver subscribes, several senders).
  */
 #include "support/tr_test.h"
 
@@ -199,6 +201,105 @@ test_watch_close_reports_the_last_change_then_fails(void **state)
     assert_int_equal(tr_watch_changed_wait(rx, TR_NOWAIT), TR_ECLOSED);
     assert_int_equal(tr_watch_borrow(rx, &out, NULL), TR_OK);
     assert_int_equal(out, 7);
+    tr_watch_rx_destroy(rx);
+}
+
+/* Ports of tokio's sync_watch cases on closing and on receiver counts. */
+
+/* Closed before any send: the wait fails at once, and the initial value
+ * stays readable. */
+static void
+test_watch_closed_before_any_change_fails_at_once(void **state)
+{
+    tr_watch_tx *tx;
+    tr_watch_rx *rx;
+    bool changed = true;
+    int v = 1;
+    int out = 0;
+    uint64_t version = 99;
+
+    (void)state;
+    assert_int_equal(tr_watch_create(sizeof(int), &v, &tx, &rx), TR_OK);
+    tr_watch_tx_destroy(tx);
+    assert_int_equal(tr_watch_changed_wait(rx, TR_NOWAIT), TR_ECLOSED);
+    assert_int_equal(tr_watch_changed_wait(rx, TR_FOREVER), TR_ECLOSED);
+    assert_int_equal(tr_watch_has_changed(rx, &changed), TR_ECLOSED);
+    assert_int_equal(tr_watch_borrow_and_update(rx, &out, &version), TR_OK);
+    assert_int_equal(out, 1);
+    assert_int_equal(version, 0);
+    tr_watch_rx_destroy(rx);
+}
+
+/* Without receivers a send is refused and not stored; a new receiver
+ * makes sends work again, until it too is gone. */
+static void
+test_watch_send_refused_without_receivers_until_one_subscribes(void **state)
+{
+    tr_watch_tx *tx;
+    tr_watch_rx *a;
+    tr_watch_rx *b;
+    int v = 1;
+    int out = 0;
+
+    (void)state;
+    assert_int_equal(tr_watch_create(sizeof(int), &v, &tx, &a), TR_OK);
+    assert_int_equal(tr_watch_receiver_count(tx), 1);
+    tr_watch_rx_destroy(a);
+    assert_int_equal(tr_watch_receiver_count(tx), 0);
+    v = 2;
+    assert_int_equal(tr_watch_send(tx, &v), TR_ECLOSED);
+    assert_int_equal(tr_watch_subscribe(tx, &a), TR_OK);
+    assert_int_equal(tr_watch_receiver_count(tx), 1);
+    assert_int_equal(tr_watch_borrow(a, &out, NULL), TR_OK);
+    assert_int_equal(out, 1); /* the refused 2 was not stored */
+    send_int(tx, 3);
+    assert_int_equal(tr_watch_rx_clone(a, &b), TR_OK);
+    assert_int_equal(tr_watch_receiver_count(tx), 2);
+    tr_watch_rx_destroy(a);
+    assert_int_equal(tr_watch_receiver_count(tx), 1);
+    assert_int_equal(tr_watch_changed_wait(b, TR_NOWAIT), TR_OK);
+    assert_int_equal(tr_watch_borrow(b, &out, NULL), TR_OK);
+    assert_int_equal(out, 3);
+    tr_watch_rx_destroy(b);
+    assert_int_equal(tr_watch_receiver_count(tx), 0);
+    assert_int_equal(tr_watch_send(tx, &v), TR_ECLOSED);
+    tr_watch_tx_destroy(tx);
+}
+
+/* Several senders: each one's sends reach the receiver, dropping one does
+ * not close the channel, dropping the last does; after it, borrow_and_update
+ * still reads the last value and marks it seen. */
+static void
+test_watch_closes_with_the_last_of_several_senders(void **state)
+{
+    tr_watch_tx *tx;
+    tr_watch_tx *tx2;
+    tr_watch_rx *rx;
+    bool changed = true;
+    int v = 0;
+    int out = 0;
+
+    (void)state;
+    assert_int_equal(tr_watch_create(sizeof(int), &v, &tx, &rx), TR_OK);
+    assert_int_equal(tr_watch_tx_clone(tx, &tx2), TR_OK);
+    send_int(tx, 1);
+    assert_int_equal(tr_watch_changed_wait(rx, TR_NOWAIT), TR_OK);
+    send_int(tx2, 2);
+    assert_int_equal(tr_watch_changed_wait(rx, TR_NOWAIT), TR_OK);
+    assert_int_equal(tr_watch_borrow(rx, &out, NULL), TR_OK);
+    assert_int_equal(out, 2);
+    tr_watch_tx_destroy(tx);
+    assert_int_equal(tr_watch_changed_wait(rx, TR_NOWAIT), TR_ETIMEDOUT);
+    assert_int_equal(tr_watch_has_changed(rx, &changed), TR_OK);
+    assert_false(changed);
+    send_int(tx2, 3);
+    tr_watch_tx_destroy(tx2);
+    assert_int_equal(tr_watch_borrow_and_update(rx, &out, NULL), TR_OK);
+    assert_int_equal(out, 3);
+    assert_int_equal(tr_watch_changed_wait(rx, TR_NOWAIT), TR_ECLOSED);
+    assert_int_equal(tr_watch_has_changed(rx, &changed), TR_ECLOSED);
+    assert_int_equal(tr_watch_borrow(rx, &out, NULL), TR_OK);
+    assert_int_equal(out, 3);
     tr_watch_rx_destroy(rx);
 }
 
@@ -426,6 +527,34 @@ test_watch_actor_gets_one_notification_for_many_changes(void **state)
     tr_mailbox_destroy(probe);
 }
 
+/* Closed with no change since it subscribed: the actor gets the close
+ * and no change. */
+static void
+test_watch_actor_closed_without_a_change_gets_only_closed(void **state)
+{
+    tr_system *sys = tr_test_system(2);
+    tr_mailbox *probe;
+    tr_watch_tx *tx;
+    tr_watch_rx *rx;
+    sub_args args = {0};
+    int v = 5;
+
+    (void)state;
+    assert_int_equal(tr_mailbox_create(0, &probe), TR_OK);
+    assert_int_equal(tr_watch_create(sizeof(int), &v, &tx, &rx), TR_OK);
+    args.tx = tx;
+    args.probe = probe;
+    assert_int_equal(
+        tr_spawn(tr_system_ctx(sys), &sub_behaviour, &args, NULL, NULL), TR_OK);
+    expect(probe, MSG_SUBSCRIBED, 0);
+    tr_watch_tx_destroy(tx);
+    expect(probe, MSG_CLOSED, 0);
+    tr_test_shutdown(sys);
+    expect_nothing(probe);
+    tr_watch_rx_destroy(rx);
+    tr_mailbox_destroy(probe);
+}
+
 static size_t receivers_wanted;
 
 static bool
@@ -510,12 +639,18 @@ main(void)
         cmocka_unit_test(test_watch_new_receiver_has_seen_the_current_value),
         cmocka_unit_test(test_watch_has_changed_and_clone),
         cmocka_unit_test(test_watch_send_modify_changes_in_place),
+        cmocka_unit_test(test_watch_closed_before_any_change_fails_at_once),
+        cmocka_unit_test(
+            test_watch_send_refused_without_receivers_until_one_subscribes),
+        cmocka_unit_test(test_watch_closes_with_the_last_of_several_senders),
         cmocka_unit_test(test_watch_close_reports_the_last_change_then_fails),
         cmocka_unit_test(
             test_watch_blocked_receiver_wakes_on_change_and_on_close),
         cmocka_unit_test(test_watch_misuse_returns_codes),
         cmocka_unit_test(
             test_watch_actor_gets_one_notification_for_many_changes),
+        cmocka_unit_test(
+            test_watch_actor_closed_without_a_change_gets_only_closed),
         cmocka_unit_test(
             test_watch_unsubscribe_and_actor_end_release_the_subscription),
         cmocka_unit_test(test_watch_shutdown_with_live_subscriptions),

@@ -76,6 +76,13 @@ bump(tr_atomic(uint64_t) * c, uint64_t n)
     tr_store_relaxed(c, tr_load_relaxed(c) + n);
 }
 
+/* Set while this thread runs the dead-letter hook: a dead letter the hook
+ * itself makes (a send to a stopped actor, which its contract forbids) is
+ * counted but not reported, so that the hook never runs inside itself
+ * without end. Per thread, as the hook runs on whichever thread found the
+ * letter; initial-exec TLS, as init_depth. */
+static TR_TLS bool in_dead_hook;
+
 void
 tr__actor_count_dead(tr_ctx *ctx, uint64_t to, uint32_t type,
                      tr_dead_reason why)
@@ -95,9 +102,11 @@ tr__actor_count_dead(tr_ctx *ctx, uint64_t to, uint32_t type,
     if (x != NULL) {
         tr_faa_relaxed(&x->dead, 1);
     }
-    if (sys->cfg.on_dead_letter != NULL) {
+    if (sys->cfg.on_dead_letter != NULL && !in_dead_hook) {
+        in_dead_hook = true;
         sys->cfg.on_dead_letter(sys->cfg.on_dead_letter_arg, tr__addr(sys, to),
                                 type, why);
+        in_dead_hook = false;
     }
 }
 

@@ -59,7 +59,8 @@ typedef enum tr_dead_reason {
 /**
  * Called for each dead letter, on whatever thread found it, with the
  * address it was sent to and its type; it must not block and must not
- * send.
+ * send. A dead letter that it makes all the same is counted but not
+ * reported: the hook never runs inside itself.
  */
 typedef void (*tr_dead_letter_fn)(void *arg, tr_addr to, uint32_t type,
                                   tr_dead_reason reason);

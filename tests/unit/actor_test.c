@@ -477,6 +477,63 @@ test_actor_unnamed_behaviour_fails_as_unnamed(void **state)
     assert_int_equal(f->failures.code, TR_EIO);
 }
 
+/* A dead-letter hook that sends, against its contract, to a stopped
+ * actor: the letter it makes is counted, but the hook is not called
+ * inside itself (it recursed without end before). */
+static tr_system *echo_sys;
+static tr_addr echo_to;
+static tr_atomic(uint32_t) echo_calls;
+
+static void
+dead_hook_that_sends(void *arg, tr_addr to, uint32_t type,
+                     tr_dead_reason reason)
+{
+    (void)arg;
+    (void)to;
+    (void)type;
+    (void)reason;
+    tr_faa_relaxed(&echo_calls, 1);
+    if (tr_send(tr_system_ctx(echo_sys), echo_to, MSG_ECHO, NULL, 0) !=
+        TR_ENOACTOR) {
+        tr_faa_relaxed(&echo_calls, 1000);
+    }
+}
+
+static int
+dead_hook_target(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    (void)msg;
+    return TR_OK;
+}
+
+static void
+test_actor_dead_letter_hook_that_sends_runs_once_a_letter(void **state)
+{
+    tr_system_config cfg = TR_SYSTEM_CONFIG_INIT;
+    tr_system_stats st;
+    static const tr_behaviour stops = {.name = "stops",
+                                       .handle = dead_hook_target};
+
+    (void)state;
+    tr_store_relaxed(&echo_calls, 0);
+    cfg.workers = 2;
+    cfg.on_dead_letter = dead_hook_that_sends;
+    cfg.final_stats = &st;
+    assert_int_equal(tr_system_start(&cfg, &echo_sys), TR_OK);
+    tr_ctx *ctx = tr_system_ctx(echo_sys);
+    assert_int_equal(tr_spawn(ctx, &stops, NULL, NULL, &echo_to), TR_OK);
+    assert_int_equal(tr_actor_stop(ctx, echo_to), TR_OK);
+    assert_true(tr_test_wait_stopped(echo_sys, echo_to, 5000));
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(tr_send(ctx, echo_to, MSG_ECHO, NULL, 0), TR_ENOACTOR);
+    }
+    assert_int_equal(tr_load_relaxed(&echo_calls), 3);
+    assert_int_equal(tr_system_shutdown(echo_sys, tr_ms(5000)), TR_OK);
+    assert_int_equal(st.dead_letters, 6);
+}
+
 /* TR_IGNORE is init's to return: from a handler the actor fails as misuse,
  * and no failure reads as a declined start. */
 static int
@@ -1466,6 +1523,8 @@ main(void)
         T(test_actor_error_return_fails_it_and_reports_reason),
         T(test_actor_unnamed_behaviour_fails_as_unnamed),
         T(test_actor_ignore_from_a_handler_fails_as_misuse),
+        cmocka_unit_test(
+            test_actor_dead_letter_hook_that_sends_runs_once_a_letter),
         T(test_actor_tr_fail_reports_code_and_text),
         T(test_actor_init_failure_returns_its_code_without_stop),
         T(test_actor_tr_fail_in_init_fails_the_spawn),

@@ -65,6 +65,7 @@ enum {
     REG_SUBSCRIBED,   /* the sender has used its channel handle */
     REG_QUIT,         /* /quit: out of its room, its name free (a call) */
     REG_ROOM_STARTED, /* from the spawner: chat_started */
+    REG_SHUTDOWN,     /* the server stops: departures go unannounced */
     /* to a room */
     ROOM_SAY = 200, /* payload: chat_say */
     ROOM_NOTICE,    /* payload: a chat_value to put on the channel */

@@ -130,6 +130,7 @@ typedef struct registry {
     room_rec **closing; /* told to stop, waiting for their DOWN */
     uint32_t nclosing, capclosing;
     uint64_t rng;
+    bool stopping; /* REG_SHUTDOWN came: the server stops */
 } registry;
 
 bool
@@ -658,14 +659,15 @@ drop_pending_of(registry *r, member *m)
     }
 }
 
-/* A member stopped by a shutdown leaves without a notice: the others are
- * stopping too, and the first thing each hears is "Server is shutting
- * down", not a run of departures. */
+/* A member stopped by a shutdown, or gone once the server began to stop
+ * (REG_SHUTDOWN: the connections leave on their own then), leaves without
+ * a notice: the others are stopping too, and the first thing each hears
+ * is "Server is shutting down", not a run of departures. */
 static void
 member_gone(tr_ctx *ctx, registry *r, member *m, tr_exit_kind kind)
 {
     drop_pending_of(r, m);
-    leave_room(ctx, r, m, kind != TR_EXIT_SHUTDOWN);
+    leave_room(ctx, r, m, kind != TR_EXIT_SHUTDOWN && !r->stopping);
     /* Rooms the member was waiting for may now be empty. */
     for (uint32_t i = 0; i < r->nrooms;) {
         room_rec *rec = r->rooms[i];
@@ -918,6 +920,9 @@ reg_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
         if (msg->size == sizeof(chat_started)) {
             room_started(ctx, r, msg->data);
         }
+        return TR_OK;
+    case REG_SHUTDOWN:
+        r->stopping = true;
         return TR_OK;
     case TR_MSG_DOWN: {
         const tr_signal *sig = msg->data;

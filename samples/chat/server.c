@@ -278,6 +278,12 @@ let_clients_go(chat_server *srv)
         return;
     }
     (void)tr_sup_terminate_child_wait(ctx, top, "listener", tr_ms(2000));
+    /* Before any connection is told: the departures that follow, each
+     * a DOWN queued behind this, go unannounced. */
+    tr_addr reg;
+    if (tr_whereis_path(srv->sys, "/chat/registry", &reg) == TR_OK) {
+        chat_ignore(tr_send(ctx, reg, REG_SHUTDOWN, NULL, 0));
+    }
     if (tr_sup_which_children_wait(ctx, conns, NULL, 0, &n, tr_ms(2000)) !=
             TR_OK ||
         n == 0 || (kids = calloc(n, sizeof(*kids))) == NULL) {

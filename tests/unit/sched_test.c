@@ -499,9 +499,13 @@ typedef struct stuck_task {
 
 typedef struct stuck_pool {
     tr_sched *s;
+    /* Pushed into the stuck worker's ring once the other sleeps; NULL: the
+     * test thread queues its task then (other_asleep). */
     stuck_task *queued;
     tr_atomic(int) errors;
 } stuck_pool;
+
+static tr_atomic(bool) other_asleep;
 
 static void
 stuck_pool_run(void *arg, tr_worker *w, tr_task *t)
@@ -522,11 +526,16 @@ stuck_pool_run(void *arg, tr_worker *w, tr_task *t)
             break;
         }
     }
-    tr_store_relaxed(&stuck_sent_ns, tr__now_ns());
-    if (tr__runq_push(tr__worker_runq(w), &p->queued->task, &n) != NULL) {
-        tr_faa_relaxed(&p->errors, 1);
+    uint64_t from = tr__now_ns();
+    if (p->queued != NULL) {
+        tr_store_relaxed(&stuck_sent_ns, from);
+        if (tr__runq_push(tr__worker_runq(w), &p->queued->task, &n) != NULL) {
+            tr_faa_relaxed(&p->errors, 1);
+        }
+    } else {
+        tr_store_seqcst(&other_asleep, true);
     }
-    spin_ms(tr_load_relaxed(&stuck_sent_ns), STUCK_MS);
+    spin_ms(from, STUCK_MS);
     tr_store_seqcst(&stuck_done_ns, tr__now_ns());
 }
 
@@ -558,31 +567,6 @@ test_sched_idle_worker_takes_the_queued_tasks_of_a_stuck_worker(void **state)
  * task and the other asleep, a task a plain thread queues (the inject
  * queue) runs long before the stuck one ends.
  */
-static tr_atomic(bool) other_asleep;
-
-static void
-stuck_inject_run(void *arg, tr_worker *w, tr_task *t)
-{
-    stuck_pool *p = arg;
-    stuck_task *st = tr_container_of(t, stuck_task, task);
-    unsigned other = 1 - tr__worker_index(w);
-
-    if (!st->stuck) {
-        tr_store_seqcst(&taken_ns, tr__now_ns());
-        return;
-    }
-    uint64_t start = tr__now_ns();
-    while (!tr__sched_worker_asleep(p->s, other)) {
-        if (tr__now_ns() - start > 5000000000u) {
-            tr_faa_relaxed(&p->errors, 1);
-            break;
-        }
-    }
-    tr_store_seqcst(&other_asleep, true);
-    spin_ms(tr__now_ns(), STUCK_MS);
-    tr_store_seqcst(&stuck_done_ns, tr__now_ns());
-}
-
 static bool
 other_is_asleep(void *arg)
 {
@@ -603,7 +587,8 @@ test_sched_idle_worker_takes_a_plain_threads_task_from_a_stuck_pool(
     tr_store_seqcst(&taken_ns, 0);
     tr_store_seqcst(&other_asleep, false);
     tr_init_relaxed(&p.errors, 0);
-    assert_int_equal(tr__sched_create(2, 0, stuck_inject_run, &p, &p.s), TR_OK);
+    p.queued = NULL;
+    assert_int_equal(tr__sched_create(2, 0, stuck_pool_run, &p, &p.s), TR_OK);
     assert_int_equal(tr__sched_start(p.s), TR_OK);
     tr__sched_submit(p.s, &stuck.task);
     assert_true(tr_test_wait_until(other_is_asleep, NULL, 10000));

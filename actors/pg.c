@@ -575,8 +575,12 @@ tr_pg_send(tr_ctx *ctx, const char *group, uint32_t type, const void *data,
     return rc;
 }
 
-int
-tr_pg_monitor(tr_ctx *ctx, const char *group, uint64_t *ref)
+/* tr_pg_monitor, and with `n` tr_pg_monitor_members: the members are
+ * read under the lock that adds the watch, so every membership is either
+ * listed or heard of as an event, never both, never neither. */
+static int
+monitor(tr_ctx *ctx, const char *group, uint64_t *ref, tr_addr *out, size_t cap,
+        size_t *n)
 {
     int rc = need_actor(ctx, group);
     pg_rec *r;
@@ -590,6 +594,17 @@ tr_pg_monitor(tr_ctx *ctx, const char *group, uint64_t *ref)
     }
     p = ctx->sys->pgs;
     pthread_mutex_lock(&p->lock);
+    if (n != NULL) {
+        pg_group *have = get_group(p, group, false);
+        *n = have != NULL ? have->n : 0;
+        if (*n > cap) {
+            pthread_mutex_unlock(&p->lock);
+            return TR_EFULL;
+        }
+        for (size_t i = 0; i < *n; i++) {
+            out[i] = tr__addr(ctx->sys, have->members[i]);
+        }
+    }
     pg_group *g = get_group(p, group, true);
     if (g == NULL ||
         (g->nw == g->capw &&
@@ -609,6 +624,22 @@ tr_pg_monitor(tr_ctx *ctx, const char *group, uint64_t *ref)
     pthread_mutex_unlock(&p->lock);
     *ref = id;
     return TR_OK;
+}
+
+int
+tr_pg_monitor(tr_ctx *ctx, const char *group, uint64_t *ref)
+{
+    return monitor(ctx, group, ref, NULL, 0, NULL);
+}
+
+int
+tr_pg_monitor_members(tr_ctx *ctx, const char *group, uint64_t *ref,
+                      tr_addr *out, size_t cap, size_t *n)
+{
+    if (n == NULL || (out == NULL && cap != 0)) {
+        return TR_EINVAL;
+    }
+    return monitor(ctx, group, ref, out, cap, n);
 }
 
 int

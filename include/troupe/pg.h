@@ -96,7 +96,8 @@ TR_API int tr_pg_send(tr_ctx *ctx, const char *group, uint32_t type,
 /**
  * Watch `group`: the calling actor gets a TR_MSG_PG_JOIN or
  * TR_MSG_PG_LEAVE, carrying `*ref`, for every membership that begins or
- * ends from now on (the current members: tr_pg_members). The watch ends
+ * ends from now on (the current members with it, as one step:
+ * tr_pg_monitor_members). The watch ends
  * with tr_pg_demonitor or with the watching incarnation (a restart in
  * place included); its events still queued then never reach a handler.
  *
@@ -105,6 +106,24 @@ TR_API int tr_pg_send(tr_ctx *ctx, const char *group, uint32_t type,
  *            thread context; TR_ENOMEM.
  */
 TR_API int tr_pg_monitor(tr_ctx *ctx, const char *group, uint64_t *ref);
+
+/**
+ * tr_pg_monitor, and the members of `group` at that instant, once per
+ * membership in the order they joined (OTP's pg:monitor/2): every
+ * membership is either in `out` or heard of as an event, never both and
+ * never neither, which tr_pg_monitor then tr_pg_members cannot promise.
+ *
+ * Ownership: borrows `group` (copied); writes `*ref`, `out[0 .. *n)` and
+ *            `*n`.
+ * Context:   a handler or `init`.
+ * Returns:   TR_OK; TR_EFULL when the group has more than `cap`
+ *            memberships: `*n` says how many, and no watch is made (call
+ *            again with room for them); TR_EINVAL for NULL `ref` or `n`,
+ *            NULL `out` with a non-zero `cap`, or a bad name; TR_ESTATE on
+ *            a thread context; TR_ENOMEM.
+ */
+TR_API int tr_pg_monitor_members(tr_ctx *ctx, const char *group, uint64_t *ref,
+                                 tr_addr *out, size_t cap, size_t *n);
 
 /**
  * End a watch made by tr_pg_monitor; no event of it reaches a handler

@@ -1104,6 +1104,98 @@ test_pg_send_gives_each_membership_one_copy(void **state)
 
 /* ---- bad input: OTP's errors and process_owner_check ---- */
 
+/* tr_pg_monitor_members at its edges, from an `init`: too little room is
+ * TR_EFULL with the count and no watch (no event comes of it), enough
+ * room lists the members in join order, and bad arguments are refused.
+ * Its atomicity is the churn test's. */
+static tr_addr mm_first;
+static tr_atomic(int) mm_rc[6];
+static tr_atomic(uint64_t) mm_n[2];
+static tr_atomic(uint64_t) mm_events;
+
+static int
+mm_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    tr_addr list[4];
+    size_t n = 99;
+    uint64_t ref = 0;
+
+    (void)state;
+    (void)arg;
+    tr_store_relaxed(&mm_rc[0],
+                     tr_pg_monitor_members(ctx, "mm", &ref, list, 1, &n));
+    tr_store_relaxed(&mm_n[0], n);
+    tr_store_relaxed(&mm_rc[1],
+                     tr_pg_monitor_members(ctx, "mm", &ref, list, 4, &n));
+    tr_store_relaxed(&mm_n[1], n);
+    mm_first = list[0];
+    tr_store_relaxed(&mm_rc[2],
+                     tr_pg_monitor_members(ctx, "mm", &ref, list, 4, NULL));
+    tr_store_relaxed(&mm_rc[3],
+                     tr_pg_monitor_members(ctx, "mm", &ref, NULL, 4, &n));
+    tr_store_relaxed(&mm_rc[4],
+                     tr_pg_monitor_members(ctx, "mm", NULL, list, 4, &n));
+    tr_store_relaxed(&mm_rc[5],
+                     tr_pg_monitor_members(ctx, "", &ref, list, 4, &n));
+    return TR_OK;
+}
+
+static int
+mm_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)state;
+    if (msg->type == TR_MSG_PG_JOIN || msg->type == TR_MSG_PG_LEAVE) {
+        tr_faa_relaxed(&mm_events, 1);
+        return TR_OK;
+    }
+    if (tr_msg_is_call(ctx, msg)) {
+        answer a = {.rc = TR_OK};
+        return tr_reply(ctx, msg, &a, sizeof(a));
+    }
+    return TR_OK;
+}
+
+static void
+test_pg_monitor_members_lists_then_watches(void **state)
+{
+    static const tr_behaviour mm = {
+        .name = "mm", .init = mm_init, .handle = mm_handle};
+    tr_system *sys = tr_test_system(2);
+    tr_ctx *ctx = tr_system_ctx(sys);
+    tr_addr a = spawn(sys, NULL);
+    tr_addr b = spawn(sys, NULL);
+    tr_addr w;
+    tr_addr list[1];
+    uint64_t ref;
+    size_t n;
+    answer ans;
+    size_t len = 0;
+
+    (void)state;
+    tr_store_relaxed(&mm_events, 0);
+    assert_int_equal(ask_rc(sys, a, OP_JOIN, "mm"), TR_OK);
+    assert_int_equal(ask_rc(sys, b, OP_JOIN, "mm"), TR_OK);
+    assert_int_equal(tr_spawn(ctx, &mm, NULL, NULL, &w), TR_OK);
+    assert_int_equal(tr_load_relaxed(&mm_rc[0]), TR_EFULL);
+    assert_int_equal(tr_load_relaxed(&mm_n[0]), 2);
+    assert_int_equal(tr_load_relaxed(&mm_rc[1]), TR_OK);
+    assert_int_equal(tr_load_relaxed(&mm_n[1]), 2);
+    assert_true(tr_addr_eq(mm_first, a));
+    for (int i = 2; i < 6; i++) {
+        assert_int_equal(tr_load_relaxed(&mm_rc[i]), TR_EINVAL);
+    }
+    /* One watch only: a leave is one event. */
+    assert_int_equal(ask_rc(sys, b, OP_LEAVE, "mm"), TR_OK);
+    assert_int_equal(
+        tr_test_ask(ctx, w, REQ, NULL, 0, &ans, sizeof(ans), &len, 30000),
+        TR_OK);
+    assert_int_equal(tr_load_relaxed(&mm_events), 1);
+    /* Not from a thread. */
+    assert_int_equal(tr_pg_monitor_members(ctx, "mm", &ref, list, 1, &n),
+                     TR_ESTATE);
+    tr_test_shutdown(sys);
+}
+
 static void
 test_pg_absurd_inputs_are_refused(void **state)
 {
@@ -1206,6 +1298,9 @@ static tr_atomic(uint64_t) churn_bad;
 static tr_atomic(int) lister_stop;
 static tr_atomic(uint64_t) lister_rounds;
 static tr_atomic(uint64_t) tally[2][2]; /* [group][0 join, 1 leave] */
+/* The same for a watcher that starts mid-churn, and what it was listed. */
+static tr_atomic(uint64_t) late_tally[2][2];
+static tr_atomic(uint64_t) late_listed[2];
 
 typedef struct churn_state {
     uint32_t idx;
@@ -1267,25 +1362,44 @@ static const tr_behaviour churner = {.name = "churner",
                                      .init = churner_init,
                                      .handle = churner_handle};
 
-/* Watches both groups and counts their events. */
+/* Watches both groups and counts their events in the counts its start
+ * argument names: `tally`, from before any join, or `late_tally`, from
+ * mid-churn, with the members listed as the watch began (OTP's
+ * monitor/2), in `late_listed`. */
+typedef tr_atomic(uint64_t) tally_counts[2][2];
+
 static int
 tally_init(tr_ctx *ctx, void *state, const void *arg)
 {
-    (void)state;
-    (void)arg;
+    tally_counts *counts = (tally_counts *)arg;
     uint64_t ref;
-    int rc = tr_pg_monitor(ctx, churn_group[0], &ref);
-    return rc == TR_OK ? tr_pg_monitor(ctx, churn_group[1], &ref) : rc;
+    int rc = TR_OK;
+
+    memcpy(state, &counts, sizeof(counts));
+    for (int g = 0; g < 2 && rc == TR_OK; g++) {
+        if (counts == &tally) {
+            rc = tr_pg_monitor(ctx, churn_group[g], &ref);
+        } else {
+            tr_addr list[LIST_CAP];
+            size_t n = 0;
+            rc = tr_pg_monitor_members(ctx, churn_group[g], &ref, list,
+                                       LIST_CAP, &n);
+            tr_store_rel(&late_listed[g], n);
+        }
+    }
+    return rc;
 }
 
 static int
 tally_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
 {
-    (void)state;
+    tally_counts *counts;
+
+    memcpy(&counts, state, sizeof(counts));
     if (msg->type == TR_MSG_PG_JOIN || msg->type == TR_MSG_PG_LEAVE) {
         const tr_pg_event *e = msg->data;
         int g = strcmp(e->group, churn_group[0]) == 0 ? 0 : 1;
-        tr_faa_relaxed(&tally[g][msg->type == TR_MSG_PG_JOIN ? 0 : 1], 1);
+        tr_faa_relaxed(&(*counts)[g][msg->type == TR_MSG_PG_JOIN ? 0 : 1], 1);
         return TR_OK;
     }
     if (tr_msg_is_call(ctx, msg)) {
@@ -1295,8 +1409,10 @@ tally_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
     return TR_OK;
 }
 
-static const tr_behaviour tally_b = {
-    .name = "tally", .init = tally_init, .handle = tally_handle};
+static const tr_behaviour tally_b = {.name = "tally",
+                                     .state_size = sizeof(tally_counts *),
+                                     .init = tally_init,
+                                     .handle = tally_handle};
 
 static int
 churner_index(tr_addr a)
@@ -1356,6 +1472,7 @@ test_pg_churn_on_workers_lists_only_members(void **state)
     tr_ctx *ctx = tr_system_ctx(sys);
     tr_addr bystander[BYSTANDERS];
     tr_addr watcher;
+    tr_addr late = TR_ADDR_NONE;
     pthread_t lister;
     uint64_t rounds_due = 0;
 
@@ -1366,8 +1483,10 @@ test_pg_churn_on_workers_lists_only_members(void **state)
     for (int g = 0; g < 2; g++) {
         tr_store_relaxed(&tally[g][0], 0);
         tr_store_relaxed(&tally[g][1], 0);
+        tr_store_relaxed(&late_tally[g][0], 0);
+        tr_store_relaxed(&late_tally[g][1], 0);
     }
-    assert_int_equal(tr_spawn(ctx, &tally_b, NULL, NULL, &watcher), TR_OK);
+    assert_int_equal(tr_spawn(ctx, &tally_b, &tally, NULL, &watcher), TR_OK);
     for (uint32_t i = 0; i < CHURNERS; i++) {
         idx[i] = i;
         tr_store_relaxed(&churn_final[i][0], 0);
@@ -1385,6 +1504,12 @@ test_pg_churn_on_workers_lists_only_members(void **state)
         for (int i = 0; i < CHURNERS; i++) {
             int rc = tr_send(ctx, churner_addr[i], MSG_CHURN, &r, sizeof(r));
             assert_true(rc == TR_OK || (rc == TR_ENOACTOR && r > ROUNDS / 2));
+        }
+        if (r == ROUNDS / 4) {
+            /* Its init runs here, while the churners join and leave on
+             * the workers. */
+            assert_int_equal(tr_spawn(ctx, &tally_b, &late_tally, NULL, &late),
+                             TR_OK);
         }
     }
     await(&churn_rounds, rounds_due);
@@ -1428,6 +1553,15 @@ test_pg_churn_on_workers_lists_only_members(void **state)
             TR_OK);
         assert_int_equal(tr_load_acq(&tally[g][0]) - tr_load_acq(&tally[g][1]),
                          n);
+        /* And the late one's, from what it was listed: every membership
+         * listed or heard of, none both. */
+        assert_int_equal(
+            tr_test_ask(ctx, late, REQ, NULL, 0, &a, sizeof(a), &len, 30000),
+            TR_OK);
+        assert_int_equal(tr_load_acq(&late_listed[g]) +
+                             tr_load_acq(&late_tally[g][0]) -
+                             tr_load_acq(&late_tally[g][1]),
+                         n);
     }
     for (int i = 0; i < BYSTANDERS; i++) {
         assert_int_equal(ask_rc(sys, bystander[i], OP_LEAVE, churn_group[0]),
@@ -1441,6 +1575,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pg_single_joins_three_times_and_leaves_as_often),
+        cmocka_unit_test(test_pg_monitor_members_lists_then_watches),
         cmocka_unit_test(test_pg_members_in_join_order_with_duplicates),
         cmocka_unit_test(test_pg_group_goes_with_its_last_member),
         cmocka_unit_test(test_pg_leave_racing_the_end_ends_the_membership_once),

@@ -539,34 +539,9 @@ stuck_pool_run(void *arg, tr_worker *w, tr_task *t)
     tr_store_seqcst(&stuck_done_ns, tr__now_ns());
 }
 
-static void
-test_sched_idle_worker_takes_the_queued_tasks_of_a_stuck_worker(void **state)
-{
-    stuck_pool p;
-    stuck_task stuck = {.stuck = true};
-    stuck_task queued = {.stuck = false};
-
-    (void)state;
-    tr_store_seqcst(&stuck_done_ns, 0);
-    tr_store_seqcst(&taken_ns, 0);
-    tr_init_relaxed(&p.errors, 0);
-    p.queued = &queued;
-    assert_int_equal(tr__sched_create(2, 0, stuck_pool_run, &p, &p.s), TR_OK);
-    assert_int_equal(tr__sched_start(p.s), TR_OK);
-    tr__sched_submit(p.s, &stuck.task);
-    bool done = tr_test_wait_until(stuck_case_done, NULL, 10000);
-    tr__sched_stop(p.s);
-    tr__sched_destroy(p.s);
-    assert_true(done);
-    assert_int_equal(tr_load_relaxed(&p.errors), 0);
-    assert_taken_while_stuck();
-}
-
-/*
- * The same with a plain thread's task: with one worker stuck in a long
- * task and the other asleep, a task a plain thread queues (the inject
- * queue) runs long before the stuck one ends.
- */
+/* One stuck task; the other task is pushed into the stuck worker's ring
+ * by the stuck task, or queued by this thread (`from_thread`), once the
+ * other worker sleeps. */
 static bool
 other_is_asleep(void *arg)
 {
@@ -575,31 +550,51 @@ other_is_asleep(void *arg)
 }
 
 static void
-test_sched_idle_worker_takes_a_plain_threads_task_from_a_stuck_pool(
-    void **state)
+stuck_pool_case(bool from_thread)
 {
     stuck_pool p;
     stuck_task stuck = {.stuck = true};
     stuck_task queued = {.stuck = false};
 
-    (void)state;
     tr_store_seqcst(&stuck_done_ns, 0);
     tr_store_seqcst(&taken_ns, 0);
     tr_store_seqcst(&other_asleep, false);
     tr_init_relaxed(&p.errors, 0);
-    p.queued = NULL;
+    p.queued = from_thread ? NULL : &queued;
     assert_int_equal(tr__sched_create(2, 0, stuck_pool_run, &p, &p.s), TR_OK);
     assert_int_equal(tr__sched_start(p.s), TR_OK);
     tr__sched_submit(p.s, &stuck.task);
-    assert_true(tr_test_wait_until(other_is_asleep, NULL, 10000));
-    tr_store_seqcst(&stuck_sent_ns, tr__now_ns());
-    tr__sched_submit(p.s, &queued.task);
+    if (from_thread) {
+        assert_true(tr_test_wait_until(other_is_asleep, NULL, 10000));
+        tr_store_seqcst(&stuck_sent_ns, tr__now_ns());
+        tr__sched_submit(p.s, &queued.task);
+    }
     bool done = tr_test_wait_until(stuck_case_done, NULL, 10000);
     tr__sched_stop(p.s);
     tr__sched_destroy(p.s);
     assert_true(done);
     assert_int_equal(tr_load_relaxed(&p.errors), 0);
     assert_taken_while_stuck();
+}
+
+static void
+test_sched_idle_worker_takes_the_queued_tasks_of_a_stuck_worker(void **state)
+{
+    (void)state;
+    stuck_pool_case(false);
+}
+
+/*
+ * The same with a plain thread's task: with one worker stuck in a long
+ * task and the other asleep, a task a plain thread queues (the inject
+ * queue) runs long before the stuck one ends.
+ */
+static void
+test_sched_idle_worker_takes_a_plain_threads_task_from_a_stuck_pool(
+    void **state)
+{
+    (void)state;
+    stuck_pool_case(true);
 }
 
 /*

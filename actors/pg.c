@@ -7,6 +7,13 @@
  * group holds its memberships in join order (an actor that joined twice is
  * listed twice) and its watchers; it is freed when it has neither.
  *
+ * Both are lists ordered by a key that only grows (a membership's number
+ * in its group, a watch's reference), so that a membership or watch is
+ * found by binary search, not by scanning: ending leaves a hole that
+ * readers skip, and the list is closed up when holes outnumber entries.
+ * A mass end (shutdown, a tree that gave up) of n members costs n log n,
+ * not n squared.
+ *
  * Each actor that joins or watches gets one record, an exit hook of its
  * incarnation (actor.h): the record lists the groups it is in (with
  * counts) and the watches it made, and when the incarnation ends (or is
@@ -38,20 +45,28 @@
 
 enum { FIRST_BUCKETS = 64 };
 
-typedef struct pg_watch {
-    uint64_t ref;
-    uint64_t watcher; /* address id */
-} pg_watch;
+/* A membership (key: its number in the group; id: the member) or a watch
+ * (key: its reference; id: the watcher). Id 0, which no address has, is a
+ * hole. */
+typedef struct pg_entry {
+    uint64_t key;
+    uint64_t id;
+} pg_entry;
+
+/* Entries by key, ascending; `live` of the `n` are not holes. */
+typedef struct pg_list {
+    pg_entry *e;
+    uint32_t n, cap, live;
+} pg_list;
 
 typedef struct pg_group {
     struct pg_group *next; /* hash chain */
     uint64_t hash;
     char name[TR_PG_NAME_MAX + 1];
-    uint64_t *members; /* address ids, in join order */
-    uint32_t n, cap;
-    pg_watch *watches;
-    uint32_t nw, capw;
-    bool ending; /* under the lock: rec_end's mark, clear otherwise */
+    pg_list members;   /* in join order */
+    pg_list watches;   /* in the order they were made */
+    uint64_t next_seq; /* the key of the next membership */
+    bool ending;       /* under the lock: rec_end's mark, clear otherwise */
 } pg_group;
 
 struct tr_pgs {
@@ -61,9 +76,11 @@ struct tr_pgs {
     uint32_t ngroups;
 };
 
+/* An actor's memberships of one group: their keys, oldest first. */
 typedef struct pg_join {
     pg_group *g;
-    uint32_t count;
+    uint64_t *seqs;
+    uint32_t count, cap;
 } pg_join;
 
 typedef struct pg_mywatch {
@@ -118,11 +135,104 @@ tr__pgs_create(tr_pgs **out)
     return TR_OK;
 }
 
+/* ---- ordered lists with holes ---- */
+
+/* Room for one more entry at the end; false when out of memory. */
+static bool
+list_reserve(pg_list *l)
+{
+    return l->n < l->cap ||
+           tr__grow((void **)&l->e, &l->cap, sizeof(pg_entry), 8);
+}
+
+/* Append, after list_reserve; `key` is above every key in `l`. */
+static void
+list_append(pg_list *l, uint64_t key, uint64_t id)
+{
+    l->e[l->n++] = (pg_entry){key, id};
+    l->live++;
+}
+
+/* Close up the holes; into a smaller array when most of it is unused
+ * (the old one, closed up in place, when that allocation fails). */
+static void
+list_compact(pg_list *l)
+{
+    uint32_t cap = l->live * 2 > 8 ? l->live * 2 : 8;
+    pg_entry *to = l->e;
+
+    if (cap < l->cap / 2) {
+        pg_entry *smaller = tr__alloc(sizeof(pg_entry) * cap);
+        if (smaller != NULL) {
+            to = smaller;
+        }
+    }
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < l->n; i++) {
+        if (l->e[i].id != 0) {
+            to[k++] = l->e[i];
+        }
+    }
+    if (to != l->e) {
+        tr__free(l->e, sizeof(pg_entry) * l->cap);
+        l->e = to;
+        l->cap = cap;
+    }
+    l->n = k;
+}
+
+/* Remove the entry with `key`, if there is one: a hole, closed up once
+ * holes are the majority, so that removals cost log n amortised. */
+static void
+list_remove(pg_list *l, uint64_t key)
+{
+    uint32_t lo = 0;
+    uint32_t hi = l->n;
+
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (l->e[mid].key < key) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if (lo == l->n || l->e[lo].key != key || l->e[lo].id == 0) {
+        return;
+    }
+    l->e[lo].id = 0;
+    l->live--;
+    if (l->live == 0) {
+        l->n = 0;
+    } else if (l->n > 16 && l->live < l->n / 2) {
+        list_compact(l);
+    }
+}
+
+/* Under the lock: the first `cap` live entries' ids, as addresses. */
+static void
+list_addrs(tr_system *sys, const pg_list *l, tr_addr *out, size_t cap)
+{
+    size_t k = 0;
+
+    for (uint32_t i = 0; i < l->n && k < cap; i++) {
+        if (l->e[i].id != 0) {
+            out[k++] = tr__addr(sys, l->e[i].id);
+        }
+    }
+}
+
+static void
+list_free(pg_list *l)
+{
+    tr__free(l->e, sizeof(pg_entry) * l->cap);
+}
+
 static void
 free_group(pg_group *g)
 {
-    tr__free(g->members, sizeof(uint64_t) * g->cap);
-    tr__free(g->watches, sizeof(pg_watch) * g->capw);
+    list_free(&g->members);
+    list_free(&g->watches);
     tr__free(g, sizeof(*g));
 }
 
@@ -211,7 +321,7 @@ get_group(tr_pgs *p, const char *name, bool create)
 static void
 maybe_drop_group(tr_pgs *p, pg_group *g)
 {
-    if (g->n != 0 || g->nw != 0) {
+    if (g->members.live != 0 || g->watches.live != 0) {
         return;
     }
     for (pg_group **at = &p->buckets[g->hash & (p->nbuckets - 1)]; *at != NULL;
@@ -230,20 +340,23 @@ maybe_drop_group(tr_pgs *p, pg_group *g)
 static void
 notify(tr_system *sys, pg_group *g, uint32_t type, uint64_t who)
 {
-    for (uint32_t i = 0; i < g->nw; i++) {
+    for (uint32_t i = 0; i < g->watches.n; i++) {
+        const pg_entry *w = &g->watches.e[i];
+        if (w->id == 0) {
+            continue;
+        }
         tr_envelope *env = tr__env_create(sizeof(tr_pg_event));
         if (env == NULL) {
             continue;
         }
         tr_pg_event *e = tr__env_data(env);
         memset(e, 0, sizeof(*e));
-        e->ref = g->watches[i].ref;
+        e->ref = w->key;
         e->who = tr__addr(sys, who);
         memcpy(e->group, g->name, sizeof(e->group));
         env->type = type;
         env->from = who;
-        if (tr__actor_push_user_to(sys, g->watches[i].watcher, env,
-                                   TR_MSG_PG_EVENT) != TR_OK) {
+        if (tr__actor_push_user_to(sys, w->id, env, TR_MSG_PG_EVENT) != TR_OK) {
             tr__env_destroy(env);
         }
     }
@@ -276,35 +389,20 @@ my_rec(tr_ctx *ctx, bool create)
 static void
 free_rec(pg_rec *r)
 {
+    for (uint32_t i = 0; i < r->njoin; i++) {
+        tr__free(r->joins[i].seqs, sizeof(uint64_t) * r->joins[i].cap);
+    }
     tr__free(r->joins, sizeof(pg_join) * r->capjoin);
     tr__free(r->watches, sizeof(pg_mywatch) * r->capwatch);
     tr__free(r, sizeof(*r));
 }
 
-/* Under the lock: remove one membership of `who` from `g` (the latest). */
+/* Under the lock: end `j`'s latest membership and tell the watchers. */
 static void
-unlist_member(pg_group *g, uint64_t who)
+leave_once(tr_system *sys, pg_join *j, uint64_t who)
 {
-    for (uint32_t i = g->n; i-- > 0;) {
-        if (g->members[i] == who) {
-            memmove(&g->members[i], &g->members[i + 1],
-                    sizeof(uint64_t) * (g->n - i - 1));
-            g->n--;
-            return;
-        }
-    }
-}
-
-/* Under the lock. */
-static void
-unlist_watch(pg_group *g, uint64_t ref)
-{
-    for (uint32_t i = 0; i < g->nw; i++) {
-        if (g->watches[i].ref == ref) {
-            g->watches[i] = g->watches[--g->nw];
-            return;
-        }
-    }
+    list_remove(&j->g->members, j->seqs[--j->count]);
+    notify(sys, j->g, TR_MSG_PG_LEAVE, who);
 }
 
 /* The group of `r`'s i-th watch, then of its joins. */
@@ -325,12 +423,11 @@ rec_end(tr_exit_hook *h, tr_ctx *ctx)
 
     pthread_mutex_lock(&p->lock);
     for (uint32_t i = 0; i < r->nwatch; i++) {
-        unlist_watch(r->watches[i].g, r->watches[i].ref);
+        list_remove(&r->watches[i].g->watches, r->watches[i].ref);
     }
     for (uint32_t i = 0; i < r->njoin; i++) {
-        for (uint32_t k = 0; k < r->joins[i].count; k++) {
-            unlist_member(r->joins[i].g, ctx->self);
-            notify(sys, r->joins[i].g, TR_MSG_PG_LEAVE, ctx->self);
+        while (r->joins[i].count != 0) {
+            leave_once(sys, &r->joins[i], ctx->self);
         }
     }
     /* Only now, and each group once (one may be both joined and watched,
@@ -406,23 +503,29 @@ tr_pg_join(tr_ctx *ctx, const char *group)
             j = &r->joins[i];
         }
     }
-    if (g == NULL ||
-        (g->n == g->cap &&
-         !tr__grow((void **)&g->members, &g->cap, sizeof(uint64_t), 8)) ||
-        (j == NULL && r->njoin == r->capjoin &&
-         !tr__grow((void **)&r->joins, &r->capjoin, sizeof(pg_join), 4))) {
+    if (j == NULL && g != NULL && r->njoin == r->capjoin &&
+        !tr__grow((void **)&r->joins, &r->capjoin, sizeof(pg_join), 4)) {
+        g = NULL;
+    }
+    if (j == NULL && g != NULL) {
+        j = &r->joins[r->njoin++];
+        *j = (pg_join){.g = g};
+    }
+    if (g == NULL || !list_reserve(&g->members) ||
+        (j->count == j->cap &&
+         !tr__grow((void **)&j->seqs, &j->cap, sizeof(uint64_t), 1))) {
+        if (j != NULL && j->count == 0) {
+            tr__free(j->seqs, sizeof(uint64_t) * j->cap);
+            *j = r->joins[--r->njoin];
+        }
         if (g != NULL) {
             maybe_drop_group(p, g);
         }
         pthread_mutex_unlock(&p->lock);
         return TR_ENOMEM;
     }
-    if (j == NULL) {
-        j = &r->joins[r->njoin++];
-        *j = (pg_join){g, 0};
-    }
-    j->count++;
-    g->members[g->n++] = ctx->self;
+    j->seqs[j->count++] = g->next_seq;
+    list_append(&g->members, g->next_seq++, ctx->self);
     notify(ctx->sys, g, TR_MSG_PG_JOIN, ctx->self);
     pthread_mutex_unlock(&p->lock);
     return TR_OK;
@@ -449,9 +552,9 @@ tr_pg_leave(tr_ctx *ctx, const char *group)
         if (strcmp(g->name, group) != 0) {
             continue;
         }
-        unlist_member(g, ctx->self);
-        notify(ctx->sys, g, TR_MSG_PG_LEAVE, ctx->self);
-        if (--r->joins[i].count == 0) {
+        leave_once(ctx->sys, &r->joins[i], ctx->self);
+        if (r->joins[i].count == 0) {
+            tr__free(r->joins[i].seqs, sizeof(uint64_t) * r->joins[i].cap);
             r->joins[i] = r->joins[--r->njoin];
             maybe_drop_group(p, g);
         }
@@ -479,9 +582,9 @@ tr_pg_members(tr_system *sys, const char *group, tr_addr *out, size_t cap,
     tr_pgs *p = sys->pgs;
     pthread_mutex_lock(&p->lock);
     pg_group *g = get_group(p, group, false);
-    size_t have = g != NULL ? g->n : 0;
-    for (size_t i = 0; i < have && i < cap; i++) {
-        out[i] = tr__addr(sys, g->members[i]);
+    size_t have = g != NULL ? g->members.live : 0;
+    if (g != NULL) {
+        list_addrs(sys, &g->members, out, cap);
     }
     pthread_mutex_unlock(&p->lock);
     if (entered) {
@@ -509,11 +612,13 @@ pg_send_entered(tr_ctx *ctx, const char *group, uint32_t type, const void *data,
     tr_pgs *p = sys->pgs;
     pthread_mutex_lock(&p->lock);
     pg_group *g = get_group(p, group, false);
-    if (g != NULL && g->n != 0) {
-        n = g->n;
+    if (g != NULL && g->members.live != 0) {
+        n = g->members.live;
         ids = tr__alloc(sizeof(uint64_t) * n);
-        if (ids != NULL) {
-            memcpy(ids, g->members, sizeof(uint64_t) * n);
+        for (uint32_t i = 0, k = 0; ids != NULL && k < n; i++) {
+            if (g->members.e[i].id != 0) {
+                ids[k++] = g->members.e[i].id;
+            }
         }
     }
     pthread_mutex_unlock(&p->lock);
@@ -596,19 +701,17 @@ monitor(tr_ctx *ctx, const char *group, uint64_t *ref, tr_addr *out, size_t cap,
     pthread_mutex_lock(&p->lock);
     if (n != NULL) {
         pg_group *have = get_group(p, group, false);
-        *n = have != NULL ? have->n : 0;
+        *n = have != NULL ? have->members.live : 0;
         if (*n > cap) {
             pthread_mutex_unlock(&p->lock);
             return TR_EFULL;
         }
-        for (size_t i = 0; i < *n; i++) {
-            out[i] = tr__addr(ctx->sys, have->members[i]);
+        if (have != NULL) {
+            list_addrs(ctx->sys, &have->members, out, cap);
         }
     }
     pg_group *g = get_group(p, group, true);
-    if (g == NULL ||
-        (g->nw == g->capw &&
-         !tr__grow((void **)&g->watches, &g->capw, sizeof(pg_watch), 4)) ||
+    if (g == NULL || !list_reserve(&g->watches) ||
         (r->nwatch == r->capwatch &&
          !tr__grow((void **)&r->watches, &r->capwatch, sizeof(pg_mywatch),
                    4))) {
@@ -619,7 +722,7 @@ monitor(tr_ctx *ctx, const char *group, uint64_t *ref, tr_addr *out, size_t cap,
         return TR_ENOMEM;
     }
     uint64_t id = tr_faa_relaxed(&ctx->sys->next_ref, 1) + 1;
-    g->watches[g->nw++] = (pg_watch){id, ctx->self};
+    list_append(&g->watches, id, ctx->self);
     r->watches[r->nwatch++] = (pg_mywatch){id, g};
     pthread_mutex_unlock(&p->lock);
     *ref = id;
@@ -662,7 +765,7 @@ tr_pg_demonitor(tr_ctx *ctx, uint64_t ref)
     for (uint32_t i = 0; i < r->nwatch; i++) {
         if (r->watches[i].ref == ref) {
             pg_group *g = r->watches[i].g;
-            unlist_watch(g, ref);
+            list_remove(&g->watches, ref);
             r->watches[i] = r->watches[--r->nwatch];
             maybe_drop_group(p, g);
             rc = TR_OK;

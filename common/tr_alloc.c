@@ -78,9 +78,9 @@ bool
 tr__grow(void **array, uint32_t *cap, size_t elem, uint32_t first)
 {
     uint32_t ncap = *cap == 0 ? first : *cap * 2;
-    void *n = tr__alloc(elem * ncap);
+    void *n;
 
-    if (n == NULL) {
+    if (*cap > UINT32_MAX / 2 || (n = tr__alloc(elem * ncap)) == NULL) {
         return false;
     }
     if (*array != NULL) {

@@ -28,7 +28,7 @@ void tr__alloc_warm(void);
 /*
  * Double the array `*array` of `*cap` elements of `elem` bytes (to `first`
  * when empty), keeping its contents. Returns false, changing nothing, when
- * out of memory.
+ * out of memory or when the count would pass UINT32_MAX.
  */
 bool tr__grow(void **array, uint32_t *cap, size_t elem, uint32_t first);
 

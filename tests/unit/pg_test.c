@@ -16,6 +16,8 @@
  */
 #include "support/tr_test.h"
 
+#include "common/tr_alloc.h"
+
 #include <pthread.h>
 
 enum {
@@ -36,6 +38,8 @@ enum {
     OP_INIT_REF,    /* the answer's ref: the watch `init` made */
     OP_WATCH_JOIN,  /* watch `group`, join it, end the watch: one handler */
     OP_WATCH_CRASH, /* watch `group`, join it, fail: one handler */
+    OP_JOIN_OOM,    /* join `group` with allocation `ref` failing */
+    OP_MONITOR_OOM, /* watch `group` with allocation `ref` failing */
 };
 
 typedef struct order {
@@ -266,6 +270,13 @@ obey(tr_ctx *ctx, pga_state *s, const tr_msg *msg)
         if (a.rc == TR_OK) {
             a.rc = tr_pg_demonitor(ctx, a.ref);
         }
+        break;
+    case OP_JOIN_OOM:
+    case OP_MONITOR_OOM:
+        tr__alloc_fail_after((long)o->ref);
+        a.rc = o->op == OP_JOIN_OOM ? tr_pg_join(ctx, g)
+                                    : tr_pg_monitor(ctx, g, &a.ref);
+        tr__alloc_fail_after(-1);
         break;
     default:
         break;
@@ -1012,6 +1023,182 @@ test_pg_one_actor_in_ten_thousand_groups(void **state)
     tr_test_shutdown(sys);
 }
 
+/* Assert that `group` lists exactly `want[0 .. n)`, in that order, for
+ * lists longer than expect_members takes. */
+static void
+expect_long(tr_system *sys, const char *group, const tr_addr *want, size_t n)
+{
+    tr_addr *list = calloc(n + 1, sizeof(*list));
+    size_t got = 0;
+
+    assert_non_null(list);
+    assert_int_equal(tr_pg_members(sys, group, list, n + 1, &got), TR_OK);
+    assert_int_equal(got, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(tr_addr_eq(list[i], want[i]));
+    }
+    free(list);
+}
+
+/* Members and watchers that end or leave out of order, past the point
+ * where the lists are closed up: join order is kept, a leave ends the
+ * latest membership, a rejoin goes last, and each watcher left hears each
+ * event once. */
+static void
+test_pg_order_kept_as_most_members_and_watchers_go(void **state)
+{
+    (void)state;
+    enum { N = 96, W = 40 };
+    tr_system *sys = tr_test_system(2);
+    tr_addr m[N];
+    tr_addr w[W];
+    tr_addr want[N + 2];
+    size_t nwant = 0;
+
+    reset();
+    for (int i = 0; i < W; i++) {
+        w[i] = spawn(sys, &(pga_cfg){.watch = "holes", .count_only = true});
+    }
+    for (int i = 0; i < N; i++) {
+        m[i] = spawn(sys, &(pga_cfg){.join = "holes"});
+    }
+    assert_int_equal(ask(sys, m[5], OP_JOIN, "holes", 2, 0).rc, TR_OK);
+    await(&joins_counted, (uint64_t)W * (N + 2));
+    /* Two of three members go, the first of them by ending (holes, then
+     * a close-up), m[5] by leaving its two latest memberships and then
+     * its first, and the watchers but every fourth end. */
+    for (int i = 0; i < N; i++) {
+        if (i % 3 != 0) {
+            assert_int_equal(tr_actor_stop(tr_system_ctx(sys), m[i]), TR_OK);
+        }
+    }
+    for (int i = 0; i < W; i++) {
+        if (i % 4 != 0) {
+            assert_int_equal(tr_actor_stop(tr_system_ctx(sys), w[i]), TR_OK);
+        }
+    }
+    for (int i = 0; i < N; i++) {
+        if (i % 3 != 0) {
+            assert_true(tr_test_wait_stopped(sys, m[i], 10000));
+        }
+    }
+    for (int i = 0; i < W; i++) {
+        if (i % 4 != 0) {
+            assert_true(tr_test_wait_stopped(sys, w[i], 10000));
+        }
+    }
+    for (int i = 0; i < N; i += 3) {
+        want[nwant++] = m[i];
+    }
+    expect_long(sys, "holes", want, nwant);
+    for (int i = 0; i < W; i += 4) {
+        sync_with(sys, w[i]);
+    }
+    tr_store_relaxed(&joins_counted, 0);
+    tr_store_relaxed(&leaves_counted, 0);
+    /* m[0] leaves and joins again: last now. m[3] joins twice more, then
+     * leaves once: its first membership and one after m[0]'s remain. */
+    assert_int_equal(ask_rc(sys, m[0], OP_LEAVE, "holes"), TR_OK);
+    assert_int_equal(ask_rc(sys, m[0], OP_JOIN, "holes"), TR_OK);
+    assert_int_equal(ask(sys, m[3], OP_JOIN, "holes", 2, 0).rc, TR_OK);
+    assert_int_equal(ask_rc(sys, m[3], OP_LEAVE, "holes"), TR_OK);
+    memmove(&want[0], &want[1], sizeof(want[0]) * (nwant - 1));
+    want[nwant - 1] = m[0];
+    want[nwant++] = m[3];
+    expect_long(sys, "holes", want, nwant);
+    /* The watchers left (W / 4) heard each event once: with a newcomer's
+     * join, four joins and two leaves. */
+    tr_addr late = spawn(sys, &(pga_cfg){.join = "holes"});
+    for (int i = 0; i < W; i += 4) {
+        sync_with(sys, w[i]);
+    }
+    assert_int_equal(tr_load_acq(&joins_counted), 4 * (W / 4));
+    assert_int_equal(tr_load_acq(&leaves_counted), 2 * (W / 4));
+    want[nwant++] = late;
+    expect_long(sys, "holes", want, nwant);
+    tr_test_shutdown(sys);
+}
+
+/* Out of memory at each allocation of a join and a watch: TR_ENOMEM and
+ * nothing changed (no membership, no group left behind, nothing leaked:
+ * LeakSanitizer in the ASan build), or done. */
+static void
+test_pg_out_of_memory_changes_nothing(void **state)
+{
+    (void)state;
+    tr_system *sys = tr_test_system(2);
+    tr_addr a = spawn(sys, &(pga_cfg){.join = "oom"});
+    tr_addr b = spawn(sys, NULL);
+    char name[32];
+    size_t in_oom = 1;
+    int failed = 0;
+
+    reset();
+    for (uint64_t n = 0; n < 6; n++) {
+        /* A further membership of a group `a` is in. */
+        int rc = ask(sys, a, OP_JOIN_OOM, "oom", 0, n).rc;
+        assert_true(rc == TR_OK || rc == TR_ENOMEM);
+        in_oom += rc == TR_OK;
+        failed += rc == TR_ENOMEM;
+        assert_int_equal(count(sys, "oom"), in_oom);
+        /* A first membership of a new group. */
+        snprintf(name, sizeof(name), "oom.join.%u", (unsigned)n);
+        rc = ask(sys, a, OP_JOIN_OOM, name, 0, n).rc;
+        assert_true(rc == TR_OK || rc == TR_ENOMEM);
+        failed += rc == TR_ENOMEM;
+        assert_int_equal(count(sys, name), rc == TR_OK ? 1 : 0);
+        /* A watch of a new group: a failed one hears nothing. */
+        snprintf(name, sizeof(name), "oom.watch.%u", (unsigned)n);
+        answer m = ask(sys, b, OP_MONITOR_OOM, name, 0, n);
+        assert_true(m.rc == TR_OK || m.rc == TR_ENOMEM);
+        failed += m.rc == TR_ENOMEM;
+        assert_int_equal(ask_rc(sys, a, OP_JOIN, name), TR_OK);
+        sync_with(sys, b);
+        seen got[2];
+        assert_int_equal(seen_by(b, got, 2), m.rc == TR_OK ? 1 : 0);
+        assert_int_equal(ask_rc(sys, a, OP_LEAVE, name), TR_OK);
+        if (m.rc == TR_OK) {
+            assert_int_equal(ask(sys, b, OP_DEMONITOR, NULL, 0, m.ref).rc,
+                             TR_OK);
+        }
+        reset();
+    }
+    /* The first allocations failed, the later ones did not. */
+    assert_true(failed > 0);
+    assert_int_equal(ask_rc(sys, a, OP_JOIN, "oom"), TR_OK);
+    assert_int_equal(count(sys, "oom"), in_oom + 1);
+    stop_and_wait(sys, a);
+    assert_int_equal(count(sys, "oom"), 0);
+    tr_test_shutdown(sys);
+}
+
+/* A group of many members that all end at once (shutdown, or a tree that
+ * gave up): each end finds its membership without a scan, so this takes
+ * a moment, not minutes. */
+static void
+test_pg_hundred_thousand_members_end_together(void **state)
+{
+    (void)state;
+    enum { N = 100000 };
+    tr_system *sys = tr_test_system(2);
+    tr_addr *m = calloc(N, sizeof(*m));
+
+    assert_non_null(m);
+    reset();
+    for (int i = 0; i < N; i++) {
+        m[i] = spawn(sys, &(pga_cfg){.join = "crowd"});
+    }
+    expect_long(sys, "crowd", m, N);
+    /* Oldest first: the order in which a scan from the newest end would
+     * look longest. */
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(tr_actor_stop(tr_system_ctx(sys), m[i]), TR_OK);
+    }
+    await_count(sys, "crowd", 0);
+    free(m);
+    tr_test_shutdown(sys);
+}
+
 static void
 test_pg_send_to_ten_thousand_copies_once(void **state)
 {
@@ -1590,6 +1777,9 @@ main(void)
         cmocka_unit_test(test_pg_restart_in_place_keeps_only_what_init_joins),
         cmocka_unit_test(test_pg_restarted_watcher_hears_only_its_new_watch),
         cmocka_unit_test(test_pg_one_actor_in_ten_thousand_groups),
+        cmocka_unit_test(test_pg_order_kept_as_most_members_and_watchers_go),
+        cmocka_unit_test(test_pg_hundred_thousand_members_end_together),
+        cmocka_unit_test(test_pg_out_of_memory_changes_nothing),
         cmocka_unit_test(test_pg_send_to_ten_thousand_copies_once),
         cmocka_unit_test(test_pg_send_gives_each_membership_one_copy),
         cmocka_unit_test(test_pg_absurd_inputs_are_refused),

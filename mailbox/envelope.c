@@ -33,6 +33,9 @@ struct tr_env_depot {
     /* Written under the lock; read without it by a cache that finds its
      * class empty, which then skips the lock when the depot has none. */
     tr_atomic(uint32_t) len[TR_ENV_CLASSES];
+    /* How many batches a class keeps (under the lock): doubled when a
+     * cache takes the last one, from TR_ENV_DEPOT_MIN to _MAX. */
+    uint32_t keep[TR_ENV_CLASSES];
 };
 
 /* The allocation's size: exact for big payloads, the class's for small. */
@@ -71,6 +74,9 @@ tr__env_depot_create(tr_env_depot **out)
     if (d == NULL) {
         return TR_ENOMEM;
     }
+    for (unsigned k = 0; k < TR_ENV_CLASSES; k++) {
+        d->keep[k] = TR_ENV_DEPOT_MIN;
+    }
     pthread_mutex_init(&d->lock, NULL);
     *out = d;
     return TR_OK;
@@ -106,6 +112,18 @@ tr__env_cache_flush(tr_env_cache *c)
     }
 }
 
+void
+tr__env_depot_count(tr_env_depot *d, uint32_t size, uint32_t *held,
+                    uint32_t *keep)
+{
+    unsigned k = (size + 15u) >> 4;
+
+    pthread_mutex_lock(&d->lock);
+    *held = tr_load_relaxed(&d->len[k]);
+    *keep = d->keep[k];
+    pthread_mutex_unlock(&d->lock);
+}
+
 /* An empty class takes a batch from the depot; false when it has none. */
 static bool
 refill(tr_env_cache *c, unsigned k)
@@ -124,6 +142,9 @@ refill(tr_env_cache *c, unsigned k)
         UNPOISON(first, sizeof(*first));
         d->batches[k] = (tr_mnode *)(uintptr_t)first->from;
         tr_store_relaxed(&d->len[k], tr_load_relaxed(&d->len[k]) - 1);
+        if (d->batches[k] == NULL && d->keep[k] < TR_ENV_DEPOT_MAX) {
+            d->keep[k] *= 2; /* all it kept was wanted */
+        }
     }
     pthread_mutex_unlock(&d->lock);
     if (b == NULL) {
@@ -135,7 +156,7 @@ refill(tr_env_cache *c, unsigned k)
 }
 
 /* A full class hands a batch to the depot, or to the allocator when the
- * depot has enough. */
+ * depot keeps enough. */
 static void
 spill(tr_env_cache *c, unsigned k)
 {
@@ -152,7 +173,7 @@ spill(tr_env_cache *c, unsigned k)
     if (d != NULL) {
         tr_envelope *first = tr__env_of_node(b);
         pthread_mutex_lock(&d->lock);
-        if (tr_load_relaxed(&d->len[k]) < TR_ENV_DEPOT_MAX) {
+        if (tr_load_relaxed(&d->len[k]) < d->keep[k]) {
             UNPOISON(first, sizeof(*first));
             first->from = (uint64_t)(uintptr_t)d->batches[k];
             POISON(&first->type, sizeof(*first) - sizeof(first->node));

@@ -37,20 +37,24 @@ _Static_assert(sizeof(tr_envelope) % _Alignof(max_align_t) == 0,
  * worker only. A cache that grows past TR_ENV_CACHE_MAX hands a batch of
  * TR_ENV_BATCH to the system's depot (one lock a batch), and an empty one
  * takes a batch back, so that memory freed by a consumer returns to its
- * producers in batches. The depot keeps at most TR_ENV_DEPOT_MAX batches a
- * class and gives the rest back to the allocator, so what the caches
- * hold stays bounded. Threads that are not workers use the allocator.
- * A cache holds up to two runs' worth (TR_BATCH each) of a class, so that
- * a consumer and its producers on one worker hand envelopes to each other
- * through the cache alone: with 256, a consumer's run of 1,024 spilled
- * most of them to the depot and the producers fetched them back (W1 mpsc
- * 6-8% slower). At most 2,048 of 32 to 128 bytes a class and worker.
+ * producers in batches. The depot keeps what producers have shown they
+ * take: TR_ENV_DEPOT_MIN batches a class at first, twice as many each
+ * time a cache takes its last one, up to TR_ENV_DEPOT_MAX; the rest goes
+ * back to the allocator, so what the caches hold stays bounded, and
+ * memory freed where nobody allocates again (a collector's acks, a worker
+ * alone) returns to the threads that allocate it. Threads that are not workers
+ * use the allocator. A cache holds up to two runs' worth (TR_BATCH each) of a
+ * class, so that a consumer and its producers on one worker hand envelopes to
+ * each other through the cache alone: with 256, a consumer's run of 1,024
+ * spilled most of them to the depot and the producers fetched them back (W1
+ * mpsc 6-8% slower). At most 2,048 of 32 to 128 bytes a class and worker.
  */
 enum {
     TR_ENV_SMALL = 96,
     TR_ENV_CLASSES = TR_ENV_SMALL / 16 + 1,
     TR_ENV_CACHE_MAX = 2048,
     TR_ENV_BATCH = 128,
+    TR_ENV_DEPOT_MIN = 2,
     TR_ENV_DEPOT_MAX = 32,
 };
 
@@ -69,6 +73,10 @@ int tr__env_depot_create(tr_env_depot **out);
 void tr__env_depot_destroy(tr_env_depot *d);
 /* Give everything `c` holds back to the allocator (teardown). */
 void tr__env_cache_flush(tr_env_cache *c);
+/* The batches `d` holds of the class of `size` payload bytes, and how many
+ * it keeps at most now (tests). */
+void tr__env_depot_count(tr_env_depot *d, uint32_t size, uint32_t *held,
+                         uint32_t *keep);
 
 /* A fresh envelope's header, for `size` payload bytes. */
 static inline tr_envelope *

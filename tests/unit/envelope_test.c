@@ -1,0 +1,130 @@
+/*
+ * Envelope caches and their depot, on one thread: a consumer's cache that
+ * overflows hands batches to the depot only as far as producers have shown
+ * they take them, and the rest to the allocator; a producer's cache that
+ * takes the depot's last batch doubles what it keeps, up to its bound.
+ */
+#include "support/tr_test.h"
+
+#include "mailbox/envelope.h"
+
+#include <stdlib.h>
+
+enum { SIZE = 8 }; /* a 64-bit payload: one class */
+
+typedef struct depot_fx {
+    tr_env_depot *d;
+    tr_env_cache producer;
+    tr_env_cache consumer;
+} depot_fx;
+
+static int
+setup(void **state)
+{
+    depot_fx *fx = calloc(1, sizeof(*fx));
+
+    if (fx == NULL || tr__env_depot_create(&fx->d) != TR_OK) {
+        free(fx);
+        return -1;
+    }
+    fx->producer.depot = fx->d;
+    fx->consumer.depot = fx->d;
+    *state = fx;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    depot_fx *fx = *state;
+
+    tr__env_cache_flush(&fx->producer);
+    tr__env_cache_flush(&fx->consumer);
+    tr__env_depot_destroy(fx->d);
+    free(fx);
+    return 0;
+}
+
+static void
+expect_depot(depot_fx *fx, uint32_t held, uint32_t keep)
+{
+    uint32_t h = 99;
+    uint32_t k = 99;
+
+    tr__env_depot_count(fx->d, SIZE, &h, &k);
+    assert_int_equal(h, held);
+    assert_int_equal(k, keep);
+}
+
+/* `n` envelopes from the allocator (a plain thread's), or from the
+ * producer's cache when `from` is set. */
+static tr_envelope **
+take(tr_env_cache *from, uint32_t n)
+{
+    tr_envelope **env = calloc(n, sizeof(*env));
+
+    assert_non_null(env);
+    for (uint32_t i = 0; i < n; i++) {
+        env[i] = tr__env_create_in(from, SIZE);
+        assert_non_null(env[i]);
+        assert_int_equal(env[i]->size, SIZE);
+    }
+    return env;
+}
+
+/* The consumer frees them: its cache, when full, spills a batch to the
+ * depot (or the allocator) every TR_ENV_BATCH frees. */
+static void
+give(depot_fx *fx, tr_envelope **env, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        tr__env_destroy_in(&fx->consumer, env[i]);
+    }
+    free(env);
+}
+
+static void
+test_depot_keeps_what_producers_take(void **state)
+{
+    depot_fx *fx = *state;
+    uint32_t keep = TR_ENV_DEPOT_MIN;
+    uint32_t n;
+
+    expect_depot(fx, 0, keep);
+    /* A consumer alone (a collector, a lone worker): after its cache is
+     * full, the depot keeps a few batches, the rest goes back. */
+    n = TR_ENV_CACHE_MAX + 40 * TR_ENV_BATCH;
+    give(fx, take(NULL, n), n);
+    expect_depot(fx, keep, keep);
+    /* A producer that takes the last batch doubles what the depot keeps,
+     * up to its bound. */
+    while (keep < TR_ENV_DEPOT_MAX) {
+        n = keep * TR_ENV_BATCH;
+        tr_envelope **drawn = take(&fx->producer, n);
+        expect_depot(fx, 0, 2 * keep);
+        keep *= 2;
+        give(fx, drawn, n);
+        expect_depot(fx, keep / 2, keep);
+        n = 40 * TR_ENV_BATCH;
+        give(fx, take(NULL, n), n);
+        expect_depot(fx, keep, keep);
+    }
+    n = keep * TR_ENV_BATCH;
+    give(fx, take(&fx->producer, n), n);
+    expect_depot(fx, keep, TR_ENV_DEPOT_MAX);
+    /* A producer that takes from the depot only part of it keeps the
+     * bound where it was. */
+    n = TR_ENV_BATCH;
+    give(fx, take(&fx->producer, n), n);
+    expect_depot(fx, keep, TR_ENV_DEPOT_MAX);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_depot_keeps_what_producers_take,
+                                        setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

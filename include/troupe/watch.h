@@ -87,7 +87,10 @@ TR_API TR_NODISCARD int tr_watch_send(tr_watch_tx *tx, const void *value);
  * Change the value in place with exclusive access among senders: `fn`
  * gets the current value and says whether it changed. Works with or
  * without receivers. Readers are never blocked by it: they keep reading
- * the previous version until the change is published.
+ * the previous version until the change is published. A change that `fn`
+ * reports as none (it returns false) is not published: no receiver is
+ * told, and readers see it only with the next change that is (tokio's
+ * send_if_modified shows it to a later borrow at once).
  *
  * Ownership: borrows `arg` for the call; `fn` must not keep the value
  *            pointer, and must not call back into this channel's senders.

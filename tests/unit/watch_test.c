@@ -146,6 +146,14 @@ add_arg(void *value, void *arg)
     return by != 0;
 }
 
+/* Changes the value but says it did not. */
+static bool
+add_unsaid(void *value, void *arg)
+{
+    *(int *)value += *(int *)arg;
+    return false;
+}
+
 static void
 test_watch_send_modify_changes_in_place(void **state)
 {
@@ -166,6 +174,16 @@ test_watch_send_modify_changes_in_place(void **state)
     by = 0; /* "unchanged": no new version, nobody told */
     assert_int_equal(tr_watch_send_modify(tx, add_arg, &by), TR_OK);
     assert_int_equal(tr_watch_changed_wait(rx, TR_NOWAIT), TR_ETIMEDOUT);
+    /* A change `fn` does not report is not published: readers see it
+     * with the next one that is. */
+    by = 100;
+    assert_int_equal(tr_watch_send_modify(tx, add_unsaid, &by), TR_OK);
+    assert_int_equal(tr_watch_changed_wait(rx, TR_NOWAIT), TR_ETIMEDOUT);
+    assert_int_equal(tr_watch_borrow(rx, &out, &version), TR_OK);
+    assert_int_equal(out, 15);
+    assert_int_equal(version, 1);
+    by = -100;
+    assert_int_equal(tr_watch_send_modify(tx, add_unsaid, &by), TR_OK);
     /* Without receivers: send refuses, send_modify still works. */
     tr_watch_rx_destroy(rx);
     assert_int_equal(tr_watch_receiver_count(tx), 0);

@@ -76,13 +76,6 @@ bump(tr_atomic(uint64_t) * c, uint64_t n)
     tr_store_relaxed(c, tr_load_relaxed(c) + n);
 }
 
-/* Set while this thread runs the dead-letter hook: a dead letter the hook
- * itself makes (a send to a stopped actor, which its contract forbids) is
- * counted but not reported, so that the hook never runs inside itself
- * without end. Per thread, as the hook runs on whichever thread found the
- * letter; initial-exec TLS, as init_depth. */
-static TR_TLS bool in_dead_hook;
-
 void
 tr__actor_count_dead(tr_ctx *ctx, uint64_t to, uint32_t type,
                      tr_dead_reason why)
@@ -102,11 +95,15 @@ tr__actor_count_dead(tr_ctx *ctx, uint64_t to, uint32_t type,
     if (x != NULL) {
         tr_faa_relaxed(&x->dead, 1);
     }
-    if (sys->cfg.on_dead_letter != NULL && !in_dead_hook) {
-        in_dead_hook = true;
+    /* A dead letter the hook itself makes (a send to a stopped actor,
+     * which its contract forbids) is counted but not reported, so that
+     * the hook never runs inside itself without end. Per thread, as the
+     * hook runs on whichever thread found the letter. */
+    if (sys->cfg.on_dead_letter != NULL && !tr__tls.in_dead_hook) {
+        tr__tls.in_dead_hook = true;
         sys->cfg.on_dead_letter(sys->cfg.on_dead_letter_arg, tr__addr(sys, to),
                                 type, why);
-        in_dead_hook = false;
+        tr__tls.in_dead_hook = false;
     }
 }
 
@@ -1935,14 +1932,10 @@ tr__actor_sim_kill(void *arg, tr_worker *w, tr_task *task)
 
 /* ---- spawning ---- */
 
-/* `init` calls running on this thread (tr__in_init); a spawn touches it
- * twice, so it has the cheap model (TR_TLS). */
-static TR_TLS unsigned init_depth;
-
 bool
 tr__in_init(void)
 {
-    return init_depth != 0;
+    return tr__tls.init_depth != 0;
 }
 
 /* Run `b`'s init for the incarnation of `ctx`. */
@@ -1951,9 +1944,9 @@ run_init(const tr_behaviour *b, tr_ctx *ctx, void *state, const void *arg)
 {
     int rc;
 
-    init_depth++;
+    tr__tls.init_depth++;
     rc = b->init(ctx, state, arg);
-    init_depth--;
+    tr__tls.init_depth--;
     return rc;
 }
 

@@ -178,7 +178,7 @@ block_cache(void)
 #ifdef TR_ENV_POISON
     return NULL;
 #else
-    tr_worker *w = tr__tls_worker;
+    tr_worker *w = tr__tls.worker;
     return w != NULL ? tr__worker_data(w) : NULL;
 #endif
 }

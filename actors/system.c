@@ -414,7 +414,7 @@ final_pass(tr_system *sys)
 {
     uint32_t len = tr__table_len(sys->table);
 
-    tr__tls_last_pass = true; /* their `stop` callbacks may not block */
+    tr__tls.last_pass = true; /* their `stop` callbacks may not block */
     for (uint32_t i = 0; i < len; i++) {
         tr_actor *a = tr__table_at(sys->table, i);
         uint64_t gen = tr_load_relaxed(&a->gen);
@@ -439,7 +439,7 @@ final_pass(tr_system *sys)
         (void)tr__mpsc_take_idle(&a->mbox);
         tr__actor_drain(&sys->thread_ctx, a, TR_DEAD_SHUTDOWN);
     }
-    tr__tls_last_pass = false;
+    tr__tls.last_pass = false;
 }
 
 int
@@ -458,7 +458,7 @@ tr_system_shutdown(tr_system *sys, tr_timeout timeout)
         return rc; /* a fork child's system lives in the parent: leave it */
     }
     if (tr__sched_current(sys->sched) != NULL || tr__in_init() ||
-        tr__tls_inspecting || !tr__sim_on_driver(sys)) {
+        tr__tls.inspecting || !tr__sim_on_driver(sys)) {
         rc = TR_ESTATE;
     } else if (tr_xchg_seqcst(&sys->shutting_down, true)) {
         /* seq_cst: see the top comment. A second call (a `stop` callback
@@ -558,7 +558,7 @@ tr_system_wait(tr_system *sys, tr_timeout timeout)
     if (sys == NULL) {
         return TR_EINVAL;
     }
-    if (tr__on_a_worker() || tr__in_init() || tr__tls_inspecting ||
+    if (tr__on_a_worker() || tr__in_init() || tr__tls.inspecting ||
         !tr__sim_on_driver(sys)) {
         return TR_ESTATE;
     }

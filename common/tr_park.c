@@ -231,6 +231,4 @@ tr__now_ns(void)
 #endif
 }
 
-TR_TLS void *tr__tls_worker;
-TR_TLS bool tr__tls_last_pass;
-TR_TLS bool tr__tls_inspecting;
+_Thread_local __attribute__((tls_model("initial-exec"))) tr_thread tr__tls;

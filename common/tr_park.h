@@ -90,35 +90,41 @@ void tr__park_sim_detach(void *sys);
 uint64_t tr__wait_now_ns(void);
 
 /*
- * The calling thread's worker (opaque here), or NULL off the workers, set
- * by the scheduler. Here, below every module, so that each blocking call
- * refuses to wait on a worker of any system through the same check
- * (tr__on_a_worker).
+ * The calling thread's part in the runtime: the one thread-local (STYLE:
+ * the current worker, and what the thread is in the middle of). Here,
+ * below every module, so that each blocking call refuses to wait on a
+ * worker of any system through the same check (tr__on_a_worker).
  *
- * TR_TLS, the runtime's thread-locals (this one, and actor.c's count of
- * the `init` calls a thread is in) are initial-exec: in the shared library
- * the default model calls __tls_get_addr on every read (once a message,
- * in the submit); this one is a load at a fixed offset, in the static TLS
- * block that a library loaded with the program (or dlopened, for a few
- * bytes) always has.
+ * It is initial-exec: in the shared library the default model calls
+ * __tls_get_addr on every read (once a message, in the submit); this is a
+ * load at a fixed offset, in the static TLS block that a library loaded
+ * with the program (or dlopened, for a few bytes) always has.
  */
-#define TR_TLS _Thread_local __attribute__((tls_model("initial-exec")))
-extern TR_TLS void *tr__tls_worker;
+typedef struct tr_thread {
+    /* Its worker (opaque here), or NULL off the workers: set by the
+     * scheduler. */
+    void *worker;
+    /* `init` calls running on it (tr__in_init, actors/actor.c). */
+    unsigned init_depth;
+    /* Shutdown's last pass runs the `stop` callbacks of the actors left
+     * on it (actors/system.c). */
+    bool last_pass;
+    /* The live endpoint's thread (inspect/loop.c), for its whole life: it
+     * runs `on_warning` callbacks, from which a call that would stop that
+     * very thread or wait on the system returns TR_ESTATE. */
+    bool inspecting;
+    /* It runs the dead-letter hook (actors/actor.c). */
+    bool in_dead_hook;
+} tr_thread;
+
+extern _Thread_local __attribute__((tls_model("initial-exec")))
+tr_thread tr__tls;
 
 static inline bool
 tr__on_a_worker(void)
 {
-    return tr__tls_worker != NULL;
+    return tr__tls.worker != NULL;
 }
-
-/* Set while shutdown's last pass runs the `stop` callbacks of the actors
- * left on its own thread (actors/system.c). */
-extern TR_TLS bool tr__tls_last_pass;
-
-/* Set for its whole life on the live endpoint's thread (inspect/loop.c),
- * which runs `on_warning` callbacks: from there, a call that would stop
- * that very thread or wait on the system returns TR_ESTATE. */
-extern TR_TLS bool tr__tls_inspecting;
 
 /* Whether a call may block the calling thread: not on a worker, and not in
  * a `stop` callback that shutdown's last pass runs, which would hold the
@@ -126,7 +132,7 @@ extern TR_TLS bool tr__tls_inspecting;
 static inline bool
 tr__may_block(void)
 {
-    return tr__tls_worker == NULL && !tr__tls_last_pass;
+    return tr__tls.worker == NULL && !tr__tls.last_pass;
 }
 
 #endif /* TR_PARK_H */

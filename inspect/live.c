@@ -454,7 +454,7 @@ start(tr_live *lv, const char *addr)
 static bool
 may_serve(void)
 {
-    return tr__may_block() && !tr__in_init() && !tr__tls_inspecting;
+    return tr__may_block() && !tr__in_init() && !tr__tls.inspecting;
 }
 
 int

@@ -80,7 +80,7 @@ loop_main(void *arg)
     tr_loop *l = arg;
     sigset_t sigs;
 
-    tr__tls_inspecting = true;
+    tr__tls.inspecting = true;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);

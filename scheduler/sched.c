@@ -238,8 +238,8 @@ struct tr_sched {
     size_t sim_len;
 };
 
-/* The calling thread's worker: tr__tls_worker (common/tr_park.h). */
-#define current_worker ((tr_worker *)tr__tls_worker)
+/* The calling thread's worker: tr__tls.worker (common/tr_park.h). */
+#define current_worker ((tr_worker *)tr__tls.worker)
 
 static unsigned
 online_cpus(void)
@@ -833,7 +833,7 @@ worker_main(void *arg)
     tr_worker *w = arg;
     tr_sched *s = w->sched;
 
-    tr__tls_worker = w;
+    tr__tls.worker = w;
     /* The allocator sets up a thread's arena and cache at its first call:
      * let that happen now, while the pool starts, not in the first run
      * that allocates (its time and memory are the pool's, not the run's). */
@@ -857,7 +857,7 @@ worker_main(void *arg)
         tr_store_relaxed(&w->current, t);
         s->run(s->run_arg, w, t);
     }
-    tr__tls_worker = NULL;
+    tr__tls.worker = NULL;
     return NULL;
 }
 
@@ -1141,11 +1141,11 @@ tr__sched_sim_run(tr_sched *s, tr_task *t, tr_run_fn fn)
     /* The driving thread plays worker 0 for one task: submissions made
      * meanwhile land in its LIFO slot and ring, where the next gather
      * finds them, so the submit path has no branch for simulation. */
-    tr__tls_worker = w;
+    tr__tls.worker = w;
     tr_store_relaxed(&w->runs, tr_load_relaxed(&w->runs) + 1);
     tr_store_relaxed(&w->current, t);
     (fn != NULL ? fn : s->run)(s->run_arg, w, t);
-    tr__tls_worker = NULL;
+    tr__tls.worker = NULL;
 }
 
 tr_task *

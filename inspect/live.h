@@ -131,7 +131,9 @@ struct tr_live {
     uint32_t nwatchers;
     tr_conn *conns;            /* max_watchers + SPARE_CONNS slots */
     uint32_t nconns, capconns; /* in use; slots */
-    struct event *sweep_ev;    /* each second while there are connections */
+    struct event *sweep_ev;    /* while there are connections: each second,
+                                * each SWEEP_FULL_MS while all slots are */
+    bool sweep_full;           /* sweep_ev is on the shorter period */
     bool watching;             /* sys->watched as last set */
     uint64_t last_request_ns;  /* 0: none yet */
     struct event *sample_ev;

@@ -21,7 +21,9 @@
  * bufferevent. on_accept makes it as evhttp would, and keeps it in a slot
  * with a reference of ours; on_request and the reply's completion
  * (on_replied) mark whether a request is awaited. A sweep each second
- * cuts the requests too long in coming (it shuts the socket down, and
+ * (each SWEEP_FULL_MS while every slot is taken, so that a connection
+ * waiting in the backlog is not kept waiting long after one ends) cuts
+ * the requests too long in coming (it shuts the socket down, and
  * evhttp frees the connection as if the client had left) and frees the
  * slots of the connections evhttp has let go: bufferevent_free clears the
  * callbacks of the bufferevent, which our reference keeps alive, and
@@ -82,6 +84,9 @@ enum {
     REQUEST_S = 10,
     /* Connections at once beyond max_watchers. */
     SPARE_CONNS = 64,
+    /* While every slot is taken, the sweep that finds the ones let go
+     * (and so lets the next connection in) runs this often. */
+    SWEEP_FULL_MS = 50,
     /* What a watcher may send after its request before it is not read. */
     WATCHER_INPUT = 4096,
 };
@@ -175,6 +180,24 @@ release(tr_live *lv, tr_conn *c)
     }
 }
 
+/* Run the sweep each second, or each SWEEP_FULL_MS while every slot is
+ * taken; stop it when there are no connections. */
+static void
+arm_sweep(tr_live *lv)
+{
+    bool full = lv->nconns == lv->capconns;
+
+    if (lv->nconns == 0) {
+        event_del(lv->sweep_ev);
+    } else if (full != lv->sweep_full ||
+               !event_pending(lv->sweep_ev, EV_TIMEOUT, NULL)) {
+        struct timeval period = {.tv_sec = full ? 0 : 1,
+                                 .tv_usec = full ? SWEEP_FULL_MS * 1000 : 0};
+        event_add(lv->sweep_ev, &period);
+        lv->sweep_full = full;
+    }
+}
+
 static void
 on_sweep(evutil_socket_t fd, short what, void *arg)
 {
@@ -198,9 +221,7 @@ on_sweep(evutil_socket_t fd, short what, void *arg)
             c->since_ns = 0;
         }
     }
-    if (lv->nconns == 0) {
-        event_del(lv->sweep_ev);
-    }
+    arm_sweep(lv);
 }
 
 /* evhttp's bufferevent callback: it took a connection. */
@@ -224,10 +245,7 @@ on_accept(struct event_base *base, void *arg)
     if (++lv->nconns == lv->capconns) {
         evconnlistener_disable(evhttp_bound_socket_get_listener(lv->bound));
     }
-    if (!event_pending(lv->sweep_ev, EV_TIMEOUT, NULL)) {
-        struct timeval second = {.tv_sec = 1};
-        event_add(lv->sweep_ev, &second);
-    }
+    arm_sweep(lv);
     return bev;
 }
 
@@ -318,6 +336,7 @@ tr__serve_close(tr_live *lv)
     lv->conns = NULL;
     lv->capconns = 0;
     lv->nconns = 0;
+    lv->sweep_full = false;
     if (lv->sweep_ev != NULL) {
         event_free(lv->sweep_ev);
         lv->sweep_ev = NULL;

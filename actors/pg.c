@@ -88,7 +88,10 @@ typedef struct pg_mywatch {
     pg_group *g;
 } pg_mywatch;
 
-/* One actor incarnation's memberships and watches (its exit hook). */
+/* One actor incarnation's memberships and watches (its exit hook); the
+ * watches by reference, ascending (each is newer than the last), so that
+ * an event's watch is found by binary search in an actor that watches
+ * many groups. */
 typedef struct pg_rec {
     tr_exit_hook hook;
     pg_join *joins;
@@ -456,18 +459,31 @@ rec_end(tr_exit_hook *h, tr_ctx *ctx)
     free_rec(r);
 }
 
+/* The index of `r`'s watch `ref`, or r->nwatch when it has none. */
+static uint32_t
+find_watch(const pg_rec *r, uint64_t ref)
+{
+    uint32_t lo = 0;
+    uint32_t hi = r->nwatch;
+
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (r->watches[mid].ref < ref) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo < r->nwatch && r->watches[lo].ref == ref ? lo : r->nwatch;
+}
+
 bool
 tr__pg_event_live(tr_ctx *ctx, const void *event)
 {
     const tr_pg_event *e = event;
     pg_rec *r = my_rec(ctx, false);
 
-    for (uint32_t i = 0; r != NULL && i < r->nwatch; i++) {
-        if (r->watches[i].ref == e->ref) {
-            return true;
-        }
-    }
-    return false;
+    return r != NULL && find_watch(r, e->ref) != r->nwatch;
 }
 
 static int
@@ -762,15 +778,14 @@ tr_pg_demonitor(tr_ctx *ctx, uint64_t ref)
     }
     tr_pgs *p = ctx->sys->pgs;
     pthread_mutex_lock(&p->lock);
-    for (uint32_t i = 0; i < r->nwatch; i++) {
-        if (r->watches[i].ref == ref) {
-            pg_group *g = r->watches[i].g;
-            list_remove(&g->watches, ref);
-            r->watches[i] = r->watches[--r->nwatch];
-            maybe_drop_group(p, g);
-            rc = TR_OK;
-            break;
-        }
+    uint32_t i = find_watch(r, ref);
+    if (i != r->nwatch) {
+        pg_group *g = r->watches[i].g;
+        list_remove(&g->watches, ref);
+        memmove(&r->watches[i], &r->watches[i + 1],
+                sizeof(pg_mywatch) * (--r->nwatch - i));
+        maybe_drop_group(p, g);
+        rc = TR_OK;
     }
     pthread_mutex_unlock(&p->lock);
     return rc;

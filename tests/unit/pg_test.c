@@ -38,6 +38,8 @@ enum {
     OP_INIT_REF,    /* the answer's ref: the watch `init` made */
     OP_WATCH_JOIN,  /* watch `group`, join it, end the watch: one handler */
     OP_WATCH_CRASH, /* watch `group`, join it, fail: one handler */
+    OP_WATCH_MANY,  /* watch "<group>.<i>" for every i < count */
+    OP_UNWATCH_ODD, /* end the watches OP_WATCH_MANY made of odd i */
     OP_JOIN_OOM,    /* join `group` with allocation `ref` failing */
     OP_MONITOR_OOM, /* watch `group` with allocation `ref` failing */
 };
@@ -62,9 +64,12 @@ typedef struct pga_cfg {
     bool count_only;   /* counts what it receives instead of logging it */
 } pga_cfg;
 
+enum { MANY = 10000 };
+
 typedef struct pga_state {
     uint64_t init_ref;
     bool count_only;
+    uint64_t *many; /* OP_WATCH_MANY's references, or NULL */
 } pga_state;
 
 /* ---- what actors received: a log, and counters ---- */
@@ -271,6 +276,23 @@ obey(tr_ctx *ctx, pga_state *s, const tr_msg *msg)
             a.rc = tr_pg_demonitor(ctx, a.ref);
         }
         break;
+    case OP_WATCH_MANY:
+        s->many = o->count <= MANY ? calloc(o->count, sizeof(uint64_t)) : NULL;
+        a.rc = s->many != NULL ? TR_OK : TR_ENOMEM;
+        for (uint32_t i = 0; i < o->count && a.rc == TR_OK; i++) {
+            snprintf(name, sizeof(name), "%s.%u", g, i);
+            a.rc = tr_pg_monitor(ctx, name, &s->many[i]);
+        }
+        break;
+    case OP_UNWATCH_ODD:
+        /* Newest first, then the rest: from either end of the list. */
+        for (uint32_t i = o->count; i-- > o->count / 2 && a.rc == TR_OK;) {
+            a.rc = i % 2 == 1 ? tr_pg_demonitor(ctx, s->many[i]) : TR_OK;
+        }
+        for (uint32_t i = 0; i < o->count / 2 && a.rc == TR_OK; i++) {
+            a.rc = i % 2 == 1 ? tr_pg_demonitor(ctx, s->many[i]) : TR_OK;
+        }
+        break;
     case OP_JOIN_OOM:
     case OP_MONITOR_OOM:
         tr__alloc_fail_after((long)o->ref);
@@ -309,10 +331,21 @@ pga_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
     }
 }
 
+static void
+pga_stop(tr_ctx *ctx, void *state, const tr_exit *exit)
+{
+    pga_state *s = state;
+
+    (void)ctx;
+    (void)exit;
+    free(s->many);
+}
+
 static const tr_behaviour pga = {.name = "pga",
                                  .state_size = sizeof(pga_state),
                                  .init = pga_init,
-                                 .handle = pga_handle};
+                                 .handle = pga_handle,
+                                 .stop = pga_stop};
 
 /* ---- the test thread's side ---- */
 
@@ -1020,6 +1053,29 @@ test_pg_one_actor_in_ten_thousand_groups(void **state)
     assert_int_equal(seen_by(w, got, 4), 2);
     expect(&got[0], TR_MSG_PG_JOIN, m.ref, a, "herd.5000");
     expect(&got[1], TR_MSG_PG_LEAVE, m.ref, a, "herd.5000");
+    tr_test_shutdown(sys);
+}
+
+/* One actor watching ten thousand groups: each event finds its watch
+ * (among ten thousand) and reaches the handler once; half the watches
+ * ended, taken from both ends of the list, and only the other half hear. */
+static void
+test_pg_one_actor_watching_ten_thousand_groups(void **state)
+{
+    (void)state;
+    tr_system *sys = tr_test_system(2);
+    tr_addr w = spawn(sys, &(pga_cfg){.count_only = true});
+    tr_addr a = spawn(sys, NULL);
+
+    reset();
+    assert_int_equal(ask(sys, w, OP_WATCH_MANY, "eye", MANY, 0).rc, TR_OK);
+    assert_int_equal(ask(sys, a, OP_JOIN_MANY, "eye", MANY, 0).rc, TR_OK);
+    sync_with(sys, w);
+    assert_int_equal(tr_load_acq(&joins_counted), MANY);
+    assert_int_equal(ask(sys, w, OP_UNWATCH_ODD, NULL, MANY, 0).rc, TR_OK);
+    stop_and_wait(sys, a);
+    sync_with(sys, w);
+    assert_int_equal(tr_load_acq(&leaves_counted), MANY / 2);
     tr_test_shutdown(sys);
 }
 
@@ -1780,6 +1836,7 @@ main(void)
         cmocka_unit_test(test_pg_order_kept_as_most_members_and_watchers_go),
         cmocka_unit_test(test_pg_hundred_thousand_members_end_together),
         cmocka_unit_test(test_pg_out_of_memory_changes_nothing),
+        cmocka_unit_test(test_pg_one_actor_watching_ten_thousand_groups),
         cmocka_unit_test(test_pg_send_to_ten_thousand_copies_once),
         cmocka_unit_test(test_pg_send_gives_each_membership_one_copy),
         cmocka_unit_test(test_pg_absurd_inputs_are_refused),

@@ -372,20 +372,29 @@ make_order(uint32_t op, const char *group, uint32_t count, uint64_t ref)
     return o;
 }
 
-/* Have `a` carry out an order, and return its answer. */
+/* Have `a` carry out an order, and return its answer; within
+ * `timeout_ms`, or with 0 without a timer (nothing the asking thread
+ * allocates once the order is sent: the OOM orders). */
 static answer
-ask(tr_system *sys, tr_addr a, uint32_t op, const char *group, uint32_t count,
-    uint64_t ref)
+ask_within(tr_system *sys, tr_addr a, uint32_t op, const char *group,
+           uint32_t count, uint64_t ref, int64_t timeout_ms)
 {
     order o = make_order(op, group, count, ref);
     answer out = {.rc = 1};
     size_t len = 0;
 
     assert_int_equal(tr_test_ask(tr_system_ctx(sys), a, REQ, &o, sizeof(o),
-                                 &out, sizeof(out), &len, 30000),
+                                 &out, sizeof(out), &len, timeout_ms),
                      TR_OK);
     assert_int_equal(len, sizeof(out));
     return out;
+}
+
+static answer
+ask(tr_system *sys, tr_addr a, uint32_t op, const char *group, uint32_t count,
+    uint64_t ref)
+{
+    return ask_within(sys, a, op, group, count, ref, 30000);
 }
 
 static int
@@ -1192,20 +1201,20 @@ test_pg_out_of_memory_changes_nothing(void **state)
     reset();
     for (uint64_t n = 0; n < 6; n++) {
         /* A further membership of a group `a` is in. */
-        int rc = ask(sys, a, OP_JOIN_OOM, "oom", 0, n).rc;
+        int rc = ask_within(sys, a, OP_JOIN_OOM, "oom", 0, n, 0).rc;
         assert_true(rc == TR_OK || rc == TR_ENOMEM);
         in_oom += rc == TR_OK;
         failed += rc == TR_ENOMEM;
         assert_int_equal(count(sys, "oom"), in_oom);
         /* A first membership of a new group. */
         snprintf(name, sizeof(name), "oom.join.%u", (unsigned)n);
-        rc = ask(sys, a, OP_JOIN_OOM, name, 0, n).rc;
+        rc = ask_within(sys, a, OP_JOIN_OOM, name, 0, n, 0).rc;
         assert_true(rc == TR_OK || rc == TR_ENOMEM);
         failed += rc == TR_ENOMEM;
         assert_int_equal(count(sys, name), rc == TR_OK ? 1 : 0);
         /* A watch of a new group: a failed one hears nothing. */
         snprintf(name, sizeof(name), "oom.watch.%u", (unsigned)n);
-        answer m = ask(sys, b, OP_MONITOR_OOM, name, 0, n);
+        answer m = ask_within(sys, b, OP_MONITOR_OOM, name, 0, n, 0);
         assert_true(m.rc == TR_OK || m.rc == TR_ENOMEM);
         failed += m.rc == TR_ENOMEM;
         assert_int_equal(ask_rc(sys, a, OP_JOIN, name), TR_OK);

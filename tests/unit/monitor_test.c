@@ -10,6 +10,7 @@
  */
 #include "support/tr_test.h"
 
+#include "actors/names.h"
 #include "common/tr_alloc.h"
 
 #include <pthread.h>
@@ -64,6 +65,10 @@ typedef struct fail_req {
 /* ---- the probe and its reorder buffer ---- */
 
 enum { PENDING_CAP = 512, WAIT_MS = 5000 };
+
+/* The count of the mass cases (one actor with that many monitors, links,
+ * names over time). */
+enum { MANY = 100000 };
 
 static tr_mailbox *probe;
 /* Events received while looking for another one (test thread only). */
@@ -1303,6 +1308,47 @@ test_registry_churn(void **state)
     }
 }
 
+/* A few names live at a time, MANY taken and given back over a run (by
+ * tr_unregister and by their actors' ends): the table stays the size of
+ * what is registered, not of all that ever was. */
+static void
+test_registry_churn_keeps_the_table_small(void **state)
+{
+    enum { LIVE = 4, ENDS = 1000 };
+    fixture *f = *state;
+    tr_addr who[LIVE];
+    char name[32];
+    tr_addr out;
+
+    for (int i = 0; i < LIVE; i++) {
+        who[i] = spawn_watcher(f);
+    }
+    for (int i = 0; i < MANY; i++) {
+        if (i >= LIVE) { /* an actor has one name at most */
+            snprintf(name, sizeof(name), "churn%d", i - LIVE);
+            assert_int_equal(tr_unregister(f->ctx, name), TR_OK);
+            assert_int_equal(tr_whereis(f->sys, name, &out), TR_ENOTFOUND);
+        }
+        snprintf(name, sizeof(name), "churn%d", i);
+        assert_int_equal(tr_register(f->ctx, name, who[i % LIVE]), TR_OK);
+    }
+    for (int i = 0; i < ENDS; i++) {
+        tr_addr a = spawn_watcher(f);
+        snprintf(name, sizeof(name), "ends%d", i);
+        assert_int_equal(tr_register(f->ctx, name, a), TR_OK);
+        stop_and_wait(f, a);
+        assert_int_equal(tr_whereis(f->sys, name, &out), TR_ENOTFOUND);
+    }
+    for (int i = MANY - LIVE; i < MANY; i++) {
+        snprintf(name, sizeof(name), "churn%d", i);
+        assert_int_equal(tr_whereis(f->sys, name, &out), TR_OK);
+        assert_true(tr_addr_eq(out, who[i % LIVE]));
+    }
+    print_message("name table: %zu slots for %d names\n",
+                  tr__names_cap(f->sys->names), LIVE);
+    assert_true(tr__names_cap(f->sys->names) <= 64);
+}
+
 /* ---- reserved types ---- */
 
 static void
@@ -1588,7 +1634,6 @@ test_many_monitors_and_links_race_their_targets_ends(void **state)
  * monitor, demonitor, link, unlink and end must not grow with the number
  * the hub holds, or these take minutes instead of a second.
  */
-enum { MANY = 100000 };
 
 enum {
     HUB_MONITOR = 1, /* payload hub_job: monitor addrs[0] `n` times */
@@ -1841,6 +1886,7 @@ main(void)
         T(test_monitor_down_after_brutal_kill_of_trapping_child),
         T(test_monitor_down_after_trapping_child_misses_its_deadline),
         T(test_registry_churn),
+        T(test_registry_churn_keeps_the_table_small),
         T(test_reserved_types_are_refused),
         T(test_many_monitors_and_links_race_their_targets_ends),
         T(test_demonitor_among_many_monitors_of_one_target),

@@ -4,6 +4,12 @@
  * registered in it are names.c's), and the end of an incarnation, which
  * sends its signals and releases its name.
  *
+ * A monitor lives in its target's record, in a table by reference; each
+ * side of a link in its own side's record, in a table by peer (sigtab.c).
+ * So a monitor, demonitor, link or unlink, and a peer's end, cost the same
+ * however many others the actor holds: an actor monitored or linked
+ * 100,000 times sees them all come and go in linear time.
+ *
  * Ending against adding. An incarnation ends by moving its slot's
  * generation on (seq_cst), then loading the record pointer (seq_cst) and,
  * under the record's lock, taking its lists. Whoever adds to the lists
@@ -64,19 +70,25 @@ tr__ext_get(tr_actor *a)
     return x;
 }
 
+/* Free a table and the signals it holds. */
+static void
+drop_all(tr_sigtab *t)
+{
+    for (uint32_t i = 0; i < t->cap; i++) {
+        if (t->slots[i].key != 0) {
+            tr__env_destroy(t->slots[i].env);
+        }
+    }
+    tr__sigtab_fini(t);
+}
+
 void
 tr__ext_free(tr_ext *x)
 {
     /* Every incarnation has ended, so the lists are empty; but never leak
      * what they would hold. */
-    for (uint32_t i = 0; i < x->nmon; i++) {
-        tr__env_destroy(x->mons[i].down);
-    }
-    for (uint32_t i = 0; i < x->nlink; i++) {
-        tr__env_destroy(x->links[i].exit);
-    }
-    tr__free(x->mons, sizeof(tr_watch) * x->capmon);
-    tr__free(x->links, sizeof(tr_link_end) * x->caplink);
+    drop_all(&x->mons);
+    drop_all(&x->links);
     tr__free(x->muted, sizeof(uint64_t) * x->capmuted);
     if (x->name != NULL) {
         tr__free(x->name, strlen(x->name) + 1);
@@ -94,7 +106,7 @@ tr__ext_own_lists(tr_actor *a, tr_ext *x, uint64_t gen)
     }
     if (x->gen != gen) {
         /* The previous incarnation's end emptied them. */
-        TR_ASSERT(x->nmon == 0 && x->nlink == 0 && x->name == NULL &&
+        TR_ASSERT(x->mons.len == 0 && x->links.len == 0 && x->name == NULL &&
                   x->waiters == NULL && x->nmuted == 0);
         x->gen = gen;
         x->trap_exit = false;
@@ -197,13 +209,11 @@ tr_monitor(tr_ctx *ctx, tr_addr target, uint64_t *ref)
         }
         pthread_mutex_lock(&x->lock);
         if (tr__ext_own_lists(a, x, tr__id_gen(target.id))) {
-            if (x->nmon == x->capmon &&
-                !tr__grow((void **)&x->mons, &x->capmon, sizeof(tr_watch), 4)) {
+            if (!tr__sigtab_put(&x->mons, (tr_sigent){r, ctx->self, down})) {
                 pthread_mutex_unlock(&x->lock);
                 tr__env_destroy(down);
                 return TR_ENOMEM;
             }
-            x->mons[x->nmon++] = (tr_watch){r, ctx->self, down};
             pthread_mutex_unlock(&x->lock);
             *ref = r;
             return TR_OK;
@@ -221,7 +231,6 @@ int
 tr_demonitor(tr_ctx *ctx, uint64_t ref)
 {
     int rc = need_actor(ctx);
-    tr_envelope *down = NULL;
 
     if (rc != TR_OK) {
         return rc;
@@ -234,21 +243,14 @@ tr_demonitor(tr_ctx *ctx, uint64_t ref)
     if (x == NULL) {
         return TR_ENOTFOUND;
     }
-    rc = TR_ENOTFOUND;
     pthread_mutex_lock(&x->lock);
-    for (uint32_t i = 0; i < x->nmon; i++) {
-        if (x->mons[i].ref == ref && x->mons[i].watcher == ctx->self) {
-            down = x->mons[i].down;
-            x->mons[i] = x->mons[--x->nmon];
-            rc = TR_OK;
-            break;
-        }
-    }
+    tr_envelope *down = tr__sigtab_take(&x->mons, ref, ctx->self);
     pthread_mutex_unlock(&x->lock);
-    if (down != NULL) {
-        tr__env_destroy(down);
+    if (down == NULL) {
+        return TR_ENOTFOUND;
     }
-    return rc;
+    tr__env_destroy(down);
+    return TR_OK;
 }
 
 /* ---- links ---- */
@@ -270,20 +272,11 @@ link_add(tr_actor *a, uint64_t gen, uint64_t peer, tr_envelope **exit)
     pthread_mutex_lock(&x->lock);
     if (!tr__ext_own_lists(a, x, gen)) {
         rc = TR_ENOACTOR;
-    } else {
-        bool have = false;
-        for (uint32_t i = 0; i < x->nlink && !have; i++) {
-            have = x->links[i].peer == peer;
-        }
-        if (!have) {
-            if (x->nlink == x->caplink &&
-                !tr__grow((void **)&x->links, &x->caplink, sizeof(tr_link_end),
-                          4)) {
-                rc = TR_ENOMEM;
-            } else {
-                x->links[x->nlink++] = (tr_link_end){peer, *exit};
-                *exit = NULL;
-            }
+    } else if (tr__sigtab_find(&x->links, peer, peer) == NULL) {
+        if (tr__sigtab_put(&x->links, (tr_sigent){peer, peer, *exit})) {
+            *exit = NULL;
+        } else {
+            rc = TR_ENOMEM;
         }
     }
     pthread_mutex_unlock(&x->lock);
@@ -303,13 +296,7 @@ link_remove(tr_actor *a, uint64_t gen, uint64_t peer)
     }
     pthread_mutex_lock(&x->lock);
     if (x->gen == gen) {
-        for (uint32_t i = 0; i < x->nlink; i++) {
-            if (x->links[i].peer == peer) {
-                exit = x->links[i].exit;
-                x->links[i] = x->links[--x->nlink];
-                break;
-            }
-        }
+        exit = tr__sigtab_take(&x->links, peer, peer);
     }
     pthread_mutex_unlock(&x->lock);
     return exit;
@@ -454,10 +441,8 @@ tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint64_t gen, const tr_exit *exit)
         pthread_mutex_unlock(&x->lock);
         return NULL; /* nothing was ever added for this incarnation */
     }
-    tr_watch *mons = x->mons;
-    uint32_t nmon = x->nmon, capmon = x->capmon;
-    tr_link_end *links = x->links;
-    uint32_t nlink = x->nlink, caplink = x->caplink;
+    tr_sigtab mons = x->mons;
+    tr_sigtab links = x->links;
     char *name = x->name;
     tr_waiter *waiters = x->waiters;
     uint64_t *muted = x->muted;
@@ -465,10 +450,8 @@ tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint64_t gen, const tr_exit *exit)
     x->waiters = NULL;
     x->muted = NULL;
     x->nmuted = x->capmuted = 0;
-    x->mons = NULL;
-    x->nmon = x->capmon = 0;
-    x->links = NULL;
-    x->nlink = x->caplink = 0;
+    x->mons = (tr_sigtab){0};
+    x->links = (tr_sigtab){0};
     x->name = NULL;
     x->gen = 0;
     x->trap_exit = false;
@@ -482,22 +465,28 @@ tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint64_t gen, const tr_exit *exit)
     if (name != NULL) {
         tr__names_release(sys->names, name, self);
     }
-    for (uint32_t i = 0; i < nmon; i++) {
-        send_signal(sys, mons[i].down, mons[i].watcher, TR_CTL_USER,
-                    TR_MSG_DOWN, self, mons[i].ref, exit);
+    for (uint32_t i = 0; i < mons.cap; i++) {
+        const tr_sigent *m = &mons.slots[i];
+        if (m->key != 0) {
+            send_signal(sys, m->env, m->to, TR_CTL_USER, TR_MSG_DOWN, self,
+                        m->key, exit);
+        }
     }
-    for (uint32_t i = 0; i < nlink; i++) {
-        uint64_t to = links[i].peer;
-        tr_actor *peer = slot_of(sys, to);
+    for (uint32_t i = 0; i < links.cap; i++) {
+        const tr_sigent *l = &links.slots[i];
+        if (l->key == 0) {
+            continue;
+        }
+        tr_actor *peer = slot_of(sys, l->to);
         if (peer != NULL) {
             /* Its side's EXIT for us will never be sent. */
-            destroy_signal(link_remove(peer, tr__id_gen(to), self));
+            destroy_signal(link_remove(peer, tr__id_gen(l->to), self));
         }
-        send_signal(sys, links[i].exit, to, TR_CTL_LINK, TR_MSG_EXIT, self, 0,
+        send_signal(sys, l->env, l->to, TR_CTL_LINK, TR_MSG_EXIT, self, 0,
                     exit);
     }
-    tr__free(mons, sizeof(tr_watch) * capmon);
-    tr__free(links, sizeof(tr_link_end) * caplink);
+    tr__sigtab_fini(&mons);
+    tr__sigtab_fini(&links);
     return waiters;
 }
 

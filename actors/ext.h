@@ -1,8 +1,9 @@
 /*
  * Private: the rest of the extension record (its definition, and what
- * other modules may do with it, are in actors/internal.h): the entries of
- * its lists, and the calls by which actors/ itself ends an incarnation's
- * monitors, links and waiters. See ext.c.
+ * other modules may do with it, are in actors/internal.h; its tables of
+ * monitors and links, in actors/sigtab.h): its waiters, and the calls by
+ * which actors/ itself ends an incarnation's monitors, links and waiters.
+ * See ext.c.
  */
 #ifndef TR_ACTORS_EXT_H
 #define TR_ACTORS_EXT_H
@@ -10,21 +11,6 @@
 #include <troupe/monitor.h>
 
 #include "actors/actor.h"
-
-/* A monitor: the watcher, and its DOWN, allocated when the monitor was
- * made so that sending it never needs memory. */
-struct tr_watch {
-    uint64_t ref;
-    uint64_t watcher; /* address id */
-    tr_envelope *down;
-};
-
-/* One side of a link: the peer, and the EXIT this side's end sends it,
- * allocated when the link was made. */
-struct tr_link_end {
-    uint64_t peer; /* address id */
-    tr_envelope *exit;
-};
 
 /*
  * A plain thread in tr_actor_wait, on its own stack. The ender fills `sig`,

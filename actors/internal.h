@@ -16,6 +16,7 @@
 #include <troupe/system.h>
 #include <troupe/timer.h>
 
+#include "actors/sigtab.h"
 #include "common/tr_atomic.h"
 #include "common/tr_defs.h"
 #include "common/tr_park.h"
@@ -509,9 +510,7 @@ typedef struct tr_report_msg {
 _Static_assert(offsetof(tr_report_msg, r) == sizeof(tr_envelope),
                "a report's payload is where tr__env_data looks");
 
-/* The entries of the record's lists (actors/ext.h). */
-typedef struct tr_watch tr_watch;
-typedef struct tr_link_end tr_link_end;
+/* The threads in tr_actor_wait (actors/ext.h). */
 typedef struct tr_waiter tr_waiter;
 
 /*
@@ -527,10 +526,8 @@ struct tr_ext {
     pthread_mutex_t lock;
     uint64_t gen; /* the incarnation the lists below belong to */
     bool trap_exit;
-    tr_watch *mons;
-    uint32_t nmon, capmon;
-    tr_link_end *links;
-    uint32_t nlink, caplink;
+    tr_sigtab mons;     /* the monitors' DOWNs, by reference */
+    tr_sigtab links;    /* this side's EXITs, by peer */
     char *name;         /* registered name (owned), or NULL */
     tr_waiter *waiters; /* threads in tr_actor_wait */
     /* Actors muted on this incarnation (address ids; actors/mute.c). */

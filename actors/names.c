@@ -5,7 +5,10 @@
  *
  * The table: open addressing with linear probing and tombstones, kept at
  * most half full, under a reader-writer lock. Lookups take the read side;
- * registering and releasing, which are rare, the write side.
+ * registering and releasing, which are rare, the write side. A rehash
+ * drops the tombstones and sizes the table for the live names (at most a
+ * quarter full), so that names taken and given back for ever keep it the
+ * size of what is registered, not of everything that ever was.
  *
  * Two copies of each name. The table owns one (its key); the actor's
  * extension record owns the other (tr_ext.name), so that the end of the
@@ -43,6 +46,7 @@ struct tr_names {
     name_slot *slots;
     size_t cap;  /* a power of two */
     size_t used; /* live keys and tombstones */
+    size_t live; /* live keys */
 };
 
 static char tomb;
@@ -126,7 +130,10 @@ make_room(tr_names *n)
     if ((n->used + 1) * 2 <= n->cap) {
         return TR_OK;
     }
-    size_t ncap = n->cap == 0 ? 16 : n->cap * 2;
+    size_t ncap = 16;
+    while ((n->live + 1) * 4 > ncap) {
+        ncap *= 2;
+    }
     name_slot *ns = tr__calloc(sizeof(name_slot) * ncap);
     if (ns == NULL) {
         return TR_ENOMEM;
@@ -210,6 +217,7 @@ register_entered(tr_system *sys, const char *name, tr_addr who)
     } else if ((rc = make_room(n)) == TR_OK) {
         put(n->slots, n->cap, key, who.id);
         n->used++;
+        n->live++;
         x->name = own;
         key = own = NULL;
     }
@@ -248,6 +256,7 @@ names_remove(tr_names *n, const char *name, uint64_t id)
         was = s->id;
         free_key(s->key);
         s->key = TOMB;
+        n->live--;
     }
     pthread_rwlock_unlock(&n->lock);
     return was;
@@ -297,6 +306,15 @@ tr_unregister(tr_ctx *ctx, const char *name)
     rc = unregister_entered(ctx->sys, name);
     tr__ctx_leave(ctx);
     return rc;
+}
+
+size_t
+tr__names_cap(tr_names *n)
+{
+    pthread_rwlock_rdlock(&n->lock);
+    size_t cap = n->cap;
+    pthread_rwlock_unlock(&n->lock);
+    return cap;
 }
 
 int

@@ -20,4 +20,7 @@ void tr__names_destroy(tr_names *n);
  */
 void tr__names_release(tr_names *n, char *name, uint64_t id);
 
+/* The slots of the table now (for tests of its size). */
+size_t tr__names_cap(tr_names *n);
+
 #endif /* TR_ACTORS_NAMES_H */

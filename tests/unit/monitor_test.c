@@ -2,17 +2,19 @@
  * Monitors, links and names: DOWN reasons and references, monitors of dead
  * addresses, demonitor, link propagation and trapping, stop requests to a
  * trapping actor, the registry (including a supervised restart in place),
- * reserved message types, and many monitors and links racing the ends of
- * their targets.
+ * reserved message types, many monitors and links racing the ends of
+ * their targets, and one actor with 100,000 monitors or links.
  *
  * Handlers never assert: they post events to a probe mailbox (or count
  * into atomics) and the test thread asserts after a wait with a deadline.
  */
 #include "support/tr_test.h"
 
+#include "actors/names.h"
 #include "common/tr_alloc.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Commands a watcher obeys; each that reports posts one EV_RC. */
@@ -63,6 +65,10 @@ typedef struct fail_req {
 /* ---- the probe and its reorder buffer ---- */
 
 enum { PENDING_CAP = 512, WAIT_MS = 5000 };
+
+/* The count of the mass cases (one actor with that many monitors, links,
+ * names over time). */
+enum { MANY = 100000 };
 
 static tr_mailbox *probe;
 /* Events received while looking for another one (test thread only). */
@@ -1302,6 +1308,47 @@ test_registry_churn(void **state)
     }
 }
 
+/* A few names live at a time, MANY taken and given back over a run (by
+ * tr_unregister and by their actors' ends): the table stays the size of
+ * what is registered, not of all that ever was. */
+static void
+test_registry_churn_keeps_the_table_small(void **state)
+{
+    enum { LIVE = 4, ENDS = 1000 };
+    fixture *f = *state;
+    tr_addr who[LIVE];
+    char name[32];
+    tr_addr out;
+
+    for (int i = 0; i < LIVE; i++) {
+        who[i] = spawn_watcher(f);
+    }
+    for (int i = 0; i < MANY; i++) {
+        if (i >= LIVE) { /* an actor has one name at most */
+            snprintf(name, sizeof(name), "churn%d", i - LIVE);
+            assert_int_equal(tr_unregister(f->ctx, name), TR_OK);
+            assert_int_equal(tr_whereis(f->sys, name, &out), TR_ENOTFOUND);
+        }
+        snprintf(name, sizeof(name), "churn%d", i);
+        assert_int_equal(tr_register(f->ctx, name, who[i % LIVE]), TR_OK);
+    }
+    for (int i = 0; i < ENDS; i++) {
+        tr_addr a = spawn_watcher(f);
+        snprintf(name, sizeof(name), "ends%d", i);
+        assert_int_equal(tr_register(f->ctx, name, a), TR_OK);
+        stop_and_wait(f, a);
+        assert_int_equal(tr_whereis(f->sys, name, &out), TR_ENOTFOUND);
+    }
+    for (int i = MANY - LIVE; i < MANY; i++) {
+        snprintf(name, sizeof(name), "churn%d", i);
+        assert_int_equal(tr_whereis(f->sys, name, &out), TR_OK);
+        assert_true(tr_addr_eq(out, who[i % LIVE]));
+    }
+    print_message("name table: %zu slots for %d names\n",
+                  tr__names_cap(f->sys->names), LIVE);
+    assert_true(tr__names_cap(f->sys->names) <= 64);
+}
+
 /* ---- reserved types ---- */
 
 static void
@@ -1580,6 +1627,229 @@ test_many_monitors_and_links_race_their_targets_ends(void **state)
     assert_int_equal(tr_load_relaxed(&f->failures), 0);
 }
 
+/* ---- one actor with 100,000 monitors or links ---- */
+
+/*
+ * The hub watches MANY others (or one other MANY times): the work of each
+ * monitor, demonitor, link, unlink and end must not grow with the number
+ * the hub holds, or these take minutes instead of a second.
+ */
+
+enum {
+    HUB_MONITOR = 1, /* payload hub_job: monitor addrs[0] `n` times */
+    HUB_DEMONITOR,   /* demonitor every other ref, oldest first */
+    HUB_LINK,        /* payload hub_job: link to each of addrs[0..n) */
+    HUB_UNLINK,      /* payload hub_job: unlink every other one */
+};
+
+typedef struct hub_job {
+    const tr_addr *addrs;
+    uint32_t n;
+} hub_job;
+
+/* Written by the hub (one actor: one thread at a time), read by the test
+ * thread once `hub_jobs` or `hub_signals` says they are there. */
+static uint64_t hub_refs[MANY];
+static uint64_t hub_heard[MANY]; /* the DOWNs' refs, the EXITs' senders */
+static tr_atomic(uint32_t) hub_jobs;
+static tr_atomic(uint32_t) hub_signals;
+static tr_atomic(uint32_t) hub_errors;
+
+static int
+hub_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    (void)state;
+    (void)arg;
+    return tr_trap_exits(ctx, true);
+}
+
+static void
+hub_record(const tr_msg *msg)
+{
+    tr_signal sig;
+    uint32_t n = tr_load_relaxed(&hub_signals);
+
+    if (msg->size != sizeof(sig) || n == MANY) {
+        tr_faa_relaxed(&hub_errors, 1);
+        return;
+    }
+    memcpy(&sig, msg->data, sizeof(sig));
+    hub_heard[n] = msg->type == TR_MSG_DOWN ? sig.ref : sig.who.id;
+    /* Release: the entry above is read after the count. */
+    tr_store_rel(&hub_signals, n + 1);
+}
+
+static int
+hub_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    hub_job job = {0};
+    int rc = TR_OK;
+
+    (void)state;
+    if (msg->type == TR_MSG_EXIT && msg->size == sizeof(tr_signal) &&
+        tr_addr_is_none(((const tr_signal *)msg->data)->who)) {
+        return tr_stop(ctx); /* a stop request (it traps exits) */
+    }
+    if (msg->type == TR_MSG_DOWN || msg->type == TR_MSG_EXIT) {
+        hub_record(msg);
+        return TR_OK;
+    }
+    if (msg->size == sizeof(job)) {
+        memcpy(&job, msg->data, sizeof(job));
+    }
+    for (uint32_t i = 0; i < job.n && rc == TR_OK; i++) {
+        switch (msg->type) {
+        case HUB_MONITOR:
+            rc = tr_monitor(ctx, job.addrs[0], &hub_refs[i]);
+            break;
+        case HUB_DEMONITOR:
+            rc = i % 2 == 0 ? tr_demonitor(ctx, hub_refs[i]) : TR_OK;
+            break;
+        case HUB_LINK:
+            rc = tr_link(ctx, job.addrs[i]);
+            break;
+        case HUB_UNLINK:
+            rc = i % 2 == 0 ? tr_unlink(ctx, job.addrs[i]) : TR_OK;
+            break;
+        default:
+            rc = TR_EINVAL;
+        }
+    }
+    if (rc != TR_OK) {
+        tr_faa_relaxed(&hub_errors, 1);
+    }
+    /* Release: hub_refs is read after the count. */
+    tr_faa_acqrel(&hub_jobs, 1);
+    return TR_OK;
+}
+
+static const tr_behaviour hub_behaviour = {
+    .name = "hub",
+    .init = hub_init,
+    .handle = hub_handle,
+};
+
+static bool
+hub_jobs_are(void *arg)
+{
+    return tr_load_acq(&hub_jobs) == *(uint32_t *)arg;
+}
+
+static bool
+hub_signals_are(void *arg)
+{
+    return tr_load_acq(&hub_signals) == *(uint32_t *)arg;
+}
+
+/* Run a job on the hub and wait for it. */
+static void
+hub_run(fixture *f, tr_addr hub, uint32_t type, const tr_addr *addrs,
+        uint32_t n)
+{
+    hub_job job = {addrs, n};
+    uint32_t want = tr_load_acq(&hub_jobs) + 1;
+
+    send_cmd(f, hub, type, &job, sizeof(job));
+    assert_true(tr_test_wait_until(hub_jobs_are, &want, 30000));
+    assert_int_equal(tr_load_relaxed(&hub_errors), 0);
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a;
+    uint64_t y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The hub hears `n` signals, and they are `want` (sorted here), each
+ * once. */
+static void
+hub_heard_exactly(uint64_t *want, uint32_t n)
+{
+    if (!tr_test_wait_until(hub_signals_are, &n, 30000)) {
+        fail_msg("the hub heard %u signals, want %u", tr_load_acq(&hub_signals),
+                 n);
+    }
+    qsort(want, n, sizeof(*want), cmp_u64);
+    qsort(hub_heard, n, sizeof(*hub_heard), cmp_u64);
+    for (uint32_t i = 0; i < n; i++) {
+        if (hub_heard[i] != want[i]) {
+            fail_msg("signal %u of %u: %#llx, want %#llx", i, n,
+                     (unsigned long long)hub_heard[i],
+                     (unsigned long long)want[i]);
+        }
+    }
+    assert_int_equal(tr_load_relaxed(&hub_errors), 0);
+}
+
+static tr_addr
+spawn_hub(fixture *f)
+{
+    tr_addr hub = TR_ADDR_NONE;
+
+    tr_store_relaxed(&hub_jobs, 0);
+    tr_store_relaxed(&hub_signals, 0);
+    tr_store_relaxed(&hub_errors, 0);
+    assert_int_equal(tr_spawn(f->ctx, &hub_behaviour, NULL, NULL, &hub), TR_OK);
+    return hub;
+}
+
+/* One actor monitors one target MANY times and takes back every other
+ * monitor, oldest first; the target's end sends the rest, once each. */
+static void
+test_demonitor_among_many_monitors_of_one_target(void **state)
+{
+    fixture *f = *state;
+    static uint64_t kept[MANY / 2];
+    tr_addr hub = spawn_hub(f);
+    tr_addr t = spawn_watcher(f);
+
+    hub_run(f, hub, HUB_MONITOR, &t, MANY);
+    hub_run(f, hub, HUB_DEMONITOR, NULL, MANY);
+    for (uint32_t i = 0; i < MANY / 2; i++) {
+        kept[i] = hub_refs[2 * i + 1];
+    }
+    stop_and_wait(f, t);
+    hub_heard_exactly(kept, MANY / 2);
+    /* Nothing more comes: a job queued after every end finds no signal
+     * ahead of it. */
+    wait_live(f, 1);
+    hub_run(f, hub, HUB_LINK, NULL, 0);
+    assert_int_equal(tr_load_acq(&hub_signals), MANY / 2);
+}
+
+/* One trapping actor links to MANY, unlinks every other one, and they
+ * all end: it hears the exit of each one still linked, once. */
+static void
+test_unlink_among_many_links_and_their_ends(void **state)
+{
+    fixture *f = *state;
+    static tr_addr peers[MANY];
+    static uint64_t kept[MANY / 2];
+    tr_addr hub = spawn_hub(f);
+
+    for (uint32_t i = 0; i < MANY; i++) {
+        assert_int_equal(
+            tr_spawn(f->ctx, &quiet_behaviour, NULL, NULL, &peers[i]), TR_OK);
+    }
+    hub_run(f, hub, HUB_LINK, peers, MANY);
+    hub_run(f, hub, HUB_UNLINK, peers, MANY);
+    for (uint32_t i = 0; i < MANY; i++) {
+        if (i % 2 == 1) {
+            kept[i / 2] = peers[i].id;
+        }
+        assert_int_equal(tr_actor_stop(f->ctx, peers[i]), TR_OK);
+    }
+    hub_heard_exactly(kept, MANY / 2);
+    /* Nothing more comes: a job queued after every end finds no signal
+     * ahead of it. */
+    wait_live(f, 1);
+    hub_run(f, hub, HUB_LINK, NULL, 0);
+    assert_int_equal(tr_load_acq(&hub_signals), MANY / 2);
+    assert_int_equal(tr_load_relaxed(&f->failures), 0);
+}
+
 int
 main(void)
 {
@@ -1616,8 +1886,11 @@ main(void)
         T(test_monitor_down_after_brutal_kill_of_trapping_child),
         T(test_monitor_down_after_trapping_child_misses_its_deadline),
         T(test_registry_churn),
+        T(test_registry_churn_keeps_the_table_small),
         T(test_reserved_types_are_refused),
         T(test_many_monitors_and_links_race_their_targets_ends),
+        T(test_demonitor_among_many_monitors_of_one_target),
+        T(test_unlink_among_many_links_and_their_ends),
     };
 #undef T
     return cmocka_run_group_tests_name("monitor", tests, NULL, NULL);

@@ -49,7 +49,7 @@ enum { FIRST_BUCKETS = 64 };
  * (key: its reference; id: the watcher). Id 0, which no address has, is a
  * hole. */
 typedef struct pg_entry {
-    uint64_t key;
+    uint64_t key; /* first: the key (key_index) */
     uint64_t id;
 } pg_entry;
 
@@ -84,7 +84,7 @@ typedef struct pg_join {
 } pg_join;
 
 typedef struct pg_mywatch {
-    uint64_t ref;
+    uint64_t ref; /* first: the key (key_index) */
     pg_group *g;
 } pg_mywatch;
 
@@ -140,6 +140,28 @@ tr__pgs_create(tr_pgs **out)
 
 /* ---- ordered lists with holes ---- */
 
+/* The index of the first of the `n` elements of `stride` bytes at `base`,
+ * ascending by the 64-bit key each starts with, whose key is not below
+ * `key`; n when there is none. */
+static uint32_t
+key_index(const void *base, uint32_t n, size_t stride, uint64_t key)
+{
+    uint32_t lo = 0;
+    uint32_t hi = n;
+
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        uint64_t k;
+        memcpy(&k, (const char *)base + stride * mid, sizeof(k));
+        if (k < key) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
 /* Room for one more entry at the end; false when out of memory. */
 static bool
 list_reserve(pg_list *l)
@@ -189,17 +211,8 @@ list_compact(pg_list *l)
 static void
 list_remove(pg_list *l, uint64_t key)
 {
-    uint32_t lo = 0;
-    uint32_t hi = l->n;
+    uint32_t lo = key_index(l->e, l->n, sizeof(pg_entry), key);
 
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (l->e[mid].key < key) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
     if (lo == l->n || l->e[lo].key != key || l->e[lo].id == 0) {
         return;
     }
@@ -463,17 +476,8 @@ rec_end(tr_exit_hook *h, tr_ctx *ctx)
 static uint32_t
 find_watch(const pg_rec *r, uint64_t ref)
 {
-    uint32_t lo = 0;
-    uint32_t hi = r->nwatch;
+    uint32_t lo = key_index(r->watches, r->nwatch, sizeof(pg_mywatch), ref);
 
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (r->watches[mid].ref < ref) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
     return lo < r->nwatch && r->watches[lo].ref == ref ? lo : r->nwatch;
 }
 

@@ -1181,6 +1181,11 @@ test_pg_order_kept_as_most_members_and_watchers_go(void **state)
     assert_int_equal(tr_load_acq(&leaves_counted), 2 * (W / 4));
     want[nwant++] = late;
     expect_long(sys, "holes", want, nwant);
+    /* A send reaches each membership listed, and no hole. */
+    answer sent = ask(sys, late, OP_SEND, "holes", 0, 0);
+    assert_int_equal(sent.rc, TR_OK);
+    assert_int_equal(sent.ref, nwant);
+    await(&data_seen, nwant);
     tr_test_shutdown(sys);
 }
 

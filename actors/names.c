@@ -333,7 +333,11 @@ tr_whereis(tr_system *sys, const char *name, tr_addr *out)
     rc = TR_ENOTFOUND;
     pthread_rwlock_rdlock(&n->lock);
     name_slot *s = find(n, name);
-    if (s != NULL) {
+    /* An incarnation's end releases its name a moment after it moved the
+     * generation on: a name whose actor has ended is not found, as the
+     * actor is not (tr_actor_stats_get, a send). */
+    tr_actor *a = s != NULL ? tr__table_slot(sys->table, s->id) : NULL;
+    if (a != NULL && tr_load_acq(&a->gen) == tr__id_gen(s->id)) {
         *out = tr__addr(sys, s->id);
         rc = TR_OK;
     }

@@ -126,7 +126,8 @@ TR_API int tr_register(tr_ctx *ctx, const char *name, tr_addr who);
 TR_API int tr_unregister(tr_ctx *ctx, const char *name);
 
 /**
- * Look `name` up.
+ * Look `name` up. A name goes with its actor's end: once the actor has
+ * ended (a send to it fails with TR_ENOACTOR), its name is not found.
  *
  * Context:   any thread.
  * Returns:   TR_OK and `*out`; TR_EINVAL; TR_ENOTFOUND; TR_ESHUTDOWN

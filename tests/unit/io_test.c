@@ -437,25 +437,38 @@ test_io_write_refused_past_hwm_then_drained(void **state)
     assert_int_equal(setsockopt(c, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)),
                      0);
     memset(w.data, 'w', w.len);
-    probe_res r = probe_do(f->sys, f->probe, &w);
-    assert_int_equal(r.rc, TR_EFULL);
-    assert_true(r.n >= 64 * 1024);
+    /* Refused once past the mark. The writer may outrun the loop that
+     * hands its bytes to the kernel, which then takes them all (on
+     * loopback it holds far more than the mark) and DRAINED comes with
+     * nothing read: write again until the kernel is full too. */
+    size_t accepted = 0;
+    int drained = 0;
+    for (;;) {
+        probe_res r = probe_do(f->sys, f->probe, &w);
+        assert_int_equal(r.rc, TR_EFULL);
+        assert_true(r.n >= 64 * 1024 || accepted != 0);
+        accepted += r.n;
+        if (!probe_wait(f->rec, TR_IO_DRAINED, drained + 1, 300)) {
+            break;
+        }
+        assert_true(++drained < 20);
+    }
     probe_cmd b = {.op = OP_BUFFERED, .io = peer};
     probe_res br = probe_do(f->sys, f->probe, &b);
     assert_int_equal(br.rc, TR_OK);
     assert_true(br.n <= 64 * 1024);
     assert_true(br.n > 0);
-    assert_int_equal(probe_count(f->rec, TR_IO_DRAINED), 0);
+    assert_int_equal(probe_count(f->rec, TR_IO_DRAINED), drained);
     /* The reader catches up: every accepted byte arrives, then DRAINED. */
-    char *buf = malloc(r.n);
-    assert_true(tr_net_read_exact(c, buf, r.n, 10000));
-    for (size_t i = 0; i < r.n; i++) {
+    char *buf = malloc(accepted);
+    assert_true(tr_net_read_exact(c, buf, accepted, 10000));
+    for (size_t i = 0; i < accepted; i++) {
         if (buf[i] != 'w') {
             fail_msg("byte %zu is %d", i, buf[i]);
         }
     }
     free(buf);
-    assert_true(probe_wait(f->rec, TR_IO_DRAINED, 1, 5000));
+    assert_true(probe_wait(f->rec, TR_IO_DRAINED, drained + 1, 5000));
     assert_int_equal(write_str(f, peer, "again"), TR_OK);
     close(c);
 }

@@ -977,9 +977,11 @@ hand_over(tr_ctx *ctx, tr_ext *x, const tr_exit *exit)
     } else if (a->behaviour->stop != NULL) {
         a->behaviour->stop(ctx, tr__actor_state(a), exit);
     }
-    /* What the instance held through hooks (channel subscriptions) ends
-     * with it: the restarted one starts clean. */
+    /* What the instance held through hooks (channel subscriptions) and
+     * its monitors of others end with it: the restarted one starts
+     * clean. */
     run_exit_hooks(ctx);
+    tr__ext_drop_monitors(ctx);
     /* Backpressure (mute.c): the run that ended here never reached the
      * end of a run, where an actor lets its muted senders go. Let them go
      * now, as the end of an incarnation does: they must not wait out a
@@ -1138,6 +1140,9 @@ request_done(tr_ctx *ctx, void *call, int rc, uint32_t type)
     }
 }
 
+_Static_assert((int)TR_CTL_CHILD < (int)TR_MSG_PG_EVENT,
+               "dispatch takes the control kinds for user ones");
+
 /*
  * Hand one message to its handler; true when the actor ended. A request
  * its handler neither answered nor took ends with TR_ECLOSED.
@@ -1147,11 +1152,15 @@ dispatch(tr_ctx *ctx, void *state, tr_envelope *env, uint64_t *handled)
 {
     tr_actor *a = ctx->actor;
 
-    if (env->kind == TR_MSG_PG_EVENT &&
-        !tr__pg_event_live(ctx, tr__env_data(env))) {
-        /* Its watch ended after it was queued: tr_pg_demonitor flushes
-         * it, as OTP's demonitor does, and a restarted incarnation never
-         * sees its predecessor's. Not a letter, so not a dead one. */
+    if (tr_unlikely(env->kind >= TR_MSG_PG_EVENT) &&
+        !(env->kind == TR_MSG_PG_EVENT
+              ? tr__pg_event_live(ctx, tr__env_data(env))
+              : tr__ext_down_delivered(ctx, env))) {
+        /* A group event whose watch ended after it was queued:
+         * tr_pg_demonitor flushes it, as OTP's demonitor does. Or either
+         * kind queued for an instance restarted in place since: a
+         * restarted one never sees its predecessor's (ext.c). Not a
+         * letter, so not a dead one. */
         return false;
     }
     tr_msg msg = {

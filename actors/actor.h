@@ -11,14 +11,19 @@
 
 /* User-lane message kinds: plain, a call request whose payload starts
  * with TR_CALL_PREFIX bytes naming the call, the marker tr_actor_close
- * queues behind what was sent before it, a group send's shared payload, or
- * a group watch's event (handled only while its watch lasts). */
+ * queues behind what was sent before it, a group send's shared payload, a
+ * group watch's event (handled only while its watch lasts), or a monitor's
+ * DOWN (handled only while the receiver holds the monitor). The last two
+ * are the kinds from TR_MSG_PG_EVENT on, above every control kind
+ * (actors/internal.h), which dispatch sees too: it tells them apart from
+ * all others with one comparison. */
 enum {
     TR_MSG_PLAIN = 0,
     TR_MSG_CALL = 1,
     TR_MSG_CLOSE = 2,
     TR_MSG_SHARED = 3,   /* the payload is a tr_shared pointer (groups) */
-    TR_MSG_PG_EVENT = 4, /* the payload is a tr_pg_event */
+    TR_MSG_PG_EVENT = 8, /* the payload is a tr_pg_event */
+    TR_MSG_MON_DOWN = 9, /* the payload is a tr_signal */
     TR_CALL_PREFIX = 16
 };
 

@@ -4,11 +4,29 @@
  * registered in it are names.c's), and the end of an incarnation, which
  * sends its signals and releases its name.
  *
- * A monitor lives in its target's record, in a table by reference; each
- * side of a link in its own side's record, in a table by peer (sigtab.c).
- * So a monitor, demonitor, link or unlink, and a peer's end, cost the same
- * however many others the actor holds: an actor monitored or linked
- * 100,000 times sees them all come and go in linear time.
+ * A monitor lives in its target's record, in a table by reference, with
+ * its DOWN; each side of a link in its own side's record, in a table by
+ * peer (sigtab.c). So a monitor, demonitor, link or unlink, and a peer's
+ * end, cost the same however many others the actor holds: an actor
+ * monitored or linked 100,000 times sees them all come and go in linear
+ * time.
+ *
+ * A monitor is two-sided too, as OTP's: the watcher's record holds the
+ * reference and the target (`watching`, no envelope), so that the watcher's
+ * end, or its restart in place, takes each of its monitors from its target
+ * and frees the DOWN; a long-lived target of many short-lived watchers
+ * then holds only the living ones' monitors. The DOWN is owned by the
+ * target's entry: whoever takes the entry under the target's lock (the
+ * target's end, which sends it; tr_demonitor or the watcher's end, which
+ * free it) is the only one to touch it, so a watcher and its target ending
+ * together free or send it exactly once. The DOWN travels as a message of
+ * its own kind (TR_MSG_MON_DOWN), and its dispatch removes the watcher's
+ * record of it, so a long-lived watcher of many short-lived targets does
+ * not grow either; a DOWN whose record is gone (queued for an instance
+ * that was restarted in place since) is dropped, as a restarted Erlang
+ * process, a new pid, never hears its predecessor's. tr_demonitor that
+ * finds the DOWN already on its way leaves the record to the DOWN, which
+ * is still delivered (TR_ENOTFOUND says so).
  *
  * Ending against adding. An incarnation ends by moving its slot's
  * generation on (seq_cst), then loading the record pointer (seq_cst) and,
@@ -89,6 +107,7 @@ tr__ext_free(tr_ext *x)
      * what they would hold. */
     drop_all(&x->mons);
     drop_all(&x->links);
+    tr__sigtab_fini(&x->watching); /* no envelopes */
     tr__free(x->muted, sizeof(uint64_t) * x->capmuted);
     if (x->name != NULL) {
         tr__free(x->name, strlen(x->name) + 1);
@@ -106,7 +125,8 @@ tr__ext_own_lists(tr_actor *a, tr_ext *x, uint64_t gen)
     }
     if (x->gen != gen) {
         /* The previous incarnation's end emptied them. */
-        TR_ASSERT(x->mons.len == 0 && x->links.len == 0 && x->name == NULL &&
+        TR_ASSERT(x->mons.len == 0 && x->links.len == 0 &&
+                  x->watching.len == 0 && x->name == NULL &&
                   x->waiters == NULL && x->nmuted == 0);
         x->gen = gen;
         x->trap_exit = false;
@@ -148,7 +168,7 @@ send_signal(tr_system *sys, tr_envelope *env, uint64_t to, int kind,
      * receiver queues it behind them in turn (see actor.c). */
     env->kind = (uint32_t)kind;
     int rc = kind == TR_CTL_USER
-                 ? tr__actor_push_user_to(sys, to, env, TR_MSG_PLAIN)
+                 ? tr__actor_push_user_to(sys, to, env, TR_MSG_MON_DOWN)
                  : tr__actor_push_ctl_to(sys, to, env);
     if (rc != TR_OK) {
         tr__env_destroy(env);
@@ -184,6 +204,80 @@ need_actor_and(const tr_ctx *ctx, tr_addr a)
 
 /* ---- monitors ---- */
 
+/*
+ * Record that the calling incarnation holds monitor `ref` of `target`.
+ * True when it does, or when the caller is past its end's taking of the
+ * lists (a `stop` in shutdown's last pass): then the target's end, or its
+ * own, frees the DOWN, as before monitors were two-sided.
+ */
+static bool
+hold(tr_ctx *ctx, tr_ext *x, uint64_t ref, uint64_t target)
+{
+    bool ok = true;
+
+    pthread_mutex_lock(&x->lock);
+    if (tr__ext_own_lists(ctx->actor, x, ctx->gen)) {
+        ok = tr__sigtab_put(&x->watching, (tr_sigent){ref, target, NULL});
+    }
+    pthread_mutex_unlock(&x->lock);
+    return ok;
+}
+
+/* The calling incarnation no longer holds monitor `ref` of `target`;
+ * false when it did not. */
+static bool
+unhold(tr_ctx *ctx, uint64_t ref, uint64_t target)
+{
+    tr_ext *x = tr_load_acq(&ctx->actor->ext);
+    bool had = false;
+
+    if (x == NULL) {
+        return false;
+    }
+    pthread_mutex_lock(&x->lock);
+    if (x->gen == ctx->gen) {
+        had = tr__sigtab_remove(&x->watching, ref, target);
+    }
+    pthread_mutex_unlock(&x->lock);
+    return had;
+}
+
+/* Take monitor `ref` of `watcher` from incarnation `target` and free its
+ * DOWN; nothing when the target has ended (its end took the DOWN). */
+static void
+drop_monitor(tr_system *sys, uint64_t ref, uint64_t target, uint64_t watcher)
+{
+    tr_actor *a = slot_of(sys, target);
+    tr_ext *x = a != NULL ? tr_load_acq(&a->ext) : NULL;
+    tr_envelope *down = NULL;
+
+    if (x == NULL) {
+        return; /* a monitor of an address that had ended */
+    }
+    pthread_mutex_lock(&x->lock);
+    if (x->gen == tr__id_gen(target)) {
+        down = tr__sigtab_take(&x->mons, ref, watcher);
+    }
+    pthread_mutex_unlock(&x->lock);
+    if (down != NULL) {
+        tr__env_destroy(down);
+    }
+}
+
+/* Take every monitor in `held` (taken from `watcher`'s record) from its
+ * target, and free the table. */
+static void
+drop_held(tr_system *sys, tr_sigtab *held, uint64_t watcher)
+{
+    for (uint32_t i = 0; i < held->cap; i++) {
+        const tr_sigent *h = &held->slots[i];
+        if (h->key != 0) {
+            drop_monitor(sys, h->key, h->to, watcher);
+        }
+    }
+    tr__sigtab_fini(held);
+}
+
 int
 tr_monitor(tr_ctx *ctx, tr_addr target, uint64_t *ref)
 {
@@ -193,7 +287,8 @@ tr_monitor(tr_ctx *ctx, tr_addr target, uint64_t *ref)
         return rc != TR_OK ? rc : TR_EINVAL;
     }
     tr_system *sys = ctx->sys;
-    tr_envelope *down = tr__signal_create();
+    tr_ext *own = tr__ext_get(ctx->actor);
+    tr_envelope *down = own != NULL ? tr__signal_create() : NULL;
     if (down == NULL) {
         return TR_ENOMEM;
     }
@@ -201,24 +296,37 @@ tr_monitor(tr_ctx *ctx, tr_addr target, uint64_t *ref)
     tr_actor *a = slot_of(sys, target.id);
     /* The target's slot index rides in the reference, for tr_demonitor. */
     uint64_t r = (seq << 32) | tr__id_index(target.id);
+    /* Our side first: only we touch it, so the target's end cannot race
+     * it, and a DOWN sent at once finds it when it is dispatched. */
+    if (!hold(ctx, own, r, target.id)) {
+        tr__env_destroy(down);
+        return TR_ENOMEM;
+    }
     if (a != NULL) {
         tr_ext *x = tr__ext_get(a);
+        bool added = false;
         if (x == NULL) {
-            tr__env_destroy(down);
-            return TR_ENOMEM;
-        }
-        pthread_mutex_lock(&x->lock);
-        if (tr__ext_own_lists(a, x, tr__id_gen(target.id))) {
-            if (!tr__sigtab_put(&x->mons, (tr_sigent){r, ctx->self, down})) {
-                pthread_mutex_unlock(&x->lock);
-                tr__env_destroy(down);
-                return TR_ENOMEM;
+            rc = TR_ENOMEM;
+        } else {
+            pthread_mutex_lock(&x->lock);
+            if (tr__ext_own_lists(a, x, tr__id_gen(target.id))) {
+                added = true;
+                if (!tr__sigtab_put(&x->mons,
+                                    (tr_sigent){r, ctx->self, down})) {
+                    rc = TR_ENOMEM;
+                }
             }
             pthread_mutex_unlock(&x->lock);
+        }
+        if (rc != TR_OK) {
+            (void)unhold(ctx, r, target.id);
+            tr__env_destroy(down);
+            return rc;
+        }
+        if (added) {
             *ref = r;
             return TR_OK;
         }
-        pthread_mutex_unlock(&x->lock);
     }
     const tr_exit gone = {TR_EXIT_NOACTOR, TR_ENOACTOR, "no such actor"};
     send_signal(sys, down, ctx->self, TR_CTL_USER, TR_MSG_DOWN, target.id, r,
@@ -244,13 +352,44 @@ tr_demonitor(tr_ctx *ctx, uint64_t ref)
         return TR_ENOTFOUND;
     }
     pthread_mutex_lock(&x->lock);
+    /* An entry in the lists belongs to incarnation x->gen. */
+    uint64_t target = tr__addr_id(x->gen, index);
     tr_envelope *down = tr__sigtab_take(&x->mons, ref, ctx->self);
     pthread_mutex_unlock(&x->lock);
     if (down == NULL) {
+        /* Never ours, or its DOWN is on its way (which takes our record
+         * when it is dispatched), or was delivered. */
         return TR_ENOTFOUND;
     }
     tr__env_destroy(down);
+    (void)unhold(ctx, ref, target);
     return TR_OK;
+}
+
+bool
+tr__ext_down_delivered(tr_ctx *ctx, tr_envelope *env)
+{
+    const tr_signal *sig = tr__env_data(env);
+
+    return unhold(ctx, sig->ref, env->from);
+}
+
+void
+tr__ext_drop_monitors(tr_ctx *ctx)
+{
+    tr_ext *x = tr_load_acq(&ctx->actor->ext);
+    tr_sigtab held = {0};
+
+    if (x == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&x->lock);
+    if (x->gen == ctx->gen) {
+        held = x->watching;
+        x->watching = (tr_sigtab){0};
+    }
+    pthread_mutex_unlock(&x->lock);
+    drop_held(ctx->sys, &held, ctx->self);
 }
 
 /* ---- links ---- */
@@ -443,6 +582,7 @@ tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint64_t gen, const tr_exit *exit)
     }
     tr_sigtab mons = x->mons;
     tr_sigtab links = x->links;
+    tr_sigtab held = x->watching;
     char *name = x->name;
     tr_waiter *waiters = x->waiters;
     uint64_t *muted = x->muted;
@@ -452,6 +592,7 @@ tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint64_t gen, const tr_exit *exit)
     x->nmuted = x->capmuted = 0;
     x->mons = (tr_sigtab){0};
     x->links = (tr_sigtab){0};
+    x->watching = (tr_sigtab){0};
     x->name = NULL;
     x->gen = 0;
     x->trap_exit = false;
@@ -465,6 +606,9 @@ tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint64_t gen, const tr_exit *exit)
     if (name != NULL) {
         tr__names_release(sys->names, name, self);
     }
+    /* Our monitors of others end with us (a DOWN of one that their ends
+     * sent meanwhile finds us gone, and is freed). */
+    drop_held(sys, &held, self);
     for (uint32_t i = 0; i < mons.cap; i++) {
         const tr_sigent *m = &mons.slots[i];
         if (m->key != 0) {
@@ -506,6 +650,22 @@ tr__ext_wake_waiters(tr_system *sys, tr_waiter *waiters, uint64_t self,
         waiters = next;
     }
     tr__ec_wake(&sys->ended);
+}
+
+void
+tr__ext_monitor_counts(tr_system *sys, tr_addr who, uint32_t *on,
+                       uint32_t *held)
+{
+    tr_actor *a = slot_of(sys, who.id);
+    tr_ext *x = a != NULL ? tr_load_acq(&a->ext) : NULL;
+
+    *on = *held = 0;
+    if (x != NULL) {
+        pthread_mutex_lock(&x->lock);
+        *on = x->mons.len;
+        *held = x->watching.len;
+        pthread_mutex_unlock(&x->lock);
+    }
 }
 
 /* ---- waiting for an actor from a thread ---- */

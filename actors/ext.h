@@ -44,6 +44,22 @@ bool tr__ext_own_lists(tr_actor *a, tr_ext *x, uint64_t gen);
 tr_waiter *tr__ext_on_end(tr_ctx *ctx, tr_actor *a, uint64_t gen,
                           const tr_exit *exit);
 
+/*
+ * The instance of `ctx` ends into its supervisor's hands (a restart in
+ * place, or its end, follows): the monitors it holds end with it, as at an
+ * incarnation's end. A DOWN of one that is queued already is dropped at
+ * dispatch (tr__ext_down_delivered).
+ */
+void tr__ext_drop_monitors(tr_ctx *ctx);
+
+/*
+ * Dispatch of the DOWN `env` (kind TR_MSG_MON_DOWN) to the incarnation of
+ * `ctx`: true when it holds the monitor, whose record it takes; false when
+ * it does not (the DOWN was queued for an instance restarted in place
+ * since), and the DOWN is dropped.
+ */
+bool tr__ext_down_delivered(tr_ctx *ctx, tr_envelope *env);
+
 /* Answer the waiters tr__ext_on_end returned (`self`: the ended id). */
 void tr__ext_wake_waiters(tr_system *sys, tr_waiter *waiters, uint64_t self,
                           const tr_exit *exit);
@@ -54,5 +70,11 @@ void tr__signal_fill(tr_signal *s, tr_addr who, uint64_t ref,
 
 /* An envelope for a DOWN or EXIT, to fill later; NULL when out of memory. */
 tr_envelope *tr__signal_create(void);
+
+/* For tests: how many monitors of `who` its record holds (`*on`: made by
+ * others on it) and how many it holds itself (`*held`: made by it on
+ * others), whichever incarnation the record's lists belong to. */
+void tr__ext_monitor_counts(tr_system *sys, tr_addr who, uint32_t *on,
+                            uint32_t *held);
 
 #endif /* TR_ACTORS_EXT_H */

@@ -526,7 +526,10 @@ struct tr_ext {
     pthread_mutex_t lock;
     uint64_t gen; /* the incarnation the lists below belong to */
     bool trap_exit;
-    tr_sigtab mons;     /* the monitors' DOWNs, by reference */
+    tr_sigtab mons; /* the monitors' DOWNs, by reference */
+    /* The monitors it holds on others (reference, target), so that its
+     * end, or its restart in place, takes them from their targets. */
+    tr_sigtab watching;
     tr_sigtab links;    /* this side's EXITs, by peer */
     char *name;         /* registered name (owned), or NULL */
     tr_waiter *waiters; /* threads in tr_actor_wait */

@@ -1,5 +1,6 @@
 /*
- * The tables of owed signals (monitors and links) of an extension record.
+ * The tables of owed signals (monitors and links) of an extension record,
+ * and of the monitors it holds on others.
  *
  * Linear probing over a power-of-two array, at most half full, so that
  * finding, adding or removing one entry looks at about two slots however
@@ -104,19 +105,15 @@ tr__sigtab_find(const tr_sigtab *t, uint64_t key, uint64_t to)
     return i != UINT32_MAX ? &t->slots[i] : NULL;
 }
 
-tr_envelope *
-tr__sigtab_take(tr_sigtab *t, uint64_t key, uint64_t to)
+/* Empty slot `i`, shifting back what would no longer be found past the
+ * hole. */
+static void
+remove_at(tr_sigtab *t, uint32_t i)
 {
-    uint32_t i = slot_of(t, key, to);
-
-    if (i == UINT32_MAX) {
-        return NULL;
-    }
     uint32_t mask = t->cap - 1;
-    tr_envelope *env = t->slots[i].env;
+
     t->slots[i].key = 0;
     t->len--;
-    /* Shift back what would no longer be found past the hole. */
     for (uint32_t j = (i + 1) & mask; t->slots[j].key != 0;
          j = (j + 1) & mask) {
         uint32_t h = home(t, t->slots[j].key);
@@ -129,7 +126,31 @@ tr__sigtab_take(tr_sigtab *t, uint64_t key, uint64_t to)
             i = j;
         }
     }
+}
+
+tr_envelope *
+tr__sigtab_take(tr_sigtab *t, uint64_t key, uint64_t to)
+{
+    uint32_t i = slot_of(t, key, to);
+
+    if (i == UINT32_MAX) {
+        return NULL;
+    }
+    tr_envelope *env = t->slots[i].env;
+    remove_at(t, i);
     return env;
+}
+
+bool
+tr__sigtab_remove(tr_sigtab *t, uint64_t key, uint64_t to)
+{
+    uint32_t i = slot_of(t, key, to);
+
+    if (i == UINT32_MAX) {
+        return false;
+    }
+    remove_at(t, i);
+    return true;
 }
 
 void

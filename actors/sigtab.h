@@ -1,7 +1,8 @@
 /*
  * Private: the tables of an extension record that hold the signals an
- * incarnation owes at its end (its monitors' DOWNs, its links' EXITs),
- * found by key in constant time. See sigtab.c.
+ * incarnation owes at its end (its monitors' DOWNs, its links' EXITs), and
+ * the monitors it holds on others, found by key in constant time. See
+ * sigtab.c.
  */
 #ifndef TR_ACTORS_SIGTAB_H
 #define TR_ACTORS_SIGTAB_H
@@ -13,7 +14,8 @@
 
 /* A signal owed: a monitor's DOWN (key: the reference, to: the watcher) or
  * one side's EXIT of a link (key and to: the peer), allocated when the
- * monitor or link was made so that sending it never needs memory. */
+ * monitor or link was made so that sending it never needs memory. Or a
+ * monitor held (key: the reference, to: the target, no envelope). */
 typedef struct tr_sigent {
     uint64_t key; /* never 0; 0 marks an empty slot */
     uint64_t to;  /* address id */
@@ -37,6 +39,10 @@ tr_sigent *tr__sigtab_find(const tr_sigtab *t, uint64_t key, uint64_t to);
 /* Remove the entry with `key` and `to`; its envelope, or NULL when there
  * was none. */
 tr_envelope *tr__sigtab_take(tr_sigtab *t, uint64_t key, uint64_t to);
+
+/* Remove the entry with `key` and `to`; false when there was none. For
+ * entries without an envelope. */
+bool tr__sigtab_remove(tr_sigtab *t, uint64_t key, uint64_t to);
 
 /* Free the table (not the envelopes); it is empty and valid again. */
 void tr__sigtab_fini(tr_sigtab *t);

@@ -51,6 +51,7 @@ tests=(
     "timer_stress 5000"
     "broadcast_stress 3 1000"
     "watch_stress 3 1000"
+    "monitor_stress 20"
     "supervisor_stress 300"
     "io_stress 2 50"
 )

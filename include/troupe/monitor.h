@@ -55,6 +55,11 @@ typedef struct tr_signal {
  * The DOWN's memory is set aside now, so it is never lost for want of
  * memory when the target ends.
  *
+ * The monitor ends with the watcher, as OTP's with its process: when the
+ * caller ends, or is restarted in place by its supervisor, the target
+ * forgets the monitor and sends no DOWN for it; a restarted instance never
+ * gets a DOWN of its predecessor's monitors, even one queued already.
+ *
  * Context:   a handler or `init` (the watcher is the calling actor).
  * Returns:   TR_OK and `*ref`; TR_EINVAL for NULL; TR_ESTATE on a thread
  *            context; TR_ENOMEM (no monitor was made, no DOWN will come).

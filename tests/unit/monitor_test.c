@@ -3,13 +3,16 @@
  * addresses, demonitor, link propagation and trapping, stop requests to a
  * trapping actor, the registry (including a supervised restart in place),
  * reserved message types, many monitors and links racing the ends of
- * their targets, and one actor with 100,000 monitors or links.
+ * their targets, one actor with 100,000 monitors or links, and the
+ * monitors a watcher holds ending with it (its end, its restart in place,
+ * their DOWNs' delivery).
  *
  * Handlers never assert: they post events to a probe mailbox (or count
  * into atomics) and the test thread asserts after a wait with a deadline.
  */
 #include "support/tr_test.h"
 
+#include "actors/ext.h"
 #include "actors/names.h"
 #include "common/tr_alloc.h"
 
@@ -900,10 +903,12 @@ test_monitor_and_link_of_dead_address_out_of_memory(void **state)
     tr_addr w2 = spawn_watcher(f);
     trap(f, w);
     (void)monitor(f, w2, t);
+    (void)monitor(f, w, t);
     link_to(f, w, w2);
     assert_int_equal(cmd(f, w, CMD_UNLINK, &w2, sizeof(w2)).rc, TR_OK);
     stop_and_wait(f, t);
     (void)take(EV_DOWN, w2);
+    (void)take(EV_DOWN, w);
     tr_store_rel(&signal_gate, false);
     for (size_t i = 0; i < 2; i++) {
         tr_store_rel(&quiet_done, false);
@@ -1636,10 +1641,11 @@ test_many_monitors_and_links_race_their_targets_ends(void **state)
  */
 
 enum {
-    HUB_MONITOR = 1, /* payload hub_job: monitor addrs[0] `n` times */
-    HUB_DEMONITOR,   /* demonitor every other ref, oldest first */
-    HUB_LINK,        /* payload hub_job: link to each of addrs[0..n) */
-    HUB_UNLINK,      /* payload hub_job: unlink every other one */
+    HUB_MONITOR = 1,  /* payload hub_job: monitor addrs[0] `n` times */
+    HUB_DEMONITOR,    /* demonitor every other ref, oldest first */
+    HUB_LINK,         /* payload hub_job: link to each of addrs[0..n) */
+    HUB_UNLINK,       /* payload hub_job: unlink every other one */
+    HUB_MONITOR_EACH, /* payload hub_job: monitor each of addrs[0..n) */
 };
 
 typedef struct hub_job {
@@ -1710,6 +1716,9 @@ hub_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
             break;
         case HUB_UNLINK:
             rc = i % 2 == 0 ? tr_unlink(ctx, job.addrs[i]) : TR_OK;
+            break;
+        case HUB_MONITOR_EACH:
+            rc = tr_monitor(ctx, job.addrs[i], &hub_refs[i]);
             break;
         default:
             rc = TR_EINVAL;
@@ -1850,6 +1859,199 @@ test_unlink_among_many_links_and_their_ends(void **state)
     assert_int_equal(tr_load_relaxed(&f->failures), 0);
 }
 
+/* ---- the monitors a watcher holds end with it ---- */
+
+typedef struct counts_arg {
+    tr_system *sys;
+    tr_addr who;
+    uint32_t on, held;
+    uint32_t n_on, n_held;
+} counts_arg;
+
+static bool
+counts_are(void *p)
+{
+    counts_arg *c = p;
+
+    tr__ext_monitor_counts(c->sys, c->who, &c->n_on, &c->n_held);
+    return c->n_on == c->on && c->n_held == c->held;
+}
+
+/* The monitors made on `who`, and those it holds, come to these. A wait:
+ * an actor is counted out (wait_live) before its end takes its monitors
+ * from their targets. */
+static void
+monitor_counts(fixture *f, tr_addr who, uint32_t on, uint32_t held)
+{
+    counts_arg c = {f->sys, who, on, held, 0, 0};
+
+    if (!tr_test_wait_until(counts_are, &c, WAIT_MS)) {
+        uint32_t n_on = c.n_on;
+        uint32_t n_held = c.n_held;
+        fail_msg("%#llx: %u monitors on it, %u held, want %u and %u",
+                 (unsigned long long)who.id, n_on, n_held, on, held);
+    }
+}
+
+/* A client monitors the address it is started with at its first message,
+ * and ends. */
+static int
+client_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    uint64_t ref;
+
+    (void)msg;
+    if (tr_monitor(ctx, *(const tr_addr *)state, &ref) != TR_OK) {
+        tr_faa_relaxed(&hub_errors, 1);
+    }
+    return tr_stop(ctx);
+}
+
+static int
+client_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    (void)ctx;
+    memcpy(state, arg, sizeof(tr_addr));
+    return TR_OK;
+}
+
+static const tr_behaviour client_behaviour = {
+    .name = "client",
+    .state_size = sizeof(tr_addr),
+    .init = client_init,
+    .handle = client_handle,
+};
+
+/* A long-lived server monitored by MANY short-lived clients that end
+ * without taking their monitors back: their ends take them, so the server
+ * holds none, and its own end has no DOWN to send. */
+static void
+test_monitors_end_with_their_watchers(void **state)
+{
+    enum { AT_ONCE = 1000 };
+    fixture *f = *state;
+    tr_addr server = spawn_watcher(f);
+    tr_system_stats st;
+
+    tr_store_relaxed(&hub_errors, 0);
+    for (uint32_t i = 0; i < MANY; i += AT_ONCE) {
+        for (uint32_t k = 0; k < AT_ONCE; k++) {
+            tr_addr c = TR_ADDR_NONE;
+            assert_int_equal(
+                tr_spawn(f->ctx, &client_behaviour, &server, NULL, &c), TR_OK);
+            send_cmd(f, c, CMD_PING, NULL, 0);
+        }
+        wait_live(f, 1);
+    }
+    assert_int_equal(tr_load_relaxed(&hub_errors), 0);
+    monitor_counts(f, server, 0, 0);
+    /* Its end sends nothing: no DOWN, and so no dead letter either. */
+    assert_int_equal(tr_system_stats_get(f->sys, &st), TR_OK);
+    uint64_t dead = st.dead_letters;
+    stop_and_wait(f, server);
+    wait_live(f, 0);
+    assert_int_equal(tr_system_stats_get(f->sys, &st), TR_OK);
+    assert_int_equal(st.dead_letters, dead);
+}
+
+/* One long-lived watcher monitors MANY short-lived targets, half of them
+ * ended already (their DOWNs come at once): every DOWN comes once, and
+ * each one delivered takes the watcher's record of its monitor. */
+static void
+test_delivered_downs_leave_the_watcher_nothing(void **state)
+{
+    fixture *f = *state;
+    static tr_addr targets[MANY];
+    tr_addr hub = spawn_hub(f);
+
+    for (uint32_t i = 0; i < MANY; i++) {
+        assert_int_equal(
+            tr_spawn(f->ctx, &quiet_behaviour, NULL, NULL, &targets[i]), TR_OK);
+    }
+    for (uint32_t i = 0; i < MANY; i += 2) {
+        assert_int_equal(tr_actor_stop(f->ctx, targets[i]), TR_OK);
+    }
+    wait_live(f, 1 + MANY / 2);
+    hub_run(f, hub, HUB_MONITOR_EACH, targets, MANY);
+    for (uint32_t i = 1; i < MANY; i += 2) {
+        assert_int_equal(tr_actor_stop(f->ctx, targets[i]), TR_OK);
+    }
+    hub_heard_exactly(hub_refs, MANY);
+    /* A job queued after every end finds no signal ahead of it. */
+    wait_live(f, 1);
+    hub_run(f, hub, HUB_LINK, NULL, 0);
+    assert_int_equal(tr_load_acq(&hub_signals), MANY);
+    monitor_counts(f, hub, 0, 0);
+}
+
+enum { RESTART_RACES = 50 };
+
+/* A supervised watcher restarted in place is a new instance at the same
+ * address: the monitors of the one before it are gone from their target,
+ * whose end sends the new one nothing for them, even when the target ends
+ * during the restart. */
+static void
+test_restart_in_place_ends_the_monitors_held(void **state)
+{
+    fixture *f = *state;
+    const tr_child_spec child = {
+        .id = "kid",
+        .behaviour = &kid_behaviour,
+        .restart = TR_PERMANENT,
+        .kind = TR_WORKER,
+    };
+    tr_sup_spec spec = {
+        .name = "sup",
+        .strategy = TR_ONE_FOR_ONE,
+        .max_restarts = 2 * RESTART_RACES,
+        .period_ms = 60000,
+        .children = &child,
+        .len = 1,
+    };
+    tr_addr sup = TR_ADDR_NONE;
+
+    assert_int_equal(tr_sup_start(f->ctx, &spec, NULL, &sup), TR_OK);
+    tr_addr kid = take(EV_INIT, TR_ADDR_NONE).self;
+    tr_addr t = spawn_watcher(f);
+    (void)monitor(f, kid, t);
+    (void)monitor(f, kid, t);
+    (void)monitor(f, kid, kid);
+    monitor_counts(f, t, 2, 0);
+    fail_with(f, kid, 4242);
+    (void)take(EV_STOP, kid);
+    (void)take(EV_INIT, kid);
+    monitor_counts(f, t, 0, 0);
+    monitor_counts(f, kid, 0, 0);
+    /* The new instance's own monitor fires; nothing of the old one's. */
+    uint64_t ref = monitor(f, kid, t);
+    stop_and_wait(f, t);
+    assert_int_equal(take(EV_DOWN, kid).sig.ref, ref);
+    ping(f, kid);
+    assert_int_equal(count_pending(EV_DOWN, kid), 0);
+    monitor_counts(f, kid, 0, 0);
+
+    /* The target ends while the watcher restarts: a DOWN sent before the
+     * restart took the monitor reaches the new instance, which drops it.
+     * The failure is queued first, so the old instance never sees it. */
+    for (int r = 0; r < RESTART_RACES; r++) {
+        t = spawn_watcher(f);
+        (void)monitor(f, kid, t);
+        fail_with(f, kid, 4242);
+        assert_int_equal(tr_actor_stop(f->ctx, t), TR_OK);
+        (void)take(EV_STOP, kid);
+        (void)take(EV_INIT, kid);
+        assert_true(tr_test_wait_stopped(f->sys, t, WAIT_MS));
+        (void)take(EV_STOP, t);
+        wait_live(f, 2);
+        ping(f, kid);
+        if (count_pending(EV_DOWN, kid) != 0) {
+            fail_msg("race %d: the restarted watcher heard an old DOWN", r);
+        }
+        monitor_counts(f, kid, 0, 0);
+    }
+    assert_int_equal(tr_load_relaxed(&f->failures), 0);
+}
+
 int
 main(void)
 {
@@ -1891,6 +2093,9 @@ main(void)
         T(test_many_monitors_and_links_race_their_targets_ends),
         T(test_demonitor_among_many_monitors_of_one_target),
         T(test_unlink_among_many_links_and_their_ends),
+        T(test_monitors_end_with_their_watchers),
+        T(test_delivered_downs_leave_the_watcher_nothing),
+        T(test_restart_in_place_ends_the_monitors_held),
     };
 #undef T
     return cmocka_run_group_tests_name("monitor", tests, NULL, NULL);

@@ -380,7 +380,10 @@ tr__ext_drop_monitors(tr_ctx *ctx)
     tr_ext *x = tr_load_acq(&ctx->actor->ext);
     tr_sigtab held = {0};
 
-    if (x == NULL) {
+    /* Only the run-right's holder, the caller, adds to `watching` or takes
+     * from it, so it reads the count without the lock: the restart of an
+     * actor that holds no monitors, most of them, takes no lock here. */
+    if (x == NULL || x->watching.len == 0) {
         return;
     }
     pthread_mutex_lock(&x->lock);

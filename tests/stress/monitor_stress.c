@@ -248,33 +248,17 @@ wait_count(tr_system *sys, tr_atomic(long) * counter, long want,
     }
 }
 
-typedef struct counts_arg {
-    tr_system *sys;
-    tr_addr who;
-    uint32_t on, held;
-    uint32_t n_on, n_held;
-} counts_arg;
-
-static bool
-counts_are(void *p)
-{
-    counts_arg *c = p;
-
-    tr__ext_monitor_counts(c->sys, c->who, &c->n_on, &c->n_held);
-    return c->n_on == c->on && c->n_held == c->held;
-}
-
 /* A wait: an actor is counted out of the live ones before its end takes
  * its monitors from their targets. */
 static void
 assert_counts(tr_system *sys, tr_addr who, uint32_t on, uint32_t held,
               long round)
 {
-    counts_arg c = {sys, who, on, held, 0, 0};
+    uint32_t n_on;
+    uint32_t n_held;
 
-    if (!tr_test_wait_until(counts_are, &c, WAIT_MS)) {
-        uint32_t n_on = c.n_on;
-        uint32_t n_held = c.n_held;
+    if (!tr_test_wait_monitor_counts(sys, who, on, held, WAIT_MS, &n_on,
+                                     &n_held)) {
         fail_msg("round %ld: %#llx has %u monitors on it and holds %u, want "
                  "%u and %u",
                  round, (unsigned long long)who.id, n_on, n_held, on, held);

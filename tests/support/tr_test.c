@@ -1,6 +1,8 @@
 /* Test fixtures; see tr_test.h. */
 #include "support/tr_test.h"
 
+#include "actors/ext.h"
+
 #include <stdlib.h>
 #include <time.h>
 
@@ -133,4 +135,33 @@ tr_test_mix(uint64_t x)
     x *= 0xff51afd7ed558ccdull;
     x ^= x >> 33;
     return x;
+}
+
+typedef struct counts_arg {
+    tr_system *sys;
+    tr_addr who;
+    uint32_t on, held;
+    uint32_t got_on, got_held;
+} counts_arg;
+
+static bool
+counts_are(void *p)
+{
+    counts_arg *c = p;
+
+    tr__ext_monitor_counts(c->sys, c->who, &c->got_on, &c->got_held);
+    return c->got_on == c->on && c->got_held == c->held;
+}
+
+bool
+tr_test_wait_monitor_counts(tr_system *sys, tr_addr who, uint32_t on,
+                            uint32_t held, unsigned timeout_ms,
+                            uint32_t *got_on, uint32_t *got_held)
+{
+    counts_arg c = {sys, who, on, held, 0, 0};
+    bool ok = tr_test_wait_until(counts_are, &c, timeout_ms);
+
+    *got_on = c.got_on;
+    *got_held = c.got_held;
+    return ok;
 }

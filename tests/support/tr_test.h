@@ -44,6 +44,14 @@ bool tr_test_wait_until(bool (*pred)(void *arg), void *arg,
 /* Wait until the actor at `addr` has stopped. */
 bool tr_test_wait_stopped(tr_system *sys, tr_addr addr, unsigned timeout_ms);
 
+/* Wait until `who` has `on` monitors made on it and holds `held` on others
+ * (an actor is counted out of the live ones before its end takes its
+ * monitors from their targets); false after `timeout_ms`, with the last
+ * counts seen in `*got_on` and `*got_held`. */
+bool tr_test_wait_monitor_counts(tr_system *sys, tr_addr who, uint32_t on,
+                                 uint32_t held, unsigned timeout_ms,
+                                 uint32_t *got_on, uint32_t *got_held);
+
 /* Wait until the system has handled at least `n` user messages. */
 bool tr_test_wait_handled(tr_system *sys, uint64_t n, unsigned timeout_ms);
 

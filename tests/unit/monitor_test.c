@@ -12,7 +12,6 @@
  */
 #include "support/tr_test.h"
 
-#include "actors/ext.h"
 #include "actors/names.h"
 #include "common/tr_alloc.h"
 
@@ -1861,33 +1860,17 @@ test_unlink_among_many_links_and_their_ends(void **state)
 
 /* ---- the monitors a watcher holds end with it ---- */
 
-typedef struct counts_arg {
-    tr_system *sys;
-    tr_addr who;
-    uint32_t on, held;
-    uint32_t n_on, n_held;
-} counts_arg;
-
-static bool
-counts_are(void *p)
-{
-    counts_arg *c = p;
-
-    tr__ext_monitor_counts(c->sys, c->who, &c->n_on, &c->n_held);
-    return c->n_on == c->on && c->n_held == c->held;
-}
-
 /* The monitors made on `who`, and those it holds, come to these. A wait:
  * an actor is counted out (wait_live) before its end takes its monitors
  * from their targets. */
 static void
 monitor_counts(fixture *f, tr_addr who, uint32_t on, uint32_t held)
 {
-    counts_arg c = {f->sys, who, on, held, 0, 0};
+    uint32_t n_on;
+    uint32_t n_held;
 
-    if (!tr_test_wait_until(counts_are, &c, WAIT_MS)) {
-        uint32_t n_on = c.n_on;
-        uint32_t n_held = c.n_held;
+    if (!tr_test_wait_monitor_counts(f->sys, who, on, held, WAIT_MS, &n_on,
+                                     &n_held)) {
         fail_msg("%#llx: %u monitors on it, %u held, want %u and %u",
                  (unsigned long long)who.id, n_on, n_held, on, held);
     }

@@ -8,7 +8,8 @@
  * thousand times, and each demonitor, unlink or peer's end must not scan
  * the others. A removal shifts back the entries after it in their cluster
  * (Knuth's algorithm R), so there are no tombstones and endless churn
- * leaves the table as fast as a fresh one. The same key may appear twice
+ * leaves the table as fast as a fresh one; a table that empties gives
+ * its room back, halving. The same key may appear twice
  * (a monitor reference reused after 2^32 others): entries are told apart
  * by key and recipient, and a lookup walks the whole cluster.
  *
@@ -18,7 +19,7 @@
 
 #include "common/tr_alloc.h"
 
-enum { FIRST_CAP = 4 };
+enum { FIRST_CAP = 4, SHRINK_FROM = 64 };
 
 static uint32_t
 home(const tr_sigtab *t, uint64_t key)
@@ -44,15 +45,12 @@ place(tr_sigtab *t, tr_sigent e)
     t->slots[i] = e;
 }
 
-/* Room for one more entry. */
+/* Move the entries into `cap` slots; false, changing nothing, when out of
+ * memory. */
 static bool
-reserve(tr_sigtab *t)
+rehash(tr_sigtab *t, uint32_t cap)
 {
-    if ((uint64_t)(t->len + 1) * 2 <= t->cap) {
-        return true;
-    }
     tr_sigtab old = *t;
-    uint32_t cap = old.cap != 0 ? old.cap * 2 : FIRST_CAP;
     tr_sigent *slots = tr__calloc(sizeof(tr_sigent) * cap);
     if (slots == NULL) {
         return false;
@@ -66,6 +64,17 @@ reserve(tr_sigtab *t)
     }
     tr__free(old.slots, sizeof(tr_sigent) * old.cap);
     return true;
+}
+
+/* Room for one more entry. */
+static bool
+reserve(tr_sigtab *t)
+{
+    if ((uint64_t)(t->len + 1) * 2 <= t->cap) {
+        return true;
+    }
+    return t->cap <= UINT32_MAX / 2 &&
+           rehash(t, t->cap != 0 ? t->cap * 2 : FIRST_CAP);
 }
 
 /* The slot of the entry with `key` and `to`, or UINT32_MAX. */
@@ -125,6 +134,13 @@ remove_at(tr_sigtab *t, uint32_t i)
             t->slots[j].key = 0;
             i = j;
         }
+    }
+    /* A table that held many (an actor once monitored by a crowd) gives
+     * the room back as they go: halved when under an eighth full, so
+     * that it is at most a quarter full after, and adding again does not
+     * grow it at once. Out of memory, it stays as it is. */
+    if (t->cap > SHRINK_FROM && (uint64_t)t->len * 8 < t->cap) {
+        (void)rehash(t, t->cap / 2);
     }
 }
 

@@ -652,6 +652,21 @@ test_actor_stop_request_overtakes_queued_messages(void **state)
 
 static void *shut_it(void *p);
 
+typedef struct lane_arg {
+    tr_system *sys;
+    tr_addr at;
+} lane_arg;
+
+/* A control message waits in the control lane of the actor `p` names. */
+static bool
+has_control(void *p)
+{
+    lane_arg *l = p;
+    tr_actor *slot = tr__table_slot(l->sys->table, l->at.id);
+
+    return !tr__lifo_is_empty(&slot->ctl);
+}
+
 /* What an actor still had queued when shutdown stopped it is counted as
  * left at shutdown, not as queued when its receiver stopped. */
 static void
@@ -670,10 +685,14 @@ test_actor_queued_at_shutdown_are_shutdown_dead_letters(void **state)
     }
     assert_int_equal(pthread_create(&t, NULL, shut_it, f), 0);
     f->shut = true;
-    /* Shutdown has begun once a plain thread's call is refused. */
+    /* Shutdown has begun once a plain thread's call is refused; its stop
+     * request is queued once the actor's control lane holds it (released
+     * before that, the handler's run would go on to the echoes). */
     while (tr_system_stats_get(f->sys, &st) != TR_ESHUTDOWN) {
         sched_yield();
     }
+    lane_arg lane = {f->sys, a};
+    assert_true(tr_test_wait_until(has_control, &lane, 5000));
     tr_store_rel(&slow_release, true);
     assert_int_equal(pthread_join(t, &shut_rc), 0);
     assert_int_equal((intptr_t)shut_rc, TR_OK);

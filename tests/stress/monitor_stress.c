@@ -63,19 +63,28 @@ monitor_all(tr_ctx *ctx, uint64_t *refs)
     return true;
 }
 
-static int
-ender_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+/* An ender's or a kid's message: the go, on which it monitors everyone,
+ * or else a DOWN, which neither should get (an ender ends at once; a kid's
+ * every monitor was its predecessor's). True on the go. */
+static bool
+go_monitors_all(tr_ctx *ctx, const tr_msg *msg)
 {
     uint64_t refs[ANCHORS + TARGETS];
 
-    (void)state;
     if (msg->type != MSG_GO) {
         tr_faa_relaxed(&bad, 1);
-        return TR_OK;
+        return false;
     }
     monitor_all(ctx, refs);
     tr_faa_acqrel(&gos, 1);
-    return tr_stop(ctx);
+    return true;
+}
+
+static int
+ender_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)state;
+    return go_monitors_all(ctx, msg) ? tr_stop(ctx) : TR_OK;
 }
 
 static const tr_behaviour ender_behaviour = {
@@ -166,17 +175,9 @@ kid_init(tr_ctx *ctx, void *state, const void *arg)
 static int
 kid_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
 {
-    uint64_t refs[ANCHORS + TARGETS];
-
     (void)state;
-    if (msg->type != MSG_GO) {
-        /* A DOWN: every monitor was its predecessor's. */
-        tr_faa_relaxed(&bad, 1);
-        return TR_OK;
-    }
-    monitor_all(ctx, refs);
-    tr_faa_acqrel(&gos, 1);
-    return TR_EINVAL; /* a failure: restarted in place */
+    /* A failure: restarted in place. */
+    return go_monitors_all(ctx, msg) ? TR_EINVAL : TR_OK;
 }
 
 static const tr_behaviour kid_behaviour = {

@@ -70,6 +70,15 @@
  * while some worker is awake; when all are parked it sleeps until one
  * leaves the idle set, so an idle pool still makes no system calls.
  *
+ * Looks back off while they find nothing to mark: the time to the next
+ * doubles from WATCHDOG_MS up to WATCHDOG_MAX_MS, and goes back to
+ * WATCHDOG_MS after a look that marks a worker and when the pool wakes
+ * from all asleep. A look costs the pool more than its few loads: on a
+ * machine of virtual CPUs, a timer wakeup every millisecond took 4 to 5 %
+ * off a call loop running on the other worker (docs/benchmarks.md). The
+ * price: a worker that has kept up for a while and then gets stuck is
+ * seen within two looks of WATCHDOG_MAX_MS, not of WATCHDOG_MS.
+ *
  * The LIFO slot is an atomic pointer. Its owner fills an empty slot with a
  * release store (a thief only ever empties a full slot, so an empty slot
  * stays the owner's), and swaps it (exchange) to displace or take a task;
@@ -118,6 +127,7 @@ enum {
     INJECT_EVERY = 61,
     INJECT_BATCH = 32,
     WATCHDOG_MS = 1,
+    WATCHDOG_MAX_MS = 8,
     LOOSE_BATCHED = 4,
 };
 
@@ -222,8 +232,10 @@ struct tr_sched {
     tr_task *inject_tail;
     tr_atomic(size_t) inject_len;
 
-    /* The watchdog's own: each worker as it was at the last look. */
+    /* The watchdog's own: each worker as it was at the last look, and the
+     * time to the next look in ms (see watchdog_main). */
     TR_CACHE_ALIGNED wd_seen *wd;
+    unsigned wd_ms;
     /* Start and stop only. */
     pthread_t wd_thread;
     bool wd_started;
@@ -282,6 +294,7 @@ tr__sched_create(unsigned n, size_t local_size, tr_run_fn run, void *arg,
     pthread_mutex_init(&s->idle_lock, NULL);
     pthread_mutex_init(&s->inject_lock, NULL);
     ck_ec32_init(&s->wd_wake, 0);
+    s->wd_ms = WATCHDOG_MS;
     for (unsigned i = 0; i < n; i++) {
         tr_worker *w = &s->workers[i];
         w->sched = s;
@@ -733,7 +746,8 @@ loose_look(uint32_t ran, uint32_t batched)
 
 /* One look: mark workers stuck in one task while holding work, behind on
  * their queue, or busy all along with loose work queued, and wake a parked
- * worker to take from them. */
+ * worker to take from them. Sets the time to the next look (see
+ * watchdog_main). */
 static void
 watchdog_look(tr_sched *s)
 {
@@ -791,7 +805,10 @@ watchdog_look(tr_sched *s)
         behind = true;
     }
     if (behind) {
+        s->wd_ms = WATCHDOG_MS;
         notify(s, true);
+    } else if (s->wd_ms < WATCHDOG_MAX_MS) {
+        s->wd_ms *= 2;
     }
 }
 
@@ -817,9 +834,10 @@ watchdog_main(void *arg)
             /* Until a worker leaves the idle set (watchdog_kick_locked)
              * or stop: no ticks while the pool is idle. */
             tr__ec_wait_ms(&s->wd_wake, seen, -1);
+            s->wd_ms = WATCHDOG_MS;
             continue;
         }
-        if (tr__ec_wait_ms(&s->wd_wake, seen, WATCHDOG_MS) == 0) {
+        if (tr__ec_wait_ms(&s->wd_wake, seen, (int)s->wd_ms) == 0) {
             continue; /* woken: stop, or a kick that we no longer need */
         }
         watchdog_look(s);
@@ -1190,6 +1208,12 @@ void
 tr__sched_watchdog_look(tr_sched *s)
 {
     watchdog_look(s);
+}
+
+unsigned
+tr__sched_watchdog_ms(const tr_sched *s)
+{
+    return s->wd_ms;
 }
 
 bool

@@ -125,6 +125,9 @@ tr_runq *tr__worker_runq(tr_worker *w);
 tr_task *tr__worker_inject_pop(tr_worker *w);
 bool tr__sched_worker_asleep(tr_sched *s, unsigned i);
 void tr__sched_watchdog_look(tr_sched *s);
+/* The watchdog's time to its next look, in ms (it backs off while its
+ * looks find nothing to mark; see sched.c). */
+unsigned tr__sched_watchdog_ms(const tr_sched *s);
 bool tr__sched_behind(tr_sched *s, unsigned i);
 /* Whether an idle worker may take from worker `i`'s queue now; and
  * `runs` task starts and `dry` times out of work counted on `w`, as its

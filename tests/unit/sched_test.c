@@ -732,6 +732,50 @@ test_sched_a_queue_is_stolen_from_only_when_its_owner_is_behind(void **state)
 }
 
 /*
+ * The watchdog's looks back off while they find nothing to mark, on a pool
+ * not started (the test is the owner and the watchdog): the time to the
+ * next look doubles from 1 ms to 8 ms, and a look that finds the owner
+ * behind brings it back to 1 ms at once.
+ */
+static void
+test_sched_watchdog_looks_back_off_while_nothing_is_marked(void **state)
+{
+    static const unsigned backing_off[] = {2, 4, 8, 8, 8};
+    tr_sched *s;
+    tr_task t;
+    unsigned n;
+
+    (void)state;
+    assert_int_equal(tr__sched_create(2, 0, share_pool_run, NULL, &s), TR_OK);
+    tr_worker *w = tr__sched_worker(s, 0);
+    tr_runq *q = tr__worker_runq(w);
+
+    assert_int_equal(tr__sched_watchdog_ms(s), 1);
+    for (size_t i = 0; i < sizeof(backing_off) / sizeof(backing_off[0]); i++) {
+        tr__sched_watchdog_look(s);
+        assert_int_equal(tr__sched_watchdog_ms(s), backing_off[i]);
+    }
+    /* A task queued and left there for a whole look by an owner that
+     * starts other tasks (not stalled) and runs out of work between them
+     * (not loose): the first look sees it queued
+     * (nothing to mark yet), the second finds the owner behind. */
+    assert_null(tr__runq_push(q, &t, &n));
+    tr__sched_count(w, 1, 1);
+    tr__sched_watchdog_look(s);
+    assert_int_equal(tr__sched_watchdog_ms(s), 8);
+    tr__sched_count(w, 1, 1);
+    tr__sched_watchdog_look(s);
+    assert_true(tr__sched_behind(s, 0));
+    assert_int_equal(tr__sched_watchdog_ms(s), 1);
+    /* Taken: the looks find nothing again and back off again. */
+    assert_ptr_equal(tr__runq_pop(q), &t);
+    tr__sched_count(w, 1, 1);
+    tr__sched_watchdog_look(s);
+    assert_int_equal(tr__sched_watchdog_ms(s), 2);
+    tr__sched_destroy(s);
+}
+
+/*
  * Two hundred tasks of 500 us each, queued at once on one worker: 100 ms
  * of work that one core cannot keep up with, although every task is
  * short (the worker is never stalled in one task). The idle worker must
@@ -941,6 +985,8 @@ main(void)
             test_sched_a_queue_is_stolen_from_only_when_its_owner_is_behind),
         cmocka_unit_test(
             test_sched_work_one_worker_cannot_keep_up_with_spreads),
+        cmocka_unit_test(
+            test_sched_watchdog_looks_back_off_while_nothing_is_marked),
         cmocka_unit_test(test_sched_a_busy_worker_shares_loose_work_only),
         cmocka_unit_test(test_sched_loose_work_spreads_before_anyone_is_behind),
     };

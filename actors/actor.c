@@ -912,7 +912,7 @@ tr__actor_finish(tr_ctx *ctx, const tr_exit *exit, bool run_stop)
         tr__ec_wake(&sys->gave_up_ec);
     }
     if (b->state_size > TR_INLINE_STATE) {
-        tr__free(a->state.heap, b->state_size);
+        tr__free_aligned(a->state.heap, b->state_size);
     }
     a->behaviour = NULL;
     a->table = NULL;
@@ -1994,9 +1994,14 @@ spawn_entered(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
     if (a == NULL) {
         return TR_ENOMEM;
     }
+    /* State on the heap has whole cache lines of its own: a handler
+     * writes it on every message, and two actors whose states shared a
+     * line would make each other's every message a miss once they run on
+     * different workers. */
     if (behaviour->state_size <= TR_INLINE_STATE) {
         memset(a->state.inline_state, 0, sizeof(a->state.inline_state));
-    } else if ((a->state.heap = tr__calloc(behaviour->state_size)) == NULL) {
+    } else if ((a->state.heap = tr__calloc_aligned(behaviour->state_size)) ==
+               NULL) {
         tr__table_give(sys->table, wl, a);
         return TR_ENOMEM;
     }
@@ -2004,7 +2009,7 @@ spawn_entered(tr_ctx *ctx, const tr_behaviour *behaviour, const void *arg,
         tr_ext *x = tr__ext_get(a);
         if (x == NULL) {
             if (behaviour->state_size > TR_INLINE_STATE) {
-                tr__free(a->state.heap, behaviour->state_size);
+                tr__free_aligned(a->state.heap, behaviour->state_size);
             }
             tr__table_give(sys->table, wl, a);
             return TR_ENOMEM;

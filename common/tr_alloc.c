@@ -127,24 +127,43 @@ tr__unmap(void *p, size_t size)
     }
 }
 
-void *
-tr__calloc_aligned(size_t size)
+/* `size` rounded up to whole cache lines. */
+static size_t
+whole_lines(size_t size)
 {
-    void *p;
+    return (size + TR_CACHE_LINE - 1) & ~(size_t)(TR_CACHE_LINE - 1);
+}
 
+void *
+tr__alloc_aligned(size_t size)
+{
     if (tr__alloc_should_fail()) {
         return NULL;
     }
-    size = (size + TR_CACHE_LINE - 1) & ~(size_t)(TR_CACHE_LINE - 1);
 #ifdef TROUPE_USE_JEMALLOC
-    p = mallocx(size, MALLOCX_ZERO | MALLOCX_ALIGN(TR_CACHE_LINE));
+    return mallocx(whole_lines(size), MALLOCX_ALIGN(TR_CACHE_LINE));
 #else
-    p = aligned_alloc(TR_CACHE_LINE, size);
-    if (p != NULL) {
-        memset(p, 0, size);
-    }
+    return aligned_alloc(TR_CACHE_LINE, whole_lines(size));
 #endif
+}
+
+void *
+tr__calloc_aligned(size_t size)
+{
+#ifdef TROUPE_USE_JEMALLOC
+    if (tr__alloc_should_fail()) {
+        return NULL;
+    }
+    return mallocx(whole_lines(size),
+                   MALLOCX_ZERO | MALLOCX_ALIGN(TR_CACHE_LINE));
+#else
+    void *p = tr__alloc_aligned(size);
+
+    if (p != NULL) {
+        memset(p, 0, whole_lines(size));
+    }
     return p;
+#endif
 }
 
 void
@@ -153,9 +172,8 @@ tr__free_aligned(void *p, size_t size)
     if (p == NULL) {
         return;
     }
-    size = (size + TR_CACHE_LINE - 1) & ~(size_t)(TR_CACHE_LINE - 1);
 #ifdef TROUPE_USE_JEMALLOC
-    sdallocx(p, size, MALLOCX_ALIGN(TR_CACHE_LINE));
+    sdallocx(p, whole_lines(size), MALLOCX_ALIGN(TR_CACHE_LINE));
 #else
     (void)size;
     free(p);

@@ -42,9 +42,13 @@ void *tr__map_zeroed(size_t size);
 /* Gives back what tr__map_zeroed returned for `size` bytes. */
 void tr__unmap(void *p, size_t size);
 
-/* Zeroed memory aligned to a cache line; NULL when out of memory. */
+/* Memory aligned to a cache line, its size rounded up to whole lines, so
+ * that nothing else shares its lines; NULL when out of memory. Zeroed by
+ * the calloc form. */
+void *tr__alloc_aligned(size_t size);
 void *tr__calloc_aligned(size_t size);
-/* Frees what tr__calloc_aligned returned for `size` bytes. */
+/* Frees what tr__alloc_aligned or tr__calloc_aligned returned for `size`
+ * bytes. */
 void tr__free_aligned(void *p, size_t size);
 
 /*

@@ -38,13 +38,11 @@ struct tr_env_depot {
     uint32_t keep[TR_ENV_CLASSES];
 };
 
-/* The allocation's size: exact for big payloads, the class's for small. */
+/* The allocation's size, which tr__alloc_aligned rounds up to whole cache
+ * lines (see envelope.h): a class's lines for small payloads. */
 static size_t
 block_size(uint32_t size)
 {
-    if (size <= TR_ENV_SMALL) {
-        return sizeof(tr_envelope) + ((size + 15u) & ~15u);
-    }
     return sizeof(tr_envelope) + size;
 }
 
@@ -60,8 +58,8 @@ free_list(tr_mnode *n, unsigned k)
 {
     while (n != NULL) {
         tr_mnode *next = next_of(n);
-        UNPOISON(n, 16u * k + sizeof(tr_envelope));
-        tr__free(n, 16u * k + sizeof(tr_envelope));
+        UNPOISON(n, (k + 1) * TR_CACHE_LINE);
+        tr__free_aligned(n, (k + 1) * TR_CACHE_LINE);
         n = next;
     }
 }
@@ -116,7 +114,7 @@ void
 tr__env_depot_count(tr_env_depot *d, uint32_t size, uint32_t *held,
                     uint32_t *keep)
 {
-    unsigned k = (size + 15u) >> 4;
+    unsigned k = tr__env_class(size);
 
     pthread_mutex_lock(&d->lock);
     *held = tr_load_relaxed(&d->len[k]);
@@ -190,7 +188,7 @@ tr_envelope *
 tr__env_create_slow(tr_env_cache *c, uint32_t size)
 {
     if (c != NULL && size <= TR_ENV_SMALL) {
-        unsigned k = (size + 15u) >> 4;
+        unsigned k = tr__env_class(size);
         if (c->free[k] != NULL || refill(c, k)) {
             tr_mnode *n = c->free[k];
             if (tr__alloc_should_fail()) {
@@ -202,7 +200,7 @@ tr__env_create_slow(tr_env_cache *c, uint32_t size)
             return tr__env_init(tr__env_of_node(n), size);
         }
     }
-    tr_envelope *env = tr__alloc(block_size(size));
+    tr_envelope *env = tr__alloc_aligned(block_size(size));
     return env != NULL ? tr__env_init(env, size) : NULL;
 }
 
@@ -212,7 +210,7 @@ tr__env_destroy_slow(tr_env_cache *c, tr_envelope *env)
     uint32_t size = env->size;
 
     if (c != NULL && size <= TR_ENV_SMALL) {
-        unsigned k = (size + 15u) >> 4;
+        unsigned k = tr__env_class(size);
         if (c->len[k] == TR_ENV_CACHE_MAX) {
             spill(c, k);
         }
@@ -222,7 +220,7 @@ tr__env_destroy_slow(tr_env_cache *c, tr_envelope *env)
         POISON(&env->type, block_size(size) - sizeof(env->node));
         return;
     }
-    tr__free(env, block_size(size));
+    tr__free_aligned(env, block_size(size));
 }
 
 tr_envelope *

@@ -7,6 +7,7 @@
 
 #include "common/tr_alloc.h"
 #include "common/tr_atomic.h"
+#include "common/tr_defs.h"
 #include "mailbox/mpsc.h"
 
 #include <stdbool.h>
@@ -31,8 +32,7 @@ _Static_assert(sizeof(tr_envelope) % _Alignof(max_align_t) == 0,
  * Envelope caches. A message's memory is allocated on the sender's worker
  * and freed on the receiver's, so a general allocator moves it between
  * cores on every message, and spends more instructions than the rest of
- * the send. Small envelopes (up to TR_ENV_SMALL payload bytes: 32 to 128
- * bytes in all, in classes of 16, which are the allocator's own) are kept
+ * the send. Small envelopes (up to TR_ENV_SMALL payload bytes) are kept
  * instead in per-worker caches: a free list per class, touched by its
  * worker only. A cache that grows past TR_ENV_CACHE_MAX hands a batch of
  * TR_ENV_BATCH to the system's depot (one lock a batch), and an empty one
@@ -47,11 +47,19 @@ _Static_assert(sizeof(tr_envelope) % _Alignof(max_align_t) == 0,
  * class, so that a consumer and its producers on one worker hand envelopes to
  * each other through the cache alone: with 256, a consumer's run of 1,024
  * spilled most of them to the depot and the producers fetched them back (W1
- * mpsc 6-8% slower). At most 2,048 of 32 to 128 bytes a class and worker.
+ * mpsc 6-8% slower). At most 2,048 a class and worker.
+ *
+ * Every envelope is whole cache lines, header included: a class is one
+ * line (up to 32 payload bytes) or two, and bigger ones are rounded up
+ * too. Envelopes are reused where they are freed, so one that carried a
+ * message to another worker goes on circulating there: two of 48 bytes
+ * that shared a line, each now in a conversation on another core, made
+ * every message on both a cache miss (eight independent ping-pong pairs
+ * ran at half speed on each of two workers, and slower than on one).
  */
 enum {
     TR_ENV_SMALL = 96,
-    TR_ENV_CLASSES = TR_ENV_SMALL / 16 + 1,
+    TR_ENV_CLASSES = 2,
     TR_ENV_CACHE_MAX = 2048,
     TR_ENV_BATCH = 128,
     TR_ENV_DEPOT_MIN = 2,
@@ -66,6 +74,16 @@ typedef struct tr_env_cache {
     uint32_t len[TR_ENV_CLASSES];
     tr_env_depot *depot;
 } tr_env_cache;
+
+/* The class of `size` payload bytes, up to TR_ENV_SMALL: lines less one. */
+static inline unsigned
+tr__env_class(uint32_t size)
+{
+    return (size + (uint32_t)sizeof(tr_envelope) - 1) / TR_CACHE_LINE;
+}
+
+_Static_assert((TR_ENV_SMALL + 32 - 1) / TR_CACHE_LINE == TR_ENV_CLASSES - 1,
+               "the largest small envelope is of the last class");
 
 /* A system's depot; TR_OK or TR_ENOMEM. */
 int tr__env_depot_create(tr_env_depot **out);
@@ -112,7 +130,7 @@ tr__env_cache_peek(tr_env_cache *c, uint32_t size)
     /* Relaxed: the allocation failure hook (common/tr_alloc.h), off. */
     if (c != NULL && size <= TR_ENV_SMALL &&
         tr_load_relaxed(&tr__fail_countdown) < 0) {
-        return c->free[(size + 15u) >> 4];
+        return c->free[tr__env_class(size)];
     }
 #else
     (void)c;
@@ -128,7 +146,7 @@ static inline tr_envelope *
 tr__env_cache_take(tr_env_cache *c, uint32_t size, tr_mnode *n)
 {
     tr_envelope *env = (tr_envelope *)(void *)n;
-    unsigned k = (size + 15u) >> 4;
+    unsigned k = tr__env_class(size);
 
     c->free[k] = tr_load_relaxed(&n->next);
     c->len[k]--;
@@ -155,7 +173,7 @@ tr__env_destroy_in(tr_env_cache *c, tr_envelope *env)
 {
 #ifndef TR_ENV_POISON
     uint32_t size = env->size;
-    unsigned k = (size + 15u) >> 4;
+    unsigned k = tr__env_class(size);
 
     if (c != NULL && size <= TR_ENV_SMALL && c->len[k] < TR_ENV_CACHE_MAX) {
         tr_store_relaxed(&env->node.next, c->free[k]);

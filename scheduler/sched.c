@@ -319,7 +319,7 @@ tr__sched_create(unsigned n, size_t local_size, tr_run_fn run, void *arg,
         tr__runq_init(&w->rq);
         ck_ec32_init(&w->wake, 0);
         if (local_size != 0) {
-            w->data = tr__calloc(local_size);
+            w->data = tr__calloc_aligned(local_size);
             if (w->data == NULL) {
                 tr__sched_destroy(s);
                 return TR_ENOMEM;
@@ -1021,7 +1021,7 @@ void
 tr__sched_destroy(tr_sched *s)
 {
     for (unsigned i = 0; i < s->n; i++) {
-        tr__free(s->workers[i].data, s->local_size);
+        tr__free_aligned(s->workers[i].data, s->local_size);
     }
     pthread_mutex_destroy(&s->idle_lock);
     pthread_mutex_destroy(&s->inject_lock);

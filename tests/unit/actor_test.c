@@ -326,6 +326,86 @@ wait_count(tr_atomic(int) * count, int want)
 
 /* ---- tests ---- */
 
+/*
+ * An actor's state on the heap (more than fits in its slot) has cache
+ * lines of its own: its handlers write it on every message, and two
+ * actors whose states shared a line would make each other's every
+ * message a miss once they run on different workers. Each init reports
+ * where its state is; all are alive at once.
+ */
+enum { LINE_ACTORS = 8 };
+
+typedef struct small_state {
+    uint64_t words[5]; /* 40 bytes: the allocator's class of 48 */
+} small_state;
+
+typedef struct big_state {
+    uint64_t words[13]; /* 104 bytes: of 112 */
+} big_state;
+
+static int
+where_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    tr_mailbox *const *probe = arg;
+    uintptr_t at = (uintptr_t)state;
+
+    (void)ctx;
+    return tr_mailbox_send(*probe, &at, sizeof(at));
+}
+
+static int
+where_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    (void)msg;
+    return TR_OK;
+}
+
+static const tr_behaviour small_where = {
+    .name = "small_where",
+    .state_size = sizeof(small_state),
+    .init = where_init,
+    .handle = where_handle,
+};
+
+static const tr_behaviour big_where = {
+    .name = "big_where",
+    .state_size = sizeof(big_state),
+    .init = where_init,
+    .handle = where_handle,
+};
+
+static void
+test_actor_state_on_the_heap_has_cache_lines_of_its_own(void **state)
+{
+    static const tr_behaviour *const kinds[] = {&small_where, &big_where};
+    fixture *f = *state;
+    uintptr_t first[2 * LINE_ACTORS];
+    uintptr_t last[2 * LINE_ACTORS];
+    int n = 0;
+
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < LINE_ACTORS; i++, n++) {
+            uintptr_t at;
+            size_t len;
+            tr_addr a;
+
+            assert_int_equal(tr_spawn(f->ctx, kinds[k], &f->probe, NULL, &a),
+                             TR_OK);
+            assert_int_equal(tr_mailbox_recv_wait(f->probe, &at, sizeof(at),
+                                                  &len, tr_ms(5000)),
+                             TR_OK);
+            assert_int_equal(at % 64, 0);
+            first[n] = at / 64;
+            last[n] = (at + kinds[k]->state_size - 1) / 64;
+            for (int j = 0; j < n; j++) {
+                assert_true(last[n] < first[j] || last[j] < first[n]);
+            }
+        }
+    }
+}
+
 static void
 test_actor_handles_messages_in_send_order(void **state)
 {
@@ -1535,6 +1615,7 @@ main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_actor_handles_messages_in_send_order),
+        T(test_actor_state_on_the_heap_has_cache_lines_of_its_own),
         T(test_actor_unknown_type_goes_to_otherwise),
         T(test_actor_unhandled_type_without_otherwise_is_a_dead_letter),
         T(test_actor_become_swaps_the_table_until_reverted),

@@ -40,6 +40,19 @@
  * (`loose`) holds until the worker next runs out of work, or until a look
  * sees its runs find batches.
  *
+ * A loose mark is tried (loose_verdict). Runs that find no batches can
+ * still be coupled work: four clients of one server each find one reply
+ * a run, and a thief that takes a client wakes the server on its own
+ * core, where every message then crosses. So a mark made while some
+ * worker has time to spare must raise the pool's rate, measured by the
+ * watchdog (runs and batched messages over time), by a third of the
+ * marked worker's own within LOOSE_TRIAL looks; if it does not, the mark
+ * is taken back and the worker is held unmarked for a time that doubles
+ * with every trial that fails in a row (LOOSE_HOLD_MS to
+ * LOOSE_HOLD_MAX_MS). What a failed trial moved is not moved back: coupled
+ * work regroups by itself, as a message wakes its receiver on the
+ * sender's worker.
+ *
  * Parking. Wakeups cost more than messages, so a worker is woken only when
  * work appears that nobody is looking for: when no worker is searching and
  * some are parked (tokio's and Go's rule). A woken worker is "searching";
@@ -129,6 +142,10 @@ enum {
     WATCHDOG_MS = 1,
     WATCHDOG_MAX_MS = 8,
     LOOSE_BATCHED = 4,
+    LOOSE_TRIAL = 2,
+    LOOSE_GAIN = 3,
+    LOOSE_HOLD_MS = 16,
+    LOOSE_HOLD_MAX_MS = 256,
 };
 
 /* `loose` when no look marked the worker: `dry` never counts this far. */
@@ -194,12 +211,22 @@ _Static_assert(offsetof(struct tr_worker, stalled) % TR_CACHE_LINE == 0,
 _Static_assert(offsetof(struct tr_worker, steals) % TR_CACHE_LINE == 0,
                "the slow-path counters start their own line");
 
-/* A worker's counts as the watchdog saw them at its last look. */
+/* A worker's counts as the watchdog saw them at its last look, and its
+ * loose mark's trial (see watchdog_look). */
 typedef struct wd_seen {
     uint32_t runs;    /* tasks started */
     uint32_t pushed;  /* ring pushes */
     uint64_t dry;     /* times it ran out of work */
     uint32_t batched; /* messages found waiting behind a run's first */
+    /* A mark on trial: the looks left to its verdict, and the pool's rate
+     * and this worker's own in the look that marked it, in messages a ms. */
+    unsigned trial;
+    uint64_t trial_pool;
+    uint64_t trial_own;
+    /* No new loose mark before `hold_until` (ns); the next failed trial
+     * holds for `hold_ms`. */
+    uint64_t hold_until;
+    uint64_t hold_ms;
 } wd_seen;
 
 struct tr_sched {
@@ -232,10 +259,12 @@ struct tr_sched {
     tr_task *inject_tail;
     tr_atomic(size_t) inject_len;
 
-    /* The watchdog's own: each worker as it was at the last look, and the
-     * time to the next look in ms (see watchdog_main). */
+    /* The watchdog's own: each worker as it was at the last look, the
+     * time to the next look in ms (see watchdog_main), and when the last
+     * look was (ns; 0 when none since the pool last slept). */
     TR_CACHE_ALIGNED wd_seen *wd;
     unsigned wd_ms;
+    uint64_t wd_at;
     /* Start and stop only. */
     pthread_t wd_thread;
     bool wd_started;
@@ -297,6 +326,7 @@ tr__sched_create(unsigned n, size_t local_size, tr_run_fn run, void *arg,
     s->wd_ms = WATCHDOG_MS;
     for (unsigned i = 0; i < n; i++) {
         tr_worker *w = &s->workers[i];
+        s->wd[i].hold_ms = LOOSE_HOLD_MS;
         w->sched = s;
         w->index = i;
         w->rng = 0x9e3779b97f4a7c15ull * (i + 1);
@@ -744,15 +774,70 @@ loose_look(uint32_t ran, uint32_t batched)
     return ran != 0 && (uint64_t)batched * LOOSE_BATCHED < ran;
 }
 
-/* One look: mark workers stuck in one task while holding work, behind on
- * their queue, or busy all along with loose work queued, and wake a parked
- * worker to take from them. Sets the time to the next look (see
- * watchdog_main). */
+/* Messages a ms, from `done` messages in `ns`. */
+static uint64_t
+per_ms(uint64_t done, uint64_t ns)
+{
+    return done * 1000000 / ns;
+}
+
+/*
+ * The verdict on worker `i`'s loose mark, LOOSE_TRIAL looks after it was
+ * made (the first look after it holds the thief's wakeup and its first
+ * misses): the pool now handles `pool` messages a ms. Sharing a worker's loose
+ * work should have added about its own rate (a second core doing half of it);
+ * a gain short of a LOOSE_GAIN-th of it means the work was coupled after
+ * all in a way its batches did not show (four clients of one server:
+ * the thief takes a client, which wakes the server on the thief's core,
+ * and each of its messages crosses), or the machine has no spare core to
+ * give. Then the mark is taken back, and no new one is made for a hold
+ * that doubles, from LOOSE_HOLD_MS up to LOOSE_HOLD_MAX_MS, with each
+ * trial that fails in a row. A trial that pays resets the hold.
+ */
 static void
-watchdog_look(tr_sched *s)
+loose_verdict(tr_sched *s, unsigned i, uint64_t pool, uint64_t now_ns)
+{
+    wd_seen *seen = &s->wd[i];
+
+    if (pool >= seen->trial_pool + seen->trial_own / LOOSE_GAIN) {
+        seen->hold_ms = LOOSE_HOLD_MS;
+        return;
+    }
+    /* Relaxed: a hint, as when it was made. */
+    tr_store_relaxed(&s->workers[i].loose, NO_MARK);
+    seen->hold_until = now_ns + seen->hold_ms * 1000000;
+    if (seen->hold_ms < LOOSE_HOLD_MAX_MS) {
+        seen->hold_ms *= 2;
+    }
+}
+
+/* One look at `now_ns`: mark workers stuck in one task while holding
+ * work, behind on their queue, or busy all along with loose work queued,
+ * and wake a parked worker to take from them. Sets the time to the next
+ * look (see watchdog_main). */
+static void
+watchdog_look(tr_sched *s, uint64_t now_ns)
 {
     bool behind = false;
+    uint64_t ns = s->wd_at != 0 && now_ns > s->wd_at ? now_ns - s->wd_at : 0;
+    uint64_t pool = 0;
+    bool spare = false;
 
+    /* First, for the loose marks' trials, the pool's rate over the look
+     * and whether some worker had time to spare in it (it ran out of
+     * work, or ran nothing at all): only then can a mark be tried, for
+     * only such a worker takes from a marked one. Relaxed: counts, read
+     * once a look; a stale value shifts a message to the next look. */
+    for (unsigned i = 0; i < s->n; i++) {
+        tr_worker *v = &s->workers[i];
+        uint32_t ran = tr_load_relaxed(&v->runs) - s->wd[i].runs;
+
+        pool += ran;
+        pool += (uint32_t)(tr_load_relaxed(&v->batched) - s->wd[i].batched);
+        spare |= ran == 0 || tr_load_relaxed(&v->dry) != s->wd[i].dry;
+    }
+    pool = ns != 0 ? per_ms(pool, ns) : 0;
+    s->wd_at = now_ns;
     for (unsigned i = 0; i < s->n; i++) {
         tr_worker *v = &s->workers[i];
         wd_seen *seen = &s->wd[i];
@@ -768,6 +853,9 @@ watchdog_look(tr_sched *s)
             tr_store_relaxed(&v->backlog, before);
             behind = true;
         }
+        if (seen->trial != 0 && --seen->trial == 0) {
+            loose_verdict(s, i, pool, now_ns);
+        }
         /* Relaxed: counts, read once a look; a stale value delays a mark
          * by one look. */
         uint32_t runs = tr_load_relaxed(&v->runs);
@@ -776,9 +864,18 @@ watchdog_look(tr_sched *s)
         bool busy = dry == seen->dry; /* never out of work since */
 
         if (busy) {
-            bool is_loose =
-                loose_look(runs - seen->runs, batched - seen->batched);
-            if (is_loose && tr__runq_len(&v->rq) != 0) {
+            uint32_t ran = runs - seen->runs;
+            uint32_t found = batched - seen->batched;
+            bool is_loose = loose_look(ran, found);
+
+            if (is_loose && tr__runq_len(&v->rq) != 0 &&
+                (loose(v) || now_ns >= seen->hold_until)) {
+                if (!loose(v) && ns != 0 && spare) {
+                    /* A new mark, on trial. */
+                    seen->trial = LOOSE_TRIAL;
+                    seen->trial_pool = pool;
+                    seen->trial_own = per_ms((uint64_t)ran + found, ns);
+                }
                 /* Relaxed: a hint read by queue_stealable, carried as the
                  * backlog mark is. */
                 tr_store_relaxed(&v->loose, dry);
@@ -835,12 +932,13 @@ watchdog_main(void *arg)
              * or stop: no ticks while the pool is idle. */
             tr__ec_wait_ms(&s->wd_wake, seen, -1);
             s->wd_ms = WATCHDOG_MS;
+            s->wd_at = 0; /* no rate over a sleep */
             continue;
         }
         if (tr__ec_wait_ms(&s->wd_wake, seen, (int)s->wd_ms) == 0) {
             continue; /* woken: stop, or a kick that we no longer need */
         }
-        watchdog_look(s);
+        watchdog_look(s, tr__now_ns());
     }
     return NULL;
 }
@@ -1205,9 +1303,9 @@ tr__sched_inject_len(tr_sched *s)
 }
 
 void
-tr__sched_watchdog_look(tr_sched *s)
+tr__sched_watchdog_look(tr_sched *s, uint64_t now_ns)
 {
-    watchdog_look(s);
+    watchdog_look(s, now_ns);
 }
 
 unsigned

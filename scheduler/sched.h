@@ -124,7 +124,7 @@ tr_worker *tr__sched_worker(tr_sched *s, unsigned i);
 tr_runq *tr__worker_runq(tr_worker *w);
 tr_task *tr__worker_inject_pop(tr_worker *w);
 bool tr__sched_worker_asleep(tr_sched *s, unsigned i);
-void tr__sched_watchdog_look(tr_sched *s);
+void tr__sched_watchdog_look(tr_sched *s, uint64_t now_ns);
 /* The watchdog's time to its next look, in ms (it backs off while its
  * looks find nothing to mark; see sched.c). */
 unsigned tr__sched_watchdog_ms(const tr_sched *s);

@@ -684,6 +684,24 @@ share_run(share_pool *p, unsigned n, unsigned us, int64_t runs)
                       total);
 }
 
+/* The watchdog's clock in the tests that stand in for it, in ms. */
+static uint64_t look_clock_ms;
+
+/* One look of the watchdog of `s` (a pool not started), `ms` after the
+ * last one of any test. */
+static void
+look_after(tr_sched *s, uint64_t ms)
+{
+    look_clock_ms += ms;
+    tr__sched_watchdog_look(s, look_clock_ms * 1000000);
+}
+
+static void
+look(tr_sched *s)
+{
+    look_after(s, 1);
+}
+
 /*
  * The rule itself, on a pool not started (the test is the owner and the
  * watchdog): a worker is not behind while it keeps up, is once a task has
@@ -708,15 +726,15 @@ test_sched_a_queue_is_stolen_from_only_when_its_owner_is_behind(void **state)
     assert_false(tr__sched_behind(s, 0));
     /* A look, then the owner takes all three and queues three more: it
      * keeps up, so the next look finds nothing that waited. */
-    tr__sched_watchdog_look(s);
+    look(s);
     for (int i = 0; i < 3; i++) {
         assert_ptr_equal(tr__runq_pop(q), &t[i]);
         assert_null(tr__runq_push(q, &t[3 + i], &n));
     }
-    tr__sched_watchdog_look(s);
+    look(s);
     assert_false(tr__sched_behind(s, 0));
     /* Nothing taken for a whole look: behind. */
-    tr__sched_watchdog_look(s);
+    look(s);
     assert_true(tr__sched_behind(s, 0));
     assert_false(tr__sched_behind(s, 1)); /* an empty queue never is */
     /* The owner takes two of the three that waited: still behind. */
@@ -752,7 +770,7 @@ test_sched_watchdog_looks_back_off_while_nothing_is_marked(void **state)
 
     assert_int_equal(tr__sched_watchdog_ms(s), 1);
     for (size_t i = 0; i < sizeof(backing_off) / sizeof(backing_off[0]); i++) {
-        tr__sched_watchdog_look(s);
+        look(s);
         assert_int_equal(tr__sched_watchdog_ms(s), backing_off[i]);
     }
     /* A task queued and left there for a whole look by an owner that
@@ -761,16 +779,16 @@ test_sched_watchdog_looks_back_off_while_nothing_is_marked(void **state)
      * (nothing to mark yet), the second finds the owner behind. */
     assert_null(tr__runq_push(q, &t, &n));
     tr__sched_count(w, 1, 1);
-    tr__sched_watchdog_look(s);
+    look(s);
     assert_int_equal(tr__sched_watchdog_ms(s), 8);
     tr__sched_count(w, 1, 1);
-    tr__sched_watchdog_look(s);
+    look(s);
     assert_true(tr__sched_behind(s, 0));
     assert_int_equal(tr__sched_watchdog_ms(s), 1);
     /* Taken: the looks find nothing again and back off again. */
     assert_ptr_equal(tr__runq_pop(q), &t);
     tr__sched_count(w, 1, 1);
-    tr__sched_watchdog_look(s);
+    look(s);
     assert_int_equal(tr__sched_watchdog_ms(s), 2);
     tr__sched_destroy(s);
 }
@@ -808,7 +826,9 @@ test_sched_work_one_worker_cannot_keep_up_with_spreads(void **state)
  * one run of four or more may not; the mark ends when the worker runs out
  * of work or a look sees its runs find batches. Between looks the owner takes
  * what was queued and queues more, so that the backlog rule never applies, and
- * starts tasks, so that the stall rule never does.
+ * starts tasks, so that the stall rule never does. Worker 1 is busy all
+ * along with its own runs and nothing queued, so no mark goes on trial
+ * (which the tests after this one cover).
  */
 static void
 look_after_runs(tr_sched *s, tr_runq *q, tr_task *t, uint32_t runs)
@@ -820,7 +840,8 @@ look_after_runs(tr_sched *s, tr_runq *q, tr_task *t, uint32_t runs)
         assert_null(tr__runq_push(q, &t[i], &n));
     }
     tr__sched_count(tr__sched_worker(s, 0), runs, 0);
-    tr__sched_watchdog_look(s);
+    tr__sched_count(tr__sched_worker(s, 1), runs, 0);
+    look(s);
     assert_false(tr__sched_behind(s, 0));
 }
 
@@ -842,7 +863,7 @@ test_sched_a_busy_worker_shares_loose_work_only(void **state)
     /* No look marked it, however often it ran out of work. */
     tr__sched_count(w, 0, UINT32_MAX);
     assert_false(tr__sched_stealable(s, 0));
-    tr__sched_watchdog_look(s); /* the first look: nothing to compare */
+    look(s); /* the first look: nothing to compare */
     /* 100 runs, no batch: loose. */
     look_after_runs(s, q, t, 100);
     assert_true(tr__sched_stealable(s, 0));
@@ -874,16 +895,121 @@ test_sched_a_busy_worker_shares_loose_work_only(void **state)
         assert_null(tr__runq_push(q, &t[i], &n));
     }
     tr__sched_count(w, 100, 1);
-    tr__sched_watchdog_look(s);
+    look(s);
     assert_false(tr__sched_stealable(s, 0));
     /* And loose runs with nothing queued at the look. */
     assert_ptr_equal(tr__runq_pop(q), &t[0]);
     assert_ptr_equal(tr__runq_pop(q), &t[1]);
     tr__sched_count(w, 100, 0);
-    tr__sched_watchdog_look(s);
+    look(s);
     assert_null(tr__runq_push(q, &t[0], &n));
     assert_false(tr__sched_stealable(s, 0));
     assert_ptr_equal(tr__runq_pop(q), &t[0]);
+    tr__sched_destroy(s);
+}
+
+/*
+ * The loose marks' trials, on a pool not started. Worker 0 is busy with
+ * loose runs, 100 a ms, and two tasks queued (as in the test above);
+ * worker 1 runs `thief` tasks in each look, and runs out of work in it
+ * when `dry`. The looks are `ms` apart; the rates are messages a ms.
+ */
+static void
+trial_look(tr_sched *s, tr_task *t, uint64_t ms, uint32_t thief, uint64_t dry)
+{
+    tr_runq *q = tr__worker_runq(tr__sched_worker(s, 0));
+    unsigned n;
+
+    for (int i = 0; i < 2; i++) {
+        assert_ptr_equal(tr__runq_pop(q), &t[i]);
+        assert_null(tr__runq_push(q, &t[i], &n));
+    }
+    tr__sched_count(tr__sched_worker(s, 0), (uint32_t)(100 * ms), 0);
+    tr__sched_count(tr__sched_worker(s, 1), thief, dry);
+    look_after(s, ms);
+    assert_false(tr__sched_behind(s, 0));
+}
+
+/* A loose mark made while worker 1 has time to spare goes on trial; the
+ * verdict comes the second look after; it fails when the pool gained less
+ * than a third of worker 0's own rate, and worker 0 is then held unmarked
+ * for `hold` ms, marked again (and tried again) once the hold is over. */
+static void
+trial_fails(tr_sched *s, tr_task *t, uint64_t hold)
+{
+    trial_look(s, t, 1, 0, 0); /* 100 a ms, worker 1 idle: marked */
+    assert_true(tr__sched_stealable(s, 0));
+    trial_look(s, t, 1, 32, 1); /* the first look after: no verdict */
+    assert_true(tr__sched_stealable(s, 0));
+    trial_look(s, t, 1, 32, 1); /* 132 a ms: a gain short of 100 / 3 */
+    assert_false(tr__sched_stealable(s, 0));
+    trial_look(s, t, hold - 1, 0, 1);
+    assert_false(tr__sched_stealable(s, 0));
+    trial_look(s, t, 1, 0, 1);
+    assert_true(tr__sched_stealable(s, 0));
+}
+
+static void
+test_sched_a_loose_mark_that_does_not_pay_is_taken_back_and_held(void **state)
+{
+    tr_sched *s;
+    tr_task t[2];
+    unsigned n;
+
+    (void)state;
+    assert_int_equal(tr__sched_create(2, 0, share_pool_run, NULL, &s), TR_OK);
+    tr_runq *q = tr__worker_runq(tr__sched_worker(s, 0));
+
+    for (int i = 0; i < 2; i++) {
+        assert_null(tr__runq_push(q, &t[i], &n));
+    }
+    look(s); /* the first look: no rate yet */
+    /* Trials that fail in a row hold it for 16 ms, then 32. */
+    trial_fails(s, t, 16);
+    trial_look(s, t, 1, 0, 1);
+    trial_look(s, t, 1, 32, 1);
+    assert_false(tr__sched_stealable(s, 0));
+    trial_look(s, t, 31, 0, 1);
+    assert_false(tr__sched_stealable(s, 0));
+    trial_look(s, t, 1, 0, 1);
+    assert_true(tr__sched_stealable(s, 0));
+    /* This trial pays: worker 1 now runs 60 a ms of it. */
+    trial_look(s, t, 1, 60, 1);
+    trial_look(s, t, 1, 60, 1);
+    assert_true(tr__sched_stealable(s, 0));
+    trial_look(s, t, 1, 0, 0);
+    assert_true(tr__sched_stealable(s, 0)); /* tried once, not again */
+    /* Spent (worker 0 runs out of work); and the trial that paid reset
+     * the hold to 16 ms. */
+    tr__sched_count(tr__sched_worker(s, 0), 0, 1);
+    trial_look(s, t, 1, 0, 1);
+    assert_false(tr__sched_stealable(s, 0));
+    trial_fails(s, t, 16);
+    tr__sched_destroy(s);
+}
+
+/* With no worker to spare in the look that marks (worker 1 busy all along
+ * with its own runs), no trial: nobody is there to take from the mark and
+ * try it. The mark stands, although the pool's rate never rises. */
+static void
+test_sched_a_loose_mark_goes_on_trial_only_with_a_worker_to_spare(void **state)
+{
+    tr_sched *s;
+    tr_task t[2];
+    unsigned n;
+
+    (void)state;
+    assert_int_equal(tr__sched_create(2, 0, share_pool_run, NULL, &s), TR_OK);
+    tr_runq *q = tr__worker_runq(tr__sched_worker(s, 0));
+
+    for (int i = 0; i < 2; i++) {
+        assert_null(tr__runq_push(q, &t[i], &n));
+    }
+    look(s);
+    for (int i = 0; i < 6; i++) {
+        trial_look(s, t, 1, 50, 0);
+        assert_true(tr__sched_stealable(s, 0));
+    }
     tr__sched_destroy(s);
 }
 
@@ -988,6 +1114,10 @@ main(void)
         cmocka_unit_test(
             test_sched_watchdog_looks_back_off_while_nothing_is_marked),
         cmocka_unit_test(test_sched_a_busy_worker_shares_loose_work_only),
+        cmocka_unit_test(
+            test_sched_a_loose_mark_that_does_not_pay_is_taken_back_and_held),
+        cmocka_unit_test(
+            test_sched_a_loose_mark_goes_on_trial_only_with_a_worker_to_spare),
         cmocka_unit_test(test_sched_loose_work_spreads_before_anyone_is_behind),
     };
     return cmocka_run_group_tests_name("sched", tests, NULL, NULL);

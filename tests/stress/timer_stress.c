@@ -1,7 +1,8 @@
 /*
  * A million pending timers with random delays on a manual clock: each
  * fires exactly once, never before its deadline, and the system's memory
- * per pending timer stays bounded.
+ * per pending timer stays bounded (256 bytes from 100,000 timers up, 512
+ * below).
  *
  * Usage: timer_stress [timers]
  */
@@ -86,8 +87,11 @@ test_timer_stress_a_million_pending_timers(void **state)
     long per_timer = (rss_kb() - before) * 1024 / n_timers;
     print_message("%ld timers pending: %ld bytes each\n", n_timers, per_timer);
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-    /* Sanitizers' allocators add their own bookkeeping to every block. */
-    assert_true(per_timer < 256);
+    /* Sanitizers' allocators add their own bookkeeping to every block. A
+     * few thousand timers do not amortise the fixed costs (the timers'
+     * arrays left behind by their doubling, the allocator's fresh slabs):
+     * at 5,000 they add 60 to 100 bytes a timer, at 1,000,000 a few. */
+    assert_true(per_timer < (n_timers >= 100000 ? 256 : 512));
 #endif
     /* Move time in uneven steps; every timer fires once, never early. */
     for (uint64_t now = 0; now <= max_delay; now += 997) {

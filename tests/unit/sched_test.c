@@ -831,18 +831,26 @@ test_sched_work_one_worker_cannot_keep_up_with_spreads(void **state)
  * (which the tests after this one cover).
  */
 static void
-look_after_runs(tr_sched *s, tr_runq *q, tr_task *t, uint32_t runs)
+runs_then_look(tr_sched *s, tr_task *t, uint64_t ms, uint32_t runs0,
+               uint32_t runs1, uint64_t dry1)
 {
+    tr_runq *q = tr__worker_runq(tr__sched_worker(s, 0));
     unsigned n;
 
     for (int i = 0; i < 2; i++) {
         assert_ptr_equal(tr__runq_pop(q), &t[i]);
         assert_null(tr__runq_push(q, &t[i], &n));
     }
-    tr__sched_count(tr__sched_worker(s, 0), runs, 0);
-    tr__sched_count(tr__sched_worker(s, 1), runs, 0);
-    look(s);
+    tr__sched_count(tr__sched_worker(s, 0), runs0, 0);
+    tr__sched_count(tr__sched_worker(s, 1), runs1, dry1);
+    look_after(s, ms);
     assert_false(tr__sched_behind(s, 0));
+}
+
+static void
+look_after_runs(tr_sched *s, tr_task *t, uint32_t runs)
+{
+    runs_then_look(s, t, 1, runs, runs, 0);
 }
 
 static void
@@ -865,27 +873,27 @@ test_sched_a_busy_worker_shares_loose_work_only(void **state)
     assert_false(tr__sched_stealable(s, 0));
     look(s); /* the first look: nothing to compare */
     /* 100 runs, no batch: loose. */
-    look_after_runs(s, q, t, 100);
+    look_after_runs(s, t, 100);
     assert_true(tr__sched_stealable(s, 0));
     assert_false(tr__sched_stealable(s, 1)); /* an empty queue never is */
     /* The worker runs out of work once: the mark is spent, and the next
      * look, which the worker was not busy all through, marks nothing. */
     tr__sched_count(w, 0, 1);
     assert_false(tr__sched_stealable(s, 0));
-    look_after_runs(s, q, t, 100);
+    look_after_runs(s, t, 100);
     assert_false(tr__sched_stealable(s, 0));
     /* 100 runs that found 24 messages behind their first: still loose. */
     tr__sched_note_batch(w, 24);
-    look_after_runs(s, q, t, 100);
+    look_after_runs(s, t, 100);
     assert_true(tr__sched_stealable(s, 0));
     /* 100 runs that found 25: coupled work. The worker never ran out of
      * work, yet the look takes the old mark back. */
     tr__sched_note_batch(w, 25);
-    look_after_runs(s, q, t, 100);
+    look_after_runs(s, t, 100);
     assert_false(tr__sched_stealable(s, 0));
     /* Loose again, then counted out of work 2^32 times: the count does
      * not come round to the mark. */
-    look_after_runs(s, q, t, 100);
+    look_after_runs(s, t, 100);
     assert_true(tr__sched_stealable(s, 0));
     tr__sched_count(w, 0, (uint64_t)1 << 32);
     assert_false(tr__sched_stealable(s, 0));
@@ -917,17 +925,7 @@ test_sched_a_busy_worker_shares_loose_work_only(void **state)
 static void
 trial_look(tr_sched *s, tr_task *t, uint64_t ms, uint32_t thief, uint64_t dry)
 {
-    tr_runq *q = tr__worker_runq(tr__sched_worker(s, 0));
-    unsigned n;
-
-    for (int i = 0; i < 2; i++) {
-        assert_ptr_equal(tr__runq_pop(q), &t[i]);
-        assert_null(tr__runq_push(q, &t[i], &n));
-    }
-    tr__sched_count(tr__sched_worker(s, 0), (uint32_t)(100 * ms), 0);
-    tr__sched_count(tr__sched_worker(s, 1), thief, dry);
-    look_after(s, ms);
-    assert_false(tr__sched_behind(s, 0));
+    runs_then_look(s, t, ms, (uint32_t)(100 * ms), thief, dry);
 }
 
 /* A loose mark made while worker 1 has time to spare goes on trial; the

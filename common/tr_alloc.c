@@ -5,9 +5,11 @@
  */
 #include "common/tr_alloc.h"
 
+#include "common/tr_assert.h"
 #include "common/tr_atomic.h"
 #include "common/tr_defs.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -134,6 +136,26 @@ whole_lines(size_t size)
     return (size + TR_CACHE_LINE - 1) & ~(size_t)(TR_CACHE_LINE - 1);
 }
 
+#ifdef TROUPE_USE_JEMALLOC
+static void *
+line_aligned(void *p)
+{
+    TR_ASSERT(((uintptr_t)p & (TR_CACHE_LINE - 1)) == 0);
+    return p;
+}
+#endif
+
+/*
+ * With jemalloc, whole lines asked for without MALLOCX_ALIGN are aligned
+ * already: a small size that is whole lines has a size class of whole
+ * lines, whose regions lie at multiples of their size from a page, and a
+ * large one starts a page. That is how jemalloc's own aligned path
+ * (sz_sa2u) serves a small alignment: the same class, the same bin. The
+ * flag itself costs: it takes mallocx and sdallocx off their fast paths,
+ * about 190 instructions more a spawn and end of an actor with state on
+ * the heap (callgrind, skynet: docs/benchmarks.md). The envelope and
+ * actor tests check the alignment.
+ */
 void *
 tr__alloc_aligned(size_t size)
 {
@@ -141,7 +163,7 @@ tr__alloc_aligned(size_t size)
         return NULL;
     }
 #ifdef TROUPE_USE_JEMALLOC
-    return mallocx(whole_lines(size), MALLOCX_ALIGN(TR_CACHE_LINE));
+    return line_aligned(mallocx(whole_lines(size), 0));
 #else
     return aligned_alloc(TR_CACHE_LINE, whole_lines(size));
 #endif
@@ -154,8 +176,7 @@ tr__calloc_aligned(size_t size)
     if (tr__alloc_should_fail()) {
         return NULL;
     }
-    return mallocx(whole_lines(size),
-                   MALLOCX_ZERO | MALLOCX_ALIGN(TR_CACHE_LINE));
+    return line_aligned(mallocx(whole_lines(size), MALLOCX_ZERO));
 #else
     void *p = tr__alloc_aligned(size);
 
@@ -173,7 +194,7 @@ tr__free_aligned(void *p, size_t size)
         return;
     }
 #ifdef TROUPE_USE_JEMALLOC
-    sdallocx(p, whole_lines(size), MALLOCX_ALIGN(TR_CACHE_LINE));
+    sdallocx(p, whole_lines(size), 0);
 #else
     (void)size;
     free(p);

@@ -43,11 +43,13 @@ _Static_assert(sizeof(tr_envelope) % _Alignof(max_align_t) == 0,
  * back to the allocator, so what the caches hold stays bounded, and
  * memory freed where nobody allocates again (a collector's acks, a worker
  * alone) returns to the threads that allocate it. Threads that are not workers
- * use the allocator. A cache holds up to two runs' worth (TR_BATCH each) of a
+ * use the allocator. A cache holds up to a run's worth (TR_BATCH) of a
  * class, so that a consumer and its producers on one worker hand envelopes to
  * each other through the cache alone: with 256, a consumer's run of 1,024
  * spilled most of them to the depot and the producers fetched them back (W1
- * mpsc 6-8% slower). At most 2,048 a class and worker.
+ * mpsc 6-8% slower); 1,024 and 2,048 measure the same there, and 1,024
+ * lines hold half the memory (W4's bytes an actor). At most 1,024 a class
+ * and worker: 64 KB of one-line envelopes, 128 KB of two.
  *
  * Every envelope is whole cache lines, header included: a class is one
  * line (up to 32 payload bytes) or two, and bigger ones are rounded up
@@ -60,7 +62,7 @@ _Static_assert(sizeof(tr_envelope) % _Alignof(max_align_t) == 0,
 enum {
     TR_ENV_SMALL = 96,
     TR_ENV_CLASSES = 2,
-    TR_ENV_CACHE_MAX = 2048,
+    TR_ENV_CACHE_MAX = 1024,
     TR_ENV_BATCH = 128,
     TR_ENV_DEPOT_MIN = 2,
     TR_ENV_DEPOT_MAX = 32,

@@ -160,7 +160,7 @@ tr__actor_push_ctl_to(tr_system *sys, uint64_t to, tr_envelope *env)
  * messages), as a message of `kind`; schedules `a` if that made it
  * runnable. */
 static void
-push_user(tr_system *sys, tr_actor *a, tr_envelope *env, uint32_t kind)
+push_user(tr_system *sys, tr_actor *a, tr_envelope *env, uint8_t kind)
 {
     /* Relaxed: a counter; the push publishes the message. */
     tr_faa_relaxed(&a->sent, 1);
@@ -172,7 +172,7 @@ push_user(tr_system *sys, tr_actor *a, tr_envelope *env, uint32_t kind)
 
 int
 tr__actor_push_user_to(tr_system *sys, uint64_t to, tr_envelope *env,
-                       uint32_t kind)
+                       uint8_t kind)
 {
     tr_actor *a = tr__table_slot(sys->table, to);
     uint64_t gen = tr__id_gen(to);

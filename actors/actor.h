@@ -221,7 +221,7 @@ int tr__actor_deliver(tr_ctx *ctx, tr_addr to, tr_envelope *env,
  * there, past its bound; TR_ENOACTOR (the caller still owns `env`) if it
  * has stopped. */
 int tr__actor_push_user_to(tr_system *sys, uint64_t to, tr_envelope *env,
-                           uint32_t kind);
+                           uint8_t kind);
 
 /* call.c */
 /* The call part of a request (what tr_msg.call points to). */

@@ -156,7 +156,7 @@ tr__signal_create(void)
 /* Send a signal (a DOWN, or a link exit) to `to` in `env`, which
  * tr__signal_create made; it is freed if `to` is gone. */
 static void
-send_signal(tr_system *sys, tr_envelope *env, uint64_t to, int kind,
+send_signal(tr_system *sys, tr_envelope *env, uint64_t to, uint8_t kind,
             uint32_t type, uint64_t who, uint64_t ref, const tr_exit *exit)
 {
     env->type = type;
@@ -166,7 +166,7 @@ send_signal(tr_system *sys, tr_envelope *env, uint64_t to, int kind,
      * (Erlang's order of signals between two processes): the user lane. A
      * link exit acts on arrival (the control lane), and a trapping
      * receiver queues it behind them in turn (see actor.c). */
-    env->kind = (uint32_t)kind;
+    env->kind = kind;
     int rc = kind == TR_CTL_USER
                  ? tr__actor_push_user_to(sys, to, env, TR_MSG_MON_DOWN)
                  : tr__actor_push_ctl_to(sys, to, env);

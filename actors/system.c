@@ -181,9 +181,11 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
     if (rc == TR_OK) {
         rc = tr__env_depot_create(&sys->depot);
         if (rc == TR_OK) {
-            for (unsigned i = 0; i < tr__sched_workers(sys->sched); i++) {
+            unsigned n = tr__sched_workers(sys->sched);
+            for (unsigned i = 0; i < n; i++) {
                 tr_wlocal *wl = tr__sched_worker_data(sys->sched, i);
-                wl->envs.depot = sys->depot;
+                /* One worker shares no line with another core. */
+                tr__env_cache_init(&wl->envs, sys->depot, n == 1);
             }
             /* A simulation's driving thread runs the one worker. */
             rc = sys->sim != NULL ? TR_OK : tr__sched_start(sys->sched);

@@ -94,6 +94,17 @@ tr__grow(void **array, uint32_t *cap, size_t elem, uint32_t first)
     return true;
 }
 
+#if defined(TROUPE_USE_JEMALLOC) && !defined(NDEBUG)
+/* A size to free `p` with is one of the size class it was allocated in:
+ * otherwise sdallocx puts it back in the wrong one, silently (checked
+ * builds). */
+static bool
+sized_right(void *p, size_t size)
+{
+    return sallocx(p, 0) == nallocx(size, 0);
+}
+#endif
+
 void
 tr__free(void *p, size_t size)
 {
@@ -101,6 +112,7 @@ tr__free(void *p, size_t size)
         return;
     }
 #ifdef TROUPE_USE_JEMALLOC
+    TR_ASSERT(sized_right(p, size == 0 ? 1 : size));
     sdallocx(p, size == 0 ? 1 : size, 0);
 #else
     (void)size;
@@ -194,6 +206,7 @@ tr__free_aligned(void *p, size_t size)
         return;
     }
 #ifdef TROUPE_USE_JEMALLOC
+    TR_ASSERT(sized_right(p, whole_lines(size)));
     sdallocx(p, whole_lines(size), 0);
 #else
     (void)size;

@@ -15,6 +15,7 @@
 #include <troupe/error.h>
 
 #include <pthread.h>
+#include <string.h>
 
 #ifdef TR_ENV_POISON
 #include <sanitizer/asan_interface.h>
@@ -46,21 +47,56 @@ block_size(uint32_t size)
     return sizeof(tr_envelope) + size;
 }
 
+/* A header for `size` payload bytes, all zero but the size, in a block
+ * of `block` bytes (0: whole lines). */
+static tr_envelope *
+init(tr_envelope *env, uint32_t size, uint16_t block)
+{
+    env->size = size;
+    env->kind = 0;
+    env->block = block;
+    env->from = 0;
+    env->gen = 0;
+    env->type = 0;
+    return env;
+}
+
+/* Back to the allocator, as it was allocated. */
+static void
+free_block(tr_envelope *env)
+{
+    if (env->block != 0) {
+        tr__free(env, env->block);
+    } else {
+        tr__free_aligned(env, block_size(env->size));
+    }
+}
+
 static tr_mnode *
 next_of(tr_mnode *n)
 {
     return tr_load_relaxed(&n->next);
 }
 
-/* Free a list of `n`-class envelopes to the allocator. */
+/* Free a list of cached envelopes to the allocator. */
 static void
-free_list(tr_mnode *n, unsigned k)
+free_list(tr_mnode *n)
 {
     while (n != NULL) {
         tr_mnode *next = next_of(n);
-        UNPOISON(n, (k + 1) * TR_CACHE_LINE);
-        tr__free_aligned(n, (k + 1) * TR_CACHE_LINE);
+        UNPOISON(n, sizeof(tr_envelope));
+        free_block(tr__env_of_node(n));
         n = next;
+    }
+}
+
+void
+tr__env_cache_init(tr_env_cache *c, tr_env_depot *depot, bool packed)
+{
+    memset(c, 0, sizeof(*c));
+    c->depot = depot;
+    for (unsigned k = 0; packed && k < TR_ENV_CLASSES; k++) {
+        c->block[k] = (uint16_t)(sizeof(tr_envelope) + 16 * k);
     }
 }
 
@@ -92,7 +128,7 @@ tr__env_depot_destroy(tr_env_depot *d)
             tr_envelope *first = tr__env_of_node(b);
             UNPOISON(first, sizeof(*first));
             tr_mnode *next = (tr_mnode *)(uintptr_t)first->from;
-            free_list(b, k);
+            free_list(b);
             b = next;
         }
     }
@@ -104,7 +140,7 @@ void
 tr__env_cache_flush(tr_env_cache *c)
 {
     for (unsigned k = 0; k < TR_ENV_CLASSES; k++) {
-        free_list(c->free[k], k);
+        free_list(c->free[k]);
         c->free[k] = NULL;
         c->len[k] = 0;
     }
@@ -181,7 +217,7 @@ spill(tr_env_cache *c, unsigned k)
         }
         pthread_mutex_unlock(&d->lock);
     }
-    free_list(b, k);
+    free_list(b);
 }
 
 tr_envelope *
@@ -197,11 +233,16 @@ tr__env_create_slow(tr_env_cache *c, uint32_t size)
             c->free[k] = next_of(n);
             c->len[k]--;
             UNPOISON(n, block_size(size));
-            return tr__env_init(tr__env_of_node(n), size);
+            tr_envelope *env = tr__env_of_node(n);
+            return init(env, size, env->block);
+        }
+        if (c->block[k] != 0) {
+            tr_envelope *env = tr__alloc(c->block[k]);
+            return env != NULL ? init(env, size, c->block[k]) : NULL;
         }
     }
     tr_envelope *env = tr__alloc_aligned(block_size(size));
-    return env != NULL ? tr__env_init(env, size) : NULL;
+    return env != NULL ? init(env, size, 0) : NULL;
 }
 
 void
@@ -211,6 +252,7 @@ tr__env_destroy_slow(tr_env_cache *c, tr_envelope *env)
 
     if (c != NULL && size <= TR_ENV_SMALL) {
         unsigned k = tr__env_class(size);
+        TR_ASSERT(env->block == 0 || c->block[k] != 0);
         if (c->len[k] == TR_ENV_CACHE_MAX) {
             spill(c, k);
         }
@@ -220,7 +262,7 @@ tr__env_destroy_slow(tr_env_cache *c, tr_envelope *env)
         POISON(&env->type, block_size(size) - sizeof(env->node));
         return;
     }
-    tr__free_aligned(env, block_size(size));
+    free_block(env);
 }
 
 tr_envelope *

@@ -6,6 +6,7 @@
 #define TR_MAILBOX_ENVELOPE_H
 
 #include "common/tr_alloc.h"
+#include "common/tr_assert.h"
 #include "common/tr_atomic.h"
 #include "common/tr_defs.h"
 #include "mailbox/mpsc.h"
@@ -16,12 +17,14 @@
 #include <stdint.h>
 
 typedef struct tr_envelope {
-    tr_mnode node; /* queue link; first, so a node is an envelope */
-    uint32_t type; /* user message type, or the control kind's argument */
-    uint32_t size; /* payload bytes */
-    uint64_t from; /* sender address id; 0 from a plain thread */
-    uint32_t gen;  /* generation of the incarnation it was sent to */
-    uint32_t kind; /* 0 for user messages; control kinds otherwise */
+    tr_mnode node;  /* queue link; first, so a node is an envelope */
+    uint32_t type;  /* user message type, or the control kind's argument */
+    uint32_t size;  /* payload bytes */
+    uint64_t from;  /* sender address id; 0 from a plain thread */
+    uint32_t gen;   /* generation of the incarnation it was sent to */
+    uint8_t kind;   /* 0 for user messages; control kinds otherwise */
+    uint16_t block; /* a packed envelope's allocation, in bytes; 0: whole
+                     * cache lines for `size` (see below) */
 } tr_envelope;
 
 _Static_assert(sizeof(tr_envelope) == 32, "envelope header is 32 bytes");
@@ -48,20 +51,31 @@ _Static_assert(sizeof(tr_envelope) % _Alignof(max_align_t) == 0,
  * each other through the cache alone: with 256, a consumer's run of 1,024
  * spilled most of them to the depot and the producers fetched them back (W1
  * mpsc 6-8% slower); 1,024 and 2,048 measure the same there, and 1,024
- * lines hold half the memory (W4's bytes an actor). At most 1,024 a class
- * and worker: 64 KB of one-line envelopes, 128 KB of two.
+ * hold half the memory (W4's bytes an actor). At most 1,024 a class and
+ * worker: 704 KB if all seven classes of whole lines were full.
  *
- * Every envelope is whole cache lines, header included: a class is one
- * line (up to 32 payload bytes) or two, and bigger ones are rounded up
- * too. Envelopes are reused where they are freed, so one that carried a
- * message to another worker goes on circulating there: two of 48 bytes
- * that shared a line, each now in a conversation on another core, made
- * every message on both a cache miss (eight independent ping-pong pairs
- * ran at half speed on each of two workers, and slower than on one).
+ * Classes are of 16 bytes (up to 16 payload bytes, 32, ..., 96). In a
+ * system of two workers or more every envelope is whole cache lines,
+ * header included: one line up to 32 payload bytes, two up to 96.
+ * Envelopes are reused where they are freed, so one that carried a message
+ * to another worker goes on circulating there: two of 48 bytes that shared
+ * a line, each now in a conversation on another core, made every message
+ * on both a cache miss (eight independent ping-pong pairs ran at half
+ * speed on each of two workers, and slower than on one). A system of one
+ * worker has no other core to share a line with, and its caches pack
+ * envelopes, each class's size allocated as it is (32 to 128 bytes): with
+ * whole lines there, skynet's envelopes in flight took twice the lines and
+ * it ran 5% slower. A packed envelope records its allocation in `block`,
+ * so that whoever frees it (a cache, a plain thread) frees what was
+ * allocated. One of whole lines (a plain thread's) may go on in a packed
+ * cache: whole lines for a size hold its class's 16-byte size, and are the
+ * same lines for every size of the class. Packed ones never reach a cache
+ * of whole lines: envelopes do not leave their system but through plain
+ * threads, which free them.
  */
 enum {
     TR_ENV_SMALL = 96,
-    TR_ENV_CLASSES = 2,
+    TR_ENV_CLASSES = 7,
     TR_ENV_CACHE_MAX = 1024,
     TR_ENV_BATCH = 128,
     TR_ENV_DEPOT_MIN = 2,
@@ -70,22 +84,27 @@ enum {
 
 typedef struct tr_env_depot tr_env_depot;
 
-/* One worker's cache: owner only. Zero, with `depot` set, is empty. */
+/* One worker's cache: owner only; tr__env_cache_init makes one. */
 typedef struct tr_env_cache {
     tr_mnode *free[TR_ENV_CLASSES];
     uint32_t len[TR_ENV_CLASSES];
     tr_env_depot *depot;
+    /* A packed class's allocation, in bytes; 0: whole lines. */
+    uint16_t block[TR_ENV_CLASSES];
 } tr_env_cache;
 
-/* The class of `size` payload bytes, up to TR_ENV_SMALL: lines less one. */
+/* The class of `size` payload bytes, up to TR_ENV_SMALL: by 16 bytes. */
 static inline unsigned
 tr__env_class(uint32_t size)
 {
-    return (size + (uint32_t)sizeof(tr_envelope) - 1) / TR_CACHE_LINE;
+    return (size + 15) / 16;
 }
 
-_Static_assert((TR_ENV_SMALL + 32 - 1) / TR_CACHE_LINE == TR_ENV_CLASSES - 1,
+_Static_assert((TR_ENV_SMALL + 15) / 16 == TR_ENV_CLASSES - 1,
                "the largest small envelope is of the last class");
+
+/* An empty cache that shares `depot` (NULL: none), packed or whole lines. */
+void tr__env_cache_init(tr_env_cache *c, tr_env_depot *depot, bool packed);
 
 /* A system's depot; TR_OK or TR_ENOMEM. */
 int tr__env_depot_create(tr_env_depot **out);
@@ -97,18 +116,6 @@ void tr__env_cache_flush(tr_env_cache *c);
  * it keeps at most now (tests). */
 void tr__env_depot_count(tr_env_depot *d, uint32_t size, uint32_t *held,
                          uint32_t *keep);
-
-/* A fresh envelope's header, for `size` payload bytes. */
-static inline tr_envelope *
-tr__env_init(tr_envelope *env, uint32_t size)
-{
-    env->size = size;
-    env->kind = 0;
-    env->from = 0;
-    env->gen = 0;
-    env->type = 0;
-    return env;
-}
 
 /* The paths of tr__env_create_in and tr__env_destroy_in that leave the
  * cache's free list (or need ASan's poisoning). */
@@ -178,6 +185,8 @@ tr__env_destroy_in(tr_env_cache *c, tr_envelope *env)
     unsigned k = tr__env_class(size);
 
     if (c != NULL && size <= TR_ENV_SMALL && c->len[k] < TR_ENV_CACHE_MAX) {
+        /* Packed envelopes stay in their system, whose caches pack. */
+        TR_ASSERT(env->block == 0 || c->block[k] != 0);
         tr_store_relaxed(&env->node.next, c->free[k]);
         c->free[k] = &env->node;
         c->len[k]++;

@@ -28,8 +28,8 @@ setup(void **state)
         free(fx);
         return -1;
     }
-    fx->producer.depot = fx->d;
-    fx->consumer.depot = fx->d;
+    tr__env_cache_init(&fx->producer, fx->d, false);
+    tr__env_cache_init(&fx->consumer, fx->d, false);
     *state = fx;
     return 0;
 }
@@ -202,6 +202,55 @@ test_aligned_blocks_start_a_line_at_every_size(void **state)
     }
 }
 
+/*
+ * A packed cache (a one-worker system's) allocates each class's size as it
+ * is, 32 to 128 bytes by 16, and says so in the header. An envelope of
+ * whole lines (a plain thread's) that it takes in stays whole lines, for
+ * the largest size of its class too. Each goes back to the allocator as it
+ * was allocated, whoever frees it, and so do the batches a full cache
+ * spills (checked builds assert the size: common/tr_alloc.c).
+ */
+static void
+test_packed_cache_allocates_each_class_as_it_is(void **state)
+{
+    enum { SPILLED = TR_ENV_CACHE_MAX + 2 * TR_ENV_BATCH };
+    tr_env_cache packed;
+
+    (void)state;
+    tr__env_cache_init(&packed, NULL, true);
+    for (uint32_t size = 0; size <= TR_ENV_SMALL; size++) {
+        uint32_t top = 16 * tr__env_class(size); /* the class's largest */
+        tr_envelope *env = tr__env_create_in(&packed, size);
+        tr_envelope *plain = tr__env_create(size);
+
+        assert_non_null(env);
+        assert_non_null(plain);
+        assert_int_equal(env->block, sizeof(tr_envelope) + top);
+        assert_int_equal(plain->block, 0);
+        memset(tr__env_data(env), 0x5a, top);
+        tr__env_destroy_in(&packed, plain);
+        tr_envelope *again = tr__env_create_in(&packed, top);
+        assert_ptr_equal(again, plain);
+        assert_int_equal(again->block, 0);
+        assert_int_equal(again->size, top);
+        assert_int_equal((uintptr_t)again % TR_CACHE_LINE, 0);
+        memset(tr__env_data(again), 0xa5, top);
+        tr__env_destroy(again);
+        tr__env_destroy(env);
+    }
+    tr_envelope **env = calloc(SPILLED, sizeof(*env));
+    assert_non_null(env);
+    for (uint32_t i = 0; i < SPILLED; i++) {
+        env[i] = tr__env_create_in(&packed, i % (TR_ENV_SMALL + 1));
+        assert_non_null(env[i]);
+    }
+    for (uint32_t i = 0; i < SPILLED; i++) {
+        tr__env_destroy_in(&packed, env[i]);
+    }
+    free(env);
+    tr__env_cache_flush(&packed);
+}
+
 int
 main(void)
 {
@@ -211,6 +260,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_envelopes_own_their_cache_lines,
                                         setup, teardown),
         cmocka_unit_test(test_aligned_blocks_start_a_line_at_every_size),
+        cmocka_unit_test(test_packed_cache_allocates_each_class_as_it_is),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

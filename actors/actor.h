@@ -100,6 +100,10 @@ void tr__unmute_for_control(tr_system *sys, tr_actor *a);
 
 typedef struct tr_call_rec tr_call_rec;
 
+/* Heap states a worker keeps for its next spawns: those of up to
+ * TR_STATE_LINES cache lines, TR_STATE_KEEP of each line count (actor.c). */
+enum { TR_STATE_LINES = 4, TR_STATE_KEEP = 512 };
+
 /* Per-worker data of the actor layer (tr__worker_data). Counters are
  * written by the owner only (relaxed) and summed by readers. */
 typedef struct tr_wlocal {
@@ -119,6 +123,10 @@ typedef struct tr_wlocal {
      * user messages per bucket and their total time. */
     tr_atomic(uint64_t) hist[TR_HIST_BUCKETS];
     tr_atomic(uint64_t) hist_ns;
+    /* Heap states its actors' ends freed, by lines less one, linked
+     * through their first word; this worker's only. */
+    void *states[TR_STATE_LINES];
+    uint32_t nstates[TR_STATE_LINES];
 } tr_wlocal;
 
 /* Chunks of 4 MiB: mapped pages, resident only as slots are handed out
@@ -242,6 +250,8 @@ void tr__call_free_request(tr_env_cache *c, tr_envelope *env);
 void tr__call_timed_out(tr_call_rec *rec);
 /* Free the call blocks `wl` keeps (teardown, after the workers ended). */
 void tr__call_cache_flush(tr_wlocal *wl);
+/* Free the heap states `wl` keeps (teardown, after the workers ended). */
+void tr__state_cache_flush(tr_wlocal *wl);
 void tr__call_timer_dropped(tr_call_rec *rec);
 
 /* timers.c */

@@ -536,6 +536,7 @@ tr_system_shutdown(tr_system *sys, tr_timeout timeout)
         tr_wlocal *wl = tr__sched_worker_data(sys->sched, i);
         tr__env_cache_flush(&wl->envs);
         tr__call_cache_flush(wl);
+        tr__state_cache_flush(wl);
     }
     tr__env_depot_destroy(sys->depot);
     tr__sched_destroy(sys->sched);

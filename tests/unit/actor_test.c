@@ -406,6 +406,91 @@ test_actor_state_on_the_heap_has_cache_lines_of_its_own(void **state)
     }
 }
 
+/*
+ * A state on the heap is all zero at `init`, also when it is memory that
+ * an earlier actor of the worker scribbled on and ended with (the worker
+ * keeps states of up to TR_STATE_LINES lines for its next spawns). A
+ * spawner actor spawns scribblers on its worker, one size after another
+ * and each size many times: each checks its state, fills it with 0xff and
+ * stops in `init`, so its state goes back to the worker at once. Sizes
+ * from just past the inline state to past the kept ones.
+ */
+enum { SCRIBBLES = 50 };
+
+static int
+scribble_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    const size_t *size = arg;
+    unsigned char *b = state;
+    int dirty = 0;
+
+    for (size_t i = 0; i < *size; i++) {
+        dirty |= b[i];
+    }
+    memset(b, 0xff, *size);
+    return dirty != 0 ? tr_fail(ctx, -1, "dirty state") : tr_stop(ctx);
+}
+
+#define SCRIBBLER(n)                                                           \
+    {                                                                          \
+        .name = "scribbler", .state_size = (n), .init = scribble_init,         \
+        .handle = where_handle,                                                \
+    }
+
+static const size_t scribble_sizes[] = {17,  63,  64,  65,  128,
+                                        200, 256, 257, 1000};
+static const tr_behaviour scribblers[] = {
+    SCRIBBLER(17),  SCRIBBLER(63),  SCRIBBLER(64),
+    SCRIBBLER(65),  SCRIBBLER(128), SCRIBBLER(200),
+    SCRIBBLER(256), SCRIBBLER(257), SCRIBBLER(1000),
+};
+
+static int
+spawn_scribblers(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    tr_mailbox *probe = *(tr_mailbox **)state;
+    int bad = 0;
+
+    (void)msg;
+    for (size_t k = 0; k < sizeof(scribblers) / sizeof(scribblers[0]); k++) {
+        for (int i = 0; i < SCRIBBLES; i++) {
+            bad += tr_spawn(ctx, &scribblers[k], &scribble_sizes[k], NULL,
+                            NULL) != TR_OK;
+        }
+    }
+    report(probe, bad);
+    return TR_OK;
+}
+
+static int
+keep_probe(tr_ctx *ctx, void *state, const void *arg)
+{
+    (void)ctx;
+    memcpy(state, arg, sizeof(tr_mailbox *));
+    return TR_OK;
+}
+
+static const tr_behaviour scribble_spawner = {
+    .name = "scribble_spawner",
+    .state_size = sizeof(tr_mailbox *),
+    .init = keep_probe,
+    .handle = spawn_scribblers,
+};
+
+static void
+test_actor_state_on_the_heap_is_zero_when_reused(void **state)
+{
+    fixture *f = *state;
+    tr_addr a;
+
+    assert_int_equal(tr_spawn(f->ctx, &scribble_spawner, &f->probe, NULL, &a),
+                     TR_OK);
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(tr_send(f->ctx, a, 1, NULL, 0), TR_OK);
+        assert_int_equal(next_report(f->probe), 0);
+    }
+}
+
 static void
 test_actor_handles_messages_in_send_order(void **state)
 {
@@ -1729,6 +1814,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         T(test_actor_handles_messages_in_send_order),
         T(test_actor_state_on_the_heap_has_cache_lines_of_its_own),
+        T(test_actor_state_on_the_heap_is_zero_when_reused),
         T(test_actor_unknown_type_goes_to_otherwise),
         T(test_actor_unhandled_type_without_otherwise_is_a_dead_letter),
         T(test_actor_become_swaps_the_table_until_reverted),

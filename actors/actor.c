@@ -77,8 +77,14 @@ envs(const tr_ctx *ctx)
  * instructions an actor (callgrind, skynet), a sixth of a skynet node's
  * life. A state freed on another worker than its spawn's stays there:
  * whole lines share nothing with a neighbour. Under ASan, the allocator's
- * every time, so that a use after the end is reported.
+ * every time (none is kept), so that a use after the end is reported.
  */
+#ifdef TR_ENV_POISON
+static const bool keep_states = false;
+#else
+static const bool keep_states = true;
+#endif
+
 static size_t
 state_class(size_t size)
 {
@@ -88,7 +94,6 @@ state_class(size_t size)
 static void *
 state_alloc(tr_wlocal *wl, size_t size)
 {
-#ifndef TR_ENV_POISON
     size_t k = state_class(size);
 
     if (wl != NULL && k < TR_STATE_LINES && wl->states[k] != NULL &&
@@ -98,23 +103,21 @@ state_alloc(tr_wlocal *wl, size_t size)
         wl->nstates[k]--;
         return memset(p, 0, (k + 1) * TR_CACHE_LINE);
     }
-#endif
     return tr__calloc_aligned(size);
 }
 
 static void
 state_free(tr_wlocal *wl, void *p, size_t size)
 {
-#ifndef TR_ENV_POISON
     size_t k = state_class(size);
 
-    if (wl != NULL && k < TR_STATE_LINES && wl->nstates[k] < TR_STATE_KEEP) {
+    if (keep_states && wl != NULL && k < TR_STATE_LINES &&
+        wl->nstates[k] < TR_STATE_KEEP) {
         memcpy(p, &wl->states[k], sizeof(void *));
         wl->states[k] = p;
         wl->nstates[k]++;
         return;
     }
-#endif
     tr__free_aligned(p, size);
 }
 

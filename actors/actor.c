@@ -79,7 +79,7 @@ envs(const tr_ctx *ctx)
  * whole lines share nothing with a neighbour. Under ASan, the allocator's
  * every time (none is kept), so that a use after the end is reported.
  */
-#ifdef TR_ENV_POISON
+#ifdef TR_ASAN
 static const bool keep_states = false;
 #else
 static const bool keep_states = true;

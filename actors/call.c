@@ -175,7 +175,7 @@ block_size(const call_block *b)
 static tr_wlocal *
 block_cache(void)
 {
-#ifdef TR_ENV_POISON
+#ifdef TR_ASAN
     return NULL;
 #else
     tr_worker *w = tr__tls.worker;

@@ -14,6 +14,17 @@
 #include <troupe/common.h>
 
 #define TR_CACHE_LINE CK_MD_CACHELINE
+
+/* An AddressSanitizer build: memory the runtime would keep for reuse goes
+ * back to the allocator instead (or is poisoned), so that a use after free
+ * is still reported. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TR_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TR_ASAN 1
+#endif
+#endif
 #define TR_CACHE_ALIGNED _Alignas(TR_CACHE_LINE)
 
 #define tr_likely(x) __builtin_expect(!!(x), 1)

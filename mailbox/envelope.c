@@ -17,7 +17,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#ifdef TR_ENV_POISON
+#ifdef TR_ASAN
 #include <sanitizer/asan_interface.h>
 #define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
 #define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))

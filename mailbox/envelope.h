@@ -122,20 +122,12 @@ void tr__env_depot_count(tr_env_depot *d, uint32_t size, uint32_t *held,
 tr_envelope *tr__env_create_slow(tr_env_cache *c, uint32_t size);
 void tr__env_destroy_slow(tr_env_cache *c, tr_envelope *env);
 
-#if defined(__SANITIZE_ADDRESS__)
-#define TR_ENV_POISON 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TR_ENV_POISON 1
-#endif
-#endif
-
 /* The envelope cache `c` (NULL off the workers) would give for `size`
  * payload bytes, left in the cache, or NULL: the allocator's turn. */
 static inline tr_mnode *
 tr__env_cache_peek(tr_env_cache *c, uint32_t size)
 {
-#ifndef TR_ENV_POISON
+#ifndef TR_ASAN
     /* Relaxed: the allocation failure hook (common/tr_alloc.h), off. */
     if (c != NULL && size <= TR_ENV_SMALL &&
         tr_load_relaxed(&tr__fail_countdown) < 0) {
@@ -180,7 +172,7 @@ tr__env_create_in(tr_env_cache *c, uint32_t size)
 static inline void
 tr__env_destroy_in(tr_env_cache *c, tr_envelope *env)
 {
-#ifndef TR_ENV_POISON
+#ifndef TR_ASAN
     uint32_t size = env->size;
     unsigned k = tr__env_class(size);
 

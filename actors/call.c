@@ -188,9 +188,8 @@ alloc_block(size_t payload)
 {
     tr_wlocal *wl;
 
-    /* Relaxed: the allocation failure hook (common/tr_alloc.h), off. */
     if (payload <= BLOCK_SMALL && (wl = block_cache()) != NULL &&
-        wl->calls != NULL && tr_load_relaxed(&tr__fail_countdown) < 0) {
+        wl->calls != NULL && tr__fail_hook_off()) {
         call_block *b = wl->calls;
         memcpy(&wl->calls, b, sizeof(void *));
         wl->ncalls--;

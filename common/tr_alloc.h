@@ -62,6 +62,23 @@ void tr__alloc_fail_after(long n);
 extern tr_atomic(long) tr__fail_countdown;
 bool tr__alloc_should_fail_slow(void);
 
+/*
+ * True when the hook is off, for the caches' hits on the message path.
+ * The fault tests run checked builds; with NDEBUG (release) a hit skips
+ * the hook and its load (three instructions of a message's budget), and
+ * only calls that reach the allocator can be made to fail.
+ */
+static inline bool
+tr__fail_hook_off(void)
+{
+#ifdef NDEBUG
+    return true;
+#else
+    /* Relaxed: the hook is armed before the code under test starts. */
+    return tr_load_relaxed(&tr__fail_countdown) < 0;
+#endif
+}
+
 static inline bool
 tr__alloc_should_fail(void)
 {

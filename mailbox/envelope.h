@@ -128,9 +128,7 @@ static inline tr_mnode *
 tr__env_cache_peek(tr_env_cache *c, uint32_t size)
 {
 #ifndef TR_ASAN
-    /* Relaxed: the allocation failure hook (common/tr_alloc.h), off. */
-    if (c != NULL && size <= TR_ENV_SMALL &&
-        tr_load_relaxed(&tr__fail_countdown) < 0) {
+    if (c != NULL && size <= TR_ENV_SMALL && tr__fail_hook_off()) {
         return c->free[tr__env_class(size)];
     }
 #else

@@ -895,6 +895,16 @@ tr__actor_drain(tr_ctx *ctx, tr_actor *a, tr_dead_reason why)
     drain_dead(ctx, a, why);
 }
 
+static void
+unlink_exit(tr_exit_hook *h)
+{
+    *h->pprev = h->next;
+    if (h->next != NULL) {
+        h->next->pprev = h->pprev;
+    }
+    h->pprev = NULL;
+}
+
 /* After `stop`, which may still use (or cancel) what the hooks guard. */
 static void
 run_exit_hooks(tr_ctx *ctx)
@@ -903,7 +913,7 @@ run_exit_hooks(tr_ctx *ctx)
 
     while (a->exits != NULL) {
         tr_exit_hook *h = a->exits;
-        a->exits = h->next;
+        unlink_exit(h);
         h->fn(h, ctx);
     }
 }
@@ -1349,20 +1359,39 @@ tr__actor_check_end(tr_ctx *ctx, int rc, uint32_t type)
 void
 tr__actor_on_exit(tr_ctx *ctx, tr_exit_hook *h)
 {
-    h->next = ctx->actor->exits;
-    ctx->actor->exits = h;
+    tr_exit_hook **head = &ctx->actor->exits;
+
+    h->next = *head;
+    if (h->next != NULL) {
+        h->next->pprev = &h->next;
+    }
+    h->pprev = head;
+    *head = h;
 }
 
 bool
 tr__actor_cancel_exit(tr_ctx *ctx, tr_exit_hook *h)
 {
-    for (tr_exit_hook **p = &ctx->actor->exits; *p != NULL; p = &(*p)->next) {
-        if (*p == h) {
-            *p = h->next;
+    for (tr_exit_hook *p = ctx->actor->exits; p != NULL; p = p->next) {
+        if (p == h) {
+            unlink_exit(h);
             return true;
         }
     }
     return false;
+}
+
+bool
+tr__actor_unhook_exit(tr_ctx *ctx, tr_exit_hook *h)
+{
+    /* Registered: the calling incarnation has some hook. */
+    TR_ASSERT(h->pprev == NULL || ctx->actor->exits != NULL);
+    (void)ctx; /* read by the assertion only */
+    if (h->pprev == NULL) {
+        return false;
+    }
+    unlink_exit(h);
+    return true;
 }
 
 _Static_assert(sizeof(tr_envelope) % _Alignof(tr_signal) == 0,

@@ -99,10 +99,13 @@ typedef struct tr_ctl_hook {
  * Called once when the incarnation that registered it ends, after its
  * `stop` callback and before its lanes are drained, in the ending actor's
  * context. Registered and cancelled only by the actor itself (it holds the
- * run-right), so the list needs no atomics.
+ * run-right), so the list needs no atomics. `pprev` is the link that
+ * points at the hook while it is registered, NULL otherwise, so that an
+ * actor holding ten thousand sockets closes each in constant time.
  */
 typedef struct tr_exit_hook {
     struct tr_exit_hook *next;
+    struct tr_exit_hook **pprev;
     void (*fn)(struct tr_exit_hook *h, tr_ctx *ctx);
 } tr_exit_hook;
 
@@ -472,8 +475,15 @@ bool tr__actor_check_end(tr_ctx *ctx, int rc, uint32_t type);
 /* Register `h` to run when the calling incarnation ends; `ctx` must be an
  * actor's context (handler, init or hook). */
 void tr__actor_on_exit(tr_ctx *ctx, tr_exit_hook *h);
-/* Unregister `h`; true when it was registered. */
+/* Unregister `h`; true when it was registered. Only pointers are
+ * compared until `h` is found in the calling incarnation's list, so `h`
+ * may be memory already freed (a second unsubscribe): linear in the
+ * hooks registered. */
 bool tr__actor_cancel_exit(tr_ctx *ctx, tr_exit_hook *h);
+/* The same in constant time, for a hook whose memory is valid and that is
+ * registered, if at all, by the calling incarnation (a socket it holds);
+ * true when it was registered. */
+bool tr__actor_unhook_exit(tr_ctx *ctx, tr_exit_hook *h);
 
 /* A plain thread's tr_ask_wait, without the reserved-type check (for the
  * runtime's own requests). */

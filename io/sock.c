@@ -161,7 +161,7 @@ tr__io_close_slot(io_slot *s, tr_ctx *ctx, bool exiting)
     tr_store_rel(&s->gen, tr_load_relaxed(&s->gen) + 1);
     if (!exiting && ctx != NULL && ctx->actor != NULL &&
         tr_load_relaxed(&s->held_by) == ctx->self) {
-        (void)tr__actor_cancel_exit(ctx, &s->exit);
+        (void)tr__actor_unhook_exit(ctx, &s->exit);
     }
     tr_store_rel(&s->held_by, 0);
     /* Waits for a loop callback that is running on this slot; after it,
@@ -1105,7 +1105,7 @@ tr_io_give(tr_ctx *ctx, tr_io h, tr_addr to)
         s->give_to = to.id;
         return TR_OK;
     }
-    (void)tr__actor_cancel_exit(ctx, &s->exit);
+    (void)tr__actor_unhook_exit(ctx, &s->exit);
     tr__io_hand_over(s, to.id);
     return TR_OK;
 }

@@ -1807,6 +1807,128 @@ test_envelopes_of_every_size_in_packed_and_whole_line_caches(void **state)
     }
 }
 
+/*
+ * Exit hooks leave the list in any order: unhooked in constant time (a
+ * socket's close) from its head, its tail and its middle, in a scrambled
+ * order; cancelled by a scan; and neither a second time. The rest run
+ * once when the actor ends, the latest registered first; a sentinel
+ * registered before them all runs last and reports.
+ */
+enum { HOOKS = 1000, HOOK_STRIDE = 367 /* coprime to HOOKS */ };
+
+typedef struct hook_rec {
+    tr_exit_hook h; /* first: the hook is the record */
+    int id;
+} hook_rec;
+
+static hook_rec hook_recs[HOOKS];
+static hook_rec hook_sentinel;
+static int hook_ran[HOOKS];
+static int hook_nran;
+static tr_mailbox *hook_probe;
+
+static bool
+hook_unhooked(int i)
+{
+    return i % 3 == 0;
+}
+
+static bool
+hook_cancelled(int i)
+{
+    return !hook_unhooked(i) && i % 7 == 1;
+}
+
+static void
+hook_run(tr_exit_hook *h, tr_ctx *ctx)
+{
+    const hook_rec *r = (const hook_rec *)(void *)h;
+
+    (void)ctx;
+    if (r == &hook_sentinel) {
+        report(hook_probe, hook_nran);
+    } else if (hook_nran < HOOKS) {
+        hook_ran[hook_nran++] = r->id;
+    }
+}
+
+static int
+hooker_init(tr_ctx *ctx, void *state, const void *arg)
+{
+    (void)state;
+    (void)arg;
+    hook_sentinel.h.fn = hook_run;
+    tr__actor_on_exit(ctx, &hook_sentinel.h);
+    for (int i = 0; i < HOOKS; i++) {
+        hook_recs[i].h.fn = hook_run;
+        hook_recs[i].id = i;
+        tr__actor_on_exit(ctx, &hook_recs[i].h);
+    }
+    return TR_OK;
+}
+
+static int
+hooker_handle(tr_ctx *ctx, void *state, const tr_msg *msg)
+{
+    int bad = 0;
+
+    (void)state;
+    (void)msg;
+    /* The tail (0) and the head (HOOKS - 1) are among them. */
+    for (int k = 0; k < HOOKS; k++) {
+        int i = (k * HOOK_STRIDE) % HOOKS;
+        if (hook_unhooked(i)) {
+            bad += !tr__actor_unhook_exit(ctx, &hook_recs[i].h);
+        }
+    }
+    for (int i = 0; i < HOOKS; i++) {
+        if (hook_cancelled(i)) {
+            bad += !tr__actor_cancel_exit(ctx, &hook_recs[i].h);
+        }
+    }
+    for (int i = 0; i < HOOKS; i++) {
+        if (hook_unhooked(i) || hook_cancelled(i)) {
+            bad += tr__actor_unhook_exit(ctx, &hook_recs[i].h);
+            bad += tr__actor_cancel_exit(ctx, &hook_recs[i].h);
+        }
+    }
+    report(hook_probe, bad);
+    return tr_stop(ctx);
+}
+
+static const tr_behaviour hooker_behaviour = {
+    .name = "hooker",
+    .init = hooker_init,
+    .handle = hooker_handle,
+};
+
+static void
+test_exit_hooks_leave_in_any_order_and_the_rest_run_once(void **state)
+{
+    fixture *f = *state;
+    tr_addr a;
+    int expect = 0;
+
+    hook_probe = f->probe;
+    hook_nran = 0;
+    assert_int_equal(tr_spawn(f->ctx, &hooker_behaviour, NULL, NULL, &a),
+                     TR_OK);
+    assert_int_equal(tr_send(f->ctx, a, 1, NULL, 0), TR_OK);
+    assert_int_equal(next_report(f->probe), 0);
+    for (int i = HOOKS - 1; i >= 0; i--) {
+        if (!hook_unhooked(i) && !hook_cancelled(i)) {
+            expect++;
+        }
+    }
+    /* The sentinel's report orders what the hooks wrote before it. */
+    assert_int_equal(next_report(f->probe), expect);
+    for (int i = HOOKS - 1, n = 0; i >= 0; i--) {
+        if (!hook_unhooked(i) && !hook_cancelled(i)) {
+            assert_int_equal(hook_ran[n++], i);
+        }
+    }
+}
+
 int
 main(void)
 {
@@ -1832,6 +1954,7 @@ main(void)
         T(test_actor_queued_at_shutdown_are_shutdown_dead_letters),
         T(test_actor_control_message_during_a_one_message_run),
         T(test_actor_zero_copy_send_takes_buffer_only_on_success),
+        T(test_exit_hooks_leave_in_any_order_and_the_rest_run_once),
         cmocka_unit_test(
             test_envelopes_of_every_size_in_packed_and_whole_line_caches),
         T(test_actor_bounded_mailbox_refuses_when_full),

@@ -179,13 +179,12 @@ tr_system_start(const tr_system_config *cfg, tr_system **out)
     rc = tr__sched_create(sys->cfg.workers, sizeof(tr_wlocal), tr__actor_run,
                           sys, &sys->sched);
     if (rc == TR_OK) {
-        rc = tr__env_depot_create(&sys->depot);
+        rc = tr__env_depot_create(&sys->depot, tr__sched_workers(sys->sched));
         if (rc == TR_OK) {
             unsigned n = tr__sched_workers(sys->sched);
             for (unsigned i = 0; i < n; i++) {
                 tr_wlocal *wl = tr__sched_worker_data(sys->sched, i);
-                /* One worker shares no line with another core. */
-                tr__env_cache_init(&wl->envs, sys->depot, n == 1);
+                tr__env_cache_init(&wl->envs, sys->depot, i);
             }
             /* A simulation's driving thread runs the one worker. */
             rc = sys->sim != NULL ? TR_OK : tr__sched_start(sys->sched);

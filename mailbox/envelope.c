@@ -37,6 +37,8 @@ struct tr_env_depot {
     /* How many batches a class keeps (under the lock): doubled when a
      * cache takes the last one, from TR_ENV_DEPOT_MIN to _MAX. */
     uint32_t keep[TR_ENV_CLASSES];
+    unsigned workers;
+    tr_env_returns *returns; /* one a worker */
 };
 
 /* The allocation's size, which tr__alloc_aligned rounds up to whole cache
@@ -48,13 +50,14 @@ block_size(uint32_t size)
 }
 
 /* A header for `size` payload bytes, all zero but the size, in a block
- * of `block` bytes (0: whole lines). */
+ * of `block` bytes (0: whole lines) whose home is `home`. */
 static tr_envelope *
-init(tr_envelope *env, uint32_t size, uint16_t block)
+init(tr_envelope *env, uint32_t size, uint8_t block, uint16_t home)
 {
     env->size = size;
     env->kind = 0;
     env->block = block;
+    env->home = home;
     env->from = 0;
     env->gen = 0;
     env->type = 0;
@@ -91,23 +94,31 @@ free_list(tr_mnode *n)
 }
 
 void
-tr__env_cache_init(tr_env_cache *c, tr_env_depot *depot, bool packed)
+tr__env_cache_init(tr_env_cache *c, tr_env_depot *depot, unsigned home)
 {
+    TR_ASSERT(home < (depot != NULL ? depot->workers : 1));
     memset(c, 0, sizeof(*c));
+    c->home = (uint16_t)home;
     c->depot = depot;
-    for (unsigned k = 0; packed && k < TR_ENV_CLASSES; k++) {
-        c->block[k] = (uint16_t)(sizeof(tr_envelope) + 16 * k);
-    }
+    c->returns = depot != NULL ? depot->returns : NULL;
 }
 
 int
-tr__env_depot_create(tr_env_depot **out)
+tr__env_depot_create(tr_env_depot **out, unsigned workers)
 {
     tr_env_depot *d = tr__calloc(sizeof(*d));
 
+    /* A home fits its 16 bits (the system allows far fewer workers). */
+    TR_ASSERT(workers > 0 && workers < TR_ENV_NO_HOME);
     if (d == NULL) {
         return TR_ENOMEM;
     }
+    d->returns = tr__calloc_aligned(workers * sizeof(tr_env_returns));
+    if (d->returns == NULL) {
+        tr__free(d, sizeof(*d));
+        return TR_ENOMEM;
+    }
+    d->workers = workers;
     for (unsigned k = 0; k < TR_ENV_CLASSES; k++) {
         d->keep[k] = TR_ENV_DEPOT_MIN;
     }
@@ -132,6 +143,12 @@ tr__env_depot_destroy(tr_env_depot *d)
             b = next;
         }
     }
+    for (unsigned w = 0; w < d->workers; w++) {
+        for (unsigned k = 0; k < TR_ENV_CLASSES; k++) {
+            free_list(tr_load_relaxed(&d->returns[w].head[k]));
+        }
+    }
+    tr__free_aligned(d->returns, d->workers * sizeof(tr_env_returns));
     pthread_mutex_destroy(&d->lock);
     tr__free(d, sizeof(*d));
 }
@@ -141,8 +158,11 @@ tr__env_cache_flush(tr_env_cache *c)
 {
     for (unsigned k = 0; k < TR_ENV_CLASSES; k++) {
         free_list(c->free[k]);
+        free_list(c->out_first[k]);
         c->free[k] = NULL;
         c->len[k] = 0;
+        c->out_first[k] = NULL;
+        c->out_len[k] = 0;
     }
 }
 
@@ -156,6 +176,68 @@ tr__env_depot_count(tr_env_depot *d, uint32_t size, uint32_t *held,
     *held = tr_load_relaxed(&d->len[k]);
     *keep = d->keep[k];
     pthread_mutex_unlock(&d->lock);
+}
+
+/* An empty class takes what other workers returned; false when none. */
+static bool
+take_returned(tr_env_cache *c, unsigned k)
+{
+    tr_atomic(tr_mnode *) * head;
+    uint32_t n = 0;
+
+    if (c->returns == NULL) {
+        return false;
+    }
+    head = &c->returns[c->home].head[k];
+    /* Relaxed: a stale NULL leaves them for the next time. */
+    if (tr_load_relaxed(head) == NULL) {
+        return false;
+    }
+    /* Acquire: the pushers' release, their writes to the envelopes. */
+    c->free[k] = tr_xchg_acqrel(head, NULL);
+    for (tr_mnode *m = c->free[k]; m != NULL; m = next_of(m)) {
+        n++;
+    }
+    c->len[k] = n;
+    return n != 0;
+}
+
+/* Post the outbox of class `k` to its home's return stack. */
+static void
+post(tr_env_cache *c, unsigned k)
+{
+    tr_atomic(tr_mnode *) *head = &c->returns[c->out_home[k]].head[k];
+    tr_mnode *top = tr_load_relaxed(head);
+
+    do {
+        tr_store_relaxed(&c->out_last[k]->next, top);
+        /* Release: the home that takes them sees what was written. */
+    } while (!tr_cas_rel(head, &top, c->out_first[k]));
+    c->out_first[k] = NULL;
+    c->out_len[k] = 0;
+}
+
+/* An envelope of another worker's goes into the outbox for its home. */
+static void
+send_home(tr_env_cache *c, unsigned k, tr_envelope *env)
+{
+    uint16_t home = env->home;
+
+    TR_ASSERT(c->returns != NULL && c->depot != NULL &&
+              home < c->depot->workers);
+    if (c->out_len[k] != 0 && c->out_home[k] != home) {
+        post(c, k);
+    }
+    if (c->out_len[k] == 0) {
+        c->out_last[k] = &env->node;
+        c->out_home[k] = home;
+    }
+    tr_store_relaxed(&env->node.next, c->out_first[k]);
+    c->out_first[k] = &env->node;
+    POISON(&env->type, block_size(env->size) - sizeof(env->node));
+    if (++c->out_len[k] == TR_ENV_BATCH) {
+        post(c, k);
+    }
 }
 
 /* An empty class takes a batch from the depot; false when it has none. */
@@ -225,7 +307,7 @@ tr__env_create_slow(tr_env_cache *c, uint32_t size)
 {
     if (c != NULL && size <= TR_ENV_SMALL) {
         unsigned k = tr__env_class(size);
-        if (c->free[k] != NULL || refill(c, k)) {
+        if (c->free[k] != NULL || take_returned(c, k) || refill(c, k)) {
             tr_mnode *n = c->free[k];
             if (tr__alloc_should_fail()) {
                 return NULL;
@@ -234,15 +316,14 @@ tr__env_create_slow(tr_env_cache *c, uint32_t size)
             c->len[k]--;
             UNPOISON(n, block_size(size));
             tr_envelope *env = tr__env_of_node(n);
-            return init(env, size, env->block);
+            return init(env, size, env->block, env->home);
         }
-        if (c->block[k] != 0) {
-            tr_envelope *env = tr__alloc(c->block[k]);
-            return env != NULL ? init(env, size, c->block[k]) : NULL;
-        }
+        uint8_t block = (uint8_t)block_size(16 * k);
+        tr_envelope *env = tr__alloc(block);
+        return env != NULL ? init(env, size, block, c->home) : NULL;
     }
     tr_envelope *env = tr__alloc_aligned(block_size(size));
-    return env != NULL ? init(env, size, 0) : NULL;
+    return env != NULL ? init(env, size, 0, TR_ENV_NO_HOME) : NULL;
 }
 
 void
@@ -252,8 +333,14 @@ tr__env_destroy_slow(tr_env_cache *c, tr_envelope *env)
 
     if (c != NULL && size <= TR_ENV_SMALL) {
         unsigned k = tr__env_class(size);
-        TR_ASSERT(env->block == 0 || c->block[k] != 0);
-        if (c->len[k] == TR_ENV_CACHE_MAX) {
+        if (env->home != c->home) {
+            if (env->home != TR_ENV_NO_HOME) {
+                send_home(c, k, env);
+                return;
+            }
+            env->home = c->home; /* a plain thread's: adopted */
+        }
+        if (c->len[k] >= TR_ENV_CACHE_MAX) {
             spill(c, k);
         }
         tr_store_relaxed(&env->node.next, c->free[k]);

@@ -17,14 +17,16 @@
 #include <stdint.h>
 
 typedef struct tr_envelope {
-    tr_mnode node;  /* queue link; first, so a node is an envelope */
-    uint32_t type;  /* user message type, or the control kind's argument */
-    uint32_t size;  /* payload bytes */
-    uint64_t from;  /* sender address id; 0 from a plain thread */
-    uint32_t gen;   /* generation of the incarnation it was sent to */
-    uint8_t kind;   /* 0 for user messages; control kinds otherwise */
-    uint16_t block; /* a packed envelope's allocation, in bytes; 0: whole
-                     * cache lines for `size` (see below) */
+    tr_mnode node; /* queue link; first, so a node is an envelope */
+    uint32_t type; /* user message type, or the control kind's argument */
+    uint32_t size; /* payload bytes */
+    uint64_t from; /* sender address id; 0 from a plain thread */
+    uint32_t gen;  /* generation of the incarnation it was sent to */
+    uint8_t kind;  /* 0 for user messages; control kinds otherwise */
+    uint8_t block; /* a cache's envelope: its allocation, in bytes; 0:
+                    * whole cache lines for `size` (see below) */
+    uint16_t home; /* the worker whose cache it returns to, or
+                    * TR_ENV_NO_HOME (a plain thread's) */
 } tr_envelope;
 
 _Static_assert(sizeof(tr_envelope) == 32, "envelope header is 32 bytes");
@@ -37,41 +39,43 @@ _Static_assert(sizeof(tr_envelope) % _Alignof(max_align_t) == 0,
  * cores on every message, and spends more instructions than the rest of
  * the send. Small envelopes (up to TR_ENV_SMALL payload bytes) are kept
  * instead in per-worker caches: a free list per class, touched by its
- * worker only. A cache that grows past TR_ENV_CACHE_MAX hands a batch of
- * TR_ENV_BATCH to the system's depot (one lock a batch), and an empty one
- * takes a batch back, so that memory freed by a consumer returns to its
- * producers in batches. The depot keeps what producers have shown they
- * take: TR_ENV_DEPOT_MIN batches a class at first, twice as many each
- * time a cache takes its last one, up to TR_ENV_DEPOT_MAX; the rest goes
- * back to the allocator, so what the caches hold stays bounded, and
- * memory freed where nobody allocates again (a collector's acks, a worker
- * alone) returns to the threads that allocate it. Threads that are not workers
- * use the allocator. A cache holds up to a run's worth (TR_BATCH) of a
- * class, so that a consumer and its producers on one worker hand envelopes to
- * each other through the cache alone: with 256, a consumer's run of 1,024
- * spilled most of them to the depot and the producers fetched them back (W1
- * mpsc 6-8% slower); 1,024 and 2,048 measure the same there, and 1,024
- * hold half the memory (W4's bytes an actor). At most 1,024 a class and
- * worker: 704 KB if all seven classes of whole lines were full.
+ * worker only. Classes are of 16 bytes (up to 16 payload bytes, 32, ...,
+ * 96), and a cache allocates each class's size as it is, header included
+ * (32 to 128 bytes), recording it in `block`.
  *
- * Classes are of 16 bytes (up to 16 payload bytes, 32, ..., 96). In a
- * system of two workers or more every envelope is whole cache lines,
- * header included: one line up to 32 payload bytes, two up to 96.
- * Envelopes are reused where they are freed, so one that carried a message
- * to another worker goes on circulating there: two of 48 bytes that shared
- * a line, each now in a conversation on another core, made every message
- * on both a cache miss (eight independent ping-pong pairs ran at half
- * speed on each of two workers, and slower than on one). A system of one
- * worker has no other core to share a line with, and its caches pack
- * envelopes, each class's size allocated as it is (32 to 128 bytes): with
- * whole lines there, skynet's envelopes in flight took twice the lines and
- * it ran 5% slower. A packed envelope records its allocation in `block`,
- * so that whoever frees it (a cache, a plain thread) frees what was
- * allocated. One of whole lines (a plain thread's) may go on in a packed
- * cache: whole lines for a size hold its class's 16-byte size, and are the
- * same lines for every size of the class. Packed ones never reach a cache
- * of whole lines: envelopes do not leave their system but through plain
- * threads, which free them.
+ * Every envelope a cache allocates has that cache's worker as its home,
+ * and goes back there when it is freed: on its home worker into the free
+ * list; on another into that cache's outbox for the home, which posts a
+ * batch of TR_ENV_BATCH (or fewer, when one of another home comes) to the
+ * home's return stack with one compare-and-swap; the home takes the whole
+ * stack when its free list runs dry. So a cache line of packed envelopes
+ * stays with one worker: two envelopes of 48 bytes that shared a line and
+ * were reused where they were freed, each then in a conversation on
+ * another core, made every message on both a miss (eight independent
+ * ping-pong pairs ran at half speed on each of two workers, and slower
+ * than on one). Without homes, systems of more than one worker gave every
+ * envelope whole lines for that, and W1 (producers and consumer all on
+ * one of two workers) took twice the lines it takes on one worker. An
+ * outbox holds at most a batch a class until one more of its class is
+ * freed there.
+ *
+ * Threads that are not workers use the allocator, and allocate whole cache
+ * lines (`block` 0) with no home: a worker that frees one adopts it, and
+ * nothing else shares its lines. A cache that grows past TR_ENV_CACHE_MAX
+ * hands a batch to the system's depot (one lock a batch), and an empty one
+ * with nothing returned takes a batch back (whose envelopes keep their
+ * homes). The depot keeps what producers have shown they take:
+ * TR_ENV_DEPOT_MIN batches a class at first, twice as many each time a
+ * cache takes its last one, up to TR_ENV_DEPOT_MAX; the rest goes back to
+ * the allocator, so what the caches hold stays bounded, and memory freed
+ * where nobody allocates again (plain threads' messages to a worker's
+ * actors, a worker alone) returns to the threads that allocate it. A cache
+ * holds up to a run's worth (TR_BATCH) of a class, so that a consumer and its
+ * producers on one worker hand envelopes to each other through the cache
+ * alone: with 256, a consumer's run of 1,024 spilled most of them to the
+ * depot and the producers fetched them back (W1 mpsc 6-8% slower); 1,024
+ * and 2,048 measure the same there, and 1,024 hold half the memory (W4's
+ * bytes an actor).
  */
 enum {
     TR_ENV_SMALL = 96,
@@ -80,17 +84,29 @@ enum {
     TR_ENV_BATCH = 128,
     TR_ENV_DEPOT_MIN = 2,
     TR_ENV_DEPOT_MAX = 32,
+    TR_ENV_NO_HOME = UINT16_MAX,
 };
 
 typedef struct tr_env_depot tr_env_depot;
+
+/* A worker's return stacks, one a class: other workers push, the owner
+ * takes all (no ABA: nothing is popped but everything). */
+typedef struct tr_env_returns {
+    TR_CACHE_ALIGNED tr_atomic(tr_mnode *) head[TR_ENV_CLASSES];
+} tr_env_returns;
 
 /* One worker's cache: owner only; tr__env_cache_init makes one. */
 typedef struct tr_env_cache {
     tr_mnode *free[TR_ENV_CLASSES];
     uint32_t len[TR_ENV_CLASSES];
-    tr_env_depot *depot;
-    /* A packed class's allocation, in bytes; 0: whole lines. */
-    uint16_t block[TR_ENV_CLASSES];
+    uint16_t home;           /* its worker's index */
+    tr_env_depot *depot;     /* NULL: none (tests) */
+    tr_env_returns *returns; /* the system's, indexed by home */
+    /* The outbox: envelopes of another home, a batch a class. */
+    tr_mnode *out_first[TR_ENV_CLASSES];
+    tr_mnode *out_last[TR_ENV_CLASSES];
+    uint16_t out_home[TR_ENV_CLASSES];
+    uint16_t out_len[TR_ENV_CLASSES];
 } tr_env_cache;
 
 /* The class of `size` payload bytes, up to TR_ENV_SMALL: by 16 bytes. */
@@ -103,14 +119,17 @@ tr__env_class(uint32_t size)
 _Static_assert((TR_ENV_SMALL + 15) / 16 == TR_ENV_CLASSES - 1,
                "the largest small envelope is of the last class");
 
-/* An empty cache that shares `depot` (NULL: none), packed or whole lines. */
-void tr__env_cache_init(tr_env_cache *c, tr_env_depot *depot, bool packed);
+/* An empty cache for the worker `home` of the depot's system (a depot of
+ * one worker, or none, for home 0 alone). */
+void tr__env_cache_init(tr_env_cache *c, tr_env_depot *depot, unsigned home);
 
-/* A system's depot; TR_OK or TR_ENOMEM. */
-int tr__env_depot_create(tr_env_depot **out);
+/* A system's depot and return stacks, for `workers` workers; TR_OK or
+ * TR_ENOMEM. */
+int tr__env_depot_create(tr_env_depot **out, unsigned workers);
 /* Free the depot and what it holds (no cache may use it any more). */
 void tr__env_depot_destroy(tr_env_depot *d);
-/* Give everything `c` holds back to the allocator (teardown). */
+/* Give everything `c` holds back to the allocator, its outbox too
+ * (teardown: no cache may be freeing any more). */
 void tr__env_cache_flush(tr_env_cache *c);
 /* The batches `d` holds of the class of `size` payload bytes, and how many
  * it keeps at most now (tests). */
@@ -174,9 +193,8 @@ tr__env_destroy_in(tr_env_cache *c, tr_envelope *env)
     uint32_t size = env->size;
     unsigned k = tr__env_class(size);
 
-    if (c != NULL && size <= TR_ENV_SMALL && c->len[k] < TR_ENV_CACHE_MAX) {
-        /* Packed envelopes stay in their system, whose caches pack. */
-        TR_ASSERT(env->block == 0 || c->block[k] != 0);
+    if (c != NULL && size <= TR_ENV_SMALL && env->home == c->home &&
+        c->len[k] < TR_ENV_CACHE_MAX) {
         tr_store_relaxed(&env->node.next, c->free[k]);
         c->free[k] = &env->node;
         c->len[k]++;

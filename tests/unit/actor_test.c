@@ -1695,14 +1695,14 @@ test_shutdown_last_pass_stop_may_not_block(void **state)
 }
 
 /*
- * Envelopes of every size, through a system of one worker (whose caches
- * pack them, 16 bytes a class) and one of two (whole lines): a plain
- * thread's envelopes (whole lines) end in a worker's cache, which reuses
- * them for the relay's sends of other sizes of their class; the sink checks
- * every byte. A last round is still queued when the system shuts down, and
- * is freed by whoever drops it. ASan checks each payload against its block,
- * and checked builds that each block goes back to the allocator with its
- * own size (common/tr_alloc.c).
+ * Envelopes of every size, through a system of one worker and one of two
+ * (whose caches pack them, 16 bytes a class, and send home those of the
+ * other worker's that they free): a plain thread's envelopes (whole lines)
+ * end in a worker's cache, which reuses them for the relay's sends of
+ * other sizes of their class; the sink checks every byte. A last round is still
+ * queued when the system shuts down, and is freed by whoever drops it. ASan
+ * checks each payload against its block, and checked builds that each block
+ * goes back to the allocator with its own size (common/tr_alloc.c).
  */
 enum { PACK_SIZES = 200, PACK_ROUNDS = 3 };
 
@@ -1780,7 +1780,7 @@ send_every_size(tr_ctx *ctx, tr_addr to)
 }
 
 static void
-test_envelopes_of_every_size_in_packed_and_whole_line_caches(void **state)
+test_envelopes_of_every_size_through_one_and_two_workers(void **state)
 {
     (void)state;
     for (unsigned workers = 1; workers <= 2; workers++) {
@@ -1956,7 +1956,7 @@ main(void)
         T(test_actor_zero_copy_send_takes_buffer_only_on_success),
         T(test_exit_hooks_leave_in_any_order_and_the_rest_run_once),
         cmocka_unit_test(
-            test_envelopes_of_every_size_in_packed_and_whole_line_caches),
+            test_envelopes_of_every_size_through_one_and_two_workers),
         T(test_actor_bounded_mailbox_refuses_when_full),
         T(test_actor_thread_send_waits_for_room_in_bounded_mailbox),
         T(test_actor_worker_never_blocks_on_a_full_mailbox),

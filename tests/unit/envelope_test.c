@@ -1,22 +1,28 @@
 /*
- * Envelope caches and their depot, on one thread: a consumer's cache that
- * overflows hands batches to the depot only as far as producers have shown
- * they take them, and the rest to the allocator; a producer's cache that
- * takes the depot's last batch doubles what it keeps, up to its bound.
+ * Envelope caches and their depot: a consumer's cache that overflows hands
+ * batches to the depot only as far as producers have shown they take
+ * them, and the rest to the allocator; a producer's cache that takes the
+ * depot's last batch doubles what it keeps, up to its bound. Envelopes
+ * freed by another worker's cache go back to the one that allocated them,
+ * in batches, on one thread and between two.
  */
 #include "support/tr_test.h"
 
 #include "mailbox/envelope.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 enum { SIZE = 8 }; /* a 64-bit payload: one class */
 
+/* A system of three workers' caches; the third, `other`, is a second
+ * producer. */
 typedef struct depot_fx {
     tr_env_depot *d;
     tr_env_cache producer;
     tr_env_cache consumer;
+    tr_env_cache other;
 } depot_fx;
 
 static int
@@ -24,12 +30,13 @@ setup(void **state)
 {
     depot_fx *fx = calloc(1, sizeof(*fx));
 
-    if (fx == NULL || tr__env_depot_create(&fx->d) != TR_OK) {
+    if (fx == NULL || tr__env_depot_create(&fx->d, 3) != TR_OK) {
         free(fx);
         return -1;
     }
-    tr__env_cache_init(&fx->producer, fx->d, false);
-    tr__env_cache_init(&fx->consumer, fx->d, false);
+    tr__env_cache_init(&fx->producer, fx->d, 0);
+    tr__env_cache_init(&fx->consumer, fx->d, 1);
+    tr__env_cache_init(&fx->other, fx->d, 2);
     *state = fx;
     return 0;
 }
@@ -41,6 +48,7 @@ teardown(void **state)
 
     tr__env_cache_flush(&fx->producer);
     tr__env_cache_flush(&fx->consumer);
+    tr__env_cache_flush(&fx->other);
     tr__env_depot_destroy(fx->d);
     free(fx);
     return 0;
@@ -121,15 +129,14 @@ test_depot_keeps_what_producers_take(void **state)
 }
 
 /*
- * No two envelopes share a cache line: each starts a line, and the lines
- * its header and payload reach are its own, whether it came from the
- * allocator or from a cache that reuses one size's envelope for another
- * size of its class. (Two that shared a line, in conversations on two
- * workers, made every message on both a miss.) Each payload is written
- * whole, which ASan checks against the block.
+ * A plain thread's envelopes share no cache line: each starts a line, and
+ * the lines its header and payload reach are its own, also when a cache
+ * that took it in reuses it for another size of its class (a worker's
+ * cache adopts them, and another worker's may adopt its neighbour). Each
+ * payload is written whole, which ASan checks against the block.
  */
 static void
-test_envelopes_own_their_cache_lines(void **state)
+test_plain_envelopes_own_their_cache_lines(void **state)
 {
     static const uint32_t sizes[] = {0,  1,  8,  31, 32,  33,
                                      64, 95, 96, 97, 200, 4000};
@@ -143,8 +150,9 @@ test_envelopes_own_their_cache_lines(void **state)
         tr_envelope *env[N];
 
         for (int i = 0; i < N; i++) {
-            env[i] = tr__env_create_in(&fx->producer, size);
+            env[i] = tr__env_create(size);
             assert_non_null(env[i]);
+            assert_int_equal(env[i]->home, TR_ENV_NO_HOME);
             memset(tr__env_data(env[i]), 0xa5, size);
             first[i] = (uintptr_t)env[i] / TR_CACHE_LINE;
             last[i] = ((uintptr_t)env[i] + sizeof(tr_envelope) + size - 1) /
@@ -157,6 +165,261 @@ test_envelopes_own_their_cache_lines(void **state)
         for (int i = 0; i < N; i++) {
             tr__env_destroy_in(&fx->producer, env[i]);
         }
+    }
+}
+
+/* `n` envelopes of `size` from `c`; each has `c`'s worker as its home. */
+static tr_envelope **
+take_sized(tr_env_cache *c, uint32_t n, uint32_t size)
+{
+    tr_envelope **env = calloc(n, sizeof(*env));
+
+    assert_non_null(env);
+    for (uint32_t i = 0; i < n; i++) {
+        env[i] = tr__env_create_in(c, size);
+        assert_non_null(env[i]);
+        assert_int_equal(env[i]->home, c->home);
+    }
+    return env;
+}
+
+static bool
+among(tr_envelope **env, uint32_t n, const tr_envelope *e)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (env[i] == e) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * What a consumer frees of a producer's goes back to the producer: none
+ * enters the consumer's cache; each batch of TR_ENV_BATCH reaches the
+ * producer's return stack whole, the rest waits in the consumer's outbox
+ * until a batch fills or one of another home comes, and the producer
+ * takes all returned when its free list runs dry, before the depot or the
+ * allocator. A plain thread's envelope is adopted by the cache that frees
+ * it.
+ */
+static void
+test_envelopes_go_home_in_batches(void **state)
+{
+    enum { N = 3 * TR_ENV_BATCH + 5 };
+    depot_fx *fx = *state;
+    unsigned k = tr__env_class(SIZE);
+    tr_envelope **env = take_sized(&fx->producer, N, SIZE);
+    tr_envelope *plain = tr__env_create(SIZE);
+
+    assert_non_null(plain);
+    assert_int_equal(fx->producer.len[k], 0);
+    for (uint32_t i = 0; i < N; i++) {
+        tr__env_destroy_in(&fx->consumer, env[i]);
+    }
+    assert_int_equal(fx->consumer.len[k], 0);
+    assert_null(fx->consumer.free[k]);
+    assert_int_equal(fx->consumer.out_len[k], N - 3 * TR_ENV_BATCH);
+    assert_int_equal(fx->consumer.out_home[k], fx->producer.home);
+
+    tr_envelope *again = tr__env_create_in(&fx->producer, SIZE);
+    assert_true(among(env, N, again));
+    assert_int_equal(again->home, fx->producer.home);
+    assert_int_equal(fx->producer.len[k], 3 * TR_ENV_BATCH - 1);
+
+    /* One of another home posts the outbox as it is. */
+    tr_envelope *foreign = tr__env_create_in(&fx->other, SIZE);
+    assert_non_null(foreign);
+    tr__env_destroy_in(&fx->consumer, foreign);
+    assert_int_equal(fx->consumer.out_len[k], 1);
+    assert_int_equal(fx->consumer.out_home[k], fx->other.home);
+    /* The producer's free list runs dry: then it takes those five. */
+    tr_envelope **drawn = calloc(N, sizeof(*drawn));
+    assert_non_null(drawn);
+    for (uint32_t i = 0; i < N - 1; i++) {
+        drawn[i] = tr__env_create_in(&fx->producer, SIZE);
+        assert_true(among(env, N, drawn[i]));
+        assert_int_equal(fx->producer.len[k], i < 3 * TR_ENV_BATCH - 1
+                                                  ? 3 * TR_ENV_BATCH - 2 - i
+                                                  : N - 2 - i);
+    }
+    assert_null(fx->producer.free[k]);
+    for (uint32_t i = 0; i < N - 1; i++) {
+        tr__env_destroy(drawn[i]);
+    }
+    free(drawn);
+
+    /* A plain thread's joins the cache that frees it. */
+    tr__env_destroy_in(&fx->consumer, plain);
+    assert_int_equal(fx->consumer.len[k], 1);
+    assert_ptr_equal(tr__env_create_in(&fx->consumer, SIZE), plain);
+    assert_int_equal(plain->home, fx->consumer.home);
+    tr__env_destroy(plain);
+    tr__env_destroy(again);
+    free(env);
+}
+/*
+ * Two workers' threads, each sending the other envelopes of every class
+ * and freeing what it receives: every one arrives with its sender's home
+ * and payload, goes back to its home, and is allocated there again, so
+ * each thread's distinct envelopes are a few batches, not all it sent,
+ * and no envelope is ever allocated by both.
+ * (ThreadSanitizer checks the return stacks' hand-over in its build.)
+ */
+enum { ROUNDS = 200, PER_ROUND = 300 };
+
+typedef struct mail {
+    pthread_mutex_t lock;
+    tr_envelope *env[2 * PER_ROUND];
+    uint32_t n;
+} mail;
+
+typedef struct side {
+    tr_env_cache *cache;
+    mail *in;
+    mail *out;
+    pthread_barrier_t *round; /* sends of a round before its receives */
+    uint16_t peer;            /* the other side's home */
+    uintptr_t *sent;          /* every envelope it allocated */
+    uint32_t bad;             /* received with a wrong home or payload */
+} side;
+
+static unsigned char
+pattern(uint16_t home, uint32_t size)
+{
+    return (unsigned char)(home * 131 + size);
+}
+
+/* Free all that came, checking each. */
+static void
+receive(side *sd)
+{
+    tr_envelope *got[2 * PER_ROUND];
+    uint32_t n;
+
+    pthread_mutex_lock(&sd->in->lock);
+    n = sd->in->n;
+    memcpy(got, sd->in->env, n * sizeof(got[0]));
+    sd->in->n = 0;
+    pthread_mutex_unlock(&sd->in->lock);
+    for (uint32_t i = 0; i < n; i++) {
+        const unsigned char *p = tr__env_data(got[i]);
+        bool ok = got[i]->home == sd->peer;
+        for (uint32_t b = 0; ok && b < got[i]->size; b++) {
+            ok = p[b] == pattern(sd->peer, got[i]->size);
+        }
+        sd->bad += !ok;
+        tr__env_destroy_in(sd->cache, got[i]);
+    }
+}
+
+/* A round: allocate and send PER_ROUND, wait for the other's, free what
+ * came while the other frees too (its returns race this side's next
+ * allocations). */
+static void *
+exchange_main(void *arg)
+{
+    side *sd = arg;
+    uint32_t sent = 0;
+
+    for (uint32_t r = 0; r < ROUNDS; r++) {
+        tr_envelope *batch[PER_ROUND];
+        for (uint32_t i = 0; i < PER_ROUND; i++) {
+            uint32_t size = (r + i) % (TR_ENV_SMALL + 1);
+            batch[i] = tr__env_create_in(sd->cache, size);
+            if (batch[i] == NULL) {
+                abort(); /* the allocator's; no test to fail here */
+            }
+            sd->bad += batch[i]->home != sd->cache->home;
+            memset(tr__env_data(batch[i]), pattern(sd->cache->home, size),
+                   size);
+            sd->sent[sent++] = (uintptr_t)batch[i];
+        }
+        pthread_mutex_lock(&sd->out->lock);
+        memcpy(&sd->out->env[sd->out->n], batch, sizeof(batch));
+        sd->out->n += PER_ROUND;
+        pthread_mutex_unlock(&sd->out->lock);
+        pthread_barrier_wait(sd->round);
+        receive(sd);
+    }
+    return NULL;
+}
+
+static int
+cmp_addr(const void *a, const void *b)
+{
+    uintptr_t x = *(const uintptr_t *)a;
+    uintptr_t y = *(const uintptr_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* Both sorted: true when `a` and `b` hold an address in common. */
+static bool
+overlap(const uintptr_t *a, const uintptr_t *b, uint32_t n)
+{
+    for (uint32_t i = 0, j = 0; i < n && j < n;) {
+        if (a[i] == b[j]) {
+            return true;
+        }
+        a[i] < b[j] ? i++ : j++;
+    }
+    return false;
+}
+
+static uint32_t
+distinct(uintptr_t *v, uint32_t n)
+{
+    uint32_t d = 0;
+
+    qsort(v, n, sizeof(v[0]), cmp_addr);
+    for (uint32_t i = 0; i < n; i++) {
+        d += i == 0 || v[i] != v[i - 1];
+    }
+    return d;
+}
+
+static void
+test_two_threads_send_envelopes_home(void **state)
+{
+    depot_fx *fx = *state;
+    mail box[2];
+    pthread_barrier_t round;
+    side sd[2] = {
+        {.cache = &fx->producer, .in = &box[0], .out = &box[1], .peer = 1},
+        {.cache = &fx->consumer, .in = &box[1], .out = &box[0], .peer = 0},
+    };
+    pthread_t t[2];
+
+    assert_int_equal(pthread_barrier_init(&round, NULL, 2), 0);
+    for (int i = 0; i < 2; i++) {
+        pthread_mutex_init(&box[i].lock, NULL);
+        box[i].n = 0;
+        sd[i].round = &round;
+        sd[i].sent = calloc(ROUNDS * PER_ROUND, sizeof(uintptr_t));
+        assert_non_null(sd[i].sent);
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_create(&t[i], NULL, exchange_main, &sd[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        receive(&sd[i]);
+    }
+    pthread_barrier_destroy(&round);
+    for (int i = 0; i < 2; i++) {
+        uint32_t d = distinct(sd[i].sent, ROUNDS * PER_ROUND);
+        assert_int_equal(sd[i].bad, 0);
+        /* In flight at once: a round or two, the outboxes' batches, and
+         * what waits in return stacks. */
+        assert_true(d < ROUNDS * PER_ROUND / 8);
+    }
+    assert_false(overlap(sd[0].sent, sd[1].sent, ROUNDS * PER_ROUND));
+    for (int i = 0; i < 2; i++) {
+        free(sd[i].sent);
+        pthread_mutex_destroy(&box[i].lock);
     }
 }
 
@@ -203,10 +466,10 @@ test_aligned_blocks_start_a_line_at_every_size(void **state)
 }
 
 /*
- * A packed cache (a one-worker system's) allocates each class's size as it
- * is, 32 to 128 bytes by 16, and says so in the header. An envelope of
- * whole lines (a plain thread's) that it takes in stays whole lines, for
- * the largest size of its class too. Each goes back to the allocator as it
+ * A cache allocates each class's size as it is, 32 to 128 bytes by 16,
+ * and says so in the header. An envelope of whole lines (a plain
+ * thread's) that it takes in stays whole lines, for the largest size of
+ * its class too. Each goes back to the allocator as it
  * was allocated, whoever frees it, and so do the batches a full cache
  * spills (checked builds assert the size: common/tr_alloc.c).
  */
@@ -217,7 +480,7 @@ test_packed_cache_allocates_each_class_as_it_is(void **state)
     tr_env_cache packed;
 
     (void)state;
-    tr__env_cache_init(&packed, NULL, true);
+    tr__env_cache_init(&packed, NULL, 0);
     for (uint32_t size = 0; size <= TR_ENV_SMALL; size++) {
         uint32_t top = 16 * tr__env_class(size); /* the class's largest */
         tr_envelope *env = tr__env_create_in(&packed, size);
@@ -257,7 +520,11 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_depot_keeps_what_producers_take,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_envelopes_own_their_cache_lines,
+        cmocka_unit_test_setup_teardown(
+            test_plain_envelopes_own_their_cache_lines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_envelopes_go_home_in_batches,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_threads_send_envelopes_home,
                                         setup, teardown),
         cmocka_unit_test(test_aligned_blocks_start_a_line_at_every_size),
         cmocka_unit_test(test_packed_cache_allocates_each_class_as_it_is),

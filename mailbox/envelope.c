@@ -38,7 +38,7 @@ struct tr_env_depot {
      * cache takes the last one, from TR_ENV_DEPOT_MIN to _MAX. */
     uint32_t keep[TR_ENV_CLASSES];
     unsigned workers;
-    tr_env_returns *returns; /* one a worker */
+    tr_env_home *homes; /* one a worker */
 };
 
 /* The allocation's size, which tr__alloc_aligned rounds up to whole cache
@@ -100,7 +100,7 @@ tr__env_cache_init(tr_env_cache *c, tr_env_depot *depot, unsigned home)
     memset(c, 0, sizeof(*c));
     c->home = (uint16_t)home;
     c->depot = depot;
-    c->returns = depot != NULL ? depot->returns : NULL;
+    c->homes = depot != NULL ? depot->homes : NULL;
 }
 
 int
@@ -113,8 +113,8 @@ tr__env_depot_create(tr_env_depot **out, unsigned workers)
     if (d == NULL) {
         return TR_ENOMEM;
     }
-    d->returns = tr__calloc_aligned(workers * sizeof(tr_env_returns));
-    if (d->returns == NULL) {
+    d->homes = tr__calloc_aligned(workers * sizeof(tr_env_home));
+    if (d->homes == NULL) {
         tr__free(d, sizeof(*d));
         return TR_ENOMEM;
     }
@@ -145,10 +145,11 @@ tr__env_depot_destroy(tr_env_depot *d)
     }
     for (unsigned w = 0; w < d->workers; w++) {
         for (unsigned k = 0; k < TR_ENV_CLASSES; k++) {
-            free_list(tr_load_relaxed(&d->returns[w].head[k]));
+            free_list(tr_load_relaxed(&d->homes[w].returned[k]));
+            free_list(d->homes[w].out_first[k]);
         }
     }
-    tr__free_aligned(d->returns, d->workers * sizeof(tr_env_returns));
+    tr__free_aligned(d->homes, d->workers * sizeof(tr_env_home));
     pthread_mutex_destroy(&d->lock);
     tr__free(d, sizeof(*d));
 }
@@ -158,11 +159,8 @@ tr__env_cache_flush(tr_env_cache *c)
 {
     for (unsigned k = 0; k < TR_ENV_CLASSES; k++) {
         free_list(c->free[k]);
-        free_list(c->out_first[k]);
         c->free[k] = NULL;
         c->len[k] = 0;
-        c->out_first[k] = NULL;
-        c->out_len[k] = 0;
     }
 }
 
@@ -185,10 +183,10 @@ take_returned(tr_env_cache *c, unsigned k)
     tr_atomic(tr_mnode *) * head;
     uint32_t n = 0;
 
-    if (c->returns == NULL) {
+    if (c->homes == NULL) {
         return false;
     }
-    head = &c->returns[c->home].head[k];
+    head = &c->homes[c->home].returned[k];
     /* Relaxed: a stale NULL leaves them for the next time. */
     if (tr_load_relaxed(head) == NULL) {
         return false;
@@ -202,41 +200,41 @@ take_returned(tr_env_cache *c, unsigned k)
     return n != 0;
 }
 
-/* Post the outbox of class `k` to its home's return stack. */
+/* Post `h`'s outbox of class `k` to its home's return stack. */
 static void
-post(tr_env_cache *c, unsigned k)
+post(tr_env_cache *c, tr_env_home *h, unsigned k)
 {
-    tr_atomic(tr_mnode *) *head = &c->returns[c->out_home[k]].head[k];
+    tr_atomic(tr_mnode *) *head = &c->homes[h->out_home[k]].returned[k];
     tr_mnode *top = tr_load_relaxed(head);
 
     do {
-        tr_store_relaxed(&c->out_last[k]->next, top);
+        tr_store_relaxed(&h->out_last[k]->next, top);
         /* Release: the home that takes them sees what was written. */
-    } while (!tr_cas_rel(head, &top, c->out_first[k]));
-    c->out_first[k] = NULL;
-    c->out_len[k] = 0;
+    } while (!tr_cas_rel(head, &top, h->out_first[k]));
+    h->out_first[k] = NULL;
+    h->out_len[k] = 0;
 }
 
 /* An envelope of another worker's goes into the outbox for its home. */
 static void
 send_home(tr_env_cache *c, unsigned k, tr_envelope *env)
 {
+    tr_env_home *h = &c->homes[c->home];
     uint16_t home = env->home;
 
-    TR_ASSERT(c->returns != NULL && c->depot != NULL &&
-              home < c->depot->workers);
-    if (c->out_len[k] != 0 && c->out_home[k] != home) {
-        post(c, k);
+    TR_ASSERT(c->homes != NULL && home < c->depot->workers);
+    if (h->out_len[k] != 0 && h->out_home[k] != home) {
+        post(c, h, k);
     }
-    if (c->out_len[k] == 0) {
-        c->out_last[k] = &env->node;
-        c->out_home[k] = home;
+    if (h->out_len[k] == 0) {
+        h->out_last[k] = &env->node;
+        h->out_home[k] = home;
     }
-    tr_store_relaxed(&env->node.next, c->out_first[k]);
-    c->out_first[k] = &env->node;
+    tr_store_relaxed(&env->node.next, h->out_first[k]);
+    h->out_first[k] = &env->node;
     POISON(&env->type, block_size(env->size) - sizeof(env->node));
-    if (++c->out_len[k] == TR_ENV_BATCH) {
-        post(c, k);
+    if (++h->out_len[k] == TR_ENV_BATCH) {
+        post(c, h, k);
     }
 }
 

@@ -89,24 +89,26 @@ enum {
 
 typedef struct tr_env_depot tr_env_depot;
 
-/* A worker's return stacks, one a class: other workers push, the owner
- * takes all (no ABA: nothing is popped but everything). */
-typedef struct tr_env_returns {
-    TR_CACHE_ALIGNED tr_atomic(tr_mnode *) head[TR_ENV_CLASSES];
-} tr_env_returns;
+/* What a worker's cache shares with the others: its return stacks, one a
+ * class, which other workers push to and the owner takes whole (no ABA:
+ * nothing is popped but everything); and, on a line of its own, its
+ * outbox: envelopes of one other home a class, owner only, kept off the
+ * cache's lines that every message touches. */
+typedef struct tr_env_home {
+    TR_CACHE_ALIGNED tr_atomic(tr_mnode *) returned[TR_ENV_CLASSES];
+    TR_CACHE_ALIGNED tr_mnode *out_first[TR_ENV_CLASSES];
+    tr_mnode *out_last[TR_ENV_CLASSES];
+    uint16_t out_home[TR_ENV_CLASSES];
+    uint16_t out_len[TR_ENV_CLASSES];
+} tr_env_home;
 
 /* One worker's cache: owner only; tr__env_cache_init makes one. */
 typedef struct tr_env_cache {
     tr_mnode *free[TR_ENV_CLASSES];
     uint32_t len[TR_ENV_CLASSES];
-    uint16_t home;           /* its worker's index */
-    tr_env_depot *depot;     /* NULL: none (tests) */
-    tr_env_returns *returns; /* the system's, indexed by home */
-    /* The outbox: envelopes of another home, a batch a class. */
-    tr_mnode *out_first[TR_ENV_CLASSES];
-    tr_mnode *out_last[TR_ENV_CLASSES];
-    uint16_t out_home[TR_ENV_CLASSES];
-    uint16_t out_len[TR_ENV_CLASSES];
+    uint16_t home;       /* its worker's index */
+    tr_env_depot *depot; /* NULL: none (tests) */
+    tr_env_home *homes;  /* the system's, by worker; NULL with no depot */
 } tr_env_cache;
 
 /* The class of `size` payload bytes, up to TR_ENV_SMALL: by 16 bytes. */
@@ -126,10 +128,10 @@ void tr__env_cache_init(tr_env_cache *c, tr_env_depot *depot, unsigned home);
 /* A system's depot and return stacks, for `workers` workers; TR_OK or
  * TR_ENOMEM. */
 int tr__env_depot_create(tr_env_depot **out, unsigned workers);
-/* Free the depot and what it holds (no cache may use it any more). */
+/* Free the depot and what it holds, the workers' returned envelopes and
+ * outboxes too (no cache may use it any more). */
 void tr__env_depot_destroy(tr_env_depot *d);
-/* Give everything `c` holds back to the allocator, its outbox too
- * (teardown: no cache may be freeing any more). */
+/* Give everything `c` holds back to the allocator (teardown). */
 void tr__env_cache_flush(tr_env_cache *c);
 /* The batches `d` holds of the class of `size` payload bytes, and how many
  * it keeps at most now (tests). */

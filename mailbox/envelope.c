@@ -331,12 +331,9 @@ tr__env_destroy_slow(tr_env_cache *c, tr_envelope *env)
 
     if (c != NULL && size <= TR_ENV_SMALL) {
         unsigned k = tr__env_class(size);
-        if (env->home != c->home) {
-            if (env->home != TR_ENV_NO_HOME) {
-                send_home(c, k, env);
-                return;
-            }
-            env->home = c->home; /* a plain thread's: adopted */
+        if (env->home != c->home && !tr__env_adopt(c, env)) {
+            send_home(c, k, env);
+            return;
         }
         if (c->len[k] >= TR_ENV_CACHE_MAX) {
             spill(c, k);

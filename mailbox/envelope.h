@@ -187,6 +187,18 @@ tr__env_create_in(tr_env_cache *c, uint32_t size)
                      : tr__env_create_slow(c, size);
 }
 
+/* True when `env`, freed into `c` and not of its home, is a plain
+ * thread's, which `c` then adopts. */
+static inline bool
+tr__env_adopt(tr_env_cache *c, tr_envelope *env)
+{
+    if (env->home != TR_ENV_NO_HOME) {
+        return false;
+    }
+    env->home = c->home;
+    return true;
+}
+
 /* Free an envelope (sized by its `size`) into `c` (NULL: the allocator). */
 static inline void
 tr__env_destroy_in(tr_env_cache *c, tr_envelope *env)
@@ -195,8 +207,8 @@ tr__env_destroy_in(tr_env_cache *c, tr_envelope *env)
     uint32_t size = env->size;
     unsigned k = tr__env_class(size);
 
-    if (c != NULL && size <= TR_ENV_SMALL && env->home == c->home &&
-        c->len[k] < TR_ENV_CACHE_MAX) {
+    if (c != NULL && size <= TR_ENV_SMALL && c->len[k] < TR_ENV_CACHE_MAX &&
+        (env->home == c->home || tr__env_adopt(c, env))) {
         tr_store_relaxed(&env->node.next, c->free[k]);
         c->free[k] = &env->node;
         c->len[k]++;

@@ -180,13 +180,12 @@ tr__env_depot_count(tr_env_depot *d, uint32_t size, uint32_t *held,
 static bool
 take_returned(tr_env_cache *c, unsigned k)
 {
-    tr_atomic(tr_mnode *) * head;
     uint32_t n = 0;
 
     if (c->homes == NULL) {
         return false;
     }
-    head = &c->homes[c->home].returned[k];
+    tr_atomic(tr_mnode *) *head = &c->homes[c->home].returned[k];
     /* Relaxed: a stale NULL leaves them for the next time. */
     if (tr_load_relaxed(head) == NULL) {
         return false;

@@ -196,22 +196,57 @@ take_returned(tr_env_cache *c, unsigned k)
         n++;
     }
     c->len[k] = n;
+    /* Relaxed: a bound, and each of these was counted before its push. */
+    tr_fas_relaxed(&c->homes[c->home].returned_len[k], n);
     return n != 0;
 }
 
-/* Post `h`'s outbox of class `k` to its home's return stack. */
+/* A batch `b` of `n` envelopes of class `k` that no cache takes: to the
+ * depot when it is whole and the depot keeps fewer than it wants, to the
+ * allocator otherwise. */
+static void
+deposit(tr_env_depot *d, unsigned k, tr_mnode *b, uint32_t n)
+{
+    if (d != NULL && n == TR_ENV_BATCH) {
+        tr_envelope *first = tr__env_of_node(b);
+        pthread_mutex_lock(&d->lock);
+        if (tr_load_relaxed(&d->len[k]) < d->keep[k]) {
+            UNPOISON(first, sizeof(*first));
+            first->from = (uint64_t)(uintptr_t)d->batches[k];
+            POISON(&first->type, sizeof(*first) - sizeof(first->node));
+            d->batches[k] = b;
+            tr_store_relaxed(&d->len[k], tr_load_relaxed(&d->len[k]) + 1);
+            b = NULL;
+        }
+        pthread_mutex_unlock(&d->lock);
+    }
+    free_list(b);
+}
+
+/* Post `h`'s outbox of class `k` to its home's return stack, or, when
+ * that is full, deposit it. */
 static void
 post(tr_env_cache *c, tr_env_home *h, unsigned k)
 {
-    tr_atomic(tr_mnode *) *head = &c->homes[h->out_home[k]].returned[k];
-    tr_mnode *top = tr_load_relaxed(head);
+    tr_env_home *to = &c->homes[h->out_home[k]];
+    tr_atomic(tr_mnode *) *head = &to->returned[k];
+    uint32_t n = h->out_len[k];
 
+    h->out_len[k] = 0;
+    /* Relaxed: a bound; the envelopes are published by the push. */
+    if (tr_faa_relaxed(&to->returned_len[k], n) >= TR_ENV_CACHE_MAX) {
+        tr_fas_relaxed(&to->returned_len[k], n);
+        tr_store_relaxed(&h->out_last[k]->next, NULL);
+        deposit(c->depot, k, h->out_first[k], n);
+        h->out_first[k] = NULL;
+        return;
+    }
+    tr_mnode *top = tr_load_relaxed(head);
     do {
         tr_store_relaxed(&h->out_last[k]->next, top);
         /* Release: the home that takes them sees what was written. */
     } while (!tr_cas_rel(head, &top, h->out_first[k]));
     h->out_first[k] = NULL;
-    h->out_len[k] = 0;
 }
 
 /* An envelope of another worker's goes into the outbox for its home. */
@@ -273,7 +308,6 @@ refill(tr_env_cache *c, unsigned k)
 static void
 spill(tr_env_cache *c, unsigned k)
 {
-    tr_env_depot *d = c->depot;
     tr_mnode *b = c->free[k];
     tr_mnode *last = b;
 
@@ -283,20 +317,7 @@ spill(tr_env_cache *c, unsigned k)
     c->free[k] = next_of(last);
     c->len[k] -= TR_ENV_BATCH;
     tr_store_relaxed(&last->next, NULL);
-    if (d != NULL) {
-        tr_envelope *first = tr__env_of_node(b);
-        pthread_mutex_lock(&d->lock);
-        if (tr_load_relaxed(&d->len[k]) < d->keep[k]) {
-            UNPOISON(first, sizeof(*first));
-            first->from = (uint64_t)(uintptr_t)d->batches[k];
-            POISON(&first->type, sizeof(*first) - sizeof(first->node));
-            d->batches[k] = b;
-            tr_store_relaxed(&d->len[k], tr_load_relaxed(&d->len[k]) + 1);
-            b = NULL;
-        }
-        pthread_mutex_unlock(&d->lock);
-    }
-    free_list(b);
+    deposit(c->depot, k, b, TR_ENV_BATCH);
 }
 
 tr_envelope *

@@ -57,7 +57,11 @@ _Static_assert(sizeof(tr_envelope) % _Alignof(max_align_t) == 0,
  * envelope whole lines for that, and W1 (producers and consumer all on
  * one of two workers) took twice the lines it takes on one worker. An
  * outbox holds at most a batch a class until one more of its class is
- * freed there.
+ * freed there. A return stack holds at most TR_ENV_CACHE_MAX a class: a
+ * home that never runs dry (it adopts a plain thread's envelopes as fast
+ * as it sends its own away) would otherwise gather all its worker ever
+ * sent to the others; a batch that finds the stack full goes to the depot
+ * instead, or to the allocator.
  *
  * Threads that are not workers use the allocator, and allocate whole cache
  * lines (`block` 0) with no home: a worker that frees one adopts it, and
@@ -91,11 +95,13 @@ typedef struct tr_env_depot tr_env_depot;
 
 /* What a worker's cache shares with the others: its return stacks, one a
  * class, which other workers push to and the owner takes whole (no ABA:
- * nothing is popped but everything); and, on a line of its own, its
- * outbox: envelopes of one other home a class, owner only, kept off the
- * cache's lines that every message touches. */
+ * nothing is popped but everything), with how many each holds (pushers
+ * add before they push, the owner takes away what it took); and, on a
+ * line of its own, its outbox: envelopes of one other home a class, owner
+ * only, kept off the cache's lines that every message touches. */
 typedef struct tr_env_home {
     TR_CACHE_ALIGNED tr_atomic(tr_mnode *) returned[TR_ENV_CLASSES];
+    tr_atomic(uint32_t) returned_len[TR_ENV_CLASSES];
     TR_CACHE_ALIGNED tr_mnode *out_first[TR_ENV_CLASSES];
     tr_mnode *out_last[TR_ENV_CLASSES];
     uint16_t out_home[TR_ENV_CLASSES];

@@ -253,6 +253,62 @@ test_envelopes_go_home_in_batches(void **state)
     tr__env_destroy(again);
     free(env);
 }
+/* The envelopes on `h`'s return stack of class `k`. */
+static uint32_t
+stacked(tr_env_home *h, unsigned k)
+{
+    uint32_t n = 0;
+
+    for (tr_mnode *m = tr_load_relaxed(&h->returned[k]); m != NULL;
+         m = tr_load_relaxed(&m->next)) {
+        n++;
+    }
+    return n;
+}
+
+/*
+ * A home that never runs dry: a worker whose actors receive a plain
+ * thread's messages and send one each to an actor on another worker
+ * adopts an envelope for every one it sends away. What comes back stops
+ * gathering on its return stack at TR_ENV_CACHE_MAX; later batches go to
+ * the depot, as far as it keeps them, and the rest to the allocator. The
+ * stack's count is its length, and the home takes them all when it does
+ * run dry.
+ */
+static void
+test_return_stack_of_a_home_that_never_runs_dry_is_bounded(void **state)
+{
+    enum { SENT = 40 * TR_ENV_BATCH };
+    depot_fx *fx = *state;
+    unsigned k = tr__env_class(SIZE);
+    tr_env_home *home = outbox(&fx->producer);
+
+    for (uint32_t i = 0; i < SENT; i++) {
+        tr_envelope *plain = tr__env_create(SIZE);
+        assert_non_null(plain);
+        tr__env_destroy_in(&fx->producer, plain);
+        tr_envelope *sent = tr__env_create_in(&fx->producer, SIZE);
+        assert_ptr_equal(sent, plain);
+        tr__env_destroy_in(&fx->consumer, sent);
+        assert_true(stacked(home, k) <= TR_ENV_CACHE_MAX);
+    }
+    assert_int_equal(stacked(home, k), TR_ENV_CACHE_MAX);
+    assert_int_equal(tr_load_relaxed(&home->returned_len[k]), TR_ENV_CACHE_MAX);
+    expect_depot(fx, TR_ENV_DEPOT_MIN, TR_ENV_DEPOT_MIN);
+
+    /* Dry, the home takes the whole stack, then the depot's. */
+    tr_envelope **drawn = take(&fx->producer, TR_ENV_CACHE_MAX + 1);
+    assert_int_equal(stacked(home, k), 0);
+    assert_int_equal(tr_load_relaxed(&home->returned_len[k]), 0);
+    assert_int_equal(fx->producer.len[k], TR_ENV_BATCH - 1);
+    expect_depot(fx, TR_ENV_DEPOT_MIN - 1, TR_ENV_DEPOT_MIN);
+    for (uint32_t i = 0; i <= TR_ENV_CACHE_MAX; i++) {
+        assert_int_equal(drawn[i]->home, fx->producer.home);
+        tr__env_destroy_in(&fx->producer, drawn[i]);
+    }
+    free(drawn);
+}
+
 /*
  * Two workers' threads, each sending the other envelopes of every class
  * and freeing what it receives: every one arrives with its sender's home
@@ -521,6 +577,9 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_threads_send_envelopes_home,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_return_stack_of_a_home_that_never_runs_dry_is_bounded, setup,
+            teardown),
         cmocka_unit_test(test_aligned_blocks_start_a_line_at_every_size),
         cmocka_unit_test(test_packed_cache_allocates_each_class_as_it_is),
     };

@@ -139,6 +139,7 @@ enum {
     LIFO_CAP = 16,
     INJECT_EVERY = 61,
     INJECT_BATCH = 32,
+    INJECT_WAKE = 64,
     WATCHDOG_MS = 1,
     WATCHDOG_MAX_MS = 8,
     LOOSE_BATCHED = 4,
@@ -362,9 +363,12 @@ tr__sched_create(unsigned n, size_t local_size, tr_run_fn run, void *arg,
 
 /* ---- inject queue ---- */
 
-static void
+/* Returns how many the queue holds now. */
+static size_t
 inject_push(tr_sched *s, tr_task *first, tr_task *last, size_t count)
 {
+    size_t len;
+
     pthread_mutex_lock(&s->inject_lock);
     last->next = NULL;
     if (s->inject_tail != NULL) {
@@ -375,8 +379,10 @@ inject_push(tr_sched *s, tr_task *first, tr_task *last, size_t count)
     s->inject_tail = last;
     /* seq_cst: pairs with the parking worker's seq_cst nidle increment and
      * its re-check of this length (see the top comment). */
-    tr_store_seqcst(&s->inject_len, tr_load_relaxed(&s->inject_len) + count);
+    len = tr_load_relaxed(&s->inject_len) + count;
+    tr_store_seqcst(&s->inject_len, len);
     pthread_mutex_unlock(&s->inject_lock);
+    return len;
 }
 
 /*
@@ -451,6 +457,20 @@ watchdog_kick_locked(tr_sched *s)
     return true;
 }
 
+/* idle_lock held; `w`, in the idle set, leaves it. */
+static void
+leave_idle_locked(tr_sched *s, tr_worker *w)
+{
+    for (unsigned i = 0; i < s->idle_len; i++) {
+        if (s->idle_set[i] == w->index) {
+            s->idle_set[i] = s->idle_set[--s->idle_len];
+            break;
+        }
+    }
+    w->in_idle_set = false;
+    tr_fas_seqcst(&s->nidle, 1);
+}
+
 static void
 wake_one(tr_sched *s)
 {
@@ -492,6 +512,25 @@ notify(tr_sched *s, bool strict)
         tr_load_relaxed(&s->nidle) != 0) {
         wake_one(s);
     }
+}
+
+/*
+ * Work was pushed to the inject queue, which then held `len` tasks. As
+ * notify(s, true), and more: a worker woken for it counts as searching
+ * until it runs, and the OS may leave it queued behind the thread that
+ * woke it (a plain thread sending without pause) for a whole time slice,
+ * milliseconds, while the other workers sleep on and the queue grows. So
+ * a queue of more than INJECT_WAKE tasks wakes a worker even though one
+ * is searching: waiting ones are work for more than one.
+ */
+static void
+notify_inject(tr_sched *s, size_t len)
+{
+    if (len > INJECT_WAKE && tr_load_seqcst(&s->nidle) != 0) {
+        wake_one(s);
+        return;
+    }
+    notify(s, true);
 }
 
 static bool
@@ -614,14 +653,7 @@ park(tr_worker *w)
             pthread_mutex_lock(&s->idle_lock);
             if (w->in_idle_set) {
                 /* Leave the set ourselves. */
-                for (unsigned i = 0; i < s->idle_len; i++) {
-                    if (s->idle_set[i] == w->index) {
-                        s->idle_set[i] = s->idle_set[--s->idle_len];
-                        break;
-                    }
-                }
-                w->in_idle_set = false;
-                tr_fas_seqcst(&s->nidle, 1);
+                leave_idle_locked(s, w);
                 bool kick = watchdog_kick_locked(s);
                 pthread_mutex_unlock(&s->idle_lock);
                 if (kick) {
@@ -1050,8 +1082,7 @@ tr__sched_requeue(tr_worker *w, tr_task *t)
         while (last->next != NULL) {
             last = last->next;
         }
-        inject_push(w->sched, overflow, last, n);
-        notify(w->sched, true);
+        notify_inject(w->sched, inject_push(w->sched, overflow, last, n));
     } else if (backlogged(w)) {
         /* A worker that keeps up wakes nobody: no thief may take its
          * tasks (queue_stealable). */
@@ -1072,8 +1103,7 @@ submit_slow(tr_sched *s, tr_worker *w, tr_task *t)
         }
         return;
     }
-    inject_push(s, t, t, 1);
-    notify(s, true);
+    notify_inject(s, inject_push(s, t, t, 1));
 }
 
 void
@@ -1331,6 +1361,28 @@ tr__sched_count(tr_worker *w, uint32_t runs, uint64_t dry)
 {
     tr_store_relaxed(&w->runs, tr_load_relaxed(&w->runs) + runs);
     tr_store_relaxed(&w->dry, tr_load_relaxed(&w->dry) + dry);
+}
+
+bool
+tr__sched_wake_held(tr_sched *s, unsigned i)
+{
+    tr_worker *w = &s->workers[i];
+    bool held;
+
+    pthread_mutex_lock(&s->idle_lock);
+    held = w->in_idle_set;
+    if (held) {
+        leave_idle_locked(s, w);
+        tr_faa_seqcst(&s->nsearching, 1);
+    }
+    pthread_mutex_unlock(&s->idle_lock);
+    return held;
+}
+
+void
+tr__sched_wake_release(tr_sched *s, unsigned i)
+{
+    tr__ec_wake(&s->workers[i].wake);
 }
 
 bool

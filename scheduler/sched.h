@@ -135,5 +135,10 @@ bool tr__sched_behind(tr_sched *s, unsigned i);
  * started). */
 bool tr__sched_stealable(tr_sched *s, unsigned i);
 void tr__sched_count(tr_worker *w, uint32_t runs, uint64_t dry);
+/* A wakeup the OS holds back: worker `i`, parked, is taken out of the
+ * idle set and counted as searching, as a waker does, but not woken (false
+ * when it was not parked); and the wakeup arriving at last. */
+bool tr__sched_wake_held(tr_sched *s, unsigned i);
+void tr__sched_wake_release(tr_sched *s, unsigned i);
 
 #endif /* TR_SCHEDULER_SCHED_H */

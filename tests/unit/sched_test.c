@@ -598,6 +598,68 @@ test_sched_idle_worker_takes_a_plain_threads_task_from_a_stuck_pool(
 }
 
 /*
+ * A wakeup the OS holds back. A worker woken for a plain thread's task
+ * counts as searching until it runs, and the OS may keep it queued behind
+ * the thread that woke it for a whole time slice. Held back here for
+ * good: the plain thread's tasks must still run, on the other worker,
+ * which the queue they make wakes.
+ */
+typedef struct held_pool {
+    tr_sched *s;
+    tr_task tasks[200];
+    tr_atomic(uint64_t) ran[2]; /* per worker */
+} held_pool;
+
+static void
+held_pool_run(void *arg, tr_worker *w, tr_task *t)
+{
+    held_pool *p = arg;
+
+    (void)t;
+    tr_faa_relaxed(&p->ran[tr__worker_index(w)], 1);
+}
+
+static bool
+both_asleep(void *arg)
+{
+    held_pool *p = arg;
+    return tr__sched_worker_asleep(p->s, 0) && tr__sched_worker_asleep(p->s, 1);
+}
+
+static bool
+held_pool_done(void *arg)
+{
+    held_pool *p = arg;
+    return tr_load_relaxed(&p->ran[0]) + tr_load_relaxed(&p->ran[1]) ==
+           sizeof(p->tasks) / sizeof(p->tasks[0]);
+}
+
+static void
+test_sched_plain_threads_tasks_run_while_a_wakeup_is_held_back(void **state)
+{
+    static held_pool p;
+    enum { N = sizeof(p.tasks) / sizeof(p.tasks[0]) };
+
+    (void)state;
+    tr_init_relaxed(&p.ran[0], 0);
+    tr_init_relaxed(&p.ran[1], 0);
+    assert_int_equal(tr__sched_create(2, 0, held_pool_run, &p, &p.s), TR_OK);
+    assert_int_equal(tr__sched_start(p.s), TR_OK);
+    assert_true(tr_test_wait_until(both_asleep, &p, 10000));
+    assert_true(tr__sched_wake_held(p.s, 0));
+    for (unsigned i = 0; i < N; i++) {
+        tr__sched_submit(p.s, &p.tasks[i]);
+    }
+    bool done = tr_test_wait_until(held_pool_done, &p, 10000);
+    uint64_t held_ran = tr_load_relaxed(&p.ran[0]);
+    tr__sched_wake_release(p.s, 0);
+    tr__sched_stop(p.s);
+    tr__sched_destroy(p.s);
+    assert_true(done);
+    assert_int_equal(held_ran, 0);
+}
+
+/*
  * Where queued work runs: driven on the scheduler directly. A "driver"
  * task, run first on some worker, pushes `n` tasks into its own ring; each
  * spins `us` microseconds and, while `runs` lasts, pushes itself back.
@@ -1105,6 +1167,8 @@ main(void)
             test_sched_idle_worker_takes_the_queued_tasks_of_a_stuck_worker),
         cmocka_unit_test(
             test_sched_idle_worker_takes_a_plain_threads_task_from_a_stuck_pool),
+        cmocka_unit_test(
+            test_sched_plain_threads_tasks_run_while_a_wakeup_is_held_back),
         cmocka_unit_test(
             test_sched_a_queue_is_stolen_from_only_when_its_owner_is_behind),
         cmocka_unit_test(

@@ -323,25 +323,27 @@ spill(tr_env_cache *c, unsigned k)
 tr_envelope *
 tr__env_create_slow(tr_env_cache *c, uint32_t size)
 {
-    if (c != NULL && size <= TR_ENV_SMALL) {
-        unsigned k = tr__env_class(size);
-        if (c->free[k] != NULL || take_returned(c, k) || refill(c, k)) {
-            tr_mnode *n = c->free[k];
-            if (tr__alloc_should_fail()) {
-                return NULL;
-            }
-            c->free[k] = next_of(n);
-            c->len[k]--;
-            UNPOISON(n, block_size(size));
-            tr_envelope *env = tr__env_of_node(n);
-            return init(env, size, env->block, env->home);
-        }
-        uint8_t block = (uint8_t)block_size(16 * k);
-        tr_envelope *env = tr__alloc(block);
-        return env != NULL ? init(env, size, block, c->home) : NULL;
+    if (size > TR_ENV_SMALL) {
+        tr_envelope *env = tr__alloc_aligned(block_size(size));
+        return env != NULL ? init(env, size, 0, TR_ENV_NO_HOME) : NULL;
     }
-    tr_envelope *env = tr__alloc_aligned(block_size(size));
-    return env != NULL ? init(env, size, 0, TR_ENV_NO_HOME) : NULL;
+    unsigned k = tr__env_class(size);
+    if (c != NULL &&
+        (c->free[k] != NULL || take_returned(c, k) || refill(c, k))) {
+        tr_mnode *n = c->free[k];
+        if (tr__alloc_should_fail()) {
+            return NULL;
+        }
+        c->free[k] = next_of(n);
+        c->len[k]--;
+        UNPOISON(n, block_size(size));
+        tr_envelope *env = tr__env_of_node(n);
+        return init(env, size, env->block, env->home);
+    }
+    uint8_t block = (uint8_t)block_size(16 * k);
+    tr_envelope *env = tr__alloc(block);
+    uint16_t home = c != NULL ? c->home : TR_ENV_NO_HOME;
+    return env != NULL ? init(env, size, block, home) : NULL;
 }
 
 void
@@ -349,22 +351,22 @@ tr__env_destroy_slow(tr_env_cache *c, tr_envelope *env)
 {
     uint32_t size = env->size;
 
-    if (c != NULL && size <= TR_ENV_SMALL) {
-        unsigned k = tr__env_class(size);
-        if (env->home != c->home && !tr__env_adopt(c, env)) {
-            send_home(c, k, env);
-            return;
-        }
-        if (c->len[k] >= TR_ENV_CACHE_MAX) {
-            spill(c, k);
-        }
-        tr_store_relaxed(&env->node.next, c->free[k]);
-        c->free[k] = &env->node;
-        c->len[k]++;
-        POISON(&env->type, block_size(size) - sizeof(env->node));
+    if (c == NULL || size > TR_ENV_SMALL || env->home == TR_ENV_NO_HOME) {
+        free_block(env);
         return;
     }
-    free_block(env);
+    unsigned k = tr__env_class(size);
+    if (env->home != c->home) {
+        send_home(c, k, env);
+        return;
+    }
+    if (c->len[k] >= TR_ENV_CACHE_MAX) {
+        spill(c, k);
+    }
+    tr_store_relaxed(&env->node.next, c->free[k]);
+    c->free[k] = &env->node;
+    c->len[k]++;
+    POISON(&env->type, block_size(size) - sizeof(env->node));
 }
 
 tr_envelope *

@@ -23,8 +23,8 @@ typedef struct tr_envelope {
     uint64_t from; /* sender address id; 0 from a plain thread */
     uint32_t gen;  /* generation of the incarnation it was sent to */
     uint8_t kind;  /* 0 for user messages; control kinds otherwise */
-    uint8_t block; /* a cache's envelope: its allocation, in bytes; 0:
-                    * whole cache lines for `size` (see below) */
+    uint8_t block; /* a small envelope's allocation, in bytes (its
+                    * class's size); 0: whole cache lines for `size` */
     uint16_t home; /* the worker whose cache it returns to, or
                     * TR_ENV_NO_HOME (a plain thread's) */
 } tr_envelope;
@@ -58,22 +58,26 @@ _Static_assert(sizeof(tr_envelope) % _Alignof(max_align_t) == 0,
  * one of two workers) took twice the lines it takes on one worker. An
  * outbox holds at most a batch a class until one more of its class is
  * freed there. A return stack holds at most TR_ENV_CACHE_MAX a class: a
- * home that never runs dry (it adopts a plain thread's envelopes as fast
- * as it sends its own away) would otherwise gather all its worker ever
- * sent to the others; a batch that finds the stack full goes to the depot
- * instead, or to the allocator.
+ * home that sent a burst away and then allocates no more would otherwise
+ * hold all of it until it next runs dry; a batch that finds the stack full
+ * goes to the depot instead, or to the allocator.
  *
- * Threads that are not workers use the allocator, and allocate whole cache
- * lines (`block` 0) with no home: a worker that frees one adopts it, and
- * nothing else shares its lines. A cache that grows past TR_ENV_CACHE_MAX
- * hands a batch to the system's depot (one lock a batch), and an empty one
- * with nothing returned takes a batch back (whose envelopes keep their
- * homes). The depot keeps what producers have shown they take:
+ * Threads that are not workers use the allocator, with no home: a small
+ * envelope is its class's size (`block`), a larger one whole cache lines
+ * (`block` 0), and a worker that frees one gives it back to the allocator.
+ * None enters a cache, where two workers could come to reuse the two
+ * halves of one line (what homes prevent): it shares a line only while it
+ * travels. Adopted into the cache that freed it, it would have to take
+ * whole lines: twice the memory for W4's hellos while they wait, and W4
+ * measured 1% more instructions an actor. A cache that grows past
+ * TR_ENV_CACHE_MAX hands a batch to the system's depot (one lock a batch), and
+ * an empty one with nothing returned takes a batch back (whose envelopes keep
+ * their homes). The depot keeps what producers have shown they take:
  * TR_ENV_DEPOT_MIN batches a class at first, twice as many each time a
  * cache takes its last one, up to TR_ENV_DEPOT_MAX; the rest goes back to
  * the allocator, so what the caches hold stays bounded, and memory freed
- * where nobody allocates again (plain threads' messages to a worker's
- * actors, a worker alone) returns to the threads that allocate it. A cache
+ * where nobody allocates again (a worker alone) returns to the threads
+ * that allocate it. A cache
  * holds up to a run's worth (TR_BATCH) of a class, so that a consumer and its
  * producers on one worker hand envelopes to each other through the cache
  * alone: with 256, a consumer's run of 1,024 spilled most of them to the
@@ -193,18 +197,6 @@ tr__env_create_in(tr_env_cache *c, uint32_t size)
                      : tr__env_create_slow(c, size);
 }
 
-/* True when `env`, freed into `c` and not of its home, is a plain
- * thread's, which `c` then adopts. */
-static inline bool
-tr__env_adopt(tr_env_cache *c, tr_envelope *env)
-{
-    if (env->home != TR_ENV_NO_HOME) {
-        return false;
-    }
-    env->home = c->home;
-    return true;
-}
-
 /* Free an envelope (sized by its `size`) into `c` (NULL: the allocator). */
 static inline void
 tr__env_destroy_in(tr_env_cache *c, tr_envelope *env)
@@ -214,7 +206,7 @@ tr__env_destroy_in(tr_env_cache *c, tr_envelope *env)
     unsigned k = tr__env_class(size);
 
     if (c != NULL && size <= TR_ENV_SMALL && c->len[k] < TR_ENV_CACHE_MAX &&
-        (env->home == c->home || tr__env_adopt(c, env))) {
+        env->home == c->home) {
         tr_store_relaxed(&env->node.next, c->free[k]);
         c->free[k] = &env->node;
         c->len[k]++;

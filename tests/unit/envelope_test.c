@@ -81,6 +81,19 @@ take(tr_env_cache *from, uint32_t n)
     return env;
 }
 
+/* `n` envelopes of `c`'s own, as its cache allocates them when it has
+ * none: the allocator's, of the class's size, with `c`'s worker as home. */
+static tr_envelope **
+own(tr_env_cache *c, uint32_t n)
+{
+    tr_envelope **env = take(NULL, n);
+
+    for (uint32_t i = 0; i < n; i++) {
+        env[i]->home = c->home;
+    }
+    return env;
+}
+
 /* The consumer frees them: its cache, when full, spills a batch to the
  * depot (or the allocator) every TR_ENV_BATCH frees. */
 static void
@@ -100,10 +113,11 @@ test_depot_keeps_what_producers_take(void **state)
     uint32_t n;
 
     expect_depot(fx, 0, keep);
-    /* A consumer alone (a collector, a lone worker): after its cache is
-     * full, the depot keeps a few batches, the rest goes back. */
+    /* A consumer alone (a worker that frees a burst of its own): after
+     * its cache is full, the depot keeps a few batches, the rest goes
+     * back. */
     n = TR_ENV_CACHE_MAX + 40 * TR_ENV_BATCH;
-    give(fx, take(NULL, n), n);
+    give(fx, own(&fx->consumer, n), n);
     expect_depot(fx, keep, keep);
     /* A producer that takes the last batch doubles what the depot keeps,
      * up to its bound. */
@@ -115,7 +129,7 @@ test_depot_keeps_what_producers_take(void **state)
         give(fx, drawn, n);
         expect_depot(fx, keep / 2, keep);
         n = 40 * TR_ENV_BATCH;
-        give(fx, take(NULL, n), n);
+        give(fx, own(&fx->consumer, n), n);
         expect_depot(fx, keep, keep);
     }
     n = keep * TR_ENV_BATCH;
@@ -128,51 +142,54 @@ test_depot_keeps_what_producers_take(void **state)
     expect_depot(fx, keep, TR_ENV_DEPOT_MAX);
 }
 
+/* What `c` shares: its outbox and return stacks. */
+static tr_env_home *
+outbox(tr_env_cache *c)
+{
+    return &c->homes[c->home];
+}
+
 /*
- * A plain thread's envelopes share no cache line: each starts a line, and
- * the lines its header and payload reach are its own, also when a cache
- * that took it in reuses it for another size of its class (a worker's
- * cache adopts them, and another worker's may adopt its neighbour). Each
- * payload is written whole, which ASan checks against the block.
+ * A plain thread's envelope has no home: a small one is its class's size,
+ * a larger one whole cache lines; a worker's cache that frees one gives it
+ * back to the allocator and keeps nothing of it. Each payload is written
+ * whole, which ASan checks against the block.
  */
 static void
-test_plain_envelopes_own_their_cache_lines(void **state)
+test_plain_envelopes_go_back_to_the_allocator(void **state)
 {
     static const uint32_t sizes[] = {0,  1,  8,  31, 32,  33,
                                      64, 95, 96, 97, 200, 4000};
     enum { N = 16 };
     depot_fx *fx = *state;
 
-    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
-        uint32_t size = sizes[k];
-        uintptr_t first[N];
-        uintptr_t last[N];
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        uint32_t size = sizes[i];
+        unsigned k = tr__env_class(size);
         tr_envelope *env[N];
 
-        for (int i = 0; i < N; i++) {
-            env[i] = tr__env_create(size);
-            assert_non_null(env[i]);
-            assert_int_equal(env[i]->home, TR_ENV_NO_HOME);
-            memset(tr__env_data(env[i]), 0xa5, size);
-            first[i] = (uintptr_t)env[i] / TR_CACHE_LINE;
-            last[i] = ((uintptr_t)env[i] + sizeof(tr_envelope) + size - 1) /
-                      TR_CACHE_LINE;
-            assert_int_equal((uintptr_t)env[i] % TR_CACHE_LINE, 0);
-            for (int j = 0; j < i; j++) {
-                assert_true(last[i] < first[j] || last[j] < first[i]);
+        for (int j = 0; j < N; j++) {
+            env[j] = tr__env_create(size);
+            assert_non_null(env[j]);
+            assert_int_equal(env[j]->home, TR_ENV_NO_HOME);
+            assert_int_equal(env[j]->size, size);
+            if (size <= TR_ENV_SMALL) {
+                assert_int_equal(env[j]->block, sizeof(tr_envelope) + 16 * k);
+            } else {
+                assert_int_equal(env[j]->block, 0);
+                assert_int_equal((uintptr_t)env[j] % TR_CACHE_LINE, 0);
             }
+            memset(tr__env_data(env[j]), 0xa5, size);
         }
-        for (int i = 0; i < N; i++) {
-            tr__env_destroy_in(&fx->producer, env[i]);
+        for (int j = 0; j < N; j++) {
+            tr__env_destroy_in(&fx->producer, env[j]);
+        }
+        if (size <= TR_ENV_SMALL) {
+            assert_int_equal(fx->producer.len[k], 0);
+            assert_null(fx->producer.free[k]);
         }
     }
-}
-
-/* What `c` shares: its outbox and return stacks. */
-static tr_env_home *
-outbox(tr_env_cache *c)
-{
-    return &c->homes[c->home];
+    assert_null(outbox(&fx->producer)->out_first[tr__env_class(SIZE)]);
 }
 
 static bool
@@ -192,8 +209,7 @@ among(tr_envelope **env, uint32_t n, const tr_envelope *e)
  * producer's return stack whole, the rest waits in the consumer's outbox
  * until a batch fills or one of another home comes, and the producer
  * takes all returned when its free list runs dry, before the depot or the
- * allocator. A plain thread's envelope is adopted by the cache that frees
- * it.
+ * allocator. A plain thread's envelope goes back to the allocator.
  */
 static void
 test_envelopes_go_home_in_batches(void **state)
@@ -244,12 +260,10 @@ test_envelopes_go_home_in_batches(void **state)
     }
     free(drawn);
 
-    /* A plain thread's joins the cache that frees it. */
+    /* A plain thread's goes back to the allocator. */
     tr__env_destroy_in(&fx->consumer, plain);
-    assert_int_equal(fx->consumer.len[k], 1);
-    assert_ptr_equal(tr__env_create_in(&fx->consumer, SIZE), plain);
-    assert_int_equal(plain->home, fx->consumer.home);
-    tr__env_destroy(plain);
+    assert_int_equal(fx->consumer.len[k], 0);
+    assert_int_equal(outbox(&fx->consumer)->out_len[k], 1);
     tr__env_destroy(again);
     free(env);
 }
@@ -267,31 +281,26 @@ stacked(tr_env_home *h, unsigned k)
 }
 
 /*
- * A home that never runs dry: a worker whose actors receive a plain
- * thread's messages and send one each to an actor on another worker
- * adopts an envelope for every one it sends away. What comes back stops
- * gathering on its return stack at TR_ENV_CACHE_MAX; later batches go to
- * the depot, as far as it keeps them, and the rest to the allocator. The
- * stack's count is its length, and the home takes them all when it does
- * run dry.
+ * A burst: a worker sends many envelopes away, and they all come back
+ * while it allocates no more. What comes back stops gathering on its
+ * return stack at TR_ENV_CACHE_MAX; later batches go to the depot, as far
+ * as it keeps them, and the rest to the allocator. The stack's count is
+ * its length, and the home takes them all when it next runs dry.
  */
 static void
-test_return_stack_of_a_home_that_never_runs_dry_is_bounded(void **state)
+test_return_stack_holds_at_most_a_cache(void **state)
 {
     enum { SENT = 40 * TR_ENV_BATCH };
     depot_fx *fx = *state;
     unsigned k = tr__env_class(SIZE);
     tr_env_home *home = outbox(&fx->producer);
+    tr_envelope **sent = take(&fx->producer, SENT);
 
     for (uint32_t i = 0; i < SENT; i++) {
-        tr_envelope *plain = tr__env_create(SIZE);
-        assert_non_null(plain);
-        tr__env_destroy_in(&fx->producer, plain);
-        tr_envelope *sent = tr__env_create_in(&fx->producer, SIZE);
-        assert_ptr_equal(sent, plain);
-        tr__env_destroy_in(&fx->consumer, sent);
+        tr__env_destroy_in(&fx->consumer, sent[i]);
         assert_true(stacked(home, k) <= TR_ENV_CACHE_MAX);
     }
+    free(sent);
     assert_int_equal(stacked(home, k), TR_ENV_CACHE_MAX);
     assert_int_equal(tr_load_relaxed(&home->returned_len[k]), TR_ENV_CACHE_MAX);
     expect_depot(fx, TR_ENV_DEPOT_MIN, TR_ENV_DEPOT_MIN);
@@ -518,11 +527,10 @@ test_aligned_blocks_start_a_line_at_every_size(void **state)
 
 /*
  * A cache allocates each class's size as it is, 32 to 128 bytes by 16,
- * and says so in the header. An envelope of whole lines (a plain
- * thread's) that it takes in stays whole lines, for the largest size of
- * its class too. Each goes back to the allocator as it
- * was allocated, whoever frees it, and so do the batches a full cache
- * spills (checked builds assert the size: common/tr_alloc.c).
+ * and says so in the header; one freed into it serves the largest size of
+ * its class next. Each goes back to the allocator as it was allocated,
+ * whoever frees it, and so do the batches a full cache spills (checked
+ * builds assert the size: common/tr_alloc.c).
  */
 static void
 test_packed_cache_allocates_each_class_as_it_is(void **state)
@@ -535,22 +543,17 @@ test_packed_cache_allocates_each_class_as_it_is(void **state)
     for (uint32_t size = 0; size <= TR_ENV_SMALL; size++) {
         uint32_t top = 16 * tr__env_class(size); /* the class's largest */
         tr_envelope *env = tr__env_create_in(&packed, size);
-        tr_envelope *plain = tr__env_create(size);
 
         assert_non_null(env);
-        assert_non_null(plain);
         assert_int_equal(env->block, sizeof(tr_envelope) + top);
-        assert_int_equal(plain->block, 0);
+        assert_int_equal(env->home, packed.home);
         memset(tr__env_data(env), 0x5a, top);
-        tr__env_destroy_in(&packed, plain);
+        tr__env_destroy_in(&packed, env);
         tr_envelope *again = tr__env_create_in(&packed, top);
-        assert_ptr_equal(again, plain);
-        assert_int_equal(again->block, 0);
+        assert_ptr_equal(again, env);
         assert_int_equal(again->size, top);
-        assert_int_equal((uintptr_t)again % TR_CACHE_LINE, 0);
         memset(tr__env_data(again), 0xa5, top);
         tr__env_destroy(again);
-        tr__env_destroy(env);
     }
     tr_envelope **env = calloc(SPILLED, sizeof(*env));
     assert_non_null(env);
@@ -572,14 +575,13 @@ main(void)
         cmocka_unit_test_setup_teardown(test_depot_keeps_what_producers_take,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
-            test_plain_envelopes_own_their_cache_lines, setup, teardown),
+            test_plain_envelopes_go_back_to_the_allocator, setup, teardown),
         cmocka_unit_test_setup_teardown(test_envelopes_go_home_in_batches,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_threads_send_envelopes_home,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_return_stack_of_a_home_that_never_runs_dry_is_bounded, setup,
-            teardown),
+        cmocka_unit_test_setup_teardown(test_return_stack_holds_at_most_a_cache,
+                                        setup, teardown),
         cmocka_unit_test(test_aligned_blocks_start_a_line_at_every_size),
         cmocka_unit_test(test_packed_cache_allocates_each_class_as_it_is),
     };

@@ -139,7 +139,7 @@ enum {
     LIFO_CAP = 16,
     INJECT_EVERY = 61,
     INJECT_BATCH = 32,
-    INJECT_WAKE = 64,
+    INJECT_WAKE = 256,
     WATCHDOG_MS = 1,
     WATCHDOG_MAX_MS = 8,
     LOOSE_BATCHED = 4,
@@ -521,7 +521,10 @@ notify(tr_sched *s, bool strict)
  * woke it (a plain thread sending without pause) for a whole time slice,
  * milliseconds, while the other workers sleep on and the queue grows. So
  * a queue of more than INJECT_WAKE tasks wakes a worker even though one
- * is searching: waiting ones are work for more than one.
+ * is searching: waiting ones are work for more than one. With 64, W4 on
+ * two workers ran 5% slower: the main thread woke workers that ran dry at
+ * once and parked again. With 256 it runs as before, and its hellos no
+ * longer wait by the 30,000 (docs/benchmarks.md, the twentieth sitting).
  */
 static void
 notify_inject(tr_sched *s, size_t len)

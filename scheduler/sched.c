@@ -139,7 +139,6 @@ enum {
     LIFO_CAP = 16,
     INJECT_EVERY = 61,
     INJECT_BATCH = 32,
-    INJECT_WAKE = 256,
     WATCHDOG_MS = 1,
     WATCHDOG_MAX_MS = 8,
     LOOSE_BATCHED = 4,
@@ -520,7 +519,7 @@ notify(tr_sched *s, bool strict)
  * until it runs, and the OS may leave it queued behind the thread that
  * woke it (a plain thread sending without pause) for a whole time slice,
  * milliseconds, while the other workers sleep on and the queue grows. So
- * a queue of more than INJECT_WAKE tasks wakes a worker even though one
+ * a queue of more than TR_INJECT_WAKE tasks wakes a worker even though one
  * is searching: waiting ones are work for more than one. With 64, W4 on
  * two workers ran 5% slower: the main thread woke workers that ran dry at
  * once and parked again. With 256 it runs as before, and its hellos no
@@ -529,7 +528,7 @@ notify(tr_sched *s, bool strict)
 static void
 notify_inject(tr_sched *s, size_t len)
 {
-    if (len > INJECT_WAKE && tr_load_seqcst(&s->nidle) != 0) {
+    if (len > TR_INJECT_WAKE && tr_load_seqcst(&s->nidle) != 0) {
         wake_one(s);
         return;
     }

@@ -12,6 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A plain thread's push that leaves more tasks than this in the inject
+ * queue wakes a worker even while one counts as searching (sched.c). */
+enum { TR_INJECT_WAKE = 256 };
+
 typedef struct tr_sched tr_sched;
 typedef struct tr_worker tr_worker;
 

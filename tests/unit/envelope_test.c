@@ -319,6 +319,85 @@ test_return_stack_holds_at_most_a_cache(void **state)
 }
 
 /*
+ * The same bound while the home takes its stack: one thread allocates
+ * bursts (taking back what came home whenever it runs dry) and hands them
+ * to another, which frees them, posting them home as the first takes.
+ * When both are done, the stack's count is its length, and the stack
+ * holds at most a cache's worth and the batch that reached it.
+ * (ThreadSanitizer checks the count's and the stack's hand-over.)
+ */
+enum { BURST = 12 * TR_ENV_BATCH, BURSTS = 40 };
+
+typedef struct bursts {
+    depot_fx *fx;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    tr_envelope **queued[2]; /* NULL entries are free; the end: `done` */
+    bool done;
+} bursts;
+
+static void *
+burst_free_main(void *arg)
+{
+    bursts *b = arg;
+
+    for (;;) {
+        tr_envelope **env = NULL;
+        pthread_mutex_lock(&b->lock);
+        while (b->queued[0] == NULL && !b->done) {
+            pthread_cond_wait(&b->changed, &b->lock);
+        }
+        env = b->queued[0];
+        b->queued[0] = b->queued[1];
+        b->queued[1] = NULL;
+        pthread_cond_broadcast(&b->changed);
+        pthread_mutex_unlock(&b->lock);
+        if (env == NULL) {
+            return NULL;
+        }
+        for (uint32_t i = 0; i < BURST; i++) {
+            tr__env_destroy_in(&b->fx->consumer, env[i]);
+        }
+        free(env);
+    }
+}
+
+static void
+test_return_stack_bound_holds_while_its_home_takes(void **state)
+{
+    bursts b = {.fx = *state};
+    unsigned k = tr__env_class(SIZE);
+    tr_env_home *home = outbox(&b.fx->producer);
+    pthread_t t;
+
+    pthread_mutex_init(&b.lock, NULL);
+    pthread_cond_init(&b.changed, NULL);
+    assert_int_equal(pthread_create(&t, NULL, burst_free_main, &b), 0);
+    for (uint32_t r = 0; r < BURSTS; r++) {
+        tr_envelope **env = take(&b.fx->producer, BURST);
+        pthread_mutex_lock(&b.lock);
+        while (b.queued[1] != NULL) {
+            pthread_cond_wait(&b.changed, &b.lock);
+        }
+        b.queued[b.queued[0] == NULL ? 0 : 1] = env;
+        pthread_cond_broadcast(&b.changed);
+        pthread_mutex_unlock(&b.lock);
+    }
+    pthread_mutex_lock(&b.lock);
+    b.done = true;
+    pthread_cond_broadcast(&b.changed);
+    pthread_mutex_unlock(&b.lock);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    pthread_cond_destroy(&b.changed);
+    pthread_mutex_destroy(&b.lock);
+
+    uint32_t n = stacked(home, k);
+    assert_int_equal(tr_load_relaxed(&home->returned_len[k]), n);
+    assert_true(n <= TR_ENV_CACHE_MAX + TR_ENV_BATCH - 1);
+    assert_true(n >= TR_ENV_BATCH);
+}
+
+/*
  * Two workers' threads, each sending the other envelopes of every class
  * and freeing what it receives: every one arrives with its sender's home
  * and payload, goes back to its home, and is allocated there again, so
@@ -582,6 +661,9 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_return_stack_holds_at_most_a_cache,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_return_stack_bound_holds_while_its_home_takes, setup,
+            teardown),
         cmocka_unit_test(test_aligned_blocks_start_a_line_at_every_size),
         cmocka_unit_test(test_packed_cache_allocates_each_class_as_it_is),
     };

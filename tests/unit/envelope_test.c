@@ -328,12 +328,12 @@ test_return_stack_holds_at_most_a_cache(void **state)
  */
 enum { BURST = 12 * TR_ENV_BATCH, BURSTS = 40 };
 
+/* Burst r is handed over in slot r % 2 before the r-th barrier: the
+ * other thread frees it while this one allocates the next. */
 typedef struct bursts {
     depot_fx *fx;
-    pthread_mutex_t lock;
-    pthread_cond_t changed;
-    tr_envelope **queued[2]; /* NULL entries are free; the end: `done` */
-    bool done;
+    pthread_barrier_t handed;
+    tr_envelope **slot[2];
 } bursts;
 
 static void *
@@ -341,25 +341,15 @@ burst_free_main(void *arg)
 {
     bursts *b = arg;
 
-    for (;;) {
-        tr_envelope **env = NULL;
-        pthread_mutex_lock(&b->lock);
-        while (b->queued[0] == NULL && !b->done) {
-            pthread_cond_wait(&b->changed, &b->lock);
-        }
-        env = b->queued[0];
-        b->queued[0] = b->queued[1];
-        b->queued[1] = NULL;
-        pthread_cond_broadcast(&b->changed);
-        pthread_mutex_unlock(&b->lock);
-        if (env == NULL) {
-            return NULL;
-        }
+    for (uint32_t r = 0; r < BURSTS; r++) {
+        pthread_barrier_wait(&b->handed);
+        tr_envelope **env = b->slot[r % 2];
         for (uint32_t i = 0; i < BURST; i++) {
             tr__env_destroy_in(&b->fx->consumer, env[i]);
         }
         free(env);
     }
+    return NULL;
 }
 
 static void
@@ -370,26 +360,14 @@ test_return_stack_bound_holds_while_its_home_takes(void **state)
     tr_env_home *home = outbox(&b.fx->producer);
     pthread_t t;
 
-    pthread_mutex_init(&b.lock, NULL);
-    pthread_cond_init(&b.changed, NULL);
+    assert_int_equal(pthread_barrier_init(&b.handed, NULL, 2), 0);
     assert_int_equal(pthread_create(&t, NULL, burst_free_main, &b), 0);
     for (uint32_t r = 0; r < BURSTS; r++) {
-        tr_envelope **env = take(&b.fx->producer, BURST);
-        pthread_mutex_lock(&b.lock);
-        while (b.queued[1] != NULL) {
-            pthread_cond_wait(&b.changed, &b.lock);
-        }
-        b.queued[b.queued[0] == NULL ? 0 : 1] = env;
-        pthread_cond_broadcast(&b.changed);
-        pthread_mutex_unlock(&b.lock);
+        b.slot[r % 2] = take(&b.fx->producer, BURST);
+        pthread_barrier_wait(&b.handed);
     }
-    pthread_mutex_lock(&b.lock);
-    b.done = true;
-    pthread_cond_broadcast(&b.changed);
-    pthread_mutex_unlock(&b.lock);
     assert_int_equal(pthread_join(t, NULL), 0);
-    pthread_cond_destroy(&b.changed);
-    pthread_mutex_destroy(&b.lock);
+    pthread_barrier_destroy(&b.handed);
 
     uint32_t n = stacked(home, k);
     assert_int_equal(tr_load_relaxed(&home->returned_len[k]), n);

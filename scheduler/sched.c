@@ -470,6 +470,16 @@ leave_idle_locked(tr_sched *s, tr_worker *w)
     tr_fas_seqcst(&s->nidle, 1);
 }
 
+/* idle_lock held; a waker takes parked `w` out of the idle set. The woken
+ * worker starts as a searcher; counting it here keeps others from waking
+ * a second one for the same work. */
+static void
+claim_locked(tr_sched *s, tr_worker *w)
+{
+    leave_idle_locked(s, w);
+    tr_faa_seqcst(&s->nsearching, 1);
+}
+
 static void
 wake_one(tr_sched *s)
 {
@@ -478,12 +488,8 @@ wake_one(tr_sched *s)
 
     pthread_mutex_lock(&s->idle_lock);
     if (s->idle_len > 0) {
-        w = &s->workers[s->idle_set[--s->idle_len]];
-        w->in_idle_set = false;
-        tr_fas_seqcst(&s->nidle, 1);
-        /* The woken worker starts as a searcher; counting it here keeps
-         * others from waking a second one for the same work. */
-        tr_faa_seqcst(&s->nsearching, 1);
+        w = &s->workers[s->idle_set[s->idle_len - 1]];
+        claim_locked(s, w);
         kick = watchdog_kick_locked(s);
     }
     pthread_mutex_unlock(&s->idle_lock);
@@ -1374,8 +1380,7 @@ tr__sched_wake_held(tr_sched *s, unsigned i)
     pthread_mutex_lock(&s->idle_lock);
     held = w->in_idle_set;
     if (held) {
-        leave_idle_locked(s, w);
-        tr_faa_seqcst(&s->nsearching, 1);
+        claim_locked(s, w);
     }
     pthread_mutex_unlock(&s->idle_lock);
     return held;

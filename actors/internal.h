@@ -29,6 +29,11 @@
 /* Messages one run of an actor handles before it yields its worker. */
 enum { TR_BATCH = 1024 };
 
+/* A worker's envelope cache holds what its runs swing through and a batch
+ * more, or it trades a batch with the depot every run (envelope.h). */
+_Static_assert(TR_ENV_CACHE_MAX >= 2 * TR_BATCH,
+               "an envelope cache holds two runs' worth");
+
 /* States this small live in the slot itself: no allocation. */
 enum { TR_INLINE_STATE = 16 };
 

@@ -77,18 +77,25 @@ _Static_assert(sizeof(tr_envelope) % _Alignof(max_align_t) == 0,
  * cache takes its last one, up to TR_ENV_DEPOT_MAX; the rest goes back to
  * the allocator, so what the caches hold stays bounded, and memory freed
  * where nobody allocates again (a worker alone) returns to the threads
- * that allocate it. A cache
- * holds up to a run's worth (TR_BATCH) of a class, so that a consumer and its
- * producers on one worker hand envelopes to each other through the cache
- * alone: with 256, a consumer's run of 1,024 spilled most of them to the
- * depot and the producers fetched them back (W1 mpsc 6-8% slower); 1,024
- * and 2,048 measure the same there, and 1,024 hold half the memory (W4's
- * bytes an actor).
+ * that allocate it.
+ *
+ * A cache holds up to two runs' worth (TR_BATCH) of a class, so that a
+ * consumer and its producers on one worker hand envelopes to each other
+ * through the cache alone. What a worker's runs take and give back swings
+ * by about a run; a cache that spills when full and refills when empty
+ * settles only if its bound exceeds that swing by a batch, else every
+ * swing spills one and takes it back. With 256, a consumer's run of 1,024
+ * spilled most of them to the depot and the producers fetched them back
+ * (W1 mpsc 6-8% slower). With 1,024, W1 on one worker kept its 1,030
+ * envelopes in the cache; on two, a start where both workers ran
+ * producers left 4,000 and more, and the cache then spilled a batch in
+ * every consumer run and refilled one in every producer run, 10,000 of
+ * each in a run of W1 (docs/benchmarks.md, the twenty-first sitting).
  */
 enum {
     TR_ENV_SMALL = 96,
     TR_ENV_CLASSES = 7,
-    TR_ENV_CACHE_MAX = 1024,
+    TR_ENV_CACHE_MAX = 2048,
     TR_ENV_BATCH = 128,
     TR_ENV_DEPOT_MIN = 2,
     TR_ENV_DEPOT_MAX = 32,

@@ -8,6 +8,7 @@
  */
 #include "support/tr_test.h"
 
+#include "actors/internal.h"
 #include "mailbox/envelope.h"
 
 #include <pthread.h>
@@ -155,6 +156,37 @@ outbox(tr_env_cache *c)
  * back to the allocator and keeps nothing of it. Each payload is written
  * whole, which ASan checks against the block.
  */
+/*
+ * A worker whose runs swing through a run's worth of envelopes and a few
+ * more (a consumer's run of TR_BATCH, its producers' values and notes to
+ * themselves) after a start that left it four runs' worth (two workers'
+ * producers all ran before the consumer): once settled, it trades no
+ * batch with the depot, at the swing's bottom or its top. A cache bounded
+ * at one run spilled a batch at every top and took it back at every
+ * bottom.
+ */
+static void
+test_cache_settles_on_a_swing_of_a_run(void **state)
+{
+    enum { SWING = TR_BATCH + TR_ENV_BATCH / 2 };
+    depot_fx *fx = *state;
+    tr_env_cache *c = &fx->consumer;
+    uint32_t held;
+    uint32_t keep;
+
+    give(fx, take(c, 4 * TR_BATCH), 4 * TR_BATCH);
+    for (int i = 0; i < 4; i++) {
+        give(fx, take(c, SWING), SWING);
+    }
+    tr__env_depot_count(fx->d, SIZE, &held, &keep);
+    for (int i = 0; i < 16; i++) {
+        tr_envelope **env = take(c, SWING);
+        expect_depot(fx, held, keep);
+        give(fx, env, SWING);
+        expect_depot(fx, held, keep);
+    }
+}
+
 static void
 test_plain_envelopes_go_back_to_the_allocator(void **state)
 {
@@ -630,6 +662,8 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_depot_keeps_what_producers_take,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_settles_on_a_swing_of_a_run,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_plain_envelopes_go_back_to_the_allocator, setup, teardown),

@@ -201,30 +201,12 @@ take_returned(tr_env_cache *c, unsigned k)
     return n != 0;
 }
 
-/* A batch `b` of `n` envelopes of class `k` that no cache takes: to the
- * depot when it is whole and the depot keeps fewer than it wants, to the
- * allocator otherwise. */
-static void
-deposit(tr_env_depot *d, unsigned k, tr_mnode *b, uint32_t n)
-{
-    if (d != NULL && n == TR_ENV_BATCH) {
-        tr_envelope *first = tr__env_of_node(b);
-        pthread_mutex_lock(&d->lock);
-        if (tr_load_relaxed(&d->len[k]) < d->keep[k]) {
-            UNPOISON(first, sizeof(*first));
-            first->from = (uint64_t)(uintptr_t)d->batches[k];
-            POISON(&first->type, sizeof(*first) - sizeof(first->node));
-            d->batches[k] = b;
-            tr_store_relaxed(&d->len[k], tr_load_relaxed(&d->len[k]) + 1);
-            b = NULL;
-        }
-        pthread_mutex_unlock(&d->lock);
-    }
-    free_list(b);
-}
-
 /* Post `h`'s outbox of class `k` to its home's return stack, or, when
- * that is full, deposit it. */
+ * that is full, give it to the allocator. Not to the depot: a worker that
+ * ran dry would take it from there, use the envelopes far from their home
+ * and send them back to the full stack, and so on round; on two workers
+ * with a cache of 1,024, a run of W1 sent 855,000 envelopes home that
+ * way, against 5,000 once these batches went to the allocator. */
 static void
 post(tr_env_cache *c, tr_env_home *h, unsigned k)
 {
@@ -237,7 +219,7 @@ post(tr_env_cache *c, tr_env_home *h, unsigned k)
     if (tr_faa_relaxed(&to->returned_len[k], n) >= TR_ENV_CACHE_MAX) {
         tr_fas_relaxed(&to->returned_len[k], n);
         tr_store_relaxed(&h->out_last[k]->next, NULL);
-        deposit(c->depot, k, h->out_first[k], n);
+        free_list(h->out_first[k]);
         h->out_first[k] = NULL;
         return;
     }
@@ -308,6 +290,7 @@ refill(tr_env_cache *c, unsigned k)
 static void
 spill(tr_env_cache *c, unsigned k)
 {
+    tr_env_depot *d = c->depot;
     tr_mnode *b = c->free[k];
     tr_mnode *last = b;
 
@@ -317,7 +300,20 @@ spill(tr_env_cache *c, unsigned k)
     c->free[k] = next_of(last);
     c->len[k] -= TR_ENV_BATCH;
     tr_store_relaxed(&last->next, NULL);
-    deposit(c->depot, k, b, TR_ENV_BATCH);
+    if (d != NULL) {
+        tr_envelope *first = tr__env_of_node(b);
+        pthread_mutex_lock(&d->lock);
+        if (tr_load_relaxed(&d->len[k]) < d->keep[k]) {
+            UNPOISON(first, sizeof(*first));
+            first->from = (uint64_t)(uintptr_t)d->batches[k];
+            POISON(&first->type, sizeof(*first) - sizeof(first->node));
+            d->batches[k] = b;
+            tr_store_relaxed(&d->len[k], tr_load_relaxed(&d->len[k]) + 1);
+            b = NULL;
+        }
+        pthread_mutex_unlock(&d->lock);
+    }
+    free_list(b);
 }
 
 tr_envelope *

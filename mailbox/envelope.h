@@ -60,7 +60,7 @@ _Static_assert(sizeof(tr_envelope) % _Alignof(max_align_t) == 0,
  * freed there. A return stack holds at most TR_ENV_CACHE_MAX a class: a
  * home that sent a burst away and then allocates no more would otherwise
  * hold all of it until it next runs dry; a batch that finds the stack full
- * goes to the depot instead, or to the allocator.
+ * goes to the allocator.
  *
  * Threads that are not workers use the allocator, with no home: a small
  * envelope is its class's size (`block`), a larger one whole cache lines

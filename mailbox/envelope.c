@@ -204,9 +204,10 @@ take_returned(tr_env_cache *c, unsigned k)
 /* Post `h`'s outbox of class `k` to its home's return stack, or, when
  * that is full, give it to the allocator. Not to the depot: a worker that
  * ran dry would take it from there, use the envelopes far from their home
- * and send them back to the full stack, and so on round; on two workers
- * with a cache of 1,024, a run of W1 sent 855,000 envelopes home that
- * way, against 5,000 once these batches went to the allocator. */
+ * and send them back to the full stack, and so on round. On two workers
+ * with caches of 1,024, a run of W1 sent 855,000 envelopes home that
+ * way; with these batches given to the allocator, at most 98,000 in 24
+ * runs, as many as the other worker's producer runs allocated. */
 static void
 post(tr_env_cache *c, tr_env_home *h, unsigned k)
 {

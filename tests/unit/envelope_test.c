@@ -129,7 +129,7 @@ test_depot_keeps_what_producers_take(void **state)
         keep *= 2;
         give(fx, drawn, n);
         expect_depot(fx, keep / 2, keep);
-        n = 40 * TR_ENV_BATCH;
+        n = keep * TR_ENV_BATCH;
         give(fx, own(&fx->consumer, n), n);
         expect_depot(fx, keep, keep);
     }
@@ -148,6 +148,38 @@ static tr_env_home *
 outbox(tr_env_cache *c)
 {
     return &c->homes[c->home];
+}
+
+/*
+ * Producers that each send a few thousand in a run, all before their
+ * consumer drains them (four of 3,000: a swing of twelve runs' worth):
+ * once the depot has learnt the swing, it holds at the top of the swing
+ * all that the cache cannot, and gives all of it back at the bottom, so
+ * that none goes through the allocator.
+ */
+static void
+test_depot_holds_a_swing_of_twelve_runs(void **state)
+{
+    enum {
+        SWING = 12 * TR_BATCH,
+        OVER = (SWING - TR_ENV_CACHE_MAX) / TR_ENV_BATCH,
+    };
+    depot_fx *fx = *state;
+    tr_env_cache *c = &fx->consumer;
+    uint32_t held;
+    uint32_t keep;
+
+    for (int i = 0; i < 10; i++) {
+        give(fx, take(c, SWING), SWING);
+    }
+    for (int i = 0; i < 4; i++) {
+        tr_envelope **env = take(c, SWING);
+        tr__env_depot_count(fx->d, SIZE, &held, &keep);
+        assert_int_equal(held, 0);
+        give(fx, env, SWING);
+        tr__env_depot_count(fx->d, SIZE, &held, &keep);
+        assert_int_equal(held, OVER);
+    }
 }
 
 /*
@@ -672,6 +704,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_depot_keeps_what_producers_take,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_settles_on_a_swing_of_a_run,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_depot_holds_a_swing_of_twelve_runs,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_plain_envelopes_go_back_to_the_allocator, setup, teardown),

@@ -27,6 +27,7 @@ typedef struct value {
 static tr_watch_tx *chan;
 static tr_atomic(int) writers_done;
 static tr_atomic(long) writers_finished;
+static tr_atomic(long) readers_reading; /* readers past their first read */
 static tr_atomic(long) violations;
 static tr_atomic(long) reads;
 static tr_atomic(long) notifications;
@@ -70,6 +71,11 @@ static void *
 writer_main(void *arg)
 {
     (void)arg;
+    /* Not before every reader reads: a loaded machine can run all the
+     * writes before a reader thread starts. */
+    while (tr_load_acq(&readers_reading) < READERS) {
+        sched_yield();
+    }
     for (long i = 0; i < per_writer; i++) {
         if (tr_watch_send_modify(chan, increment, NULL) != TR_OK) {
             bad();
@@ -85,10 +91,12 @@ reader_main(void *arg)
     tr_watch_rx *rx;
     uint64_t floor = 0;
     uint64_t last_version = 0;
+    bool reading = false;
 
     (void)arg;
     if (tr_watch_subscribe(chan, &rx) != TR_OK) {
         bad();
+        tr_faa_acqrel(&readers_reading, 1); /* let the writers go */
         return NULL;
     }
     while (tr_load_acq(&writers_done) == 0) {
@@ -101,6 +109,10 @@ reader_main(void *arg)
         last_version = version;
         check(&v, &floor);
         tr_faa_relaxed(&reads, 1);
+        if (!reading) {
+            reading = true;
+            tr_faa_acqrel(&readers_reading, 1);
+        }
     }
     tr_watch_rx_destroy(rx);
     return NULL;

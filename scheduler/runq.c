@@ -20,7 +20,7 @@
  *   I1. steal <= real <= tail and tail - steal <= CAP.
  *   I2. Slots [real, tail) hold the queued tasks; slots [steal, real) hold
  *       tasks that one thief has claimed and is copying. Each task pushed
- *       is in exactly one of: a queued slot, a claimed slot, a list handed
+ *       is in exactly one of: a queued slot, a claimed slot, a spill handed
  *       back to the caller, or the hands of whoever popped or stole it.
  *   I3. Only the owner moves `tail`, only with room by I1; only the owner
  *       moves `real` while steal != real; only a thief moves `steal`.
@@ -30,10 +30,10 @@
  * queue can look empty by `real` and still be full by `steal`. So:
  *   - tr__runq_try_push stores only with room; otherwise it returns false
  *     and `t` stays with the caller (the inject queue keeps it there).
- *   - tr__runq_push never fails to place `t`: it stores it, or returns it
- *     (with half the ring when no thief is at work, alone when one is) for
- *     the caller to move to the inject queue. take_half's CAS claims its
- *     slots against thieves exactly as a thief does; if a thief got in
+ *   - tr__runq_push never fails to place `t`: it stores it, or hands it
+ *     back in `spill` (with half the ring when no thief is at work, alone
+ *     when one is) for the caller to move to the inject queue. take_half's CAS
+ * claims its slots against thieves exactly as a thief does; if a thief got in
  *     first the push starts over, having moved nothing.
  *   - A steal claims at most the room its destination has (by the
  *     destination's own `steal`, which another thief of that ring may hold
@@ -77,27 +77,21 @@ tr__runq_init(tr_runq *q)
     }
 }
 
-static tr_task *
-take_half(tr_runq *q, uint32_t real, tr_task *t, unsigned *n)
+static unsigned
+take_half(tr_runq *q, uint32_t real, tr_task *t, tr_task **spill)
 {
     const uint32_t half = TR_RUNQ_CAP / 2;
     uint64_t expected = pack(real, real);
-    tr_task *first = NULL;
-    tr_task **link = &first;
 
     /* acq_rel: claims the slots against thieves, whose CAS reads head. */
     if (!tr_cas_acqrel(&q->head, &expected, pack(real + half, real + half))) {
-        return NULL; /* a thief moved head; the caller retries the push */
+        return 0; /* a thief moved head; the caller retries the push */
     }
     for (uint32_t i = 0; i < half; i++) {
-        tr_task *task = tr_load_relaxed(&q->buf[(real + i) & MASK]);
-        *link = task;
-        link = &task->next;
+        spill[i] = tr_load_relaxed(&q->buf[(real + i) & MASK]);
     }
-    *link = t;
-    t->next = NULL;
-    *n = half + 1;
-    return first;
+    spill[half] = t;
+    return half + 1;
 }
 
 /* Owner: store `t` at `tail`, which has room. */
@@ -125,8 +119,8 @@ tr__runq_try_push(tr_runq *q, tr_task *t)
     return true;
 }
 
-tr_task *
-tr__runq_push(tr_runq *q, tr_task *t, unsigned *n)
+unsigned
+tr__runq_push(tr_runq *q, tr_task *t, tr_task **spill)
 {
     for (;;) {
         /* Acquire: as in try_push. One snapshot decides: with steal ==
@@ -136,20 +130,20 @@ tr__runq_push(tr_runq *q, tr_task *t, unsigned *n)
         uint64_t head = tr_load_acq(&q->head);
         uint32_t tail = tr_load_relaxed(&q->tail);
         uint32_t steal = steal_of(head);
+        unsigned n;
 
         if (tail - steal < TR_RUNQ_CAP) {
             put(q, tail, t);
-            return NULL;
+            return 0;
         }
         if (steal != real_of(head)) {
             /* Full while a thief copies: hand just this task over. */
-            t->next = NULL;
-            *n = 1;
-            return t;
+            spill[0] = t;
+            return 1;
         }
-        tr_task *batch = take_half(q, real_of(head), t, n);
-        if (batch != NULL) {
-            return batch;
+        n = take_half(q, real_of(head), t, spill);
+        if (n != 0) {
+            return n;
         }
     }
 }
@@ -158,19 +152,27 @@ tr_task *
 tr__runq_pop(tr_runq *q)
 {
     uint64_t head = tr_load_acq(&q->head);
+    /* Only the owner moves tail. */
+    uint32_t tail = tr_load_relaxed(&q->tail);
 
     for (;;) {
         uint32_t steal = steal_of(head);
         uint32_t real = real_of(head);
         uint64_t next;
 
-        if (real == tr_load_relaxed(&q->tail)) {
+        if (real == tail) {
             return NULL;
         }
         next = steal == real ? pack(real + 1, real + 1) : pack(steal, real + 1);
         /* acq_rel: orders our slot read against thieves' claims; failure
          * reloads head. */
         if (tr_cas_acqrel(&q->head, &head, next)) {
+            if (real + 1 != tail) {
+                /* Only the owner writes slots, and below tail they hold
+                 * tasks; a thief may take this one first, and a prefetch
+                 * of it then costs nothing but the fetch. */
+                __builtin_prefetch(tr_load_relaxed(&q->buf[(real + 1) & MASK]));
+            }
             return tr_load_relaxed(&q->buf[real & MASK]);
         }
     }

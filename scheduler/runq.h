@@ -11,7 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* A schedulable unit; the actor embeds it. `next` links inject batches. */
+/* A schedulable unit; the actor embeds it. `next` links free slots and the
+ * lists that stand in for queues when memory runs out. */
 typedef struct tr_task {
     struct tr_task *next;
 } tr_task;
@@ -49,16 +50,22 @@ void tr__runq_init(tr_runq *q);
  */
 bool tr__runq_try_push(tr_runq *q, tr_task *t);
 
-/*
- * Owner: push `t` at the back. When the ring is full, returns a list (via
- * `next`) of `t` plus half the ring, taken out for the caller to move to the
- * shared queue, and its length in `*n`; while a thief holds a claim on a
- * full ring, the list is `t` alone. Otherwise returns NULL. Either way `t`
- * is in the ring or in the list: the caller must place every task listed.
- */
-tr_task *tr__runq_push(tr_runq *q, tr_task *t, unsigned *n);
+/* The most tasks one push hands back: half the ring and the task pushed. */
+enum { TR_RUNQ_SPILL = TR_RUNQ_CAP / 2 + 1 };
 
-/* Owner: pop the front task, or NULL. */
+/*
+ * Owner: push `t` at the back. When the ring is full, moves `t` and half
+ * the ring, oldest first, into `spill` (TR_RUNQ_SPILL slots) for the caller
+ * to move to the shared queue, and returns how many; while a thief holds a
+ * claim on a full ring, `t` alone. Returns 0 when `t` is in the ring.
+ * Either way the caller must place every task in `spill`. The tasks are
+ * not touched: the ring and `spill` hold pointers, not links.
+ */
+unsigned tr__runq_push(tr_runq *q, tr_task *t, tr_task **spill);
+
+/* Owner: pop the front task, or NULL. Prefetches the task behind it, which
+ * the owner most likely runs next, so that its cache line is on its way
+ * while this one runs. */
 tr_task *tr__runq_pop(tr_runq *q);
 
 /*

@@ -229,6 +229,39 @@ typedef struct wd_seen {
     uint64_t hold_ms;
 } wd_seen;
 
+/*
+ * A segment of the inject queue: task pointers, oldest first. Tasks move
+ * between rings and segments as pointers, never touching the tasks: a
+ * queue linked through the tasks reads a cold line for each (a million
+ * spawned actors spent a fifth of their time in that walk). The positions
+ * in the first and last segments are the scheduler's, next to its lock, so
+ * that a push and a pop share no line but the lock's and the slots'. When
+ * no new segment can be allocated, tasks queue behind the full last one on
+ * a list linked through them (`over`): a push never fails, and the order
+ * stays first in, first out.
+ */
+enum { INJECT_SEG_BYTES = 2048 };
+
+typedef struct inject_seg {
+    struct inject_seg *next;
+    tr_task *over_head; /* after task[]: the tasks no segment had room for */
+    tr_task *over_tail;
+    tr_task *task[(INJECT_SEG_BYTES - 3 * sizeof(void *)) / sizeof(tr_task *)];
+} inject_seg;
+
+_Static_assert(sizeof(inject_seg) == INJECT_SEG_BYTES,
+               "an inject segment is INJECT_SEG_BYTES");
+
+enum { INJECT_SEG_CAP = sizeof(((inject_seg *)0)->task) / sizeof(tr_task *) };
+
+static void
+seg_reset(inject_seg *g)
+{
+    g->next = NULL;
+    g->over_head = NULL;
+    g->over_tail = NULL;
+}
+
 struct tr_sched {
     tr_run_fn run;
     void *run_arg;
@@ -252,11 +285,16 @@ struct tr_sched {
      * workers parked). */
     bool wd_sleeping;
 
-    /* The inject queue: tasks from plain threads and ring overflow. A
-     * mutex, because plain-thread sends are not the hot path. */
+    /* The inject queue: tasks from plain threads and ring overflow, in
+     * segments (inject_seg). A mutex, because plain-thread sends are not
+     * the hot path. inject_first and inject_last are never NULL; spare is
+     * a drained segment kept for the next one needed, or NULL. */
     TR_CACHE_ALIGNED pthread_mutex_t inject_lock;
-    tr_task *inject_head;
-    tr_task *inject_tail;
+    inject_seg *inject_first;
+    inject_seg *inject_last;
+    inject_seg *inject_spare;
+    uint32_t inject_head; /* next to take, in inject_first */
+    uint32_t inject_tail; /* next free, in inject_last */
     tr_atomic(size_t) inject_len;
 
     /* The watchdog's own: each worker as it was at the last look, the
@@ -305,10 +343,13 @@ tr__sched_create(unsigned n, size_t local_size, tr_run_fn run, void *arg,
     s->workers = tr__calloc_aligned(sizeof(tr_worker) * n);
     s->idle_set = tr__calloc(sizeof(unsigned) * n);
     s->wd = tr__calloc(sizeof(wd_seen) * n);
-    if (s->workers == NULL || s->idle_set == NULL || s->wd == NULL) {
+    s->inject_first = tr__alloc(sizeof(inject_seg));
+    if (s->workers == NULL || s->idle_set == NULL || s->wd == NULL ||
+        s->inject_first == NULL) {
         tr__free_aligned(s->workers, sizeof(tr_worker) * n);
         tr__free(s->idle_set, sizeof(unsigned) * n);
         tr__free(s->wd, sizeof(wd_seen) * n);
+        tr__free(s->inject_first, sizeof(inject_seg));
         tr__free_aligned(s, sizeof(*s));
         return TR_ENOMEM;
     }
@@ -319,6 +360,8 @@ tr__sched_create(unsigned n, size_t local_size, tr_run_fn run, void *arg,
     tr_init_relaxed(&s->nsearching, 0);
     tr_init_relaxed(&s->nidle, 0);
     tr_init_relaxed(&s->stopping, false);
+    seg_reset(s->inject_first);
+    s->inject_last = s->inject_first;
     tr_init_relaxed(&s->inject_len, 0);
     pthread_mutex_init(&s->idle_lock, NULL);
     pthread_mutex_init(&s->inject_lock, NULL);
@@ -362,23 +405,126 @@ tr__sched_create(unsigned n, size_t local_size, tr_run_fn run, void *arg,
 
 /* ---- inject queue ---- */
 
-/* Returns how many the queue holds now. */
+/* inject_lock held: a segment to follow the last, or NULL when none can be
+ * had. */
+static inject_seg *
+seg_take(tr_sched *s)
+{
+    inject_seg *g = s->inject_spare;
+
+    if (g != NULL) {
+        s->inject_spare = NULL;
+    } else if ((g = tr__alloc(sizeof(*g))) == NULL) {
+        return NULL;
+    }
+    seg_reset(g);
+    return g;
+}
+
+/* inject_lock held: where the slots of `g`, a queued segment, end. */
+static uint32_t
+seg_end(const tr_sched *s, const inject_seg *g)
+{
+    return g == s->inject_last ? s->inject_tail : INJECT_SEG_CAP;
+}
+
+/* inject_lock held: queue `t` at the back. */
+static void
+inject_put(tr_sched *s, tr_task *t)
+{
+    inject_seg *g = s->inject_last;
+
+    if (s->inject_tail == INJECT_SEG_CAP && g == s->inject_first &&
+        s->inject_head == INJECT_SEG_CAP && g->over_head == NULL) {
+        /* Drained before a take saw it empty: start it over. */
+        s->inject_head = 0;
+        s->inject_tail = 0;
+    }
+    if (s->inject_tail == INJECT_SEG_CAP) {
+        inject_seg *fresh = g->over_head == NULL ? seg_take(s) : NULL;
+        if (fresh == NULL) {
+            /* Out of memory, or already queuing behind this segment:
+             * link the task in after what is there. */
+            t->next = NULL;
+            if (g->over_tail != NULL) {
+                g->over_tail->next = t;
+            } else {
+                g->over_head = t;
+            }
+            g->over_tail = t;
+            return;
+        }
+        g->next = fresh;
+        s->inject_last = g = fresh;
+        s->inject_tail = 0;
+    }
+    g->task[s->inject_tail++] = t;
+}
+
+/* inject_lock held: take the front task, or NULL. */
+static tr_task *
+inject_take(tr_sched *s)
+{
+    for (;;) {
+        inject_seg *g = s->inject_first;
+        tr_task *t;
+
+        if (s->inject_head != seg_end(s, g)) {
+            return g->task[s->inject_head++];
+        }
+        if ((t = g->over_head) != NULL) {
+            g->over_head = t->next;
+            if (g->over_head == NULL) {
+                g->over_tail = NULL;
+            }
+            return t;
+        }
+        if (g->next == NULL) {
+            /* Empty: start the one segment over. */
+            s->inject_head = 0;
+            s->inject_tail = 0;
+            return NULL;
+        }
+        s->inject_first = g->next;
+        s->inject_head = 0;
+        if (s->inject_spare == NULL) {
+            s->inject_spare = g;
+        } else {
+            tr__free(g, sizeof(*g));
+        }
+    }
+}
+
+/* inject_lock held: the front task, left in place, or NULL. */
+static tr_task *
+inject_peek(tr_sched *s)
+{
+    inject_seg *g = s->inject_first;
+
+    if (s->inject_head != seg_end(s, g)) {
+        return g->task[s->inject_head];
+    }
+    if (g->over_head != NULL) {
+        return g->over_head;
+    }
+    /* A drained segment is followed by one not yet taken from, or by
+     * none. */
+    return g->next != NULL ? g->next->task[0] : NULL;
+}
+
+/* Queue `n` tasks, oldest first; returns how many the queue holds now. */
 static size_t
-inject_push(tr_sched *s, tr_task *first, tr_task *last, size_t count)
+inject_push(tr_sched *s, tr_task *const *tasks, size_t n)
 {
     size_t len;
 
     pthread_mutex_lock(&s->inject_lock);
-    last->next = NULL;
-    if (s->inject_tail != NULL) {
-        s->inject_tail->next = first;
-    } else {
-        s->inject_head = first;
+    for (size_t i = 0; i < n; i++) {
+        inject_put(s, tasks[i]);
     }
-    s->inject_tail = last;
     /* seq_cst: pairs with the parking worker's seq_cst nidle increment and
      * its re-check of this length (see the top comment). */
-    len = tr_load_relaxed(&s->inject_len) + count;
+    len = tr_load_relaxed(&s->inject_len) + n;
     tr_store_seqcst(&s->inject_len, len);
     pthread_mutex_unlock(&s->inject_lock);
     return len;
@@ -404,22 +550,21 @@ inject_pop(tr_sched *s, tr_worker *w)
     local = tr__runq_len(&w->rq);
     room = local < TR_RUNQ_CAP / 2 ? TR_RUNQ_CAP / 2 - local : 0;
     pthread_mutex_lock(&s->inject_lock);
-    t = s->inject_head;
+    t = inject_take(s);
     if (t != NULL) {
         size_t len = tr_load_relaxed(&s->inject_len);
         size_t share = len / s->n;
-        s->inject_head = t->next;
+        tr_task *extra;
+
         while (moved < share && moved < INJECT_BATCH && moved < room &&
-               s->inject_head != NULL) {
-            tr_task *extra = s->inject_head;
-            tr_task *after = extra->next;
+               (extra = inject_peek(s)) != NULL) {
 #ifdef TROUPE_SYSTEMATIC
             if (tr__sys_bug(TR_SYS_BUG_INJECT_DROP)) {
                 /* The bug fixed in 714427e, as a release build ran it: a
-                 * push the ring refuses hands back a list nobody places. */
-                unsigned dropped;
-                s->inject_head = after;
-                (void)tr__runq_push(&w->rq, extra, &dropped);
+                 * push the ring refuses hands back tasks nobody places. */
+                tr_task *dropped[TR_RUNQ_SPILL];
+                (void)inject_take(s);
+                (void)tr__runq_push(&w->rq, extra, dropped);
                 moved++;
                 continue;
             }
@@ -427,11 +572,8 @@ inject_pop(tr_sched *s, tr_worker *w)
             if (!tr__runq_try_push(&w->rq, extra)) {
                 break;
             }
-            s->inject_head = after;
+            (void)inject_take(s);
             moved++;
-        }
-        if (s->inject_head == NULL) {
-            s->inject_tail = NULL;
         }
         tr_store_relaxed(&s->inject_len, len - 1 - moved);
     }
@@ -1080,17 +1222,13 @@ void
 tr__sched_requeue(tr_worker *w, tr_task *t)
 {
     unsigned n = 0;
-    tr_task *overflow;
+    tr_task *spill[TR_RUNQ_SPILL];
 
     TR_ASSERT(w == current_worker); /* only the owner pushes its ring */
-    overflow = tr__runq_push(&w->rq, t, &n);
+    n = tr__runq_push(&w->rq, t, spill);
 
-    if (overflow != NULL) {
-        tr_task *last = overflow;
-        while (last->next != NULL) {
-            last = last->next;
-        }
-        notify_inject(w->sched, inject_push(w->sched, overflow, last, n));
+    if (n != 0) {
+        notify_inject(w->sched, inject_push(w->sched, spill, n));
     } else if (backlogged(w)) {
         /* A worker that keeps up wakes nobody: no thief may take its
          * tasks (queue_stealable). */
@@ -1111,7 +1249,7 @@ submit_slow(tr_sched *s, tr_worker *w, tr_task *t)
         }
         return;
     }
-    notify_inject(s, inject_push(s, t, t, 1));
+    notify_inject(s, inject_push(s, &t, 1));
 }
 
 void
@@ -1161,6 +1299,12 @@ tr__sched_destroy(tr_sched *s)
     }
     pthread_mutex_destroy(&s->idle_lock);
     pthread_mutex_destroy(&s->inject_lock);
+    while (s->inject_first != NULL) {
+        inject_seg *next = s->inject_first->next;
+        tr__free(s->inject_first, sizeof(inject_seg));
+        s->inject_first = next;
+    }
+    tr__free(s->inject_spare, sizeof(inject_seg));
     tr__free(s->idle_set, sizeof(unsigned) * s->n);
     tr__free(s->wd, sizeof(wd_seen) * s->n);
     tr__free_aligned(s->workers, sizeof(tr_worker) * s->n);
@@ -1231,7 +1375,6 @@ tr__sched_sim_gather(tr_sched *s)
 {
     tr_worker *w = &s->workers[0];
     tr_task *t;
-    tr_task *inj;
 
     /* What the last step made runnable: its displaced LIFO tasks and
      * requeues (the ring, in order), then its LIFO slot. */
@@ -1243,16 +1386,11 @@ tr__sched_sim_gather(tr_sched *s)
     }
     /* Then what plain threads submitted, oldest first. */
     pthread_mutex_lock(&s->inject_lock);
-    inj = s->inject_head;
-    s->inject_head = NULL;
-    s->inject_tail = NULL;
+    while ((t = inject_take(s)) != NULL) {
+        sim_append(s, t);
+    }
     tr_store_relaxed(&s->inject_len, 0);
     pthread_mutex_unlock(&s->inject_lock);
-    while (inj != NULL) {
-        tr_task *next = inj->next;
-        sim_append(s, inj);
-        inj = next;
-    }
     return s->sim_len;
 }
 

@@ -31,11 +31,11 @@ test_runq_pops_in_push_order(void **state)
 {
     tr_runq *q = new_runq();
     tr_task tasks[10];
-    unsigned n;
+    tr_task *spill[TR_RUNQ_SPILL];
 
     (void)state;
     for (int i = 0; i < 10; i++) {
-        assert_null(tr__runq_push(q, &tasks[i], &n));
+        assert_int_equal(tr__runq_push(q, &tasks[i], spill), 0);
     }
     assert_int_equal(tr__runq_len(q), 10);
     for (int i = 0; i < 10; i++) {
@@ -50,22 +50,19 @@ test_runq_overflow_hands_back_half_plus_the_new_task(void **state)
 {
     tr_runq *q = new_runq();
     tr_task tasks[TR_RUNQ_CAP + 1];
-    unsigned n = 0;
+    tr_task *spill[TR_RUNQ_SPILL];
 
     (void)state;
     for (int i = 0; i < TR_RUNQ_CAP; i++) {
-        assert_null(tr__runq_push(q, &tasks[i], &n));
+        assert_int_equal(tr__runq_push(q, &tasks[i], spill), 0);
     }
-    tr_task *batch = tr__runq_push(q, &tasks[TR_RUNQ_CAP], &n);
-    assert_non_null(batch);
-    assert_int_equal(n, TR_RUNQ_CAP / 2 + 1);
+    assert_int_equal(tr__runq_push(q, &tasks[TR_RUNQ_CAP], spill),
+                     TR_RUNQ_CAP / 2 + 1);
     /* The oldest half, in order, then the new task. */
     for (unsigned i = 0; i < TR_RUNQ_CAP / 2; i++) {
-        assert_ptr_equal(batch, &tasks[i]);
-        batch = batch->next;
+        assert_ptr_equal(spill[i], &tasks[i]);
     }
-    assert_ptr_equal(batch, &tasks[TR_RUNQ_CAP]);
-    assert_null(batch->next);
+    assert_ptr_equal(spill[TR_RUNQ_CAP / 2], &tasks[TR_RUNQ_CAP]);
     assert_int_equal(tr__runq_len(q), TR_RUNQ_CAP / 2);
     assert_ptr_equal(tr__runq_pop(q), &tasks[TR_RUNQ_CAP / 2]);
     free(q);
@@ -77,12 +74,12 @@ test_runq_steal_takes_half_and_returns_one(void **state)
     tr_runq *src = new_runq();
     tr_runq *dst = new_runq();
     tr_task tasks[10];
-    unsigned n;
+    tr_task *spill[TR_RUNQ_SPILL];
 
     (void)state;
     assert_null(tr__runq_steal(src, dst)); /* nothing to take */
     for (int i = 0; i < 10; i++) {
-        tr__runq_push(src, &tasks[i], &n);
+        assert_int_equal(tr__runq_push(src, &tasks[i], spill), 0);
     }
     tr_task *t = tr__runq_steal(src, dst);
     /* Five taken: tasks 0..3 land in dst, task 4 is returned to run. */
@@ -140,13 +137,13 @@ test_runq_push_while_a_thief_holds_a_claim_loses_nothing(void **state)
     tr_task tasks[HELD_TASKS];
     int seen[HELD_TASKS] = {0};
     tr_runq_claim c;
-    unsigned n;
+    tr_task *spill[TR_RUNQ_SPILL];
     int next = 0;
     tr_task *t;
 
     (void)state;
     for (; next < FILL; next++) {
-        assert_null(tr__runq_push(q, &tasks[next], &n));
+        assert_int_equal(tr__runq_push(q, &tasks[next], spill), 0);
     }
     assert_int_equal(tr__runq_steal_claim(q, dst, &c), CLAIM);
     /* Another thief finds the ring busy and takes nothing. */
@@ -166,11 +163,9 @@ test_runq_push_while_a_thief_holds_a_claim_loses_nothing(void **state)
     assert_int_equal(tr__runq_len(q), 0);
     assert_false(tr__runq_try_push(q, &tasks[next]));
     /* push hands the task back alone, for the inject queue. */
-    t = tr__runq_push(q, &tasks[next], &n);
-    assert_ptr_equal(t, &tasks[next]);
-    assert_int_equal(n, 1);
-    assert_null(t->next);
-    take_once(t, seen, tasks);
+    assert_int_equal(tr__runq_push(q, &tasks[next], spill), 1);
+    assert_ptr_equal(spill[0], &tasks[next]);
+    take_once(spill[0], seen, tasks);
     next++;
 
     /* The thief finishes with exactly the tasks it claimed. */
@@ -211,13 +206,13 @@ test_runq_steal_into_a_ring_held_by_another_thief(void **state)
     tr_task tasks[HELD_TASKS];
     int seen[HELD_TASKS] = {0};
     tr_runq_claim c;
-    unsigned n;
+    tr_task *spill[TR_RUNQ_SPILL];
     int next = 0;
     tr_task *t;
 
     (void)state;
     for (; next < OWN_FILL; next++) {
-        assert_null(tr__runq_push(mine, &tasks[next], &n));
+        assert_int_equal(tr__runq_push(mine, &tasks[next], spill), 0);
     }
     assert_int_equal(tr__runq_steal_claim(mine, held, &c), OWN_CLAIM);
     while ((t = tr__runq_pop(mine)) != NULL) {
@@ -225,7 +220,7 @@ test_runq_steal_into_a_ring_held_by_another_thief(void **state)
     }
     /* 240 positions held back: room for 16 stored, plus one returned. */
     for (int i = 0; i < FILL; i++) {
-        assert_null(tr__runq_push(victim, &tasks[next + i], &n));
+        assert_int_equal(tr__runq_push(victim, &tasks[next + i], spill), 0);
     }
     t = tr__runq_steal(victim, mine);
     assert_non_null(t);
@@ -263,18 +258,19 @@ test_runq_steal_into_a_full_held_ring_takes_one(void **state)
     tr_runq *victim = new_runq();
     tr_task tasks[TR_RUNQ_CAP + 10];
     tr_runq_claim c;
-    unsigned n;
+    tr_task *spill[TR_RUNQ_SPILL];
     tr_task *t;
 
     (void)state;
     for (int i = 0; i < TR_RUNQ_CAP; i++) {
-        assert_null(tr__runq_push(mine, &tasks[i], &n));
+        assert_int_equal(tr__runq_push(mine, &tasks[i], spill), 0);
     }
     assert_int_equal(tr__runq_steal_claim(mine, held, &c), TR_RUNQ_CAP / 2);
     while (tr__runq_pop(mine) != NULL) {
     }
     for (int i = 0; i < 10; i++) {
-        assert_null(tr__runq_push(victim, &tasks[TR_RUNQ_CAP + i], &n));
+        assert_int_equal(tr__runq_push(victim, &tasks[TR_RUNQ_CAP + i], spill),
+                         0);
     }
     t = tr__runq_steal(victim, mine);
     assert_ptr_equal(t, &tasks[TR_RUNQ_CAP]);
@@ -344,13 +340,11 @@ test_runq_concurrent_steals_take_each_task_once(void **state)
         assert_int_equal(pthread_create(&thieves[i], NULL, thief_main, &sh), 0);
     }
     for (long i = 0; i < sh.n_items; i++) {
-        unsigned n;
-        tr_task *batch = tr__runq_push(sh.owner_q, &sh.items[i].task, &n);
-        while (batch != NULL) {
-            /* Overflow: the owner takes these itself. */
-            tr_task *next = batch->next;
-            take(&sh, batch);
-            batch = next;
+        tr_task *spill[TR_RUNQ_SPILL];
+        unsigned n = tr__runq_push(sh.owner_q, &sh.items[i].task, spill);
+        /* Overflow: the owner takes these itself. */
+        for (unsigned k = 0; k < n; k++) {
+            take(&sh, spill[k]);
         }
         if (i % 3 == 0) {
             tr_task *t = tr__runq_pop(sh.owner_q);
@@ -421,12 +415,10 @@ ring_owner_main(void *arg)
     uint64_t rng = o->index + 1;
 
     for (long i = 0; i < PER_OWNER; i++) {
-        unsigned n;
-        tr_task *batch = tr__runq_push(o->q, &o->items[i].task, &n);
-        while (batch != NULL) {
-            tr_task *next = batch->next;
-            take_item(o->taken, batch);
-            batch = next;
+        tr_task *spill[TR_RUNQ_SPILL];
+        unsigned n = tr__runq_push(o->q, &o->items[i].task, spill);
+        for (unsigned k = 0; k < n; k++) {
+            take_item(o->taken, spill[k]);
         }
         if (i % 4 == 0) {
             tr_task *t = tr__runq_pop(o->q);

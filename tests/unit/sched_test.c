@@ -3,13 +3,16 @@
  * work from plain threads runs, an idle system uses no CPU, and a worker
  * stuck in a long handler does not hold up the actors it made runnable
  * while another worker is idle. And the scheduler's pieces driven
- * directly: the inject queue's pop into a ring that a thief holds.
+ * directly: the inject queue's pop into a ring that a thief holds, and
+ * its order across segments and without memory.
  */
 #include "support/tr_test.h"
 
+#include "common/tr_alloc.h"
 #include "common/tr_park.h"
 #include "scheduler/sched.h"
 
+#include <inttypes.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -335,7 +338,7 @@ test_sched_inject_pop_into_a_ring_held_by_a_thief_loses_nothing(void **state)
     tr_task tasks[HELD_RING + HELD_INJECTED];
     int seen[HELD_RING + HELD_INJECTED] = {0};
     tr_runq_claim c;
-    unsigned n;
+    tr_task *spill[TR_RUNQ_SPILL];
     int next = 0;
     tr_task *t;
 
@@ -345,14 +348,14 @@ test_sched_inject_pop_into_a_ring_held_by_a_thief_loses_nothing(void **state)
     tr_runq *thief = tr__worker_runq(tr__sched_worker(s, 1));
 
     for (; next < HELD_FILL; next++) {
-        assert_null(tr__runq_push(q, &tasks[next], &n));
+        assert_int_equal(tr__runq_push(q, &tasks[next], spill), 0);
     }
     assert_int_equal(tr__runq_steal_claim(q, thief, &c), HELD_CLAIM);
     while ((t = tr__runq_pop(q)) != NULL) {
         take_task(t, tasks, seen);
     }
     for (; next < HELD_RING; next++) {
-        assert_null(tr__runq_push(q, &tasks[next], &n));
+        assert_int_equal(tr__runq_push(q, &tasks[next], spill), 0);
     }
     while ((t = tr__runq_pop(q)) != NULL) {
         take_task(t, tasks, seen);
@@ -384,6 +387,101 @@ test_sched_inject_pop_into_a_ring_held_by_a_thief_loses_nothing(void **state)
         }
     }
     tr__sched_destroy(s);
+}
+
+/*
+ * The inject queue, driven by a seeded walk of bursts: plain-thread pushes
+ * of 1 to 700 tasks, some of them while every allocation fails, and pops
+ * of 1 to 700 by worker 0 of a pool never started, each moving a batch
+ * into its ring (drained at once, in order). Every task must come back
+ * once and in the order it was pushed: across segments, through the list
+ * the queue falls back on without memory, after it drains at any point.
+ * Moving tasks while memory lasts must not write to them: their `next`
+ * keeps what the test put there.
+ */
+enum { INJECT_WALK_TASKS = 60000, INJECT_WALK_BURST = 700 };
+
+static uint32_t
+inject_walk_rand(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return (uint32_t)(*x >> 32);
+}
+
+static tr_task *
+inject_walk_pop(tr_sched *s, tr_task *tasks, uint32_t *taken)
+{
+    tr_worker *w = tr__sched_worker(s, 0);
+    tr_task *t = tr__worker_inject_pop(w);
+
+    if (t == NULL) {
+        return NULL;
+    }
+    for (tr_task *x = t; x != NULL; x = tr__runq_pop(tr__worker_runq(w))) {
+        if (x != &tasks[*taken]) {
+            fail_msg("popped task %td, expected %" PRIu32, x - tasks, *taken);
+        }
+        (*taken)++;
+    }
+    return t;
+}
+
+static void
+test_sched_inject_queue_keeps_order_across_segments_and_without_memory(
+    void **state)
+{
+    tr_task *tasks = calloc(INJECT_WALK_TASKS, sizeof(*tasks));
+    uint64_t rng = 0x2545f4914f6cdd1dull;
+    uint32_t pushed = 0;
+    uint32_t taken = 0;
+    uint32_t lean_from = INJECT_WALK_TASKS; /* first pushed without memory */
+    tr_sched *s;
+
+    (void)state;
+    assert_non_null(tasks);
+    for (uint32_t i = 0; i < INJECT_WALK_TASKS; i++) {
+        tasks[i].next = &tasks[i];
+    }
+    assert_int_equal(tr__sched_create(2, 0, no_run, NULL, &s), TR_OK);
+    while (pushed < INJECT_WALK_TASKS) {
+        uint32_t burst =
+            (uint32_t)(inject_walk_rand(&rng) % INJECT_WALK_BURST) + 1;
+        bool lean = inject_walk_rand(&rng) % 4 == 0;
+
+        if (inject_walk_rand(&rng) % 2 == 0) {
+            if (burst > INJECT_WALK_TASKS - pushed) {
+                burst = INJECT_WALK_TASKS - pushed;
+            }
+            if (lean) {
+                tr__alloc_fail_after(0);
+                if (lean_from > pushed) {
+                    lean_from = pushed;
+                }
+            }
+            for (uint32_t i = 0; i < burst; i++) {
+                tr__sched_submit(s, &tasks[pushed++]);
+            }
+            tr__alloc_fail_after(-1);
+        } else {
+            while (burst-- > 0 && inject_walk_pop(s, tasks, &taken) != NULL) {
+            }
+        }
+        assert_int_equal(tr__sched_inject_len(s), pushed - taken);
+    }
+    while (inject_walk_pop(s, tasks, &taken) != NULL) {
+    }
+    assert_int_equal(taken, INJECT_WALK_TASKS);
+    assert_int_equal(tr__sched_inject_len(s), 0);
+    /* Some bursts found no memory, and the tasks before the first of them
+     * went through segments alone. */
+    assert_true(lean_from > 0 && lean_from < INJECT_WALK_TASKS);
+    for (uint32_t i = 0; i < lean_from; i++) {
+        assert_ptr_equal(tasks[i].next, &tasks[i]);
+    }
+    tr__sched_destroy(s);
+    free(tasks);
 }
 
 /* ---- a worker stuck in a long handler ---- */
@@ -513,7 +611,7 @@ stuck_pool_run(void *arg, tr_worker *w, tr_task *t)
     stuck_pool *p = arg;
     stuck_task *st = tr_container_of(t, stuck_task, task);
     unsigned other = 1 - tr__worker_index(w);
-    unsigned n;
+    tr_task *spill[TR_RUNQ_SPILL];
 
     if (!st->stuck) {
         tr_store_seqcst(&taken_ns, tr__now_ns());
@@ -529,7 +627,7 @@ stuck_pool_run(void *arg, tr_worker *w, tr_task *t)
     uint64_t from = tr__now_ns();
     if (p->queued != NULL) {
         tr_store_relaxed(&stuck_sent_ns, from);
-        if (tr__runq_push(tr__worker_runq(w), &p->queued->task, &n) != NULL) {
+        if (tr__runq_push(tr__worker_runq(w), &p->queued->task, spill) != 0) {
             tr_faa_relaxed(&p->errors, 1);
         }
     } else {
@@ -781,7 +879,7 @@ test_sched_a_queue_is_stolen_from_only_when_its_owner_is_behind(void **state)
 {
     tr_sched *s;
     tr_task t[6];
-    unsigned n;
+    tr_task *spill[TR_RUNQ_SPILL];
 
     (void)state;
     assert_int_equal(tr__sched_create(2, 0, share_pool_run, NULL, &s), TR_OK);
@@ -789,7 +887,7 @@ test_sched_a_queue_is_stolen_from_only_when_its_owner_is_behind(void **state)
 
     /* Queued, but no look has passed: kept. */
     for (int i = 0; i < 3; i++) {
-        assert_null(tr__runq_push(q, &t[i], &n));
+        assert_int_equal(tr__runq_push(q, &t[i], spill), 0);
     }
     assert_false(tr__sched_behind(s, 0));
     /* A look, then the owner takes all three and queues three more: it
@@ -797,7 +895,7 @@ test_sched_a_queue_is_stolen_from_only_when_its_owner_is_behind(void **state)
     look(s);
     for (int i = 0; i < 3; i++) {
         assert_ptr_equal(tr__runq_pop(q), &t[i]);
-        assert_null(tr__runq_push(q, &t[3 + i], &n));
+        assert_int_equal(tr__runq_push(q, &t[3 + i], spill), 0);
     }
     look(s);
     assert_false(tr__sched_behind(s, 0));
@@ -810,7 +908,7 @@ test_sched_a_queue_is_stolen_from_only_when_its_owner_is_behind(void **state)
     assert_ptr_equal(tr__runq_pop(q), &t[4]);
     assert_true(tr__sched_behind(s, 0));
     /* And the last: caught up, without waiting for another look. */
-    assert_null(tr__runq_push(q, &t[0], &n));
+    assert_int_equal(tr__runq_push(q, &t[0], spill), 0);
     assert_ptr_equal(tr__runq_pop(q), &t[5]);
     assert_false(tr__sched_behind(s, 0));
     assert_ptr_equal(tr__runq_pop(q), &t[0]);
@@ -829,7 +927,7 @@ test_sched_watchdog_looks_back_off_while_nothing_is_marked(void **state)
     static const unsigned backing_off[] = {2, 4, 8, 8, 8};
     tr_sched *s;
     tr_task t;
-    unsigned n;
+    tr_task *spill[TR_RUNQ_SPILL];
 
     (void)state;
     assert_int_equal(tr__sched_create(2, 0, share_pool_run, NULL, &s), TR_OK);
@@ -845,7 +943,7 @@ test_sched_watchdog_looks_back_off_while_nothing_is_marked(void **state)
      * starts other tasks (not stalled) and runs out of work between them
      * (not loose): the first look sees it queued
      * (nothing to mark yet), the second finds the owner behind. */
-    assert_null(tr__runq_push(q, &t, &n));
+    assert_int_equal(tr__runq_push(q, &t, spill), 0);
     tr__sched_count(w, 1, 1);
     look(s);
     assert_int_equal(tr__sched_watchdog_ms(s), 8);
@@ -903,11 +1001,11 @@ runs_then_look(tr_sched *s, tr_task *t, uint64_t ms, uint32_t runs0,
                uint32_t runs1, uint64_t dry1)
 {
     tr_runq *q = tr__worker_runq(tr__sched_worker(s, 0));
-    unsigned n;
+    tr_task *spill[TR_RUNQ_SPILL];
 
     for (int i = 0; i < 2; i++) {
         assert_ptr_equal(tr__runq_pop(q), &t[i]);
-        assert_null(tr__runq_push(q, &t[i], &n));
+        assert_int_equal(tr__runq_push(q, &t[i], spill), 0);
     }
     tr__sched_count(tr__sched_worker(s, 0), runs0, 0);
     tr__sched_count(tr__sched_worker(s, 1), runs1, dry1);
@@ -926,7 +1024,7 @@ test_sched_a_busy_worker_shares_loose_work_only(void **state)
 {
     tr_sched *s;
     tr_task t[2];
-    unsigned n;
+    tr_task *spill[TR_RUNQ_SPILL];
 
     (void)state;
     assert_int_equal(tr__sched_create(2, 0, share_pool_run, NULL, &s), TR_OK);
@@ -934,7 +1032,7 @@ test_sched_a_busy_worker_shares_loose_work_only(void **state)
     tr_runq *q = tr__worker_runq(w);
 
     for (int i = 0; i < 2; i++) {
-        assert_null(tr__runq_push(q, &t[i], &n));
+        assert_int_equal(tr__runq_push(q, &t[i], spill), 0);
     }
     /* No look marked it, however often it ran out of work. */
     tr__sched_count(w, 0, UINT32_MAX);
@@ -968,7 +1066,7 @@ test_sched_a_busy_worker_shares_loose_work_only(void **state)
     /* Loose runs, but the worker ran out of work during the look. */
     for (int i = 0; i < 2; i++) {
         assert_ptr_equal(tr__runq_pop(q), &t[i]);
-        assert_null(tr__runq_push(q, &t[i], &n));
+        assert_int_equal(tr__runq_push(q, &t[i], spill), 0);
     }
     tr__sched_count(w, 100, 1);
     look(s);
@@ -978,7 +1076,7 @@ test_sched_a_busy_worker_shares_loose_work_only(void **state)
     assert_ptr_equal(tr__runq_pop(q), &t[1]);
     tr__sched_count(w, 100, 0);
     look(s);
-    assert_null(tr__runq_push(q, &t[0], &n));
+    assert_int_equal(tr__runq_push(q, &t[0], spill), 0);
     assert_false(tr__sched_stealable(s, 0));
     assert_ptr_equal(tr__runq_pop(q), &t[0]);
     tr__sched_destroy(s);
@@ -1020,14 +1118,14 @@ test_sched_a_loose_mark_that_does_not_pay_is_taken_back_and_held(void **state)
 {
     tr_sched *s;
     tr_task t[2];
-    unsigned n;
+    tr_task *spill[TR_RUNQ_SPILL];
 
     (void)state;
     assert_int_equal(tr__sched_create(2, 0, share_pool_run, NULL, &s), TR_OK);
     tr_runq *q = tr__worker_runq(tr__sched_worker(s, 0));
 
     for (int i = 0; i < 2; i++) {
-        assert_null(tr__runq_push(q, &t[i], &n));
+        assert_int_equal(tr__runq_push(q, &t[i], spill), 0);
     }
     look(s); /* the first look: no rate yet */
     /* Trials that fail in a row hold it for 16 ms, then 32. */
@@ -1062,14 +1160,14 @@ test_sched_a_loose_mark_goes_on_trial_only_with_a_worker_to_spare(void **state)
 {
     tr_sched *s;
     tr_task t[2];
-    unsigned n;
+    tr_task *spill[TR_RUNQ_SPILL];
 
     (void)state;
     assert_int_equal(tr__sched_create(2, 0, share_pool_run, NULL, &s), TR_OK);
     tr_runq *q = tr__worker_runq(tr__sched_worker(s, 0));
 
     for (int i = 0; i < 2; i++) {
-        assert_null(tr__runq_push(q, &t[i], &n));
+        assert_int_equal(tr__runq_push(q, &t[i], spill), 0);
     }
     look(s);
     for (int i = 0; i < 6; i++) {
@@ -1167,6 +1265,8 @@ main(void)
         cmocka_unit_test(test_sched_idle_system_uses_no_cpu),
         cmocka_unit_test(
             test_sched_inject_pop_into_a_ring_held_by_a_thief_loses_nothing),
+        cmocka_unit_test(
+            test_sched_inject_queue_keeps_order_across_segments_and_without_memory),
         cmocka_unit_test(
             test_sched_idle_worker_takes_the_lifo_task_of_a_stuck_worker),
         cmocka_unit_test(

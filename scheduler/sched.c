@@ -162,6 +162,7 @@ struct tr_worker {
     unsigned tick;
     unsigned index;
     bool searching;
+    bool inject_list_first; /* its last inject pop's preference */
     uint64_t rng;
     void *data;
     pthread_t thread;
@@ -230,37 +231,30 @@ typedef struct wd_seen {
 } wd_seen;
 
 /*
- * A segment of the inject queue: task pointers, oldest first. Tasks move
- * between rings and segments as pointers, never touching the tasks: a
- * queue linked through the tasks reads a cold line for each (a million
- * spawned actors spent a fifth of their time in that walk). The positions
- * in the first and last segments are the scheduler's, next to its lock, so
- * that a push and a pop share no line but the lock's and the slots'. When
- * no new segment can be allocated, tasks queue behind the full last one on
- * a list linked through them (`over`): a push never fails, and the order
- * stays first in, first out.
+ * The inject queue holds tasks two ways, under one lock. A plain thread's
+ * task, which that thread has just written, is linked through itself
+ * (`inject_list`): no memory to find, and the worker that takes it reads
+ * a line it is about to run on anyway. A ring's overflow, half a ring of
+ * tasks its worker last touched long ago, goes into segments of task
+ * pointers (inject_seg), so that moving it out of one ring and into
+ * another touches no task: linking them read and wrote a cold line for
+ * each (a million spawned actors spent a fifth of their time there). The
+ * positions in the first and last segments are the scheduler's, next to
+ * its lock. Without memory for a segment, overflow is linked into the
+ * list. Each worker's pops prefer the two in turn, so neither waits on
+ * the other for more than two pops of a worker.
  */
 enum { INJECT_SEG_BYTES = 2048 };
 
 typedef struct inject_seg {
     struct inject_seg *next;
-    tr_task *over_head; /* after task[]: the tasks no segment had room for */
-    tr_task *over_tail;
-    tr_task *task[(INJECT_SEG_BYTES - 3 * sizeof(void *)) / sizeof(tr_task *)];
+    tr_task *task[(INJECT_SEG_BYTES - sizeof(void *)) / sizeof(tr_task *)];
 } inject_seg;
 
 _Static_assert(sizeof(inject_seg) == INJECT_SEG_BYTES,
                "an inject segment is INJECT_SEG_BYTES");
 
 enum { INJECT_SEG_CAP = sizeof(((inject_seg *)0)->task) / sizeof(tr_task *) };
-
-static void
-seg_reset(inject_seg *g)
-{
-    g->next = NULL;
-    g->over_head = NULL;
-    g->over_tail = NULL;
-}
 
 struct tr_sched {
     tr_run_fn run;
@@ -285,17 +279,21 @@ struct tr_sched {
      * workers parked). */
     bool wd_sleeping;
 
-    /* The inject queue: tasks from plain threads and ring overflow, in
-     * segments (inject_seg). A mutex, because plain-thread sends are not
-     * the hot path. inject_first and inject_last are never NULL; spare is
-     * a drained segment kept for the next one needed, or NULL. */
+    /* The inject queue: tasks from plain threads and ring overflow (see
+     * inject_seg). A mutex, because neither is the hot path. The lock,
+     * the list and the length share a line (40 + 24 bytes with glibc):
+     * a plain thread's push and a worker's pop of the list touch no
+     * other. Then the segments from first to last (both NULL when none),
+     * and a drained one kept for the next needed (spare, or NULL). */
     TR_CACHE_ALIGNED pthread_mutex_t inject_lock;
+    tr_task *inject_list_head;
+    tr_task *inject_list_tail;
+    tr_atomic(size_t) inject_len;
     inject_seg *inject_first;
     inject_seg *inject_last;
     inject_seg *inject_spare;
     uint32_t inject_head; /* next to take, in inject_first */
     uint32_t inject_tail; /* next free, in inject_last */
-    tr_atomic(size_t) inject_len;
 
     /* The watchdog's own: each worker as it was at the last look, the
      * time to the next look in ms (see watchdog_main), and when the last
@@ -343,13 +341,10 @@ tr__sched_create(unsigned n, size_t local_size, tr_run_fn run, void *arg,
     s->workers = tr__calloc_aligned(sizeof(tr_worker) * n);
     s->idle_set = tr__calloc(sizeof(unsigned) * n);
     s->wd = tr__calloc(sizeof(wd_seen) * n);
-    s->inject_first = tr__alloc(sizeof(inject_seg));
-    if (s->workers == NULL || s->idle_set == NULL || s->wd == NULL ||
-        s->inject_first == NULL) {
+    if (s->workers == NULL || s->idle_set == NULL || s->wd == NULL) {
         tr__free_aligned(s->workers, sizeof(tr_worker) * n);
         tr__free(s->idle_set, sizeof(unsigned) * n);
         tr__free(s->wd, sizeof(wd_seen) * n);
-        tr__free(s->inject_first, sizeof(inject_seg));
         tr__free_aligned(s, sizeof(*s));
         return TR_ENOMEM;
     }
@@ -360,8 +355,6 @@ tr__sched_create(unsigned n, size_t local_size, tr_run_fn run, void *arg,
     tr_init_relaxed(&s->nsearching, 0);
     tr_init_relaxed(&s->nidle, 0);
     tr_init_relaxed(&s->stopping, false);
-    seg_reset(s->inject_first);
-    s->inject_last = s->inject_first;
     tr_init_relaxed(&s->inject_len, 0);
     pthread_mutex_init(&s->idle_lock, NULL);
     pthread_mutex_init(&s->inject_lock, NULL);
@@ -405,122 +398,116 @@ tr__sched_create(unsigned n, size_t local_size, tr_run_fn run, void *arg,
 
 /* ---- inject queue ---- */
 
-/* inject_lock held: a segment to follow the last, or NULL when none can be
- * had. */
-static inject_seg *
-seg_take(tr_sched *s)
-{
-    inject_seg *g = s->inject_spare;
-
-    if (g != NULL) {
-        s->inject_spare = NULL;
-    } else if ((g = tr__alloc(sizeof(*g))) == NULL) {
-        return NULL;
-    }
-    seg_reset(g);
-    return g;
-}
-
-/* inject_lock held: where the slots of `g`, a queued segment, end. */
-static uint32_t
-seg_end(const tr_sched *s, const inject_seg *g)
-{
-    return g == s->inject_last ? s->inject_tail : INJECT_SEG_CAP;
-}
-
-/* inject_lock held: queue `t` at the back. */
+/* inject_lock held: append `t` to the list. */
 static void
-inject_put(tr_sched *s, tr_task *t)
+list_put(tr_sched *s, tr_task *t)
+{
+    t->next = NULL;
+    if (s->inject_list_tail != NULL) {
+        s->inject_list_tail->next = t;
+    } else {
+        s->inject_list_head = t;
+    }
+    s->inject_list_tail = t;
+}
+
+/* inject_lock held: append `t` to the segments; false when that takes a
+ * segment and none can be had. */
+static bool
+seg_put(tr_sched *s, tr_task *t)
 {
     inject_seg *g = s->inject_last;
 
-    if (s->inject_tail == INJECT_SEG_CAP && g == s->inject_first &&
-        s->inject_head == INJECT_SEG_CAP && g->over_head == NULL) {
-        /* Drained before a take saw it empty: start it over. */
-        s->inject_head = 0;
-        s->inject_tail = 0;
-    }
-    if (s->inject_tail == INJECT_SEG_CAP) {
-        inject_seg *fresh = g->over_head == NULL ? seg_take(s) : NULL;
-        if (fresh == NULL) {
-            /* Out of memory, or already queuing behind this segment:
-             * link the task in after what is there. */
-            t->next = NULL;
-            if (g->over_tail != NULL) {
-                g->over_tail->next = t;
-            } else {
-                g->over_head = t;
-            }
-            g->over_tail = t;
-            return;
+    if (g == NULL || s->inject_tail == INJECT_SEG_CAP) {
+        inject_seg *fresh = s->inject_spare;
+        if (fresh != NULL) {
+            s->inject_spare = NULL;
+        } else if ((fresh = tr__alloc(sizeof(*fresh))) == NULL) {
+            return false;
         }
-        g->next = fresh;
+        fresh->next = NULL;
+        if (g != NULL) {
+            g->next = fresh;
+        } else {
+            s->inject_first = fresh; /* inject_head is 0 */
+        }
         s->inject_last = g = fresh;
         s->inject_tail = 0;
     }
     g->task[s->inject_tail++] = t;
+    return true;
 }
 
-/* inject_lock held: take the front task, or NULL. */
+/* inject_lock held: the segments' front task, left in place, or NULL. */
 static tr_task *
-inject_take(tr_sched *s)
+seg_front(tr_sched *s)
 {
-    for (;;) {
-        inject_seg *g = s->inject_first;
-        tr_task *t;
+    inject_seg *g;
 
-        if (s->inject_head != seg_end(s, g)) {
-            return g->task[s->inject_head++];
-        }
-        if ((t = g->over_head) != NULL) {
-            g->over_head = t->next;
-            if (g->over_head == NULL) {
-                g->over_tail = NULL;
-            }
-            return t;
-        }
-        if (g->next == NULL) {
-            /* Empty: start the one segment over. */
-            s->inject_head = 0;
-            s->inject_tail = 0;
-            return NULL;
+    while ((g = s->inject_first) != NULL) {
+        uint32_t end = g == s->inject_last ? s->inject_tail : INJECT_SEG_CAP;
+        if (s->inject_head != end) {
+            return g->task[s->inject_head];
         }
         s->inject_first = g->next;
         s->inject_head = 0;
+        if (g == s->inject_last) {
+            s->inject_last = NULL;
+            s->inject_tail = 0;
+        }
         if (s->inject_spare == NULL) {
             s->inject_spare = g;
         } else {
             tr__free(g, sizeof(*g));
         }
     }
+    return NULL;
 }
 
-/* inject_lock held: the front task, left in place, or NULL. */
+/* inject_lock held: the task to take next, left in place (NULL: the queue
+ * is empty), and whether it is the list's. The list's first when
+ * `list_first`, else the segments'. */
 static tr_task *
-inject_peek(tr_sched *s)
+inject_front(tr_sched *s, bool list_first, bool *in_list)
 {
-    inject_seg *g = s->inject_first;
+    tr_task *t;
 
-    if (s->inject_head != seg_end(s, g)) {
-        return g->task[s->inject_head];
+    if (s->inject_first == NULL ||
+        (list_first && s->inject_list_head != NULL)) {
+        *in_list = true;
+        return s->inject_list_head;
     }
-    if (g->over_head != NULL) {
-        return g->over_head;
+    if ((t = seg_front(s)) != NULL) {
+        *in_list = false;
+        return t;
     }
-    /* A drained segment is followed by one not yet taken from, or by
-     * none. */
-    return g->next != NULL ? g->next->task[0] : NULL;
+    *in_list = true;
+    return s->inject_list_head;
 }
 
-/* Queue `n` tasks, oldest first; returns how many the queue holds now. */
+/* inject_lock held: take the task inject_front returned. */
+static void
+inject_drop_front(tr_sched *s, bool in_list)
+{
+    if (!in_list) {
+        s->inject_head++;
+    } else if ((s->inject_list_head = s->inject_list_head->next) == NULL) {
+        s->inject_list_tail = NULL;
+    }
+}
+
+/* Queue a plain thread's task (`overflow` false) or a ring's overflow of
+ * `n`, oldest first. Returns how many the queue holds now. */
 static size_t
-inject_push(tr_sched *s, tr_task *const *tasks, size_t n)
+inject_push(tr_sched *s, tr_task *const *tasks, size_t n, bool overflow)
 {
     size_t len;
 
     pthread_mutex_lock(&s->inject_lock);
     for (size_t i = 0; i < n; i++) {
-        inject_put(s, tasks[i]);
+        if (!overflow || !seg_put(s, tasks[i])) {
+            list_put(s, tasks[i]);
+        }
     }
     /* seq_cst: pairs with the parking worker's seq_cst nidle increment and
      * its re-check of this length (see the top comment). */
@@ -543,6 +530,8 @@ inject_pop(tr_sched *s, tr_worker *w)
     unsigned moved = 0;
     uint32_t local;
     uint32_t room;
+    bool list_first;
+    bool in_list;
 
     if (tr_load_relaxed(&s->inject_len) == 0) {
         return NULL;
@@ -550,20 +539,22 @@ inject_pop(tr_sched *s, tr_worker *w)
     local = tr__runq_len(&w->rq);
     room = local < TR_RUNQ_CAP / 2 ? TR_RUNQ_CAP / 2 - local : 0;
     pthread_mutex_lock(&s->inject_lock);
-    t = inject_take(s);
+    list_first = w->inject_list_first = !w->inject_list_first;
+    t = inject_front(s, list_first, &in_list);
     if (t != NULL) {
         size_t len = tr_load_relaxed(&s->inject_len);
         size_t share = len / s->n;
         tr_task *extra;
 
+        inject_drop_front(s, in_list);
         while (moved < share && moved < INJECT_BATCH && moved < room &&
-               (extra = inject_peek(s)) != NULL) {
+               (extra = inject_front(s, list_first, &in_list)) != NULL) {
 #ifdef TROUPE_SYSTEMATIC
             if (tr__sys_bug(TR_SYS_BUG_INJECT_DROP)) {
                 /* The bug fixed in 714427e, as a release build ran it: a
                  * push the ring refuses hands back tasks nobody places. */
                 tr_task *dropped[TR_RUNQ_SPILL];
-                (void)inject_take(s);
+                inject_drop_front(s, in_list);
                 (void)tr__runq_push(&w->rq, extra, dropped);
                 moved++;
                 continue;
@@ -572,7 +563,7 @@ inject_pop(tr_sched *s, tr_worker *w)
             if (!tr__runq_try_push(&w->rq, extra)) {
                 break;
             }
-            (void)inject_take(s);
+            inject_drop_front(s, in_list);
             moved++;
         }
         tr_store_relaxed(&s->inject_len, len - 1 - moved);
@@ -1224,11 +1215,13 @@ tr__sched_requeue(tr_worker *w, tr_task *t)
     unsigned n = 0;
     tr_task *spill[TR_RUNQ_SPILL];
 
-    TR_ASSERT(w == current_worker); /* only the owner pushes its ring */
+    /* Only the owner pushes its ring, or a test standing in for it. */
+    TR_ASSERT(w == current_worker ||
+              (current_worker == NULL && !w->sched->started));
     n = tr__runq_push(&w->rq, t, spill);
 
     if (n != 0) {
-        notify_inject(w->sched, inject_push(w->sched, spill, n));
+        notify_inject(w->sched, inject_push(w->sched, spill, n, true));
     } else if (backlogged(w)) {
         /* A worker that keeps up wakes nobody: no thief may take its
          * tasks (queue_stealable). */
@@ -1249,7 +1242,7 @@ submit_slow(tr_sched *s, tr_worker *w, tr_task *t)
         }
         return;
     }
-    notify_inject(s, inject_push(s, &t, 1));
+    notify_inject(s, inject_push(s, &t, 1, false));
 }
 
 void
@@ -1375,6 +1368,7 @@ tr__sched_sim_gather(tr_sched *s)
 {
     tr_worker *w = &s->workers[0];
     tr_task *t;
+    bool in_list;
 
     /* What the last step made runnable: its displaced LIFO tasks and
      * requeues (the ring, in order), then its LIFO slot. */
@@ -1386,7 +1380,8 @@ tr__sched_sim_gather(tr_sched *s)
     }
     /* Then what plain threads submitted, oldest first. */
     pthread_mutex_lock(&s->inject_lock);
-    while ((t = inject_take(s)) != NULL) {
+    while ((t = inject_front(s, true, &in_list)) != NULL) {
+        inject_drop_front(s, in_list);
         sim_append(s, t);
     }
     tr_store_relaxed(&s->inject_len, 0);

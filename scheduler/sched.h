@@ -58,7 +58,9 @@ tr_task *tr__sched_next_lifo(tr_worker *w);
  */
 void tr__sched_note_batch(tr_worker *w, uint64_t n);
 
-/* Worker `w` only: put `t` at the back of its own queue (fairness). */
+/* Worker `w` only (or a test standing in for the owner of a pool not
+ * started): put `t` at the back of its own queue (fairness); what a full
+ * ring hands back goes to the inject queue. */
 void tr__sched_requeue(tr_worker *w, tr_task *t);
 
 /* Stop and join the threads. Tasks still queued are not run. */

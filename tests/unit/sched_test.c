@@ -4,7 +4,7 @@
  * stuck in a long handler does not hold up the actors it made runnable
  * while another worker is idle. And the scheduler's pieces driven
  * directly: the inject queue's pop into a ring that a thief holds, and
- * its order across segments and without memory.
+ * its two halves, with and without memory.
  */
 #include "support/tr_test.h"
 
@@ -390,98 +390,180 @@ test_sched_inject_pop_into_a_ring_held_by_a_thief_loses_nothing(void **state)
 }
 
 /*
- * The inject queue, driven by a seeded walk of bursts: plain-thread pushes
- * of 1 to 700 tasks, some of them while every allocation fails, and pops
- * of 1 to 700 by worker 0 of a pool never started, each moving a batch
- * into its ring (drained at once, in order). Every task must come back
- * once and in the order it was pushed: across segments, through the list
- * the queue falls back on without memory, after it drains at any point.
- * Moving tasks while memory lasts must not write to them: their `next`
+ * The inject queue, driven by a seeded walk of bursts on worker 0 of a
+ * pool never started (the test stands in for it and for plain threads):
+ * requeues of 1 to 700 tasks, whose ring overflows into the queue's
+ * segments; plain-thread submits of 1 to 700, linked into its list; some
+ * bursts of either while every allocation fails; and pops of 1 to 700,
+ * each moving a batch into the ring, drained at once. Every task must come
+ * back once, the plain threads' in the order they were submitted, and
+ * overflow moved while memory lasts must not be written to: its `next`
  * keeps what the test put there.
  */
-enum { INJECT_WALK_TASKS = 60000, INJECT_WALK_BURST = 700 };
+enum {
+    INJECT_WALK_TASKS = 60000,
+    INJECT_WALK_BURST = 700,
+    WALK_OVERFLOW = 1, /* pushed by a requeue with memory */
+    WALK_PLAIN = 2,    /* submitted by a plain thread */
+};
+
+typedef struct inject_walk {
+    tr_sched *s;
+    tr_worker *w;
+    tr_task tasks[INJECT_WALK_TASKS];
+    unsigned char how[INJECT_WALK_TASKS];
+    int seen[INJECT_WALK_TASKS];
+    uint32_t pushed;
+    uint32_t taken;
+    uint32_t plain_next; /* the next plain task a pop may return */
+    uint64_t rng;
+} inject_walk;
 
 static uint32_t
-inject_walk_rand(uint64_t *x)
+inject_walk_rand(inject_walk *k)
 {
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    return (uint32_t)(*x >> 32);
-}
-
-static tr_task *
-inject_walk_pop(tr_sched *s, tr_task *tasks, uint32_t *taken)
-{
-    tr_worker *w = tr__sched_worker(s, 0);
-    tr_task *t = tr__worker_inject_pop(w);
-
-    if (t == NULL) {
-        return NULL;
-    }
-    for (tr_task *x = t; x != NULL; x = tr__runq_pop(tr__worker_runq(w))) {
-        if (x != &tasks[*taken]) {
-            fail_msg("popped task %td, expected %" PRIu32, x - tasks, *taken);
-        }
-        (*taken)++;
-    }
-    return t;
+    k->rng ^= k->rng << 13;
+    k->rng ^= k->rng >> 7;
+    k->rng ^= k->rng << 17;
+    return (uint32_t)(k->rng >> 32);
 }
 
 static void
-test_sched_inject_queue_keeps_order_across_segments_and_without_memory(
+inject_walk_take(inject_walk *k, tr_task *t)
+{
+    uint32_t i = (uint32_t)(t - k->tasks);
+
+    k->seen[i]++;
+    k->taken++;
+    if (k->how[i] == WALK_PLAIN) {
+        while (k->how[k->plain_next] != WALK_PLAIN) {
+            k->plain_next++;
+        }
+        if (i != k->plain_next) {
+            fail_msg("plain task %" PRIu32 " before %" PRIu32, i,
+                     k->plain_next);
+        }
+        k->plain_next++;
+    }
+}
+
+/* The owner runs what its ring holds. */
+static void
+inject_walk_drain(inject_walk *k)
+{
+    for (tr_task *t; (t = tr__runq_pop(tr__worker_runq(k->w))) != NULL;) {
+        inject_walk_take(k, t);
+    }
+}
+
+/* One pop, and the ring drained; false when the inject queue was empty. */
+static bool
+inject_walk_pop(inject_walk *k)
+{
+    tr_task *t = tr__worker_inject_pop(k->w);
+
+    if (t == NULL) {
+        return false;
+    }
+    inject_walk_take(k, t);
+    inject_walk_drain(k);
+    return true;
+}
+
+static void
+inject_walk_push(inject_walk *k, uint32_t n, bool plain, bool lean)
+{
+    if (lean) {
+        /* What overflows now goes to the list: only this burst's tasks. */
+        inject_walk_drain(k);
+        tr__alloc_fail_after(0);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t j = k->pushed++;
+        k->how[j] = plain ? WALK_PLAIN : lean ? 0 : WALK_OVERFLOW;
+        if (plain) {
+            tr__sched_submit(k->s, &k->tasks[j]);
+        } else {
+            tr__sched_requeue(k->w, &k->tasks[j]);
+        }
+    }
+    tr__alloc_fail_after(-1);
+}
+
+static void
+test_sched_inject_queue_keeps_every_task_across_segments_and_without_memory(
     void **state)
 {
-    tr_task *tasks = calloc(INJECT_WALK_TASKS, sizeof(*tasks));
-    uint64_t rng = 0x2545f4914f6cdd1dull;
-    uint32_t pushed = 0;
-    uint32_t taken = 0;
-    uint32_t lean_from = INJECT_WALK_TASKS; /* first pushed without memory */
-    tr_sched *s;
+    inject_walk *k = calloc(1, sizeof(*k));
+    uint32_t walked;
+    uint32_t plain;
 
     (void)state;
-    assert_non_null(tasks);
+    assert_non_null(k);
+    k->rng = 0x2545f4914f6cdd1dull;
     for (uint32_t i = 0; i < INJECT_WALK_TASKS; i++) {
-        tasks[i].next = &tasks[i];
+        k->tasks[i].next = &k->tasks[i];
     }
-    assert_int_equal(tr__sched_create(2, 0, no_run, NULL, &s), TR_OK);
-    while (pushed < INJECT_WALK_TASKS) {
-        uint32_t burst =
-            (uint32_t)(inject_walk_rand(&rng) % INJECT_WALK_BURST) + 1;
-        bool lean = inject_walk_rand(&rng) % 4 == 0;
+    assert_int_equal(tr__sched_create(2, 0, no_run, NULL, &k->s), TR_OK);
+    k->w = tr__sched_worker(k->s, 0);
+    /* Leaves room for the last part. */
+    while (k->pushed < INJECT_WALK_TASKS - 4000) {
+        uint32_t n = inject_walk_rand(k) % INJECT_WALK_BURST + 1;
+        uint32_t op = inject_walk_rand(k) % 3;
+        bool lean = inject_walk_rand(k) % 5 == 0;
 
-        if (inject_walk_rand(&rng) % 2 == 0) {
-            if (burst > INJECT_WALK_TASKS - pushed) {
-                burst = INJECT_WALK_TASKS - pushed;
+        if (op == 2) {
+            while (n-- > 0 && inject_walk_pop(k)) {
             }
-            if (lean) {
-                tr__alloc_fail_after(0);
-                if (lean_from > pushed) {
-                    lean_from = pushed;
-                }
-            }
-            for (uint32_t i = 0; i < burst; i++) {
-                tr__sched_submit(s, &tasks[pushed++]);
-            }
-            tr__alloc_fail_after(-1);
         } else {
-            while (burst-- > 0 && inject_walk_pop(s, tasks, &taken) != NULL) {
+            if (n > INJECT_WALK_TASKS - 4000 - k->pushed) {
+                n = INJECT_WALK_TASKS - 4000 - k->pushed;
             }
+            inject_walk_push(k, n, op == 1, lean);
         }
-        assert_int_equal(tr__sched_inject_len(s), pushed - taken);
+        assert_int_equal(tr__sched_inject_len(k->s) +
+                             tr__runq_len(tr__worker_runq(k->w)),
+                         k->pushed - k->taken);
     }
-    while (inject_walk_pop(s, tasks, &taken) != NULL) {
+    while (inject_walk_pop(k)) {
     }
-    assert_int_equal(taken, INJECT_WALK_TASKS);
-    assert_int_equal(tr__sched_inject_len(s), 0);
-    /* Some bursts found no memory, and the tasks before the first of them
-     * went through segments alone. */
-    assert_true(lean_from > 0 && lean_from < INJECT_WALK_TASKS);
-    for (uint32_t i = 0; i < lean_from; i++) {
-        assert_ptr_equal(tasks[i].next, &tasks[i]);
+    inject_walk_drain(k);
+    assert_int_equal(k->taken, k->pushed);
+    walked = k->pushed;
+
+    /* Neither side waits on the other: a plain thread's task submitted
+     * after 2,000 tasks of overflow comes out within two pops. */
+    inject_walk_push(k, 2000, false, false);
+    inject_walk_push(k, 1, true, false);
+    plain = k->pushed - 1;
+    for (int i = 0; i < 2; i++) {
+        assert_true(inject_walk_pop(k));
     }
-    tr__sched_destroy(s);
-    free(tasks);
+    assert_int_equal(k->seen[plain], 1);
+    while (inject_walk_pop(k)) {
+    }
+    inject_walk_drain(k);
+
+    assert_int_equal(k->taken, k->pushed);
+    assert_int_equal(tr__sched_inject_len(k->s), 0);
+    for (uint32_t i = 0; i < k->pushed; i++) {
+        if (k->seen[i] != 1) {
+            fail_msg("task %" PRIu32 " taken %d times", i, k->seen[i]);
+        }
+        if (k->how[i] == WALK_OVERFLOW && k->tasks[i].next != &k->tasks[i]) {
+            fail_msg("overflow task %" PRIu32 " was written to", i);
+        }
+    }
+    /* The walk took every path: plain, overflow with memory, without. */
+    for (unsigned char how = 0; how <= WALK_PLAIN; how++) {
+        uint32_t i = 0;
+        while (i < walked && k->how[i] != how) {
+            i++;
+        }
+        assert_true(i < walked);
+    }
+    tr__sched_destroy(k->s);
+    free(k);
 }
 
 /* ---- a worker stuck in a long handler ---- */
@@ -1266,7 +1348,7 @@ main(void)
         cmocka_unit_test(
             test_sched_inject_pop_into_a_ring_held_by_a_thief_loses_nothing),
         cmocka_unit_test(
-            test_sched_inject_queue_keeps_order_across_segments_and_without_memory),
+            test_sched_inject_queue_keeps_every_task_across_segments_and_without_memory),
         cmocka_unit_test(
             test_sched_idle_worker_takes_the_lifo_task_of_a_stuck_worker),
         cmocka_unit_test(

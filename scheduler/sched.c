@@ -256,6 +256,24 @@ _Static_assert(sizeof(inject_seg) == INJECT_SEG_BYTES,
 
 enum { INJECT_SEG_CAP = sizeof(((inject_seg *)0)->task) / sizeof(tr_task *) };
 
+/* Tasks linked through `next`, oldest at `head`. */
+typedef struct task_list {
+    tr_task *head;
+    tr_task *tail;
+} task_list;
+
+static void
+task_list_append(task_list *l, tr_task *t)
+{
+    t->next = NULL;
+    if (l->tail != NULL) {
+        l->tail->next = t;
+    } else {
+        l->head = t;
+    }
+    l->tail = t;
+}
+
 struct tr_sched {
     tr_run_fn run;
     void *run_arg;
@@ -286,8 +304,7 @@ struct tr_sched {
      * other. Then the segments from first to last (both NULL when none),
      * and a drained one kept for the next needed (spare, or NULL). */
     TR_CACHE_ALIGNED pthread_mutex_t inject_lock;
-    tr_task *inject_list_head;
-    tr_task *inject_list_tail;
+    task_list inject_list;
     tr_atomic(size_t) inject_len;
     inject_seg *inject_first;
     inject_seg *inject_last;
@@ -310,8 +327,7 @@ struct tr_sched {
 
     /* Simulation (tr__sched_sim_*): the runnable tasks gathered from the
      * queues, in the order they were gathered; the driving thread only. */
-    tr_task *sim_head;
-    tr_task *sim_tail;
+    task_list sim;
     size_t sim_len;
 };
 
@@ -398,19 +414,6 @@ tr__sched_create(unsigned n, size_t local_size, tr_run_fn run, void *arg,
 
 /* ---- inject queue ---- */
 
-/* inject_lock held: append `t` to the list. */
-static void
-list_put(tr_sched *s, tr_task *t)
-{
-    t->next = NULL;
-    if (s->inject_list_tail != NULL) {
-        s->inject_list_tail->next = t;
-    } else {
-        s->inject_list_head = t;
-    }
-    s->inject_list_tail = t;
-}
-
 /* inject_lock held: append `t` to the segments; false when that takes a
  * segment and none can be had. */
 static bool
@@ -473,16 +476,16 @@ inject_front(tr_sched *s, bool list_first, bool *in_list)
     tr_task *t;
 
     if (s->inject_first == NULL ||
-        (list_first && s->inject_list_head != NULL)) {
+        (list_first && s->inject_list.head != NULL)) {
         *in_list = true;
-        return s->inject_list_head;
+        return s->inject_list.head;
     }
     if ((t = seg_front(s)) != NULL) {
         *in_list = false;
         return t;
     }
     *in_list = true;
-    return s->inject_list_head;
+    return s->inject_list.head;
 }
 
 /* inject_lock held: take the task inject_front returned. */
@@ -491,8 +494,8 @@ inject_drop_front(tr_sched *s, bool in_list)
 {
     if (!in_list) {
         s->inject_head++;
-    } else if ((s->inject_list_head = s->inject_list_head->next) == NULL) {
-        s->inject_list_tail = NULL;
+    } else if ((s->inject_list.head = s->inject_list.head->next) == NULL) {
+        s->inject_list.tail = NULL;
     }
 }
 
@@ -506,7 +509,7 @@ inject_push(tr_sched *s, tr_task *const *tasks, size_t n, bool overflow)
     pthread_mutex_lock(&s->inject_lock);
     for (size_t i = 0; i < n; i++) {
         if (!overflow || !seg_put(s, tasks[i])) {
-            list_put(s, tasks[i]);
+            task_list_append(&s->inject_list, tasks[i]);
         }
     }
     /* seq_cst: pairs with the parking worker's seq_cst nidle increment and
@@ -1353,13 +1356,7 @@ tr__worker_runq(tr_worker *w)
 static void
 sim_append(tr_sched *s, tr_task *t)
 {
-    t->next = NULL;
-    if (s->sim_tail != NULL) {
-        s->sim_tail->next = t;
-    } else {
-        s->sim_head = t;
-    }
-    s->sim_tail = t;
+    task_list_append(&s->sim, t);
     s->sim_len++;
 }
 
@@ -1392,14 +1389,14 @@ tr__sched_sim_gather(tr_sched *s)
 tr_task *
 tr__sched_sim_at(tr_sched *s, tr_task *prev)
 {
-    return prev != NULL ? prev->next : s->sim_head;
+    return prev != NULL ? prev->next : s->sim.head;
 }
 
 tr_task *
 tr__sched_sim_take(tr_sched *s, size_t i)
 {
     tr_task *prev = NULL;
-    tr_task *t = s->sim_head;
+    tr_task *t = s->sim.head;
 
     TR_ASSERT(i < s->sim_len);
     while (i-- > 0) {
@@ -1409,10 +1406,10 @@ tr__sched_sim_take(tr_sched *s, size_t i)
     if (prev != NULL) {
         prev->next = t->next;
     } else {
-        s->sim_head = t->next;
+        s->sim.head = t->next;
     }
-    if (s->sim_tail == t) {
-        s->sim_tail = prev;
+    if (s->sim.tail == t) {
+        s->sim.tail = prev;
     }
     s->sim_len--;
     t->next = NULL;

@@ -31,17 +31,12 @@ for ((r = 0; r < rounds; r++)); do
         echo "$r $c $line" >>"$out"
     done
 done
-awk -v first="$1" -v bench="$bench" '
-function field(name,   i, kv) {
-    for (i = 3; i <= NF; i++)
-        if (index($i, name "=") == 1) { split($i, kv, "="); return kv[2] }
-    return ""
-}
+awk -v first="$1" -v bench="$bench" "$(<"$(dirname "$0")/stats.awk")"'
 function sort(v, n,   i, j, t) {
     for (i = 2; i <= n; i++)
         for (j = i; j > 1 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
 }
-function median(v, n) { sort(v, n); return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }
+function amedian(v, n) { sort(v, n); return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }
 function topmean(c,   v, n, i, k, s) {
     n = 0
     for (i = 0; i < R; i++) if ((c, i) in rate) v[++n] = rate[c, i]
@@ -67,7 +62,7 @@ END {
             if ((first, i) in rate) w[++q] = rate[c, i] / rate[first, i]
         }
         printf "%s %s: median %.3g M/s; paired %.3f; fastest fifth %.3f;%s", \
-            bench, c, median(v, n) / 1e6, median(w, q), topmean(c) / topmean(first), mem[c]
+            bench, c, amedian(v, n) / 1e6, amedian(w, q), topmean(c) / topmean(first), mem[c]
         if (failed[c]) printf "; %d runs failed", failed[c]
         printf "\n"
         delete v; delete w

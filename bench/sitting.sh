@@ -42,18 +42,7 @@ for b in $benches; do
         done
     done
 done
-awk '
-function field(name,   i, kv) {
-    for (i = 4; i <= NF; i++)
-        if (index($i, name "=") == 1) { split($i, kv, "="); return kv[2] }
-    return ""
-}
-function median(list,   n, v, i, j, t) {
-    n = split(list, v, " ")
-    for (i = 2; i <= n; i++)
-        for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
-    return n ? v[int((n + 1) / 2)] : ""
-}
+awk "$(<"$(dirname "$0")/stats.awk")"'
 {
     k = $1 " " $2 " " $3
     if (!(k in seen)) { seen[k] = 1; order[++n] = k }

@@ -467,36 +467,86 @@ seg_front(tr_sched *s)
     return NULL;
 }
 
-/* inject_lock held: the task to take next, left in place (NULL: the queue
- * is empty), and whether it is the list's. The list's first when
- * `list_first`, else the segments'. */
+/* inject_lock held: take the list's front task, or NULL. */
 static tr_task *
-inject_front(tr_sched *s, bool list_first, bool *in_list)
+list_take(tr_sched *s)
 {
-    tr_task *t;
+    tr_task *t = s->inject_list.head;
 
-    if (s->inject_first == NULL ||
-        (list_first && s->inject_list.head != NULL)) {
-        *in_list = true;
-        return s->inject_list.head;
-    }
-    if ((t = seg_front(s)) != NULL) {
-        *in_list = false;
-        return t;
-    }
-    *in_list = true;
-    return s->inject_list.head;
-}
-
-/* inject_lock held: take the task inject_front returned. */
-static void
-inject_drop_front(tr_sched *s, bool in_list)
-{
-    if (!in_list) {
-        s->inject_head++;
-    } else if ((s->inject_list.head = s->inject_list.head->next) == NULL) {
+    if (t != NULL && (s->inject_list.head = t->next) == NULL) {
         s->inject_list.tail = NULL;
     }
+    return t;
+}
+
+/* inject_lock held: take the segments' front task, or NULL. */
+static tr_task *
+seg_take(tr_sched *s)
+{
+    tr_task *t = seg_front(s);
+
+    if (t != NULL) {
+        s->inject_head++;
+    }
+    return t;
+}
+
+/* Move `t` from the inject queue into `w`'s ring; false when the ring
+ * refuses it (a thief still copying holds its room). */
+static bool
+inject_to_ring(tr_worker *w, tr_task *t)
+{
+#ifdef TROUPE_SYSTEMATIC
+    if (tr__sys_bug(TR_SYS_BUG_INJECT_DROP)) {
+        /* The bug fixed in 714427e, as a release build ran it: a push the
+         * ring refuses hands back tasks nobody places. */
+        tr_task *dropped[TR_RUNQ_SPILL];
+        (void)tr__runq_push(&w->rq, t, dropped);
+        return true;
+    }
+#endif
+    return tr__runq_try_push(&w->rq, t);
+}
+
+/* inject_lock held: move up to `max` of the list's tasks into `w`'s ring,
+ * oldest first; returns how many. */
+static unsigned
+list_move(tr_sched *s, tr_worker *w, unsigned max)
+{
+    tr_task *t = s->inject_list.head;
+    unsigned moved = 0;
+
+    while (moved < max && t != NULL) {
+        /* Read before the push: a thief may run it from then on. */
+        tr_task *after = t->next;
+        if (!inject_to_ring(w, t)) {
+            break;
+        }
+        t = after;
+        moved++;
+    }
+    s->inject_list.head = t;
+    if (t == NULL) {
+        s->inject_list.tail = NULL;
+    }
+    return moved;
+}
+
+/* inject_lock held: as list_move, from the segments. */
+static unsigned
+seg_move(tr_sched *s, tr_worker *w, unsigned max)
+{
+    tr_task *t;
+    unsigned moved = 0;
+
+    while (moved < max && (t = seg_front(s)) != NULL) {
+        if (!inject_to_ring(w, t)) {
+            break;
+        }
+        s->inject_head++;
+        moved++;
+    }
+    return moved;
 }
 
 /* Queue a plain thread's task (`overflow` false) or a ring's overflow of
@@ -534,7 +584,6 @@ inject_pop(tr_sched *s, tr_worker *w)
     uint32_t local;
     uint32_t room;
     bool list_first;
-    bool in_list;
 
     if (tr_load_relaxed(&s->inject_len) == 0) {
         return NULL;
@@ -543,31 +592,22 @@ inject_pop(tr_sched *s, tr_worker *w)
     room = local < TR_RUNQ_CAP / 2 ? TR_RUNQ_CAP / 2 - local : 0;
     pthread_mutex_lock(&s->inject_lock);
     list_first = w->inject_list_first = !w->inject_list_first;
-    t = inject_front(s, list_first, &in_list);
+    t = list_first ? list_take(s) : NULL;
+    if (t == NULL && (t = seg_take(s)) == NULL && !list_first) {
+        t = list_take(s);
+    }
     if (t != NULL) {
         size_t len = tr_load_relaxed(&s->inject_len);
         size_t share = len / s->n;
-        tr_task *extra;
+        unsigned max = share < INJECT_BATCH ? (unsigned)share : INJECT_BATCH;
 
-        inject_drop_front(s, in_list);
-        while (moved < share && moved < INJECT_BATCH && moved < room &&
-               (extra = inject_front(s, list_first, &in_list)) != NULL) {
-#ifdef TROUPE_SYSTEMATIC
-            if (tr__sys_bug(TR_SYS_BUG_INJECT_DROP)) {
-                /* The bug fixed in 714427e, as a release build ran it: a
-                 * push the ring refuses hands back tasks nobody places. */
-                tr_task *dropped[TR_RUNQ_SPILL];
-                inject_drop_front(s, in_list);
-                (void)tr__runq_push(&w->rq, extra, dropped);
-                moved++;
-                continue;
-            }
-#endif
-            if (!tr__runq_try_push(&w->rq, extra)) {
-                break;
-            }
-            inject_drop_front(s, in_list);
-            moved++;
+        if (max > room) {
+            max = room;
+        }
+        moved = list_first ? list_move(s, w, max) : seg_move(s, w, max);
+        if (moved < max) {
+            moved += list_first ? seg_move(s, w, max - moved)
+                                : list_move(s, w, max - moved);
         }
         tr_store_relaxed(&s->inject_len, len - 1 - moved);
     }
@@ -1365,7 +1405,6 @@ tr__sched_sim_gather(tr_sched *s)
 {
     tr_worker *w = &s->workers[0];
     tr_task *t;
-    bool in_list;
 
     /* What the last step made runnable: its displaced LIFO tasks and
      * requeues (the ring, in order), then its LIFO slot. */
@@ -1377,8 +1416,7 @@ tr__sched_sim_gather(tr_sched *s)
     }
     /* Then what plain threads submitted, oldest first. */
     pthread_mutex_lock(&s->inject_lock);
-    while ((t = inject_front(s, true, &in_list)) != NULL) {
-        inject_drop_front(s, in_list);
+    while ((t = list_take(s)) != NULL || (t = seg_take(s)) != NULL) {
         sim_append(s, t);
     }
     tr_store_relaxed(&s->inject_len, 0);

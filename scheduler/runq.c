@@ -32,9 +32,9 @@
  *     and `t` stays with the caller (the inject queue keeps it there).
  *   - tr__runq_push never fails to place `t`: it stores it, or hands it
  *     back in `spill` (with half the ring when no thief is at work, alone
- *     when one is) for the caller to move to the inject queue. take_half's CAS
- * claims its slots against thieves exactly as a thief does; if a thief got in
- *     first the push starts over, having moved nothing.
+ *     when one is) for the caller to move to the inject queue. take_half's
+ *     CAS claims its slots against thieves exactly as a thief does; if a
+ *     thief got in first the push starts over, having moved nothing.
  *   - A steal claims at most the room its destination has (by the
  *     destination's own `steal`, which another thief of that ring may hold
  *     back) plus one, the task it returns instead of storing. So copying

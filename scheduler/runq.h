@@ -11,8 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* A schedulable unit; the actor embeds it. `next` links free slots and the
- * lists that stand in for queues when memory runs out. */
+/* A schedulable unit; the actor embeds it. `next` links free slots, the
+ * inject queue's list (sched.c) and the simulation's runnable list. */
 typedef struct tr_task {
     struct tr_task *next;
 } tr_task;

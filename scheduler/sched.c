@@ -580,7 +580,6 @@ static tr_task *
 inject_pop(tr_sched *s, tr_worker *w)
 {
     tr_task *t;
-    unsigned moved = 0;
     uint32_t local;
     uint32_t room;
     bool list_first;
@@ -600,6 +599,7 @@ inject_pop(tr_sched *s, tr_worker *w)
         size_t len = tr_load_relaxed(&s->inject_len);
         size_t share = len / s->n;
         unsigned max = share < INJECT_BATCH ? (unsigned)share : INJECT_BATCH;
+        unsigned moved;
 
         if (max > room) {
             max = room;

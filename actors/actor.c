@@ -101,6 +101,13 @@ state_alloc(tr_wlocal *wl, size_t size)
         void *p = wl->states[k];
         memcpy(&wl->states[k], p, sizeof(void *));
         wl->nstates[k]--;
+        if (wl->states[k] != NULL) {
+            __builtin_prefetch(wl->states[k], 1);
+        }
+        /* A constant size for the common one line: stores, not rep stos. */
+        if (k == 0) {
+            return memset(p, 0, TR_CACHE_LINE);
+        }
         return memset(p, 0, (k + 1) * TR_CACHE_LINE);
     }
     return tr__calloc_aligned(size);

@@ -188,6 +188,17 @@ carve(tr_table *t)
     return &chunk[index & (TR_CHUNK_LEN - 1)];
 }
 
+/* The next spawn on this worker writes the whole of `a` (NULL: none):
+ * have both its lines on the way. */
+static inline void
+prefetch_slot(const tr_actor *a)
+{
+    if (a != NULL) {
+        __builtin_prefetch(a, 1);
+        __builtin_prefetch((const char *)a + TR_CACHE_LINE, 1);
+    }
+}
+
 tr_actor *
 tr__table_take(tr_table *t, tr_wlocal *wl)
 {
@@ -197,6 +208,7 @@ tr__table_take(tr_table *t, tr_wlocal *wl)
         a = wl->free;
         wl->free = (tr_actor *)(void *)a->task.next;
         wl->nfree--;
+        prefetch_slot(wl->free);
         return a;
     }
     pthread_mutex_lock(&t->lock);

@@ -1255,13 +1255,12 @@ tr__sched_start(tr_sched *s)
 void
 tr__sched_requeue(tr_worker *w, tr_task *t)
 {
-    unsigned n = 0;
     tr_task *spill[TR_RUNQ_SPILL];
 
     /* Only the owner pushes its ring, or a test standing in for it. */
     TR_ASSERT(w == current_worker ||
               (current_worker == NULL && !w->sched->started));
-    n = tr__runq_push(&w->rq, t, spill);
+    unsigned n = tr__runq_push(&w->rq, t, spill);
 
     if (n != 0) {
         notify_inject(w->sched, inject_push(w->sched, spill, n, true));
